@@ -1,0 +1,182 @@
+// Leader election through the sidecar: `campaign()` joins as a candidate and
+// reports events as callbacks and as an async iterator; `observe()` follows
+// the leader without campaigning.
+import { status, type ClientReadableStream } from "@grpc/grpc-js";
+import type { CampaignResponse, ElectionServiceClient, ObserveResponse } from "./gen/metaparticle/sync/v1/election_service.js";
+import { EventQueue, LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, toDuration } from "./internal.js";
+
+export interface Leader {
+  /** The leading candidate, or "" when nobody leads. */
+  readonly leader: string;
+  readonly value: string;
+  readonly term: number;
+}
+
+/** One term of leadership; `signal` aborts (reason: LostError) when it ends. */
+export interface Leadership {
+  readonly term: number;
+  readonly signal: AbortSignal;
+}
+
+export type CampaignEvent =
+  | { readonly type: "elected"; readonly term: number; readonly signal: AbortSignal }
+  | { readonly type: "deposed"; readonly term: number; readonly reason: string; readonly message: string }
+  | ({ readonly type: "leader-changed" } & Leader);
+
+export interface CampaignOptions {
+  /** This candidate's name, shown as the leader; default MSYNC_CANDIDATE, POD_NAME or host/pid. */
+  readonly candidate?: string;
+  /** Value proclaimed when elected, e.g. this candidate's address. */
+  readonly value?: string;
+  /** Lease duration in ms, whole seconds; default the daemon's (15 s). */
+  readonly leaseDuration?: number;
+  /** Ends the campaign (giving up leadership) when it aborts. */
+  readonly signal?: AbortSignal;
+  onElected?(leadership: Leadership): void;
+  onDeposed?(term: number, reason: string, message: string): void;
+  onLeaderChanged?(leader: Leader): void;
+}
+
+/**
+ * A running campaign. A deposed candidate stays in the campaign and may be
+ * elected again; it ends with `resign()`, `close()`, dispose, or `signal`.
+ */
+export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
+  private readonly call: ClientReadableStream<CampaignResponse>;
+  private readonly events: EventQueue<CampaignEvent>;
+  private current: { term: number; controller: AbortController } | undefined;
+  private readonly watchdog: Watchdog;
+  private settle!: { resolve(): void; reject(err: unknown): void };
+  /** Resolves when the campaign ends normally; rejects if the sidecar ended it with an error. */
+  readonly done: Promise<void>;
+
+  constructor(
+    private readonly client: ElectionServiceClient,
+    readonly name: string,
+    readonly candidate: string,
+    private readonly options: CampaignOptions,
+  ) {
+    this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.done.catch(() => {}); // observed through `done` or the iterator, not as an unhandled rejection
+    this.events = new EventQueue(() => this.close());
+    this.watchdog = new Watchdog(() =>
+      this.depose("heartbeat-timeout", "no heartbeat from the sidecar before leadership stopped being valid"),
+    );
+    this.call = client.campaign({
+      name,
+      candidate,
+      value: options.value ?? "",
+      leaseDuration: options.leaseDuration === undefined ? undefined : toDuration(options.leaseDuration),
+    });
+    this.call.on("data", (message: CampaignResponse) => this.onMessage(message));
+    this.call.on("error", (err: Error & { code?: number }) =>
+      this.finish(err.code === status.CANCELLED ? undefined : SyncClientError.from(err)),
+    );
+    this.call.on("end", () => this.finish());
+    options.signal?.addEventListener("abort", () => this.close(), { once: true });
+  }
+
+  /** The current term of leadership, if this candidate leads. */
+  get leadership(): Leadership | undefined {
+    return this.current === undefined ? undefined : { term: this.current.term, signal: this.current.controller.signal };
+  }
+
+  get leading(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** Publishes a new value to observers; only while leading. */
+  proclaim(value: string): Promise<void> {
+    const term = this.requireLeading("proclaim");
+    return new Promise((resolve, reject) =>
+      this.client.proclaim({ name: this.name, term, value }, (err) => (err ? reject(SyncClientError.from(err)) : resolve())),
+    );
+  }
+
+  /** Steps down now and ends the campaign; another candidate is elected at once. */
+  async resign(): Promise<void> {
+    const term = this.requireLeading("resign");
+    await new Promise<void>((resolve, reject) =>
+      this.client.resign({ name: this.name, term }, (err) => (err ? reject(SyncClientError.from(err)) : resolve())),
+    );
+    this.depose("resigned", "this candidate resigned");
+  }
+
+  /** Leaves the campaign, giving up leadership at once if leading. */
+  close(): void {
+    this.depose("resigned", "the campaign was closed");
+    this.call.cancel();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.done.catch(() => {});
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<CampaignEvent> {
+    return this.events;
+  }
+
+  private onMessage(message: CampaignResponse): void {
+    const event = message.event;
+    switch (event?.$case) {
+      case "elected": {
+        this.depose("taken-over", "elected again with a new term");
+        const controller = new AbortController();
+        this.current = { term: event.value.term, controller };
+        this.watchdog.extend(fromDuration(event.value.validFor));
+        const leadership = { term: event.value.term, signal: controller.signal };
+        this.options.onElected?.(leadership);
+        this.events.push({ type: "elected", ...leadership });
+        return;
+      }
+      case "renewed":
+        if (this.current !== undefined) this.watchdog.extend(fromDuration(event.value.validFor));
+        return;
+      case "deposed":
+        if (this.current?.term === event.value.term) this.depose(lossReasonNames[event.value.reason] ?? "unknown", event.value.message);
+        return;
+      case "leaderChanged": {
+        const leader = { leader: event.value.leader, value: event.value.value, term: event.value.term };
+        this.options.onLeaderChanged?.(leader);
+        this.events.push({ type: "leader-changed", ...leader });
+        return;
+      }
+    }
+  }
+
+  /** Ends the current term, if any, on this side: abort its signal and report it. */
+  private depose(reason: string, message: string): void {
+    const current = this.current;
+    if (current === undefined) return;
+    this.current = undefined;
+    this.watchdog.stop();
+    current.controller.abort(new LostError(reason, message));
+    this.options.onDeposed?.(current.term, reason, message);
+    this.events.push({ type: "deposed", term: current.term, reason, message });
+  }
+
+  private finish(error?: SyncClientError): void {
+    this.depose("stream-ended", error?.message ?? "the campaign ended");
+    this.events.close(error);
+    if (error === undefined) this.settle.resolve();
+    else this.settle.reject(error);
+  }
+
+  private requireLeading(action: string): number {
+    if (this.current === undefined)
+      throw new SyncClientError(status.FAILED_PRECONDITION, `cannot ${action} election ${this.name}: this candidate is not the leader`);
+    return this.current.term;
+  }
+}
+
+/** Streams the current leader at once and then every change; stops when the loop exits or `signal` aborts. */
+export function observe(client: ElectionServiceClient, name: string, signal?: AbortSignal): AsyncIterableIterator<Leader> {
+  const call = client.observe({ name });
+  const queue = new EventQueue<Leader>(() => call.cancel());
+  call.on("data", (message: ObserveResponse) => queue.push({ leader: message.leader, value: message.value, term: message.term }));
+  call.on("error", (err: Error & { code?: number }) => queue.close(err.code === status.CANCELLED ? undefined : SyncClientError.from(err)));
+  call.on("end", () => queue.close());
+  signal?.addEventListener("abort", () => call.cancel(), { once: true });
+  return queue;
+}

@@ -1,0 +1,7 @@
+// metaparticle-sync-client: distributed locks with fencing tokens and leader
+// election, through the metaparticle-sync sidecar on loopback.
+export { SyncClient, DEFAULT_ADDRESS, type SyncClientOptions, type LockInfo, type ReadOptions } from "./client.js";
+export { Lock, LeasedLock, type LockOptions } from "./lock.js";
+export { Campaign, type CampaignEvent, type CampaignOptions, type Leader, type Leadership } from "./election.js";
+export { SyncClientError, LostError } from "./internal.js";
+export { status } from "@grpc/grpc-js";

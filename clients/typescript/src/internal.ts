@@ -1,0 +1,133 @@
+// Small pieces shared by the client's lock and election wrappers.
+import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import type { Duration } from "./gen/google/protobuf/duration.js";
+
+export function toDuration(ms: number): Duration {
+  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`durations must be finite and not negative, got ${ms} ms`);
+  const whole = Math.round(ms);
+  return { seconds: Math.floor(whole / 1000), nanos: (whole % 1000) * 1_000_000 };
+}
+
+export function fromDuration(duration: Duration | undefined): number {
+  return duration === undefined ? 0 : duration.seconds * 1000 + duration.nanos / 1e6;
+}
+
+/** A failed call to the daemon, with its gRPC status code and, for bad input, the field at fault. */
+export class SyncClientError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = "SyncClientError";
+  }
+
+  static from(err: unknown): SyncClientError {
+    if (err instanceof SyncClientError) return err;
+    const service = err as Partial<ServiceError>;
+    if (typeof service.code === "number") {
+      const field = service.metadata instanceof Metadata ? service.metadata.get("field")[0] : undefined;
+      return new SyncClientError(
+        service.code,
+        `${status[service.code]}: ${service.details ?? service.message}`,
+        field === undefined ? undefined : String(field),
+      );
+    }
+    return new SyncClientError(status.UNKNOWN, err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** Why a lock or leadership ended: the reason of the AbortSignal that fires. */
+export class LostError extends Error {
+  constructor(
+    /** "renew-deadline-exceeded", "taken-over", "shutdown", "deleted", "heartbeat-timeout", "stream-ended" or "released". */
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "LostError";
+  }
+}
+
+/**
+ * The client's own deadline (DESIGN 3.1): a daemon that froze or died
+ * cannot say the lease is lost, so if no heartbeat arrives before the last
+ * `valid_for` runs out, on this process's monotonic clock, the holder is told
+ * to stop by this watchdog instead.
+ */
+export class Watchdog {
+  private timer: NodeJS.Timeout | undefined;
+  /** performance.now() by which the next heartbeat must arrive. */
+  deadline = 0;
+
+  constructor(private readonly onExpired: () => void) {}
+
+  extend(validForMs: number): void {
+    clearTimeout(this.timer);
+    this.deadline = performance.now() + validForMs;
+    this.timer = setTimeout(this.onExpired, validForMs);
+    this.timer.unref?.();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+export const lossReasonNames: Record<number, string> = {
+  1: "renew-deadline-exceeded",
+  2: "taken-over",
+  3: "shutdown",
+  4: "deleted",
+};
+
+/** A queue of events read with `for await`; `close` ends the iteration, `fail` makes it throw. */
+export class EventQueue<T> implements AsyncIterableIterator<T> {
+  private readonly items: T[] = [];
+  private waiting: { resolve(result: IteratorResult<T>): void; reject(err: unknown): void } | undefined;
+  private ended = false;
+  private error: unknown;
+
+  constructor(private readonly onReturn: () => void = () => {}) {}
+
+  push(item: T): void {
+    if (this.ended) return;
+    if (this.waiting !== undefined) {
+      const waiting = this.waiting;
+      this.waiting = undefined;
+      waiting.resolve({ value: item, done: false });
+    } else {
+      this.items.push(item);
+    }
+  }
+
+  close(error?: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.error = error;
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting === undefined) return;
+    if (error === undefined) waiting.resolve({ value: undefined, done: true });
+    else waiting.reject(error);
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift()!, done: false });
+    if (this.ended) return this.error === undefined ? Promise.resolve({ value: undefined, done: true }) : Promise.reject(this.error);
+    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
+  }
+
+  /** Called when a `for await` loop exits early: stop the source. */
+  return(): Promise<IteratorResult<T>> {
+    this.onReturn();
+    this.close();
+    this.items.length = 0;
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+}

@@ -1,0 +1,258 @@
+// The daemon's settings, from command-line flags and environment variables,
+// validated before anything starts; an error names the setting at fault. One
+// table defines every setting, and `--help` and the README's table follow it.
+import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
+
+export type Backend = "memory" | "kubernetes";
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface Config {
+  /** host:port of the gRPC server. Loopback by default: the app is in the same pod. */
+  readonly listen: string;
+  readonly backend: Backend;
+  /** How the backend was chosen, for the start-up log. */
+  readonly backendReason: string;
+  /** Path of a kubeconfig; unset in a pod, where the service account is used. */
+  readonly kubeconfig: string | undefined;
+  /** Namespace of the managed Leases: the daemon's own, never chosen by a request. */
+  readonly namespace: string;
+  /** Stable name of this daemon (the pod name); a per-process id is appended. */
+  readonly identity: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly leasePrefix: string;
+  readonly keepaliveMs: number;
+  readonly shutdownTimeoutMs: number;
+  /** host:port of the Prometheus metrics endpoint; "" disables it. */
+  readonly metricsListen: string;
+  readonly logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  constructor(setting: string, problem: string) {
+    super(`${setting}: ${problem}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Where a daemon in a pod finds its service account. */
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+interface Setting {
+  readonly flag: string;
+  readonly env: readonly string[];
+  readonly help: string;
+  readonly fallback: string;
+}
+
+/** Every setting: its flag, the environment variables read in order, and its default. */
+export const SETTINGS = {
+  listen: {
+    flag: "listen",
+    env: ["MSYNC_LISTEN"],
+    help: "gRPC listen address (host:port); keep it on loopback in a pod",
+    fallback: "127.0.0.1:13131",
+  },
+  backend: {
+    flag: "backend",
+    env: ["MSYNC_BACKEND"],
+    help: "where leases live: kubernetes, memory, or auto (kubernetes in a pod or with a kubeconfig, else memory)",
+    fallback: "auto",
+  },
+  kubeconfig: { flag: "kubeconfig", env: ["KUBECONFIG"], help: "kubeconfig file to use outside a pod", fallback: "" },
+  namespace: {
+    flag: "namespace",
+    env: ["MSYNC_NAMESPACE", "POD_NAMESPACE"],
+    help: "namespace of the Leases (default: the pod's, else the kubeconfig context's, else default)",
+    fallback: "",
+  },
+  identity: {
+    flag: "identity",
+    env: ["MSYNC_IDENTITY", "POD_NAME"],
+    help: "name of this daemon, usually the pod name (default: host name)",
+    fallback: "",
+  },
+  leaseDuration: { flag: "lease-duration", env: ["MSYNC_LEASE_DURATION"], help: "default lease duration, whole seconds", fallback: "15s" },
+  renewDeadline: {
+    flag: "renew-deadline",
+    env: ["MSYNC_RENEW_DEADLINE"],
+    help: "how long a holder acts without a successful renewal, at the default lease; shorter leases scale it",
+    fallback: "10s",
+  },
+  leasePrefix: { flag: "lease-prefix", env: ["MSYNC_LEASE_PREFIX"], help: "prefix of managed Lease names", fallback: "msync-" },
+  keepalive: {
+    flag: "keepalive",
+    env: ["MSYNC_KEEPALIVE"],
+    help: "ping interval that detects clients that stopped answering",
+    fallback: "10s",
+  },
+  shutdownTimeout: {
+    flag: "shutdown-timeout",
+    env: ["MSYNC_SHUTDOWN_TIMEOUT"],
+    help: "longest time SIGTERM takes to release everything and exit",
+    fallback: "10s",
+  },
+  metricsListen: {
+    flag: "metrics-listen",
+    env: ["MSYNC_METRICS_LISTEN"],
+    help: "Prometheus metrics address (host:port); empty disables",
+    fallback: "",
+  },
+  logLevel: { flag: "log-level", env: ["MSYNC_LOG_LEVEL"], help: "fatal, error, warn, info, debug or trace", fallback: "info" },
+} as const satisfies Record<string, Setting>;
+
+type SettingName = keyof typeof SETTINGS;
+
+export interface Environment {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Reads a file if it exists; injected so tests need no pod. */
+  readonly readFile: (path: string) => string | undefined;
+}
+
+export const processEnvironment: Environment = {
+  argv: process.argv.slice(2),
+  env: process.env,
+  readFile: (path) => (existsSync(path) ? readFileSync(path, "utf8") : undefined),
+};
+
+export function helpText(): string {
+  const lines = ["Usage: metaparticle-sync-daemon [flags]", "", "Flags (each also read from the environment variable shown):"];
+  for (const setting of Object.values(SETTINGS) as Setting[]) {
+    lines.push(`  --${setting.flag}=VALUE`.padEnd(30) + `${setting.help}`);
+    lines.push(" ".repeat(30) + `env ${setting.env.join(", ")}; default ${setting.fallback === "" ? "(none)" : setting.fallback}`);
+  }
+  return lines.join("\n");
+}
+
+/** Parses and checks every setting. Throws ConfigError naming the first bad one. */
+export function loadConfig(environment: Environment = processEnvironment): Config {
+  const flags = parseFlags(environment.argv);
+  const raw = (name: SettingName): { value: string; from: string } => {
+    const setting: Setting = SETTINGS[name];
+    if (flags.has(setting.flag)) return { value: flags.get(setting.flag)!, from: `--${setting.flag}` };
+    for (const variable of setting.env) {
+      const value = environment.env[variable];
+      if (value !== undefined && value !== "") return { value, from: variable };
+    }
+    return { value: setting.fallback, from: `--${setting.flag}` };
+  };
+
+  const listen = raw("listen");
+  checkAddress(listen.value, listen.from);
+  const metrics = raw("metricsListen");
+  if (metrics.value !== "") checkAddress(metrics.value, metrics.from);
+
+  const lease = raw("leaseDuration");
+  const leaseDurationMs = parseDuration(lease.value, lease.from);
+  if (leaseDurationMs < 1000 || leaseDurationMs > 3_600_000 || leaseDurationMs % 1000 !== 0) {
+    throw new ConfigError(lease.from, `must be whole seconds between 1s and 3600s, got ${lease.value}`);
+  }
+  const deadline = raw("renewDeadline");
+  const renewDeadlineMs = parseDuration(deadline.value, deadline.from);
+  if (renewDeadlineMs <= 0 || renewDeadlineMs >= leaseDurationMs) {
+    throw new ConfigError(deadline.from, `must be positive and shorter than the lease duration (${lease.value}), got ${deadline.value}`);
+  }
+  const prefix = raw("leasePrefix");
+  if (!/^([a-z0-9][-a-z0-9.]*)?$/.test(prefix.value) || prefix.value.length > 63) {
+    throw new ConfigError(
+      prefix.from,
+      `must be lower-case letters, digits, '-' and '.', starting with a letter or digit, at most 63 characters, got ${JSON.stringify(prefix.value)}`,
+    );
+  }
+  const keepalive = raw("keepalive");
+  const keepaliveMs = parseDuration(keepalive.value, keepalive.from);
+  if (keepaliveMs < 1000) throw new ConfigError(keepalive.from, `must be at least 1s, got ${keepalive.value}`);
+  const shutdown = raw("shutdownTimeout");
+  const shutdownTimeoutMs = parseDuration(shutdown.value, shutdown.from);
+  const level = raw("logLevel");
+  const levels: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+  if (!levels.includes(level.value as LogLevel))
+    throw new ConfigError(level.from, `must be one of ${levels.join(", ")}, got ${level.value}`);
+
+  const kubeconfig = raw("kubeconfig").value || undefined;
+  const inPod = environment.readFile(`${SERVICE_ACCOUNT_DIR}/token`) !== undefined && environment.env.KUBERNETES_SERVICE_HOST !== undefined;
+  const backendSetting = raw("backend");
+  let backend: Backend;
+  let backendReason: string;
+  switch (backendSetting.value) {
+    case "kubernetes":
+    case "memory":
+      backend = backendSetting.value;
+      backendReason = `${backendSetting.from}=${backendSetting.value}`;
+      break;
+    case "auto":
+      backend = inPod || kubeconfig !== undefined ? "kubernetes" : "memory";
+      backendReason = inPod
+        ? "running in a pod"
+        : kubeconfig !== undefined
+          ? "a kubeconfig was given"
+          : "no cluster configured (no pod service account, no kubeconfig)";
+      break;
+    default:
+      throw new ConfigError(backendSetting.from, `must be kubernetes, memory or auto, got ${backendSetting.value}`);
+  }
+
+  const namespaceSetting = raw("namespace");
+  const namespace = namespaceSetting.value || environment.readFile(`${SERVICE_ACCOUNT_DIR}/namespace`)?.trim() || "";
+  if (namespace !== "" && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace)) {
+    throw new ConfigError(namespaceSetting.from, `${JSON.stringify(namespace)} is not a valid namespace name`);
+  }
+  const identitySetting = raw("identity");
+  const identity = identitySetting.value || hostname();
+  if (identity.length > 200 || /[\s]/.test(identity)) {
+    throw new ConfigError(identitySetting.from, `must be at most 200 characters without spaces, got ${JSON.stringify(identity)}`);
+  }
+
+  return {
+    listen: listen.value,
+    backend,
+    backendReason,
+    kubeconfig,
+    namespace,
+    identity,
+    leaseDurationMs,
+    renewDeadlineMs,
+    leasePrefix: prefix.value,
+    keepaliveMs,
+    shutdownTimeoutMs,
+    metricsListen: metrics.value,
+    logLevel: level.value as LogLevel,
+  };
+}
+
+function parseFlags(argv: readonly string[]): Map<string, string> {
+  const known = new Set<string>(Object.values(SETTINGS).map((s) => s.flag));
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) throw new ConfigError(arg, "unexpected argument; settings are given as --name=value");
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    if (!known.has(name)) throw new ConfigError(`--${name}`, "unknown flag; see --help");
+    let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
+    if (value === undefined) {
+      value = argv[i + 1];
+      if (value === undefined || value.startsWith("--")) throw new ConfigError(`--${name}`, "needs a value");
+      i += 1;
+    }
+    flags.set(name, value);
+  }
+  return flags;
+}
+
+/** Parses durations such as "15s", "500ms", "2m" or "1h30m". */
+export function parseDuration(text: string, setting: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
+    throw new ConfigError(setting, `${JSON.stringify(text)} is not a duration; use forms like 15s, 500ms, 2m`);
+  }
+  return parts.reduce((total, [, amount, unit]) => total + Number(amount) * units[unit!]!, 0);
+}
+
+function checkAddress(address: string, setting: string): void {
+  const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d+)$/.exec(address);
+  if (match === null || Number(match[2]) > 65535) throw new ConfigError(setting, `must be host:port, got ${JSON.stringify(address)}`);
+}

@@ -1,0 +1,678 @@
+// One contender per lease name on this daemon. It holds the lease on behalf of
+// the claim at the head of its local FIFO queue, renews it, hands it to the
+// next local claim or gives it back, and joins the lease's cross-daemon wait
+// queue while its claims wait.
+//
+// All store calls of one contender run one at a time, from a single loop that
+// looks at the current state (`plan`) and performs the one call it calls for.
+// Watch events, timers and callers only change state and kick the loop.
+import type { Clock, Timer } from "./clock.js";
+import { Claim, type Grant, type LossReason } from "./claim.js";
+import { SyncError, fromStoreError } from "./errors.js";
+import { type LeaseCache, type Observation, expiresAt, isFree } from "./lease-cache.js";
+import { type LeaseTiming, jittered } from "./timing.js";
+import { type LeaseKind, type LeaseRecord, type LeaseStore, isStoreError } from "../store/lease-store.js";
+
+export interface ContenderContext {
+  readonly store: LeaseStore;
+  readonly cache: LeaseCache;
+  readonly clock: Clock;
+  /** Identity of this daemon process, written as the lease's holderIdentity. */
+  readonly identity: string;
+  readonly timing: (leaseMs: number) => LeaseTiming;
+  readonly random: () => number;
+  /** Told when the contender has nothing left to do, so it can be dropped. */
+  readonly onIdle: (contender: Contender) => void;
+  /** Told about store failures the contender absorbs by retrying. */
+  readonly onStoreError: (name: string, doing: string, error: unknown) => void;
+}
+
+/** A holder's call that the contender loop serves in order: Renew, Proclaim, Release or Resign. */
+type RequestBody =
+  | { readonly kind: "renew"; readonly leaseMs: number | undefined }
+  | { readonly kind: "proclaim"; readonly value: string }
+  | { readonly kind: "release" };
+type Request = RequestBody & { resolve(validForMs: number): void; reject(error: SyncError): void };
+
+interface Holding {
+  readonly claim: Claim;
+  readonly token: number;
+  timing: LeaseTiming;
+  /** Local time at which the last successful acquire or renew request was SENT. */
+  sentAt: number;
+  renewDue: boolean;
+  retryMs: number;
+  renewTimer: Timer | undefined;
+  deadlineTimer: Timer | undefined;
+  readonly requests: Request[];
+}
+
+/** Longest wait in the cross-daemon queue; beyond it a daemon contends without queueing. */
+const MAX_QUEUE = 64;
+const MIN_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 2000;
+
+export class Contender {
+  private readonly waiting: Claim[] = [];
+  private holding: Holding | undefined;
+  private closing = false;
+  private running = false;
+  private dirty = false;
+  private wakeTimer: Timer | undefined;
+  private backoffUntil = 0;
+  private backoffMs = MIN_BACKOFF_MS;
+  private readonly unsubscribe: () => void;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly ctx: ContenderContext,
+    readonly name: string,
+    readonly kind: LeaseKind,
+  ) {
+    this.unsubscribe = ctx.cache.subscribe(name, () => this.kick());
+  }
+
+  /** Queues a claim; its sink hears the outcome. */
+  add(claim: Claim): void {
+    if (this.closing) {
+      claim.state = "ended";
+      claim.markSettled();
+      claim.sink.failed(new SyncError("shutting-down", "the daemon is shutting down"));
+      return;
+    }
+    if (claim.options.noWait && (this.holding !== undefined || this.waiting.length > 0)) {
+      this.failClaim(claim, this.notFreeError());
+      return;
+    }
+    this.waiting.push(claim);
+    this.kick();
+  }
+
+  /**
+   * Ends a claim: a waiting claim leaves the queue, a holding one is released
+   * (or handed to the next local claim). Resolves once the store reflects it.
+   */
+  end(claim: Claim): Promise<void> {
+    if (claim.state === "waiting") {
+      const index = this.waiting.indexOf(claim);
+      if (index >= 0) this.waiting.splice(index, 1);
+      claim.state = "ended";
+      claim.markSettled();
+    } else if (claim.state === "held") {
+      claim.state = "ended";
+      const holding = this.holding;
+      if (holding?.claim === claim) this.stopRenewing(holding);
+      else claim.markSettled();
+    }
+    this.kick();
+    return claim.settled;
+  }
+
+  /** Renews a lease-held claim on behalf of the caller. Resolves with how long the holder may act. */
+  renew(token: number, leaseMs: number | undefined): Promise<number> {
+    return this.request(token, "lease", { kind: "renew", leaseMs });
+  }
+
+  /** Publishes a new election value for the holder of `token`. */
+  async proclaim(token: number, value: string): Promise<void> {
+    await this.request(token, undefined, { kind: "proclaim", value });
+  }
+
+  /**
+   * Gives back the lease `token` holds (Release, Resign). Unlike `end`, the
+   * caller learns whether the store took it: on failure the claim still holds.
+   */
+  async release(token: number, mode: "lease" | undefined): Promise<void> {
+    await this.request(token, mode, { kind: "release" });
+  }
+
+  private request(token: number, mode: "lease" | undefined, request: RequestBody): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const holding = this.holding;
+      if (holding === undefined || holding.token !== token || holding.claim.state !== "held") {
+        reject(this.notHeldError(token));
+      } else if (mode === "lease" && holding.claim.options.mode !== "lease") {
+        reject(
+          new SyncError(
+            "not-held",
+            `token ${token} of ${this.name} is held by an Acquire stream; it renews by itself and is released by closing the stream`,
+          ),
+        );
+      } else {
+        holding.requests.push({ ...request, resolve, reject } as Request);
+        this.kick();
+      }
+    });
+  }
+
+  /** The claim holding `token` here, if any. */
+  claimFor(token: number): Claim | undefined {
+    const holding = this.holding;
+    return holding !== undefined && holding.token === token && holding.claim.state === "held" ? holding.claim : undefined;
+  }
+
+  /** Stops taking claims, tells holders they lost and waiters they failed, and gives the lease back. */
+  shutdown(): Promise<void> {
+    this.closing = true;
+    for (const claim of this.waiting.splice(0)) {
+      this.failClaim(claim, new SyncError("shutting-down", "the daemon is shutting down"));
+    }
+    const holding = this.holding;
+    if (holding !== undefined) this.lose(holding, "shutdown", "the daemon is shutting down; the lease was released");
+    this.kick();
+    return this.idle();
+  }
+
+  /** Resolves once the contender has nothing left to do. */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Re-evaluates what to do; called on every relevant change. */
+  kick(): void {
+    if (this.running) {
+      this.dirty = true;
+      return;
+    }
+    this.running = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.dirty = false;
+        const step = this.plan();
+        if (step !== undefined) {
+          await step();
+          this.dirty = true;
+        }
+      } while (this.dirty);
+    } finally {
+      this.running = false;
+    }
+    if (this.isIdle()) {
+      this.wakeTimer?.cancel();
+      this.unsubscribe();
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+      this.ctx.onIdle(this);
+    }
+  }
+
+  private isIdle(): boolean {
+    if (this.running || this.holding !== undefined || this.waiting.length > 0) return false;
+    const record = this.ctx.cache.get(this.name)?.record;
+    return record === undefined || (record.holderIdentity !== this.ctx.identity && !record.queue.includes(this.ctx.identity));
+  }
+
+  /** Picks the one store call the current state calls for, or schedules a wake-up and returns nothing. */
+  private plan(): (() => Promise<void>) | undefined {
+    const now = this.ctx.clock.now();
+    const obs = this.ctx.cache.get(this.name);
+    const record = obs?.record;
+    const holding = this.holding;
+    if (holding !== undefined) {
+      if (record === undefined || record.holderIdentity !== this.ctx.identity || record.transitions !== holding.token) {
+        if (record === undefined && !this.ctx.cache.synced) return undefined;
+        this.lose(holding, record === undefined ? "deleted" : "taken-over", lossMessage(record));
+        return this.plan();
+      }
+      const expired = now >= expiresAt(obs!);
+      if (holding.claim.state === "ended") {
+        if (expired) {
+          // Giving it back kept failing and the lease ran out on its own.
+          this.dropHolding(holding);
+          return this.plan();
+        }
+        if (now < this.backoffUntil) return this.wakeAt(this.backoffUntil);
+        return () => this.endedStep(holding, record);
+      }
+      if (holding.claim.options.mode === "lease" && expired) {
+        // The caller stopped renewing; its lease has run out.
+        holding.claim.state = "ended";
+        this.dropHolding(holding);
+        return this.plan();
+      }
+      if (holding.requests.length > 0) return () => this.requestStep(holding, record);
+      if (holding.renewDue) return () => this.renewStep(holding, record);
+      if (holding.claim.options.mode === "lease") return this.wakeAt(expiresAt(obs!));
+      return undefined;
+    }
+    if (now < this.backoffUntil) return this.wakeAt(this.backoffUntil);
+    if (!this.ctx.cache.synced) return undefined;
+    const head = this.waiting[0];
+    const mine = record?.holderIdentity === this.ctx.identity;
+    if (head === undefined) {
+      if (mine) return () => this.releaseStaleStep(record!);
+      if (record?.queue.includes(this.ctx.identity)) return () => this.dequeueStep(record);
+      return undefined;
+    }
+    if (obs === undefined) return () => this.createStep(head);
+    if (mine || isFree(obs, now)) {
+      const turn = this.turn(obs, now);
+      if (turn.mine) return () => this.acquireStep(head, obs.record, turn.skip);
+      if (head.options.noWait) return this.failHeadAndReplan(head);
+      if (!this.queued(obs.record)) return () => this.enqueueStep(obs.record);
+      return this.wakeAt(turn.until);
+    }
+    if (head.options.noWait) return this.failHeadAndReplan(head);
+    if (!this.queued(obs.record)) return () => this.enqueueStep(obs.record);
+    return this.wakeAt(expiresAt(obs));
+  }
+
+  /**
+   * Whether this daemon may take a free lease now. Daemons queued ahead of it
+   * go first; once the lease has been free for the turn grace without them
+   * taking it, they are presumed gone and skipped.
+   */
+  private turn(obs: Observation, now: number): { mine: true; skip: string[] } | { mine: false; until: number } {
+    const record = obs.record;
+    if (record.holderIdentity === this.ctx.identity) return { mine: true, skip: [] };
+    const position = record.queue.indexOf(this.ctx.identity);
+    const ahead = position === -1 ? [...record.queue] : record.queue.slice(0, position);
+    if (ahead.length === 0) return { mine: true, skip: [] };
+    const freeAt = record.holderIdentity === "" ? obs.changedAt : expiresAt(obs);
+    const until = freeAt + this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
+    return now >= until ? { mine: true, skip: ahead } : { mine: false, until };
+  }
+
+  private queued(record: LeaseRecord): boolean {
+    return record.queue.includes(this.ctx.identity) || record.queue.length >= MAX_QUEUE;
+  }
+
+  private failHeadAndReplan(head: Claim): (() => Promise<void>) | undefined {
+    this.waiting.shift();
+    this.failClaim(head, this.notFreeError());
+    return this.plan();
+  }
+
+  // ---- store calls -------------------------------------------------------
+
+  private async createStep(head: Claim): Promise<void> {
+    const wall = this.ctx.clock.wallTime();
+    const sentAt = this.ctx.clock.now();
+    await this.attempt("create the lease", head.options.leaseMs, async (signal) => {
+      const record = await this.ctx.store.create(
+        {
+          name: this.name,
+          kind: this.kind,
+          holderIdentity: this.ctx.identity,
+          holder: head.options.holder,
+          leaseDurationSeconds: head.options.leaseMs / 1000,
+          acquireTime: wall,
+          renewTime: wall,
+          transitions: this.ctx.cache.lastTransitions(this.name) + 1,
+          value: this.kind === "election" ? head.options.value : "",
+          queue: [],
+        },
+        { signal },
+      );
+      this.granted(head, record, sentAt);
+    });
+  }
+
+  private async acquireStep(head: Claim, record: LeaseRecord, skip: readonly string[]): Promise<void> {
+    const wall = this.ctx.clock.wallTime();
+    const sentAt = this.ctx.clock.now();
+    await this.attempt("acquire the lease", head.options.leaseMs, async (signal) => {
+      const next = this.acquisition(record, head, wall);
+      const updated = await this.ctx.store.update(
+        { ...next, queue: record.queue.filter((id) => id !== this.ctx.identity && !skip.includes(id)) },
+        { signal },
+      );
+      this.granted(head, updated, sentAt);
+    });
+  }
+
+  private async enqueueStep(record: LeaseRecord): Promise<void> {
+    await this.attempt("join the wait queue", record.leaseDurationSeconds * 1000, async (signal) => {
+      this.ctx.cache.remember(await this.ctx.store.update({ ...record, queue: [...record.queue, this.ctx.identity] }, { signal }));
+    });
+  }
+
+  private async dequeueStep(record: LeaseRecord): Promise<void> {
+    await this.attempt("leave the wait queue", record.leaseDurationSeconds * 1000, async (signal) => {
+      this.ctx.cache.remember(
+        await this.ctx.store.update({ ...record, queue: record.queue.filter((id) => id !== this.ctx.identity) }, { signal }),
+      );
+    });
+  }
+
+  /** Gives back a lease this daemon still appears to hold although no claim holds it (after a loss or expiry). */
+  private async releaseStaleStep(record: LeaseRecord): Promise<void> {
+    await this.attempt("release the lease", record.leaseDurationSeconds * 1000, async (signal) => {
+      this.ctx.cache.remember(await this.ctx.store.update(this.releaseRecord(record, false), { signal }));
+    });
+  }
+
+  /** Gives back the lease of a claim whose caller went away (stream closed, or cancelled while acquiring). */
+  private async endedStep(holding: Holding, record: LeaseRecord): Promise<void> {
+    await this.attempt("release the lease", holding.timing.leaseMs, (signal) => this.giveBack(holding, record, signal));
+  }
+
+  /**
+   * Hands the lease straight to the next local claim when no other daemon
+   * waits (one write), or else releases it so the daemon at the head of the
+   * wait queue takes it, queueing this daemon behind the others if it still
+   * has claims waiting.
+   */
+  private async giveBack(holding: Holding, record: LeaseRecord, signal: AbortSignal): Promise<void> {
+    const next = this.closing ? undefined : this.waiting[0];
+    const othersWaiting = record.queue.some((id) => id !== this.ctx.identity);
+    const wall = this.ctx.clock.wallTime();
+    const sentAt = this.ctx.clock.now();
+    if (next !== undefined && !othersWaiting) {
+      const updated = await this.ctx.store.update(this.acquisition(record, next, wall), { signal });
+      holding.claim.state = "ended";
+      this.dropHolding(holding);
+      this.granted(next, updated, sentAt);
+    } else {
+      const updated = await this.ctx.store.update(this.releaseRecord(record, next !== undefined), { signal });
+      holding.claim.state = "ended";
+      this.dropHolding(holding);
+      this.ctx.cache.remember(updated);
+    }
+  }
+
+  /** Serves the holder's oldest Renew, Proclaim, Release or Resign call. */
+  private async requestStep(holding: Holding, record: LeaseRecord): Promise<void> {
+    const request = holding.requests[0]!;
+    const sentAt = this.ctx.clock.now();
+    const signal = this.timeoutSignal(holding.timing.renewDeadlineMs);
+    try {
+      if (request.kind === "release") {
+        holding.requests.shift();
+        await this.giveBack(holding, record, signal.signal);
+        request.resolve(0);
+        return;
+      }
+      const leaseMs = request.kind === "renew" ? (request.leaseMs ?? holding.timing.leaseMs) : holding.timing.leaseMs;
+      const next: LeaseRecord =
+        request.kind === "renew"
+          ? { ...record, renewTime: this.ctx.clock.wallTime(), leaseDurationSeconds: leaseMs / 1000 }
+          : { ...record, value: request.value };
+      const updated = await this.ctx.store.update(next, { signal: signal.signal });
+      holding.requests.shift();
+      if (request.kind === "renew") {
+        holding.timing = this.ctx.timing(leaseMs);
+        this.renewed(holding, sentAt);
+      }
+      this.ctx.cache.remember(updated);
+      request.resolve(this.validFor(holding));
+    } catch (err) {
+      if (isStoreError(err, "conflict") && request.kind !== "release") {
+        // Someone joined the wait queue meanwhile; `plan` retries on the fresh record.
+        await this.refresh();
+        return;
+      }
+      if (holding.requests[0] === request) holding.requests.shift();
+      if (isStoreError(err, "conflict")) await this.refresh();
+      request.reject(
+        isStoreError(err, "not-found") || isStoreError(err, "conflict")
+          ? new SyncError("unavailable", `${request.kind} ${this.name}: the lease changed meanwhile; try again`)
+          : fromStoreError(err, `${request.kind} ${this.name}`),
+      );
+    } finally {
+      signal.cancel();
+    }
+  }
+
+  private async renewStep(holding: Holding, record: LeaseRecord): Promise<void> {
+    const sentAt = this.ctx.clock.now();
+    const remaining = holding.sentAt + holding.timing.renewDeadlineMs - sentAt;
+    const signal = this.timeoutSignal(remaining);
+    try {
+      const updated = await this.ctx.store.update(
+        { ...record, renewTime: this.ctx.clock.wallTime(), leaseDurationSeconds: holding.timing.leaseMs / 1000 },
+        { signal: signal.signal },
+      );
+      if (this.holding === holding) {
+        this.renewed(holding, sentAt);
+        holding.claim.sink.renewed(this.validFor(holding));
+      }
+      this.ctx.cache.remember(updated);
+    } catch (err) {
+      await this.renewFailed(holding, "renew the lease", err);
+    } finally {
+      signal.cancel();
+    }
+  }
+
+  /**
+   * Runs one acquiring or releasing call. Conflicts re-read the lease and
+   * leave the next step to `plan`; other failures back off. Foreign and
+   * forbidden leases fail every waiting claim, since waiting cannot fix them.
+   */
+  private async attempt(doing: string, leaseMs: number, call: (signal: AbortSignal) => Promise<void>): Promise<boolean> {
+    const signal = this.timeoutSignal(this.ctx.timing(leaseMs).renewDeadlineMs);
+    try {
+      await call(signal.signal);
+      this.backoffMs = MIN_BACKOFF_MS;
+      return true;
+    } catch (err) {
+      if (isStoreError(err, "conflict") || isStoreError(err, "exists") || isStoreError(err, "not-found")) {
+        await this.refresh();
+      } else if (isStoreError(err, "foreign") || isStoreError(err, "forbidden") || isStoreError(err, "invalid")) {
+        const error = isStoreError(err, "invalid") ? new SyncError("unavailable", `${doing}: ${err.message}`) : fromStoreError(err, doing);
+        for (const claim of this.waiting.splice(0)) this.failClaim(claim, error);
+        this.backOff();
+      } else {
+        this.ctx.onStoreError(this.name, doing, err);
+        const head = this.waiting[0];
+        if (head?.options.noWait) {
+          this.waiting.shift();
+          this.failClaim(head, fromStoreError(err, doing));
+        }
+        this.backOff();
+      }
+      return false;
+    } finally {
+      signal.cancel();
+    }
+  }
+
+  /** Re-reads the lease after a conflict, so the next plan works from its latest version. */
+  private async refresh(): Promise<boolean> {
+    try {
+      const record = await this.ctx.store.get(this.name);
+      if (record === undefined) this.ctx.cache.forget(this.name);
+      else this.ctx.cache.remember(record);
+      return true;
+    } catch (err) {
+      this.ctx.onStoreError(this.name, "read the lease", err);
+      this.backOff();
+      return false;
+    }
+  }
+
+  private async renewFailed(holding: Holding, doing: string, err: unknown): Promise<void> {
+    if (this.holding !== holding) return;
+    // After a conflict with a fresh record `plan` renews again at once, or
+    // notices the lease is no longer ours.
+    if (isStoreError(err, "conflict") && (await this.refresh())) return;
+    if (isStoreError(err, "not-found")) {
+      this.ctx.cache.forget(this.name);
+      return;
+    }
+    if (!isStoreError(err, "conflict")) this.ctx.onStoreError(this.name, doing, err);
+    holding.renewDue = false;
+    const delay = holding.retryMs;
+    holding.retryMs = Math.min(holding.retryMs * 2, holding.timing.maxRetryMs);
+    holding.renewTimer?.cancel();
+    holding.renewTimer = this.ctx.clock.setTimer(delay, () => {
+      holding.renewDue = true;
+      this.kick();
+    });
+  }
+
+  // ---- state changes -----------------------------------------------------
+
+  /** The record an acquisition by `claim` writes over `record`. */
+  private acquisition(record: LeaseRecord, claim: Claim, wall: Date): LeaseRecord {
+    return {
+      ...record,
+      holderIdentity: this.ctx.identity,
+      holder: claim.options.holder,
+      leaseDurationSeconds: claim.options.leaseMs / 1000,
+      acquireTime: wall,
+      renewTime: wall,
+      transitions: record.transitions + 1,
+      value: this.kind === "election" ? claim.options.value : "",
+    };
+  }
+
+  /** The record a release writes: no holder, the last transition count kept so tokens never go back. */
+  private releaseRecord(record: LeaseRecord, stillWaiting: boolean): LeaseRecord {
+    const others = record.queue.filter((id) => id !== this.ctx.identity);
+    return {
+      ...record,
+      holderIdentity: "",
+      value: this.kind === "election" ? "" : record.value,
+      queue: stillWaiting && others.length < MAX_QUEUE ? [...others, this.ctx.identity] : others,
+    };
+  }
+
+  private granted(claim: Claim, record: LeaseRecord, sentAt: number): void {
+    const timing = this.ctx.timing(claim.options.leaseMs);
+    const index = this.waiting.indexOf(claim);
+    if (index >= 0) this.waiting.splice(index, 1);
+    const holding: Holding = {
+      claim,
+      token: record.transitions,
+      timing,
+      sentAt,
+      renewDue: false,
+      retryMs: 0,
+      renewTimer: undefined,
+      deadlineTimer: undefined,
+      requests: [],
+    };
+    this.holding = holding;
+    if (claim.state === "ended") {
+      // The caller gave up while the acquiring write was in flight; `plan` releases it.
+      this.ctx.cache.remember(record);
+      return;
+    }
+    claim.state = "held";
+    claim.token = holding.token;
+    this.renewed(holding, sentAt);
+    const grant: Grant = {
+      token: holding.token,
+      acquireTime: record.acquireTime!,
+      leaseMs: timing.leaseMs,
+      validForMs: this.validFor(holding),
+    };
+    // The claim hears of its grant before the cache changes, so election
+    // listeners can tell this daemon's own leader from someone else.
+    claim.sink.granted(grant);
+    this.ctx.cache.remember(record);
+  }
+
+  /** Records a successful acquire or renew sent at `sentAt` and schedules the next renewal and the deadline. */
+  private renewed(holding: Holding, sentAt: number): void {
+    holding.sentAt = sentAt;
+    holding.retryMs = Math.min(MIN_BACKOFF_MS, holding.timing.maxRetryMs);
+    holding.renewDue = false;
+    holding.renewTimer?.cancel();
+    holding.deadlineTimer?.cancel();
+    if (holding.claim.options.mode === "session") {
+      holding.renewTimer = this.ctx.clock.setTimer(jittered(holding.timing.renewIntervalMs, this.ctx.random), () => {
+        holding.renewDue = true;
+        this.kick();
+      });
+      const deadline = sentAt + holding.timing.renewDeadlineMs;
+      holding.deadlineTimer = this.ctx.clock.setTimer(deadline - this.ctx.clock.now(), () => {
+        if (this.holding === holding) {
+          this.lose(
+            holding,
+            "renew-deadline-exceeded",
+            `no renewal succeeded within the renew deadline of ${holding.timing.renewDeadlineMs} ms`,
+          );
+          this.kick();
+        }
+      });
+    }
+  }
+
+  private validFor(holding: Holding): number {
+    return Math.max(0, holding.sentAt + holding.timing.renewDeadlineMs - this.ctx.clock.now());
+  }
+
+  /** The holder must stop acting now. Persistent (election) claims go back into the queue. */
+  private lose(holding: Holding, reason: LossReason, message: string): void {
+    const claim = holding.claim;
+    const wasHeld = claim.state === "held";
+    if (wasHeld) {
+      if (claim.options.persistent && !this.closing) {
+        claim.state = "waiting";
+        this.waiting.push(claim);
+      } else {
+        claim.state = "ended";
+      }
+    }
+    this.dropHolding(holding);
+    if (wasHeld) claim.sink.lost(reason, message);
+  }
+
+  /** Forgets the holding; its claim's state must already say what became of it. */
+  private dropHolding(holding: Holding): void {
+    if (this.holding !== holding) return;
+    this.holding = undefined;
+    this.stopRenewing(holding);
+    for (const request of holding.requests.splice(0)) request.reject(this.notHeldError(holding.token));
+    if (holding.claim.state === "ended") holding.claim.markSettled();
+  }
+
+  private stopRenewing(holding: Holding): void {
+    holding.renewTimer?.cancel();
+    holding.deadlineTimer?.cancel();
+    holding.renewTimer = holding.deadlineTimer = undefined;
+    holding.renewDue = false;
+  }
+
+  private failClaim(claim: Claim, error: SyncError): void {
+    claim.state = "ended";
+    claim.markSettled();
+    claim.sink.failed(error);
+  }
+
+  private backOff(): void {
+    this.backoffUntil = this.ctx.clock.now() + this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+  }
+
+  /** Schedules the next look at the state; returns nothing so `plan` can return it. */
+  private wakeAt(at: number): undefined {
+    this.wakeTimer?.cancel();
+    this.wakeTimer = this.ctx.clock.setTimer(at - this.ctx.clock.now(), () => this.kick());
+    return undefined;
+  }
+
+  private timeoutSignal(ms: number): { signal: AbortSignal; cancel(): void } {
+    const controller = new AbortController();
+    const timer = this.ctx.clock.setTimer(ms, () => controller.abort(new Error(`timed out after ${Math.round(ms)} ms`)));
+    return { signal: controller.signal, cancel: () => timer.cancel() };
+  }
+
+  private notHeldError(token: number): SyncError {
+    const record = this.ctx.cache.get(this.name)?.record;
+    const current =
+      record === undefined
+        ? "it was never acquired"
+        : `the current token is ${record.transitions}${record.holderIdentity === "" ? " and it is free" : `, held by ${record.holder}`}`;
+    return new SyncError("not-held", `token ${token} is not held by this daemon for ${this.name}: ${current}`);
+  }
+
+  private notFreeError(): SyncError {
+    const record = this.ctx.cache.get(this.name)?.record;
+    const holder = this.holding?.claim.options.holder ?? (record?.holderIdentity ? record.holder : undefined);
+    return new SyncError("wait-timeout", holder === undefined ? `${this.name} is not free` : `${this.name} is held by ${holder}`);
+  }
+}
+
+function lossMessage(record: LeaseRecord | undefined): string {
+  if (record === undefined) return "the lease was deleted";
+  if (record.holderIdentity === "") return "the lease was released by someone else";
+  return `the lease is now held by ${record.holder} (${record.holderIdentity}), token ${record.transitions}`;
+}

@@ -1,0 +1,233 @@
+// Elections on top of the contenders. A campaign is a claim that stays in the
+// queue after losing leadership, so a deposed candidate may be elected again.
+// Leader changes reach candidates and observers through one tracker per
+// election name, which derives the leader from the lease cache and notices
+// expiry on a timer.
+import { Claim, type LossReason } from "./claim.js";
+import type { Timer } from "./clock.js";
+import type { Engine } from "./engine.js";
+import { SyncError, fromStoreError } from "./errors.js";
+import { type Observation, expiresAt, isFree } from "./lease-cache.js";
+
+export interface LeaderState {
+  /** The leading candidate's name; "" when nobody leads. */
+  readonly leader: string;
+  readonly value: string;
+  /** The leader's term, or the last term when nobody leads; 0 if nobody ever led. */
+  readonly term: number;
+  /** Until expiry, as observed here; 0 when nobody leads. */
+  readonly remainingMs: number;
+}
+
+export interface CampaignRequest {
+  /** Lease name, already checked and prefixed. */
+  readonly leaseName: string;
+  readonly candidate: string;
+  readonly value: string;
+  readonly leaseMs: number;
+}
+
+/** Where the events of one campaign are reported. */
+export interface CampaignSink {
+  elected(term: number, validForMs: number, leaseMs: number): void;
+  renewed(validForMs: number): void;
+  leaderChanged(state: LeaderState): void;
+  deposed(term: number, reason: LossReason, message: string): void;
+  /** The campaign is over: resigned (no error) or failed. */
+  ended(error?: SyncError): void;
+}
+
+export class Elections {
+  private readonly trackers = new Map<string, LeaderTracker>();
+  /** Live campaigns by Lease name, so Resign can end the right stream. */
+  private readonly campaigns = new Map<string, Set<Campaign>>();
+
+  constructor(private readonly engine: Engine) {}
+
+  prefix(): string {
+    return this.engine.prefix("election");
+  }
+
+  /** Joins the election until `signal` aborts or the candidate resigns. */
+  campaign(request: CampaignRequest, sink: CampaignSink, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    const contender = this.engine.contender(request.leaseName, "election");
+    const campaign = new Campaign(sink);
+    const claim = new Claim(
+      { holder: request.candidate, leaseMs: request.leaseMs, mode: "session", noWait: false, persistent: true, value: request.value },
+      {
+        granted: (grant) => {
+          campaign.terms.add(grant.token);
+          sink.elected(grant.token, grant.validForMs, grant.leaseMs);
+        },
+        renewed: (validForMs) => sink.renewed(validForMs),
+        lost: (reason, message) => {
+          sink.deposed(claim.token, reason, message);
+          if (claim.state === "ended")
+            finish(reason === "shutdown" ? new SyncError("shutting-down", "the daemon is shutting down") : undefined);
+        },
+        failed: (error) => finish(error),
+      },
+    );
+    campaign.claim = claim;
+    const set = this.campaigns.get(request.leaseName) ?? new Set();
+    this.campaigns.set(request.leaseName, set.add(campaign));
+    const unwatch = this.tracker(request.leaseName).listen((state) => {
+      // A candidate hears about leaders other than itself; its own terms come as elected/deposed.
+      if (claim.state !== "held" && !campaign.terms.has(state.term)) campaign.leaderChanged(state);
+    });
+    const finish = (error?: SyncError) => {
+      if (campaign.over) return;
+      campaign.over = true;
+      unwatch();
+      set.delete(campaign);
+      if (set.size === 0) this.campaigns.delete(request.leaseName);
+      signal.removeEventListener("abort", abort);
+      sink.ended(error);
+    };
+    const abort = () => {
+      void contender.end(claim);
+      finish();
+    };
+    signal.addEventListener("abort", abort, { once: true });
+    campaign.finish = finish;
+    contender.add(claim);
+  }
+
+  /** The leader of `term` steps down; its campaign ends and the next candidate is elected. */
+  async resign(leaseName: string, term: number): Promise<void> {
+    const campaign = [...(this.campaigns.get(leaseName) ?? [])].find((c) => c.claim?.state === "held" && c.claim.token === term);
+    const contender = this.engine.existingContender(leaseName);
+    if (campaign === undefined || contender === undefined) throw this.notLeader(leaseName, term);
+    await contender.release(term, undefined);
+    campaign.finish?.();
+  }
+
+  /** The leader of `term` publishes `value`. */
+  async proclaim(leaseName: string, term: number, value: string): Promise<void> {
+    const contender = this.engine.existingContender(leaseName);
+    if (contender?.claimFor(term) === undefined) throw this.notLeader(leaseName, term);
+    await contender.proclaim(term, value);
+  }
+
+  async getLeader(leaseName: string, fresh: boolean): Promise<LeaderState> {
+    if (fresh) {
+      try {
+        await this.engine.refresh(leaseName);
+      } catch (err) {
+        throw fromStoreError(err, `read election ${leaseName}`);
+      }
+    }
+    return leaderOf(this.engine.cache.get(leaseName), this.engine.clock.now());
+  }
+
+  /** Calls `listener` with the current leader at once and after every change, until `signal` aborts. */
+  observe(leaseName: string, listener: (state: LeaderState) => void, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    const unwatch = this.tracker(leaseName).listen(listener);
+    signal.addEventListener("abort", unwatch, { once: true });
+  }
+
+  /** Ends every observer's interest; campaigns end through their contenders. */
+  shutdown(): void {
+    for (const tracker of this.trackers.values()) tracker.close();
+    this.trackers.clear();
+  }
+
+  private tracker(leaseName: string): LeaderTracker {
+    let tracker = this.trackers.get(leaseName);
+    if (tracker === undefined) {
+      tracker = new LeaderTracker(this.engine, leaseName, () => this.trackers.delete(leaseName));
+      this.trackers.set(leaseName, tracker);
+    }
+    return tracker;
+  }
+
+  private notLeader(leaseName: string, term: number): SyncError {
+    const state = leaderOf(this.engine.cache.get(leaseName), this.engine.clock.now());
+    const now =
+      state.leader === "" ? `nobody leads; the last term is ${state.term}` : `the current term is ${state.term}, led by ${state.leader}`;
+    return new SyncError("not-held", `term ${term} of ${leaseName} is not led by a candidate on this daemon: ${now}`);
+  }
+}
+
+class Campaign {
+  claim: Claim | undefined;
+  /** Terms this candidate has held; it is never told about itself as someone else. */
+  readonly terms = new Set<number>();
+  over = false;
+  finish: ((error?: SyncError) => void) | undefined;
+  private last: LeaderState | undefined;
+
+  constructor(private readonly sink: CampaignSink) {}
+
+  leaderChanged(state: LeaderState): void {
+    if (this.over || (this.last !== undefined && sameLeader(this.last, state))) return;
+    this.last = state;
+    this.sink.leaderChanged(state);
+  }
+}
+
+/** The leader as observed at local time `now`. */
+export function leaderOf(obs: Observation | undefined, now: number): LeaderState {
+  if (obs === undefined) return { leader: "", value: "", term: 0, remainingMs: 0 };
+  if (isFree(obs, now)) return { leader: "", value: "", term: obs.record.transitions, remainingMs: 0 };
+  return { leader: obs.record.holder, value: obs.record.value, term: obs.record.transitions, remainingMs: expiresAt(obs) - now };
+}
+
+function sameLeader(a: LeaderState, b: LeaderState): boolean {
+  return a.leader === b.leader && a.value === b.value && a.term === b.term;
+}
+
+/** Follows one election's leader for the candidates and observers on this daemon. */
+class LeaderTracker {
+  private readonly listeners = new Set<(state: LeaderState) => void>();
+  private current: LeaderState;
+  private expiry: Timer | undefined;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly leaseName: string,
+    private readonly onEmpty: () => void,
+  ) {
+    this.current = this.evaluate();
+    this.unsubscribe = engine.cache.subscribe(leaseName, () => this.update());
+  }
+
+  /** Adds a listener and calls it with the current leader at once. */
+  listen(listener: (state: LeaderState) => void): () => void {
+    this.listeners.add(listener);
+    listener(this.current);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.close();
+    };
+  }
+
+  close(): void {
+    this.listeners.clear();
+    this.expiry?.cancel();
+    this.unsubscribe();
+    this.onEmpty();
+  }
+
+  private update(): void {
+    const next = this.evaluate();
+    if (sameLeader(next, this.current)) return;
+    this.current = next;
+    for (const listener of [...this.listeners]) listener(next);
+  }
+
+  /** Computes the leader now and wakes up when its lease would run out unrenewed. */
+  private evaluate(): LeaderState {
+    const obs = this.engine.cache.get(this.leaseName);
+    const now = this.engine.clock.now();
+    const state = leaderOf(obs, now);
+    this.expiry?.cancel();
+    if (state.leader !== "" && obs !== undefined) {
+      this.expiry = this.engine.clock.setTimer(expiresAt(obs) - now, () => this.update());
+    }
+    return state;
+  }
+}

@@ -1,0 +1,162 @@
+// The composition of the engine: one lease cache fed by the store's watch,
+// one contender per lease name in use, and the lock and election operations
+// built on them.
+import { type Clock, systemClock } from "./clock.js";
+import { Contender, type ContenderContext } from "./contender.js";
+import { Elections } from "./elections.js";
+import { SyncError } from "./errors.js";
+import { LeaseCache } from "./lease-cache.js";
+import { Locks } from "./locks.js";
+import { type LeaseTiming, leaseTiming } from "./timing.js";
+import { MAX_LEASE_MS, MIN_LEASE_MS } from "./validate.js";
+import type { LeaseKind, LeaseStore } from "../store/lease-store.js";
+
+export interface EngineOptions {
+  readonly store: LeaseStore;
+  /** Identity of this daemon process, unique per process start; written as holderIdentity. */
+  readonly identity: string;
+  /** Lease duration when a request names none. Default 15 s, as client-go. */
+  readonly leaseDurationMs?: number;
+  /** How long a holder acts without a successful renewal, at the default lease. Default 10 s. */
+  readonly renewDeadlineMs?: number;
+  /** Prefix of every Lease name; lock and election names follow "lock-" or "election-". Default "msync-". */
+  readonly leasePrefix?: string;
+  readonly clock?: Clock;
+  /** Source of jitter; tests pass a constant. */
+  readonly random?: () => number;
+  /** Told about store failures that the engine absorbs by retrying. */
+  readonly onStoreError?: (name: string, doing: string, error: unknown) => void;
+}
+
+export const DEFAULT_LEASE_DURATION_MS = 15_000;
+export const DEFAULT_RENEW_DEADLINE_MS = 10_000;
+export const DEFAULT_LEASE_PREFIX = "msync-";
+
+export class Engine {
+  readonly locks: Locks;
+  readonly elections: Elections;
+  readonly cache: LeaseCache;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly leasePrefix: string;
+  private readonly contenders = new Map<string, Contender>();
+  private readonly context: ContenderContext;
+  private closing = false;
+
+  constructor(options: EngineOptions) {
+    this.leaseDurationMs = options.leaseDurationMs ?? DEFAULT_LEASE_DURATION_MS;
+    this.renewDeadlineMs = options.renewDeadlineMs ?? DEFAULT_RENEW_DEADLINE_MS;
+    this.leasePrefix = options.leasePrefix ?? DEFAULT_LEASE_PREFIX;
+    validateOptions(options.identity, this.leaseDurationMs, this.renewDeadlineMs, this.leasePrefix);
+    const clock = options.clock ?? systemClock;
+    this.cache = new LeaseCache(options.store, clock);
+    this.context = {
+      store: options.store,
+      cache: this.cache,
+      clock,
+      identity: options.identity,
+      timing: (leaseMs) => this.timing(leaseMs),
+      random: options.random ?? Math.random,
+      onIdle: (contender) => {
+        if (this.contenders.get(contender.name) === contender) this.contenders.delete(contender.name);
+      },
+      onStoreError: options.onStoreError ?? (() => {}),
+    };
+    this.locks = new Locks(this);
+    this.elections = new Elections(this);
+  }
+
+  get identity(): string {
+    return this.context.identity;
+  }
+
+  get clock(): Clock {
+    return this.context.clock;
+  }
+
+  get store(): LeaseStore {
+    return this.context.store;
+  }
+
+  /** Starts the watch; resolves once the first full list is in, when the engine can serve. */
+  async start(): Promise<void> {
+    this.cache.start();
+    await this.cache.ready();
+    for (const contender of this.contenders.values()) contender.kick();
+  }
+
+  timing(leaseMs: number): LeaseTiming {
+    return leaseTiming({ leaseDurationMs: this.leaseDurationMs, renewDeadlineMs: this.renewDeadlineMs }, leaseMs);
+  }
+
+  /** The Lease name prefix for a kind: names of locks and elections never collide. */
+  prefix(kind: LeaseKind): string {
+    return `${this.leasePrefix}${kind}-`;
+  }
+
+  /** The contender for a Lease name, created on first use. */
+  contender(leaseName: string, kind: LeaseKind): Contender {
+    if (this.closing) throw new SyncError("shutting-down", "the daemon is shutting down");
+    let contender = this.contenders.get(leaseName);
+    if (contender === undefined) {
+      contender = new Contender(this.context, leaseName, kind);
+      this.contenders.set(leaseName, contender);
+    }
+    return contender;
+  }
+
+  /** The contender for a Lease name if one is active. */
+  existingContender(leaseName: string): Contender | undefined {
+    return this.contenders.get(leaseName);
+  }
+
+  /** Reads a Lease from the store into the cache, for reads that ask for fresh data. */
+  async refresh(leaseName: string): Promise<void> {
+    const record = await this.store.get(leaseName);
+    if (record === undefined) this.cache.forget(leaseName);
+    else this.cache.remember(record);
+  }
+
+  /**
+   * Tells every holder it lost, gives every lease back and stops the watch.
+   * Resolves when done or after `timeoutMs`, whichever comes first.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    this.elections.shutdown();
+    const released = Promise.all([...this.contenders.values()].map((c) => c.shutdown()));
+    let timer: ReturnType<Clock["setTimer"]> | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = this.clock.setTimer(timeoutMs, resolve)));
+    await Promise.race([released, timeout]);
+    timer?.cancel();
+    await this.cache.stop();
+  }
+
+  get closed(): boolean {
+    return this.closing;
+  }
+}
+
+function validateOptions(identity: string, leaseDurationMs: number, renewDeadlineMs: number, leasePrefix: string): void {
+  if (identity === "") throw new Error("identity must not be empty");
+  if (
+    !Number.isInteger(leaseDurationMs) ||
+    leaseDurationMs < MIN_LEASE_MS ||
+    leaseDurationMs > MAX_LEASE_MS ||
+    leaseDurationMs % 1000 !== 0
+  ) {
+    throw new Error(
+      `lease duration must be whole seconds between ${MIN_LEASE_MS / 1000} s and ${MAX_LEASE_MS / 1000} s, got ${leaseDurationMs} ms`,
+    );
+  }
+  if (!(renewDeadlineMs > 0 && renewDeadlineMs < leaseDurationMs)) {
+    throw new Error(
+      `renew deadline must be positive and shorter than the lease duration (${leaseDurationMs} ms), got ${renewDeadlineMs} ms`,
+    );
+  }
+  if (!/^([a-z0-9]([-a-z0-9.]*[a-z0-9.-])?)?$/.test(leasePrefix) || leasePrefix.length > 63) {
+    throw new Error(
+      `lease prefix must be lower-case letters, digits, '-' and '.', starting with a letter or digit, at most 63 characters, got ${JSON.stringify(leasePrefix)}`,
+    );
+  }
+}

@@ -1,0 +1,150 @@
+// What this daemon has observed of every managed lease, fed by the store's one
+// watch and by the replies to this daemon's own calls. Besides the record it
+// keeps WHEN the holder's renewal stamp was last seen to change, on the local
+// monotonic clock: expiry of another holder's lease is measured from that
+// moment, never from the renewTime written in the lease.
+import type { LeaseRecord, LeaseStore, WatchEvent, WatchHandle } from "../store/lease-store.js";
+import type { Clock } from "./clock.js";
+
+export interface Observation {
+  readonly record: LeaseRecord;
+  /** Local time at which the holder's renewal stamp last changed. */
+  readonly changedAt: number;
+}
+
+/** The parts of a record that change when a holder acquires or renews, and only then. */
+function renewalStamp(r: LeaseRecord): string {
+  return [r.holderIdentity, r.transitions, r.leaseDurationSeconds, r.renewTime?.getTime() ?? "", r.acquireTime?.getTime() ?? ""].join("|");
+}
+
+/** True when nobody holds the lease as of local time `now`. */
+export function isFree(obs: Observation | undefined, now: number): boolean {
+  return obs === undefined || obs.record.holderIdentity === "" || now >= expiresAt(obs);
+}
+
+/** Local time at which the current holder's lease runs out unless renewed. */
+export function expiresAt(obs: Observation): number {
+  return obs.changedAt + obs.record.leaseDurationSeconds * 1000;
+}
+
+export class LeaseCache {
+  private readonly entries = new Map<string, Observation>();
+  private readonly listeners = new Map<string, Set<() => void>>();
+  /** Last transition count of deleted leases, so a re-created lease never issues a smaller token. */
+  private readonly tombstones = new Map<string, number>();
+  private watchHandle: WatchHandle | undefined;
+  private syncedOnce = false;
+  private readonly syncWaiters: Array<() => void> = [];
+  /** Counts relists after the first, for metrics and tests. */
+  resyncs = 0;
+
+  constructor(
+    private readonly store: LeaseStore,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Starts the watch. `ready()` resolves once the first full list arrived. */
+  start(): void {
+    this.watchHandle ??= this.store.watch((event) => this.apply(event));
+  }
+
+  async stop(): Promise<void> {
+    await this.watchHandle?.stop();
+    this.watchHandle = undefined;
+  }
+
+  get synced(): boolean {
+    return this.syncedOnce;
+  }
+
+  ready(): Promise<void> {
+    if (this.syncedOnce) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  get(name: string): Observation | undefined {
+    return this.entries.get(name);
+  }
+
+  /** Calls `listener` after every change to `name`. Returns the unsubscribe function. */
+  subscribe(name: string, listener: () => void): () => void {
+    let set = this.listeners.get(name);
+    if (set === undefined) this.listeners.set(name, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(name);
+    };
+  }
+
+  /** Records a lease this daemon just read or wrote; it is at least as new as anything watched. */
+  remember(record: LeaseRecord): void {
+    if (this.put(record)) this.notify(record.name);
+  }
+
+  /** Records that a lease this daemon just looked up does not exist. */
+  forget(name: string): void {
+    if (this.drop(name)) this.notify(name);
+  }
+
+  /**
+   * The highest transition count this daemon has seen for a lease that is now
+   * gone. Managed leases are never deleted by the daemon; this only guards
+   * tokens against someone deleting one by hand while this daemon runs.
+   */
+  lastTransitions(name: string): number {
+    return this.tombstones.get(name) ?? 0;
+  }
+
+  private drop(name: string): boolean {
+    const previous = this.entries.get(name);
+    if (previous === undefined) return false;
+    this.tombstones.set(name, Math.max(this.lastTransitions(name), previous.record.transitions));
+    this.entries.delete(name);
+    return true;
+  }
+
+  private apply(event: WatchEvent): void {
+    switch (event.type) {
+      case "upsert":
+        if (this.put(event.lease)) this.notify(event.lease.name);
+        return;
+      case "delete":
+        this.forget(event.name);
+        return;
+      case "synced": {
+        const changed = new Set<string>();
+        const seen = new Set<string>();
+        for (const lease of event.leases) {
+          seen.add(lease.name);
+          if (this.put(lease)) changed.add(lease.name);
+        }
+        for (const name of [...this.entries.keys()]) {
+          if (!seen.has(name) && this.drop(name)) changed.add(name);
+        }
+        if (this.syncedOnce) this.resyncs += 1;
+        this.syncedOnce = true;
+        for (const resolve of this.syncWaiters.splice(0)) resolve();
+        for (const name of changed) this.notify(name);
+        return;
+      }
+    }
+  }
+
+  /** Stores `record` unless an equal or newer version is known. Returns whether it changed. */
+  private put(record: LeaseRecord): boolean {
+    const previous = this.entries.get(record.name);
+    if (previous === undefined && record.transitions < this.lastTransitions(record.name)) {
+      // Re-created by hand: keep counting from where the deleted lease stopped.
+      record = { ...record, transitions: this.lastTransitions(record.name) };
+    }
+    if (previous !== undefined && !this.store.isNewer(record.version, previous.record.version)) return false;
+    const renewed = previous === undefined || renewalStamp(previous.record) !== renewalStamp(record);
+    this.entries.set(record.name, { record, changedAt: renewed ? this.clock.now() : previous.changedAt });
+    return true;
+  }
+
+  private notify(name: string): void {
+    for (const listener of [...(this.listeners.get(name) ?? [])]) listener();
+  }
+}

@@ -1,0 +1,175 @@
+// Lock operations on top of the contenders: a session-held Acquire, a
+// lease-held TryAcquire with Renew and Release, and reads.
+import { Claim, type Grant, type LossReason } from "./claim.js";
+import type { Engine } from "./engine.js";
+import { SyncError, fromStoreError } from "./errors.js";
+import { expiresAt, isFree } from "./lease-cache.js";
+
+export interface LockRequest {
+  /** Lease name, already checked and prefixed (see `Locks.leaseName`). */
+  readonly leaseName: string;
+  readonly holder: string;
+  readonly leaseMs: number;
+}
+
+/** Where the fate of one Acquire is reported. */
+export interface AcquireSink {
+  acquired(grant: Grant): void;
+  renewed(validForMs: number): void;
+  /** The holder must stop acting; the hold is over. */
+  lost(reason: LossReason, message: string): void;
+  /** The lock was never acquired: wait timeout, shutdown or store failure. */
+  failed(error: SyncError): void;
+}
+
+export type TryAcquireResult =
+  | { readonly acquired: true; readonly grant: Grant }
+  | { readonly acquired: false; readonly holder: string; readonly token: number; readonly leaseMs: number };
+
+export interface LockState {
+  readonly held: boolean;
+  readonly holder: string;
+  readonly holderIdentity: string;
+  readonly token: number;
+  readonly acquireTime: Date | undefined;
+  readonly leaseMs: number;
+  readonly remainingMs: number;
+}
+
+export class Locks {
+  constructor(private readonly engine: Engine) {}
+
+  /** Maps a lock name to its Lease name. */
+  prefix(): string {
+    return this.engine.prefix("lock");
+  }
+
+  /**
+   * Waits for the lock and holds it, renewing, until `signal` aborts. With
+   * `waitTimeoutMs` the wait ends with a "wait-timeout" failure; 0 means do
+   * not wait at all.
+   */
+  acquire(request: LockRequest & { readonly waitTimeoutMs: number | undefined }, sink: AcquireSink, signal: AbortSignal): void {
+    const contender = this.engine.contender(request.leaseName, "lock");
+    let timer: { cancel(): void } | undefined;
+    const claim = new Claim(
+      {
+        holder: request.holder,
+        leaseMs: request.leaseMs,
+        mode: "session",
+        noWait: request.waitTimeoutMs === 0,
+        persistent: false,
+        value: "",
+      },
+      {
+        granted: (grant) => {
+          timer?.cancel();
+          sink.acquired(grant);
+        },
+        renewed: (validForMs) => sink.renewed(validForMs),
+        lost: (reason, message) => sink.lost(reason, message),
+        failed: (error) => {
+          timer?.cancel();
+          sink.failed(error);
+        },
+      },
+    );
+    if (request.waitTimeoutMs !== undefined && request.waitTimeoutMs > 0) {
+      const waitMs = request.waitTimeoutMs;
+      timer = this.engine.clock.setTimer(waitMs, () => {
+        if (claim.state !== "waiting") return;
+        void contender.end(claim);
+        sink.failed(
+          new SyncError(
+            "wait-timeout",
+            `lock not acquired within the wait timeout of ${waitMs / 1000} s: ${this.describeHolder(request.leaseName)}`,
+          ),
+        );
+      });
+    }
+    const end = () => {
+      timer?.cancel();
+      void contender.end(claim);
+    };
+    if (signal.aborted) return;
+    signal.addEventListener("abort", end, { once: true });
+    contender.add(claim);
+  }
+
+  /** One attempt, no waiting; on success the lock is held for `leaseMs` unless renewed. */
+  tryAcquire(request: LockRequest): Promise<TryAcquireResult> {
+    return new Promise((resolve, reject) => {
+      const contender = this.engine.contender(request.leaseName, "lock");
+      const claim = new Claim(
+        { holder: request.holder, leaseMs: request.leaseMs, mode: "lease", noWait: true, persistent: false, value: "" },
+        {
+          granted: (grant) => resolve({ acquired: true, grant }),
+          renewed: () => {},
+          lost: () => {},
+          failed: (error) => {
+            if (error.code !== "wait-timeout") return reject(error);
+            const record = this.engine.cache.get(request.leaseName)?.record;
+            resolve({
+              acquired: false,
+              holder: record?.holder ?? "",
+              token: record?.transitions ?? 0,
+              leaseMs: (record?.leaseDurationSeconds ?? 0) * 1000,
+            });
+          },
+        },
+      );
+      contender.add(claim);
+    });
+  }
+
+  /** Extends a lease-held lock; resolves with how long the holder may act. */
+  async renew(leaseName: string, token: number, leaseMs: number | undefined): Promise<number> {
+    return this.heldBy(leaseName, token).renew(token, leaseMs);
+  }
+
+  /** Gives back a lease-held lock. */
+  async release(leaseName: string, token: number): Promise<void> {
+    await this.heldBy(leaseName, token).release(token, "lease");
+  }
+
+  async get(leaseName: string, fresh: boolean): Promise<LockState> {
+    if (fresh) {
+      try {
+        await this.engine.refresh(leaseName);
+      } catch (err) {
+        throw fromStoreError(err, `read lock ${leaseName}`);
+      }
+    }
+    const obs = this.engine.cache.get(leaseName);
+    if (obs === undefined) {
+      return { held: false, holder: "", holderIdentity: "", token: 0, acquireTime: undefined, leaseMs: 0, remainingMs: 0 };
+    }
+    const now = this.engine.clock.now();
+    const held = !isFree(obs, now);
+    const record = obs.record;
+    return {
+      held,
+      holder: record.holder,
+      holderIdentity: record.holderIdentity,
+      token: record.transitions,
+      acquireTime: record.acquireTime,
+      leaseMs: record.leaseDurationSeconds * 1000,
+      remainingMs: held ? expiresAt(obs) - now : 0,
+    };
+  }
+
+  private heldBy(leaseName: string, token: number) {
+    const contender = this.engine.existingContender(leaseName);
+    if (contender?.claimFor(token) === undefined) {
+      throw new SyncError("not-held", `token ${token} is not held by this daemon for ${leaseName}: ${this.describeHolder(leaseName)}`);
+    }
+    return contender;
+  }
+
+  private describeHolder(leaseName: string): string {
+    const obs = this.engine.cache.get(leaseName);
+    if (obs === undefined) return "it was never acquired";
+    if (isFree(obs, this.engine.clock.now())) return `it is free; the last token is ${obs.record.transitions}`;
+    return `it is held by ${obs.record.holder} with token ${obs.record.transitions}`;
+  }
+}

@@ -1,0 +1,45 @@
+// Entry point: read the configuration, start the daemon, and stop it
+// gracefully on SIGTERM or SIGINT. A second signal exits at once.
+import { ConfigError, helpText, loadConfig } from "./config.js";
+import { startDaemon } from "./daemon.js";
+import { createLogger } from "./log.js";
+
+async function main(): Promise<void> {
+  if (process.argv.includes("--help") || process.argv.includes("-h")) {
+    console.log(helpText());
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`metaparticle-sync: bad setting ${err.message}`);
+    process.exit(2);
+  }
+  const log = createLogger(config.logLevel);
+  const daemon = await startDaemon(config, log);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn({ signal }, "second signal: exiting now");
+      process.exit(1);
+    }
+    log.info({ signal }, "shutting down: releasing everything held");
+    daemon.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
+
+main().catch((err: unknown) => {
+  console.error(`metaparticle-sync: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

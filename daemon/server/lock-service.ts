@@ -1,0 +1,101 @@
+// gRPC handlers of LockService: check the request, call the engine, convert.
+import type { AcquireRequest, AcquireResponse, LockServiceServer } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
+import { type Engine, checkHolder, checkLeaseMs, checkName, checkToken, checkWaitMs } from "../engine/index.js";
+import type { Logger } from "../log.js";
+import { durationMs, toDuration, toLossReason, wantsFresh } from "./convert.js";
+import { type StreamRegistry, shuttingDown, unary } from "./calls.js";
+
+export function lockService(engine: Engine, streams: StreamRegistry, log: Logger): LockServiceServer {
+  const locks = engine.locks;
+  const leaseName = (name: string) => checkName(name, locks.prefix(), "name");
+  const leaseMs = (field: string, value: Parameters<typeof durationMs>[0]) => {
+    const ms = durationMs(value, field);
+    return ms === undefined ? undefined : checkLeaseMs(ms, field);
+  };
+
+  return {
+    acquire(call) {
+      const stream = streams.track<AcquireRequest, AcquireResponse>(call);
+      try {
+        const request = call.request;
+        const name = leaseName(request.name);
+        const holder = checkHolder(request.holder, "holder");
+        const lease = leaseMs("lease_duration", request.leaseDuration) ?? engine.leaseDurationMs;
+        const wait = durationMs(request.waitTimeout, "wait_timeout");
+        const waitTimeoutMs = wait === undefined ? undefined : checkWaitMs(wait, "wait_timeout");
+        locks.acquire(
+          { leaseName: name, holder, leaseMs: lease, waitTimeoutMs },
+          {
+            acquired: (grant) =>
+              stream.send({
+                event: {
+                  $case: "acquired",
+                  value: {
+                    fencingToken: grant.token,
+                    holder,
+                    acquireTime: grant.acquireTime,
+                    leaseDuration: toDuration(grant.leaseMs),
+                    validFor: toDuration(grant.validForMs),
+                  },
+                },
+              }),
+            renewed: (validForMs) => stream.send({ event: { $case: "renewed", value: { validFor: toDuration(validForMs) } } }),
+            lost: (reason, message) => {
+              log.warn({ lock: request.name, holder, reason, message }, "lock lost");
+              stream.send({ event: { $case: "lost", value: { reason: toLossReason(reason), message } } });
+              stream.end(reason === "shutdown" ? shuttingDown() : undefined);
+            },
+            failed: (error) => stream.end(error),
+          },
+          stream.signal,
+        );
+      } catch (err) {
+        stream.end(err);
+      }
+    },
+
+    tryAcquire: unary(log, async (request) => {
+      const name = leaseName(request.name);
+      const holder = checkHolder(request.holder, "holder");
+      const lease = leaseMs("lease_duration", request.leaseDuration) ?? engine.leaseDurationMs;
+      const result = await locks.tryAcquire({ leaseName: name, holder, leaseMs: lease });
+      if (!result.acquired) {
+        return { acquired: false, fencingToken: result.token, holder: result.holder, leaseDuration: toDuration(result.leaseMs) };
+      }
+      return {
+        acquired: true,
+        fencingToken: result.grant.token,
+        holder,
+        validFor: toDuration(result.grant.validForMs),
+        leaseDuration: toDuration(result.grant.leaseMs),
+      };
+    }),
+
+    renew: unary(log, async (request) => {
+      const name = leaseName(request.name);
+      const token = checkToken(request.fencingToken, "fencing_token");
+      const lease = leaseMs("lease_duration", request.leaseDuration);
+      return { validFor: toDuration(await locks.renew(name, token, lease)) };
+    }),
+
+    release: unary(log, async (request) => {
+      const name = leaseName(request.name);
+      await locks.release(name, checkToken(request.fencingToken, "fencing_token"));
+      return {};
+    }),
+
+    getLock: unary(log, async (request) => {
+      const name = leaseName(request.name);
+      const state = await locks.get(name, wantsFresh(request.consistency, "consistency"));
+      return {
+        held: state.held,
+        holder: state.holder,
+        fencingToken: state.token,
+        acquireTime: state.acquireTime,
+        leaseDuration: toDuration(state.leaseMs),
+        remaining: toDuration(state.remainingMs),
+        holderIdentity: state.holderIdentity,
+      };
+    }),
+  };
+}

@@ -1,0 +1,85 @@
+// The gRPC server: LockService, ElectionService, grpc.health.v1.Health and
+// server reflection (fed from the descriptor set built from proto/), so
+// grpcurl and standard probes work with no proto files at hand.
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { loadFileDescriptorSetFromBuffer, loadSync } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { ElectionServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/election_service";
+import { LockServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
+import type { Engine } from "../engine/index.js";
+import { descriptorSetBase64 } from "../gen/descriptor-set.js";
+import type { Logger } from "../log.js";
+import { StreamRegistry } from "./calls.js";
+import { electionService } from "./election-service.js";
+import { lockService } from "./lock-service.js";
+
+export const SERVICE_NAMES = ["metaparticle.sync.v1.LockService", "metaparticle.sync.v1.ElectionService"] as const;
+
+export interface ServerOptions {
+  /** host:port to listen on; port 0 picks a free one. */
+  readonly address: string;
+  /**
+   * Interval of HTTP/2 pings to clients. A client that stops answering (a
+   * frozen or vanished process) has its streams cancelled, which releases
+   * what they hold.
+   */
+  readonly keepaliveMs: number;
+}
+
+export class DaemonServer {
+  readonly health = new HealthImplementation({ "": "NOT_SERVING", ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, "NOT_SERVING"])) });
+  private readonly server: Server;
+  private readonly streams: StreamRegistry;
+  private drained: Promise<void> | undefined;
+
+  private constructor(
+    engine: Engine,
+    private readonly log: Logger,
+    options: ServerOptions,
+  ) {
+    this.server = new Server({
+      "grpc.keepalive_time_ms": options.keepaliveMs,
+      "grpc.keepalive_timeout_ms": options.keepaliveMs,
+    });
+    this.streams = new StreamRegistry(log);
+    this.server.addService(LockServiceService, lockService(engine, this.streams, log));
+    this.server.addService(ElectionServiceService, electionService(engine, this.streams, log));
+    this.health.addToServer(this.server);
+    const ours = loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, "base64"));
+    new ReflectionService({ ...ours, ...loadSync(healthProtoPath) }).addToServer(this.server);
+  }
+
+  /** Binds the address and starts serving; health stays NOT_SERVING until `setServing`. */
+  static async start(engine: Engine, log: Logger, options: ServerOptions): Promise<{ server: DaemonServer; port: number }> {
+    const server = new DaemonServer(engine, log, options);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.server.bindAsync(options.address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    return { server, port };
+  }
+
+  setServing(serving: boolean): void {
+    const status = serving ? "SERVING" : "NOT_SERVING";
+    for (const service of ["", ...SERVICE_NAMES]) this.health.setStatus(service, status);
+  }
+
+  /** Stops taking new calls; open calls continue until `close`. */
+  stopAccepting(): void {
+    this.setServing(false);
+    this.drained ??= new Promise((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+
+  /**
+   * Ends every stream still open with UNAVAILABLE and `reason`, waits up to
+   * `timeoutMs` for calls to finish, then closes whatever remains.
+   */
+  async close(reason: string, timeoutMs: number): Promise<void> {
+    this.stopAccepting();
+    this.streams.endAll(reason);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.drained, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+    this.server.forceShutdown();
+  }
+}

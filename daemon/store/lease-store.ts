@@ -1,0 +1,107 @@
+// The storage interface the engine runs on. It exists only for the engine's
+// lock and election algorithms: a small set of reads and conditional writes on
+// lease records, plus one watch. `kubernetes/` implements it on
+// coordination.k8s.io/v1 Lease objects and `memory/` in process, with the same
+// semantics.
+
+/** Whether a lease backs a lock or an election. Kept in the record so one watch serves both. */
+export type LeaseKind = "lock" | "election";
+
+/**
+ * The fields of a managed lease the engine reads and writes. Only the
+ * conversion module of each store knows how they map onto a stored object.
+ */
+export interface LeaseFields {
+  /** Stored object name, already prefixed by the engine. */
+  readonly name: string;
+  readonly kind: LeaseKind;
+  /** Identity of the daemon process that holds the lease; "" when free. */
+  readonly holderIdentity: string;
+  /** Caller-supplied holder (lock) or candidate (election) name, for display. */
+  readonly holder: string;
+  /** Lease duration in whole seconds, as the holder wrote it. */
+  readonly leaseDurationSeconds: number;
+  /** Wall-clock times written by the holder. For display only: no decision uses them. */
+  readonly acquireTime: Date | undefined;
+  readonly renewTime: Date | undefined;
+  /** Number of acquisitions so far: the fencing token of the latest one. */
+  readonly transitions: number;
+  /** Value proclaimed by an election's leader. */
+  readonly value: string;
+  /** Identities of daemon processes waiting for the lease, in arrival order. */
+  readonly queue: readonly string[];
+}
+
+/** A lease as read from the store, with the version a conditional write must match. */
+export interface LeaseRecord extends LeaseFields {
+  readonly version: string;
+}
+
+export type StoreErrorReason =
+  /** A conditional write lost to a concurrent one (version mismatch). */
+  | "conflict"
+  /** A create found the object already there. */
+  | "exists"
+  /** The object is gone. */
+  | "not-found"
+  /** An object with this name exists but is not managed by metaparticle-sync. */
+  | "foreign"
+  /** The backend could not be reached or did not answer in time. */
+  | "unavailable"
+  /** The backend refused the call (RBAC). `detail` names the verb and resource. */
+  | "forbidden"
+  /** The backend rejected the object as invalid. */
+  | "invalid";
+
+export class StoreError extends Error {
+  constructor(
+    readonly reason: StoreErrorReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = "StoreError";
+  }
+}
+
+export function isStoreError(err: unknown, reason?: StoreErrorReason): err is StoreError {
+  return err instanceof StoreError && (reason === undefined || err.reason === reason);
+}
+
+export type WatchEvent =
+  /** The complete set of managed leases, after the first list and after every relist. */
+  | { readonly type: "synced"; readonly leases: readonly LeaseRecord[] }
+  /** A lease was created or changed. */
+  | { readonly type: "upsert"; readonly lease: LeaseRecord }
+  /** A lease was deleted. */
+  | { readonly type: "delete"; readonly name: string };
+
+export interface WatchHandle {
+  /** Stops the watch; no events are delivered after it resolves. */
+  stop(): Promise<void>;
+}
+
+export interface CallOptions {
+  /** Abandons the call; it then fails with reason "unavailable". */
+  readonly signal?: AbortSignal;
+}
+
+export interface LeaseStore {
+  /** Reads one lease. Resolves undefined when absent; rejects with "foreign" when not ours. */
+  get(name: string, options?: CallOptions): Promise<LeaseRecord | undefined>;
+  /** Creates a lease; rejects with "exists" (or "foreign") when the name is taken. */
+  create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord>;
+  /** Replaces a lease only if it is still at `lease.version`; rejects with "conflict" otherwise. */
+  update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord>;
+  /**
+   * Starts the one watch on all managed leases. The first event is "synced"
+   * with the full set; after a broken or expired watch the store relists and
+   * sends "synced" again, so the listener never misses a final state.
+   */
+  watch(listener: (event: WatchEvent) => void): WatchHandle;
+  /** True if version `a` of an object is newer than version `b` of it. */
+  isNewer(a: string, b: string): boolean;
+  /** Says where leases live, for logs. */
+  describe(): string;
+  /** False for stores that only one process can see. */
+  readonly distributed: boolean;
+}

@@ -1,0 +1,122 @@
+// An in-process LeaseStore with the same semantics as the Kubernetes one:
+// versioned records, conditional writes, and a watch whose events arrive
+// after the write that caused them has answered. It is what the daemon uses
+// when no cluster is configured, and what engine tests run on.
+import {
+  type CallOptions,
+  type LeaseFields,
+  type LeaseRecord,
+  type LeaseStore,
+  StoreError,
+  type WatchEvent,
+  type WatchHandle,
+} from "../lease-store.js";
+
+export type StoreOperation = "get" | "create" | "update";
+
+/**
+ * Runs before every call, so tests can fail or delay it: throw a StoreError to
+ * fail the call, or return a promise to hold it.
+ */
+export type Interceptor = (operation: StoreOperation, name: string) => void | Promise<void>;
+
+export class MemoryStore implements LeaseStore {
+  readonly distributed = false;
+  private readonly leases = new Map<string, LeaseRecord>();
+  /** Names that exist but belong to someone else, like a controller's own Lease. */
+  private readonly foreign = new Set<string>();
+  private readonly listeners = new Set<(event: WatchEvent) => void>();
+  private revision = 0;
+  /** Counts calls by operation, so tests can prove that waiting costs nothing. */
+  readonly calls: Record<StoreOperation, number> = { get: 0, create: 0, update: 0 };
+  interceptor: Interceptor | undefined;
+
+  describe(): string {
+    return "memory (in this process only; not distributed)";
+  }
+
+  isNewer(a: string, b: string): boolean {
+    return Number(a) > Number(b);
+  }
+
+  async get(name: string, options?: CallOptions): Promise<LeaseRecord | undefined> {
+    await this.enter("get", name, options);
+    if (this.foreign.has(name)) throw foreignError(name);
+    return this.leases.get(name);
+  }
+
+  async create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord> {
+    await this.enter("create", fields.name, options);
+    if (this.foreign.has(fields.name)) throw foreignError(fields.name);
+    if (this.leases.has(fields.name)) throw new StoreError("exists", `lease ${fields.name} already exists`);
+    return this.commit({ ...fields, queue: [...fields.queue] });
+  }
+
+  async update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
+    await this.enter("update", lease.name, options);
+    if (this.foreign.has(lease.name)) throw foreignError(lease.name);
+    const current = this.leases.get(lease.name);
+    if (current === undefined) throw new StoreError("not-found", `lease ${lease.name} not found`);
+    if (current.version !== lease.version) {
+      throw new StoreError("conflict", `lease ${lease.name} changed (version ${current.version}, not ${lease.version})`);
+    }
+    const { version: _version, ...fields } = lease;
+    return this.commit({ ...fields, queue: [...fields.queue] });
+  }
+
+  watch(listener: (event: WatchEvent) => void): WatchHandle {
+    this.listeners.add(listener);
+    const leases = [...this.leases.values()];
+    setImmediate(() => {
+      if (this.listeners.has(listener)) listener({ type: "synced", leases });
+    });
+    return {
+      stop: async () => {
+        this.listeners.delete(listener);
+      },
+    };
+  }
+
+  /** Test hook: deletes a lease as an administrator might. */
+  delete(name: string): void {
+    if (!this.leases.delete(name)) return;
+    this.emit({ type: "delete", name });
+  }
+
+  /** Test hook: makes `name` exist without the managed label. */
+  addForeign(name: string): void {
+    this.foreign.add(name);
+  }
+
+  /** Test hook: the record as stored right now. */
+  peek(name: string): LeaseRecord | undefined {
+    return this.leases.get(name);
+  }
+
+  private async enter(operation: StoreOperation, name: string, options: CallOptions | undefined): Promise<void> {
+    this.calls[operation] += 1;
+    if (options?.signal?.aborted) throw new StoreError("unavailable", `${operation} ${name}: abandoned`);
+    await this.interceptor?.(operation, name);
+    if (options?.signal?.aborted) throw new StoreError("unavailable", `${operation} ${name}: abandoned`);
+  }
+
+  private commit(fields: LeaseFields): LeaseRecord {
+    this.revision += 1;
+    const record: LeaseRecord = Object.freeze({ ...fields, version: String(this.revision) });
+    this.leases.set(record.name, record);
+    this.emit({ type: "upsert", lease: record });
+    return record;
+  }
+
+  private emit(event: WatchEvent): void {
+    // Like an API server, the watch event reaches listeners only after the
+    // write's own reply.
+    setImmediate(() => {
+      for (const listener of this.listeners) listener(event);
+    });
+  }
+}
+
+function foreignError(name: string): StoreError {
+  return new StoreError("foreign", `lease ${name} exists but is not managed by metaparticle-sync`);
+}

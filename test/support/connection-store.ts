@@ -1,0 +1,77 @@
+// One simulated daemon's connection to a shared MemoryStore, which a test can
+// cut: while partitioned, calls fail as unreachable and watch events are lost;
+// on healing, the watch relists, as the Kubernetes store does after a broken
+// watch.
+import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent, WatchHandle } from "../../daemon/store/lease-store.js";
+import { StoreError } from "../../daemon/store/lease-store.js";
+import type { MemoryStore } from "../../daemon/store/memory/memory-store.js";
+
+export class ConnectionStore implements LeaseStore {
+  readonly distributed = true;
+  private partitioned = false;
+  private listener: ((event: WatchEvent) => void) | undefined;
+  /** Calls made through this connection, by operation. */
+  readonly calls = { get: 0, create: 0, update: 0 };
+
+  constructor(private readonly shared: MemoryStore) {}
+
+  describe(): string {
+    return "test connection to a shared memory store";
+  }
+
+  isNewer(a: string, b: string): boolean {
+    return this.shared.isNewer(a, b);
+  }
+
+  /** Cuts the connection: calls fail and watch events are dropped until `heal`. */
+  partition(): void {
+    this.partitioned = true;
+  }
+
+  /** Restores the connection; the watch relists like after a broken watch. */
+  heal(): void {
+    this.partitioned = false;
+    const listener = this.listener;
+    if (listener === undefined) return;
+    // The full list as the shared store has it now.
+    const stop = this.shared.watch((event) => {
+      if (event.type === "synced") {
+        void stop.stop();
+        listener(event);
+      }
+    });
+  }
+
+  async get(name: string, options?: CallOptions): Promise<LeaseRecord | undefined> {
+    this.enter("get");
+    return this.shared.get(name, options);
+  }
+
+  async create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord> {
+    this.enter("create");
+    return this.shared.create(fields, options);
+  }
+
+  async update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
+    this.enter("update");
+    return this.shared.update(lease, options);
+  }
+
+  watch(listener: (event: WatchEvent) => void): WatchHandle {
+    this.listener = listener;
+    const inner = this.shared.watch((event) => {
+      if (!this.partitioned && this.listener === listener) listener(event);
+    });
+    return {
+      stop: async () => {
+        this.listener = undefined;
+        await inner.stop();
+      },
+    };
+  }
+
+  private enter(operation: "get" | "create" | "update"): void {
+    this.calls[operation] += 1;
+    if (this.partitioned) throw new StoreError("unavailable", `${operation}: connection refused (partitioned by the test)`);
+  }
+}

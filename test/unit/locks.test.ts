@@ -1,0 +1,310 @@
+// Engine lock semantics on the memory store with a fake clock: no test sleeps.
+import test from "ava";
+import { SimCluster, type LockHandle } from "../support/sim.js";
+
+const LEASE = 15_000;
+const DEADLINE = 10_000;
+
+function holders(handles: LockHandle[]): LockHandle[] {
+  return handles.filter((h) => h.grant !== undefined && h.loss === undefined && !h.controller.signal.aborted);
+}
+
+test("mutual exclusion: one holder among many clients on three daemons", async (t) => {
+  const sim = new SimCluster();
+  const daemons = [await sim.daemon("a"), await sim.daemon("b"), await sim.daemon("c")];
+  const handles: LockHandle[] = [];
+  for (let i = 0; i < 30; i++) handles.push(daemons[i % 3]!.acquire("job", { holder: `client-${i}` }));
+  const tokens: number[] = [];
+  for (let round = 0; round < 30; round++) {
+    await sim.advance(50);
+    const current = holders(handles);
+    t.is(current.length, 1, `round ${round}: exactly one holder`);
+    tokens.push(current[0]!.grant!.token);
+    current[0]!.close();
+  }
+  t.deepEqual(
+    tokens,
+    [...tokens].sort((a, b) => a - b),
+    "tokens increase in acquisition order",
+  );
+  t.is(new Set(tokens).size, 30, "every acquisition has its own token");
+  t.true(
+    handles.every((h) => h.grant !== undefined),
+    "every client eventually held the lock",
+  );
+});
+
+test("FIFO handoff: local waiters acquire in the order they asked", async (t) => {
+  const sim = new SimCluster();
+  const d = await sim.daemon();
+  const handles = ["first", "second", "third", "fourth"].map((holder) => d.acquire("fifo", { holder }));
+  const order: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    await sim.advance(10);
+    const [current] = holders(handles);
+    order.push(current!.grant !== undefined ? ["first", "second", "third", "fourth"][handles.indexOf(current!)]! : "none");
+    current!.close();
+  }
+  t.deepEqual(order, ["first", "second", "third", "fourth"]);
+});
+
+test("FIFO handoff across daemons: a waiting daemon is served before the releasing daemon's next client", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const a1 = a.acquire("fair", { holder: "a1" });
+  await sim.advance(10);
+  const b1 = b.acquire("fair", { holder: "b1" });
+  await sim.advance(10);
+  const a2 = a.acquire("fair", { holder: "a2" });
+  await sim.advance(10);
+  a1.close();
+  await sim.advance(10);
+  t.truthy(b1.grant, "b, which waited first, holds the lock");
+  t.is(a2.grant, undefined);
+  b1.close();
+  await sim.advance(10);
+  t.truthy(a2.grant);
+  t.true(a2.grant!.token > b1.grant!.token);
+});
+
+test("stream close releases: the next waiter on another daemon acquires at once, without waiting for expiry", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const holder = a.acquire("close");
+  await sim.advance(10);
+  const waiter = b.acquire("close");
+  await sim.advance(10);
+  t.is(waiter.grant, undefined);
+  const closedAt = sim.clock.now();
+  holder.close();
+  await sim.advance(1);
+  t.truthy(waiter.grant, "acquired within one watch event plus one write");
+  t.true(waiter.grant!.at - closedAt < LEASE);
+  t.true(waiter.grant!.token > holder.grant!.token);
+});
+
+test("no polling while waiting: waiters make no store calls beyond joining the queue", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  a.acquire("quiet");
+  await sim.advance(10);
+  const waiters = Array.from({ length: 10 }, (_, i) => b.acquire("quiet", { holder: `w${i}` }));
+  await sim.advance(100);
+  const before = { ...b.conn.calls };
+  await sim.advance(10 * 60_000);
+  t.deepEqual(b.conn.calls, before, "ten minutes of waiting cost the waiting daemon no calls");
+  t.true(waiters.every((w) => w.grant === undefined && w.failure === undefined));
+  t.true(a.conn.calls.update > 100, "meanwhile the holder kept renewing");
+});
+
+test("renewals: the holder renews about every third of the lease and hears how long it may act", async (t) => {
+  const sim = new SimCluster();
+  const d = await sim.daemon();
+  const h = d.acquire("renew");
+  await sim.advance(10);
+  t.truthy(h.grant);
+  t.true(h.grant!.validForMs > DEADLINE - 100 && h.grant!.validForMs <= DEADLINE);
+  await sim.advance(60_000);
+  t.true(h.renewals.length >= 11 && h.renewals.length <= 13, `renewed ${h.renewals.length} times in 60 s`);
+  t.true(h.renewals.every((v) => v > DEADLINE - 100 && v <= DEADLINE));
+  t.is(h.loss, undefined);
+});
+
+test("lost before expiry: a holder that cannot renew is told before anyone else may take the lock", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const holder = a.acquire("partition");
+  await sim.advance(10);
+  const waiter = b.acquire("partition");
+  await sim.advance(10);
+  a.conn.partition();
+  await sim.advance(3 * LEASE);
+  t.truthy(holder.loss, "the holder was told");
+  t.is(holder.loss!.reason, "renew-deadline-exceeded");
+  t.truthy(waiter.grant, "the waiter took over after expiry");
+  t.true(holder.loss!.at < waiter.grant!.at, "lost was signalled before the takeover");
+  t.true(waiter.grant!.at - holder.loss!.at >= LEASE - DEADLINE - 100, "with the lease minus renew deadline as margin");
+});
+
+test("expiry is measured from the observed change, not the renewTime written: clock skew is tolerated", async (t) => {
+  const sim = new SimCluster();
+  // a's wall clock is an hour behind: every renewTime it writes looks long expired.
+  const a = await sim.daemon("a", { wallOffsetMs: -3_600_000 });
+  const b = await sim.daemon("b");
+  const holder = a.acquire("skew");
+  await sim.advance(10);
+  const waiter = b.acquire("skew");
+  await sim.advance(5 * LEASE);
+  t.is(waiter.grant, undefined, "b does not take a lease that is being renewed, whatever its renewTime says");
+  t.is(holder.loss, undefined);
+  a.kill();
+  const killedAt = sim.clock.now();
+  await sim.advance(2 * LEASE);
+  t.truthy(waiter.grant);
+  t.true(waiter.grant!.at - killedAt >= LEASE - 5_000, "taken over one lease after the last observed renewal");
+});
+
+test("crash: a killed daemon's lock is taken over after the lease expires", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  a.acquire("crash");
+  await sim.advance(10);
+  const waiter = b.acquire("crash");
+  await sim.advance(10);
+  a.kill();
+  const killedAt = sim.clock.now();
+  await sim.advance(LEASE - 5_001);
+  t.is(waiter.grant, undefined, "not before the lease could have expired");
+  await sim.advance(10_000);
+  t.truthy(waiter.grant);
+  t.true(waiter.grant!.at - killedAt <= LEASE + 100);
+});
+
+test("restart: a new daemon process never mistakes a lease of its previous life for its own", async (t) => {
+  const sim = new SimCluster();
+  const first = await sim.daemon("pod-0");
+  first.acquire("restart");
+  await sim.advance(10);
+  first.kill();
+  const restarted = await sim.daemon("pod-0");
+  const again = restarted.acquire("restart");
+  await sim.advance(LEASE - 1_000);
+  t.is(again.grant, undefined, "waits for the old lease to expire");
+  await sim.advance(2_000);
+  t.truthy(again.grant);
+  t.is(again.grant!.token, 2);
+});
+
+test("fencing tokens strictly increase across 1000 acquisitions", async (t) => {
+  const sim = new SimCluster();
+  const daemons = [await sim.daemon("a"), await sim.daemon("b")];
+  let last = 0;
+  for (let i = 0; i < 1000; i++) {
+    const h = daemons[i % 2]!.acquire("tokens");
+    await sim.advance(1);
+    if (h.grant === undefined) return t.fail(`acquisition ${i} did not complete`);
+    t.true(h.grant.token > last, `token ${h.grant.token} after ${last}`);
+    last = h.grant.token;
+    h.close();
+    await sim.advance(1);
+  }
+  t.is(last, 1000);
+});
+
+test("wait timeout: the wait ends with wait-timeout naming the holder, and nothing is held", async (t) => {
+  const sim = new SimCluster();
+  const d = await sim.daemon();
+  d.acquire("timeout", { holder: "busy-job" });
+  await sim.advance(10);
+  const waiter = d.acquire("timeout", { waitTimeoutMs: 2_000 });
+  await sim.advance(2_010);
+  t.is(waiter.failure?.code, "wait-timeout");
+  t.regex(waiter.failure!.message, /busy-job/);
+  const zero = d.acquire("timeout", { waitTimeoutMs: 0 });
+  await sim.advance(1);
+  t.is(zero.failure?.code, "wait-timeout", "zero wait fails at once when held");
+});
+
+test("lease-held lock: TryAcquire, Renew and Release with stale and foreign tokens change nothing", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const name = a.lockName("lease");
+  const first = await a.engine.locks.tryAcquire({ leaseName: name, holder: "script", leaseMs: 5_000 });
+  t.true(first.acquired);
+  const token = first.acquired ? first.grant.token : 0;
+  const other = await b.engine.locks.tryAcquire({ leaseName: name, holder: "other", leaseMs: 5_000 });
+  t.false(other.acquired, "held by another daemon's lease");
+  t.like(other, { holder: "script", token });
+
+  const before = sim.store.peek(name);
+  await t.throwsAsync(a.engine.locks.renew(name, token + 1, undefined), { message: /token 2 is not held/ });
+  await t.throwsAsync(b.engine.locks.renew(name, token, undefined), { message: /not held by this daemon/ }, "foreign daemon");
+  await t.throwsAsync(a.engine.locks.release(name, token - 1), { instanceOf: Error });
+  t.deepEqual(sim.store.peek(name), before, "rejected calls changed nothing");
+
+  await sim.advance(4_000);
+  const validFor = await a.engine.locks.renew(name, token, undefined);
+  t.true(validFor > 3_000 && validFor <= 3_334, `valid for ${validFor} ms after a renewal of a 5 s lease`);
+  await sim.advance(4_000);
+  t.false((await b.engine.locks.tryAcquire({ leaseName: name, holder: "other", leaseMs: 5_000 })).acquired, "the renewal kept it held");
+
+  await a.engine.locks.release(name, token);
+  const releasedTwice = await a.engine.locks.release(name, token).then(
+    () => "released",
+    (err: Error) => err.message,
+  );
+  t.regex(releasedTwice, /not held/, "a second Release is rejected");
+  await sim.advance(10);
+  const next = await b.engine.locks.tryAcquire({ leaseName: name, holder: "other", leaseMs: 5_000 });
+  t.true(next.acquired, "free at once after Release");
+  t.is(next.acquired ? next.grant.token : 0, token + 1);
+});
+
+test("lease-held lock expires when not renewed", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const name = a.lockName("expire");
+  const first = await a.engine.locks.tryAcquire({ leaseName: name, holder: "forgetful", leaseMs: 3_000 });
+  t.true(first.acquired);
+  const waiter = b.acquire("expire");
+  await sim.advance(2_900);
+  t.is(waiter.grant, undefined);
+  await sim.advance(200);
+  t.truthy(waiter.grant, "acquired once the unrenewed lease ran out");
+  await t.throwsAsync(a.engine.locks.renew(name, first.acquired ? first.grant.token : 0, undefined), { message: /not held/ });
+});
+
+test("only its own leases: a foreign Lease is never modified and the error says so", async (t) => {
+  const sim = new SimCluster();
+  const d = await sim.daemon();
+  sim.store.addForeign(d.lockName("controller-leader"));
+  const h = d.acquire("controller-leader");
+  await sim.advance(10);
+  t.is(h.failure?.code, "foreign-lease");
+  t.regex(h.failure!.message, /not managed by metaparticle-sync/);
+  await t.throwsAsync(d.engine.locks.tryAcquire({ leaseName: d.lockName("controller-leader"), holder: "x", leaseMs: 5_000 }), {
+    message: /not managed/,
+  });
+});
+
+test("graceful shutdown: holders are told, leases released, and a waiter elsewhere acquires at once", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const held = a.acquire("shutdown");
+  const queued = a.acquire("shutdown");
+  await sim.advance(10);
+  const waiter = b.acquire("shutdown");
+  await sim.advance(10);
+  const done = a.engine.shutdown(5_000);
+  await sim.advance(10);
+  await done;
+  t.is(held.loss?.reason, "shutdown");
+  t.is(queued.failure?.code, "shutting-down");
+  t.truthy(waiter.grant, "taken over at once, not after expiry");
+  t.true(waiter.grant!.at - held.loss!.at < 100);
+});
+
+test("deleted lease: the holder is told and tokens never go back when it is re-created", async (t) => {
+  const sim = new SimCluster();
+  const d = await sim.daemon();
+  const first = d.acquire("deleted");
+  await sim.advance(10);
+  first.close();
+  await sim.advance(10);
+  const second = d.acquire("deleted");
+  await sim.advance(10);
+  sim.store.delete(d.lockName("deleted"));
+  await sim.advance(10);
+  t.is(second.loss?.reason, "deleted");
+  const third = d.acquire("deleted");
+  await sim.advance(10);
+  t.is(third.grant?.token, 3);
+});
