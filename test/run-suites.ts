@@ -1,0 +1,67 @@
+// Runs every test suite in turn, streams its output, and ends with one line
+// that counts tests over all suites: "N passed, N failed[, N skipped]".
+//
+//   npm test                       every suite
+//   npm test -- unit grpc          only the named suites
+//
+// A suite is a command and a way to count its results; suites for other
+// languages add themselves to test/suites.ts.
+import { spawn } from "node:child_process";
+import { SUITES, type Counts, type Suite } from "./suites.js";
+
+async function runSuite(suite: Suite): Promise<Counts & { exitCode: number | null; seconds: number }> {
+  const started = performance.now();
+  console.log(`\n=== suite ${suite.name}: ${suite.command.join(" ")}${suite.cwd ? ` (in ${suite.cwd})` : ""}`);
+  const child = spawn(suite.command[0]!, suite.command.slice(1), {
+    cwd: suite.cwd,
+    env: { ...process.env, ...suite.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+    process.stdout.write(chunk);
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+    process.stderr.write(chunk);
+  });
+  const exitCode = await new Promise<number | null>((resolve) => {
+    child.on("error", (err) => {
+      output += `\n${err.message}`;
+      console.error(`suite ${suite.name} could not start: ${err.message}`);
+      resolve(127);
+    });
+    child.on("close", (code) => resolve(code));
+  });
+  const counts = suite.count(output);
+  // A suite that failed without reporting a failed test still counts as one failure.
+  if (exitCode !== 0 && counts.failed === 0) counts.failed = 1;
+  return { ...counts, exitCode, seconds: (performance.now() - started) / 1000 };
+}
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const unknown = wanted.filter((name) => !SUITES.some((s) => s.name === name));
+  if (unknown.length > 0) {
+    console.error(`unknown suite(s): ${unknown.join(", ")}; known: ${SUITES.map((s) => s.name).join(", ")}`);
+    process.exit(2);
+  }
+  const suites = wanted.length === 0 ? SUITES : SUITES.filter((s) => wanted.includes(s.name));
+  const total: Counts = { passed: 0, failed: 0, skipped: 0 };
+  const rows: string[] = [];
+  for (const suite of suites) {
+    const result = await runSuite(suite);
+    total.passed += result.passed;
+    total.failed += result.failed;
+    total.skipped += result.skipped;
+    rows.push(
+      `  ${suite.name.padEnd(14)} ${String(result.passed).padStart(4)} passed ${String(result.failed).padStart(3)} failed ${String(result.skipped).padStart(3)} skipped  ${result.seconds.toFixed(0).padStart(4)} s`,
+    );
+  }
+  console.log(`\n=== summary\n${rows.join("\n")}`);
+  console.log(`${total.passed} passed, ${total.failed} failed${total.skipped > 0 ? `, ${total.skipped} skipped` : ""}`);
+  process.exit(total.failed > 0 ? 1 : 0);
+}
+
+await main();
