@@ -9,12 +9,15 @@
 import { spawn } from "node:child_process";
 import { SUITES, type Counts, type Suite } from "./suites.js";
 
-async function runSuite(suite: Suite): Promise<Counts & { exitCode: number | null; seconds: number }> {
-  const started = performance.now();
-  console.log(`\n=== suite ${suite.name}: ${suite.command.join(" ")}${suite.cwd ? ` (in ${suite.cwd})` : ""}`);
-  const child = spawn(suite.command[0]!, suite.command.slice(1), {
-    cwd: suite.cwd,
-    env: { ...process.env, ...suite.env },
+/** Runs one command, echoing its output; resolves with the exit code and everything it printed. */
+async function run(
+  command: readonly string[],
+  cwd: string | undefined,
+  env: Record<string, string> | undefined,
+): Promise<{ exitCode: number | null; output: string }> {
+  const child = spawn(command[0]!, command.slice(1), {
+    cwd,
+    env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -29,15 +32,28 @@ async function runSuite(suite: Suite): Promise<Counts & { exitCode: number | nul
   const exitCode = await new Promise<number | null>((resolve) => {
     child.on("error", (err) => {
       output += `\n${err.message}`;
-      console.error(`suite ${suite.name} could not start: ${err.message}`);
+      console.error(`${command[0]} could not start: ${err.message}`);
       resolve(127);
     });
     child.on("close", (code) => resolve(code));
   });
+  return { exitCode, output };
+}
+
+async function runSuite(suite: Suite): Promise<Counts & { exitCode: number | null; seconds: number }> {
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
+  if (suite.prepare !== undefined) {
+    console.log(`\n=== suite ${suite.name}, preparing: ${suite.prepare.join(" ")}`);
+    const prepared = await run(suite.prepare, suite.cwd, suite.env);
+    if (prepared.exitCode !== 0) return { passed: 0, failed: 1, skipped: 0, exitCode: prepared.exitCode, seconds: seconds() };
+  }
+  console.log(`\n=== suite ${suite.name}: ${suite.command.join(" ")}${suite.cwd ? ` (in ${suite.cwd})` : ""}`);
+  const { exitCode, output } = await run(suite.command, suite.cwd, suite.env);
   const counts = suite.count(output);
   // A suite that failed without reporting a failed test still counts as one failure.
   if (exitCode !== 0 && counts.failed === 0) counts.failed = 1;
-  return { ...counts, exitCode, seconds: (performance.now() - started) / 1000 };
+  return { ...counts, exitCode, seconds: seconds() };
 }
 
 async function main(): Promise<void> {

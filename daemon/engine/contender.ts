@@ -11,7 +11,7 @@ import { Claim, type Grant, type LossReason } from "./claim.js";
 import { SyncError, fromStoreError } from "./errors.js";
 import { type LeaseCache, type Observation, expiresAt, isFree } from "./lease-cache.js";
 import { type LeaseTiming, jittered } from "./timing.js";
-import { type LeaseKind, type LeaseRecord, type LeaseStore, isStoreError } from "../store/lease-store.js";
+import { type LeaseKind, type LeaseRecord, type LeaseStore, type StoreError, isStoreError } from "../store/lease-store.js";
 
 export interface ContenderContext {
   readonly store: LeaseStore;
@@ -454,9 +454,7 @@ export class Contender {
       if (isStoreError(err, "conflict") || isStoreError(err, "exists") || isStoreError(err, "not-found")) {
         await this.refresh();
       } else if (isStoreError(err, "foreign") || isStoreError(err, "forbidden") || isStoreError(err, "invalid")) {
-        const error = isStoreError(err, "invalid") ? new SyncError("unavailable", `${doing}: ${err.message}`) : fromStoreError(err, doing);
-        for (const claim of this.waiting.splice(0)) this.failClaim(claim, error);
-        this.backOff();
+        this.failWaiting(doing, err);
       } else {
         this.ctx.onStoreError(this.name, doing, err);
         const head = this.waiting[0];
@@ -480,10 +478,20 @@ export class Contender {
       else this.ctx.cache.remember(record);
       return true;
     } catch (err) {
-      this.ctx.onStoreError(this.name, "read the lease", err);
-      this.backOff();
+      if (isStoreError(err, "foreign") || isStoreError(err, "forbidden")) this.failWaiting("read the lease", err);
+      else {
+        this.ctx.onStoreError(this.name, "read the lease", err);
+        this.backOff();
+      }
       return false;
     }
+  }
+
+  /** Fails every waiting claim with a store error that waiting cannot fix: a foreign Lease, an RBAC denial, an invalid object. */
+  private failWaiting(doing: string, err: StoreError): void {
+    const error = err.reason === "invalid" ? new SyncError("unavailable", `${doing}: ${err.message}`) : fromStoreError(err, doing);
+    for (const claim of this.waiting.splice(0)) this.failClaim(claim, error);
+    this.backOff();
   }
 
   private async renewFailed(holding: Holding, doing: string, err: unknown): Promise<void> {

@@ -35,6 +35,12 @@ export interface LeaseFields {
 /** A lease as read from the store, with the version a conditional write must match. */
 export interface LeaseRecord extends LeaseFields {
   readonly version: string;
+  /**
+   * The store's own object as read, opaque to the engine. The engine's
+   * updates spread the record, so this travels along and the store can keep
+   * fields the engine does not know about (labels, annotations added by people).
+   */
+  readonly native?: unknown;
 }
 
 export type StoreErrorReason =

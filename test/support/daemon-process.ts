@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { tiedCommand } from "./tied-process.js";
 
 export const DAEMON_MAIN = fileURLToPath(new URL("../../daemon/main.js", import.meta.url));
 
@@ -28,7 +29,8 @@ process.on("exit", () => {
 });
 
 export async function spawnDaemon(flags: string[], env: Record<string, string | undefined> = {}): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [DAEMON_MAIN, "--listen=127.0.0.1:0", ...flags], {
+  const [command, args] = tiedCommand(process.execPath, [DAEMON_MAIN, "--listen=127.0.0.1:0", ...flags]);
+  const child = spawn(command, args, {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -77,8 +79,14 @@ export async function spawnDaemon(flags: string[], env: Record<string, string | 
       });
     });
   };
-  const listening = await waitForLog("gRPC server listening");
-  await waitForLog("ready");
+  let listening: Record<string, unknown>;
+  try {
+    listening = await waitForLog("gRPC server listening");
+    await waitForLog("ready");
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  }
   const port = Number(String(listening.address).split(":").at(-1));
   return {
     child,

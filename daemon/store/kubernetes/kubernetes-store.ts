@@ -1,5 +1,353 @@
-export class KubernetesStore {
-  static fromConfig(..._args: unknown[]): never {
-    throw new Error("not yet");
+// LeaseStore on coordination.k8s.io/v1 Lease objects in one namespace.
+//
+// Writes are replaces conditional on resourceVersion, so a 409 means someone
+// else wrote first. One watch per daemon follows every managed Lease of the
+// namespace (label selector); it resumes from the last resourceVersion it saw
+// (bookmarks keep that fresh) and relists when the API server answers 410 Gone.
+// A Lease without the managed label is never written: calls on it fail with
+// reason "foreign".
+import {
+  ApiException,
+  CoordinationV1Api,
+  KubeConfig,
+  Watch,
+  type V1Lease,
+  type V1LeaseList,
+  type ConfigurationOptions,
+  type ObservableMiddleware,
+  type RequestContext,
+  setHeaderMiddleware,
+} from "@kubernetes/client-node";
+import type { Logger } from "../../log.js";
+import {
+  type CallOptions,
+  type LeaseFields,
+  type LeaseRecord,
+  type LeaseStore,
+  StoreError,
+  type StoreErrorReason,
+  type WatchEvent,
+  type WatchHandle,
+} from "../lease-store.js";
+import { MANAGED_SELECTOR, isManaged, leaseToRecord, recordToLease } from "./lease-convert.js";
+
+/** What the store reports for metrics: every API call's outcome and every watch restart. */
+export interface StoreObserver {
+  request(verb: "get" | "create" | "update" | "list", code: number | "error", ms: number): void;
+  watchRestart(reason: "ended" | "expired" | "error"): void;
+}
+
+export interface KubernetesStoreOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly namespace: string;
+  readonly log: Logger;
+  readonly observer?: StoreObserver;
+}
+
+export class KubernetesStore implements LeaseStore {
+  readonly distributed = true;
+  readonly namespace: string;
+  private readonly api: CoordinationV1Api;
+  private readonly kubeConfig: KubeConfig;
+  private readonly log: Logger;
+  private readonly observer: StoreObserver | undefined;
+
+  constructor(options: KubernetesStoreOptions) {
+    this.kubeConfig = options.kubeConfig;
+    this.namespace = options.namespace;
+    this.log = options.log;
+    this.observer = options.observer;
+    this.api = this.kubeConfig.makeApiClient(CoordinationV1Api);
+  }
+
+  /**
+   * Loads credentials from the pod's service account, or from `kubeconfig`
+   * when given. The namespace is the configured one, else the kubeconfig
+   * context's, else "default".
+   */
+  static fromConfig(config: { kubeconfig: string | undefined; namespace: string }, log: Logger, observer?: StoreObserver): KubernetesStore {
+    const kubeConfig = new KubeConfig();
+    if (config.kubeconfig !== undefined) kubeConfig.loadFromFile(config.kubeconfig);
+    else kubeConfig.loadFromCluster();
+    const context = kubeConfig.getContextObject(kubeConfig.getCurrentContext());
+    const namespace = config.namespace || context?.namespace || "default";
+    return new KubernetesStore({ kubeConfig, namespace, log, observer });
+  }
+
+  describe(): string {
+    return `Kubernetes Leases in namespace ${this.namespace} at ${this.kubeConfig.getCurrentCluster()?.server ?? "?"}`;
+  }
+
+  isNewer(a: string, b: string): boolean {
+    // resourceVersions are opaque by contract; etcd-backed API servers issue
+    // increasing integers, which lets replies and watch events be ordered.
+    if (/^\d+$/.test(a) && /^\d+$/.test(b)) return BigInt(a) > BigInt(b);
+    return a !== b;
+  }
+
+  async get(name: string, options?: CallOptions): Promise<LeaseRecord | undefined> {
+    let lease: V1Lease;
+    try {
+      lease = await this.call("get", `get lease ${name}`, options, (o) =>
+        this.api.readNamespacedLease({ name, namespace: this.namespace }, o),
+      );
+    } catch (err) {
+      if (err instanceof StoreError && err.reason === "not-found") return undefined;
+      throw err;
+    }
+    if (!isManaged(lease)) throw foreign(name, this.namespace);
+    return leaseToRecord(lease);
+  }
+
+  async create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord> {
+    const body = recordToLease(fields, this.namespace);
+    const lease = await this.call("create", `create lease ${fields.name}`, options, (o) =>
+      this.api.createNamespacedLease({ namespace: this.namespace, body }, o),
+    );
+    return leaseToRecord(lease);
+  }
+
+  async update(record: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
+    const body = recordToLease(record, this.namespace);
+    const lease = await this.call("update", `update lease ${record.name}`, options, (o) =>
+      this.api.replaceNamespacedLease({ name: record.name, namespace: this.namespace, body }, o),
+    );
+    return leaseToRecord(lease);
+  }
+
+  watch(listener: (event: WatchEvent) => void): WatchHandle {
+    const watcher = new LeaseWatcher(this, listener);
+    void watcher.run();
+    return { stop: () => watcher.stop() };
+  }
+
+  /** Lists managed Leases; used by the watcher to (re)sync. */
+  async list(signal: AbortSignal): Promise<{ leases: LeaseRecord[]; resourceVersion: string }> {
+    const list: V1LeaseList = await this.call("list", "list leases", { signal }, (o) =>
+      this.api.listNamespacedLease({ namespace: this.namespace, labelSelector: MANAGED_SELECTOR }, o),
+    );
+    return { leases: list.items.map(leaseToRecord), resourceVersion: list.metadata?.resourceVersion ?? "" };
+  }
+
+  /** Starts one watch request; `done` is called once when it ends, with the error if any. */
+  startWatch(
+    resourceVersion: string,
+    onEvent: (phase: string, object: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    const watch = new Watch(this.kubeConfig);
+    return watch.watch(
+      `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/leases`,
+      {
+        labelSelector: MANAGED_SELECTOR,
+        resourceVersion,
+        allowWatchBookmarks: true,
+        // The server ends each watch after 5 to 10 minutes; the watcher resumes it.
+        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+      },
+      onEvent,
+      done,
+    );
+  }
+
+  get observerHooks(): StoreObserver | undefined {
+    return this.observer;
+  }
+
+  get logger(): Logger {
+    return this.log;
+  }
+
+  /** Runs one API call with the caller's abort signal, mapping failures to StoreErrors. */
+  private async call<T>(
+    verb: "get" | "create" | "update" | "list",
+    doing: string,
+    options: CallOptions | undefined,
+    run: (o: ConfigurationOptions<ObservableMiddleware>) => Promise<T>,
+  ): Promise<T> {
+    const started = performance.now();
+    const signal = options?.signal;
+    // The object-parameter API takes the library's Observable middleware; its
+    // header middleware is the one way to make one without its internals.
+    const userAgent = setHeaderMiddleware("User-Agent", USER_AGENT);
+    const requestOptions: ConfigurationOptions<ObservableMiddleware> = {
+      middleware: [
+        {
+          pre: (context: RequestContext) => {
+            if (signal !== undefined) context.setSignal(signal);
+            return userAgent.pre(context);
+          },
+          post: (response) => userAgent.post(response),
+        },
+      ],
+      middlewareMergeStrategy: "append",
+    };
+    try {
+      const result = await run(requestOptions);
+      this.observer?.request(verb, 200, performance.now() - started);
+      return result;
+    } catch (err) {
+      const code = err instanceof ApiException ? err.code : "error";
+      this.observer?.request(verb, code, performance.now() - started);
+      throw toStoreError(err, doing, this.namespace);
+    }
+  }
+}
+
+/** Maps an API failure to the store's error reasons; RBAC denials keep the API server's message, which names the verb and resource. */
+function toStoreError(err: unknown, doing: string, namespace: string): StoreError {
+  if (err instanceof ApiException) {
+    const status = parseStatus(err.body);
+    const message = status?.message ?? err.message;
+    const reason: StoreErrorReason | undefined = (
+      {
+        404: "not-found",
+        403: "forbidden",
+        401: "forbidden",
+        422: "invalid",
+        400: "invalid",
+      } as Record<number, StoreErrorReason>
+    )[err.code];
+    if (err.code === 409) return new StoreError(status?.reason === "AlreadyExists" ? "exists" : "conflict", `${doing}: ${message}`);
+    if (err.code === 401) return new StoreError("forbidden", `${doing} in namespace ${namespace}: unauthorized (${message})`);
+    if (reason !== undefined) return new StoreError(reason, `${doing}: ${message}`);
+    return new StoreError("unavailable", `${doing}: API server answered ${err.code}: ${message}`);
+  }
+  const cause = (err as { cause?: { code?: string } })?.cause?.code;
+  const text = err instanceof Error ? err.message : String(err);
+  return new StoreError("unavailable", `${doing}: API server unreachable (${cause ?? text})`);
+}
+
+function parseStatus(body: unknown): { message?: string; reason?: string } | undefined {
+  if (typeof body === "object" && body !== null) return body as { message?: string; reason?: string };
+  if (typeof body !== "string") return undefined;
+  try {
+    return JSON.parse(body) as { message?: string; reason?: string };
+  } catch {
+    return { message: body };
+  }
+}
+
+function foreign(name: string, namespace: string): StoreError {
+  return new StoreError(
+    "foreign",
+    `Lease ${namespace}/${name} exists but is not managed by metaparticle-sync (no label ${MANAGED_SELECTOR}); it is never modified. Choose another name.`,
+  );
+}
+
+const USER_AGENT = "metaparticle-sync/0.1";
+const MIN_RETRY_MS = 200;
+const MAX_RETRY_MS = 5_000;
+
+/**
+ * The list-then-watch loop behind `KubernetesStore.watch`. After the first
+ * list it only resumes watches from the last resourceVersion seen; it relists
+ * (sending "synced" again) only when the API server says that version is gone.
+ */
+class LeaseWatcher {
+  private stopped = false;
+  private controller: AbortController | undefined;
+  private readonly abort = new AbortController();
+  private resourceVersion = "";
+  private retryMs = MIN_RETRY_MS;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly store: KubernetesStore,
+    private readonly listener: (event: WatchEvent) => void,
+  ) {}
+
+  async run(): Promise<void> {
+    let needList = true;
+    while (!this.stopped) {
+      try {
+        if (needList) {
+          const { leases, resourceVersion } = await this.store.list(this.abort.signal);
+          this.resourceVersion = resourceVersion;
+          this.listener({ type: "synced", leases });
+          needList = false;
+        }
+        const started = performance.now();
+        const outcome = await this.watchOnce();
+        if (outcome === "expired") {
+          this.store.observerHooks?.watchRestart("expired");
+          this.store.logger.info({ resourceVersion: this.resourceVersion }, "watch resource version expired (410 Gone): relisting");
+          needList = true;
+          continue;
+        }
+        this.store.observerHooks?.watchRestart(outcome);
+        // A watch that lasted is resumed at once; one the server keeps closing right away is retried with backoff.
+        if (outcome === "ended" && performance.now() - started > 1_000) {
+          this.retryMs = MIN_RETRY_MS;
+          continue;
+        }
+      } catch (err) {
+        if (this.stopped) return;
+        this.store.observerHooks?.watchRestart("error");
+        this.store.logger.warn({ err: err instanceof Error ? err.message : String(err), retryMs: this.retryMs }, "watch failed; retrying");
+      }
+      await this.pause(this.retryMs);
+      this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.controller?.abort();
+    this.wake?.();
+  }
+
+  /** One watch request, until it ends. */
+  private watchOnce(): Promise<"ended" | "expired" | "error"> {
+    return new Promise((resolve) => {
+      let expired = false;
+      let sawEvent = false;
+      const onEvent = (phase: string, object: unknown) => {
+        if (this.stopped) return;
+        const lease = object as V1Lease & { code?: number };
+        if (phase === "ERROR") {
+          if (lease.code === 410) expired = true;
+          return;
+        }
+        const version = lease.metadata?.resourceVersion;
+        if (version !== undefined) this.resourceVersion = version;
+        if (!sawEvent) {
+          sawEvent = true;
+          this.retryMs = MIN_RETRY_MS;
+        }
+        if (phase === "BOOKMARK") return;
+        if (phase === "DELETED") this.listener({ type: "delete", name: lease.metadata?.name ?? "" });
+        else if (isManaged(lease)) this.listener({ type: "upsert", lease: leaseToRecord(lease) });
+        else this.listener({ type: "delete", name: lease.metadata?.name ?? "" }); // its label was removed: no longer ours
+      };
+      const done = (err: unknown) => {
+        const status = (err as { statusCode?: number } | null)?.statusCode;
+        if (expired || status === 410) resolve("expired");
+        else if (err === null || err === undefined || (err as Error).name === "TimeoutError" || (err as Error).name === "AbortError")
+          resolve("ended");
+        else {
+          this.store.logger.warn({ err: (err as Error).message ?? String(err) }, "watch ended with an error");
+          resolve("error");
+        }
+      };
+      this.store.startWatch(this.resourceVersion, onEvent, done).then(
+        (controller) => {
+          this.controller = controller;
+          if (this.stopped) controller.abort();
+        },
+        (err: unknown) => done(err),
+      );
+    });
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 }

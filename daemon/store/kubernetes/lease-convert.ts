@@ -1,0 +1,107 @@
+// The only module that knows the shape of a coordination.k8s.io/v1 Lease:
+// a pair of pure functions between Lease objects and lease records, and the
+// label that marks a Lease as managed by metaparticle-sync.
+//
+// Spec fields are used as client-go uses them: holderIdentity names the
+// holder (the daemon process), leaseDurationSeconds how long it holds without
+// renewing, acquireTime/renewTime are MicroTimes for people to read, and
+// leaseTransitions counts acquisitions; it is the fencing token. What
+// client-go's Lease has no field for lives in annotations.
+import { V1MicroTime, type V1Lease } from "@kubernetes/client-node";
+import type { LeaseFields, LeaseKind, LeaseRecord } from "../lease-store.js";
+
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY = "metaparticle-sync";
+/** The label selector of the daemon's one watch. */
+export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+export const KIND_LABEL = "sync.metaparticle.io/kind";
+/** Caller-supplied holder or candidate name. */
+export const HOLDER_ANNOTATION = "sync.metaparticle.io/holder";
+/** Proclaimed election value; at most 4096 bytes (checked before it gets here). */
+export const VALUE_ANNOTATION = "sync.metaparticle.io/value";
+/** JSON array of daemon process identities waiting, in arrival order. */
+export const QUEUE_ANNOTATION = "sync.metaparticle.io/queue";
+
+export function isManaged(lease: V1Lease): boolean {
+  return lease.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
+}
+
+/** Reads a managed Lease as a record. Tolerates what people may have left out or broken. */
+export function leaseToRecord(lease: V1Lease): LeaseRecord {
+  const metadata = lease.metadata ?? {};
+  const annotations = metadata.annotations ?? {};
+  const spec = lease.spec ?? {};
+  return {
+    name: metadata.name ?? "",
+    kind: (metadata.labels?.[KIND_LABEL] === "election" ? "election" : "lock") satisfies LeaseKind,
+    holderIdentity: spec.holderIdentity ?? "",
+    holder: annotations[HOLDER_ANNOTATION] ?? "",
+    leaseDurationSeconds: spec.leaseDurationSeconds ?? 0,
+    acquireTime: toDate(spec.acquireTime),
+    renewTime: toDate(spec.renewTime),
+    transitions: spec.leaseTransitions ?? 0,
+    value: annotations[VALUE_ANNOTATION] ?? "",
+    queue: parseQueue(annotations[QUEUE_ANNOTATION]),
+    version: metadata.resourceVersion ?? "",
+    native: lease,
+  };
+}
+
+/**
+ * The Lease to write for `fields` in `namespace`. An update passes the record
+ * it read, whose resourceVersion makes the write conditional and whose native
+ * object keeps labels, annotations and spec fields the engine does not know.
+ */
+export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: string): V1Lease {
+  const previous = "native" in fields ? (fields.native as V1Lease | undefined) : undefined;
+  const annotations: Record<string, string> = { ...previous?.metadata?.annotations };
+  annotations[HOLDER_ANNOTATION] = fields.holder;
+  setOrDelete(annotations, VALUE_ANNOTATION, fields.value);
+  setOrDelete(annotations, QUEUE_ANNOTATION, fields.queue.length > 0 ? JSON.stringify(fields.queue) : "");
+  return {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: {
+      ...previous?.metadata,
+      name: fields.name,
+      namespace,
+      resourceVersion: "version" in fields ? fields.version : undefined,
+      labels: { ...previous?.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY, [KIND_LABEL]: fields.kind },
+      annotations,
+      managedFields: undefined,
+    },
+    spec: {
+      ...previous?.spec,
+      holderIdentity: fields.holderIdentity,
+      leaseDurationSeconds: fields.leaseDurationSeconds,
+      acquireTime: fields.acquireTime === undefined ? undefined : new V1MicroTime(fields.acquireTime.getTime()),
+      renewTime: fields.renewTime === undefined ? undefined : new V1MicroTime(fields.renewTime.getTime()),
+      leaseTransitions: fields.transitions,
+    },
+  };
+}
+
+function setOrDelete(annotations: Record<string, string>, key: string, value: string): void {
+  if (value === "") delete annotations[key];
+  else annotations[key] = value;
+}
+
+/** MicroTimes arrive as Date objects from typed calls and as strings from watch events. */
+function toDate(value: unknown): Date | undefined {
+  if (value instanceof Date) return new Date(value.getTime());
+  if (typeof value === "string" && value !== "") {
+    const date = new Date(value);
+    return Number.isNaN(date.getTime()) ? undefined : date;
+  }
+  return undefined;
+}
+
+function parseQueue(text: string | undefined): string[] {
+  if (text === undefined || text === "") return [];
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed.filter((id): id is string => typeof id === "string") : [];
+  } catch {
+    return []; // a broken queue only costs fairness, never safety
+  }
+}
