@@ -26,6 +26,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** host:port of the Prometheus metrics endpoint; "" disables it. */
   readonly metricsListen: string;
+  /** host:port of a health-only gRPC server for kubelet probes, which cannot reach loopback; "" disables it. */
+  readonly healthListen: string;
   readonly logLevel: LogLevel;
 }
 
@@ -99,6 +101,12 @@ export const SETTINGS = {
     help: "Prometheus metrics address (host:port); empty disables",
     fallback: "",
   },
+  healthListen: {
+    flag: "health-listen",
+    env: ["MSYNC_HEALTH_LISTEN"],
+    help: "address (host:port) of a gRPC server with only grpc.health.v1, for kubelet probes; empty disables",
+    fallback: "",
+  },
   logLevel: { flag: "log-level", env: ["MSYNC_LOG_LEVEL"], help: "fatal, error, warn, info, debug or trace", fallback: "info" },
 } as const satisfies Record<string, Setting>;
 
@@ -143,6 +151,8 @@ export function loadConfig(environment: Environment = processEnvironment): Confi
   checkAddress(listen.value, listen.from);
   const metrics = raw("metricsListen");
   if (metrics.value !== "") checkAddress(metrics.value, metrics.from);
+  const health = raw("healthListen");
+  if (health.value !== "") checkAddress(health.value, health.from);
 
   const lease = raw("leaseDuration");
   const leaseDurationMs = parseDuration(lease.value, lease.from);
@@ -218,6 +228,7 @@ export function loadConfig(environment: Environment = processEnvironment): Confi
     keepaliveMs,
     shutdownTimeoutMs,
     metricsListen: metrics.value,
+    healthListen: health.value,
     logLevel: level.value as LogLevel,
   };
 }

@@ -19,6 +19,9 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const daemon = await startDaemon(config, log);
+  // Not awaited: a daemon that cannot sync yet (API server down, RBAC) still
+  // answers health checks as NOT_SERVING, and calls with a clear error.
+  void daemon.ready;
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;

@@ -25,7 +25,10 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 // Every folder written by generation. The check compares exactly these.
-export const generatedDirs = ["clients/typescript/src/gen", "daemon/gen"];
+export const generatedDirs = ["clients/typescript/src/gen", "daemon/gen", "clients/go/gen", "clients/python/gen", "clients/java/gen"];
+
+// The Go, Python and Java plugins that buf.gen.yaml runs from here.
+const toolsDir = ".cache/tools";
 
 const descriptorModule = "daemon/gen/descriptor-set.ts";
 
@@ -53,6 +56,8 @@ function listFiles(dir) {
   if (!existsSync(dir)) return [];
   const out = [];
   for (const entry of readdirSync(dir)) {
+    // Python writes bytecode next to the generated modules it imports.
+    if (entry === "__pycache__") continue;
     const path = join(dir, entry);
     if (statSync(path).isDirectory()) out.push(...listFiles(path));
     else out.push(path);
@@ -63,8 +68,11 @@ function listFiles(dir) {
 function check() {
   const scratch = mkdtempSync(join(tmpdir(), "msync-gen-"));
   try {
-    for (const item of ["proto", "buf.yaml", "buf.gen.yaml"]) cpSync(join(root, item), join(scratch, item), { recursive: true });
+    for (const item of ["proto", "buf.yaml", "buf.gen.yaml", "clients/python/tools"])
+      cpSync(join(root, item), join(scratch, item), { recursive: true });
     symlinkSync(join(root, "node_modules"), join(scratch, "node_modules"));
+    mkdirSync(join(scratch, dirname(toolsDir)), { recursive: true });
+    symlinkSync(join(root, toolsDir), join(scratch, toolsDir));
     generate(scratch);
     const stale = [];
     for (const dir of generatedDirs) {
@@ -86,5 +94,9 @@ function check() {
   }
 }
 
+if (!existsSync(join(root, toolsDir))) {
+  console.error(`${toolsDir} is missing: run scripts/install-toolchains.sh first`);
+  process.exit(1);
+}
 if (process.argv.includes("--check")) check();
 else generate(root);

@@ -67,9 +67,83 @@ function avaSuite(
   };
 }
 
+/** Counts go test -v: one "--- PASS/FAIL/SKIP: Name" line per test and subtest. */
+export function countGoTest(output: string): Counts {
+  const count = (word: string) => [...output.matchAll(new RegExp(`^\\s*--- ${word}: `, "gm"))].length;
+  return { passed: count("PASS"), failed: count("FAIL"), skipped: count("SKIP") };
+}
+
+/** Counts from pytest's closing line, e.g. "==== 1 failed, 5 passed, 1 skipped in 3.1s ====". */
+export function countPytest(output: string): Counts {
+  const summary = output.match(/^=+ (.*) in [\d.]+s(?: \([^)]*\))? =+$/gm)?.at(-1) ?? "";
+  const count = (...words: string[]) => sum(summary, new RegExp(`(\\d+) (?:${words.join("|")})\\b`, "g"));
+  return { passed: count("passed", "xpassed"), failed: count("failed", "errors?"), skipped: count("skipped", "xfailed") };
+}
+
+/**
+ * Counts from Maven Surefire's totals, "Tests run: X, Failures: Y, Errors: Z,
+ * Skipped: W" alone at the end of a line (the per-class lines go on with the
+ * time elapsed).
+ */
+export function countSurefire(output: string): Counts {
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0 };
+  for (const m of output.matchAll(/Tests run: (\d+), Failures: (\d+), Errors: (\d+), Skipped: (\d+)$/gm)) {
+    const [run, failures, errors, skipped] = m.slice(1).map(Number) as [number, number, number, number];
+    counts.passed += run - failures - errors - skipped;
+    counts.failed += failures + errors;
+    counts.skipped += skipped;
+  }
+  return counts;
+}
+
+/**
+ * The other languages' clients, each in its own runner against a real daemon,
+ * and the cross-language test; scripts/install-toolchains.sh installs what
+ * they need.
+ */
+/** Installs what the other languages' suites need (idempotent: about a second once done). */
+const toolchains = ["bash", `${root}scripts/install-toolchains.sh`];
+
+const languageSuites: Suite[] = [
+  {
+    name: "go",
+    prepare: toolchains,
+    command: ["go", "test", "-count=1", "-v", "./..."],
+    cwd: `${root}clients/go`,
+    env: DAEMON_ENV,
+    count: countGoTest,
+  },
+  {
+    name: "python",
+    prepare: toolchains,
+    command: [`${root}.cache/tools/venv/bin/python`, "-m", "pytest", "-v"],
+    cwd: `${root}clients/python`,
+    env: DAEMON_ENV,
+    count: countPytest,
+  },
+  {
+    name: "java",
+    prepare: toolchains,
+    command: ["mvn", "-B", "-ntp", "test"],
+    cwd: `${root}clients/java`,
+    env: DAEMON_ENV,
+    count: countSurefire,
+  },
+  {
+    name: "crosslang",
+    prepare: toolchains,
+    // Its one test builds the Go and Java contenders first, longer than ava's default 2 minutes allows.
+    command: [process.execPath, ava, "--tap", "--timeout=10m", "dist/test/crosslang/**/*.test.js"],
+    cwd: root,
+    env: DAEMON_ENV,
+    count: countTap,
+  },
+];
+
 export const SUITES: readonly Suite[] = [
   avaSuite("unit", "unit"),
   avaSuite("grpc", "grpc"),
   // Against a real kube-apiserver and etcd, built from their Go modules on first use (cached under .cache/).
   avaSuite("kube", "kube", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),
+  ...languageSuites,
 ];

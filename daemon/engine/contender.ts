@@ -10,6 +10,7 @@ import type { Clock, Timer } from "./clock.js";
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import { SyncError, fromStoreError } from "./errors.js";
 import { type LeaseCache, type Observation, expiresAt, isFree } from "./lease-cache.js";
+import type { EngineObserver } from "./observer.js";
 import { type LeaseTiming, jittered } from "./timing.js";
 import { type LeaseKind, type LeaseRecord, type LeaseStore, type StoreError, isStoreError } from "../store/lease-store.js";
 
@@ -25,6 +26,7 @@ export interface ContenderContext {
   readonly onIdle: (contender: Contender) => void;
   /** Told about store failures the contender absorbs by retrying. */
   readonly onStoreError: (name: string, doing: string, error: unknown) => void;
+  readonly observer: EngineObserver;
 }
 
 /** A holder's call that the contender loop serves in order: Renew, Proclaim, Release or Resign. */
@@ -145,6 +147,11 @@ export class Contender {
     });
   }
 
+  /** Claims holding (0 or 1) and waiting here, for metrics. */
+  get counts(): { held: number; waiting: number } {
+    return { held: this.holding?.claim.state === "held" ? 1 : 0, waiting: this.waiting.length };
+  }
+
   /** The claim holding `token` here, if any. */
   claimFor(token: number): Claim | undefined {
     const holding = this.holding;
@@ -240,7 +247,7 @@ export class Contender {
       return undefined;
     }
     if (now < this.backoffUntil) return this.wakeAt(this.backoffUntil);
-    if (!this.ctx.cache.synced) return undefined;
+    if (!this.ctx.cache.synced) return this.notSynced();
     const head = this.waiting[0];
     const mine = record?.holderIdentity === this.ctx.identity;
     if (head === undefined) {
@@ -251,7 +258,7 @@ export class Contender {
     if (obs === undefined) return () => this.createStep(head);
     if (mine || isFree(obs, now)) {
       const turn = this.turn(obs, now);
-      if (turn.mine) return () => this.acquireStep(head, obs.record, turn.skip);
+      if (turn.mine) return () => this.acquireStep(head, obs, turn.skip);
       if (head.options.noWait) return this.failHeadAndReplan(head);
       if (!this.queued(obs.record)) return () => this.enqueueStep(obs.record);
       return this.wakeAt(turn.until);
@@ -275,6 +282,25 @@ export class Contender {
     const freeAt = record.holderIdentity === "" ? obs.changedAt : expiresAt(obs);
     const until = freeAt + this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
     return now >= until ? { mine: true, skip: ahead } : { mine: false, until };
+  }
+
+  /**
+   * Before the first list succeeds nothing can be decided. Claims wait for it,
+   * unless the list failed in a way waiting cannot fix (RBAC), or the claim
+   * does not wait at all.
+   */
+  private notSynced(): undefined {
+    const error = this.ctx.cache.syncError;
+    if (error === undefined) return undefined;
+    if (error.reason === "forbidden" || error.reason === "foreign") {
+      this.failWaiting("list the leases", error);
+    } else {
+      for (const claim of this.waiting.filter((c) => c.options.noWait)) {
+        this.waiting.splice(this.waiting.indexOf(claim), 1);
+        this.failClaim(claim, fromStoreError(error, "list the leases"));
+      }
+    }
+    return undefined;
   }
 
   private queued(record: LeaseRecord): boolean {
@@ -312,16 +338,18 @@ export class Contender {
     });
   }
 
-  private async acquireStep(head: Claim, record: LeaseRecord, skip: readonly string[]): Promise<void> {
+  private async acquireStep(head: Claim, obs: Observation, skip: readonly string[]): Promise<void> {
+    const record = obs.record;
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
+    const freeAt = record.holderIdentity === "" ? obs.changedAt : Math.min(sentAt, expiresAt(obs));
     await this.attempt("acquire the lease", head.options.leaseMs, async (signal) => {
       const next = this.acquisition(record, head, wall);
       const updated = await this.ctx.store.update(
         { ...next, queue: record.queue.filter((id) => id !== this.ctx.identity && !skip.includes(id)) },
         { signal },
       );
-      this.granted(head, updated, sentAt);
+      this.granted(head, updated, sentAt, this.ctx.clock.now() - freeAt);
     });
   }
 
@@ -366,7 +394,7 @@ export class Contender {
       const updated = await this.ctx.store.update(this.acquisition(record, next, wall), { signal });
       holding.claim.state = "ended";
       this.dropHolding(holding);
-      this.granted(next, updated, sentAt);
+      this.granted(next, updated, sentAt, this.ctx.clock.now() - sentAt);
     } else {
       const updated = await this.ctx.store.update(this.releaseRecord(record, next !== undefined), { signal });
       holding.claim.state = "ended";
@@ -428,6 +456,7 @@ export class Contender {
         { signal: signal.signal },
       );
       if (this.holding === holding) {
+        this.ctx.observer.renewed?.(this.kind, this.ctx.clock.now() - sentAt);
         this.renewed(holding, sentAt);
         holding.claim.sink.renewed(this.validFor(holding));
       }
@@ -496,6 +525,7 @@ export class Contender {
 
   private async renewFailed(holding: Holding, doing: string, err: unknown): Promise<void> {
     if (this.holding !== holding) return;
+    this.ctx.observer.renewFailed?.(this.kind, isStoreError(err) ? err.reason : "error");
     // After a conflict with a fresh record `plan` renews again at once, or
     // notices the lease is no longer ours.
     if (isStoreError(err, "conflict") && (await this.refresh())) return;
@@ -541,7 +571,7 @@ export class Contender {
     };
   }
 
-  private granted(claim: Claim, record: LeaseRecord, sentAt: number): void {
+  private granted(claim: Claim, record: LeaseRecord, sentAt: number, handoffMs?: number): void {
     const timing = this.ctx.timing(claim.options.leaseMs);
     const index = this.waiting.indexOf(claim);
     if (index >= 0) this.waiting.splice(index, 1);
@@ -564,6 +594,7 @@ export class Contender {
     }
     claim.state = "held";
     claim.token = holding.token;
+    this.ctx.observer.acquired?.(this.kind, handoffMs);
     this.renewed(holding, sentAt);
     const grant: Grant = {
       token: holding.token,
@@ -620,7 +651,10 @@ export class Contender {
       }
     }
     this.dropHolding(holding);
-    if (wasHeld) claim.sink.lost(reason, message);
+    if (wasHeld) {
+      this.ctx.observer.lost?.(this.kind, reason);
+      claim.sink.lost(reason, message);
+    }
   }
 
   /** Forgets the holding; its claim's state must already say what became of it. */

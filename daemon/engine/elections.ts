@@ -6,7 +6,7 @@
 import { Claim, type LossReason } from "./claim.js";
 import type { Timer } from "./clock.js";
 import type { Engine } from "./engine.js";
-import { SyncError, fromStoreError } from "./errors.js";
+import { SyncError } from "./errors.js";
 import { type Observation, expiresAt, isFree } from "./lease-cache.js";
 
 export interface LeaderState {
@@ -111,14 +111,8 @@ export class Elections {
   }
 
   async getLeader(leaseName: string, fresh: boolean): Promise<LeaderState> {
-    if (fresh) {
-      try {
-        await this.engine.refresh(leaseName);
-      } catch (err) {
-        throw fromStoreError(err, `read election ${leaseName}`);
-      }
-    }
-    return leaderOf(this.engine.cache.get(leaseName), this.engine.clock.now());
+    const obs = await this.engine.observe(leaseName, fresh, `read election ${leaseName}`);
+    return leaderOf(obs, this.engine.clock.now());
   }
 
   /** Calls `listener` with the current leader at once and after every change, until `signal` aborts. */

@@ -4,9 +4,10 @@
 import { type Clock, systemClock } from "./clock.js";
 import { Contender, type ContenderContext } from "./contender.js";
 import { Elections } from "./elections.js";
-import { SyncError } from "./errors.js";
-import { LeaseCache } from "./lease-cache.js";
+import { SyncError, fromStoreError } from "./errors.js";
+import { LeaseCache, type Observation } from "./lease-cache.js";
 import { Locks } from "./locks.js";
+import type { EngineObserver, EngineStats } from "./observer.js";
 import { type LeaseTiming, leaseTiming } from "./timing.js";
 import { MAX_LEASE_MS, MIN_LEASE_MS } from "./validate.js";
 import type { LeaseKind, LeaseStore } from "../store/lease-store.js";
@@ -26,6 +27,8 @@ export interface EngineOptions {
   readonly random?: () => number;
   /** Told about store failures that the engine absorbs by retrying. */
   readonly onStoreError?: (name: string, doing: string, error: unknown) => void;
+  /** Told about acquisitions, renewals and losses, for metrics. */
+  readonly observer?: EngineObserver;
 }
 
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
@@ -61,6 +64,7 @@ export class Engine {
         if (this.contenders.get(contender.name) === contender) this.contenders.delete(contender.name);
       },
       onStoreError: options.onStoreError ?? (() => {}),
+      observer: options.observer ?? {},
     };
     this.locks = new Locks(this);
     this.elections = new Elections(this);
@@ -105,16 +109,39 @@ export class Engine {
     return contender;
   }
 
+  /** Leases held and claims waiting on this daemon right now, by kind. */
+  stats(): EngineStats {
+    const stats = { held: { lock: 0, election: 0 }, waiting: { lock: 0, election: 0 } };
+    for (const contender of this.contenders.values()) {
+      const { held, waiting } = contender.counts;
+      stats.held[contender.kind] += held;
+      stats.waiting[contender.kind] += waiting;
+    }
+    return stats;
+  }
+
   /** The contender for a Lease name if one is active. */
   existingContender(leaseName: string): Contender | undefined {
     return this.contenders.get(leaseName);
   }
 
-  /** Reads a Lease from the store into the cache, for reads that ask for fresh data. */
-  async refresh(leaseName: string): Promise<void> {
-    const record = await this.store.get(leaseName);
-    if (record === undefined) this.cache.forget(leaseName);
-    else this.cache.remember(record);
+  /**
+   * Brings a Lease into the cache for a read: from the store when `fresh`,
+   * else as watched. Fails when the cache cannot answer (not synced yet).
+   */
+  async observe(leaseName: string, fresh: boolean, doing: string): Promise<Observation | undefined> {
+    try {
+      if (fresh) {
+        const record = await this.store.get(leaseName);
+        if (record === undefined) this.cache.forget(leaseName);
+        else this.cache.remember(record);
+      } else if (!this.cache.synced) {
+        throw this.cache.syncError ?? new SyncError("unavailable", "the lease cache has not synced with the store yet");
+      }
+    } catch (err) {
+      throw fromStoreError(err, doing);
+    }
+    return this.cache.get(leaseName);
   }
 
   /**

@@ -3,7 +3,7 @@
 // keeps WHEN the holder's renewal stamp was last seen to change, on the local
 // monotonic clock: expiry of another holder's lease is measured from that
 // moment, never from the renewTime written in the lease.
-import type { LeaseRecord, LeaseStore, WatchEvent, WatchHandle } from "../store/lease-store.js";
+import type { LeaseRecord, LeaseStore, StoreError, WatchEvent, WatchHandle } from "../store/lease-store.js";
 import type { Clock } from "./clock.js";
 
 export interface Observation {
@@ -37,6 +37,8 @@ export class LeaseCache {
   private readonly syncWaiters: Array<() => void> = [];
   /** Counts relists after the first, for metrics and tests. */
   resyncs = 0;
+  /** Why the last list failed, until a list succeeds: what callers hear while the cache cannot sync. */
+  syncError: StoreError | undefined;
 
   constructor(
     private readonly store: LeaseStore,
@@ -112,6 +114,10 @@ export class LeaseCache {
       case "delete":
         this.forget(event.name);
         return;
+      case "error":
+        this.syncError = event.error;
+        for (const name of this.listeners.keys()) this.notify(name);
+        return;
       case "synced": {
         const changed = new Set<string>();
         const seen = new Set<string>();
@@ -124,6 +130,7 @@ export class LeaseCache {
         }
         if (this.syncedOnce) this.resyncs += 1;
         this.syncedOnce = true;
+        this.syncError = undefined;
         for (const resolve of this.syncWaiters.splice(0)) resolve();
         for (const name of changed) this.notify(name);
         return;

@@ -2,7 +2,7 @@
 // lease-held TryAcquire with Renew and Release, and reads.
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import type { Engine } from "./engine.js";
-import { SyncError, fromStoreError } from "./errors.js";
+import { SyncError } from "./errors.js";
 import { expiresAt, isFree } from "./lease-cache.js";
 
 export interface LockRequest {
@@ -133,14 +133,7 @@ export class Locks {
   }
 
   async get(leaseName: string, fresh: boolean): Promise<LockState> {
-    if (fresh) {
-      try {
-        await this.engine.refresh(leaseName);
-      } catch (err) {
-        throw fromStoreError(err, `read lock ${leaseName}`);
-      }
-    }
-    const obs = this.engine.cache.get(leaseName);
+    const obs = await this.engine.observe(leaseName, fresh, `read lock ${leaseName}`);
     if (obs === undefined) {
       return { held: false, holder: "", holderIdentity: "", token: 0, acquireTime: undefined, leaseMs: 0, remainingMs: 0 };
     }

@@ -14,6 +14,9 @@ import { StreamRegistry } from "./calls.js";
 import { electionService } from "./election-service.js";
 import { lockService } from "./lock-service.js";
 
+/** Longest wait for calls in flight once shutdown has ended every stream. */
+const DRAIN_GRACE_MS = 1_000;
+
 export const SERVICE_NAMES = ["metaparticle.sync.v1.LockService", "metaparticle.sync.v1.ElectionService"] as const;
 
 export interface ServerOptions {
@@ -27,8 +30,16 @@ export interface ServerOptions {
   readonly keepaliveMs: number;
 }
 
+/**
+ * Health service names: "" and each API service report whether calls can be
+ * served (the lease cache is synced and the daemon is not shutting down), as
+ * does "readiness"; "liveness" reports that the process answers at all.
+ */
+const READY_NAMES = ["", "readiness", ...SERVICE_NAMES];
+
 export class DaemonServer {
-  readonly health = new HealthImplementation({ "": "NOT_SERVING", ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, "NOT_SERVING"])) });
+  readonly health = new HealthImplementation({ ...Object.fromEntries(READY_NAMES.map((s) => [s, "NOT_SERVING"])), liveness: "SERVING" });
+  private probeServer: Server | undefined;
   private readonly server: Server;
   private readonly streams: StreamRegistry;
   private drained: Promise<void> | undefined;
@@ -61,7 +72,17 @@ export class DaemonServer {
 
   setServing(serving: boolean): void {
     const status = serving ? "SERVING" : "NOT_SERVING";
-    for (const service of ["", ...SERVICE_NAMES]) this.health.setStatus(service, status);
+    for (const service of READY_NAMES) this.health.setStatus(service, status);
+  }
+
+  /** Also serves grpc.health.v1 alone on `address`, for probes that cannot reach the loopback API port. */
+  async serveHealthOn(address: string): Promise<number> {
+    const server = new Server();
+    this.health.addToServer(server);
+    this.probeServer = server;
+    return new Promise((resolve, reject) =>
+      server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
   }
 
   /** Stops taking new calls; open calls continue until `close`. */
@@ -71,15 +92,19 @@ export class DaemonServer {
   }
 
   /**
-   * Ends every stream still open with UNAVAILABLE and `reason`, waits up to
-   * `timeoutMs` for calls to finish, then closes whatever remains.
+   * Ends every stream still open with UNAVAILABLE and `reason`, gives calls
+   * in flight a moment to finish (at most `timeoutMs`), then closes whatever
+   * remains. Everything held is released before this is called, so the wait
+   * is short: idle client connections may never drain by themselves.
    */
   async close(reason: string, timeoutMs: number): Promise<void> {
     this.stopAccepting();
     this.streams.endAll(reason);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.drained, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    const grace = Math.min(timeoutMs, DRAIN_GRACE_MS);
+    await Promise.race([this.drained, new Promise((resolve) => (timer = setTimeout(resolve, grace)))]);
     clearTimeout(timer);
     this.server.forceShutdown();
+    this.probeServer?.forceShutdown();
   }
 }

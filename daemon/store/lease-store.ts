@@ -79,7 +79,9 @@ export type WatchEvent =
   /** A lease was created or changed. */
   | { readonly type: "upsert"; readonly lease: LeaseRecord }
   /** A lease was deleted. */
-  | { readonly type: "delete"; readonly name: string };
+  | { readonly type: "delete"; readonly name: string }
+  /** Listing failed (the store keeps retrying); until the next "synced" the listener's view may be stale or empty. */
+  | { readonly type: "error"; readonly error: StoreError };
 
 export interface WatchHandle {
   /** Stops the watch; no events are delivered after it resolves. */

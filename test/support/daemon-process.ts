@@ -28,7 +28,16 @@ process.on("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-export async function spawnDaemon(flags: string[], env: Record<string, string | undefined> = {}): Promise<DaemonProcess> {
+export interface SpawnOptions {
+  /** Wait for the daemon's "ready" (lease cache synced); false for daemons that cannot sync. Default true. */
+  readonly waitReady?: boolean;
+}
+
+export async function spawnDaemon(
+  flags: string[],
+  env: Record<string, string | undefined> = {},
+  options: SpawnOptions = {},
+): Promise<DaemonProcess> {
   const [command, args] = tiedCommand(process.execPath, [DAEMON_MAIN, "--listen=127.0.0.1:0", ...flags]);
   const child = spawn(command, args, {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -82,7 +91,7 @@ export async function spawnDaemon(flags: string[], env: Record<string, string | 
   let listening: Record<string, unknown>;
   try {
     listening = await waitForLog("gRPC server listening");
-    await waitForLog("ready");
+    if (options.waitReady !== false) await waitForLog("ready");
   } catch (err) {
     child.kill("SIGKILL");
     throw err;

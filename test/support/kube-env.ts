@@ -4,7 +4,7 @@
 // stop or inspect the control plane are then skipped, and say so).
 import { randomBytes } from "node:crypto";
 import { type ControlPlane, startControlPlane } from "../controlplane/controlplane.js";
-import { type DaemonProcess, spawnDaemon } from "./daemon-process.js";
+import { type DaemonProcess, type SpawnOptions, spawnDaemon } from "./daemon-process.js";
 import { SyncClient } from "metaparticle-sync-client";
 
 export interface KubeEnv {
@@ -54,8 +54,13 @@ export async function spawnKubeDaemon(
   namespace: string,
   flags: string[] = [],
   kubeconfig = env.kubeconfig,
+  options: SpawnOptions = {},
 ): Promise<KubeDaemon> {
-  const daemon = await spawnDaemon(["--backend=kubernetes", `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, ...flags]);
+  const daemon = await spawnDaemon(
+    ["--backend=kubernetes", `--kubeconfig=${kubeconfig}`, `--namespace=${namespace}`, ...flags],
+    {},
+    options,
+  );
   const client = new SyncClient({ address: daemon.address });
   return Object.assign(daemon, { client });
 }

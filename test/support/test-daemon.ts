@@ -25,6 +25,7 @@ export async function startTestDaemon(flags: string[] = [], store: LeaseStore = 
     readFile: () => undefined,
   });
   const daemon = await startDaemon(config, createLogger(config.logLevel), store);
+  await daemon.ready;
   const address = `127.0.0.1:${daemon.port}`;
   const clients: SyncClient[] = [];
   const newClient = () => {

@@ -40,13 +40,17 @@ export interface CampaignOptions {
 /**
  * A running campaign. A deposed candidate stays in the campaign and may be
  * elected again; it ends with `resign()`, `close()`, dispose, or `signal`.
+ * Iterate it for its events; leaving a `for await` loop early (break, return,
+ * throw) ends the campaign too, like closing the stream.
  */
 export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
-  private readonly call: ClientReadableStream<CampaignResponse>;
+  private call: ClientReadableStream<CampaignResponse>;
   private readonly events: EventQueue<CampaignEvent>;
   private current: { term: number; controller: AbortController } | undefined;
   private readonly watchdog: Watchdog;
   private settle!: { resolve(): void; reject(err: unknown): void };
+  private closed = false;
+  private resigning = false;
   /** Resolves when the campaign ends normally; rejects if the sidecar ended it with an error. */
   readonly done: Promise<void>;
 
@@ -59,21 +63,43 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.done.catch(() => {}); // observed through `done` or the iterator, not as an unhandled rejection
     this.events = new EventQueue(() => this.close());
-    this.watchdog = new Watchdog(() =>
-      this.depose("heartbeat-timeout", "no heartbeat from the sidecar before leadership stopped being valid"),
-    );
-    this.call = client.campaign({
-      name,
-      candidate,
-      value: options.value ?? "",
-      leaseDuration: options.leaseDuration === undefined ? undefined : toDuration(options.leaseDuration),
-    });
-    this.call.on("data", (message: CampaignResponse) => this.onMessage(message));
-    this.call.on("error", (err: Error & { code?: number }) =>
-      this.finish(err.code === status.CANCELLED ? undefined : SyncClientError.from(err)),
-    );
-    this.call.on("end", () => this.finish());
+    this.watchdog = new Watchdog(() => this.heartbeatTimeout());
+    this.call = this.join();
     options.signal?.addEventListener("abort", () => this.close(), { once: true });
+  }
+
+  /** Opens a Campaign stream; events from a stream that was replaced are ignored. */
+  private join(): ClientReadableStream<CampaignResponse> {
+    const call = this.client.campaign({
+      name: this.name,
+      candidate: this.candidate,
+      value: this.options.value ?? "",
+      leaseDuration: this.options.leaseDuration === undefined ? undefined : toDuration(this.options.leaseDuration),
+    });
+    call.on("data", (message: CampaignResponse) => {
+      if (call === this.call) this.onMessage(message);
+    });
+    call.on("error", (err: Error & { code?: number }) => {
+      if (call === this.call) this.finish(err.code === status.CANCELLED ? undefined : SyncClientError.from(err));
+    });
+    call.on("end", () => {
+      if (call === this.call) this.finish();
+    });
+    return call;
+  }
+
+  /**
+   * The sidecar went quiet while this candidate led: stop leading now, and
+   * campaign again on a new stream. Cancelling the old one makes the sidecar
+   * give that term up as soon as it can, instead of renewing a leadership
+   * nobody acts on.
+   */
+  private heartbeatTimeout(): void {
+    this.depose("heartbeat-timeout", "no heartbeat from the sidecar before leadership stopped being valid");
+    if (this.closed) return;
+    const stale = this.call;
+    this.call = this.join();
+    stale.cancel();
   }
 
   /** The current term of leadership, if this candidate leads. */
@@ -96,14 +122,21 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
   /** Steps down now and ends the campaign; another candidate is elected at once. */
   async resign(): Promise<void> {
     const term = this.requireLeading("resign");
-    await new Promise<void>((resolve, reject) =>
-      this.client.resign({ name: this.name, term }, (err) => (err ? reject(SyncClientError.from(err)) : resolve())),
-    );
+    this.resigning = true;
+    try {
+      await new Promise<void>((resolve, reject) =>
+        this.client.resign({ name: this.name, term }, (err) => (err ? reject(SyncClientError.from(err)) : resolve())),
+      );
+    } catch (err) {
+      this.resigning = false;
+      throw err;
+    }
     this.depose("resigned", "this candidate resigned");
   }
 
   /** Leaves the campaign, giving up leadership at once if leading. */
   close(): void {
+    this.closed = true;
     this.depose("resigned", "the campaign was closed");
     this.call.cancel();
   }
@@ -157,7 +190,9 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
   }
 
   private finish(error?: SyncClientError): void {
-    this.depose("stream-ended", error?.message ?? "the campaign ended");
+    this.closed = true;
+    if (this.resigning) this.depose("resigned", "this candidate resigned");
+    else this.depose("stream-ended", error?.message ?? "the campaign ended");
     this.events.close(error);
     if (error === undefined) this.settle.resolve();
     else this.settle.reject(error);

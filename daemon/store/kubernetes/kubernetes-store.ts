@@ -283,6 +283,7 @@ class LeaseWatcher {
         }
       } catch (err) {
         if (this.stopped) return;
+        if (err instanceof StoreError) this.listener({ type: "error", error: err });
         this.store.observerHooks?.watchRestart("error");
         this.store.logger.warn({ err: err instanceof Error ? err.message : String(err), retryMs: this.retryMs }, "watch failed; retrying");
       }

@@ -1,0 +1,44 @@
+# The metaparticle-sync sidecar image.
+#
+#   docker build -t metaparticle-sync .
+#   docker run --rm metaparticle-sync --help
+#
+# The daemon listens on 127.0.0.1:13131 (loopback: only containers in the same
+# pod reach it) and picks its backend itself: Kubernetes Leases when it runs in
+# a pod with a service account, else the in-process memory store. Flags after
+# the image name, or MSYNC_* environment variables, change its settings.
+#
+# test/grpc/production-install.test.ts repeats these steps without Docker (the
+# COPY lines, the RUN lines and the ENTRYPOINT): change them together.
+#
+# @kubernetes/client-node 2 needs Node >= 22.19; node:22 images are past that.
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+COPY clients/typescript/package.json clients/typescript/
+# No install scripts: the devDependency "node" would download a second Node, which the image already has.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.base.json tsconfig.json ./
+COPY clients/typescript clients/typescript
+COPY daemon daemon
+COPY examples examples
+RUN node node_modules/typescript/bin/tsc -b
+# Keep only the production dependencies; the workspace link to the client stays.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /src/package.json /src/package-lock.json ./
+COPY --from=build /src/node_modules node_modules
+COPY --from=build /src/clients/typescript/package.json clients/typescript/
+COPY --from=build /src/clients/typescript/dist clients/typescript/dist
+COPY --from=build /src/dist/daemon dist/daemon
+COPY --from=build /src/dist/examples dist/examples
+# The image's "node" user, by number, so that runAsNonRoot can check it.
+USER 1000:1000
+# Documentation only: the default address is loopback, for the app beside it in the pod.
+EXPOSE 13131
+ENTRYPOINT ["node", "dist/daemon/main.js"]

@@ -1,0 +1,208 @@
+package msync
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	syncv1 "github.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+type lockConfig struct {
+	holder        string
+	leaseDuration time.Duration
+	waitTimeout   *time.Duration
+}
+
+// LockOption configures Client.Lock.
+type LockOption func(*lockConfig)
+
+// WithHolder names the holder for people and tools that inspect the lock.
+// The default is $MSYNC_HOLDER, else host/pid.
+func WithHolder(holder string) LockOption {
+	return func(c *lockConfig) { c.holder = holder }
+}
+
+// WithLeaseDuration sets how long the lock outlives a sidecar that stopped
+// renewing it, in whole seconds. The default is the sidecar's (15 s).
+func WithLeaseDuration(d time.Duration) LockOption {
+	return func(c *lockConfig) { c.leaseDuration = d }
+}
+
+// WithWaitTimeout makes Lock fail with codes.DeadlineExceeded if the lock is
+// not free within d; zero fails at once if it is held. Without it, Lock
+// waits until ctx ends.
+func WithWaitTimeout(d time.Duration) LockOption {
+	return func(c *lockConfig) { c.waitTimeout = &d }
+}
+
+// Lock is a held lock. It stays held, renewed by the sidecar, until Unlock.
+// Lost is closed the moment the holder must stop acting: the sidecar reported
+// the lock lost, its heartbeats stopped, or Unlock was called.
+type Lock struct {
+	Name string
+	// Token is the fencing token: strictly greater than every earlier token
+	// of this lock. Pass it to the resources you write to.
+	Token         int64
+	Holder        string
+	AcquireTime   time.Time
+	LeaseDuration time.Duration
+
+	// endStream cancels the Acquire stream, which releases the lock.
+	endStream context.CancelFunc
+	lost      chan struct{}
+
+	mu       sync.Mutex
+	err      error
+	deadline time.Time
+	watchdog *time.Timer
+}
+
+// Lock waits for the named lock and holds it until Unlock:
+//
+//	lock, err := c.Lock(ctx, "db-migration")
+//	if err != nil { return err }
+//	defer lock.Unlock()
+//
+// ctx bounds only the wait; once acquired, the lock is held until Unlock.
+// A refused request returns an *Error.
+func (c *Client) Lock(ctx context.Context, name string, options ...LockOption) (*Lock, error) {
+	cfg := lockConfig{holder: defaultName("MSYNC_HOLDER")}
+	for _, option := range options {
+		option(&cfg)
+	}
+	request := &syncv1.AcquireRequest{Name: name, Holder: cfg.holder}
+	if cfg.leaseDuration != 0 {
+		request.LeaseDuration = durationpb.New(cfg.leaseDuration)
+	}
+	if cfg.waitTimeout != nil {
+		request.WaitTimeout = durationpb.New(*cfg.waitTimeout)
+	}
+
+	// The stream must outlive ctx (it holds the lock), so it gets a context
+	// of its own that ctx cancels only while we are still waiting.
+	streamCtx, endStream := context.WithCancel(context.WithoutCancel(ctx))
+	stopWaiting := context.AfterFunc(ctx, endStream)
+	stream, err := c.Locks.Acquire(streamCtx, request)
+	if err != nil {
+		endStream()
+		return nil, callError(ctx, err, nil)
+	}
+	first, err := stream.Recv()
+	if !stopWaiting() {
+		// ctx ended while waiting, perhaps just as the lock arrived: the
+		// stream is cancelled, so the lock is released if it was granted.
+		endStream()
+		return nil, ctx.Err()
+	}
+	if err == io.EOF {
+		endStream()
+		return nil, &Error{Code: codes.Unavailable, Message: fmt.Sprintf("the sidecar ended the stream before lock %s was acquired", name)}
+	}
+	if err != nil {
+		endStream()
+		return nil, callError(ctx, err, stream.Trailer())
+	}
+	acquired := first.GetAcquired()
+	if acquired == nil {
+		endStream()
+		return nil, &Error{Code: codes.Internal, Message: fmt.Sprintf("the sidecar's first message for lock %s was not `acquired`", name)}
+	}
+
+	lock := &Lock{
+		Name:          name,
+		Token:         acquired.GetFencingToken(),
+		Holder:        acquired.GetHolder(),
+		AcquireTime:   acquired.GetAcquireTime().AsTime(),
+		LeaseDuration: acquired.GetLeaseDuration().AsDuration(),
+		endStream:     endStream,
+		lost:          make(chan struct{}),
+	}
+	lock.heartbeat(acquired.GetValidFor().AsDuration())
+	go lock.follow(stream)
+	return lock, nil
+}
+
+// Lost is closed when the lock is lost or released: stop acting.
+func (l *Lock) Lost() <-chan struct{} {
+	return l.lost
+}
+
+// Err is nil while the lock is held, and then a *LostError saying why not.
+func (l *Lock) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// ValidFor is how much longer the holder may act without another heartbeat.
+func (l *Lock) ValidFor() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return 0
+	}
+	return max(0, time.Until(l.deadline))
+}
+
+// Unlock releases the lock; the next waiter gets it at once. It is safe to
+// call more than once, and after the lock was lost.
+func (l *Lock) Unlock() {
+	l.end(ReasonReleased, fmt.Sprintf("lock %s was released", l.Name))
+}
+
+// follow reads the heartbeats until the stream ends.
+func (l *Lock) follow(stream syncv1.LockService_AcquireClient) {
+	for {
+		message, err := stream.Recv()
+		if err != nil {
+			// Nothing changes if the lock already ended, which cancelled the stream.
+			l.end(ReasonStreamEnded, fmt.Sprintf("the sidecar ended the stream of lock %s: %v", l.Name, err))
+			return
+		}
+		switch event := message.GetEvent().(type) {
+		case *syncv1.AcquireResponse_Renewed:
+			l.heartbeat(event.Renewed.GetValidFor().AsDuration())
+		case *syncv1.AcquireResponse_Lost:
+			l.end(lossReason(event.Lost.GetReason()), event.Lost.GetMessage())
+		}
+	}
+}
+
+// heartbeat moves the client's own deadline: time.Time carries a monotonic
+// reading, so wall-clock steps do not move it.
+func (l *Lock) heartbeat(validFor time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	l.deadline = time.Now().Add(validFor)
+	if l.watchdog == nil {
+		l.watchdog = time.AfterFunc(validFor, func() {
+			l.end(ReasonHeartbeatTimeout, fmt.Sprintf("no heartbeat from the sidecar before lock %s (token %d) stopped being valid", l.Name, l.Token))
+		})
+	} else {
+		l.watchdog.Reset(validFor)
+	}
+}
+
+// end records the first reason the lock ended, closes Lost and cancels the
+// stream, which tells the sidecar to release the lock.
+func (l *Lock) end(reason LossReason, message string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	l.err = &LostError{Reason: reason, Message: message}
+	if l.watchdog != nil {
+		l.watchdog.Stop()
+	}
+	close(l.lost)
+	l.endStream()
+}

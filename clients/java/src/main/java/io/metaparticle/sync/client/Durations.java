@@ -1,0 +1,19 @@
+package io.metaparticle.sync.client;
+
+import java.time.Duration;
+
+/** Conversions between java.time and protobuf durations. */
+final class Durations {
+  private Durations() {}
+
+  static com.google.protobuf.Duration toProto(Duration duration) {
+    return com.google.protobuf.Duration.newBuilder()
+        .setSeconds(duration.getSeconds())
+        .setNanos(duration.getNano())
+        .build();
+  }
+
+  static Duration fromProto(com.google.protobuf.Duration duration) {
+    return Duration.ofSeconds(duration.getSeconds(), duration.getNanos());
+  }
+}

@@ -1,0 +1,272 @@
+// The command line of `metaparticle-sync`: its commands, flags, help texts and
+// exit codes, and the parser that turns argv into one validated invocation.
+import { DEFAULT_ADDRESS } from "./client.js";
+
+/**
+ * Exit codes, chosen from sysexits.h and the shell's conventions so that they
+ * rarely collide with a command's own. Like `flock` and `consul lock`, `lock`
+ * and `elect` otherwise exit with CMD's own status, which can be any of these.
+ */
+export const EXIT = {
+  /** Bad command line, or the sidecar rejected a flag's value (INVALID_ARGUMENT). EX_USAGE. */
+  usage: 64,
+  /** The sidecar could not be reached, refused the call, or ended the stream. EX_UNAVAILABLE. */
+  unavailable: 69,
+  /** A bug in this program. EX_SOFTWARE. */
+  software: 70,
+  /** `lock`: --wait-timeout passed before the lock was free. EX_TEMPFAIL: try again later. */
+  waitTimeout: 75,
+  /** `lock`: the lock was lost while CMD ran; CMD was stopped (SIGTERM, then SIGKILL after --kill-after). */
+  lockLost: 76,
+  /** CMD exists but could not be executed. */
+  cannotExecute: 126,
+  /** CMD was not found. */
+  notFound: 127,
+  /** CMD died of signal N, or this program was interrupted by signal N before CMD started: 128 + N. */
+  signalBase: 128,
+} as const;
+
+export type CommandName = "lock" | "elect" | "leader" | "observe";
+
+interface FlagSpec {
+  /** Placeholder of the value, or undefined for a switch. */
+  readonly value?: string;
+  readonly help: string;
+}
+
+const COMMON: Record<string, FlagSpec> = {
+  address: { value: "HOST:PORT", help: `sidecar address (default: $MSYNC_ADDRESS, else ${DEFAULT_ADDRESS})` },
+  help: { help: "show this help" },
+};
+
+const RUNNING: Record<string, FlagSpec> = {
+  "lease-duration": { value: "DUR", help: "lease duration, whole seconds (default: the sidecar's, 15s)" },
+  "kill-after": {
+    value: "DUR",
+    help: "when the lock or leadership is lost, how long CMD has between SIGTERM and SIGKILL (default 3s)",
+  },
+  verbose: { help: "report on stderr when the lock or leadership is taken and given back" },
+};
+
+const FLAGS: Record<CommandName, Record<string, FlagSpec>> = {
+  lock: {
+    "wait-timeout": {
+      value: "DUR",
+      help: "give up waiting for the lock after DUR and exit 75; 0 fails at once if it is held (default: wait forever)",
+    },
+    holder: { value: "NAME", help: "holder name others see (default: $MSYNC_HOLDER, else host/pid)" },
+    ...RUNNING,
+    ...COMMON,
+  },
+  elect: {
+    candidate: { value: "NAME", help: "candidate name others see as the leader (default: $MSYNC_CANDIDATE, $POD_NAME, else host/pid)" },
+    value: { value: "VALUE", help: "value proclaimed while leading, for example this instance's address" },
+    ...RUNNING,
+    ...COMMON,
+  },
+  leader: {
+    json: { help: "print one JSON object: {name, leader, value, term}" },
+    fresh: { help: "read from the API server instead of the sidecar's cache" },
+    ...COMMON,
+  },
+  observe: {
+    json: { help: "print one JSON object per line: {name, leader, value, term}" },
+    ...COMMON,
+  },
+};
+
+const SUMMARY: Record<CommandName, { usage: string; text: string }> = {
+  lock: {
+    usage: "lock NAME [flags] -- CMD [ARGS...]",
+    text: `Waits for lock NAME, runs CMD while holding it, then releases it, and exits with CMD's status.
+CMD gets MSYNC_LOCK_NAME and MSYNC_FENCING_TOKEN (strictly greater than every earlier token of
+NAME: pass it to what CMD writes to, so stale writers can be rejected). If the lock is lost while
+CMD runs (the sidecar could not renew it, or stopped answering), CMD gets SIGTERM, then SIGKILL
+after --kill-after, and this program exits 76; keep --kill-after below the lease duration minus
+the sidecar's renew deadline (5s at the defaults), so CMD is gone before anyone else can take
+the lock. SIGTERM, SIGINT, SIGHUP and SIGQUIT are passed on to CMD (on a terminal, Ctrl-C
+already reaches CMD and is not sent twice); the lock is released once CMD has exited.`,
+  },
+  elect: {
+    usage: "elect NAME [flags] -- CMD [ARGS...]",
+    text: `Campaigns in election NAME and runs CMD only while this candidate leads: CMD starts when it
+is elected, with MSYNC_ELECTION_NAME, MSYNC_CANDIDATE and MSYNC_TERM (strictly greater than every
+earlier term: usable as a fencing token), and is stopped (SIGTERM, then SIGKILL after --kill-after)
+when it is deposed or the sidecar stops answering; the candidate stays in the election and
+starts CMD again when re-elected.
+When CMD exits by itself, this program resigns, so another candidate leads at once, and exits
+with CMD's status. Signals are passed on to CMD as for lock.`,
+  },
+  leader: {
+    usage: "leader NAME [--json] [--fresh]",
+    text: `Prints the current leader of election NAME, its term and proclaimed value:
+  LEADER term=TERM value=VALUE       or, when nobody leads:   (none) term=LAST-TERM value=`,
+  },
+  observe: {
+    usage: "observe NAME [--json]",
+    text: `Prints the leader of election NAME at once, then one line per change of leader, term or
+value (same format as leader), until interrupted (exit 0) or the sidecar ends the stream (69).`,
+  },
+};
+
+const EXIT_CODES_HELP = `Exit codes:
+  CMD's status    lock and elect: CMD's own exit status (128+N if it died of signal N)
+  64              bad usage, or the sidecar rejected a value (INVALID_ARGUMENT)
+  69              the sidecar could not be reached, refused the call or ended the stream
+  75              lock: --wait-timeout passed while the lock was held by someone else
+  76              lock: the lock was lost while CMD ran; CMD was stopped
+  126, 127        CMD could not be executed, or was not found
+  128+N           interrupted by signal N before CMD started
+  70              a bug in metaparticle-sync`;
+
+const DURATION_HELP = "DUR is a duration such as 30s, 500ms, 2m or 1h30m; a bare number is seconds.";
+
+export function mainHelp(): string {
+  const commands = (Object.keys(SUMMARY) as CommandName[]).map((c) => `  metaparticle-sync ${SUMMARY[c].usage}`);
+  return `metaparticle-sync: distributed locks and leader election for shell scripts and jobs,
+through the metaparticle-sync sidecar.
+
+Usage:
+${commands.join("\n")}
+  metaparticle-sync COMMAND --help
+
+Every command takes --address=HOST:PORT (default: $MSYNC_ADDRESS, else ${DEFAULT_ADDRESS}).
+
+${EXIT_CODES_HELP}
+`;
+}
+
+export function commandHelp(command: CommandName): string {
+  const flags = Object.entries(FLAGS[command]).map(([name, spec]) => {
+    const left = `  --${name}${spec.value === undefined ? "" : `=${spec.value}`}`;
+    return `${left.padEnd(26)}${spec.help}`;
+  });
+  const durations = command === "lock" || command === "elect" ? `\n${DURATION_HELP}\n` : "";
+  return `Usage: metaparticle-sync ${SUMMARY[command].usage}
+
+${SUMMARY[command].text}
+
+Flags:
+${flags.join("\n")}
+${durations}
+${EXIT_CODES_HELP}
+`;
+}
+
+/** A command line that cannot be run; the message says why. Exits 64. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command?: CommandName,
+  ) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export type Invocation =
+  | { readonly kind: "help"; readonly text: string }
+  | { readonly kind: "version" }
+  | {
+      readonly kind: "run";
+      readonly command: CommandName;
+      readonly name: string;
+      /** Flag values by name; switches are "true". */
+      readonly flags: ReadonlyMap<string, string>;
+      /** CMD and its arguments, for lock and elect. */
+      readonly argv: readonly string[];
+    };
+
+/**
+ * Parses `COMMAND NAME [flags] [--] CMD [ARGS...]`. Flags may come before or
+ * after NAME; CMD starts at `--` or at the first argument after NAME that is
+ * not a flag, so CMD's own flags are never read as ours.
+ */
+export function parseArgs(args: readonly string[]): Invocation {
+  const [first, ...rest] = args;
+  if (first === undefined || first === "--help" || first === "-h" || first === "help") {
+    const topic = first === "help" ? rest[0] : undefined;
+    if (topic !== undefined && isCommand(topic)) return { kind: "help", text: commandHelp(topic) };
+    return { kind: "help", text: mainHelp() };
+  }
+  if (first === "--version") return { kind: "version" };
+  if (!isCommand(first)) throw new UsageError(`unknown command ${JSON.stringify(first)}; commands: lock, elect, leader, observe`);
+  const command = first;
+  const specs = FLAGS[command];
+  const flags = new Map<string, string>();
+  let name: string | undefined;
+  let argv: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!;
+    if (arg === "--") {
+      argv = rest.slice(i + 1);
+      break;
+    }
+    if (arg === "-h") {
+      flags.set("help", "true");
+      continue;
+    }
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const flag = arg.slice(2, eq === -1 ? undefined : eq);
+      const spec = specs[flag];
+      if (spec === undefined)
+        throw new UsageError(`unknown flag --${flag} for ${command}; see metaparticle-sync ${command} --help`, command);
+      if (spec.value === undefined) {
+        if (eq !== -1) throw new UsageError(`--${flag} takes no value`, command);
+        flags.set(flag, "true");
+        continue;
+      }
+      let value = eq === -1 ? undefined : arg.slice(eq + 1);
+      if (value === undefined) {
+        value = rest[i + 1];
+        if (value === undefined || value === "--") throw new UsageError(`--${flag} needs a value (--${flag}=${spec.value})`, command);
+        i += 1;
+      }
+      flags.set(flag, value);
+      continue;
+    }
+    if (arg.startsWith("-") && arg !== "-")
+      throw new UsageError(`unknown flag ${arg} for ${command}; flags are spelled --name=value`, command);
+    if (name === undefined) {
+      name = arg;
+      continue;
+    }
+    argv = rest.slice(i);
+    break;
+  }
+  if (flags.has("help")) return { kind: "help", text: commandHelp(command) };
+  if (name === undefined || name === "")
+    throw new UsageError(`${command} needs a NAME: metaparticle-sync ${SUMMARY[command].usage}`, command);
+  const runsCommand = command === "lock" || command === "elect";
+  if (runsCommand && argv.length === 0)
+    throw new UsageError(`${command} needs a command to run: metaparticle-sync ${SUMMARY[command].usage}`, command);
+  if (!runsCommand && argv.length > 0)
+    throw new UsageError(`${command} takes only NAME, got also ${JSON.stringify(argv.join(" "))}`, command);
+  for (const [flag, value] of flags) {
+    if (specs[flag]?.value === "DUR") parseDuration(value, `--${flag}`); // report a bad duration before connecting
+  }
+  return { kind: "run", command, name, flags, argv };
+}
+
+function isCommand(word: string): word is CommandName {
+  return Object.hasOwn(FLAGS, word);
+}
+
+/** Parses "30s", "500ms", "2m", "1h30m" or a bare number of seconds into ms. */
+export function parseDuration(text: string, flag: string): number {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
+    throw new UsageError(`${flag}: ${JSON.stringify(text)} is not a duration; use forms like 30s, 500ms, 2m or a number of seconds`);
+  }
+  return parts.reduce((total, [, amount, unit]) => total + Number(amount) * units[unit!]!, 0);
+}
+
+/** Formats ms for messages: "1.5s", "250ms", "2m". */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000 || ms % 60_000 !== 0) return `${Number((ms / 1000).toFixed(3))}s`;
+  return `${ms / 60_000}m`;
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// metaparticle-sync: locks and leader election from the shell, like flock,
+// `consul lock` and `etcdctl elect`, through the metaparticle-sync sidecar.
+//
+//   metaparticle-sync lock NAME [flags] -- CMD [ARGS...]
+//   metaparticle-sync elect NAME [flags] -- CMD [ARGS...]
+//   metaparticle-sync leader NAME [--json]
+//   metaparticle-sync observe NAME [--json]
+//
+// `metaparticle-sync --help` lists the flags and the exit codes (cli-args.ts).
+import { readFileSync } from "node:fs";
+import { EXIT, type Invocation, UsageError, parseArgs, parseDuration } from "./cli-args.js";
+import { say } from "./cli-calls.js";
+import { runElect } from "./cli-elect.js";
+import { runLeader, runObserve } from "./cli-leader.js";
+import { runLock } from "./cli-lock.js";
+import { SyncClient } from "./client.js";
+
+/** How long CMD gets between SIGTERM and SIGKILL when the lock or leadership is lost. */
+const DEFAULT_KILL_AFTER_MS = 3000;
+
+async function run(invocation: Extract<Invocation, { kind: "run" }>): Promise<number> {
+  const { command, name, flags, argv } = invocation;
+  const duration = (flag: string) => (flags.has(flag) ? parseDuration(flags.get(flag)!, `--${flag}`) : undefined);
+  const client = new SyncClient({ address: flags.get("address") });
+  try {
+    switch (command) {
+      case "lock":
+        return await runLock(client, {
+          name,
+          argv,
+          holder: flags.get("holder"),
+          leaseDuration: duration("lease-duration"),
+          waitTimeout: duration("wait-timeout"),
+          killAfter: duration("kill-after") ?? DEFAULT_KILL_AFTER_MS,
+          verbose: flags.has("verbose"),
+        });
+      case "elect":
+        return await runElect(client, {
+          name,
+          argv,
+          candidate: flags.get("candidate"),
+          value: flags.get("value"),
+          leaseDuration: duration("lease-duration"),
+          killAfter: duration("kill-after") ?? DEFAULT_KILL_AFTER_MS,
+          verbose: flags.has("verbose"),
+        });
+      case "leader":
+        return await runLeader(client, { name, json: flags.has("json"), fresh: flags.has("fresh") });
+      case "observe":
+        return await runObserve(client, { name, json: flags.has("json") });
+    }
+  } finally {
+    client.close();
+  }
+}
+
+async function main(): Promise<number> {
+  let invocation: Invocation;
+  try {
+    invocation = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    say(`${err.message}\nRun metaparticle-sync ${err.command === undefined ? "" : `${err.command} `}--help for usage.`);
+    return EXIT.usage;
+  }
+  switch (invocation.kind) {
+    case "help":
+      process.stdout.write(invocation.text);
+      return 0;
+    case "version": {
+      const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+      process.stdout.write(`metaparticle-sync ${pkg.version}\n`);
+      return 0;
+    }
+    case "run":
+      return run(invocation);
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // The gRPC channel is closed; if anything still holds the event loop open, do not hang on it.
+    setTimeout(() => process.exit(code), 2000).unref();
+  },
+  (err: unknown) => {
+    say(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(EXIT.software);
+  },
+);

@@ -1,0 +1,19 @@
+"""A singleton job: however many copies run at once, one at a time holds the
+lock and does the work. Every write carries the lock's fencing token, and the
+job stops the moment the lock is lost."""
+
+from metaparticle_sync import Client
+
+with Client() as client:  # $MSYNC_ADDRESS, else 127.0.0.1:13131
+    print("waiting for lock nightly-report", flush=True)
+    with client.lock("nightly-report") as lock:
+        print(f"acquired nightly-report with fencing token {lock.token}", flush=True)
+        for step in range(1, 4):
+            # lost.wait doubles as the pause between steps and returns early,
+            # True, the moment the lock is lost.
+            if lock.lost.wait(1):
+                raise SystemExit(f"lost the lock, stopping: {lock.error}")
+            # A real job passes the token to the store, which refuses a token
+            # older than one it has already seen.
+            print(f"step {step}/3 written with fencing token {lock.token}", flush=True)
+        print("done; releasing nightly-report", flush=True)

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs, from the package registries only, what the Go, Python and Java
+# clients need to be generated (`npm run generate`) and tested (the go, python,
+# java and crosslang suites), at the exact versions pinned here and in the
+# clients' own manifests:
+#
+#   .cache/tools/bin   protoc-gen-go, protoc-gen-go-grpc (go install);
+#                      protoc and protoc-gen-grpc-java (Maven Central)
+#   .cache/tools/venv  clients/python/requirements-dev.txt (PyPI)
+#   user caches        the Go modules of clients/go, test/crosslang/go and
+#                      examples/go, and the Maven artifacts and plugins of
+#                      clients/java
+#
+# Needs go, python3, java and mvn on PATH. Idempotent: a step whose stamp
+# matches its pinned versions is skipped, so a second run takes about a second.
+set -euo pipefail
+
+# Plugin versions. protoc and protoc-gen-grpc-java must match protobuf-java
+# and grpc-java in clients/java/pom.xml: the generated Java checks the first at
+# run time. Not every grpc-java release publishes protoc-gen-grpc-java
+# binaries (1.84.0 and 1.85.0 have none), so check Maven Central before a bump.
+PROTOC_GEN_GO=v1.36.12
+PROTOC_GEN_GO_GRPC=v1.6.2
+PROTOC=4.35.1
+GRPC_JAVA=1.80.0
+DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools=$root/.cache/tools
+mkdir -p "$tools/bin"
+
+for tool in go python3 java mvn; do
+  command -v "$tool" >/dev/null || { echo "install-toolchains: $tool is not on PATH" >&2; exit 1; }
+done
+
+# up_to_date STEP KEY: true when STEP last completed with the same KEY.
+up_to_date() { [[ -f "$tools/$1.stamp" && "$(cat "$tools/$1.stamp")" == "$2" ]]; }
+done_with() { printf '%s' "$2" >"$tools/$1.stamp"; echo "install-toolchains: $1 ready"; }
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# Go: the protoc plugins, and the modules of the client and the contender.
+go_modules=(clients/go test/crosslang/go examples/go)
+key="$PROTOC_GEN_GO $PROTOC_GEN_GO_GRPC $(cd "$root" && hash_of "${go_modules[@]/%//go.sum}")"
+if ! up_to_date go "$key" || [[ ! -x "$tools/bin/protoc-gen-go" || ! -x "$tools/bin/protoc-gen-go-grpc" ]]; then
+  GOBIN="$tools/bin" go install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO"
+  GOBIN="$tools/bin" go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC"
+  for module in "${go_modules[@]}"; do (cd "$root/$module" && go mod download); done
+  done_with go "$key"
+fi
+
+# Python: one venv for grpcio-tools' protoc, the mypy-protobuf plugins and pytest.
+key=$(hash_of "$root/clients/python/requirements-dev.txt")
+if ! up_to_date python "$key" || ! "$tools/venv/bin/python" -c "import grpc_tools" 2>/dev/null; then
+  rm -rf "$tools/venv"
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/clients/python/requirements-dev.txt"
+  done_with python "$key"
+fi
+
+# Java: protoc and protoc-gen-grpc-java are executables published on Maven
+# Central; then everything `mvn test` and the cross-language test resolve.
+case "$(uname -m)" in
+  x86_64) classifier=linux-x86_64 ;;
+  aarch64) classifier=linux-aarch_64 ;;
+  *) echo "install-toolchains: no protoc build for $(uname -m)" >&2; exit 1 ;;
+esac
+mvn=(mvn -B -ntp -q -Dstyle.color=never)
+key="$PROTOC $GRPC_JAVA $classifier $(hash_of "$root/clients/java/pom.xml")"
+if ! up_to_date java "$key" || [[ ! -x "$tools/bin/protoc" || ! -x "$tools/bin/protoc-gen-grpc-java" ]]; then
+  download=$(mktemp -d)
+  trap 'rm -rf "$download"' EXIT
+  for artifact in "com.google.protobuf:protoc:$PROTOC:exe:$classifier" "io.grpc:protoc-gen-grpc-java:$GRPC_JAVA:exe:$classifier"; do
+    "${mvn[@]}" "$DEPENDENCY_PLUGIN:copy" -Dartifact="$artifact" -DoutputDirectory="$download" -Dmdep.stripVersion=true
+  done
+  install -m 755 "$download/protoc-$classifier.exe" "$tools/bin/protoc"
+  install -m 755 "$download/protoc-gen-grpc-java-$classifier.exe" "$tools/bin/protoc-gen-grpc-java"
+  # Running the build once, with no test selected, resolves the dependencies,
+  # the plugins and Surefire's JUnit provider; build-classpath is what the
+  # cross-language test runs.
+  (cd "$root/clients/java" && "${mvn[@]}" test -Dtest=NoSuchTest -Dsurefire.failIfNoSpecifiedTests=false \
+    dependency:build-classpath -Dmdep.outputFile="$download/classpath.txt")
+  done_with java "$key"
+fi

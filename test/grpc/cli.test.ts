@@ -1,0 +1,374 @@
+// The `metaparticle-sync` command line (clients/typescript/src/cli.ts) as a
+// separate process against a real daemon, with real commands under it.
+import test, { type ExecutionContext } from "ava";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { spawnDaemon } from "../support/daemon-process.js";
+import { startTestDaemon } from "../support/test-daemon.js";
+
+const CLI = fileURLToPath(new URL("../../../clients/typescript/dist/cli.js", import.meta.url));
+const NODE = process.execPath;
+/** Upper bound of every wait in these tests. */
+const TIMEOUT_MS = 20_000;
+
+interface Cli {
+  readonly child: ChildProcess;
+  readonly stdout: string[];
+  readonly stderr: string[];
+  /** The exit code; a CLI killed by a signal fails the wait. */
+  readonly exited: Promise<number>;
+  /** Waits for a stdout line containing `text`. */
+  line(text: string): Promise<string>;
+  /** Waits for a stderr line containing `text`. */
+  errorLine(text: string): Promise<string>;
+}
+
+/** Starts `metaparticle-sync ARGS` with only PATH, HOME and `env` in its environment. */
+function cli(t: ExecutionContext, args: string[], env: Record<string, string> = {}): Cli {
+  const child = spawn(NODE, [CLI, ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  t.teardown(() => void child.kill("SIGKILL"));
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waitFor = (lines: string[], stream: string) => {
+    const waiters: Array<{ text: string; resolve(line: string): void }> = [];
+    createInterface({ input: stream === "stdout" ? child.stdout! : child.stderr! }).on("line", (line) => {
+      lines.push(line);
+      for (const waiter of waiters.filter((w) => line.includes(w.text))) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    });
+    return (text: string) => {
+      const seen = lines.find((l) => l.includes(text));
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `no ${stream} line with "${text}" within ${TIMEOUT_MS} ms; stdout:\n${stdout.join("\n")}\nstderr:\n${stderr.join("\n")}`,
+              ),
+            ),
+          TIMEOUT_MS,
+        );
+        waiters.push({ text, resolve: (line) => (clearTimeout(timer), resolve(line)) });
+      });
+    };
+  };
+  const line = waitFor(stdout, "stdout");
+  const errorLine = waitFor(stderr, "stderr");
+  const exited = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`CLI ${args.join(" ")} still running after ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (code === null) reject(new Error(`CLI ${args.join(" ")} died of ${signal}; stderr:\n${stderr.join("\n")}`));
+      else resolve(code);
+    });
+  });
+  exited.catch(() => {});
+  return { child, stdout, stderr, exited, line, errorLine };
+}
+
+async function run(t: ExecutionContext, args: string[], env: Record<string, string> = {}) {
+  const process = cli(t, args, env);
+  const code = await process.exited;
+  return { code, stdout: process.stdout.join("\n"), stderr: process.stderr.join("\n") };
+}
+
+/** A command for the CLI to run: this Node executing `script`. */
+function nodeScript(script: string): string[] {
+  return ["--", NODE, "-e", script];
+}
+
+function tempDir(t: ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), "msync-cli-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const start = performance.now();
+  while (!condition()) {
+    if (performance.now() - start > TIMEOUT_MS) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A script that prints "started PID", then waits for `file` to exist and exits with `code`. A SIGTERM prints "got SIGTERM" first. */
+function waitForFileScript(file: string, code: number, onTerm = ""): string {
+  return `
+    const fs = require("node:fs");
+    process.on("SIGTERM", () => { console.log("got SIGTERM"); ${onTerm} });
+    console.log("started " + process.pid + " token=" + process.env.MSYNC_FENCING_TOKEN + " term=" + process.env.MSYNC_TERM);
+    setInterval(() => { if (fs.existsSync(${JSON.stringify(file)})) process.exit(${code}); }, 10);`;
+}
+
+test("lock: runs the command with the fencing token and lock name, passes its exit code through, and releases", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const env = { MSYNC_ADDRESS: d.address };
+  const first = await run(
+    t,
+    [
+      "lock",
+      "cli-job",
+      ...nodeScript("console.log(`name=${process.env.MSYNC_LOCK_NAME} token=${process.env.MSYNC_FENCING_TOKEN}`); process.exit(7)"),
+    ],
+    env,
+  );
+  t.is(first.code, 7);
+  t.is(first.stdout, "name=cli-job token=1");
+  t.is(first.stderr, "");
+  t.false((await d.client.getLock("cli-job")).held, "released after the command exited");
+  // --address wins over MSYNC_ADDRESS; the second holder gets a greater token.
+  const second = await run(
+    t,
+    ["lock", `--address=${d.address}`, "cli-job", "--holder=second", ...nodeScript("console.log(process.env.MSYNC_FENCING_TOKEN)")],
+    { MSYNC_ADDRESS: "127.0.0.1:1" },
+  );
+  t.is(second.code, 0);
+  t.is(second.stdout, "2");
+  const info = await d.client.getLock("cli-job");
+  t.like(info, { held: false, holder: "second", token: 2 });
+  // A command killed by a signal: 128 + the signal's number, like a shell.
+  const killed = await run(t, ["lock", "cli-job", ...nodeScript("process.kill(process.pid, 'SIGKILL')")], env);
+  t.is(killed.code, 128 + 9);
+  const missing = await run(t, ["lock", "cli-job", "--", "/nonexistent/command"], env);
+  t.is(missing.code, 127);
+  t.regex(missing.stderr, /cannot run "\/nonexistent\/command"/);
+});
+
+test("lock: concurrent lock commands never overlap, and their tokens increase in the order they ran", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const log = join(tempDir(t), "log");
+  writeFileSync(log, "");
+  // Each command appends "start ID TOKEN", works a little, then appends "end ID TOKEN".
+  const script = (id: string) => `
+    const fs = require("node:fs");
+    const token = process.env.MSYNC_FENCING_TOKEN;
+    fs.appendFileSync(${JSON.stringify(log)}, "start ${id} " + token + "\\n");
+    setTimeout(() => fs.appendFileSync(${JSON.stringify(log)}, "end ${id} " + token + "\\n"), 50);`;
+  const ids = ["a", "b", "c", "d", "e"];
+  const results = await Promise.all(
+    ids.map((id) => run(t, ["lock", "shared", `--holder=${id}`, ...nodeScript(script(id))], { MSYNC_ADDRESS: d.address })),
+  );
+  t.deepEqual(
+    results.map((r) => r.code),
+    [0, 0, 0, 0, 0],
+  );
+  const lines = readFileSync(log, "utf8").trim().split("\n");
+  t.is(lines.length, 2 * ids.length);
+  const tokens: number[] = [];
+  for (let i = 0; i < lines.length; i += 2) {
+    const [startWord, id, token] = lines[i]!.split(" ");
+    t.is(startWord, "start");
+    t.is(lines[i + 1], `end ${id} ${token}`, `nobody started between ${id}'s start and end:\n${lines.join("\n")}`);
+    tokens.push(Number(token));
+  }
+  t.deepEqual(tokens, [1, 2, 3, 4, 5]);
+});
+
+test("lock: --wait-timeout exits 75 without running the command while someone else holds the lock", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const held = await d.client.lock("busy", { holder: "the-holder" });
+  t.teardown(() => held.release());
+  const marker = join(tempDir(t), "ran");
+  for (const wait of ["300ms", "0"]) {
+    const result = await run(t, ["lock", "busy", `--wait-timeout=${wait}`, "--", "touch", marker], { MSYNC_ADDRESS: d.address });
+    t.is(result.code, 75, `--wait-timeout=${wait}`);
+    t.regex(result.stderr, /timed out after .* waiting for lock busy \(held by the-holder, fencing token 1\)/);
+    t.throws(() => readFileSync(marker), undefined, "the command did not run");
+  }
+  t.like(await d.client.getLock("busy"), { held: true, holder: "the-holder", token: 1 });
+});
+
+test("lock lost: when the daemon freezes, the command gets SIGTERM, then SIGKILL, and the CLI exits 76", async (t) => {
+  const daemon = await spawnDaemon(["--backend=memory", "--lease-duration=2s", "--renew-deadline=1s"]);
+  t.teardown(() => daemon.stop());
+  // The command ignores SIGTERM, so --kill-after must end it.
+  const locked = cli(t, ["lock", "frozen", "--kill-after=300ms", ...nodeScript(waitForFileScript("/nonexistent/never", 0))], {
+    MSYNC_ADDRESS: daemon.address,
+  });
+  const started = await locked.line("started ");
+  const pid = Number(started.split(" ")[1]);
+  t.true(alive(pid));
+  daemon.signal("SIGSTOP"); // no more heartbeats: the CLI's own deadline must fire
+  t.teardown(() => daemon.signal("SIGCONT"));
+  t.is(await locked.exited, 76);
+  t.true(locked.stdout.includes("got SIGTERM"), "the command was asked to stop");
+  t.false(alive(pid), "the command was killed");
+  const stderr = locked.stderr.join("\n");
+  t.regex(stderr, /lost lock frozen \(fencing token 1\): heartbeat-timeout/);
+  t.regex(stderr, /sending SIGKILL/);
+  daemon.signal("SIGCONT");
+});
+
+test("lock: SIGTERM to the CLI goes to the command; the lock is released only once the command has exited", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const release = join(tempDir(t), "release");
+  const locked = cli(t, ["lock", "graceful", ...nodeScript(waitForFileScript(release, 3))], { MSYNC_ADDRESS: d.address });
+  await locked.line("started ");
+  locked.child.kill("SIGTERM");
+  await locked.line("got SIGTERM");
+  t.true((await d.client.getLock("graceful")).held, "still held while the command shuts down");
+  writeFileSync(release, "");
+  t.is(await locked.exited, 3);
+  t.false((await d.client.getLock("graceful")).held);
+
+  // Interrupted while still waiting: exits 128 + SIGINT without running anything.
+  const held = await d.client.lock("graceful", { holder: "other" });
+  t.teardown(() => held.release());
+  const waiting = cli(t, ["lock", "graceful", "--verbose", "--", "true"], { MSYNC_ADDRESS: d.address });
+  await waiting.errorLine("waiting for lock graceful");
+  waiting.child.kill("SIGINT");
+  t.is(await waiting.exited, 130);
+  t.like(await d.client.getLock("graceful"), { held: true, holder: "other" });
+});
+
+test("elect: runs the command only while leader; a second elect takes over when the first's command exits", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const dir = tempDir(t);
+  const log = join(dir, "log");
+  writeFileSync(log, "");
+  const script = (id: string) => `
+    const fs = require("node:fs");
+    fs.appendFileSync(${JSON.stringify(log)}, "start ${id} " + process.env.MSYNC_TERM + "\\n");
+    console.log("leading " + process.env.MSYNC_ELECTION_NAME + " as " + process.env.MSYNC_CANDIDATE + " term " + process.env.MSYNC_TERM);
+    setInterval(() => {
+      if (!fs.existsSync(${JSON.stringify(join(dir, `stop-${id}`))})) return;
+      fs.appendFileSync(${JSON.stringify(log)}, "end ${id}\\n");
+      process.exit(${id === "a" ? 5 : 0});
+    }, 10);`;
+  const env = { MSYNC_ADDRESS: d.address };
+  const a = cli(t, ["elect", "scheduler", "--candidate=a", "--value=10.0.0.1:80", ...nodeScript(script("a"))], env);
+  t.is(await a.line("leading"), "leading scheduler as a term 1");
+  const b = cli(t, ["elect", "scheduler", "--candidate=b", "--value=10.0.0.2:80", ...nodeScript(script("b"))], env);
+  await sleep(200); // let b join while a leads; the log's order below holds either way
+  t.deepEqual(b.stdout, [], "b runs nothing while a leads");
+  t.like(await d.client.getLeader("scheduler"), { leader: "a", value: "10.0.0.1:80", term: 1 });
+
+  writeFileSync(join(dir, "stop-a"), "");
+  t.is(await a.exited, 5, "a exits with its command's status, resigning");
+  t.is(await b.line("leading"), "leading scheduler as b term 2");
+  t.like(await d.client.getLeader("scheduler"), { leader: "b", value: "10.0.0.2:80", term: 2 });
+  writeFileSync(join(dir, "stop-b"), "");
+  t.is(await b.exited, 0);
+  t.is(readFileSync(log, "utf8"), "start a 1\nend a\nstart b 2\nend b\n");
+  t.like(await d.client.getLeader("scheduler"), { leader: "" });
+});
+
+test("elect: the command is stopped when the daemon stops answering, and started again, in a new term, once it answers", async (t) => {
+  const daemon = await spawnDaemon(["--backend=memory", "--lease-duration=2s", "--renew-deadline=1s"]);
+  t.teardown(() => daemon.stop());
+  const elect = cli(
+    t,
+    ["elect", "frozen", "--kill-after=300ms", ...nodeScript(waitForFileScript("/nonexistent/never", 0, "process.exit(0)"))],
+    {
+      MSYNC_ADDRESS: daemon.address,
+    },
+  );
+  await elect.line("term=1");
+  daemon.signal("SIGSTOP");
+  t.teardown(() => daemon.signal("SIGCONT"));
+  await elect.line("got SIGTERM");
+  t.regex(elect.stderr.join("\n"), /no longer leader of frozen \(term 1\): heartbeat-timeout/);
+  daemon.signal("SIGCONT");
+  await elect.line("term=2");
+  t.is(elect.stdout.filter((l) => l.startsWith("started ")).length, 2, "exactly one restart");
+  elect.child.kill("SIGTERM");
+  t.is(await elect.exited, 0, "the command's status after the forwarded SIGTERM");
+});
+
+test("leader and observe print the leader, term and value, as text or JSON", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const env = { MSYNC_ADDRESS: d.address };
+  t.deepEqual(await run(t, ["leader", "web"], env), { code: 0, stdout: "(none) term=0 value=", stderr: "" });
+
+  const observer = cli(t, ["observe", "web", "--json"], env);
+  const textObserver = cli(t, ["observe", "web"], env);
+  t.deepEqual(JSON.parse(await observer.line("{")), { name: "web", leader: "", value: "", term: 0 });
+  await textObserver.line("(none)");
+
+  const first = d.client.campaign("web", { candidate: "pod-a", value: "10.0.0.1:8080" });
+  await until(() => first.leading, "pod-a to lead");
+  t.deepEqual(await run(t, ["leader", "web"], env), { code: 0, stdout: "pod-a term=1 value=10.0.0.1:8080", stderr: "" });
+  const json = await run(t, ["leader", "web", "--json", "--fresh"], env);
+  t.deepEqual(JSON.parse(json.stdout), { name: "web", leader: "pod-a", value: "10.0.0.1:8080", term: 1 });
+
+  const second = d.newClient().campaign("web", { candidate: "pod-b", value: "10.0.0.2:8080" });
+  t.teardown(() => second.close());
+  await first.resign();
+  await until(() => second.leading, "pod-b to lead");
+  await observer.line('"pod-b"');
+  await textObserver.line("pod-b term=2 value=10.0.0.2:8080");
+  t.true(textObserver.stdout.includes("pod-a term=1 value=10.0.0.1:8080"));
+  const seen = observer.stdout.map((l) => JSON.parse(l) as { leader: string; term: number });
+  t.deepEqual(
+    seen.filter((l) => l.leader !== "").map((l) => `${l.leader}/${l.term}`),
+    ["pod-a/1", "pod-b/2"],
+  );
+  observer.child.kill("SIGINT");
+  textObserver.child.kill("SIGTERM");
+  t.is(await observer.exited, 0);
+  t.is(await textObserver.exited, 0);
+});
+
+test("usage errors exit 64, an unreachable sidecar 69, and --help documents the exit codes", async (t) => {
+  const help = await run(t, ["--help"]);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /metaparticle-sync lock NAME/);
+  t.regex(help.stdout, /75 +lock: --wait-timeout passed/);
+  for (const command of ["lock", "elect", "leader", "observe"]) {
+    const commandHelp = await run(t, [command, "--help"]);
+    t.is(commandHelp.code, 0, command);
+    t.regex(commandHelp.stdout, new RegExp(`^Usage: metaparticle-sync ${command} NAME`), command);
+  }
+  for (const args of [
+    ["frobnicate"],
+    ["lock"],
+    ["lock", "x"],
+    ["lock", "--", "true"],
+    ["lock", "x", "--bogus", "--", "true"],
+    ["leader", "x", "y"],
+  ]) {
+    const result = await run(t, args);
+    t.is(result.code, 64, args.join(" "));
+    t.regex(result.stderr, /^metaparticle-sync: /, args.join(" "));
+  }
+  const badDuration = await run(t, ["lock", "x", "--wait-timeout=soon", "--", "true"]);
+  t.is(badDuration.code, 64);
+  t.regex(badDuration.stderr, /--wait-timeout: "soon" is not a duration/);
+
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const rejected = await run(t, ["lock", "Not_A_Valid_Name", "--", "true"], { MSYNC_ADDRESS: d.address });
+  t.is(rejected.code, 64, "the daemon's INVALID_ARGUMENT is a usage error");
+  t.regex(rejected.stderr, /INVALID_ARGUMENT: name/);
+
+  const unreachable = await run(t, ["leader", "x", "--address=127.0.0.1:1"]);
+  t.is(unreachable.code, 69);
+  t.regex(unreachable.stderr, /UNAVAILABLE.*is the sidecar running at 127\.0\.0\.1:1\?/);
+  t.is((await run(t, ["lock", "x", "--", "true"], { MSYNC_ADDRESS: "127.0.0.1:1" })).code, 69);
+});
