@@ -142,7 +142,7 @@ const languageSuites: Suite[] = [
 
 export const SUITES: readonly Suite[] = [
   avaSuite("unit", "unit"),
-  avaSuite("grpc", "grpc"),
+  avaSuite("grpc", "grpc", { prepare: ["bash", "scripts/install-grpcurl.sh"] }),
   // Against a real kube-apiserver and etcd, built from their Go modules on first use (cached under .cache/).
   avaSuite("kube", "kube", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),
   ...languageSuites,

@@ -2,9 +2,7 @@
 // server reflection (fed from the descriptor set built from proto/), so
 // grpcurl and standard probes work with no proto files at hand.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { loadFileDescriptorSetFromBuffer, loadSync } from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import { ElectionServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/election_service";
 import { LockServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
 import type { Engine } from "../engine/index.js";
@@ -13,6 +11,7 @@ import type { Logger } from "../log.js";
 import { StreamRegistry } from "./calls.js";
 import { electionService } from "./election-service.js";
 import { lockService } from "./lock-service.js";
+import { DescriptorIndex, addReflection } from "./reflection.js";
 
 /** Longest wait for calls in flight once shutdown has ended every stream. */
 const DRAIN_GRACE_MS = 1_000;
@@ -57,8 +56,7 @@ export class DaemonServer {
     this.server.addService(LockServiceService, lockService(engine, this.streams, log));
     this.server.addService(ElectionServiceService, electionService(engine, this.streams, log));
     this.health.addToServer(this.server);
-    const ours = loadFileDescriptorSetFromBuffer(Buffer.from(descriptorSetBase64, "base64"));
-    new ReflectionService({ ...ours, ...loadSync(healthProtoPath) }).addToServer(this.server);
+    addReflection(this.server, new DescriptorIndex(Buffer.from(descriptorSetBase64, "base64")));
   }
 
   /** Binds the address and starts serving; health stays NOT_SERVING until `setServing`. */

@@ -4,6 +4,8 @@ import { credentials, loadPackageDefinition, type Client } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { createRequire } from "node:module";
 import { protoPath as healthProtoPath } from "grpc-health-check";
+import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
+import { type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { startTestDaemon } from "../support/test-daemon.js";
 
 type Unary = (request: object, callback: (err: Error | null, response: Record<string, unknown>) => void) => void;
@@ -38,34 +40,70 @@ test("graceful shutdown: a holder hears Lost with reason shutdown", async (t) =>
   await stopping;
 });
 
-test("reflection lists LockService, ElectionService and Health", async (t) => {
+test("reflection serves complete descriptors: every type of every service resolves, with comments", async (t) => {
   const d = await startTestDaemon();
   t.teardown(() => d.stop());
   const require = createRequire(import.meta.url);
   const reflectionProto = require.resolve("@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto");
-  const pkg = loadPackageDefinition(loadSync(reflectionProto)) as unknown as {
+  const pkg = loadPackageDefinition(loadSync(reflectionProto, { keepCase: true, oneofs: true })) as unknown as {
     grpc: {
       reflection: {
         v1: {
           ServerReflection: new (
             a: string,
             c: unknown,
-          ) => Client & { serverReflectionInfo(): NodeJS.ReadWriteStream & { write(m: object): void; end(): void } };
+          ) => Client & { ServerReflectionInfo(): NodeJS.ReadWriteStream & { write(m: object): void; end(): void } };
         };
       };
     };
   };
   const client = new pkg.grpc.reflection.v1.ServerReflection(d.address, credentials.createInsecure());
   t.teardown(() => client.close());
-  const call = client.serverReflectionInfo();
-  const response = new Promise<{ listServicesResponse: { service: Array<{ name: string }> } }>((resolve, reject) => {
-    call.on("data", resolve);
-    call.on("error", reject);
-  });
-  call.write({ listServices: "" });
-  const names = (await response).listServicesResponse.service.map((s) => s.name);
+  const call = client.ServerReflectionInfo();
+  const responses: Array<Record<string, any>> = [];
+  call.on("data", (r: Record<string, any>) => responses.push(r));
+  const ask = async (request: object) => {
+    const before = responses.length;
+    call.write(request);
+    while (responses.length === before) await new Promise((r) => setTimeout(r, 5));
+    return responses.at(-1)!;
+  };
+  const services = ((await ask({ list_services: "" })).list_services_response.service as Array<{ name: string }>).map((s) => s.name);
+  t.deepEqual([...services].sort(), ["grpc.health.v1.Health", "metaparticle.sync.v1.ElectionService", "metaparticle.sync.v1.LockService"]);
+
+  // Build a registry from what reflection returns for each service, as grpcurl does: it must resolve every type.
+  const files = new Map<string, Uint8Array>();
+  for (const service of services) {
+    const response = await ask({ file_containing_symbol: service });
+    for (const bytes of response.file_descriptor_response.file_descriptor_proto as Buffer[]) {
+      const file = fromBinary(FileDescriptorProtoSchema, bytes);
+      files.set(file.name, bytes);
+    }
+  }
   call.end();
-  t.true(names.includes("metaparticle.sync.v1.LockService"));
-  t.true(names.includes("metaparticle.sync.v1.ElectionService"));
-  t.true(names.includes("grpc.health.v1.Health"));
+  // Reflection answers with the requested file first; order the files so imports come first, as a
+  // descriptor pool needs, failing if an import was not served.
+  const protos = new Map([...files].map(([name, bytes]) => [name, fromBinary(FileDescriptorProtoSchema, bytes)]));
+  const ordered: FileDescriptorProto[] = [];
+  const visit = (name: string, importer: string) => {
+    const file = protos.get(name);
+    if (file === undefined) throw new Error(`reflection did not serve ${name}, imported by ${importer}`);
+    if (ordered.includes(file)) return;
+    file.dependency.forEach((dependency) => visit(dependency, name));
+    ordered.push(file);
+  };
+  for (const name of protos.keys()) visit(name, "the request");
+  const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: ordered }));
+  for (const service of services) {
+    const desc = registry.getService(service);
+    if (desc === undefined) return t.fail(`${service} does not resolve`);
+    for (const method of desc.methods)
+      t.truthy(method.input.typeName && method.output.typeName, `${service}.${method.name} resolves its types`);
+  }
+  t.truthy(registry.getMessage("google.protobuf.Duration"), "imports are served too");
+  const comments = protos.get("metaparticle/sync/v1/lock_service.proto")!.sourceCodeInfo?.location.map((l) => l.leadingComments) ?? [];
+  t.true(
+    comments.some((c) => c.includes("Renew extends a lock taken with TryAcquire")),
+    "source comments are kept",
+  );
 });

@@ -1,0 +1,109 @@
+// gRPC server reflection (v1 and v1alpha) over the descriptor set that buf
+// built from proto/, so grpcurl and other tools need no proto files. It serves
+// the compiled FileDescriptorProtos as they are, with their dependencies,
+// rather than descriptors rebuilt from a loaded package definition, which can
+// lose imports and mangle map entries.
+import { type Server, type ServerDuplexStream, loadPackageDefinition, status } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type DescriptorProto, type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { createRequire } from "node:module";
+
+interface ReflectionRequest {
+  host?: string;
+  file_by_filename?: string;
+  file_containing_symbol?: string;
+  file_containing_extension?: { containing_type: string; extension_number: number };
+  all_extension_numbers_of_type?: string;
+  list_services?: string;
+  message_request?: string;
+}
+
+/** The files of a descriptor set, indexed by name and by every fully qualified symbol they define. */
+export class DescriptorIndex {
+  private readonly files = new Map<string, { proto: FileDescriptorProto; bytes: Uint8Array }>();
+  private readonly symbols = new Map<string, string>();
+  readonly services: string[] = [];
+
+  constructor(descriptorSet: Uint8Array) {
+    for (const file of fromBinary(FileDescriptorSetSchema, descriptorSet).file) {
+      this.files.set(file.name, { proto: file, bytes: toBinary(FileDescriptorProtoSchema, file) });
+      const scope = file.package === "" ? "" : `${file.package}.`;
+      for (const service of file.service) {
+        this.symbols.set(scope + service.name, file.name);
+        this.services.push(scope + service.name);
+        for (const method of service.method) this.symbols.set(`${scope}${service.name}.${method.name}`, file.name);
+      }
+      for (const type of file.enumType) this.symbols.set(scope + type.name, file.name);
+      const messages = (prefix: string, types: DescriptorProto[]) => {
+        for (const type of types) {
+          this.symbols.set(prefix + type.name, file.name);
+          for (const nested of type.enumType) this.symbols.set(`${prefix}${type.name}.${nested.name}`, file.name);
+          messages(`${prefix}${type.name}.`, type.nestedType);
+        }
+      };
+      messages(scope, file.messageType);
+    }
+  }
+
+  /** The named file and every file it imports, transitively; undefined if unknown. */
+  withDependencies(fileName: string): Uint8Array[] | undefined {
+    if (!this.files.has(fileName)) return undefined;
+    const seen = new Set<string>();
+    const visit = (name: string) => {
+      const file = this.files.get(name);
+      if (file === undefined || seen.has(name)) return;
+      seen.add(name);
+      file.proto.dependency.forEach(visit);
+    };
+    visit(fileName);
+    return [...seen].map((name) => this.files.get(name)!.bytes);
+  }
+
+  fileDefining(symbol: string): string | undefined {
+    return this.symbols.get(symbol.replace(/^\./, ""));
+  }
+}
+
+/** Adds grpc.reflection.v1 and v1alpha to `server`, answering from `index`. */
+export function addReflection(server: Server, index: DescriptorIndex): void {
+  const require = createRequire(import.meta.url);
+  for (const version of ["v1", "v1alpha"] as const) {
+    // The reflection service's own messages, from the definition shipped with @grpc/reflection.
+    const protoPath = require.resolve(`@grpc/reflection/build/proto/grpc/reflection/${version}/reflection.proto`);
+    const definition = loadSync(protoPath, { keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true });
+    const pkg = loadPackageDefinition(definition) as unknown as {
+      grpc: { reflection: Record<string, { ServerReflection: { service: Parameters<Server["addService"]>[0] } }> };
+    };
+    server.addService(pkg.grpc.reflection[version]!.ServerReflection.service, {
+      ServerReflectionInfo: (stream: ServerDuplexStream<ReflectionRequest, object>) => {
+        stream.on("data", (request: ReflectionRequest) => stream.write(answer(index, request)));
+        stream.on("end", () => stream.end());
+      },
+    });
+  }
+}
+
+function answer(index: DescriptorIndex, request: ReflectionRequest): object {
+  const reply = (response: object) => ({ valid_host: request.host ?? "", original_request: request, ...response });
+  const files = (names: Array<string | undefined>, what: string) => {
+    const found = names.map((name) => (name === undefined ? undefined : index.withDependencies(name)));
+    if (found.some((f) => f === undefined)) {
+      return reply({ error_response: { error_code: status.NOT_FOUND, error_message: `${what} not found` } });
+    }
+    return reply({ file_descriptor_response: { file_descriptor_proto: found.flat().map((bytes) => Buffer.from(bytes!)) } });
+  };
+  switch (request.message_request) {
+    case "list_services":
+      return reply({ list_services_response: { service: index.services.map((name) => ({ name })) } });
+    case "file_by_filename":
+      return files([request.file_by_filename], `file ${request.file_by_filename}`);
+    case "file_containing_symbol":
+      return files([index.fileDefining(request.file_containing_symbol ?? "")], `symbol ${request.file_containing_symbol}`);
+    case "file_containing_extension":
+    case "all_extension_numbers_of_type":
+      return reply({ error_response: { error_code: status.NOT_FOUND, error_message: "this API defines no extensions" } });
+    default:
+      return reply({ error_response: { error_code: status.INVALID_ARGUMENT, error_message: "unknown reflection request" } });
+  }
+}
