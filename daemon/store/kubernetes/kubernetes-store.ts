@@ -116,7 +116,7 @@ export class KubernetesStore implements LeaseStore {
   }
 
   watch(listener: (event: WatchEvent) => void): WatchHandle {
-    const watcher = new LeaseWatcher(this, listener);
+    const watcher = new LeaseWatcher(this, listener, this.log, this.observer);
     void watcher.run();
     return { stop: () => watcher.stop() };
   }
@@ -148,14 +148,6 @@ export class KubernetesStore implements LeaseStore {
       onEvent,
       done,
     );
-  }
-
-  get observerHooks(): StoreObserver | undefined {
-    return this.observer;
-  }
-
-  get logger(): Logger {
-    return this.log;
   }
 
   /** Runs one API call with the caller's abort signal, mapping failures to StoreErrors. */
@@ -255,6 +247,8 @@ class LeaseWatcher {
   constructor(
     private readonly store: KubernetesStore,
     private readonly listener: (event: WatchEvent) => void,
+    private readonly log: Logger,
+    private readonly observer: StoreObserver | undefined,
   ) {}
 
   async run(): Promise<void> {
@@ -270,12 +264,12 @@ class LeaseWatcher {
         const started = performance.now();
         const outcome = await this.watchOnce();
         if (outcome === "expired") {
-          this.store.observerHooks?.watchRestart("expired");
-          this.store.logger.info({ resourceVersion: this.resourceVersion }, "watch resource version expired (410 Gone): relisting");
+          this.observer?.watchRestart("expired");
+          this.log.info({ resourceVersion: this.resourceVersion }, "watch resource version expired (410 Gone): relisting");
           needList = true;
           continue;
         }
-        this.store.observerHooks?.watchRestart(outcome);
+        this.observer?.watchRestart(outcome);
         // A watch that lasted is resumed at once; one the server keeps closing right away is retried with backoff.
         if (outcome === "ended" && performance.now() - started > 1_000) {
           this.retryMs = MIN_RETRY_MS;
@@ -284,8 +278,8 @@ class LeaseWatcher {
       } catch (err) {
         if (this.stopped) return;
         if (err instanceof StoreError) this.listener({ type: "error", error: err });
-        this.store.observerHooks?.watchRestart("error");
-        this.store.logger.warn({ err: err instanceof Error ? err.message : String(err), retryMs: this.retryMs }, "watch failed; retrying");
+        this.observer?.watchRestart("error");
+        this.log.warn({ err: err instanceof Error ? err.message : String(err), retryMs: this.retryMs }, "watch failed; retrying");
       }
       await this.pause(this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
@@ -328,7 +322,7 @@ class LeaseWatcher {
         else if (err === null || err === undefined || (err as Error).name === "TimeoutError" || (err as Error).name === "AbortError")
           resolve("ended");
         else {
-          this.store.logger.warn({ err: (err as Error).message ?? String(err) }, "watch ended with an error");
+          this.log.warn({ err: (err as Error).message ?? String(err) }, "watch ended with an error");
           resolve("error");
         }
       };
