@@ -30,6 +30,7 @@ import {
   type WatchHandle,
 } from "../lease-store.js";
 import { MANAGED_SELECTOR, isManaged, leaseToRecord, recordToLease } from "./lease-convert.js";
+import { PooledKubeConfig } from "./pooled-kubeconfig.js";
 
 /** What the store reports for metrics: every API call's outcome and every watch restart. */
 export interface StoreObserver {
@@ -66,7 +67,7 @@ export class KubernetesStore implements LeaseStore {
    * context's, else "default".
    */
   static fromConfig(config: { kubeconfig: string | undefined; namespace: string }, log: Logger, observer?: StoreObserver): KubernetesStore {
-    const kubeConfig = new KubeConfig();
+    const kubeConfig = new PooledKubeConfig();
     if (config.kubeconfig !== undefined) kubeConfig.loadFromFile(config.kubeconfig);
     else kubeConfig.loadFromCluster();
     const context = kubeConfig.getContextObject(kubeConfig.getCurrentContext());
