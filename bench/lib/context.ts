@@ -1,0 +1,163 @@
+// What every benchmark phase is given: the control plane, the peer binaries,
+// the sizes of this run (full or --quick) and a few shared helpers.
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { type ControlPlane, sumCounter } from "../../test/controlplane/controlplane.js";
+import { OurDaemon } from "./daemon.js";
+import { PeerProcess } from "./peer.js";
+
+export interface Params {
+  /** Graceful handoff samples per system. */
+  readonly handoffN: number;
+  /** Rounds before sampling starts (ours and etcd, run sequentially). */
+  readonly handoffWarmup: number;
+  /** Pause after a new waiter is queued, before the next release. */
+  readonly handoffSettleMs: number;
+  /** client-go handoff rounds per candidate pair; ceil(handoffN / this) pairs (one Lease each) run in parallel. */
+  readonly clientGoRoundsPerPair: number;
+  /** Crash failover samples per system. */
+  readonly crashN: number;
+  /** Lease duration / session TTL of the crash runs, seconds. */
+  readonly crashLeaseS: number;
+  readonly waiters: readonly number[];
+  readonly waitingWindowMs: number;
+  readonly waitingSettleMs: number;
+  readonly hotDurationMs: number;
+  readonly hotClientsPerDaemon: number;
+  readonly scaleLocks: number;
+  readonly scaleObservers: number;
+  readonly scaleWindowMs: number;
+  readonly idleInstances: number;
+  readonly idleSettleMs: number;
+  /** Upper bound of the whole run; phases check it and stop early. */
+  readonly budgetMs: number;
+}
+
+export const FULL: Params = {
+  handoffN: 200,
+  handoffWarmup: 3,
+  handoffSettleMs: 100,
+  clientGoRoundsPerPair: 10,
+  crashN: 10,
+  crashLeaseS: 5,
+  waiters: [10, 100],
+  waitingWindowMs: 30_000,
+  waitingSettleMs: 3_000,
+  hotDurationMs: 20_000,
+  hotClientsPerDaemon: 8,
+  scaleLocks: 1000,
+  scaleObservers: 1000,
+  scaleWindowMs: 60_000,
+  idleInstances: 3,
+  idleSettleMs: 5_000,
+  budgetMs: 9.5 * 60_000,
+};
+
+export const QUICK: Params = {
+  handoffN: 20,
+  handoffWarmup: 2,
+  handoffSettleMs: 100,
+  clientGoRoundsPerPair: 2,
+  crashN: 2,
+  crashLeaseS: 5,
+  waiters: [10, 100],
+  waitingWindowMs: 4_000,
+  waitingSettleMs: 2_000,
+  hotDurationMs: 4_000,
+  hotClientsPerDaemon: 8,
+  scaleLocks: 100,
+  scaleObservers: 100,
+  scaleWindowMs: 10_000,
+  idleInstances: 2,
+  idleSettleMs: 3_000,
+  budgetMs: 2 * 60_000,
+};
+
+export const LEASE_VERBS = ["GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE"] as const;
+export type Verb = (typeof LEASE_VERBS)[number];
+export type VerbCounts = Record<Verb, number>;
+
+export class BenchContext {
+  constructor(
+    readonly cp: ControlPlane,
+    readonly params: Params,
+    readonly peersBin: string,
+    readonly quick: boolean,
+    /** performance.now() when the run started. */
+    readonly startedAt: number,
+  ) {}
+
+  log(message: string): void {
+    const s = ((performance.now() - this.startedAt) / 1000).toFixed(1).padStart(6);
+    process.stderr.write(`[bench +${s}s] ${message}\n`);
+  }
+
+  /** ms left of the run's budget. */
+  remainingMs(): number {
+    return this.params.budgetMs - (performance.now() - this.startedAt);
+  }
+
+  async newNamespace(prefix: string): Promise<string> {
+    const name = `bench-${prefix}-${randomBytes(3).toString("hex")}`;
+    await this.cp.createNamespace(name);
+    return name;
+  }
+
+  /** apiserver_request_total{resource="leases"} by verb, from one scrape. */
+  async leaseRequests(): Promise<VerbCounts> {
+    const text = await this.cp.metrics();
+    return Object.fromEntries(
+      LEASE_VERBS.map((verb) => [verb, sumCounter(text, "apiserver_request_total", { resource: "leases", verb })]),
+    ) as VerbCounts;
+  }
+
+  /** Count and total seconds of the API server's Lease writes (PUT and POST) so far, from apiserver_request_duration_seconds. */
+  async leaseWriteLatency(): Promise<{ count: number; seconds: number }> {
+    const text = await this.cp.metrics();
+    let count = 0;
+    let seconds = 0;
+    for (const verb of ["PUT", "POST"]) {
+      count += sumCounter(text, "apiserver_request_duration_seconds_count", { resource: "leases", verb });
+      seconds += sumCounter(text, "apiserver_request_duration_seconds_sum", { resource: "leases", verb });
+    }
+    return { count, seconds };
+  }
+
+  /** Lease watches open right now (apiserver_longrunning_requests gauge). */
+  async leaseWatchesOpen(): Promise<number> {
+    return sumCounter(await this.cp.metrics(), "apiserver_longrunning_requests", { resource: "leases", verb: "WATCH" });
+  }
+
+  startDaemon(namespace: string, identity: string, flags: readonly string[] = []): Promise<OurDaemon> {
+    return OurDaemon.start({ kubeconfig: this.cp.kubeconfigPath, namespace, identity, flags });
+  }
+
+  /** A client-go leader election candidate (defaults 15 s / 10 s / 2 s unless flags say otherwise). */
+  clientGo(namespace: string, lease: string, identity: string, flags: readonly string[] = []): PeerProcess {
+    return PeerProcess.spawn(`client-go ${identity}`, join(this.peersBin, "clientgo-candidate"), [
+      `--kubeconfig=${this.cp.kubeconfigPath}`,
+      `--namespace=${namespace}`,
+      `--name=${lease}`,
+      `--identity=${identity}`,
+      ...flags,
+    ]);
+  }
+
+  /** An etcd concurrency peer (election mode unless flags say --mode=mutex). */
+  etcd(name: string, identity: string, flags: readonly string[] = []): PeerProcess {
+    return PeerProcess.spawn(`etcd ${identity}`, join(this.peersBin, "etcd-peer"), [
+      `--endpoints=${this.cp.etcdEndpoint}`,
+      `--name=${name}`,
+      `--identity=${identity}`,
+      ...flags,
+    ]);
+  }
+}
+
+export function diffCounts(before: VerbCounts, after: VerbCounts): VerbCounts {
+  return Object.fromEntries(LEASE_VERBS.map((v) => [v, after[v] - before[v]])) as VerbCounts;
+}
+
+export function totalCount(counts: VerbCounts): number {
+  return LEASE_VERBS.reduce((sum, v) => sum + counts[v], 0);
+}

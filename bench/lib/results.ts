@@ -1,0 +1,127 @@
+// Everything one run measured, as written to results.json and rendered into
+// the report. Times in ms, memory in bytes, rates per second.
+import type { VerbCounts } from "./context.js";
+
+export type System = "ours" | "ours-election" | "client-go" | "client-go-500ms" | "etcd";
+
+export interface Meta {
+  date: string;
+  quick: boolean;
+  durationS: number;
+  nproc: number;
+  memTotalBytes: number;
+  cpuModel: string;
+  loadBefore: string;
+  loadAfter: string;
+  node: string;
+  go: string;
+  kubeApiServer: string;
+  /** Whether the API server served Lease watches from its watch cache (as real clusters do). */
+  leaseWatchCache: boolean;
+  etcdServer: string;
+  clientGo: string;
+  etcdClient: string;
+  daemonVersion: string;
+}
+
+export interface IdleRow {
+  instances: number;
+  /** spawn -> health SERVING (ours only). */
+  startToServingMs?: number[];
+  /** spawn -> leader of a free election. */
+  startToLeaderMs: number[];
+  rssBytes: number[];
+  cpuPercent: number[];
+}
+
+/** One handoff of ours split at the moments a separate watch on the Lease saw its writes. */
+export interface HandoffSteps {
+  /** Client releases -> the release write arrives on a watch. */
+  releaseVisibleMs: number[];
+  /** Release visible -> the next holder's take-over write arrives on a watch. */
+  takeoverVisibleMs: number[];
+  /** Take-over visible -> Acquired at the next holder's client (negative: the client heard first). */
+  toClientMs: number[];
+}
+
+export interface HandoffRow {
+  samples: number[];
+  /** How the sample is delimited, for the report. */
+  from: string;
+  to: string;
+  /** Candidate pairs run in parallel (client-go). */
+  parallel?: number;
+  /** client-go/etcd: release write duration, releasing -> released. */
+  releaseWriteMs?: number[];
+  /** Ours: Lease writes the API server served per round (release, take-over, the old holder queueing again). */
+  writesPerRound?: number;
+  /** Ours: mean time the API server took per Lease write during the rounds. */
+  writeMeanMs?: number;
+  /** Ours (lock): the handoff in steps. */
+  steps?: HandoffSteps;
+}
+
+export interface CrashRow {
+  leaseS: number;
+  /** kill -> next holder. */
+  failoverMs: number[];
+  /** last successful renewal seen by the killed holder -> next holder, minus the lease. */
+  excessMs: number[];
+  how: string;
+}
+
+export interface WaitingRow {
+  system: "ours" | "client-go";
+  waiters: number;
+  windowS: number;
+  byVerb: VerbCounts;
+  perSecond: number;
+  watchesOpen: number;
+  how: string;
+}
+
+export interface HotRow {
+  sessions: number;
+  processes: number;
+  durationS: number;
+  acquired: number;
+  perSecond: number;
+  /** Every acquisition got its own fencing token (ours). */
+  tokensUnique?: boolean;
+  /** CPU % of one core, summed over the daemons (ours) during the run. */
+  daemonCpuPercent?: number;
+}
+
+export interface ScaleRow {
+  locks: number;
+  observers: number;
+  elections: number;
+  windowS: number;
+  acquireAllMs: number;
+  lostInWindow: number;
+  lostTotal: number;
+  renewedPerSecond: number;
+  byVerb: VerbCounts;
+  writesPerSecond: number;
+  rssStartBytes: number;
+  rssMaxBytes: number;
+  rssEndBytes: number;
+  cpuPercent: number;
+  /** Most sockets the daemon had open at once (gRPC clients, its watch, API requests). */
+  socketsMax: number;
+  observersServed: number;
+  daemonWarnings: number;
+  /** The most frequent warnings, with counts. */
+  warningKinds: Array<[string, number]>;
+}
+
+export interface Results {
+  meta: Meta;
+  idle: Partial<Record<"ours" | "client-go" | "etcd", IdleRow>>;
+  handoff: Partial<Record<System, HandoffRow>>;
+  crash: Partial<Record<"ours" | "client-go" | "etcd", CrashRow>>;
+  waiting: WaitingRow[];
+  hot: Partial<Record<"ours" | "etcd", HotRow>>;
+  scale?: ScaleRow;
+  failures: Array<{ phase: string; error: string }>;
+}

@@ -1,0 +1,325 @@
+// `npm run bench [-- --quick] [--out DIR] [--only PHASE,...]`: benchmarks
+// metaparticle-sync against client-go's leader election and etcd's
+// concurrency recipes, in one run against one control plane, and writes the
+// report with its plots. Exits non-zero if any measurement could not run.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, totalmem } from "node:os";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startControlPlane } from "../test/controlplane/controlplane.js";
+import { BenchContext, FULL, QUICK } from "./lib/context.js";
+import { loadAverage } from "./lib/proc.js";
+import type { Results } from "./lib/results.js";
+import { crashClientGo, crashEtcd, crashOurs } from "./phases/crash.js";
+import { handoffClientGo, handoffEtcd, handoffOursElection, handoffOursLock } from "./phases/handoff.js";
+import { hotEtcd, hotOurs } from "./phases/hot.js";
+import { idle } from "./phases/idle.js";
+import { scaleOurs } from "./phases/scale.js";
+import { waitingClientGo, waitingOurs } from "./phases/waiting.js";
+import { renderReport } from "./report/markdown.js";
+import { cdfPlot, logLogPlot } from "./report/plots.js";
+
+/** The repository root (dist/bench/main.js -> ../..). */
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "scale"] as const;
+type Phase = (typeof PHASES)[number];
+
+interface Args {
+  quick: boolean;
+  /** Keep the API server's Lease watch cache on, as in a real cluster (the test harness turns it off by default). */
+  watchCache: boolean;
+  out: string;
+  only: Set<Phase>;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  let quick = false;
+  let watchCache = true;
+  let out: string | undefined;
+  let only = new Set<Phase>(PHASES);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const value = () => inline ?? argv[++i] ?? usage(`${flag} needs a value`);
+    if (flag === "--quick") quick = true;
+    else if (flag === "--no-watch-cache") watchCache = false;
+    else if (flag === "--out") out = value();
+    else if (flag === "--only") {
+      const names = value().split(",");
+      for (const n of names) if (!PHASES.includes(n as Phase)) usage(`unknown phase ${n}; phases: ${PHASES.join(", ")}`);
+      only = new Set(names as Phase[]);
+    } else if (flag === "--help" || flag === "-h") usage();
+    else usage(`unknown argument ${arg}`);
+  }
+  return { quick, watchCache, out: out ?? (quick ? join(ROOT, ".cache", "bench", "quick") : join(ROOT, "bench")), only };
+}
+
+function usage(problem?: string): never {
+  if (problem) console.error(`bench: ${problem}`);
+  console.error(
+    `usage: npm run bench -- [--quick] [--out DIR] [--only ${PHASES.join(",")}] [--no-watch-cache]\n` +
+      "  --quick           CI-sized run (< 2 min) writing to .cache/bench/quick/ instead of bench/\n" +
+      "  --no-watch-cache  serve Lease watches straight from etcd (the test harness's default) instead of the API server's watch cache",
+  );
+  process.exit(problem ? 2 : 0);
+}
+
+function sh(command: string, args: readonly string[], cwd = ROOT): string {
+  return execFileSync(command, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+}
+
+function goModVersion(module: string): string {
+  const goMod = readFileSync(join(ROOT, "bench", "peers", "go.mod"), "utf8");
+  return goMod.match(new RegExp(`^\\s*(?:require\\s+)?${module.replace(/[./]/g, "\\$&")}\\s+(\\S+)`, "m"))?.[1] ?? "unknown";
+}
+
+function cpuModel(): string {
+  try {
+    return (
+      readFileSync("/proc/cpuinfo", "utf8")
+        .match(/^model name\s*:\s*(.+)$/m)?.[1]
+        ?.trim() ?? "unknown"
+    );
+  } catch {
+    return "unknown";
+  }
+}
+
+function daemonVersion(): string {
+  try {
+    const head = sh("git", ["rev-parse", "--short", "HEAD"]);
+    const dirty = sh("git", ["status", "--porcelain", "--", "daemon", "clients/typescript/src"]) !== "";
+    return `git ${head}${dirty ? " with uncommitted changes in daemon/ or clients/" : ""}`;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+
+/** JSON as the repository's formatter would write it, so `prettier --check .` passes on a committed results.json. */
+async function formatJson(value: unknown): Promise<string> {
+  const json = JSON.stringify(value, null, 2) + "\n";
+  try {
+    const prettier = await import("prettier");
+    const options = (await prettier.resolveConfig(join(ROOT, "bench", "results.json"))) ?? {};
+    return await prettier.format(json, { ...options, parser: "json" });
+  } catch {
+    return json; // prettier is a devDependency; without it the file is still valid JSON
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const startedAt = performance.now();
+  const loadBefore = loadAverage();
+  const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
+  log(`${args.quick ? "quick" : "full"} run; phases ${[...args.only].join(", ")}; report to ${args.out}; load average ${loadBefore}`);
+
+  const peersBin = sh("bash", [join(ROOT, "bench", "peers", "build.sh")]);
+  const cp = await startControlPlane({ namespace: "bench", leaseWatchCache: args.watchCache });
+  const ctx = new BenchContext(cp, args.quick ? QUICK : FULL, peersBin, args.quick, startedAt);
+  const results: Results = {
+    meta: {
+      date: new Date().toISOString(),
+      quick: args.quick,
+      durationS: 0,
+      nproc: availableParallelism(),
+      memTotalBytes: totalmem(),
+      cpuModel: cpuModel(),
+      loadBefore,
+      loadAfter: "",
+      node: process.version,
+      go: sh("go", ["version"]).replace(/^go version /, ""),
+      kubeApiServer: String((await cp.request("GET", "/version")).json?.gitVersion ?? "unknown"),
+      leaseWatchCache: args.watchCache,
+      etcdServer: await fetch(`${cp.etcdEndpoint}/version`)
+        .then((r) => r.json() as Promise<{ etcdserver?: string }>)
+        .then((v) => `v${v.etcdserver}`)
+        .catch(() => "unknown"),
+      clientGo: goModVersion("k8s.io/client-go"),
+      etcdClient: goModVersion("go.etcd.io/etcd/client/v3"),
+      daemonVersion: daemonVersion(),
+    },
+    idle: {},
+    handoff: {},
+    crash: {},
+    waiting: [],
+    hot: {},
+    failures: [],
+  };
+
+  const run = async <T>(name: string, fn: () => Promise<T>, accept: (value: T) => void): Promise<void> => {
+    const t0 = performance.now();
+    ctx.log(`${name}: start`);
+    try {
+      const value = await fn();
+      accept(value);
+      ctx.log(`${name}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (err) {
+      const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      results.failures.push({ phase: name, error: message });
+      ctx.log(`${name}: FAILED: ${message}`);
+    }
+  };
+  const nonEmpty = <T extends { samples?: number[]; failoverMs?: number[] }>(name: string, row: T): T => {
+    if ((row.samples ?? row.failoverMs ?? []).length === 0) throw new Error(`${name}: no samples (time budget exhausted?)`);
+    return row;
+  };
+
+  try {
+    const want = (p: Phase) => args.only.has(p);
+    if (want("idle"))
+      await run(
+        "idle footprint",
+        () => idle(ctx),
+        (v) => (results.idle = v),
+      );
+    if (want("handoff")) {
+      await run(
+        "handoff ours (lock)",
+        () => handoffOursLock(ctx),
+        (v) => (results.handoff.ours = nonEmpty("ours", v)),
+      );
+      await run(
+        "handoff ours (election)",
+        () => handoffOursElection(ctx),
+        (v) => (results.handoff["ours-election"] = nonEmpty("ours-election", v)),
+      );
+      await run(
+        "handoff etcd",
+        () => handoffEtcd(ctx),
+        (v) => (results.handoff.etcd = nonEmpty("etcd", v)),
+      );
+    }
+    const crashOursRun = () =>
+      run(
+        "crash ours",
+        () => crashOurs(ctx),
+        (v) => (results.crash.ours = nonEmpty("ours", v)),
+      );
+    // --quick (CI) checks that everything runs, not how fast: it also runs ours' crash runs in parallel with the peers'.
+    const crashWithPeers = args.quick && want("crash") && want("peers");
+    if (want("peers")) {
+      // Timer-bound peer measurements run side by side; in a full run ours never runs during them.
+      await Promise.all([
+        run(
+          "handoff client-go (RetryPeriod 2s)",
+          () => handoffClientGo(ctx, 2000),
+          (v) => (results.handoff["client-go"] = nonEmpty("client-go", v)),
+        ),
+        run(
+          "handoff client-go (RetryPeriod 500ms)",
+          () => handoffClientGo(ctx, 500),
+          (v) => (results.handoff["client-go-500ms"] = nonEmpty("client-go-500ms", v)),
+        ),
+        run(
+          "crash client-go",
+          () => crashClientGo(ctx),
+          (v) => (results.crash["client-go"] = nonEmpty("client-go", v)),
+        ),
+        run(
+          "crash etcd",
+          () => crashEtcd(ctx),
+          (v) => (results.crash.etcd = nonEmpty("etcd", v)),
+        ),
+        ...(crashWithPeers ? [crashOursRun()] : []),
+      ]);
+    }
+    if (want("crash") && !crashWithPeers) await crashOursRun();
+    if (want("waiting")) {
+      for (const w of ctx.params.waiters) {
+        await run(
+          `waiting ours (${w} waiters)`,
+          () => waitingOurs(ctx, w),
+          (v) => results.waiting.push(v),
+        );
+        await run(
+          `waiting client-go (${w} waiters)`,
+          () => waitingClientGo(ctx, w),
+          (v) => results.waiting.push(v),
+        );
+      }
+    }
+    if (want("hot")) {
+      await run(
+        "hot lock ours",
+        () => hotOurs(ctx),
+        (v) => (results.hot.ours = v),
+      );
+      await run(
+        "hot lock etcd",
+        () => hotEtcd(ctx),
+        (v) => (results.hot.etcd = v),
+      );
+    }
+    if (want("scale"))
+      await run(
+        "scale ours",
+        () => scaleOurs(ctx),
+        (v) => (results.scale = v),
+      );
+  } finally {
+    await cp.stop();
+  }
+
+  results.meta.durationS = (performance.now() - startedAt) / 1000;
+  results.meta.loadAfter = loadAverage();
+  mkdirSync(args.out, { recursive: true });
+  const plots: { handoffCdf?: string; waiting?: string } = {};
+  const colors = {
+    ours: [31, 119, 180],
+    oursElection: [114, 170, 222],
+    clientGo: [230, 110, 0],
+    clientGo500: [250, 180, 90],
+    etcd: [44, 160, 44],
+  } as const;
+  const handoffSeries = [
+    { name: "ours (lock)", color: colors.ours, samples: results.handoff.ours?.samples },
+    { name: "ours (election)", color: colors.oursElection, samples: results.handoff["ours-election"]?.samples },
+    { name: "client-go, RetryPeriod 2 s", color: colors.clientGo, samples: results.handoff["client-go"]?.samples },
+    { name: "client-go, RetryPeriod 500 ms", color: colors.clientGo500, samples: results.handoff["client-go-500ms"]?.samples },
+    { name: "etcd Election", color: colors.etcd, samples: results.handoff.etcd?.samples },
+  ].filter((s): s is typeof s & { samples: number[] } => (s.samples?.length ?? 0) > 0);
+  if (handoffSeries.length > 0) {
+    plots.handoffCdf = "handoff-cdf.png";
+    writeFileSync(join(args.out, plots.handoffCdf), cdfPlot("Graceful handoff: holder lets go -> next holder told, CDF", handoffSeries));
+  }
+  const waitingSeries = (["ours", "client-go"] as const)
+    .map((system) => ({
+      name: system === "ours" ? "ours (watch, no polling)" : "client-go (RetryPeriod 2 s)",
+      color: system === "ours" ? colors.ours : colors.clientGo,
+      points: results.waiting
+        .filter((w) => w.system === system && w.perSecond > 0)
+        .sort((a, b) => a.waiters - b.waiters)
+        .map((w) => [w.waiters, w.perSecond] as const),
+    }))
+    .filter((s) => s.points.length > 0);
+  if (waitingSeries.length > 0) {
+    plots.waiting = "waiting-requests.png";
+    writeFileSync(
+      join(args.out, plots.waiting),
+      logLogPlot(
+        "Lease requests the API server served: 1 holder + W waiters",
+        "waiters W (log scale)",
+        "requests per second (log scale)",
+        waitingSeries,
+        (v) => `${v.toFixed(v < 1 ? 2 : 1)}/s`,
+      ),
+    );
+  }
+  const reportName = args.quick ? "REPORT-quick.md" : "REPORT.md";
+  writeFileSync(join(args.out, reportName), renderReport(results, plots));
+  writeFileSync(join(args.out, "results.json"), await formatJson(results));
+  const took = results.meta.durationS.toFixed(0);
+  log(`wrote ${relative(ROOT, join(args.out, reportName)) || reportName} in ${took} s; load average now ${results.meta.loadAfter}`);
+  if (results.failures.length > 0) {
+    log(`${results.failures.length} measurement(s) could not run: ${results.failures.map((f) => f.phase).join("; ")}`);
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,73 @@
+// Hot lock throughput: 16 lockers on 2 processes contend for one lock and
+// release it at once, for a fixed time; handoffs per second.
+import { fileURLToPath } from "node:url";
+import { within } from "../lib/clock.js";
+import type { BenchContext } from "../lib/context.js";
+import { PeerProcess } from "../lib/peer.js";
+import { CpuMeter } from "../lib/proc.js";
+import type { HotRow } from "../lib/results.js";
+
+const LOCK_LOOP = fileURLToPath(new URL("../apps/lock-loop.js", import.meta.url));
+
+async function race(peers: PeerProcess[], durationMs: number): Promise<Array<Record<string, unknown>>> {
+  await Promise.all(peers.map((p) => p.waitForEvent(p.label.startsWith("etcd") ? "started" : "ready", 60_000)));
+  for (const p of peers) p.send("go");
+  return Promise.all(peers.map((p) => within(p.waitForEvent("summary", durationMs + 60_000), durationMs + 61_000, `${p.label} summary`)));
+}
+
+/** Ours: two daemons, each with an app process of `hotClientsPerDaemon` clients. */
+export async function hotOurs(ctx: BenchContext): Promise<HotRow> {
+  const { hotDurationMs, hotClientsPerDaemon } = ctx.params;
+  const namespace = await ctx.newNamespace("hot");
+  const daemons = [await ctx.startDaemon(namespace, "hot-a"), await ctx.startDaemon(namespace, "hot-b")];
+  const apps = daemons.map((d, i) =>
+    PeerProcess.spawn(`lock-loop ${i}`, process.execPath, [
+      LOCK_LOOP,
+      d.address,
+      String(hotClientsPerDaemon),
+      "hot",
+      String(hotDurationMs),
+      `app${i}`,
+    ]),
+  );
+  try {
+    const meters = daemons.map((d) => new CpuMeter(d.pid));
+    const summaries = await race(apps, hotDurationMs);
+    const cpu = meters.reduce((sum, m) => sum + m.percent(), 0);
+    const failures = summaries.reduce((sum, s) => sum + Number(s.failures), 0);
+    if (failures > 0) throw new Error(`${failures} lock calls failed`);
+    const tokens = summaries.flatMap((s) => s.tokens as number[]);
+    const seconds = Math.max(...summaries.map((s) => Number(s.elapsedMs))) / 1000;
+    return {
+      sessions: daemons.length * hotClientsPerDaemon,
+      processes: 2,
+      durationS: seconds,
+      acquired: tokens.length,
+      perSecond: tokens.length / seconds,
+      tokensUnique: new Set(tokens).size === tokens.length,
+      daemonCpuPercent: cpu,
+    };
+  } finally {
+    await Promise.all(apps.map((a) => a.stop(5_000, "SIGKILL")));
+    await Promise.all(daemons.map((d) => d.stop()));
+  }
+}
+
+/** etcd: two processes, each with `hotClientsPerDaemon` sessions and concurrency.Mutex on one prefix. */
+export async function hotEtcd(ctx: BenchContext): Promise<HotRow> {
+  const { hotDurationMs, hotClientsPerDaemon } = ctx.params;
+  const name = `hot-${Date.now()}`;
+  const peers = [0, 1].map((i) =>
+    ctx.etcd(name, `mutex-${i}`, ["--mode=mutex", `--sessions=${hotClientsPerDaemon}`, `--duration=${hotDurationMs}ms`, "--ttl=15"]),
+  );
+  try {
+    const summaries = await race(peers, hotDurationMs);
+    const failures = summaries.reduce((sum, s) => sum + Number(s.failures), 0);
+    if (failures > 0) throw new Error(`${failures} mutex calls failed`);
+    const acquired = summaries.reduce((sum, s) => sum + Number(s.acquired), 0);
+    const seconds = Math.max(...summaries.map((s) => Number(s.elapsed_ms))) / 1000;
+    return { sessions: 2 * hotClientsPerDaemon, processes: 2, durationS: seconds, acquired, perSecond: acquired / seconds };
+  } finally {
+    await Promise.all(peers.map((p) => p.stop(5_000)));
+  }
+}

@@ -1,0 +1,473 @@
+// Renders one run's Results as the Markdown report. Every number in it comes
+// from `results`; the prose around the tables describes the method only.
+import { LEASE_VERBS, totalCount, type VerbCounts } from "../lib/context.js";
+import type { CrashRow, HandoffRow, Results, WaitingRow } from "../lib/results.js";
+import { summarize } from "../lib/stats.js";
+import { formatMs } from "./plots.js";
+
+const NA = "n/a";
+
+function ms(v: number | undefined): string {
+  return v === undefined || !Number.isFinite(v) ? NA : formatMs(v);
+}
+
+function signedMs(v: number | undefined): string {
+  if (v === undefined || !Number.isFinite(v)) return NA;
+  return v < 0 ? `-${formatMs(-v)}` : `+${formatMs(v)}`;
+}
+
+function mib(bytes: number | undefined): string {
+  return bytes === undefined || !Number.isFinite(bytes) ? NA : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+function num(v: number | undefined, digits = 2): string {
+  return v === undefined || !Number.isFinite(v) ? NA : v.toFixed(digits);
+}
+
+/** "×12.3": how many times `theirs` is `ours`; n/a when either is missing or ours is not positive. */
+function ratio(theirs: number | undefined, ours: number | undefined): string {
+  if (theirs === undefined || ours === undefined || !Number.isFinite(theirs) || !Number.isFinite(ours) || ours <= 0) return NA;
+  const r = theirs / ours;
+  return `×${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}`;
+}
+
+function median(values: readonly number[] | undefined): number | undefined {
+  return values && values.length > 0 ? summarize(values).median : undefined;
+}
+
+function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
+  return [line(header), line(header.map((_, i) => (i === 0 ? "---" : "---:"))), ...rows.map(line)].join("\n");
+}
+
+function verbs(counts: VerbCounts): string {
+  const parts = LEASE_VERBS.filter((v) => counts[v] !== 0).map((v) => `${v} ${counts[v]}`);
+  return parts.length === 0 ? "none" : parts.join(", ");
+}
+
+export interface Plots {
+  readonly handoffCdf?: string;
+  readonly waiting?: string;
+}
+
+export function renderReport(r: Results, plots: Plots): string {
+  const m = r.meta;
+  const out: string[] = [];
+  const hs = (row: HandoffRow | undefined) => (row && row.samples.length > 0 ? summarize(row.samples) : undefined);
+
+  out.push(`# metaparticle-sync benchmarks${m.quick ? " (quick run)" : ""}`);
+  out.push("");
+  out.push(
+    `Written by \`npm run bench${m.quick ? " -- --quick" : ""}\` on ${m.date}; the run took ${Math.round(m.durationS)} s. ` +
+      "Ours, client-go's leader election and etcd's concurrency recipes ran on the same machine, in the same run, against one " +
+      "control plane (a real kube-apiserver and etcd on loopback, started by `test/controlplane`). Every number below comes from that run.",
+  );
+  out.push("");
+  out.push(
+    table(
+      ["machine", ""],
+      [
+        ["CPU", `${m.nproc} × ${m.cpuModel}`],
+        ["memory", mib(m.memTotalBytes).replace(" MiB", "") + " MiB"],
+        ["load average (1, 5, 15 min) before / after", `${m.loadBefore} / ${m.loadAfter}`],
+        ["Node (daemon and harness)", m.node],
+        ["Go (peers)", m.go],
+        ["kube-apiserver / etcd server", `${m.kubeApiServer} / ${m.etcdServer}`],
+        [
+          "Lease watches served from",
+          m.leaseWatchCache ? "the API server's watch cache (as in a real cluster)" : "etcd directly (`--no-watch-cache`)",
+        ],
+        ["client-go / etcd client (peers)", `${m.clientGo} / ${m.etcdClient}`],
+        ["metaparticle-sync", m.daemonVersion],
+      ],
+    ),
+  );
+  out.push("");
+
+  // ---- headline ----------------------------------------------------------
+  const ours = hs(r.handoff.ours);
+  const cg = hs(r.handoff["client-go"]);
+  const crashOursExcess = median(r.crash.ours?.excessMs);
+  const crashCgExcess = median(r.crash["client-go"]?.excessMs);
+  const maxWaiters = r.waiting.length === 0 ? undefined : Math.max(...r.waiting.map((w) => w.waiters));
+  const waitOurs = r.waiting.find((w) => w.system === "ours" && w.waiters === maxWaiters);
+  const waitCg = r.waiting.find((w) => w.system === "client-go" && w.waiters === maxWaiters);
+  out.push("## Headline: ours against client-go");
+  out.push("");
+  out.push(
+    table(
+      ["measure", "ours", "client-go", "client-go ÷ ours"],
+      [
+        [
+          "graceful handoff, median (client-go at its default RetryPeriod 2 s)",
+          ms(ours?.median),
+          ms(cg?.median),
+          ratio(cg?.median, ours?.median),
+        ],
+        [
+          `crash failover, excess over the ${r.crash.ours?.leaseS ?? 5} s lease, median`,
+          signedMs(crashOursExcess),
+          signedMs(crashCgExcess),
+          ratio(crashCgExcess, crashOursExcess),
+        ],
+        [
+          `API-server requests/s with 1 holder and ${maxWaiters ?? NA} waiters`,
+          num(waitOurs?.perSecond),
+          num(waitCg?.perSecond),
+          ratio(waitCg?.perSecond, waitOurs?.perSecond),
+        ],
+      ],
+    ),
+  );
+  out.push("");
+  if (r.failures.length > 0) {
+    out.push("**Some measurements could not run:**");
+    out.push("");
+    for (const f of r.failures) out.push(`- ${f.phase}: ${f.error.split("\n")[0]}`);
+    out.push("");
+  }
+
+  // ---- handoff -----------------------------------------------------------
+  out.push("## Graceful handoff");
+  out.push("");
+  out.push(
+    "The holder lets go and the next holder, in another process, is told it holds. Ours: two daemons (separate processes); a client " +
+      "of daemon A holds, a client of daemon B waits; the holder releases (closes its Acquire stream) or resigns, and the clock stops " +
+      "when Acquired / Elected reaches B's client. client-go: two candidate processes; the leader gets SIGTERM and, with " +
+      "`ReleaseOnCancel`, clears the holder; the clock stops at `OnStartedLeading` in the other process; the old leader is then " +
+      "restarted as a follower. etcd: the leader calls `Election.Resign`; the clock stops when the other process's `Campaign` " +
+      "returns. Timestamps are CLOCK_MONOTONIC in every process. Ours and etcd ran one handoff at a time, after a few warm-up rounds; " +
+      `client-go's latency is set by its RetryPeriod timer, not by CPU, so ${r.handoff["client-go"]?.parallel ?? NA} candidate pairs ` +
+      "(one Lease each) ran in parallel to collect its samples in reasonable time.",
+  );
+  out.push("");
+  const handoffCols: Array<[string, HandoffRow | undefined]> = [
+    ["ours (lock)", r.handoff.ours],
+    ["ours (election)", r.handoff["ours-election"]],
+    ["client-go, RetryPeriod 2 s", r.handoff["client-go"]],
+    ["client-go, RetryPeriod 500 ms", r.handoff["client-go-500ms"]],
+    ["etcd Election", r.handoff.etcd],
+  ];
+  const sums = handoffCols.map(([, row]) => hs(row));
+  const cg500 = hs(r.handoff["client-go-500ms"]);
+  const etcd = hs(r.handoff.etcd);
+  out.push(
+    table(
+      ["", ...handoffCols.map(([name]) => name), "client-go 2 s ÷ ours", "client-go 500 ms ÷ ours", "etcd ÷ ours"],
+      [
+        ["samples", ...sums.map((s) => String(s?.n ?? 0)), "", "", ""],
+        [
+          "median",
+          ...sums.map((s) => ms(s?.median)),
+          ratio(cg?.median, ours?.median),
+          ratio(cg500?.median, ours?.median),
+          ratio(etcd?.median, ours?.median),
+        ],
+        ["p99", ...sums.map((s) => ms(s?.p99)), ratio(cg?.p99, ours?.p99), ratio(cg500?.p99, ours?.p99), ratio(etcd?.p99, ours?.p99)],
+        ["max", ...sums.map((s) => ms(s?.max)), ratio(cg?.max, ours?.max), ratio(cg500?.max, ours?.max), ratio(etcd?.max, ours?.max)],
+        ["min", ...sums.map((s) => ms(s?.min)), "", "", ""],
+        [
+          "Lease writes per round (release, take-over, re-queue)",
+          num(r.handoff.ours?.writesPerRound, 1),
+          num(r.handoff["ours-election"]?.writesPerRound, 1),
+          NA,
+          NA,
+          NA,
+          "",
+          "",
+          "",
+        ],
+        [
+          "API server time per Lease write, mean",
+          ms(r.handoff.ours?.writeMeanMs),
+          ms(r.handoff["ours-election"]?.writeMeanMs),
+          NA,
+          NA,
+          NA,
+          "",
+          "",
+          "",
+        ],
+        [
+          "release write (releasing → released), median",
+          NA,
+          NA,
+          ...[r.handoff["client-go"], r.handoff["client-go-500ms"], r.handoff.etcd].map((row) => ms(median(row?.releaseWriteMs))),
+          "",
+          "",
+          "",
+        ],
+      ],
+    ),
+  );
+  out.push("");
+  const steps = r.handoff.ours?.steps;
+  if (steps && steps.releaseVisibleMs.length > 0) {
+    out.push(
+      "Where ours spends a lock handoff (medians; a separate watch on the Lease, opened by the harness, timestamps each write " +
+        "as the API server streams it):",
+    );
+    out.push("");
+    out.push(
+      table(
+        ["step", "median", "p99"],
+        [
+          [
+            "client releases → release write seen on a watch",
+            ms(median(steps.releaseVisibleMs)),
+            ms(summarize(steps.releaseVisibleMs).p99),
+          ],
+          [
+            "release seen → next holder's take-over write seen",
+            ms(median(steps.takeoverVisibleMs)),
+            ms(summarize(steps.takeoverVisibleMs).p99),
+          ],
+          [
+            "take-over seen → Acquired at the next holder's client",
+            signedMs(median(steps.toClientMs)),
+            signedMs(summarize(steps.toClientMs).p99),
+          ],
+        ],
+      ),
+    );
+    out.push("");
+  }
+  if (plots.handoffCdf) out.push(`![Handoff latency CDF](${plots.handoffCdf})`, "");
+
+  // ---- crash -------------------------------------------------------------
+  out.push("## Crash failover");
+  out.push("");
+  out.push(
+    "The holder's process is SIGKILLed (our daemon, or the peer's candidate process) at a random point of its renewal cycle, and " +
+      "the clock stops when the next holder, in another process, is told it holds. *Failover* is measured from the kill. *Excess* " +
+      "is measured from the holder's last successful renewal before the kill (the Renewed event its client got; the peers print " +
+      "one per successful Lease write or etcd keep-alive reply), minus the lease duration: how long past the lease's true end the " +
+      "next holder waited.",
+  );
+  out.push("");
+  const crashCols: Array<[string, CrashRow | undefined]> = [
+    ["ours", r.crash.ours],
+    ["client-go", r.crash["client-go"]],
+    ["etcd", r.crash.etcd],
+  ];
+  const cf = crashCols.map(([, row]) => (row && row.failoverMs.length > 0 ? summarize(row.failoverMs) : undefined));
+  const ce = crashCols.map(([, row]) => (row && row.excessMs.length > 0 ? summarize(row.excessMs) : undefined));
+  out.push(
+    table(
+      ["", ...crashCols.map(([name]) => name), "client-go ÷ ours", "etcd ÷ ours"],
+      [
+        ["lease / session TTL", ...crashCols.map(([, row]) => (row ? `${row.leaseS} s` : NA)), "", ""],
+        ["samples", ...cf.map((s) => String(s?.n ?? 0)), "", ""],
+        [
+          "failover (kill → next holder), median",
+          ...cf.map((s) => ms(s?.median)),
+          ratio(cf[1]?.median, cf[0]?.median),
+          ratio(cf[2]?.median, cf[0]?.median),
+        ],
+        ["failover, max", ...cf.map((s) => ms(s?.max)), ratio(cf[1]?.max, cf[0]?.max), ratio(cf[2]?.max, cf[0]?.max)],
+        [
+          "excess over the lease, median",
+          ...ce.map((s) => signedMs(s?.median)),
+          ratio(ce[1]?.median, ce[0]?.median),
+          ratio(ce[2]?.median, ce[0]?.median),
+        ],
+        ["excess over the lease, max", ...ce.map((s) => signedMs(s?.max)), ratio(ce[1]?.max, ce[0]?.max), ratio(ce[2]?.max, ce[0]?.max)],
+      ],
+    ),
+  );
+  out.push("");
+  for (const [name, row] of crashCols) if (row) out.push(`- ${name}: ${row.how}.`);
+  out.push("");
+
+  // ---- waiting -----------------------------------------------------------
+  out.push("## Waiting cost");
+  out.push("");
+  out.push(
+    'Requests the API server served for Leases (its own `apiserver_request_total{resource="leases"}`, summed over verbs, read ' +
+      "before and after the window) while one holder held and W others waited. The control plane runs with the API server's own " +
+      "identity Lease disabled and no controller manager, and nothing else ran during the window, so the count is exactly this " +
+      "traffic. A watch is counted when it ends, so the open Lease watches are shown separately.",
+  );
+  out.push("");
+  const waiterCounts = [...new Set(r.waiting.map((w) => w.waiters))].sort((a, b) => a - b);
+  const find = (system: WaitingRow["system"], w: number) => r.waiting.find((row) => row.system === system && row.waiters === w);
+  out.push(
+    table(
+      [
+        "waiters",
+        "ours: requests/s",
+        "client-go: requests/s",
+        "client-go ÷ ours",
+        "ours: requests in window",
+        "client-go: requests in window",
+        "open Lease watches (ours / client-go)",
+      ],
+      waiterCounts.map((w) => {
+        const o = find("ours", w);
+        const c = find("client-go", w);
+        return [
+          String(w),
+          num(o?.perSecond, 3),
+          num(c?.perSecond, 3),
+          ratio(c?.perSecond, o?.perSecond),
+          o ? `${totalCount(o.byVerb)} in ${o.windowS.toFixed(1)} s (${verbs(o.byVerb)})` : NA,
+          c ? `${totalCount(c.byVerb)} in ${c.windowS.toFixed(1)} s (${verbs(c.byVerb)})` : NA,
+          `${o?.watchesOpen ?? NA} / ${c?.watchesOpen ?? NA}`,
+        ];
+      }),
+    ),
+  );
+  out.push("");
+  if (waiterCounts.length >= 2) {
+    const [w0, w1] = [waiterCounts[0]!, waiterCounts.at(-1)!];
+    const slope = (s: WaitingRow["system"]) => {
+      const a = find(s, w0);
+      const b = find(s, w1);
+      if (!a || !b) return undefined;
+      const v = (b.perSecond - a.perSecond) / (w1 - w0);
+      return Math.abs(v) < 5e-5 ? 0 : v; // no "-0.0000"
+    };
+    out.push(
+      `Cost of one more waiter (slope between ${w0} and ${w1} waiters): ours ${num(slope("ours"), 4)} requests/s, client-go ${num(slope("client-go"), 4)} requests/s.`,
+    );
+    out.push("");
+  }
+  for (const row of r.waiting.filter((w) => w.waiters === waiterCounts[0])) out.push(`- ${row.system}: ${row.how}.`);
+  out.push("");
+  if (plots.waiting) out.push(`![API-server requests per second against waiters](${plots.waiting})`, "");
+
+  // ---- hot ---------------------------------------------------------------
+  out.push("## Hot lock throughput");
+  out.push("");
+  out.push(
+    "Lockers take one lock and release it at once, in a loop, for a fixed time; every acquisition after the first is a handoff. " +
+      "Ours: two daemons, each with an app process of 8 clients. etcd: two processes, each with 8 sessions, each session looping " +
+      "`concurrency.Mutex` Lock/Unlock. client-go has no lock primitive: n/a.",
+  );
+  out.push("");
+  const ho = r.hot.ours;
+  const he = r.hot.etcd;
+  out.push(
+    table(
+      ["", "ours", "client-go", "etcd Mutex", "etcd ÷ ours"],
+      [
+        ["lockers (processes)", ho ? `${ho.sessions} (${ho.processes})` : NA, NA, he ? `${he.sessions} (${he.processes})` : NA, ""],
+        ["duration", ho ? `${ho.durationS.toFixed(1)} s` : NA, NA, he ? `${he.durationS.toFixed(1)} s` : NA, ""],
+        ["acquisitions", String(ho?.acquired ?? NA), NA, String(he?.acquired ?? NA), ratio(he?.acquired, ho?.acquired)],
+        ["handoffs per second", num(ho?.perSecond, 1), NA, num(he?.perSecond, 1), ratio(he?.perSecond, ho?.perSecond)],
+        ["every acquisition had its own fencing token", ho?.tokensUnique === undefined ? NA : ho.tokensUnique ? "yes" : "NO", NA, NA, ""],
+        ["daemon CPU (sum of both, % of one core)", num(ho?.daemonCpuPercent, 0), NA, NA, ""],
+      ],
+    ),
+  );
+  out.push("");
+
+  // ---- scale -------------------------------------------------------------
+  out.push("## Scale: one daemon, many locks and observers");
+  out.push("");
+  const s = r.scale;
+  if (s) {
+    const holderPut = r.waiting.filter((w) => w.system === "client-go").map((w) => w.byVerb.PUT / w.windowS);
+    const cgPerLease = holderPut.length > 0 ? summarize(holderPut).median : undefined;
+    const leases = s.locks + s.elections;
+    out.push(
+      `One daemon held ${s.locks} locks (one Acquire stream each, spread over ${10} client channels) and led ${s.elections} elections ` +
+        `followed by ${s.observers} Observe streams, for ${s.windowS.toFixed(0)} s, at the default 15 s lease (renewal every ~5 s).`,
+    );
+    out.push("");
+    out.push(
+      table(
+        ["", "ours", "client-go (same Leases held)", "client-go ÷ ours"],
+        [
+          ["time to acquire all locks", ms(s.acquireAllMs), NA, ""],
+          ["renewals missed in the window (Lost events)", String(s.lostInWindow), NA, ""],
+          ["Lost events since start", String(s.lostTotal), NA, ""],
+          ["Renewed events per second", num(s.renewedPerSecond, 1), NA, ""],
+          [
+            "API writes per second (PUT + POST + PATCH)",
+            num(s.writesPerSecond, 1),
+            cgPerLease === undefined
+              ? NA
+              : `${num(cgPerLease * leases, 1)} (extrapolated: ${num(cgPerLease, 3)} PUT/s measured for one held Lease × ${leases})`,
+            ratio(cgPerLease === undefined ? undefined : cgPerLease * leases, s.writesPerSecond),
+          ],
+          [
+            "API writes per held Lease per second",
+            num(s.writesPerSecond / leases, 3),
+            num(cgPerLease, 3),
+            ratio(cgPerLease, s.writesPerSecond / leases),
+          ],
+          ["all Lease requests in the window", verbs(s.byVerb), NA, ""],
+          ["observers that got the leader", `${s.observersServed} of ${s.observers}`, NA, ""],
+          ["daemon RSS start / max / end", `${mib(s.rssStartBytes)} / ${mib(s.rssMaxBytes)} / ${mib(s.rssEndBytes)}`, NA, ""],
+          ["daemon CPU (% of one core)", num(s.cpuPercent, 1), NA, ""],
+          ["daemon open sockets, most at once (gRPC clients, its watch, API requests)", String(s.socketsMax), NA, ""],
+          ["daemon warnings logged in the window", String(s.daemonWarnings), NA, ""],
+        ],
+      ),
+    );
+    out.push("");
+    if (s.warningKinds.length > 0) {
+      out.push("The daemon's warnings in the window, most frequent first (digits shown as N):");
+      out.push("");
+      for (const [kind, count] of s.warningKinds) out.push(`- ${count} × \`${kind}\``);
+      out.push("");
+    }
+    out.push(
+      "client-go's column is not a separate run: client-go holds one Lease per LeaderElector and renews it every RetryPeriod, so its " +
+        "write rate for the same Leases is the measured write rate of one client-go holder (waiting-cost run) times the number of Leases. " +
+        "etcd keeps one lease per session however many keys hang off it, and its keep-alives are not API-server requests: n/a.",
+    );
+  } else out.push(NA);
+  out.push("");
+
+  // ---- idle --------------------------------------------------------------
+  out.push("## Start-up and idle footprint");
+  out.push("");
+  out.push(
+    "Each instance was started alone and timed from spawn; then all of them idled for a few seconds, each leading one election, " +
+      "and their resident memory (VmRSS) and CPU were read from /proc. Ours is the whole sidecar (a Node process); the peers are " +
+      "small Go programs linking client-go or the etcd client, i.e. what the library adds to an application's own process.",
+  );
+  out.push("");
+  const io = r.idle.ours;
+  const ic = r.idle["client-go"];
+  const ie = r.idle.etcd;
+  out.push(
+    table(
+      ["", "ours (sidecar daemon)", "client-go candidate", "etcd peer", "ours ÷ client-go", "ours ÷ etcd"],
+      [
+        ["instances", String(io?.instances ?? NA), String(ic?.instances ?? NA), String(ie?.instances ?? NA), "", ""],
+        ["spawn → health SERVING, median", ms(median(io?.startToServingMs)), NA, NA, "", ""],
+        [
+          "spawn → leading a free election, median",
+          ms(median(io?.startToLeaderMs)),
+          ms(median(ic?.startToLeaderMs)),
+          ms(median(ie?.startToLeaderMs)),
+          ratio(median(io?.startToLeaderMs), median(ic?.startToLeaderMs)),
+          ratio(median(io?.startToLeaderMs), median(ie?.startToLeaderMs)),
+        ],
+        [
+          "idle RSS, median",
+          mib(median(io?.rssBytes)),
+          mib(median(ic?.rssBytes)),
+          mib(median(ie?.rssBytes)),
+          ratio(median(io?.rssBytes), median(ic?.rssBytes)),
+          ratio(median(io?.rssBytes), median(ie?.rssBytes)),
+        ],
+        ["idle CPU, median (% of one core)", num(median(io?.cpuPercent)), num(median(ic?.cpuPercent)), num(median(ie?.cpuPercent)), "", ""],
+      ],
+    ),
+  );
+  out.push("");
+  out.push("## Reproduce");
+  out.push("");
+  out.push("```sh");
+  out.push("npm ci && npm run bench            # full run, writes bench/REPORT.md and bench/*.png");
+  out.push("npm run bench -- --quick           # CI-sized run, writes .cache/bench/quick/REPORT-quick.md");
+  out.push("```");
+  out.push("");
+  out.push("Raw samples of this run: `results.json` next to this report. Method and caveats: `bench/README.md`.");
+  out.push("");
+  return out.join("\n");
+}
