@@ -1,24 +1,55 @@
-// A KubeConfig whose requests share connections. @kubernetes/client-node 2.x
-// gives every request a new undici Agent, hence a new TCP and TLS connection
-// for every Lease write; at a few hundred renewals a second that costs
-// latency, sockets and memory. This keeps one dispatcher per cluster and user
-// and hands it to every request. Credentials sent as headers (bearer tokens,
-// including rotated ServiceAccount tokens) are still applied per request; the
-// TLS material (CA, client certificate) is fixed for the life of the process.
+// A KubeConfig whose requests share a pool of HTTP/1.1 keep-alive
+// connections.
+//
+// @kubernetes/client-node 2.x gives every request a new undici Agent, hence a
+// new TCP and TLS connection for every Lease write; at a few hundred renewals
+// a second that costs latency, sockets and memory. One shared Agent fixes
+// that, but undici would then multiplex every request over one HTTP/2
+// session, and a connection that dies silently (a NAT or load balancer
+// dropping it) would hold every write and the watch until TCP gives up. Over
+// HTTP/1.1 each request in flight has its own connection: a request that
+// times out is aborted and its socket destroyed, the others carry on, and the
+// next request opens a fresh connection.
+//
+// Credentials sent as headers (bearer tokens, including rotated ServiceAccount
+// tokens) are still applied per request; the TLS material (CA, client
+// certificate) is read once per cluster and user for the life of the process.
+import type { RequestOptions } from "node:https";
 import { KubeConfig, type RequestContext } from "@kubernetes/client-node";
+import { Agent } from "undici";
 
-type Dispatcher = ReturnType<RequestContext["getDispatcher"]>;
+type Dispatcher = NonNullable<ReturnType<RequestContext["getDispatcher"]>>;
 
 export class PooledKubeConfig extends KubeConfig {
-  private readonly dispatchers = new Map<string, Dispatcher>();
+  private readonly dispatchers = new Map<string, Promise<Dispatcher>>();
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await super.applySecurityAuthentication(context);
-    const fresh = context.getDispatcher();
-    if (fresh === undefined) return;
-    const key = JSON.stringify([this.getCurrentCluster()?.name, this.getCurrentCluster()?.server, this.getCurrentUser()?.name]);
-    const pooled = this.dispatchers.get(key);
-    if (pooled === undefined) this.dispatchers.set(key, fresh);
-    else context.setDispatcher(pooled);
+    const own = context.getDispatcher();
+    if (own === undefined) return; // plain HTTP without TLS settings: the default dispatcher already pools
+    const key = JSON.stringify([this.getCurrentCluster()?.server, this.getCurrentUser()?.name]);
+    let pooled = this.dispatchers.get(key);
+    if (pooled === undefined) {
+      pooled = this.createPooledDispatcher(own);
+      this.dispatchers.set(key, pooled);
+    }
+    context.setDispatcher(await pooled);
+  }
+
+  /** An HTTP/1.1 keep-alive Agent with the TLS settings client-node would use; proxies keep client-node's own dispatcher. */
+  private async createPooledDispatcher(own: Dispatcher): Promise<Dispatcher> {
+    const tls: RequestOptions = {};
+    await this.applyToHTTPSOptions(tls);
+    const options = this.createDispatcherOptions(this.getCurrentCluster(), {
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      pfx: tls.pfx,
+      passphrase: tls.passphrase,
+      rejectUnauthorized: tls.rejectUnauthorized,
+      servername: tls.servername,
+    });
+    if (options.type !== "agent") return own;
+    return new Agent({ connect: options.connect, allowH2: false }) as unknown as Dispatcher;
   }
 }
