@@ -2,6 +2,8 @@
 // server reflection (fed from the descriptor set built from proto/), so
 // grpcurl and standard probes work with no proto files at hand.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { HealthImplementation } from "grpc-health-check";
 import { ElectionServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/election_service";
 import { LockServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
@@ -11,6 +13,7 @@ import type { Logger } from "../log.js";
 import { StreamRegistry } from "./calls.js";
 import { electionService } from "./election-service.js";
 import { lockService } from "./lock-service.js";
+import { withDecodeErrors } from "./decode.js";
 import { DescriptorIndex, addReflection } from "./reflection.js";
 
 /** Longest wait for calls in flight once shutdown has ended every stream. */
@@ -52,11 +55,16 @@ export class DaemonServer {
       "grpc.keepalive_time_ms": options.keepaliveMs,
       "grpc.keepalive_timeout_ms": options.keepaliveMs,
     });
+    raiseStreamResetLimit(this.server);
     this.streams = new StreamRegistry(log);
-    this.server.addService(LockServiceService, lockService(engine, this.streams, log));
-    this.server.addService(ElectionServiceService, electionService(engine, this.streams, log));
+    const descriptors = Buffer.from(descriptorSetBase64, "base64");
+    const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, descriptors));
+    const locks = withDecodeErrors(LockServiceService, lockService(engine, this.streams, log), registry, log);
+    const elections = withDecodeErrors(ElectionServiceService, electionService(engine, this.streams, log), registry, log);
+    this.server.addService(locks.definition, locks.implementation);
+    this.server.addService(elections.definition, elections.implementation);
     this.health.addToServer(this.server);
-    addReflection(this.server, new DescriptorIndex(Buffer.from(descriptorSetBase64, "base64")));
+    addReflection(this.server, new DescriptorIndex(descriptors));
   }
 
   /** Binds the address and starts serving; health stays NOT_SERVING until `setServing`. */
@@ -105,4 +113,21 @@ export class DaemonServer {
     this.server.forceShutdown();
     this.probeServer?.forceShutdown();
   }
+}
+
+/**
+ * Node's HTTP/2 server closes a whole connection, with INTERNAL_ERROR, once a
+ * client has reset streams faster than 33 a second beyond a burst of 1000:
+ * its guard against "rapid reset" floods. Here every release of a held lock
+ * and every end of an Observe is a client reset, so a busy app would lose
+ * everything it holds on that connection. The API port serves the app in the
+ * same pod, so the guard is raised far above any honest client's rate. grpc-js
+ * forwards no such option; it builds the HTTP/2 server from this object, and
+ * test/faults/stream-churn.test.ts fails if that ever stops working.
+ */
+function raiseStreamResetLimit(server: Server): void {
+  const options = (server as unknown as { commonServerOptions?: Record<string, unknown> }).commonServerOptions;
+  if (options === undefined) return;
+  options.streamResetBurst = 1_000_000;
+  options.streamResetRate = 100_000;
 }

@@ -96,7 +96,8 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
    */
   private heartbeatTimeout(): void {
     this.depose("heartbeat-timeout", "no heartbeat from the sidecar before leadership stopped being valid");
-    if (this.closed) return;
+    // A candidate that is resigning or closing is leaving, not campaigning again.
+    if (this.closed || this.resigning) return;
     const stale = this.call;
     this.call = this.join();
     stale.cancel();
