@@ -146,4 +146,6 @@ export const SUITES: readonly Suite[] = [
   // Against a real kube-apiserver and etcd, built from their Go modules on first use (cached under .cache/).
   avaSuite("kube", "kube", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),
   ...languageSuites,
+  // The bounded CI subset of the fault matrix (the full matrix is `npm run faults`), against the same control plane.
+  avaSuite("faults", "faults", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),
 ];
