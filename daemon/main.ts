@@ -4,7 +4,15 @@ import { ConfigError, helpText, loadConfig } from "./config.js";
 import { startDaemon } from "./daemon.js";
 import { createLogger } from "./log.js";
 
+/** @kubernetes/client-node 2 and undici 8 (the Kubernetes store's connection pool) need this Node. */
+const MIN_NODE = { major: 22, minor: 19 };
+
 async function main(): Promise<void> {
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  if (major < MIN_NODE.major || (major === MIN_NODE.major && minor < MIN_NODE.minor)) {
+    console.error(`metaparticle-sync: needs Node.js ${MIN_NODE.major}.${MIN_NODE.minor} or later; this is ${process.version}`);
+    process.exit(2);
+  }
   if (process.argv.includes("--help") || process.argv.includes("-h")) {
     console.log(helpText());
     return;
