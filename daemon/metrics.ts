@@ -53,7 +53,7 @@ export class Metrics {
     });
     const handoff = new Histogram({
       name: "msync_handoff_seconds",
-      help: "From observing a lease free (released or expired) to acquiring it.",
+      help: "From a waiting caller observing a lease free (released or expired), or asking for a free one, to acquiring it.",
       labelNames: ["kind"],
       buckets: latencyBuckets,
       registers,

@@ -46,6 +46,8 @@ export class Claim {
   state: ClaimState = "waiting";
   /** Token of the current or last grant; 0 before any. */
   token = 0;
+  /** When the claim last joined the contender's wait queue (the engine clock's ms). */
+  waitingSince = 0;
   private endedResolve!: () => void;
   /** Resolves once the lease this claim held is released (or was never held). */
   readonly settled = new Promise<void>((resolve) => (this.endedResolve = resolve));

@@ -86,6 +86,7 @@ export class Contender {
       this.failClaim(claim, this.notFreeError());
       return;
     }
+    claim.waitingSince = this.ctx.clock.now();
     this.waiting.push(claim);
     this.kick();
   }
@@ -342,7 +343,9 @@ export class Contender {
     const record = obs.record;
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
-    const freeAt = record.holderIdentity === "" ? obs.changedAt : Math.min(sentAt, expiresAt(obs));
+    // A handoff starts when the lease is free AND this claim wants it: a lease
+    // that stood free before anyone asked is not a slow handoff.
+    const freeAt = Math.max(head.waitingSince, record.holderIdentity === "" ? obs.changedAt : Math.min(sentAt, expiresAt(obs)));
     await this.attempt("acquire the lease", head.options.leaseMs, async (signal) => {
       const next = this.acquisition(record, head, wall);
       const updated = await this.ctx.store.update(
@@ -645,6 +648,7 @@ export class Contender {
     if (wasHeld) {
       if (claim.options.persistent && !this.closing) {
         claim.state = "waiting";
+        claim.waitingSince = this.ctx.clock.now();
         this.waiting.push(claim);
       } else {
         claim.state = "ended";

@@ -6,8 +6,9 @@ import type { LeaseKind, StoreErrorReason } from "../store/lease-store.js";
 export interface EngineObserver {
   /**
    * A claim was granted the lease. `handoffMs` is the time from this daemon
-   * observing the lease free (released, or expired) to its acquiring write
-   * succeeding; undefined when the lease was never held.
+   * observing the lease free (released, or expired) while the claim waited, or
+   * from the claim's arrival if the lease was free already, to its acquiring
+   * write succeeding; undefined when the lease was never held.
    */
   acquired?(kind: LeaseKind, handoffMs: number | undefined): void;
   /** A renewal succeeded after `latencyMs`. */

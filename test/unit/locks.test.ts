@@ -308,3 +308,19 @@ test("deleted lease: the holder is told and tokens never go back when it is re-c
   await sim.advance(10);
   t.is(third.grant?.token, 3);
 });
+
+test("handoff latency counts from the ask when the lease stood free before anyone asked", async (t) => {
+  const handoffs: (number | undefined)[] = [];
+  const sim = new SimCluster();
+  const d = await sim.daemon("a", { observer: { acquired: (_kind, ms) => handoffs.push(ms) } });
+  const first = d.acquire("idle", { holder: "first" });
+  await sim.advance(10);
+  first.close();
+  await sim.advance(60_000);
+  const second = d.acquire("idle", { holder: "second" });
+  await sim.advance(10);
+  t.truthy(second.grant, "the free lease is acquired");
+  t.is(handoffs.length, 2);
+  t.is(handoffs[0], undefined, "creating the lease is no handoff");
+  t.true(handoffs[1]! <= 10, `handoff measured as ${handoffs[1]} ms, not the minute the lease stood free`);
+});
