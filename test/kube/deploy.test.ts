@@ -1,24 +1,14 @@
 // deploy/ against the real API server: every manifest passes server-side
 // dry-run apply, and the RBAC is proven both ways with real ServiceAccount
 // tokens (TokenRequest).
-import anyTest, { type TestFn } from "ava";
 import { readFileSync } from "node:fs";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { SyncClientError, status } from "metaparticle-sync-client";
 import type { ControlPlane } from "../controlplane/controlplane.js";
-import { type KubeEnv, spawnKubeDaemon, startKubeEnv } from "../support/kube-env.js";
+import { kubeSuite, spawnKubeDaemon } from "../support/kube-env.js";
 
-const test = anyTest as TestFn<{ env: KubeEnv; cp: ControlPlane }>;
-const deployTest = process.env.MSYNC_TEST_KUBECONFIG ? test.serial.skip : test.serial;
-
-test.before(async (t) => {
-  t.context.env = await startKubeEnv();
-  t.context.cp = t.context.env.controlPlane!;
-});
-
-test.after.always(async (t) => {
-  await t.context.env?.stop();
-});
+/** Every test here administers the harness's own control plane (tokens, dry-run applies). */
+const { controlPlaneTest: deployTest } = kubeSuite();
 
 interface Manifest {
   apiVersion: string;
@@ -75,7 +65,7 @@ deployTest("every manifest in deploy/ passes server-side dry-run apply", async (
   const objects = renderBase(namespace);
   t.deepEqual(objects.map((o) => o.kind).sort(), ["Deployment", "Role", "RoleBinding", "ServiceAccount"]);
   for (const object of objects) {
-    const response = await apply(t.context.cp, object, true);
+    const response = await apply(t.context.env.controlPlane!, object, true);
     t.true(
       response.status === 200 || response.status === 201,
       `${object.kind}/${object.metadata.name}: ${response.status} ${response.body.slice(0, 300)}`,
@@ -84,7 +74,8 @@ deployTest("every manifest in deploy/ passes server-side dry-run apply", async (
 });
 
 deployTest("RBAC: a daemon with only the deploy/ ServiceAccount's token works", async (t) => {
-  const { cp, env } = t.context;
+  const { env } = t.context;
+  const cp = env.controlPlane!;
   const namespace = await env.newNamespace("rbac");
   for (const object of renderBase(namespace).filter((o) => o.kind !== "Deployment")) {
     t.is((await apply(cp, object, false)).status, 201, `${object.kind} applied`);
@@ -110,7 +101,8 @@ deployTest("RBAC: a daemon with only the deploy/ ServiceAccount's token works", 
 });
 
 deployTest("RBAC: a token without the Role gets PERMISSION_DENIED naming the verb and resource", async (t) => {
-  const { cp, env } = t.context;
+  const { env } = t.context;
+  const cp = env.controlPlane!;
   const namespace = await env.newNamespace("norole");
   const sa = renderBase(namespace).find((o) => o.kind === "ServiceAccount")!;
   t.is((await apply(cp, sa, false)).status, 201);
@@ -130,7 +122,8 @@ deployTest("RBAC: a token without the Role gets PERMISSION_DENIED naming the ver
 });
 
 deployTest("RBAC: a daemon whose ServiceAccount lives in another namespace cannot touch our Leases", async (t) => {
-  const { cp, env } = t.context;
+  const { env } = t.context;
+  const cp = env.controlPlane!;
   const ours = await env.newNamespace("ours");
   const theirs = await env.newNamespace("theirs");
   for (const namespace of [ours, theirs]) {

@@ -1,21 +1,10 @@
 // DESIGN section 3 against a real kube-apiserver and etcd, with daemons as
 // separate processes. Each test has its own namespace.
-import anyTest, { type TestFn } from "ava";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Lock, LostError, SyncClient, SyncClientError, status } from "metaparticle-sync-client";
-import { type KubeDaemon, type KubeEnv, spawnKubeDaemon, startKubeEnv } from "../support/kube-env.js";
+import { type KubeDaemon, type KubeEnv, kubeSuite, spawnKubeDaemon } from "../support/kube-env.js";
 
-const test = anyTest as TestFn<{ env: KubeEnv }>;
-/** Tests that stop, compact or meter the control plane: run against the harness's own, skipped against a user's cluster. */
-const controlPlaneTest = process.env.MSYNC_TEST_KUBECONFIG ? test.serial.skip : test.serial;
-
-test.before(async (t) => {
-  t.context.env = await startKubeEnv();
-});
-
-test.after.always(async (t) => {
-  await t.context.env?.stop();
-});
+const { test, controlPlaneTest } = kubeSuite();
 
 async function daemons(t: { context: { env: KubeEnv }; teardown(fn: () => unknown): void }, count: number, flags: string[] = []) {
   const namespace = await t.context.env.newNamespace();

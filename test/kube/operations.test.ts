@@ -1,21 +1,11 @@
 // Operating the daemon on the Kubernetes backend: its metrics, its probes,
 // and a second signal when a graceful shutdown cannot finish.
-import anyTest, { type TestFn } from "ava";
 import { credentials, loadPackageDefinition, type Client } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
-import { type KubeEnv, spawnKubeDaemon, startKubeEnv } from "../support/kube-env.js";
+import { type KubeEnv, kubeSuite, spawnKubeDaemon } from "../support/kube-env.js";
 
-const test = anyTest as TestFn<{ env: KubeEnv }>;
-const controlPlaneTest = process.env.MSYNC_TEST_KUBECONFIG ? test.serial.skip : test.serial;
-
-test.before(async (t) => {
-  t.context.env = await startKubeEnv();
-});
-
-test.after.always(async (t) => {
-  await t.context.env?.stop();
-});
+const { test, controlPlaneTest } = kubeSuite();
 
 /** The value of one sample in Prometheus text format, e.g. metric('msync_locks_held'). */
 function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {

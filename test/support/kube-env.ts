@@ -2,6 +2,7 @@
 // and etcd started on loopback by the test harness; with
 // MSYNC_TEST_KUBECONFIG set, the user's own cluster instead (tests that must
 // stop or inspect the control plane are then skipped, and say so).
+import anyTest, { type TestFn } from "ava";
 import { randomBytes } from "node:crypto";
 import { type ControlPlane, startControlPlane } from "../controlplane/controlplane.js";
 import { type DaemonProcess, type SpawnOptions, spawnDaemon } from "./daemon-process.js";
@@ -42,6 +43,24 @@ export async function startKubeEnv(): Promise<KubeEnv> {
     },
     stop: () => controlPlane.stop(),
   };
+}
+
+/**
+ * The ava `test` of one kube suite file, with a KubeEnv started before its
+ * tests and stopped after them, and `controlPlaneTest` for the tests that stop,
+ * meter or administer the harness's own control plane (skipped against a
+ * user's cluster).
+ */
+export function kubeSuite() {
+  const test = anyTest as TestFn<{ env: KubeEnv }>;
+  test.before(async (t) => {
+    t.context.env = await startKubeEnv();
+  });
+  test.after.always(async (t) => {
+    await t.context.env?.stop();
+  });
+  const controlPlaneTest = process.env.MSYNC_TEST_KUBECONFIG ? test.serial.skip : test.serial;
+  return { test, controlPlaneTest };
 }
 
 export interface KubeDaemon extends DaemonProcess {
