@@ -10,6 +10,13 @@ export class ConnectionStore implements LeaseStore {
   readonly distributed = true;
   private partitioned = false;
   private listener: ((event: WatchEvent) => void) | undefined;
+  /** Watch events held back while `holdEvents` is on, delivered by `releaseEvents`. */
+  private held: WatchEvent[] | undefined;
+  /**
+   * Decides, per call, that the store applies it but the reply is lost: the
+   * caller sees "unavailable" although the write took effect.
+   */
+  loseReply: ((operation: "get" | "create" | "update", name: string) => boolean) | undefined;
   /** Calls made through this connection, by operation. */
   readonly calls = { get: 0, create: 0, update: 0 };
 
@@ -42,25 +49,38 @@ export class ConnectionStore implements LeaseStore {
     });
   }
 
+  /** Holds watch events back (a slow watch) until `releaseEvents`. */
+  holdEvents(): void {
+    this.held ??= [];
+  }
+
+  releaseEvents(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const event of held) this.listener?.(event);
+  }
+
   async get(name: string, options?: CallOptions): Promise<LeaseRecord | undefined> {
     this.enter("get");
-    return this.shared.get(name, options);
+    return this.reply("get", name, await this.shared.get(name, options));
   }
 
   async create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord> {
     this.enter("create");
-    return this.shared.create(fields, options);
+    return this.reply("create", fields.name, await this.shared.create(fields, options));
   }
 
   async update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
     this.enter("update");
-    return this.shared.update(lease, options);
+    return this.reply("update", lease.name, await this.shared.update(lease, options));
   }
 
   watch(listener: (event: WatchEvent) => void): WatchHandle {
     this.listener = listener;
     const inner = this.shared.watch((event) => {
-      if (!this.partitioned && this.listener === listener) listener(event);
+      if (this.partitioned || this.listener !== listener) return;
+      if (this.held !== undefined) this.held.push(event);
+      else listener(event);
     });
     return {
       stop: async () => {
@@ -68,6 +88,11 @@ export class ConnectionStore implements LeaseStore {
         await inner.stop();
       },
     };
+  }
+
+  private reply<T>(operation: "get" | "create" | "update", name: string, result: T): T {
+    if (this.loseReply?.(operation, name)) throw new StoreError("unavailable", `${operation} ${name}: applied, but the reply was lost`);
+    return result;
   }
 
   private enter(operation: "get" | "create" | "update"): void {

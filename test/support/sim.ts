@@ -2,7 +2,7 @@
 // shared memory store and one fake clock, each with its own connection and
 // clock view so a test can partition, freeze or kill one of them.
 import { Engine, type EngineOptions } from "../../daemon/engine/index.js";
-import type { AcquireSink, CampaignSink, Grant, LeaderState, LossReason, SyncError } from "../../daemon/engine/index.js";
+import type { AcquireSink, CampaignSink, Grant, LeaderState, LossReason, SyncError, TryAcquireResult } from "../../daemon/engine/index.js";
 import { MemoryStore } from "../../daemon/store/memory/memory-store.js";
 import { ConnectionStore } from "./connection-store.js";
 import { DaemonClock } from "./daemon-clock.js";
@@ -67,6 +67,16 @@ export class SimDaemon {
       handle.controller.signal,
     );
     return handle;
+  }
+
+  /** One TryAcquire; resolves with its result, stamped with when it came. */
+  async tryAcquire(name: string, options: { holder?: string; leaseMs?: number } = {}): Promise<TryAcquireResult & { at: number }> {
+    const result = await this.engine.locks.tryAcquire({
+      leaseName: this.lockName(name),
+      holder: options.holder ?? this.name,
+      leaseMs: options.leaseMs ?? this.engine.leaseDurationMs,
+    });
+    return { ...result, at: this.engine.clock.now() };
   }
 
   campaign(name: string, candidate: string, options: { value?: string; leaseMs?: number } = {}): CampaignHandle {

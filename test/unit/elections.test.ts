@@ -166,3 +166,22 @@ test("a candidate that closes its stream while leading gives leadership up at on
   t.true(second.leading);
   t.is(second.term, 2);
 });
+
+test("a candidate deposed by a takeover hears leader_changed even when an Observe on its daemon came first", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  a.observe("takeover");
+  const first = a.campaign("takeover", "first");
+  await sim.advance(10);
+  t.truthy(first.term, "first is elected");
+  a.clock.freeze();
+  const second = b.campaign("takeover", "second");
+  await sim.advance(20_000);
+  t.truthy(second.term, "second takes over once first's lease has run out");
+  a.clock.thaw();
+  await sim.advance(10);
+  t.truthy(first.of("deposed").length > 0, "first is deposed");
+  const heard = first.of("leader").map((e) => e.state.leader);
+  t.is(heard.at(-1), "second", `first heard of leaders ${JSON.stringify(heard)}`);
+});

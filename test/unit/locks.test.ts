@@ -1,5 +1,6 @@
 // Engine lock semantics on the memory store with a fake clock: no test sleeps.
 import test from "ava";
+import { StoreError } from "../../daemon/store/lease-store.js";
 import { SimCluster, type LockHandle } from "../support/sim.js";
 
 const LEASE = 15_000;
@@ -323,4 +324,171 @@ test("handoff latency counts from the ask when the lease stood free before anyon
   t.is(handoffs.length, 2);
   t.is(handoffs[0], undefined, "creating the lease is no handoff");
   t.true(handoffs[1]! <= 10, `handoff measured as ${handoffs[1]} ms, not the minute the lease stood free`);
+});
+
+test("graceful shutdown keeps a lease-held lock until its holder's valid_for has passed", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const held = await a.tryAcquire("leased", { holder: "cron" });
+  if (!held.acquired) return t.fail("TryAcquire on a free lock must succeed");
+  const waiter = b.acquire("leased", { holder: "waiter" });
+  await sim.advance(10);
+  const stopped = a.engine.shutdown(10_000);
+  await sim.advance(100);
+  await stopped;
+  await sim.advance(held.grant.validForMs);
+  t.is(waiter.grant, undefined, "nobody else holds the lock while the TryAcquire holder may still act");
+  await sim.advance(LEASE);
+  t.truthy(waiter.grant, "once the lease runs out it is taken over");
+  t.true(waiter.grant!.at >= held.at + held.grant.validForMs);
+});
+
+test("a shortening Renew whose reply is lost never lets others in before the valid_for already promised", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const held = await a.tryAcquire("shrink", { holder: "cron", leaseMs: 30_000 });
+  if (!held.acquired) return t.fail("TryAcquire on a free lock must succeed");
+  const promisedUntil = held.at + held.grant.validForMs;
+  const waiter = b.acquire("shrink", { holder: "waiter" });
+  await sim.advance(10);
+  a.conn.loseReply = (operation) => operation === "update";
+  const renew = a.engine.locks.renew(a.lockName("shrink"), held.grant.token, 2_000);
+  await sim.advance(20_000);
+  await t.throwsAsync(renew, undefined, "the caller never heard of the shorter lease");
+  a.conn.loseReply = undefined;
+  await sim.advance(20_000);
+  t.truthy(waiter.grant, "the lease runs out in the end");
+  t.true(
+    waiter.grant!.at >= promisedUntil,
+    `granted at ${waiter.grant!.at} ms, before the promised ${promisedUntil} ms had passed`,
+  );
+});
+
+test("tokens never go back after a Lease is deleted and re-created by a daemon that never saw it", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const tokens: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const held = a.acquire("recreated");
+    await sim.advance(10);
+    tokens.push(held.grant!.token);
+    held.close();
+    await sim.advance(10);
+  }
+  sim.store.delete(a.lockName("recreated"));
+  await sim.advance(10);
+  const b = await sim.daemon("b");
+  const fresh = b.acquire("recreated");
+  await sim.advance(LEASE);
+  t.truthy(fresh.grant, "b holds the re-created lease and has renewed it");
+  fresh.close();
+  await sim.advance(10);
+  const again = a.acquire("recreated");
+  await sim.advance(10);
+  t.truthy(again.grant);
+  t.true(again.grant!.token > Math.max(...tokens), `a issued token ${again.grant!.token} after having issued ${tokens.join(", ")}`);
+});
+
+test("a waiter on another daemon is served after a bounded number of local handoffs, and backs off on conflicts", async (t) => {
+  const sim = new SimCluster();
+  // Every store call takes a millisecond, so a waiter's read-modify-write
+  // always overlaps the holder's next handoff write.
+  sim.store.interceptor = () => new Promise<void>((resolve) => sim.clock.setTimer(1, resolve));
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const grantsToA: { token: number; at: number }[] = [];
+  const chain = (left: number): void => {
+    if (left === 0) return;
+    const handle = a.acquire("hot", { holder: `a-${left}` });
+    handle.sink.acquired = (grant) => {
+      grantsToA.push({ token: grant.token, at: sim.clock.now() });
+      chain(left - 1);
+      handle.close();
+    };
+  };
+  // Keep a line of local claims on a, each releasing as soon as it is granted.
+  chain(2_000);
+  await sim.advance(20);
+  const callsBefore = b.conn.calls.update + b.conn.calls.get + b.conn.calls.create;
+  const askedAt = sim.clock.now();
+  const waiter = b.acquire("hot", { holder: "b" });
+  await sim.advance(1_000);
+  const passes = grantsToA.filter((g) => g.at > askedAt && (waiter.grant === undefined || g.token < waiter.grant.token)).length;
+  t.truthy(waiter.grant, `b was never served while a handed the lock over locally ${passes} times`);
+  t.true(passes > 0, "a was handing over locally while b waited");
+  t.true(passes <= 32, `a handed over locally ${passes} times before serving b`);
+  const calls = b.conn.calls.update + b.conn.calls.get + b.conn.calls.create - callsBefore;
+  t.true(calls <= 40, `b made ${calls} store calls in ${sim.clock.now() - askedAt} ms while waiting`);
+});
+
+test("a store call that hangs ends at its deadline instead of stalling the name", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const holder = a.acquire("stall", { holder: "a" });
+  await sim.advance(10);
+  // b's first write conflicts, and the read that follows never answers.
+  let armed = true;
+  sim.store.interceptor = (operation, name) => {
+    if (!armed || name !== b.lockName("stall")) return;
+    if (operation === "update") throw new StoreError("conflict", "injected conflict");
+    if (operation === "get") {
+      armed = false;
+      return new Promise<void>(() => {});
+    }
+  };
+  const waiter = b.acquire("stall", { holder: "b" });
+  await sim.advance(100);
+  holder.close();
+  await sim.advance(DEADLINE + 2_000);
+  t.truthy(waiter.grant, "b acquires once its hung read has timed out");
+});
+
+test("no ghost holder: an acquire applied but unanswered, then cancelled, is released rather than left to expire", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  a.conn.holdEvents();
+  a.conn.loseReply = (operation) => operation === "create" || operation === "update";
+  const cancelled = a.acquire("ghost", { holder: "a" });
+  await sim.advance(5);
+  cancelled.close();
+  a.conn.loseReply = undefined;
+  await sim.advance(500);
+  a.conn.releaseEvents();
+  t.is(sim.store.peek(a.lockName("ghost"))?.holderIdentity.startsWith("a_"), true, "the write took effect");
+  const waiter = b.acquire("ghost", { holder: "b" });
+  await sim.advance(3_000);
+  t.truthy(waiter.grant, "b acquires within seconds, not after a whole lease of a holder nobody is");
+});
+
+test("Release retries inside the engine when another daemon joins the queue at the same moment", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const held = await a.tryAcquire("busy", { holder: "cron" });
+  if (!held.acquired) return t.fail("TryAcquire on a free lock must succeed");
+  let conflicts = 1;
+  sim.store.interceptor = (operation) => {
+    if (operation === "update" && conflicts-- > 0) throw new StoreError("conflict", "another daemon joined the queue");
+  };
+  const released = a.engine.locks.release(a.lockName("busy"), held.grant.token);
+  await sim.advance(100);
+  await t.notThrowsAsync(released);
+  t.is(sim.store.peek(a.lockName("busy"))?.holderIdentity, "");
+});
+
+test("an Acquire whose stream was already cancelled leaves no contender behind", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const controller = new AbortController();
+  controller.abort();
+  a.engine.locks.acquire(
+    { leaseName: a.lockName("gone"), holder: "x", leaseMs: LEASE, waitTimeoutMs: undefined },
+    { acquired: () => t.fail("granted"), renewed: () => {}, lost: () => {}, failed: () => {} },
+    controller.signal,
+  );
+  await sim.advance(100);
+  t.is(a.engine.existingContender(a.lockName("gone")), undefined);
 });
