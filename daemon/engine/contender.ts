@@ -21,6 +21,8 @@ export interface ContenderContext {
   /** Identity of this daemon process, written as the lease's holderIdentity. */
   readonly identity: string;
   readonly timing: (leaseMs: number) => LeaseTiming;
+  /** The shortest lease a write must carry to cover a promise running `remainingMs` past its sending. */
+  readonly leaseCovering: (remainingMs: number) => number;
   readonly random: () => number;
   /** Told when the contender has nothing left to do, so it can be dropped. */
   readonly onIdle: (contender: Contender) => void;
@@ -42,6 +44,12 @@ interface Holding {
   timing: LeaseTiming;
   /** Local time at which the last successful acquire or renew request was SENT. */
   sentAt: number;
+  /**
+   * Local time until which the holder was told it may act (the end of the
+   * last valid_for handed out). No write may let others see the lease expire
+   * before it.
+   */
+  promisedUntil: number;
   renewDue: boolean;
   retryMs: number;
   renewTimer: Timer | undefined;
@@ -53,6 +61,17 @@ interface Holding {
 const MAX_QUEUE = 64;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
+/**
+ * Consecutive handoffs between local claims before the holder lets the lease
+ * go free once, so a daemon whose queue write keeps losing to those handoffs
+ * is served (its write cannot land while the holder writes back to back).
+ */
+export const MAX_LOCAL_HANDOFFS = 16;
+/** Bounds of the pause after such a yield, before this daemon takes the lease back. */
+const MIN_YIELD_MS = 5;
+/** Repeated conflicts on a lease someone else writes back off: from this, doubling, with full jitter. */
+const MIN_CONFLICT_BACKOFF_MS = 10;
+const MAX_CONFLICT_BACKOFF_MS = 1000;
 
 export class Contender {
   private readonly waiting: Claim[] = [];
@@ -63,6 +82,22 @@ export class Contender {
   private wakeTimer: Timer | undefined;
   private backoffUntil = 0;
   private backoffMs = MIN_BACKOFF_MS;
+  /** Consecutive conflicts of this contender's writes; from the second on, queue writes back off. */
+  private conflicts = 0;
+  private conflictRetryAt = 0;
+  /** Handoffs between local claims since the lease was last free. */
+  private localHandoffs = 0;
+  /** After yielding the lease, this daemon leaves it free for others until then. */
+  private yieldUntil = 0;
+  /** Round trip of the last write, to size the yield. */
+  private lastWriteMs = 0;
+  /**
+   * An acquiring write whose outcome is unknown (it timed out): the store may
+   * name this daemon holder. The contender stays until a read settles it.
+   */
+  private uncertain = false;
+  /** A lease-held lock kept at shutdown: it runs out on its own, never released early. */
+  private retainedToken: number | undefined;
   private readonly unsubscribe: () => void;
   private idleWaiters: Array<() => void> = [];
 
@@ -166,7 +201,15 @@ export class Contender {
       this.failClaim(claim, new SyncError("shutting-down", "the daemon is shutting down"));
     }
     const holding = this.holding;
-    if (holding !== undefined) this.lose(holding, "shutdown", "the daemon is shutting down; the lease was released");
+    if (holding?.claim.options.mode === "lease") {
+      // Its holder has no stream to hear of a release and acts until its
+      // valid_for runs out: the lease must stay held, so it is left to expire.
+      this.retainedToken = holding.token;
+      holding.claim.state = "ended";
+      this.dropHolding(holding);
+    } else if (holding !== undefined) {
+      this.lose(holding, "shutdown", "the daemon is shutting down; the lease was released");
+    }
     this.kick();
     return this.idle();
   }
@@ -209,9 +252,14 @@ export class Contender {
   }
 
   private isIdle(): boolean {
-    if (this.running || this.holding !== undefined || this.waiting.length > 0) return false;
+    if (this.running || this.holding !== undefined || this.waiting.length > 0 || this.uncertain) return false;
     const record = this.ctx.cache.get(this.name)?.record;
+    if (record !== undefined && this.isRetained(record)) return true;
     return record === undefined || (record.holderIdentity !== this.ctx.identity && !record.queue.includes(this.ctx.identity));
+  }
+
+  private isRetained(record: LeaseRecord): boolean {
+    return this.closing && record.holderIdentity === this.ctx.identity && record.transitions === this.retainedToken;
   }
 
   /** Picks the one store call the current state calls for, or schedules a wake-up and returns nothing. */
@@ -248,10 +296,12 @@ export class Contender {
       return undefined;
     }
     if (now < this.backoffUntil) return this.wakeAt(this.backoffUntil);
+    if (this.uncertain) return () => this.settleStep();
     if (!this.ctx.cache.synced) return this.notSynced();
     const head = this.waiting[0];
     const mine = record?.holderIdentity === this.ctx.identity;
     if (head === undefined) {
+      if (mine && this.isRetained(record!)) return undefined;
       if (mine) return () => this.releaseStaleStep(record!);
       if (record?.queue.includes(this.ctx.identity)) return () => this.dequeueStep(record);
       return undefined;
@@ -259,13 +309,14 @@ export class Contender {
     if (obs === undefined) return () => this.createStep(head);
     if (mine || isFree(obs, now)) {
       const turn = this.turn(obs, now);
+      if (turn.mine && !mine && now < this.yieldUntil && !head.options.noWait) return this.wakeAt(this.yieldUntil);
       if (turn.mine) return () => this.acquireStep(head, obs, turn.skip);
       if (head.options.noWait) return this.failHeadAndReplan(head);
-      if (!this.queued(obs.record)) return () => this.enqueueStep(obs.record);
+      if (!this.queued(obs.record)) return this.enqueueWhenDue(obs.record);
       return this.wakeAt(turn.until);
     }
     if (head.options.noWait) return this.failHeadAndReplan(head);
-    if (!this.queued(obs.record)) return () => this.enqueueStep(obs.record);
+    if (!this.queued(obs.record)) return this.enqueueWhenDue(obs.record);
     return this.wakeAt(expiresAt(obs));
   }
 
@@ -304,6 +355,12 @@ export class Contender {
     return undefined;
   }
 
+  /** Joins the wait queue, unless repeated conflicts call for a pause first. */
+  private enqueueWhenDue(record: LeaseRecord): (() => Promise<void>) | undefined {
+    if (this.ctx.clock.now() < this.conflictRetryAt) return this.wakeAt(this.conflictRetryAt);
+    return () => this.enqueueStep(record);
+  }
+
   private queued(record: LeaseRecord): boolean {
     return record.queue.includes(this.ctx.identity) || record.queue.length >= MAX_QUEUE;
   }
@@ -319,7 +376,7 @@ export class Contender {
   private async createStep(head: Claim): Promise<void> {
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
-    await this.attempt("create the lease", head.options.leaseMs, async (signal) => {
+    await this.attempt("create the lease", head.options.leaseMs, true, async (signal) => {
       const record = await this.ctx.store.create(
         {
           name: this.name,
@@ -329,7 +386,7 @@ export class Contender {
           leaseDurationSeconds: head.options.leaseMs / 1000,
           acquireTime: wall,
           renewTime: wall,
-          transitions: this.ctx.cache.lastTransitions(this.name) + 1,
+          transitions: this.ctx.cache.tokenFloor(this.name) + 1,
           value: this.kind === "election" ? head.options.value : "",
           queue: [],
         },
@@ -346,7 +403,7 @@ export class Contender {
     // A handoff starts when the lease is free AND this claim wants it: a lease
     // that stood free before anyone asked is not a slow handoff.
     const freeAt = Math.max(head.waitingSince, record.holderIdentity === "" ? obs.changedAt : Math.min(sentAt, expiresAt(obs)));
-    await this.attempt("acquire the lease", head.options.leaseMs, async (signal) => {
+    await this.attempt("acquire the lease", head.options.leaseMs, true, async (signal) => {
       const next = this.acquisition(record, head, wall);
       const updated = await this.ctx.store.update(
         { ...next, queue: record.queue.filter((id) => id !== this.ctx.identity && !skip.includes(id)) },
@@ -357,29 +414,34 @@ export class Contender {
   }
 
   private async enqueueStep(record: LeaseRecord): Promise<void> {
-    await this.attempt("join the wait queue", record.leaseDurationSeconds * 1000, async (signal) => {
+    await this.attempt("join the wait queue", record.leaseDurationSeconds * 1000, false, async (signal) => {
       this.ctx.cache.remember(await this.ctx.store.update({ ...record, queue: [...record.queue, this.ctx.identity] }, { signal }));
     });
   }
 
   private async dequeueStep(record: LeaseRecord): Promise<void> {
-    await this.attempt("leave the wait queue", record.leaseDurationSeconds * 1000, async (signal) => {
+    await this.attempt("leave the wait queue", record.leaseDurationSeconds * 1000, false, async (signal) => {
       this.ctx.cache.remember(
         await this.ctx.store.update({ ...record, queue: record.queue.filter((id) => id !== this.ctx.identity) }, { signal }),
       );
     });
   }
 
+  /** Reads the lease after an acquiring write of unknown outcome: the cache then shows whether it took effect. */
+  private async settleStep(): Promise<void> {
+    if (await this.refresh()) this.uncertain = false;
+  }
+
   /** Gives back a lease this daemon still appears to hold although no claim holds it (after a loss or expiry). */
   private async releaseStaleStep(record: LeaseRecord): Promise<void> {
-    await this.attempt("release the lease", record.leaseDurationSeconds * 1000, async (signal) => {
+    await this.attempt("release the lease", record.leaseDurationSeconds * 1000, false, async (signal) => {
       this.ctx.cache.remember(await this.ctx.store.update(this.releaseRecord(record, false), { signal }));
     });
   }
 
   /** Gives back the lease of a claim whose caller went away (stream closed, or cancelled while acquiring). */
   private async endedStep(holding: Holding, record: LeaseRecord): Promise<void> {
-    await this.attempt("release the lease", holding.timing.leaseMs, (signal) => this.giveBack(holding, record, signal));
+    await this.attempt("release the lease", holding.timing.leaseMs, true, (signal) => this.giveBack(holding, record, signal));
   }
 
   /**
@@ -388,20 +450,35 @@ export class Contender {
    * wait queue takes it, queueing this daemon behind the others if it still
    * has claims waiting.
    */
-  private async giveBack(holding: Holding, record: LeaseRecord, signal: AbortSignal): Promise<void> {
+  private async giveBack(holding: Holding, record: LeaseRecord, signal: AbortSignal, served?: Request): Promise<void> {
     const next = this.closing ? undefined : this.waiting[0];
     const othersWaiting = record.queue.some((id) => id !== this.ctx.identity);
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
-    if (next !== undefined && !othersWaiting) {
-      const updated = await this.ctx.store.update(this.acquisition(record, next, wall), { signal });
+    const finish = () => {
+      this.lastWriteMs = this.ctx.clock.now() - sentAt;
+      if (served !== undefined) holding.requests.splice(holding.requests.indexOf(served), 1);
       holding.claim.state = "ended";
       this.dropHolding(holding);
+    };
+    if (next !== undefined && !othersWaiting && this.localHandoffs < MAX_LOCAL_HANDOFFS) {
+      const updated = await this.ctx.store.update(this.acquisition(record, next, wall), { signal });
+      finish();
+      this.localHandoffs += 1;
       this.granted(next, updated, sentAt, this.ctx.clock.now() - sentAt);
     } else {
-      const updated = await this.ctx.store.update(this.releaseRecord(record, next !== undefined), { signal });
-      holding.claim.state = "ended";
-      this.dropHolding(holding);
+      // Past the budget of local handoffs the lease goes free once without
+      // this daemon in the queue, and it waits a few write round trips
+      // before taking it back: time for a daemon that could not get into the
+      // queue to take it.
+      const yielding = next !== undefined && !othersWaiting;
+      const updated = await this.ctx.store.update(this.releaseRecord(record, next !== undefined && !yielding), { signal });
+      finish();
+      this.localHandoffs = 0;
+      if (yielding) {
+        const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
+        this.yieldUntil = this.ctx.clock.now() + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * this.lastWriteMs));
+      }
       this.ctx.cache.remember(updated);
     }
   }
@@ -413,15 +490,17 @@ export class Contender {
     const signal = this.timeoutSignal(holding.timing.renewDeadlineMs);
     try {
       if (request.kind === "release") {
-        holding.requests.shift();
-        await this.giveBack(holding, record, signal.signal);
+        await this.giveBack(holding, record, signal.signal, request);
         request.resolve(0);
         return;
       }
       const leaseMs = request.kind === "renew" ? (request.leaseMs ?? holding.timing.leaseMs) : holding.timing.leaseMs;
+      // A shorter lease must still cover what the holder was promised: its
+      // reply may be lost, and then the holder acts on the earlier valid_for.
+      const writtenMs = Math.max(leaseMs, this.ctx.leaseCovering(holding.promisedUntil - sentAt));
       const next: LeaseRecord =
         request.kind === "renew"
-          ? { ...record, renewTime: this.ctx.clock.wallTime(), leaseDurationSeconds: leaseMs / 1000 }
+          ? { ...record, renewTime: this.ctx.clock.wallTime(), leaseDurationSeconds: writtenMs / 1000 }
           : { ...record, value: request.value };
       const updated = await this.ctx.store.update(next, { signal: signal.signal });
       holding.requests.shift();
@@ -432,7 +511,7 @@ export class Contender {
       this.ctx.cache.remember(updated);
       request.resolve(this.validFor(holding));
     } catch (err) {
-      if (isStoreError(err, "conflict") && request.kind !== "release") {
+      if (isStoreError(err, "conflict")) {
         // Someone joined the wait queue meanwhile; `plan` retries on the fresh record.
         await this.refresh();
         return;
@@ -476,18 +555,31 @@ export class Contender {
    * leave the next step to `plan`; other failures back off. Foreign and
    * forbidden leases fail every waiting claim, since waiting cannot fix them.
    */
-  private async attempt(doing: string, leaseMs: number, call: (signal: AbortSignal) => Promise<void>): Promise<boolean> {
+  private async attempt(
+    doing: string,
+    leaseMs: number,
+    acquiring: boolean,
+    call: (signal: AbortSignal) => Promise<void>,
+  ): Promise<boolean> {
     const signal = this.timeoutSignal(this.ctx.timing(leaseMs).renewDeadlineMs);
     try {
       await call(signal.signal);
       this.backoffMs = MIN_BACKOFF_MS;
+      this.conflicts = 0;
       return true;
     } catch (err) {
       if (isStoreError(err, "conflict") || isStoreError(err, "exists") || isStoreError(err, "not-found")) {
+        this.conflicts += 1;
+        if (this.conflicts > 1) {
+          const ceiling = Math.min(MAX_CONFLICT_BACKOFF_MS, MIN_CONFLICT_BACKOFF_MS * 2 ** (this.conflicts - 2));
+          this.conflictRetryAt = this.ctx.clock.now() + ceiling * this.ctx.random();
+        }
         await this.refresh();
       } else if (isStoreError(err, "foreign") || isStoreError(err, "forbidden") || isStoreError(err, "invalid")) {
         this.failWaiting(doing, err);
       } else {
+        // The write may have taken effect although no reply came.
+        if (acquiring) this.uncertain = true;
         this.ctx.onStoreError(this.name, doing, err);
         const head = this.waiting[0];
         if (head?.options.noWait) {
@@ -504,8 +596,10 @@ export class Contender {
 
   /** Re-reads the lease after a conflict, so the next plan works from its latest version. */
   private async refresh(): Promise<boolean> {
+    const leaseMs = (this.ctx.cache.get(this.name)?.record.leaseDurationSeconds ?? 0) * 1000 || this.holding?.timing.leaseMs;
+    const signal = this.timeoutSignal(this.ctx.timing(leaseMs ?? this.defaultLeaseMs()).renewDeadlineMs);
     try {
-      const record = await this.ctx.store.get(this.name);
+      const record = await this.ctx.store.get(this.name, { signal: signal.signal });
       if (record === undefined) this.ctx.cache.forget(this.name);
       else this.ctx.cache.remember(record);
       return true;
@@ -516,7 +610,13 @@ export class Contender {
         this.backOff();
       }
       return false;
+    } finally {
+      signal.cancel();
     }
+  }
+
+  private defaultLeaseMs(): number {
+    return this.waiting[0]?.options.leaseMs ?? 15_000;
   }
 
   /** Fails every waiting claim with a store error that waiting cannot fix: a foreign Lease, an RBAC denial, an invalid object. */
@@ -558,7 +658,7 @@ export class Contender {
       leaseDurationSeconds: claim.options.leaseMs / 1000,
       acquireTime: wall,
       renewTime: wall,
-      transitions: record.transitions + 1,
+      transitions: Math.max(record.transitions, this.ctx.cache.tokenFloor(this.name)) + 1,
       value: this.kind === "election" ? claim.options.value : "",
     };
   }
@@ -583,6 +683,7 @@ export class Contender {
       token: record.transitions,
       timing,
       sentAt,
+      promisedUntil: 0,
       renewDue: false,
       retryMs: 0,
       renewTimer: undefined,
@@ -637,8 +738,11 @@ export class Contender {
     }
   }
 
+  /** How long, from now, the holder may act; remembered as promised. */
   private validFor(holding: Holding): number {
-    return Math.max(0, holding.sentAt + holding.timing.renewDeadlineMs - this.ctx.clock.now());
+    const until = holding.sentAt + holding.timing.renewDeadlineMs;
+    holding.promisedUntil = Math.max(holding.promisedUntil, until);
+    return Math.max(0, until - this.ctx.clock.now());
   }
 
   /** The holder must stop acting now. Persistent (election) claims go back into the queue. */

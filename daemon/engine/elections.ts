@@ -63,8 +63,13 @@ export class Elections {
         renewed: (validForMs) => sink.renewed(validForMs),
         lost: (reason, message) => {
           sink.deposed(claim.token, reason, message);
-          if (claim.state === "ended")
+          if (claim.state === "ended") {
             finish(reason === "shutdown" ? new SyncError("shutting-down", "the daemon is shutting down") : undefined);
+          } else {
+            // The tracker may have seen the new leader while this claim still
+            // held, and kept it from the candidate then: tell it now.
+            tell(tracker.current);
+          }
         },
         failed: (error) => finish(error),
       },
@@ -72,10 +77,12 @@ export class Elections {
     campaign.claim = claim;
     const set = this.campaigns.get(request.leaseName) ?? new Set();
     this.campaigns.set(request.leaseName, set.add(campaign));
-    const unwatch = this.tracker(request.leaseName).listen((state) => {
-      // A candidate hears about leaders other than itself; its own terms come as elected/deposed.
+    const tracker = this.tracker(request.leaseName);
+    // A candidate hears about leaders other than itself; its own terms come as elected/deposed.
+    const tell = (state: LeaderState) => {
       if (claim.state !== "held" && !campaign.terms.has(state.term)) campaign.leaderChanged(state);
-    });
+    };
+    const unwatch = tracker.listen(tell);
     const finish = (error?: SyncError) => {
       if (campaign.over) return;
       campaign.over = true;
@@ -176,7 +183,7 @@ function sameLeader(a: LeaderState, b: LeaderState): boolean {
 /** Follows one election's leader for the candidates and observers on this daemon. */
 class LeaderTracker {
   private readonly listeners = new Set<(state: LeaderState) => void>();
-  private current: LeaderState;
+  private state: LeaderState;
   private expiry: Timer | undefined;
   private readonly unsubscribe: () => void;
 
@@ -185,14 +192,19 @@ class LeaderTracker {
     private readonly leaseName: string,
     private readonly onEmpty: () => void,
   ) {
-    this.current = this.evaluate();
+    this.state = this.evaluate();
     this.unsubscribe = engine.cache.subscribe(leaseName, () => this.update());
+  }
+
+  /** The leader as last evaluated. */
+  get current(): LeaderState {
+    return this.state;
   }
 
   /** Adds a listener and calls it with the current leader at once. */
   listen(listener: (state: LeaderState) => void): () => void {
     this.listeners.add(listener);
-    listener(this.current);
+    listener(this.state);
     return () => {
       this.listeners.delete(listener);
       if (this.listeners.size === 0) this.close();
@@ -208,8 +220,8 @@ class LeaderTracker {
 
   private update(): void {
     const next = this.evaluate();
-    if (sameLeader(next, this.current)) return;
-    this.current = next;
+    if (sameLeader(next, this.state)) return;
+    this.state = next;
     for (const listener of [...this.listeners]) listener(next);
   }
 

@@ -8,7 +8,7 @@ import { SyncError, fromStoreError } from "./errors.js";
 import { LeaseCache, type Observation } from "./lease-cache.js";
 import { Locks } from "./locks.js";
 import type { EngineObserver, EngineStats } from "./observer.js";
-import { type LeaseTiming, leaseTiming } from "./timing.js";
+import { type LeaseTiming, leaseCovering, leaseTiming } from "./timing.js";
 import { MAX_LEASE_MS, MIN_LEASE_MS } from "./validate.js";
 import type { LeaseKind, LeaseStore } from "../store/lease-store.js";
 
@@ -59,6 +59,8 @@ export class Engine {
       clock,
       identity: options.identity,
       timing: (leaseMs) => this.timing(leaseMs),
+      leaseCovering: (remainingMs) =>
+        leaseCovering({ leaseDurationMs: this.leaseDurationMs, renewDeadlineMs: this.renewDeadlineMs }, remainingMs),
       random: options.random ?? Math.random,
       onIdle: (contender) => {
         if (this.contenders.get(contender.name) === contender) this.contenders.delete(contender.name);
@@ -130,9 +132,11 @@ export class Engine {
    * else as watched. Fails when the cache cannot answer (not synced yet).
    */
   async observe(leaseName: string, fresh: boolean, doing: string): Promise<Observation | undefined> {
+    const deadline = new AbortController();
+    const timer = this.clock.setTimer(this.renewDeadlineMs, () => deadline.abort());
     try {
       if (fresh) {
-        const record = await this.store.get(leaseName);
+        const record = await this.store.get(leaseName, { signal: deadline.signal });
         if (record === undefined) this.cache.forget(leaseName);
         else this.cache.remember(record);
       } else if (!this.cache.synced) {
@@ -140,6 +144,8 @@ export class Engine {
       }
     } catch (err) {
       throw fromStoreError(err, doing);
+    } finally {
+      timer.cancel();
     }
     return this.cache.get(leaseName);
   }

@@ -30,8 +30,12 @@ export function expiresAt(obs: Observation): number {
 export class LeaseCache {
   private readonly entries = new Map<string, Observation>();
   private readonly listeners = new Map<string, Set<() => void>>();
-  /** Last transition count of deleted leases, so a re-created lease never issues a smaller token. */
-  private readonly tombstones = new Map<string, number>();
+  /**
+   * The highest transition count this daemon has seen for each lease, kept
+   * for the life of the process: it outlives a deleted Lease, so a re-created
+   * one never makes this daemon issue a token it has issued or seen before.
+   */
+  private readonly highWater = new Map<string, number>();
   private watchHandle: WatchHandle | undefined;
   private syncedOnce = false;
   private readonly syncWaiters: Array<() => void> = [];
@@ -90,20 +94,16 @@ export class LeaseCache {
   }
 
   /**
-   * The highest transition count this daemon has seen for a lease that is now
-   * gone. Managed leases are never deleted by the daemon; this only guards
-   * tokens against someone deleting one by hand while this daemon runs.
+   * The highest transition count this daemon has seen for `name`, whatever
+   * happened to the Lease since (deleted, re-created by a daemon that never
+   * saw it). An acquisition writes more than this, so tokens never go back.
    */
-  lastTransitions(name: string): number {
-    return this.tombstones.get(name) ?? 0;
+  tokenFloor(name: string): number {
+    return this.highWater.get(name) ?? 0;
   }
 
   private drop(name: string): boolean {
-    const previous = this.entries.get(name);
-    if (previous === undefined) return false;
-    this.tombstones.set(name, Math.max(this.lastTransitions(name), previous.record.transitions));
-    this.entries.delete(name);
-    return true;
+    return this.entries.delete(name);
   }
 
   private apply(event: WatchEvent): void {
@@ -141,10 +141,7 @@ export class LeaseCache {
   /** Stores `record` unless an equal or newer version is known. Returns whether it changed. */
   private put(record: LeaseRecord): boolean {
     const previous = this.entries.get(record.name);
-    if (previous === undefined && record.transitions < this.lastTransitions(record.name)) {
-      // Re-created by hand: keep counting from where the deleted lease stopped.
-      record = { ...record, transitions: this.lastTransitions(record.name) };
-    }
+    if (record.transitions > this.tokenFloor(record.name)) this.highWater.set(record.name, record.transitions);
     if (previous !== undefined && !this.store.isNewer(record.version, previous.record.version)) return false;
     const renewed = previous === undefined || renewalStamp(previous.record) !== renewalStamp(record);
     this.entries.set(record.name, { record, changedAt: renewed ? this.clock.now() : previous.changedAt });

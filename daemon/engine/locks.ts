@@ -50,6 +50,7 @@ export class Locks {
    * not wait at all.
    */
   acquire(request: LockRequest & { readonly waitTimeoutMs: number | undefined }, sink: AcquireSink, signal: AbortSignal): void {
+    if (signal.aborted) return;
     const contender = this.engine.contender(request.leaseName, "lock");
     let timer: { cancel(): void } | undefined;
     const claim = new Claim(
@@ -91,7 +92,6 @@ export class Locks {
       timer?.cancel();
       void contender.end(claim);
     };
-    if (signal.aborted) return;
     signal.addEventListener("abort", end, { once: true });
     contender.add(claim);
   }

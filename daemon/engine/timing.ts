@@ -46,3 +46,15 @@ export function leaseTiming(config: TimingConfig, leaseMs: number): LeaseTiming 
 export function jittered(ms: number, random: () => number): number {
   return ms * (0.9 + 0.2 * random());
 }
+
+/**
+ * The shortest whole-second lease that still covers a promise running
+ * `remainingMs` past the moment a write is sent: its renew deadline is at
+ * least `remainingMs`, so others, who count the lease from when they see the
+ * write, cannot see it expire before the promise runs out, with the usual
+ * margin for clock drift.
+ */
+export function leaseCovering(config: TimingConfig, remainingMs: number): number {
+  if (remainingMs <= 0) return 0;
+  return Math.ceil((remainingMs * config.leaseDurationMs) / config.renewDeadlineMs / 1000) * 1000;
+}

@@ -95,9 +95,24 @@ export class MemoryStore implements LeaseStore {
 
   private async enter(operation: StoreOperation, name: string, options: CallOptions | undefined): Promise<void> {
     this.calls[operation] += 1;
-    if (options?.signal?.aborted) throw new StoreError("unavailable", `${operation} ${name}: abandoned`);
-    await this.interceptor?.(operation, name);
-    if (options?.signal?.aborted) throw new StoreError("unavailable", `${operation} ${name}: abandoned`);
+    const signal = options?.signal;
+    const abandoned = () => new StoreError("unavailable", `${operation} ${name}: abandoned`);
+    if (signal?.aborted) throw abandoned();
+    const held = this.interceptor?.(operation, name);
+    if (held !== undefined && signal !== undefined) {
+      // A held call ends when its caller gives up on it, as an HTTP request would.
+      let onAbort!: () => void;
+      const aborted = new Promise<never>((_resolve, reject) => (onAbort = () => reject(abandoned())));
+      signal.addEventListener("abort", onAbort, { once: true });
+      try {
+        await Promise.race([held, aborted]);
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+    } else {
+      await held;
+    }
+    if (signal?.aborted) throw abandoned();
   }
 
   private commit(fields: LeaseFields): LeaseRecord {
