@@ -42,12 +42,15 @@ export interface ClaimOptions {
 
 export type ClaimState = "waiting" | "held" | "ended";
 
+/**
+ * One caller's claim. Its state changes only through the methods below,
+ * called by its contender: waiting -> held -> (waiting again, for an election
+ * candidate that lost) -> ended.
+ */
 export class Claim {
-  state: ClaimState = "waiting";
-  /** Token of the current or last grant; 0 before any. */
-  token = 0;
-  /** When the claim last joined the contender's wait queue (the engine clock's ms). */
-  waitingSince = 0;
+  private current: ClaimState = "waiting";
+  private tokenHeld = 0;
+  private since = 0;
   private endedResolve!: () => void;
   /** Resolves once the lease this claim held is released (or was never held). */
   readonly settled = new Promise<void>((resolve) => (this.endedResolve = resolve));
@@ -56,6 +59,44 @@ export class Claim {
     readonly options: ClaimOptions,
     readonly sink: ClaimSink,
   ) {}
+
+  get state(): ClaimState {
+    return this.current;
+  }
+
+  /** Token of the current or last grant; 0 before any. */
+  get token(): number {
+    return this.tokenHeld;
+  }
+
+  /** When the claim last joined the contender's wait queue (the engine clock's ms). */
+  get waitingSince(): number {
+    return this.since;
+  }
+
+  /** Joins (or, after losing an election, rejoins) the wait queue at `now`. */
+  wait(now: number): void {
+    this.current = "waiting";
+    this.since = now;
+  }
+
+  /** The claim now holds the lease with `token`. */
+  hold(token: number): void {
+    this.current = "held";
+    this.tokenHeld = token;
+  }
+
+  /** The claim is over, whether or not the store reflects it yet. */
+  end(): void {
+    this.current = "ended";
+  }
+
+  /** Ends a claim that never held, and tells its caller why. */
+  fail(error: SyncError): void {
+    this.end();
+    this.markSettled();
+    this.sink.failed(error);
+  }
 
   /** Called by the contender once nothing of this claim remains in the store. */
   markSettled(): void {

@@ -3,16 +3,22 @@
 // next local claim or gives it back, and joins the lease's cross-daemon wait
 // queue while its claims wait.
 //
-// All store calls of one contender run one at a time, from a single loop that
-// looks at the current state (`plan`) and performs the one call it calls for.
-// Watch events, timers and callers only change state and kick the loop.
-import type { Clock, Timer } from "./clock.js";
+// What to do next is decided by the pure `decide` (decide.ts) from a view of
+// this contender's state; this file keeps that state, its timers, and performs
+// the one store call each decision calls for. All store calls of a contender
+// run one at a time, from a single loop; watch events, timers and callers only
+// change state and kick the loop. Store failures are handled by the one policy
+// table of store-policy.ts.
 import { Claim, type Grant, type LossReason } from "./claim.js";
+import type { Clock, Timer } from "./clock.js";
+import { type ContenderView, type Decision, decide } from "./decide.js";
 import { SyncError, fromStoreError } from "./errors.js";
-import { type LeaseCache, type Observation, expiresAt, isFree } from "./lease-cache.js";
+import { type LeaseCache, type Observation, expiresAt } from "./lease-cache.js";
+import * as records from "./lease-records.js";
 import type { EngineObserver } from "./observer.js";
+import { type CallResult, StoreCalls } from "./store-calls.js";
 import { type LeaseTiming, jittered } from "./timing.js";
-import { type LeaseKind, type LeaseRecord, type LeaseStore, type StoreError, isStoreError } from "../store/lease-store.js";
+import type { LeaseKind, LeaseRecord, LeaseStore, StoreError } from "../store/lease-store.js";
 
 export interface ContenderContext {
   readonly store: LeaseStore;
@@ -26,8 +32,8 @@ export interface ContenderContext {
   readonly random: () => number;
   /** Told when the contender has nothing left to do, so it can be dropped. */
   readonly onIdle: (contender: Contender) => void;
-  /** Told about store failures the contender absorbs by retrying. */
-  readonly onStoreError: (name: string, doing: string, error: unknown) => void;
+  /** Performs store calls with deadlines and reports the failures it absorbs. */
+  readonly calls: StoreCalls;
   readonly observer: EngineObserver;
 }
 
@@ -57,8 +63,6 @@ interface Holding {
   readonly requests: Request[];
 }
 
-/** Longest wait in the cross-daemon queue; beyond it a daemon contends without queueing. */
-const MAX_QUEUE = 64;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
 /**
@@ -67,11 +71,13 @@ const MAX_BACKOFF_MS = 2000;
  * is served (its write cannot land while the holder writes back to back).
  */
 export const MAX_LOCAL_HANDOFFS = 16;
-/** Bounds of the pause after such a yield, before this daemon takes the lease back. */
+/** Shortest pause after such a yield before this daemon takes the lease back; it is at least 4 write round trips. */
 const MIN_YIELD_MS = 5;
 /** Repeated conflicts on a lease someone else writes back off: from this, doubling, with full jitter. */
 const MIN_CONFLICT_BACKOFF_MS = 10;
 const MAX_CONFLICT_BACKOFF_MS = 1000;
+/** Lease duration for a read when no claim or record names one. */
+const FALLBACK_LEASE_MS = 15_000;
 
 export class Contender {
   private readonly waiting: Claim[] = [];
@@ -80,6 +86,8 @@ export class Contender {
   private running = false;
   private dirty = false;
   private wakeTimer: Timer | undefined;
+  private readonly unsubscribe: () => void;
+  private idleWaiters: Array<() => void> = [];
   private backoffUntil = 0;
   private backoffMs = MIN_BACKOFF_MS;
   /** Consecutive conflicts of this contender's writes; from the second on, queue writes back off. */
@@ -89,7 +97,7 @@ export class Contender {
   private localHandoffs = 0;
   /** After yielding the lease, this daemon leaves it free for others until then. */
   private yieldUntil = 0;
-  /** Round trip of the last write, to size the yield. */
+  /** Round trip of the last give-back write, to size the yield. */
   private lastWriteMs = 0;
   /**
    * An acquiring write whose outcome is unknown (it timed out): the store may
@@ -98,8 +106,6 @@ export class Contender {
   private uncertain = false;
   /** A lease-held lock kept at shutdown: it runs out on its own, never released early. */
   private retainedToken: number | undefined;
-  private readonly unsubscribe: () => void;
-  private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly ctx: ContenderContext,
@@ -112,16 +118,14 @@ export class Contender {
   /** Queues a claim; its sink hears the outcome. */
   add(claim: Claim): void {
     if (this.closing) {
-      claim.state = "ended";
-      claim.markSettled();
-      claim.sink.failed(new SyncError("shutting-down", "the daemon is shutting down"));
+      claim.fail(new SyncError("shutting-down", "the daemon is shutting down"));
       return;
     }
     if (claim.options.noWait && (this.holding !== undefined || this.waiting.length > 0)) {
-      this.failClaim(claim, this.notFreeError());
+      claim.fail(this.notFreeError());
       return;
     }
-    claim.waitingSince = this.ctx.clock.now();
+    claim.wait(this.ctx.clock.now());
     this.waiting.push(claim);
     this.kick();
   }
@@ -134,10 +138,10 @@ export class Contender {
     if (claim.state === "waiting") {
       const index = this.waiting.indexOf(claim);
       if (index >= 0) this.waiting.splice(index, 1);
-      claim.state = "ended";
+      claim.end();
       claim.markSettled();
     } else if (claim.state === "held") {
-      claim.state = "ended";
+      claim.end();
       const holding = this.holding;
       if (holding?.claim === claim) this.stopRenewing(holding);
       else claim.markSettled();
@@ -194,18 +198,19 @@ export class Contender {
     return holding !== undefined && holding.token === token && holding.claim.state === "held" ? holding.claim : undefined;
   }
 
-  /** Stops taking claims, tells holders they lost and waiters they failed, and gives the lease back. */
+  /**
+   * Stops taking claims, tells holders they lost and waiters they failed, and
+   * gives the lease back; a lease-held lock is kept until it runs out.
+   */
   shutdown(): Promise<void> {
     this.closing = true;
-    for (const claim of this.waiting.splice(0)) {
-      this.failClaim(claim, new SyncError("shutting-down", "the daemon is shutting down"));
-    }
+    for (const claim of this.waiting.splice(0)) claim.fail(new SyncError("shutting-down", "the daemon is shutting down"));
     const holding = this.holding;
     if (holding?.claim.options.mode === "lease") {
       // Its holder has no stream to hear of a release and acts until its
       // valid_for runs out: the lease must stay held, so it is left to expire.
       this.retainedToken = holding.token;
-      holding.claim.state = "ended";
+      holding.claim.end();
       this.dropHolding(holding);
     } else if (holding !== undefined) {
       this.lose(holding, "shutdown", "the daemon is shutting down; the lease was released");
@@ -234,11 +239,7 @@ export class Contender {
     try {
       do {
         this.dirty = false;
-        const step = this.plan();
-        if (step !== undefined) {
-          await step();
-          this.dirty = true;
-        }
+        if (await this.step()) this.dirty = true;
       } while (this.dirty);
     } finally {
       this.running = false;
@@ -254,121 +255,108 @@ export class Contender {
   private isIdle(): boolean {
     if (this.running || this.holding !== undefined || this.waiting.length > 0 || this.uncertain) return false;
     const record = this.ctx.cache.get(this.name)?.record;
-    if (record !== undefined && this.isRetained(record)) return true;
-    return record === undefined || (record.holderIdentity !== this.ctx.identity && !record.queue.includes(this.ctx.identity));
+    if (record === undefined) return true;
+    if (record.holderIdentity === this.ctx.identity) return this.closing && record.transitions === this.retainedToken;
+    return !record.queue.includes(this.ctx.identity);
   }
 
-  private isRetained(record: LeaseRecord): boolean {
-    return this.closing && record.holderIdentity === this.ctx.identity && record.transitions === this.retainedToken;
-  }
-
-  /** Picks the one store call the current state calls for, or schedules a wake-up and returns nothing. */
-  private plan(): (() => Promise<void>) | undefined {
-    const now = this.ctx.clock.now();
-    const obs = this.ctx.cache.get(this.name);
-    const record = obs?.record;
+  private view(): ContenderView {
     const holding = this.holding;
-    if (holding !== undefined) {
-      if (record === undefined || record.holderIdentity !== this.ctx.identity || record.transitions !== holding.token) {
-        if (record === undefined && !this.ctx.cache.synced) return undefined;
-        this.lose(holding, record === undefined ? "deleted" : "taken-over", lossMessage(record));
-        return this.plan();
+    return {
+      now: this.ctx.clock.now(),
+      identity: this.ctx.identity,
+      synced: this.ctx.cache.synced,
+      syncError: this.ctx.cache.syncError,
+      observation: this.ctx.cache.get(this.name),
+      holding:
+        holding === undefined
+          ? undefined
+          : {
+              token: holding.token,
+              mode: holding.claim.options.mode,
+              ended: holding.claim.state === "ended",
+              requests: holding.requests.length,
+              renewDue: holding.renewDue,
+            },
+      head: this.waiting[0] === undefined ? undefined : { noWait: this.waiting[0].options.noWait },
+      anyNoWait: this.waiting.some((claim) => claim.options.noWait),
+      closing: this.closing,
+      retainedToken: this.retainedToken,
+      backoffUntil: this.backoffUntil,
+      conflictRetryAt: this.conflictRetryAt,
+      yieldUntil: this.yieldUntil,
+      uncertain: this.uncertain,
+      turnGraceMs: (leaseMs) => this.ctx.timing(leaseMs).turnGraceMs,
+    };
+  }
+
+  /**
+   * Applies decisions that change only local state until one calls for a
+   * store call, which it performs, or for waiting. Resolves true after a call.
+   */
+  private async step(): Promise<boolean> {
+    for (;;) {
+      const decision = decide(this.view());
+      const obs = this.ctx.cache.get(this.name);
+      const holding = this.holding;
+      switch (decision.do) {
+        case "lose":
+          this.lose(holding!, decision.reason, lossMessage(obs?.record));
+          continue;
+        case "drop":
+          holding!.claim.end();
+          this.dropHolding(holding!);
+          continue;
+        case "fail-head":
+          this.waiting.shift()!.fail(this.notFreeError());
+          continue;
+        case "fail-unsynced":
+          this.failUnsynced(decision.all);
+          continue;
+        case "wait":
+          if (decision.until !== undefined) this.wakeAt(decision.until);
+          return false;
+        default:
+          await this.perform(decision, obs, holding);
+          return true;
       }
-      const expired = now >= expiresAt(obs!);
-      if (holding.claim.state === "ended") {
-        if (expired) {
-          // Giving it back kept failing and the lease ran out on its own.
-          this.dropHolding(holding);
-          return this.plan();
-        }
-        if (now < this.backoffUntil) return this.wakeAt(this.backoffUntil);
-        return () => this.endedStep(holding, record);
-      }
-      if (holding.claim.options.mode === "lease" && expired) {
-        // The caller stopped renewing; its lease has run out.
-        holding.claim.state = "ended";
-        this.dropHolding(holding);
-        return this.plan();
-      }
-      if (holding.requests.length > 0) return () => this.requestStep(holding, record);
-      if (holding.renewDue) return () => this.renewStep(holding, record);
-      if (holding.claim.options.mode === "lease") return this.wakeAt(expiresAt(obs!));
-      return undefined;
     }
-    if (now < this.backoffUntil) return this.wakeAt(this.backoffUntil);
-    if (this.uncertain) return () => this.settleStep();
-    if (!this.ctx.cache.synced) return this.notSynced();
+  }
+
+  private async perform(decision: Decision, obs: Observation | undefined, holding: Holding | undefined): Promise<void> {
     const head = this.waiting[0];
-    const mine = record?.holderIdentity === this.ctx.identity;
-    if (head === undefined) {
-      if (mine && this.isRetained(record!)) return undefined;
-      if (mine) return () => this.releaseStaleStep(record!);
-      if (record?.queue.includes(this.ctx.identity)) return () => this.dequeueStep(record);
-      return undefined;
+    switch (decision.do) {
+      case "create":
+        return this.createStep(head!);
+      case "acquire":
+        return this.acquireStep(head!, obs!, decision.skip);
+      case "enqueue":
+        return this.queueStep("join the wait queue", records.enqueued(obs!.record, this.ctx.identity));
+      case "dequeue":
+        return this.queueStep("leave the wait queue", records.dequeued(obs!.record, this.ctx.identity));
+      case "release-stale":
+        return this.releaseStaleStep(obs!.record);
+      case "give-back":
+        return this.giveBackStep(holding!, obs!.record);
+      case "serve-request":
+        return this.requestStep(holding!, obs!.record);
+      case "renew":
+        return this.renewStep(holding!, obs!.record);
+      case "settle":
+        return this.settleStep();
+      default:
+        throw new Error(`no store call for ${decision.do}`);
     }
-    if (obs === undefined) return () => this.createStep(head);
-    if (mine || isFree(obs, now)) {
-      const turn = this.turn(obs, now);
-      if (turn.mine && !mine && now < this.yieldUntil && !head.options.noWait) return this.wakeAt(this.yieldUntil);
-      if (turn.mine) return () => this.acquireStep(head, obs, turn.skip);
-      if (head.options.noWait) return this.failHeadAndReplan(head);
-      if (!this.queued(obs.record)) return this.enqueueWhenDue(obs.record);
-      return this.wakeAt(turn.until);
+  }
+
+  /** Before the first list succeeds: fail the claims that cannot wait for it. */
+  private failUnsynced(all: boolean): void {
+    const error = this.ctx.cache.syncError!;
+    for (const claim of this.waiting.filter((c) => all || c.options.noWait)) {
+      this.waiting.splice(this.waiting.indexOf(claim), 1);
+      claim.fail(fromStoreError(error, "list the leases"));
     }
-    if (head.options.noWait) return this.failHeadAndReplan(head);
-    if (!this.queued(obs.record)) return this.enqueueWhenDue(obs.record);
-    return this.wakeAt(expiresAt(obs));
-  }
-
-  /**
-   * Whether this daemon may take a free lease now. Daemons queued ahead of it
-   * go first; once the lease has been free for the turn grace without them
-   * taking it, they are presumed gone and skipped.
-   */
-  private turn(obs: Observation, now: number): { mine: true; skip: string[] } | { mine: false; until: number } {
-    const record = obs.record;
-    if (record.holderIdentity === this.ctx.identity) return { mine: true, skip: [] };
-    const position = record.queue.indexOf(this.ctx.identity);
-    const ahead = position === -1 ? [...record.queue] : record.queue.slice(0, position);
-    if (ahead.length === 0) return { mine: true, skip: [] };
-    const freeAt = record.holderIdentity === "" ? obs.changedAt : expiresAt(obs);
-    const until = freeAt + this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
-    return now >= until ? { mine: true, skip: ahead } : { mine: false, until };
-  }
-
-  /**
-   * Before the first list succeeds nothing can be decided. Claims wait for it,
-   * unless the list failed in a way waiting cannot fix (RBAC), or the claim
-   * does not wait at all.
-   */
-  private notSynced(): undefined {
-    const error = this.ctx.cache.syncError;
-    if (error === undefined) return undefined;
-    if (error.reason === "forbidden" || error.reason === "foreign") {
-      this.failWaiting("list the leases", error);
-    } else {
-      for (const claim of this.waiting.filter((c) => c.options.noWait)) {
-        this.waiting.splice(this.waiting.indexOf(claim), 1);
-        this.failClaim(claim, fromStoreError(error, "list the leases"));
-      }
-    }
-    return undefined;
-  }
-
-  /** Joins the wait queue, unless repeated conflicts call for a pause first. */
-  private enqueueWhenDue(record: LeaseRecord): (() => Promise<void>) | undefined {
-    if (this.ctx.clock.now() < this.conflictRetryAt) return this.wakeAt(this.conflictRetryAt);
-    return () => this.enqueueStep(record);
-  }
-
-  private queued(record: LeaseRecord): boolean {
-    return record.queue.includes(this.ctx.identity) || record.queue.length >= MAX_QUEUE;
-  }
-
-  private failHeadAndReplan(head: Claim): (() => Promise<void>) | undefined {
-    this.waiting.shift();
-    this.failClaim(head, this.notFreeError());
-    return this.plan();
+    if (all) this.backOff();
   }
 
   // ---- store calls -------------------------------------------------------
@@ -376,24 +364,10 @@ export class Contender {
   private async createStep(head: Claim): Promise<void> {
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
-    await this.attempt("create the lease", head.options.leaseMs, true, async (signal) => {
-      const record = await this.ctx.store.create(
-        {
-          name: this.name,
-          kind: this.kind,
-          holderIdentity: this.ctx.identity,
-          holder: head.options.holder,
-          leaseDurationSeconds: head.options.leaseMs / 1000,
-          acquireTime: wall,
-          renewTime: wall,
-          transitions: this.ctx.cache.tokenFloor(this.name) + 1,
-          value: this.kind === "election" ? head.options.value : "",
-          queue: [],
-        },
-        { signal },
-      );
-      this.granted(head, record, sentAt);
-    });
+    const fields = records.newLease(this.name, this.kind, this.ctx.identity, head.options, wall, this.ctx.cache.tokenFloor(this.name));
+    const result = await this.attempt("create the lease", head.options.leaseMs, (signal) => this.ctx.store.create(fields, { signal }));
+    if (result.ok) this.granted(head, result.value, sentAt);
+    else await this.failed(result, "create the lease", true);
   }
 
   private async acquireStep(head: Claim, obs: Observation, skip: readonly string[]): Promise<void> {
@@ -403,28 +377,30 @@ export class Contender {
     // A handoff starts when the lease is free AND this claim wants it: a lease
     // that stood free before anyone asked is not a slow handoff.
     const freeAt = Math.max(head.waitingSince, record.holderIdentity === "" ? obs.changedAt : Math.min(sentAt, expiresAt(obs)));
-    await this.attempt("acquire the lease", head.options.leaseMs, true, async (signal) => {
-      const next = this.acquisition(record, head, wall);
-      const updated = await this.ctx.store.update(
-        { ...next, queue: record.queue.filter((id) => id !== this.ctx.identity && !skip.includes(id)) },
-        { signal },
-      );
-      this.granted(head, updated, sentAt, this.ctx.clock.now() - freeAt);
-    });
+    const next = records.acquisition(record, this.ctx.identity, head.options, wall, this.ctx.cache.tokenFloor(this.name), skip);
+    const result = await this.attempt("acquire the lease", head.options.leaseMs, (signal) => this.ctx.store.update(next, { signal }));
+    if (result.ok) {
+      this.localHandoffs = 0;
+      this.granted(head, result.value, sentAt, this.ctx.clock.now() - freeAt);
+    } else {
+      await this.failed(result, "acquire the lease", true);
+    }
   }
 
-  private async enqueueStep(record: LeaseRecord): Promise<void> {
-    await this.attempt("join the wait queue", record.leaseDurationSeconds * 1000, false, async (signal) => {
-      this.ctx.cache.remember(await this.ctx.store.update({ ...record, queue: [...record.queue, this.ctx.identity] }, { signal }));
-    });
+  private async queueStep(doing: string, next: LeaseRecord): Promise<void> {
+    await this.write(doing, next.leaseDurationSeconds * 1000, next);
   }
 
-  private async dequeueStep(record: LeaseRecord): Promise<void> {
-    await this.attempt("leave the wait queue", record.leaseDurationSeconds * 1000, false, async (signal) => {
-      this.ctx.cache.remember(
-        await this.ctx.store.update({ ...record, queue: record.queue.filter((id) => id !== this.ctx.identity) }, { signal }),
-      );
-    });
+  /** Gives back a lease this daemon still appears to hold although no claim holds it (after a loss or expiry). */
+  private async releaseStaleStep(record: LeaseRecord): Promise<void> {
+    await this.write("release the lease", record.leaseDurationSeconds * 1000, records.release(record, this.ctx.identity, false));
+  }
+
+  /** Writes `next` and remembers the result; failures follow the policy. */
+  private async write(doing: string, leaseMs: number, next: LeaseRecord): Promise<void> {
+    const result = await this.attempt(doing, leaseMs, (signal) => this.ctx.store.update(next, { signal }));
+    if (result.ok) this.ctx.cache.remember(result.value);
+    else await this.failed(result, doing, false);
   }
 
   /** Reads the lease after an acquiring write of unknown outcome: the cache then shows whether it took effect. */
@@ -432,16 +408,10 @@ export class Contender {
     if (await this.refresh()) this.uncertain = false;
   }
 
-  /** Gives back a lease this daemon still appears to hold although no claim holds it (after a loss or expiry). */
-  private async releaseStaleStep(record: LeaseRecord): Promise<void> {
-    await this.attempt("release the lease", record.leaseDurationSeconds * 1000, false, async (signal) => {
-      this.ctx.cache.remember(await this.ctx.store.update(this.releaseRecord(record, false), { signal }));
-    });
-  }
-
   /** Gives back the lease of a claim whose caller went away (stream closed, or cancelled while acquiring). */
-  private async endedStep(holding: Holding, record: LeaseRecord): Promise<void> {
-    await this.attempt("release the lease", holding.timing.leaseMs, true, (signal) => this.giveBack(holding, record, signal));
+  private async giveBackStep(holding: Holding, record: LeaseRecord): Promise<void> {
+    const result = await this.attempt("release the lease", holding.timing.leaseMs, (signal) => this.giveBack(holding, record, signal));
+    if (!result.ok) await this.failed(result, "release the lease", false);
   }
 
   /**
@@ -458,185 +428,85 @@ export class Contender {
     const finish = () => {
       this.lastWriteMs = this.ctx.clock.now() - sentAt;
       if (served !== undefined) holding.requests.splice(holding.requests.indexOf(served), 1);
-      holding.claim.state = "ended";
+      holding.claim.end();
       this.dropHolding(holding);
     };
     if (next !== undefined && !othersWaiting && this.localHandoffs < MAX_LOCAL_HANDOFFS) {
-      const updated = await this.ctx.store.update(this.acquisition(record, next, wall), { signal });
+      const handoff = records.acquisition(record, this.ctx.identity, next.options, wall, this.ctx.cache.tokenFloor(this.name));
+      const updated = await this.ctx.store.update(handoff, { signal });
       finish();
       this.localHandoffs += 1;
       this.granted(next, updated, sentAt, this.ctx.clock.now() - sentAt);
-    } else {
-      // Past the budget of local handoffs the lease goes free once without
-      // this daemon in the queue, and it waits a few write round trips
-      // before taking it back: time for a daemon that could not get into the
-      // queue to take it.
-      const yielding = next !== undefined && !othersWaiting;
-      const updated = await this.ctx.store.update(this.releaseRecord(record, next !== undefined && !yielding), { signal });
-      finish();
-      this.localHandoffs = 0;
-      if (yielding) {
-        const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
-        this.yieldUntil = this.ctx.clock.now() + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * this.lastWriteMs));
-      }
-      this.ctx.cache.remember(updated);
+      return;
     }
+    // Past the budget of local handoffs the lease goes free once without this
+    // daemon in the queue, and it waits a few write round trips before taking
+    // it back: time for a daemon that could not get into the queue to take it.
+    const yielding = next !== undefined && !othersWaiting;
+    const updated = await this.ctx.store.update(records.release(record, this.ctx.identity, next !== undefined && !yielding), { signal });
+    finish();
+    this.localHandoffs = 0;
+    if (yielding) {
+      const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
+      this.yieldUntil = this.ctx.clock.now() + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * this.lastWriteMs));
+    }
+    this.ctx.cache.remember(updated);
   }
 
   /** Serves the holder's oldest Renew, Proclaim, Release or Resign call. */
   private async requestStep(holding: Holding, record: LeaseRecord): Promise<void> {
     const request = holding.requests[0]!;
     const sentAt = this.ctx.clock.now();
-    const signal = this.timeoutSignal(holding.timing.renewDeadlineMs);
-    try {
-      if (request.kind === "release") {
-        await this.giveBack(holding, record, signal.signal, request);
-        request.resolve(0);
-        return;
-      }
+    const doing = `${request.kind} ${this.name}`;
+    const result = await this.ctx.calls.run(this.name, doing, holding.timing.renewDeadlineMs, async (signal) => {
+      if (request.kind === "release") return this.giveBack(holding, record, signal, request);
       const leaseMs = request.kind === "renew" ? (request.leaseMs ?? holding.timing.leaseMs) : holding.timing.leaseMs;
       // A shorter lease must still cover what the holder was promised: its
       // reply may be lost, and then the holder acts on the earlier valid_for.
       const writtenMs = Math.max(leaseMs, this.ctx.leaseCovering(holding.promisedUntil - sentAt));
-      const next: LeaseRecord =
-        request.kind === "renew"
-          ? { ...record, renewTime: this.ctx.clock.wallTime(), leaseDurationSeconds: writtenMs / 1000 }
-          : { ...record, value: request.value };
-      const updated = await this.ctx.store.update(next, { signal: signal.signal });
+      const next =
+        request.kind === "renew" ? records.renewal(record, this.ctx.clock.wallTime(), writtenMs) : { ...record, value: request.value };
+      const updated = await this.ctx.store.update(next, { signal });
       holding.requests.shift();
       if (request.kind === "renew") {
         holding.timing = this.ctx.timing(leaseMs);
         this.renewed(holding, sentAt);
       }
       this.ctx.cache.remember(updated);
-      request.resolve(this.validFor(holding));
-    } catch (err) {
-      if (isStoreError(err, "conflict")) {
-        // Someone joined the wait queue meanwhile; `plan` retries on the fresh record.
-        await this.refresh();
-        return;
-      }
+    });
+    if (result.ok) {
+      request.resolve(request.kind === "release" ? 0 : this.validFor(holding));
+    } else if (result.action === "refresh") {
+      // Someone joined the wait queue meanwhile; the next decision retries on the fresh record.
+      await this.refresh();
+    } else {
       if (holding.requests[0] === request) holding.requests.shift();
-      if (isStoreError(err, "conflict")) await this.refresh();
-      request.reject(
-        isStoreError(err, "not-found") || isStoreError(err, "conflict")
-          ? new SyncError("unavailable", `${request.kind} ${this.name}: the lease changed meanwhile; try again`)
-          : fromStoreError(err, `${request.kind} ${this.name}`),
-      );
-    } finally {
-      signal.cancel();
+      request.reject(fromStoreError(result.error, doing));
     }
   }
 
   private async renewStep(holding: Holding, record: LeaseRecord): Promise<void> {
     const sentAt = this.ctx.clock.now();
     const remaining = holding.sentAt + holding.timing.renewDeadlineMs - sentAt;
-    const signal = this.timeoutSignal(remaining);
-    try {
-      const updated = await this.ctx.store.update(
-        { ...record, renewTime: this.ctx.clock.wallTime(), leaseDurationSeconds: holding.timing.leaseMs / 1000 },
-        { signal: signal.signal },
-      );
+    const next = records.renewal(record, this.ctx.clock.wallTime(), holding.timing.leaseMs);
+    const result = await this.ctx.calls.run(this.name, "renew the lease", remaining, (signal) => this.ctx.store.update(next, { signal }));
+    if (result.ok) {
       if (this.holding === holding) {
         this.ctx.observer.renewed?.(this.kind, this.ctx.clock.now() - sentAt);
         this.renewed(holding, sentAt);
         holding.claim.sink.renewed(this.validFor(holding));
       }
-      this.ctx.cache.remember(updated);
-    } catch (err) {
-      await this.renewFailed(holding, "renew the lease", err);
-    } finally {
-      signal.cancel();
-    }
-  }
-
-  /**
-   * Runs one acquiring or releasing call. Conflicts re-read the lease and
-   * leave the next step to `plan`; other failures back off. Foreign and
-   * forbidden leases fail every waiting claim, since waiting cannot fix them.
-   */
-  private async attempt(
-    doing: string,
-    leaseMs: number,
-    acquiring: boolean,
-    call: (signal: AbortSignal) => Promise<void>,
-  ): Promise<boolean> {
-    const signal = this.timeoutSignal(this.ctx.timing(leaseMs).renewDeadlineMs);
-    try {
-      await call(signal.signal);
-      this.backoffMs = MIN_BACKOFF_MS;
-      this.conflicts = 0;
-      return true;
-    } catch (err) {
-      if (isStoreError(err, "conflict") || isStoreError(err, "exists") || isStoreError(err, "not-found")) {
-        this.conflicts += 1;
-        if (this.conflicts > 1) {
-          const ceiling = Math.min(MAX_CONFLICT_BACKOFF_MS, MIN_CONFLICT_BACKOFF_MS * 2 ** (this.conflicts - 2));
-          this.conflictRetryAt = this.ctx.clock.now() + ceiling * this.ctx.random();
-        }
-        await this.refresh();
-      } else if (isStoreError(err, "foreign") || isStoreError(err, "forbidden") || isStoreError(err, "invalid")) {
-        this.failWaiting(doing, err);
-      } else {
-        // The write may have taken effect although no reply came.
-        if (acquiring) this.uncertain = true;
-        this.ctx.onStoreError(this.name, doing, err);
-        const head = this.waiting[0];
-        if (head?.options.noWait) {
-          this.waiting.shift();
-          this.failClaim(head, fromStoreError(err, doing));
-        }
-        this.backOff();
-      }
-      return false;
-    } finally {
-      signal.cancel();
-    }
-  }
-
-  /** Re-reads the lease after a conflict, so the next plan works from its latest version. */
-  private async refresh(): Promise<boolean> {
-    const leaseMs = (this.ctx.cache.get(this.name)?.record.leaseDurationSeconds ?? 0) * 1000 || this.holding?.timing.leaseMs;
-    const signal = this.timeoutSignal(this.ctx.timing(leaseMs ?? this.defaultLeaseMs()).renewDeadlineMs);
-    try {
-      const record = await this.ctx.store.get(this.name, { signal: signal.signal });
-      if (record === undefined) this.ctx.cache.forget(this.name);
-      else this.ctx.cache.remember(record);
-      return true;
-    } catch (err) {
-      if (isStoreError(err, "foreign") || isStoreError(err, "forbidden")) this.failWaiting("read the lease", err);
-      else {
-        this.ctx.onStoreError(this.name, "read the lease", err);
-        this.backOff();
-      }
-      return false;
-    } finally {
-      signal.cancel();
-    }
-  }
-
-  private defaultLeaseMs(): number {
-    return this.waiting[0]?.options.leaseMs ?? 15_000;
-  }
-
-  /** Fails every waiting claim with a store error that waiting cannot fix: a foreign Lease, an RBAC denial, an invalid object. */
-  private failWaiting(doing: string, err: StoreError): void {
-    const error = err.reason === "invalid" ? new SyncError("unavailable", `${doing}: ${err.message}`) : fromStoreError(err, doing);
-    for (const claim of this.waiting.splice(0)) this.failClaim(claim, error);
-    this.backOff();
-  }
-
-  private async renewFailed(holding: Holding, doing: string, err: unknown): Promise<void> {
-    if (this.holding !== holding) return;
-    this.ctx.observer.renewFailed?.(this.kind, isStoreError(err) ? err.reason : "error");
-    // After a conflict with a fresh record `plan` renews again at once, or
-    // notices the lease is no longer ours.
-    if (isStoreError(err, "conflict") && (await this.refresh())) return;
-    if (isStoreError(err, "not-found")) {
-      this.ctx.cache.forget(this.name);
+      this.ctx.cache.remember(result.value);
       return;
     }
-    if (!isStoreError(err, "conflict")) this.ctx.onStoreError(this.name, doing, err);
+    if (this.holding !== holding) return;
+    this.ctx.observer.renewFailed?.(this.kind, result.error.reason);
+    if (result.action === "refresh") {
+      // A fresh record lets the next decision renew again at once, or notice
+      // the lease is no longer ours (deleted, taken over).
+      if (result.error.reason === "not-found") return this.ctx.cache.forget(this.name);
+      if (await this.refresh()) return;
+    }
     holding.renewDue = false;
     const delay = holding.retryMs;
     holding.retryMs = Math.min(holding.retryMs * 2, holding.timing.maxRetryMs);
@@ -647,32 +517,71 @@ export class Contender {
     });
   }
 
+  /** Runs one acquiring, queueing or releasing call with the deadline of the lease it is for. */
+  private attempt<T>(doing: string, leaseMs: number, call: (signal: AbortSignal) => Promise<T>): Promise<CallResult<T>> {
+    return this.ctx.calls.run(this.name, doing, this.ctx.timing(leaseMs).renewDeadlineMs, call).then((result) => {
+      if (result.ok) {
+        this.backoffMs = MIN_BACKOFF_MS;
+        this.conflicts = 0;
+      }
+      return result;
+    });
+  }
+
+  /**
+   * Acts on a failed acquiring, queueing or releasing call, as the policy
+   * says. `acquiring`: the call would have made this daemon holder, so a call
+   * with no reply leaves the outcome to be settled by a read.
+   */
+  private async failed(result: CallResult<unknown> & { ok: false }, doing: string, acquiring: boolean): Promise<void> {
+    switch (result.action) {
+      case "refresh":
+        this.conflicts += 1;
+        if (this.conflicts > 1) {
+          const ceiling = Math.min(MAX_CONFLICT_BACKOFF_MS, MIN_CONFLICT_BACKOFF_MS * 2 ** (this.conflicts - 2));
+          this.conflictRetryAt = this.ctx.clock.now() + ceiling * this.ctx.random();
+        }
+        await this.refresh();
+        return;
+      case "fail-waiters":
+        this.failWaiting(doing, result.error);
+        return;
+      case "back-off": {
+        if (acquiring) this.uncertain = true;
+        const head = this.waiting[0];
+        if (head?.options.noWait) {
+          this.waiting.shift();
+          head.fail(fromStoreError(result.error, doing));
+        }
+        this.backOff();
+        return;
+      }
+    }
+  }
+
+  /** Re-reads the lease after a conflict or an unanswered write, so the next decision works from its latest version. */
+  private async refresh(): Promise<boolean> {
+    const leaseMs = (this.ctx.cache.get(this.name)?.record.leaseDurationSeconds ?? 0) * 1000;
+    const timeoutMs = this.ctx.timing(leaseMs || this.waiting[0]?.options.leaseMs || FALLBACK_LEASE_MS).renewDeadlineMs;
+    const result = await this.ctx.calls.run(this.name, "read the lease", timeoutMs, (signal) => this.ctx.store.get(this.name, { signal }));
+    if (result.ok) {
+      if (result.value === undefined) this.ctx.cache.forget(this.name);
+      else this.ctx.cache.remember(result.value);
+      return true;
+    }
+    if (result.action === "fail-waiters") this.failWaiting("read the lease", result.error);
+    else this.backOff();
+    return false;
+  }
+
+  /** Fails every waiting claim with a store error that waiting cannot fix: a foreign Lease, an RBAC denial, an invalid object. */
+  private failWaiting(doing: string, err: StoreError): void {
+    const error = err.reason === "invalid" ? new SyncError("unavailable", `${doing}: ${err.message}`) : fromStoreError(err, doing);
+    for (const claim of this.waiting.splice(0)) claim.fail(error);
+    this.backOff();
+  }
+
   // ---- state changes -----------------------------------------------------
-
-  /** The record an acquisition by `claim` writes over `record`. */
-  private acquisition(record: LeaseRecord, claim: Claim, wall: Date): LeaseRecord {
-    return {
-      ...record,
-      holderIdentity: this.ctx.identity,
-      holder: claim.options.holder,
-      leaseDurationSeconds: claim.options.leaseMs / 1000,
-      acquireTime: wall,
-      renewTime: wall,
-      transitions: Math.max(record.transitions, this.ctx.cache.tokenFloor(this.name)) + 1,
-      value: this.kind === "election" ? claim.options.value : "",
-    };
-  }
-
-  /** The record a release writes: no holder, the last transition count kept so tokens never go back. */
-  private releaseRecord(record: LeaseRecord, stillWaiting: boolean): LeaseRecord {
-    const others = record.queue.filter((id) => id !== this.ctx.identity);
-    return {
-      ...record,
-      holderIdentity: "",
-      value: this.kind === "election" ? "" : record.value,
-      queue: stillWaiting && others.length < MAX_QUEUE ? [...others, this.ctx.identity] : others,
-    };
-  }
 
   private granted(claim: Claim, record: LeaseRecord, sentAt: number, handoffMs?: number): void {
     const timing = this.ctx.timing(claim.options.leaseMs);
@@ -692,12 +601,11 @@ export class Contender {
     };
     this.holding = holding;
     if (claim.state === "ended") {
-      // The caller gave up while the acquiring write was in flight; `plan` releases it.
+      // The caller gave up while the acquiring write was in flight; the next decision gives it back.
       this.ctx.cache.remember(record);
       return;
     }
-    claim.state = "held";
-    claim.token = holding.token;
+    claim.hold(holding.token);
     this.ctx.observer.acquired?.(this.kind, handoffMs);
     this.renewed(holding, sentAt);
     const grant: Grant = {
@@ -751,11 +659,10 @@ export class Contender {
     const wasHeld = claim.state === "held";
     if (wasHeld) {
       if (claim.options.persistent && !this.closing) {
-        claim.state = "waiting";
-        claim.waitingSince = this.ctx.clock.now();
+        claim.wait(this.ctx.clock.now());
         this.waiting.push(claim);
       } else {
-        claim.state = "ended";
+        claim.end();
       }
     }
     this.dropHolding(holding);
@@ -781,28 +688,14 @@ export class Contender {
     holding.renewDue = false;
   }
 
-  private failClaim(claim: Claim, error: SyncError): void {
-    claim.state = "ended";
-    claim.markSettled();
-    claim.sink.failed(error);
-  }
-
   private backOff(): void {
     this.backoffUntil = this.ctx.clock.now() + this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
   }
 
-  /** Schedules the next look at the state; returns nothing so `plan` can return it. */
-  private wakeAt(at: number): undefined {
+  private wakeAt(at: number): void {
     this.wakeTimer?.cancel();
     this.wakeTimer = this.ctx.clock.setTimer(at - this.ctx.clock.now(), () => this.kick());
-    return undefined;
-  }
-
-  private timeoutSignal(ms: number): { signal: AbortSignal; cancel(): void } {
-    const controller = new AbortController();
-    const timer = this.ctx.clock.setTimer(ms, () => controller.abort(new Error(`timed out after ${Math.round(ms)} ms`)));
-    return { signal: controller.signal, cancel: () => timer.cancel() };
   }
 
   private notHeldError(token: number): SyncError {

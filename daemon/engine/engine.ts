@@ -7,6 +7,7 @@ import { Elections } from "./elections.js";
 import { SyncError, fromStoreError } from "./errors.js";
 import { LeaseCache, type Observation } from "./lease-cache.js";
 import { Locks } from "./locks.js";
+import { StoreCalls } from "./store-calls.js";
 import type { EngineObserver, EngineStats } from "./observer.js";
 import { type LeaseTiming, leaseCovering, leaseTiming } from "./timing.js";
 import { MAX_LEASE_MS, MIN_LEASE_MS } from "./validate.js";
@@ -65,7 +66,7 @@ export class Engine {
       onIdle: (contender) => {
         if (this.contenders.get(contender.name) === contender) this.contenders.delete(contender.name);
       },
-      onStoreError: options.onStoreError ?? (() => {}),
+      calls: new StoreCalls(clock, options.onStoreError ?? (() => {})),
       observer: options.observer ?? {},
     };
     this.locks = new Locks(this);

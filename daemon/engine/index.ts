@@ -7,7 +7,8 @@
 // so two daemons can never both succeed in taking the same lease version.
 // Each acquisition increments the lease's transition count, which is the
 // fencing token (or election term): strictly increasing per name, because
-// managed leases are never deleted, only released.
+// managed leases are never deleted, only released, and each daemon writes
+// above the highest count it has seen for the name, even across a deletion.
 //
 // All timing decisions use timestamps captured locally on a monotonic clock,
 // never the times written in the lease:
@@ -33,6 +34,8 @@
 // handed the lease directly when no other daemon waits. A crashed holder's
 // lease is taken over once it expires; a crashed waiter at the head of the
 // queue delays others by at most the turn grace (see timing.ts).
+//
+// docs/design.md states each guarantee in full, with the tests that prove it.
 export { Engine, type EngineOptions, DEFAULT_LEASE_DURATION_MS, DEFAULT_RENEW_DEADLINE_MS, DEFAULT_LEASE_PREFIX } from "./engine.js";
 export { type Clock, type Timer, systemClock } from "./clock.js";
 export { SyncError, type SyncErrorCode, invalidArgument } from "./errors.js";

@@ -1,4 +1,4 @@
-// DESIGN 3.1 and 3.2 across languages: a Go, a Python, a Java and a
+// docs/design.md 3.1 and 3.2 across languages: a Go, a Python, a Java and a
 // TypeScript client process contend for one lock through one daemon, 200
 // rounds in all. Each records its fencing token and hold interval on
 // CLOCK_MONOTONIC; no two holds may overlap, and tokens must grow strictly

@@ -1,5 +1,5 @@
 // The history checker: given every event of a fault run (history.ts), did
-// the locks and elections keep their promises (DESIGN.md section 3)?
+// the locks and elections keep their promises (docs/design.md section 3)?
 //
 // A hold (of a lock, or a term of an election) begins when the client is told
 // Acquired/Elected and ends at the EARLIER of the client's own release or

@@ -1,4 +1,4 @@
-// DESIGN 3.8 under fuzzing (see fuzz.ts): every RPC with fuzzed and boundary
+// docs/design.md 3.8 under fuzzing (see fuzz.ts): every RPC with fuzzed and boundary
 // requests gets the documented status, garbage and truncated HTTP/2 on the
 // gRPC port crash nothing, and what another client holds throughout stays
 // held with the same token. The seed is printed; FAULTS_SEED replays it.
@@ -48,7 +48,7 @@ test.serial("a fencing token or a duration beyond 2^53 gets INVALID_ARGUMENT nam
   // decoder throws for values beyond Number.MAX_SAFE_INTEGER. The request then
   // never reaches the handler and grpc-js answers INTERNAL "Error deserializing
   // request": no field named, and not the documented INVALID_ARGUMENT
-  // (DESIGN 3.8). Tokens from 1 to 2^53 - 1 and durations up to the same bound
+  // (docs/design.md 3.8). Tokens from 1 to 2^53 - 1 and durations up to the same bound
   // get the documented statuses (see the fuzz test above).
   const namespace = `huge-${Math.floor(Math.random() * 1e6)}`;
   await t.context.cp.createNamespace(namespace);

@@ -1,5 +1,5 @@
 // Bad input, fuzzed and at the boundaries, against a daemon on the Kubernetes
-// backend (DESIGN 3.8): every RPC gets the documented status (INVALID_ARGUMENT
+// backend (docs/design.md 3.8): every RPC gets the documented status (INVALID_ARGUMENT
 // naming the field, FAILED_PRECONDITION for tokens and terms that are not
 // held, DEADLINE_EXCEEDED when a wait runs out), garbage and truncated HTTP/2
 // on the gRPC port crash nothing, and a lock and a leadership held by another

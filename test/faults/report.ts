@@ -74,7 +74,7 @@ const FINDINGS = [
       "notices only when @kubernetes/client-node's 30 s idle timer ends the watch. Meanwhile its cache is stale: it does not see " +
       "releases, the other daemons skip its place in the Lease queue after the turn grace, and its waiters are passed over " +
       "(more than 200 grants to others in one exploratory run) although the network is healthy again. Safety holds (writes are " +
-      "conditional); fairness and prompt handoff (DESIGN 3.3, 3.4) did not, for up to 30 s after the network healed. The test fails " +
+      "conditional); fairness and prompt handoff (docs/design.md 3.3, 3.4) did not, for up to 30 s after the network healed. The test fails " +
       "on 17b65bf (one pooled HTTP/2 session) and on c90f647 (an HTTP/2 connection per request) and passes since 1f9f8e0, which pools " +
       "HTTP/1.1 connections (committed while this work was under way): a corrupted HTTP/1.1 watch connection fails at its next byte " +
       "and is replaced. It stays as a regression test. What remains, by design of client-node: a watch connection that dies " +
@@ -87,7 +87,7 @@ const FINDINGS = [
     text:
       "fencing_token, term and Duration.seconds are int64 and arrive as JavaScript numbers (ts-proto forceLong=number); its " +
       "decoder throws for values beyond Number.MAX_SAFE_INTEGER, so the request never reaches the handler and grpc-js answers " +
-      'INTERNAL "Error deserializing request", naming no field (DESIGN 3.8 wants INVALID_ARGUMENT naming it). Nothing held is ' +
+      'INTERNAL "Error deserializing request", naming no field (docs/design.md 3.8 wants INVALID_ARGUMENT naming it). Nothing held is ' +
       "affected.",
   },
 ];

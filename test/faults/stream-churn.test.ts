@@ -1,5 +1,5 @@
 // A client that opens and cancels streams quickly must not lose what it holds
-// on the same connection (DESIGN 3.1: a lock is held while its stream is
+// on the same connection (docs/design.md 3.1: a lock is held while its stream is
 // open; only closing THAT stream releases it). Found by the full fuzz run.
 //
 // What goes wrong: Node's HTTP/2 server, under the daemon's grpc-js server,

@@ -1,7 +1,7 @@
 // A daemon whose connection to the API server lost bytes (the one-way
 // partition of the fault proxy) must, once the network heals, serve the
 // waiter it queued in the Lease before a waiter that came later on another
-// daemon (DESIGN 3.3 and 3.4: handoff follows the watch; daemons are served
+// daemon (docs/design.md 3.3 and 3.4: handoff follows the watch; daemons are served
 // in queue order). Found by the one-way-partition scenario's fairness check.
 //
 // What went wrong up to 17b65bf: the daemon's watch was an HTTP/2 stream

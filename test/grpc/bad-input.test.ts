@@ -1,4 +1,4 @@
-// DESIGN 3.8: bad input gets INVALID_ARGUMENT naming the field, and nothing
+// docs/design.md 3.8: bad input gets INVALID_ARGUMENT naming the field, and nothing
 // already held is lost because of it.
 import test from "ava";
 import type { SyncClientError } from "metaparticle-sync-client";

@@ -1,4 +1,4 @@
-// Graceful shutdown (DESIGN 3.7) of a daemon process: SIGTERM stops new
+// Graceful shutdown (docs/design.md 3.7) of a daemon process: SIGTERM stops new
 // calls, tells holders and leaders, ends every stream with UNAVAILABLE and a
 // reason, and exits.
 import test from "ava";

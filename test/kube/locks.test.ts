@@ -1,4 +1,4 @@
-// DESIGN section 3 against a real kube-apiserver and etcd, with daemons as
+// docs/design.md section 3 against a real kube-apiserver and etcd, with daemons as
 // separate processes. Each test has its own namespace.
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Lock, LostError, SyncClient, SyncClientError, status } from "metaparticle-sync-client";

@@ -3,6 +3,8 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { SETTINGS } from "../../daemon/config.js";
+import { MAX_LOCAL_HANDOFFS } from "../../daemon/engine/contender.js";
+import { STORE_FAILURE_POLICY } from "../../daemon/engine/store-policy.js";
 
 const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
 
@@ -23,4 +25,32 @@ test("the README's configuration table matches the daemon's settings", (t) => {
     if (setting.fallback !== "") t.true(row.includes(`\`${setting.fallback}\``), `--${setting.flag} row shows default ${setting.fallback}`);
   }
   t.is(rows.size, Object.keys(SETTINGS).length, "no setting in the README that the daemon does not read");
+});
+
+const design = readFileSync(new URL("../../../docs/design.md", import.meta.url), "utf8");
+
+test("docs/design.md states the store-failure policy the engine uses", (t) => {
+  const rows = new Map([...design.matchAll(/^\| `([a-z-]+)` \| `([a-z-]+)` \|$/gm)].map((m) => [m[1]!, m[2]!] as const));
+  t.deepEqual(Object.fromEntries(rows), { ...STORE_FAILURE_POLICY });
+});
+
+test("docs/design.md quotes the local handoff budget the contender uses", (t) => {
+  t.true(design.includes(`\`MAX_LOCAL_HANDOFFS\` = ${MAX_LOCAL_HANDOFFS}`));
+});
+
+test("every test docs/design.md names exists under that name", (t) => {
+  let named = 0;
+  for (const paragraph of design.split("\n\n").filter((p) => p.startsWith("Tests: "))) {
+    let file: string | undefined;
+    for (const part of paragraph.matchAll(/`(test\/[^`]+\.test\.ts)`|"([^"]+)"/g)) {
+      if (part[1] !== undefined) {
+        file = part[1];
+        continue;
+      }
+      const source = readFileSync(new URL(`../../../${file}`, import.meta.url), "utf8");
+      t.true(source.includes(`test("${part[2]}"`) || source.includes(`test(\`${part[2]}\``), `${file} has a test "${part[2]}"`);
+      named += 1;
+    }
+  }
+  t.true(named >= 20, `the page names ${named} tests`);
 });

@@ -1,0 +1,152 @@
+// The contender's decision step, as a pure function: from what the contender
+// holds and waits for, what this daemon has observed of the lease, and the
+// local time, the one thing to do next. It makes no call and sets no timer;
+// contender.ts performs what it returns. Tested as a table in
+// test/unit/decide.test.ts, like client-go's leader election tests.
+import { type Observation, expiresAt, isFree } from "./lease-cache.js";
+import type { StoreError } from "../store/lease-store.js";
+import { MAX_QUEUE } from "./lease-records.js";
+
+/** What the contender knows of itself when it decides. */
+export interface ContenderView {
+  /** Local monotonic time. */
+  readonly now: number;
+  /** This daemon process's identity, as written in holderIdentity. */
+  readonly identity: string;
+  /** Whether the lease cache has listed the leases at least once. */
+  readonly synced: boolean;
+  /** Why the last list failed, until one succeeds. */
+  readonly syncError: StoreError | undefined;
+  /** The lease as this daemon last observed it; undefined when it does not exist. */
+  readonly observation: Observation | undefined;
+  /** The claim holding the lease through this daemon, if any. */
+  readonly holding: HoldingView | undefined;
+  /** The first waiting claim, if any. */
+  readonly head: { readonly noWait: boolean } | undefined;
+  /** Whether any waiting claim does not wait (TryAcquire). */
+  readonly anyNoWait: boolean;
+  /** The daemon is shutting down. */
+  readonly closing: boolean;
+  /** Token of a lease-held lock kept at shutdown, left to run out. */
+  readonly retainedToken: number | undefined;
+  /** No store call before this time (after a failure). */
+  readonly backoffUntil: number;
+  /** No queue write before this time (after repeated conflicts). */
+  readonly conflictRetryAt: number;
+  /** This daemon leaves a free lease to others until this time (after yielding it). */
+  readonly yieldUntil: number;
+  /** An acquiring write's outcome is unknown: the store may name this daemon holder. */
+  readonly uncertain: boolean;
+  /** How long the head of the wait queue has to take a free lease before others may (see timing.ts). */
+  readonly turnGraceMs: (leaseMs: number) => number;
+}
+
+export interface HoldingView {
+  readonly token: number;
+  readonly mode: "session" | "lease";
+  /** The caller went away (stream closed, cancelled while acquiring): give the lease back. */
+  readonly ended: boolean;
+  /** Holder calls (Renew, Proclaim, Release, Resign) waiting to be served. */
+  readonly requests: number;
+  /** A renewal is due. */
+  readonly renewDue: boolean;
+}
+
+export type Decision =
+  /** The holding is over: the lease was deleted or someone else holds it now. */
+  | { readonly do: "lose"; readonly reason: "deleted" | "taken-over" }
+  /** The holding's lease ran out unrenewed (a TryAcquire nobody renewed, or a give-back that kept failing): forget it. */
+  | { readonly do: "drop" }
+  /** The head claim does not wait and the lease is not free for it. */
+  | { readonly do: "fail-head" }
+  /** The first list failed: fail the claims that cannot wait for it (all, if waiting cannot fix it). */
+  | { readonly do: "fail-unsynced"; readonly all: boolean }
+  /** Create the lease for the head claim. */
+  | { readonly do: "create" }
+  /** Take the lease for the head claim, skipping queued daemons presumed gone. */
+  | { readonly do: "acquire"; readonly skip: readonly string[] }
+  /** Join the lease's wait queue. */
+  | { readonly do: "enqueue" }
+  /** Leave the wait queue: nothing waits here any more. */
+  | { readonly do: "dequeue" }
+  /** Give back a lease the store says this daemon holds though no claim does. */
+  | { readonly do: "release-stale" }
+  /** Hand the lease to the next local claim, or release it. */
+  | { readonly do: "give-back" }
+  /** Serve the holder's oldest call. */
+  | { readonly do: "serve-request" }
+  /** Renew the lease. */
+  | { readonly do: "renew" }
+  /** Read the lease to learn whether an unanswered acquiring write took effect. */
+  | { readonly do: "settle" }
+  /** Nothing to do until `until` (or until something changes, when undefined). */
+  | { readonly do: "wait"; readonly until?: number };
+
+/** Decides the next step. Pure: the same view always gives the same decision. */
+export function decide(view: ContenderView): Decision {
+  const { now, observation: obs, holding, head } = view;
+  const record = obs?.record;
+  if (holding !== undefined) {
+    if (record === undefined || record.holderIdentity !== view.identity || record.transitions !== holding.token) {
+      if (record === undefined && !view.synced) return { do: "wait" };
+      return { do: "lose", reason: record === undefined ? "deleted" : "taken-over" };
+    }
+    const expired = now >= expiresAt(obs!);
+    if (holding.ended) {
+      if (expired) return { do: "drop" };
+      if (now < view.backoffUntil) return { do: "wait", until: view.backoffUntil };
+      return { do: "give-back" };
+    }
+    if (holding.mode === "lease" && expired) return { do: "drop" };
+    if (holding.requests > 0) return { do: "serve-request" };
+    if (holding.renewDue) return { do: "renew" };
+    if (holding.mode === "lease") return { do: "wait", until: expiresAt(obs!) };
+    return { do: "wait" };
+  }
+  if (now < view.backoffUntil) return { do: "wait", until: view.backoffUntil };
+  if (view.uncertain) return { do: "settle" };
+  if (!view.synced) {
+    const error = view.syncError;
+    if (error === undefined) return { do: "wait" };
+    if (error.reason === "forbidden" || error.reason === "foreign")
+      return head === undefined ? { do: "wait" } : { do: "fail-unsynced", all: true };
+    return view.anyNoWait ? { do: "fail-unsynced", all: false } : { do: "wait" };
+  }
+  const mine = record?.holderIdentity === view.identity;
+  if (head === undefined) {
+    if (mine && view.closing && record!.transitions === view.retainedToken) return { do: "wait" };
+    if (mine) return { do: "release-stale" };
+    if (record?.queue.includes(view.identity)) return { do: "dequeue" };
+    return { do: "wait" };
+  }
+  if (obs === undefined) return { do: "create" };
+  const queued = obs.record.queue.includes(view.identity) || obs.record.queue.length >= MAX_QUEUE;
+  const enqueue = (): Decision => (now < view.conflictRetryAt ? { do: "wait", until: view.conflictRetryAt } : { do: "enqueue" });
+  if (mine || isFree(obs, now)) {
+    const turn = turnOf(view, obs);
+    if (turn.mine && !mine && now < view.yieldUntil && !head.noWait) return { do: "wait", until: view.yieldUntil };
+    if (turn.mine) return { do: "acquire", skip: turn.skip };
+    if (head.noWait) return { do: "fail-head" };
+    if (!queued) return enqueue();
+    return { do: "wait", until: turn.until };
+  }
+  if (head.noWait) return { do: "fail-head" };
+  if (!queued) return enqueue();
+  return { do: "wait", until: expiresAt(obs) };
+}
+
+/**
+ * Whether this daemon may take a free lease now. Daemons queued ahead of it
+ * go first; once the lease has been free for the turn grace without them
+ * taking it, they are presumed gone and skipped.
+ */
+function turnOf(view: ContenderView, obs: Observation): { mine: true; skip: readonly string[] } | { mine: false; until: number } {
+  const record = obs.record;
+  if (record.holderIdentity === view.identity) return { mine: true, skip: [] };
+  const position = record.queue.indexOf(view.identity);
+  const ahead = position === -1 ? [...record.queue] : record.queue.slice(0, position);
+  if (ahead.length === 0) return { mine: true, skip: [] };
+  const freeAt = record.holderIdentity === "" ? obs.changedAt : expiresAt(obs);
+  const until = freeAt + view.turnGraceMs(record.leaseDurationSeconds * 1000);
+  return view.now >= until ? { mine: true, skip: ahead } : { mine: false, until };
+}

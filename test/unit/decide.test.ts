@@ -1,0 +1,201 @@
+// The contender's decision step as a table: a view of the contender and the
+// lease in, the one thing to do out. Each row names the rule it checks.
+import test from "ava";
+import { type ContenderView, type Decision, decide } from "../../daemon/engine/decide.js";
+import type { Observation } from "../../daemon/engine/lease-cache.js";
+import { type LeaseRecord, StoreError } from "../../daemon/store/lease-store.js";
+
+const ME = "me_1";
+const OTHER = "other_2";
+const NOW = 100_000;
+
+function lease(fields: Partial<LeaseRecord> = {}): LeaseRecord {
+  return {
+    name: "msync-lock-x",
+    kind: "lock",
+    holderIdentity: "",
+    holder: "",
+    leaseDurationSeconds: 15,
+    acquireTime: undefined,
+    renewTime: undefined,
+    transitions: 7,
+    value: "",
+    queue: [],
+    version: "1",
+    ...fields,
+  };
+}
+
+/** The lease as observed `agoMs` before NOW. */
+function seen(record: LeaseRecord, agoMs = 0): Observation {
+  return { record, changedAt: NOW - agoMs };
+}
+
+function view(fields: Partial<ContenderView> = {}): ContenderView {
+  return {
+    now: NOW,
+    identity: ME,
+    synced: true,
+    syncError: undefined,
+    observation: undefined,
+    holding: undefined,
+    head: undefined,
+    anyNoWait: false,
+    closing: false,
+    retainedToken: undefined,
+    backoffUntil: 0,
+    conflictRetryAt: 0,
+    yieldUntil: 0,
+    uncertain: false,
+    turnGraceMs: () => 2_000,
+    ...fields,
+  };
+}
+
+const holding = (fields: Partial<NonNullable<ContenderView["holding"]>> = {}) => ({
+  token: 7,
+  mode: "session" as const,
+  ended: false,
+  requests: 0,
+  renewDue: false,
+  ...fields,
+});
+const waiter = { noWait: false };
+const tryer = { noWait: true };
+
+const rows: Array<[string, ContenderView, Decision]> = [
+  ["nothing held, nothing wanted: wait", view({ observation: seen(lease()) }), { do: "wait" }],
+  ["a waiter and no lease: create it", view({ head: waiter }), { do: "create" }],
+  ["a waiter and a free lease: acquire it", view({ head: waiter, observation: seen(lease()) }), { do: "acquire", skip: [] }],
+  ["a held lease: join its queue", view({ head: waiter, observation: seen(lease({ holderIdentity: OTHER })) }), { do: "enqueue" }],
+  [
+    "a held lease, already queued: wait for its expiry as observed here",
+    view({ head: waiter, observation: seen(lease({ holderIdentity: OTHER, queue: [ME] }), 5_000) }),
+    { do: "wait", until: NOW + 10_000 },
+  ],
+  [
+    "expiry counts from the observed change, not from any time written in the lease",
+    view({ head: waiter, observation: seen(lease({ holderIdentity: OTHER, renewTime: new Date(0) }), 14_999) }),
+    { do: "enqueue" },
+  ],
+  [
+    "an expired lease is free",
+    view({ head: waiter, observation: seen(lease({ holderIdentity: OTHER }), 15_000) }),
+    { do: "acquire", skip: [] },
+  ],
+  [
+    "a daemon queued ahead goes first",
+    view({ head: waiter, observation: seen(lease({ queue: [OTHER, ME] }), 100) }),
+    { do: "wait", until: NOW + 1_900 },
+  ],
+  [
+    "a daemon queued ahead that does not take the lease within the turn grace is skipped",
+    view({ head: waiter, observation: seen(lease({ queue: [OTHER, ME] }), 2_000) }),
+    { do: "acquire", skip: [OTHER] },
+  ],
+  [
+    "a TryAcquire on a held lease fails at once",
+    view({ head: tryer, anyNoWait: true, observation: seen(lease({ holderIdentity: OTHER })) }),
+    { do: "fail-head" },
+  ],
+  [
+    "repeated conflicts: the queue write waits for its backoff",
+    view({ head: waiter, conflictRetryAt: NOW + 50, observation: seen(lease({ holderIdentity: OTHER })) }),
+    { do: "wait", until: NOW + 50 },
+  ],
+  [
+    "repeated conflicts do not delay taking a free lease",
+    view({ head: waiter, conflictRetryAt: NOW + 50, observation: seen(lease()) }),
+    { do: "acquire", skip: [] },
+  ],
+  [
+    "after yielding, a free lease is left to others for the yield window",
+    view({ head: waiter, yieldUntil: NOW + 8, observation: seen(lease()) }),
+    { do: "wait", until: NOW + 8 },
+  ],
+  [
+    "after yielding, a lease someone took is queued for as usual",
+    view({ head: waiter, yieldUntil: NOW + 8, observation: seen(lease({ holderIdentity: OTHER })) }),
+    { do: "enqueue" },
+  ],
+  [
+    "an unanswered acquiring write is settled by a read before anything else",
+    view({ uncertain: true, observation: seen(lease()) }),
+    { do: "settle" },
+  ],
+  [
+    "a backoff after a failure comes first",
+    view({ uncertain: true, backoffUntil: NOW + 100, head: waiter }),
+    { do: "wait", until: NOW + 100 },
+  ],
+  ["a lease this daemon holds for nobody is released", view({ observation: seen(lease({ holderIdentity: ME })) }), { do: "release-stale" }],
+  [
+    "at shutdown, a lease-held lock kept for its holder is not released",
+    view({ closing: true, retainedToken: 7, observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "wait" },
+  ],
+  [
+    "this daemon queued with nothing waiting: leave the queue",
+    view({ observation: seen(lease({ holderIdentity: OTHER, queue: [ME] })) }),
+    { do: "dequeue" },
+  ],
+  [
+    "holding: someone else's token in the lease means it was taken over",
+    view({ holding: holding(), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
+    { do: "lose", reason: "taken-over" },
+  ],
+  [
+    "holding: our identity with another token is a takeover too (a handoff or a previous life)",
+    view({ holding: holding(), observation: seen(lease({ holderIdentity: ME, transitions: 8 })) }),
+    { do: "lose", reason: "taken-over" },
+  ],
+  ["holding: a deleted lease is lost", view({ holding: holding() }), { do: "lose", reason: "deleted" }],
+  ["holding, before the first list: nothing can be decided", view({ holding: holding(), synced: false }), { do: "wait" }],
+  [
+    "holding: a renewal that is due is made",
+    view({ holding: holding({ renewDue: true }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "renew" },
+  ],
+  [
+    "holding: the holder's calls come before a renewal",
+    view({ holding: holding({ renewDue: true, requests: 1 }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "serve-request" },
+  ],
+  [
+    "holding for a caller that went away: give it back",
+    view({ holding: holding({ ended: true }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "give-back" },
+  ],
+  [
+    "holding for a caller that went away, the lease already run out: forget it",
+    view({ holding: holding({ ended: true }), observation: seen(lease({ holderIdentity: ME }), 15_000) }),
+    { do: "drop" },
+  ],
+  [
+    "a lease-held lock nobody renewed runs out",
+    view({ holding: holding({ mode: "lease" }), observation: seen(lease({ holderIdentity: ME }), 15_000) }),
+    { do: "drop" },
+  ],
+  [
+    "a lease-held lock: wake when it would run out",
+    view({ holding: holding({ mode: "lease" }), observation: seen(lease({ holderIdentity: ME }), 1_000) }),
+    { do: "wait", until: NOW + 14_000 },
+  ],
+  [
+    "the first list failed with RBAC: every waiter fails, waiting cannot fix it",
+    view({ synced: false, syncError: new StoreError("forbidden", "no"), head: waiter }),
+    { do: "fail-unsynced", all: true },
+  ],
+  [
+    "the first list failed for now: only claims that do not wait fail",
+    view({ synced: false, syncError: new StoreError("unavailable", "no"), head: waiter, anyNoWait: true }),
+    { do: "fail-unsynced", all: false },
+  ],
+  ["not listed yet and no error: wait for the list", view({ synced: false, head: waiter }), { do: "wait" }],
+];
+
+for (const [rule, input, expected] of rows) {
+  test(`decide: ${rule}`, (t) => {
+    t.deepEqual(decide(input), expected);
+  });
+}
