@@ -142,6 +142,8 @@ const languageSuites: Suite[] = [
 
 export const SUITES: readonly Suite[] = [
   avaSuite("unit", "unit"),
+  // Each engine defect of issue 11, re-created by a patch, must make the test named for it fail.
+  { name: "mutants", command: [process.execPath, "dist/test/mutants/run.js"], cwd: root, count: countTap },
   avaSuite("grpc", "grpc", { prepare: ["bash", "scripts/install-grpcurl.sh"] }),
   // Against a real kube-apiserver and etcd, built from their Go modules on first use (cached under .cache/).
   avaSuite("kube", "kube", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),

@@ -1,0 +1,109 @@
+// Mutation check: the tests that guard the engine's guarantees must fail when
+// a guarantee is broken. Each test/mutants/*.patch re-creates one defect the
+// engine once had (issue 11) and names the test that must catch it. For each,
+// this copies the engine and its tests to a scratch folder, applies the patch,
+// builds, and runs that one test: the mutant is "caught" when it fails.
+//
+//   node dist/test/mutants/run.js                 every mutant; TAP output
+//   node dist/test/mutants/run.js --only 3        one mutant
+//   node dist/test/mutants/run.js --simulate N    also run the simulator on each
+//                                                 mutant, up to N seeds, and
+//                                                 report the first failing seed
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const root = fileURLToPath(new URL("../../..", import.meta.url));
+const folder = join(root, "test/mutants");
+
+interface Mutant {
+  readonly file: string;
+  readonly breaks: string;
+  readonly testFile: string;
+  readonly title: string;
+}
+
+function mutants(): Mutant[] {
+  return readdirSync(folder)
+    .filter((name) => name.endsWith(".patch"))
+    .sort((a, b) => parseInt(a) - parseInt(b))
+    .map((name) => {
+      const text = readFileSync(join(folder, name), "utf8");
+      const field = (label: string) => {
+        const value = new RegExp(`^${label}: (.*)$`, "m").exec(text)?.[1];
+        if (value === undefined) throw new Error(`${name}: no "${label}:" line`);
+        return value;
+      };
+      return { file: name, breaks: field("Breaks"), testFile: field("Caught by"), title: field("Test") };
+    });
+}
+
+/** A scratch copy of what the engine's tests build from, with the patch applied. */
+function scratchCopy(mutant: Mutant): string {
+  const dir = mkdtempSync(join(tmpdir(), "msync-mutant-"));
+  for (const path of ["daemon", "test", "tsconfig.base.json", "package.json"])
+    cpSync(join(root, path), join(dir, path), { recursive: true });
+  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
+  writeFileSync(
+    join(dir, "tsconfig.json"),
+    JSON.stringify({
+      extends: "./tsconfig.base.json",
+      compilerOptions: { rootDir: ".", outDir: "dist", sourceMap: false },
+      include: ["daemon", "test/unit", "test/support", "test/sim", "test/faults/checker.ts", "test/faults/history.ts"],
+      exclude: ["dist", "node_modules"],
+    }),
+  );
+  const applied = spawnSync("git", ["apply", join(folder, mutant.file)], { cwd: dir, encoding: "utf8" });
+  if (applied.status !== 0) throw new Error(`${mutant.file} no longer applies: ${applied.stderr.trim()}`);
+  return dir;
+}
+
+function run(command: string, args: string[], cwd: string): { status: number | null; output: string } {
+  const result = spawnSync(command, args, { cwd, encoding: "utf8", timeout: 10 * 60_000, maxBuffer: 64 << 20 });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+const { values } = parseArgs({
+  options: { only: { type: "string" }, simulate: { type: "string" } },
+});
+const selected = mutants().filter((m) => values.only === undefined || m.file.startsWith(`${values.only}-`));
+const node = process.execPath;
+let passed = 0;
+let failed = 0;
+console.log("TAP version 13");
+for (const [index, mutant] of selected.entries()) {
+  const dir = scratchCopy(mutant);
+  try {
+    const built = run(node, [join(root, "node_modules/typescript/bin/tsc"), "-p", "."], dir);
+    if (built.status !== 0) throw new Error(`the mutant does not build:\n${built.output}`);
+    const compiled = `dist/${mutant.testFile.replace(/\.ts$/, ".js")}`;
+    const tested = run(node, [join(root, "node_modules/ava/entrypoints/cli.mjs"), compiled, "--match", mutant.title], dir);
+    const ran = /\b1 tests? (passed|failed)\b/.exec(tested.output);
+    const caught = tested.status !== 0 && ran?.[1] === "failed";
+    const name = `${mutant.file}: "${mutant.title}" catches it (${mutant.breaks})`;
+    if (caught) {
+      passed += 1;
+      console.log(`ok ${index + 1} - ${name}`);
+    } else {
+      failed += 1;
+      console.log(`not ok ${index + 1} - ${name}\n  # the test ${ran === null ? "did not run" : "passed"} on the mutant`);
+    }
+    if (values.simulate !== undefined) {
+      const simulator = join(dir, "dist/test/sim/main.js");
+      if (!existsSync(simulator)) throw new Error("no simulator in this tree (dist/test/sim/main.js)");
+      const sim = run(node, [simulator, "--seeds", values.simulate, "--stop-at-first"], dir);
+      const summary = sim.output.trim().split("\n").slice(-3).join(" | ");
+      console.log(`  # simulator on ${mutant.file}: ${summary}`);
+    }
+  } catch (err) {
+    failed += 1;
+    console.log(`not ok ${index + 1} - ${mutant.file}\n  # ${String(err).replaceAll("\n", "\n  # ")}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+console.log(`1..${selected.length}\n# pass ${passed}\n# fail ${failed}`);
+process.exitCode = failed === 0 ? 0 : 1;
