@@ -66,13 +66,19 @@ interface Holding {
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
 /**
- * Consecutive handoffs between local claims before the holder lets the lease
- * go free once, so a daemon whose queue write keeps losing to those handoffs
- * is served (its write cannot land while the holder writes back to back).
+ * Grants in a row to this daemon's claims (handed over locally, or released
+ * and taken again) before it leaves the lease free for a while, so that a
+ * daemon whose queue write keeps losing to those writes is served: its write
+ * cannot land while this daemon writes back to back.
  */
-export const MAX_LOCAL_HANDOFFS = 16;
-/** Shortest pause after such a yield before this daemon takes the lease back; it is at least 4 write round trips. */
-const MIN_YIELD_MS = 5;
+export const MAX_GRANTS_IN_A_ROW = 16;
+/**
+ * Shortest pause after such a yield before this daemon takes the lease back
+ * (it is also at least 4 of its write round trips, at most the turn grace):
+ * long enough for a daemon with a slow connection to see the lease free and
+ * write, which takes it one watch delay and one write.
+ */
+export const MIN_YIELD_MS = 100;
 /** Repeated conflicts on a lease someone else writes back off: from this, doubling, with full jitter. */
 const MIN_CONFLICT_BACKOFF_MS = 10;
 const MAX_CONFLICT_BACKOFF_MS = 1000;
@@ -93,10 +99,16 @@ export class Contender {
   /** Consecutive conflicts of this contender's writes; from the second on, queue writes back off. */
   private conflicts = 0;
   private conflictRetryAt = 0;
-  /** Handoffs between local claims since the lease was last free. */
-  private localHandoffs = 0;
+  /** Grants to this daemon's claims since another daemon last held the lease, or since the last yield. */
+  private grantsInARow = 0;
   /** After yielding the lease, this daemon leaves it free for others until then. */
   private yieldUntil = 0;
+  /**
+   * After a release the contender stays this long, though idle, so the count
+   * of grants in a row and the yield survive a client that lets go and asks
+   * again at once.
+   */
+  private lingerUntil = 0;
   /** Round trip of the last give-back write, to size the yield. */
   private lastWriteMs = 0;
   /**
@@ -112,7 +124,11 @@ export class Contender {
     readonly name: string,
     readonly kind: LeaseKind,
   ) {
-    this.unsubscribe = ctx.cache.subscribe(name, () => this.kick());
+    this.unsubscribe = ctx.cache.subscribe(name, () => {
+      const holder = ctx.cache.get(name)?.record.holderIdentity;
+      if (holder !== undefined && holder !== "" && holder !== ctx.identity) this.grantsInARow = 0;
+      this.kick();
+    });
   }
 
   /** Queues a claim; its sink hears the outcome. */
@@ -254,6 +270,7 @@ export class Contender {
 
   private isIdle(): boolean {
     if (this.running || this.holding !== undefined || this.waiting.length > 0 || this.uncertain) return false;
+    if (!this.closing && this.ctx.clock.now() < this.lingerUntil) return false;
     const record = this.ctx.cache.get(this.name)?.record;
     if (record === undefined) return true;
     if (record.holderIdentity === this.ctx.identity) return this.closing && record.transitions === this.retainedToken;
@@ -313,9 +330,12 @@ export class Contender {
         case "fail-unsynced":
           this.failUnsynced(decision.all);
           continue;
-        case "wait":
-          if (decision.until !== undefined) this.wakeAt(decision.until);
+        case "wait": {
+          const lingering = !this.closing && this.lingerUntil > this.ctx.clock.now() ? this.lingerUntil : undefined;
+          const until = decision.until === undefined ? lingering : Math.min(decision.until, lingering ?? Infinity);
+          if (until !== undefined) this.wakeAt(until);
           return false;
+        }
         default:
           await this.perform(decision, obs, holding);
           return true;
@@ -380,7 +400,6 @@ export class Contender {
     const next = records.acquisition(record, this.ctx.identity, head.options, wall, this.ctx.cache.tokenFloor(this.name), skip);
     const result = await this.attempt("acquire the lease", head.options.leaseMs, (signal) => this.ctx.store.update(next, { signal }));
     if (result.ok) {
-      this.localHandoffs = 0;
       this.granted(head, result.value, sentAt, this.ctx.clock.now() - freeAt);
     } else {
       await this.failed(result, "acquire the lease", true);
@@ -410,7 +429,7 @@ export class Contender {
 
   /** Gives back the lease of a claim whose caller went away (stream closed, or cancelled while acquiring). */
   private async giveBackStep(holding: Holding, record: LeaseRecord): Promise<void> {
-    const result = await this.attempt("release the lease", holding.timing.leaseMs, (signal) => this.giveBack(holding, record, signal));
+    const result = await this.giveBack(holding, record);
     if (!result.ok) await this.failed(result, "release the lease", false);
   }
 
@@ -418,65 +437,72 @@ export class Contender {
    * Hands the lease straight to the next local claim when no other daemon
    * waits (one write), or else releases it so the daemon at the head of the
    * wait queue takes it, queueing this daemon behind the others if it still
-   * has claims waiting.
+   * has claims waiting. `served` is the Release or Resign being served.
    */
-  private async giveBack(holding: Holding, record: LeaseRecord, signal: AbortSignal, served?: Request): Promise<void> {
+  private async giveBack(holding: Holding, record: LeaseRecord, served?: Request): Promise<CallResult<LeaseRecord>> {
     const next = this.closing ? undefined : this.waiting[0];
     const othersWaiting = record.queue.some((id) => id !== this.ctx.identity);
+    // After its budget of grants in a row this daemon lets the lease go free
+    // without queueing itself, and leaves it to others for a while before
+    // taking it again: time for a daemon that could not get into the queue.
+    const yielding = this.grantsInARow >= MAX_GRANTS_IN_A_ROW && !othersWaiting;
+    const handoff = next !== undefined && !othersWaiting && !yielding;
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
-    const finish = () => {
-      this.lastWriteMs = this.ctx.clock.now() - sentAt;
-      if (served !== undefined) holding.requests.splice(holding.requests.indexOf(served), 1);
-      holding.claim.end();
-      this.dropHolding(holding);
-    };
-    if (next !== undefined && !othersWaiting && this.localHandoffs < MAX_LOCAL_HANDOFFS) {
-      const handoff = records.acquisition(record, this.ctx.identity, next.options, wall, this.ctx.cache.tokenFloor(this.name));
-      const updated = await this.ctx.store.update(handoff, { signal });
-      finish();
-      this.localHandoffs += 1;
-      this.granted(next, updated, sentAt, this.ctx.clock.now() - sentAt);
-      return;
+    const write = handoff
+      ? records.acquisition(record, this.ctx.identity, next.options, wall, this.ctx.cache.tokenFloor(this.name))
+      : records.release(record, this.ctx.identity, next !== undefined && !yielding);
+    const result = await this.attempt("release the lease", holding.timing.leaseMs, (signal) => this.ctx.store.update(write, { signal }));
+    if (!result.ok) return result;
+    const now = this.ctx.clock.now();
+    this.lastWriteMs = now - sentAt;
+    if (served !== undefined) holding.requests.splice(holding.requests.indexOf(served), 1);
+    holding.claim.end();
+    this.dropHolding(holding);
+    if (handoff) {
+      this.granted(next, result.value, sentAt, now - sentAt);
+      return result;
     }
-    // Past the budget of local handoffs the lease goes free once without this
-    // daemon in the queue, and it waits a few write round trips before taking
-    // it back: time for a daemon that could not get into the queue to take it.
-    const yielding = next !== undefined && !othersWaiting;
-    const updated = await this.ctx.store.update(records.release(record, this.ctx.identity, next !== undefined && !yielding), { signal });
-    finish();
-    this.localHandoffs = 0;
     if (yielding) {
+      this.grantsInARow = 0;
       const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
-      this.yieldUntil = this.ctx.clock.now() + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * this.lastWriteMs));
+      this.yieldUntil = now + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * this.lastWriteMs));
     }
-    this.ctx.cache.remember(updated);
+    this.lingerUntil = Math.max(this.yieldUntil, now + MIN_YIELD_MS);
+    this.ctx.cache.remember(result.value);
+    return result;
   }
 
   /** Serves the holder's oldest Renew, Proclaim, Release or Resign call. */
   private async requestStep(holding: Holding, record: LeaseRecord): Promise<void> {
     const request = holding.requests[0]!;
-    const sentAt = this.ctx.clock.now();
     const doing = `${request.kind} ${this.name}`;
-    const result = await this.ctx.calls.run(this.name, doing, holding.timing.renewDeadlineMs, async (signal) => {
-      if (request.kind === "release") return this.giveBack(holding, record, signal, request);
+    let result: CallResult<LeaseRecord>;
+    if (request.kind === "release") {
+      result = await this.giveBack(holding, record, request);
+      if (result.ok) return request.resolve(0);
+    } else {
+      const sentAt = this.ctx.clock.now();
       const leaseMs = request.kind === "renew" ? (request.leaseMs ?? holding.timing.leaseMs) : holding.timing.leaseMs;
       // A shorter lease must still cover what the holder was promised: its
       // reply may be lost, and then the holder acts on the earlier valid_for.
       const writtenMs = Math.max(leaseMs, this.ctx.leaseCovering(holding.promisedUntil - sentAt));
       const next =
         request.kind === "renew" ? records.renewal(record, this.ctx.clock.wallTime(), writtenMs) : { ...record, value: request.value };
-      const updated = await this.ctx.store.update(next, { signal });
-      holding.requests.shift();
-      if (request.kind === "renew") {
-        holding.timing = this.ctx.timing(leaseMs);
-        this.renewed(holding, sentAt);
+      result = await this.ctx.calls.run(this.name, doing, holding.timing.renewDeadlineMs, (signal) =>
+        this.ctx.store.update(next, { signal }),
+      );
+      if (result.ok) {
+        holding.requests.shift();
+        if (request.kind === "renew") {
+          holding.timing = this.ctx.timing(leaseMs);
+          this.renewed(holding, sentAt);
+        }
+        this.ctx.cache.remember(result.value);
+        return request.resolve(this.validFor(holding));
       }
-      this.ctx.cache.remember(updated);
-    });
-    if (result.ok) {
-      request.resolve(request.kind === "release" ? 0 : this.validFor(holding));
-    } else if (result.action === "refresh") {
+    }
+    if (result.action === "refresh") {
       // Someone joined the wait queue meanwhile; the next decision retries on the fresh record.
       await this.refresh();
     } else {
@@ -606,6 +632,7 @@ export class Contender {
       return;
     }
     claim.hold(holding.token);
+    this.grantsInARow += 1;
     this.ctx.observer.acquired?.(this.kind, handoffMs);
     this.renewed(holding, sentAt);
     const grant: Grant = {

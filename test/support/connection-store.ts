@@ -17,6 +17,10 @@ export class ConnectionStore implements LeaseStore {
    * caller sees "unavailable" although the write took effect.
    */
   loseReply: ((operation: "get" | "create" | "update", name: string) => boolean) | undefined;
+  /** Runs before every call of this connection only: return a promise to slow it (a slow link). */
+  before: (() => Promise<void> | undefined) | undefined;
+  /** Runs after the store applied a call, before its reply: return a promise to hold the reply back (and ignore the caller's deadline). */
+  after: (() => Promise<void> | undefined) | undefined;
   /** Calls made through this connection, by operation. */
   readonly calls = { get: 0, create: 0, update: 0 };
 
@@ -62,16 +66,19 @@ export class ConnectionStore implements LeaseStore {
 
   async get(name: string, options?: CallOptions): Promise<LeaseRecord | undefined> {
     this.enter("get");
+    await this.before?.();
     return this.reply("get", name, await this.shared.get(name, options));
   }
 
   async create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord> {
     this.enter("create");
+    await this.before?.();
     return this.reply("create", fields.name, await this.shared.create(fields, options));
   }
 
   async update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
     this.enter("update");
+    await this.before?.();
     return this.reply("update", lease.name, await this.shared.update(lease, options));
   }
 
@@ -90,7 +97,8 @@ export class ConnectionStore implements LeaseStore {
     };
   }
 
-  private reply<T>(operation: "get" | "create" | "update", name: string, result: T): T {
+  private async reply<T>(operation: "get" | "create" | "update", name: string, result: T): Promise<T> {
+    await this.after?.();
     if (this.loseReply?.(operation, name)) throw new StoreError("unavailable", `${operation} ${name}: applied, but the reply was lost`);
     return result;
   }

@@ -3,7 +3,7 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { SETTINGS } from "../../daemon/config.js";
-import { MAX_LOCAL_HANDOFFS } from "../../daemon/engine/contender.js";
+import { MAX_GRANTS_IN_A_ROW, MIN_YIELD_MS } from "../../daemon/engine/contender.js";
 import { STORE_FAILURE_POLICY } from "../../daemon/engine/store-policy.js";
 
 const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
@@ -34,8 +34,9 @@ test("docs/design.md states the store-failure policy the engine uses", (t) => {
   t.deepEqual(Object.fromEntries(rows), { ...STORE_FAILURE_POLICY });
 });
 
-test("docs/design.md quotes the local handoff budget the contender uses", (t) => {
-  t.true(design.includes(`\`MAX_LOCAL_HANDOFFS\` = ${MAX_LOCAL_HANDOFFS}`));
+test("docs/design.md quotes the bound on grants in a row and the yield the contender uses", (t) => {
+  t.true(design.includes(`\`MAX_GRANTS_IN_A_ROW\` = ${MAX_GRANTS_IN_A_ROW}`));
+  t.true(design.includes(`\`MIN_YIELD_MS\` = ${MIN_YIELD_MS}`));
 });
 
 test("every test docs/design.md names exists under that name", (t) => {

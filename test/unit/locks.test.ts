@@ -420,6 +420,63 @@ test("a waiter on another daemon is served after a bounded number of local hando
   t.true(calls <= 40, `b made ${calls} store calls in ${sim.clock.now() - askedAt} ms while waiting`);
 });
 
+test("a waiter on a slow daemon is served when the holding daemon releases and retakes the lock back to back", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  // b's connection is slow: each of its calls takes 25 ms more.
+  b.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(25, resolve));
+  const grantsToA: { token: number; at: number }[] = [];
+  const next = (left: number): void => {
+    if (left === 0) return;
+    const handle = a.acquire("retake", { holder: `a-${left}` });
+    handle.sink.acquired = (grant) => {
+      grantsToA.push({ token: grant.token, at: sim.clock.now() });
+      handle.close();
+      // The next client asks only after this one has let go.
+      sim.clock.setTimer(1, () => next(left - 1));
+    };
+  };
+  next(2_000);
+  await sim.advance(3);
+  const askedAt = sim.clock.now();
+  const waiter = b.acquire("retake", { holder: "b" });
+  await sim.advance(2_000);
+  const passes = grantsToA.filter((g) => g.at > askedAt && (waiter.grant === undefined || g.token < waiter.grant.token)).length;
+  t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
+  t.true(passes > 0, "a kept taking the lock while b waited");
+  t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
+});
+
+test("a reply that comes after its call's deadline is not acted on: no grant of a token older than one already granted", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const first = a.acquire("late", { holder: "a1" });
+  await sim.advance(10);
+  const second = a.acquire("late", { holder: "a2" });
+  await sim.advance(10);
+  // The handoff to a2 is applied at once, but its reply comes 30 s later,
+  // whatever deadline the daemon gave the call.
+  a.conn.after = () => new Promise<void>((resolve) => sim.clock.setTimer(30_000, resolve));
+  first.close();
+  await sim.advance(10);
+  a.conn.after = undefined;
+  const elsewhere = b.acquire("late", { holder: "b1" });
+  await sim.advance(40_000);
+  const grants = [first, second, elsewhere]
+    .filter((h) => h.grant !== undefined)
+    .map((h) => h.grant!)
+    .sort((x, y) => x.at - y.at);
+  for (let i = 1; i < grants.length; i++) {
+    t.true(
+      grants[i]!.token > grants[i - 1]!.token,
+      `token ${grants[i]!.token} granted at ${grants[i]!.at} ms after ${grants[i - 1]!.token}`,
+    );
+    t.true(grants[i]!.validForMs > 0, `token ${grants[i]!.token} was granted with nothing left of its valid_for`);
+  }
+});
+
 test("a store call that hangs ends at its deadline instead of stalling the name", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
