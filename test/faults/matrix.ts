@@ -93,10 +93,11 @@ async function main(): Promise<void> {
     try {
       commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
       // What was tested is the daemon, the clients and the proto: say whether they are as committed.
+      // trimEnd: each porcelain line starts with its two status columns, a space among them.
       const tested = execFileSync("git", ["status", "--porcelain", "--", "daemon", "clients", "proto"], {
         cwd: root,
         encoding: "utf8",
-      }).trim();
+      }).trimEnd();
       const elsewhere = execFileSync("git", ["status", "--porcelain"], { cwd: root, encoding: "utf8" }).trim();
       commit +=
         tested === ""

@@ -44,6 +44,16 @@ function mutants(): Mutant[] {
 /** A scratch copy of what the engine's tests build from, with the patch applied. */
 function scratchCopy(mutant: Mutant): string {
   const dir = mkdtempSync(join(tmpdir(), "msync-mutant-"));
+  try {
+    prepare(dir, mutant);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return dir;
+}
+
+function prepare(dir: string, mutant: Mutant): void {
   for (const path of ["daemon", "test", "tsconfig.base.json", "package.json"])
     cpSync(join(root, path), join(dir, path), { recursive: true });
   symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
@@ -58,7 +68,6 @@ function scratchCopy(mutant: Mutant): string {
   );
   const applied = spawnSync("git", ["apply", join(folder, mutant.file)], { cwd: dir, encoding: "utf8" });
   if (applied.status !== 0) throw new Error(`${mutant.file} no longer applies: ${applied.stderr.trim()}`);
-  return dir;
 }
 
 function run(command: string, args: string[], cwd: string): { status: number | null; output: string } {
@@ -75,8 +84,9 @@ let passed = 0;
 let failed = 0;
 console.log("TAP version 13");
 for (const [index, mutant] of selected.entries()) {
-  const dir = scratchCopy(mutant);
+  let dir: string | undefined;
   try {
+    dir = scratchCopy(mutant);
     const built = run(node, [join(root, "node_modules/typescript/bin/tsc"), "-p", "."], dir);
     if (built.status !== 0) throw new Error(`the mutant does not build:\n${built.output}`);
     const compiled = `dist/${mutant.testFile.replace(/\.ts$/, ".js")}`;
@@ -102,7 +112,7 @@ for (const [index, mutant] of selected.entries()) {
     failed += 1;
     console.log(`not ok ${index + 1} - ${mutant.file}\n  # ${String(err).replaceAll("\n", "\n  # ")}`);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }
 }
 console.log(`1..${selected.length}\n# pass ${passed}\n# fail ${failed}`);
