@@ -98,6 +98,8 @@ pub enum CampaignEvent {
 /// [`CampaignEvent`]s, in order. The campaign ends with [`Campaign::resign`],
 /// [`Campaign::close`] or by dropping it, and then the stream ends; if the
 /// sidecar ends it with an error, that error is the stream's last item.
+/// [`Campaign::handle`] gives the controls (proclaim, resign, close) to
+/// another task while this one reads the events.
 ///
 /// While leading, the client keeps its own deadline on the monotonic clock:
 /// if no heartbeat arrives before the last one runs out (the sidecar froze,
@@ -107,13 +109,18 @@ pub enum CampaignEvent {
 /// nobody acts on.
 #[derive(Debug)]
 pub struct Campaign {
+    handle: CampaignHandle,
+    events: mpsc::UnboundedReceiver<Result<CampaignEvent, Error>>,
+}
+
+/// The controls of a [`Campaign`], to share with other tasks. The campaign
+/// lasts as long as the [`Campaign`] itself: a handle does not keep it going.
+#[derive(Debug, Clone)]
+pub struct CampaignHandle {
     name: String,
     candidate: String,
     elections: ElectionServiceClient<Channel>,
     shared: Arc<Mutex<Shared>>,
-    events: mpsc::UnboundedReceiver<Result<CampaignEvent, Error>>,
-    /// Stops the campaign's task; dropping it does too.
-    stop: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Debug)]
@@ -123,6 +130,8 @@ struct Shared {
     /// The owner closed the campaign: what arrives after is of no interest.
     closed: bool,
     events: mpsc::UnboundedSender<Result<CampaignEvent, Error>>,
+    /// Stops the campaign's task; dropping it does too.
+    stop: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Debug)]
@@ -189,6 +198,7 @@ impl Client {
             resigning: false,
             closed: false,
             events: sender,
+            stop: Some(stop),
         }));
         match optional_duration(options.lease_duration, "lease_duration") {
             Ok(lease_duration) => {
@@ -207,12 +217,13 @@ impl Client {
             }
         }
         Campaign {
-            name: name.to_owned(),
-            candidate,
-            elections: self.elections.clone(),
-            shared,
+            handle: CampaignHandle {
+                name: name.to_owned(),
+                candidate,
+                elections: self.elections.clone(),
+                shared,
+            },
             events,
-            stop: Some(stop),
         }
     }
 
@@ -300,6 +311,48 @@ impl Client {
 }
 
 impl Campaign {
+    /// The controls, to share with other tasks.
+    pub fn handle(&self) -> CampaignHandle {
+        self.handle.clone()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.handle.name
+    }
+
+    pub fn candidate(&self) -> &str {
+        &self.handle.candidate
+    }
+
+    /// The current term of leadership, if this candidate leads.
+    pub fn leadership(&self) -> Option<Leadership> {
+        self.handle.leadership()
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.handle.is_leading()
+    }
+
+    /// Publishes a new value to observers; only while leading, else
+    /// [`Error::NotHeld`].
+    pub async fn proclaim(&self, value: &str) -> Result<(), Error> {
+        self.handle.proclaim(value).await
+    }
+
+    /// Steps down now and ends the campaign; another candidate is elected at
+    /// once. Only while leading, else [`Error::NotHeld`].
+    pub async fn resign(&self) -> Result<(), Error> {
+        self.handle.resign().await
+    }
+
+    /// Leaves the campaign, giving up leadership at once if leading. The
+    /// events queued so far can still be read; then the stream ends.
+    pub fn close(&self) {
+        self.handle.close()
+    }
+}
+
+impl CampaignHandle {
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -361,14 +414,12 @@ impl Campaign {
         }
     }
 
-    /// Leaves the campaign, giving up leadership at once if leading. The
-    /// events queued so far can still be read; then the stream ends.
-    pub fn close(&mut self) {
+    /// Leaves the campaign, giving up leadership at once if leading.
+    pub fn close(&self) {
         let mut shared = lock(&self.shared);
         shared.closed = true;
         shared.depose(None);
-        drop(shared);
-        if let Some(stop) = self.stop.take() {
+        if let Some(stop) = shared.stop.take() {
             let _ = stop.send(());
         }
     }
@@ -396,7 +447,7 @@ impl Stream for Campaign {
 
 impl Drop for Campaign {
     fn drop(&mut self) {
-        self.close();
+        self.handle.close();
     }
 }
 

@@ -11,7 +11,7 @@ pub enum Error {
     /// The request was malformed (`INVALID_ARGUMENT`); `field` names the
     /// request field at fault, as the sidecar reports it in its `field`
     /// trailer.
-    #[error("invalid {}: {message}", .field.as_deref().unwrap_or("argument"))]
+    #[error("invalid argument: {message}")]
     InvalidArgument { field: Option<String>, message: String },
 
     /// The fencing token or term is not the current one, so the caller does
@@ -113,7 +113,7 @@ mod tests {
         let error = Error::from(status);
         assert_eq!(error.field(), Some("lease_duration"));
         assert_eq!(error.code(), Code::InvalidArgument);
-        assert_eq!(error.to_string(), "invalid lease_duration: must be whole seconds");
+        assert_eq!(error.to_string(), "invalid argument: must be whole seconds");
     }
 
     #[test]

@@ -44,7 +44,9 @@ mod proto {
 }
 
 pub use client::{Client, DEFAULT_ADDRESS, ReadConsistency};
-pub use election::{Campaign, CampaignEvent, CampaignOptions, Leader, LeaderInfo, Leadership, Observation};
+pub use election::{
+    Campaign, CampaignEvent, CampaignHandle, CampaignOptions, Leader, LeaderInfo, Leadership, Observation,
+};
 pub use error::Error;
 pub use futures_core::Stream;
 pub use lease::{LeasedLock, LockInfo, TryLockOptions};
