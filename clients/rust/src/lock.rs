@@ -212,26 +212,30 @@ impl Lock {
     }
 
     /// Closing the stream makes the sidecar release the lock; this waits
-    /// until its view shows the lock free or someone else's, for at most
-    /// the lease (after which it has expired anyway).
+    /// until its view shows the lock free or someone else's (its cache
+    /// follows the store, so that is committed), for at most the lease: a
+    /// sidecar that cannot answer by then cannot hold the lock either.
     async fn released_by_sidecar(&mut self) -> Result<(), Error> {
         let give_up = Instant::now() + self.lease_duration.max(Duration::from_secs(1));
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let state = self
-                .locks
-                .get_lock(proto::GetLockRequest {
-                    name: self.name.clone(),
-                    consistency: ReadConsistency::Cached.to_proto(),
-                })
-                .await?
-                .into_inner();
-            if !state.held || state.fencing_token != self.token || Instant::now() >= give_up {
-                return Ok(());
+        let released = async {
+            let mut pause = Duration::from_millis(2);
+            loop {
+                let state = self
+                    .locks
+                    .get_lock(proto::GetLockRequest {
+                        name: self.name.clone(),
+                        consistency: ReadConsistency::Cached.to_proto(),
+                    })
+                    .await?
+                    .into_inner();
+                if !state.held || state.fencing_token != self.token {
+                    return Ok(());
+                }
+                sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
             }
-            sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
+        };
+        tokio::time::timeout_at(give_up, released).await.unwrap_or(Ok(()))
     }
 }
 

@@ -231,3 +231,59 @@ async fn leader_gives_leadership_back_when_this_process_pauses_past_its_deadline
     // Alice is still a candidate, and hears of the new leader.
     assert_eq!(leads(&mut alice, "bob").await.term, second.term);
 }
+
+#[tokio::test]
+async fn a_handle_controls_the_campaign_while_another_task_reads_its_events() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let mut campaign = client.campaign_with("handle", candidate("alice", "v1"));
+    let handle = campaign.handle();
+    let (elected_sender, elected_term) = tokio::sync::oneshot::channel();
+    let reader = tokio::spawn(async move {
+        let mut elected_sender = Some(elected_sender);
+        let mut deposed = Vec::new();
+        while let Some(event) = campaign.next().await {
+            match event.unwrap() {
+                CampaignEvent::Elected(leadership) => {
+                    let _ = elected_sender.take().map(|sender| sender.send(leadership.term));
+                }
+                CampaignEvent::Deposed { term, loss } => deposed.push((term, loss)),
+                CampaignEvent::LeaderChanged(_) => {}
+            }
+        }
+        deposed
+    });
+
+    let term = within(10, "elected", elected_term).await.unwrap();
+    assert_eq!(handle.leadership().map(|leadership| leadership.term), Some(term));
+    handle.proclaim("v2").await.unwrap();
+    let leader = client.get_leader("handle", ReadConsistency::Fresh).await.unwrap();
+    assert_eq!((leader.leader.as_str(), leader.value.as_str()), ("alice", "v2"));
+    handle.resign().await.unwrap();
+    // The reader sees the normal end of the term, then the end of the campaign.
+    assert_eq!(
+        within(10, "the campaign ends", reader).await.unwrap(),
+        vec![(term, None)]
+    );
+}
+
+#[tokio::test]
+async fn dropping_an_observation_stops_it_and_others_go_on() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let first = client.observe("watched");
+    let mut second = client.observe("watched");
+    assert_eq!(
+        within(10, "the current leader", second.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .leader,
+        ""
+    );
+    drop(first);
+    let mut alice = client.campaign_with("watched", candidate("alice", "x"));
+    elected(&mut alice).await;
+    let seen = within(10, "the new leader", second.next()).await.unwrap().unwrap();
+    assert_eq!((seen.leader.as_str(), seen.value.as_str()), ("alice", "x"));
+}
