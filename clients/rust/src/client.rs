@@ -12,9 +12,9 @@ use crate::proto::lock_service_client::LockServiceClient;
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:13131";
 
 /// A connection to one sidecar. Cloning it is cheap and shares the
-/// connection; it is safe to use from many tasks at once. Dropping the last
-/// clone closes the connection, which releases every lock and ends every
-/// campaign held through it.
+/// connection; it is safe to use from many tasks at once. Locks, leases and
+/// campaigns keep the connection open while they last; it closes when the
+/// last of them and of the clones is gone.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub(crate) locks: LockServiceClient<Channel>,

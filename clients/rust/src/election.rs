@@ -481,6 +481,9 @@ async fn run(
                     }
                 }
                 message = stream.message() => match message {
+                    // A message that arrives after the deadline (this process was
+                    // paused, say) cannot revive the term: depose it first.
+                    Ok(Some(_)) if heartbeat_timeout(&shared) => break None,
                     Ok(Some(message)) => on_message(&shared, message),
                     Ok(None) => break Some(None),
                     Err(status) => break Some(Some(Error::from(status))),

@@ -225,7 +225,14 @@ impl LeasedLock {
     pub async fn renew(&self, lease_duration: Option<Duration>) -> Result<Duration, Error> {
         match self.client.renew(&self.name, self.token, lease_duration).await {
             Ok(valid_for) => {
-                if !self.ending.is_over() {
+                if tokio::time::Instant::now() >= self.deadline.at() {
+                    // Too late: the lease had run out here first, and a renewal
+                    // does not revive it.
+                    self.ending.lose(Loss::new(
+                        LossReason::HeartbeatTimeout,
+                        format!("the lease of lock {} ran out before it was renewed", self.name),
+                    ));
+                } else if !self.ending.is_over() {
                     self.deadline.extend(valid_for);
                     self.moved.send_replace(());
                 }

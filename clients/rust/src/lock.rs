@@ -281,6 +281,15 @@ async fn follow(
                 }
             }
             message = stream.message() => match message {
+                // A heartbeat that arrives after the deadline (this process was
+                // paused, say) is too late to revive the lock.
+                Ok(Some(_)) if Instant::now() >= deadline.at() => {
+                    ending.lose(Loss::new(
+                        LossReason::HeartbeatTimeout,
+                        format!("no heartbeat from the sidecar before {what} stopped being valid"),
+                    ));
+                    return;
+                }
                 Ok(Some(proto::AcquireResponse { event: Some(acquire_response::Event::Renewed(renewed)) })) => {
                     deadline.extend(from_proto_duration(renewed.valid_for));
                 }
