@@ -257,3 +257,33 @@ async fn lock_is_given_back_when_this_process_pauses_past_its_deadline() {
     let next = within(10, "the waiter is granted", waiter).await.unwrap().unwrap();
     assert!(next.token() > lock.token());
 }
+
+#[tokio::test]
+async fn a_lease_left_unrenewed_is_lost_on_the_clients_own_deadline() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let lease = client
+        .try_lock_with(
+            "unrenewed",
+            TryLockOptions::default().lease_duration(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+    let loss = within(10, "lost", lease.signal().lost())
+        .await
+        .expect("a loss, not a normal end");
+    assert_eq!(loss.reason, LossReason::HeartbeatTimeout, "{loss}");
+    assert_eq!(lease.valid_for(), Duration::ZERO);
+    // The sidecar agrees: the next try gets it, with a greater token.
+    let next = within(10, "expired at the sidecar", async {
+        loop {
+            match client.try_lock("unrenewed").await {
+                Ok(next) => return next,
+                Err(Error::NotFree { .. }) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(next.token() > lease.token());
+}
