@@ -210,11 +210,8 @@ impl Client {
                 };
                 tokio::spawn(run(self.elections.clone(), request, shared.clone(), stopped));
             }
-            Err(err) => {
-                // Said on the stream, like the sidecar's own refusals.
-                let _ = lock(&shared).events.send(Err(err));
-                lock(&shared).events = mpsc::unbounded_channel().0;
-            }
+            // Said on the stream, like the sidecar's own refusals.
+            Err(err) => finish(&shared, Some(err)),
         }
         Campaign {
             handle: CampaignHandle {
