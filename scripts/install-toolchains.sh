@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs, from the package registries only, what the Go, Python and Java
-# clients need to be generated (`npm run generate`) and tested (the go, python,
-# java and crosslang suites), at the exact versions pinned here and in the
-# clients' own manifests:
+# Installs, from the package registries only, what the Go, Python, Java and
+# Rust clients need to be generated (`npm run generate`; Rust's build.rs) and
+# tested (the go, python, java, rust and crosslang suites), at the exact
+# versions pinned here and in the clients' own manifests:
 #
 #   .cache/tools/bin   protoc-gen-go, protoc-gen-go-grpc (go install);
 #                      protoc and protoc-gen-grpc-java (Maven Central)
