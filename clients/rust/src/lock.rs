@@ -258,6 +258,12 @@ async fn follow(
     mut end_requested: oneshot::Receiver<oneshot::Sender<()>>,
     what: String,
 ) {
+    let too_late = || {
+        Loss::new(
+            LossReason::HeartbeatTimeout,
+            format!("no heartbeat from the sidecar before {what} stopped being valid"),
+        )
+    };
     loop {
         tokio::select! {
             // The guard's own end first, then the deadline, then the news:
@@ -273,10 +279,7 @@ async fn follow(
             }
             _ = sleep_until(deadline.at()) => {
                 if Instant::now() >= deadline.at() {
-                    ending.lose(Loss::new(
-                        LossReason::HeartbeatTimeout,
-                        format!("no heartbeat from the sidecar before {what} stopped being valid"),
-                    ));
+                    ending.lose(too_late());
                     return;
                 }
             }
@@ -284,10 +287,7 @@ async fn follow(
                 // A heartbeat that arrives after the deadline (this process was
                 // paused, say) is too late to revive the lock.
                 Ok(Some(_)) if Instant::now() >= deadline.at() => {
-                    ending.lose(Loss::new(
-                        LossReason::HeartbeatTimeout,
-                        format!("no heartbeat from the sidecar before {what} stopped being valid"),
-                    ));
+                    ending.lose(too_late());
                     return;
                 }
                 Ok(Some(proto::AcquireResponse { event: Some(acquire_response::Event::Renewed(renewed)) })) => {
