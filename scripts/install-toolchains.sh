@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Installs, from the package registries only, what the Go, Python and Java
-# clients need to be generated (`npm run generate`) and tested (the go, python,
-# java and crosslang suites), at the exact versions pinned here and in the
-# clients' own manifests:
+# Installs, from the package registries only, what the Go, Python, Java and
+# Rust clients need to be generated (`npm run generate`; Rust's build.rs) and
+# tested (the go, python, java, rust and crosslang suites), at the exact
+# versions pinned here and in the clients' own manifests:
 #
 #   .cache/tools/bin   protoc-gen-go, protoc-gen-go-grpc (go install);
 #                      protoc and protoc-gen-grpc-java (Maven Central)
 #   .cache/tools/venv  clients/python/requirements-dev.txt (PyPI)
 #   user caches        the Go modules of clients/go, test/crosslang/go and
-#                      examples/go, and the Maven artifacts and plugins of
-#                      clients/java
+#                      examples/go, the Maven artifacts and plugins of
+#                      clients/java, and the crates in clients/rust/Cargo.lock
+#                      (which the rust suite then builds offline)
 #
-# Needs go, python3, java and mvn on PATH. Idempotent: a step whose stamp
+# Needs go, python3, java, mvn and cargo on PATH. Idempotent: a step whose stamp
 # matches its pinned versions is skipped, so a second run takes about a second.
 set -euo pipefail
 
@@ -29,7 +30,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools=$root/.cache/tools
 mkdir -p "$tools/bin"
 
-for tool in go python3 java mvn; do
+for tool in go python3 java mvn cargo; do
   command -v "$tool" >/dev/null || { echo "install-toolchains: $tool is not on PATH" >&2; exit 1; }
 done
 
@@ -80,4 +81,13 @@ if ! up_to_date java "$key" || [[ ! -x "$tools/bin/protoc" || ! -x "$tools/bin/p
   (cd "$root/clients/java" && "${mvn[@]}" test -Dtest=NoSuchTest -Dsurefire.failIfNoSpecifiedTests=false \
     dependency:build-classpath -Dmdep.outputFile="$download/classpath.txt")
   done_with java "$key"
+fi
+
+# Rust: the crates of the client, at the versions in its Cargo.lock; its
+# build.rs runs the protoc that one of them ships.
+rust=(cargo fetch --locked --manifest-path "$root/clients/rust/Cargo.toml")
+key=$(hash_of "$root/clients/rust/Cargo.lock")
+if ! up_to_date rust "$key" || ! "${rust[@]}" --offline >/dev/null 2>&1; then
+  "${rust[@]}"
+  done_with rust "$key"
 fi

@@ -73,6 +73,21 @@ export function countGoTest(output: string): Counts {
   return { passed: count("PASS"), failed: count("FAIL"), skipped: count("SKIP") };
 }
 
+/**
+ * Counts cargo test: one "test result: ok. P passed; F failed; I ignored; ..."
+ * line per test binary (the library's unit tests, each file in tests/, the
+ * doc tests).
+ */
+export function countCargoTest(output: string): Counts {
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0 };
+  for (const m of output.matchAll(/^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored;/gm)) {
+    counts.passed += Number(m[1]);
+    counts.failed += Number(m[2]);
+    counts.skipped += Number(m[3]);
+  }
+  return counts;
+}
+
 /** Counts from pytest's closing line, e.g. "==== 1 failed, 5 passed, 1 skipped in 3.1s ====". */
 export function countPytest(output: string): Counts {
   const summary = output.match(/^=+ (.*) in [\d.]+s(?: \([^)]*\))? =+$/gm)?.at(-1) ?? "";
@@ -128,6 +143,15 @@ const languageSuites: Suite[] = [
     cwd: `${root}clients/java`,
     env: DAEMON_ENV,
     count: countSurefire,
+  },
+  {
+    name: "rust",
+    prepare: toolchains,
+    // Offline: install-toolchains.sh fetched the crates in Cargo.lock.
+    command: ["cargo", "test", "--offline", "--locked"],
+    cwd: `${root}clients/rust`,
+    env: { ...DAEMON_ENV, CARGO_TERM_COLOR: "never" },
+    count: countCargoTest,
   },
   {
     name: "crosslang",

@@ -1,0 +1,377 @@
+//! The Rust conformance driver (test/conformance/PROTOCOL.md): reads the
+//! harness's commands as JSON lines on stdin, performs each through this
+//! crate's wrapper, and writes the replies and the wrapper's events as JSON
+//! lines on stdout.
+//!
+//! `cargo build --example conformance_driver`, then run
+//! `target/debug/examples/conformance_driver`.
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use metaparticle_sync::{
+    Campaign, CampaignEvent, CampaignHandle, CampaignOptions, Client, Error, LeasedLock, Lock, LockOptions, LostSignal,
+    ReadConsistency, TryLockOptions,
+};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+
+/// A command's failure: what the wrapper said, or a command this driver
+/// cannot perform.
+enum Failure {
+    Wrapper(Error),
+    Unimplemented(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Wrapper(error)
+    }
+}
+
+type Reply = Result<Map<String, Value>, Failure>;
+
+enum Held {
+    Lock(Lock),
+    Lease(LeasedLock),
+}
+
+#[derive(Default)]
+struct Driver {
+    clients: HashMap<String, Client>,
+    locks: HashMap<String, Held>,
+    campaigns: HashMap<String, (CampaignHandle, JoinHandle<()>)>,
+    observations: HashMap<String, (oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+/// Writes one line whole and flushes it; tasks write events concurrently.
+fn write(message: Value) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{message}");
+    let _ = stdout.flush();
+}
+
+fn text(args: &Value, key: &str) -> Option<String> {
+    args.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn millis(args: &Value, key: &str) -> Option<Duration> {
+    args.get(key).and_then(Value::as_u64).map(Duration::from_millis)
+}
+
+fn consistency(args: &Value) -> ReadConsistency {
+    match args.get("fresh").and_then(Value::as_bool) {
+        Some(true) => ReadConsistency::Fresh,
+        _ => ReadConsistency::Cached,
+    }
+}
+
+fn fields(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The canonical upper-snake name of a gRPC status code.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn error_json(error: &Error) -> Value {
+    json!({ "code": code_name(error.code()), "field": error.field(), "message": error.to_string() })
+}
+
+/// Reports the lock's loss when its signal fires; a normal release fires
+/// nothing.
+fn watch_loss(handle: String, signal: LostSignal) {
+    tokio::spawn(async move {
+        if let Some(loss) = signal.lost().await {
+            write(
+                json!({ "event": "lost", "handle": handle, "reason": loss.reason.as_str(), "message": loss.message }),
+            );
+        }
+    });
+}
+
+/// Forwards the campaign's events until its stream ends.
+fn forward_campaign(handle: String, mut campaign: Campaign) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut failure = None;
+        while let Some(event) = campaign.next().await {
+            let message = match event {
+                Ok(CampaignEvent::Elected(leadership)) => {
+                    json!({ "event": "elected", "handle": handle, "term": leadership.term })
+                }
+                Ok(CampaignEvent::Deposed { term, loss }) => {
+                    let (reason, message) = match loss {
+                        Some(loss) => (loss.reason.as_str(), loss.message),
+                        None => ("resigned", "this candidate resigned or left".to_owned()),
+                    };
+                    json!({ "event": "deposed", "handle": handle, "term": term, "reason": reason, "message": message })
+                }
+                Ok(CampaignEvent::LeaderChanged(leader)) => json!({
+                    "event": "leader-changed", "handle": handle,
+                    "leader": leader.leader, "value": leader.value, "term": leader.term,
+                }),
+                Err(error) => {
+                    failure = Some(error_json(&error));
+                    continue;
+                }
+            };
+            write(message);
+        }
+        let mut ended = json!({ "event": "campaign-ended", "handle": handle });
+        if let Some(error) = failure {
+            ended["error"] = error;
+        }
+        write(ended);
+    })
+}
+
+impl Driver {
+    fn client(&self, args: &Value) -> Result<Client, Failure> {
+        let name = text(args, "client").unwrap_or_default();
+        self.clients
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| Failure::Unimplemented(format!("no client {name}")))
+    }
+
+    fn handle(args: &Value) -> String {
+        text(args, "handle").unwrap_or_default()
+    }
+
+    fn unknown(op: &str, handle: &str) -> Failure {
+        Failure::Unimplemented(format!("no such handle for {op}: {handle}"))
+    }
+
+    async fn perform(&mut self, op: &str, args: &Value) -> Reply {
+        let name = text(args, "name").unwrap_or_default();
+        let handle_as = text(args, "as").unwrap_or_default();
+        match op {
+            "connect" => {
+                let client = Client::with_address(&text(args, "address").unwrap_or_default())?;
+                self.clients.insert(handle_as, client);
+                Ok(Map::new())
+            }
+            "lock" => {
+                let options = LockOptions {
+                    holder: text(args, "holder"),
+                    lease_duration: millis(args, "leaseDurationMs"),
+                    wait_timeout: millis(args, "waitTimeoutMs"),
+                };
+                let lock = self.client(args)?.lock_with(&name, options).await?;
+                watch_loss(handle_as.clone(), lock.signal());
+                let reply = fields(json!({ "token": lock.token(), "holder": lock.holder() }));
+                self.locks.insert(handle_as, Held::Lock(lock));
+                Ok(reply)
+            }
+            "tryLock" => {
+                let options = TryLockOptions {
+                    holder: text(args, "holder"),
+                    lease_duration: millis(args, "leaseDurationMs"),
+                };
+                match self.client(args)?.try_lock_with(&name, options).await {
+                    Ok(lease) => {
+                        watch_loss(handle_as.clone(), lease.signal());
+                        let reply = fields(json!({
+                            "acquired": true, "token": lease.token(),
+                            "validForMs": lease.valid_for().as_millis() as u64,
+                        }));
+                        self.locks.insert(handle_as, Held::Lease(lease));
+                        Ok(reply)
+                    }
+                    Err(Error::NotFree { .. }) => Ok(fields(json!({ "acquired": false }))),
+                    Err(error) => Err(error.into()),
+                }
+            }
+            "renew" => {
+                let handle = Self::handle(args);
+                match self.locks.get(&handle) {
+                    Some(Held::Lease(lease)) => {
+                        let valid_for = lease.renew(millis(args, "leaseDurationMs")).await?;
+                        Ok(fields(json!({ "validForMs": valid_for.as_millis() as u64 })))
+                    }
+                    _ => Err(Self::unknown(op, &handle)),
+                }
+            }
+            "release" => self.release(op, &Self::handle(args)).await,
+            "getLock" => {
+                let info = self.client(args)?.get_lock(&name, consistency(args)).await?;
+                Ok(fields(
+                    json!({ "held": info.held, "holder": info.holder, "token": info.fencing_token }),
+                ))
+            }
+            "campaign" => {
+                let options = CampaignOptions {
+                    candidate: text(args, "candidate"),
+                    value: text(args, "value").unwrap_or_default(),
+                    lease_duration: millis(args, "leaseDurationMs"),
+                };
+                let campaign = self.client(args)?.campaign_with(&name, options);
+                let control = campaign.handle();
+                let forwarding = forward_campaign(handle_as.clone(), campaign);
+                self.campaigns.insert(handle_as, (control, forwarding));
+                Ok(Map::new())
+            }
+            "proclaim" | "resign" => {
+                let handle = Self::handle(args);
+                let Some((campaign, _)) = self.campaigns.get(&handle) else {
+                    return Err(Self::unknown(op, &handle));
+                };
+                if op == "proclaim" {
+                    campaign.proclaim(&text(args, "value").unwrap_or_default()).await?;
+                } else {
+                    campaign.resign().await?;
+                }
+                Ok(Map::new())
+            }
+            "getLeader" => {
+                let leader = self.client(args)?.get_leader(&name, consistency(args)).await?;
+                Ok(fields(
+                    json!({ "leader": leader.leader, "value": leader.value, "term": leader.term }),
+                ))
+            }
+            "observe" => {
+                let mut observation = self.client(args)?.observe(&name);
+                let (stop, mut stopped) = oneshot::channel::<()>();
+                let handle = handle_as.clone();
+                let following = tokio::spawn(async move {
+                    let mut ended = json!({ "event": "observe-ended", "handle": handle });
+                    loop {
+                        let leader = tokio::select! {
+                            leader = observation.next() => leader,
+                            _ = &mut stopped => break,
+                        };
+                        match leader {
+                            Some(Ok(leader)) => write(json!({
+                                "event": "leader", "handle": handle,
+                                "leader": leader.leader, "value": leader.value, "term": leader.term,
+                            })),
+                            Some(Err(error)) => ended["error"] = error_json(&error),
+                            None => break,
+                        }
+                    }
+                    // Dropping the observation cancels the call.
+                    drop(observation);
+                    write(ended);
+                });
+                self.observations.insert(handle_as, (stop, following));
+                Ok(Map::new())
+            }
+            "close" => {
+                let handle = Self::handle(args);
+                if self.locks.contains_key(&handle) {
+                    self.release(op, &handle).await
+                } else if let Some((campaign, forwarding)) = self.campaigns.remove(&handle) {
+                    campaign.close();
+                    // The forwarder reports the last events and the end.
+                    let _ = forwarding.await;
+                    Ok(Map::new())
+                } else if let Some((stop, following)) = self.observations.remove(&handle) {
+                    let _ = stop.send(());
+                    let _ = following.await;
+                    Ok(Map::new())
+                } else if self.clients.remove(&handle).is_some() {
+                    Ok(Map::new())
+                } else {
+                    Err(Self::unknown(op, &handle))
+                }
+            }
+            _ => Err(Failure::Unimplemented(format!("unknown op {op}"))),
+        }
+    }
+
+    async fn release(&mut self, op: &str, handle: &str) -> Reply {
+        match self.locks.remove(handle) {
+            Some(Held::Lock(lock)) => lock.release().await?,
+            Some(Held::Lease(lease)) => lease.release().await?,
+            None => return Err(Self::unknown(op, handle)),
+        }
+        Ok(Map::new())
+    }
+
+    /// stdin ended: give back everything, then leave.
+    async fn close_all(&mut self) {
+        for (_, held) in self.locks.drain() {
+            let _ = match held {
+                Held::Lock(lock) => lock.release().await,
+                Held::Lease(lease) => lease.release().await,
+            };
+        }
+        for (_, (campaign, forwarding)) in self.campaigns.drain() {
+            campaign.close();
+            let _ = forwarding.await;
+        }
+        for (_, (stop, following)) in self.observations.drain() {
+            let _ = stop.send(());
+            let _ = following.await;
+        }
+        self.clients.clear();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    write(json!({ "event": "ready", "language": "rust", "client": "metaparticle_sync::Client" }));
+    let mut driver = Driver::default();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let args: Value = match serde_json::from_str(&line) {
+            Ok(args) => args,
+            Err(err) => {
+                eprintln!("conformance driver: not JSON: {err}: {line}");
+                continue;
+            }
+        };
+        let id = args.get("id").cloned().unwrap_or(Value::Null);
+        let op = text(&args, "op").unwrap_or_default();
+        let mut reply = Map::new();
+        reply.insert("id".into(), id);
+        match driver.perform(&op, &args).await {
+            Ok(fields) => {
+                reply.insert("ok".into(), Value::Bool(true));
+                reply.extend(fields);
+            }
+            Err(Failure::Wrapper(error)) => {
+                reply.insert("ok".into(), Value::Bool(false));
+                reply.insert("error".into(), error_json(&error));
+            }
+            Err(Failure::Unimplemented(message)) => {
+                reply.insert("ok".into(), Value::Bool(false));
+                reply.insert(
+                    "error".into(),
+                    json!({ "code": "UNIMPLEMENTED", "field": null, "message": message }),
+                );
+            }
+        }
+        write(Value::Object(reply));
+    }
+    driver.close_all().await;
+}
