@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { controlplaneCacheDir } from "../test/controlplane/controlplane.js";
 import { nowMs, sleep, within } from "./lib/clock.js";
 import { DAEMON_MAIN, OurDaemon } from "./lib/daemon.js";
-import { rssBytes } from "./lib/proc.js";
+import { cpuMs, rssBytes } from "./lib/proc.js";
 import { summarize } from "./lib/stats.js";
 
 interface Args {
@@ -88,12 +88,15 @@ async function main(): Promise<void> {
   const daemons: OurDaemon[] = [];
   const startToServingMs: number[] = [];
   const startToLeaderMs: number[] = [];
+  const cpuToServingMs: number[] = [];
   try {
     // One at a time, so each start-up is timed on an otherwise quiet machine.
     for (let i = 0; i < args.runs; i++) {
       const identity = `footprint-${process.pid}-${i}`;
       const daemon = await OurDaemon.start({ kubeconfig, namespace, identity, main: args.main });
       daemons.push(daemon);
+      // CPU time is steadier than wall time on a busy machine.
+      cpuToServingMs.push(cpuMs(daemon.pid));
       let elected!: (at: number) => void;
       const electedAt = new Promise<number>((resolve) => (elected = resolve));
       const campaign = daemon.client.campaign(identity, { candidate: identity, onElected: () => elected(nowMs()) });
@@ -106,8 +109,10 @@ async function main(): Promise<void> {
     const serving = summarize(startToServingMs);
     const leader = summarize(startToLeaderMs);
     const memory = summarize(rss);
+    const cpu = summarize(cpuToServingMs);
     console.log(`daemon ${args.main} on Node ${process.version}, ${args.backend} backend, ${args.runs} runs`);
     console.log(`spawn -> health SERVING   median ${ms(serving.median)}  min ${ms(serving.min)}  max ${ms(serving.max)}`);
+    console.log(`CPU time to SERVING       median ${ms(cpu.median)}  min ${ms(cpu.min)}  max ${ms(cpu.max)}`);
     console.log(`spawn -> leading          median ${ms(leader.median)}  min ${ms(leader.min)}  max ${ms(leader.max)}`);
     console.log(`idle RSS after ${args.settleMs} ms  median ${mib(memory.median)}  min ${mib(memory.min)}  max ${mib(memory.max)}`);
   } finally {
