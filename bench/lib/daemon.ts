@@ -10,8 +10,8 @@ import { tiedCommand } from "../../test/support/tied-process.js";
 import { nowMs, sleep } from "./clock.js";
 import { freePort } from "./proc.js";
 
-/** dist/daemon/main.js, next to dist/bench/. */
-export const DAEMON_MAIN = fileURLToPath(new URL("../../daemon/main.js", import.meta.url));
+/** The lean build (`npm run build`, scripts/bundle.mjs) that `npm start` and the image run: dist/lean/main.mjs. */
+export const DAEMON_MAIN = fileURLToPath(new URL("../../lean/main.mjs", import.meta.url));
 
 export interface DaemonOptions {
   /** The Kubernetes backend's kubeconfig; without one the daemon runs on the memory backend. */

@@ -6,7 +6,9 @@
 import { type MethodDefinition, type Server, type ServerDuplexStream, type ServiceDefinition, status } from "@grpc/grpc-js";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type DescriptorProto, type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 
 interface ReflectionRequest {
   host?: string;
@@ -68,8 +70,12 @@ export class DescriptorIndex {
 type Codec = { decode(bytes: Buffer): ReflectionRequest; encode(response: object): Buffer };
 
 async function loadCodec(version: "v1" | "v1alpha"): Promise<Codec> {
-  const { loadSync } = await import("@grpc/proto-loader");
-  const protoPath = createRequire(import.meta.url).resolve(`@grpc/reflection/build/proto/grpc/reflection/${version}/reflection.proto`);
+  // A CommonJS package: its exports are the default export of the namespace, bundled or not.
+  const { loadSync } = (await import("@grpc/proto-loader")).default;
+  // The lean build (scripts/bundle.mjs) ships the file beside itself; the plain build reads it from the package.
+  const file = `grpc/reflection/${version}/reflection.proto`;
+  const beside = fileURLToPath(new URL(`./proto/${file}`, import.meta.url));
+  const protoPath = existsSync(beside) ? beside : createRequire(import.meta.url).resolve(`@grpc/reflection/build/proto/${file}`);
   const definition = loadSync(protoPath, { keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true });
   const method = (definition[`grpc.reflection.${version}.ServerReflection`] as Record<string, MethodDefinition<ReflectionRequest, object>>)
     .ServerReflectionInfo!;
@@ -101,7 +107,11 @@ export function addReflection(server: Server, index: () => DescriptorIndex): voi
     server.addService(definition, {
       ServerReflectionInfo: (stream: ServerDuplexStream<Buffer, Buffer>) => {
         let replies: Promise<unknown> = (codec ??= loadCodec(version));
-        const fail = (err: unknown) => stream.destroy(err instanceof Error ? err : new Error(String(err)));
+        const fail = (err: unknown) =>
+          stream.emit("error", {
+            code: status.INTERNAL,
+            details: `reflection failed: ${err instanceof Error ? err.message : String(err)}`,
+          });
         stream.on("data", (request: Buffer) => {
           replies = replies.then(async () => {
             const { decode, encode } = await codec!;
