@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { controlplaneCacheDir } from "../test/controlplane/controlplane.js";
 import { nowMs, sleep, within } from "./lib/clock.js";
 import { DAEMON_MAIN, OurDaemon } from "./lib/daemon.js";
-import { cpuMs, rssBytes } from "./lib/proc.js";
+import { cpuMs, rssBytes, rssKinds } from "./lib/proc.js";
 import { summarize } from "./lib/stats.js";
 
 interface Args {
@@ -106,6 +106,7 @@ async function main(): Promise<void> {
     }
     await sleep(args.settleMs);
     const rss = daemons.map((d) => rssBytes(d.pid));
+    const kinds = daemons.map((d) => rssKinds(d.pid));
     const serving = summarize(startToServingMs);
     const leader = summarize(startToLeaderMs);
     const memory = summarize(rss);
@@ -115,6 +116,12 @@ async function main(): Promise<void> {
     console.log(`CPU time to SERVING       median ${ms(cpu.median)}  min ${ms(cpu.min)}  max ${ms(cpu.max)}`);
     console.log(`spawn -> leading          median ${ms(leader.median)}  min ${ms(leader.min)}  max ${ms(leader.max)}`);
     console.log(`idle RSS after ${args.settleMs} ms  median ${mib(memory.median)}  min ${mib(memory.min)}  max ${mib(memory.max)}`);
+    const anon = summarize(kinds.map((k) => k.anon));
+    const file = summarize(kinds.map((k) => k.file));
+    console.log(`  of which anonymous       median ${mib(anon.median)}  min ${mib(anon.min)}  max ${mib(anon.max)}  (the process's own)`);
+    console.log(
+      `  of which file-backed     median ${mib(file.median)}  min ${mib(file.min)}  max ${mib(file.max)}  (mostly the node binary)`,
+    );
   } finally {
     await Promise.all(daemons.map((d) => d.stop()));
   }
