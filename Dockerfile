@@ -25,6 +25,9 @@ COPY clients/typescript clients/typescript
 COPY daemon daemon
 COPY examples examples
 RUN node node_modules/typescript/bin/tsc -b
+# The lean build the image runs: the daemon bundled into dist/lean (scripts/bundle.mjs).
+COPY scripts/bundle.mjs scripts/
+RUN node scripts/bundle.mjs
 # Keep only the production dependencies; the workspace link to the client stays.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
@@ -35,10 +38,10 @@ COPY --from=build /src/package.json /src/package-lock.json ./
 COPY --from=build /src/node_modules node_modules
 COPY --from=build /src/clients/typescript/package.json clients/typescript/
 COPY --from=build /src/clients/typescript/dist clients/typescript/dist
-COPY --from=build /src/dist/daemon dist/daemon
+COPY --from=build /src/dist/lean dist/lean
 COPY --from=build /src/dist/examples dist/examples
 # The image's "node" user, by number, so that runAsNonRoot can check it.
 USER 1000:1000
 # Documentation only: the default address is loopback, for the app beside it in the pod.
 EXPOSE 13131
-ENTRYPOINT ["node", "dist/daemon/main.js"]
+ENTRYPOINT ["node", "dist/lean/main.mjs"]

@@ -18,7 +18,7 @@ import { idle } from "./phases/idle.js";
 import { scaleOurs } from "./phases/scale.js";
 import { waitingClientGo, waitingOurs } from "./phases/waiting.js";
 import { renderReport } from "./report/markdown.js";
-import { cdfPlot, logLogPlot } from "./report/plots.js";
+import { writePlots } from "./report/plots.js";
 
 /** The repository root (dist/bench/main.js -> ../..). */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -27,6 +27,8 @@ type Phase = (typeof PHASES)[number];
 
 interface Args {
   quick: boolean;
+  /** Measure nothing: draw the report and plots again from the results.json in `out`. */
+  rerender: boolean;
   /** Keep the API server's Lease watch cache on, as in a real cluster (the test harness turns it off by default). */
   watchCache: boolean;
   out: string;
@@ -35,6 +37,7 @@ interface Args {
 
 function parseArgs(argv: readonly string[]): Args {
   let quick = false;
+  let rerender = false;
   let watchCache = true;
   let out: string | undefined;
   let only = new Set<Phase>(PHASES);
@@ -43,6 +46,7 @@ function parseArgs(argv: readonly string[]): Args {
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     const value = () => inline ?? argv[++i] ?? usage(`${flag} needs a value`);
     if (flag === "--quick") quick = true;
+    else if (flag === "--rerender") rerender = true;
     else if (flag === "--no-watch-cache") watchCache = false;
     else if (flag === "--out") out = value();
     else if (flag === "--only") {
@@ -52,14 +56,15 @@ function parseArgs(argv: readonly string[]): Args {
     } else if (flag === "--help" || flag === "-h") usage();
     else usage(`unknown argument ${arg}`);
   }
-  return { quick, watchCache, out: out ?? (quick ? join(ROOT, ".cache", "bench", "quick") : join(ROOT, "bench")), only };
+  return { quick, rerender, watchCache, out: out ?? (quick ? join(ROOT, ".cache", "bench", "quick") : join(ROOT, "bench")), only };
 }
 
 function usage(problem?: string): never {
   if (problem) console.error(`bench: ${problem}`);
   console.error(
-    `usage: npm run bench -- [--quick] [--out DIR] [--only ${PHASES.join(",")}] [--no-watch-cache]\n` +
+    `usage: npm run bench -- [--quick] [--out DIR] [--only ${PHASES.join(",")}] [--no-watch-cache] [--rerender]\n` +
       "  --quick           CI-sized run (< 2 min) writing to .cache/bench/quick/ instead of bench/\n" +
+      "  --rerender        measure nothing; write the report and plots again from results.json in the output folder\n" +
       "  --no-watch-cache  serve Lease watches straight from etcd (the test harness's default) instead of the API server's watch cache",
   );
   process.exit(problem ? 2 : 0);
@@ -108,8 +113,17 @@ async function formatJson(value: unknown): Promise<string> {
   }
 }
 
+/** The report and plots of a finished run, drawn again from its results.json (after a change to the report code). */
+function rerender(args: Args): void {
+  const results = JSON.parse(readFileSync(join(args.out, "results.json"), "utf8")) as Results;
+  const reportName = results.meta.quick ? "REPORT-quick.md" : "REPORT.md";
+  writeFileSync(join(args.out, reportName), renderReport(results, writePlots(results, args.out)));
+  process.stderr.write(`[bench] wrote ${relative(ROOT, join(args.out, reportName)) || reportName} from results.json\n`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  if (args.rerender) return rerender(args);
   const startedAt = performance.now();
   const loadBefore = loadAverage();
   const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
@@ -265,48 +279,7 @@ async function main(): Promise<void> {
   results.meta.durationS = (performance.now() - startedAt) / 1000;
   results.meta.loadAfter = loadAverage();
   mkdirSync(args.out, { recursive: true });
-  const plots: { handoffCdf?: string; waiting?: string } = {};
-  const colors = {
-    ours: [31, 119, 180],
-    oursElection: [114, 170, 222],
-    clientGo: [230, 110, 0],
-    clientGo500: [250, 180, 90],
-    etcd: [44, 160, 44],
-  } as const;
-  const handoffSeries = [
-    { name: "ours (lock)", color: colors.ours, samples: results.handoff.ours?.samples },
-    { name: "ours (election)", color: colors.oursElection, samples: results.handoff["ours-election"]?.samples },
-    { name: "client-go, RetryPeriod 2 s", color: colors.clientGo, samples: results.handoff["client-go"]?.samples },
-    { name: "client-go, RetryPeriod 500 ms", color: colors.clientGo500, samples: results.handoff["client-go-500ms"]?.samples },
-    { name: "etcd Election", color: colors.etcd, samples: results.handoff.etcd?.samples },
-  ].filter((s): s is typeof s & { samples: number[] } => (s.samples?.length ?? 0) > 0);
-  if (handoffSeries.length > 0) {
-    plots.handoffCdf = "handoff-cdf.png";
-    writeFileSync(join(args.out, plots.handoffCdf), cdfPlot("Graceful handoff: holder lets go -> next holder told, CDF", handoffSeries));
-  }
-  const waitingSeries = (["ours", "client-go"] as const)
-    .map((system) => ({
-      name: system === "ours" ? "ours (watch, no polling)" : "client-go (RetryPeriod 2 s)",
-      color: system === "ours" ? colors.ours : colors.clientGo,
-      points: results.waiting
-        .filter((w) => w.system === system && w.perSecond > 0)
-        .sort((a, b) => a.waiters - b.waiters)
-        .map((w) => [w.waiters, w.perSecond] as const),
-    }))
-    .filter((s) => s.points.length > 0);
-  if (waitingSeries.length > 0) {
-    plots.waiting = "waiting-requests.png";
-    writeFileSync(
-      join(args.out, plots.waiting),
-      logLogPlot(
-        "Lease requests the API server served: 1 holder + W waiters",
-        "waiters W (log scale)",
-        "requests per second (log scale)",
-        waitingSeries,
-        (v) => `${v.toFixed(v < 1 ? 2 : 1)}/s`,
-      ),
-    );
-  }
+  const plots = writePlots(results, args.out);
   const reportName = args.quick ? "REPORT-quick.md" : "REPORT.md";
   writeFileSync(join(args.out, reportName), renderReport(results, plots));
   writeFileSync(join(args.out, "results.json"), await formatJson(results));

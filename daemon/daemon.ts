@@ -5,7 +5,7 @@ import type { Server as HttpServer } from "node:http";
 import type { Config } from "./config.js";
 import { Engine } from "./engine/index.js";
 import type { Logger } from "./log.js";
-import { Metrics } from "./metrics.js";
+import type { Metrics } from "./metrics.js";
 import { DaemonServer } from "./server/server.js";
 import { createStore } from "./store/create-store.js";
 import type { LeaseStore } from "./store/lease-store.js";
@@ -34,7 +34,8 @@ export interface RunningDaemon {
 /** Starts serving; calls made before the store has synced wait for it (or fail, if it cannot sync). */
 export async function startDaemon(config: Config, log: Logger, store?: LeaseStore): Promise<RunningDaemon> {
   const identity = `${config.identity}_${randomBytes(4).toString("hex")}`;
-  const metrics = config.metricsListen === "" ? undefined : new Metrics();
+  // prom-client is loaded only when metrics are served: most sidecars never pay for it.
+  const metrics: Metrics | undefined = config.metricsListen === "" ? undefined : new (await import("./metrics.js")).Metrics();
   const leaseStore = store ?? (await createStore(config, log, metrics?.storeObserver));
   if (leaseStore.distributed) {
     log.info({ backend: config.backend, reason: config.backendReason, store: leaseStore.describe() }, "lease store selected");

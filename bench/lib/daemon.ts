@@ -10,15 +10,18 @@ import { tiedCommand } from "../../test/support/tied-process.js";
 import { nowMs, sleep } from "./clock.js";
 import { freePort } from "./proc.js";
 
-/** dist/daemon/main.js, next to dist/bench/. */
-export const DAEMON_MAIN = fileURLToPath(new URL("../../daemon/main.js", import.meta.url));
+/** The lean build (`npm run build`, scripts/bundle.mjs) that `npm start` and the image run: dist/lean/main.mjs. */
+export const DAEMON_MAIN = fileURLToPath(new URL("../../lean/main.mjs", import.meta.url));
 
 export interface DaemonOptions {
-  readonly kubeconfig: string;
+  /** The Kubernetes backend's kubeconfig; without one the daemon runs on the memory backend. */
+  readonly kubeconfig: string | undefined;
   readonly namespace: string;
   readonly identity: string;
   /** Extra flags, e.g. --lease-duration=5s. */
   readonly flags?: readonly string[];
+  /** The daemon's entry file; DAEMON_MAIN unless given. */
+  readonly main?: string;
   readonly timeoutMs?: number;
 }
 
@@ -81,11 +84,11 @@ export class OurDaemon {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
     const [command, args] = tiedCommand(process.execPath, [
-      DAEMON_MAIN,
+      options.main ?? DAEMON_MAIN,
       `--listen=${address}`,
-      "--backend=kubernetes",
-      `--kubeconfig=${options.kubeconfig}`,
-      `--namespace=${options.namespace}`,
+      ...(options.kubeconfig === undefined
+        ? ["--backend=memory"]
+        : ["--backend=kubernetes", `--kubeconfig=${options.kubeconfig}`, `--namespace=${options.namespace}`]),
       `--identity=${options.identity}`,
       "--log-level=warn",
       ...(options.flags ?? []),

@@ -27,6 +27,21 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/**
+ * Resident memory by kind, in bytes (NaN if the process is gone): `anon` is the
+ * process's own (heaps, stacks), `file` is mapped files, mostly the node
+ * binary's code and data, which processes running the same binary file share.
+ */
+export function rssKinds(pid: number): { anon: number; file: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, "m").exec(status)?.[1] ?? NaN) * 1024;
+    return { anon: kb("RssAnon"), file: kb("RssFile") };
+  } catch {
+    return { anon: NaN, file: NaN };
+  }
+}
+
 /** User plus system CPU time the process has used, in ms. */
 export function cpuMs(pid: number): number {
   try {

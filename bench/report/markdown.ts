@@ -3,7 +3,7 @@
 import { LEASE_VERBS, totalCount, type VerbCounts } from "../lib/context.js";
 import type { CrashRow, HandoffRow, Results, WaitingRow } from "../lib/results.js";
 import { summarize } from "../lib/stats.js";
-import { formatMs } from "./plots.js";
+import { type Plots, formatMs } from "./plots.js";
 
 const NA = "n/a";
 
@@ -43,11 +43,6 @@ function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>
 function verbs(counts: VerbCounts): string {
   const parts = LEASE_VERBS.filter((v) => counts[v] !== 0).map((v) => `${v} ${counts[v]}`);
   return parts.length === 0 ? "none" : parts.join(", ");
-}
-
-export interface Plots {
-  readonly handoffCdf?: string;
-  readonly waiting?: string;
 }
 
 export function renderReport(r: Results, plots: Plots): string {
@@ -463,7 +458,7 @@ export function renderReport(r: Results, plots: Plots): string {
   out.push("## Reproduce");
   out.push("");
   out.push("```sh");
-  out.push("npm ci && npm run bench            # full run, writes bench/REPORT.md and bench/*.png");
+  out.push("npm ci && npm run bench            # full run, writes bench/REPORT.md and bench/*.svg");
   out.push("npm run bench -- --quick           # CI-sized run, writes .cache/bench/quick/REPORT-quick.md");
   out.push("```");
   out.push("");

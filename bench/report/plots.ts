@@ -1,44 +1,99 @@
-// The report's two plots, drawn on the Canvas: handoff latency CDFs (log time
+// The report's two plots as SVG documents: handoff latency CDFs (log time
 // axis) and API-server requests per second against the number of waiters.
-import { Canvas, type Rgb } from "./raster.js";
+// SVG is text, so the plots need no rasterizer or font of our own: the
+// viewer (a browser, GitHub, an editor) draws the lines and the type.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Results } from "../lib/results.js";
 
 export interface Series {
   readonly name: string;
-  readonly color: Rgb;
+  /** A CSS color. */
+  readonly color: string;
 }
 
-const INK: Rgb = [30, 30, 30];
-const GRID: Rgb = [225, 225, 225];
-const MINOR: Rgb = [242, 242, 242];
+const INK = "#1e1e1e";
+const GRID = "#e1e1e1";
+const MINOR = "#f2f2f2";
 const WIDTH = 960;
 const HEIGHT = 580;
 const M = { left: 96, right: 30, top: 56, bottom: 72 };
-
-interface Frame {
-  readonly canvas: Canvas;
-  readonly x0: number;
-  readonly x1: number;
-  readonly y0: number;
-  readonly y1: number;
-}
-
 const LEGEND_ROW = 22;
+const FONT = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="14"';
 
-/** The plot area, with room for a legend of `legendRows` rows under the x axis label. */
-function frame(title: string, xLabel: string, yLabel: string, legendRows: number): Frame {
-  const canvas = new Canvas(WIDTH, HEIGHT + legendRows * LEGEND_ROW + 10);
-  canvas.text(title, WIDTH / 2, 18, INK, { align: "center" });
-  const f = { canvas, x0: M.left, x1: WIDTH - M.right, y0: HEIGHT - M.bottom, y1: M.top };
-  canvas.text(xLabel, (f.x0 + f.x1) / 2, HEIGHT - 30, INK, { align: "center" });
-  canvas.text(yLabel, 16, (f.y0 + f.y1) / 2, INK, { align: "center", vertical: true });
-  return f;
+/** A plot under construction: SVG elements in drawing order, and the plot area. */
+class Frame {
+  readonly x0 = M.left;
+  readonly x1 = WIDTH - M.right;
+  readonly y0 = HEIGHT - M.bottom;
+  readonly y1 = M.top;
+  private readonly elements: string[] = [];
+
+  /** The plot area, with room for a legend of `legendRows` rows under the x axis label. */
+  constructor(
+    title: string,
+    xLabel: string,
+    yLabel: string,
+    private readonly legendRows: number,
+  ) {
+    this.text(title, WIDTH / 2, 24, INK, "middle", 'font-weight="bold"');
+    this.text(xLabel, (this.x0 + this.x1) / 2, HEIGHT - 24, INK, "middle");
+    const cy = (this.y0 + this.y1) / 2;
+    this.text(yLabel, 24, cy, INK, "middle", `transform="rotate(-90 24 ${cy})"`);
+  }
+
+  line(x1: number, y1: number, x2: number, y2: number, color: string, width: number): void {
+    this.elements.push(`<line x1="${n(x1)}" y1="${n(y1)}" x2="${n(x2)}" y2="${n(y2)}" stroke="${color}" stroke-width="${width}"/>`);
+  }
+
+  polyline(points: ReadonlyArray<readonly [number, number]>, color: string, width: number): void {
+    const coordinates = points.map(([x, y]) => `${n(x)},${n(y)}`).join(" ");
+    this.elements.push(`<polyline points="${coordinates}" fill="none" stroke="${color}" stroke-width="${width}" stroke-linejoin="round"/>`);
+  }
+
+  disc(x: number, y: number, r: number, color: string): void {
+    this.elements.push(`<circle cx="${n(x)}" cy="${n(y)}" r="${r}" fill="${color}"/>`);
+  }
+
+  text(content: string, x: number, y: number, color: string, anchor: "start" | "middle" | "end" = "start", extra = ""): void {
+    this.elements.push(
+      `<text x="${n(x)}" y="${n(y)}" fill="${color}" text-anchor="${anchor}" dominant-baseline="middle" ${extra}>${escape(content)}</text>`,
+    );
+  }
+
+  box(): void {
+    this.elements.push(
+      `<rect x="${this.x0}" y="${this.y1}" width="${this.x1 - this.x0}" height="${this.y0 - this.y1}" fill="none" stroke="${INK}"/>`,
+    );
+  }
+
+  legend(entries: ReadonlyArray<{ name: string; color: string }>): void {
+    entries.forEach((e, i) => {
+      const cy = HEIGHT + i * LEGEND_ROW;
+      this.line(this.x0 + 10, cy, this.x0 + 40, cy, e.color, 3);
+      this.text(e.name, this.x0 + 50, cy, INK);
+    });
+  }
+
+  svg(): string {
+    const height = HEIGHT + this.legendRows * LEGEND_ROW + 10;
+    return [
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" ${FONT}>`,
+      `<rect width="100%" height="100%" fill="#ffffff"/>`,
+      ...this.elements,
+      "</svg>",
+      "",
+    ].join("\n");
+  }
 }
 
-function box(f: Frame): void {
-  f.canvas.line(f.x0, f.y0, f.x1, f.y0, INK, 1);
-  f.canvas.line(f.x0, f.y1, f.x1, f.y1, INK, 1);
-  f.canvas.line(f.x0, f.y0, f.x0, f.y1, INK, 1);
-  f.canvas.line(f.x1, f.y0, f.x1, f.y1, INK, 1);
+/** Coordinates to a tenth of a pixel: enough for the eye, and stable text from run to run. */
+function n(v: number): string {
+  return String(Math.round(v * 10) / 10);
+}
+
+function escape(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
 /** A log10 scale from 10^lo to 10^hi onto [p0, p1]. */
@@ -59,29 +114,20 @@ function logGrid(f: Frame, axis: "x" | "y", lo: number, hi: number, label: (v: n
   for (let d = lo; d <= hi; d++) {
     for (let m = 2; m <= 9 && d < hi; m++) {
       const p = scale(m * 10 ** d);
-      if (axis === "x") f.canvas.line(p, f.y0, p, f.y1, MINOR, 1);
-      else f.canvas.line(f.x0, p, f.x1, p, MINOR, 1);
+      if (axis === "x") f.line(p, f.y0, p, f.y1, MINOR, 1);
+      else f.line(f.x0, p, f.x1, p, MINOR, 1);
     }
     const p = scale(10 ** d);
     if (axis === "x") {
-      f.canvas.line(p, f.y0, p, f.y1, GRID, 1);
-      f.canvas.line(p, f.y0, p, f.y0 + 6, INK, 1);
-      f.canvas.text(label(10 ** d), p, f.y0 + 12, INK, { align: "center" });
+      f.line(p, f.y0, p, f.y1, GRID, 1);
+      f.line(p, f.y0, p, f.y0 + 6, INK, 1);
+      f.text(label(10 ** d), p, f.y0 + 18, INK, "middle");
     } else {
-      f.canvas.line(f.x0, p, f.x1, p, GRID, 1);
-      f.canvas.line(f.x0 - 6, p, f.x0, p, INK, 1);
-      f.canvas.text(label(10 ** d), f.x0 - 10, p - 7, INK, { align: "right" });
+      f.line(f.x0, p, f.x1, p, GRID, 1);
+      f.line(f.x0 - 6, p, f.x0, p, INK, 1);
+      f.text(label(10 ** d), f.x0 - 10, p, INK, "end");
     }
   }
-}
-
-/** The legend, under the x axis label. */
-function legend(f: Frame, entries: ReadonlyArray<{ name: string; color: Rgb }>): void {
-  entries.forEach((e, i) => {
-    const cy = HEIGHT + i * LEGEND_ROW;
-    f.canvas.line(f.x0 + 10, cy, f.x0 + 40, cy, e.color, 3);
-    f.canvas.text(e.name, f.x0 + 50, cy - 7, INK);
-  });
 }
 
 export function formatMs(ms: number): string {
@@ -90,15 +136,15 @@ export function formatMs(ms: number): string {
   return `${+(ms * 1000).toPrecision(3)} us`;
 }
 
-/** Empirical CDFs of latency samples (ms) on a log time axis. */
-export function cdfPlot(title: string, series: ReadonlyArray<Series & { samples: readonly number[] }>): Buffer {
-  const f = frame(title, "handoff latency (log scale)", "fraction of handoffs", series.length);
+/** Empirical CDFs of latency samples (ms) on a log time axis, as an SVG document. */
+export function cdfPlot(title: string, series: ReadonlyArray<Series & { samples: readonly number[] }>): string {
+  const f = new Frame(title, "handoff latency (log scale)", "fraction of handoffs", series.length);
   const [lo, hi] = decades(series.flatMap((s) => s.samples));
   const x = logScale(lo, hi, f.x0, f.x1);
   const y = (q: number) => f.y0 + q * (f.y1 - f.y0);
   for (let q = 0; q <= 1.0001; q += 0.25) {
-    f.canvas.line(f.x0, y(q), f.x1, y(q), GRID, 1);
-    f.canvas.text(`${Math.round(q * 100)}%`, f.x0 - 10, y(q) - 7, INK, { align: "right" });
+    f.line(f.x0, y(q), f.x1, y(q), GRID, 1);
+    f.text(`${Math.round(q * 100)}%`, f.x0 - 10, y(q), INK, "end");
   }
   logGrid(f, "x", lo, hi, formatMs);
   for (const s of series) {
@@ -109,29 +155,28 @@ export function cdfPlot(title: string, series: ReadonlyArray<Series & { samples:
       points.push([x(v), y((i + 1) / sorted.length)]);
     });
     if (sorted.length > 0) points.push([f.x1, y(1)]);
-    f.canvas.polyline(points, s.color, 2);
+    f.polyline(points, s.color, 2);
   }
-  box(f);
-  legend(
-    f,
+  f.box();
+  f.legend(
     series.map((s) => {
       const sorted = [...s.samples].sort((a, b) => a - b);
       const median = sorted[Math.max(0, Math.ceil(sorted.length / 2) - 1)];
       return { name: `${s.name} (median ${median === undefined ? "n/a" : formatMs(median)}, n=${sorted.length})`, color: s.color };
     }),
   );
-  return f.canvas.toPng();
+  return f.svg();
 }
 
-/** Lines through (x, y) points with both axes logarithmic; each point labelled with its value. */
+/** Lines through (x, y) points with both axes logarithmic, each point labelled with its value, as an SVG document. */
 export function logLogPlot(
   title: string,
   xLabel: string,
   yLabel: string,
   series: ReadonlyArray<Series & { points: ReadonlyArray<readonly [number, number]> }>,
   formatY: (v: number) => string,
-): Buffer {
-  const f = frame(title, xLabel, yLabel, series.length);
+): string {
+  const f = new Frame(title, xLabel, yLabel, series.length);
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
   // Half a decade of room around the points, so none sits on the frame.
@@ -142,17 +187,71 @@ export function logLogPlot(
   logGrid(f, "x", xlo, xhi, (v) => String(+v.toPrecision(3)));
   logGrid(f, "y", ylo, yhi, (v) => String(+v.toPrecision(3)));
   for (const s of series) {
-    const pts = s.points.map(([px, py]) => [x(px), y(py)] as [number, number]);
-    f.canvas.polyline(pts, s.color, 2);
-    s.points.forEach(([px, py], i) => {
-      f.canvas.disc(pts[i]![0], pts[i]![1], 5, s.color);
-      const label = formatY(py);
-      const right = pts[i]![0] + 10 + Canvas.textWidth(label) < f.x1;
-      f.canvas.text(label, pts[i]![0] + (right ? 10 : -10), pts[i]![1] - 22, s.color, { align: right ? "left" : "right" });
-      void px;
+    const pts = s.points.map(([px, py]) => [x(px), y(py)] as const);
+    f.polyline(pts, s.color, 2);
+    pts.forEach(([px, py], i) => {
+      f.disc(px, py, 5, s.color);
+      // Labels go right of their point, or left of it near the right edge (about 8 px per character at 14 px).
+      const label = formatY(s.points[i]![1]);
+      const right = px + 10 + label.length * 8 < f.x1;
+      f.text(label, px + (right ? 10 : -10), py - 16, s.color, right ? "start" : "end");
     });
   }
-  box(f);
-  legend(f, series);
-  return f.canvas.toPng();
+  f.box();
+  f.legend(series);
+  return f.svg();
+}
+
+/** File names of the plots written next to the report, for its image links. */
+export interface Plots {
+  handoffCdf?: string;
+  waiting?: string;
+}
+
+const COLORS = {
+  ours: "#1f77b4",
+  oursElection: "#72aade",
+  clientGo: "#e66e00",
+  clientGo500: "#fab45a",
+  etcd: "#2ca02c",
+} as const;
+
+/** Draws the plots of a run into `dir`; returns their names for the report. */
+export function writePlots(results: Results, dir: string): Plots {
+  const plots: Plots = {};
+  const handoffSeries = [
+    { name: "ours (lock)", color: COLORS.ours, samples: results.handoff.ours?.samples },
+    { name: "ours (election)", color: COLORS.oursElection, samples: results.handoff["ours-election"]?.samples },
+    { name: "client-go, RetryPeriod 2 s", color: COLORS.clientGo, samples: results.handoff["client-go"]?.samples },
+    { name: "client-go, RetryPeriod 500 ms", color: COLORS.clientGo500, samples: results.handoff["client-go-500ms"]?.samples },
+    { name: "etcd Election", color: COLORS.etcd, samples: results.handoff.etcd?.samples },
+  ].filter((s): s is typeof s & { samples: number[] } => (s.samples?.length ?? 0) > 0);
+  if (handoffSeries.length > 0) {
+    plots.handoffCdf = "handoff-cdf.svg";
+    writeFileSync(join(dir, plots.handoffCdf), cdfPlot("Graceful handoff: holder lets go → next holder told, CDF", handoffSeries));
+  }
+  const waitingSeries = (["ours", "client-go"] as const)
+    .map((system) => ({
+      name: system === "ours" ? "ours (watch, no polling)" : "client-go (RetryPeriod 2 s)",
+      color: system === "ours" ? COLORS.ours : COLORS.clientGo,
+      points: results.waiting
+        .filter((w) => w.system === system && w.perSecond > 0)
+        .sort((a, b) => a.waiters - b.waiters)
+        .map((w) => [w.waiters, w.perSecond] as const),
+    }))
+    .filter((s) => s.points.length > 0);
+  if (waitingSeries.length > 0) {
+    plots.waiting = "waiting-requests.svg";
+    writeFileSync(
+      join(dir, plots.waiting),
+      logLogPlot(
+        "Lease requests the API server served: 1 holder + W waiters",
+        "waiters W (log scale)",
+        "requests per second (log scale)",
+        waitingSeries,
+        (v) => `${v.toFixed(v < 1 ? 2 : 1)}/s`,
+      ),
+    );
+  }
+  return plots;
 }

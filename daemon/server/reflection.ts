@@ -3,11 +3,12 @@
 // the compiled FileDescriptorProtos as they are, with their dependencies,
 // rather than descriptors rebuilt from a loaded package definition, which can
 // lose imports and mangle map entries.
-import { type Server, type ServerDuplexStream, loadPackageDefinition, status } from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
+import { type MethodDefinition, type Server, type ServerDuplexStream, type ServiceDefinition, status } from "@grpc/grpc-js";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type DescriptorProto, type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
 
 interface ReflectionRequest {
   host?: string;
@@ -65,20 +66,59 @@ export class DescriptorIndex {
   }
 }
 
-/** Adds grpc.reflection.v1 and v1alpha to `server`, answering from `index`. */
-export function addReflection(server: Server, index: DescriptorIndex): void {
-  const require = createRequire(import.meta.url);
+/** The reflection service's own messages, from the definition shipped with @grpc/reflection, parsed on first use. */
+type Codec = { decode(bytes: Buffer): ReflectionRequest; encode(response: object): Buffer };
+
+async function loadCodec(version: "v1" | "v1alpha"): Promise<Codec> {
+  // A CommonJS package: its exports are the default export of the namespace, bundled or not.
+  const { loadSync } = (await import("@grpc/proto-loader")).default;
+  // The lean build (scripts/bundle.mjs) ships the file beside itself; the plain build reads it from the package.
+  const file = `grpc/reflection/${version}/reflection.proto`;
+  const beside = fileURLToPath(new URL(`./proto/${file}`, import.meta.url));
+  const protoPath = existsSync(beside) ? beside : createRequire(import.meta.url).resolve(`@grpc/reflection/build/proto/${file}`);
+  const definition = loadSync(protoPath, { keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true });
+  const method = (definition[`grpc.reflection.${version}.ServerReflection`] as Record<string, MethodDefinition<ReflectionRequest, object>>)
+    .ServerReflectionInfo!;
+  return { decode: (bytes) => method.requestDeserialize(bytes), encode: (response) => method.responseSerialize(response) };
+}
+
+/**
+ * Adds grpc.reflection.v1 and v1alpha to `server`, answering from `index`.
+ * The reflection messages are parsed with protobufjs, which costs memory and
+ * start-up time, so they are loaded at the first reflection call: the
+ * service is registered with pass-through (de)serializers and each stream
+ * decodes and encodes its messages, in order, once the codec is loaded.
+ */
+export function addReflection(server: Server, index: () => DescriptorIndex): void {
   for (const version of ["v1", "v1alpha"] as const) {
-    // The reflection service's own messages, from the definition shipped with @grpc/reflection.
-    const protoPath = require.resolve(`@grpc/reflection/build/proto/grpc/reflection/${version}/reflection.proto`);
-    const definition = loadSync(protoPath, { keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true });
-    const pkg = loadPackageDefinition(definition) as unknown as {
-      grpc: { reflection: Record<string, { ServerReflection: { service: Parameters<Server["addService"]>[0] } }> };
+    let codec: Promise<Codec> | undefined;
+    const bytes = (value: Buffer) => value;
+    const definition: ServiceDefinition = {
+      ServerReflectionInfo: {
+        path: `/grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: bytes,
+        requestDeserialize: bytes,
+        responseSerialize: bytes,
+        responseDeserialize: bytes,
+      },
     };
-    server.addService(pkg.grpc.reflection[version]!.ServerReflection.service, {
-      ServerReflectionInfo: (stream: ServerDuplexStream<ReflectionRequest, object>) => {
-        stream.on("data", (request: ReflectionRequest) => stream.write(answer(index, request)));
-        stream.on("end", () => stream.end());
+    server.addService(definition, {
+      ServerReflectionInfo: (stream: ServerDuplexStream<Buffer, Buffer>) => {
+        let replies: Promise<unknown> = (codec ??= loadCodec(version));
+        const fail = (err: unknown) =>
+          stream.emit("error", {
+            code: status.INTERNAL,
+            details: `reflection failed: ${err instanceof Error ? err.message : String(err)}`,
+          });
+        stream.on("data", (request: Buffer) => {
+          replies = replies.then(async () => {
+            const { decode, encode } = await codec!;
+            stream.write(encode(answer(index(), decode(request))));
+          }, fail);
+        });
+        stream.on("end", () => void replies.then(() => stream.end(), fail));
       },
     });
   }

@@ -4,7 +4,6 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { HealthImplementation } from "grpc-health-check";
 import { ElectionServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/election_service";
 import { LockServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
 import type { Engine } from "../engine/index.js";
@@ -14,6 +13,7 @@ import { StreamRegistry } from "./calls.js";
 import { electionService } from "./election-service.js";
 import { lockService } from "./lock-service.js";
 import { withDecodeErrors } from "./decode.js";
+import { HealthService } from "./health.js";
 import { DescriptorIndex, addReflection } from "./reflection.js";
 
 /** Longest wait for calls in flight once shutdown has ended every stream. */
@@ -40,7 +40,7 @@ export interface ServerOptions {
 const READY_NAMES = ["", "readiness", ...SERVICE_NAMES];
 
 export class DaemonServer {
-  readonly health = new HealthImplementation({ ...Object.fromEntries(READY_NAMES.map((s) => [s, "NOT_SERVING"])), liveness: "SERVING" });
+  readonly health: HealthService;
   private probeServer: Server | undefined;
   private readonly server: Server;
   private readonly streams: StreamRegistry;
@@ -63,8 +63,13 @@ export class DaemonServer {
     const elections = withDecodeErrors(ElectionServiceService, electionService(engine, this.streams, log), registry, log);
     this.server.addService(locks.definition, locks.implementation);
     this.server.addService(elections.definition, elections.implementation);
+    this.health = new HealthService(registry, {
+      ...Object.fromEntries(READY_NAMES.map((s) => [s, "NOT_SERVING" as const])),
+      liveness: "SERVING",
+    });
     this.health.addToServer(this.server);
-    addReflection(this.server, new DescriptorIndex(descriptors));
+    let index: DescriptorIndex | undefined;
+    addReflection(this.server, () => (index ??= new DescriptorIndex(descriptors)));
   }
 
   /** Binds the address and starts serving; health stays NOT_SERVING until `setServing`. */

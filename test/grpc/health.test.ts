@@ -1,6 +1,6 @@
 // Health and reflection, so probes and grpcurl work with no proto files.
 import test from "ava";
-import { credentials, loadPackageDefinition, type Client } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, status, type Client } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { createRequire } from "node:module";
 import { protoPath as healthProtoPath } from "grpc-health-check";
@@ -8,11 +8,12 @@ import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { startTestDaemon } from "../support/test-daemon.js";
 
-type Unary = (request: object, callback: (err: Error | null, response: Record<string, unknown>) => void) => void;
+type Unary = (request: object, callback: (err: (Error & { code?: number }) | null, response: Record<string, unknown>) => void) => void;
+type HealthClient = Client & { check: Unary; list: Unary; watch(request: object): NodeJS.ReadableStream & { cancel(): void } };
 
-function healthClient(address: string): Client & { check: Unary } {
+function healthClient(address: string): HealthClient {
   const pkg = loadPackageDefinition(loadSync(healthProtoPath, { enums: String })) as unknown as {
-    grpc: { health: { v1: { Health: new (a: string, c: unknown) => Client & { check: Unary } } } };
+    grpc: { health: { v1: { Health: new (a: string, c: unknown) => HealthClient } } };
   };
   return new pkg.grpc.health.v1.Health(address, credentials.createInsecure());
 }
@@ -28,6 +29,51 @@ test("health reports SERVING for the server and both services", async (t) => {
     );
     t.is(response.status, "SERVING", `service "${service}"`);
   }
+});
+
+test("health: Check of an unknown service is NOT_FOUND, List names every service, Watch follows a change", async (t) => {
+  const d = await startTestDaemon();
+  let stopped = false;
+  t.teardown(() => (stopped ? undefined : d.stop()));
+  const health = healthClient(d.address);
+  t.teardown(() => health.close());
+  const unknown = await new Promise<Error & { code?: number }>((resolve, reject) =>
+    health.check({ service: "no.such.Service" }, (err) => (err ? resolve(err) : reject(new Error("Check succeeded")))),
+  );
+  t.is(unknown.code, status.NOT_FOUND);
+  t.regex(unknown.message, /Health status unknown for service no\.such\.Service/);
+
+  const listed = await new Promise<Record<string, unknown>>((resolve, reject) =>
+    health.list({}, (err, r) => (err ? reject(err) : resolve(r))),
+  );
+  t.deepEqual(listed.statuses, {
+    "": { status: "SERVING" },
+    readiness: { status: "SERVING" },
+    liveness: { status: "SERVING" },
+    "metaparticle.sync.v1.LockService": { status: "SERVING" },
+    "metaparticle.sync.v1.ElectionService": { status: "SERVING" },
+  });
+
+  const watch = health.watch({ service: "readiness" });
+  const seen: string[] = [];
+  const notServing = new Promise<void>((resolve) =>
+    watch.on("data", (r: { status: string }) => {
+      seen.push(r.status);
+      if (r.status === "NOT_SERVING") resolve();
+    }),
+  );
+  watch.on("error", () => {}); // the stream ends with the daemon
+  const unknownWatch = health.watch({ service: "no.such.Service" });
+  unknownWatch.on("error", () => {}); // CANCELLED, below
+  const first = await new Promise<string>((resolve) => unknownWatch.once("data", (r: { status: string }) => resolve(r.status)));
+  unknownWatch.cancel();
+  t.is(first, "SERVICE_UNKNOWN");
+  while (seen.length === 0) await new Promise((r) => setTimeout(r, 5));
+  stopped = true;
+  const stopping = d.stop();
+  await notServing;
+  await stopping;
+  t.deepEqual(seen, ["SERVING", "NOT_SERVING"], "the current status first, then the change");
 });
 
 test("graceful shutdown: a holder hears Lost with reason shutdown", async (t) => {

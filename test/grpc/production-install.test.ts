@@ -231,6 +231,7 @@ test("production install: the Dockerfile's steps give a runtime with the daemon'
   };
   await replay(build, buildDir);
   t.true(existsSync(join(buildDir, "dist", "daemon", "main.js")), "the build stage compiled the daemon");
+  t.true(existsSync(join(buildDir, "dist", "lean", "main.mjs")), "and bundled it into the lean build");
   t.true(existsSync(join(buildDir, "clients", "typescript", "dist", "cli.js")), "and the client");
   await replay(runtime, runtimeDir);
 
@@ -241,20 +242,47 @@ test("production install: the Dockerfile's steps give a runtime with the daemon'
   }
   const tree = JSON.parse(await npm(t, runtimeDir, ["ls", "--omit=dev", "--all", "--json"])) as { dependencies?: Record<string, unknown> };
   t.true(packageNames(tree).has("@kubernetes/client-node"));
-  // The Kubernetes store is imported only when used: check that it loads here.
-  const load = await exec(
-    t,
-    process.execPath,
-    ["--input-type=module", "-e", "await import('./dist/daemon/store/kubernetes/kubernetes-store.js')"],
-    {
-      cwd: runtimeDir,
-      timeoutMs: 60_000,
-    },
+  // The lean build stands alone: copied away from node_modules, it starts on the
+  // Kubernetes backend, which loads the store's chunk and reads the kubeconfig
+  // (the API server it names is closed, so the daemon stays NOT_SERVING).
+  const alone = join(work, "lean-alone");
+  cpSync(join(runtimeDir, "dist", "lean"), alone, { recursive: true });
+  const kubeconfig = join(work, "kubeconfig.yaml");
+  writeFileSync(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters: [{name: closed, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]",
+      "users: [{name: nobody, user: {token: not-a-token}}]",
+      "contexts: [{name: closed, context: {cluster: closed, user: nobody, namespace: lean}}]",
+      "current-context: closed",
+    ].join("\n"),
   );
-  t.is(load.code, 0, load.output);
+  const kubeDaemon = spawn(process.execPath, ["main.mjs", "--listen=127.0.0.1:0", "--backend=kubernetes", `--kubeconfig=${kubeconfig}`], {
+    cwd: alone,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  t.teardown(() => void kubeDaemon.kill("SIGKILL"));
+  const selected = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const lines: string[] = [];
+    const timer = setTimeout(() => reject(new Error(`no "lease store selected" within 60 s:\n${lines.join("\n")}`)), 60_000);
+    kubeDaemon.on("exit", (code) => reject(new Error(`the lean daemon exited (${code}):\n${lines.join("\n")}`)));
+    createInterface({ input: kubeDaemon.stderr! }).on("line", (line) => {
+      lines.push(line);
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.msg === "lease store selected") {
+        clearTimeout(timer);
+        resolve(entry);
+      }
+    });
+  });
+  t.is(selected.store, "Kubernetes Leases in namespace lean at https://127.0.0.1:1");
+  kubeDaemon.kill("SIGKILL");
 
   // The ENTRYPOINT, with the image's environment: --help shows the loopback default; then it serves.
-  t.deepEqual(runtime.entrypoint, ["node", "dist/daemon/main.js"]);
+  t.deepEqual(runtime.entrypoint, ["node", "dist/lean/main.mjs"]);
   const [, main] = runtime.entrypoint!;
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...runtime.env };
   const help = await exec(t, process.execPath, [main!, "--help"], { cwd: runtimeDir, env, timeoutMs: 60_000 });

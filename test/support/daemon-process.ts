@@ -7,6 +7,8 @@ import { createInterface } from "node:readline";
 import { tiedCommand } from "./tied-process.js";
 
 export const DAEMON_MAIN = fileURLToPath(new URL("../../daemon/main.js", import.meta.url));
+/** The lean build that `npm start` and the image run (`npm run build`, scripts/bundle.mjs). */
+export const LEAN_MAIN = fileURLToPath(new URL("../../lean/main.mjs", import.meta.url));
 
 export interface DaemonProcess {
   readonly child: ChildProcess;
@@ -31,6 +33,8 @@ process.on("exit", () => {
 export interface SpawnOptions {
   /** Wait for the daemon's "ready" (lease cache synced); false for daemons that cannot sync. Default true. */
   readonly waitReady?: boolean;
+  /** The entry file to run; DAEMON_MAIN unless given. */
+  readonly main?: string;
 }
 
 export async function spawnDaemon(
@@ -38,7 +42,7 @@ export async function spawnDaemon(
   env: Record<string, string | undefined> = {},
   options: SpawnOptions = {},
 ): Promise<DaemonProcess> {
-  const [command, args] = tiedCommand(process.execPath, [DAEMON_MAIN, "--listen=127.0.0.1:0", ...flags]);
+  const [command, args] = tiedCommand(process.execPath, [options.main ?? DAEMON_MAIN, "--listen=127.0.0.1:0", ...flags]);
   const child = spawn(command, args, {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ["ignore", "ignore", "pipe"],

@@ -6,18 +6,15 @@
 // (bookmarks keep that fresh) and relists when the API server answers 410 Gone.
 // A Lease without the managed label is never written: calls on it fail with
 // reason "foreign".
-import {
-  ApiException,
-  CoordinationV1Api,
-  KubeConfig,
-  Watch,
-  type V1Lease,
-  type V1LeaseList,
-  type ConfigurationOptions,
-  type ObservableMiddleware,
-  type RequestContext,
-  setHeaderMiddleware,
-} from "@kubernetes/client-node";
+// client-node is imported module by module, not through its index, which
+// loads every API group, model, WebSocket and tar helper it has: see
+// scripts/bundle.mjs for what the lean build leaves out.
+import type { ConfigurationOptions, ObservableMiddleware, RequestContext, V1Lease, V1LeaseList } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node/dist/config.js";
+import { ApiException } from "@kubernetes/client-node/dist/gen/apis/exception.js";
+import { ObjectCoordinationV1Api as CoordinationV1Api } from "@kubernetes/client-node/dist/gen/types/ObjectParamAPI.js";
+import { setHeaderMiddleware } from "@kubernetes/client-node/dist/middleware.js";
+import { Watch } from "@kubernetes/client-node/dist/watch.js";
 import type { Logger } from "../../log.js";
 import {
   type CallOptions,

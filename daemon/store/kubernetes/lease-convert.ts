@@ -7,7 +7,8 @@
 // renewing, acquireTime/renewTime are MicroTimes for people to read, and
 // leaseTransitions counts acquisitions; it is the fencing token. What
 // client-go's Lease has no field for lives in annotations.
-import { V1MicroTime, type V1Lease } from "@kubernetes/client-node";
+import type { V1Lease } from "@kubernetes/client-node";
+import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
 import type { LeaseFields, LeaseKind, LeaseRecord } from "../lease-store.js";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";

@@ -15,7 +15,8 @@
 // tokens) are still applied per request; the TLS material (CA, client
 // certificate) is read once per cluster and user for the life of the process.
 import type { RequestOptions } from "node:https";
-import { KubeConfig, type RequestContext } from "@kubernetes/client-node";
+import type { RequestContext } from "@kubernetes/client-node";
+import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
 import { Agent } from "undici";
 
 type Dispatcher = NonNullable<ReturnType<RequestContext["getDispatcher"]>>;
