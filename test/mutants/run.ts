@@ -102,10 +102,10 @@ for (const [index, mutant] of selected.entries()) {
       console.log(`not ok ${index + 1} - ${name}\n  # the test ${ran === null ? "did not run" : "passed"} on the mutant`);
     }
     if (values.simulate !== undefined) {
-      const simulator = join(dir, "dist/test/sim/main.js");
-      if (!existsSync(simulator)) throw new Error("no simulator in this tree (dist/test/sim/main.js)");
+      const simulator = join(dir, "dist/test/sim/simulate.js");
+      if (!existsSync(simulator)) throw new Error("no simulator in this tree (dist/test/sim/simulate.js)");
       const sim = run(node, [simulator, "--seeds", values.simulate, "--stop-at-first"], dir);
-      const summary = sim.output.trim().split("\n").slice(-3).join(" | ");
+      const summary = /^summary (.*)$/m.exec(sim.output)?.[1] ?? sim.output.trim().split("\n").slice(-3).join(" | ");
       console.log(`  # simulator on ${mutant.file}: ${summary}`);
     }
   } catch (err) {
