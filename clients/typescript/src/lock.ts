@@ -1,7 +1,9 @@
 // Locks through the sidecar: `lock()` holds one for as long as you keep it
 // (released on dispose), `tryLock()` takes one for a lease you renew.
 import { status, type ClientReadableStream } from "@grpc/grpc-js";
-import type { AcquireResponse, LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { AcquireResponse, GetLockResponse, LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
+import { ReadConsistency } from "./gen/metaparticle/sync/v1/types.js";
 import { LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, toDuration } from "./internal.js";
 
 export interface LockOptions {
@@ -38,6 +40,7 @@ export class Lock implements AsyncDisposable {
     /** Lease duration in ms. */
     readonly leaseDuration: number,
     private readonly call: ClientReadableStream<AcquireResponse>,
+    private readonly client: LockServiceClient,
   ) {
     this.watchdog = new Watchdog(() =>
       this.lose(
@@ -56,13 +59,34 @@ export class Lock implements AsyncDisposable {
     return this.lost ? 0 : Math.max(0, this.watchdog.deadline - performance.now());
   }
 
-  /** Releases the lock; the next waiter gets it at once. */
+  /**
+   * Releases the lock and resolves once the sidecar has given it back, so
+   * the next waiter can have it from then on.
+   */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
     this.watchdog.stop();
+    const wasLost = this.lost;
+    if (!wasLost) this.controller.abort(new LostError("released", `lock ${this.name} was released`));
+    // Closing the stream is what releases a lock held by Acquire; the sidecar
+    // has no reply for that, so read until its Lease no longer shows this
+    // token (on this channel, which the cancellation went through first).
     this.call.cancel();
-    if (!this.lost) this.controller.abort(new LostError("released", `lock ${this.name} was released`));
+    if (!wasLost) await this.sidecarReleased(performance.now() + this.leaseDuration);
+  }
+
+  private async sidecarReleased(deadline: number): Promise<void> {
+    for (let pause = 5; performance.now() < deadline; pause = Math.min(pause * 2, 200)) {
+      const state = await new Promise<GetLockResponse | undefined>((resolve) =>
+        this.client.getLock({ name: this.name, consistency: ReadConsistency.READ_CONSISTENCY_FRESH }, (err, r) =>
+          resolve(err ? undefined : r),
+        ),
+      );
+      // An unreachable sidecar cannot hold the lock past its lease either; stop asking.
+      if (state === undefined || !state.held || state.fencingToken !== this.token) return;
+      await sleep(pause);
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -103,7 +127,7 @@ export function acquire(client: LockServiceClient, name: string, holder: string,
       if (event?.$case === "acquired") {
         options.signal?.removeEventListener("abort", onAbort);
         const a = event.value;
-        lock = new Lock(name, a.fencingToken, a.holder, a.acquireTime, fromDuration(a.leaseDuration), call);
+        lock = new Lock(name, a.fencingToken, a.holder, a.acquireTime, fromDuration(a.leaseDuration), call, client);
         lock.heartbeat(fromDuration(a.validFor));
         resolve(lock);
       } else if (event?.$case === "renewed") {
