@@ -100,13 +100,18 @@ type Campaign struct {
 	Candidate string
 
 	elections syncv1.ElectionServiceClient
+	request   *syncv1.CampaignRequest
 	ctx       context.Context
 	cancel    context.CancelFunc
 	events    chan Event
 	// wake tells deliver that pending grew or the stream ended.
 	wake chan struct{}
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// stream counts the Campaign streams opened; messages of a replaced one
+	// are ignored. endStream cancels the current one.
+	stream    int
+	endStream context.CancelFunc
 	leading   *term
 	resigning bool
 	pending   []Event
@@ -119,6 +124,7 @@ type Campaign struct {
 type term struct {
 	number   int64
 	done     chan struct{}
+	deadline time.Time
 	watchdog *time.Timer
 }
 
@@ -141,23 +147,64 @@ func (c *Client) Campaign(ctx context.Context, name string, options ...CampaignO
 		request.LeaseDuration = durationpb.New(cfg.leaseDuration)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.Elections.Campaign(ctx, request)
-	if err != nil {
-		cancel()
-		return nil, callError(ctx, err, nil)
-	}
 	campaign := &Campaign{
 		Name:      name,
 		Candidate: cfg.candidate,
 		elections: c.Elections,
+		request:   request,
 		ctx:       ctx,
 		cancel:    cancel,
 		events:    make(chan Event),
 		wake:      make(chan struct{}, 1),
 	}
-	go campaign.follow(stream)
+	if err := campaign.join(1); err != nil {
+		cancel()
+		return nil, err
+	}
 	go campaign.deliver()
 	return campaign, nil
+}
+
+// join opens Campaign stream number n and follows it, unless the campaign
+// ended or moved on meanwhile.
+func (c *Campaign) join(n int) error {
+	streamCtx, endStream := context.WithCancel(c.ctx)
+	stream, err := c.elections.Campaign(streamCtx, c.request)
+	if err != nil {
+		endStream()
+		return callError(c.ctx, err, nil)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished || c.stream >= n {
+		endStream()
+		return nil
+	}
+	c.stream = n
+	c.endStream = endStream
+	go c.follow(stream, n)
+	return nil
+}
+
+// expired ends term t if its deadline passed with no heartbeat: the sidecar
+// went quiet, or this process was paused. It stops leading at once and
+// campaigns again on a new stream; closing the old one makes the sidecar give
+// that term up, instead of renewing a leadership nobody acts on.
+func (c *Campaign) expiredLocked(t *term) {
+	if c.leading != t || time.Now().Before(t.deadline) {
+		return
+	}
+	c.deposeLocked(ReasonHeartbeatTimeout, "no heartbeat from the sidecar before leadership stopped being valid")
+	if c.resigning || c.finished || c.ctx.Err() != nil {
+		return
+	}
+	stale, current := c.endStream, c.stream
+	go func() {
+		if err := c.join(current + 1); err != nil {
+			c.finish(err, nil, current)
+		}
+		stale()
+	}()
 }
 
 // Events delivers what happens to this candidate, in order, and is closed
@@ -228,31 +275,42 @@ func (c *Campaign) currentTerm(action string) (int64, error) {
 	return c.leading.number, nil
 }
 
-// follow turns the stream's messages into events until it ends.
-func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient) {
+// follow turns the messages of stream number n into events until it ends or
+// is replaced.
+func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient, n int) {
 	for {
 		message, err := stream.Recv()
 		if err != nil {
-			c.finish(err, stream.Trailer())
+			c.finish(err, stream.Trailer(), n)
 			return
 		}
 		c.mu.Lock()
+		if c.stream != n {
+			c.mu.Unlock()
+			return
+		}
 		switch event := message.GetEvent().(type) {
 		case *syncv1.CampaignResponse_Elected:
 			c.deposeLocked(ReasonTakenOver, "elected again with a new term")
-			t := &term{number: event.Elected.GetTerm(), done: make(chan struct{})}
-			t.watchdog = time.AfterFunc(event.Elected.GetValidFor().AsDuration(), func() {
+			validFor := event.Elected.GetValidFor().AsDuration()
+			t := &term{number: event.Elected.GetTerm(), done: make(chan struct{}), deadline: time.Now().Add(validFor)}
+			t.watchdog = time.AfterFunc(validFor, func() {
 				c.mu.Lock()
 				defer c.mu.Unlock()
-				if c.leading == t {
-					c.deposeLocked(ReasonHeartbeatTimeout, "no heartbeat from the sidecar before leadership stopped being valid")
-				}
+				c.expiredLocked(t)
 			})
 			c.leading = t
 			c.emitLocked(Event{Type: Elected, Term: t.number, Done: t.done})
 		case *syncv1.CampaignResponse_Renewed:
-			if c.leading != nil {
-				c.leading.watchdog.Reset(event.Renewed.GetValidFor().AsDuration())
+			if t := c.leading; t != nil {
+				// A heartbeat that comes after the deadline (say, read after
+				// this process was paused) does not revive the term.
+				c.expiredLocked(t)
+				if c.leading == t {
+					validFor := event.Renewed.GetValidFor().AsDuration()
+					t.deadline = time.Now().Add(validFor)
+					t.watchdog.Reset(validFor)
+				}
 			}
 		case *syncv1.CampaignResponse_Deposed:
 			if c.leading != nil && c.leading.number == event.Deposed.GetTerm() {
@@ -273,10 +331,14 @@ func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient) {
 	}
 }
 
-// finish ends the current term, if any, and records why the stream ended.
-func (c *Campaign) finish(err error, trailer metadata.MD) {
+// finish ends the current term, if any, and records why stream number n
+// ended; a replaced stream's end changes nothing.
+func (c *Campaign) finish(err error, trailer metadata.MD, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stream != n || c.finished {
+		return
+	}
 	switch {
 	case c.resigning:
 		c.deposeLocked(ReasonReleased, "this candidate resigned")

@@ -54,6 +54,7 @@ type Lock struct {
 
 	// endStream cancels the Acquire stream, which releases the lock.
 	endStream context.CancelFunc
+	locks     syncv1.LockServiceClient
 	lost      chan struct{}
 
 	mu       sync.Mutex
@@ -120,6 +121,7 @@ func (c *Client) Lock(ctx context.Context, name string, options ...LockOption) (
 		AcquireTime:   acquired.GetAcquireTime().AsTime(),
 		LeaseDuration: acquired.GetLeaseDuration().AsDuration(),
 		endStream:     endStream,
+		locks:         c.Locks,
 		lost:          make(chan struct{}),
 	}
 	lock.heartbeat(acquired.GetValidFor().AsDuration())
@@ -149,10 +151,34 @@ func (l *Lock) ValidFor() time.Duration {
 	return max(0, time.Until(l.deadline))
 }
 
-// Unlock releases the lock; the next waiter gets it at once. It is safe to
-// call more than once, and after the lock was lost.
+// Unlock releases the lock and returns once the sidecar has given it back,
+// so the next waiter can have it from then on. It is safe to call more than
+// once, and after the lock was lost.
 func (l *Lock) Unlock() {
-	l.end(ReasonReleased, fmt.Sprintf("lock %s was released", l.Name))
+	if l.end(ReasonReleased, fmt.Sprintf("lock %s was released", l.Name)) {
+		l.awaitReleased()
+	}
+}
+
+// awaitReleased reads the lock until the sidecar no longer shows this token
+// as held: closing the stream is what releases a lock held by Acquire, and
+// the sidecar has no reply for that. The read goes on the same connection
+// as the cancellation, after it. It gives up after the lease duration, when
+// the lock is free anyway.
+func (l *Lock) awaitReleased() {
+	ctx, cancel := context.WithTimeout(context.Background(), max(l.LeaseDuration, time.Second))
+	defer cancel()
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		r, err := l.locks.GetLock(ctx, &syncv1.GetLockRequest{Name: l.Name, Consistency: syncv1.ReadConsistency_READ_CONSISTENCY_FRESH})
+		if err != nil || !r.GetHeld() || r.GetFencingToken() != l.Token {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+	}
 }
 
 // follow reads the heartbeats until the stream ends.
@@ -177,6 +203,13 @@ func (l *Lock) follow(stream syncv1.LockService_AcquireClient) {
 // reading, so wall-clock steps do not move it.
 func (l *Lock) heartbeat(validFor time.Duration) {
 	l.mu.Lock()
+	if l.err == nil && l.watchdog != nil && !time.Now().Before(l.deadline) {
+		// Read after the deadline (say, this process was paused): the lock
+		// already stopped being valid here, and a late heartbeat does not revive it.
+		l.mu.Unlock()
+		l.end(ReasonHeartbeatTimeout, fmt.Sprintf("no heartbeat from the sidecar before lock %s (token %d) stopped being valid", l.Name, l.Token))
+		return
+	}
 	defer l.mu.Unlock()
 	if l.err != nil {
 		return
@@ -192,12 +225,13 @@ func (l *Lock) heartbeat(validFor time.Duration) {
 }
 
 // end records the first reason the lock ended, closes Lost and cancels the
-// stream, which tells the sidecar to release the lock.
-func (l *Lock) end(reason LossReason, message string) {
+// stream, which tells the sidecar to release the lock. It reports whether
+// this call ended it.
+func (l *Lock) end(reason LossReason, message string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
-		return
+		return false
 	}
 	l.err = &LostError{Reason: reason, Message: message}
 	if l.watchdog != nil {
@@ -205,4 +239,5 @@ func (l *Lock) end(reason LossReason, message string) {
 	}
 	close(l.lost)
 	l.endStream()
+	return true
 }
