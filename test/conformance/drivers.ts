@@ -26,18 +26,8 @@ export const DRIVERS: readonly DriverSpec[] = [
   { language: "python-asyncio", command: [PYTHON, "test/conformance/drivers/python/async_driver.py"], env: { PYTHONPATH } },
   {
     language: "java",
-    build: [
-      "mvn",
-      "-B",
-      "-q",
-      "-ntp",
-      "compile",
-      "dependency:build-classpath",
-      "-Dmdep.includeScope=runtime",
-      "-Dmdep.outputFile=../../.cache/conformance/java-classpath.txt",
-    ],
-    cwd: "clients/java",
-    // The launcher execs java with the client's classpath (one process, so SIGSTOP reaches the JVM).
+    build: ["bash", "test/conformance/drivers/java/build.sh"],
+    // The launcher execs one JVM, so SIGSTOP reaches the driver itself.
     command: ["bash", "test/conformance/drivers/java/run.sh"],
   },
 ];

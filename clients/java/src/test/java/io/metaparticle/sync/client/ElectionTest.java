@@ -80,7 +80,7 @@ class ElectionTest {
           await(observed, leader -> leader.value().equals("alpha:2"));
 
           alpha.resign();
-          assertEquals(Loss.RELEASED, first.ended().getNow(null).reason());
+          assertEquals(Loss.RELEASED, first.ended().get(10, TimeUnit.SECONDS).reason());
           assertEquals(Loss.RELEASED, await(alphaEvents.deposed, loss -> true).reason());
           Leadership next = await(betaEvents.elected, leadership -> true);
           assertTrue(next.term() > first.term(), "terms must grow");
