@@ -64,6 +64,9 @@ export class Watchdog {
   constructor(private readonly onExpired: () => void) {}
 
   extend(validForMs: number): void {
+    // A heartbeat read after the deadline (say, this process was paused) does
+    // not revive what already stopped being valid: the timer still fires.
+    if (this.timer !== undefined && performance.now() >= this.deadline) return;
     clearTimeout(this.timer);
     this.deadline = performance.now() + validForMs;
     this.timer = setTimeout(this.onExpired, validForMs);
@@ -72,6 +75,7 @@ export class Watchdog {
 
   stop(): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }
 
