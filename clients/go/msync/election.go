@@ -70,25 +70,25 @@ type campaignConfig struct {
 	leaseDuration time.Duration
 }
 
-// CampaignOption configures Client.Campaign.
-type CampaignOption func(*campaignConfig)
+// CampaignOption configures Client.Campaign; WithLeaseDuration is one too.
+type CampaignOption interface {
+	applyCampaign(*campaignConfig)
+}
+
+type campaignOptionFunc func(*campaignConfig)
+
+func (f campaignOptionFunc) applyCampaign(c *campaignConfig) { f(c) }
 
 // WithCandidate names this candidate, as others see it when it leads. The
 // default is $MSYNC_CANDIDATE, else $POD_NAME, else host/pid.
 func WithCandidate(candidate string) CampaignOption {
-	return func(c *campaignConfig) { c.candidate = candidate }
+	return campaignOptionFunc(func(c *campaignConfig) { c.candidate = candidate })
 }
 
 // WithValue is proclaimed when this candidate is elected, for example its
 // address.
 func WithValue(value string) CampaignOption {
-	return func(c *campaignConfig) { c.value = value }
-}
-
-// WithCampaignLeaseDuration sets how long leadership outlives a sidecar that
-// stopped renewing it, in whole seconds. The default is the sidecar's (15 s).
-func WithCampaignLeaseDuration(d time.Duration) CampaignOption {
-	return func(c *campaignConfig) { c.leaseDuration = d }
+	return campaignOptionFunc(func(c *campaignConfig) { c.value = value })
 }
 
 // Campaign is this process's candidacy in an election. Read Events until it
@@ -140,7 +140,7 @@ type term struct {
 func (c *Client) Campaign(ctx context.Context, name string, options ...CampaignOption) (*Campaign, error) {
 	cfg := campaignConfig{candidate: defaultName("MSYNC_CANDIDATE", "POD_NAME")}
 	for _, option := range options {
-		option(&cfg)
+		option.applyCampaign(&cfg)
 	}
 	request := &syncv1.CampaignRequest{Name: name, Candidate: cfg.candidate, Value: cfg.value}
 	if cfg.leaseDuration != 0 {

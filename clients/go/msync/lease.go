@@ -37,7 +37,7 @@ type Lease struct {
 func (c *Client) TryLock(ctx context.Context, name string, options ...LockOption) (*Lease, error) {
 	cfg := lockConfig{holder: defaultName("MSYNC_HOLDER")}
 	for _, option := range options {
-		option(&cfg)
+		option.applyLock(&cfg)
 	}
 	request := &syncv1.TryAcquireRequest{Name: name, Holder: cfg.holder}
 	if cfg.leaseDuration != 0 {

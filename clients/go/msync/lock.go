@@ -18,26 +18,42 @@ type lockConfig struct {
 	waitTimeout   *time.Duration
 }
 
-// LockOption configures Client.Lock.
-type LockOption func(*lockConfig)
+// LockOption configures Client.Lock and Client.TryLock.
+type LockOption interface {
+	applyLock(*lockConfig)
+}
+
+type lockOptionFunc func(*lockConfig)
+
+func (f lockOptionFunc) applyLock(c *lockConfig) { f(c) }
 
 // WithHolder names the holder for people and tools that inspect the lock.
 // The default is $MSYNC_HOLDER, else host/pid.
 func WithHolder(holder string) LockOption {
-	return func(c *lockConfig) { c.holder = holder }
+	return lockOptionFunc(func(c *lockConfig) { c.holder = holder })
 }
 
-// WithLeaseDuration sets how long the lock outlives a sidecar that stopped
-// renewing it, in whole seconds. The default is the sidecar's (15 s).
-func WithLeaseDuration(d time.Duration) LockOption {
-	return func(c *lockConfig) { c.leaseDuration = d }
+// LeaseDurationOption is what WithLeaseDuration returns: an option of locks
+// and campaigns alike.
+type LeaseDurationOption struct {
+	d time.Duration
+}
+
+func (o LeaseDurationOption) applyLock(c *lockConfig)         { c.leaseDuration = o.d }
+func (o LeaseDurationOption) applyCampaign(c *campaignConfig) { c.leaseDuration = o.d }
+
+// WithLeaseDuration sets how long a lock or a leadership outlives a sidecar
+// that stopped renewing it, in whole seconds. The default is the sidecar's
+// (15 s). It is an option of Lock, TryLock and Campaign.
+func WithLeaseDuration(d time.Duration) LeaseDurationOption {
+	return LeaseDurationOption{d: d}
 }
 
 // WithWaitTimeout makes Lock fail with codes.DeadlineExceeded if the lock is
 // not free within d; zero fails at once if it is held. Without it, Lock
 // waits until ctx ends.
 func WithWaitTimeout(d time.Duration) LockOption {
-	return func(c *lockConfig) { c.waitTimeout = &d }
+	return lockOptionFunc(func(c *lockConfig) { c.waitTimeout = &d })
 }
 
 // Lock is a held lock. It stays held, renewed by the sidecar, until Unlock.
@@ -74,7 +90,7 @@ type Lock struct {
 func (c *Client) Lock(ctx context.Context, name string, options ...LockOption) (*Lock, error) {
 	cfg := lockConfig{holder: defaultName("MSYNC_HOLDER")}
 	for _, option := range options {
-		option(&cfg)
+		option.applyLock(&cfg)
 	}
 	request := &syncv1.AcquireRequest{Name: name, Holder: cfg.holder}
 	if cfg.leaseDuration != 0 {

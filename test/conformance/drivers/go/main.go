@@ -224,7 +224,7 @@ func perform(ctx context.Context, c command) (map[string]any, error) {
 			options = append(options, msync.WithValue(c.str("value")))
 		}
 		if c.has("leaseDurationMs") {
-			options = append(options, msync.WithCampaignLeaseDuration(c.ms("leaseDurationMs")))
+			options = append(options, msync.WithLeaseDuration(c.ms("leaseDurationMs")))
 		}
 		campaign, err := cl.Campaign(context.Background(), c.str("name"), options...)
 		if err != nil {
