@@ -8,6 +8,10 @@ export function toDuration(ms: number): Duration {
   return { seconds: Math.floor(whole / 1000), nanos: (whole % 1000) * 1_000_000 };
 }
 
+export function optionalDuration(ms: number | undefined): Duration | undefined {
+  return ms === undefined ? undefined : toDuration(ms);
+}
+
 export function fromDuration(duration: Duration | undefined): number {
   return duration === undefined ? 0 : duration.seconds * 1000 + duration.nanos / 1e6;
 }

@@ -4,14 +4,18 @@ import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AcquireResponse, GetLockResponse, LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
 import { ReadConsistency } from "./gen/metaparticle/sync/v1/types.js";
-import { LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, toDuration } from "./internal.js";
+import { LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, optionalDuration } from "./internal.js";
 
 export interface LockOptions {
   /** Your name for the holder, shown to others; default MSYNC_HOLDER or host/pid. */
   readonly holder?: string;
   /** Lease duration in ms, whole seconds; default the daemon's (15 s). */
+  readonly leaseDurationMs?: number;
+  /** @deprecated The same as `leaseDurationMs`. */
   readonly leaseDuration?: number;
   /** Give up waiting after this many ms (0: do not wait). Default: wait until `signal` aborts. */
+  readonly waitTimeoutMs?: number;
+  /** @deprecated The same as `waitTimeoutMs`. */
   readonly waitTimeout?: number;
   /** Stops waiting for the lock. */
   readonly signal?: AbortSignal;
@@ -38,7 +42,7 @@ export class Lock implements AsyncDisposable {
     readonly holder: string,
     readonly acquireTime: Date | undefined,
     /** Lease duration in ms. */
-    readonly leaseDuration: number,
+    readonly leaseDurationMs: number,
     private readonly call: ClientReadableStream<AcquireResponse>,
     private readonly client: LockServiceClient,
   ) {
@@ -54,9 +58,19 @@ export class Lock implements AsyncDisposable {
     return this.signal.aborted;
   }
 
-  /** How many ms the holder may still act without another heartbeat. */
-  get validFor(): number {
+  /** How many ms the holder may act without another heartbeat. */
+  get validForMs(): number {
     return this.lost ? 0 : Math.max(0, this.watchdog.deadline - performance.now());
+  }
+
+  /** @deprecated The same as `validForMs`. */
+  get validFor(): number {
+    return this.validForMs;
+  }
+
+  /** @deprecated The same as `leaseDurationMs`. */
+  get leaseDuration(): number {
+    return this.leaseDurationMs;
   }
 
   /**
@@ -73,7 +87,7 @@ export class Lock implements AsyncDisposable {
     // has no reply for that, so read until its Lease no longer shows this
     // token (on this channel, which the cancellation went through first).
     this.call.cancel();
-    if (!wasLost) await this.sidecarReleased(performance.now() + this.leaseDuration);
+    if (!wasLost) await this.sidecarReleased(performance.now() + this.leaseDurationMs);
   }
 
   private async sidecarReleased(deadline: number): Promise<void> {
@@ -113,8 +127,8 @@ export function acquire(client: LockServiceClient, name: string, holder: string,
     const call = client.acquire({
       name,
       holder,
-      leaseDuration: options.leaseDuration === undefined ? undefined : toDuration(options.leaseDuration),
-      waitTimeout: options.waitTimeout === undefined ? undefined : toDuration(options.waitTimeout),
+      leaseDuration: optionalDuration(options.leaseDurationMs ?? options.leaseDuration),
+      waitTimeout: optionalDuration(options.waitTimeoutMs ?? options.waitTimeout),
     });
     let lock: Lock | undefined;
     const onAbort = () => {
@@ -175,15 +189,21 @@ export class LeasedLock implements AsyncDisposable {
     return this.signal.aborted;
   }
 
-  get validFor(): number {
+  /** How many ms the holder may act without renewing. */
+  get validForMs(): number {
     return this.lost ? 0 : Math.max(0, this.watchdog.deadline - performance.now());
   }
 
-  /** Extends the lease (optionally with a new duration in ms); resolves with how long you may act. */
-  renew(leaseDuration?: number): Promise<number> {
+  /** @deprecated The same as `validForMs`. */
+  get validFor(): number {
+    return this.validForMs;
+  }
+
+  /** Extends the lease (optionally with a new duration in ms); resolves with how many ms you may act. */
+  renew(leaseDurationMs?: number): Promise<number> {
     return new Promise((resolve, reject) =>
       this.client.renew(
-        { name: this.name, fencingToken: this.token, leaseDuration: leaseDuration === undefined ? undefined : toDuration(leaseDuration) },
+        { name: this.name, fencingToken: this.token, leaseDuration: optionalDuration(leaseDurationMs) },
         (err, response) => {
           if (err) return reject(SyncClientError.from(err));
           const validFor = fromDuration(response.validFor);

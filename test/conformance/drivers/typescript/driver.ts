@@ -45,19 +45,19 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
     case "lock": {
       const lock = await client(args).lock(String(args.name), {
         holder: opt(args.holder),
-        leaseDuration: opt(args.leaseDurationMs),
-        waitTimeout: opt(args.waitTimeoutMs),
+        leaseDurationMs: opt(args.leaseDurationMs),
+        waitTimeoutMs: opt(args.waitTimeoutMs),
       });
       locks.set(String(args.as), lock);
       watchLoss(String(args.as), lock.signal);
       return { token: lock.token, holder: lock.holder };
     }
     case "tryLock": {
-      const lock = await client(args).tryLock(String(args.name), { holder: opt(args.holder), leaseDuration: opt(args.leaseDurationMs) });
+      const lock = await client(args).tryLock(String(args.name), { holder: opt(args.holder), leaseDurationMs: opt(args.leaseDurationMs) });
       if (lock === undefined) return { acquired: false };
       locks.set(String(args.as), lock);
       watchLoss(String(args.as), lock.signal);
-      return { acquired: true, token: lock.token, validForMs: Math.round(lock.validFor) };
+      return { acquired: true, token: lock.token, validForMs: Math.round(lock.validForMs) };
     }
     case "renew": {
       const lock = locks.get(String(args.handle));
@@ -79,7 +79,7 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
       const campaign = client(args).campaign(String(args.name), {
         candidate: opt(args.candidate),
         value: opt(args.value),
-        leaseDuration: opt(args.leaseDurationMs),
+        leaseDurationMs: opt(args.leaseDurationMs),
       });
       campaigns.set(handle, campaign);
       void (async () => {
