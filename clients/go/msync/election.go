@@ -91,8 +91,8 @@ func WithValue(value string) CampaignOption {
 	return campaignOptionFunc(func(c *campaignConfig) { c.value = value })
 }
 
-// Campaign is this process's candidacy in an election. Read Events until it
-// is closed; the campaign ends with Resign, Close or the end of the context
+// Campaign is this process's candidacy in an election. Range over Events
+// until they end; the campaign ends with Resign, Close or the end of the context
 // given to Client.Campaign, and then Err says whether the sidecar ended it
 // with an error.
 type Campaign struct {
@@ -207,10 +207,21 @@ func (c *Campaign) expiredLocked(t *term) {
 	}()
 }
 
-// Events delivers what happens to this candidate, in order, and is closed
-// when the campaign ends.
-func (c *Campaign) Events() <-chan Event {
-	return c.events
+// Events yields what happens to this candidate, in order, until the campaign
+// ends, like Client.Observe yields leaders:
+//
+//	for event := range campaign.Events() { ... }
+//
+// Leaving the loop early does not end the campaign (Close, Resign or the
+// context do); a later loop goes on with the next event.
+func (c *Campaign) Events() iter.Seq[Event] {
+	return func(yield func(Event) bool) {
+		for event := range c.events {
+			if !yield(event) {
+				return
+			}
+		}
+	}
 }
 
 // Err is why the campaign ended: nil while it runs and after Resign or
