@@ -172,6 +172,11 @@ export const SUITES: readonly Suite[] = [
   // Against a real kube-apiserver and etcd, built from their Go modules on first use (cached under .cache/).
   avaSuite("kube", "kube", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),
   ...languageSuites,
+  // Every client through its driver against real daemons: one result per scenario and language (test/conformance/PROTOCOL.md).
+  avaSuite("conformance", "conformance", {
+    serial: true,
+    prepare: ["bash", "-c", "bash scripts/install-toolchains.sh && bash test/controlplane/build.sh"],
+  }),
   // The bounded CI subset of the fault matrix (the full matrix is `npm run faults`), against the same control plane.
   avaSuite("faults", "faults", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),
 ];

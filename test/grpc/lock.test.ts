@@ -5,7 +5,7 @@ import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { LostError, SyncClientError, status, type Lock } from "metaparticle-sync-client";
+import { LostError, SyncClient, SyncClientError, status, type Lock } from "metaparticle-sync-client";
 import { startTestDaemon } from "../support/test-daemon.js";
 import { spawnDaemon } from "../support/daemon-process.js";
 import { callError } from "../support/calls.js";
@@ -193,4 +193,21 @@ test("client deadline: when the daemon freezes, the wrapper signals lost on its 
   t.is(reason.reason, "heartbeat-timeout");
   t.true(at - stoppedAt < 3_000, "before a 3 s lease measured from the last renewal could run out");
   daemon.signal("SIGCONT");
+});
+
+test("release resolves only once the sidecar has released: a try-lock from another client right after it succeeds", async (t) => {
+  const daemon = await spawnDaemon(["--backend=memory"]);
+  t.teardown(() => daemon.stop());
+  const holder = new SyncClient({ address: daemon.address });
+  const other = new SyncClient({ address: daemon.address });
+  t.teardown(() => [holder, other].forEach((c) => c.close()));
+  const refused: number[] = [];
+  for (let round = 0; round < 20; round++) {
+    const lock = await holder.lock("handback", { holder: "first" });
+    await lock.release();
+    const next = await other.tryLock("handback", { holder: "second" });
+    if (next === undefined) refused.push(round);
+    else await next.release();
+  }
+  t.deepEqual(refused, [], "rounds in which the lock was still held after release() resolved");
 });

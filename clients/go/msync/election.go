@@ -70,29 +70,29 @@ type campaignConfig struct {
 	leaseDuration time.Duration
 }
 
-// CampaignOption configures Client.Campaign.
-type CampaignOption func(*campaignConfig)
+// CampaignOption configures Client.Campaign; WithLeaseDuration is one too.
+type CampaignOption interface {
+	applyCampaign(*campaignConfig)
+}
+
+type campaignOptionFunc func(*campaignConfig)
+
+func (f campaignOptionFunc) applyCampaign(c *campaignConfig) { f(c) }
 
 // WithCandidate names this candidate, as others see it when it leads. The
 // default is $MSYNC_CANDIDATE, else $POD_NAME, else host/pid.
 func WithCandidate(candidate string) CampaignOption {
-	return func(c *campaignConfig) { c.candidate = candidate }
+	return campaignOptionFunc(func(c *campaignConfig) { c.candidate = candidate })
 }
 
 // WithValue is proclaimed when this candidate is elected, for example its
 // address.
 func WithValue(value string) CampaignOption {
-	return func(c *campaignConfig) { c.value = value }
+	return campaignOptionFunc(func(c *campaignConfig) { c.value = value })
 }
 
-// WithCampaignLeaseDuration sets how long leadership outlives a sidecar that
-// stopped renewing it, in whole seconds. The default is the sidecar's (15 s).
-func WithCampaignLeaseDuration(d time.Duration) CampaignOption {
-	return func(c *campaignConfig) { c.leaseDuration = d }
-}
-
-// Campaign is this process's candidacy in an election. Read Events until it
-// is closed; the campaign ends with Resign, Close or the end of the context
+// Campaign is this process's candidacy in an election. Range over Events
+// until they end; the campaign ends with Resign, Close or the end of the context
 // given to Client.Campaign, and then Err says whether the sidecar ended it
 // with an error.
 type Campaign struct {
@@ -100,13 +100,18 @@ type Campaign struct {
 	Candidate string
 
 	elections syncv1.ElectionServiceClient
+	request   *syncv1.CampaignRequest
 	ctx       context.Context
 	cancel    context.CancelFunc
 	events    chan Event
 	// wake tells deliver that pending grew or the stream ended.
 	wake chan struct{}
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// stream counts the Campaign streams opened; messages of a replaced one
+	// are ignored. endStream cancels the current one.
+	stream    int
+	endStream context.CancelFunc
 	leading   *term
 	resigning bool
 	pending   []Event
@@ -119,6 +124,7 @@ type Campaign struct {
 type term struct {
 	number   int64
 	done     chan struct{}
+	deadline time.Time
 	watchdog *time.Timer
 }
 
@@ -134,36 +140,88 @@ type term struct {
 func (c *Client) Campaign(ctx context.Context, name string, options ...CampaignOption) (*Campaign, error) {
 	cfg := campaignConfig{candidate: defaultName("MSYNC_CANDIDATE", "POD_NAME")}
 	for _, option := range options {
-		option(&cfg)
+		option.applyCampaign(&cfg)
 	}
 	request := &syncv1.CampaignRequest{Name: name, Candidate: cfg.candidate, Value: cfg.value}
 	if cfg.leaseDuration != 0 {
 		request.LeaseDuration = durationpb.New(cfg.leaseDuration)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	stream, err := c.Elections.Campaign(ctx, request)
-	if err != nil {
-		cancel()
-		return nil, callError(ctx, err, nil)
-	}
 	campaign := &Campaign{
 		Name:      name,
 		Candidate: cfg.candidate,
 		elections: c.Elections,
+		request:   request,
 		ctx:       ctx,
 		cancel:    cancel,
 		events:    make(chan Event),
 		wake:      make(chan struct{}, 1),
 	}
-	go campaign.follow(stream)
+	if err := campaign.join(1); err != nil {
+		cancel()
+		return nil, err
+	}
 	go campaign.deliver()
 	return campaign, nil
 }
 
-// Events delivers what happens to this candidate, in order, and is closed
-// when the campaign ends.
-func (c *Campaign) Events() <-chan Event {
-	return c.events
+// join opens Campaign stream number n and follows it, unless the campaign
+// ended or moved on meanwhile.
+func (c *Campaign) join(n int) error {
+	streamCtx, endStream := context.WithCancel(c.ctx)
+	stream, err := c.elections.Campaign(streamCtx, c.request)
+	if err != nil {
+		endStream()
+		return callError(c.ctx, err, nil)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished || c.stream >= n {
+		endStream()
+		return nil
+	}
+	c.stream = n
+	c.endStream = endStream
+	go c.follow(stream, n)
+	return nil
+}
+
+// expired ends term t if its deadline passed with no heartbeat: the sidecar
+// went quiet, or this process was paused. It stops leading at once and
+// campaigns again on a new stream; closing the old one makes the sidecar give
+// that term up, instead of renewing a leadership nobody acts on.
+func (c *Campaign) expiredLocked(t *term) {
+	if c.leading != t || time.Now().Before(t.deadline) {
+		return
+	}
+	c.deposeLocked(ReasonHeartbeatTimeout, "no heartbeat from the sidecar before leadership stopped being valid")
+	if c.resigning || c.finished || c.ctx.Err() != nil {
+		return
+	}
+	stale, current := c.endStream, c.stream
+	go func() {
+		if err := c.join(current + 1); err != nil {
+			c.finish(err, nil, current)
+		}
+		stale()
+	}()
+}
+
+// Events yields what happens to this candidate, in order, until the campaign
+// ends, like Client.Observe yields leaders:
+//
+//	for event := range campaign.Events() { ... }
+//
+// Leaving the loop early does not end the campaign (Close, Resign or the
+// context do); a later loop goes on with the next event.
+func (c *Campaign) Events() iter.Seq[Event] {
+	return func(yield func(Event) bool) {
+		for event := range c.events {
+			if !yield(event) {
+				return
+			}
+		}
+	}
 }
 
 // Err is why the campaign ended: nil while it runs and after Resign or
@@ -228,31 +286,42 @@ func (c *Campaign) currentTerm(action string) (int64, error) {
 	return c.leading.number, nil
 }
 
-// follow turns the stream's messages into events until it ends.
-func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient) {
+// follow turns the messages of stream number n into events until it ends or
+// is replaced.
+func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient, n int) {
 	for {
 		message, err := stream.Recv()
 		if err != nil {
-			c.finish(err, stream.Trailer())
+			c.finish(err, stream.Trailer(), n)
 			return
 		}
 		c.mu.Lock()
+		if c.stream != n {
+			c.mu.Unlock()
+			return
+		}
 		switch event := message.GetEvent().(type) {
 		case *syncv1.CampaignResponse_Elected:
 			c.deposeLocked(ReasonTakenOver, "elected again with a new term")
-			t := &term{number: event.Elected.GetTerm(), done: make(chan struct{})}
-			t.watchdog = time.AfterFunc(event.Elected.GetValidFor().AsDuration(), func() {
+			validFor := event.Elected.GetValidFor().AsDuration()
+			t := &term{number: event.Elected.GetTerm(), done: make(chan struct{}), deadline: time.Now().Add(validFor)}
+			t.watchdog = time.AfterFunc(validFor, func() {
 				c.mu.Lock()
 				defer c.mu.Unlock()
-				if c.leading == t {
-					c.deposeLocked(ReasonHeartbeatTimeout, "no heartbeat from the sidecar before leadership stopped being valid")
-				}
+				c.expiredLocked(t)
 			})
 			c.leading = t
 			c.emitLocked(Event{Type: Elected, Term: t.number, Done: t.done})
 		case *syncv1.CampaignResponse_Renewed:
-			if c.leading != nil {
-				c.leading.watchdog.Reset(event.Renewed.GetValidFor().AsDuration())
+			if t := c.leading; t != nil {
+				// A heartbeat that comes after the deadline (say, read after
+				// this process was paused) does not revive the term.
+				c.expiredLocked(t)
+				if c.leading == t {
+					validFor := event.Renewed.GetValidFor().AsDuration()
+					t.deadline = time.Now().Add(validFor)
+					t.watchdog.Reset(validFor)
+				}
 			}
 		case *syncv1.CampaignResponse_Deposed:
 			if c.leading != nil && c.leading.number == event.Deposed.GetTerm() {
@@ -273,10 +342,14 @@ func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient) {
 	}
 }
 
-// finish ends the current term, if any, and records why the stream ended.
-func (c *Campaign) finish(err error, trailer metadata.MD) {
+// finish ends the current term, if any, and records why stream number n
+// ended; a replaced stream's end changes nothing.
+func (c *Campaign) finish(err error, trailer metadata.MD, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.stream != n || c.finished {
+		return
+	}
 	switch {
 	case c.resigning:
 		c.deposeLocked(ReasonReleased, "this candidate resigned")

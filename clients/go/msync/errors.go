@@ -2,6 +2,7 @@ package msync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	syncv1 "github.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1"
@@ -21,6 +22,35 @@ type Error struct {
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("msync: %s: %s", e.Code, e.Message)
+}
+
+// The kinds of failure a caller may act on, for errors.Is:
+//
+//	if errors.Is(err, msync.ErrNotFree) { ... }
+var (
+	// ErrNotHeld: the token is not the lock's current one (FAILED_PRECONDITION),
+	// for example a lease that ran out, or a term that ended.
+	ErrNotHeld = errors.New("msync: not held")
+	// ErrNotFree: TryLock found the lock held by someone else.
+	ErrNotFree = errors.New("msync: held by someone else")
+	// ErrUnavailable: the sidecar cannot be reached or cannot reach its store.
+	ErrUnavailable = errors.New("msync: sidecar unavailable")
+	// ErrInvalidArgument: the sidecar refused a request value; Error.Field names it.
+	ErrInvalidArgument = errors.New("msync: invalid argument")
+)
+
+// Is reports the kind of failure, so errors.Is(err, ErrNotHeld) and the
+// others work on an *Error.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrNotHeld:
+		return e.Code == codes.FailedPrecondition
+	case ErrUnavailable:
+		return e.Code == codes.Unavailable
+	case ErrInvalidArgument:
+		return e.Code == codes.InvalidArgument
+	}
+	return false
 }
 
 // GRPCStatus lets status.FromError and status.Code see the code.

@@ -18,26 +18,42 @@ type lockConfig struct {
 	waitTimeout   *time.Duration
 }
 
-// LockOption configures Client.Lock.
-type LockOption func(*lockConfig)
+// LockOption configures Client.Lock and Client.TryLock.
+type LockOption interface {
+	applyLock(*lockConfig)
+}
+
+type lockOptionFunc func(*lockConfig)
+
+func (f lockOptionFunc) applyLock(c *lockConfig) { f(c) }
 
 // WithHolder names the holder for people and tools that inspect the lock.
 // The default is $MSYNC_HOLDER, else host/pid.
 func WithHolder(holder string) LockOption {
-	return func(c *lockConfig) { c.holder = holder }
+	return lockOptionFunc(func(c *lockConfig) { c.holder = holder })
 }
 
-// WithLeaseDuration sets how long the lock outlives a sidecar that stopped
-// renewing it, in whole seconds. The default is the sidecar's (15 s).
-func WithLeaseDuration(d time.Duration) LockOption {
-	return func(c *lockConfig) { c.leaseDuration = d }
+// LeaseDurationOption is what WithLeaseDuration returns: an option of locks
+// and campaigns alike.
+type LeaseDurationOption struct {
+	d time.Duration
+}
+
+func (o LeaseDurationOption) applyLock(c *lockConfig)         { c.leaseDuration = o.d }
+func (o LeaseDurationOption) applyCampaign(c *campaignConfig) { c.leaseDuration = o.d }
+
+// WithLeaseDuration sets how long a lock or a leadership outlives a sidecar
+// that stopped renewing it, in whole seconds. The default is the sidecar's
+// (15 s). It is an option of Lock, TryLock and Campaign.
+func WithLeaseDuration(d time.Duration) LeaseDurationOption {
+	return LeaseDurationOption{d: d}
 }
 
 // WithWaitTimeout makes Lock fail with codes.DeadlineExceeded if the lock is
 // not free within d; zero fails at once if it is held. Without it, Lock
 // waits until ctx ends.
 func WithWaitTimeout(d time.Duration) LockOption {
-	return func(c *lockConfig) { c.waitTimeout = &d }
+	return lockOptionFunc(func(c *lockConfig) { c.waitTimeout = &d })
 }
 
 // Lock is a held lock. It stays held, renewed by the sidecar, until Unlock.
@@ -54,6 +70,7 @@ type Lock struct {
 
 	// endStream cancels the Acquire stream, which releases the lock.
 	endStream context.CancelFunc
+	locks     syncv1.LockServiceClient
 	lost      chan struct{}
 
 	mu       sync.Mutex
@@ -73,7 +90,7 @@ type Lock struct {
 func (c *Client) Lock(ctx context.Context, name string, options ...LockOption) (*Lock, error) {
 	cfg := lockConfig{holder: defaultName("MSYNC_HOLDER")}
 	for _, option := range options {
-		option(&cfg)
+		option.applyLock(&cfg)
 	}
 	request := &syncv1.AcquireRequest{Name: name, Holder: cfg.holder}
 	if cfg.leaseDuration != 0 {
@@ -120,6 +137,7 @@ func (c *Client) Lock(ctx context.Context, name string, options ...LockOption) (
 		AcquireTime:   acquired.GetAcquireTime().AsTime(),
 		LeaseDuration: acquired.GetLeaseDuration().AsDuration(),
 		endStream:     endStream,
+		locks:         c.Locks,
 		lost:          make(chan struct{}),
 	}
 	lock.heartbeat(acquired.GetValidFor().AsDuration())
@@ -149,10 +167,34 @@ func (l *Lock) ValidFor() time.Duration {
 	return max(0, time.Until(l.deadline))
 }
 
-// Unlock releases the lock; the next waiter gets it at once. It is safe to
-// call more than once, and after the lock was lost.
+// Unlock releases the lock and returns once the sidecar has given it back,
+// so the next waiter can have it from then on. It is safe to call more than
+// once, and after the lock was lost.
 func (l *Lock) Unlock() {
-	l.end(ReasonReleased, fmt.Sprintf("lock %s was released", l.Name))
+	if l.end(ReasonReleased, fmt.Sprintf("lock %s was released", l.Name)) {
+		l.awaitReleased()
+	}
+}
+
+// awaitReleased reads the lock until the sidecar no longer shows this token
+// as held: closing the stream is what releases a lock held by Acquire, and
+// the sidecar has no reply for that. The read goes on the same connection
+// as the cancellation, after it. It gives up after the lease duration, when
+// the lock is free anyway.
+func (l *Lock) awaitReleased() {
+	ctx, cancel := context.WithTimeout(context.Background(), max(l.LeaseDuration, time.Second))
+	defer cancel()
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		r, err := l.locks.GetLock(ctx, &syncv1.GetLockRequest{Name: l.Name, Consistency: syncv1.ReadConsistency_READ_CONSISTENCY_FRESH})
+		if err != nil || !r.GetHeld() || r.GetFencingToken() != l.Token {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+	}
 }
 
 // follow reads the heartbeats until the stream ends.
@@ -177,6 +219,13 @@ func (l *Lock) follow(stream syncv1.LockService_AcquireClient) {
 // reading, so wall-clock steps do not move it.
 func (l *Lock) heartbeat(validFor time.Duration) {
 	l.mu.Lock()
+	if l.err == nil && l.watchdog != nil && !time.Now().Before(l.deadline) {
+		// Read after the deadline (say, this process was paused): the lock
+		// already stopped being valid here, and a late heartbeat does not revive it.
+		l.mu.Unlock()
+		l.end(ReasonHeartbeatTimeout, fmt.Sprintf("no heartbeat from the sidecar before lock %s (token %d) stopped being valid", l.Name, l.Token))
+		return
+	}
 	defer l.mu.Unlock()
 	if l.err != nil {
 		return
@@ -192,12 +241,13 @@ func (l *Lock) heartbeat(validFor time.Duration) {
 }
 
 // end records the first reason the lock ended, closes Lost and cancels the
-// stream, which tells the sidecar to release the lock.
-func (l *Lock) end(reason LossReason, message string) {
+// stream, which tells the sidecar to release the lock. It reports whether
+// this call ended it.
+func (l *Lock) end(reason LossReason, message string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
-		return
+		return false
 	}
 	l.err = &LostError{Reason: reason, Message: message}
 	if l.watchdog != nil {
@@ -205,4 +255,5 @@ func (l *Lock) end(reason LossReason, message string) {
 	}
 	close(l.lost)
 	l.endStream()
+	return true
 }

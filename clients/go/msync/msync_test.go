@@ -135,21 +135,16 @@ func TestCampaignResignAndObserve(t *testing.T) {
 			}
 		}
 	}
+	// The campaigns end with ctx, so a missing event ends the loop.
 	awaitEvent := func(campaign *msync.Campaign, want msync.EventType) msync.Event {
 		t.Helper()
-		for {
-			select {
-			case event, ok := <-campaign.Events():
-				if !ok {
-					t.Fatalf("campaign %s ended before %s: %v", campaign.Candidate, want, campaign.Err())
-				}
-				if event.Type == want {
-					return event
-				}
-			case <-ctx.Done():
-				t.Fatalf("campaign %s: no %s event", campaign.Candidate, want)
+		for event := range campaign.Events() {
+			if event.Type == want {
+				return event
 			}
 		}
+		t.Fatalf("campaign %s ended before %s: %v", campaign.Candidate, want, campaign.Err())
+		return msync.Event{}
 	}
 
 	if first := awaitLeader(func(msync.Leader) bool { return true }); first.Leader != "" {

@@ -6,12 +6,12 @@ from typing import Callable
 import grpc
 import pytest
 
-from metaparticle_sync import Campaign, CampaignEvent, Deposed, Elected, Leader, LeaderChanged, SyncError
+from metaparticle_sync import AsyncCampaign, CampaignEvent, Deposed, Elected, Leader, LeaderChanged, SyncError
 
 from .conftest import Daemon
 
 
-async def next_event(campaign: Campaign, kind: type[CampaignEvent]) -> CampaignEvent:
+async def next_event(campaign: AsyncCampaign, kind: type[CampaignEvent]) -> CampaignEvent:
     async def find() -> CampaignEvent:
         async for event in campaign:
             if isinstance(event, kind):

@@ -6,7 +6,7 @@ import { ElectionServiceClient } from "./gen/metaparticle/sync/v1/election_servi
 import { LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
 import { ReadConsistency } from "./gen/metaparticle/sync/v1/types.js";
 import { LeasedLock, type Lock, type LockOptions, acquire } from "./lock.js";
-import { SyncClientError, fromDuration, toDuration } from "./internal.js";
+import { SyncClientError, fromDuration, optionalDuration } from "./internal.js";
 
 /** Where the sidecar listens unless told otherwise. */
 export const DEFAULT_ADDRESS = "127.0.0.1:13131";
@@ -22,8 +22,12 @@ export interface LockInfo {
   readonly holder: string;
   readonly token: number;
   readonly acquireTime: Date | undefined;
-  readonly leaseDuration: number;
+  readonly leaseDurationMs: number;
   /** ms until the lease expires unless renewed, as the sidecar observed it. */
+  readonly remainingMs: number;
+  /** @deprecated The same as `leaseDurationMs`. */
+  readonly leaseDuration: number;
+  /** @deprecated The same as `remainingMs`. */
   readonly remaining: number;
 }
 
@@ -55,11 +59,11 @@ export class SyncClient {
   }
 
   /** One attempt without waiting; the lock is then held for its lease unless renewed. Undefined if held by someone else. */
-  tryLock(name: string, options: Pick<LockOptions, "holder" | "leaseDuration"> = {}): Promise<LeasedLock | undefined> {
+  tryLock(name: string, options: Pick<LockOptions, "holder" | "leaseDurationMs" | "leaseDuration"> = {}): Promise<LeasedLock | undefined> {
     const holder = options.holder ?? defaultName("MSYNC_HOLDER");
     return new Promise((resolve, reject) =>
       this.locks.tryAcquire(
-        { name, holder, leaseDuration: options.leaseDuration === undefined ? undefined : toDuration(options.leaseDuration) },
+        { name, holder, leaseDuration: optionalDuration(options.leaseDurationMs ?? options.leaseDuration) },
         (err, response) => {
           if (err) return reject(SyncClientError.from(err));
           if (!response.acquired) return resolve(undefined);
@@ -78,6 +82,8 @@ export class SyncClient {
           holder: r.holder,
           token: r.fencingToken,
           acquireTime: r.acquireTime,
+          leaseDurationMs: fromDuration(r.leaseDuration),
+          remainingMs: fromDuration(r.remaining),
           leaseDuration: fromDuration(r.leaseDuration),
           remaining: fromDuration(r.remaining),
         });

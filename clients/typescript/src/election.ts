@@ -3,7 +3,7 @@
 // the leader without campaigning.
 import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import type { CampaignResponse, ElectionServiceClient, ObserveResponse } from "./gen/metaparticle/sync/v1/election_service.js";
-import { EventQueue, LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, toDuration } from "./internal.js";
+import { EventQueue, LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, optionalDuration } from "./internal.js";
 
 export interface Leader {
   /** The leading candidate, or "" when nobody leads. */
@@ -29,6 +29,8 @@ export interface CampaignOptions {
   /** Value proclaimed when elected, e.g. this candidate's address. */
   readonly value?: string;
   /** Lease duration in ms, whole seconds; default the daemon's (15 s). */
+  readonly leaseDurationMs?: number;
+  /** @deprecated The same as `leaseDurationMs`. */
   readonly leaseDuration?: number;
   /** Ends the campaign (giving up leadership) when it aborts. */
   readonly signal?: AbortSignal;
@@ -74,7 +76,7 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
       name: this.name,
       candidate: this.candidate,
       value: this.options.value ?? "",
-      leaseDuration: this.options.leaseDuration === undefined ? undefined : toDuration(this.options.leaseDuration),
+      leaseDuration: optionalDuration(this.options.leaseDurationMs ?? this.options.leaseDuration),
     });
     call.on("data", (message: CampaignResponse) => {
       if (call === this.call) this.onMessage(message);

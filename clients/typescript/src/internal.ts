@@ -8,6 +8,10 @@ export function toDuration(ms: number): Duration {
   return { seconds: Math.floor(whole / 1000), nanos: (whole % 1000) * 1_000_000 };
 }
 
+export function optionalDuration(ms: number | undefined): Duration | undefined {
+  return ms === undefined ? undefined : toDuration(ms);
+}
+
 export function fromDuration(duration: Duration | undefined): number {
   return duration === undefined ? 0 : duration.seconds * 1000 + duration.nanos / 1e6;
 }
@@ -64,6 +68,9 @@ export class Watchdog {
   constructor(private readonly onExpired: () => void) {}
 
   extend(validForMs: number): void {
+    // A heartbeat read after the deadline (say, this process was paused) does
+    // not revive what already stopped being valid: the timer still fires.
+    if (this.timer !== undefined && performance.now() >= this.deadline) return;
     clearTimeout(this.timer);
     this.deadline = performance.now() + validForMs;
     this.timer = setTimeout(this.onExpired, validForMs);
@@ -72,6 +79,7 @@ export class Watchdog {
 
   stop(): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }
 

@@ -1,15 +1,21 @@
 // Locks through the sidecar: `lock()` holds one for as long as you keep it
 // (released on dispose), `tryLock()` takes one for a lease you renew.
 import { status, type ClientReadableStream } from "@grpc/grpc-js";
-import type { AcquireResponse, LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
-import { LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, toDuration } from "./internal.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { AcquireResponse, GetLockResponse, LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
+import { ReadConsistency } from "./gen/metaparticle/sync/v1/types.js";
+import { LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, optionalDuration } from "./internal.js";
 
 export interface LockOptions {
   /** Your name for the holder, shown to others; default MSYNC_HOLDER or host/pid. */
   readonly holder?: string;
   /** Lease duration in ms, whole seconds; default the daemon's (15 s). */
+  readonly leaseDurationMs?: number;
+  /** @deprecated The same as `leaseDurationMs`. */
   readonly leaseDuration?: number;
   /** Give up waiting after this many ms (0: do not wait). Default: wait until `signal` aborts. */
+  readonly waitTimeoutMs?: number;
+  /** @deprecated The same as `waitTimeoutMs`. */
   readonly waitTimeout?: number;
   /** Stops waiting for the lock. */
   readonly signal?: AbortSignal;
@@ -36,8 +42,9 @@ export class Lock implements AsyncDisposable {
     readonly holder: string,
     readonly acquireTime: Date | undefined,
     /** Lease duration in ms. */
-    readonly leaseDuration: number,
+    readonly leaseDurationMs: number,
     private readonly call: ClientReadableStream<AcquireResponse>,
+    private readonly client: LockServiceClient,
   ) {
     this.watchdog = new Watchdog(() =>
       this.lose(
@@ -51,18 +58,49 @@ export class Lock implements AsyncDisposable {
     return this.signal.aborted;
   }
 
-  /** How many ms the holder may still act without another heartbeat. */
-  get validFor(): number {
+  /** How many ms the holder may act without another heartbeat. */
+  get validForMs(): number {
     return this.lost ? 0 : Math.max(0, this.watchdog.deadline - performance.now());
   }
 
-  /** Releases the lock; the next waiter gets it at once. */
+  /** @deprecated The same as `validForMs`. */
+  get validFor(): number {
+    return this.validForMs;
+  }
+
+  /** @deprecated The same as `leaseDurationMs`. */
+  get leaseDuration(): number {
+    return this.leaseDurationMs;
+  }
+
+  /**
+   * Releases the lock and resolves once the sidecar has given it back, so
+   * the next waiter can have it from then on.
+   */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
     this.watchdog.stop();
+    const wasLost = this.lost;
+    if (!wasLost) this.controller.abort(new LostError("released", `lock ${this.name} was released`));
+    // Closing the stream is what releases a lock held by Acquire; the sidecar
+    // has no reply for that, so read until its Lease no longer shows this
+    // token (on this channel, which the cancellation went through first).
     this.call.cancel();
-    if (!this.lost) this.controller.abort(new LostError("released", `lock ${this.name} was released`));
+    if (!wasLost) await this.sidecarReleased(performance.now() + this.leaseDurationMs);
+  }
+
+  private async sidecarReleased(deadline: number): Promise<void> {
+    for (let pause = 5; performance.now() < deadline; pause = Math.min(pause * 2, 200)) {
+      const state = await new Promise<GetLockResponse | undefined>((resolve) =>
+        this.client.getLock({ name: this.name, consistency: ReadConsistency.READ_CONSISTENCY_FRESH }, (err, r) =>
+          resolve(err ? undefined : r),
+        ),
+      );
+      // An unreachable sidecar cannot hold the lock past its lease either; stop asking.
+      if (state === undefined || !state.held || state.fencingToken !== this.token) return;
+      await sleep(pause);
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -89,8 +127,8 @@ export function acquire(client: LockServiceClient, name: string, holder: string,
     const call = client.acquire({
       name,
       holder,
-      leaseDuration: options.leaseDuration === undefined ? undefined : toDuration(options.leaseDuration),
-      waitTimeout: options.waitTimeout === undefined ? undefined : toDuration(options.waitTimeout),
+      leaseDuration: optionalDuration(options.leaseDurationMs ?? options.leaseDuration),
+      waitTimeout: optionalDuration(options.waitTimeoutMs ?? options.waitTimeout),
     });
     let lock: Lock | undefined;
     const onAbort = () => {
@@ -103,7 +141,7 @@ export function acquire(client: LockServiceClient, name: string, holder: string,
       if (event?.$case === "acquired") {
         options.signal?.removeEventListener("abort", onAbort);
         const a = event.value;
-        lock = new Lock(name, a.fencingToken, a.holder, a.acquireTime, fromDuration(a.leaseDuration), call);
+        lock = new Lock(name, a.fencingToken, a.holder, a.acquireTime, fromDuration(a.leaseDuration), call, client);
         lock.heartbeat(fromDuration(a.validFor));
         resolve(lock);
       } else if (event?.$case === "renewed") {
@@ -151,15 +189,21 @@ export class LeasedLock implements AsyncDisposable {
     return this.signal.aborted;
   }
 
-  get validFor(): number {
+  /** How many ms the holder may act without renewing. */
+  get validForMs(): number {
     return this.lost ? 0 : Math.max(0, this.watchdog.deadline - performance.now());
   }
 
-  /** Extends the lease (optionally with a new duration in ms); resolves with how long you may act. */
-  renew(leaseDuration?: number): Promise<number> {
+  /** @deprecated The same as `validForMs`. */
+  get validFor(): number {
+    return this.validForMs;
+  }
+
+  /** Extends the lease (optionally with a new duration in ms); resolves with how many ms you may act. */
+  renew(leaseDurationMs?: number): Promise<number> {
     return new Promise((resolve, reject) =>
       this.client.renew(
-        { name: this.name, fencingToken: this.token, leaseDuration: leaseDuration === undefined ? undefined : toDuration(leaseDuration) },
+        { name: this.name, fencingToken: this.token, leaseDuration: optionalDuration(leaseDurationMs) },
         (err, response) => {
           if (err) return reject(SyncClientError.from(err));
           const validFor = fromDuration(response.validFor);

@@ -1,14 +1,19 @@
 """Python client of the metaparticle-sync sidecar: distributed locks with
-fencing tokens (`Client.lock`, blocking) and leader election
-(`AsyncClient.campaign`, asyncio), over gRPC to a daemon on loopback."""
+fencing tokens and leader election, over gRPC to a daemon on loopback, with a
+blocking client (`Client`) and an asyncio one (`AsyncClient`) offering the same calls."""
 
-from ._common import DEFAULT_ADDRESS, LostError, SyncError
-from .election import AsyncClient, Campaign, CampaignEvent, Deposed, Elected, Leader, LeaderChanged
-from .lock import Client, Lock
+from ._common import DEFAULT_ADDRESS, CampaignEvent, Deposed, Elected, Leader, LeaderChanged, LockInfo, LostError, SyncError
+from .aio_lock import AsyncLease, AsyncLock
+from .campaign import Campaign
+from .election import AsyncCampaign, AsyncClient
+from .lock import Client, Lease, Lock
 
 __all__ = [
     "DEFAULT_ADDRESS",
+    "AsyncCampaign",
     "AsyncClient",
+    "AsyncLease",
+    "AsyncLock",
     "Campaign",
     "CampaignEvent",
     "Client",
@@ -16,6 +21,8 @@ __all__ = [
     "Elected",
     "Leader",
     "LeaderChanged",
+    "Lease",
+    "LockInfo",
     "Lock",
     "LostError",
     "SyncError",

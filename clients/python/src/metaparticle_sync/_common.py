@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol, Union
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -62,12 +63,18 @@ class SyncError(Exception):
         return cls(call.code(), call.details() or "", field)
 
 
+def sync_error(error: grpc.RpcError) -> SyncError:
+    """A failed blocking call as a SyncError, with its `field` trailer."""
+    call: grpc.Call = error  # type: ignore[assignment]
+    return SyncError.from_rpc_error(error, call.trailing_metadata())
+
+
 class LostError(Exception):
     """Why a lock or a term of leadership ended.
 
     `reason` is one of "renew-deadline-exceeded", "taken-over", "shutdown",
     "deleted" (the sidecar's), "heartbeat-timeout" (no heartbeat before the
-    last one ran out), "stream-ended" or "released" (by this client).
+    last one ran out) or "stream-ended". A normal release is not a loss.
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -83,3 +90,66 @@ def loss_reason(reason: types_pb2.LossReason.ValueType) -> str:
         types_pb2.LOSS_REASON_SHUTDOWN: "shutdown",
         types_pb2.LOSS_REASON_DELETED: "deleted",
     }.get(reason, "unknown")
+
+
+def consistency(fresh: bool) -> types_pb2.ReadConsistency.ValueType:
+    return types_pb2.READ_CONSISTENCY_FRESH if fresh else types_pb2.READ_CONSISTENCY_CACHED
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """A lock as the sidecar observed it; durations in seconds."""
+
+    held: bool
+    holder: str
+    token: int
+    lease_duration: float
+    remaining: float
+    """Seconds until the lease expires unless renewed."""
+
+
+@dataclass(frozen=True)
+class Leader:
+    """The leader of an election; `leader` is "" when nobody leads."""
+
+    leader: str
+    value: str
+    term: int
+
+
+class Flag(Protocol):
+    """What `Elected.done` is: a threading.Event (blocking client) or an asyncio.Event."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Elected:
+    """This candidate leads. `done` is set when the term ends: stop leading."""
+
+    term: int
+    done: Flag = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Deposed:
+    """This candidate's term ended; it stays a candidate and may be elected again.
+
+    `reason` is a LostError reason, or "released" when it resigned or closed the campaign.
+    """
+
+    term: int
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LeaderChanged:
+    """Someone else leads, or nobody does (`leader` is "")."""
+
+    leader: str
+    value: str
+    term: int
+
+
+CampaignEvent = Union[Elected, Deposed, LeaderChanged]

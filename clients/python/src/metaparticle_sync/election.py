@@ -1,62 +1,40 @@
-"""Leader election through the sidecar, with grpc.aio.
+"""The asyncio client: leader election, and locks (aio_lock.py), with grpc.aio.
 
 A campaign reads its stream in a task of its own, so heartbeats are handled
 while the caller is busy leading, and keeps the client's own deadline on the
 event loop's monotonic clock: if no heartbeat arrives before the last
-`valid_for` runs out, the term is ended by the client (DESIGN 3.1).
+`valid_for` runs out, the term is ended by the client (DESIGN 3.1), which
+closes that stream (so the sidecar gives the term up instead of renewing a
+leadership nobody acts on) and campaigns again on a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from types import TracebackType
-from typing import AsyncIterator, Union
+from typing import AsyncIterator, cast
 
 import grpc
 import grpc.aio
 
-from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc
+from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc, lock_service_pb2, lock_service_pb2_grpc
 
-from ._common import SyncError, address_or_default, default_name, from_duration, loss_reason, to_duration
-
-
-@dataclass(frozen=True)
-class Elected:
-    """This candidate leads. `done` is set when the term ends: stop leading."""
-
-    term: int
-    done: asyncio.Event = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Deposed:
-    """This candidate's term ended; it stays a candidate and may be elected again."""
-
-    term: int
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class LeaderChanged:
-    """Someone else leads, or nobody does (`leader` is "")."""
-
-    leader: str
-    value: str
-    term: int
-
-
-CampaignEvent = Union[Elected, Deposed, LeaderChanged]
-
-
-@dataclass(frozen=True)
-class Leader:
-    """The leader of an election; `leader` is "" when nobody leads."""
-
-    leader: str
-    value: str
-    term: int
+from ._common import (
+    CampaignEvent,
+    Deposed,
+    Elected,
+    Leader,
+    LeaderChanged,
+    LockInfo,
+    SyncError,
+    address_or_default,
+    consistency,
+    default_name,
+    from_duration,
+    loss_reason,
+    to_duration,
+)
+from .aio_lock import AsyncLease, AsyncLock
 
 
 class _Term:
@@ -64,9 +42,10 @@ class _Term:
         self.number = number
         self.done = asyncio.Event()
         self.watchdog: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
 
 
-class Campaign:
+class AsyncCampaign:
     """This process's candidacy in an election; iterate it for its events.
 
     The campaign ends with `resign()`, `close()` or leaving `async with`; the
@@ -78,12 +57,18 @@ class Campaign:
         self.name = request.name
         self.candidate = request.candidate
         self._stub = stub
+        self._request = request
         self._events: asyncio.Queue[CampaignEvent | None] = asyncio.Queue()
         self._leading: _Term | None = None
         self._resigning = False
+        self._closed = False
         self._error: SyncError | None = None
-        self._call = stub.Campaign(request)
-        self._reader = asyncio.get_running_loop().create_task(self._follow())
+        self._join()
+
+    def _join(self) -> None:
+        """Opens a Campaign stream and reads it; a replaced stream's messages are ignored."""
+        self._call = self._stub.Campaign(self._request)
+        self._reader = asyncio.get_running_loop().create_task(self._follow(self._call))
 
     @property
     def leading(self) -> bool:
@@ -111,6 +96,7 @@ class Campaign:
 
     async def close(self) -> None:
         """Leaves the campaign, giving up leadership at once if leading."""
+        self._closed = True
         self._depose("released", "the campaign was closed")
         self._call.cancel()
         await asyncio.gather(self._reader, return_exceptions=True)
@@ -127,7 +113,7 @@ class Campaign:
             raise StopAsyncIteration
         return event
 
-    async def __aenter__(self) -> Campaign:
+    async def __aenter__(self) -> AsyncCampaign:
         return self
 
     async def __aexit__(
@@ -142,9 +128,11 @@ class Campaign:
             )
         return self._leading.number
 
-    async def _follow(self) -> None:
+    async def _follow(self, call: grpc.aio.UnaryStreamCall) -> None:  # type: ignore[type-arg]
         try:
-            async for message in self._call:
+            async for message in call:
+                if call is not self._call:
+                    return
                 event = message.WhichOneof("event")
                 if event == "elected":
                     self._depose("taken-over", "elected again with a new term")
@@ -165,30 +153,49 @@ class Campaign:
                     else:
                         self._depose("taken-over", "another term began")
                     self._events.put_nowait(LeaderChanged(changed.leader, changed.value, changed.term))
+            if call is not self._call:
+                return
             self._depose("released" if self._resigning else "stream-ended", "the campaign ended")
         except grpc.aio.AioRpcError as error:
+            if call is not self._call:
+                return
             if error.code() == grpc.StatusCode.CANCELLED:
                 self._depose("released", "the campaign was closed")
             else:
                 self._error = SyncError.from_rpc_error(error, error.trailing_metadata())
                 self._depose("stream-ended", str(self._error))
         except asyncio.CancelledError:
+            if call is not self._call:
+                return
             self._depose("released", "the campaign was closed")
-        finally:
-            self._events.put_nowait(None)
+        self._closed = True
+        self._events.put_nowait(None)
 
     def _heartbeat(self, valid_for: float) -> None:
         term = self._leading
         if term is None:
             return
+        loop = asyncio.get_running_loop()
         if term.watchdog is not None:
+            if loop.time() >= term.deadline:
+                # Read after the deadline (say, this process was paused): the
+                # term already stopped being valid, and a late heartbeat does not revive it.
+                self._expired(term)
+                return
             term.watchdog.cancel()
-        term.watchdog = asyncio.get_running_loop().call_later(
-            valid_for,
-            lambda: self._depose("heartbeat-timeout", "no heartbeat from the sidecar before leadership stopped being valid")
-            if self._leading is term
-            else None,
-        )
+        term.deadline = loop.time() + valid_for
+        term.watchdog = loop.call_at(term.deadline, lambda: self._expired(term))
+
+    def _expired(self, term: _Term) -> None:
+        """No heartbeat before the term's deadline: stop leading, and campaign again on a new stream."""
+        if self._leading is not term:
+            return
+        self._depose("heartbeat-timeout", "no heartbeat from the sidecar before leadership stopped being valid")
+        if self._resigning or self._closed:
+            return
+        stale = self._call
+        self._join()
+        stale.cancel()
 
     def _depose(self, reason: str, message: str) -> None:
         """Ends the current term, if any, on this side: set `done`, then report it."""
@@ -203,7 +210,7 @@ class Campaign:
 
 
 class AsyncClient:
-    """An asyncio client of one sidecar, for elections.
+    """An asyncio client of one sidecar, for locks and elections.
 
     The address defaults to $MSYNC_ADDRESS, else 127.0.0.1:13131. Closing the
     client ends every campaign it runs.
@@ -213,7 +220,73 @@ class AsyncClient:
         self.address = address_or_default(address)
         self._channel = grpc.aio.insecure_channel(self.address)
         self.elections = election_service_pb2_grpc.ElectionServiceStub(self._channel)
-        """The generated stub, for GetLeader."""
+        self.locks = lock_service_pb2_grpc.LockServiceStub(self._channel)
+
+    async def lock(
+        self,
+        name: str,
+        *,
+        holder: str | None = None,
+        lease_duration: float | None = None,
+        wait_timeout: float | None = None,
+    ) -> AsyncLock:
+        """Waits for the lock and returns it held:
+
+            async with await client.lock("db-migration") as lock:
+                await migrate(fencing_token=lock.token, stop=lock.lost)
+
+        `lease_duration` (whole seconds) defaults to the sidecar's (15 s);
+        `wait_timeout` (seconds) makes it raise SyncError DEADLINE_EXCEEDED if
+        the lock is not free in time; 0 fails at once.
+        """
+        request = lock_service_pb2.AcquireRequest(
+            name=name,
+            holder=holder or default_name("MSYNC_HOLDER"),
+            lease_duration=to_duration(lease_duration),
+            wait_timeout=to_duration(wait_timeout),
+        )
+        call = self.locks.Acquire(request)
+        try:
+            first = await call.read()
+        except grpc.aio.AioRpcError as error:
+            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+        except BaseException:
+            call.cancel()
+            raise
+        if first is grpc.aio.EOF:
+            raise SyncError(grpc.StatusCode.UNAVAILABLE, f"the sidecar ended the stream before lock {name} was acquired")
+        message = cast(lock_service_pb2.AcquireResponse, first)
+        if message.WhichOneof("event") != "acquired":
+            call.cancel()
+            raise SyncError(grpc.StatusCode.INTERNAL, f"the sidecar's first message for lock {name} was not `acquired`")
+        return AsyncLock(name, message.acquired, call, self.locks)
+
+    async def try_lock(self, name: str, *, holder: str | None = None, lease_duration: float | None = None) -> AsyncLease | None:
+        """One attempt without waiting: a lease held unless renewed, or None if someone else holds the lock."""
+        holder = holder or default_name("MSYNC_HOLDER")
+        request = lock_service_pb2.TryAcquireRequest(name=name, holder=holder, lease_duration=to_duration(lease_duration))
+        try:
+            response = await self.locks.TryAcquire(request)
+        except grpc.aio.AioRpcError as error:
+            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+        if not response.acquired:
+            return None
+        return AsyncLease(self.locks, name, response.fencing_token, holder, from_duration(response.valid_for))
+
+    async def get_lock(self, name: str, *, fresh: bool = False) -> LockInfo:
+        """Inspects a lock; `fresh` reads the API server instead of the sidecar's cache."""
+        try:
+            r = await self.locks.GetLock(lock_service_pb2.GetLockRequest(name=name, consistency=consistency(fresh)))
+        except grpc.aio.AioRpcError as error:
+            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+        return LockInfo(r.held, r.holder, r.fencing_token, from_duration(r.lease_duration), from_duration(r.remaining))
+
+    async def get_leader(self, name: str, *, fresh: bool = False) -> Leader:
+        try:
+            r = await self.elections.GetLeader(election_service_pb2.GetLeaderRequest(name=name, consistency=consistency(fresh)))
+        except grpc.aio.AioRpcError as error:
+            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+        return Leader(r.leader, r.value, r.term)
 
     def campaign(
         self,
@@ -222,7 +295,7 @@ class AsyncClient:
         candidate: str | None = None,
         value: str = "",
         lease_duration: float | None = None,
-    ) -> Campaign:
+    ) -> AsyncCampaign:
         """Joins an election as a candidate; call it from a running event loop:
 
             async with client.campaign("scheduler", value=my_address) as campaign:
@@ -239,7 +312,7 @@ class AsyncClient:
             value=value,
             lease_duration=to_duration(lease_duration),
         )
-        return Campaign(self.elections, request)
+        return AsyncCampaign(self.elections, request)
 
     async def observe(self, name: str) -> AsyncIterator[Leader]:
         """Yields the current leader at once and then every change, without campaigning."""

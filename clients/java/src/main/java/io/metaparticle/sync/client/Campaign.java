@@ -11,22 +11,32 @@ import io.metaparticle.sync.v1.LeaderChanged;
 import io.metaparticle.sync.v1.ProclaimRequest;
 import io.metaparticle.sync.v1.ResignRequest;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 
 /**
  * This process's candidacy in an election. It ends with {@link #resign()} or {@link #close()};
- * the listener hears every event in order on a thread of the campaign's own, so a slow listener
- * never delays the heartbeat deadline.
+ * the listener hears every event in order on a thread of the campaign's own, and what is chained on
+ * {@link Leadership#ended()} runs on the client's callback pool, so neither delays a heartbeat
+ * deadline.
+ *
+ * <p>If no heartbeat comes before leadership stops being valid (the sidecar froze, or this process
+ * was paused), the candidate stops leading at once, closes its stream, so the sidecar gives the
+ * term up instead of renewing a leadership nobody acts on, and campaigns again on a new stream.
  */
 public final class Campaign implements AutoCloseable {
   private final String name;
+  private final ElectionServiceGrpc.ElectionServiceStub stub;
   private final ElectionServiceGrpc.ElectionServiceBlockingStub elections;
+  private final CampaignRequest request;
   private final ScheduledExecutorService scheduler;
+  private final Executor callbacks;
   private final ElectionListener listener;
   private final ExecutorService events;
-  private ClientCallStreamObserver<CampaignRequest> call;
+  /** The stream followed now; events of a replaced one are ignored. */
+  private Follower current;
   private Term leading;
   private boolean resigning;
   private boolean over;
@@ -39,11 +49,15 @@ public final class Campaign implements AutoCloseable {
       ElectionServiceGrpc.ElectionServiceStub stub,
       ElectionServiceGrpc.ElectionServiceBlockingStub elections,
       ScheduledExecutorService scheduler,
+      Executor callbacks,
       CampaignRequest request,
       ElectionListener listener) {
     this.name = name;
+    this.stub = stub;
     this.elections = elections;
+    this.request = request;
     this.scheduler = scheduler;
+    this.callbacks = callbacks;
     this.listener = listener;
     this.events =
         Executors.newSingleThreadExecutor(
@@ -52,7 +66,29 @@ public final class Campaign implements AutoCloseable {
               thread.setDaemon(true);
               return thread;
             });
-    stub.campaign(request, new Follower());
+    synchronized (this) {
+      join();
+    }
+  }
+
+  /** Opens a Campaign stream and follows it. */
+  private void join() {
+    current = new Follower();
+    stub.campaign(request, current);
+  }
+
+  /** No heartbeat before {@code term}'s deadline: stop leading, and campaign again on a new stream. */
+  private synchronized void expired(Term term) {
+    if (leading != term) {
+      return;
+    }
+    depose(new Loss(Loss.HEARTBEAT_TIMEOUT, "no heartbeat from the sidecar before leadership stopped being valid"));
+    if (resigning || over) {
+      return;
+    }
+    Follower stale = current;
+    join();
+    stale.cancel("replaced after the heartbeat deadline");
   }
 
   public String name() {
@@ -96,12 +132,14 @@ public final class Campaign implements AutoCloseable {
   /** Leaves the campaign, giving up leadership at once if leading. */
   @Override
   public void close() {
-    ClientCallStreamObserver<CampaignRequest> stream;
+    Follower stream;
     synchronized (this) {
       depose(new Loss(Loss.RELEASED, "the campaign was closed"));
-      stream = call;
+      over = true;
+      stream = current;
     }
-    stream.cancel("the campaign was closed", null);
+    stream.cancel("the campaign was closed");
+    finish(stream, null);
   }
 
   private synchronized long currentTerm(String action) {
@@ -122,12 +160,12 @@ public final class Campaign implements AutoCloseable {
     }
     leading = null;
     term.watchdog().stop();
-    term.leadership().ended().complete(loss);
+    callbacks.execute(() -> term.leadership().ended().complete(loss));
     events.execute(() -> listener.deposed(term.leadership().term(), loss));
   }
 
-  private synchronized void finish(SyncException error) {
-    if (over) {
+  private synchronized void finish(Follower stream, SyncException error) {
+    if (stream != current || events.isShutdown()) {
       return;
     }
     over = true;
@@ -140,6 +178,8 @@ public final class Campaign implements AutoCloseable {
   }
 
   private final class Follower implements ClientResponseObserver<CampaignRequest, CampaignResponse> {
+    private ClientCallStreamObserver<CampaignRequest> call;
+
     @Override
     public void beforeStart(ClientCallStreamObserver<CampaignRequest> stream) {
       synchronized (Campaign.this) {
@@ -147,28 +187,27 @@ public final class Campaign implements AutoCloseable {
       }
     }
 
+    void cancel(String why) {
+      ClientCallStreamObserver<CampaignRequest> stream;
+      synchronized (Campaign.this) {
+        stream = call;
+      }
+      stream.cancel(why, null);
+    }
+
     @Override
     public void onNext(CampaignResponse message) {
       synchronized (Campaign.this) {
+        if (this != current) {
+          return;
+        }
         switch (message.getEventCase()) {
           case ELECTED -> {
             depose(new Loss(Loss.TAKEN_OVER, "elected again with a new term"));
             Leadership leadership = new Leadership(message.getElected().getTerm(), new CompletableFuture<>());
-            Term term =
-                new Term(
-                    leadership,
-                    new Watchdog(
-                        scheduler,
-                        () -> {
-                          synchronized (Campaign.this) {
-                            if (leading != null && leading.leadership() == leadership) {
-                              depose(
-                                  new Loss(
-                                      Loss.HEARTBEAT_TIMEOUT,
-                                      "no heartbeat from the sidecar before leadership stopped being valid"));
-                            }
-                          }
-                        }));
+            Term[] self = new Term[1];
+            Term term = new Term(leadership, new Watchdog(scheduler, () -> expired(self[0])));
+            self[0] = term;
             leading = term;
             term.watchdog().extend(Durations.fromProto(message.getElected().getValidFor()));
             events.execute(() -> listener.elected(leadership));
@@ -202,12 +241,12 @@ public final class Campaign implements AutoCloseable {
     @Override
     public void onError(Throwable error) {
       boolean closed = Status.fromThrowable(error).getCode() == Status.Code.CANCELLED;
-      finish(closed ? null : SyncException.from(error));
+      finish(this, closed ? null : SyncException.from(error));
     }
 
     @Override
     public void onCompleted() {
-      finish(null);
+      finish(this, null);
     }
   }
 }

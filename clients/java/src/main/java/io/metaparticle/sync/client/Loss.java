@@ -21,7 +21,7 @@ public record Loss(String reason, String message) {
   public static final String HEARTBEAT_TIMEOUT = "heartbeat-timeout";
   /** The sidecar ended the stream without saying why. */
   public static final String STREAM_ENDED = "stream-ended";
-  /** This client released the lock, resigned or closed the campaign. */
+  /** This candidate resigned or closed the campaign: a term's normal end, not a loss. */
   public static final String RELEASED = "released";
 
   static Loss from(LossReason reason, String message) {

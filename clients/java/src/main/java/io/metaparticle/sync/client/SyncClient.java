@@ -4,19 +4,29 @@ import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.metaparticle.sync.v1.AcquireRequest;
 import io.metaparticle.sync.v1.AcquireResponse;
 import io.metaparticle.sync.v1.CampaignRequest;
 import io.metaparticle.sync.v1.ElectionServiceGrpc;
+import io.metaparticle.sync.v1.GetLeaderRequest;
+import io.metaparticle.sync.v1.GetLeaderResponse;
+import io.metaparticle.sync.v1.GetLockRequest;
+import io.metaparticle.sync.v1.GetLockResponse;
 import io.metaparticle.sync.v1.LockServiceGrpc;
 import io.metaparticle.sync.v1.ObserveRequest;
 import io.metaparticle.sync.v1.ObserveResponse;
+import io.metaparticle.sync.v1.ReadConsistency;
+import io.metaparticle.sync.v1.TryAcquireRequest;
+import io.metaparticle.sync.v1.TryAcquireResponse;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.util.concurrent.CompletableFuture;
+import java.util.Optional;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.atomic.AtomicReference;
@@ -40,6 +50,7 @@ public final class SyncClient implements AutoCloseable {
 
   private final ManagedChannel channel;
   private final LockServiceGrpc.LockServiceStub locks;
+  private final LockServiceGrpc.LockServiceBlockingStub blockingLocks;
   private final ElectionServiceGrpc.ElectionServiceStub elections;
   private final ElectionServiceGrpc.ElectionServiceBlockingStub blockingElections;
   /** Runs the heartbeat deadlines of every lock and leadership of this client. */
@@ -50,10 +61,22 @@ public final class SyncClient implements AutoCloseable {
             thread.setDaemon(true);
             return thread;
           });
+  /**
+   * Runs what users chain on {@link Lock#lost()}, {@link LeasedLock#lost()} and {@link
+   * Leadership#ended()}, so that a slow callback never delays another lock's deadline.
+   */
+  private final ExecutorService callbacks =
+      Executors.newCachedThreadPool(
+          runnable -> {
+            Thread thread = new Thread(runnable, "msync-callback");
+            thread.setDaemon(true);
+            return thread;
+          });
 
   private SyncClient(String address) {
     channel = Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
     locks = LockServiceGrpc.newStub(channel);
+    blockingLocks = LockServiceGrpc.newBlockingStub(channel);
     elections = ElectionServiceGrpc.newStub(channel);
     blockingElections = ElectionServiceGrpc.newBlockingStub(channel);
   }
@@ -69,7 +92,7 @@ public final class SyncClient implements AutoCloseable {
     return new SyncClient(address);
   }
 
-  /** The channel, for the generated stubs of the calls this class does not wrap. */
+  /** The channel, for tools that need it; every call of the API is wrapped here. */
   public ManagedChannel channel() {
     return channel;
   }
@@ -111,9 +134,9 @@ public final class SyncClient implements AutoCloseable {
           public void onNext(AcquireResponse message) {
             switch (message.getEventCase()) {
               case ACQUIRED -> {
-                lock = new Lock(name, message.getAcquired(), call.get(), scheduler);
+                lock = new Lock(name, message.getAcquired(), call.get(), scheduler, blockingLocks, callbacks);
                 if (!acquired.complete(lock)) {
-                  lock.close(); // the caller stopped waiting just as the lock arrived
+                  lock.end(null); // the caller stopped waiting just as the lock arrived
                 }
               }
               case RENEWED -> lock.heartbeat(Durations.fromProto(message.getRenewed().getValidFor()));
@@ -154,6 +177,83 @@ public final class SyncClient implements AutoCloseable {
     }
   }
 
+  /** One attempt without waiting; see {@link #tryLock(String, LockOptions)}. */
+  public Optional<LeasedLock> tryLock(String name) {
+    return tryLock(name, LockOptions.defaults());
+  }
+
+  /**
+   * One attempt without waiting: a lock held for its lease ({@code options.leaseDuration()}, else
+   * the sidecar's) unless renewed, or empty if someone else holds it. The wait timeout is ignored.
+   */
+  public Optional<LeasedLock> tryLock(String name, LockOptions options) {
+    String holder = options.holder() != null ? options.holder() : defaultName("MSYNC_HOLDER");
+    TryAcquireRequest.Builder request = TryAcquireRequest.newBuilder().setName(name).setHolder(holder);
+    if (options.leaseDuration() != null) {
+      request.setLeaseDuration(Durations.toProto(options.leaseDuration()));
+    }
+    TryAcquireResponse response;
+    try {
+      response = blockingLocks.tryAcquire(request.build());
+    } catch (StatusRuntimeException e) {
+      throw SyncException.from(e);
+    }
+    if (!response.getAcquired()) {
+      return Optional.empty();
+    }
+    return Optional.of(
+        new LeasedLock(
+            name,
+            response.getFencingToken(),
+            holder,
+            Durations.fromProto(response.getValidFor()),
+            blockingLocks,
+            scheduler,
+            callbacks));
+  }
+
+  /** Inspects a lock from the sidecar's cache; a lock nobody holds is not an error. */
+  public LockInfo getLock(String name) {
+    return getLock(name, false);
+  }
+
+  /** Inspects a lock; {@code fresh} reads the API server instead of the sidecar's cache. */
+  public LockInfo getLock(String name, boolean fresh) {
+    try {
+      GetLockResponse r =
+          blockingLocks.getLock(GetLockRequest.newBuilder().setName(name).setConsistency(consistency(fresh)).build());
+      return new LockInfo(
+          r.getHeld(),
+          r.getHolder(),
+          r.getFencingToken(),
+          Durations.fromProto(r.getLeaseDuration()),
+          Durations.fromProto(r.getRemaining()));
+    } catch (StatusRuntimeException e) {
+      throw SyncException.from(e);
+    }
+  }
+
+  /** The current leader of an election, from the sidecar's cache. */
+  public Leader getLeader(String name) {
+    return getLeader(name, false);
+  }
+
+  /** The current leader of an election; {@code fresh} reads the API server. */
+  public Leader getLeader(String name, boolean fresh) {
+    try {
+      GetLeaderResponse r =
+          blockingElections.getLeader(
+              GetLeaderRequest.newBuilder().setName(name).setConsistency(consistency(fresh)).build());
+      return new Leader(r.getLeader(), r.getValue(), r.getTerm());
+    } catch (StatusRuntimeException e) {
+      throw SyncException.from(e);
+    }
+  }
+
+  private static ReadConsistency consistency(boolean fresh) {
+    return fresh ? ReadConsistency.READ_CONSISTENCY_FRESH : ReadConsistency.READ_CONSISTENCY_CACHED;
+  }
+
   /**
    * Joins an election as a candidate; {@code listener} hears what happens. A refused request (for
    * example a bad name) ends the campaign at once with {@link ElectionListener#ended} and the
@@ -169,7 +269,7 @@ public final class SyncClient implements AutoCloseable {
     if (options.leaseDuration() != null) {
       request.setLeaseDuration(Durations.toProto(options.leaseDuration()));
     }
-    return new Campaign(name, elections, blockingElections, scheduler, request.build(), listener);
+    return new Campaign(name, elections, blockingElections, scheduler, callbacks, request.build(), listener);
   }
 
   /**
@@ -214,6 +314,7 @@ public final class SyncClient implements AutoCloseable {
   public void close() {
     channel.shutdownNow();
     scheduler.shutdownNow();
+    callbacks.shutdown();
   }
 
   /** The first of the environment variables that is set, else host/pid: what others see. */

@@ -28,6 +28,11 @@ final class Watchdog {
       return;
     }
     if (timer != null) {
+      if (System.nanoTime() - deadlineNanos >= 0) {
+        // A heartbeat read after the deadline (say, this process was paused) does not revive what
+        // already stopped being valid: the timer runs out as it would have.
+        return;
+      }
       timer.cancel(false);
     }
     deadlineNanos = System.nanoTime() + validFor.toNanos();

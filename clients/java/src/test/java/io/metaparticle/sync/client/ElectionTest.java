@@ -6,8 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.Status;
+import java.time.Duration;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
@@ -56,6 +58,36 @@ class ElectionTest {
   }
 
   @Test
+  void aSlowEndedCallbackDoesNotDelayALocksLostSignal() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess("--lease-duration=2s", "--renew-deadline=1s")) {
+      SyncClient client = daemon.client();
+      Recorder events = new Recorder();
+      client.campaign("scheduler", CampaignOptions.defaults().withCandidate("slow"), events);
+      Leadership leadership = events.elected.poll(10, TimeUnit.SECONDS);
+      // A longer lease: this lock's deadline runs out after the leadership's.
+      Lock lock = client.lock("other", LockOptions.defaults().withLeaseDuration(Duration.ofSeconds(4)));
+      CountDownLatch release = new CountDownLatch(1);
+      leadership
+          .ended()
+          .thenRun(
+              () -> {
+                try {
+                  release.await(30, TimeUnit.SECONDS); // a user callback that takes its time
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+              });
+      daemon.freeze();
+      try {
+        assertEquals(Loss.HEARTBEAT_TIMEOUT, lock.lost().get(10, TimeUnit.SECONDS).reason());
+      } finally {
+        release.countDown();
+        daemon.thaw();
+      }
+    }
+  }
+
+  @Test
   void campaignResignAndObserve() throws Exception {
     try (DaemonProcess daemon = new DaemonProcess()) {
       SyncClient client = daemon.client();
@@ -80,7 +112,7 @@ class ElectionTest {
           await(observed, leader -> leader.value().equals("alpha:2"));
 
           alpha.resign();
-          assertEquals(Loss.RELEASED, first.ended().getNow(null).reason());
+          assertEquals(Loss.RELEASED, first.ended().get(10, TimeUnit.SECONDS).reason());
           assertEquals(Loss.RELEASED, await(alphaEvents.deposed, loss -> true).reason());
           Leadership next = await(betaEvents.elected, leadership -> true);
           assertTrue(next.term() > first.term(), "terms must grow");

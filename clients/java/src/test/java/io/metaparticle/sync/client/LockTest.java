@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.grpc.Status;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.Test;
@@ -41,7 +42,9 @@ class LockTest {
       assertThrows(TimeoutException.class, () -> waiter.get(200, TimeUnit.MILLISECONDS), "the waiter got a held lock");
 
       first.close();
-      assertEquals(Loss.RELEASED, first.lost().get(1, TimeUnit.SECONDS).reason());
+      // A normal close is not a loss: lost() is for stopping work that is still running.
+      assertFalse(first.lost().isDone(), "lost() completed on a normal close");
+      assertFalse(first.isHeld());
       try (Lock second = waiter.get(10, TimeUnit.SECONDS)) {
         assertTrue(second.token() > first.token(), "fencing tokens must grow");
         assertFalse(second.isLost());
@@ -67,6 +70,35 @@ class LockTest {
       assertEquals(Loss.HEARTBEAT_TIMEOUT, loss.reason());
       assertTrue(waited.compareTo(Duration.ofSeconds(2)) <= 0, "lost after " + waited + ", later than the 2 s lease");
       assertEquals(Duration.ZERO, lock.validFor());
+    }
+  }
+
+  @Test
+  void aSlowLostCallbackDoesNotDelayAnotherLocksLostSignal() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess("--lease-duration=2s", "--renew-deadline=1s")) {
+      SyncClient client = daemon.client();
+      Lock slow = client.lock("slow");
+      Lock other = client.lock("other", LockOptions.defaults().withLeaseDuration(Duration.ofSeconds(4)));
+      CountDownLatch release = new CountDownLatch(1);
+      slow.lost()
+          .thenRun(
+              () -> {
+                try {
+                  release.await(30, TimeUnit.SECONDS); // a user callback that takes its time
+                } catch (InterruptedException e) {
+                  Thread.currentThread().interrupt();
+                }
+              });
+      daemon.freeze();
+      try {
+        // Both deadlines run out about a second after the freeze; the second lock must hear
+        // of it then, not once the first lock's callback returns.
+        assertEquals(Loss.HEARTBEAT_TIMEOUT, other.lost().get(10, TimeUnit.SECONDS).reason());
+        assertEquals(Loss.HEARTBEAT_TIMEOUT, slow.lost().getNow(null).reason());
+      } finally {
+        release.countDown();
+        daemon.thaw();
+      }
     }
   }
 

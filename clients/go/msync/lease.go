@@ -1,0 +1,191 @@
+package msync
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	syncv1 "github.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Lease is a lock taken with TryLock: held for its lease duration unless
+// renewed, and given back with Release. Unlike Lock, nothing renews it for
+// you; Lost is closed when the last ValidFor runs out without a renewal.
+type Lease struct {
+	Name string
+	// Token is the fencing token: strictly greater than every earlier token
+	// of this lock.
+	Token  int64
+	Holder string
+
+	locks syncv1.LockServiceClient
+	lost  chan struct{}
+
+	mu       sync.Mutex
+	ended    bool
+	deadline time.Time
+	watchdog *time.Timer
+}
+
+// TryLock makes one attempt at the named lock without waiting. If someone
+// else holds it, the error is ErrNotFree (test it with errors.Is). Only
+// WithHolder and WithLeaseDuration apply.
+func (c *Client) TryLock(ctx context.Context, name string, options ...LockOption) (*Lease, error) {
+	cfg := lockConfig{holder: defaultName("MSYNC_HOLDER")}
+	for _, option := range options {
+		option.applyLock(&cfg)
+	}
+	request := &syncv1.TryAcquireRequest{Name: name, Holder: cfg.holder}
+	if cfg.leaseDuration != 0 {
+		request.LeaseDuration = durationpb.New(cfg.leaseDuration)
+	}
+	var trailer metadata.MD
+	response, err := c.Locks.TryAcquire(ctx, request, grpc.Trailer(&trailer))
+	if err != nil {
+		return nil, callError(ctx, err, trailer)
+	}
+	if !response.GetAcquired() {
+		return nil, fmt.Errorf("lock %s is held by %s with token %d: %w", name, response.GetHolder(), response.GetFencingToken(), ErrNotFree)
+	}
+	lease := &Lease{Name: name, Token: response.GetFencingToken(), Holder: cfg.holder, locks: c.Locks, lost: make(chan struct{})}
+	lease.extend(response.GetValidFor().AsDuration())
+	return lease, nil
+}
+
+// Renew extends the lease, by d if given (whole seconds) or else by its
+// duration, and returns how long the holder may now act. A lease that ran
+// out and was taken by someone else gives ErrNotHeld.
+func (l *Lease) Renew(ctx context.Context, d ...time.Duration) (time.Duration, error) {
+	request := &syncv1.RenewRequest{Name: l.Name, FencingToken: l.Token}
+	if len(d) > 0 && d[0] != 0 {
+		request.LeaseDuration = durationpb.New(d[0])
+	}
+	var trailer metadata.MD
+	response, err := l.locks.Renew(ctx, request, grpc.Trailer(&trailer))
+	if err != nil {
+		return 0, callError(ctx, err, trailer)
+	}
+	validFor := response.GetValidFor().AsDuration()
+	l.extend(validFor)
+	return validFor, nil
+}
+
+// Release gives the lock back; the next waiter gets it at once. A lease
+// that ran out and was taken by someone else gives ErrNotHeld.
+func (l *Lease) Release(ctx context.Context) error {
+	var trailer metadata.MD
+	if _, err := l.locks.Release(ctx, &syncv1.ReleaseRequest{Name: l.Name, FencingToken: l.Token}, grpc.Trailer(&trailer)); err != nil {
+		return callError(ctx, err, trailer)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.endLocked()
+	return nil
+}
+
+// Lost is closed when the lease runs out without a renewal, or is released.
+func (l *Lease) Lost() <-chan struct{} {
+	return l.lost
+}
+
+// ValidFor is how much longer the holder may act without renewing.
+func (l *Lease) ValidFor() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return 0
+	}
+	return max(0, time.Until(l.deadline))
+}
+
+func (l *Lease) extend(validFor time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return
+	}
+	l.deadline = time.Now().Add(validFor)
+	if l.watchdog != nil {
+		l.watchdog.Stop()
+	}
+	l.watchdog = time.AfterFunc(validFor, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if !time.Now().Before(l.deadline) {
+			l.endLocked()
+		}
+	})
+}
+
+func (l *Lease) endLocked() {
+	if l.ended {
+		return
+	}
+	l.ended = true
+	if l.watchdog != nil {
+		l.watchdog.Stop()
+	}
+	close(l.lost)
+}
+
+// LockInfo is a lock as the sidecar observed it.
+type LockInfo struct {
+	Held          bool
+	Holder        string
+	Token         int64
+	AcquireTime   time.Time
+	LeaseDuration time.Duration
+	// Remaining is how long until the lease expires unless renewed.
+	Remaining time.Duration
+}
+
+// ReadOption configures GetLock and GetLeader.
+type ReadOption func(*syncv1.ReadConsistency)
+
+// Fresh reads from the API server instead of the sidecar's watch cache.
+func Fresh() ReadOption {
+	return func(c *syncv1.ReadConsistency) { *c = syncv1.ReadConsistency_READ_CONSISTENCY_FRESH }
+}
+
+func consistency(options []ReadOption) syncv1.ReadConsistency {
+	c := syncv1.ReadConsistency_READ_CONSISTENCY_CACHED
+	for _, option := range options {
+		option(&c)
+	}
+	return c
+}
+
+// GetLock inspects the named lock; a lock nobody holds is not an error.
+func (c *Client) GetLock(ctx context.Context, name string, options ...ReadOption) (LockInfo, error) {
+	var trailer metadata.MD
+	r, err := c.Locks.GetLock(ctx, &syncv1.GetLockRequest{Name: name, Consistency: consistency(options)}, grpc.Trailer(&trailer))
+	if err != nil {
+		return LockInfo{}, callError(ctx, err, trailer)
+	}
+	info := LockInfo{
+		Held:          r.GetHeld(),
+		Holder:        r.GetHolder(),
+		Token:         r.GetFencingToken(),
+		LeaseDuration: r.GetLeaseDuration().AsDuration(),
+		Remaining:     r.GetRemaining().AsDuration(),
+	}
+	if r.GetAcquireTime() != nil {
+		info.AcquireTime = r.GetAcquireTime().AsTime()
+	}
+	return info, nil
+}
+
+// GetLeader reads the named election's current leader; Leader is "" when
+// nobody leads.
+func (c *Client) GetLeader(ctx context.Context, name string, options ...ReadOption) (Leader, error) {
+	var trailer metadata.MD
+	r, err := c.Elections.GetLeader(ctx, &syncv1.GetLeaderRequest{Name: name, Consistency: consistency(options)}, grpc.Trailer(&trailer))
+	if err != nil {
+		return Leader{}, callError(ctx, err, trailer)
+	}
+	return Leader{Leader: r.GetLeader(), Value: r.GetValue(), Term: r.GetTerm()}, nil
+}

@@ -1,0 +1,217 @@
+// The Java conformance driver (test/conformance/PROTOCOL.md): performs each
+// command through io.metaparticle.sync.client and reports what it says. It
+// runs as a single-file program; JSON is read and written with Gson, which
+// gRPC already brings onto the classpath.
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.metaparticle.sync.client.Campaign;
+import io.metaparticle.sync.client.CampaignOptions;
+import io.metaparticle.sync.client.ElectionListener;
+import io.metaparticle.sync.client.LeasedLock;
+import io.metaparticle.sync.client.Leader;
+import io.metaparticle.sync.client.Leadership;
+import io.metaparticle.sync.client.Lock;
+import io.metaparticle.sync.client.LockInfo;
+import io.metaparticle.sync.client.LockOptions;
+import io.metaparticle.sync.client.Loss;
+import io.metaparticle.sync.client.Observation;
+import io.metaparticle.sync.client.SyncClient;
+import io.metaparticle.sync.client.SyncException;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
+
+public class Driver {
+  private static final Map<String, SyncClient> clients = new HashMap<>();
+  private static final Map<String, Lock> locks = new HashMap<>();
+  private static final Map<String, LeasedLock> leases = new HashMap<>();
+  private static final Map<String, Campaign> campaigns = new HashMap<>();
+  private static final Map<String, Observation> observations = new HashMap<>();
+
+  static final class Unimplemented extends RuntimeException {
+    Unimplemented(String message) {
+      super(message);
+    }
+  }
+
+  private static final Gson GSON = new GsonBuilder().serializeNulls().create();
+
+  static synchronized void write(Map<String, Object> message) {
+    System.out.println(GSON.toJson(message));
+    System.out.flush();
+  }
+
+  static Map<String, Object> message(Object... pairs) {
+    Map<String, Object> map = new LinkedHashMap<>();
+    for (int i = 0; i < pairs.length; i += 2) map.put((String) pairs[i], pairs[i + 1]);
+    return map;
+  }
+
+  static Map<String, Object> errorOf(Throwable error) {
+    if (error instanceof SyncException e) return message("code", e.code().name(), "field", e.field(), "message", e.getMessage());
+    if (error instanceof Unimplemented) return message("code", "UNIMPLEMENTED", "field", null, "message", error.getMessage());
+    return message("code", "UNKNOWN", "field", null, "message", String.valueOf(error));
+  }
+
+  static String str(JsonObject c, String key) {
+    JsonElement v = c.get(key);
+    return v == null || v.isJsonNull() ? null : v.getAsString();
+  }
+
+  static Duration ms(JsonObject c, String key) {
+    JsonElement v = c.get(key);
+    return v == null || v.isJsonNull() ? null : Duration.ofMillis(v.getAsLong());
+  }
+
+  static boolean flag(JsonObject c, String key) {
+    JsonElement v = c.get(key);
+    return v != null && !v.isJsonNull() && v.getAsBoolean();
+  }
+
+  static SyncClient client(JsonObject c) {
+    SyncClient client = clients.get(str(c, "client"));
+    if (client == null) throw new Unimplemented("no client " + str(c, "client"));
+    return client;
+  }
+
+  static LockOptions lockOptions(JsonObject c) {
+    return LockOptions.defaults().withHolder(str(c, "holder")).withLeaseDuration(ms(c, "leaseDurationMs")).withWaitTimeout(ms(c, "waitTimeoutMs"));
+  }
+
+  static String reasonOf(Loss loss) {
+    return Loss.RELEASED.equals(loss.reason()) ? "resigned" : loss.reason();
+  }
+
+  static Map<String, Object> perform(JsonObject c) throws Exception {
+    String op = str(c, "op");
+    switch (op) {
+      case "connect" -> {
+        clients.put(str(c, "as"), SyncClient.create(str(c, "address")));
+        return message();
+      }
+      case "lock" -> {
+        Lock lock = client(c).lock(str(c, "name"), lockOptions(c));
+        String handle = str(c, "as");
+        locks.put(handle, lock);
+        lock.lost().thenAccept(loss -> write(message("event", "lost", "handle", handle, "reason", loss.reason(), "message", loss.message())));
+        return message("token", lock.token(), "holder", lock.holder());
+      }
+      case "tryLock" -> {
+        Optional<LeasedLock> lease = client(c).tryLock(str(c, "name"), lockOptions(c));
+        if (lease.isEmpty()) return message("acquired", false);
+        leases.put(str(c, "as"), lease.get());
+        return message("acquired", true, "token", lease.get().token(), "validForMs", lease.get().validFor().toMillis());
+      }
+      case "renew" -> {
+        LeasedLock lease = leases.get(str(c, "handle"));
+        if (lease == null) throw new Unimplemented("no lease " + str(c, "handle"));
+        return message("validForMs", lease.renew(ms(c, "leaseDurationMs")).toMillis());
+      }
+      case "getLock" -> {
+        LockInfo info = client(c).getLock(str(c, "name"), flag(c, "fresh"));
+        return message("held", info.held(), "holder", info.holder(), "token", info.token());
+      }
+      case "getLeader" -> {
+        Leader leader = client(c).getLeader(str(c, "name"), flag(c, "fresh"));
+        return message("leader", leader.leader(), "value", leader.value(), "term", leader.term());
+      }
+      case "campaign" -> {
+        String handle = str(c, "as");
+        CampaignOptions options =
+            CampaignOptions.defaults().withCandidate(str(c, "candidate")).withLeaseDuration(ms(c, "leaseDurationMs"));
+        if (str(c, "value") != null) options = options.withValue(str(c, "value"));
+        Campaign campaign =
+            client(c)
+                .campaign(
+                    str(c, "name"),
+                    options,
+                    new ElectionListener() {
+                      @Override
+                      public void elected(Leadership leadership) {
+                        write(message("event", "elected", "handle", handle, "term", leadership.term()));
+                      }
+
+                      @Override
+                      public void deposed(long term, Loss loss) {
+                        write(message("event", "deposed", "handle", handle, "term", term, "reason", reasonOf(loss), "message", loss.message()));
+                      }
+
+                      @Override
+                      public void leaderChanged(Leader leader) {
+                        write(message("event", "leader-changed", "handle", handle, "leader", leader.leader(), "value", leader.value(), "term", leader.term()));
+                      }
+
+                      @Override
+                      public void ended(SyncException error) {
+                        write(message("event", "campaign-ended", "handle", handle, "error", error == null ? null : errorOf(error)));
+                      }
+                    });
+        campaigns.put(handle, campaign);
+        return message();
+      }
+      case "proclaim" -> {
+        campaign(c).proclaim(str(c, "value"));
+        return message();
+      }
+      case "resign" -> {
+        campaign(c).resign();
+        return message();
+      }
+      case "observe" -> {
+        String handle = str(c, "as");
+        Observation observation =
+            client(c).observe(str(c, "name"), leader -> write(message("event", "leader", "handle", handle, "leader", leader.leader(), "value", leader.value(), "term", leader.term())));
+        observations.put(handle, observation);
+        observation.done().whenComplete((ok, error) -> write(message("event", "observe-ended", "handle", handle, "error", error == null ? null : errorOf(error))));
+        return message();
+      }
+      case "release", "close" -> {
+        String handle = str(c, "handle");
+        if (locks.containsKey(handle)) locks.get(handle).close();
+        else if (leases.containsKey(handle)) leases.get(handle).close();
+        else if (op.equals("close") && campaigns.containsKey(handle)) campaigns.get(handle).close();
+        else if (op.equals("close") && observations.containsKey(handle)) observations.get(handle).close();
+        else if (op.equals("close") && clients.containsKey(handle)) clients.get(handle).close();
+        else throw new Unimplemented("no handle " + handle + " for " + op);
+        return message();
+      }
+      default -> throw new Unimplemented("unknown op " + op);
+    }
+  }
+
+  static Campaign campaign(JsonObject c) {
+    Campaign campaign = campaigns.get(str(c, "handle"));
+    if (campaign == null) throw new Unimplemented("no campaign " + str(c, "handle"));
+    return campaign;
+  }
+
+  public static void main(String[] args) throws Exception {
+    write(message("event", "ready", "language", "java", "client", "io.metaparticle.sync.client"));
+    BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+    for (String line; (line = in.readLine()) != null; ) {
+      JsonObject command = JsonParser.parseString(line).getAsJsonObject();
+      Object id = command.get("id").getAsLong();
+      Map<String, Object> reply;
+      try {
+        reply = message("id", id, "ok", true);
+        reply.putAll(perform(command));
+      } catch (Exception e) {
+        reply = message("id", id, "ok", false, "error", errorOf(e));
+      }
+      write(reply);
+    }
+    locks.values().forEach(Lock::close);
+    campaigns.values().forEach(Campaign::close);
+    observations.values().forEach(Observation::close);
+    clients.values().forEach(SyncClient::close);
+    System.exit(0);
+  }
+}

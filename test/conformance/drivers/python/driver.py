@@ -1,0 +1,174 @@
+"""The Python conformance driver for the blocking client (test/conformance/PROTOCOL.md):
+performs each command through metaparticle_sync.Client and reports what it says."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any, Callable, Iterator
+
+from metaparticle_sync import Campaign, Client, Deposed, Elected, Lease, Leader, Lock, SyncError
+
+_out = threading.Lock()
+
+
+def write(message: dict[str, Any]) -> None:
+    with _out:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+
+def error_of(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, SyncError):
+        return {"code": error.code.name, "field": error.field, "message": error.details}
+    return {"code": "UNKNOWN", "field": None, "message": repr(error)}
+
+
+def seconds(command: dict[str, Any], key: str) -> float | None:
+    value = command.get(key)
+    return None if value is None else value / 1000
+
+
+class Unimplemented(Exception):
+    pass
+
+
+def event_of(handle: str, event: object) -> dict[str, Any]:
+    if isinstance(event, Elected):
+        return {"event": "elected", "handle": handle, "term": event.term}
+    if isinstance(event, Deposed):
+        reason = "resigned" if event.reason == "released" else event.reason
+        return {"event": "deposed", "handle": handle, "term": event.term, "reason": reason, "message": event.message}
+    return {"event": "leader-changed", "handle": handle, "leader": event.leader, "value": event.value, "term": event.term}  # type: ignore[attr-defined]
+
+
+class Driver:
+    def __init__(self) -> None:
+        self.clients: dict[str, Client] = {}
+        self.locks: dict[str, Lock | Lease] = {}
+        self.campaigns: dict[str, Campaign] = {}
+        self.observations: dict[str, Iterator[Leader]] = {}
+
+    def client(self, command: dict[str, Any]) -> Client:
+        if command.get("client") not in self.clients:
+            raise Unimplemented(f"no client {command.get('client')}")
+        return self.clients[command["client"]]
+
+    def background(self, target: Callable[[], None]) -> None:
+        threading.Thread(target=target, daemon=True).start()
+
+    def perform(self, c: dict[str, Any]) -> dict[str, Any]:
+        op = c["op"]
+        if op == "connect":
+            self.clients[c["as"]] = Client(c["address"])
+            return {}
+        if op == "lock":
+            lock = self.client(c).lock(
+                c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), wait_timeout=seconds(c, "waitTimeoutMs")
+            )
+            handle = c["as"]
+            self.locks[handle] = lock
+
+            def watch() -> None:
+                lock.lost.wait()
+                assert lock.error is not None
+                write({"event": "lost", "handle": handle, "reason": lock.error.reason, "message": lock.error.message})
+
+            self.background(watch)
+            return {"token": lock.token, "holder": lock.holder}
+        if op == "tryLock":
+            lease = self.client(c).try_lock(c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"))
+            if lease is None:
+                return {"acquired": False}
+            self.locks[c["as"]] = lease
+            return {"acquired": True, "token": lease.token, "validForMs": round(lease.valid_for * 1000)}
+        if op == "renew":
+            held = self.locks.get(c["handle"])
+            if not isinstance(held, Lease):
+                raise Unimplemented(f"no lease {c['handle']}")
+            return {"validForMs": round(held.renew(seconds(c, "leaseDurationMs")) * 1000)}
+        if op == "getLock":
+            info = self.client(c).get_lock(c["name"], fresh=bool(c.get("fresh")))
+            return {"held": info.held, "holder": info.holder, "token": info.token}
+        if op == "getLeader":
+            leader = self.client(c).get_leader(c["name"], fresh=bool(c.get("fresh")))
+            return {"leader": leader.leader, "value": leader.value, "term": leader.term}
+        if op == "campaign":
+            campaign = self.client(c).campaign(
+                c["name"], candidate=c.get("candidate"), value=c.get("value") or "", lease_duration=seconds(c, "leaseDurationMs")
+            )
+            handle = c["as"]
+            self.campaigns[handle] = campaign
+
+            def follow() -> None:
+                try:
+                    for event in campaign:
+                        write(event_of(handle, event))
+                    write({"event": "campaign-ended", "handle": handle})
+                except SyncError as error:
+                    write({"event": "campaign-ended", "handle": handle, "error": error_of(error)})
+
+            self.background(follow)
+            return {}
+        if op == "proclaim":
+            self.campaigns[c["handle"]].proclaim(c["value"])
+            return {}
+        if op == "resign":
+            self.campaigns[c["handle"]].resign()
+            return {}
+        if op == "observe":
+            handle = c["as"]
+            leaders = self.client(c).observe(c["name"])
+            self.observations[handle] = leaders
+
+            def observe() -> None:
+                try:
+                    for leader in leaders:
+                        write({"event": "leader", "handle": handle, "leader": leader.leader, "value": leader.value, "term": leader.term})
+                    write({"event": "observe-ended", "handle": handle})
+                except SyncError as error:
+                    write({"event": "observe-ended", "handle": handle, "error": error_of(error)})
+
+            self.background(observe)
+            return {}
+        if op in ("release", "close"):
+            handle = c["handle"]
+            if handle in self.locks:
+                self.locks[handle].release()
+            elif op == "close" and handle in self.campaigns:
+                self.campaigns[handle].close()
+            elif op == "close" and handle in self.clients:
+                self.clients[handle].close()
+            else:
+                raise Unimplemented(f"no handle {handle} for {op}")
+            return {}
+        raise Unimplemented(f"unknown op {op}")
+
+    def close(self) -> None:
+        for lock in self.locks.values():
+            if isinstance(lock, Lock):
+                lock.release()
+        for campaign in self.campaigns.values():
+            campaign.close()
+        for client in self.clients.values():
+            client.close()
+
+
+def main() -> None:
+    write({"event": "ready", "language": "python", "client": "metaparticle_sync.Client"})
+    driver = Driver()
+    for line in sys.stdin:
+        command = json.loads(line)
+        try:
+            reply = {"id": command["id"], "ok": True, **driver.perform(command)}
+        except Unimplemented as error:
+            reply = {"id": command["id"], "ok": False, "error": {"code": "UNIMPLEMENTED", "field": None, "message": str(error)}}
+        except Exception as error:  # reported to the harness, which judges it
+            reply = {"id": command["id"], "ok": False, "error": error_of(error)}
+        write(reply)
+    driver.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+// The TypeScript conformance driver (test/conformance/PROTOCOL.md): performs
+// each command through metaparticle-sync-client and reports what it says.
+import { createInterface } from "node:readline";
+import { type Campaign, type LeasedLock, type Lock, LostError, SyncClient, SyncClientError, status } from "metaparticle-sync-client";
+
+type Args = Record<string, unknown> & { id: number; op: string };
+
+const clients = new Map<string, SyncClient>();
+const locks = new Map<string, Lock | LeasedLock>();
+const campaigns = new Map<string, Campaign>();
+const observations = new Map<string, AbortController>();
+
+function write(message: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+function client(args: Args): SyncClient {
+  const found = clients.get(String(args.client));
+  if (found === undefined) throw new SyncClientError(status.UNIMPLEMENTED, `no client ${String(args.client)}`);
+  return found;
+}
+
+function opt<T>(value: unknown): T | undefined {
+  return value === undefined || value === null ? undefined : (value as T);
+}
+
+/** Reports the lock's signal when it fires for a loss; a normal release has reason "released". */
+function watchLoss(handle: string, signal: AbortSignal): void {
+  signal.addEventListener(
+    "abort",
+    () => {
+      const reason = signal.reason as LostError;
+      if (reason instanceof LostError && reason.reason === "released") return;
+      write({ event: "lost", handle, reason: reason.reason, message: reason.message });
+    },
+    { once: true },
+  );
+}
+
+async function perform(args: Args): Promise<Record<string, unknown>> {
+  switch (args.op) {
+    case "connect":
+      clients.set(String(args.as), new SyncClient({ address: String(args.address) }));
+      return {};
+    case "lock": {
+      const lock = await client(args).lock(String(args.name), {
+        holder: opt(args.holder),
+        leaseDurationMs: opt(args.leaseDurationMs),
+        waitTimeoutMs: opt(args.waitTimeoutMs),
+      });
+      locks.set(String(args.as), lock);
+      watchLoss(String(args.as), lock.signal);
+      return { token: lock.token, holder: lock.holder };
+    }
+    case "tryLock": {
+      const lock = await client(args).tryLock(String(args.name), { holder: opt(args.holder), leaseDurationMs: opt(args.leaseDurationMs) });
+      if (lock === undefined) return { acquired: false };
+      locks.set(String(args.as), lock);
+      watchLoss(String(args.as), lock.signal);
+      return { acquired: true, token: lock.token, validForMs: Math.round(lock.validForMs) };
+    }
+    case "renew": {
+      const lock = locks.get(String(args.handle));
+      if (lock === undefined || !("renew" in lock)) throw unknownHandle(args);
+      return { validForMs: Math.round(await lock.renew(opt(args.leaseDurationMs))) };
+    }
+    case "release": {
+      const lock = locks.get(String(args.handle));
+      if (lock === undefined) throw unknownHandle(args);
+      await lock.release();
+      return {};
+    }
+    case "getLock": {
+      const info = await client(args).getLock(String(args.name), { fresh: args.fresh === true });
+      return { held: info.held, holder: info.holder, token: info.token };
+    }
+    case "campaign": {
+      const handle = String(args.as);
+      const campaign = client(args).campaign(String(args.name), {
+        candidate: opt(args.candidate),
+        value: opt(args.value),
+        leaseDurationMs: opt(args.leaseDurationMs),
+      });
+      campaigns.set(handle, campaign);
+      void (async () => {
+        try {
+          for await (const event of campaign) {
+            if (event.type === "elected") write({ event: "elected", handle, term: event.term });
+            else if (event.type === "deposed")
+              write({ event: "deposed", handle, term: event.term, reason: event.reason, message: event.message });
+            else write({ event: "leader-changed", handle, leader: event.leader, value: event.value, term: event.term });
+          }
+          write({ event: "campaign-ended", handle });
+        } catch (err) {
+          write({ event: "campaign-ended", handle, error: errorOf(err) });
+        }
+      })();
+      return {};
+    }
+    case "proclaim":
+      await campaignOf(args).proclaim(String(args.value));
+      return {};
+    case "resign":
+      await campaignOf(args).resign();
+      return {};
+    case "getLeader": {
+      const leader = await client(args).getLeader(String(args.name), { fresh: args.fresh === true });
+      return { leader: leader.leader, value: leader.value, term: leader.term };
+    }
+    case "observe": {
+      const handle = String(args.as);
+      const controller = new AbortController();
+      observations.set(handle, controller);
+      const leaders = client(args).observe(String(args.name), { signal: controller.signal });
+      void (async () => {
+        try {
+          for await (const leader of leaders) write({ event: "leader", handle, ...leader });
+          write({ event: "observe-ended", handle });
+        } catch (err) {
+          write({ event: "observe-ended", handle, error: errorOf(err) });
+        }
+      })();
+      return {};
+    }
+    case "close": {
+      const handle = String(args.handle);
+      if (locks.has(handle)) await locks.get(handle)!.release();
+      else if (campaigns.has(handle)) await campaigns.get(handle)![Symbol.asyncDispose]();
+      else if (observations.has(handle)) observations.get(handle)!.abort();
+      else if (clients.has(handle)) clients.get(handle)!.close();
+      else throw unknownHandle(args);
+      return {};
+    }
+    default:
+      throw new SyncClientError(status.UNIMPLEMENTED, `unknown op ${args.op}`);
+  }
+}
+
+function campaignOf(args: Args): Campaign {
+  const campaign = campaigns.get(String(args.handle));
+  if (campaign === undefined) throw unknownHandle(args);
+  return campaign;
+}
+
+function unknownHandle(args: Args): SyncClientError {
+  return new SyncClientError(status.UNIMPLEMENTED, `no such handle for ${args.op}: ${String(args.handle)}`);
+}
+
+function errorOf(err: unknown): Record<string, unknown> {
+  if (err instanceof SyncClientError) return { code: status[err.code], field: err.field ?? null, message: err.message };
+  return { code: "UNKNOWN", field: null, message: err instanceof Error ? err.message : String(err) };
+}
+
+write({ event: "ready", language: "typescript", client: "metaparticle-sync-client" });
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  const args = JSON.parse(line) as Args;
+  try {
+    write({ id: args.id, ok: true, ...(await perform(args)) });
+  } catch (err) {
+    write({ id: args.id, ok: false, error: errorOf(err) });
+  }
+}
+for (const lock of locks.values()) await lock.release().catch(() => {});
+for (const campaign of campaigns.values()) campaign.close();
+for (const observation of observations.values()) observation.abort();
+for (const c of clients.values()) c.close();
+process.exit(0);

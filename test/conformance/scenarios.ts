@@ -1,0 +1,263 @@
+// The conformance scenarios, written once as data: every client runs every
+// one through its driver (PROTOCOL.md). A step sends a command to a driver,
+// waits for an event, acts on a sidecar or a driver process, or waits. Values
+// saved by one step (`save`) are compared by later ones (`{ gt: "t1" }`).
+
+/** What a reply or event must hold: a literal, or a comparison with a saved value. */
+export type Match = string | number | boolean | null | { readonly gt: string };
+
+export type Step =
+  /** Sends `op` with `args` to driver `to`; unless `pending`, waits for the reply and checks it. */
+  | {
+      readonly to: string;
+      readonly op: string;
+      readonly args: Readonly<Record<string, unknown>>;
+      /** The reply must be ok and hold these fields (or, given a list, the fields of one of its entries). Default: ok. */
+      readonly expect?: Readonly<Record<string, Match>> | readonly Readonly<Record<string, Match>>[];
+      /** The reply must be this error. */
+      readonly expectError?: { readonly code: string; readonly field?: string | null };
+      /** Reply fields to remember, as { field: variable }. */
+      readonly save?: Readonly<Record<string, string>>;
+      /** Do not wait for the reply now; a later `reply` step does. */
+      readonly pending?: string;
+    }
+  /** Waits for the reply of a `pending` command. */
+  | {
+      readonly reply: string;
+      readonly withinMs: number;
+      readonly expect?: Readonly<Record<string, Match>>;
+      readonly save?: Readonly<Record<string, string>>;
+      /** Remember when it arrived, for `order`. */
+      readonly at?: string;
+    }
+  /** Waits for an event from driver `from` matching `expect`. */
+  | {
+      readonly from: string;
+      readonly event: Readonly<Record<string, Match>>;
+      readonly withinMs: number;
+      readonly save?: Readonly<Record<string, string>>;
+      readonly at?: string;
+    }
+  /** Fails if driver `from` has sent an event matching `event` so far. */
+  | { readonly none: string; readonly event: Readonly<Record<string, Match>> }
+  /** The moments saved with `at` happened in this order. */
+  | { readonly order: readonly string[] }
+  /** Acts on sidecar number `sidecar`. */
+  | { readonly sidecar: number; readonly action: "freeze" | "thaw" | "restart" }
+  /** Stops driver process `pause` (SIGSTOP) for `forMs`, then continues it. */
+  | { readonly pause: string; readonly forMs: number }
+  | { readonly sleepMs: number };
+
+export interface Scenario {
+  readonly name: string;
+  /**
+   * "memory": one daemon on the memory backend. "shared": two daemons on the
+   * Kubernetes backend sharing one namespace of the test control plane.
+   */
+  readonly sidecars: "memory" | "shared";
+  /** Driver processes, each connected to one sidecar: { driver: sidecar index }. */
+  readonly drivers: Readonly<Record<string, number>>;
+  readonly steps: readonly Step[];
+}
+
+/** Leases in these scenarios: short, so deadlines pass in seconds. Sidecars get --lease-duration=3s --renew-deadline=2s. */
+const LEASE_MS = 3000;
+/** Longer than any valid_for at LEASE_MS, with room for a slow machine. */
+const PAST_DEADLINE_MS = 5000;
+/** A bound for events that must come promptly; generous, as timing is not under test. */
+const SOON_MS = 15_000;
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: "acquire: each token is greater than the last",
+    sidecars: "memory",
+    drivers: { a: 0 },
+    steps: [
+      { to: "a", op: "lock", args: { client: "a", as: "l1", name: "tokens" }, save: { token: "t1" } },
+      { to: "a", op: "release", args: { handle: "l1" } },
+      { to: "a", op: "lock", args: { client: "a", as: "l2", name: "tokens" }, expect: { token: { gt: "t1" } }, save: { token: "t2" } },
+      { to: "a", op: "release", args: { handle: "l2" } },
+      { to: "a", op: "tryLock", args: { client: "a", as: "l3", name: "tokens" }, expect: { acquired: true, token: { gt: "t2" } } },
+      { to: "a", op: "release", args: { handle: "l3" } },
+      { none: "a", event: { event: "lost" } },
+    ],
+  },
+  {
+    name: "wait: a waiter on another sidecar is granted when the holder releases, and release returns once released",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1, c: 1 },
+    steps: [
+      { to: "a", op: "lock", args: { client: "a", as: "held", name: "queue", holder: "a" }, save: { token: "t1" } },
+      { to: "b", op: "lock", args: { client: "b", as: "waiting", name: "queue", holder: "b" }, pending: "b-lock" },
+      { sleepMs: 300 },
+      { to: "a", op: "getLock", args: { client: "a", name: "queue" }, expect: { held: true, holder: "a" } },
+      { to: "a", op: "release", args: { handle: "held" } },
+      // Defect 4: a release that returns before the sidecar released leaves the lock still held here.
+      {
+        to: "c",
+        op: "getLock",
+        args: { client: "c", name: "queue", fresh: true },
+        expect: [{ held: false }, { held: true, holder: "b" }],
+      },
+      { reply: "b-lock", withinMs: SOON_MS, expect: { token: { gt: "t1" } } },
+      { to: "b", op: "release", args: { handle: "waiting" } },
+      { to: "b", op: "getLock", args: { client: "b", name: "queue", fresh: true }, expect: { held: false } },
+      { none: "a", event: { event: "lost" } },
+      { none: "b", event: { event: "lost" } },
+    ],
+  },
+  {
+    name: "try-lock: refused while another holds the lock",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      { to: "a", op: "lock", args: { client: "a", as: "held", name: "busy", holder: "a" } },
+      { to: "b", op: "tryLock", args: { client: "b", as: "try", name: "busy", holder: "b" }, expect: { acquired: false } },
+      { to: "a", op: "release", args: { handle: "held" } },
+      { to: "b", op: "tryLock", args: { client: "b", as: "try2", name: "busy", holder: "b" }, expect: { acquired: true } },
+      { to: "b", op: "renew", args: { handle: "try2" } },
+      { to: "b", op: "getLock", args: { client: "b", name: "busy" }, expect: { held: true, holder: "b" } },
+      { to: "b", op: "release", args: { handle: "try2" } },
+    ],
+  },
+  {
+    name: "stale token: renew and release after the lease ran out are refused with FAILED_PRECONDITION",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      {
+        to: "a",
+        op: "tryLock",
+        args: { client: "a", as: "old", name: "stale", holder: "a", leaseDurationMs: 1000 },
+        expect: { acquired: true },
+        save: { token: "t1" },
+      },
+      { sleepMs: 2500 },
+      {
+        to: "b",
+        op: "tryLock",
+        args: { client: "b", as: "new", name: "stale", holder: "b", leaseDurationMs: LEASE_MS },
+        expect: { acquired: true, token: { gt: "t1" } },
+      },
+      { to: "a", op: "renew", args: { handle: "old" }, expectError: { code: "FAILED_PRECONDITION" } },
+      { to: "a", op: "release", args: { handle: "old" }, expectError: { code: "FAILED_PRECONDITION" } },
+      { to: "b", op: "getLock", args: { client: "b", name: "stale" }, expect: { held: true, holder: "b" } },
+      { to: "b", op: "release", args: { handle: "new" } },
+    ],
+  },
+  {
+    name: "election: elected, proclaim is observed, resign elects the next candidate",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      { to: "b", op: "observe", args: { client: "b", as: "watch", name: "sched" } },
+      { to: "a", op: "campaign", args: { client: "a", as: "ca", name: "sched", candidate: "a", value: "a-1" } },
+      { from: "a", event: { event: "elected", handle: "ca" }, withinMs: SOON_MS, save: { term: "t1" } },
+      { from: "b", event: { event: "leader", handle: "watch", leader: "a", value: "a-1" }, withinMs: SOON_MS },
+      { to: "b", op: "campaign", args: { client: "b", as: "cb", name: "sched", candidate: "b", value: "b-1" } },
+      { to: "a", op: "proclaim", args: { handle: "ca", value: "a-2" } },
+      { from: "b", event: { event: "leader", handle: "watch", leader: "a", value: "a-2" }, withinMs: SOON_MS },
+      { to: "b", op: "getLeader", args: { client: "b", name: "sched", fresh: true }, expect: { leader: "a", value: "a-2" } },
+      { to: "a", op: "resign", args: { handle: "ca" } },
+      { from: "a", event: { event: "deposed", handle: "ca", reason: "resigned" }, withinMs: SOON_MS },
+      { from: "b", event: { event: "elected", handle: "cb", term: { gt: "t1" } }, withinMs: SOON_MS },
+      { from: "b", event: { event: "leader", handle: "watch", leader: "b", value: "b-1" }, withinMs: SOON_MS },
+      { to: "b", op: "close", args: { handle: "cb" } },
+    ],
+  },
+  {
+    name: "frozen sidecar: the holder signals lost on its own deadline before a client of another sidecar is granted",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1 },
+    steps: [
+      {
+        to: "a",
+        op: "lock",
+        args: { client: "a", as: "held", name: "frozen", holder: "a", leaseDurationMs: LEASE_MS },
+        save: { token: "t1" },
+      },
+      { to: "b", op: "lock", args: { client: "b", as: "next", name: "frozen", holder: "b", leaseDurationMs: LEASE_MS }, pending: "b-lock" },
+      { sleepMs: 500 },
+      { sidecar: 0, action: "freeze" },
+      { from: "a", event: { event: "lost", handle: "held", reason: "heartbeat-timeout" }, withinMs: SOON_MS, at: "lost" },
+      { reply: "b-lock", withinMs: SOON_MS, expect: { token: { gt: "t1" } }, at: "granted" },
+      { order: ["lost", "granted"] },
+      { sidecar: 0, action: "thaw" },
+      { to: "b", op: "release", args: { handle: "next" } },
+    ],
+  },
+  {
+    name: "paused client holding a lock: on resume it gives the lock back",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      {
+        to: "a",
+        op: "lock",
+        args: { client: "a", as: "held", name: "paused", holder: "a", leaseDurationMs: LEASE_MS },
+        save: { token: "t1" },
+      },
+      { to: "b", op: "lock", args: { client: "b", as: "next", name: "paused", holder: "b", leaseDurationMs: LEASE_MS }, pending: "b-lock" },
+      { sleepMs: 300 },
+      { pause: "a", forMs: PAST_DEADLINE_MS },
+      { from: "a", event: { event: "lost", handle: "held", reason: "heartbeat-timeout" }, withinMs: SOON_MS },
+      { reply: "b-lock", withinMs: SOON_MS, expect: { token: { gt: "t1" } } },
+      { to: "b", op: "release", args: { handle: "next" } },
+    ],
+  },
+  {
+    name: "paused client leading: on resume it steps down and the next candidate is elected",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      { to: "a", op: "campaign", args: { client: "a", as: "ca", name: "paused-lead", candidate: "a", leaseDurationMs: LEASE_MS } },
+      { from: "a", event: { event: "elected", handle: "ca" }, withinMs: SOON_MS, save: { term: "t1" } },
+      { to: "b", op: "campaign", args: { client: "b", as: "cb", name: "paused-lead", candidate: "b", leaseDurationMs: LEASE_MS } },
+      { sleepMs: 300 },
+      { pause: "a", forMs: PAST_DEADLINE_MS },
+      { from: "a", event: { event: "deposed", handle: "ca", reason: "heartbeat-timeout" }, withinMs: SOON_MS },
+      // Defect 1: a candidate that deposes itself but keeps its stream open keeps the old term renewed forever.
+      { from: "b", event: { event: "elected", handle: "cb", term: { gt: "t1" } }, withinMs: SOON_MS },
+      { to: "a", op: "close", args: { handle: "ca" } },
+      { to: "b", op: "close", args: { handle: "cb" } },
+    ],
+  },
+  {
+    name: "restarted sidecar: the holder is told, and the same client locks again afterwards",
+    sidecars: "shared",
+    drivers: { a: 0 },
+    steps: [
+      {
+        to: "a",
+        op: "lock",
+        args: { client: "a", as: "held", name: "restart", holder: "a", leaseDurationMs: LEASE_MS },
+        save: { token: "t1" },
+      },
+      { sidecar: 0, action: "restart" },
+      { from: "a", event: { event: "lost", handle: "held" }, withinMs: SOON_MS },
+      {
+        to: "a",
+        op: "lock",
+        args: { client: "a", as: "again", name: "restart", holder: "a", leaseDurationMs: LEASE_MS, waitTimeoutMs: 10_000 },
+        expect: { token: { gt: "t1" } },
+      },
+      { to: "a", op: "release", args: { handle: "again" } },
+    ],
+  },
+  {
+    name: "bad input: INVALID_ARGUMENT naming the field",
+    sidecars: "memory",
+    drivers: { a: 0 },
+    steps: [
+      { to: "a", op: "lock", args: { client: "a", as: "x", name: "Not A Name" }, expectError: { code: "INVALID_ARGUMENT", field: "name" } },
+      {
+        to: "a",
+        op: "tryLock",
+        args: { client: "a", as: "y", name: "fine", leaseDurationMs: 1500 },
+        expectError: { code: "INVALID_ARGUMENT", field: "lease_duration" },
+      },
+      { to: "a", op: "getLock", args: { client: "a", name: "" }, expectError: { code: "INVALID_ARGUMENT", field: "name" } },
+      { to: "a", op: "getLeader", args: { client: "a", name: "UPPER" }, expectError: { code: "INVALID_ARGUMENT", field: "name" } },
+    ],
+  },
+];
