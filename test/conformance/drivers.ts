@@ -30,4 +30,11 @@ export const DRIVERS: readonly DriverSpec[] = [
     // The launcher execs one JVM, so SIGSTOP reaches the driver itself.
     command: ["bash", "test/conformance/drivers/java/run.sh"],
   },
+  {
+    language: "rust",
+    // Offline: scripts/install-toolchains.sh fetched the crates of clients/rust/Cargo.lock.
+    build: ["cargo", "build", "--offline", "--locked", "--example", "conformance_driver"],
+    cwd: "clients/rust",
+    command: ["clients/rust/target/debug/examples/conformance_driver"],
+  },
 ];
