@@ -1,7 +1,7 @@
 // Engine lock semantics on the memory store with a fake clock: no test sleeps.
 import test from "ava";
 import { StoreError } from "../../daemon/store/lease-store.js";
-import { SimCluster, type LockHandle } from "../support/sim.js";
+import { SimCluster, type LockHandle, type SimDaemon } from "../support/sim.js";
 
 const LEASE = 15_000;
 const DEADLINE = 10_000;
@@ -388,6 +388,31 @@ test("tokens never go back after a Lease is deleted and re-created by a daemon t
   t.true(again.grant!.token > Math.max(...tokens), `a issued token ${again.grant!.token} after having issued ${tokens.join(", ")}`);
 });
 
+/**
+ * Clients of `daemon` taking `name` one after another, each releasing as
+ * soon as it is granted: the next one "queued" behind it already, or asking
+ * 1 ms "after-release". Counts the grants to them.
+ */
+function keepTaking(sim: SimCluster, daemon: SimDaemon, name: string, next: "queued" | "after-release") {
+  const grants: { token: number; at: number }[] = [];
+  const take = (left: number): void => {
+    if (left === 0) return;
+    const handle = daemon.acquire(name, { holder: `${daemon.name}-${left}` });
+    handle.sink.acquired = (grant) => {
+      grants.push({ token: grant.token, at: sim.clock.now() });
+      if (next === "queued") take(left - 1);
+      else sim.clock.setTimer(1, () => take(left - 1));
+      handle.close();
+    };
+  };
+  take(2_000);
+  return {
+    /** Grants to these clients after `since` and before `waiter` was served: how often it was passed over. */
+    passesBefore: (waiter: LockHandle, since: number) =>
+      grants.filter((g) => g.at > since && (waiter.grant === undefined || g.token < waiter.grant.token)).length,
+  };
+}
+
 test("a waiter on another daemon is served after a bounded number of local handoffs, and backs off on conflicts", async (t) => {
   const sim = new SimCluster();
   // Every store call takes a millisecond, so a waiter's read-modify-write
@@ -395,24 +420,14 @@ test("a waiter on another daemon is served after a bounded number of local hando
   sim.store.interceptor = () => new Promise<void>((resolve) => sim.clock.setTimer(1, resolve));
   const a = await sim.daemon("a");
   const b = await sim.daemon("b");
-  const grantsToA: { token: number; at: number }[] = [];
-  const chain = (left: number): void => {
-    if (left === 0) return;
-    const handle = a.acquire("hot", { holder: `a-${left}` });
-    handle.sink.acquired = (grant) => {
-      grantsToA.push({ token: grant.token, at: sim.clock.now() });
-      chain(left - 1);
-      handle.close();
-    };
-  };
-  // Keep a line of local claims on a, each releasing as soon as it is granted.
-  chain(2_000);
+  // A line of local claims on a, each releasing as soon as it is granted.
+  const a1 = keepTaking(sim, a, "hot", "queued");
   await sim.advance(3);
   const callsBefore = b.conn.calls.update + b.conn.calls.get + b.conn.calls.create;
   const askedAt = sim.clock.now();
   const waiter = b.acquire("hot", { holder: "b" });
   await sim.advance(1_000);
-  const passes = grantsToA.filter((g) => g.at > askedAt && (waiter.grant === undefined || g.token < waiter.grant.token)).length;
+  const passes = a1.passesBefore(waiter, askedAt);
   t.truthy(waiter.grant, `b was never served while a handed the lock over locally ${passes} times`);
   t.true(passes > 0, "a was handing over locally while b waited");
   t.true(passes <= 32, `a handed over locally ${passes} times before serving b`);
@@ -426,23 +441,13 @@ test("a waiter on a slow daemon is served when the holding daemon releases and r
   const b = await sim.daemon("b");
   // b's connection is slow: each of its calls takes 25 ms more.
   b.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(25, resolve));
-  const grantsToA: { token: number; at: number }[] = [];
-  const next = (left: number): void => {
-    if (left === 0) return;
-    const handle = a.acquire("retake", { holder: `a-${left}` });
-    handle.sink.acquired = (grant) => {
-      grantsToA.push({ token: grant.token, at: sim.clock.now() });
-      handle.close();
-      // The next client asks only after this one has let go.
-      sim.clock.setTimer(1, () => next(left - 1));
-    };
-  };
-  next(2_000);
+  // Each client of a asks only after the one before it has let go.
+  const a1 = keepTaking(sim, a, "retake", "after-release");
   await sim.advance(3);
   const askedAt = sim.clock.now();
   const waiter = b.acquire("retake", { holder: "b" });
   await sim.advance(2_000);
-  const passes = grantsToA.filter((g) => g.at > askedAt && (waiter.grant === undefined || g.token < waiter.grant.token)).length;
+  const passes = a1.passesBefore(waiter, askedAt);
   t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
   t.true(passes > 0, "a kept taking the lock while b waited");
   t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
