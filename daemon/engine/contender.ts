@@ -109,8 +109,6 @@ export class Contender {
    * again at once.
    */
   private lingerUntil = 0;
-  /** Round trip of the last give-back write, to size the yield. */
-  private lastWriteMs = 0;
   /**
    * An acquiring write whose outcome is unknown (it timed out): the store may
    * name this daemon holder. The contender stays until a read settles it.
@@ -455,7 +453,6 @@ export class Contender {
     const result = await this.attempt("release the lease", holding.timing.leaseMs, (signal) => this.ctx.store.update(write, { signal }));
     if (!result.ok) return result;
     const now = this.ctx.clock.now();
-    this.lastWriteMs = now - sentAt;
     if (served !== undefined) holding.requests.splice(holding.requests.indexOf(served), 1);
     holding.claim.end();
     this.dropHolding(holding);
@@ -466,7 +463,7 @@ export class Contender {
     if (yielding) {
       this.grantsInARow = 0;
       const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
-      this.yieldUntil = now + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * this.lastWriteMs));
+      this.yieldUntil = now + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * (now - sentAt)));
     }
     this.lingerUntil = Math.max(this.yieldUntil, now + MIN_YIELD_MS);
     this.ctx.cache.remember(result.value);
