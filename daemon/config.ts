@@ -3,6 +3,8 @@
 // table defines every setting, and `--help` and the README's table follow it.
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { delimiter } from "node:path";
+import { DURATION_SYNTAX, parseDuration as parseDurationText } from "metaparticle-sync-client/duration";
 
 export type Backend = "memory" | "kubernetes";
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -126,11 +128,17 @@ export const processEnvironment: Environment = {
 };
 
 export function helpText(): string {
-  const lines = ["Usage: metaparticle-sync-daemon [flags]", "", "Flags (each also read from the environment variable shown):"];
+  const lines = [
+    "Usage: metaparticle-sync-daemon [flags]",
+    "       metaparticle-sync-daemon --help | --version",
+    "",
+    "Flags (each also read from the environment variable shown):",
+  ];
   for (const setting of Object.values(SETTINGS) as Setting[]) {
     lines.push(`  --${setting.flag}=VALUE`.padEnd(30) + `${setting.help}`);
     lines.push(" ".repeat(30) + `env ${setting.env.join(", ")}; default ${setting.fallback === "" ? "(none)" : setting.fallback}`);
   }
+  lines.push("", `Durations are ${DURATION_SYNTAX}.`, "A bad setting stops the daemon at start with exit status 2.");
   return lines.join("\n");
 }
 
@@ -181,13 +189,30 @@ export function loadConfig(environment: Environment = processEnvironment): Confi
   if (!levels.includes(level.value as LogLevel))
     throw new ConfigError(level.from, `must be one of ${levels.join(", ")}, got ${level.value}`);
 
-  const kubeconfig = raw("kubeconfig").value || undefined;
+  const kubeconfigSetting = raw("kubeconfig");
+  const kubeconfig = kubeconfigSetting.value || undefined;
+  if (kubeconfig !== undefined) {
+    if (kubeconfig.includes(delimiter)) {
+      throw new ConfigError(kubeconfigSetting.from, `lists several files (${kubeconfig}); the daemon reads one kubeconfig: give one`);
+    }
+    if (environment.readFile(kubeconfig) === undefined)
+      throw new ConfigError(kubeconfigSetting.from, `no kubeconfig file at ${kubeconfig}`);
+  }
   const inPod = environment.readFile(`${SERVICE_ACCOUNT_DIR}/token`) !== undefined && environment.env.KUBERNETES_SERVICE_HOST !== undefined;
   const backendSetting = raw("backend");
   let backend: Backend;
   let backendReason: string;
   switch (backendSetting.value) {
     case "kubernetes":
+      if (!inPod && kubeconfig === undefined) {
+        throw new ConfigError(
+          backendSetting.from,
+          "kubernetes needs a cluster: run in a pod with a service account token (and KUBERNETES_SERVICE_HOST), or give --kubeconfig or KUBECONFIG",
+        );
+      }
+      backend = "kubernetes";
+      backendReason = `${backendSetting.from}=kubernetes`;
+      break;
     case "memory":
       backend = backendSetting.value;
       backendReason = `${backendSetting.from}=${backendSetting.value}`;
@@ -253,14 +278,11 @@ function parseFlags(argv: readonly string[]): Map<string, string> {
   return flags;
 }
 
-/** Parses durations such as "15s", "500ms", "2m" or "1h30m". */
+/** Parses a duration in the syntax the CLI shares (duration.ts): "15s", "500ms", "1h30m", or a number of seconds. */
 export function parseDuration(text: string, setting: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
-    throw new ConfigError(setting, `${JSON.stringify(text)} is not a duration; use forms like 15s, 500ms, 2m`);
-  }
-  return parts.reduce((total, [, amount, unit]) => total + Number(amount) * units[unit!]!, 0);
+  const ms = parseDurationText(text);
+  if (ms === undefined) throw new ConfigError(setting, `${JSON.stringify(text)} is not a duration; use ${DURATION_SYNTAX}`);
+  return ms;
 }
 
 function checkAddress(address: string, setting: string): void {

@@ -1,5 +1,6 @@
 // Entry point: read the configuration, start the daemon, and stop it
 // gracefully on SIGTERM or SIGINT. A second signal exits at once.
+import { readFileSync } from "node:fs";
 import { ConfigError, helpText, loadConfig } from "./config.js";
 import { startDaemon } from "./daemon.js";
 import { createLogger } from "./log.js";
@@ -15,6 +16,10 @@ async function main(): Promise<void> {
   }
   if (process.argv.includes("--help") || process.argv.includes("-h")) {
     console.log(helpText());
+    return;
+  }
+  if (process.argv.includes("--version")) {
+    console.log(`metaparticle-sync-daemon ${version()}`);
     return;
   }
   let config;
@@ -48,6 +53,11 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+}
+
+/** The package's version, from the package.json beside dist/ (in the repository and in the image). */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 }
 
 main().catch((err: unknown) => {

@@ -1,6 +1,9 @@
 // The command line of `metaparticle-sync`: its commands, flags, help texts and
 // exit codes, and the parser that turns argv into one validated invocation.
 import { DEFAULT_ADDRESS } from "./client.js";
+import { DURATION_SYNTAX, parseDuration } from "./duration.js";
+
+export { formatDuration } from "./duration.js";
 
 /**
  * Exit codes, chosen from sysexits.h and the shell's conventions so that they
@@ -119,7 +122,7 @@ const EXIT_CODES_HELP = `Exit codes:
   128+N           interrupted by signal N before CMD started
   70              a bug in metaparticle-sync`;
 
-const DURATION_HELP = "DUR is a duration such as 30s, 500ms, 2m or 1h30m; a bare number is seconds.";
+const DURATION_HELP = `DUR is ${DURATION_SYNTAX}.`;
 
 export function mainHelp(): string {
   const commands = (Object.keys(SUMMARY) as CommandName[]).map((c) => `  metaparticle-sync ${SUMMARY[c].usage}`);
@@ -244,7 +247,7 @@ export function parseArgs(args: readonly string[]): Invocation {
   if (!runsCommand && argv.length > 0)
     throw new UsageError(`${command} takes only NAME, got also ${JSON.stringify(argv.join(" "))}`, command);
   for (const [flag, value] of flags) {
-    if (specs[flag]?.value === "DUR") parseDuration(value, `--${flag}`); // report a bad duration before connecting
+    if (specs[flag]?.value === "DUR") parseDurationFlag(value, `--${flag}`); // report a bad duration before connecting
   }
   return { kind: "run", command, name, flags, argv };
 }
@@ -253,20 +256,9 @@ function isCommand(word: string): word is CommandName {
   return Object.hasOwn(FLAGS, word);
 }
 
-/** Parses "30s", "500ms", "2m", "1h30m" or a bare number of seconds into ms. */
-export function parseDuration(text: string, flag: string): number {
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
-    throw new UsageError(`${flag}: ${JSON.stringify(text)} is not a duration; use forms like 30s, 500ms, 2m or a number of seconds`);
-  }
-  return parts.reduce((total, [, amount, unit]) => total + Number(amount) * units[unit!]!, 0);
-}
-
-/** Formats ms for messages: "1.5s", "250ms", "2m". */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000 || ms % 60_000 !== 0) return `${Number((ms / 1000).toFixed(3))}s`;
-  return `${ms / 60_000}m`;
+/** Parses a duration flag into ms (the syntax of duration.ts, shared with the daemon); a bad one is a usage error. */
+export function parseDurationFlag(text: string, flag: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new UsageError(`${flag}: ${JSON.stringify(text)} is not a duration; use ${DURATION_SYNTAX}`);
+  return ms;
 }
