@@ -420,7 +420,15 @@ test("usage errors exit 64, an unreachable sidecar 69, and --help documents the 
     const commandHelp = await run(t, [command, "--help"]);
     t.is(commandHelp.code, 0, command);
     t.regex(commandHelp.stdout, new RegExp(`^Usage: metaparticle-sync ${command} NAME`), command);
+    // Each command's help lists only the exit codes it can exit with.
+    const runsCommand = command === "lock" || command === "elect";
+    t.is(/CMD's status|126, 127/.test(commandHelp.stdout), runsCommand, `${command} --help and CMD's exit codes`);
+    t.is(/\n {2}7[56] /.test(commandHelp.stdout), command === "lock", `${command} --help and the lock's exit codes`);
   }
+  const nothing = await run(t, []);
+  t.is(nothing.code, 64, "no command is bad usage");
+  t.regex(nothing.stderr, /^metaparticle-sync: distributed locks/);
+  t.is(nothing.stdout, "");
   for (const args of [
     ["frobnicate"],
     ["lock"],

@@ -112,15 +112,33 @@ value (same format as leader), until interrupted (exit 0) or the sidecar ends th
   },
 };
 
-const EXIT_CODES_HELP = `Exit codes:
-  CMD's status    lock and elect: CMD's own exit status (128+N if it died of signal N)
-  64              bad usage, or the sidecar rejected a value (INVALID_ARGUMENT)
-  69              the sidecar could not be reached, refused the call or ended the stream
-  75              lock: --wait-timeout passed while the lock was held by someone else
-  76              lock: the lock was lost while CMD ran; CMD was stopped
-  126, 127        CMD could not be executed, or was not found
-  128+N           interrupted by signal N before CMD started
-  70              a bug in metaparticle-sync`;
+/** Each exit code, what it means, and the commands that can exit with it. */
+const EXIT_CODES: ReadonlyArray<{ readonly code: string; readonly text: string; readonly commands: readonly CommandName[] }> = [
+  { code: "0", text: "printed the leader", commands: ["leader"] },
+  { code: "0", text: "interrupted (SIGINT, SIGTERM)", commands: ["observe"] },
+  { code: "CMD's status", text: "CMD's own exit status (128+N if it died of signal N)", commands: ["lock", "elect"] },
+  { code: "64", text: "bad usage, or the sidecar rejected a value (INVALID_ARGUMENT)", commands: ["lock", "elect", "leader", "observe"] },
+  { code: "69", text: "the sidecar could not be reached, refused the call or ended the stream", commands: ["lock", "leader"] },
+  {
+    code: "69",
+    text: "the sidecar could not be reached at start, or refused the call (once connected, a restarting sidecar is waited for)",
+    commands: ["elect", "observe"],
+  },
+  { code: "75", text: "--wait-timeout passed while the lock was held by someone else", commands: ["lock"] },
+  { code: "76", text: "the lock was lost while CMD ran; CMD was stopped", commands: ["lock"] },
+  { code: "126, 127", text: "CMD could not be executed, or was not found", commands: ["lock", "elect"] },
+  { code: "128+N", text: "interrupted by signal N before CMD started", commands: ["lock", "elect"] },
+  { code: "70", text: "a bug in metaparticle-sync", commands: ["lock", "elect", "leader", "observe"] },
+];
+
+/** The exit codes of `command`, or of every command (each line then says which commands it applies to). */
+function exitCodesHelp(command?: CommandName): string {
+  const lines = EXIT_CODES.filter((e) => command === undefined || e.commands.includes(command)).map((e) => {
+    const applies = command === undefined && e.commands.length < 4 ? `${e.commands.join(", ")}: ` : "";
+    return `  ${e.code.padEnd(16)}${applies}${e.text}`;
+  });
+  return `Exit codes:\n${lines.join("\n")}`;
+}
 
 const DURATION_HELP = `DUR is ${DURATION_SYNTAX}.`;
 
@@ -135,7 +153,7 @@ ${commands.join("\n")}
 
 Every command takes --address=HOST:PORT (default: $MSYNC_ADDRESS, else ${DEFAULT_ADDRESS}).
 
-${EXIT_CODES_HELP}
+${exitCodesHelp()}
 `;
 }
 
@@ -152,7 +170,7 @@ ${SUMMARY[command].text}
 Flags:
 ${flags.join("\n")}
 ${durations}
-${EXIT_CODES_HELP}
+${exitCodesHelp(command)}
 `;
 }
 
@@ -168,7 +186,8 @@ export class UsageError extends Error {
 }
 
 export type Invocation =
-  | { readonly kind: "help"; readonly text: string }
+  /** `usage` is set when no command was given: the help goes to stderr and the exit status is 64. */
+  | { readonly kind: "help"; readonly text: string; readonly usage?: boolean }
   | { readonly kind: "version" }
   | {
       readonly kind: "run";
@@ -187,7 +206,8 @@ export type Invocation =
  */
 export function parseArgs(args: readonly string[]): Invocation {
   const [first, ...rest] = args;
-  if (first === undefined || first === "--help" || first === "-h" || first === "help") {
+  if (first === undefined) return { kind: "help", text: mainHelp(), usage: true };
+  if (first === "--help" || first === "-h" || first === "help") {
     const topic = first === "help" ? rest[0] : undefined;
     if (topic !== undefined && isCommand(topic)) return { kind: "help", text: commandHelp(topic) };
     return { kind: "help", text: mainHelp() };

@@ -66,8 +66,12 @@ async function main(): Promise<number> {
   }
   switch (invocation.kind) {
     case "help":
-      process.stdout.write(invocation.text);
-      return 0;
+      if (!invocation.usage) {
+        process.stdout.write(invocation.text);
+        return 0;
+      }
+      process.stderr.write(invocation.text);
+      return EXIT.usage;
     case "version": {
       const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
       process.stdout.write(`metaparticle-sync ${pkg.version}\n`);
