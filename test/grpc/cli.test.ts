@@ -2,6 +2,7 @@
 // separate process against a real daemon, with real commands under it.
 import test, { type ExecutionContext } from "ava";
 import { type ChildProcess, spawn } from "node:child_process";
+import { type AddressInfo, createServer } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -374,6 +375,46 @@ test("elect: the command is stopped when the daemon stops answering, and started
   t.is(elect.stdout.filter((l) => l.startsWith("started ")).length, 2, "exactly one restart");
   elect.child.kill("SIGTERM");
   t.is(await elect.exited, 0, "the command's status after the forwarded SIGTERM");
+});
+
+/** A loopback port that was free a moment ago, for a daemon that must come back at the same address. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test("elect and observe wait for a restarting sidecar and carry on: the command runs again once re-elected", async (t) => {
+  const listen = `--listen=127.0.0.1:${await freePort()}`;
+  const first = await spawnDaemon(["--backend=memory", listen]);
+  t.teardown(() => first.stop());
+  const env = { MSYNC_ADDRESS: first.address };
+  const elect = cli(
+    t,
+    ["elect", "restart", "--candidate=a", ...nodeScript(waitForFileScript("/nonexistent/never", 0, "process.exit(0)"))],
+    env,
+  );
+  const observer = cli(t, ["observe", "restart"], env);
+  await elect.line("term=1");
+  await observer.line("a term=1");
+  t.is(await first.stop(), 0);
+  await elect.line("got SIGTERM"); // deposed by the sidecar's shutdown
+  // The memory store starts again from nothing: the same candidate is elected in term 1 of the new daemon.
+  const second = await spawnDaemon(["--backend=memory", listen]);
+  t.teardown(() => second.stop());
+  await until(() => elect.stdout.filter((l) => l.startsWith("started ")).length === 2, "the command to start again");
+  await observer.errorLine("observing restart again");
+  t.regex(elect.stderr.join("\n"), /joining the election restart again/);
+  t.is(elect.child.exitCode, null, "elect is still running");
+  // The observer follows the new daemon: the resignation when elect ends shows there.
+  const seen = observer.stdout.length;
+  elect.child.kill("SIGTERM");
+  t.is(await elect.exited, 0);
+  await until(() => observer.stdout.slice(seen).includes("(none) term=1 value="), "the observer to see the resignation");
+  observer.child.kill("SIGTERM");
+  t.is(await observer.exited, 0);
 });
 
 test("leader and observe print the leader, term and value, as text or JSON", async (t) => {
