@@ -131,6 +131,8 @@ export function helpText(): string {
   const lines = [
     "Usage: metaparticle-sync-daemon [flags]",
     "       metaparticle-sync-daemon --help | --version",
+    "       metaparticle-sync-daemon inject [--help] ...    add the sidecar to manifests",
+    "       metaparticle-sync-daemon webhook [--help] ...   serve the injection webhook",
     "",
     "Flags (each also read from the environment variable shown):",
   ];

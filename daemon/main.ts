@@ -14,6 +14,19 @@ async function main(): Promise<void> {
     console.error(`metaparticle-sync: needs Node.js ${MIN_NODE.major}.${MIN_NODE.minor} or later; this is ${process.version}`);
     process.exit(2);
   }
+  const [subcommand, ...rest] = process.argv.slice(2);
+  if (subcommand === "inject" || subcommand === "webhook") {
+    const { runInject, runWebhook } = await import("./inject/commands.js");
+    try {
+      if (subcommand === "inject") process.exitCode = await runInject(rest, version());
+      else await runWebhook(rest, version());
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      console.error(`metaparticle-sync: bad setting ${err.message}`);
+      process.exit(2);
+    }
+    return;
+  }
   if (process.argv.includes("--help") || process.argv.includes("-h")) {
     console.log(helpText());
     return;
