@@ -20,6 +20,8 @@ export interface WebhookOptions extends InjectDefaults {
   readonly keyFile: string;
   /** How often to look for a renewed certificate; default one minute. */
   readonly reloadIntervalMs?: number;
+  /** Called after each review with the pod's name and what was answered (for metrics, logs and tests). */
+  readonly onReview?: (pod: string, outcome: "patched" | "allowed" | "denied") => void;
 }
 
 interface AdmissionReview {
@@ -79,7 +81,13 @@ export async function startWebhook(options: WebhookOptions, log: Logger): Promis
     });
     req.on("end", () => {
       try {
-        const answer = review(JSON.parse(Buffer.concat(chunks).toString("utf8")) as AdmissionReview, options, log);
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as AdmissionReview;
+        const answer = review(body, options, log) as { response: { allowed: boolean; patch?: string } };
+        const pod = body.request?.object?.metadata;
+        options.onReview?.(
+          pod?.name ?? pod?.generateName ?? "",
+          !answer.response.allowed ? "denied" : answer.response.patch ? "patched" : "allowed",
+        );
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
       } catch (err) {
         log.warn({ err: err instanceof Error ? err.message : String(err) }, "bad admission request");
