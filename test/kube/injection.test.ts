@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { load, loadAll } from "js-yaml";
 import { createLogger } from "../../daemon/log.js";
 import { ANNOTATIONS, SIDECAR_NAME, sidecarContainer } from "../../daemon/inject/sidecar.js";
 import { type Webhook, startWebhook } from "../../daemon/inject/webhook.js";
@@ -256,3 +257,26 @@ webhookTest(
     t.is(during.spec.initContainers, undefined);
   },
 );
+
+webhookTest("every manifest of deploy/components/injector passes server-side dry-run apply", async (t) => {
+  const cp: ControlPlane = t.context.env.controlPlane!;
+  const namespace = await t.context.env.newNamespace("injector");
+  const folder = new URL("../../../deploy/components/injector/", import.meta.url);
+  const component = load(readFileSync(new URL("kustomization.yaml", folder), "utf8")) as { resources: string[] };
+  const paths: Record<string, string> = {
+    ServiceAccount: `/api/v1/namespaces/${namespace}/serviceaccounts`,
+    Deployment: `/apis/apps/v1/namespaces/${namespace}/deployments`,
+    Service: `/api/v1/namespaces/${namespace}/services`,
+    MutatingWebhookConfiguration: "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+  };
+  const kinds: string[] = [];
+  for (const file of component.resources) {
+    for (const object of loadAll(readFileSync(new URL(file, folder), "utf8")) as Array<{ kind: string; metadata: { name: string } }>) {
+      kinds.push(object.kind);
+      const path = `${paths[object.kind]}/${object.metadata.name}?fieldManager=metaparticle-sync-test&dryRun=All`;
+      const response = await cp.request("PATCH", path, object, { contentType: "application/apply-patch+yaml" });
+      t.true(response.status === 200 || response.status === 201, `${object.kind}: ${response.status} ${response.body.slice(0, 300)}`);
+    }
+  }
+  t.deepEqual(kinds.sort(), ["Deployment", "MutatingWebhookConfiguration", "Service", "ServiceAccount"]);
+});

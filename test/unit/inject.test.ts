@@ -175,3 +175,8 @@ test("a bad override is refused with the annotation named", (t) => {
   );
   t.regex(inManifest!.message, /^annotation sync\.metaparticle\.io\/cpu-limit: .*\(app\.yaml, document 1, Pod p\)$/);
 });
+
+test("deploy/components/sidecar adds the same sidecar as inject and the webhook", (t) => {
+  const patch = load(readFileSync(new URL("../../../deploy/components/sidecar/sidecar-patch.yaml", import.meta.url), "utf8")) as Doc;
+  t.deepEqual(patch.spec.template.spec.initContainers, [sidecarContainer(undefined, { image: "metaparticle-sync:0.1.0", mode: "native" })]);
+});
