@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { delimiter } from "node:path";
+import { parseArgs } from "node:util";
 import { DURATION_SYNTAX, parseDuration as parseDurationText } from "metaparticle-sync-client/duration";
 
 export type Backend = "memory" | "kubernetes";
@@ -260,24 +261,26 @@ export function loadConfig(environment: Environment = processEnvironment): Confi
   };
 }
 
+/** Reads `--name=value` and `--name value` with Node's parser; an error names the flag or argument at fault. */
 function parseFlags(argv: readonly string[]): Map<string, string> {
-  const known = new Set<string>(Object.values(SETTINGS).map((s) => s.flag));
-  const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith("--")) throw new ConfigError(arg, "unexpected argument; settings are given as --name=value");
-    const eq = arg.indexOf("=");
-    const name = arg.slice(2, eq === -1 ? undefined : eq);
-    if (!known.has(name)) throw new ConfigError(`--${name}`, "unknown flag; see --help");
-    let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
-    if (value === undefined) {
-      value = argv[i + 1];
-      if (value === undefined || value.startsWith("--")) throw new ConfigError(`--${name}`, "needs a value");
-      i += 1;
+  const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: "string" as const }]));
+  try {
+    const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+    return new Map(Object.entries(values).filter((entry): entry is [string, string] => typeof entry[1] === "string"));
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    const quoted = /'([^' ]+)/.exec(message)?.[1] ?? "command line";
+    switch (code) {
+      case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+        throw new ConfigError(quoted, "unknown flag; see --help");
+      case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+        throw new ConfigError(quoted, "unexpected argument; settings are given as --name=value");
+      case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+        throw new ConfigError(quoted, "needs a value");
+      default:
+        throw err;
     }
-    flags.set(name, value);
   }
-  return flags;
 }
 
 /** Parses a duration in the syntax the CLI shares (duration.ts): "15s", "500ms", "1h30m", or a number of seconds. */

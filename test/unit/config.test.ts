@@ -36,6 +36,8 @@ test("flags win over the environment, and the last of a repeated flag wins", (t)
   t.throws(() => loadConfig(environment(["--bogus=1"])), { message: /^--bogus: unknown flag/ });
   t.throws(() => loadConfig(environment(["stray"])), { message: /^stray: unexpected argument/ });
   t.throws(() => loadConfig(environment(["--listen"])), { message: /^--listen: needs a value/ });
+  t.throws(() => loadConfig(environment(["--listen", "--backend=memory"])), { message: /^--listen: needs a value/ });
+  t.throws(() => loadConfig(environment(["-x"])), { message: /^-x: unknown flag/ });
 });
 
 test("--backend=kubernetes with no cluster configured stops at start, naming the setting", (t) => {
