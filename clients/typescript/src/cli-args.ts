@@ -1,5 +1,6 @@
 // The command line of `metaparticle-sync`: its commands, flags, help texts and
 // exit codes, and the parser that turns argv into one validated invocation.
+import { parseArgs as parseCommandLine } from "node:util";
 import { DEFAULT_ADDRESS } from "./client.js";
 import { DURATION_SYNTAX, parseDuration } from "./duration.js";
 
@@ -200,9 +201,9 @@ export type Invocation =
     };
 
 /**
- * Parses `COMMAND NAME [flags] [--] CMD [ARGS...]`. Flags may come before or
- * after NAME; CMD starts at `--` or at the first argument after NAME that is
- * not a flag, so CMD's own flags are never read as ours.
+ * Parses `COMMAND NAME [flags] [--] CMD [ARGS...]` with Node's parser. Flags
+ * may come before or after NAME; CMD starts at `--` or at the first argument
+ * after NAME that is not a flag, so CMD's own flags are never read as ours.
  */
 export function parseArgs(args: readonly string[]): Invocation {
   const [first, ...rest] = args;
@@ -216,48 +217,48 @@ export function parseArgs(args: readonly string[]): Invocation {
   if (!isCommand(first)) throw new UsageError(`unknown command ${JSON.stringify(first)}; commands: lock, elect, leader, observe`);
   const command = first;
   const specs = FLAGS[command];
-  const flags = new Map<string, string>();
-  let name: string | undefined;
+  const options = Object.fromEntries(
+    Object.entries(specs).map(([flag, spec]) => [
+      flag,
+      { type: spec.value === undefined ? ("boolean" as const) : ("string" as const), ...(flag === "help" ? { short: "h" } : {}) },
+    ]),
+  );
+  // Where our arguments end and CMD begins: at "--", or at the first argument after NAME that is not a flag.
+  // Found without strictness, so that nothing from CMD on is read as ours.
+  const { tokens } = parseCommandLine({ args: rest, options, strict: false, allowPositionals: true, tokens: true });
+  let ours = rest.length;
   let argv: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (arg === "--") {
-      argv = rest.slice(i + 1);
+  let positionals = 0;
+  for (const token of tokens) {
+    if (token.kind === "option-terminator") {
+      ours = token.index;
+      argv = rest.slice(token.index + 1);
       break;
     }
-    if (arg === "-h") {
-      flags.set("help", "true");
-      continue;
+    if (token.kind === "positional" && ++positionals === 2) {
+      ours = token.index;
+      argv = rest.slice(token.index);
+      break;
     }
-    if (arg.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      const flag = arg.slice(2, eq === -1 ? undefined : eq);
-      const spec = specs[flag];
-      if (spec === undefined)
-        throw new UsageError(`unknown flag --${flag} for ${command}; see metaparticle-sync ${command} --help`, command);
-      if (spec.value === undefined) {
-        if (eq !== -1) throw new UsageError(`--${flag} takes no value`, command);
-        flags.set(flag, "true");
-        continue;
-      }
-      let value = eq === -1 ? undefined : arg.slice(eq + 1);
-      if (value === undefined) {
-        value = rest[i + 1];
-        if (value === undefined || value === "--") throw new UsageError(`--${flag} needs a value (--${flag}=${spec.value})`, command);
-        i += 1;
-      }
-      flags.set(flag, value);
-      continue;
-    }
-    if (arg.startsWith("-") && arg !== "-")
-      throw new UsageError(`unknown flag ${arg} for ${command}; flags are spelled --name=value`, command);
-    if (name === undefined) {
-      name = arg;
-      continue;
-    }
-    argv = rest.slice(i);
-    break;
   }
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    parsed = parseCommandLine({ args: rest.slice(0, ours), options, strict: true, allowPositionals: true });
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    const flag = /'(-[^' ]*)/.exec(message)?.[1] ?? "";
+    const spec = specs[flag.replace(/^--?/, "")];
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION")
+      throw new UsageError(`unknown flag ${flag} for ${command}; see metaparticle-sync ${command} --help`, command);
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      if (spec?.value === undefined) throw new UsageError(`${flag} takes no value`, command);
+      throw new UsageError(`${flag} needs a value (${flag}=${spec.value})`, command);
+    }
+    throw err;
+  }
+  const flags = new Map<string, string>();
+  for (const [flag, value] of Object.entries(parsed.values)) if (value !== undefined && value !== false) flags.set(flag, String(value));
+  const name = parsed.positionals[0];
   if (flags.has("help")) return { kind: "help", text: commandHelp(command) };
   if (name === undefined || name === "")
     throw new UsageError(`${command} needs a NAME: metaparticle-sync ${SUMMARY[command].usage}`, command);
