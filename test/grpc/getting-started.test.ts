@@ -165,3 +165,35 @@ function descendants(pid: number): number[] {
   }
   return found;
 }
+
+test("inject through the daemon's entry point: manifests on stdin, the result on stdout; a bad override exits 1 naming it", async (t) => {
+  const runInject = (input: string, args: string[] = []) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [DAEMON_MAIN, "inject", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+      child.stdin.end(input);
+    });
+  const pod = (annotations: string) =>
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {${annotations}}\nspec:\n  containers: [{name: app, image: app:1}]\n`;
+  const service = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n";
+  const injected = await runInject(`${service}---\n${pod("")}`, ["--image=example/msync:1"]);
+  t.is(injected.code, 0, injected.stderr);
+  t.true(injected.stdout.startsWith(`${service}---\n`), "the Service passes through");
+  t.regex(injected.stdout, /initContainers:\n\s+- name: metaparticle-sync\n\s+image: example\/msync:1\n\s+restartPolicy: Always/);
+  const again = await runInject(injected.stdout);
+  t.is(again.stdout, injected.stdout, "idempotent");
+  const bad = await runInject(pod('sync.metaparticle.io/log-level: "loud"'));
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /^metaparticle-sync: annotation sync\.metaparticle\.io\/log-level: must be one of .*\(stdin, document 1, Pod p\)/);
+  const badFlag = await runInject("", ["--mode=sidecar"]);
+  t.is(badFlag.code, 2);
+  t.regex(badFlag.stderr, /bad setting --mode: must be native or container/);
+});
