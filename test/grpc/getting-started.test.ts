@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { get as httpsGet } from "node:https";
+import { certificates } from "../support/certificates.js";
 import { DAEMON_MAIN } from "../support/daemon-process.js";
 
 const REPO = fileURLToPath(new URL("../../../", import.meta.url));
@@ -196,4 +198,40 @@ test("inject through the daemon's entry point: manifests on stdin, the result on
   const badFlag = await runInject("", ["--mode=sidecar"]);
   t.is(badFlag.code, 2);
   t.regex(badFlag.stderr, /bad setting --mode: must be native or container/);
+});
+
+test("webhook through the daemon's entry point: serves TLS with the given certificate, and exits 0 on SIGTERM", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "msync-webhook-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tls = certificates(dir);
+  const webhook = spawn(
+    process.execPath,
+    [DAEMON_MAIN, "webhook", "--listen=127.0.0.1:0", `--tls-cert=${tls.cert}`, `--tls-key=${tls.key}`],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  t.teardown(() => void webhook.kill("SIGKILL"));
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the webhook did not start")), TIMEOUT_MS);
+    createInterface({ input: webhook.stderr! }).on("line", (line) => {
+      const entry = JSON.parse(line) as { msg: string; address?: string };
+      if (entry.msg === "injection webhook listening") {
+        clearTimeout(timer);
+        resolve(entry.address!);
+      }
+    });
+  });
+  const body = await new Promise<string>((resolve, reject) => {
+    const request = httpsGet(`https://${address}/healthz`, { ca: readFileSync(tls.ca) }, (response) => {
+      let text = "";
+      response.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      response.on("end", () => resolve(`${response.statusCode} ${text}`));
+    });
+    request.on("error", reject);
+  });
+  t.is(body, "200 ok\n", "the CA given to the API server verifies it");
+  const exited = new Promise<number | null>((resolve) => webhook.once("exit", (code) => resolve(code)));
+  webhook.kill("SIGTERM");
+  t.is(await exited, 0);
 });

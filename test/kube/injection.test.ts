@@ -2,8 +2,7 @@
 // kube-apiserver over TLS on loopback: a MutatingWebhookConfiguration with a
 // url client config (https://127.0.0.1:PORT/mutate, no Service needed) and a
 // CA made here with openssl.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { load, loadAll } from "js-yaml";
@@ -11,6 +10,7 @@ import { createLogger } from "../../daemon/log.js";
 import { ANNOTATIONS, SIDECAR_NAME, sidecarContainer } from "../../daemon/inject/sidecar.js";
 import { type Webhook, startWebhook } from "../../daemon/inject/webhook.js";
 import type { ControlPlane } from "../controlplane/controlplane.js";
+import { certificates } from "../support/certificates.js";
 import { kubeSuite } from "../support/kube-env.js";
 
 /** Every test here administers the harness's own control plane (webhook configurations). */
@@ -18,62 +18,6 @@ const { controlPlaneTest: webhookTest } = kubeSuite();
 
 const defaults = { image: "registry.example/metaparticle-sync:0.1.0", mode: "native" as const };
 const OPT_IN = "sync.metaparticle.io/injection";
-
-/** A CA and a serving certificate for 127.0.0.1, as cert-manager would put them in a Secret (tls.crt, tls.key, ca.crt). */
-function certificates(dir: string): { cert: string; key: string; ca: string } {
-  const file = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=test-ca",
-    "-keyout",
-    file("ca.key"),
-    "-out",
-    file("ca.crt"),
-  );
-  openssl(
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-subj",
-    "/CN=127.0.0.1",
-    "-keyout",
-    file("tls.key"),
-    "-out",
-    file("tls.csr"),
-  );
-  writeFileSync(file("san.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    file("tls.csr"),
-    "-CA",
-    file("ca.crt"),
-    "-CAkey",
-    file("ca.key"),
-    "-CAcreateserial",
-    "-days",
-    "1",
-    "-extfile",
-    file("san.ext"),
-    "-out",
-    file("tls.crt"),
-  );
-  return { cert: file("tls.crt"), key: file("tls.key"), ca: file("ca.crt") };
-}
 
 /** The MutatingWebhookConfiguration of deploy/components/injector, pointed at a url instead of the Service. */
 function webhookConfiguration(name: string, port: number, caFile: string) {
