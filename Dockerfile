@@ -9,7 +9,9 @@
 # the image name, or MSYNC_* environment variables, change its settings.
 #
 # test/grpc/production-install.test.ts repeats these steps without Docker (the
-# COPY lines, the RUN lines and the ENTRYPOINT): change them together.
+# COPY lines, the RUN lines and the ENTRYPOINT) and checks the labels and that
+# the runtime has no npm: change them together. The version label follows
+# package.json's "version" (the test checks it).
 #
 # @kubernetes/client-node 2 needs Node >= 22.19; node:22 images are past that.
 ARG NODE_IMAGE=node:22-bookworm-slim
@@ -28,10 +30,17 @@ RUN node node_modules/typescript/bin/tsc -b
 # The lean build the image runs: the daemon bundled into dist/lean (scripts/bundle.mjs).
 COPY scripts/bundle.mjs scripts/
 RUN node scripts/bundle.mjs
-# Keep only the production dependencies; the workspace link to the client stays.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+# Keep only the production dependencies (pruning, not a second install); the workspace link to the client stays.
+RUN npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM ${NODE_IMAGE}
+LABEL org.opencontainers.image.title="metaparticle-sync" \
+      org.opencontainers.image.description="Sidecar daemon: distributed locks and leader election over gRPC, stored in Kubernetes Leases" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="https://github.com/metaparticle-io/metaparticle-sync"
+# Nothing installs packages at run time: the base image's npm, npx and corepack go.
+RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /src/package.json /src/package-lock.json ./

@@ -3,6 +3,9 @@
 // table defines every setting, and `--help` and the README's table follow it.
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { delimiter } from "node:path";
+import { parseArgs } from "node:util";
+import { DURATION_SYNTAX, parseDuration as parseDurationText } from "metaparticle-sync-client/duration";
 
 export type Backend = "memory" | "kubernetes";
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -126,11 +129,19 @@ export const processEnvironment: Environment = {
 };
 
 export function helpText(): string {
-  const lines = ["Usage: metaparticle-sync-daemon [flags]", "", "Flags (each also read from the environment variable shown):"];
+  const lines = [
+    "Usage: metaparticle-sync-daemon [flags]",
+    "       metaparticle-sync-daemon --help | --version",
+    "       metaparticle-sync-daemon inject [--help] ...    add the sidecar to manifests",
+    "       metaparticle-sync-daemon webhook [--help] ...   serve the injection webhook",
+    "",
+    "Flags (each also read from the environment variable shown):",
+  ];
   for (const setting of Object.values(SETTINGS) as Setting[]) {
     lines.push(`  --${setting.flag}=VALUE`.padEnd(30) + `${setting.help}`);
     lines.push(" ".repeat(30) + `env ${setting.env.join(", ")}; default ${setting.fallback === "" ? "(none)" : setting.fallback}`);
   }
+  lines.push("", `Durations are ${DURATION_SYNTAX}.`, "A bad setting stops the daemon at start with exit status 2.");
   return lines.join("\n");
 }
 
@@ -181,13 +192,30 @@ export function loadConfig(environment: Environment = processEnvironment): Confi
   if (!levels.includes(level.value as LogLevel))
     throw new ConfigError(level.from, `must be one of ${levels.join(", ")}, got ${level.value}`);
 
-  const kubeconfig = raw("kubeconfig").value || undefined;
+  const kubeconfigSetting = raw("kubeconfig");
+  const kubeconfig = kubeconfigSetting.value || undefined;
+  if (kubeconfig !== undefined) {
+    if (kubeconfig.includes(delimiter)) {
+      throw new ConfigError(kubeconfigSetting.from, `lists several files (${kubeconfig}); the daemon reads one kubeconfig: give one`);
+    }
+    if (environment.readFile(kubeconfig) === undefined)
+      throw new ConfigError(kubeconfigSetting.from, `no kubeconfig file at ${kubeconfig}`);
+  }
   const inPod = environment.readFile(`${SERVICE_ACCOUNT_DIR}/token`) !== undefined && environment.env.KUBERNETES_SERVICE_HOST !== undefined;
   const backendSetting = raw("backend");
   let backend: Backend;
   let backendReason: string;
   switch (backendSetting.value) {
     case "kubernetes":
+      if (!inPod && kubeconfig === undefined) {
+        throw new ConfigError(
+          backendSetting.from,
+          "kubernetes needs a cluster: run in a pod with a service account token (and KUBERNETES_SERVICE_HOST), or give --kubeconfig or KUBECONFIG",
+        );
+      }
+      backend = "kubernetes";
+      backendReason = `${backendSetting.from}=kubernetes`;
+      break;
     case "memory":
       backend = backendSetting.value;
       backendReason = `${backendSetting.from}=${backendSetting.value}`;
@@ -233,34 +261,33 @@ export function loadConfig(environment: Environment = processEnvironment): Confi
   };
 }
 
+/** Reads `--name=value` and `--name value` with Node's parser; an error names the flag or argument at fault. */
 function parseFlags(argv: readonly string[]): Map<string, string> {
-  const known = new Set<string>(Object.values(SETTINGS).map((s) => s.flag));
-  const flags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith("--")) throw new ConfigError(arg, "unexpected argument; settings are given as --name=value");
-    const eq = arg.indexOf("=");
-    const name = arg.slice(2, eq === -1 ? undefined : eq);
-    if (!known.has(name)) throw new ConfigError(`--${name}`, "unknown flag; see --help");
-    let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
-    if (value === undefined) {
-      value = argv[i + 1];
-      if (value === undefined || value.startsWith("--")) throw new ConfigError(`--${name}`, "needs a value");
-      i += 1;
+  const options = Object.fromEntries(Object.values(SETTINGS).map((s) => [s.flag, { type: "string" as const }]));
+  try {
+    const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+    return new Map(Object.entries(values).filter((entry): entry is [string, string] => typeof entry[1] === "string"));
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    const quoted = /'([^' ]+)/.exec(message)?.[1] ?? "command line";
+    switch (code) {
+      case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+        throw new ConfigError(quoted, "unknown flag; see --help");
+      case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+        throw new ConfigError(quoted, "unexpected argument; settings are given as --name=value");
+      case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+        throw new ConfigError(quoted, "needs a value");
+      default:
+        throw err;
     }
-    flags.set(name, value);
   }
-  return flags;
 }
 
-/** Parses durations such as "15s", "500ms", "2m" or "1h30m". */
+/** Parses a duration in the syntax the CLI shares (duration.ts): "15s", "500ms", "1h30m", or a number of seconds. */
 export function parseDuration(text: string, setting: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
-    throw new ConfigError(setting, `${JSON.stringify(text)} is not a duration; use forms like 15s, 500ms, 2m`);
-  }
-  return parts.reduce((total, [, amount, unit]) => total + Number(amount) * units[unit!]!, 0);
+  const ms = parseDurationText(text);
+  if (ms === undefined) throw new ConfigError(setting, `${JSON.stringify(text)} is not a duration; use ${DURATION_SYNTAX}`);
+  return ms;
 }
 
 function checkAddress(address: string, setting: string): void {

@@ -1,5 +1,6 @@
 // Entry point: read the configuration, start the daemon, and stop it
 // gracefully on SIGTERM or SIGINT. A second signal exits at once.
+import { readFileSync } from "node:fs";
 import { ConfigError, helpText, loadConfig } from "./config.js";
 import { startDaemon } from "./daemon.js";
 import { createLogger } from "./log.js";
@@ -13,8 +14,25 @@ async function main(): Promise<void> {
     console.error(`metaparticle-sync: needs Node.js ${MIN_NODE.major}.${MIN_NODE.minor} or later; this is ${process.version}`);
     process.exit(2);
   }
+  const [subcommand, ...rest] = process.argv.slice(2);
+  if (subcommand === "inject" || subcommand === "webhook") {
+    const { runInject, runWebhook } = await import("./inject/commands.js");
+    try {
+      if (subcommand === "inject") process.exitCode = await runInject(rest, version());
+      else await runWebhook(rest, version());
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      console.error(`metaparticle-sync: bad setting ${err.message}`);
+      process.exit(2);
+    }
+    return;
+  }
   if (process.argv.includes("--help") || process.argv.includes("-h")) {
     console.log(helpText());
+    return;
+  }
+  if (process.argv.includes("--version")) {
+    console.log(`metaparticle-sync-daemon ${version()}`);
     return;
   }
   let config;
@@ -48,6 +66,11 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+}
+
+/** The package's version, from the package.json beside dist/ (in the repository and in the image). */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 }
 
 main().catch((err: unknown) => {

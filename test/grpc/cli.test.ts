@@ -2,12 +2,14 @@
 // separate process against a real daemon, with real commands under it.
 import test, { type ExecutionContext } from "ava";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { SyncClient } from "metaparticle-sync-client";
 import { spawnDaemon } from "../support/daemon-process.js";
 import { startTestDaemon } from "../support/test-daemon.js";
 
@@ -118,6 +120,81 @@ function waitForFileScript(file: string, code: number, onTerm = ""): string {
     process.on("SIGTERM", () => { console.log("got SIGTERM"); ${onTerm} });
     console.log("started " + process.pid + " token=" + process.env.MSYNC_FENCING_TOKEN + " term=" + process.env.MSYNC_TERM);
     setInterval(() => { if (fs.existsSync(${JSON.stringify(file)})) process.exit(${code}); }, 10);`;
+}
+
+/** A script that prints "started PID", then appends a line to `file` every 2 ms until killed. */
+function tickScript(file: string): string {
+  return `
+    const fs = require("node:fs");
+    console.log("started " + process.pid + " token=" + process.env.MSYNC_FENCING_TOKEN + " term=" + process.env.MSYNC_TERM);
+    setInterval(() => fs.appendFileSync(${JSON.stringify(file)}, "tick\\n"), 2);`;
+}
+
+/**
+ * Whether process `pid` can never run again: gone, a zombie, or with SIGKILL
+ * already pending (the kernel delivers it before the process next returns to
+ * user space). A zombie still answers kill(pid, 0), so /proc is read instead.
+ */
+function finished(pid: number): { finished: boolean; state: string } {
+  let stat: string;
+  let status: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    status = readFileSync(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return { finished: true, state: "gone" };
+  }
+  const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0]!;
+  const pending = [...status.matchAll(/^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & (1n << 8n)) !== 0n);
+  return { finished: state === "Z" || state === "X" || pending, state: pending ? `${state}, SIGKILL pending` : state };
+}
+
+function killIfAlive(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+// PR_SET_PDEATHSIG is Linux's; elsewhere the CLI cannot tie the command's life to its own (see the README).
+const linuxOnly = process.platform === "linux" ? test : test.skip;
+
+for (const command of ["lock", "elect"] as const) {
+  linuxOnly(
+    `${command}: a SIGKILLed CLI takes its command with it, before the next ${command === "lock" ? "holder" : "leader"} is granted`,
+    async (t) => {
+      const daemon = await spawnDaemon(["--backend=memory"]);
+      t.teardown(() => daemon.stop());
+      const ticks = join(tempDir(t), "ticks");
+      const wrapper = cli(t, [command, "orphan", ...nodeScript(tickScript(ticks))], { MSYNC_ADDRESS: daemon.address });
+      const pid = Number((await wrapper.line("started ")).split(" ")[1]);
+      t.teardown(() => killIfAlive(pid));
+      const client = new SyncClient({ address: daemon.address });
+      t.teardown(() => client.close());
+      const granted =
+        command === "lock"
+          ? client.lock("orphan", { holder: "next" })
+          : new Promise<unknown>((resolve) => {
+              const campaign = client.campaign("orphan", { candidate: "next", onElected: resolve });
+              t.teardown(() => campaign.close());
+            });
+      await until(() => {
+        try {
+          return statSync(ticks).size > 0;
+        } catch {
+          return false;
+        }
+      }, "the command to write");
+      wrapper.child.kill("SIGKILL");
+      await granted;
+      const after = finished(pid);
+      t.true(after.finished, `the command (pid ${pid}) is still running (state ${after.state}) when the next one is granted`);
+      const size = statSync(ticks).size;
+      await sleep(300);
+      t.is(statSync(ticks).size, size, "the command wrote nothing after the next one was granted");
+    },
+  );
 }
 
 test("lock: runs the command with the fencing token and lock name, passes its exit code through, and releases", async (t) => {
@@ -300,6 +377,46 @@ test("elect: the command is stopped when the daemon stops answering, and started
   t.is(await elect.exited, 0, "the command's status after the forwarded SIGTERM");
 });
 
+/** A loopback port that was free a moment ago, for a daemon that must come back at the same address. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+test("elect and observe wait for a restarting sidecar and carry on: the command runs again once re-elected", async (t) => {
+  const listen = `--listen=127.0.0.1:${await freePort()}`;
+  const first = await spawnDaemon(["--backend=memory", listen]);
+  t.teardown(() => first.stop());
+  const env = { MSYNC_ADDRESS: first.address };
+  const elect = cli(
+    t,
+    ["elect", "restart", "--candidate=a", ...nodeScript(waitForFileScript("/nonexistent/never", 0, "process.exit(0)"))],
+    env,
+  );
+  const observer = cli(t, ["observe", "restart"], env);
+  await elect.line("term=1");
+  await observer.line("a term=1");
+  t.is(await first.stop(), 0);
+  await elect.line("got SIGTERM"); // deposed by the sidecar's shutdown
+  // The memory store starts again from nothing: the same candidate is elected in term 1 of the new daemon.
+  const second = await spawnDaemon(["--backend=memory", listen]);
+  t.teardown(() => second.stop());
+  await until(() => elect.stdout.filter((l) => l.startsWith("started ")).length === 2, "the command to start again");
+  await observer.errorLine("observing restart again");
+  t.regex(elect.stderr.join("\n"), /joining the election restart again/);
+  t.is(elect.child.exitCode, null, "elect is still running");
+  // The observer follows the new daemon: the resignation when elect ends shows there.
+  const seen = observer.stdout.length;
+  elect.child.kill("SIGTERM");
+  t.is(await elect.exited, 0);
+  await until(() => observer.stdout.slice(seen).includes("(none) term=1 value="), "the observer to see the resignation");
+  observer.child.kill("SIGTERM");
+  t.is(await observer.exited, 0);
+});
+
 test("leader and observe print the leader, term and value, as text or JSON", async (t) => {
   const d = await startTestDaemon();
   t.teardown(() => d.stop());
@@ -344,7 +461,15 @@ test("usage errors exit 64, an unreachable sidecar 69, and --help documents the 
     const commandHelp = await run(t, [command, "--help"]);
     t.is(commandHelp.code, 0, command);
     t.regex(commandHelp.stdout, new RegExp(`^Usage: metaparticle-sync ${command} NAME`), command);
+    // Each command's help lists only the exit codes it can exit with.
+    const runsCommand = command === "lock" || command === "elect";
+    t.is(/CMD's status|126, 127/.test(commandHelp.stdout), runsCommand, `${command} --help and CMD's exit codes`);
+    t.is(/\n {2}7[56] /.test(commandHelp.stdout), command === "lock", `${command} --help and the lock's exit codes`);
   }
+  const nothing = await run(t, []);
+  t.is(nothing.code, 64, "no command is bad usage");
+  t.regex(nothing.stderr, /^metaparticle-sync: distributed locks/);
+  t.is(nothing.stdout, "");
   for (const args of [
     ["frobnicate"],
     ["lock"],

@@ -30,6 +30,9 @@ interface Stage {
   /** COPY and RUN instructions in order. */
   readonly steps: Array<{ copy: Copy } | { run: string }>;
   readonly env: Record<string, string>;
+  readonly labels: Record<string, string>;
+  /** RUN lines that change the base image only (removing its npm), checked but not repeated here. */
+  readonly baseImageRuns: string[];
   entrypoint: string[] | undefined;
 }
 
@@ -47,7 +50,15 @@ function parseDockerfile(text: string): Stage[] {
       case "ARG":
         break;
       case "FROM":
-        stages.push({ name: /\s+AS\s+(\S+)$/i.exec(line)?.[1], workdir: "/", steps: [], env: {}, entrypoint: undefined });
+        stages.push({
+          name: /\s+AS\s+(\S+)$/i.exec(line)?.[1],
+          workdir: "/",
+          steps: [],
+          env: {},
+          labels: {},
+          baseImageRuns: [],
+          entrypoint: undefined,
+        });
         break;
       case "WORKDIR":
         stage!.workdir = posix.resolve(stage!.workdir, rest);
@@ -58,7 +69,12 @@ function parseDockerfile(text: string): Stage[] {
         break;
       }
       case "RUN":
-        stage!.steps.push({ run: rest });
+        // Removing files of the base image (absolute paths outside the app) is not repeated in a temporary folder.
+        if (/^rm -rf( \/(usr|opt)\/\S+)+$/.test(rest)) stage!.baseImageRuns.push(rest);
+        else stage!.steps.push({ run: rest });
+        break;
+      case "LABEL":
+        for (const [, key, value] of rest.matchAll(/([\w.-]+)="([^"]*)"/g)) stage!.labels[key!] = value!;
         break;
       case "ENV": {
         const [key, value] = rest.split("=");
@@ -186,6 +202,24 @@ test("production install: the Dockerfile's steps give a runtime with the daemon'
   t.not(runtime, build, "a separate runtime stage");
   const buildDir = join(work, "build");
   const runtimeDir = join(work, "runtime");
+
+  // The runtime image has no npm (nor npx, corepack): nothing there installs packages at run time.
+  const removed = runtime.baseImageRuns.join(" ").split(" ");
+  for (const path of ["/usr/local/lib/node_modules", "/usr/local/bin/npm", "/usr/local/bin/npx", "/usr/local/bin/corepack"]) {
+    t.true(removed.includes(path), `the runtime stage removes ${path}`);
+  }
+  // OCI labels, the version being the package's.
+  const version = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string }).version;
+  t.like(runtime.labels, {
+    "org.opencontainers.image.title": "metaparticle-sync",
+    "org.opencontainers.image.version": version,
+    "org.opencontainers.image.licenses": "Apache-2.0",
+    "org.opencontainers.image.source": "https://github.com/metaparticle-io/metaparticle-sync",
+  });
+  t.truthy(runtime.labels["org.opencontainers.image.description"]);
+  // One npm ci: the build stage prunes its devDependencies instead of installing again.
+  const npmCi = stages.flatMap((s) => s.steps).filter((step) => "run" in step && /^npm ci\b/.test(step.run));
+  t.is(npmCi.length, 1, "npm ci runs once");
 
   // What .dockerignore leaves in the context.
   for (const path of ["daemon/main.ts", "clients/typescript/src/cli.ts", "examples/typescript/lock-job.ts", "package-lock.json"]) {

@@ -1,6 +1,10 @@
 // The command line of `metaparticle-sync`: its commands, flags, help texts and
 // exit codes, and the parser that turns argv into one validated invocation.
+import { parseArgs as parseCommandLine } from "node:util";
 import { DEFAULT_ADDRESS } from "./client.js";
+import { DURATION_SYNTAX, parseDuration } from "./duration.js";
+
+export { formatDuration } from "./duration.js";
 
 /**
  * Exit codes, chosen from sysexits.h and the shell's conventions so that they
@@ -109,17 +113,35 @@ value (same format as leader), until interrupted (exit 0) or the sidecar ends th
   },
 };
 
-const EXIT_CODES_HELP = `Exit codes:
-  CMD's status    lock and elect: CMD's own exit status (128+N if it died of signal N)
-  64              bad usage, or the sidecar rejected a value (INVALID_ARGUMENT)
-  69              the sidecar could not be reached, refused the call or ended the stream
-  75              lock: --wait-timeout passed while the lock was held by someone else
-  76              lock: the lock was lost while CMD ran; CMD was stopped
-  126, 127        CMD could not be executed, or was not found
-  128+N           interrupted by signal N before CMD started
-  70              a bug in metaparticle-sync`;
+/** Each exit code, what it means, and the commands that can exit with it. */
+const EXIT_CODES: ReadonlyArray<{ readonly code: string; readonly text: string; readonly commands: readonly CommandName[] }> = [
+  { code: "0", text: "printed the leader", commands: ["leader"] },
+  { code: "0", text: "interrupted (SIGINT, SIGTERM)", commands: ["observe"] },
+  { code: "CMD's status", text: "CMD's own exit status (128+N if it died of signal N)", commands: ["lock", "elect"] },
+  { code: "64", text: "bad usage, or the sidecar rejected a value (INVALID_ARGUMENT)", commands: ["lock", "elect", "leader", "observe"] },
+  { code: "69", text: "the sidecar could not be reached, refused the call or ended the stream", commands: ["lock", "leader"] },
+  {
+    code: "69",
+    text: "the sidecar could not be reached at start, or refused the call (once connected, a restarting sidecar is waited for)",
+    commands: ["elect", "observe"],
+  },
+  { code: "75", text: "--wait-timeout passed while the lock was held by someone else", commands: ["lock"] },
+  { code: "76", text: "the lock was lost while CMD ran; CMD was stopped", commands: ["lock"] },
+  { code: "126, 127", text: "CMD could not be executed, or was not found", commands: ["lock", "elect"] },
+  { code: "128+N", text: "interrupted by signal N before CMD started", commands: ["lock", "elect"] },
+  { code: "70", text: "a bug in metaparticle-sync", commands: ["lock", "elect", "leader", "observe"] },
+];
 
-const DURATION_HELP = "DUR is a duration such as 30s, 500ms, 2m or 1h30m; a bare number is seconds.";
+/** The exit codes of `command`, or of every command (each line then says which commands it applies to). */
+function exitCodesHelp(command?: CommandName): string {
+  const lines = EXIT_CODES.filter((e) => command === undefined || e.commands.includes(command)).map((e) => {
+    const applies = command === undefined && e.commands.length < 4 ? `${e.commands.join(", ")}: ` : "";
+    return `  ${e.code.padEnd(16)}${applies}${e.text}`;
+  });
+  return `Exit codes:\n${lines.join("\n")}`;
+}
+
+const DURATION_HELP = `DUR is ${DURATION_SYNTAX}.`;
 
 export function mainHelp(): string {
   const commands = (Object.keys(SUMMARY) as CommandName[]).map((c) => `  metaparticle-sync ${SUMMARY[c].usage}`);
@@ -132,7 +154,7 @@ ${commands.join("\n")}
 
 Every command takes --address=HOST:PORT (default: $MSYNC_ADDRESS, else ${DEFAULT_ADDRESS}).
 
-${EXIT_CODES_HELP}
+${exitCodesHelp()}
 `;
 }
 
@@ -149,7 +171,7 @@ ${SUMMARY[command].text}
 Flags:
 ${flags.join("\n")}
 ${durations}
-${EXIT_CODES_HELP}
+${exitCodesHelp(command)}
 `;
 }
 
@@ -165,7 +187,8 @@ export class UsageError extends Error {
 }
 
 export type Invocation =
-  | { readonly kind: "help"; readonly text: string }
+  /** `usage` is set when no command was given: the help goes to stderr and the exit status is 64. */
+  | { readonly kind: "help"; readonly text: string; readonly usage?: boolean }
   | { readonly kind: "version" }
   | {
       readonly kind: "run";
@@ -178,13 +201,14 @@ export type Invocation =
     };
 
 /**
- * Parses `COMMAND NAME [flags] [--] CMD [ARGS...]`. Flags may come before or
- * after NAME; CMD starts at `--` or at the first argument after NAME that is
- * not a flag, so CMD's own flags are never read as ours.
+ * Parses `COMMAND NAME [flags] [--] CMD [ARGS...]` with Node's parser. Flags
+ * may come before or after NAME; CMD starts at `--` or at the first argument
+ * after NAME that is not a flag, so CMD's own flags are never read as ours.
  */
 export function parseArgs(args: readonly string[]): Invocation {
   const [first, ...rest] = args;
-  if (first === undefined || first === "--help" || first === "-h" || first === "help") {
+  if (first === undefined) return { kind: "help", text: mainHelp(), usage: true };
+  if (first === "--help" || first === "-h" || first === "help") {
     const topic = first === "help" ? rest[0] : undefined;
     if (topic !== undefined && isCommand(topic)) return { kind: "help", text: commandHelp(topic) };
     return { kind: "help", text: mainHelp() };
@@ -193,48 +217,48 @@ export function parseArgs(args: readonly string[]): Invocation {
   if (!isCommand(first)) throw new UsageError(`unknown command ${JSON.stringify(first)}; commands: lock, elect, leader, observe`);
   const command = first;
   const specs = FLAGS[command];
-  const flags = new Map<string, string>();
-  let name: string | undefined;
+  const options = Object.fromEntries(
+    Object.entries(specs).map(([flag, spec]) => [
+      flag,
+      { type: spec.value === undefined ? ("boolean" as const) : ("string" as const), ...(flag === "help" ? { short: "h" } : {}) },
+    ]),
+  );
+  // Where our arguments end and CMD begins: at "--", or at the first argument after NAME that is not a flag.
+  // Found without strictness, so that nothing from CMD on is read as ours.
+  const { tokens } = parseCommandLine({ args: rest, options, strict: false, allowPositionals: true, tokens: true });
+  let ours = rest.length;
   let argv: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
-    if (arg === "--") {
-      argv = rest.slice(i + 1);
+  let positionals = 0;
+  for (const token of tokens) {
+    if (token.kind === "option-terminator") {
+      ours = token.index;
+      argv = rest.slice(token.index + 1);
       break;
     }
-    if (arg === "-h") {
-      flags.set("help", "true");
-      continue;
+    if (token.kind === "positional" && ++positionals === 2) {
+      ours = token.index;
+      argv = rest.slice(token.index);
+      break;
     }
-    if (arg.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      const flag = arg.slice(2, eq === -1 ? undefined : eq);
-      const spec = specs[flag];
-      if (spec === undefined)
-        throw new UsageError(`unknown flag --${flag} for ${command}; see metaparticle-sync ${command} --help`, command);
-      if (spec.value === undefined) {
-        if (eq !== -1) throw new UsageError(`--${flag} takes no value`, command);
-        flags.set(flag, "true");
-        continue;
-      }
-      let value = eq === -1 ? undefined : arg.slice(eq + 1);
-      if (value === undefined) {
-        value = rest[i + 1];
-        if (value === undefined || value === "--") throw new UsageError(`--${flag} needs a value (--${flag}=${spec.value})`, command);
-        i += 1;
-      }
-      flags.set(flag, value);
-      continue;
-    }
-    if (arg.startsWith("-") && arg !== "-")
-      throw new UsageError(`unknown flag ${arg} for ${command}; flags are spelled --name=value`, command);
-    if (name === undefined) {
-      name = arg;
-      continue;
-    }
-    argv = rest.slice(i);
-    break;
   }
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    parsed = parseCommandLine({ args: rest.slice(0, ours), options, strict: true, allowPositionals: true });
+  } catch (err) {
+    const { code, message } = err as NodeJS.ErrnoException;
+    const flag = /'(-[^' ]*)/.exec(message)?.[1] ?? "";
+    const spec = specs[flag.replace(/^--?/, "")];
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION")
+      throw new UsageError(`unknown flag ${flag} for ${command}; see metaparticle-sync ${command} --help`, command);
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      if (spec?.value === undefined) throw new UsageError(`${flag} takes no value`, command);
+      throw new UsageError(`${flag} needs a value (${flag}=${spec.value})`, command);
+    }
+    throw err;
+  }
+  const flags = new Map<string, string>();
+  for (const [flag, value] of Object.entries(parsed.values)) if (value !== undefined && value !== false) flags.set(flag, String(value));
+  const name = parsed.positionals[0];
   if (flags.has("help")) return { kind: "help", text: commandHelp(command) };
   if (name === undefined || name === "")
     throw new UsageError(`${command} needs a NAME: metaparticle-sync ${SUMMARY[command].usage}`, command);
@@ -244,7 +268,7 @@ export function parseArgs(args: readonly string[]): Invocation {
   if (!runsCommand && argv.length > 0)
     throw new UsageError(`${command} takes only NAME, got also ${JSON.stringify(argv.join(" "))}`, command);
   for (const [flag, value] of flags) {
-    if (specs[flag]?.value === "DUR") parseDuration(value, `--${flag}`); // report a bad duration before connecting
+    if (specs[flag]?.value === "DUR") parseDurationFlag(value, `--${flag}`); // report a bad duration before connecting
   }
   return { kind: "run", command, name, flags, argv };
 }
@@ -253,20 +277,9 @@ function isCommand(word: string): word is CommandName {
   return Object.hasOwn(FLAGS, word);
 }
 
-/** Parses "30s", "500ms", "2m", "1h30m" or a bare number of seconds into ms. */
-export function parseDuration(text: string, flag: string): number {
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) {
-    throw new UsageError(`${flag}: ${JSON.stringify(text)} is not a duration; use forms like 30s, 500ms, 2m or a number of seconds`);
-  }
-  return parts.reduce((total, [, amount, unit]) => total + Number(amount) * units[unit!]!, 0);
-}
-
-/** Formats ms for messages: "1.5s", "250ms", "2m". */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000 || ms % 60_000 !== 0) return `${Number((ms / 1000).toFixed(3))}s`;
-  return `${ms / 60_000}m`;
+/** Parses a duration flag into ms (the syntax of duration.ts, shared with the daemon); a bad one is a usage error. */
+export function parseDurationFlag(text: string, flag: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new UsageError(`${flag}: ${JSON.stringify(text)} is not a duration; use ${DURATION_SYNTAX}`);
+  return ms;
 }

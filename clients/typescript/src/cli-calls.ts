@@ -37,3 +37,19 @@ export function reportFailure(error: SyncClientError, what: string, address: str
   say(`${what}: ${error.message.trim()}${hint}`);
   return EXIT.unavailable;
 }
+
+/**
+ * How long `elect` and `observe` wait before reconnecting to a sidecar that
+ * went away, after `attempt` failures in a row: 100 ms doubling to 5 s, each
+ * between half and all of that at random, so that the commands of many pods
+ * do not reconnect in step when their sidecars restart.
+ */
+export function reconnectDelay(attempt: number): number {
+  const ceiling = Math.min(100 * 2 ** attempt, 5000);
+  return ceiling / 2 + (Math.random() * ceiling) / 2;
+}
+
+/** Whether a stream's end (`error` undefined: ended without one) is a sidecar going away, which is worth reconnecting after. */
+export function sidecarWentAway(error: SyncClientError | undefined): boolean {
+  return error === undefined || error.code === status.UNAVAILABLE;
+}

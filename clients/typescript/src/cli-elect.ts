@@ -1,7 +1,7 @@
 // `metaparticle-sync elect NAME -- CMD`: runs CMD only while this candidate
 // leads, and resigns when CMD exits by itself.
 import { EXIT, formatDuration } from "./cli-args.js";
-import { CALL_DEADLINE_MS, reportFailure, say, withDeadline } from "./cli-calls.js";
+import { CALL_DEADLINE_MS, reconnectDelay, reportFailure, say, sidecarWentAway, withDeadline } from "./cli-calls.js";
 import { Child, signalExitCode, trapSignals } from "./cli-child.js";
 import type { SyncClient } from "./client.js";
 import type { Campaign, Leadership } from "./election.js";
@@ -29,11 +29,17 @@ export function runElect(client: SyncClient, options: ElectCommand): Promise<num
     let current: Term | undefined;
     let interrupted: NodeJS.Signals | undefined;
     let finishing = false;
+    /** Whether the sidecar has answered at all: only then is its going away waited out rather than reported. */
+    let connected = false;
+    /** Joins in a row that ended without the sidecar answering, for the reconnection backoff. */
+    let attempt = 0;
+    let rejoinTimer: NodeJS.Timeout | undefined;
 
     /** Ends the campaign, resigning first if this candidate leads, then exits with `code`. */
     const finish = async (code: number) => {
       if (finishing) return;
       finishing = true;
+      clearTimeout(rejoinTimer);
       untrap();
       if (campaign.leading) {
         await withDeadline(campaign.resign(), CALL_DEADLINE_MS, "Resign").catch((err: unknown) =>
@@ -94,7 +100,11 @@ export function runElect(client: SyncClient, options: ElectCommand): Promise<num
         candidate: options.candidate,
         value: options.value,
         leaseDuration: options.leaseDuration,
-        onElected: (leadership) => void lead(leadership),
+        onElected: (leadership) => {
+          answered();
+          void lead(leadership);
+        },
+        onLeaderChanged: answered,
         onDeposed: (_term, reason) => {
           if (reason !== "heartbeat-timeout" || joined !== campaign || finishing) return;
           if (options.verbose) say(`leaving the campaign for ${options.name} and joining it again`);
@@ -108,6 +118,10 @@ export function runElect(client: SyncClient, options: ElectCommand): Promise<num
       );
       return joined;
     };
+    function answered(): void {
+      connected = true;
+      attempt = 0;
+    }
     let campaign = join();
 
     const untrap = trapSignals((signal, forward) => {
@@ -119,11 +133,30 @@ export function runElect(client: SyncClient, options: ElectCommand): Promise<num
       }
     });
 
-    /** The sidecar ended a campaign this side did not leave: stop CMD (already deposed) and exit. */
+    /**
+     * The sidecar ended a campaign this side did not leave; CMD, if it ran, is
+     * already deposed and stopping. A sidecar that went away after answering
+     * (a restart, a redeploy) is joined again, with backoff, as a fresh
+     * candidate; anything else ends this program.
+     */
     async function ended(which: Campaign, error: SyncClientError | undefined): Promise<void> {
       if (finishing || which !== campaign) return;
       if (current !== undefined) await current.child.exited;
       if (finishing) return;
+      if (connected && sidecarWentAway(error)) {
+        const delay = reconnectDelay(attempt);
+        if (attempt === 0) {
+          say(
+            `lost the sidecar at ${client.address} (${error?.message ?? "stream ended"}); ` +
+              `joining the election ${options.name} again once it answers`,
+          );
+        }
+        attempt += 1;
+        rejoinTimer = setTimeout(() => {
+          if (!finishing) campaign = join();
+        }, delay);
+        return;
+      }
       void finish(
         error === undefined
           ? (say(`the sidecar ended the campaign for ${options.name}`), EXIT.unavailable)

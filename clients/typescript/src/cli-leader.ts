@@ -1,6 +1,7 @@
 // `metaparticle-sync leader NAME` and `observe NAME`: print who leads.
 import { EXIT } from "./cli-args.js";
-import { CALL_DEADLINE_MS, reportFailure, say, withDeadline } from "./cli-calls.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CALL_DEADLINE_MS, reconnectDelay, reportFailure, say, sidecarWentAway, withDeadline } from "./cli-calls.js";
 import { trapSignals } from "./cli-child.js";
 import type { SyncClient } from "./client.js";
 import type { Leader } from "./election.js";
@@ -28,19 +29,42 @@ export async function runLeader(client: SyncClient, options: LeaderCommand): Pro
   }
 }
 
+/**
+ * Prints the leader, then every change. Once it has reached the sidecar, a
+ * sidecar that goes away (a restart, a redeploy) is waited for and observed
+ * again; a line is printed only when what it says differs from the last one.
+ */
 export async function runObserve(client: SyncClient, options: LeaderCommand): Promise<number> {
   const stop = new AbortController();
   const untrap = trapSignals(() => stop.abort());
+  let connected = false;
+  let last: string | undefined;
   try {
-    for await (const leader of client.observe(options.name, { signal: stop.signal })) {
-      process.stdout.write(`${formatLeader(options.name, leader, options.json)}\n`);
+    for (let attempt = 0; ; attempt++) {
+      let error: SyncClientError | undefined;
+      try {
+        for await (const leader of client.observe(options.name, { signal: stop.signal })) {
+          connected = true;
+          attempt = 0;
+          const line = formatLeader(options.name, leader, options.json);
+          if (line !== last) process.stdout.write(`${line}\n`);
+          last = line;
+        }
+      } catch (err) {
+        error = SyncClientError.from(err);
+      }
+      if (stop.signal.aborted) return 0;
+      if (!connected || !sidecarWentAway(error)) {
+        if (error !== undefined) return reportFailure(error, `cannot observe ${options.name}`, client.address);
+        say(`the sidecar ended the observation of ${options.name}`);
+        return EXIT.unavailable;
+      }
+      const delay = reconnectDelay(attempt);
+      if (attempt === 0)
+        say(`lost the sidecar at ${client.address} (${error?.message ?? "stream ended"}); observing ${options.name} again once it answers`);
+      await sleep(delay, undefined, { signal: stop.signal }).catch(() => {});
+      if (stop.signal.aborted) return 0;
     }
-    if (stop.signal.aborted) return 0;
-    say(`the sidecar ended the observation of ${options.name}`);
-    return EXIT.unavailable;
-  } catch (err) {
-    if (stop.signal.aborted) return 0;
-    return reportFailure(SyncClientError.from(err), `cannot observe ${options.name}`, client.address);
   } finally {
     untrap();
   }

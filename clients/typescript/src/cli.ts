@@ -9,7 +9,7 @@
 //
 // `metaparticle-sync --help` lists the flags and the exit codes (cli-args.ts).
 import { readFileSync } from "node:fs";
-import { EXIT, type Invocation, UsageError, parseArgs, parseDuration } from "./cli-args.js";
+import { EXIT, type Invocation, UsageError, parseArgs, parseDurationFlag } from "./cli-args.js";
 import { say } from "./cli-calls.js";
 import { runElect } from "./cli-elect.js";
 import { runLeader, runObserve } from "./cli-leader.js";
@@ -21,7 +21,7 @@ const DEFAULT_KILL_AFTER_MS = 3000;
 
 async function run(invocation: Extract<Invocation, { kind: "run" }>): Promise<number> {
   const { command, name, flags, argv } = invocation;
-  const duration = (flag: string) => (flags.has(flag) ? parseDuration(flags.get(flag)!, `--${flag}`) : undefined);
+  const duration = (flag: string) => (flags.has(flag) ? parseDurationFlag(flags.get(flag)!, `--${flag}`) : undefined);
   const client = new SyncClient({ address: flags.get("address") });
   try {
     switch (command) {
@@ -66,8 +66,12 @@ async function main(): Promise<number> {
   }
   switch (invocation.kind) {
     case "help":
-      process.stdout.write(invocation.text);
-      return 0;
+      if (!invocation.usage) {
+        process.stdout.write(invocation.text);
+        return 0;
+      }
+      process.stderr.write(invocation.text);
+      return EXIT.usage;
     case "version": {
       const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
       process.stdout.write(`metaparticle-sync ${pkg.version}\n`);

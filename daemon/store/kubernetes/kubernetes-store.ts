@@ -28,6 +28,7 @@ import {
 } from "../lease-store.js";
 import { MANAGED_SELECTOR, isManaged, leaseToRecord, recordToLease } from "./lease-convert.js";
 import { PooledKubeConfig } from "./pooled-kubeconfig.js";
+import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 
 /** What the store reports for metrics: every API call's outcome and every watch restart. */
 export interface StoreObserver {
@@ -226,8 +227,6 @@ function foreign(name: string, namespace: string): StoreError {
 }
 
 const USER_AGENT = "metaparticle-sync/0.1";
-const MIN_RETRY_MS = 200;
-const MAX_RETRY_MS = 5_000;
 
 /**
  * The list-then-watch loop behind `KubernetesStore.watch`. After the first
@@ -279,8 +278,8 @@ class LeaseWatcher {
         this.observer?.watchRestart("error");
         this.log.warn({ err: err instanceof Error ? err.message : String(err), retryMs: this.retryMs }, "watch failed; retrying");
       }
-      await this.pause(this.retryMs);
-      this.retryMs = Math.min(this.retryMs * 2, MAX_RETRY_MS);
+      await this.pause(retryPauseMs(this.retryMs));
+      this.retryMs = nextRetryMs(this.retryMs);
     }
   }
 

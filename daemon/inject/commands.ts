@@ -1,0 +1,109 @@
+// The two injection subcommands of the daemon's entry point:
+//
+//   main.js inject [--image=IMAGE] [--mode=native|container] [FILE|-]...
+//   main.js webhook [--listen=HOST:PORT] [--tls-cert=FILE] [--tls-key=FILE] [--image=IMAGE] [--mode=...]
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { ConfigError, type LogLevel } from "../config.js";
+import { createLogger } from "../log.js";
+import { injectManifests } from "./manifests.js";
+import { InjectError, type SidecarMode } from "./sidecar.js";
+import { startWebhook } from "./webhook.js";
+
+const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace"];
+
+/** Where the webhook's Deployment mounts its Secret (deploy/components/injector). */
+const TLS_DIR = "/etc/metaparticle-sync/webhook";
+
+export const INJECT_HELP = `Usage: metaparticle-sync-daemon inject [--image=IMAGE] [--mode=native|container] [FILE|-]...
+
+Writes the manifests in FILEs (or stdin) to stdout with the metaparticle-sync sidecar added to
+every Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and CronJob whose pod template does
+not opt out (annotation sync.metaparticle.io/inject: "false"). Overrides are read from the pod
+template's sync.metaparticle.io/ annotations, as the webhook does; other documents and workloads
+that already have the sidecar are written back unchanged.
+
+  --image=IMAGE            sidecar image (default: $MSYNC_SIDECAR_IMAGE, else metaparticle-sync:VERSION)
+  --mode=native|container  native sidecar (Kubernetes 1.29+, default) or a regular container
+`;
+
+export const WEBHOOK_HELP = `Usage: metaparticle-sync-daemon webhook [flags]
+
+Serves the mutating admission webhook that adds the sidecar to pods annotated
+sync.metaparticle.io/inject: "true" (POST /mutate; GET /healthz), over TLS.
+
+  --listen=HOST:PORT       default 0.0.0.0:8443
+  --tls-cert=FILE          default ${TLS_DIR}/tls.crt (a kubernetes.io/tls Secret, as cert-manager writes it)
+  --tls-key=FILE           default ${TLS_DIR}/tls.key
+  --image=IMAGE            sidecar image (default: $MSYNC_SIDECAR_IMAGE, else metaparticle-sync:VERSION)
+  --mode=native|container  default native (Kubernetes 1.29+); a pod's sync.metaparticle.io/mode wins
+  --log-level=LEVEL        default info
+`;
+
+function mode(value: string | undefined): SidecarMode {
+  if (value === undefined || value === "native" || value === "container") return value ?? "native";
+  throw new ConfigError("--mode", `must be native or container, got ${value}`);
+}
+
+/** Parses `args` with Node's parser: string flags named in `flags`, --help, and positionals. */
+function parse(args: string[], flags: string[]): { values: Record<string, string | undefined>; help: boolean; positionals: string[] } {
+  const options = Object.fromEntries(flags.map((flag) => [flag, { type: "string" as const }]));
+  try {
+    const parsed = parseArgs({ args, options: { ...options, help: { type: "boolean" } }, allowPositionals: true, strict: true });
+    const { help, ...values } = parsed.values as Record<string, string | boolean | undefined>;
+    return { values: values as Record<string, string | undefined>, help: help === true, positionals: parsed.positionals };
+  } catch (err) {
+    throw new ConfigError("command line", err instanceof Error ? err.message : String(err));
+  }
+}
+
+export async function runInject(args: string[], version: string): Promise<number> {
+  const { values, help, positionals } = parse(args, ["image", "mode"]);
+  if (help) {
+    process.stdout.write(INJECT_HELP);
+    return 0;
+  }
+  const defaults = {
+    image: values.image ?? process.env.MSYNC_SIDECAR_IMAGE ?? `metaparticle-sync:${version}`,
+    mode: mode(values.mode),
+  };
+  const sources = positionals.length === 0 ? ["-"] : positionals;
+  const outputs: string[] = [];
+  for (const source of sources) {
+    const text = readFileSync(source === "-" ? 0 : source, "utf8");
+    try {
+      outputs.push(injectManifests(text, defaults, source === "-" ? "stdin" : source));
+    } catch (err) {
+      if (!(err instanceof InjectError)) throw err;
+      process.stderr.write(`metaparticle-sync: ${err.message}\n`);
+      return 1;
+    }
+  }
+  process.stdout.write(outputs.map((o) => (o.endsWith("\n") || o === "" ? o : `${o}\n`)).join("---\n"));
+  return 0;
+}
+
+export async function runWebhook(args: string[], version: string): Promise<void> {
+  const { values, help } = parse(args, ["listen", "tls-cert", "tls-key", "image", "mode", "log-level"]);
+  if (help) {
+    process.stdout.write(WEBHOOK_HELP);
+    return;
+  }
+  const level = values["log-level"] ?? "info";
+  if (!LOG_LEVELS.includes(level as LogLevel))
+    throw new ConfigError("--log-level", `must be one of ${LOG_LEVELS.join(", ")}, got ${level}`);
+  const log = createLogger(level as LogLevel, { component: "injection-webhook" });
+  const webhook = await startWebhook(
+    {
+      listen: values.listen ?? "0.0.0.0:8443",
+      certFile: values["tls-cert"] ?? `${TLS_DIR}/tls.crt`,
+      keyFile: values["tls-key"] ?? `${TLS_DIR}/tls.key`,
+      image: values.image ?? process.env.MSYNC_SIDECAR_IMAGE ?? `metaparticle-sync:${version}`,
+      mode: mode(values.mode),
+    },
+    log,
+  );
+  const stop = () => void webhook.close().then(() => process.exit(0));
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
