@@ -102,7 +102,7 @@ test("npm start: SIGTERM to npm stops the daemon too", async (t) => {
   });
   daemonPid = descendants(npm.pid!).find((pid) => {
     const [command, script] = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    return /(^|\/)node$/.test(command!) && script === "dist/daemon/main.js";
+    return /(^|\/)node$/.test(command!) && script === "dist/lean/main.mjs";
   });
   if (daemonPid === undefined) return t.fail(`no daemon process under npm (pid ${npm.pid})`);
   t.not(daemonPid, npm.pid);
