@@ -142,6 +142,8 @@ const languageSuites: Suite[] = [
 
 export const SUITES: readonly Suite[] = [
   avaSuite("unit", "unit"),
+  // The deterministic simulator: a fixed budget of seeds (test/sim/README.md); a failure prints its seed and replay command.
+  avaSuite("sim", "sim", { serial: true }),
   avaSuite("grpc", "grpc", { prepare: ["bash", "scripts/install-grpcurl.sh"] }),
   // Against a real kube-apiserver and etcd, built from their Go modules on first use (cached under .cache/).
   avaSuite("kube", "kube", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),

@@ -25,6 +25,8 @@ export interface World {
   violation(rule: string, resource: string, message: string): void;
   /** True when no fault touches `leaseName` now (nor excuses it). */
   faultFree(leaseName: string): boolean;
+  /** A client of `daemon` holds `resource` at this moment (the store-call oracle spares daemons that held recently). */
+  holding(daemon: DaemonLink, resource: Resource): void;
 }
 
 /** The daemon a client talks to, as the client sees it. */
@@ -208,6 +210,7 @@ export class AcquireClient extends Client implements Stream {
     if (this.state !== "waiting") return;
     this.daemonHolds = true;
     this.state = "held";
+    this.world.holding(this.daemon, this.resource);
     this.record({ ev: "acquired", token: grant.token, validForMs: grant.validForMs, raw: true });
     this.timer?.cancel();
     const holdMs = this.world.winding() ? Math.min(this.options.holdMs, 500) : this.options.holdMs;
@@ -229,6 +232,7 @@ export class AcquireClient extends Client implements Stream {
 
   private finish(): void {
     if (this.state === "done") return;
+    if (this.state === "held") this.world.holding(this.daemon, this.resource);
     this.state = "done";
     this.done = true;
     this.timer?.cancel();
@@ -286,6 +290,7 @@ export class TryClient extends Client {
         }
         const now = this.world.now();
         this.state = "held";
+        this.world.holding(this.daemon, this.resource);
         this.token = result.grant.token;
         this.validUntil = now + result.grant.validForMs;
         this.occupiedUntil = now + this.leaseMs;
@@ -335,6 +340,7 @@ export class TryClient extends Client {
     this.unary(() => this.daemon.engine.locks.renew(this.resource.leaseName, this.token, leaseMs)).then(
       (validForMs) => {
         const at = this.world.now();
+        this.world.holding(this.daemon, this.resource);
         this.leaseMs = asked;
         this.occupiedUntil = Math.max(this.occupiedUntil, at + asked);
         if (at < this.validUntil) {
@@ -369,6 +375,7 @@ export class TryClient extends Client {
     this.unary(() => this.daemon.engine.locks.release(this.resource.leaseName, this.token)).then(
       () => {
         this.occupiedUntil = 0;
+        this.world.holding(this.daemon, this.resource);
         this.record({ ev: "released", token: this.token });
       },
       (err: unknown) => {
@@ -443,6 +450,7 @@ export class CampaignClient extends Client implements Stream {
               this.record({ ev: "leader", detail: `${state.leader || "(nobody)"} term ${state.term}` });
             },
             deposed: (term, reason) => {
+              this.world.holding(this.daemon, this.resource);
               this.leading = false;
               this.lastDeposedTerm = term;
               if (!this.done && !this.stalled) this.record({ ev: "deposed", token: term, reason });
@@ -471,6 +479,7 @@ export class CampaignClient extends Client implements Stream {
   close(): void {
     if (this.done) return;
     this.record({ ev: "campaign-close" });
+    if (this.leading) this.world.holding(this.daemon, this.resource);
     this.leading = false;
     this.finish();
     this.daemon.io(() => this.controller.abort());
@@ -497,6 +506,7 @@ export class CampaignClient extends Client implements Stream {
   }
 
   private elected(term: number, validForMs: number): void {
+    this.world.holding(this.daemon, this.resource);
     this.leading = true;
     this.term = term;
     this.terms.push(term);

@@ -7,6 +7,7 @@
 //   --stop-at-first [RULE]                        stop at the first failing seed (of RULE)
 //   --json FILE                                   write the summary as JSON too
 import { writeFileSync } from "node:fs";
+import { replayCommand } from "./replay.js";
 import { formatEvent } from "./trace.js";
 import { FAULT_KINDS, type FaultKind, type SimResult, WORKLOAD_KINDS, type WorkloadKind, simulate } from "./world.js";
 
@@ -79,15 +80,6 @@ function parseArgs(argv: readonly string[]): Args {
     }
   }
   return args;
-}
-
-/** The command that replays one seed with the same filters. */
-export function replayCommand(seed: number, args: Pick<Args, "faults" | "workload">): string {
-  const filters = [
-    args.faults === undefined ? "" : ` --faults ${[...args.faults].join(",")}`,
-    args.workload === undefined ? "" : ` --workload ${[...args.workload].join(",")}`,
-  ].join("");
-  return `npm run simulate -- --seed ${seed}${filters} --verbose`;
 }
 
 export interface RuleSummary {

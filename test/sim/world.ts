@@ -220,6 +220,10 @@ export class Simulation implements ClientWorld {
   private readonly violations: SimViolation[] = [];
   private readonly excuses = new Excuses();
   private readonly clients: AnyClient[] = [];
+  /** Clients the monitor still looks at: not done, or TryAcquire holders whose lease may still stand. */
+  private active: AnyClient[] = [];
+  /** Last time a client of a daemon (by identity) held a lease (by name). */
+  private readonly lastHeld = new Map<string, number>();
   private readonly resources: Resource[] = [];
   private clientCount = 0;
   private readonly blockedSince = new Map<string, number>();
@@ -258,6 +262,10 @@ export class Simulation implements ClientWorld {
 
   violation(rule: string, resource: string, message: string): void {
     this.violations.push({ rule, resource, at: this.clock.now(), message });
+  }
+
+  holding(daemon: DaemonLink, resource: Resource): void {
+    this.lastHeld.set(`${(daemon as Daemon).identity}/${resource.leaseName}`, this.clock.now());
   }
 
   faultFree(leaseName: string): boolean {
@@ -328,6 +336,11 @@ export class Simulation implements ClientWorld {
     this.clock.setTimer(this.random.int(0, 500), arrive);
   }
 
+  private adopt(client: AnyClient): void {
+    this.clients.push(client);
+    this.active.push(client);
+  }
+
   private nextId(prefix: string): string {
     this.clientCount += 1;
     return `${prefix}${this.clientCount}`;
@@ -347,7 +360,7 @@ export class Simulation implements ClientWorld {
       case "hot": {
         // A hot lock: clients on one daemon hand it between them fast, and one client on another daemon wants it too.
         const lock = r.pick(locks);
-        const until = this.clock.now() + r.int(3_000, 15_000);
+        const until = this.clock.now() + r.int(2_000, 8_000);
         for (let i = r.int(2, 4); i > 0; i--) this.hotLoop(daemon, lock, until);
         const other = this.daemons.filter((d) => d !== daemon && !d.gone());
         if (other.length > 0) {
@@ -363,7 +376,7 @@ export class Simulation implements ClientWorld {
           abandon: r.bool(0.15),
           renewLeases: RENEW_LEASES,
         });
-        this.clients.push(client);
+        this.adopt(client);
         return client.start();
       }
       case "campaign": {
@@ -377,7 +390,7 @@ export class Simulation implements ClientWorld {
           then: r.pick(["resign", "resign", "close", "stay"] as const),
           patienceMs: r.bool(0.5) ? r.int(2_000, 40_000) : undefined,
         });
-        this.clients.push(client);
+        this.adopt(client);
         return client.start();
       }
       case "observe":
@@ -397,7 +410,7 @@ export class Simulation implements ClientWorld {
       cancelAfterMs: r.bool(0.2) ? r.int(0, 5_000) : undefined,
       preCancelled: r.bool(0.02),
     });
-    this.clients.push(client);
+    this.adopt(client);
     client.start();
   }
 
@@ -409,15 +422,15 @@ export class Simulation implements ClientWorld {
       waitTimeoutMs: undefined,
       cancelAfterMs: undefined,
       preCancelled: false,
-      then: () => this.clock.setTimer(this.random.int(0, 5), () => this.hotLoop(daemon, lock, until)),
+      then: () => this.clock.setTimer(this.random.int(1, 10), () => this.hotLoop(daemon, lock, until)),
     });
-    this.clients.push(client);
+    this.adopt(client);
     client.start();
   }
 
   private observe(daemon: Daemon, election: Resource): void {
     const client = new ObserverClient(this, this.nextId("o"), daemon, election);
-    this.clients.push(client);
+    this.adopt(client);
     client.start(this.random.bool(0.3) ? this.random.int(1_000, 40_000) : undefined);
   }
 
@@ -688,24 +701,26 @@ export class Simulation implements ClientWorld {
   /** Liveness, every tick: stalls of free locks with waiters, and store-call storms of waiting daemons. */
   private monitor(): void {
     const now = this.clock.now();
+    this.active = this.active.filter((c) => !c.done || (c instanceof TryClient && c.occupies(now)));
     for (const resource of this.resources) {
       const waiters: string[] = [];
       let occupied = false;
-      for (const client of this.clients) {
-        if (client.done || client.resource !== resource) continue;
+      for (const client of this.active) {
+        if (client.resource !== resource) continue;
+        // A TryAcquire holder that is done may still occupy the lease until it runs out.
+        if (client instanceof TryClient) {
+          if (client.occupies(now)) occupied = true;
+          continue;
+        }
+        if (client.done) continue;
         if (client instanceof AcquireClient) {
           if (client.state === "waiting" && !client.daemon.gone()) waiters.push(client.id);
           if (client.daemonHolds) occupied = true;
-        } else if (client instanceof TryClient) {
-          if (client.occupies(now)) occupied = true;
         } else if (client instanceof CampaignClient) {
           if (client.leading) occupied = true;
           else if (!client.daemon.gone()) waiters.push(client.id);
         }
       }
-      // A TryAcquire holder whose client is done may still occupy the lease until it runs out.
-      for (const client of this.clients)
-        if (client instanceof TryClient && client.resource === resource && client.occupies(now)) occupied = true;
       const key = resource.leaseName;
       if (waiters.length === 0 || occupied) {
         this.blockedSince.delete(key);
@@ -734,14 +749,16 @@ export class Simulation implements ClientWorld {
         if (times === undefined) continue;
         while (times.length > 0 && times[0]! <= now - 1_000) times.shift();
         if (times.length <= CALLS_PER_SECOND_BOUND) continue;
-        const holds = this.clients.some(
-          (c) =>
-            c.resource === resource &&
-            c.daemon === daemon &&
-            ((c instanceof AcquireClient && c.daemonHolds) ||
-              (c instanceof TryClient && c.occupies(now)) ||
-              (c instanceof CampaignClient && c.leading)),
-        );
+        const holds =
+          (this.lastHeld.get(`${daemon.identity}/${key}`) ?? -Infinity) > now - 1_000 ||
+          this.active.some(
+            (c) =>
+              c.resource === resource &&
+              c.daemon === daemon &&
+              ((c instanceof AcquireClient && c.daemonHolds) ||
+                (c instanceof TryClient && c.occupies(now)) ||
+                (c instanceof CampaignClient && c.leading)),
+          );
         const reportKey = `storm:${key}:${daemon.identity}`;
         if (holds || this.reported.has(reportKey)) continue;
         this.reported.add(reportKey);
@@ -756,7 +773,7 @@ export class Simulation implements ClientWorld {
 
   private finalChecks(): void {
     // Every lock waiter was served (or gave up) by the end of the quiet tail.
-    for (const client of this.clients) {
+    for (const client of this.active) {
       if (client instanceof AcquireClient && client.state === "waiting" && !client.daemon.gone()) {
         this.violation(
           "unserved",
