@@ -28,6 +28,8 @@ export interface FaultHooks {
   decide(operation: StoreOperation, name: string, hasDeadline: boolean): CallFault;
   /** A call with a fault began; returns what to call once it has answered. */
   faultBegan(fault: CallFault, operation: StoreOperation, name: string, hasDeadline: boolean): () => void;
+  /** Told of every call and its outcome, for the trace (optional). */
+  traceCall?(line: string): void;
 }
 
 /** How long a call without a deadline hangs: the HTTP client's own timeout, far past the end of any run. */
@@ -181,6 +183,28 @@ export class FaultyStore implements LeaseStore {
     if (operation !== "update" && fault.kind === "conflict") fault = { kind: "none" };
     if (operation === "get" && fault.kind === "lost-reply") fault = { kind: "hang", applied: false };
     const ended = fault.kind === "none" ? undefined : this.hooks.faultBegan(fault, operation, name, hasDeadline);
+    const promise = this.perform(operation, name, signal, fault, ended, perform);
+    const trace = this.hooks.traceCall;
+    if (trace !== undefined) {
+      const call = `${operation} ${name}${hasDeadline ? "" : " (no deadline)"}${fault.kind === "none" ? "" : ` [${fault.kind}]`}`;
+      trace(`${call} sent`);
+      promise.then(
+        (value) => trace(`${call}: ok${value !== undefined && typeof value === "object" ? ` ${describe(value as LeaseRecord)}` : ""}`),
+        (err: unknown) => trace(`${call}: failed ${(err as Error).message}`),
+      );
+    }
+    return promise;
+  }
+
+  private perform<T>(
+    operation: StoreOperation,
+    name: string,
+    signal: AbortSignal | undefined,
+    fault: CallFault,
+    ended: (() => void) | undefined,
+    perform: () => Promise<T>,
+  ): Promise<T> {
+    const hasDeadline = signal !== undefined;
     return new Promise<T>((resolve, reject) => {
       let answered = false;
       let timer: Timer | undefined;
@@ -229,4 +253,8 @@ export class FaultyStore implements LeaseStore {
       }
     });
   }
+}
+
+function describe(r: LeaseRecord): string {
+  return `rv ${r.version} holder=${r.holderIdentity || "-"} transitions=${r.transitions} lease=${r.leaseDurationSeconds}s queue=[${r.queue.join(",")}]`;
 }

@@ -3,7 +3,7 @@
 //   npm run simulate -- --seeds 100000            seeds 1..100000
 //   npm run simulate -- --seeds 500 --start 9000  seeds 9000..9499
 //   npm run simulate -- --seed 4711 --verbose     replay one seed, print its trace
-//   --faults freeze,kill --workload campaign,observe   only these kinds
+//   --faults freeze,kill --workload campaign,observe   only these kinds (--faults none: no faults)
 //   --stop-at-first [RULE]                        stop at the first failing seed (of RULE)
 //   --json FILE                                   write the summary as JSON too
 import { writeFileSync } from "node:fs";
@@ -39,6 +39,7 @@ function parseArgs(argv: readonly string[]): Args {
     return n;
   };
   const kinds = <T extends string>(flag: string, text: string | undefined, known: readonly T[]): Set<T> => {
+    if (text === "none") return new Set<T>();
     const list = (text ?? "").split(",").filter((k) => k !== "");
     const bad = list.filter((k) => !known.includes(k as T));
     if (list.length === 0 || bad.length > 0)

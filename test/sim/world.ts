@@ -136,7 +136,7 @@ function chooseProfile(random: Random, options: SimOptions): Profile {
     workload,
     locks: random.int(1, 3),
     elections: workload.has("campaign") || workload.has("observe") ? random.int(1, 2) : 0,
-    storeFaultRate: random.pick([0.005, 0.02, 0.05]),
+    storeFaultRate: random.pick([0.005, 0.02, 0.05, 0.15]),
     phases,
     baseLatencyMs: Array.from({ length: DAEMONS }, () => random.pick([0, 0, 1, 2, 5, 10, 25])),
     // Within 1 %: far inside the safety margin (lease - renew deadline = a third of the lease).
@@ -177,6 +177,7 @@ class Daemon implements DaemonLink {
     this.store = new FaultyStore(sim.shared, sim.clock, {
       decide: (operation, name, hasDeadline) => sim.decideFault(this, operation, name, hasDeadline),
       faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
+      traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
     });
     this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
     const local = new DriftClock(sim.clock, profile.driftRate[slot]!, sim.faultRandom.int(0, 1_000_000));
@@ -229,11 +230,14 @@ export class Simulation implements ClientWorld {
   private readonly blockedSince = new Map<string, number>();
   private readonly reported = new Set<string>();
   private historyFaults = 0;
+  /** Store calls go into the history as notes (for --verbose; the checker passes over them). */
+  readonly tracing: boolean;
 
   constructor(
     readonly seed: number,
     options: SimOptions,
   ) {
+    this.tracing = options.trace === true;
     this.random = stream(seed, "workload");
     this.faultRandom = stream(seed, "faults");
     this.profile = chooseProfile(stream(seed, "profile"), options);
