@@ -259,6 +259,8 @@ export class TryClient extends Client {
   private leaseMs: number;
   private releaseAt = 0;
   private timer: Timer | undefined;
+  /** TryAcquire attempts left: a client polls a busy lock a few times. */
+  private attempts = 6;
 
   constructor(
     world: World,
@@ -284,6 +286,10 @@ export class TryClient extends Client {
       (result) => {
         if (!result.acquired) {
           this.record({ ev: "acquire-failed", detail: `not free: ${result.holder} token ${result.token}` });
+          if (--this.attempts > 0 && !this.world.winding()) {
+            this.timer = this.world.timer(this.world.random.int(200, 3_000), () => this.start());
+            return;
+          }
           this.state = "done";
           this.done = true;
           return;
@@ -318,7 +324,7 @@ export class TryClient extends Client {
     this.timer?.cancel();
     if (this.state !== "held") return;
     const now = this.world.now();
-    const renewAt = now + Math.max(0, this.validUntil - now) * between(this.world.random, 0.2, 0.9);
+    const renewAt = now + Math.max(0, this.validUntil - now) * between(this.world.random, 0.05, 0.5);
     if (this.releaseAt <= renewAt) this.timer = this.world.timer(this.releaseAt - now, () => this.release());
     else this.timer = this.world.timer(renewAt - now, () => this.renew());
   }

@@ -12,10 +12,10 @@ export function stream(seed: number, stream: string): Random {
   return seededRandom(mix(seed, stream));
 }
 
-/** A 32-bit hash of the seed and the stream name (FNV-1a, then a murmur finaliser). */
+/** A 32-bit hash of the seed and the stream name (FNV-1a over "seed/name", then a murmur finaliser). */
 function mix(seed: number, name: string): number {
-  let h = 0x811c9dc5 ^ (seed >>> 0);
-  for (const char of `${seed}/${name}`) h = Math.imul(h ^ char.charCodeAt(0), 0x01000193);
+  let h = 0x811c9dc5;
+  for (const char of `${seed >>> 0}/${name}`) h = Math.imul(h ^ char.charCodeAt(0), 0x01000193);
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;

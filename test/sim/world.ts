@@ -376,7 +376,7 @@ export class Simulation implements ClientWorld {
       case "try": {
         const client = new TryClient(this, this.nextId("t"), daemon, r.pick(locks), {
           leaseMs: r.pick(TRY_LEASES),
-          holdMs: r.pick([r.int(100, 2_000), r.int(2_000, 40_000)]),
+          holdMs: r.pick([r.int(500, 5_000), r.int(5_000, 40_000)]),
           abandon: r.bool(0.15),
           renewLeases: RENEW_LEASES,
         });
