@@ -97,6 +97,7 @@ export const CALLS_PER_SECOND_BOUND = 40;
 /** A waiter sees at most this many grants in a row to claims of one other daemon. */
 export const PASSES_IN_A_ROW_BOUND = 25;
 
+const MAX_CLIENTS_PER_LOCK = 12;
 const ACQUIRE_LEASES = [LEASE_MS, LEASE_MS, 10_000, 20_000, 30_000];
 const TRY_LEASES = [5_000, 10_000, 15_000, 20_000, 30_000];
 const RENEW_LEASES = [undefined, 5_000, 10_000, 15_000, 20_000, 30_000];
@@ -355,7 +356,10 @@ export class Simulation implements ClientWorld {
     const kind = this.random.pick(kinds);
     const daemon = this.liveDaemon();
     if (daemon === undefined) return;
-    const locks = this.resources.filter((r) => r.kind === "lock");
+    // At most a dozen clients per lock at once, so that the quiet tail can serve every waiter.
+    const busy = (r: Resource) => this.active.filter((c) => !c.done && c.resource === r).length >= MAX_CLIENTS_PER_LOCK;
+    const locks = this.resources.filter((r) => r.kind === "lock" && !busy(r));
+    if (locks.length === 0 && kind !== "campaign" && kind !== "observe") return;
     const elections = this.resources.filter((r) => r.kind === "election");
     const r = this.random;
     switch (kind) {
@@ -401,7 +405,7 @@ export class Simulation implements ClientWorld {
         if (elections.length === 0) return;
         return this.observe(daemon, r.pick(elections));
       case "read":
-        return read(this, daemon, r.pick(this.resources), r.bool(0.3));
+        return read(this, daemon, r.pick([...locks, ...elections]), r.bool(0.3));
     }
   }
 
@@ -663,8 +667,10 @@ export class Simulation implements ClientWorld {
     }
     this.record("harness", { ev: "note", name: resource.leaseName, detail: `Lease ${resource.leaseName} ${change} by hand` });
     this.excuses.point(resource.leaseName, this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
+    // A holder the edit revoked may keep renewing (the history ends its hold at the edit anyway): the
+    // checker's handover rule looks away for a lease duration.
     const fid = this.faultStart(`Lease ${resource.leaseName} ${change}`, "all");
-    this.faultEnd(fid, "all");
+    this.clock.setTimer(LONGEST_LEASE_MS + TURN_GRACE_MS, () => this.faultEnd(fid, "all"));
     if (!revokes) return;
     // Whoever held it lost it to the administrator: their holds end now.
     for (const client of this.clients) {
