@@ -7,7 +7,7 @@ import { replayCommand } from "./replay.js";
 import { simulate } from "./world.js";
 
 /** Seeds CI runs: about 2-3 minutes on a 2-core machine (README.md). */
-const SEEDS = Number(process.env.SIM_SEEDS ?? 150);
+const SEEDS = Number(process.env.SIM_SEEDS ?? 300);
 const BATCH = 25;
 const FIRST_SEED = Number(process.env.SIM_FIRST_SEED ?? 1);
 

@@ -216,6 +216,8 @@ export class Simulation implements ClientWorld {
   readonly profile: Profile;
   readonly random: Random;
   readonly faultRandom: Random;
+  /** Draws for steering a fault toward a bad moment, apart so the other streams stay as they are. */
+  private readonly buggify: Random;
   readonly daemons: Daemon[] = [];
   private readonly incarnations: number[] = [];
   private readonly history: HistoryEvent[] = [];
@@ -241,6 +243,7 @@ export class Simulation implements ClientWorld {
     this.tracing = options.trace === true;
     this.random = stream(seed, "workload");
     this.faultRandom = stream(seed, "faults");
+    this.buggify = stream(seed, "buggify");
     this.profile = chooseProfile(stream(seed, "profile"), options);
     for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
     for (let i = 0; i < this.profile.elections; i++) this.resources.push(this.resource("election", `e${i}`));
@@ -481,6 +484,7 @@ export class Simulation implements ClientWorld {
     const after = fault.kind === "hang" || fault.kind === "lost-reply" ? Math.max(leaseMs, LEASE_MS) + TURN_GRACE_MS : TURN_GRACE_MS;
     const id = this.excuses.begin(name, after);
     const fid = this.faultStart(label, [daemon.slot]);
+    if (fault.kind === "lost-reply" && operation !== "get") this.cancelDuring(daemon, name);
     if (fault.kind === "hang" && !hasDeadline) {
       // A call without a deadline would hang for minutes: excuse only as long as a deadline would have allowed.
       this.clock.setTimer(LONGEST_DEADLINE_MS, () => {
@@ -493,6 +497,20 @@ export class Simulation implements ClientWorld {
       this.excuses.end(id, this.clock.now());
       this.faultEnd(fid, [daemon.slot]);
     };
+  }
+
+  /**
+   * While a write whose reply will be lost is in flight, the callers waiting for that lock on that daemon
+   * may give up (the one being served, or all): a schedule hand-picked runs rarely reach by chance.
+   */
+  private cancelDuring(daemon: Daemon, leaseName: string): void {
+    const r = this.buggify;
+    if (!r.bool(0.5)) return;
+    const waiting = this.active.filter(
+      (c): c is AcquireClient =>
+        c instanceof AcquireClient && c.daemon === daemon && c.resource.leaseName === leaseName && c.state === "waiting",
+    );
+    for (const client of r.bool(0.5) ? waiting : waiting.slice(0, 1)) client.close();
   }
 
   private faultStart(fault: string, affects: readonly number[] | "all"): string {
