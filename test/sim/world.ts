@@ -480,8 +480,11 @@ export class Simulation implements ClientWorld {
       hasDeadline ? "" : " (no deadline)"
     }`;
     const leaseMs = (this.shared.peek(name)?.leaseDurationSeconds ?? 0) * 1000;
-    // A hung call or a lost reply can cost a holder its lease, which others then wait out.
-    const after = fault.kind === "hang" || fault.kind === "lost-reply" ? Math.max(leaseMs, LEASE_MS) + TURN_GRACE_MS : TURN_GRACE_MS;
+    // A hung call can cost a holder its lease (its renewals hang past the deadline), which others then wait
+    // out. A lost reply cannot: the write went through, and the engine only backs off (2 s at most) before
+    // it acts on what its watch shows. So a ghost holder left by a lost reply is a stall, not an excuse.
+    const after =
+      fault.kind === "hang" ? Math.max(leaseMs, LEASE_MS) + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
     const id = this.excuses.begin(name, after);
     const fid = this.faultStart(label, [daemon.slot]);
     if (fault.kind === "lost-reply" && operation !== "get") this.cancelDuring(daemon, name);
