@@ -483,8 +483,9 @@ export class Simulation implements ClientWorld {
     // A hung call can cost a holder its lease (its renewals hang past the deadline), which others then wait
     // out. A lost reply cannot: the write went through, and the engine only backs off (2 s at most) before
     // it acts on what its watch shows. So a ghost holder left by a lost reply is a stall, not an excuse.
-    const after =
-      fault.kind === "hang" ? Math.max(leaseMs, LEASE_MS) + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
+    // (A reply lost only after a long wait is a hang for this purpose: the caller's deadline may pass first.)
+    const hangs = fault.kind === "hang" || (fault.kind === "lost-reply" && fault.ms >= 100);
+    const after = hangs ? Math.max(leaseMs, LEASE_MS) + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
     const id = this.excuses.begin(name, after);
     const fid = this.faultStart(label, [daemon.slot]);
     if (fault.kind === "lost-reply" && operation !== "get") this.cancelDuring(daemon, name);
