@@ -8,7 +8,7 @@ import { simulate } from "./world.js";
 
 /** Seeds CI runs: about 2-3 minutes on a 2-core machine (README.md). */
 const SEEDS = Number(process.env.SIM_SEEDS ?? 300);
-const BATCH = 25;
+const BATCH = 10;
 const FIRST_SEED = Number(process.env.SIM_FIRST_SEED ?? 1);
 
 test("a seed replays exactly: the same seed gives the same history, byte for byte", async (t) => {
