@@ -24,8 +24,8 @@ export type CallFault =
   | { readonly kind: "hang"; readonly applied: boolean };
 
 export interface FaultHooks {
-  /** Chooses the fault of one call. */
-  decide(operation: StoreOperation, name: string, hasDeadline: boolean): CallFault;
+  /** Chooses the fault of one call; `acquiring`: a write that makes this connection's daemon the holder. */
+  decide(operation: StoreOperation, name: string, hasDeadline: boolean, acquiring: boolean): CallFault;
   /** A call with a fault began; returns what to call once it has answered. */
   faultBegan(fault: CallFault, operation: StoreOperation, name: string, hasDeadline: boolean): () => void;
   /** Told of every call and its outcome, for the trace (optional). */
@@ -74,11 +74,13 @@ export class FaultyStore implements LeaseStore {
   }
 
   create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord> {
-    return this.call("create", fields.name, options?.signal, () => this.connection.create(fields));
+    return this.call("create", fields.name, options?.signal, () => this.connection.create(fields), fields.holderIdentity !== "");
   }
 
   update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
-    return this.call("update", lease.name, options?.signal, () => this.connection.update(lease));
+    const current = this.shared.peek(lease.name);
+    const acquiring = lease.holderIdentity !== "" && current !== undefined && lease.transitions !== current.transitions;
+    return this.call("update", lease.name, options?.signal, () => this.connection.update(lease), acquiring);
   }
 
   watch(listener: (event: WatchEvent) => void): WatchHandle {
@@ -172,14 +174,20 @@ export class FaultyStore implements LeaseStore {
     else this.clock.setTimer(at - now, deliver);
   }
 
-  private call<T>(operation: StoreOperation, name: string, signal: AbortSignal | undefined, perform: () => Promise<T>): Promise<T> {
+  private call<T>(
+    operation: StoreOperation,
+    name: string,
+    signal: AbortSignal | undefined,
+    perform: () => Promise<T>,
+    acquiring = false,
+  ): Promise<T> {
     if (!this.clientRead) {
       let times = this.callTimes.get(name);
       if (times === undefined) this.callTimes.set(name, (times = []));
       times.push(this.clock.now());
     }
     const hasDeadline = signal !== undefined;
-    let fault = this.hooks.decide(operation, name, hasDeadline);
+    let fault = this.hooks.decide(operation, name, hasDeadline, acquiring);
     if (operation !== "update" && fault.kind === "conflict") fault = { kind: "none" };
     if (operation === "get" && fault.kind === "lost-reply") fault = { kind: "hang", applied: false };
     const ended = fault.kind === "none" ? undefined : this.hooks.faultBegan(fault, operation, name, hasDeadline);

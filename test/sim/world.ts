@@ -176,7 +176,7 @@ class Daemon implements DaemonLink {
   ) {
     const profile = sim.profile;
     this.store = new FaultyStore(sim.shared, sim.clock, {
-      decide: (operation, name, hasDeadline) => sim.decideFault(this, operation, name, hasDeadline),
+      decide: (operation, name, hasDeadline, acquiring) => sim.decideFault(this, operation, name, hasDeadline, acquiring),
       faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
       traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
     });
@@ -453,11 +453,13 @@ export class Simulation implements ClientWorld {
   // ---- faults ---------------------------------------------------------------
 
   /** Store-call faults: during the run's fault phases, each call fails with the run's rate. */
-  decideFault(daemon: Daemon, operation: StoreOperation, name: string, hasDeadline: boolean): CallFault {
+  decideFault(daemon: Daemon, operation: StoreOperation, name: string, hasDeadline: boolean, acquiring: boolean): CallFault {
     const now = this.clock.now();
     if (!this.profile.phases.some(([a, b]) => now >= a && now < b)) return { kind: "none" };
     const kinds = (["latency", "conflict", "lost-reply", "hang"] as const).filter((k) => this.profile.faults.has(k));
-    if (kinds.length === 0 || !this.faultRandom.bool(this.profile.storeFaultRate)) return { kind: "none" };
+    // Acquiring writes fail more often: what happens around them is where holders are made.
+    const rate = acquiring ? Math.min(0.5, 4 * this.profile.storeFaultRate) : this.profile.storeFaultRate;
+    if (kinds.length === 0 || !this.faultRandom.bool(rate)) return { kind: "none" };
     void daemon;
     void operation;
     void hasDeadline;
