@@ -319,13 +319,14 @@ export class TryClient extends Client {
     this.next();
   }
 
-  /** Schedules the next Renew, or the Release once the hold time is over. */
-  private next(): void {
+  /** Schedules the next Renew (not sooner than `minDelayMs`), or the Release once the hold time is over. */
+  private next(minDelayMs = 0): void {
     this.timer?.cancel();
     if (this.state !== "held") return;
     const now = this.world.now();
-    const renewAt = now + Math.max(0, this.validUntil - now) * between(this.world.random, 0.05, 0.5);
+    const renewAt = now + Math.max(minDelayMs, Math.max(0, this.validUntil - now) * between(this.world.random, 0.05, 0.5));
     if (this.releaseAt <= renewAt) this.timer = this.world.timer(this.releaseAt - now, () => this.release());
+    else if (renewAt >= this.validUntil) this.timer = this.world.timer(this.validUntil - now, () => this.expired());
     else this.timer = this.world.timer(renewAt - now, () => this.renew());
   }
 
@@ -366,7 +367,8 @@ export class TryClient extends Client {
         }
         // The write may have been applied: the store may name this holder that long.
         this.occupiedUntil = Math.max(this.occupiedUntil, this.world.now() + asked);
-        this.next();
+        // A client backs off before it tries again.
+        this.next(this.world.random.int(100, 1_000));
       },
     );
   }
@@ -400,6 +402,7 @@ export class TryClient extends Client {
 
   /** Its valid_for ran out before it acted: it stops, as a careful client would. */
   private expired(): void {
+    if (this.state !== "held") return;
     this.record({ ev: "note", detail: "valid_for ran out; stops using the lock" });
     this.state = "done";
     this.done = true;

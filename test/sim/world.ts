@@ -210,8 +210,23 @@ class Daemon implements DaemonLink {
 
 type AnyClient = AcquireClient | TryClient | CampaignClient | ObserverClient;
 
+/** Most timers that may fire within one tick: beyond it the run is spinning (a livelock) and is stopped. */
+const MAX_TIMERS_PER_TICK = 100_000;
+
+/** The simulated clock, counting the timers that fire, so that a spinning engine ends the run instead of hanging it. */
+class SimClock extends FakeClock {
+  fired = 0;
+
+  override setTimer(delayMs: number, callback: () => void): Timer {
+    return super.setTimer(delayMs, () => {
+      if (++this.fired > MAX_TIMERS_PER_TICK) throw new Error(`livelock: more than ${MAX_TIMERS_PER_TICK} timers fired within one tick`);
+      callback();
+    });
+  }
+}
+
 export class Simulation implements ClientWorld {
-  readonly clock = new FakeClock();
+  readonly clock = new SimClock();
   readonly shared = new MemoryStore();
   readonly profile: Profile;
   readonly random: Random;
@@ -289,7 +304,13 @@ export class Simulation implements ClientWorld {
     this.scheduleWorkload();
     this.scheduleFaults();
     while (this.clock.now() < RUN_MS) {
-      await this.clock.advance(TICK_MS);
+      this.clock.fired = 0;
+      try {
+        await this.clock.advance(TICK_MS);
+      } catch (err) {
+        this.violation("livelock", "-", (err as Error).message);
+        break;
+      }
       this.monitor();
       if (this.clock.now() === WORKLOAD_END_MS) this.windDown();
     }
