@@ -166,6 +166,8 @@ const languageSuites: Suite[] = [
 
 export const SUITES: readonly Suite[] = [
   avaSuite("unit", "unit"),
+  // The deterministic simulator: a fixed budget of seeds (test/sim/README.md); a failure prints its seed and replay command.
+  avaSuite("sim", "sim", { serial: true }),
   // Each engine defect of issue 11, re-created by a patch, must make the test named for it fail.
   { name: "mutants", command: [process.execPath, "dist/test/mutants/run.js"], cwd: root, count: countTap },
   avaSuite("grpc", "grpc", { prepare: ["bash", "scripts/install-grpcurl.sh"] }),

@@ -1,0 +1,53 @@
+// When the liveness oracles must look away: while a fault lasts, and for a
+// while after it, a lock may legitimately stand free with waiters (a frozen
+// holder's lease has to run out; a daemon backs off after errors). A fault
+// excuses either one lease name or every name ("*").
+
+export const EVERY_NAME = "*";
+
+interface OpenFault {
+  readonly scope: string;
+  readonly afterMs: number;
+}
+
+export class Excuses {
+  private readonly open = new Map<number, OpenFault>();
+  private readonly until = new Map<string, number>();
+  private nextId = 1;
+
+  /** A fault starts now and lasts until `end(id)`; stalls are excused for `afterMs` beyond its end. */
+  begin(scope: string, afterMs: number): number {
+    const id = this.nextId++;
+    this.open.set(id, { scope, afterMs });
+    return id;
+  }
+
+  end(id: number, now: number): void {
+    const fault = this.open.get(id);
+    if (fault === undefined) return;
+    this.open.delete(id);
+    this.extend(fault.scope, now + fault.afterMs);
+  }
+
+  /** A fault at one instant (a kill, a Lease edited by hand). */
+  point(scope: string, now: number, afterMs: number): void {
+    this.extend(scope, now + afterMs);
+  }
+
+  /** Until when stalls of `name` are excused: Infinity while a fault touching it lasts. */
+  excusedUntil(name: string): number {
+    for (const fault of this.open.values()) if (fault.scope === name || fault.scope === EVERY_NAME) return Infinity;
+    return Math.max(this.until.get(name) ?? -Infinity, this.until.get(EVERY_NAME) ?? -Infinity);
+  }
+
+  /** True while no fault is open anywhere and none excuses anything any more. */
+  quiet(now: number): boolean {
+    if (this.open.size > 0) return false;
+    for (const until of this.until.values()) if (until > now) return false;
+    return true;
+  }
+
+  private extend(scope: string, until: number): void {
+    this.until.set(scope, Math.max(this.until.get(scope) ?? -Infinity, until));
+  }
+}

@@ -1,0 +1,8 @@
+// The one-line command that replays a seed.
+import type { FaultKind, WorkloadKind } from "./world.js";
+
+export function replayCommand(seed: number, filters: { faults?: ReadonlySet<FaultKind>; workload?: ReadonlySet<WorkloadKind> }): string {
+  const faults = filters.faults === undefined ? "" : ` --faults ${[...filters.faults].join(",") || "none"}`;
+  const workload = filters.workload === undefined ? "" : ` --workload ${[...filters.workload].join(",")}`;
+  return `npm run simulate -- --seed ${seed}${faults}${workload} --verbose`;
+}

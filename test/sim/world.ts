@@ -1,0 +1,941 @@
+// One simulated run: N daemons (engines) on one shared memory store and one
+// simulated clock, a random workload of clients, random faults, and the
+// oracles that judge what happened. Everything random comes from the run's
+// seed, and nothing reads real time, so a seed replays exactly.
+import type { Timer } from "../../daemon/engine/clock.js";
+import { Engine } from "../../daemon/engine/index.js";
+import type { LeaseRecord } from "../../daemon/store/lease-store.js";
+import { MemoryStore, type StoreOperation } from "../../daemon/store/memory/memory-store.js";
+import { check } from "../faults/checker.js";
+import type { HistoryEvent } from "../faults/history.js";
+import { DaemonClock } from "../support/daemon-clock.js";
+import { FakeClock } from "../support/fake-clock.js";
+import {
+  AcquireClient,
+  CampaignClient,
+  type DaemonLink,
+  ObserverClient,
+  type Resource,
+  type SimEventFields,
+  type Stream,
+  TryClient,
+  read,
+  type World as ClientWorld,
+} from "./clients.js";
+import { DriftClock } from "./drift-clock.js";
+import { EVERY_NAME, Excuses } from "./excuses.js";
+import { type CallFault, FaultyStore } from "./faulty-store.js";
+import { type Random, between, stream } from "./random.js";
+
+export const FAULT_KINDS = [
+  "latency",
+  "conflict",
+  "lost-reply",
+  "hang",
+  "watch",
+  "lease-edit",
+  "lease-delete",
+  "freeze",
+  "kill",
+  "shutdown",
+  "partition",
+  "stall",
+  "skew",
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export const WORKLOAD_KINDS = ["acquire", "hot", "try", "campaign", "observe", "read"] as const;
+export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
+
+export interface SimOptions {
+  readonly seed: number;
+  /** Fault kinds that may be chosen (default: all). */
+  readonly faults?: ReadonlySet<FaultKind>;
+  /** Workload kinds that may be chosen (default: all). */
+  readonly workload?: ReadonlySet<WorkloadKind>;
+  /** Keep a readable trace of the run. */
+  readonly trace?: boolean;
+}
+
+export interface SimViolation {
+  readonly rule: string;
+  readonly resource: string;
+  /** Simulated ms. */
+  readonly at: number;
+  readonly message: string;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly violations: SimViolation[];
+  readonly history: HistoryEvent[];
+  readonly profile: string;
+  readonly stats: { readonly clients: number; readonly holds: number; readonly storeCalls: number; readonly simulatedMs: number };
+}
+
+/** The run's timeline. Faults end by FAULTS_END; no client starts after WORKLOAD_END; the quiet tail lets everything settle. */
+export const FAULTS_END_MS = 50_000;
+export const WORKLOAD_END_MS = 60_000;
+export const RUN_MS = 110_000;
+const TICK_MS = 100;
+const DAEMONS = 3;
+
+/** The engine's defaults (15 s lease, 10 s renew deadline), as the daemon runs them. */
+const LEASE_MS = 15_000;
+const RENEW_DEADLINE_MS = 10_000;
+/** After a lease is free, the head of its wait queue has this long to take it (timing.ts). */
+const TURN_GRACE_MS = 2_000;
+/** Longest store-call deadline a correct engine would use: the renew deadline of the longest lease asked for. */
+const LONGEST_DEADLINE_MS = 20_000;
+/** Longest lease any request asks for. */
+const LONGEST_LEASE_MS = 30_000;
+
+/** Stall bound: a lock that no client holds, with waiters, outside any fault's excuse, is granted within this. */
+export const STALL_BOUND_MS = 4_000;
+/** A daemon holding nothing of a name makes at most this many store calls for it in any simulated second. */
+export const CALLS_PER_SECOND_BOUND = 40;
+/** A waiter sees at most this many grants in a row to claims of one other daemon. */
+export const PASSES_IN_A_ROW_BOUND = 25;
+
+const MAX_CLIENTS_PER_LOCK = 12;
+const ACQUIRE_LEASES = [LEASE_MS, LEASE_MS, 10_000, 20_000, 30_000];
+const TRY_LEASES = [5_000, 10_000, 15_000, 20_000, 30_000];
+const RENEW_LEASES = [undefined, 5_000, 10_000, 15_000, 20_000, 30_000];
+
+/** What one run may do, chosen from the seed: most runs have a few kinds of fault, some none. */
+interface Profile {
+  readonly faults: ReadonlySet<FaultKind>;
+  readonly workload: ReadonlySet<WorkloadKind>;
+  readonly locks: number;
+  readonly elections: number;
+  /** Per call, during store-fault phases. */
+  readonly storeFaultRate: number;
+  readonly phases: ReadonlyArray<readonly [number, number]>;
+  readonly baseLatencyMs: readonly number[];
+  readonly driftRate: readonly number[];
+  readonly wallOffsetMs: readonly number[];
+  readonly meanArrivalMs: number;
+}
+
+function chooseProfile(random: Random, options: SimOptions): Profile {
+  const allowedFaults = options.faults ?? new Set(FAULT_KINDS);
+  const allowedWork = options.workload ?? new Set(WORKLOAD_KINDS);
+  const quiet = random.bool(0.15);
+  const faults = new Set<FaultKind>();
+  for (const kind of FAULT_KINDS) if (!quiet && random.bool(0.4) && allowedFaults.has(kind)) faults.add(kind);
+  const workload = new Set<WorkloadKind>();
+  for (const kind of WORKLOAD_KINDS) if (random.bool(0.75) && allowedWork.has(kind)) workload.add(kind);
+  if (workload.size === 0) workload.add([...allowedWork][0] ?? "acquire");
+  const phases: Array<[number, number]> = [];
+  for (let i = random.int(1, 3); i > 0; i--) {
+    const start = random.int(0, FAULTS_END_MS - 3_000);
+    phases.push([start, Math.min(FAULTS_END_MS - 1, start + random.int(2_000, 15_000))]);
+  }
+  const skew = faults.has("skew");
+  return {
+    faults,
+    workload,
+    locks: random.int(1, 3),
+    elections: workload.has("campaign") || workload.has("observe") ? random.int(1, 2) : 0,
+    storeFaultRate: random.pick([0.005, 0.02, 0.05, 0.15]),
+    phases,
+    baseLatencyMs: Array.from({ length: DAEMONS }, () => random.pick([0, 0, 1, 2, 5, 10, 25])),
+    // Within 1 %: far inside the safety margin (lease - renew deadline = a third of the lease).
+    driftRate: Array.from({ length: DAEMONS }, () => (skew ? 1 + between(random, -0.01, 0.01) : 1)),
+    wallOffsetMs: Array.from({ length: DAEMONS }, () => (skew ? random.int(-60_000, 60_000) : 0)),
+    meanArrivalMs: random.pick([200, 400, 800]),
+  };
+}
+
+function describeProfile(p: Profile): string {
+  return [
+    `faults=${[...p.faults].join(",") || "none"}`,
+    `workload=${[...p.workload].join(",")}`,
+    `locks=${p.locks} elections=${p.elections}`,
+    `storeFaultRate=${p.storeFaultRate}`,
+    `phases=${p.phases.map(([a, b]) => `${a}-${b}`).join(",")}`,
+    `latency=${p.baseLatencyMs.join("/")}`,
+    `drift=${p.driftRate.map((r) => r.toFixed(4)).join("/")}`,
+    `wallOffset=${p.wallOffsetMs.join("/")}`,
+    `arrival=${p.meanArrivalMs}`,
+  ].join(" ");
+}
+
+/** One daemon process: an engine on its own connection and its own view of the clock. */
+class Daemon implements DaemonLink {
+  readonly engine: Engine;
+  readonly store: FaultyStore;
+  readonly clock: DaemonClock;
+  readonly streams = new Set<Stream>();
+  state: "up" | "frozen" | "stopping" | "dead" = "up";
+
+  constructor(
+    private readonly sim: Simulation,
+    readonly slot: number,
+    readonly identity: string,
+  ) {
+    const profile = sim.profile;
+    this.store = new FaultyStore(sim.shared, sim.clock, {
+      decide: (operation, name, hasDeadline, acquiring) => sim.decideFault(this, operation, name, hasDeadline, acquiring),
+      faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
+      traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
+    });
+    this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
+    const local = new DriftClock(sim.clock, profile.driftRate[slot]!, sim.faultRandom.int(0, 1_000_000));
+    this.clock = new DaemonClock(local, profile.wallOffsetMs[slot]!);
+    const jitter = stream(sim.seed, `jitter/${identity}`);
+    this.engine = new Engine({
+      store: this.store,
+      identity,
+      clock: this.clock,
+      random: () => jitter.next(),
+      leaseDurationMs: LEASE_MS,
+      renewDeadlineMs: RENEW_DEADLINE_MS,
+    });
+    void this.engine.start();
+  }
+
+  gone(): boolean {
+    return this.state === "dead" || this.state === "stopping";
+  }
+
+  io(fn: () => void): void {
+    this.store.deliver(fn);
+  }
+
+  breakStreams(): void {
+    for (const s of [...this.streams]) s.broken();
+  }
+}
+
+type AnyClient = AcquireClient | TryClient | CampaignClient | ObserverClient;
+
+/** Most timers that may fire within one tick: beyond it the run is spinning (a livelock) and is stopped. */
+const MAX_TIMERS_PER_TICK = 100_000;
+
+/** The simulated clock, counting the timers that fire, so that a spinning engine ends the run instead of hanging it. */
+class SimClock extends FakeClock {
+  fired = 0;
+
+  override setTimer(delayMs: number, callback: () => void): Timer {
+    return super.setTimer(delayMs, () => {
+      if (++this.fired > MAX_TIMERS_PER_TICK) throw new Error(`livelock: more than ${MAX_TIMERS_PER_TICK} timers fired within one tick`);
+      callback();
+    });
+  }
+}
+
+export class Simulation implements ClientWorld {
+  readonly clock = new SimClock();
+  readonly shared = new MemoryStore();
+  readonly profile: Profile;
+  readonly random: Random;
+  readonly faultRandom: Random;
+  /** Draws for steering a fault toward a bad moment, apart so the other streams stay as they are. */
+  private readonly buggify: Random;
+  readonly daemons: Daemon[] = [];
+  private readonly incarnations: number[] = [];
+  private readonly history: HistoryEvent[] = [];
+  private readonly violations: SimViolation[] = [];
+  private readonly excuses = new Excuses();
+  private readonly clients: AnyClient[] = [];
+  /** Clients the monitor still looks at: not done, or TryAcquire holders whose lease may still stand. */
+  private active: AnyClient[] = [];
+  /** Last time a client of a daemon (by identity) held a lease (by name). */
+  private readonly lastHeld = new Map<string, number>();
+  private readonly resources: Resource[] = [];
+  private clientCount = 0;
+  private readonly blockedSince = new Map<string, number>();
+  private readonly reported = new Set<string>();
+  private historyFaults = 0;
+  /** Store calls go into the history as notes (for --verbose; the checker passes over them). */
+  readonly tracing: boolean;
+
+  constructor(
+    readonly seed: number,
+    options: SimOptions,
+  ) {
+    this.tracing = options.trace === true;
+    this.random = stream(seed, "workload");
+    this.faultRandom = stream(seed, "faults");
+    this.buggify = stream(seed, "buggify");
+    this.profile = chooseProfile(stream(seed, "profile"), options);
+    for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
+    for (let i = 0; i < this.profile.elections; i++) this.resources.push(this.resource("election", `e${i}`));
+  }
+
+  // ---- the world as clients see it --------------------------------------
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  timer(ms: number, fn: () => void): Timer {
+    return this.clock.setTimer(ms, fn);
+  }
+
+  record(client: string, fields: SimEventFields): void {
+    const ts = BigInt(Math.round(this.clock.now() * 1000)) * 1000n;
+    this.history.push({ ts, client, ...fields } as HistoryEvent);
+  }
+
+  winding(): boolean {
+    return this.clock.now() >= WORKLOAD_END_MS;
+  }
+
+  violation(rule: string, resource: string, message: string): void {
+    this.violations.push({ rule, resource, at: this.clock.now(), message });
+  }
+
+  holding(daemon: DaemonLink, resource: Resource): void {
+    this.lastHeld.set(`${(daemon as Daemon).identity}/${resource.leaseName}`, this.clock.now());
+  }
+
+  faultFree(leaseName: string): boolean {
+    return this.excuses.excusedUntil(leaseName) < this.clock.now();
+  }
+
+  // ---- the run -------------------------------------------------------------
+
+  async run(): Promise<SimResult> {
+    this.record("harness", { ev: "run-start", detail: describeProfile(this.profile) });
+    this.watchLeases();
+    for (let slot = 0; slot < DAEMONS; slot++) this.startDaemon(slot);
+    this.scheduleWorkload();
+    this.scheduleFaults();
+    while (this.clock.now() < RUN_MS) {
+      this.clock.fired = 0;
+      try {
+        await this.clock.advance(TICK_MS);
+      } catch (err) {
+        this.violation("livelock", "-", (err as Error).message);
+        break;
+      }
+      this.monitor();
+      if (this.clock.now() === WORKLOAD_END_MS) this.windDown();
+    }
+    this.record("harness", { ev: "workload-end" });
+    this.finalChecks();
+    return this.result();
+  }
+
+  private resource(kind: "lock" | "election", name: string): Resource {
+    return { kind, name, leaseName: `msync-${kind}-${name}` };
+  }
+
+  private startDaemon(slot: number): Daemon {
+    const incarnation = (this.incarnations[slot] ?? -1) + 1;
+    this.incarnations[slot] = incarnation;
+    const daemon = new Daemon(this, slot, `d${slot}_${incarnation}`);
+    this.daemons[slot] = daemon;
+    this.record("harness", { ev: "daemon-started", target: daemon.identity, daemon: slot });
+    return daemon;
+  }
+
+  /** The harness's own watch on the Leases, for the checker's Lease-history rules. */
+  private watchLeases(): void {
+    this.shared.watch((event) => {
+      const leases: readonly LeaseRecord[] = event.type === "upsert" ? [event.lease] : event.type === "synced" ? event.leases : [];
+      for (const lease of leases) {
+        this.record("harness", {
+          ev: "lease",
+          name: lease.name,
+          resourceVersion: lease.version,
+          holderIdentity: lease.holderIdentity,
+          transitions: lease.transitions,
+        });
+      }
+      if (event.type === "delete") this.record("harness", { ev: "note", name: event.name, detail: "Lease deleted" });
+    });
+  }
+
+  // ---- workload ------------------------------------------------------------
+
+  private liveDaemon(): Daemon | undefined {
+    const live = this.daemons.filter((d) => !d.gone());
+    return live.length === 0 ? undefined : this.random.pick(live);
+  }
+
+  private scheduleWorkload(): void {
+    const arrive = () => {
+      if (this.clock.now() >= WORKLOAD_END_MS) return;
+      this.spawn();
+      this.clock.setTimer(-Math.log(1 - this.random.next()) * this.profile.meanArrivalMs, arrive);
+    };
+    this.clock.setTimer(this.random.int(0, 500), arrive);
+  }
+
+  private adopt(client: AnyClient): void {
+    this.clients.push(client);
+    this.active.push(client);
+  }
+
+  private nextId(prefix: string): string {
+    this.clientCount += 1;
+    return `${prefix}${this.clientCount}`;
+  }
+
+  private spawn(): void {
+    const kinds = [...this.profile.workload];
+    const kind = this.random.pick(kinds);
+    const daemon = this.liveDaemon();
+    if (daemon === undefined) return;
+    // At most a dozen clients per lock at once, so that the quiet tail can serve every waiter.
+    const busy = (r: Resource) => this.active.filter((c) => !c.done && c.resource === r).length >= MAX_CLIENTS_PER_LOCK;
+    const locks = this.resources.filter((r) => r.kind === "lock" && !busy(r));
+    if (locks.length === 0 && kind !== "campaign" && kind !== "observe") return;
+    const elections = this.resources.filter((r) => r.kind === "election");
+    const r = this.random;
+    switch (kind) {
+      case "acquire":
+        return this.acquire(daemon, r.pick(locks));
+      case "hot": {
+        // A hot lock: clients on one daemon hand it between them fast, and one client on another daemon wants it too.
+        const lock = r.pick(locks);
+        const until = this.clock.now() + r.int(2_000, 8_000);
+        for (let i = r.int(2, 4); i > 0; i--) this.hotLoop(daemon, lock, until);
+        const other = this.daemons.filter((d) => d !== daemon && !d.gone());
+        if (other.length > 0) {
+          const remote = r.pick(other);
+          this.clock.setTimer(r.int(0, 1_000), () => !remote.gone() && this.acquire(remote, lock));
+        }
+        return;
+      }
+      case "try": {
+        const client = new TryClient(this, this.nextId("t"), daemon, r.pick(locks), {
+          leaseMs: r.pick(TRY_LEASES),
+          holdMs: r.pick([r.int(500, 5_000), r.int(5_000, 40_000)]),
+          abandon: r.bool(0.15),
+          renewLeases: RENEW_LEASES,
+        });
+        this.adopt(client);
+        return client.start();
+      }
+      case "campaign": {
+        if (elections.length === 0) return;
+        const election = r.pick(elections);
+        // An Observe on the same daemon first makes its leader tracker exist before the campaign's.
+        if (r.bool(0.4)) this.observe(daemon, election);
+        const client = new CampaignClient(this, this.nextId("c"), daemon, election, {
+          leaseMs: r.pick(ACQUIRE_LEASES),
+          leadMs: r.int(500, 30_000),
+          then: r.pick(["resign", "resign", "close", "stay"] as const),
+          patienceMs: r.bool(0.5) ? r.int(2_000, 40_000) : undefined,
+        });
+        this.adopt(client);
+        return client.start();
+      }
+      case "observe":
+        if (elections.length === 0) return;
+        return this.observe(daemon, r.pick(elections));
+      case "read":
+        return read(this, daemon, r.pick([...locks, ...elections]), r.bool(0.3));
+    }
+  }
+
+  private acquire(daemon: Daemon, lock: Resource): void {
+    const r = this.random;
+    const client = new AcquireClient(this, this.nextId("a"), daemon, lock, {
+      leaseMs: r.pick(ACQUIRE_LEASES),
+      holdMs: r.pick([r.int(0, 50), r.int(50, 2_000), r.int(2_000, 20_000)]),
+      waitTimeoutMs: r.bool(0.3) ? r.pick([0, r.int(100, 30_000)]) : undefined,
+      cancelAfterMs: r.bool(0.2) ? r.int(0, 5_000) : undefined,
+      preCancelled: r.bool(0.02),
+    });
+    this.adopt(client);
+    client.start();
+  }
+
+  private hotLoop(daemon: Daemon, lock: Resource, until: number): void {
+    if (this.clock.now() >= until || daemon.gone()) return;
+    const client = new AcquireClient(this, this.nextId("h"), daemon, lock, {
+      leaseMs: LEASE_MS,
+      holdMs: this.random.int(0, 10),
+      waitTimeoutMs: undefined,
+      cancelAfterMs: undefined,
+      preCancelled: false,
+      then: () => this.clock.setTimer(this.random.int(1, 10), () => this.hotLoop(daemon, lock, until)),
+    });
+    this.adopt(client);
+    client.start();
+  }
+
+  private observe(daemon: Daemon, election: Resource): void {
+    const client = new ObserverClient(this, this.nextId("o"), daemon, election);
+    this.adopt(client);
+    client.start(this.random.bool(0.3) ? this.random.int(1_000, 40_000) : undefined);
+  }
+
+  private windDown(): void {
+    this.record("harness", { ev: "note", detail: "winding down: no new clients; holds end soon" });
+    for (const client of this.clients) if (!client.done && "windDown" in client) client.windDown();
+  }
+
+  // ---- faults ---------------------------------------------------------------
+
+  /** Store-call faults: during the run's fault phases, each call fails with the run's rate. */
+  decideFault(daemon: Daemon, operation: StoreOperation, name: string, hasDeadline: boolean, acquiring: boolean): CallFault {
+    const now = this.clock.now();
+    if (!this.profile.phases.some(([a, b]) => now >= a && now < b)) return { kind: "none" };
+    const kinds = (["latency", "conflict", "lost-reply", "hang"] as const).filter((k) => this.profile.faults.has(k));
+    // Acquiring writes fail more often: what happens around them is where holders are made.
+    const rate = acquiring ? Math.min(0.5, 4 * this.profile.storeFaultRate) : this.profile.storeFaultRate;
+    if (kinds.length === 0 || !this.faultRandom.bool(rate)) return { kind: "none" };
+    void daemon;
+    void operation;
+    void hasDeadline;
+    void name;
+    const r = this.faultRandom;
+    switch (r.pick(kinds)) {
+      case "latency":
+        return { kind: "latency", ms: r.pick([r.int(100, 1_000), r.int(1_000, 5_000)]) };
+      case "conflict":
+        return { kind: "conflict" };
+      case "lost-reply":
+        return { kind: "lost-reply", ms: r.pick([0, r.int(1, 100), r.int(100, 12_000)]) };
+      case "hang":
+        return { kind: "hang", applied: r.bool(0.5) };
+    }
+  }
+
+  storeFaultBegan(daemon: Daemon, fault: CallFault, operation: StoreOperation, name: string, hasDeadline: boolean): () => void {
+    const label = `${fault.kind}${fault.kind === "hang" && fault.applied ? " (applied)" : ""} on ${operation} ${name}${
+      hasDeadline ? "" : " (no deadline)"
+    }`;
+    const leaseMs = (this.shared.peek(name)?.leaseDurationSeconds ?? 0) * 1000;
+    // A hung call can cost a holder its lease (its renewals hang past the deadline), which others then wait
+    // out. A lost reply cannot: the write went through, and the engine only backs off (2 s at most) before
+    // it acts on what its watch shows. So a ghost holder left by a lost reply is a stall, not an excuse.
+    // (A reply lost only after a long wait is a hang for this purpose: the caller's deadline may pass first.)
+    const hangs = fault.kind === "hang" || (fault.kind === "lost-reply" && fault.ms >= 100);
+    const after = hangs ? Math.max(leaseMs, LEASE_MS) + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
+    const id = this.excuses.begin(name, after);
+    const fid = this.faultStart(label, [daemon.slot]);
+    if (fault.kind === "lost-reply" && operation !== "get") this.cancelDuring(daemon, name);
+    if (fault.kind === "hang" && !hasDeadline) {
+      // A call without a deadline would hang for minutes: excuse only as long as a deadline would have allowed.
+      this.clock.setTimer(LONGEST_DEADLINE_MS, () => {
+        this.excuses.end(id, this.clock.now());
+        this.faultEnd(fid, [daemon.slot]);
+      });
+      return () => {};
+    }
+    return () => {
+      this.excuses.end(id, this.clock.now());
+      this.faultEnd(fid, [daemon.slot]);
+    };
+  }
+
+  /**
+   * While a write whose reply will be lost is in flight, the callers waiting for that lock on that daemon
+   * may give up (the one being served, or all): a schedule hand-picked runs rarely reach by chance.
+   */
+  private cancelDuring(daemon: Daemon, leaseName: string): void {
+    const r = this.buggify;
+    if (!r.bool(0.5)) return;
+    const waiting = this.active.filter(
+      (c): c is AcquireClient =>
+        c instanceof AcquireClient && c.daemon === daemon && c.resource.leaseName === leaseName && c.state === "waiting",
+    );
+    for (const client of r.bool(0.5) ? waiting : waiting.slice(0, 1)) client.close();
+  }
+
+  private faultStart(fault: string, affects: readonly number[] | "all"): string {
+    const id = `${fault} #${++this.historyFaults}`;
+    this.record("harness", { ev: "fault-start", fault: id, affects });
+    return id;
+  }
+
+  private faultEnd(id: string, affects: readonly number[] | "all"): void {
+    this.record("harness", { ev: "fault-end", fault: id, affects });
+  }
+
+  private scheduleFaults(): void {
+    const r = this.faultRandom;
+    const at = (latestEndGap: number) => r.int(1_000, Math.max(1_000, FAULTS_END_MS - latestEndGap));
+    for (const kind of this.profile.faults) {
+      const count = kind === "skew" ? 0 : r.int(1, 3);
+      for (let i = 0; i < count; i++) {
+        switch (kind) {
+          case "freeze": {
+            const ms = r.pick([r.int(500, 5_000), r.int(5_000, 30_000)]);
+            this.clock.setTimer(at(ms), () => this.freeze(r.int(0, DAEMONS - 1), ms));
+            break;
+          }
+          case "partition": {
+            const ms = r.pick([r.int(500, 5_000), r.int(5_000, 25_000)]);
+            this.clock.setTimer(at(ms), () => this.partition(r.int(0, DAEMONS - 1), ms));
+            break;
+          }
+          case "kill":
+          case "shutdown":
+            this.clock.setTimer(at(5_000), () => this.stop(r.int(0, DAEMONS - 1), kind, r.int(0, 5_000)));
+            break;
+          case "watch": {
+            const ms = r.int(200, 10_000);
+            this.clock.setTimer(at(ms), () => this.breakWatch(r.int(0, DAEMONS - 1), ms));
+            break;
+          }
+          case "lease-edit":
+          case "lease-delete":
+            this.clock.setTimer(at(0), () => this.editLease(kind));
+            break;
+          case "stall":
+            this.clock.setTimer(at(15_000), () => this.stallClient());
+            break;
+        }
+      }
+    }
+  }
+
+  private freeze(slot: number, ms: number): void {
+    const daemon = this.daemons[slot]!;
+    if (daemon.state !== "up") return;
+    daemon.state = "frozen";
+    const id = this.excuses.begin(EVERY_NAME, LONGEST_LEASE_MS + TURN_GRACE_MS);
+    const fid = this.faultStart(`freeze ${daemon.identity} for ${ms} ms`, [slot]);
+    daemon.clock.freeze();
+    daemon.store.freeze();
+    this.clock.setTimer(ms, () => {
+      if (daemon.state !== "frozen") return;
+      daemon.state = "up";
+      // On SIGCONT the process first handles what arrived (replies, watch events, requests), then its overdue timers.
+      daemon.store.thaw();
+      this.clock.setTimer(0, () => {
+        daemon.clock.thaw();
+        this.excuses.end(id, this.clock.now());
+        this.faultEnd(fid, [slot]);
+      });
+    });
+  }
+
+  private partition(slot: number, ms: number): void {
+    const daemon = this.daemons[slot]!;
+    if (daemon.gone()) return;
+    const id = this.excuses.begin(EVERY_NAME, LONGEST_LEASE_MS + TURN_GRACE_MS);
+    const fid = this.faultStart(`partition ${daemon.identity} for ${ms} ms`, [slot]);
+    daemon.store.partition();
+    this.clock.setTimer(ms, () => {
+      daemon.store.heal();
+      this.excuses.end(id, this.clock.now());
+      this.faultEnd(fid, [slot]);
+    });
+  }
+
+  private breakWatch(slot: number, ms: number): void {
+    const daemon = this.daemons[slot]!;
+    if (daemon.gone()) return;
+    const delay = this.faultRandom.bool(0.3);
+    const id = this.excuses.begin(EVERY_NAME, TURN_GRACE_MS + (delay ? 2_000 : 0));
+    const fid = this.faultStart(`${delay ? "slow" : "broken"} watch of ${daemon.identity} for ${ms} ms`, [slot]);
+    if (delay) daemon.store.watchDelayMs = this.faultRandom.int(50, 2_000);
+    else daemon.store.restartWatch(ms, this.faultRandom.bool(0.5));
+    this.clock.setTimer(ms + (delay ? 2_000 : 0), () => {
+      if (delay) daemon.store.watchDelayMs = 0;
+      this.excuses.end(id, this.clock.now());
+      this.faultEnd(fid, [slot]);
+    });
+  }
+
+  /** Kill (SIGKILL) or graceful shutdown, then a new daemon process with a new identity in its place. */
+  private stop(slot: number, how: "kill" | "shutdown", restartAfterMs: number): void {
+    const daemon = this.daemons[slot]!;
+    if (daemon.gone()) return;
+    const fid = this.faultStart(`${how} ${daemon.identity}`, [slot]);
+    const restart = () => {
+      this.clock.setTimer(restartAfterMs, () => {
+        this.startDaemon(slot);
+        this.faultEnd(fid, [slot]);
+      });
+    };
+    if (how === "kill") {
+      this.excuses.point(EVERY_NAME, this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
+      daemon.state = "dead";
+      this.record("harness", { ev: "daemon-killed", target: daemon.identity, daemon: slot });
+      daemon.clock.kill();
+      daemon.store.kill();
+      daemon.breakStreams();
+      return restart();
+    }
+    // A graceful shutdown, as on SIGTERM: the engine ends its streams and gives its leases back.
+    // SIGTERM reaches a frozen process only once it runs again: skip.
+    if (daemon.state === "frozen") return this.faultEnd(fid, [slot]);
+    const id = this.excuses.begin(EVERY_NAME, TURN_GRACE_MS);
+    daemon.state = "stopping";
+    const shutdownMs = 5_000;
+    daemon.engine.shutdown(shutdownMs).then(
+      () => {
+        daemon.state = "dead";
+        this.record("harness", { ev: "daemon-stopped", target: daemon.identity, daemon: slot });
+        daemon.breakStreams();
+        daemon.clock.kill();
+        daemon.store.kill();
+        this.excuses.end(id, this.clock.now());
+        restart();
+      },
+      (err: unknown) => this.violation("unexpected-error", "daemon", `shutdown of ${daemon.identity} failed: ${String(err)}`),
+    );
+  }
+
+  /** Someone edits or deletes a managed Lease by hand. A holder it takes the lease from is revoked there and then. */
+  private editLease(kind: "lease-edit" | "lease-delete"): void {
+    const r = this.faultRandom;
+    const resource = r.pick(this.resources);
+    const record = this.shared.peek(resource.leaseName);
+    if (record === undefined) return;
+    let change: string;
+    let revokes = true;
+    if (kind === "lease-delete") {
+      change = "deleted";
+      this.shared.delete(resource.leaseName);
+    } else {
+      const edit = r.pick(["clear-holder", "shorter", "longer", "clear-queue"] as const);
+      let next: LeaseRecord;
+      switch (edit) {
+        case "clear-holder":
+          next = { ...record, holderIdentity: "", holder: "" };
+          break;
+        case "shorter":
+          next = { ...record, leaseDurationSeconds: r.int(1, Math.max(1, record.leaseDurationSeconds - 1)) };
+          break;
+        case "longer":
+          next = { ...record, leaseDurationSeconds: record.leaseDurationSeconds + r.int(1, 30) };
+          revokes = false;
+          break;
+        case "clear-queue":
+          next = { ...record, queue: [] };
+          revokes = false;
+          break;
+      }
+      change = `${edit} (${JSON.stringify({ holder: next.holderIdentity, leaseDurationSeconds: next.leaseDurationSeconds, queue: next.queue })})`;
+      void this.shared.update(next);
+    }
+    this.record("harness", { ev: "note", name: resource.leaseName, detail: `Lease ${resource.leaseName} ${change} by hand` });
+    this.excuses.point(resource.leaseName, this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
+    // A holder the edit revoked may keep renewing (the history ends its hold at the edit anyway): the
+    // checker's handover rule looks away for a lease duration.
+    const fid = this.faultStart(`Lease ${resource.leaseName} ${change}`, "all");
+    this.clock.setTimer(LONGEST_LEASE_MS + TURN_GRACE_MS, () => this.faultEnd(fid, "all"));
+    if (!revokes) return;
+    // Whoever held it lost it to the administrator: their holds end now.
+    for (const client of this.clients) {
+      if (client.done || client.resource !== resource) continue;
+      if (client instanceof AcquireClient && client.state === "held") {
+        this.record(client.id, { ev: "lost", reason: "revoked-by-hand", daemon: client.daemon.slot, kind: "lock", name: resource.name });
+      } else if (client instanceof TryClient && client.state === "held") {
+        this.record(client.id, { ev: "lost", reason: "revoked-by-hand", daemon: client.daemon.slot, kind: "lock", name: resource.name });
+      } else if (client instanceof CampaignClient && client.leading) {
+        this.record(client.id, {
+          ev: "deposed",
+          token: client.term,
+          reason: "revoked-by-hand",
+          daemon: client.daemon.slot,
+          kind: "election",
+          name: resource.name,
+        });
+      }
+    }
+  }
+
+  private stallClient(): void {
+    const candidates = this.clients.filter(
+      (c) =>
+        !c.done &&
+        !c.stalled &&
+        ((c instanceof AcquireClient && c.state === "held") || c instanceof CampaignClient || c instanceof ObserverClient),
+    );
+    if (candidates.length === 0) return;
+    const client = this.faultRandom.pick(candidates);
+    const ms = this.faultRandom.int(1_000, 15_000);
+    if (client instanceof ObserverClient) client.stall();
+    else if (!(client instanceof TryClient)) client.stall(ms);
+  }
+
+  // ---- oracles ---------------------------------------------------------------
+
+  /** Liveness, every tick: stalls of free locks with waiters, and store-call storms of waiting daemons. */
+  private monitor(): void {
+    const now = this.clock.now();
+    this.active = this.active.filter((c) => !c.done || (c instanceof TryClient && c.occupies(now)));
+    for (const resource of this.resources) {
+      const waiters: string[] = [];
+      let occupied = false;
+      for (const client of this.active) {
+        if (client.resource !== resource) continue;
+        // A TryAcquire holder that is done may still occupy the lease until it runs out.
+        if (client instanceof TryClient) {
+          if (client.occupies(now)) occupied = true;
+          continue;
+        }
+        if (client.done) continue;
+        if (client instanceof AcquireClient) {
+          if (client.state === "waiting" && !client.daemon.gone()) waiters.push(client.id);
+          if (client.daemonHolds) occupied = true;
+        } else if (client instanceof CampaignClient) {
+          if (client.leading) occupied = true;
+          else if (!client.daemon.gone()) waiters.push(client.id);
+        }
+      }
+      const key = resource.leaseName;
+      if (waiters.length === 0 || occupied) {
+        this.blockedSince.delete(key);
+      } else {
+        const since = this.blockedSince.get(key) ?? now;
+        this.blockedSince.set(key, since);
+        const excused = this.excuses.excusedUntil(key);
+        const from = Math.max(since, excused);
+        if (excused < now && now - from > STALL_BOUND_MS && !this.reported.has(`stall:${key}:${since}`)) {
+          this.reported.add(`stall:${key}:${since}`);
+          const record = this.shared.peek(key);
+          this.violation(
+            "stall",
+            `${resource.kind}/${resource.name}`,
+            `nobody holds ${key} and ${waiters.join(", ")} wait, for ${((now - from) / 1000).toFixed(1)} s with no fault (bound ${
+              STALL_BOUND_MS / 1000
+            } s); the Lease: ${describeRecord(record)}`,
+          );
+        }
+      }
+      // Store calls of daemons that hold nothing of this name.
+      if (this.excuses.excusedUntil(key) >= now - 1_000) continue;
+      for (const daemon of this.daemons) {
+        if (daemon.gone()) continue;
+        const times = daemon.store.callTimes.get(key);
+        if (times === undefined) continue;
+        while (times.length > 0 && times[0]! <= now - 1_000) times.shift();
+        if (times.length <= CALLS_PER_SECOND_BOUND) continue;
+        const holds =
+          (this.lastHeld.get(`${daemon.identity}/${key}`) ?? -Infinity) > now - 1_000 ||
+          this.active.some(
+            (c) =>
+              c.resource === resource &&
+              c.daemon === daemon &&
+              ((c instanceof AcquireClient && c.daemonHolds) ||
+                (c instanceof TryClient && c.occupies(now)) ||
+                (c instanceof CampaignClient && c.leading)),
+          );
+        const reportKey = `storm:${key}:${daemon.identity}`;
+        if (holds || this.reported.has(reportKey)) continue;
+        this.reported.add(reportKey);
+        this.violation(
+          "store-call-storm",
+          `${resource.kind}/${resource.name}`,
+          `${daemon.identity}, holding nothing of ${key}, made ${times.length} store calls for it in the last simulated second (bound ${CALLS_PER_SECOND_BOUND})`,
+        );
+      }
+    }
+  }
+
+  private finalChecks(): void {
+    // Every lock waiter was served (or gave up) by the end of the quiet tail.
+    for (const client of this.active) {
+      if (client instanceof AcquireClient && client.state === "waiting" && !client.daemon.gone()) {
+        this.violation(
+          "unserved",
+          `lock/${client.resource.name}`,
+          `${client.id} on ${(client.daemon as Daemon).identity} still waits at the end, after a quiet tail of ${(RUN_MS - FAULTS_END_MS) / 1000} s; the Lease: ${describeRecord(
+            this.shared.peek(client.resource.leaseName),
+          )}`,
+        );
+      }
+    }
+    // Every live candidate and observer was told who leads now.
+    for (const election of this.resources.filter((r) => r.kind === "election")) {
+      const live = this.clients.filter((c) => !c.done && c.resource === election && !c.daemon.gone());
+      const leaders = live.filter((c): c is CampaignClient => c instanceof CampaignClient && c.leading);
+      if (leaders.length > 1) continue; // the checker reports the overlap
+      const record = this.shared.peek(election.leaseName);
+      const actual =
+        leaders[0] !== undefined ? { leader: leaders[0].id, term: leaders[0].term } : { leader: "", term: record?.transitions ?? 0 };
+      const said = (state: { leader: string; term: number } | undefined) =>
+        state === undefined ? "nothing" : `${state.leader || "(nobody)"} term ${state.term}`;
+      for (const client of live) {
+        if (client.stalled) continue;
+        let ok: boolean;
+        if (client instanceof CampaignClient) {
+          if (client.leading) continue;
+          const last = client.lastLeader;
+          const matches = last !== undefined && last.leader === actual.leader && last.term === actual.term;
+          ok = matches || (actual.leader === "" && client.lastDeposedTerm === actual.term && (last?.term ?? 0) <= actual.term);
+        } else if (client instanceof ObserverClient) {
+          ok = client.lastLeader?.leader === actual.leader && client.lastLeader?.term === actual.term;
+        } else continue;
+        if (!ok) {
+          this.violation(
+            "stale-leader",
+            `election/${election.name}`,
+            `${client.id} on ${(client.daemon as Daemon).identity} was last told ${said(client.lastLeader)}, but ${said(actual)} leads after the quiet tail`,
+          );
+        }
+      }
+    }
+    // The history checker's safety and liveness rules.
+    const checked = check(this.history, { leaseMs: LONGEST_LEASE_MS, identityPrefix: (d) => `d${d}_` });
+    for (const v of checked.violations) {
+      // A hold "ended" by a hand edit may go on in fact (its daemon renews over a shortened lease): not a handover.
+      if (v.rule === "no-handover" && v.message.includes("revoked-by-hand")) continue;
+      this.violations.push({ rule: v.rule, resource: v.resource, at: Number(v.at / 1000n) / 1000, message: v.message });
+    }
+    // Starvation: a waiter sees many grants in a row to claims of one other daemon.
+    const faults = checked.faults;
+    for (const wait of checked.waits) {
+      if (wait.daemon === undefined) continue;
+      const end = wait.end ?? checked.observedUntil;
+      const excused = (t: bigint) =>
+        faults.some(
+          (f) => (f.affects === "all" || f.affects.includes(wait.daemon!)) && t >= f.start && t <= (f.end ?? end) + 2_000_000_000n,
+        );
+      let run = 0;
+      let runDaemon: number | undefined;
+      let worst = 0;
+      const grants = checked.holds
+        .filter((h) => h.resource === wait.resource && h.client !== wait.client && h.start > wait.start && h.start < end)
+        .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+      for (const h of grants) {
+        if (excused(h.start) || h.daemon === wait.daemon) {
+          run = 0;
+          runDaemon = undefined;
+          continue;
+        }
+        run = h.daemon === runDaemon ? run + 1 : 1;
+        runDaemon = h.daemon;
+        worst = Math.max(worst, run);
+      }
+      if (worst > PASSES_IN_A_ROW_BOUND) {
+        this.violations.push({
+          rule: "starvation",
+          resource: wait.resource,
+          at: Number(wait.start / 1000n) / 1000,
+          message: `${wait.client} (daemon ${wait.daemon}) waited from t=${(Number(wait.start) / 1e9).toFixed(3)} s and saw ${worst} grants in a row to claims of one other daemon (bound ${PASSES_IN_A_ROW_BOUND})`,
+        });
+      }
+    }
+  }
+
+  private result(): SimResult {
+    const violations = [...this.violations].sort((a, b) => a.at - b.at);
+    const storeCalls = this.shared.calls.get + this.shared.calls.create + this.shared.calls.update;
+    return {
+      seed: this.seed,
+      violations,
+      history: this.history,
+      profile: describeProfile(this.profile),
+      stats: {
+        clients: this.clientCount,
+        holds: this.history.filter((e) => e.ev === "acquired" || e.ev === "elected").length,
+        storeCalls,
+        simulatedMs: this.clock.now(),
+      },
+    };
+  }
+}
+
+function describeRecord(record: LeaseRecord | undefined): string {
+  if (record === undefined) return "absent";
+  return `holder ${record.holderIdentity || "(none)"} (${record.holder || "-"}), token ${record.transitions}, lease ${record.leaseDurationSeconds} s, queue [${record.queue.join(", ")}], version ${record.version}`;
+}
+
+/** Runs one seed. */
+export async function simulate(options: SimOptions): Promise<SimResult> {
+  return new Simulation(options.seed, options).run();
+}
