@@ -79,7 +79,9 @@ export class LeaseCache {
     set.add(listener);
     return () => {
       set.delete(listener);
-      if (set.size === 0) this.listeners.delete(name);
+      // Only the set this subscription belongs to: a stale unsubscribe (a
+      // dropped contender going idle again) must not take a newer one's.
+      if (set.size === 0 && this.listeners.get(name) === set) this.listeners.delete(name);
     };
   }
 
