@@ -9,6 +9,14 @@
 import { spawn } from "node:child_process";
 import { SUITES, type Counts, type Suite } from "./suites.js";
 
+/**
+ * Longest a suite's command may run. A test runner whose worker never exits
+ * after its last test (AVA waits for it) would otherwise hold CI until its
+ * own limit; past this the command's process group is killed and the suite
+ * fails.
+ */
+const SUITE_LIMIT_MS = 30 * 60_000;
+
 /** Runs one command, echoing its output; resolves with the exit code and everything it printed. */
 async function run(
   command: readonly string[],
@@ -19,7 +27,28 @@ async function run(
     cwd,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
+  // Its own process group, so the limit can kill all of it; signals to us go to it too.
+  const forward = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // already gone
+    }
+    process.exit(130);
+  };
+  process.once("SIGINT", forward).once("SIGTERM", forward);
+  const limit = setTimeout(() => {
+    const message = `\n${command.join(" ")}: still running after ${SUITE_LIMIT_MS / 60_000} min; killed\n`;
+    output += message;
+    process.stderr.write(message);
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, SUITE_LIMIT_MS);
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => {
     output += chunk.toString();
@@ -37,6 +66,8 @@ async function run(
     });
     child.on("close", (code) => resolve(code));
   });
+  clearTimeout(limit);
+  process.off("SIGINT", forward).off("SIGTERM", forward);
   return { exitCode, output };
 }
 
