@@ -661,6 +661,16 @@ export class Simulation implements ClientWorld {
     // SIGTERM reaches a frozen process only once it runs again: skip.
     if (daemon.state === "frozen") return this.faultEnd(fid, [slot]);
     const id = this.excuses.begin(EVERY_NAME, TURN_GRACE_MS);
+    // The documented limit of a graceful shutdown (docs/design.md 3.7): an
+    // Acquire holder that has stopped reading its stream cannot hear its Lost,
+    // yet the lease is released for prompt handoff. Its hold is taken to end
+    // here, under its own reason, so the history says so.
+    for (const client of this.clients) {
+      if (client.done || client.daemon !== daemon || !(client instanceof AcquireClient)) continue;
+      if (client.state !== "held" || !client.stalled) continue;
+      const name = client.resource.name;
+      this.record(client.id, { ev: "lost", reason: "shutdown-unread", daemon: slot, kind: "lock", name });
+    }
     daemon.state = "stopping";
     const shutdownMs = 5_000;
     daemon.engine.shutdown(shutdownMs).then(
@@ -685,6 +695,8 @@ export class Simulation implements ClientWorld {
     if (record === undefined) return;
     let change: string;
     let revokes = true;
+    // An edit that lengthens the lease holds others off for as long as it says.
+    let excuseMs = LONGEST_LEASE_MS + TURN_GRACE_MS;
     if (kind === "lease-delete") {
       change = "deleted";
       this.shared.delete(resource.leaseName);
@@ -700,6 +712,7 @@ export class Simulation implements ClientWorld {
           break;
         case "longer":
           next = { ...record, leaseDurationSeconds: record.leaseDurationSeconds + r.int(1, 30) };
+          excuseMs = Math.max(excuseMs, next.leaseDurationSeconds * 1000 + TURN_GRACE_MS);
           revokes = false;
           break;
         case "clear-queue":
@@ -711,11 +724,11 @@ export class Simulation implements ClientWorld {
       void this.shared.update(next);
     }
     this.record("harness", { ev: "note", name: resource.leaseName, detail: `Lease ${resource.leaseName} ${change} by hand` });
-    this.excuses.point(resource.leaseName, this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
+    this.excuses.point(resource.leaseName, this.clock.now(), excuseMs);
     // A holder the edit revoked may keep renewing (the history ends its hold at the edit anyway): the
     // checker's handover rule looks away for a lease duration.
     const fid = this.faultStart(`Lease ${resource.leaseName} ${change}`, "all");
-    this.clock.setTimer(LONGEST_LEASE_MS + TURN_GRACE_MS, () => this.faultEnd(fid, "all"));
+    this.clock.setTimer(excuseMs, () => this.faultEnd(fid, "all"));
     if (!revokes) return;
     // Whoever held it lost it to the administrator: their holds end now.
     for (const client of this.clients) {
