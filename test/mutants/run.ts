@@ -7,8 +7,9 @@
 //   node dist/test/mutants/run.js                 every mutant; TAP output
 //   node dist/test/mutants/run.js --only 3        one mutant
 //   node dist/test/mutants/run.js --simulate N    also run the simulator on each
-//                                                 mutant, up to N seeds, and
-//                                                 report the first failing seed
+//                                                 mutant (with the filters of its
+//                                                 "Simulator:" line), up to N seeds,
+//                                                 and report the first failing seed
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +25,8 @@ interface Mutant {
   readonly breaks: string;
   readonly testFile: string;
   readonly title: string;
+  /** The simulator's filters that focus it on this defect (`--faults`, `--workload`). */
+  readonly simulator: readonly string[];
 }
 
 function mutants(): Mutant[] {
@@ -37,7 +40,8 @@ function mutants(): Mutant[] {
         if (value === undefined) throw new Error(`${name}: no "${label}:" line`);
         return value;
       };
-      return { file: name, breaks: field("Breaks"), testFile: field("Caught by"), title: field("Test") };
+      const simulator = /^Simulator: (.*)$/m.exec(text)?.[1]?.split(" ") ?? [];
+      return { file: name, breaks: field("Breaks"), testFile: field("Caught by"), title: field("Test"), simulator };
     });
 }
 
@@ -104,7 +108,7 @@ for (const [index, mutant] of selected.entries()) {
     if (values.simulate !== undefined) {
       const simulator = join(dir, "dist/test/sim/simulate.js");
       if (!existsSync(simulator)) throw new Error("no simulator in this tree (dist/test/sim/simulate.js)");
-      const sim = run(node, [simulator, "--seeds", values.simulate, "--stop-at-first"], dir);
+      const sim = run(node, [simulator, "--seeds", values.simulate, "--stop-at-first", ...mutant.simulator], dir);
       const summary = /^summary (.*)$/m.exec(sim.output)?.[1] ?? sim.output.trim().split("\n").slice(-3).join(" | ");
       console.log(`  # simulator on ${mutant.file}: ${summary}`);
     }
