@@ -12,7 +12,11 @@ import { type Random, between } from "./random.js";
 
 /** Events only the simulator records; the checker passes over them. */
 export type SimOnlyEvent = "renew" | "renew-failed" | "release-failed" | "leader" | "note" | "proclaim" | "proclaim-failed";
-export type SimEventFields = Omit<EventFields, "ev"> & { readonly ev: EventType | SimOnlyEvent };
+export type SimEventFields = Omit<EventFields, "ev"> & {
+  readonly ev: EventType | SimOnlyEvent;
+  /** On a grant: the highest token of the lease its daemon had heard of (see FaultyStore.heardOf). */
+  readonly heard?: number;
+};
 
 /** What a client needs of the simulated world. */
 export interface World {
@@ -55,6 +59,11 @@ abstract class Client {
   done = false;
   /** The client stopped reading its stream: it hears nothing more. */
   stalled = false;
+
+  /** The highest token of its lease its daemon had heard of from the store, for the record of a grant. */
+  protected heard(): number {
+    return this.daemon.store.heardOf(this.resource.leaseName);
+  }
 
   constructor(
     protected readonly world: World,
@@ -211,7 +220,7 @@ export class AcquireClient extends Client implements Stream {
     this.daemonHolds = true;
     this.state = "held";
     this.world.holding(this.daemon, this.resource);
-    this.record({ ev: "acquired", token: grant.token, validForMs: grant.validForMs, raw: true });
+    this.record({ ev: "acquired", token: grant.token, validForMs: grant.validForMs, raw: true, heard: this.heard() });
     this.timer?.cancel();
     const holdMs = this.world.winding() ? Math.min(this.options.holdMs, 500) : this.options.holdMs;
     this.timer = this.world.timer(holdMs, () => this.close());
@@ -301,7 +310,7 @@ export class TryClient extends Client {
         this.validUntil = now + result.grant.validForMs;
         this.occupiedUntil = now + this.leaseMs;
         this.releaseAt = now + (this.world.winding() ? Math.min(this.options.holdMs, 1_000) : this.options.holdMs);
-        this.record({ ev: "acquired", token: this.token, validForMs: result.grant.validForMs, raw: true });
+        this.record({ ev: "acquired", token: this.token, validForMs: result.grant.validForMs, raw: true, heard: this.heard() });
         if (!this.options.abandon) this.next();
         else this.record({ ev: "note", detail: "will neither renew nor release" });
       },
@@ -339,6 +348,7 @@ export class TryClient extends Client {
       this.record({ ev: "note", detail: "its daemon is gone; holds until valid_for runs out" });
       this.state = "done";
       this.done = true;
+      this.orphanedUntil = this.validUntil;
       return;
     }
     const leaseMs = this.world.random.pick(this.options.renewLeases);
@@ -401,6 +411,12 @@ export class TryClient extends Client {
   }
 
   /** Its valid_for ran out before it acted: it stops, as a careful client would. */
+  /**
+   * Until when this client goes on holding though its daemon is gone (its
+   * hold ends with its valid_for, or when an administrator revokes it).
+   */
+  orphanedUntil = 0;
+
   private expired(): void {
     if (this.state !== "held") return;
     this.record({ ev: "note", detail: "valid_for ran out; stops using the lock" });
@@ -520,7 +536,7 @@ export class CampaignClient extends Client implements Stream {
     this.term = term;
     this.terms.push(term);
     if (this.done || this.stalled) return;
-    this.record({ ev: "elected", token: term, validForMs, raw: true });
+    this.record({ ev: "elected", token: term, validForMs, raw: true, heard: this.heard() });
     if (this.world.winding()) return;
     this.timer?.cancel();
     this.timer = this.world.timer(this.options.leadMs, () => this.leadOver(term));

@@ -169,9 +169,30 @@ export class FaultyStore implements LeaseStore {
     const now = this.clock.now();
     const at = Math.max(now + this.watchDelayMs, this.lastEventAt);
     this.lastEventAt = at;
-    const deliver = () => this.deliver(() => this.listener?.(event));
+    const deliver = () =>
+      this.deliver(() => {
+        if (event.type === "upsert") this.hear(event.lease);
+        if (event.type === "synced") for (const lease of event.leases) this.hear(lease);
+        this.listener?.(event);
+      });
     if (at <= now) deliver();
     else this.clock.setTimer(at - now, deliver);
+  }
+
+  /**
+   * The highest transition count of each lease this daemon has heard of from
+   * the store (watch events and reads; its own writes count once it sees them
+   * on the watch). A token above it that repeats one issued elsewhere is a
+   * token this daemon could not know of (docs/design.md 3.2).
+   */
+  private readonly heard = new Map<string, number>();
+
+  heardOf(name: string): number {
+    return this.heard.get(name) ?? 0;
+  }
+
+  private hear(lease: LeaseRecord | undefined): void {
+    if (lease !== undefined && lease.transitions > this.heardOf(lease.name)) this.heard.set(lease.name, lease.transitions);
   }
 
   private call<T>(
@@ -192,6 +213,11 @@ export class FaultyStore implements LeaseStore {
     if (operation === "get" && fault.kind === "lost-reply") fault = { kind: "hang", applied: false };
     const ended = fault.kind === "none" ? undefined : this.hooks.faultBegan(fault, operation, name, hasDeadline);
     const promise = this.perform(operation, name, signal, fault, ended, perform);
+    if (operation === "get")
+      promise.then(
+        (value) => this.hear(value as LeaseRecord | undefined),
+        () => {},
+      );
     const trace = this.hooks.traceCall;
     if (trace !== undefined) {
       const call = `${operation} ${name}${hasDeadline ? "" : " (no deadline)"}${fault.kind === "none" ? "" : ` [${fault.kind}]`}`;
