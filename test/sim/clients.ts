@@ -399,7 +399,7 @@ export class TryClient extends Client {
       (err: unknown) => {
         const code = this.codeOf(err, "Release");
         this.record({ ev: "release-failed", token: this.token, detail: code });
-        if (code === "unavailable" && faultFree && this.world.faultFree(this.resource.leaseName)) {
+        if (code === "unavailable" && faultFree && !this.daemon.gone() && this.world.faultFree(this.resource.leaseName)) {
           this.world.violation(
             "release-unavailable",
             `lock/${this.resource.name}`,
@@ -558,7 +558,7 @@ export class CampaignClient extends Client implements Stream {
           (err: unknown) => {
             const code = this.codeOf(err, "Resign");
             this.record({ ev: "resign-failed", token: term, detail: code });
-            if (code === "unavailable" && faultFree && this.world.faultFree(this.resource.leaseName)) {
+            if (code === "unavailable" && faultFree && !this.daemon.gone() && this.world.faultFree(this.resource.leaseName)) {
               this.world.violation(
                 "release-unavailable",
                 `election/${this.resource.name}`,

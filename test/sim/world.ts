@@ -673,6 +673,9 @@ export class Simulation implements ClientWorld {
     const restart = () => {
       this.clock.setTimer(restartAfterMs, () => {
         this.startDaemon(slot);
+        // A new process sees every held Lease for the first time and counts
+        // its expiry from now (docs/design.md 3.1): a lease duration.
+        this.excuses.point(EVERY_NAME, this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
         this.faultEnd(fid, [slot]);
       });
     };
