@@ -60,9 +60,9 @@ abstract class Client {
   /** The client stopped reading its stream: it hears nothing more. */
   stalled = false;
 
-  /** The highest token of its lease its daemon had heard of from the store, for the record of a grant. */
-  protected heard(): number {
-    return this.daemon.store.heardOf(this.resource.leaseName);
+  /** For the record of a grant of `token`: the highest token of its lease its daemon had heard of when it wrote it. */
+  protected heard(token: number): number | undefined {
+    return this.daemon.store.heardWhenIssued(this.resource.leaseName, token);
   }
 
   constructor(
@@ -220,7 +220,7 @@ export class AcquireClient extends Client implements Stream {
     this.daemonHolds = true;
     this.state = "held";
     this.world.holding(this.daemon, this.resource);
-    this.record({ ev: "acquired", token: grant.token, validForMs: grant.validForMs, raw: true, heard: this.heard() });
+    this.record({ ev: "acquired", token: grant.token, validForMs: grant.validForMs, raw: true, heard: this.heard(grant.token) });
     this.timer?.cancel();
     const holdMs = this.world.winding() ? Math.min(this.options.holdMs, 500) : this.options.holdMs;
     this.timer = this.world.timer(holdMs, () => this.close());
@@ -310,7 +310,7 @@ export class TryClient extends Client {
         this.validUntil = now + result.grant.validForMs;
         this.occupiedUntil = now + this.leaseMs;
         this.releaseAt = now + (this.world.winding() ? Math.min(this.options.holdMs, 1_000) : this.options.holdMs);
-        this.record({ ev: "acquired", token: this.token, validForMs: result.grant.validForMs, raw: true, heard: this.heard() });
+        this.record({ ev: "acquired", token: this.token, validForMs: result.grant.validForMs, raw: true, heard: this.heard(this.token) });
         if (!this.options.abandon) this.next();
         else this.record({ ev: "note", detail: "will neither renew nor release" });
       },
@@ -536,7 +536,7 @@ export class CampaignClient extends Client implements Stream {
     this.term = term;
     this.terms.push(term);
     if (this.done || this.stalled) return;
-    this.record({ ev: "elected", token: term, validForMs, raw: true, heard: this.heard() });
+    this.record({ ev: "elected", token: term, validForMs, raw: true, heard: this.heard(term) });
     if (this.world.winding()) return;
     this.timer?.cancel();
     this.timer = this.world.timer(this.options.leadMs, () => this.leadOver(term));

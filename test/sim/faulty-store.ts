@@ -191,6 +191,14 @@ export class FaultyStore implements LeaseStore {
     return this.heard.get(name) ?? 0;
   }
 
+  /** For each token this daemon wrote (name#token), what it had heard of when it sent that write. */
+  private readonly heardAtWrite = new Map<string, number>();
+
+  /** What this daemon had heard of the lease when it sent the write that issued `token`. */
+  heardWhenIssued(name: string, token: number): number | undefined {
+    return this.heardAtWrite.get(`${name}#${token}`);
+  }
+
   private hear(lease: LeaseRecord | undefined): void {
     if (lease !== undefined && lease.transitions > this.heardOf(lease.name)) this.heard.set(lease.name, lease.transitions);
   }
@@ -212,7 +220,14 @@ export class FaultyStore implements LeaseStore {
     if (operation !== "update" && fault.kind === "conflict") fault = { kind: "none" };
     if (operation === "get" && fault.kind === "lost-reply") fault = { kind: "hang", applied: false };
     const ended = fault.kind === "none" ? undefined : this.hooks.faultBegan(fault, operation, name, hasDeadline);
+    const heardAtSend = this.heardOf(name);
     const promise = this.perform(operation, name, signal, fault, ended, perform);
+    if (operation !== "get") {
+      promise.then(
+        (value) => this.heardAtWrite.set(`${name}#${(value as LeaseRecord).transitions}`, heardAtSend),
+        () => {},
+      );
+    }
     if (operation === "get")
       promise.then(
         (value) => this.hear(value as LeaseRecord | undefined),
