@@ -878,9 +878,11 @@ export class Simulation implements ClientWorld {
   }
 
   private finalChecks(): void {
-    // Every lock waiter was served (or gave up) by the end of the quiet tail.
+    // Every lock waiter was served (or gave up) by the end of the quiet tail,
+    // unless a fault still excuses that lock (a lease lengthened by hand).
     for (const client of this.active) {
-      if (client instanceof AcquireClient && client.state === "waiting" && !client.daemon.gone()) {
+      const excused = this.excuses.excusedUntil(client.resource.leaseName) > this.clock.now();
+      if (client instanceof AcquireClient && client.state === "waiting" && !client.daemon.gone() && !excused) {
         this.violation(
           "unserved",
           `lock/${client.resource.name}`,
