@@ -101,12 +101,19 @@ export class Elections {
     contender.add(claim);
   }
 
-  /** The leader of `term` steps down; its campaign ends and the next candidate is elected. */
+  /**
+   * The campaign that led `term` steps down and ends; the next candidate is
+   * elected. `term` may be an earlier term of that same campaign (deposed
+   * when its renewals lapsed, then elected again before this call was
+   * served): Resign ends the campaign, whichever of its terms it names.
+   */
   async resign(leaseName: string, term: number): Promise<void> {
-    const campaign = [...(this.campaigns.get(leaseName) ?? [])].find((c) => c.claim?.state === "held" && c.claim.token === term);
+    const campaign = [...(this.campaigns.get(leaseName) ?? [])].find((c) => c.terms.has(term) && !c.over);
     const contender = this.engine.existingContender(leaseName);
-    if (campaign === undefined || contender === undefined) throw this.notLeader(leaseName, term);
-    await contender.release(term, undefined);
+    const claim = campaign?.claim;
+    if (campaign === undefined || contender === undefined || claim === undefined) throw this.notLeader(leaseName, term);
+    if (claim.state === "held") await contender.release(claim.token, undefined);
+    else await contender.end(claim);
     campaign.finish?.();
   }
 

@@ -185,3 +185,23 @@ test("a candidate deposed by a takeover hears leader_changed even when an Observ
   const heard = first.of("leader").map((e) => e.state.leader);
   t.is(heard.at(-1), "second", `first heard of leaders ${JSON.stringify(heard)}`);
 });
+
+test("Resign naming a term the campaign held before it was re-elected still ends the campaign", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const campaign = a.campaign("again", "candidate");
+  await sim.advance(10);
+  const first = campaign.term!;
+  // Frozen past its renew deadline: on thaw the daemon deposes term 1 and
+  // elects the same campaign again before it serves the Resign sent meanwhile.
+  a.clock.freeze();
+  await sim.advance(11_000);
+  a.clock.thaw();
+  await sim.advance(10);
+  t.true(campaign.term! > first, "the campaign was elected again");
+  await t.notThrowsAsync(a.engine.elections.resign(a.electionName("again"), first));
+  await sim.advance(10);
+  t.truthy(campaign.of("ended").length, "the campaign ended");
+  t.false(campaign.leading);
+  t.is(sim.store.peek(a.electionName("again"))?.holderIdentity, "", "and gave up its leadership");
+});

@@ -3,7 +3,16 @@
 // the leader without campaigning.
 import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import type { CampaignResponse, ElectionServiceClient, ObserveResponse } from "./gen/metaparticle/sync/v1/election_service.js";
-import { EventQueue, LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, optionalDuration } from "./internal.js";
+import {
+  EventQueue,
+  LostError,
+  SyncClientError,
+  Watchdog,
+  fromDuration,
+  lossReasonNames,
+  optionalDuration,
+  toDuration,
+} from "./internal.js";
 
 export interface Leader {
   /** The leading candidate, or "" when nobody leads. */
@@ -53,6 +62,8 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
   private settle!: { resolve(): void; reject(err: unknown): void };
   private closed = false;
   private resigning = false;
+  /** An Elected that came while a Resign was in flight, with when it came. */
+  private heldBack: { message: CampaignResponse; at: number } | undefined;
   /** Resolves when the campaign ends normally; rejects if the sidecar ended it with an error. */
   readonly done: Promise<void>;
 
@@ -132,9 +143,22 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
       );
     } catch (err) {
       this.resigning = false;
+      this.tellHeldBack();
       throw err;
     }
+    this.heldBack = undefined;
     this.depose("resigned", "this candidate resigned");
+  }
+
+  /** After a failed Resign, an election held back meanwhile is told, with what is left of its valid_for. */
+  private tellHeldBack(): void {
+    const held = this.heldBack;
+    this.heldBack = undefined;
+    if (held === undefined || held.message.event?.$case !== "elected") return;
+    const elected = held.message.event.value;
+    const leftMs = fromDuration(elected.validFor) - (performance.now() - held.at);
+    if (leftMs <= 0) return;
+    this.onMessage({ event: { $case: "elected", value: { ...elected, validFor: toDuration(leftMs) } } });
   }
 
   /** Leaves the campaign, giving up leadership at once if leading. */
@@ -157,6 +181,13 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
     const event = message.event;
     switch (event?.$case) {
       case "elected": {
+        if (this.resigning) {
+          // A candidate resigning is leaving: the sidecar may elect it again
+          // before it serves the Resign (which then ends this campaign too).
+          // Held back, and told only if the Resign fails.
+          this.heldBack = { message, at: performance.now() };
+          return;
+        }
         this.depose("taken-over", "elected again with a new term");
         const controller = new AbortController();
         this.current = { term: event.value.term, controller };
@@ -170,6 +201,9 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
         if (this.current !== undefined) this.watchdog.extend(fromDuration(event.value.validFor));
         return;
       case "deposed":
+        if (this.heldBack?.message.event?.$case === "elected" && this.heldBack.message.event.value.term === event.value.term) {
+          this.heldBack = undefined;
+        }
         if (this.current?.term === event.value.term) this.depose(lossReasonNames[event.value.reason] ?? "unknown", event.value.message);
         return;
       case "leaderChanged": {
