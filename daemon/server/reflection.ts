@@ -2,7 +2,10 @@
 // built from proto/, so grpcurl and other tools need no proto files. It serves
 // the compiled FileDescriptorProtos as they are, with their dependencies,
 // rather than descriptors rebuilt from a loaded package definition, which can
-// lose imports and mangle map entries.
+// lose imports and mangle map entries. That is what @grpc/reflection serves:
+// the `fileDescriptorProtos` proto-loader rebuilds for each type. (Handing it
+// a package definition that carries buf's own serialized files instead would
+// let it serve these without loss; not tried yet.)
 import { type MethodDefinition, type Server, type ServerDuplexStream, type ServiceDefinition, status } from "@grpc/grpc-js";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type DescriptorProto, type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
