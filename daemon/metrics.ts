@@ -83,6 +83,12 @@ export class Metrics {
       labelNames: ["reason"],
       registers,
     });
+    const watchEvents = new Counter({
+      name: "msync_watch_events_total",
+      help: "Events received on the Lease watch, by type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR).",
+      labelNames: ["type"],
+      registers,
+    });
     const apiRequests = new Counter({
       name: "msync_api_requests_total",
       help: "Requests to the Kubernetes API server, by verb and HTTP code.",
@@ -112,6 +118,7 @@ export class Metrics {
         apiLatency.observe({ verb }, ms / 1000);
       },
       watchRestart: (reason) => watchRestarts.inc({ reason }),
+      watchEvent: (type) => watchEvents.inc({ type }),
     };
   }
 

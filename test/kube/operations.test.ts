@@ -50,6 +50,7 @@ test.serial("metrics: a scrape shows locks held, waiters, acquisitions, handoffs
   t.true((metric(text, "msync_renew_seconds_count", { kind: "lock" }) ?? 0) >= 1, "renewals are timed");
   t.true((metric(text, "msync_api_requests_total", { verb: "list", code: "200" }) ?? 0) >= 1, "the watch's list is counted");
   t.true((metric(text, "msync_api_requests_total", { verb: "update", code: "200" }) ?? 0) >= 2, "writes are counted");
+  t.true((metric(text, "msync_watch_events_total", { type: "MODIFIED" }) ?? 0) >= 1, "the renewals came back on the watch and were counted");
   t.truthy(metric(text, "process_resident_memory_bytes"), "process metrics too");
 
   await held.release();

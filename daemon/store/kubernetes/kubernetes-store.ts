@@ -34,6 +34,8 @@ import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 export interface StoreObserver {
   request(verb: "get" | "create" | "update" | "list", code: number | "error", ms: number): void;
   watchRestart(reason: "ended" | "expired" | "error"): void;
+  /** One event received on the Lease watch (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR). */
+  watchEvent(type: string): void;
 }
 
 export interface KubernetesStoreOptions {
@@ -297,6 +299,7 @@ class LeaseWatcher {
       let sawEvent = false;
       const onEvent = (phase: string, object: unknown) => {
         if (this.stopped) return;
+        this.observer?.watchEvent(phase);
         const lease = object as V1Lease & { code?: number };
         if (phase === "ERROR") {
           if (lease.code === 410) expired = true;
