@@ -280,7 +280,7 @@ export class Contender {
     return {
       now: this.ctx.clock.now(),
       identity: this.ctx.identity,
-      synced: this.ctx.cache.synced,
+      synced: this.ctx.cache.covers(this.name),
       syncError: this.ctx.cache.syncError,
       observation: this.ctx.cache.get(this.name),
       holding:

@@ -68,7 +68,7 @@ export class Elections {
           } else {
             // The tracker may have seen the new leader while this claim still
             // held, and kept it from the candidate then: tell it now.
-            tell(tracker.current);
+            if (tracker.current !== undefined) tell(tracker.current);
           }
         },
         failed: (error) => finish(error),
@@ -187,10 +187,14 @@ function sameLeader(a: LeaderState, b: LeaderState): boolean {
   return a.leader === b.leader && a.value === b.value && a.term === b.term;
 }
 
-/** Follows one election's leader for the candidates and observers on this daemon. */
+/**
+ * Follows one election's leader for the candidates and observers on this
+ * daemon. It says nothing until the watch covers the election: an empty
+ * cache entry before then is not "nobody leads".
+ */
 class LeaderTracker {
   private readonly listeners = new Set<(state: LeaderState) => void>();
-  private state: LeaderState;
+  private state: LeaderState | undefined;
   private expiry: Timer | undefined;
   private readonly unsubscribe: () => void;
 
@@ -199,19 +203,19 @@ class LeaderTracker {
     private readonly leaseName: string,
     private readonly onEmpty: () => void,
   ) {
-    this.state = this.evaluate();
     this.unsubscribe = engine.cache.subscribe(leaseName, () => this.update());
+    this.state = this.evaluate();
   }
 
-  /** The leader as last evaluated. */
-  get current(): LeaderState {
+  /** The leader as last evaluated; undefined until the watch covers the election. */
+  get current(): LeaderState | undefined {
     return this.state;
   }
 
-  /** Adds a listener and calls it with the current leader at once. */
+  /** Adds a listener and calls it with the current leader at once, if known, and after every change. */
   listen(listener: (state: LeaderState) => void): () => void {
     this.listeners.add(listener);
-    listener(this.state);
+    if (this.state !== undefined) listener(this.state);
     return () => {
       this.listeners.delete(listener);
       if (this.listeners.size === 0) this.close();
@@ -227,13 +231,14 @@ class LeaderTracker {
 
   private update(): void {
     const next = this.evaluate();
-    if (sameLeader(next, this.state)) return;
+    if (next === undefined || (this.state !== undefined && sameLeader(next, this.state))) return;
     this.state = next;
     for (const listener of [...this.listeners]) listener(next);
   }
 
-  /** Computes the leader now and wakes up when its lease would run out unrenewed. */
-  private evaluate(): LeaderState {
+  /** Computes the leader now and wakes up when its lease would run out unrenewed; undefined while not covered. */
+  private evaluate(): LeaderState | undefined {
+    if (!this.engine.cache.covers(this.leaseName)) return undefined;
     const obs = this.engine.cache.get(this.leaseName);
     const now = this.engine.clock.now();
     const state = leaderOf(obs, now);

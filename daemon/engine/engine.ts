@@ -129,14 +129,15 @@ export class Engine {
   }
 
   /**
-   * Brings a Lease into the cache for a read: from the store when `fresh`,
-   * else as watched. Fails when the cache cannot answer (not synced yet).
+   * Brings a Lease into the cache for a read: as watched when the watch
+   * covers it (a client of this daemon uses the name) and `fresh` is not
+   * asked, else from the store.
    */
   async observe(leaseName: string, fresh: boolean, doing: string): Promise<Observation | undefined> {
     const deadline = new AbortController();
     const timer = this.clock.setTimer(this.renewDeadlineMs, () => deadline.abort());
     try {
-      if (fresh) {
+      if (fresh || (this.cache.synced && !this.cache.covers(leaseName))) {
         const record = await this.store.get(leaseName, { signal: deadline.signal });
         if (record === undefined) this.cache.forget(leaseName);
         else this.cache.remember(record);

@@ -1,9 +1,19 @@
-// What this daemon has observed of every managed lease, fed by the store's one
-// watch and by the replies to this daemon's own calls. Besides the record it
+// What this daemon has observed of the managed leases its clients use, fed by
+// the store's one watch and by the replies to this daemon's own calls. The
+// watch covers only the names somebody here subscribed to (a contender, a
+// leader tracker): a daemon hears nothing of other leases. Besides the record it
 // keeps WHEN the holder's renewal stamp was last seen to change, on the local
 // monotonic clock: expiry of another holder's lease is measured from that
 // moment, never from the renewTime written in the lease.
-import type { LeaseRecord, LeaseStore, StoreError, WatchEvent, WatchHandle } from "../store/lease-store.js";
+import {
+  type LeaseRecord,
+  type LeaseStore,
+  type StoreError,
+  type WatchEvent,
+  type WatchHandle,
+  type WatchScope,
+  inScope,
+} from "../store/lease-store.js";
 import type { Clock } from "./clock.js";
 
 export interface Observation {
@@ -30,6 +40,10 @@ export function expiresAt(obs: Observation): number {
 export class LeaseCache {
   private readonly entries = new Map<string, Observation>();
   private readonly listeners = new Map<string, Set<() => void>>();
+  /** Names with at least one listener: what the watch is asked to cover. */
+  private readonly wanted = new Set<string>();
+  /** What the watch's last list covered. */
+  private scope: WatchScope = new Set();
   /**
    * The highest transition count this daemon has seen for each lease, kept
    * for the life of the process: it outlives a deleted Lease, so a re-created
@@ -51,7 +65,7 @@ export class LeaseCache {
 
   /** Starts the watch. `ready()` resolves once the first full list arrived. */
   start(): void {
-    this.watchHandle ??= this.store.watch((event) => this.apply(event));
+    this.watchHandle ??= this.store.watch((event) => this.apply(event), this.wanted);
   }
 
   async stop(): Promise<void> {
@@ -68,20 +82,40 @@ export class LeaseCache {
     return new Promise((resolve) => this.syncWaiters.push(resolve));
   }
 
+  /**
+   * True once the watch covers `name`: its entry (or its absence) is then
+   * kept up to date. Until then `get(name)` may be missing or stale.
+   */
+  covers(name: string): boolean {
+    return this.syncedOnce && inScope(this.scope, name);
+  }
+
   get(name: string): Observation | undefined {
     return this.entries.get(name);
   }
 
-  /** Calls `listener` after every change to `name`. Returns the unsubscribe function. */
+  /**
+   * Calls `listener` after every change to `name`, and once the watch covers
+   * it. The first subscriber of a name adds it to the watch's scope. Returns
+   * the unsubscribe function.
+   */
   subscribe(name: string, listener: () => void): () => void {
     let set = this.listeners.get(name);
-    if (set === undefined) this.listeners.set(name, (set = new Set()));
+    if (set === undefined) {
+      this.listeners.set(name, (set = new Set()));
+      this.wanted.add(name);
+      this.watchHandle?.rescope();
+    }
     set.add(listener);
     return () => {
       set.delete(listener);
       // Only the set this subscription belongs to: a stale unsubscribe (a
       // dropped contender going idle again) must not take a newer one's.
-      if (set.size === 0 && this.listeners.get(name) === set) this.listeners.delete(name);
+      if (set.size === 0 && this.listeners.get(name) === set) {
+        this.listeners.delete(name);
+        this.wanted.delete(name);
+        this.watchHandle?.rescope();
+      }
     };
   }
 
@@ -111,6 +145,7 @@ export class LeaseCache {
   private apply(event: WatchEvent): void {
     switch (event.type) {
       case "upsert":
+        if (!inScope(this.scope, event.lease.name)) return;
         if (this.put(event.lease)) this.notify(event.lease.name);
         return;
       case "delete":
@@ -122,11 +157,15 @@ export class LeaseCache {
         return;
       case "synced": {
         const changed = new Set<string>();
+        // Names the watch covers from now on are news to their listeners even when nothing is listed for them.
+        for (const name of this.wanted) if (!this.covers(name) && inScope(event.scope, name)) changed.add(name);
+        this.scope = event.scope;
         const seen = new Set<string>();
         for (const lease of event.leases) {
           seen.add(lease.name);
           if (this.put(lease)) changed.add(lease.name);
         }
+        // What is not listed is gone, or no longer watched (an entry nobody keeps up to date is dropped).
         for (const name of [...this.entries.keys()]) {
           if (!seen.has(name) && this.drop(name)) changed.add(name);
         }

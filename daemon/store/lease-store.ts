@@ -73,9 +73,32 @@ export function isStoreError(err: unknown, reason?: StoreErrorReason): err is St
   return err instanceof StoreError && (reason === undefined || err.reason === reason);
 }
 
+/**
+ * The names a watch covers: a set of lease names, or "all" managed leases.
+ * Events arrive only for names in scope, so a daemon hears nothing of leases
+ * its clients do not use.
+ */
+export type WatchScope = ReadonlySet<string> | "all";
+
+/** True when `scope` covers `name`. */
+export function inScope(scope: WatchScope, name: string): boolean {
+  return scope === "all" || scope.has(name);
+}
+
+/** True when `scope` covers every name of `names`. */
+export function coversAll(scope: WatchScope, names: Iterable<string>): boolean {
+  if (scope === "all") return true;
+  for (const name of names) if (!scope.has(name)) return false;
+  return true;
+}
+
 export type WatchEvent =
-  /** The complete set of managed leases, after the first list and after every relist. */
-  | { readonly type: "synced"; readonly leases: readonly LeaseRecord[] }
+  /**
+   * Every managed lease in `scope`, after the first list and after every
+   * relist (a broken watch, or a scope that grew). Names in scope that are
+   * not listed do not exist.
+   */
+  | { readonly type: "synced"; readonly leases: readonly LeaseRecord[]; readonly scope: WatchScope }
   /** A lease was created or changed. */
   | { readonly type: "upsert"; readonly lease: LeaseRecord }
   /** A lease was deleted. */
@@ -86,6 +109,12 @@ export type WatchEvent =
 export interface WatchHandle {
   /** Stops the watch; no events are delivered after it resolves. */
   stop(): Promise<void>;
+  /**
+   * Says that the watched set of names changed. Names added are listed and
+   * watched soon, announced by a "synced" event whose scope covers them; names
+   * removed may stay in scope until the store next relists.
+   */
+  rescope(): void;
 }
 
 export interface CallOptions {
@@ -101,11 +130,14 @@ export interface LeaseStore {
   /** Replaces a lease only if it is still at `lease.version`; rejects with "conflict" otherwise. */
   update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord>;
   /**
-   * Starts the one watch on all managed leases. The first event is "synced"
-   * with the full set; after a broken or expired watch the store relists and
-   * sends "synced" again, so the listener never misses a final state.
+   * Starts the one watch on the managed leases named in `names` (a live set
+   * the caller changes, calling `rescope()` after), or on all of them when
+   * `names` is undefined. The first event is "synced" with everything in
+   * scope; after a broken or expired watch, or when the scope grows, the store
+   * relists and sends "synced" again, so the listener never misses a final
+   * state.
    */
-  watch(listener: (event: WatchEvent) => void): WatchHandle;
+  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): WatchHandle;
   /** True if version `a` of an object is newer than version `b` of it. */
   isNewer(a: string, b: string): boolean;
   /** Says where leases live, for logs. */

@@ -8,7 +8,7 @@
 import type { Clock, Timer } from "../../daemon/engine/clock.js";
 import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent, WatchHandle } from "../../daemon/store/lease-store.js";
 import { StoreError } from "../../daemon/store/lease-store.js";
-import type { MemoryStore, StoreOperation } from "../../daemon/store/memory/memory-store.js";
+import type { MemoryStore, MemoryWatchHandle, StoreOperation } from "../../daemon/store/memory/memory-store.js";
 import { ConnectionStore } from "../support/connection-store.js";
 
 /** What happens to one store call. */
@@ -45,6 +45,7 @@ export class FaultyStore implements LeaseStore {
   readonly callTimes = new Map<string, number[]>();
   private readonly connection: ConnectionStore;
   private listener: ((event: WatchEvent) => void) | undefined;
+  private inner: MemoryWatchHandle | undefined;
   private dropping = false;
   private frozen = false;
   private dead = false;
@@ -83,14 +84,16 @@ export class FaultyStore implements LeaseStore {
     return this.call("update", lease.name, options?.signal, () => this.connection.update(lease), acquiring);
   }
 
-  watch(listener: (event: WatchEvent) => void): WatchHandle {
+  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): WatchHandle {
     this.listener = listener;
-    const inner = this.connection.watch((event) => this.fromStore(event));
+    const inner = this.connection.watch((event) => this.fromStore(event), names);
+    this.inner = inner;
     return {
       stop: async () => {
         if (this.listener === listener) this.listener = undefined;
         await inner.stop();
       },
+      rescope: () => inner.rescope(),
     };
   }
 
@@ -151,11 +154,7 @@ export class FaultyStore implements LeaseStore {
     if (withError) this.enqueue({ type: "error", error: new StoreError("unavailable", "watch: connection reset (simulated)") });
     this.clock.setTimer(ms, () => {
       this.dropping = false;
-      const relist = this.shared.watch((event) => {
-        if (event.type !== "synced") return;
-        void relist.stop();
-        this.enqueue(event);
-      });
+      this.inner?.relist();
     });
   }
 

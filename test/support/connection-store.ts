@@ -2,14 +2,15 @@
 // cut: while partitioned, calls fail as unreachable and watch events are lost;
 // on healing, the watch relists, as the Kubernetes store does after a broken
 // watch.
-import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent, WatchHandle } from "../../daemon/store/lease-store.js";
+import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent } from "../../daemon/store/lease-store.js";
 import { StoreError } from "../../daemon/store/lease-store.js";
-import type { MemoryStore } from "../../daemon/store/memory/memory-store.js";
+import type { MemoryStore, MemoryWatchHandle } from "../../daemon/store/memory/memory-store.js";
 
 export class ConnectionStore implements LeaseStore {
   readonly distributed = true;
   private partitioned = false;
   private listener: ((event: WatchEvent) => void) | undefined;
+  private inner: MemoryWatchHandle | undefined;
   /** Watch events held back while `holdEvents` is on, delivered by `releaseEvents`. */
   private held: WatchEvent[] | undefined;
   /**
@@ -42,15 +43,8 @@ export class ConnectionStore implements LeaseStore {
   /** Restores the connection; the watch relists like after a broken watch. */
   heal(): void {
     this.partitioned = false;
-    const listener = this.listener;
-    if (listener === undefined) return;
-    // The full list as the shared store has it now.
-    const stop = this.shared.watch((event) => {
-      if (event.type === "synced") {
-        void stop.stop();
-        listener(event);
-      }
-    });
+    // The names watched, as the shared store has them now.
+    this.inner?.relist();
   }
 
   /** Holds watch events back (a slow watch) until `releaseEvents`. */
@@ -82,18 +76,21 @@ export class ConnectionStore implements LeaseStore {
     return this.reply("update", lease.name, await this.shared.update(lease, options));
   }
 
-  watch(listener: (event: WatchEvent) => void): WatchHandle {
+  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {
     this.listener = listener;
     const inner = this.shared.watch((event) => {
       if (this.partitioned || this.listener !== listener) return;
       if (this.held !== undefined) this.held.push(event);
       else listener(event);
-    });
+    }, names);
+    this.inner = inner;
     return {
       stop: async () => {
         this.listener = undefined;
         await inner.stop();
       },
+      rescope: () => inner.rescope(),
+      relist: () => inner.relist(),
     };
   }
 

@@ -509,6 +509,10 @@ test("no ghost holder: an acquire applied but unanswered, then cancelled, is rel
   const sim = new SimCluster();
   const a = await sim.daemon("a");
   const b = await sim.daemon("b");
+  // a's watch covers the name before its events are held (as when another client of a uses it).
+  const interest = a.engine.cache.subscribe(a.lockName("ghost"), () => {});
+  t.teardown(interest);
+  await sim.advance(1);
   a.conn.holdEvents();
   a.conn.loseReply = (operation) => operation === "create" || operation === "update";
   const cancelled = a.acquire("ghost", { holder: "a" });

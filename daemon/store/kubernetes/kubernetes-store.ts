@@ -1,9 +1,12 @@
 // LeaseStore on coordination.k8s.io/v1 Lease objects in one namespace.
 //
 // Writes are replaces conditional on resourceVersion, so a 409 means someone
-// else wrote first. One watch per daemon follows every managed Lease of the
-// namespace (label selector); it resumes from the last resourceVersion it saw
-// (bookmarks keep that fresh) and relists when the API server answers 410 Gone.
+// else wrote first. One watch per daemon follows the managed Leases its
+// clients use, selected by a label holding each Lease's name (`name in
+// (...)`), or every managed Lease of the namespace once a daemon uses more
+// than MAX_SCOPED_NAMES. It resumes from the last resourceVersion it saw
+// (bookmarks keep that fresh) and relists when the API server answers 410 Gone
+// or the set of names grows. A daemon whose clients use no name holds no watch.
 // A Lease without the managed label is never written: calls on it fail with
 // reason "foreign".
 // client-node is imported module by module, not through its index, which
@@ -25,8 +28,11 @@ import {
   type StoreErrorReason,
   type WatchEvent,
   type WatchHandle,
+  type WatchScope,
+  coversAll,
+  inScope,
 } from "../lease-store.js";
-import { MANAGED_SELECTOR, isManaged, leaseToRecord, recordToLease } from "./lease-convert.js";
+import { MANAGED_SELECTOR, isManaged, leaseToRecord, recordToLease, selectorFor } from "./lease-convert.js";
 import { PooledKubeConfig } from "./pooled-kubeconfig.js";
 import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 
@@ -116,22 +122,29 @@ export class KubernetesStore implements LeaseStore {
     return leaseToRecord(lease);
   }
 
-  watch(listener: (event: WatchEvent) => void): WatchHandle {
-    const watcher = new LeaseWatcher(this, listener, this.log, this.observer);
+  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): WatchHandle {
+    const watcher = new LeaseWatcher(this, listener, names, this.log, this.observer);
     void watcher.run();
-    return { stop: () => watcher.stop() };
+    return { stop: () => watcher.stop(), rescope: () => watcher.rescope() };
   }
 
-  /** Lists managed Leases; used by the watcher to (re)sync. */
-  async list(signal: AbortSignal): Promise<{ leases: LeaseRecord[]; resourceVersion: string }> {
+  /**
+   * Lists the managed Leases in `scope`; used by the watcher to (re)sync. An
+   * empty scope lists at most one Lease and returns none: it only proves that
+   * the API server answers and RBAC allows the list.
+   */
+  async list(scope: WatchScope, signal: AbortSignal): Promise<{ leases: LeaseRecord[]; resourceVersion: string }> {
+    const empty = scope !== "all" && scope.size === 0;
     const list: V1LeaseList = await this.call("list", "list leases", { signal }, (o) =>
-      this.api.listNamespacedLease({ namespace: this.namespace, labelSelector: MANAGED_SELECTOR }, o),
+      this.api.listNamespacedLease({ namespace: this.namespace, labelSelector: labelSelector(scope), limit: empty ? 1 : undefined }, o),
     );
-    return { leases: list.items.map(leaseToRecord), resourceVersion: list.metadata?.resourceVersion ?? "" };
+    const leases = empty ? [] : list.items.map(leaseToRecord).filter((lease) => inScope(scope, lease.name));
+    return { leases, resourceVersion: list.metadata?.resourceVersion ?? "" };
   }
 
-  /** Starts one watch request; `done` is called once when it ends, with the error if any. */
+  /** Starts one watch request on `scope`; `done` is called once when it ends, with the error if any. */
   startWatch(
+    scope: WatchScope,
     resourceVersion: string,
     onEvent: (phase: string, object: unknown) => void,
     done: (err: unknown) => void,
@@ -140,7 +153,7 @@ export class KubernetesStore implements LeaseStore {
     return watch.watch(
       `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/leases`,
       {
-        labelSelector: MANAGED_SELECTOR,
+        labelSelector: labelSelector(scope),
         resourceVersion,
         allowWatchBookmarks: true,
         // The server ends each watch after 5 to 10 minutes; the watcher resumes it.
@@ -231,21 +244,43 @@ function foreign(name: string, namespace: string): StoreError {
 const USER_AGENT = "metaparticle-sync/0.1";
 
 /**
- * The list-then-watch loop behind `KubernetesStore.watch`. After the first
- * list it only resumes watches from the last resourceVersion seen; it relists
- * (sending "synced" again) only when the API server says that version is gone.
+ * A daemon using more names than this watches every managed Lease of the
+ * namespace instead: the selector stays short (a few KiB of URL), and such a
+ * daemon hears most of the namespace's writes anyway.
+ */
+export const MAX_SCOPED_NAMES = 100;
+
+/** The scope a watch on `names` lists and watches. */
+function scopeOf(names: ReadonlySet<string> | undefined): WatchScope {
+  return names === undefined || names.size > MAX_SCOPED_NAMES ? "all" : new Set(names);
+}
+
+function labelSelector(scope: WatchScope): string {
+  return scope === "all" || scope.size === 0 ? MANAGED_SELECTOR : selectorFor(scope);
+}
+
+/**
+ * The list-then-watch loop behind `KubernetesStore.watch`. After a list it
+ * only resumes watches from the last resourceVersion seen; it relists (sending
+ * "synced" again) when the API server says that version is gone, when the
+ * wanted names outgrow the scope, and, to narrow the scope, when a watch that
+ * covers names nobody wants any more ends on its own.
  */
 class LeaseWatcher {
   private stopped = false;
   private controller: AbortController | undefined;
   private readonly abort = new AbortController();
   private resourceVersion = "";
+  /** What the last list covered; undefined before the first. */
+  private scope: WatchScope | undefined;
   private retryMs = MIN_RETRY_MS;
   private wake: (() => void) | undefined;
 
   constructor(
     private readonly store: KubernetesStore,
     private readonly listener: (event: WatchEvent) => void,
+    /** The names wanted, a live set; undefined for every managed Lease. */
+    private readonly names: ReadonlySet<string> | undefined,
     private readonly log: Logger,
     private readonly observer: StoreObserver | undefined,
   ) {}
@@ -254,14 +289,22 @@ class LeaseWatcher {
     let needList = true;
     while (!this.stopped) {
       try {
-        if (needList) {
-          const { leases, resourceVersion } = await this.store.list(this.abort.signal);
+        if (needList || !this.covered()) {
+          const scope = scopeOf(this.names);
+          const { leases, resourceVersion } = await this.store.list(scope, this.abort.signal);
+          this.scope = scope;
           this.resourceVersion = resourceVersion;
-          this.listener({ type: "synced", leases });
+          this.listener({ type: "synced", leases, scope });
           needList = false;
+          continue; // the names may have grown during the list
+        }
+        if (this.scope !== "all" && this.scope!.size === 0) {
+          await this.pause(undefined); // nothing to watch until a name is wanted
+          continue;
         }
         const started = performance.now();
-        const outcome = await this.watchOnce();
+        const outcome = await this.watchOnce(this.scope!);
+        if (outcome === "rescope") continue;
         if (outcome === "expired") {
           this.observer?.watchRestart("expired");
           this.log.info({ resourceVersion: this.resourceVersion }, "watch resource version expired (410 Gone): relisting");
@@ -269,9 +312,11 @@ class LeaseWatcher {
           continue;
         }
         this.observer?.watchRestart(outcome);
-        // A watch that lasted is resumed at once; one the server keeps closing right away is retried with backoff.
+        // A watch that lasted is resumed at once (narrowed to the names still wanted, if fewer);
+        // one the server keeps closing right away is retried with backoff.
         if (outcome === "ended" && performance.now() - started > 1_000) {
           this.retryMs = MIN_RETRY_MS;
+          needList = this.narrower();
           continue;
         }
       } catch (err) {
@@ -285,6 +330,13 @@ class LeaseWatcher {
     }
   }
 
+  /** The wanted names changed: a watch that does not cover them all ends, and the loop lists the new scope. */
+  rescope(): void {
+    if (this.scope === undefined || this.covered()) return;
+    this.controller?.abort();
+    if (this.scope !== "all" && this.scope.size === 0) this.wake?.();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
@@ -292,8 +344,22 @@ class LeaseWatcher {
     this.wake?.();
   }
 
-  /** One watch request, until it ends. */
-  private watchOnce(): Promise<"ended" | "expired" | "error"> {
+  /** True when the last list covers every wanted name. */
+  private covered(): boolean {
+    if (this.scope === undefined) return false;
+    return this.scope === "all" || (this.names !== undefined && coversAll(this.scope, this.names));
+  }
+
+  /** True when the scope covers names nobody wants any more, and a smaller one would do. */
+  private narrower(): boolean {
+    if (this.names === undefined || this.scope === undefined) return false;
+    const next = scopeOf(this.names);
+    if (next === "all") return false;
+    return this.scope === "all" || this.scope.size > next.size;
+  }
+
+  /** One watch request on `scope`, until it ends or the wanted names outgrow it. */
+  private watchOnce(scope: WatchScope): Promise<"ended" | "expired" | "error" | "rescope"> {
     return new Promise((resolve) => {
       let expired = false;
       let sawEvent = false;
@@ -312,13 +378,16 @@ class LeaseWatcher {
           this.retryMs = MIN_RETRY_MS;
         }
         if (phase === "BOOKMARK") return;
-        if (phase === "DELETED") this.listener({ type: "delete", name: lease.metadata?.name ?? "" });
+        const name = lease.metadata?.name ?? "";
+        if (!inScope(scope, name)) return; // a long name whose label value another name shares
+        if (phase === "DELETED") this.listener({ type: "delete", name });
         else if (isManaged(lease)) this.listener({ type: "upsert", lease: leaseToRecord(lease) });
-        else this.listener({ type: "delete", name: lease.metadata?.name ?? "" }); // its label was removed: no longer ours
+        else this.listener({ type: "delete", name }); // its label was removed: no longer ours
       };
       const done = (err: unknown) => {
         const status = (err as { statusCode?: number } | null)?.statusCode;
         if (expired || status === 410) resolve("expired");
+        else if (!this.stopped && !this.covered()) resolve("rescope");
         else if (err === null || err === undefined || (err as Error).name === "TimeoutError" || (err as Error).name === "AbortError")
           resolve("ended");
         else {
@@ -326,19 +395,20 @@ class LeaseWatcher {
           resolve("error");
         }
       };
-      this.store.startWatch(this.resourceVersion, onEvent, done).then(
+      this.store.startWatch(scope, this.resourceVersion, onEvent, done).then(
         (controller) => {
           this.controller = controller;
-          if (this.stopped) controller.abort();
+          if (this.stopped || !this.covered()) controller.abort();
         },
         (err: unknown) => done(err),
       );
     });
   }
 
-  private pause(ms: number): Promise<void> {
+  /** Waits `ms`, or (undefined) until woken by `rescope` or `stop`. */
+  private pause(ms: number | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
+      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
       this.wake = () => {
         clearTimeout(timer);
         resolve();

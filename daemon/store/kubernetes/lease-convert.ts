@@ -7,6 +7,7 @@
 // renewing, acquireTime/renewTime are MicroTimes for people to read, and
 // leaseTransitions counts acquisitions; it is the fencing token. What
 // client-go's Lease has no field for lives in annotations.
+import { createHash } from "node:crypto";
 import type { V1Lease } from "@kubernetes/client-node";
 import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
 import type { LeaseFields, LeaseKind, LeaseRecord } from "../lease-store.js";
@@ -16,6 +17,28 @@ export const MANAGED_BY = "metaparticle-sync";
 /** The label selector of the daemon's one watch. */
 export const MANAGED_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 export const KIND_LABEL = "sync.metaparticle.io/kind";
+/**
+ * The Lease's own name as a label value, so a watch can select the names a
+ * daemon uses (`name in (...)`): field selectors have no set operator.
+ */
+export const NAME_LABEL = "sync.metaparticle.io/name";
+
+/**
+ * The NAME_LABEL value of a Lease name: the name itself when it fits a label
+ * value (63 characters), else its first 46 characters and 16 hex digits of its
+ * SHA-256. Two long names may share a value; the watcher drops events for
+ * names it did not ask for.
+ */
+export function nameLabelValue(name: string): string {
+  if (name.length <= 63) return name;
+  return `${name.slice(0, 46)}-${createHash("sha256").update(name).digest("hex").slice(0, 16)}`;
+}
+
+/** The label selector of a watch on `names` (at least one). */
+export function selectorFor(names: Iterable<string>): string {
+  const values = [...new Set([...names].map(nameLabelValue))].sort();
+  return `${MANAGED_SELECTOR},${NAME_LABEL} in (${values.join(",")})`;
+}
 /** Caller-supplied holder or candidate name. */
 export const HOLDER_ANNOTATION = "sync.metaparticle.io/holder";
 /** Proclaimed election value; at most 4096 bytes (checked before it gets here). */
@@ -67,7 +90,12 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
       name: fields.name,
       namespace,
       resourceVersion: "version" in fields ? fields.version : undefined,
-      labels: { ...previous?.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY, [KIND_LABEL]: fields.kind },
+      labels: {
+        ...previous?.metadata?.labels,
+        [MANAGED_BY_LABEL]: MANAGED_BY,
+        [KIND_LABEL]: fields.kind,
+        [NAME_LABEL]: nameLabelValue(fields.name),
+      },
       annotations,
       managedFields: undefined,
     },

@@ -10,6 +10,9 @@ import {
   StoreError,
   type WatchEvent,
   type WatchHandle,
+  type WatchScope,
+  coversAll,
+  inScope,
 } from "../lease-store.js";
 
 export type StoreOperation = "get" | "create" | "update";
@@ -25,7 +28,7 @@ export class MemoryStore implements LeaseStore {
   private readonly leases = new Map<string, LeaseRecord>();
   /** Names that exist but belong to someone else, like a controller's own Lease. */
   private readonly foreign = new Set<string>();
-  private readonly listeners = new Set<(event: WatchEvent) => void>();
+  private readonly watchers = new Set<Watcher>();
   private revision = 0;
   /** Counts calls by operation, so tests can prove that waiting costs nothing. */
   readonly calls: Record<StoreOperation, number> = { get: 0, create: 0, update: 0 };
@@ -64,16 +67,27 @@ export class MemoryStore implements LeaseStore {
     return this.commit({ ...fields, queue: [...fields.queue] });
   }
 
-  watch(listener: (event: WatchEvent) => void): WatchHandle {
-    this.listeners.add(listener);
-    const leases = [...this.leases.values()];
-    setImmediate(() => {
-      if (this.listeners.has(listener)) listener({ type: "synced", leases });
-    });
+  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {
+    const watcher: Watcher = { listener, scope: new Set() };
+    this.watchers.add(watcher);
+    const list = () => {
+      // The scope changes now; events already on their way are filtered by it when delivered.
+      const scope: WatchScope = names === undefined ? "all" : new Set(names);
+      watcher.scope = scope;
+      const leases = [...this.leases.values()].filter((lease) => inScope(scope, lease.name));
+      setImmediate(() => {
+        if (this.watchers.has(watcher)) listener({ type: "synced", leases, scope });
+      });
+    };
+    list();
     return {
       stop: async () => {
-        this.listeners.delete(listener);
+        this.watchers.delete(watcher);
       },
+      rescope: () => {
+        if (names !== undefined && !coversAll(watcher.scope, names)) list();
+      },
+      relist: list,
     };
   }
 
@@ -126,10 +140,25 @@ export class MemoryStore implements LeaseStore {
   private emit(event: WatchEvent): void {
     // Like an API server, the watch event reaches listeners only after the
     // write's own reply.
+    const name = event.type === "upsert" ? event.lease.name : event.type === "delete" ? event.name : undefined;
     setImmediate(() => {
-      for (const listener of this.listeners) listener(event);
+      for (const watcher of this.watchers) {
+        if (name === undefined || inScope(watcher.scope, name)) watcher.listener(event);
+      }
     });
   }
+}
+
+/** A memory store's watch, which a test can make relist as after a broken watch. */
+export interface MemoryWatchHandle extends WatchHandle {
+  /** Lists the names wanted now and sends "synced", as a relist after a 410 Gone would. */
+  relist(): void;
+}
+
+interface Watcher {
+  readonly listener: (event: WatchEvent) => void;
+  /** The names this watcher's last list covered. */
+  scope: WatchScope;
 }
 
 function foreignError(name: string): StoreError {
