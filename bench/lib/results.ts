@@ -90,6 +90,10 @@ export interface HotRow {
   tokensUnique?: boolean;
   /** CPU % of one core, summed over the daemons (ours) during the run. */
   daemonCpuPercent?: number;
+  /** Lease writes the API server served during the run, per acquisition (ours). */
+  writesPerAcquisition?: number;
+  /** Acquisitions whose previous holder was on the other daemon (ours). */
+  crossDaemonHandoffs?: number;
 }
 
 export interface ScaleRow {

@@ -111,7 +111,7 @@ export async function handoffOursElection(ctx: BenchContext): Promise<HandoffRow
 }
 
 /** Lease writes the API server served, and their mean latency, between start() and stop(). */
-class WriteMeter {
+export class WriteMeter {
   private before = { count: 0, seconds: 0 };
   constructor(private readonly ctx: BenchContext) {}
   async start(): Promise<void> {

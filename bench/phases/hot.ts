@@ -6,6 +6,7 @@ import type { BenchContext } from "../lib/context.js";
 import { PeerProcess } from "../lib/peer.js";
 import { CpuMeter } from "../lib/proc.js";
 import type { HotRow } from "../lib/results.js";
+import { WriteMeter } from "./handoff.js";
 
 const LOCK_LOOP = fileURLToPath(new URL("../apps/lock-loop.js", import.meta.url));
 
@@ -32,12 +33,19 @@ export async function hotOurs(ctx: BenchContext): Promise<HotRow> {
   );
   try {
     const meters = daemons.map((d) => new CpuMeter(d.pid));
+    const writes = new WriteMeter(ctx);
+    await writes.start();
     const summaries = await race(apps, hotDurationMs);
     const cpu = meters.reduce((sum, m) => sum + m.percent(), 0);
     const failures = summaries.reduce((sum, s) => sum + Number(s.failures), 0);
     if (failures > 0) throw new Error(`${failures} lock calls failed`);
     const tokens = summaries.flatMap((s) => s.tokens as number[]);
     const seconds = Math.max(...summaries.map((s) => Number(s.elapsedMs))) / 1000;
+    const { writesPerRound } = await writes.stop(tokens.length);
+    // In token order, an acquisition by the other app's daemon than the one before is a handoff between daemons.
+    const app = new Map(summaries.flatMap((s, i) => (s.tokens as number[]).map((token) => [token, i] as const)));
+    const order = [...app.keys()].sort((x, y) => x - y);
+    const crossDaemon = order.filter((token, i) => i > 0 && app.get(token) !== app.get(order[i - 1]!)).length;
     return {
       sessions: daemons.length * hotClientsPerDaemon,
       processes: 2,
@@ -46,6 +54,8 @@ export async function hotOurs(ctx: BenchContext): Promise<HotRow> {
       perSecond: tokens.length / seconds,
       tokensUnique: new Set(tokens).size === tokens.length,
       daemonCpuPercent: cpu,
+      writesPerAcquisition: writesPerRound,
+      crossDaemonHandoffs: crossDaemon,
     };
   } finally {
     await Promise.all(apps.map((a) => a.stop(5_000, "SIGKILL")));

@@ -352,6 +352,16 @@ export function renderReport(r: Results, plots: Plots): string {
         ["handoffs per second", num(ho?.perSecond, 1), NA, num(he?.perSecond, 1), ratio(he?.perSecond, ho?.perSecond)],
         ["every acquisition had its own fencing token", ho?.tokensUnique === undefined ? NA : ho.tokensUnique ? "yes" : "NO", NA, NA, ""],
         ["daemon CPU (sum of both, % of one core)", num(ho?.daemonCpuPercent, 0), NA, NA, ""],
+        [
+          "handoffs between the two daemons",
+          ho?.crossDaemonHandoffs === undefined
+            ? NA
+            : `${ho.crossDaemonHandoffs} (${Math.round((100 * ho.crossDaemonHandoffs) / Math.max(1, ho.acquired))} %)`,
+          NA,
+          NA,
+          "",
+        ],
+        ["Lease writes per acquisition (2 for a handoff between daemons, 1 within one)", num(ho?.writesPerAcquisition, 2), NA, NA, ""],
       ],
     ),
   );

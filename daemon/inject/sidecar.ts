@@ -139,8 +139,8 @@ export function sidecarContainer(annotations: Annotations, defaults: InjectDefau
     readinessProbe: probe("readiness", 5, 3),
     livenessProbe: probe("liveness", 10, 3),
     resources: {
-      requests: { cpu: quantity(ANNOTATIONS.cpuRequest, "20m"), memory: quantity(ANNOTATIONS.memoryRequest, "192Mi") },
-      limits: { cpu: quantity(ANNOTATIONS.cpuLimit, "500m"), memory: quantity(ANNOTATIONS.memoryLimit, "512Mi") },
+      requests: { cpu: quantity(ANNOTATIONS.cpuRequest, "20m"), memory: quantity(ANNOTATIONS.memoryRequest, "96Mi") },
+      limits: { cpu: quantity(ANNOTATIONS.cpuLimit, "500m"), memory: quantity(ANNOTATIONS.memoryLimit, "384Mi") },
     },
     securityContext: {
       allowPrivilegeEscalation: false,

@@ -50,7 +50,10 @@ test.serial("metrics: a scrape shows locks held, waiters, acquisitions, handoffs
   t.true((metric(text, "msync_renew_seconds_count", { kind: "lock" }) ?? 0) >= 1, "renewals are timed");
   t.true((metric(text, "msync_api_requests_total", { verb: "list", code: "200" }) ?? 0) >= 1, "the watch's list is counted");
   t.true((metric(text, "msync_api_requests_total", { verb: "update", code: "200" }) ?? 0) >= 2, "writes are counted");
-  t.true((metric(text, "msync_watch_events_total", { type: "MODIFIED" }) ?? 0) >= 1, "the renewals came back on the watch and were counted");
+  t.true(
+    (metric(text, "msync_watch_events_total", { type: "MODIFIED" }) ?? 0) >= 1,
+    "the renewals came back on the watch and were counted",
+  );
   t.truthy(metric(text, "process_resident_memory_bytes"), "process metrics too");
 
   await held.release();
@@ -63,35 +66,39 @@ test.serial("metrics: a scrape shows locks held, waiters, acquisitions, handoffs
   t.is(notFound.status, 404);
 });
 
-test.serial("scoped watch: a daemon hears nothing of leases its clients do not use, reads them on request, and follows them once used", async (t) => {
-  const namespace = await t.context.env.newNamespace("scoped");
-  const flags = ["--metrics-listen=127.0.0.1:0", "--lease-duration=3s", "--renew-deadline=2s"];
-  const [a, b] = await Promise.all([spawnKubeDaemon(t.context.env, namespace, flags), spawnKubeDaemon(t.context.env, namespace, flags)]);
-  t.teardown(async () => {
-    a.client.close();
-    b.client.close();
-    await Promise.all([a.stop(), b.stop()]);
-  });
-  const scrape = async (d: typeof a) => (await fetch(`http://${String((await d.waitForLog("metrics listening")).address)}/metrics`)).text();
-  const leaseEvents = (text: string) =>
-    ["ADDED", "MODIFIED", "DELETED"].reduce((sum, type) => sum + (metric(text, "msync_watch_events_total", { type }) ?? 0), 0);
+test.serial(
+  "scoped watch: a daemon hears nothing of leases its clients do not use, reads them on request, and follows them once used",
+  async (t) => {
+    const namespace = await t.context.env.newNamespace("scoped");
+    const flags = ["--metrics-listen=127.0.0.1:0", "--lease-duration=3s", "--renew-deadline=2s"];
+    const [a, b] = await Promise.all([spawnKubeDaemon(t.context.env, namespace, flags), spawnKubeDaemon(t.context.env, namespace, flags)]);
+    t.teardown(async () => {
+      a.client.close();
+      b.client.close();
+      await Promise.all([a.stop(), b.stop()]);
+    });
+    const scrape = async (d: typeof a) =>
+      (await fetch(`http://${String((await d.waitForLog("metrics listening")).address)}/metrics`)).text();
+    const leaseEvents = (text: string) =>
+      ["ADDED", "MODIFIED", "DELETED"].reduce((sum, type) => sum + (metric(text, "msync_watch_events_total", { type }) ?? 0), 0);
 
-  const held = await a.client.lock("busy", { holder: "a-client" });
-  await new Promise((resolve) => setTimeout(resolve, 2_500)); // a renews its lease a few times
-  t.true(leaseEvents(await scrape(a)) >= 2, "a hears its own lease's renewals");
-  t.is(leaseEvents(await scrape(b)), 0, "b, whose clients use nothing, hears none of them");
+    const held = await a.client.lock("busy", { holder: "a-client" });
+    await new Promise((resolve) => setTimeout(resolve, 2_500)); // a renews its lease a few times
+    t.true(leaseEvents(await scrape(a)) >= 2, "a hears its own lease's renewals");
+    t.is(leaseEvents(await scrape(b)), 0, "b, whose clients use nothing, hears none of them");
 
-  const state = await b.client.getLock("busy");
-  t.like(state, { held: true, holder: "a-client" }, "b reads a lease it does not watch from the API server");
+    const state = await b.client.getLock("busy");
+    t.like(state, { held: true, holder: "a-client" }, "b reads a lease it does not watch from the API server");
 
-  const waiting = b.client.lock("busy", { holder: "b-client" });
-  await new Promise((resolve) => setTimeout(resolve, 500)); // b's watch now covers the name
-  await held.release();
-  const next = await waiting;
-  t.is(next.token, held.token + 1, "b's waiter is served at the release");
-  t.true(leaseEvents(await scrape(b)) >= 1, "b heard the release on its watch");
-  await next.release();
-});
+    const waiting = b.client.lock("busy", { holder: "b-client" });
+    await new Promise((resolve) => setTimeout(resolve, 500)); // b's watch now covers the name
+    await held.release();
+    const next = await waiting;
+    t.is(next.token, held.token + 1, "b's waiter is served at the release");
+    t.true(leaseEvents(await scrape(b)) >= 1, "b heard the release on its watch");
+    await next.release();
+  },
+);
 
 test.serial("probes: the health-only port reports readiness once synced, and liveness", async (t) => {
   const namespace = await t.context.env.newNamespace("probes");

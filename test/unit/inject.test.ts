@@ -96,7 +96,7 @@ test("inject adds the sidecar to each workload, leaves other documents byte for 
   t.is(sidecar.image, defaults.image);
   t.is(sidecar.restartPolicy, "Always");
   t.true(sidecar.args.includes("--lease-duration=30s") && sidecar.args.includes("--renew-deadline=20"), sidecar.args.join(" "));
-  t.deepEqual(sidecar.resources, { requests: { cpu: "20m", memory: "192Mi" }, limits: { cpu: "500m", memory: "256Mi" } });
+  t.deepEqual(sidecar.resources, { requests: { cpu: "20m", memory: "96Mi" }, limits: { cpu: "500m", memory: "256Mi" } });
   t.deepEqual(
     deployment.containers.map((c: Doc) => c.name),
     ["app"],
