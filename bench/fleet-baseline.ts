@@ -53,6 +53,7 @@ async function main(dirs: readonly string[]): Promise<void> {
       date: results.meta.date,
       command: `npm run bench -- --only fleet${results.meta.quick ? " --quick" : ""}`,
       leaseWatchCache: results.meta.leaseWatchCache,
+      load: `${results.meta.loadBefore} / ${results.meta.loadAfter}`,
       row: results.fleet,
     };
     console.error(`fleet-baseline: ${size} entry from ${dir} (commit ${commit}, daemon ${file[size].daemonCommit})`);

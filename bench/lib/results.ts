@@ -171,6 +171,8 @@ export interface FleetBaseline {
   date: string;
   command: string;
   leaseWatchCache: boolean;
+  /** Load average (1, 5, 15 min) before / after that run: the machine is shared, and CPU figures depend on it. */
+  load: string;
   row: FleetRow;
 }
 

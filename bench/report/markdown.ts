@@ -518,7 +518,7 @@ function renderFleet(r: Results): string[] {
       "phase run on an earlier daemon, kept in `bench/fleet-before.json`; the other column is this run.",
   );
   out.push("");
-  const beforeHead = before ? `before (git ${before.daemonCommit}, ${before.date.slice(0, 10)})` : "before";
+  const beforeHead = before ? `before (daemon of git ${before.daemonCommit}, ${before.date.slice(0, 10)})` : "before";
   const nowHead = `this run (${r.meta.daemonVersion})`;
   const both = (f: (row: FleetRow) => string): [string, string] => [before ? f(before.row) : NA, f(now)];
   const rate = (f: (row: FleetRow) => number | undefined): [string, string, string] => {
@@ -564,6 +564,11 @@ function renderFleet(r: Results): string[] {
     ),
   );
   out.push("");
+  out.push(
+    "When a watcher falls behind, the API server closes its watch (`apiserver_terminated_watchers_total`) and the daemon resumes " +
+      "it (a restart with reason `ended`); how often that happens depends on how busy the machine is, so compare the load averages.",
+  );
+  out.push("");
   out.push("The small daemons by role (medians over the daemons of each role, over the window):");
   out.push("");
   out.push(
@@ -594,7 +599,11 @@ function renderFleet(r: Results): string[] {
   if (!before) out.push(`No ${r.meta.quick ? "quick" : "full"} run in \`bench/fleet-before.json\`: the before column is empty.`, "");
   else if (before.row.daemons !== now.daemons || before.row.locks !== now.locks || Math.abs(before.row.windowS - now.windowS) > 1)
     out.push("The before run had another size (see the first row): compare rates, not counts.", "");
-  if (before) out.push(`- before: ${before.row.how}; measured at commit ${before.commit} with \`${before.command}\`.`);
+  if (before)
+    out.push(
+      `- before: ${before.row.how === now.how ? "the same fleet" : before.row.how}; measured at commit ${before.commit} ` +
+        `with \`${before.command}\`, load average ${before.load}.`,
+    );
   out.push(`- this run: ${now.how}.`);
   out.push("");
   return out;
