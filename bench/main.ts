@@ -12,6 +12,7 @@ import { BenchContext, FULL, QUICK } from "./lib/context.js";
 import { loadAverage } from "./lib/proc.js";
 import type { Results } from "./lib/results.js";
 import { crashClientGo, crashEtcd, crashOurs } from "./phases/crash.js";
+import { fleetOurs } from "./phases/fleet.js";
 import { handoffClientGo, handoffEtcd, handoffOursElection, handoffOursLock } from "./phases/handoff.js";
 import { hotEtcd, hotOurs } from "./phases/hot.js";
 import { idle } from "./phases/idle.js";
@@ -22,7 +23,7 @@ import { writePlots } from "./report/plots.js";
 
 /** The repository root (dist/bench/main.js -> ../..). */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "scale"] as const;
+const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "scale", "fleet"] as const;
 type Phase = (typeof PHASES)[number];
 
 interface Args {
@@ -271,6 +272,12 @@ async function main(): Promise<void> {
         "scale ours",
         () => scaleOurs(ctx),
         (v) => (results.scale = v),
+      );
+    if (want("fleet"))
+      await run(
+        "fleet ours",
+        () => fleetOurs(ctx),
+        (v) => Object.assign(results, v),
       );
   } finally {
     await cp.stop();

@@ -27,6 +27,11 @@ export interface Params {
   readonly scaleLocks: number;
   readonly scaleObservers: number;
   readonly scaleWindowMs: number;
+  /** Fleet: daemons in one namespace; daemon 0 holds fleetLocks locks, the others one or two names each. */
+  readonly fleetDaemons: number;
+  readonly fleetLocks: number;
+  readonly fleetSettleMs: number;
+  readonly fleetWindowMs: number;
   readonly idleInstances: number;
   readonly idleSettleMs: number;
   /** Upper bound of the whole run; phases check it and stop early. */
@@ -48,9 +53,13 @@ export const FULL: Params = {
   scaleLocks: 1000,
   scaleObservers: 1000,
   scaleWindowMs: 60_000,
+  fleetDaemons: 20,
+  fleetLocks: 500,
+  fleetSettleMs: 10_000,
+  fleetWindowMs: 60_000,
   idleInstances: 3,
   idleSettleMs: 5_000,
-  budgetMs: 9.5 * 60_000,
+  budgetMs: 11.5 * 60_000,
 };
 
 export const QUICK: Params = {
@@ -68,9 +77,13 @@ export const QUICK: Params = {
   scaleLocks: 100,
   scaleObservers: 100,
   scaleWindowMs: 10_000,
+  fleetDaemons: 6,
+  fleetLocks: 50,
+  fleetSettleMs: 3_000,
+  fleetWindowMs: 10_000,
   idleInstances: 2,
   idleSettleMs: 3_000,
-  budgetMs: 2 * 60_000,
+  budgetMs: 2.5 * 60_000,
 };
 
 export const LEASE_VERBS = ["GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE"] as const;

@@ -119,6 +119,67 @@ export interface ScaleRow {
   warningKinds: Array<[string, number]>;
 }
 
+/** What one daemon of the fleet run does with its clients. */
+export type FleetRole = "many-locks" | "holder" | "leader" | "waiter";
+
+/** One daemon of the fleet run: what it received and spent over the window. */
+export interface FleetDaemonRow {
+  role: FleetRole;
+  /** The lock and election names its clients use, in words. */
+  uses: string;
+  /** msync_watch_events_total over the window, by type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR). */
+  watchEvents: Record<string, number>;
+  /** msync_watch_restarts_total over the window, by reason (ended, expired, error). */
+  watchRestarts: Record<string, number>;
+  /** msync_api_requests_total over the window, by verb (get, create, update, list). */
+  apiRequests: Record<string, number>;
+  /** CPU % of one core over the window (utime + stime). */
+  cpuPercent: number;
+  /** VmRSS at the end of the window. */
+  rssBytes: number;
+}
+
+export interface FleetRow {
+  /** Daemons in the fleet; fleet[0] holds the many locks. */
+  daemons: number;
+  /** Locks held by clients of fleet[0]. */
+  locks: number;
+  settleS: number;
+  windowS: number;
+  fleet: FleetDaemonRow[];
+  /** The API server over the same window, for Leases. */
+  apiServer: {
+    /** apiserver_watch_events_total: events sent to Lease watchers. */
+    watchEvents: number;
+    /** apiserver_watch_events_sizes_sum: their bytes. */
+    watchEventBytes: number;
+    /** apiserver_terminated_watchers_total: Lease watchers the API server closed for not keeping up. */
+    terminatedWatchers: number;
+    /** apiserver_longrunning_requests{verb="WATCH"} at the end of the window. */
+    watchesOpen: number;
+    byVerb: VerbCounts;
+    /** The kube-apiserver process, % of one core. */
+    cpuPercent: number;
+  };
+  /** Lost events on the lock streams and depositions of the leaders during the window. */
+  lostInWindow: number;
+  how: string;
+}
+
+/** The fleet figures of a run on an earlier daemon, kept in bench/fleet-before.json to compare against. */
+export interface FleetBaseline {
+  /** The commit the run was measured on. */
+  commit: string;
+  /** The last commit before it that changed the daemon or the TypeScript client. */
+  daemonCommit: string;
+  date: string;
+  command: string;
+  leaseWatchCache: boolean;
+  /** Load average (1, 5, 15 min) before / after that run: the machine is shared, and CPU figures depend on it. */
+  load: string;
+  row: FleetRow;
+}
+
 export interface Results {
   meta: Meta;
   idle: Partial<Record<"ours" | "client-go" | "etcd", IdleRow>>;
@@ -127,5 +188,8 @@ export interface Results {
   waiting: WaitingRow[];
   hot: Partial<Record<"ours" | "etcd", HotRow>>;
   scale?: ScaleRow;
+  fleet?: FleetRow;
+  /** From bench/fleet-before.json, of the same size class (full or quick) as this run. */
+  fleetBefore?: FleetBaseline;
   failures: Array<{ phase: string; error: string }>;
 }

@@ -1,7 +1,8 @@
 // Renders one run's Results as the Markdown report. Every number in it comes
 // from `results`; the prose around the tables describes the method only.
 import { LEASE_VERBS, totalCount, type VerbCounts } from "../lib/context.js";
-import type { CrashRow, HandoffRow, Results, WaitingRow } from "../lib/results.js";
+import { sumOf } from "../lib/daemon-metrics.js";
+import type { CrashRow, FleetDaemonRow, FleetRole, FleetRow, HandoffRow, Results, WaitingRow } from "../lib/results.js";
 import { summarize } from "../lib/stats.js";
 import { type Plots, formatMs } from "./plots.js";
 
@@ -426,6 +427,8 @@ export function renderReport(r: Results, plots: Plots): string {
   } else out.push(NA);
   out.push("");
 
+  out.push(...renderFleet(r));
+
   // ---- idle --------------------------------------------------------------
   out.push("## Start-up and idle footprint");
   out.push("");
@@ -475,4 +478,143 @@ export function renderReport(r: Results, plots: Plots): string {
   out.push("Raw samples of this run: `results.json` next to this report. Method and caveats: `bench/README.md`.");
   out.push("");
   return out.join("\n");
+}
+
+const FLEET_ROLES: ReadonlyArray<[Exclude<FleetRole, "many-locks">, string]> = [
+  ["holder", "holds 1 lock"],
+  ["leader", "leads 1 election"],
+  ["waiter", "waits on 1 lock held elsewhere, follows 1 election"],
+];
+
+/** The Fleet section: this run's figures beside those of bench/fleet-before.json (an earlier daemon, same phase). */
+function renderFleet(r: Results): string[] {
+  const out = ["## Fleet: what idle sidecars pay for Leases they never use", ""];
+  const now = r.fleet;
+  if (!now) return [...out, NA, ""];
+  const before = r.fleetBefore;
+  const small = (row: FleetRow | undefined) => row?.fleet.slice(1) ?? [];
+  const events = (d: FleetDaemonRow) => sumOf(d.watchEvents);
+  const requests = (d: FleetDaemonRow) => sumOf(d.apiRequests);
+  const stat = (row: FleetRow | undefined, pick: (d: FleetDaemonRow) => number, role?: FleetRole) => {
+    const values = small(row)
+      .filter((d) => role === undefined || d.role === role)
+      .map(pick);
+    return values.length === 0 ? undefined : summarize(values);
+  };
+  const count = (v: number | undefined, row: FleetRow | undefined) =>
+    v === undefined || row === undefined || !Number.isFinite(v)
+      ? NA
+      : `${Math.round(v).toLocaleString("en-US")} (${num(v / row.windowS, 1)}/s)`;
+  const byKey = (counts: Record<string, number>) => {
+    const parts = Object.entries(counts).filter(([, n]) => n !== 0);
+    return parts.length === 0 ? "none" : parts.map(([k, n]) => `${k} ${n}`).join(", ");
+  };
+  const sumByKey = (rows: readonly FleetDaemonRow[], pick: (d: FleetDaemonRow) => Record<string, number>) => {
+    const sums: Record<string, number> = {};
+    for (const d of rows) for (const [k, n] of Object.entries(pick(d))) sums[k] = (sums[k] ?? 0) + n;
+    return sums;
+  };
+  const n = now.daemons - 1;
+  out.push(
+    `${now.daemons} of our daemons (separate processes, the lean build) share one namespace. Daemon 0's clients hold ${now.locks} ` +
+      "locks through Acquire streams, which the daemon renews every ~5 s (default 15 s lease). The other " +
+      `${n} *small* daemons serve clients that use one or two names of their own, in turn: a holder holds one lock, a leader leads ` +
+      "one election, a waiter waits on a holder's lock and follows a leader's election. Nobody else uses Leases. After a " +
+      `${now.settleS} s settle, everything is read before and after a ${now.windowS.toFixed(0)} s window: each daemon's own ` +
+      "counters from its `/metrics` (`msync_watch_events_total`, the events its Lease watch received; `msync_api_requests_total`, " +
+      "its requests to the API server), its CPU time (utime + stime, /proc) and its RSS at the end; and the API server's " +
+      '`apiserver_watch_events_total` and `apiserver_watch_events_sizes_sum` for `{group="coordination.k8s.io",resource="leases"}` ' +
+      "(the events and bytes it sent to all Lease watchers), its Lease requests and its own CPU. The *before* column is the same " +
+      "phase run on an earlier daemon, kept in `bench/fleet-before.json`; the other column is this run.",
+  );
+  out.push("");
+  const beforeHead = before ? `before (daemon of git ${before.daemonCommit}, ${before.date.slice(0, 10)})` : "before";
+  const nowHead = `this run (${r.meta.daemonVersion})`;
+  const both = (f: (row: FleetRow) => string): [string, string] => [before ? f(before.row) : NA, f(now)];
+  const rate = (f: (row: FleetRow) => number | undefined): [string, string, string] => {
+    const [b, a] = [before ? f(before.row) : undefined, f(now)];
+    return [count(b, before?.row), count(a, now), ratio(b, a)];
+  };
+  const plain = (f: (row: FleetRow) => number | undefined, show: (v: number | undefined) => string): [string, string, string] => {
+    const [b, a] = [before ? f(before.row) : undefined, f(now)];
+    return [show(b), show(a), ratio(b, a)];
+  };
+  const pct = (v: number | undefined) => num(v, 1);
+  out.push(
+    table(
+      ["", beforeHead, nowHead, "before ÷ this run"],
+      [
+        ["daemons; locks held through daemon 0; window", ...both((row) => `${row.daemons}; ${row.locks}; ${row.windowS.toFixed(0)} s`), ""],
+        ["watch events received by daemon 0", ...rate((row) => events(row.fleet[0]!))],
+        ["watch events received per small daemon, median", ...rate((row) => stat(row, events)?.median)],
+        ["watch events received per small daemon, max", ...rate((row) => stat(row, events)?.max)],
+        ["watch events received, all small daemons together", ...rate((row) => small(row).reduce((t, d) => t + events(d), 0))],
+        ["the same, by type", ...both((row) => byKey(sumByKey(small(row), (d) => d.watchEvents))), ""],
+        ["API server: Lease watch events sent (all watchers)", ...rate((row) => row.apiServer.watchEvents)],
+        ["API server: bytes of those events", ...plain((row) => row.apiServer.watchEventBytes, mib)],
+        ["watch restarts, all daemons together, by reason", ...both((row) => byKey(sumByKey(row.fleet, (d) => d.watchRestarts))), ""],
+        ["API server: Lease watchers it closed for not keeping up", ...both((row) => String(row.apiServer.terminatedWatchers)), ""],
+        ["API server: Lease watches open at the end", ...both((row) => String(row.apiServer.watchesOpen)), ""],
+        ["API server: Lease requests in the window", ...both((row) => verbs(row.apiServer.byVerb)), ""],
+        ["kube-apiserver CPU (% of one core)", ...plain((row) => row.apiServer.cpuPercent, pct)],
+        ["CPU per small daemon, median (% of one core)", ...plain((row) => stat(row, (d) => d.cpuPercent)?.median, pct)],
+        ["CPU per small daemon, max", ...plain((row) => stat(row, (d) => d.cpuPercent)?.max, pct)],
+        ["CPU of daemon 0", ...plain((row) => row.fleet[0]!.cpuPercent, pct)],
+        ["RSS per small daemon, median", ...plain((row) => stat(row, (d) => d.rssBytes)?.median, mib)],
+        ["RSS per small daemon, max", ...plain((row) => stat(row, (d) => d.rssBytes)?.max, mib)],
+        ["RSS of daemon 0", ...plain((row) => row.fleet[0]!.rssBytes, mib)],
+        ["API requests of daemon 0 in the window", ...both((row) => byKey(row.fleet[0]!.apiRequests)), ""],
+        [
+          "API requests per small daemon in the window, max: holder / leader / waiter",
+          ...both((row) => FLEET_ROLES.map(([role]) => String(stat(row, requests, role)?.max ?? NA)).join(" / ")),
+          "",
+        ],
+        ["Lost events and depositions in the window", ...both((row) => String(row.lostInWindow)), ""],
+      ],
+    ),
+  );
+  out.push("");
+  out.push(
+    "When a watcher falls behind, the API server closes its watch (`apiserver_terminated_watchers_total`) and the daemon resumes " +
+      "it (a restart with reason `ended`); how often that happens depends on how busy the machine is, so compare the load averages.",
+  );
+  out.push("");
+  out.push("The small daemons by role (medians over the daemons of each role, over the window):");
+  out.push("");
+  out.push(
+    table(
+      [
+        "role",
+        "daemons",
+        "its clients",
+        "watch events received, before / this run",
+        "API requests, before / this run",
+        "CPU % of one core, before / this run",
+      ],
+      FLEET_ROLES.map(([role, what]) => {
+        const pair = (pick: (d: FleetDaemonRow) => number, show: (v: number | undefined) => string) =>
+          `${show(stat(before?.row, pick, role)?.median)} / ${show(stat(now, pick, role)?.median)}`;
+        return [
+          role,
+          String(small(now).filter((d) => d.role === role).length),
+          what,
+          pair(events, (v) => (v === undefined ? NA : String(v))),
+          pair(requests, (v) => (v === undefined ? NA : String(v))),
+          pair((d) => d.cpuPercent, pct),
+        ];
+      }),
+    ),
+  );
+  out.push("");
+  if (!before) out.push(`No ${r.meta.quick ? "quick" : "full"} run in \`bench/fleet-before.json\`: the before column is empty.`, "");
+  else if (before.row.daemons !== now.daemons || before.row.locks !== now.locks || Math.abs(before.row.windowS - now.windowS) > 1)
+    out.push("The before run had another size (see the first row): compare rates, not counts.", "");
+  if (before)
+    out.push(
+      `- before: ${before.row.how === now.how ? "the same fleet" : before.row.how}; measured at commit ${before.commit} ` +
+        `with \`${before.command}\`, load average ${before.load}.`,
+    );
+  out.push(`- this run: ${now.how}.`);
+  out.push("");
+  return out;
 }
