@@ -97,6 +97,16 @@ test.serial(
     t.is(next.token, held.token + 1, "b's waiter is served at the release");
     t.true(leaseEvents(await scrape(b)) >= 1, "b heard the release on its watch");
     await next.release();
+
+    // A name too long for a label value is selected by its hashed value; the API server accepts it.
+    const long = `report-${"x".repeat(80)}.${"y".repeat(100)}`;
+    const first = await b.client.lock(long, { holder: "b-client" });
+    const second = a.client.lock(long, { holder: "a-client" });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await first.release();
+    const secondHeld = await second;
+    t.is(secondHeld.token, first.token + 1, "a waiter on a long name is served too");
+    await secondHeld.release();
   },
 );
 

@@ -7,7 +7,7 @@
 // engine runs on it unchanged.
 import type { Clock, Timer } from "../../daemon/engine/clock.js";
 import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent, WatchHandle } from "../../daemon/store/lease-store.js";
-import { StoreError } from "../../daemon/store/lease-store.js";
+import { StoreError, type WatchScope, inScope } from "../../daemon/store/lease-store.js";
 import type { MemoryStore, MemoryWatchHandle, StoreOperation } from "../../daemon/store/memory/memory-store.js";
 import { ConnectionStore } from "../support/connection-store.js";
 
@@ -30,6 +30,11 @@ export interface FaultHooks {
   faultBegan(fault: CallFault, operation: StoreOperation, name: string, hasDeadline: boolean): () => void;
   /** Told of every call and its outcome, for the trace (optional). */
   traceCall?(line: string): void;
+  /**
+   * A held lease this daemon's watch lists for the first time (its scope grew
+   * to cover it): the daemon counts its expiry from now (docs/design.md 3.10).
+   */
+  firstSight?(lease: LeaseRecord): void;
 }
 
 /** How long a call without a deadline hangs: the HTTP client's own timeout, far past the end of any run. */
@@ -46,6 +51,8 @@ export class FaultyStore implements LeaseStore {
   private readonly connection: ConnectionStore;
   private listener: ((event: WatchEvent) => void) | undefined;
   private inner: MemoryWatchHandle | undefined;
+  /** The scope of the last "synced" event delivered to the daemon. */
+  private deliveredScope: WatchScope = new Set();
   private dropping = false;
   private frozen = false;
   private dead = false;
@@ -171,7 +178,13 @@ export class FaultyStore implements LeaseStore {
     const deliver = () =>
       this.deliver(() => {
         if (event.type === "upsert") this.hear(event.lease);
-        if (event.type === "synced") for (const lease of event.leases) this.hear(lease);
+        if (event.type === "synced") {
+          for (const lease of event.leases) {
+            this.hear(lease);
+            if (lease.holderIdentity !== "" && !inScope(this.deliveredScope, lease.name)) this.hooks.firstSight?.(lease);
+          }
+          this.deliveredScope = event.scope;
+        }
         this.listener?.(event);
       });
     if (at <= now) deliver();

@@ -178,6 +178,7 @@ class Daemon implements DaemonLink {
     this.store = new FaultyStore(sim.shared, sim.clock, {
       decide: (operation, name, hasDeadline, acquiring) => sim.decideFault(this, operation, name, hasDeadline, acquiring),
       faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
+      firstSight: (lease) => sim.leaseFirstSeen(lease),
       traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
     });
     this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
@@ -524,6 +525,15 @@ export class Simulation implements ClientWorld {
       case "hang":
         return { kind: "hang", applied: r.bool(0.5) };
     }
+  }
+
+  /**
+   * A daemon's watch lists a held lease for the first time: like a restarted
+   * daemon, it counts the lease's expiry from now, so a holder that is gone
+   * is replaced up to a lease duration later than the true expiry.
+   */
+  leaseFirstSeen(lease: LeaseRecord): void {
+    this.excuses.point(lease.name, this.clock.now(), lease.leaseDurationSeconds * 1000 + TURN_GRACE_MS);
   }
 
   storeFaultBegan(daemon: Daemon, fault: CallFault, operation: StoreOperation, name: string, hasDeadline: boolean): () => void {

@@ -255,6 +255,12 @@ function scopeOf(names: ReadonlySet<string> | undefined): WatchScope {
   return names === undefined || names.size > MAX_SCOPED_NAMES ? "all" : new Set(names);
 }
 
+/** The scope of a watch that covered `scope` and now needs `names` too. */
+function grown(scope: WatchScope | undefined, names: ReadonlySet<string> | undefined): WatchScope {
+  if (scope === undefined || scope === "all" || names === undefined) return scopeOf(names);
+  return scopeOf(new Set([...scope, ...names]));
+}
+
 function labelSelector(scope: WatchScope): string {
   return scope === "all" || scope.size === 0 ? MANAGED_SELECTOR : selectorFor(scope);
 }
@@ -290,7 +296,9 @@ class LeaseWatcher {
     while (!this.stopped) {
       try {
         if (needList || !this.covered()) {
-          const scope = scopeOf(this.names);
+          // A relist covers the names wanted now; a scope that grows keeps the names it had, whose
+          // renewals this daemon has been timing (a name seen afresh waits a whole lease to expire).
+          const scope = needList ? scopeOf(this.names) : grown(this.scope, this.names);
           const { leases, resourceVersion } = await this.store.list(scope, this.abort.signal);
           this.scope = scope;
           this.resourceVersion = resourceVersion;

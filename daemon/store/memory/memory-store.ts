@@ -70,9 +70,10 @@ export class MemoryStore implements LeaseStore {
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {
     const watcher: Watcher = { listener, scope: new Set() };
     this.watchers.add(watcher);
-    const list = () => {
+    // A relist covers the names wanted now; a scope that grows keeps the names it had (see rescope()).
+    const list = (keep?: WatchScope) => {
       // The scope changes now; events already on their way are filtered by it when delivered.
-      const scope: WatchScope = names === undefined ? "all" : new Set(names);
+      const scope: WatchScope = names === undefined || keep === "all" ? "all" : new Set([...(keep ?? []), ...names]);
       watcher.scope = scope;
       const leases = [...this.leases.values()].filter((lease) => inScope(scope, lease.name));
       setImmediate(() => {
@@ -85,9 +86,9 @@ export class MemoryStore implements LeaseStore {
         this.watchers.delete(watcher);
       },
       rescope: () => {
-        if (names !== undefined && !coversAll(watcher.scope, names)) list();
+        if (names !== undefined && !coversAll(watcher.scope, names)) list(watcher.scope);
       },
-      relist: list,
+      relist: () => list(),
     };
   }
 
