@@ -1,11 +1,26 @@
 // Reading our daemon's Prometheus endpoint (--metrics-listen): one scrape,
-// and a counter's series summed by one label.
+// a counter's series summed by one label, and single values.
+import { get } from "node:http";
 
-/** GET http://ADDRESS/metrics, failing after `timeoutMs`. */
-export async function scrapeMetrics(address: string, timeoutMs = 5_000): Promise<string> {
-  const response = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!response.ok) throw new Error(`GET http://${address}/metrics: HTTP ${response.status}`);
-  return response.text();
+/**
+ * GET http://address/metrics on a connection of its own that closes after the
+ * reply, so no keep-alive socket of the harness lingers in the daemon's
+ * handle and descriptor counts between scrapes.
+ */
+export function scrapeMetrics(address: string, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = get(`http://${address}/metrics`, { agent: false, headers: { connection: "close" }, timeout: timeoutMs }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (body += chunk));
+      response.on("end", () =>
+        response.statusCode === 200 ? resolve(body) : reject(new Error(`metrics at ${address}: HTTP ${response.statusCode}`)),
+      );
+      response.on("error", reject);
+    });
+    request.on("timeout", () => request.destroy(new Error(`metrics at ${address}: no reply in ${timeoutMs} ms`)));
+    request.on("error", reject);
+  });
 }
 
 /** The series of `metric` summed by the value of `label`, e.g. msync_api_requests_total by verb (codes summed). */
@@ -36,4 +51,32 @@ export function diffBy(before: Record<string, number>, after: Record<string, num
 
 export function sumOf(counts: Record<string, number>): number {
   return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * The sum of the samples of `metric` whose labels include `labels` (a metric
+ * without labels matches only an empty `labels`); NaN if none matched, e.g. a
+ * metric this build does not export.
+ */
+export function metricValue(text: string, metric: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  let matched = false;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(metric)) continue;
+    const rest = line.slice(metric.length);
+    let valueText: string;
+    if (rest.startsWith("{")) {
+      const close = rest.lastIndexOf("}");
+      const got: Record<string, string> = {};
+      for (const m of rest.slice(1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) got[m[1]!] = m[2]!;
+      if (!Object.entries(labels).every(([k, v]) => got[k] === v)) continue;
+      valueText = rest.slice(close + 1);
+    } else if (rest.startsWith(" ")) {
+      if (Object.keys(labels).length > 0) continue;
+      valueText = rest;
+    } else continue; // another metric whose name starts with this one
+    sum += Number(valueText.trim().split(" ")[0]);
+    matched = true;
+  }
+  return matched ? sum : NaN;
 }

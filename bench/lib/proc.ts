@@ -71,6 +71,15 @@ export function socketCount(pid: number): number {
   }
 }
 
+/** Open file descriptors of a process (sockets, files, pipes, epoll and timer fds), or NaN if it is gone. */
+export function fdCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Samples CPU time of a process over a window: CPU % of one core. */
 export class CpuMeter {
   private readonly startCpu: number;

@@ -27,3 +27,42 @@ export function summarize(values: readonly number[]): Summary {
     mean: sorted.length === 0 ? NaN : sorted.reduce((a, b) => a + b, 0) / sorted.length,
   };
 }
+
+export interface LinearFit {
+  readonly n: number;
+  /** Change of y per unit of x. */
+  readonly slope: number;
+  readonly intercept: number;
+  /** Standard error of the slope (assumes independent residuals, which samples of a process's memory are not: read it as a rough scale). */
+  readonly slopeSe: number;
+  /** Standard deviation of the residuals around the line: the noise the trend is judged against. */
+  readonly residualSd: number;
+}
+
+/** Ordinary least-squares line through (xs[i], ys[i]); NaN fields with fewer than 3 points or no spread in x. */
+export function linearFit(xs: readonly number[], ys: readonly number[]): LinearFit {
+  const n = Math.min(xs.length, ys.length);
+  const none = { n, slope: NaN, intercept: NaN, slopeSe: NaN, residualSd: NaN };
+  if (n < 3) return none;
+  let mx = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) {
+    mx += xs[i]!;
+    my += ys[i]!;
+  }
+  mx /= n;
+  my /= n;
+  let sxx = 0;
+  let sxy = 0;
+  for (let i = 0; i < n; i++) {
+    sxx += (xs[i]! - mx) ** 2;
+    sxy += (xs[i]! - mx) * (ys[i]! - my);
+  }
+  if (sxx === 0) return none;
+  const slope = sxy / sxx;
+  const intercept = my - slope * mx;
+  let sse = 0;
+  for (let i = 0; i < n; i++) sse += (ys[i]! - (intercept + slope * xs[i]!)) ** 2;
+  const residualVariance = sse / (n - 2);
+  return { n, slope, intercept, slopeSe: Math.sqrt(residualVariance / sxx), residualSd: Math.sqrt(residualVariance) };
+}
