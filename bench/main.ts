@@ -1,4 +1,4 @@
-// `npm run bench [-- --quick] [--out DIR] [--only PHASE,...]`: benchmarks
+// `npm run bench [-- --quick] [--out DIR] [--only PHASE,...] [--soak-minutes N]`: benchmarks
 // metaparticle-sync against client-go's leader election and etcd's
 // concurrency recipes, in one run against one control plane, and writes the
 // report with its plots. Exits non-zero if any measurement could not run.
@@ -8,7 +8,7 @@ import { availableParallelism, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startControlPlane } from "../test/controlplane/controlplane.js";
-import { BenchContext, FULL, QUICK } from "./lib/context.js";
+import { BenchContext, FULL, type Params, QUICK } from "./lib/context.js";
 import { loadAverage } from "./lib/proc.js";
 import type { Results } from "./lib/results.js";
 import { crashClientGo, crashEtcd, crashOurs } from "./phases/crash.js";
@@ -17,13 +17,14 @@ import { handoffClientGo, handoffEtcd, handoffOursElection, handoffOursLock } fr
 import { hotEtcd, hotOurs } from "./phases/hot.js";
 import { idle } from "./phases/idle.js";
 import { scaleOurs } from "./phases/scale.js";
+import { soakOurs } from "./phases/soak.js";
 import { waitingClientGo, waitingOurs } from "./phases/waiting.js";
 import { renderReport } from "./report/markdown.js";
 import { writePlots } from "./report/plots.js";
 
 /** The repository root (dist/bench/main.js -> ../..). */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "scale", "fleet"] as const;
+const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "scale", "fleet", "soak"] as const;
 type Phase = (typeof PHASES)[number];
 
 interface Args {
@@ -34,6 +35,8 @@ interface Args {
   watchCache: boolean;
   out: string;
   only: Set<Phase>;
+  /** The soak's load window in minutes, instead of the run's default. */
+  soakMinutes: number | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -42,6 +45,7 @@ function parseArgs(argv: readonly string[]): Args {
   let watchCache = true;
   let out: string | undefined;
   let only = new Set<Phase>(PHASES);
+  let soakMinutes: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
@@ -54,18 +58,29 @@ function parseArgs(argv: readonly string[]): Args {
       const names = value().split(",");
       for (const n of names) if (!PHASES.includes(n as Phase)) usage(`unknown phase ${n}; phases: ${PHASES.join(", ")}`);
       only = new Set(names as Phase[]);
+    } else if (flag === "--soak-minutes") {
+      soakMinutes = Number(value());
+      if (!(soakMinutes > 0)) usage(`--soak-minutes needs a positive number of minutes`);
     } else if (flag === "--help" || flag === "-h") usage();
     else usage(`unknown argument ${arg}`);
   }
-  return { quick, rerender, watchCache, out: out ?? (quick ? join(ROOT, ".cache", "bench", "quick") : join(ROOT, "bench")), only };
+  return {
+    quick,
+    rerender,
+    watchCache,
+    out: out ?? (quick ? join(ROOT, ".cache", "bench", "quick") : join(ROOT, "bench")),
+    only,
+    soakMinutes,
+  };
 }
 
 function usage(problem?: string): never {
   if (problem) console.error(`bench: ${problem}`);
   console.error(
-    `usage: npm run bench -- [--quick] [--out DIR] [--only ${PHASES.join(",")}] [--no-watch-cache] [--rerender]\n` +
-      "  --quick           CI-sized run (< 2 min) writing to .cache/bench/quick/ instead of bench/\n" +
+    `usage: npm run bench -- [--quick] [--out DIR] [--only ${PHASES.join(",")}] [--soak-minutes N] [--no-watch-cache] [--rerender]\n` +
+      "  --quick           CI-sized run (about 2.5 min) writing to .cache/bench/quick/ instead of bench/\n" +
       "  --rerender        measure nothing; write the report and plots again from results.json in the output folder\n" +
+      "  --soak-minutes N  run the soak's load for N minutes (default 30; --quick 1/3) and stretch the run's time budget to match\n" +
       "  --no-watch-cache  serve Lease watches straight from etcd (the test harness's default) instead of the API server's watch cache",
   );
   process.exit(problem ? 2 : 0);
@@ -122,6 +137,14 @@ function rerender(args: Args): void {
   process.stderr.write(`[bench] wrote ${relative(ROOT, join(args.out, reportName)) || reportName} from results.json\n`);
 }
 
+/** The sizes of this run: full or quick, with the soak's length as asked and the time budget stretched by the difference. */
+function params(args: Args): Params {
+  const base = args.quick ? QUICK : FULL;
+  if (args.soakMinutes === undefined) return base;
+  const soakDurationMs = args.soakMinutes * 60_000;
+  return { ...base, soakDurationMs, budgetMs: base.budgetMs + soakDurationMs - base.soakDurationMs };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.rerender) return rerender(args);
@@ -132,7 +155,7 @@ async function main(): Promise<void> {
 
   const peersBin = sh("bash", [join(ROOT, "bench", "peers", "build.sh")]);
   const cp = await startControlPlane({ namespace: "bench", leaseWatchCache: args.watchCache });
-  const ctx = new BenchContext(cp, args.quick ? QUICK : FULL, peersBin, args.quick, startedAt);
+  const ctx = new BenchContext(cp, params(args), peersBin, args.quick, startedAt);
   const results: Results = {
     meta: {
       date: new Date().toISOString(),
@@ -278,6 +301,12 @@ async function main(): Promise<void> {
         "fleet ours",
         () => fleetOurs(ctx),
         (v) => Object.assign(results, v),
+      );
+    if (want("soak"))
+      await run(
+        "soak ours",
+        () => soakOurs(ctx),
+        (v) => (results.soak = v),
       );
   } finally {
     await cp.stop();

@@ -34,6 +34,14 @@ export interface Params {
   readonly fleetWindowMs: number;
   readonly idleInstances: number;
   readonly idleSettleMs: number;
+  /** Length of the soak's load window. */
+  readonly soakDurationMs: number;
+  /** The soak reads each daemon's memory, descriptors and gauges this often. */
+  readonly soakSampleMs: number;
+  /** Pause between the soak's load ending and the reading that should be back at the start values. */
+  readonly soakSettleMs: number;
+  /** Operations the soak starts per second. */
+  readonly soakOpsPerSecond: number;
   /** Upper bound of the whole run; phases check it and stop early. */
   readonly budgetMs: number;
 }
@@ -59,7 +67,12 @@ export const FULL: Params = {
   fleetWindowMs: 60_000,
   idleInstances: 3,
   idleSettleMs: 5_000,
-  budgetMs: 11.5 * 60_000,
+  soakDurationMs: 30 * 60_000,
+  soakSampleMs: 10_000,
+  soakSettleMs: 15_000,
+  soakOpsPerSecond: 10,
+  /** 11.5 min for the other phases, the soak's window, and 1.5 min for its settle and clean-up. */
+  budgetMs: (11.5 + 30 + 1.5) * 60_000,
 };
 
 export const QUICK: Params = {
@@ -83,7 +96,11 @@ export const QUICK: Params = {
   fleetWindowMs: 10_000,
   idleInstances: 2,
   idleSettleMs: 3_000,
-  budgetMs: 2.5 * 60_000,
+  soakDurationMs: 20_000,
+  soakSampleMs: 2_000,
+  soakSettleMs: 5_000,
+  soakOpsPerSecond: 10,
+  budgetMs: 2.5 * 60_000 + 20_000 + 1.5 * 60_000,
 };
 
 export const LEASE_VERBS = ["GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE"] as const;

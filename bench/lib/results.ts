@@ -180,6 +180,72 @@ export interface FleetBaseline {
   row: FleetRow;
 }
 
+/** One reading of a daemon during the soak. NaN where the daemon did not export the value. */
+export interface SoakSample {
+  /** Seconds since the load started: negative before it, past the load window for the settled reading. */
+  tS: number;
+  /** VmRSS from /proc. */
+  rssBytes: number;
+  /** nodejs_heap_size_used_bytes. */
+  heapUsedBytes: number;
+  /** nodejs_heap_size_total_bytes: what V8 has reserved for its heap, used or not. */
+  heapTotalBytes: number;
+  /** nodejs_external_memory_bytes (buffers outside the V8 heap). */
+  externalBytes: number;
+  /** Entries of /proc/PID/fd. */
+  fds: number;
+  /** nodejs_active_handles_total (sockets, servers, timers with a handle), the scrape's own connection included. */
+  activeHandles: number;
+  /** msync_locks_held. */
+  locksHeld: number;
+  /** msync_elections_led. */
+  electionsLed: number;
+  /** msync_waiters, both kinds. */
+  waiters: number;
+}
+
+export interface SoakDaemon {
+  identity: string;
+  /** Idle, after start-up, before any client connected. */
+  before: SoakSample;
+  /** Every sample period while the load ran, the first at its start and the last at its end. */
+  samples: SoakSample[];
+  /** After the load stopped, its clients closed and the settle period passed. */
+  settled: SoakSample;
+}
+
+export interface SoakOps {
+  /** Operations that ran to the end as expected. */
+  ok: number;
+  errors: number;
+  /** Expected outcomes other than ok, by name (e.g. a TryAcquire that found the lock held). */
+  other: Record<string, number>;
+}
+
+export interface SoakRow {
+  plannedS: number;
+  /** Length of the load window as run. */
+  durationS: number;
+  sampleEveryS: number;
+  /** Samples before this many seconds of load are left out of the slopes. */
+  warmupS: number;
+  settleS: number;
+  opsPerSecondTarget: number;
+  /** Most operations in flight at once; a tick that finds this many is skipped. */
+  maxInFlight: number;
+  lockNames: number;
+  electionNames: number;
+  /** By operation kind. */
+  ops: Record<string, SoakOps>;
+  /** Ticks that started nothing: every name of the kind was in use, or maxInFlight operations were running. */
+  skipped: number;
+  /** Errors by kind (digits shown as N), most frequent first. */
+  errorKinds: Array<[string, number]>;
+  daemons: SoakDaemon[];
+  daemonWarnings: number;
+  warningKinds: Array<[string, number]>;
+}
+
 export interface Results {
   meta: Meta;
   idle: Partial<Record<"ours" | "client-go" | "etcd", IdleRow>>;
@@ -191,5 +257,6 @@ export interface Results {
   fleet?: FleetRow;
   /** From bench/fleet-before.json, of the same size class (full or quick) as this run. */
   fleetBefore?: FleetBaseline;
+  soak?: SoakRow;
   failures: Array<{ phase: string; error: string }>;
 }

@@ -107,7 +107,7 @@ export async function scaleOurs(ctx: BenchContext): Promise<ScaleRow> {
 }
 
 /** Daemon warnings grouped by message and error text (digits masked), most frequent first. */
-function countKinds(warnings: ReadonlyArray<Record<string, unknown>>): Array<[string, number]> {
+export function countKinds(warnings: ReadonlyArray<Record<string, unknown>>): Array<[string, number]> {
   const counts = new Map<string, number>();
   for (const w of warnings) {
     const err =
