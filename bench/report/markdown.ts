@@ -5,6 +5,7 @@ import { sumOf } from "../lib/daemon-metrics.js";
 import type { CrashRow, FleetDaemonRow, FleetRole, FleetRow, HandoffRow, Results, WaitingRow } from "../lib/results.js";
 import { summarize } from "../lib/stats.js";
 import { type Plots, formatMs } from "./plots.js";
+import { renderSoak } from "./soak.js";
 
 const NA = "n/a";
 
@@ -428,6 +429,7 @@ export function renderReport(r: Results, plots: Plots): string {
   out.push("");
 
   out.push(...renderFleet(r));
+  out.push(...renderSoak(r.soak, plots.soakMemory));
 
   // ---- idle --------------------------------------------------------------
   out.push("## Start-up and idle footprint");

@@ -1,5 +1,6 @@
-// The report's two plots as SVG documents: handoff latency CDFs (log time
-// axis) and API-server requests per second against the number of waiters.
+// The report's plots as SVG documents: handoff latency CDFs (log time axis),
+// API-server requests per second against the number of waiters, and the
+// daemons' memory over the soak.
 // SVG is text, so the plots need no rasterizer or font of our own: the
 // viewer (a browser, GitHub, an editor) draws the lines and the type.
 import { writeFileSync } from "node:fs";
@@ -202,10 +203,56 @@ export function logLogPlot(
   return f.svg();
 }
 
+/** About `count` round values from at or below `lo` to at or above `hi`, evenly spaced. */
+function linearTicks(lo: number, hi: number, count = 6): number[] {
+  const span = hi - lo > 0 ? hi - lo : Math.abs(hi) || 1;
+  const magnitude = 10 ** Math.floor(Math.log10(span / count));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => span / s <= count) ?? 10 * magnitude;
+  const ticks: number[] = [];
+  for (let v = Math.floor(lo / step) * step; v < hi + step * 0.999 && ticks.length < 4 * count; v += step) ticks.push(+v.toPrecision(12));
+  return ticks.length >= 2 ? ticks : [lo, lo + step];
+}
+
+/** Lines through (x, y) points on linear axes, the y axis from zero, as an SVG document. */
+export function linePlot(
+  title: string,
+  xLabel: string,
+  yLabel: string,
+  series: ReadonlyArray<Series & { points: ReadonlyArray<readonly [number, number]> }>,
+): string {
+  const f = new Frame(title, xLabel, yLabel, series.length);
+  const xs = series.flatMap((s) => s.points.map((p) => p[0])).filter(Number.isFinite);
+  const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite);
+  const xTicks = linearTicks(Math.min(...xs, 0), Math.max(...xs, 0));
+  const yTicks = linearTicks(0, Math.max(...ys, 0) * 1.1);
+  const [xlo, xhi] = [xTicks[0]!, xTicks.at(-1)!];
+  const [ylo, yhi] = [yTicks[0]!, yTicks.at(-1)!];
+  const x = (v: number) => f.x0 + ((v - xlo) / (xhi - xlo)) * (f.x1 - f.x0);
+  const y = (v: number) => f.y0 + ((v - ylo) / (yhi - ylo)) * (f.y1 - f.y0);
+  for (const t of xTicks) {
+    f.line(x(t), f.y0, x(t), f.y1, GRID, 1);
+    f.line(x(t), f.y0, x(t), f.y0 + 6, INK, 1);
+    f.text(String(t), x(t), f.y0 + 18, INK, "middle");
+  }
+  for (const t of yTicks) {
+    f.line(f.x0, y(t), f.x1, y(t), GRID, 1);
+    f.line(f.x0 - 6, y(t), f.x0, y(t), INK, 1);
+    f.text(String(t), f.x0 - 10, y(t), INK, "end");
+  }
+  for (const s of series) {
+    const points = s.points.filter(([px, py]) => Number.isFinite(px) && Number.isFinite(py)).map(([px, py]) => [x(px), y(py)] as const);
+    f.polyline(points, s.color, 2);
+  }
+  f.box();
+  f.legend(series);
+  return f.svg();
+}
+
 /** File names of the plots written next to the report, for its image links. */
 export interface Plots {
   handoffCdf?: string;
   waiting?: string;
+  soakMemory?: string;
 }
 
 const COLORS = {
@@ -251,6 +298,32 @@ export function writePlots(results: Results, dir: string): Plots {
         waitingSeries,
         (v) => `${v.toFixed(v < 1 ? 2 : 1)}/s`,
       ),
+    );
+  }
+  const soak = results.soak;
+  if (soak && soak.daemons.some((d) => d.samples.length >= 2)) {
+    // Minutes on the x axis for a long soak, seconds for a short one.
+    const inMinutes = soak.durationS >= 300;
+    const at = (tS: number) => (inMinutes ? tS / 60 : tS);
+    const palette = [
+      [COLORS.ours, COLORS.etcd],
+      [COLORS.oursElection, "#98df8a"],
+    ];
+    const soakSeries = soak.daemons.flatMap((d, i) => {
+      const [rssColor, heapColor] = palette[i % palette.length]!;
+      return [
+        { name: `${d.identity}: RSS`, color: rssColor!, points: d.samples.map((s) => [at(s.tS), s.rssBytes / 2 ** 20] as const) },
+        {
+          name: `${d.identity}: V8 heap used`,
+          color: heapColor!,
+          points: d.samples.map((s) => [at(s.tS), s.heapUsedBytes / 2 ** 20] as const),
+        },
+      ];
+    });
+    plots.soakMemory = "soak-memory.svg";
+    writeFileSync(
+      join(dir, plots.soakMemory),
+      linePlot("Soak: daemon memory under steady load", inMinutes ? "minutes of load" : "seconds of load", "MiB", soakSeries),
     );
   }
   return plots;
