@@ -75,7 +75,7 @@ function back(d: SoakDaemon): boolean {
 /** The Soak section as Markdown lines; `plot` is the file name of the memory plot, if drawn. */
 export function renderSoak(s: SoakRow | undefined, plot: string | undefined): string[] {
   const out: string[] = [];
-  out.push("## Soak: steady load, flat memory");
+  out.push("## Soak: memory, descriptors and handles under steady load");
   out.push("");
   if (!s) return [...out, NA, ""];
   const fitS = s.durationS - s.warmupS;
