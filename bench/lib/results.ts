@@ -212,6 +212,12 @@ export interface SoakDaemon {
   samples: SoakSample[];
   /** After the load stopped, its clients closed and the settle period passed. */
   settled: SoakSample;
+  /** msync_api_requests_total from the start of the load to its end (operations drained), by verb. */
+  apiRequests: Record<string, number>;
+  /** msync_watch_restarts_total over the same span, by reason. */
+  watchRestarts: Record<string, number>;
+  /** msync_watch_events_total over the same span, by type. */
+  watchEvents: Record<string, number>;
 }
 
 export interface SoakOps {

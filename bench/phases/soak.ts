@@ -5,7 +5,7 @@
 import { sleep } from "../lib/clock.js";
 import type { BenchContext } from "../lib/context.js";
 import type { OurDaemon } from "../lib/daemon.js";
-import { metricValue, scrapeMetrics } from "../lib/daemon-metrics.js";
+import { countersBy, diffBy, metricValue, scrapeMetrics } from "../lib/daemon-metrics.js";
 import { fdCount, freePort, rssBytes } from "../lib/proc.js";
 import type { SoakDaemon, SoakRow, SoakSample } from "../lib/results.js";
 import { SoakLoad } from "../lib/soak-load.js";
@@ -56,6 +56,7 @@ export async function soakOurs(ctx: BenchContext): Promise<SoakRow> {
     const beforeAt = performance.now();
     const before = await Promise.all(targets.map((t) => read(t, beforeAt)));
     const warningsBefore = targets.map((t) => t.daemon.warnings.length);
+    const countersBefore = await Promise.all(targets.map(counters));
 
     load = new SoakLoad({
       addresses: targets.map((t) => t.daemon.address),
@@ -92,6 +93,7 @@ export async function soakOurs(ctx: BenchContext): Promise<SoakRow> {
     const endedAt = performance.now();
     await loadDone;
     loadDone = undefined;
+    const countersAfter = await Promise.all(targets.map(counters));
     load.close();
     await sleep(soakSettleMs);
     const settled = await Promise.all(targets.map((t) => read(t, loadStart)));
@@ -101,6 +103,9 @@ export async function soakOurs(ctx: BenchContext): Promise<SoakRow> {
       before: before[i]!,
       samples: samples[i]!,
       settled: settled[i]!,
+      apiRequests: diffBy(countersBefore[i]!.apiRequests, countersAfter[i]!.apiRequests),
+      watchRestarts: diffBy(countersBefore[i]!.watchRestarts, countersAfter[i]!.watchRestarts),
+      watchEvents: diffBy(countersBefore[i]!.watchEvents, countersAfter[i]!.watchEvents),
     }));
     const actualS = (endedAt - loadStart) / 1000;
     const row: SoakRow = {
@@ -144,6 +149,16 @@ export async function soakOurs(ctx: BenchContext): Promise<SoakRow> {
 
 function opsDone(load: SoakLoad): number {
   return Object.values(load.ops).reduce((n, o) => n + o.ok + o.errors + Object.values(o.other).reduce((a, b) => a + b, 0), 0);
+}
+
+/** The daemon's Lease traffic counters so far: API requests by verb, watch restarts by reason, watch events by type. */
+async function counters(target: Target): Promise<Pick<SoakDaemon, "apiRequests" | "watchRestarts" | "watchEvents">> {
+  const text = await scrapeMetrics(target.metrics);
+  return {
+    apiRequests: countersBy(text, "msync_api_requests_total", "verb"),
+    watchRestarts: countersBy(text, "msync_watch_restarts_total", "reason"),
+    watchEvents: countersBy(text, "msync_watch_events_total", "type"),
+  };
 }
 
 /** One reading of a daemon: /proc first, so the scrape's own connection is not among the descriptors counted. */

@@ -169,6 +169,22 @@ export function renderSoak(s: SoakRow | undefined, plot: string | undefined): st
     ),
   );
   out.push("");
+  const perMinute = (counts: Record<string, number> | undefined) => {
+    const parts = Object.entries(counts ?? {})
+      .filter(([, n]) => n !== 0)
+      .map(([key, n]) => `${key} ${n} (${((60 * n) / s.durationS).toFixed(1)}/min)`);
+    return parts.length === 0 ? "none" : parts.join(", ");
+  };
+  out.push("What each daemon asked of the API server and heard on its Lease watch while the load ran (its own counters):");
+  out.push("");
+  out.push(
+    table(
+      ["daemon", "API requests by verb", "watch restarts by reason", "watch events by type"],
+      s.daemons.map((d) => [d.identity, perMinute(d.apiRequests), perMinute(d.watchRestarts), perMinute(d.watchEvents)]),
+      "llll",
+    ),
+  );
+  out.push("");
   out.push(`Daemon warnings logged during the soak: ${s.daemonWarnings}.`);
   for (const [kind, count] of s.warningKinds) out.push(`- ${count} × \`${kind}\``);
   out.push("");
