@@ -1,5 +1,6 @@
 // Renders one run's Results as the Markdown report. Every number in it comes
 // from `results`; the prose around the tables describes the method only.
+import { readFileSync } from "node:fs";
 import { LEASE_VERBS, totalCount, type VerbCounts } from "../lib/context.js";
 import { sumOf } from "../lib/daemon-metrics.js";
 import type { CrashRow, FleetDaemonRow, FleetRole, FleetRow, HandoffRow, Results, WaitingRow } from "../lib/results.js";
@@ -125,6 +126,8 @@ export function renderReport(r: Results, plots: Plots): string {
   }
 
   // ---- handoff -----------------------------------------------------------
+  out.push(...renderCostGoals(r));
+
   out.push("## Graceful handoff");
   out.push("");
   out.push(
@@ -620,3 +623,101 @@ function renderFleet(r: Results): string[] {
   out.push("");
   return out;
 }
+
+/** The fleet-cost goals, each with the committed report's figure before the work and this run's. */
+function renderCostGoals(r: Results): string[] {
+  const before = COST_BEFORE;
+  const idle = r.idle.ours;
+  const lock = r.handoff.ours;
+  const hot = r.hot.ours;
+  const etcd = r.hot.etcd;
+  // Watch events per minute received by the median daemon of the fleet other than the one with many locks.
+  const idleEventsPerMinute = (row: FleetRow | undefined) => {
+    const small = row?.fleet.slice(1).map((d) => sumOf(d.watchEvents)) ?? [];
+    return row === undefined || small.length === 0 ? undefined : (60 * summarize(small).median) / row.windowS;
+  };
+  const p99 = lock ? summarize(lock.samples).p99 : undefined;
+  const verdict = (met: boolean | undefined) => (met === undefined ? NA : met ? "met" : "not met");
+  const rows: string[][] = [
+    [
+      "idle RSS, Kubernetes backend, median",
+      mib(before.idleRssMiB * MIB),
+      mib(median(idle?.rssBytes)),
+      "<= 64 MiB",
+      verdict(idle && median(idle.rssBytes)! <= 64 * MIB),
+    ],
+    [
+      "spawn → health SERVING, median",
+      ms(before.startToServingMs),
+      ms(median(idle?.startToServingMs)),
+      "<= 200 ms",
+      verdict(idle?.startToServingMs && median(idle.startToServingMs)! <= 200),
+    ],
+    [
+      `RSS holding 1,000 locks for 1,000 observers, max${r.scale && r.scale.locks < 1000 ? ` (this run: ${r.scale.locks} + ${r.scale.observers})` : ""}`,
+      mib(before.scaleRssMaxMiB * MIB),
+      mib(r.scale?.rssMaxBytes),
+      "<= 128 MiB",
+      verdict(r.scale && r.scale.locks >= 1000 ? r.scale.rssMaxBytes <= 128 * MIB : undefined),
+    ],
+    [
+      "watch events an idle sidecar receives, per minute (fleet phase, median small daemon)",
+      num(idleEventsPerMinute(r.fleetBefore?.row), 0),
+      num(idleEventsPerMinute(r.fleet), 0),
+      "only its own names",
+      NA,
+    ],
+    [
+      "Lease writes per acquisition, hot lock",
+      `${num(before.lockHandoffWritesPerRound, 1)} per graceful handoff round`,
+      num(hot?.writesPerAcquisition, 2),
+      "2 per handoff",
+      verdict(hot?.writesPerAcquisition === undefined ? undefined : hot.writesPerAcquisition <= 2.05),
+    ],
+    [
+      "hot lock, handoffs/s: ours ÷ etcd Mutex",
+      `${num(before.hotOursPerSecond, 1)} ÷ ${num(before.hotEtcdPerSecond, 1)} = ×${num(before.hotOursPerSecond / before.hotEtcdPerSecond, 2)}`,
+      hot && etcd ? `${num(hot.perSecond, 1)} ÷ ${num(etcd.perSecond, 1)} = ×${num(hot.perSecond / etcd.perSecond, 2)}` : NA,
+      ">= ×1.0",
+      verdict(hot && etcd ? hot.perSecond >= etcd.perSecond : undefined),
+    ],
+    [
+      "graceful lock handoff, median",
+      ms(before.lockHandoffMedianMs),
+      ms(median(lock?.samples)),
+      "<= 10.7 ms",
+      verdict(lock && median(lock.samples)! <= 10.7),
+    ],
+    ["graceful lock handoff, p99", ms(before.lockHandoffP99Ms), ms(p99), "<= 30 ms", verdict(p99 === undefined ? undefined : p99 <= 30)],
+    [
+      "Lease writes per graceful handoff round (release, take-over, the old holder asking again)",
+      num(before.lockHandoffWritesPerRound, 1),
+      num(lock?.writesPerRound, 1),
+      "",
+      NA,
+    ],
+  ];
+  return [
+    "## Cost at fleet scale: before and after",
+    "",
+    `*Before* is ${before.source}; *this run* is the run this report comes from. Each goal's verdict is read off this run alone; the machine's load (top of the page) moves the latency rows.`,
+    "",
+    table(["", "before", "this run", "goal", "verdict"], rows),
+    "",
+  ];
+}
+
+const MIB = 1024 * 1024;
+
+/** The committed report's figures before the fleet-cost work (bench/cost-before.json). */
+const COST_BEFORE = JSON.parse(readFileSync(new URL("../../../bench/cost-before.json", import.meta.url), "utf8")) as {
+  source: string;
+  idleRssMiB: number;
+  startToServingMs: number;
+  scaleRssMaxMiB: number;
+  hotOursPerSecond: number;
+  hotEtcdPerSecond: number;
+  lockHandoffMedianMs: number;
+  lockHandoffP99Ms: number;
+  lockHandoffWritesPerRound: number;
+};
