@@ -165,9 +165,12 @@ export class LeaseCache {
           seen.add(lease.name);
           if (this.put(lease)) changed.add(lease.name);
         }
-        // What is not listed is gone, or no longer watched (an entry nobody keeps up to date is dropped).
-        for (const name of [...this.entries.keys()]) {
-          if (!seen.has(name) && this.drop(name)) changed.add(name);
+        // What is not listed is gone, or no longer watched (an entry nobody keeps up to date is dropped);
+        // but a record newer than the list (this daemon's own write, answered before the list arrived) stays.
+        for (const [name, obs] of [...this.entries]) {
+          if (seen.has(name)) continue;
+          if (inScope(event.scope, name) && this.store.isNewer(obs.record.version, event.version)) continue;
+          if (this.drop(name)) changed.add(name);
         }
         if (this.syncedOnce) this.resyncs += 1;
         this.syncedOnce = true;

@@ -94,11 +94,13 @@ export function coversAll(scope: WatchScope, names: Iterable<string>): boolean {
 
 export type WatchEvent =
   /**
-   * Every managed lease in `scope`, after the first list and after every
-   * relist (a broken watch, or a scope that grew). Names in scope that are
-   * not listed do not exist.
+   * Every managed lease in `scope` as of `version` (the store's version when
+   * it listed), after the first list and after every relist (a broken watch,
+   * or a scope that grew). Names in scope that are not listed did not exist
+   * then; a record newer than `version` (a reply that came first) is newer
+   * than the list.
    */
-  | { readonly type: "synced"; readonly leases: readonly LeaseRecord[]; readonly scope: WatchScope }
+  | { readonly type: "synced"; readonly leases: readonly LeaseRecord[]; readonly scope: WatchScope; readonly version: string }
   /** A lease was created or changed. */
   | { readonly type: "upsert"; readonly lease: LeaseRecord }
   /** A lease was deleted. */

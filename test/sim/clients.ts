@@ -31,6 +31,8 @@ export interface World {
   faultFree(leaseName: string): boolean;
   /** A client of `daemon` holds `resource` at this moment (the store-call oracle spares daemons that held recently). */
   holding(daemon: DaemonLink, resource: Resource): void;
+  /** A holder is told its lease was deleted: a violation unless someone deleted the Lease since `since`. */
+  toldDeleted(resource: Resource, holder: string, since: number): void;
 }
 
 /** The daemon a client talks to, as the client sees it. */
@@ -129,6 +131,8 @@ export interface AcquireOptions {
 
 /** A blocking Acquire stream: waits, holds for a while, closes. Renewals come from the daemon. */
 export class AcquireClient extends Client implements Stream {
+  /** When the daemon granted the lock to this client (simulated time). */
+  private heldSince = 0;
   state: "waiting" | "held" | "done" = "waiting";
   /** The daemon holds the lease for this stream (granted and not lost, nor closed by the client). */
   daemonHolds = false;
@@ -219,6 +223,7 @@ export class AcquireClient extends Client implements Stream {
     if (this.state !== "waiting") return;
     this.daemonHolds = true;
     this.state = "held";
+    this.heldSince = this.world.now();
     this.world.holding(this.daemon, this.resource);
     this.record({ ev: "acquired", token: grant.token, validForMs: grant.validForMs, raw: true, heard: this.heard(grant.token) });
     this.timer?.cancel();
@@ -229,6 +234,7 @@ export class AcquireClient extends Client implements Stream {
   private lost(reason: LossReason, message: string): void {
     this.daemonHolds = false;
     if (this.state !== "held") return;
+    if (reason === "deleted") this.world.toldDeleted(this.resource, this.id, this.heldSince);
     if (!this.stalled) this.record({ ev: "lost", reason, detail: message });
     this.finish();
   }

@@ -316,6 +316,15 @@ export class Simulation implements ClientWorld {
     this.violations.push({ rule, resource, at: this.clock.now(), message });
   }
 
+  toldDeleted(resource: Resource, holder: string, since: number): void {
+    if ((this.deletedAt.get(resource.leaseName) ?? []).some((at) => at >= since)) return;
+    this.violation(
+      "spurious-loss",
+      `${resource.kind}/${resource.name}`,
+      `${holder} was told its lease was deleted, but nobody deleted ${resource.leaseName} since it was granted at ${(since / 1000).toFixed(3)} s`,
+    );
+  }
+
   holding(daemon: DaemonLink, resource: Resource): void {
     this.lastHeld.set(`${(daemon as Daemon).identity}/${resource.leaseName}`, this.clock.now());
   }

@@ -555,3 +555,21 @@ test("an Acquire whose stream was already cancelled leaves no contender behind",
   await sim.advance(100);
   t.is(a.engine.existingContender(a.lockName("gone")), undefined);
 });
+
+test("a relist that started before this daemon's own write does not take the lease from its holder", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  // a's watch already covers "fresh" (another client of a follows it) ...
+  const interest = a.engine.cache.subscribe(a.lockName("fresh"), () => {});
+  t.teardown(interest);
+  await sim.advance(1);
+  // ... when a client takes it, and in the same turn another name joins the watch: its list is
+  // taken before the create is applied and arrives after its reply.
+  const holder = a.acquire("fresh", { holder: "a" });
+  const other = a.engine.cache.subscribe(a.lockName("other"), () => {});
+  t.teardown(other);
+  await sim.advance(100);
+  t.truthy(holder.grant, "granted");
+  t.is(holder.loss, undefined, "the lease is not lost to a list older than the daemon's own write");
+  t.truthy(sim.store.peek(a.lockName("fresh"))?.holderIdentity.startsWith("a_"));
+});

@@ -302,7 +302,7 @@ class LeaseWatcher {
           const { leases, resourceVersion } = await this.store.list(scope, this.abort.signal);
           this.scope = scope;
           this.resourceVersion = resourceVersion;
-          this.listener({ type: "synced", leases, scope });
+          this.listener({ type: "synced", leases, scope, version: resourceVersion });
           needList = false;
           continue; // the names may have grown during the list
         }

@@ -76,8 +76,9 @@ export class MemoryStore implements LeaseStore {
       const scope: WatchScope = names === undefined || keep === "all" ? "all" : new Set([...(keep ?? []), ...names]);
       watcher.scope = scope;
       const leases = [...this.leases.values()].filter((lease) => inScope(scope, lease.name));
+      const version = String(this.revision);
       setImmediate(() => {
-        if (this.watchers.has(watcher)) listener({ type: "synced", leases, scope });
+        if (this.watchers.has(watcher)) listener({ type: "synced", leases, scope, version });
       });
     };
     list();
