@@ -11,15 +11,26 @@
 // times out is aborted and its socket destroyed, the others carry on, and the
 // next request opens a fresh connection.
 //
+// The pool holds at most MAX_CONNECTIONS connections (the watch takes one);
+// further requests wait for one. Without a cap, a burst of requests opened a
+// connection each, and as idle ones close after 4 s while renewals come every
+// few seconds, a daemon holding 1,000 locks kept opening and closing hundreds
+// of TLS connections, each with its own TLS context: memory, CPU, and
+// renewals that missed their deadline. All connections share one TLS context.
+//
 // Credentials sent as headers (bearer tokens, including rotated ServiceAccount
 // tokens) are still applied per request; the TLS material (CA, client
 // certificate) is read once per cluster and user for the life of the process.
 import type { RequestOptions } from "node:https";
+import { createSecureContext } from "node:tls";
 import type { RequestContext } from "@kubernetes/client-node";
 import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
 import { Agent } from "undici";
 
 type Dispatcher = NonNullable<ReturnType<RequestContext["getDispatcher"]>>;
+
+/** Connections to the API server per cluster and user, the watch's included. */
+export const MAX_CONNECTIONS = 8;
 
 export class PooledKubeConfig extends KubeConfig {
   private readonly dispatchers = new Map<string, Promise<Dispatcher>>();
@@ -51,6 +62,7 @@ export class PooledKubeConfig extends KubeConfig {
       servername: tls.servername,
     });
     if (options.type !== "agent") return own;
-    return new Agent({ connect: options.connect, allowH2: false }) as unknown as Dispatcher;
+    const connect = { ...options.connect, secureContext: createSecureContext(options.connect) };
+    return new Agent({ connect, allowH2: false, connections: MAX_CONNECTIONS }) as unknown as Dispatcher;
   }
 }
