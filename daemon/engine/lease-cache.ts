@@ -148,9 +148,13 @@ export class LeaseCache {
         if (!inScope(this.scope, event.lease.name)) return;
         if (this.put(event.lease)) this.notify(event.lease.name);
         return;
-      case "delete":
+      case "delete": {
+        // A deletion older than the record held (this daemon created the lease again, and heard of that first) is past.
+        const held = this.entries.get(event.name);
+        if (held !== undefined && event.version !== "" && this.store.isNewer(held.record.version, event.version)) return;
         this.forget(event.name);
         return;
+      }
       case "error":
         this.syncError = event.error;
         for (const name of this.listeners.keys()) this.notify(name);

@@ -103,8 +103,8 @@ export type WatchEvent =
   | { readonly type: "synced"; readonly leases: readonly LeaseRecord[]; readonly scope: WatchScope; readonly version: string }
   /** A lease was created or changed. */
   | { readonly type: "upsert"; readonly lease: LeaseRecord }
-  /** A lease was deleted. */
-  | { readonly type: "delete"; readonly name: string }
+  /** A lease was deleted, at the store's `version` (a record newer than that was written after). */
+  | { readonly type: "delete"; readonly name: string; readonly version: string }
   /** Listing failed (the store keeps retrying); until the next "synced" the listener's view may be stale or empty. */
   | { readonly type: "error"; readonly error: StoreError };
 

@@ -573,3 +573,24 @@ test("a relist that started before this daemon's own write does not take the lea
   t.is(holder.loss, undefined, "the lease is not lost to a list older than the daemon's own write");
   t.truthy(sim.store.peek(a.lockName("fresh"))?.holderIdentity.startsWith("a_"));
 });
+
+test("a deletion heard late does not take a lease created after it from its holder", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const first = a.acquire("late", { holder: "first" });
+  await sim.advance(10);
+  first.close();
+  const interest = a.engine.cache.subscribe(a.lockName("late"), () => {});
+  t.teardown(interest);
+  await sim.advance(10);
+  // a's watch is slow: it has not heard yet that the Lease was deleted by hand when a client asks.
+  a.conn.holdEvents();
+  sim.store.delete(a.lockName("late"));
+  const holder = a.acquire("late", { holder: "second" });
+  await sim.advance(10);
+  t.truthy(holder.grant, "granted on a Lease a created again");
+  a.conn.releaseEvents();
+  await sim.advance(10);
+  t.is(holder.loss, undefined, "the deletion it hears now is older than the Lease it holds");
+  t.truthy(sim.store.peek(a.lockName("late"))?.holderIdentity.startsWith("a_"));
+});

@@ -388,9 +388,9 @@ class LeaseWatcher {
         if (phase === "BOOKMARK") return;
         const name = lease.metadata?.name ?? "";
         if (!inScope(scope, name)) return; // a long name whose label value another name shares
-        if (phase === "DELETED") this.listener({ type: "delete", name });
+        if (phase === "DELETED") this.listener({ type: "delete", name, version: version ?? "" });
         else if (isManaged(lease)) this.listener({ type: "upsert", lease: leaseToRecord(lease) });
-        else this.listener({ type: "delete", name }); // its label was removed: no longer ours
+        else this.listener({ type: "delete", name, version: version ?? "" }); // its label was removed: no longer ours
       };
       const done = (err: unknown) => {
         const status = (err as { statusCode?: number } | null)?.statusCode;

@@ -96,7 +96,8 @@ export class MemoryStore implements LeaseStore {
   /** Test hook: deletes a lease as an administrator might. */
   delete(name: string): void {
     if (!this.leases.delete(name)) return;
-    this.emit({ type: "delete", name });
+    this.revision += 1;
+    this.emit({ type: "delete", name, version: String(this.revision) });
   }
 
   /** Test hook: makes `name` exist without the managed label. */
