@@ -4,26 +4,14 @@ import test from "ava";
 import { type ContenderView, type Decision, decide } from "../../daemon/engine/decide.js";
 import type { Observation } from "../../daemon/engine/lease-cache.js";
 import { type LeaseRecord, StoreError } from "../../daemon/store/lease-store.js";
+import { leaseRecord } from "../support/lease-record.js";
 
 const ME = "me_1";
 const OTHER = "other_2";
 const NOW = 100_000;
 
 function lease(fields: Partial<LeaseRecord> = {}): LeaseRecord {
-  return {
-    name: "msync-lock-x",
-    kind: "lock",
-    holderIdentity: "",
-    holder: "",
-    leaseDurationSeconds: 15,
-    acquireTime: undefined,
-    renewTime: undefined,
-    transitions: 7,
-    value: "",
-    queue: [],
-    version: "1",
-    ...fields,
-  };
+  return leaseRecord({ transitions: 7, ...fields });
 }
 
 /** The lease as observed `agoMs` before NOW. */

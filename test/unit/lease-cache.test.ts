@@ -5,6 +5,7 @@ import { LeaseCache } from "../../daemon/engine/lease-cache.js";
 import type { LeaseFields } from "../../daemon/store/lease-store.js";
 import { MemoryStore } from "../../daemon/store/memory/memory-store.js";
 import { FakeClock } from "../support/fake-clock.js";
+import { leaseRecord } from "../support/lease-record.js";
 
 test("a stale unsubscribe does not take away a newer subscriber's changes", (t) => {
   const store = new MemoryStore();
@@ -22,18 +23,8 @@ test("a stale unsubscribe does not take away a newer subscriber's changes", (t) 
 
 /** A free lease named `name`, as a daemon would create it. */
 function fields(name: string): LeaseFields {
-  return {
-    name,
-    kind: "lock",
-    holderIdentity: "",
-    holder: "",
-    leaseDurationSeconds: 15,
-    acquireTime: undefined,
-    renewTime: undefined,
-    transitions: 1,
-    value: "",
-    queue: [],
-  };
+  const { version: _version, ...rest } = leaseRecord({ name });
+  return rest;
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));

@@ -2,7 +2,7 @@
 // clients use (docs/design.md 3.10).
 import test from "ava";
 import { MANAGED_SELECTOR, NAME_LABEL, nameLabelValue, recordToLease, selectorFor } from "../../daemon/store/kubernetes/lease-convert.js";
-import type { LeaseRecord } from "../../daemon/store/lease-store.js";
+import { leaseRecord } from "../support/lease-record.js";
 
 /** A Kubernetes label value: at most 63 characters, alphanumeric at both ends, '-', '_' and '.' between. */
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
@@ -24,20 +24,11 @@ test("a watch selects managed Leases by name, each value once, in a stable order
 });
 
 test("every write labels the Lease with its name and keeps labels people added", (t) => {
-  const record: LeaseRecord = {
-    name: "msync-lock-x",
-    kind: "lock",
-    holderIdentity: "",
-    holder: "",
-    leaseDurationSeconds: 15,
-    acquireTime: undefined,
-    renewTime: undefined,
+  const record = leaseRecord({
     transitions: 3,
-    value: "",
-    queue: [],
     version: "7",
     native: { metadata: { name: "msync-lock-x", labels: { team: "data", "app.kubernetes.io/managed-by": "metaparticle-sync" } } },
-  };
+  });
   const labels = recordToLease(record, "default").metadata?.labels;
   t.like(labels, { team: "data", [NAME_LABEL]: "msync-lock-x", "app.kubernetes.io/managed-by": "metaparticle-sync" });
 });
