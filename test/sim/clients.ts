@@ -130,14 +130,29 @@ export interface AcquireOptions {
 }
 
 /** A blocking Acquire stream: waits, holds for a while, closes. Renewals come from the daemon. */
-export class AcquireClient extends Client implements Stream {
+/** A client with a stream open (Acquire, Campaign): one timer of its own, and a stream it may stop reading. */
+abstract class StreamClient extends Client {
+  protected timer: Timer | undefined;
+
+  /** The client closes its stream. */
+  abstract close(): void;
+
+  /** The client stops reading its stream; it closes it after `ms`. */
+  stall(ms: number): void {
+    this.stalled = true;
+    this.record({ ev: "note", detail: `stops reading its stream for ${Math.round(ms)} ms, then closes it` });
+    this.timer?.cancel();
+    this.timer = this.world.timer(ms, () => this.close());
+  }
+}
+
+export class AcquireClient extends StreamClient implements Stream {
   /** When the daemon granted the lock to this client (simulated time). */
   private heldSince = 0;
   state: "waiting" | "held" | "done" = "waiting";
   /** The daemon holds the lease for this stream (granted and not lost, nor closed by the client). */
   daemonHolds = false;
   private readonly controller = new AbortController();
-  private timer: Timer | undefined;
 
   constructor(
     world: World,
@@ -194,14 +209,6 @@ export class AcquireClient extends Client implements Stream {
     this.daemonHolds = false;
     this.finish();
     this.daemon.io(() => this.controller.abort());
-  }
-
-  /** The client stops reading its stream; it closes it after `ms`. */
-  stall(ms: number): void {
-    this.stalled = true;
-    this.record({ ev: "note", detail: `stops reading its stream for ${Math.round(ms)} ms, then closes it` });
-    this.timer?.cancel();
-    this.timer = this.world.timer(ms, () => this.close());
   }
 
   /** Winding down: a hold ends soon. */
@@ -442,7 +449,7 @@ export interface CampaignOptions {
 }
 
 /** A Campaign stream, with Resign and Proclaim while leading. */
-export class CampaignClient extends Client implements Stream {
+export class CampaignClient extends StreamClient implements Stream {
   /** The daemon said elected, and not deposed or ended since. */
   leading = false;
   term = 0;
@@ -451,7 +458,6 @@ export class CampaignClient extends Client implements Stream {
   lastDeposedTerm = 0;
   lastLeader: LeaderState | undefined;
   private readonly controller = new AbortController();
-  private timer: Timer | undefined;
 
   constructor(
     world: World,
@@ -514,13 +520,6 @@ export class CampaignClient extends Client implements Stream {
     this.leading = false;
     this.finish();
     this.daemon.io(() => this.controller.abort());
-  }
-
-  stall(ms: number): void {
-    this.stalled = true;
-    this.record({ ev: "note", detail: `stops reading its stream for ${Math.round(ms)} ms, then closes it` });
-    this.timer?.cancel();
-    this.timer = this.world.timer(ms, () => this.close());
   }
 
   /** Winding down: candidates stay as they are, so the final leader can be checked. */
