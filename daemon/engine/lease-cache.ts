@@ -150,8 +150,7 @@ export class LeaseCache {
         return;
       case "delete": {
         // A deletion older than the record held (this daemon created the lease again, and heard of that first) is past.
-        const held = this.entries.get(event.name);
-        if (held !== undefined && event.version !== "" && this.store.isNewer(held.record.version, event.version)) return;
+        if (this.heldNewerThan(event.name, event.version)) return;
         this.forget(event.name);
         return;
       }
@@ -171,9 +170,8 @@ export class LeaseCache {
         }
         // What is not listed is gone, or no longer watched (an entry nobody keeps up to date is dropped);
         // but a record newer than the list (this daemon's own write, answered before the list arrived) stays.
-        for (const [name, obs] of [...this.entries]) {
-          if (seen.has(name)) continue;
-          if (inScope(event.scope, name) && this.store.isNewer(obs.record.version, event.version)) continue;
+        for (const name of [...this.entries.keys()]) {
+          if (seen.has(name) || (inScope(event.scope, name) && this.heldNewerThan(name, event.version))) continue;
           if (this.drop(name)) changed.add(name);
         }
         if (this.syncedOnce) this.resyncs += 1;
@@ -184,6 +182,12 @@ export class LeaseCache {
         return;
       }
     }
+  }
+
+  /** True when the record held for `name` is newer than the store's `version` (of a list or a deletion). */
+  private heldNewerThan(name: string, version: string): boolean {
+    const held = this.entries.get(name);
+    return held !== undefined && version !== "" && this.store.isNewer(held.record.version, version);
   }
 
   /** Stores `record` unless an equal or newer version is known. Returns whether it changed. */
