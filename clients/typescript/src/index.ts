@@ -5,3 +5,14 @@ export { Lock, LeasedLock, type LockOptions } from "./lock.js";
 export { Campaign, type CampaignEvent, type CampaignOptions, type Leader, type Leadership } from "./election.js";
 export { SyncClientError, LostError } from "./internal.js";
 export { status } from "@grpc/grpc-js";
+export {
+  decodeStatusDetails,
+  encodeStatusDetails,
+  ERROR_DOMAIN,
+  STATUS_DETAILS_KEY,
+  type ErrorInfo,
+  type ErrorReason,
+  type FieldViolation,
+  type StatusDetails,
+  type StatusDetailsInput,
+} from "./status-details.js";
