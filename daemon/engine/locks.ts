@@ -20,6 +20,8 @@ export interface AcquireSink {
   lost(reason: LossReason, message: string): void;
   /** The lock was never acquired: wait timeout, shutdown or store failure. */
   failed(error: SyncError): void;
+  /** The holder gave the lock back by token (Release) and the store has taken it: end the hold without a loss. */
+  released(): void;
 }
 
 export type TryAcquireResult =
@@ -37,6 +39,9 @@ export interface LockState {
 }
 
 export class Locks {
+  /** Where each session hold reports, so that a Release by its token can end its stream. */
+  private readonly sessions = new WeakMap<Claim, AcquireSink>();
+
   constructor(private readonly engine: Engine) {}
 
   /** Maps a lock name to its Lease name. */
@@ -93,6 +98,7 @@ export class Locks {
       void contender.end(claim);
     };
     signal.addEventListener("abort", end, { once: true });
+    this.sessions.set(claim, sink);
     contender.add(claim);
   }
 
@@ -127,9 +133,17 @@ export class Locks {
     return this.heldBy(leaseName, token).renew(token, leaseMs);
   }
 
-  /** Gives back a lease-held lock. */
+  /**
+   * Gives back a lock by its token, lease-held or session-held, and resolves
+   * once the store has taken the release. A session hold's stream then ends
+   * without a loss: the holder learns from the reply, not from a poll, that
+   * the next holder may act.
+   */
   async release(leaseName: string, token: number): Promise<void> {
-    await this.heldBy(leaseName, token).release(token, "lease");
+    const contender = this.heldBy(leaseName, token);
+    const claim = contender.claimFor(token)!;
+    await contender.release(token, undefined);
+    this.sessions.get(claim)?.released();
   }
 
   async get(leaseName: string, fresh: boolean): Promise<LockState> {

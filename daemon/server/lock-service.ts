@@ -46,6 +46,7 @@ export function lockService(engine: Engine, streams: StreamRegistry, log: Logger
               stream.end(reason === "shutdown" ? shuttingDown() : undefined);
             },
             failed: (error) => stream.end(error),
+            released: () => stream.end(),
           },
           stream.signal,
         );

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { LostError, SyncClient, SyncClientError, status, type Lock } from "metaparticle-sync-client";
 import { startTestDaemon } from "../support/test-daemon.js";
 import { spawnDaemon } from "../support/daemon-process.js";
-import { callError } from "../support/calls.js";
+import { callError, callOk } from "../support/calls.js";
 
 test("mutual exclusion: 20 concurrent clients never hold the lock at the same time", async (t) => {
   const d = await startTestDaemon();
@@ -107,15 +107,28 @@ test("TryAcquire, Renew and Release: stale and foreign tokens get FAILED_PRECOND
   t.false((await d.client.getLock("script")).held);
 });
 
-test("Release of a stream-held lock by token is refused: close the stream instead", async (t) => {
+test("Release of a stream-held lock by token is acknowledged: the lock is free when it answers, then the stream ends OK without lost", async (t) => {
   const d = await startTestDaemon();
   t.teardown(() => d.stop());
-  const lock = await d.client.lock("streamed");
-  const err = await callError((cb) => d.client.locks.release({ name: "streamed", fencingToken: lock.token }, cb));
-  t.is(err.code, status.FAILED_PRECONDITION);
-  t.regex(err.message, /Acquire stream/);
-  t.false(lock.lost);
-  await lock.release();
+  const stream = d.client.locks.acquire({ name: "streamed", holder: "session" });
+  const messages: string[] = [];
+  const ended = new Promise<{ code: number }>((resolve) => stream.on("status", resolve));
+  const acquired = new Promise<number>((resolve) =>
+    stream.on("data", (response: { event?: { $case: string; value: { fencingToken?: number } } }) => {
+      messages.push(response.event!.$case);
+      if (response.event!.$case === "acquired") resolve(response.event!.value.fencingToken!);
+    }),
+  );
+  stream.on("error", () => {});
+  const token = await acquired;
+  await callOk((cb) => d.client.locks.release({ name: "streamed", fencingToken: token }, cb));
+  t.false((await d.client.getLock("streamed", { fresh: true })).held, "free once Release answered");
+  t.is((await ended).code, status.OK, "the Acquire stream ends with OK");
+  t.false(messages.includes("lost"), "a release is not a loss");
+  const again = await callError((cb) => d.client.locks.release({ name: "streamed", fencingToken: token }, cb));
+  t.is(again.code, status.FAILED_PRECONDITION, "a second Release of the same token is refused");
+  const renew = await callError((cb) => d.client.locks.renew({ name: "streamed", fencingToken: token }, cb));
+  t.is(renew.code, status.FAILED_PRECONDITION);
 });
 
 test("a lease-held lock expires when not renewed", async (t) => {

@@ -188,6 +188,8 @@ export class AcquireClient extends StreamClient implements Stream {
             },
             lost: (reason, message) => this.lost(reason, message),
             failed: (error) => this.failed(error),
+            // The simulated clients end a hold by closing the stream, never by Release.
+            released: () => {},
           },
           this.controller.signal,
         );

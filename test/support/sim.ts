@@ -109,6 +109,8 @@ export class LockHandle {
   grant: Stamped<Grant> | undefined;
   loss: Stamped<{ reason: LossReason; message: string }> | undefined;
   failure: SyncError | undefined;
+  /** The hold ended through a Release by its token. */
+  released = false;
   readonly renewals: number[] = [];
   readonly sink: AcquireSink;
 
@@ -118,6 +120,7 @@ export class LockHandle {
       renewed: (validForMs) => void this.renewals.push(validForMs),
       lost: (reason, message) => void (this.loss = { reason, message, at: clock.now() }),
       failed: (error) => void (this.failure = error),
+      released: () => void (this.released = true),
     };
   }
 

@@ -86,6 +86,26 @@ test("stream close releases: the next waiter on another daemon acquires at once,
   t.true(waiter.grant!.token > holder.grant!.token);
 });
 
+test("release by token of a session hold: answered once the store has it, the stream ends without a loss, and the next waiter on another daemon acquires", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const holder = a.acquire("by-token");
+  await sim.advance(10);
+  const waiter = b.acquire("by-token");
+  await sim.advance(10);
+  const releasing = a.engine.locks.release(a.lockName("by-token"), holder.grant!.token);
+  let answered = false;
+  void releasing.then(() => (answered = true));
+  await sim.advance(1);
+  t.true(answered, "Release answers once the store took the write");
+  t.true(holder.released, "the hold's stream is ended as released");
+  t.is(holder.loss, undefined, "a release is not a loss");
+  t.truthy(waiter.grant, "the waiter on the other daemon acquires");
+  t.true(waiter.grant!.token > holder.grant!.token);
+  await t.throwsAsync(a.engine.locks.release(a.lockName("by-token"), holder.grant!.token), { message: /is not held/ });
+});
+
 test("no polling while waiting: waiters make no store calls beyond joining the queue", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
@@ -549,7 +569,7 @@ test("an Acquire whose stream was already cancelled leaves no contender behind",
   controller.abort();
   a.engine.locks.acquire(
     { leaseName: a.lockName("gone"), holder: "x", leaseMs: LEASE, waitTimeoutMs: undefined },
-    { acquired: () => t.fail("granted"), renewed: () => {}, lost: () => {}, failed: () => {} },
+    { acquired: () => t.fail("granted"), renewed: () => {}, lost: () => {}, failed: () => {}, released: () => {} },
     controller.signal,
   );
   await sim.advance(100);
