@@ -179,6 +179,14 @@ export const SUITES: readonly Suite[] = [
     serial: true,
     prepare: ["bash", "-c", "bash scripts/install-toolchains.sh && bash test/controlplane/build.sh"],
   }),
+  // Each client mutant (test/mutants/clients) breaks one guarantee of one wrapper; the conformance scenario it names must fail.
+  {
+    name: "client-mutants",
+    prepare: ["bash", "-c", "bash scripts/install-toolchains.sh && bash test/controlplane/build.sh"],
+    command: [process.execPath, "dist/test/mutants/clients.js"],
+    cwd: root,
+    count: countTap,
+  },
   // The bounded CI subset of the fault matrix (the full matrix is `npm run faults`), against the same control plane.
   avaSuite("faults", "faults", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),
 ];

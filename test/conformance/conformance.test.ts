@@ -13,6 +13,8 @@ import { SCENARIOS } from "./scenarios.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const only = process.env.MSYNC_CONFORMANCE_LANGUAGES?.split(",");
+/** Runs only the scenarios whose names contain one of these (comma-separated), e.g. for a mutant. */
+const scenariosWanted = process.env.MSYNC_CONFORMANCE_SCENARIOS?.split(",");
 
 const builds = new Map<string, Promise<void>>();
 function build(spec: DriverSpec): Promise<void> {
@@ -35,7 +37,7 @@ test.after.always(async () => {
 });
 
 for (const spec of DRIVERS.filter((d) => only === undefined || only.includes(d.language))) {
-  for (const scenario of SCENARIOS) {
+  for (const scenario of SCENARIOS.filter((s) => scenariosWanted === undefined || scenariosWanted.some((w) => s.name.includes(w)))) {
     test.serial(`${scenario.name} [${spec.language}]`, async (t) => {
       t.timeout(5 * 60_000);
       await build(spec);

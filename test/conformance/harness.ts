@@ -8,11 +8,23 @@ import { type DaemonProcess, spawnDaemon } from "../support/daemon-process.js";
 import { type KubeEnv, startKubeEnv } from "../support/kube-env.js";
 import { tiedCommand } from "../support/tied-process.js";
 import type { DriverSpec } from "./drivers.js";
-import type { Match, Scenario, Step } from "./scenarios.js";
+import type { ExpectedError, Match, Scenario, Step } from "./scenarios.js";
+
+/**
+ * How long a `none` step waits before it judges: an event that a wrong
+ * client sends a little late (a ghost `elected` after a thaw, a `lost` after
+ * a release) has arrived by then.
+ */
+const SETTLE_MS = 1500;
 
 export type Message = Record<string, unknown> & { readonly seq: number };
 
 let sequence = 0;
+
+/** The sequence number of the last message any driver sent: a moment to compare `seq`s with. */
+export function currentSequence(): number {
+  return sequence;
+}
 
 /** One driver process. */
 export class Driver {
@@ -167,6 +179,7 @@ export class Sidecars {
 export async function runScenario(scenario: Scenario, drivers: Record<string, Driver>, sidecars: Sidecars): Promise<void> {
   const saved = new Map<string, unknown>();
   const moments = new Map<string, number>();
+  const marks = new Map<string, number>();
   const pending = new Map<string, Promise<Message>>();
   const check = (what: string, actual: Record<string, unknown>, expected: Expectation = {}) => {
     const alternatives = Array.isArray(expected) ? expected : [expected];
@@ -178,6 +191,13 @@ export async function runScenario(scenario: Scenario, drivers: Record<string, Dr
   };
   const expectOk = (what: string, reply: Message) => {
     if (reply.ok !== true) throw new Error(`${what}: expected success, got ${JSON.stringify(reply)}`);
+  };
+  const expectError = (what: string, reply: Message, expected: ExpectedError) => {
+    const error = reply.error as { code?: string; field?: string | null } | undefined;
+    if (reply.ok !== false || error === undefined || error.code !== expected.code)
+      throw new Error(`${what}: expected ${expected.code}, got ${JSON.stringify(reply)}`);
+    if (expected.field !== undefined && (error.field ?? null) !== expected.field)
+      throw new Error(`${what}: expected field ${expected.field}, got ${JSON.stringify(reply)}`);
   };
 
   for (const [index, step] of scenario.steps.entries()) {
@@ -191,13 +211,7 @@ export async function runScenario(scenario: Scenario, drivers: Record<string, Dr
       }
       const message = await withTimeout(reply, 60_000, what);
       if (step.expectError !== undefined) {
-        const error = message.error as { code?: string; field?: string | null } | undefined;
-        if (message.ok !== false || error === undefined)
-          throw new Error(`${what}: expected ${step.expectError.code}, got ${JSON.stringify(message)}`);
-        if (error.code !== step.expectError.code)
-          throw new Error(`${what}: expected ${step.expectError.code}, got ${JSON.stringify(message)}`);
-        if (step.expectError.field !== undefined && (error.field ?? null) !== step.expectError.field)
-          throw new Error(`${what}: expected field ${step.expectError.field}, got ${JSON.stringify(message)}`);
+        expectError(what, message, step.expectError);
       } else {
         expectOk(what, message);
         check(what, message, step.expect);
@@ -205,9 +219,13 @@ export async function runScenario(scenario: Scenario, drivers: Record<string, Dr
       }
     } else if ("reply" in step) {
       const message = await withTimeout(pending.get(step.reply)!, step.withinMs, what);
-      expectOk(what, message);
-      check(what, message, step.expect);
-      save(message, step.save);
+      if (step.expectError !== undefined) {
+        expectError(what, message, step.expectError);
+      } else if (step.eitherOutcome !== true) {
+        expectOk(what, message);
+        check(what, message, step.expect);
+        save(message, step.save);
+      }
       if (step.at !== undefined) moments.set(step.at, message.seq);
     } else if ("from" in step) {
       const driver = drivers[step.from]!;
@@ -216,8 +234,15 @@ export async function runScenario(scenario: Scenario, drivers: Record<string, Dr
       save(event, step.save);
       if (step.at !== undefined) moments.set(step.at, event.seq);
     } else if ("none" in step) {
-      const event = drivers[step.none]!.seen((e) => mismatches(e, step.event, saved) === undefined);
+      await sleep(SETTLE_MS);
+      const since = step.since === undefined ? 0 : marks.get(step.since)!;
+      const event = drivers[step.none]!.seen((e) => e.seq > since && mismatches(e, step.event, saved) === undefined);
       if (event !== undefined) throw new Error(`${what}: unexpected event ${JSON.stringify(event)}`);
+    } else if ("mark" in step) {
+      marks.set(step.mark, currentSequence());
+    } else if ("notYet" in step) {
+      const early = await Promise.race([pending.get(step.notYet)!.then((m) => m), sleep(step.forMs).then(() => undefined)]);
+      if (early !== undefined) throw new Error(`${what}: answered within ${step.forMs} ms: ${JSON.stringify(early)}`);
     } else if ("order" in step) {
       const seqs = step.order.map((name) => moments.get(name)!);
       for (let i = 1; i < seqs.length; i++)
@@ -243,6 +268,10 @@ function mismatches(actual: Record<string, unknown>, expected: Readonly<Record<s
 }
 
 function mismatch(actual: unknown, match: Match, saved: Map<string, unknown>): string | undefined {
+  if (match !== null && typeof match === "object" && "eq" in match) {
+    const value = saved.get(match.eq);
+    return value !== undefined && actual === value ? undefined : `must equal ${match.eq} (${JSON.stringify(value)})`;
+  }
   if (match !== null && typeof match === "object") {
     const bound = saved.get(match.gt);
     return typeof actual === "number" && typeof bound === "number" && actual > bound

@@ -4,7 +4,13 @@
 // saved by one step (`save`) are compared by later ones (`{ gt: "t1" }`).
 
 /** What a reply or event must hold: a literal, or a comparison with a saved value. */
-export type Match = string | number | boolean | null | { readonly gt: string };
+export type Match = string | number | boolean | null | { readonly gt: string } | { readonly eq: string };
+
+/** An error a reply must be: its code and, if given, the field it names. */
+export interface ExpectedError {
+  readonly code: string;
+  readonly field?: string | null;
+}
 
 export type Step =
   /** Sends `op` with `args` to driver `to`; unless `pending`, waits for the reply and checks it. */
@@ -15,7 +21,7 @@ export type Step =
       /** The reply must be ok and hold these fields (or, given a list, the fields of one of its entries). Default: ok. */
       readonly expect?: Readonly<Record<string, Match>> | readonly Readonly<Record<string, Match>>[];
       /** The reply must be this error. */
-      readonly expectError?: { readonly code: string; readonly field?: string | null };
+      readonly expectError?: ExpectedError;
       /** Reply fields to remember, as { field: variable }. */
       readonly save?: Readonly<Record<string, string>>;
       /** Do not wait for the reply now; a later `reply` step does. */
@@ -26,6 +32,10 @@ export type Step =
       readonly reply: string;
       readonly withinMs: number;
       readonly expect?: Readonly<Record<string, Match>>;
+      /** The reply must be this error. */
+      readonly expectError?: ExpectedError;
+      /** Success or any error will do: only that it came within `withinMs` is checked. */
+      readonly eitherOutcome?: true;
       readonly save?: Readonly<Record<string, string>>;
       /** Remember when it arrived, for `order`. */
       readonly at?: string;
@@ -38,8 +48,15 @@ export type Step =
       readonly save?: Readonly<Record<string, string>>;
       readonly at?: string;
     }
-  /** Fails if driver `from` has sent an event matching `event` so far. */
-  | { readonly none: string; readonly event: Readonly<Record<string, Match>> }
+  /**
+   * Waits a settle window, then fails if driver `none` has sent an event
+   * matching `event` (since the moment saved by a `mark` step, if `since`).
+   */
+  | { readonly none: string; readonly event: Readonly<Record<string, Match>>; readonly since?: string }
+  /** Remembers this moment, for a later `none` step's `since`. */
+  | { readonly mark: string }
+  /** Waits `forMs` and fails if the `pending` command has been answered by then. */
+  | { readonly notYet: string; readonly forMs: number }
   /** The moments saved with `at` happened in this order. */
   | { readonly order: readonly string[] }
   /** Acts on sidecar number `sidecar`. */
@@ -66,6 +83,20 @@ const LEASE_MS = 3000;
 const PAST_DEADLINE_MS = 5000;
 /** A bound for events that must come promptly; generous, as timing is not under test. */
 const SOON_MS = 15_000;
+/** The deadline these scenarios give a call on a frozen sidecar. */
+const CALL_MS = 2000;
+/**
+ * A bound for a call with deadline CALL_MS (or a wait timeout of CALL_MS) to
+ * return on a frozen sidecar: the deadline, the wrappers' one-second grace on
+ * a wait timeout, and room for a slow machine. A call with no deadline never
+ * returns, so the bound only has to be finite.
+ */
+const BOUNDED_MS = 10_000;
+/**
+ * A wrapper notices a stream's sidecar that stopped answering by gRPC
+ * keepalive (a ping every 10 s, 5 s to answer): within this, with room.
+ */
+const KEEPALIVE_NOTICE_MS = 30_000;
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -258,6 +289,144 @@ export const SCENARIOS: readonly Scenario[] = [
       },
       { to: "a", op: "getLock", args: { client: "a", name: "" }, expectError: { code: "INVALID_ARGUMENT", field: "name" } },
       { to: "a", op: "getLeader", args: { client: "a", name: "UPPER" }, expectError: { code: "INVALID_ARGUMENT", field: "name" } },
+    ],
+  },
+  {
+    name: "token: the fencing token a client reports is the one the sidecar holds",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1 },
+    steps: [
+      { to: "a", op: "lock", args: { client: "a", as: "held", name: "token-truth", holder: "a" }, save: { token: "t1" } },
+      { to: "b", op: "getLock", args: { client: "b", name: "token-truth", fresh: true }, expect: { held: true, holder: "a", token: { eq: "t1" } } },
+      { to: "a", op: "release", args: { handle: "held" } },
+      { to: "b", op: "tryLock", args: { client: "b", as: "leased", name: "token-truth", holder: "b" }, expect: { acquired: true }, save: { token: "t2" } },
+      { to: "a", op: "getLock", args: { client: "a", name: "token-truth", fresh: true }, expect: { held: true, holder: "b", token: { eq: "t2" } } },
+      { to: "b", op: "release", args: { handle: "leased" } },
+    ],
+  },
+  {
+    name: "release is acknowledged: release does not return while the holder's sidecar is frozen, and the lock is free once it does",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1, c: 1 },
+    steps: [
+      // A long lease: the holder's promise outlasts the freeze, so the only way for release to return early is not to wait.
+      { to: "a", op: "lock", args: { client: "a", as: "held", name: "ack", holder: "a", leaseDurationMs: 15_000 }, save: { token: "t1" } },
+      { to: "b", op: "lock", args: { client: "b", as: "waiting", name: "ack", holder: "b" }, pending: "b-lock" },
+      { sleepMs: 300 },
+      { sidecar: 0, action: "freeze" },
+      { to: "a", op: "release", args: { handle: "held", timeoutMs: 10_000 }, pending: "released" },
+      { notYet: "released", forMs: 2000 },
+      { sidecar: 0, action: "thaw" },
+      { reply: "released", withinMs: SOON_MS },
+      { to: "c", op: "getLock", args: { client: "c", name: "ack", fresh: true }, expect: [{ held: false }, { held: true, holder: "b" }] },
+      { reply: "b-lock", withinMs: SOON_MS, expect: { token: { gt: "t1" } } },
+      { to: "b", op: "release", args: { handle: "waiting" } },
+      { none: "a", event: { event: "lost" } },
+    ],
+  },
+  {
+    name: "wait timeout: a lock not had within its wait timeout fails with DEADLINE_EXCEEDED, on a frozen sidecar too",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      { to: "a", op: "lock", args: { client: "a", as: "held", name: "wait-timeout", holder: "a" } },
+      { to: "b", op: "lock", args: { client: "b", as: "w1", name: "wait-timeout", holder: "b", waitTimeoutMs: CALL_MS }, pending: "w1" },
+      { reply: "w1", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { sidecar: 0, action: "freeze" },
+      { to: "b", op: "lock", args: { client: "b", as: "w2", name: "wait-timeout", holder: "b", waitTimeoutMs: CALL_MS }, pending: "w2" },
+      { reply: "w2", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { sidecar: 0, action: "thaw" },
+      { to: "b", op: "getLock", args: { client: "b", name: "wait-timeout", fresh: true }, expect: { held: true, holder: "a" } },
+    ],
+  },
+  {
+    name: "frozen sidecar while leading: the leader is deposed on its own deadline before a candidate of another sidecar is elected",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1 },
+    steps: [
+      { to: "a", op: "campaign", args: { client: "a", as: "ca", name: "frozen-lead", candidate: "a", leaseDurationMs: LEASE_MS } },
+      { from: "a", event: { event: "elected", handle: "ca" }, withinMs: SOON_MS, save: { term: "t1" } },
+      { to: "b", op: "campaign", args: { client: "b", as: "cb", name: "frozen-lead", candidate: "b", leaseDurationMs: LEASE_MS } },
+      { from: "b", event: { event: "leader-changed", handle: "cb", leader: "a", term: { eq: "t1" } }, withinMs: SOON_MS },
+      { sleepMs: 500 },
+      { sidecar: 0, action: "freeze" },
+      { from: "a", event: { event: "deposed", handle: "ca", term: { eq: "t1" }, reason: "heartbeat-timeout" }, withinMs: SOON_MS, at: "deposed" },
+      { from: "b", event: { event: "elected", handle: "cb", term: { gt: "t1" } }, withinMs: SOON_MS, at: "elected" },
+      { order: ["deposed", "elected"] },
+      { sidecar: 0, action: "thaw" },
+      { to: "b", op: "close", args: { handle: "cb" } },
+      { to: "a", op: "close", args: { handle: "ca" } },
+    ],
+  },
+  {
+    name: "resign while the sidecar is frozen: resign returns within its deadline and no elected is reported after it",
+    sidecars: "memory",
+    drivers: { a: 0 },
+    steps: [
+      { to: "a", op: "campaign", args: { client: "a", as: "ca", name: "frozen-resign", candidate: "a", leaseDurationMs: LEASE_MS } },
+      { from: "a", event: { event: "elected", handle: "ca" }, withinMs: SOON_MS, save: { term: "t1" } },
+      { sidecar: 0, action: "freeze" },
+      { mark: "resigning" },
+      { to: "a", op: "resign", args: { handle: "ca", timeoutMs: CALL_MS }, pending: "resign" },
+      { reply: "resign", withinMs: BOUNDED_MS, eitherOutcome: true },
+      { sleepMs: PAST_DEADLINE_MS },
+      { sidecar: 0, action: "thaw" },
+      { from: "a", event: { event: "deposed", handle: "ca", term: { eq: "t1" } }, withinMs: SOON_MS },
+      // On thaw the sidecar may still hold the term or elect the candidate again: the wrapper must not say so.
+      { sleepMs: PAST_DEADLINE_MS },
+      { none: "a", event: { event: "elected" }, since: "resigning" },
+    ],
+  },
+  {
+    name: "every call is bounded on a frozen sidecar: each returns within its deadline, and an observation notices",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      { to: "a", op: "lock", args: { client: "a", as: "held", name: "bounded-lock", holder: "a", leaseDurationMs: 15_000 } },
+      { to: "a", op: "tryLock", args: { client: "a", as: "leased", name: "bounded-lease", holder: "a", leaseDurationMs: 15_000 }, expect: { acquired: true } },
+      { to: "a", op: "campaign", args: { client: "a", as: "ca", name: "bounded-election", candidate: "a", leaseDurationMs: 15_000 } },
+      { from: "a", event: { event: "elected", handle: "ca" }, withinMs: SOON_MS },
+      { to: "b", op: "observe", args: { client: "b", as: "watch", name: "bounded-election" } },
+      { from: "b", event: { event: "leader", handle: "watch", leader: "a" }, withinMs: SOON_MS },
+      { sidecar: 0, action: "freeze" },
+      { to: "a", op: "tryLock", args: { client: "a", as: "other", name: "bounded-other", holder: "a", timeoutMs: CALL_MS }, pending: "tryLock" },
+      { reply: "tryLock", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "renew", args: { handle: "leased", timeoutMs: CALL_MS }, pending: "renew" },
+      { reply: "renew", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "getLock", args: { client: "a", name: "bounded-lock", timeoutMs: CALL_MS }, pending: "getLock" },
+      { reply: "getLock", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "getLeader", args: { client: "a", name: "bounded-election", timeoutMs: CALL_MS }, pending: "getLeader" },
+      { reply: "getLeader", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "proclaim", args: { handle: "ca", value: "v2", timeoutMs: CALL_MS }, pending: "proclaim" },
+      { reply: "proclaim", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "b", op: "lock", args: { client: "b", as: "blocked", name: "bounded-lock", holder: "b", timeoutMs: CALL_MS }, pending: "lock" },
+      { reply: "lock", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "release", args: { handle: "leased", timeoutMs: CALL_MS }, pending: "release-lease" },
+      { reply: "release-lease", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "release", args: { handle: "held", timeoutMs: CALL_MS }, pending: "release-lock" },
+      { reply: "release-lock", withinMs: BOUNDED_MS, eitherOutcome: true },
+      { to: "a", op: "resign", args: { handle: "ca", timeoutMs: CALL_MS }, pending: "resign" },
+      { reply: "resign", withinMs: BOUNDED_MS, eitherOutcome: true },
+      { from: "b", event: { event: "observe-ended", handle: "watch" }, withinMs: KEEPALIVE_NOTICE_MS },
+      { sidecar: 0, action: "thaw" },
+    ],
+  },
+  {
+    name: "election events: leader-changed, deposed, campaign-ended and observe-ended are reported when the sidecar restarts",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      { to: "b", op: "observe", args: { client: "b", as: "watch", name: "events" } },
+      { to: "a", op: "campaign", args: { client: "a", as: "ca", name: "events", candidate: "a", value: "a-1" } },
+      { from: "a", event: { event: "elected", handle: "ca" }, withinMs: SOON_MS, save: { term: "t1" } },
+      { to: "b", op: "campaign", args: { client: "b", as: "cb", name: "events", candidate: "b" } },
+      { from: "b", event: { event: "leader-changed", handle: "cb", leader: "a", value: "a-1", term: { eq: "t1" } }, withinMs: SOON_MS },
+      { from: "b", event: { event: "leader", handle: "watch", leader: "a", value: "a-1", term: { eq: "t1" } }, withinMs: SOON_MS },
+      { sidecar: 0, action: "restart" },
+      { from: "a", event: { event: "deposed", handle: "ca", term: { eq: "t1" }, reason: "shutdown" }, withinMs: SOON_MS },
+      { from: "a", event: { event: "campaign-ended", handle: "ca" }, withinMs: SOON_MS },
+      { from: "b", event: { event: "campaign-ended", handle: "cb" }, withinMs: SOON_MS },
+      { from: "b", event: { event: "observe-ended", handle: "watch" }, withinMs: SOON_MS },
     ],
   },
 ];
