@@ -17,6 +17,13 @@ export interface LeaderState {
   readonly term: number;
   /** Until expiry, as observed here; 0 when nobody leads. */
   readonly remainingMs: number;
+  /**
+   * The daemon process whose write made the leader; "" when nobody leads.
+   * With the term it names one grant: a daemon never issues a term at or
+   * below one it has issued or seen (docs/design.md 3.2), but another daemon
+   * may issue the same number after the Lease was deleted.
+   */
+  readonly holderIdentity: string;
 }
 
 export interface CampaignRequest {
@@ -52,7 +59,7 @@ export class Elections {
   campaign(request: CampaignRequest, sink: CampaignSink, signal: AbortSignal): void {
     if (signal.aborted) return;
     const contender = this.engine.contender(request.leaseName, "election");
-    const campaign = new Campaign(sink);
+    const campaign = new Campaign(sink, this.engine.identity);
     const claim = new Claim(
       { holder: request.candidate, leaseMs: request.leaseMs, mode: "session", noWait: false, persistent: true, value: request.value },
       {
@@ -80,7 +87,7 @@ export class Elections {
     const tracker = this.tracker(request.leaseName);
     // A candidate hears about leaders other than itself; its own terms come as elected/deposed.
     const tell = (state: LeaderState) => {
-      if (claim.state !== "held" && !campaign.terms.has(state.term)) campaign.leaderChanged(state);
+      if (claim.state !== "held" && !campaign.holds(state)) campaign.leaderChanged(state);
     };
     const unwatch = tracker.listen(tell);
     const finish = (error?: SyncError) => {
@@ -161,13 +168,28 @@ export class Elections {
 
 class Campaign {
   claim: Claim | undefined;
-  /** Terms this candidate has held; it is never told about itself as someone else. */
+  /** Terms this candidate has held, all granted by this daemon's writes. */
   readonly terms = new Set<number>();
   over = false;
   finish: ((error?: SyncError) => void) | undefined;
   private last: LeaderState | undefined;
 
-  constructor(private readonly sink: CampaignSink) {}
+  constructor(
+    private readonly sink: CampaignSink,
+    /** This daemon process: the holderIdentity of every term this campaign is granted. */
+    private readonly identity: string,
+  ) {}
+
+  /**
+   * Whether `state` is one of this campaign's own terms, which it hears of as
+   * elected and deposed, never as someone else's leadership. Judged by the
+   * grant (this daemon's write and a term it gave this campaign), not by the
+   * term alone: after the Lease is deleted and created again by a daemon that
+   * never saw it, another candidate's term may repeat one of ours.
+   */
+  holds(state: LeaderState): boolean {
+    return state.holderIdentity === this.identity && this.terms.has(state.term);
+  }
 
   leaderChanged(state: LeaderState): void {
     if (this.over || (this.last !== undefined && sameLeader(this.last, state))) return;
@@ -178,13 +200,26 @@ class Campaign {
 
 /** The leader as observed at local time `now`. */
 export function leaderOf(obs: Observation | undefined, now: number): LeaderState {
-  if (obs === undefined) return { leader: "", value: "", term: 0, remainingMs: 0 };
-  if (isFree(obs, now)) return { leader: "", value: "", term: obs.record.transitions, remainingMs: 0 };
-  return { leader: obs.record.holder, value: obs.record.value, term: obs.record.transitions, remainingMs: expiresAt(obs) - now };
+  if (obs === undefined) return { leader: "", value: "", term: 0, remainingMs: 0, holderIdentity: "" };
+  if (isFree(obs, now)) return { leader: "", value: "", term: obs.record.transitions, remainingMs: 0, holderIdentity: "" };
+  const record = obs.record;
+  return {
+    leader: record.holder,
+    value: record.value,
+    term: record.transitions,
+    remainingMs: expiresAt(obs) - now,
+    holderIdentity: record.holderIdentity,
+  };
 }
 
+/** The same leader as a client sees it: name, value and term. */
 function sameLeader(a: LeaderState, b: LeaderState): boolean {
   return a.leader === b.leader && a.value === b.value && a.term === b.term;
+}
+
+/** The same grant: as `sameLeader`, and made by the same daemon process. */
+function sameGrant(a: LeaderState, b: LeaderState): boolean {
+  return sameLeader(a, b) && a.holderIdentity === b.holderIdentity;
 }
 
 /**
@@ -231,7 +266,7 @@ class LeaderTracker {
 
   private update(): void {
     const next = this.evaluate();
-    if (next === undefined || (this.state !== undefined && sameLeader(next, this.state))) return;
+    if (next === undefined || (this.state !== undefined && sameGrant(next, this.state))) return;
     this.state = next;
     for (const listener of [...this.listeners]) listener(next);
   }

@@ -188,6 +188,29 @@ test("a candidate deposed by a takeover hears leader_changed even when an Observ
   t.is(heard.at(-1), "second", `first heard of leaders ${JSON.stringify(heard)}`);
 });
 
+test("a deposed candidate hears the new leader even when that leader's term repeats one of its own", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const first = a.campaign("repeat", "first");
+  await sim.advance(10);
+  t.is(first.term, 1);
+  // The Lease is deleted while a cannot reach the store; b, which never saw
+  // it, creates it again: its count starts at 1 (docs/design.md 3.2).
+  a.conn.partition();
+  sim.store.delete(a.electionName("repeat"));
+  const second = b.campaign("repeat", "second");
+  await sim.advance(10);
+  t.is(second.term, 1, "b's candidate leads with term 1, a number first held too");
+  await sim.advance(11_000);
+  t.is(first.of("deposed").at(-1)?.reason, "renew-deadline-exceeded");
+  a.conn.heal();
+  await sim.advance(10);
+  t.false(first.leading);
+  const heard = first.of("leader").map((e) => `${e.state.leader || "(nobody)"} term ${e.state.term}`);
+  t.is(heard.at(-1), "second term 1", `first heard ${JSON.stringify(heard)}`);
+});
+
 test("Resign naming a term the campaign held before it was re-elected still ends the campaign", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
