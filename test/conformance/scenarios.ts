@@ -329,14 +329,19 @@ export const SCENARIOS: readonly Scenario[] = [
     sidecars: "memory",
     drivers: { a: 0, b: 0 },
     steps: [
-      { to: "a", op: "lock", args: { client: "a", as: "held", name: "wait-timeout", holder: "a" } },
+      // A long lease, so the holder keeps the lock through the freeze.
+      { to: "a", op: "lock", args: { client: "a", as: "held", name: "wait-timeout", holder: "a", leaseDurationMs: 15_000 } },
       { to: "b", op: "lock", args: { client: "b", as: "w1", name: "wait-timeout", holder: "b", waitTimeoutMs: CALL_MS }, pending: "w1" },
       { reply: "w1", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
       { sidecar: 0, action: "freeze" },
       { to: "b", op: "lock", args: { client: "b", as: "w2", name: "wait-timeout", holder: "b", waitTimeoutMs: CALL_MS }, pending: "w2" },
       { reply: "w2", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
       { sidecar: 0, action: "thaw" },
+      // The attempt that timed out left nothing behind: the holder still holds.
+      { sleepMs: 1000 },
       { to: "b", op: "getLock", args: { client: "b", name: "wait-timeout", fresh: true }, expect: { held: true, holder: "a" } },
+      { to: "a", op: "release", args: { handle: "held" } },
+      { none: "a", event: { event: "lost" } },
     ],
   },
   {
