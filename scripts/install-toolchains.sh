@@ -4,27 +4,23 @@
 # tested (the go, python, java, rust and crosslang suites), at the exact
 # versions pinned here and in the clients' own manifests:
 #
-#   .cache/tools/bin   protoc-gen-go, protoc-gen-go-grpc (go install);
-#                      protoc and protoc-gen-grpc-java (Maven Central)
+#   .cache/tools/bin   protoc-gen-go, protoc-gen-go-grpc (go install)
 #   .cache/tools/venv  clients/python/requirements-dev.txt (PyPI)
 #   user caches        the Go modules of clients/go, test/crosslang/go and
 #                      examples/go, the Maven artifacts and plugins of
-#                      clients/java, and the crates in clients/rust/Cargo.lock
+#                      clients/java (among them the protoc and
+#                      protoc-gen-grpc-java its build generates the stubs
+#                      with), and the crates in clients/rust/Cargo.lock
 #                      (which the rust suite then builds offline)
 #
 # Needs go, python3, java, mvn and cargo on PATH. Idempotent: a step whose stamp
 # matches its pinned versions is skipped, so a second run takes about a second.
 set -euo pipefail
 
-# Plugin versions. protoc and protoc-gen-grpc-java must match protobuf-java
-# and grpc-java in clients/java/pom.xml: the generated Java checks the first at
-# run time. Not every grpc-java release publishes protoc-gen-grpc-java
-# binaries (1.84.0 and 1.85.0 have none), so check Maven Central before a bump.
+# Plugin versions. (Java's protoc and protoc-gen-grpc-java are pinned in
+# clients/java/pom.xml, whose build runs them.)
 PROTOC_GEN_GO=v1.36.12
 PROTOC_GEN_GO_GRPC=v1.6.2
-PROTOC=4.35.1
-GRPC_JAVA=1.80.0
-DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools=$root/.cache/tools
@@ -58,26 +54,18 @@ if ! up_to_date python "$key" || ! "$tools/venv/bin/python" -c "import grpc_tool
   done_with python "$key"
 fi
 
-# Java: protoc and protoc-gen-grpc-java are executables published on Maven
-# Central; then everything `mvn test` and the cross-language test resolve.
-case "$(uname -m)" in
-  x86_64) classifier=linux-x86_64 ;;
-  aarch64) classifier=linux-aarch_64 ;;
-  *) echo "install-toolchains: no protoc build for $(uname -m)" >&2; exit 1 ;;
-esac
+# Java: everything `mvn test`, the conformance driver and the cross-language
+# test resolve, among them protoc and protoc-gen-grpc-java (executables on
+# Maven Central), which the build runs to generate the stubs from proto/
+# (clients/java/pom.xml pins their versions and picks the platform's build).
+# Running the build once, with no test selected, resolves the dependencies, the
+# plugins, those executables and Surefire's JUnit provider; build-classpath is
+# what the conformance driver and the cross-language test run.
 mvn=(mvn -B -ntp -q -Dstyle.color=never)
-key="$PROTOC $GRPC_JAVA $classifier $(hash_of "$root/clients/java/pom.xml")"
-if ! up_to_date java "$key" || [[ ! -x "$tools/bin/protoc" || ! -x "$tools/bin/protoc-gen-grpc-java" ]]; then
+key="$(hash_of "$root/clients/java/pom.xml")"
+if ! up_to_date java "$key"; then
   download=$(mktemp -d)
   trap 'rm -rf "$download"' EXIT
-  for artifact in "com.google.protobuf:protoc:$PROTOC:exe:$classifier" "io.grpc:protoc-gen-grpc-java:$GRPC_JAVA:exe:$classifier"; do
-    "${mvn[@]}" "$DEPENDENCY_PLUGIN:copy" -Dartifact="$artifact" -DoutputDirectory="$download" -Dmdep.stripVersion=true
-  done
-  install -m 755 "$download/protoc-$classifier.exe" "$tools/bin/protoc"
-  install -m 755 "$download/protoc-gen-grpc-java-$classifier.exe" "$tools/bin/protoc-gen-grpc-java"
-  # Running the build once, with no test selected, resolves the dependencies,
-  # the plugins and Surefire's JUnit provider; build-classpath is what the
-  # cross-language test runs.
   (cd "$root/clients/java" && "${mvn[@]}" test -Dtest=NoSuchTest -Dsurefire.failIfNoSpecifiedTests=false \
     dependency:build-classpath -Dmdep.outputFile="$download/classpath.txt")
   done_with java "$key"
