@@ -10,8 +10,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use metaparticle_sync::{
-    Campaign, CampaignEvent, CampaignHandle, CampaignOptions, Client, Error, LeasedLock, Lock, LockOptions, LostSignal,
-    ReadConsistency, TryLockOptions,
+    Campaign, CampaignEvent, CampaignHandle, CampaignOptions, Client, DEFAULT_CALL_TIMEOUT, Error, LeasedLock, Lock,
+    LockOptions, LostSignal, ReadConsistency, TryLockOptions,
 };
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -151,13 +151,23 @@ fn forward_campaign(handle: String, mut campaign: Campaign) -> JoinHandle<()> {
     })
 }
 
+/// The command's deadline (`timeoutMs`), if it gave one.
+fn timeout(args: &Value) -> Option<Duration> {
+    millis(args, "timeoutMs")
+}
+
 impl Driver {
+    /// The named client, with the command's deadline if it gave one.
     fn client(&self, args: &Value) -> Result<Client, Failure> {
         let name = text(args, "client").unwrap_or_default();
-        self.clients
+        let client = self
+            .clients
             .get(&name)
-            .cloned()
-            .ok_or_else(|| Failure::Unimplemented(format!("no client {name}")))
+            .ok_or_else(|| Failure::Unimplemented(format!("no client {name}")))?;
+        Ok(match timeout(args) {
+            Some(timeout) => client.with_timeout(timeout),
+            None => client.clone(),
+        })
     }
 
     fn handle(args: &Value) -> String {
@@ -210,15 +220,23 @@ impl Driver {
             }
             "renew" => {
                 let handle = Self::handle(args);
-                match self.locks.get(&handle) {
+                match self.locks.remove(&handle) {
                     Some(Held::Lease(lease)) => {
-                        let valid_for = lease.renew(millis(args, "leaseDurationMs")).await?;
+                        // This command's deadline, else the wrapper's default.
+                        let lease = lease.with_timeout(timeout(args).unwrap_or(DEFAULT_CALL_TIMEOUT));
+                        let renewed = lease.renew(millis(args, "leaseDurationMs")).await;
+                        self.locks.insert(handle, Held::Lease(lease));
+                        let valid_for = renewed?;
                         Ok(fields(json!({ "validForMs": valid_for.as_millis() as u64 })))
                     }
-                    _ => Err(Self::unknown(op, &handle)),
+                    Some(held) => {
+                        self.locks.insert(handle.clone(), held);
+                        Err(Self::unknown(op, &handle))
+                    }
+                    None => Err(Self::unknown(op, &handle)),
                 }
             }
-            "release" => self.release(op, &Self::handle(args)).await,
+            "release" => self.release(op, &Self::handle(args), timeout(args)).await,
             "getLock" => {
                 let info = self.client(args)?.get_lock(&name, consistency(args)).await?;
                 Ok(fields(
@@ -242,6 +260,8 @@ impl Driver {
                 let Some((campaign, _)) = self.campaigns.get(&handle) else {
                     return Err(Self::unknown(op, &handle));
                 };
+                // This command's deadline, else the wrapper's default.
+                let campaign = campaign.with_timeout(timeout(args).unwrap_or(DEFAULT_CALL_TIMEOUT));
                 if op == "proclaim" {
                     campaign.proclaim(&text(args, "value").unwrap_or_default()).await?;
                 } else {
@@ -285,7 +305,7 @@ impl Driver {
             "close" => {
                 let handle = Self::handle(args);
                 if self.locks.contains_key(&handle) {
-                    self.release(op, &handle).await
+                    self.release(op, &handle, timeout(args)).await
                 } else if let Some((campaign, forwarding)) = self.campaigns.remove(&handle) {
                     campaign.close();
                     // The forwarder reports the last events and the end.
@@ -305,22 +325,38 @@ impl Driver {
         }
     }
 
-    async fn release(&mut self, op: &str, handle: &str) -> Reply {
+    /// The wrapper's acknowledged release: it returns once the sidecar has
+    /// released the lock (or the lock's promise ran out).
+    async fn release(&mut self, op: &str, handle: &str, timeout: Option<Duration>) -> Reply {
+        // This command's deadline, else the wrapper's default (not the one
+        // the lock was taken with).
+        let timeout = timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
         match self.locks.remove(handle) {
-            Some(Held::Lock(lock)) => lock.release().await?,
-            Some(Held::Lease(lease)) => lease.release().await?,
+            Some(Held::Lock(lock)) => lock.with_timeout(timeout).release().await?,
+            Some(Held::Lease(lease)) => lease.with_timeout(timeout).release().await?,
             None => return Err(Self::unknown(op, handle)),
         }
         Ok(Map::new())
     }
 
-    /// stdin ended: give back everything, then leave.
+    /// stdin ended: give back everything, then leave, within the 10 s the
+    /// protocol allows even if a sidecar does not answer.
     async fn close_all(&mut self) {
-        for (_, held) in self.locks.drain() {
-            let _ = match held {
-                Held::Lock(lock) => lock.release().await,
-                Held::Lease(lease) => lease.release().await,
-            };
+        let quick = Duration::from_secs(3);
+        let releases: Vec<_> = self
+            .locks
+            .drain()
+            .map(|(_, held)| {
+                tokio::spawn(async move {
+                    let _ = match held {
+                        Held::Lock(lock) => lock.with_timeout(quick).release().await,
+                        Held::Lease(lease) => lease.with_timeout(quick).release().await,
+                    };
+                })
+            })
+            .collect();
+        for release in releases {
+            let _ = release.await;
         }
         for (_, (campaign, forwarding)) in self.campaigns.drain() {
             campaign.close();

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 use tonic::transport::Channel;
 
-use crate::client::{default_name, from_proto_duration, optional_duration};
+use crate::client::{bounded, default_name, from_proto_duration, optional_duration, request};
 use crate::proto::election_service_client::ElectionServiceClient;
 use crate::proto::{self, campaign_response};
 use crate::signal::Ending;
@@ -101,6 +101,12 @@ pub enum CampaignEvent {
 /// [`Campaign::handle`] gives the controls (proclaim, resign, close) to
 /// another task while this one reads the events.
 ///
+/// A campaign has no overall deadline: it lasts until you end it. A sidecar
+/// that stops answering fails it with [`Error::Unavailable`] once the
+/// channel's keepalive gives up ([`crate::KEEPALIVE_TIME`] +
+/// [`crate::KEEPALIVE_TIMEOUT`]); a leader is deposed long before that by its
+/// own deadline.
+///
 /// While leading, the client keeps its own deadline on the monotonic clock:
 /// if no heartbeat arrives before the last one runs out (the sidecar froze,
 /// or this process was paused), the term is deposed with
@@ -119,13 +125,15 @@ pub struct Campaign {
 pub struct CampaignHandle {
     name: String,
     candidate: String,
-    elections: ElectionServiceClient<Channel>,
+    /// For proclaim and resign, with their deadline.
+    client: Client,
     shared: Arc<Mutex<Shared>>,
 }
 
 #[derive(Debug)]
 struct Shared {
     leading: Option<Term>,
+    /// The owner called resign: no election is reported from then on.
     resigning: bool,
     /// The owner closed the campaign: what arrives after is of no interest.
     closed: bool,
@@ -217,52 +225,64 @@ impl Client {
             handle: CampaignHandle {
                 name: name.to_owned(),
                 candidate,
-                elections: self.elections.clone(),
+                client: self.clone(),
                 shared,
             },
             events,
         }
     }
 
-    /// Makes the leader of `term` step down and ends its campaign; another
+    /// Makes the leader of `term` step down and ends its campaign, and
+    /// returns once the sidecar has given the leadership up; another
     /// candidate is elected at once. A term that is not the current one is
-    /// [`Error::NotHeld`].
+    /// [`Error::NotHeld`]. Bounded by [`Client::timeout`], like the calls
+    /// below.
     pub async fn resign(&self, name: &str, term: i64) -> Result<(), Error> {
-        self.elections
-            .clone()
-            .resign(proto::ResignRequest {
-                name: name.to_owned(),
-                term,
-            })
-            .await?;
+        let message = proto::ResignRequest {
+            name: name.to_owned(),
+            term,
+        };
+        let timeout = self.timeout();
+        bounded(
+            timeout,
+            || format!("resign election {name} (term {term})"),
+            self.elections.clone().resign(request(message, timeout)),
+        )
+        .await?;
         Ok(())
     }
 
     /// Publishes a new value for the leader of `term`. A term that is not the
     /// current one is [`Error::NotHeld`].
     pub async fn proclaim(&self, name: &str, term: i64, value: &str) -> Result<(), Error> {
-        self.elections
-            .clone()
-            .proclaim(proto::ProclaimRequest {
-                name: name.to_owned(),
-                term,
-                value: value.to_owned(),
-            })
-            .await?;
+        let message = proto::ProclaimRequest {
+            name: name.to_owned(),
+            term,
+            value: value.to_owned(),
+        };
+        let timeout = self.timeout();
+        bounded(
+            timeout,
+            || format!("proclaim in election {name} (term {term})"),
+            self.elections.clone().proclaim(request(message, timeout)),
+        )
+        .await?;
         Ok(())
     }
 
     /// The current leader. No leader is not an error: `leader` is empty.
     pub async fn get_leader(&self, name: &str, consistency: ReadConsistency) -> Result<LeaderInfo, Error> {
-        let response = self
-            .elections
-            .clone()
-            .get_leader(proto::GetLeaderRequest {
-                name: name.to_owned(),
-                consistency: consistency.to_proto(),
-            })
-            .await?
-            .into_inner();
+        let message = proto::GetLeaderRequest {
+            name: name.to_owned(),
+            consistency: consistency.to_proto(),
+        };
+        let timeout = self.timeout();
+        let response = bounded(
+            timeout,
+            || format!("get the leader of election {name}"),
+            self.elections.clone().get_leader(request(message, timeout)),
+        )
+        .await?;
         Ok(LeaderInfo {
             leader: response.leader,
             value: response.value,
@@ -273,7 +293,9 @@ impl Client {
 
     /// Follows the named election without joining it: a [`Stream`] of the
     /// current leader at once and then every change of leader, term or
-    /// value. A failure is its last item. Dropping it stops following.
+    /// value. A failure is its last item. Dropping it stops following. It
+    /// has no overall deadline; a sidecar that stops answering fails it with
+    /// [`Error::Unavailable`] once the channel's keepalive gives up.
     ///
     /// Call it inside a Tokio runtime: the stream is read on it.
     pub fn observe(&self, name: &str) -> Observation {
@@ -313,6 +335,13 @@ impl Campaign {
         self.handle.clone()
     }
 
+    /// This campaign with `timeout` as the deadline of its proclaim and
+    /// resign calls instead of its client's.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.handle = self.handle.with_timeout(timeout);
+        self
+    }
+
     pub fn name(&self) -> &str {
         &self.handle.name
     }
@@ -336,8 +365,7 @@ impl Campaign {
         self.handle.proclaim(value).await
     }
 
-    /// Steps down now and ends the campaign; another candidate is elected at
-    /// once. Only while leading, else [`Error::NotHeld`].
+    /// Steps down and ends the campaign; see [`CampaignHandle::resign`].
     pub async fn resign(&self) -> Result<(), Error> {
         self.handle.resign().await
     }
@@ -350,6 +378,21 @@ impl Campaign {
 }
 
 impl CampaignHandle {
+    /// These controls with `timeout` as the deadline of their proclaim and
+    /// resign calls instead of the client's:
+    /// `campaign.handle().with_timeout(Duration::from_secs(2)).resign().await`.
+    pub fn with_timeout(&self, timeout: Duration) -> CampaignHandle {
+        CampaignHandle {
+            client: self.client.with_timeout(timeout),
+            ..self.clone()
+        }
+    }
+
+    /// The deadline of each of their calls.
+    pub fn timeout(&self) -> Duration {
+        self.client.timeout()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -374,41 +417,34 @@ impl CampaignHandle {
     /// [`Error::NotHeld`].
     pub async fn proclaim(&self, value: &str) -> Result<(), Error> {
         let term = self.current_term("proclaim")?;
-        self.elections
-            .clone()
-            .proclaim(proto::ProclaimRequest {
-                name: self.name.clone(),
-                term,
-                value: value.to_owned(),
-            })
-            .await?;
-        Ok(())
+        self.client.proclaim(&self.name, term, value).await
     }
 
-    /// Steps down now and ends the campaign; another candidate is elected at
-    /// once. Only while leading, else [`Error::NotHeld`].
+    /// Steps down and ends the campaign, and returns once the sidecar has
+    /// given the leadership up; another candidate is elected at once.
+    ///
+    /// From the call on, whatever its outcome, this campaign never reports
+    /// [`CampaignEvent::Elected`] again: the current term ends at once as a
+    /// resignation ([`CampaignEvent::Deposed`] with no loss), and then the
+    /// campaign's stream ends. The call is bounded by [`CampaignHandle::timeout`]
+    /// ([`Error::DeadlineExceeded`]; the campaign ends all the same, and the
+    /// sidecar gives the term up when its stream closes). Called while not
+    /// leading, it ends the campaign and returns [`Error::NotHeld`].
     pub async fn resign(&self) -> Result<(), Error> {
-        let term = self.current_term("resign")?;
-        lock(&self.shared).resigning = true;
-        let resigned = self
-            .elections
-            .clone()
-            .resign(proto::ResignRequest {
-                name: self.name.clone(),
-                term,
-            })
-            .await;
-        let mut shared = lock(&self.shared);
-        match resigned {
-            Ok(_) => {
-                shared.depose(None);
-                Ok(())
-            }
-            Err(status) => {
-                shared.resigning = false;
-                Err(status.into())
-            }
-        }
+        let term = {
+            let mut shared = lock(&self.shared);
+            shared.resigning = true;
+            let term = shared.leading.as_ref().map(|term| term.number);
+            shared.depose(None);
+            term
+        };
+        let resigned = match term {
+            Some(term) => self.client.resign(&self.name, term).await,
+            None => Err(self.not_leading("resign")),
+        };
+        // Whatever the sidecar said, or if it said nothing: the campaign ends.
+        self.stop();
+        resigned
     }
 
     /// Leaves the campaign, giving up leadership at once if leading.
@@ -421,15 +457,26 @@ impl CampaignHandle {
         }
     }
 
+    /// Ends the campaign's task, which closes its stream and then the events.
+    fn stop(&self) {
+        if let Some(stop) = lock(&self.shared).stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     fn current_term(&self, action: &str) -> Result<i64, Error> {
         match &lock(&self.shared).leading {
             Some(term) => Ok(term.number),
-            None => Err(Error::NotHeld {
-                message: format!(
-                    "cannot {action} election {}: this candidate is not the leader",
-                    self.name
-                ),
-            }),
+            None => Err(self.not_leading(action)),
+        }
+    }
+
+    fn not_leading(&self, action: &str) -> Error {
+        Error::NotHeld {
+            message: format!(
+                "cannot {action} election {}: this candidate is not the leader",
+                self.name
+            ),
         }
     }
 }
@@ -516,6 +563,9 @@ fn on_message(shared: &Mutex<Shared>, message: proto::CampaignResponse) {
         return;
     }
     match message.event {
+        // No ghost leadership: once resign was called, no term is reported,
+        // whatever the sidecar says meanwhile.
+        Some(campaign_response::Event::Elected(_)) if shared.resigning => {}
         Some(campaign_response::Event::Elected(elected)) => {
             shared.depose(Some(Loss::new(LossReason::TakenOver, "elected again with a new term")));
             let (ending, signal) = Ending::new();

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
-use crate::client::{default_name, from_proto_duration, from_proto_time, optional_duration};
+use crate::client::{bounded, default_name, from_proto_duration, from_proto_time, optional_duration, request};
 use crate::proto;
 use crate::signal::{Deadline, Ending};
 use crate::{Client, Error, Loss, LossReason, LostSignal, ReadConsistency};
@@ -40,7 +40,8 @@ impl TryLockOptions {
 /// process's monotonic clock, or when a renewal is refused.
 ///
 /// Dropping it without releasing releases it in the background (best
-/// effort); release it explicitly to know that it happened.
+/// effort); release it explicitly to know that it happened. Its calls have
+/// the deadline of the client it came from, or of [`LeasedLock::with_timeout`].
 #[derive(Debug)]
 #[must_use = "dropping a leased lock releases it"]
 pub struct LeasedLock {
@@ -79,23 +80,26 @@ pub struct LockInfo {
 
 impl Client {
     /// Makes one attempt to take the lock, without waiting. A lock held by
-    /// someone else is [`Error::NotFree`], naming the holder.
+    /// someone else is [`Error::NotFree`], naming the holder. Bounded by
+    /// [`Client::timeout`], like every call below.
     pub async fn try_lock(&self, name: &str) -> Result<LeasedLock, Error> {
         self.try_lock_with(name, TryLockOptions::default()).await
     }
 
     /// [`Client::try_lock`] with options.
     pub async fn try_lock_with(&self, name: &str, options: TryLockOptions) -> Result<LeasedLock, Error> {
-        let response = self
-            .locks
-            .clone()
-            .try_acquire(proto::TryAcquireRequest {
-                name: name.to_owned(),
-                holder: options.holder.unwrap_or_else(|| default_name(&["MSYNC_HOLDER"])),
-                lease_duration: optional_duration(options.lease_duration, "lease_duration")?,
-            })
-            .await?
-            .into_inner();
+        let message = proto::TryAcquireRequest {
+            name: name.to_owned(),
+            holder: options.holder.unwrap_or_else(|| default_name(&["MSYNC_HOLDER"])),
+            lease_duration: optional_duration(options.lease_duration, "lease_duration")?,
+        };
+        let timeout = self.timeout();
+        let response = bounded(
+            timeout,
+            || format!("try-lock {name}"),
+            self.locks.clone().try_acquire(request(message, timeout)),
+        )
+        .await?;
         if !response.acquired {
             return Err(Error::NotFree {
                 name: name.to_owned(),
@@ -131,44 +135,53 @@ impl Client {
     /// counted from now, and returns how long the holder may act. A token
     /// that is not the current one is [`Error::NotHeld`].
     pub async fn renew(&self, name: &str, token: i64, lease_duration: Option<Duration>) -> Result<Duration, Error> {
-        let response = self
-            .locks
-            .clone()
-            .renew(proto::RenewRequest {
-                name: name.to_owned(),
-                fencing_token: token,
-                lease_duration: optional_duration(lease_duration, "lease_duration")?,
-            })
-            .await?
-            .into_inner();
+        let message = proto::RenewRequest {
+            name: name.to_owned(),
+            fencing_token: token,
+            lease_duration: optional_duration(lease_duration, "lease_duration")?,
+        };
+        let timeout = self.timeout();
+        let response = bounded(
+            timeout,
+            || format!("renew lock {name} (token {token})"),
+            self.locks.clone().renew(request(message, timeout)),
+        )
+        .await?;
         Ok(from_proto_duration(response.valid_for))
     }
 
-    /// Gives back a lease-held lock; the next waiter gets it at once. A token
-    /// that is not the current one (also one released before) is
-    /// [`Error::NotHeld`].
+    /// Gives back a lock by its token, and returns once the sidecar has
+    /// released it; the next waiter gets it at once. A token that is not the
+    /// current one (also one released before) is [`Error::NotHeld`]. For a
+    /// lock held with [`Client::lock`], use [`crate::Lock::release`].
     pub async fn release(&self, name: &str, token: i64) -> Result<(), Error> {
-        self.locks
-            .clone()
-            .release(proto::ReleaseRequest {
-                name: name.to_owned(),
-                fencing_token: token,
-            })
-            .await?;
+        let message = proto::ReleaseRequest {
+            name: name.to_owned(),
+            fencing_token: token,
+        };
+        let timeout = self.timeout();
+        bounded(
+            timeout,
+            || format!("release lock {name} (token {token})"),
+            self.locks.clone().release(request(message, timeout)),
+        )
+        .await?;
         Ok(())
     }
 
     /// Who holds the lock. An unheld lock is not an error: `held` is false.
     pub async fn get_lock(&self, name: &str, consistency: ReadConsistency) -> Result<LockInfo, Error> {
-        let response = self
-            .locks
-            .clone()
-            .get_lock(proto::GetLockRequest {
-                name: name.to_owned(),
-                consistency: consistency.to_proto(),
-            })
-            .await?
-            .into_inner();
+        let message = proto::GetLockRequest {
+            name: name.to_owned(),
+            consistency: consistency.to_proto(),
+        };
+        let timeout = self.timeout();
+        let response = bounded(
+            timeout,
+            || format!("get lock {name}"),
+            self.locks.clone().get_lock(request(message, timeout)),
+        )
+        .await?;
         Ok(LockInfo {
             held: response.held,
             holder: response.holder,
@@ -182,6 +195,19 @@ impl Client {
 }
 
 impl LeasedLock {
+    /// This lock with `timeout` as the deadline of its later calls (renew,
+    /// release) instead of its client's:
+    /// `lease.with_timeout(Duration::from_secs(2)).release().await`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.client = self.client.with_timeout(timeout);
+        self
+    }
+
+    /// The deadline of each of its calls.
+    pub fn timeout(&self) -> Duration {
+        self.client.timeout()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -246,7 +272,9 @@ impl LeasedLock {
         }
     }
 
-    /// Gives the lock back; the next waiter gets it at once.
+    /// Gives the lock back and returns once the sidecar has released it; the
+    /// next waiter gets it at once. A lock lost meanwhile is
+    /// [`Error::NotHeld`].
     pub async fn release(mut self) -> Result<(), Error> {
         self.released = true;
         let result = self.client.release(&self.name, self.token).await;

@@ -27,6 +27,18 @@
 //! write to, so that it can refuse a holder that acted too late: a process
 //! paused longer than the lease can always wake up believing it still holds.
 //!
+//! # Deadlines
+//!
+//! No call waits forever. Every call is bounded by [`DEFAULT_CALL_TIMEOUT`]
+//! (10 s) unless [`Client::with_timeout`] (or `with_timeout` on a lock, lease
+//! or campaign) gives another deadline, and fails with
+//! [`Error::DeadlineExceeded`] when it runs out. [`Client::lock`] waits at
+//! most its wait timeout ([`DEFAULT_WAIT_TIMEOUT`], 5 min), kept by the
+//! sidecar and by this client's own clock, and fails with
+//! [`Error::WaitTimeout`]. Campaigns and observations last until you end
+//! them; the channel's keepalive ([`KEEPALIVE_TIME`], [`KEEPALIVE_TIMEOUT`])
+//! notices a sidecar that stopped answering.
+//!
 //! Everything here runs on Tokio: create the client, locks and campaigns
 //! inside a Tokio runtime.
 
@@ -43,7 +55,10 @@ mod proto {
     tonic::include_proto!("metaparticle.sync.v1");
 }
 
-pub use client::{Client, DEFAULT_ADDRESS, ReadConsistency};
+pub use client::{
+    Client, DEFAULT_ADDRESS, DEFAULT_CALL_TIMEOUT, DEFAULT_WAIT_TIMEOUT, KEEPALIVE_TIME, KEEPALIVE_TIMEOUT,
+    ReadConsistency, WAIT_TIMEOUT_GRACE,
+};
 pub use election::{
     Campaign, CampaignEvent, CampaignHandle, CampaignOptions, Leader, LeaderInfo, Leadership, Observation,
 };

@@ -5,15 +5,16 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
-use tokio::time::{Instant, sleep, sleep_until};
-use tonic::Streaming;
-use tonic::transport::Channel;
+use tokio::time::{Instant, sleep_until, timeout_at};
+use tonic::{Status, Streaming};
 
-use crate::client::{default_name, from_proto_duration, from_proto_time, optional_duration};
-use crate::proto::lock_service_client::LockServiceClient;
+use crate::client::{
+    DEFAULT_WAIT_TIMEOUT, WAIT_TIMEOUT_GRACE, call_error, default_name, from_proto_duration, from_proto_time,
+    optional_duration, request, to_proto_duration,
+};
 use crate::proto::{self, acquire_response};
 use crate::signal::{Deadline, Ending};
-use crate::{Client, Error, Loss, LossReason, LostSignal, ReadConsistency};
+use crate::{Client, Error, Loss, LossReason, LostSignal};
 
 /// Options of [`Client::lock_with`].
 #[derive(Debug, Clone, Default)]
@@ -25,8 +26,11 @@ pub struct LockOptions {
     /// whole seconds from 1 s to 3600 s. Default: the sidecar's (15 s).
     pub lease_duration: Option<Duration>,
     /// How long to wait for the lock before failing with
-    /// [`Error::WaitTimeout`]; zero fails at once if it is held. Default: wait
-    /// until the future is dropped.
+    /// [`Error::WaitTimeout`]; zero fails at once if it is held. Sent to the
+    /// sidecar, and kept on this client's clock too (plus
+    /// [`crate::WAIT_TIMEOUT_GRACE`]), so it holds even if the sidecar never
+    /// answers. At most 24 hours. Default: [`crate::DEFAULT_WAIT_TIMEOUT`]
+    /// (5 minutes).
     pub wait_timeout: Option<Duration>,
 }
 
@@ -63,11 +67,13 @@ pub struct Lock {
     holder: String,
     acquire_time: Option<SystemTime>,
     lease_duration: Duration,
+    ending: Ending,
     signal: LostSignal,
     deadline: Deadline,
-    locks: LockServiceClient<Channel>,
-    /// Asks the task that follows the stream to end it; dropping it does too.
-    end_stream: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    /// For the release, with its deadline.
+    client: Client,
+    /// Makes the task that follows the stream end it, when sent or dropped.
+    end_stream: Option<oneshot::Sender<()>>,
 }
 
 impl Client {
@@ -82,23 +88,53 @@ impl Client {
     /// # Ok(()) }
     /// ```
     ///
-    /// Dropping the future stops waiting (wrap it in `tokio::time::timeout`
-    /// for a client-side bound).
+    /// It waits at most the wait timeout ([`crate::DEFAULT_WAIT_TIMEOUT`],
+    /// 5 minutes, unless [`LockOptions::wait_timeout`] says otherwise), then
+    /// fails with [`Error::WaitTimeout`]; a deadline given with
+    /// [`Client::with_timeout`] bounds the wait too, and running out of that
+    /// is [`Error::DeadlineExceeded`]. Dropping the future stops waiting.
     pub async fn lock(&self, name: &str) -> Result<Lock, Error> {
         self.lock_with(name, LockOptions::default()).await
     }
 
     /// [`Client::lock`] with options.
     pub async fn lock_with(&self, name: &str, options: LockOptions) -> Result<Lock, Error> {
-        let request = proto::AcquireRequest {
+        let wait = options.wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT);
+        let message = proto::AcquireRequest {
             name: name.to_owned(),
             holder: options.holder.unwrap_or_else(|| default_name(&["MSYNC_HOLDER"])),
             lease_duration: optional_duration(options.lease_duration, "lease_duration")?,
-            wait_timeout: optional_duration(options.wait_timeout, "wait_timeout")?,
+            wait_timeout: Some(to_proto_duration(wait, "wait_timeout")?),
         };
+        // The sidecar ends the wait; this client's own clock ends it a little
+        // later if the sidecar cannot, and the caller's deadline may end it
+        // sooner.
+        let started = Instant::now();
+        let wait_ends = started + wait.saturating_add(WAIT_TIMEOUT_GRACE);
+        let call_ends = self.explicit_timeout().map(|timeout| started + timeout);
         let mut locks = self.locks.clone();
-        let mut stream = locks.acquire(request).await?.into_inner();
-        let acquired = match stream.message().await? {
+        let waiting = async {
+            // No grpc-timeout: the stream lasts as long as the lock is held.
+            let mut stream = locks.acquire(message).await?.into_inner();
+            let first = stream.message().await?;
+            Ok::<_, Status>((stream, first))
+        };
+        let (stream, first) = match timeout_at(call_ends.map_or(wait_ends, |at| at.min(wait_ends)), waiting).await {
+            Ok(Ok(granted)) => granted,
+            Ok(Err(status)) => return Err(wait_error(status)),
+            Err(_) if call_ends.is_some_and(|at| at < wait_ends) => {
+                let timeout = self.timeout();
+                return Err(Error::deadline_exceeded(format!("lock {name}"), timeout));
+            }
+            Err(_) => {
+                return Err(Error::WaitTimeout {
+                    message: format!(
+                        "lock {name} was not granted within its wait timeout of {wait:?}, and the sidecar did not say so"
+                    ),
+                });
+            }
+        };
+        let acquired = match first {
             Some(proto::AcquireResponse {
                 event: Some(acquire_response::Event::Acquired(acquired)),
             }) => acquired,
@@ -120,7 +156,7 @@ impl Client {
         let (end_stream, end_requested) = oneshot::channel();
         tokio::spawn(follow(
             stream,
-            ending,
+            ending.clone(),
             deadline.clone(),
             end_requested,
             format!("lock {name} (token {})", acquired.fencing_token),
@@ -131,11 +167,22 @@ impl Client {
             holder: acquired.holder,
             acquire_time: from_proto_time(acquired.acquire_time),
             lease_duration: from_proto_duration(acquired.lease_duration),
+            ending,
             signal,
             deadline,
-            locks,
+            client: self.clone(),
             end_stream: Some(end_stream),
         })
+    }
+}
+
+/// Why an Acquire stream failed before the lock was granted. It carries no
+/// call deadline, so a DEADLINE_EXCEEDED there is the wait timeout even from a
+/// sidecar that does not name the reason.
+fn wait_error(status: Status) -> Error {
+    match Error::from(status) {
+        Error::DeadlineExceeded { message } => Error::WaitTimeout { message },
+        other => other,
     }
 }
 
@@ -196,51 +243,76 @@ impl Lock {
         }
     }
 
-    /// Releases the lock and returns once the sidecar has let it go, so the
-    /// next holder can be granted it. If the lock was already lost, there
-    /// is nothing to wait for.
+    /// This guard with `timeout` as the deadline of its release instead of
+    /// its client's: `lock.with_timeout(Duration::from_secs(2)).release().await`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.client = self.client.with_timeout(timeout);
+        self
+    }
+
+    /// The deadline of its release.
+    pub fn timeout(&self) -> Duration {
+        self.client.timeout()
+    }
+
+    /// Releases the lock and returns once the sidecar has released it, so
+    /// the next holder may be granted it.
+    ///
+    /// From the call on, the lock's signal ends normally (a loss that
+    /// follows is not reported): stop acting before you call it. It waits
+    /// for the sidecar's answer until its deadline ([`Lock::timeout`]) or the
+    /// end of the lock's last promise ([`Lock::valid_for`]), whichever comes
+    /// first. Past the promise the hold is over anyway, so that is a normal
+    /// return; past the deadline with the promise still running it fails
+    /// with [`Error::DeadlineExceeded`], and the sidecar releases the lock
+    /// when it can. A lock already lost has nothing to release.
     pub async fn release(mut self) -> Result<(), Error> {
         let Some(end_stream) = self.end_stream.take() else {
             return Ok(());
         };
-        let (stream_ended, ended) = oneshot::channel();
-        // If the follower is gone, the lock was lost and its stream ended.
-        if end_stream.send(stream_ended).is_err() || ended.await.is_err() || self.signal.is_lost() {
+        if !self.ending.end() {
+            // Lost already: its stream is closed, which releases it.
             return Ok(());
         }
-        self.released_by_sidecar().await
-    }
-
-    /// Closing the stream makes the sidecar release the lock; this waits
-    /// until its view shows the lock free or someone else's (its cache
-    /// follows the store, so that is committed), for at most the lease: a
-    /// sidecar that cannot answer by then cannot hold the lock either.
-    async fn released_by_sidecar(&mut self) -> Result<(), Error> {
-        let give_up = Instant::now() + self.lease_duration.max(Duration::from_secs(1));
-        let released = async {
-            let mut pause = Duration::from_millis(2);
-            loop {
-                let state = self
-                    .locks
-                    .get_lock(proto::GetLockRequest {
-                        name: self.name.clone(),
-                        consistency: ReadConsistency::Cached.to_proto(),
-                    })
-                    .await?
-                    .into_inner();
-                if !state.held || state.fencing_token != self.token {
-                    return Ok(());
+        let timeout = self.client.timeout();
+        let call_ends = Instant::now() + timeout;
+        let message = proto::ReleaseRequest {
+            name: self.name.clone(),
+            fencing_token: self.token,
+        };
+        let mut locks = self.client.locks.clone();
+        let released = locks.release(request(message, timeout));
+        tokio::pin!(released);
+        let answer = loop {
+            // Heartbeats that arrive meanwhile move the promise on.
+            let promise_ends = self.deadline.at();
+            match timeout_at(call_ends.min(promise_ends), &mut released).await {
+                Ok(answer) => break Some(answer),
+                Err(_) if Instant::now() >= self.deadline.at() => break None,
+                Err(_) if Instant::now() >= call_ends => {
+                    drop(end_stream);
+                    let what = format!("release lock {} (token {})", self.name, self.token);
+                    return Err(Error::deadline_exceeded(what, timeout));
                 }
-                sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(50));
+                Err(_) => continue,
             }
         };
-        tokio::time::timeout_at(give_up, released).await.unwrap_or(Ok(()))
+        // Ends the stream (the sidecar ends it too, after a release).
+        drop(end_stream);
+        let what = || format!("release lock {} (token {})", self.name, self.token);
+        match answer.map(|answer| answer.map_err(|status| call_error(status, call_ends, timeout, what))) {
+            // The promise ran out: nobody holds the lock for us any more.
+            None => Ok(()),
+            Some(Ok(_)) => Ok(()),
+            // Lost or expired before the sidecar took the release: already gone.
+            Some(Err(Error::NotHeld { .. })) => Ok(()),
+            Some(Err(err)) => Err(err),
+        }
     }
 }
 
-/// Dropping the guard cancels the stream, which releases the lock; use
-/// [`Lock::release`] to know when the sidecar has done so.
+/// Dropping the guard closes its stream, which makes the sidecar release the
+/// lock; use [`Lock::release`] to know when it has done so.
 impl Drop for Lock {
     fn drop(&mut self) {
         // Dropping the sender wakes the follower, which ends the stream.
@@ -250,12 +322,12 @@ impl Drop for Lock {
 
 /// Follows the Acquire stream until the lock ends: moves the deadline on each
 /// heartbeat and records the loss; the stream is dropped (cancelled, which
-/// releases the lock) when this returns.
+/// releases the lock if the sidecar still holds it) when this returns.
 async fn follow(
     mut stream: Streaming<proto::AcquireResponse>,
     ending: Ending,
     deadline: Deadline,
-    mut end_requested: oneshot::Receiver<oneshot::Sender<()>>,
+    mut end_requested: oneshot::Receiver<()>,
     what: String,
 ) {
     let too_late = || {
@@ -269,12 +341,8 @@ async fn follow(
             // The guard's own end first, then the deadline, then the news:
             // a heartbeat that arrives after the deadline is too late.
             biased;
-            request = &mut end_requested => {
+            _ = &mut end_requested => {
                 ending.end();
-                drop(stream);
-                if let Ok(stream_ended) = request {
-                    let _ = stream_ended.send(());
-                }
                 return;
             }
             _ = sleep_until(deadline.at()) => {

@@ -287,3 +287,76 @@ async fn dropping_an_observation_stops_it_and_others_go_on() {
     let seen = within(10, "the new leader", second.next()).await.unwrap().unwrap();
     assert_eq!((seen.leader.as_str(), seen.value.as_str()), ("alice", "x"));
 }
+
+/// No ghost leadership: resign on a frozen sidecar, thaw, and the candidate
+/// is never reported elected again; its term ends once, as a resignation,
+/// and then the campaign ends. `timeout` is resign's deadline: shorter than
+/// the freeze, or long enough that the sidecar answers once thawed.
+async fn resign_on_a_frozen_sidecar(election: &str, timeout: Duration) -> Result<(), Error> {
+    let daemon = Daemon::start_short_lease();
+    let client = daemon.client();
+    let mut alice = client.campaign_with(election, candidate("alice", ""));
+    let first = elected(&mut alice).await;
+    daemon.freeze();
+    let handle = alice.handle().with_timeout(timeout);
+    let resigning = tokio::spawn(async move { handle.resign().await });
+    // Past the lease: the sidecar's own lease runs out while it is frozen.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    daemon.thaw();
+    let resigned = within(15, "resign returns", resigning).await.unwrap();
+
+    let mut events = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(8), async {
+        while let Some(event) = alice.next().await {
+            events.push(event);
+        }
+    })
+    .await;
+    let elected_again: Vec<_> = events
+        .iter()
+        .filter(|event| matches!(event, Ok(CampaignEvent::Elected(_))))
+        .collect();
+    assert!(elected_again.is_empty(), "elected after resign: {events:?}");
+    assert!(ended.is_ok(), "the campaign did not end after resign: {events:?}");
+    let ends: Vec<_> = events
+        .iter()
+        .filter_map(|event| match event {
+            Ok(CampaignEvent::Deposed { term, loss }) => Some((*term, loss.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, vec![(first.term, None)], "{events:?}");
+    assert_eq!(first.signal.lost().await, None);
+    resigned
+}
+
+#[tokio::test]
+async fn no_election_is_reported_after_resign_on_a_frozen_sidecar() {
+    // The sidecar answers after the thaw (the term is likely gone by then).
+    let _ = resign_on_a_frozen_sidecar("ghost", Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn no_election_is_reported_after_a_resign_that_ran_out_of_time() {
+    let err = resign_on_a_frozen_sidecar("ghost-deadline", Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DeadlineExceeded { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn resign_while_not_leading_ends_the_campaign() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    let mut alice = client.campaign_with("not-leading", candidate("alice", ""));
+    elected(&mut alice).await;
+    let mut bob = client.campaign_with("not-leading", candidate("bob", ""));
+    leads(&mut bob, "alice").await;
+    let err = bob.resign().await.unwrap_err();
+    assert!(matches!(err, Error::NotHeld { .. }), "{err:?}");
+    // Bob left: he is never elected, even once alice resigns.
+    alice.resign().await.unwrap();
+    while let Some(event) = within(10, "bob's campaign ends", bob.next()).await {
+        assert!(!matches!(event, Ok(CampaignEvent::Elected(_))), "{event:?}");
+    }
+}

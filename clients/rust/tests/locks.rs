@@ -279,3 +279,163 @@ async fn a_lease_left_unrenewed_is_lost_on_the_clients_own_deadline() {
     .await;
     assert!(next.token() > lease.token());
 }
+
+/// A unary call to a frozen sidecar fails at the default call deadline
+/// (10 s) with DEADLINE_EXCEEDED, which is not a lock's wait timeout.
+#[tokio::test]
+async fn a_call_to_a_frozen_sidecar_fails_at_the_default_deadline() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    client.get_lock("warm-up", ReadConsistency::Cached).await.unwrap();
+    daemon.freeze();
+    let started = std::time::Instant::now();
+    let err = within(15, "try_lock on a frozen sidecar", client.try_lock("frozen-call"))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    assert!(!matches!(err, Error::WaitTimeout { .. }), "{err:?}");
+    assert!(
+        took >= Duration::from_millis(9500) && took < Duration::from_secs(12),
+        "{took:?}"
+    );
+}
+
+/// The lock's wait timeout holds on this client's own clock: a frozen
+/// sidecar that never answers still fails the wait at the wait timeout plus
+/// one second's grace.
+#[tokio::test]
+async fn a_lock_wait_on_a_frozen_sidecar_fails_at_the_wait_timeout_on_the_clients_clock() {
+    let daemon = Daemon::start();
+    let client = daemon.client();
+    client.get_lock("warm-up", ReadConsistency::Cached).await.unwrap();
+    daemon.freeze();
+    let started = std::time::Instant::now();
+    let err = within(
+        10,
+        "lock on a frozen sidecar",
+        client.lock_with(
+            "frozen-wait",
+            LockOptions::default().wait_timeout(Duration::from_secs(1)),
+        ),
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err:?}");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+/// Releasing a held lock waits for the sidecar's answer, but not past the
+/// call's deadline while the lock's promise still runs: then it fails with
+/// DEADLINE_EXCEEDED.
+#[tokio::test]
+async fn releasing_a_lock_on_a_frozen_sidecar_fails_at_the_call_deadline() {
+    let daemon = Daemon::start_with(&["--lease-duration=40s", "--renew-deadline=30s"]);
+    let client = daemon.client();
+    let lock = client.lock("frozen-release").await.unwrap();
+    let signal = lock.signal();
+    daemon.freeze();
+    let started = std::time::Instant::now();
+    let err = within(
+        5,
+        "release on a frozen sidecar",
+        lock.with_timeout(Duration::from_secs(1)).release(),
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, Error::DeadlineExceeded { .. }), "{err:?}");
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    // The holder asked to stop: a normal end, not a loss.
+    assert_eq!(signal.lost().await, None);
+}
+
+/// Every call has its deadline: the one given with `with_timeout`, on the
+/// client or on what it made, and it holds against a sidecar that never
+/// answers.
+#[tokio::test]
+async fn every_call_to_a_frozen_sidecar_fails_at_its_own_deadline() {
+    use metaparticle_sync::CampaignEvent;
+    use tokio_stream::StreamExt;
+
+    let daemon = Daemon::start_with(&["--lease-duration=40s", "--renew-deadline=30s"]);
+    let client = daemon.client();
+    let lease = client.try_lock("frozen-lease").await.unwrap();
+    let token = lease.token();
+    let mut campaign = client.campaign("frozen-election");
+    let term = loop {
+        match within(10, "elected", campaign.next()).await.unwrap().unwrap() {
+            CampaignEvent::Elected(leadership) => break leadership.term,
+            _ => continue,
+        }
+    };
+    daemon.freeze();
+
+    let timeout = Duration::from_millis(500);
+    let quick = client.with_timeout(timeout);
+    async fn bounded<T: std::fmt::Debug>(
+        what: &str,
+        timeout: Duration,
+        call: impl std::future::Future<Output = Result<T, Error>>,
+    ) {
+        let started = std::time::Instant::now();
+        let err = within(5, what, call).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(matches!(err, Error::DeadlineExceeded { .. }), "{what}: {err:?}");
+        assert!(
+            took >= timeout && took < timeout + Duration::from_millis(700),
+            "{what}: {took:?}"
+        );
+    }
+    bounded("try_lock", timeout, quick.try_lock("frozen-other")).await;
+    bounded("renew", timeout, quick.renew("frozen-lease", token, None)).await;
+    bounded("release", timeout, quick.release("frozen-lease", token)).await;
+    bounded(
+        "get_lock",
+        timeout,
+        quick.get_lock("frozen-lease", ReadConsistency::Cached),
+    )
+    .await;
+    bounded(
+        "get_leader",
+        timeout,
+        quick.get_leader("frozen-election", ReadConsistency::Fresh),
+    )
+    .await;
+    bounded("proclaim", timeout, quick.proclaim("frozen-election", term, "v")).await;
+    bounded("resign", timeout, quick.resign("frozen-election", term)).await;
+    // The caller's deadline bounds a lock's wait too, before its wait timeout.
+    let waiting = LockOptions::default().wait_timeout(Duration::from_secs(60));
+    bounded("lock", timeout, quick.lock_with("frozen-other", waiting)).await;
+    let lease = lease.with_timeout(timeout);
+    bounded("lease.renew", timeout, lease.renew(None)).await;
+    let handle = campaign.handle().with_timeout(timeout);
+    bounded("campaign.proclaim", timeout, handle.proclaim("v")).await;
+    bounded("lease.release", timeout, lease.release()).await;
+    bounded("campaign.resign", timeout, handle.resign()).await;
+    daemon.thaw();
+}
+
+/// A release whose promise runs out before the sidecar answers returns
+/// normally: the hold is over anyway.
+#[tokio::test]
+async fn releasing_a_lock_on_a_frozen_sidecar_returns_when_its_promise_ends() {
+    let daemon = Daemon::start_short_lease();
+    let client = daemon.client();
+    let lock = client.lock("frozen-promise").await.unwrap();
+    daemon.freeze();
+    let started = std::time::Instant::now();
+    within(10, "release on a frozen sidecar", lock.release()).await.unwrap();
+    assert!(
+        started.elapsed() <= Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}
