@@ -9,9 +9,8 @@ import (
 	"time"
 
 	syncv1 "github.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -19,10 +18,12 @@ import (
 type EventType int
 
 const (
-	// Elected: this candidate leads; Event.Term and Event.Done are set.
+	// Elected: this candidate leads; Event.Term, Event.Context and
+	// Event.Done are set.
 	Elected EventType = iota + 1
 	// Deposed: this candidate's term ended; Event.Reason says why. It stays a
-	// candidate and may be elected again.
+	// candidate and may be elected again, unless it resigned or the campaign
+	// ended.
 	Deposed
 	// LeaderChanged: someone else leads, or nobody (Event.Leader is "").
 	LeaderChanged
@@ -46,7 +47,12 @@ type Event struct {
 	Type EventType
 	// Term is the term elected or deposed, or the other leader's term.
 	Term int64
-	// Done, for Elected, is closed when that term ends: stop leading.
+	// Context, for Elected, is cancelled when that term ends, as client-go
+	// hands OnStartedLeading a context: lead with it, and stop when it is
+	// done. context.Cause(Context) is then a *LostError saying why (or the
+	// cause of the context given to Client.Campaign, if that ended first).
+	Context context.Context
+	// Done, for Elected, is Context.Done(): closed when that term ends.
 	Done <-chan struct{}
 	// Leader and Value, for LeaderChanged, describe the other leader.
 	Leader string
@@ -99,13 +105,11 @@ type Campaign struct {
 	Name      string
 	Candidate string
 
-	elections syncv1.ElectionServiceClient
-	request   *syncv1.CampaignRequest
-	ctx       context.Context
-	cancel    context.CancelFunc
-	events    chan Event
-	// wake tells deliver that pending grew or the stream ended.
-	wake chan struct{}
+	elections   syncv1.ElectionServiceClient
+	callTimeout time.Duration
+	request     *syncv1.CampaignRequest
+	ctx         context.Context
+	cancel      context.CancelFunc
 
 	mu sync.Mutex
 	// stream counts the Campaign streams opened; messages of a replaced one
@@ -113,17 +117,24 @@ type Campaign struct {
 	stream    int
 	endStream context.CancelFunc
 	leading   *term
-	resigning bool
-	pending   []Event
-	finished  bool
-	err       error
+	// resigned is set the moment Resign is called, whatever becomes of it:
+	// from then on no term is reported elected, and the campaign is not
+	// joined again.
+	resigned bool
+	// pending holds the events not yet taken by a reader of Events; changed
+	// is closed, and replaced, when it grows or the campaign finishes.
+	pending  []Event
+	changed  chan struct{}
+	finished bool
+	err      error
 }
 
 // term is one term of leadership, ended by the sidecar or by the client's
 // own deadline.
 type term struct {
 	number   int64
-	done     chan struct{}
+	ctx      context.Context
+	end      context.CancelCauseFunc
 	deadline time.Time
 	watchdog *time.Timer
 }
@@ -132,9 +143,13 @@ type term struct {
 //
 //	campaign, err := c.Campaign(ctx, "scheduler", msync.WithValue(addr))
 //	for event := range campaign.Events() {
-//		if event.Type == msync.Elected { go lead(event.Done) }
+//		if event.Type == msync.Elected { go lead(event.Context) }
 //	}
 //
+// ctx bounds the whole campaign, which otherwise lasts until Resign or
+// Close: there is no other deadline, but a sidecar that stops answering ends
+// the current term at its heartbeat deadline, and the campaign, with
+// codes.Unavailable, once gRPC keepalive gives up on the connection.
 // A refused request (for example a bad name) ends the events at once, and
 // Err returns an *Error.
 func (c *Client) Campaign(ctx context.Context, name string, options ...CampaignOption) (*Campaign, error) {
@@ -148,20 +163,19 @@ func (c *Client) Campaign(ctx context.Context, name string, options ...CampaignO
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	campaign := &Campaign{
-		Name:      name,
-		Candidate: cfg.candidate,
-		elections: c.Elections,
-		request:   request,
-		ctx:       ctx,
-		cancel:    cancel,
-		events:    make(chan Event),
-		wake:      make(chan struct{}, 1),
+		Name:        name,
+		Candidate:   cfg.candidate,
+		elections:   c.Elections,
+		callTimeout: c.callTimeout,
+		request:     request,
+		ctx:         ctx,
+		cancel:      cancel,
+		changed:     make(chan struct{}),
 	}
 	if err := campaign.join(1); err != nil {
 		cancel()
 		return nil, err
 	}
-	go campaign.deliver()
 	return campaign, nil
 }
 
@@ -172,7 +186,7 @@ func (c *Campaign) join(n int) error {
 	stream, err := c.elections.Campaign(streamCtx, c.request)
 	if err != nil {
 		endStream()
-		return callError(c.ctx, err, nil)
+		return callError(c.ctx, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -186,7 +200,7 @@ func (c *Campaign) join(n int) error {
 	return nil
 }
 
-// expired ends term t if its deadline passed with no heartbeat: the sidecar
+// expiredLocked ends term t if its deadline passed with no heartbeat: the sidecar
 // went quiet, or this process was paused. It stops leading at once and
 // campaigns again on a new stream; closing the old one makes the sidecar give
 // that term up, instead of renewing a leadership nobody acts on.
@@ -195,13 +209,13 @@ func (c *Campaign) expiredLocked(t *term) {
 		return
 	}
 	c.deposeLocked(ReasonHeartbeatTimeout, "no heartbeat from the sidecar before leadership stopped being valid")
-	if c.resigning || c.finished || c.ctx.Err() != nil {
+	if c.resigned || c.finished || c.ctx.Err() != nil {
 		return
 	}
 	stale, current := c.endStream, c.stream
 	go func() {
 		if err := c.join(current + 1); err != nil {
-			c.finish(err, nil, current)
+			c.finish(err, current)
 		}
 		stale()
 	}()
@@ -213,14 +227,39 @@ func (c *Campaign) expiredLocked(t *term) {
 //	for event := range campaign.Events() { ... }
 //
 // Leaving the loop early does not end the campaign (Close, Resign or the
-// context do); a later loop goes on with the next event.
+// context do); a later loop goes on with the next event. Events are kept
+// for a reader, so a slow one never delays the heartbeat deadline.
 func (c *Campaign) Events() iter.Seq[Event] {
 	return func(yield func(Event) bool) {
-		for event := range c.events {
-			if !yield(event) {
+		for {
+			event, ok := c.next()
+			if !ok || !yield(event) {
 				return
 			}
 		}
+	}
+}
+
+// next takes the oldest event not yet taken, waiting for one; false once the
+// campaign finished and every event was taken.
+func (c *Campaign) next() (Event, bool) {
+	c.mu.Lock()
+	for {
+		if len(c.pending) > 0 {
+			event := c.pending[0]
+			c.pending[0] = Event{}
+			c.pending = c.pending[1:]
+			c.mu.Unlock()
+			return event, true
+		}
+		if c.finished {
+			c.mu.Unlock()
+			return Event{}, false
+		}
+		changed := c.changed
+		c.mu.Unlock()
+		<-changed
+		c.mu.Lock()
 	}
 }
 
@@ -232,47 +271,89 @@ func (c *Campaign) Err() error {
 	return c.err
 }
 
-// Proclaim publishes a new value to observers; only the leader may.
+// Proclaim publishes a new value to observers; only the leader may. Without
+// a deadline in ctx, the call is bounded by the client's call timeout
+// (DefaultCallTimeout).
 func (c *Campaign) Proclaim(ctx context.Context, value string) error {
 	number, err := c.currentTerm("proclaim")
 	if err != nil {
 		return err
 	}
-	var trailer metadata.MD
-	_, err = c.elections.Proclaim(ctx, &syncv1.ProclaimRequest{Name: c.Name, Term: number, Value: value}, grpc.Trailer(&trailer))
-	if err != nil {
-		return callError(ctx, err, trailer)
+	callCtx, cancel := callContext(ctx, c.callTimeout)
+	defer cancel()
+	if _, err := c.elections.Proclaim(callCtx, &syncv1.ProclaimRequest{Name: c.Name, Term: number, Value: value}); err != nil {
+		return callError(ctx, err)
 	}
 	return nil
 }
 
-// Resign steps down now and ends the campaign; another candidate is elected
-// at once.
+// Resign steps down and ends the campaign; another candidate is elected at
+// once. From the moment it is called, whatever it returns, this campaign
+// reports no term as elected again: the current term, if any, ends at once
+// (its Context is cancelled, and one Deposed event with ReasonReleased says
+// so), and the events end once the campaign is closed.
+//
+// If this candidate leads, Resign waits for the sidecar to give the
+// leadership back, until ctx's deadline (the client's call timeout,
+// DefaultCallTimeout, without one) or until the term's last promise runs
+// out, whichever comes first; only an unanswered Resign while the promise
+// still ran is an error (codes.DeadlineExceeded), and the sidecar then gives
+// the leadership up when it can, as the campaign's stream is closed. A
+// candidate that does not lead just leaves, like etcd's Election.Resign, and
+// gets nil; so does a second call.
 func (c *Campaign) Resign(ctx context.Context) error {
-	number, err := c.currentTerm("resign")
-	if err != nil {
-		return err
-	}
 	c.mu.Lock()
-	c.resigning = true
-	c.mu.Unlock()
-	var trailer metadata.MD
-	if _, err := c.elections.Resign(ctx, &syncv1.ResignRequest{Name: c.Name, Term: number}, grpc.Trailer(&trailer)); err != nil {
-		c.mu.Lock()
-		c.resigning = false
+	if c.resigned || c.finished {
 		c.mu.Unlock()
-		return callError(ctx, err, trailer)
+		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.resigned = true
+	t := c.leading
+	var promise time.Time
+	if t != nil {
+		promise = t.deadline
+	}
 	c.deposeLocked(ReasonReleased, "this candidate resigned")
-	return nil
+	c.mu.Unlock()
+	defer c.leave()
+	if t == nil {
+		return nil
+	}
+
+	callCtx, cancel := callContext(ctx, c.callTimeout)
+	defer cancel()
+	callCtx, cancelAtPromise := context.WithDeadline(callCtx, promise)
+	defer cancelAtPromise()
+	_, err := c.elections.Resign(callCtx, &syncv1.ResignRequest{Name: c.Name, Term: t.number})
+	switch {
+	case err == nil:
+		return nil
+	case status.Code(err) == codes.FailedPrecondition:
+		// The term had already ended on the sidecar.
+		return nil
+	case !time.Now().Before(promise):
+		// The term's promise ran out first: it is over anyway.
+		return nil
+	}
+	return callError(ctx, err)
 }
 
 // Close leaves the campaign, giving up leadership at once if leading.
 func (c *Campaign) Close() {
 	c.mu.Lock()
 	c.deposeLocked(ReasonReleased, "the campaign was closed")
+	c.mu.Unlock()
+	c.leave()
+}
+
+// leave ends the campaign: closing its stream makes the sidecar give up the
+// candidacy, and any leadership left; the events end once read.
+func (c *Campaign) leave() {
+	c.mu.Lock()
+	if !c.finished {
+		c.finished = true
+		c.changedLocked()
+	}
 	c.mu.Unlock()
 	c.cancel()
 }
@@ -292,26 +373,32 @@ func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient, n int) {
 	for {
 		message, err := stream.Recv()
 		if err != nil {
-			c.finish(err, stream.Trailer(), n)
+			c.finish(err, n)
 			return
 		}
 		c.mu.Lock()
-		if c.stream != n {
+		if c.stream != n || c.finished {
 			c.mu.Unlock()
 			return
 		}
 		switch event := message.GetEvent().(type) {
 		case *syncv1.CampaignResponse_Elected:
+			if c.resigned {
+				// The sidecar may elect this candidate again before it serves
+				// the Resign; the user asked to step down, so it is not told.
+				break
+			}
 			c.deposeLocked(ReasonTakenOver, "elected again with a new term")
 			validFor := event.Elected.GetValidFor().AsDuration()
-			t := &term{number: event.Elected.GetTerm(), done: make(chan struct{}), deadline: time.Now().Add(validFor)}
+			t := &term{number: event.Elected.GetTerm(), deadline: time.Now().Add(validFor)}
+			t.ctx, t.end = context.WithCancelCause(c.ctx)
 			t.watchdog = time.AfterFunc(validFor, func() {
 				c.mu.Lock()
 				defer c.mu.Unlock()
 				c.expiredLocked(t)
 			})
 			c.leading = t
-			c.emitLocked(Event{Type: Elected, Term: t.number, Done: t.done})
+			c.emitLocked(Event{Type: Elected, Term: t.number, Context: t.ctx, Done: t.ctx.Done()})
 		case *syncv1.CampaignResponse_Renewed:
 			if t := c.leading; t != nil {
 				// A heartbeat that comes after the deadline (say, read after
@@ -331,11 +418,7 @@ func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient, n int) {
 			changed := event.LeaderChanged
 			// The sidecar tells a candidate only of others' terms, so ours
 			// is over; say so first, in order.
-			if c.resigning {
-				c.deposeLocked(ReasonReleased, "this candidate resigned")
-			} else {
-				c.deposeLocked(ReasonTakenOver, "another term began")
-			}
+			c.deposeLocked(ReasonTakenOver, "another term began")
 			c.emitLocked(Event{Type: LeaderChanged, Leader: changed.GetLeader(), Value: changed.GetValue(), Term: changed.GetTerm()})
 		}
 		c.mu.Unlock()
@@ -344,29 +427,29 @@ func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient, n int) {
 
 // finish ends the current term, if any, and records why stream number n
 // ended; a replaced stream's end changes nothing.
-func (c *Campaign) finish(err error, trailer metadata.MD, n int) {
+func (c *Campaign) finish(err error, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stream != n || c.finished {
 		return
 	}
 	switch {
-	case c.resigning:
+	case c.resigned:
 		c.deposeLocked(ReasonReleased, "this candidate resigned")
 	case c.ctx.Err() != nil:
 		c.deposeLocked(ReasonReleased, "the campaign was closed")
 	case err == io.EOF:
 		c.deposeLocked(ReasonStreamEnded, "the sidecar ended the campaign")
 	default:
-		c.err = callError(c.ctx, err, trailer)
+		c.err = callError(c.ctx, err)
 		c.deposeLocked(ReasonStreamEnded, c.err.Error())
 	}
 	c.finished = true
-	c.wakeLocked()
+	c.changedLocked()
 }
 
-// deposeLocked ends the current term on this side, if any: close its Done
-// channel at once, then report it as an event.
+// deposeLocked ends the current term on this side, if any: cancel its
+// context at once, then report it as an event.
 func (c *Campaign) deposeLocked(reason LossReason, message string) {
 	t := c.leading
 	if t == nil {
@@ -374,55 +457,19 @@ func (c *Campaign) deposeLocked(reason LossReason, message string) {
 	}
 	c.leading = nil
 	t.watchdog.Stop()
-	close(t.done)
+	t.end(&LostError{Reason: reason, Message: message})
 	c.emitLocked(Event{Type: Deposed, Term: t.number, Reason: reason, Message: message})
 }
 
-// emitLocked queues an event without blocking, so a slow reader of Events
-// never delays the heartbeat deadline.
+// emitLocked queues an event for the readers of Events, without blocking.
 func (c *Campaign) emitLocked(event Event) {
 	c.pending = append(c.pending, event)
-	c.wakeLocked()
+	c.changedLocked()
 }
 
-func (c *Campaign) wakeLocked() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// deliver hands queued events to the reader of Events, and closes it once
-// the stream ended and everything was delivered, or the campaign was
-// closed.
-func (c *Campaign) deliver() {
-	defer close(c.events)
-	for {
-		c.mu.Lock()
-		if len(c.pending) == 0 {
-			finished := c.finished
-			c.mu.Unlock()
-			if finished {
-				return
-			}
-			select {
-			case <-c.wake:
-				continue
-			case <-c.ctx.Done():
-				return
-			}
-		}
-		next := c.pending[0]
-		c.mu.Unlock()
-		select {
-		case c.events <- next:
-			c.mu.Lock()
-			c.pending = c.pending[1:]
-			c.mu.Unlock()
-		case <-c.ctx.Done():
-			return
-		}
-	}
+func (c *Campaign) changedLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // Observe yields the current leader of the named election at once and then
@@ -438,7 +485,7 @@ func (c *Client) Observe(ctx context.Context, name string) iter.Seq2[Leader, err
 		stream, err := c.Elections.Observe(ctx, &syncv1.ObserveRequest{Name: name})
 		if err != nil {
 			if ctx.Err() == nil {
-				yield(Leader{}, callError(ctx, err, nil))
+				yield(Leader{}, callError(ctx, err))
 			}
 			return
 		}
@@ -448,7 +495,7 @@ func (c *Client) Observe(ctx context.Context, name string) iter.Seq2[Leader, err
 				return
 			}
 			if err != nil {
-				yield(Leader{}, callError(ctx, err, stream.Trailer()))
+				yield(Leader{}, callError(ctx, err))
 				return
 			}
 			if !yield(Leader{Leader: message.GetLeader(), Value: message.GetValue(), Term: message.GetTerm()}, nil) {

@@ -6,19 +6,35 @@ import (
 	"fmt"
 
 	syncv1 "github.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
-// Error is a call the sidecar refused or could not serve. status.Code(err)
-// works on it.
+// Error is a call the sidecar refused or could not serve, or a deadline that
+// passed. status.Code(err) works on it, and errors.Is tells its kinds apart:
+// the sentinels below, and context.DeadlineExceeded / context.Canceled for a
+// call whose deadline passed or whose context was cancelled.
 type Error struct {
 	Code    codes.Code
 	Message string
-	// Field names the request field at fault, for codes.InvalidArgument.
+	// Field names the request field at fault, for codes.InvalidArgument: the
+	// first field violation of the google.rpc.BadRequest in the status
+	// details, e.g. "name" or "lease_duration".
 	Field string
+	// Reason is the sidecar's google.rpc.ErrorInfo reason (domain
+	// ErrorDomain), e.g. "NOT_HELD", "FOREIGN_LEASE", "WAIT_TIMEOUT",
+	// "SHUTTING_DOWN"; "" when there is none. Lock sets "WAIT_TIMEOUT" when
+	// its own clock ends the wait.
+	Reason string
+
+	status *status.Status
 }
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of the sidecar's errors.
+const ErrorDomain = "sync.metaparticle.io"
+
+const reasonWaitTimeout = "WAIT_TIMEOUT"
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("msync: %s: %s", e.Code, e.Message)
@@ -37,10 +53,13 @@ var (
 	ErrUnavailable = errors.New("msync: sidecar unavailable")
 	// ErrInvalidArgument: the sidecar refused a request value; Error.Field names it.
 	ErrInvalidArgument = errors.New("msync: invalid argument")
+	// ErrWaitTimeout: Lock's wait timeout passed before the lock was free.
+	// Such an error is context.DeadlineExceeded too.
+	ErrWaitTimeout = errors.New("msync: wait timeout")
 )
 
-// Is reports the kind of failure, so errors.Is(err, ErrNotHeld) and the
-// others work on an *Error.
+// Is reports the kind of failure, so errors.Is(err, ErrNotHeld),
+// errors.Is(err, context.DeadlineExceeded) and the others work on an *Error.
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrNotHeld:
@@ -49,30 +68,61 @@ func (e *Error) Is(target error) bool {
 		return e.Code == codes.Unavailable
 	case ErrInvalidArgument:
 		return e.Code == codes.InvalidArgument
+	case ErrWaitTimeout:
+		return e.Code == codes.DeadlineExceeded && e.Reason == reasonWaitTimeout
+	case context.DeadlineExceeded:
+		return e.Code == codes.DeadlineExceeded
+	case context.Canceled:
+		return e.Code == codes.Canceled
 	}
 	return false
 }
 
-// GRPCStatus lets status.FromError and status.Code see the code.
+// GRPCStatus lets status.FromError and status.Code see the code, and the
+// sidecar's details.
 func (e *Error) GRPCStatus() *status.Status {
+	if e.status != nil {
+		return e.status
+	}
 	return status.New(e.Code, e.Message)
 }
 
-// callError turns a failed call into an *Error carrying the `field` trailer,
-// or into ctx's own error when the caller gave up.
-func callError(ctx context.Context, err error, trailer metadata.MD) error {
+// callError turns a failed call into an *Error. ctx is the caller's own
+// context: if it ended, that is what the error says; otherwise a
+// DEADLINE_EXCEEDED is the call's own deadline (or the sidecar's wait
+// timeout). The details are read from the standard grpc-status-details-bin
+// trailer.
+func callError(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
+		code := codes.Canceled
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			code = codes.DeadlineExceeded
+		}
+		return &Error{Code: code, Message: fmt.Sprintf("the caller's context ended: %v", context.Cause(ctx))}
 	}
 	st, ok := status.FromError(err)
 	if !ok {
 		return err
 	}
-	e := &Error{Code: st.Code(), Message: st.Message()}
-	if field := trailer.Get("field"); len(field) > 0 {
-		e.Field = field[0]
+	e := &Error{Code: st.Code(), Message: st.Message(), status: st}
+	for _, detail := range st.Details() {
+		switch detail := detail.(type) {
+		case *errdetails.BadRequest:
+			if violations := detail.GetFieldViolations(); len(violations) > 0 && e.Field == "" {
+				e.Field = violations[0].GetField()
+			}
+		case *errdetails.ErrorInfo:
+			if detail.GetDomain() == ErrorDomain {
+				e.Reason = detail.GetReason()
+			}
+		}
 	}
 	return e
+}
+
+// deadlineError is a deadline that passed on this client's clock.
+func deadlineError(reason, format string, args ...any) *Error {
+	return &Error{Code: codes.DeadlineExceeded, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
 // LossReason says why a lock or a term of leadership ended.
@@ -113,12 +163,14 @@ func lossReason(reason syncv1.LossReason) LossReason {
 	}
 }
 
-// LostError says why a lock ended; Lock.Err returns it.
+// LostError says why a lock or a term of leadership ended: Lock.Err returns
+// it, and it is the context.Cause of an Elected event's Context once the
+// term is over.
 type LostError struct {
 	Reason  LossReason
 	Message string
 }
 
 func (e *LostError) Error() string {
-	return fmt.Sprintf("msync: lock lost (%s): %s", e.Reason, e.Message)
+	return fmt.Sprintf("msync: %s (%s)", e.Message, e.Reason)
 }

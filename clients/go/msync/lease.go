@@ -7,8 +7,6 @@ import (
 	"time"
 
 	syncv1 "github.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -22,8 +20,9 @@ type Lease struct {
 	Token  int64
 	Holder string
 
-	locks syncv1.LockServiceClient
-	lost  chan struct{}
+	locks       syncv1.LockServiceClient
+	callTimeout time.Duration
+	lost        chan struct{}
 
 	mu       sync.Mutex
 	ended    bool
@@ -33,7 +32,8 @@ type Lease struct {
 
 // TryLock makes one attempt at the named lock without waiting. If someone
 // else holds it, the error is ErrNotFree (test it with errors.Is). Only
-// WithHolder and WithLeaseDuration apply.
+// WithHolder and WithLeaseDuration apply. Without a deadline in ctx, the
+// call is bounded by the client's call timeout (DefaultCallTimeout).
 func (c *Client) TryLock(ctx context.Context, name string, options ...LockOption) (*Lease, error) {
 	cfg := lockConfig{holder: defaultName("MSYNC_HOLDER")}
 	for _, option := range options {
@@ -43,15 +43,23 @@ func (c *Client) TryLock(ctx context.Context, name string, options ...LockOption
 	if cfg.leaseDuration != 0 {
 		request.LeaseDuration = durationpb.New(cfg.leaseDuration)
 	}
-	var trailer metadata.MD
-	response, err := c.Locks.TryAcquire(ctx, request, grpc.Trailer(&trailer))
+	callCtx, cancel := callContext(ctx, c.callTimeout)
+	defer cancel()
+	response, err := c.Locks.TryAcquire(callCtx, request)
 	if err != nil {
-		return nil, callError(ctx, err, trailer)
+		return nil, callError(ctx, err)
 	}
 	if !response.GetAcquired() {
 		return nil, fmt.Errorf("lock %s is held by %s with token %d: %w", name, response.GetHolder(), response.GetFencingToken(), ErrNotFree)
 	}
-	lease := &Lease{Name: name, Token: response.GetFencingToken(), Holder: cfg.holder, locks: c.Locks, lost: make(chan struct{})}
+	lease := &Lease{
+		Name:        name,
+		Token:       response.GetFencingToken(),
+		Holder:      cfg.holder,
+		locks:       c.Locks,
+		callTimeout: c.callTimeout,
+		lost:        make(chan struct{}),
+	}
 	lease.extend(response.GetValidFor().AsDuration())
 	return lease, nil
 }
@@ -64,10 +72,11 @@ func (l *Lease) Renew(ctx context.Context, d ...time.Duration) (time.Duration, e
 	if len(d) > 0 && d[0] != 0 {
 		request.LeaseDuration = durationpb.New(d[0])
 	}
-	var trailer metadata.MD
-	response, err := l.locks.Renew(ctx, request, grpc.Trailer(&trailer))
+	callCtx, cancel := callContext(ctx, l.callTimeout)
+	defer cancel()
+	response, err := l.locks.Renew(callCtx, request)
 	if err != nil {
-		return 0, callError(ctx, err, trailer)
+		return 0, callError(ctx, err)
 	}
 	validFor := response.GetValidFor().AsDuration()
 	l.extend(validFor)
@@ -77,9 +86,10 @@ func (l *Lease) Renew(ctx context.Context, d ...time.Duration) (time.Duration, e
 // Release gives the lock back; the next waiter gets it at once. A lease
 // that ran out and was taken by someone else gives ErrNotHeld.
 func (l *Lease) Release(ctx context.Context) error {
-	var trailer metadata.MD
-	if _, err := l.locks.Release(ctx, &syncv1.ReleaseRequest{Name: l.Name, FencingToken: l.Token}, grpc.Trailer(&trailer)); err != nil {
-		return callError(ctx, err, trailer)
+	callCtx, cancel := callContext(ctx, l.callTimeout)
+	defer cancel()
+	if _, err := l.locks.Release(callCtx, &syncv1.ReleaseRequest{Name: l.Name, FencingToken: l.Token}); err != nil {
+		return callError(ctx, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -161,10 +171,11 @@ func consistency(options []ReadOption) syncv1.ReadConsistency {
 
 // GetLock inspects the named lock; a lock nobody holds is not an error.
 func (c *Client) GetLock(ctx context.Context, name string, options ...ReadOption) (LockInfo, error) {
-	var trailer metadata.MD
-	r, err := c.Locks.GetLock(ctx, &syncv1.GetLockRequest{Name: name, Consistency: consistency(options)}, grpc.Trailer(&trailer))
+	callCtx, cancel := callContext(ctx, c.callTimeout)
+	defer cancel()
+	r, err := c.Locks.GetLock(callCtx, &syncv1.GetLockRequest{Name: name, Consistency: consistency(options)})
 	if err != nil {
-		return LockInfo{}, callError(ctx, err, trailer)
+		return LockInfo{}, callError(ctx, err)
 	}
 	info := LockInfo{
 		Held:          r.GetHeld(),
@@ -182,10 +193,11 @@ func (c *Client) GetLock(ctx context.Context, name string, options ...ReadOption
 // GetLeader reads the named election's current leader; Leader is "" when
 // nobody leads.
 func (c *Client) GetLeader(ctx context.Context, name string, options ...ReadOption) (Leader, error) {
-	var trailer metadata.MD
-	r, err := c.Elections.GetLeader(ctx, &syncv1.GetLeaderRequest{Name: name, Consistency: consistency(options)}, grpc.Trailer(&trailer))
+	callCtx, cancel := callContext(ctx, c.callTimeout)
+	defer cancel()
+	r, err := c.Elections.GetLeader(callCtx, &syncv1.GetLeaderRequest{Name: name, Consistency: consistency(options)})
 	if err != nil {
-		return Leader{}, callError(ctx, err, trailer)
+		return Leader{}, callError(ctx, err)
 	}
 	return Leader{Leader: r.GetLeader(), Value: r.GetValue(), Term: r.GetTerm()}, nil
 }

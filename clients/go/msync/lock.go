@@ -2,6 +2,7 @@ package msync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	syncv1 "github.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -49,9 +51,13 @@ func WithLeaseDuration(d time.Duration) LeaseDurationOption {
 	return LeaseDurationOption{d: d}
 }
 
-// WithWaitTimeout makes Lock fail with codes.DeadlineExceeded if the lock is
-// not free within d; zero fails at once if it is held. Without it, Lock
-// waits until ctx ends.
+// WithWaitTimeout makes Lock give up if the lock is not free within d; zero
+// gives up at once if it is held. The default is DefaultWaitTimeout; the
+// sidecar allows at most 24 hours. The error is an *Error with
+// codes.DeadlineExceeded for which errors.Is(err, ErrWaitTimeout) and
+// errors.Is(err, context.DeadlineExceeded) are true. The sidecar is told the
+// wait timeout, and the client also keeps it on its own clock: should the
+// sidecar not answer (frozen, say), Lock gives up one second after d.
 func WithWaitTimeout(d time.Duration) LockOption {
 	return lockOptionFunc(func(c *lockConfig) { c.waitTimeout = &d })
 }
@@ -69,9 +75,10 @@ type Lock struct {
 	LeaseDuration time.Duration
 
 	// endStream cancels the Acquire stream, which releases the lock.
-	endStream context.CancelFunc
-	locks     syncv1.LockServiceClient
-	lost      chan struct{}
+	endStream   context.CancelFunc
+	locks       syncv1.LockServiceClient
+	callTimeout time.Duration
+	lost        chan struct{}
 
 	mu       sync.Mutex
 	err      error
@@ -83,38 +90,46 @@ type Lock struct {
 //
 //	lock, err := c.Lock(ctx, "db-migration")
 //	if err != nil { return err }
-//	defer lock.Unlock()
+//	defer lock.Unlock(context.WithoutCancel(ctx))
 //
-// ctx bounds only the wait; once acquired, the lock is held until Unlock.
-// A refused request returns an *Error.
+// The wait is bounded by the wait timeout (WithWaitTimeout, else
+// DefaultWaitTimeout) and by ctx; once acquired, the lock is held until
+// Unlock, whatever becomes of ctx. A refused request returns an *Error.
 func (c *Client) Lock(ctx context.Context, name string, options ...LockOption) (*Lock, error) {
 	cfg := lockConfig{holder: defaultName("MSYNC_HOLDER")}
 	for _, option := range options {
 		option.applyLock(&cfg)
 	}
-	request := &syncv1.AcquireRequest{Name: name, Holder: cfg.holder}
+	wait := DefaultWaitTimeout
+	if cfg.waitTimeout != nil {
+		wait = *cfg.waitTimeout
+	}
+	request := &syncv1.AcquireRequest{Name: name, Holder: cfg.holder, WaitTimeout: durationpb.New(wait)}
 	if cfg.leaseDuration != 0 {
 		request.LeaseDuration = durationpb.New(cfg.leaseDuration)
 	}
-	if cfg.waitTimeout != nil {
-		request.WaitTimeout = durationpb.New(*cfg.waitTimeout)
-	}
 
 	// The stream must outlive ctx (it holds the lock), so it gets a context
-	// of its own that ctx cancels only while we are still waiting.
+	// of its own that ctx, or the wait timeout on this client's clock,
+	// cancels only while we are still waiting.
 	streamCtx, endStream := context.WithCancel(context.WithoutCancel(ctx))
 	stopWaiting := context.AfterFunc(ctx, endStream)
+	waitClock := time.AfterFunc(max(wait, 0)+waitGrace, endStream)
 	stream, err := c.Locks.Acquire(streamCtx, request)
-	if err != nil {
-		endStream()
-		return nil, callError(ctx, err, nil)
+	var first *syncv1.AcquireResponse
+	if err == nil {
+		first, err = stream.Recv()
 	}
-	first, err := stream.Recv()
-	if !stopWaiting() {
-		// ctx ended while waiting, perhaps just as the lock arrived: the
-		// stream is cancelled, so the lock is released if it was granted.
+	inTime := waitClock.Stop()
+	if !stopWaiting() || !inTime {
+		// ctx or the wait clock ended the wait, perhaps just as the lock
+		// arrived: the stream is cancelled, so the lock is released if it
+		// was granted.
 		endStream()
-		return nil, ctx.Err()
+		if ctx.Err() != nil {
+			return nil, callError(ctx, ctx.Err())
+		}
+		return nil, deadlineError(reasonWaitTimeout, "lock %s: no answer from the sidecar within the wait timeout of %v", name, wait)
 	}
 	if err == io.EOF {
 		endStream()
@@ -122,7 +137,15 @@ func (c *Client) Lock(ctx context.Context, name string, options ...LockOption) (
 	}
 	if err != nil {
 		endStream()
-		return nil, callError(ctx, err, stream.Trailer())
+		err = callError(ctx, err)
+		// The stream has no deadline of its own, so the sidecar's
+		// DEADLINE_EXCEEDED is the wait timeout, even from a sidecar too old
+		// to say so in an ErrorInfo.
+		var refused *Error
+		if errors.As(err, &refused) && refused.Code == codes.DeadlineExceeded && ctx.Err() == nil && refused.Reason == "" {
+			refused.Reason = reasonWaitTimeout
+		}
+		return nil, err
 	}
 	acquired := first.GetAcquired()
 	if acquired == nil {
@@ -138,6 +161,7 @@ func (c *Client) Lock(ctx context.Context, name string, options ...LockOption) (
 		LeaseDuration: acquired.GetLeaseDuration().AsDuration(),
 		endStream:     endStream,
 		locks:         c.Locks,
+		callTimeout:   c.callTimeout,
 		lost:          make(chan struct{}),
 	}
 	lock.heartbeat(acquired.GetValidFor().AsDuration())
@@ -168,33 +192,55 @@ func (l *Lock) ValidFor() time.Duration {
 }
 
 // Unlock releases the lock and returns once the sidecar has given it back,
-// so the next waiter can have it from then on. It is safe to call more than
-// once, and after the lock was lost.
-func (l *Lock) Unlock() {
-	if l.end(ReasonReleased, fmt.Sprintf("lock %s was released", l.Name)) {
-		l.awaitReleased()
+// so the next waiter can have it from then on. Lost closes at once, and Err
+// says ReasonReleased: stop acting when you call Unlock.
+//
+// Unlock waits for the sidecar's answer until ctx's deadline (the client's
+// call timeout, DefaultCallTimeout, without one) or until the lock's last
+// promise (ValidFor) runs out, whichever comes first. Once the promise ran
+// out, the lock is no longer this holder's anyway and Unlock returns nil;
+// before that, an unanswered release is an error with codes.DeadlineExceeded
+// (errors.Is(err, context.DeadlineExceeded)), and the sidecar releases the
+// lock as soon as it can. Pass a context that is still live: for example
+// context.WithoutCancel(ctx) in a defer after the work's own ctx may have
+// been cancelled.
+//
+// It is safe to call more than once, and after the lock was lost: then it
+// returns nil at once.
+func (l *Lock) Unlock(ctx context.Context) error {
+	l.mu.Lock()
+	if l.err != nil {
+		l.mu.Unlock()
+		return nil
 	}
-}
+	// From here on a `lost` or the end of the stream is the release itself,
+	// not a loss: end ignores them.
+	l.err = &LostError{Reason: ReasonReleased, Message: fmt.Sprintf("lock %s was released", l.Name)}
+	if l.watchdog != nil {
+		l.watchdog.Stop()
+	}
+	close(l.lost)
+	promise := l.deadline
+	l.mu.Unlock()
+	// The sidecar ends the stream once it released the lock; cancelling it
+	// in any case makes it release a lock whose Release went unanswered.
+	defer l.endStream()
 
-// awaitReleased reads the lock until the sidecar no longer shows this token
-// as held: closing the stream is what releases a lock held by Acquire, and
-// the sidecar has no reply for that. The read goes on the same connection
-// as the cancellation, after it. It gives up after the lease duration, when
-// the lock is free anyway.
-func (l *Lock) awaitReleased() {
-	ctx, cancel := context.WithTimeout(context.Background(), max(l.LeaseDuration, time.Second))
+	callCtx, cancel := callContext(ctx, l.callTimeout)
 	defer cancel()
-	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
-		r, err := l.locks.GetLock(ctx, &syncv1.GetLockRequest{Name: l.Name, Consistency: syncv1.ReadConsistency_READ_CONSISTENCY_FRESH})
-		if err != nil || !r.GetHeld() || r.GetFencingToken() != l.Token {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
+	callCtx, cancelAtPromise := context.WithDeadline(callCtx, promise)
+	defer cancelAtPromise()
+	_, err := l.locks.Release(callCtx, &syncv1.ReleaseRequest{Name: l.Name, FencingToken: l.Token})
+	switch {
+	case err == nil:
+		return nil
+	case status.Code(err) == codes.FailedPrecondition:
+		// The token was no longer held: the lock was lost, or ran out, just now.
+		return nil
+	case !time.Now().Before(promise):
+		return nil
 	}
+	return callError(ctx, err)
 }
 
 // follow reads the heartbeats until the stream ends.

@@ -42,6 +42,9 @@ func TestLockIsExclusiveAndUnlockHandsItOver(t *testing.T) {
 	if !errors.As(err, &refused) || refused.Code != codes.DeadlineExceeded {
 		t.Fatalf("a held lock with wait timeout 0: want DeadlineExceeded, got %v", err)
 	}
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, msync.ErrWaitTimeout) {
+		t.Fatalf("a wait timeout is context.DeadlineExceeded and msync.ErrWaitTimeout, got %#v", err)
+	}
 
 	waiter := make(chan *msync.Lock)
 	go func() {
@@ -57,16 +60,25 @@ func TestLockIsExclusiveAndUnlockHandsItOver(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 
-	first.Unlock()
+	if err := first.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Unlock returned: the sidecar has given the lock back already.
+	if info, err := c.GetLock(ctx, "job", msync.Fresh()); err != nil || (info.Held && info.Token == first.Token) {
+		t.Fatalf("right after Unlock, the lock still shows token %d: %+v, %v", first.Token, info, err)
+	}
 	<-first.Lost()
 	if reason := lossReason(t, first.Err()); reason != msync.ReasonReleased {
 		t.Fatalf("after Unlock: want reason released, got %s", reason)
+	}
+	if err := first.Unlock(ctx); err != nil {
+		t.Fatalf("a second Unlock: want nil, got %v", err)
 	}
 	second := <-waiter
 	if second == nil {
 		t.FailNow()
 	}
-	defer second.Unlock()
+	defer second.Unlock(ctx)
 	if second.Token <= first.Token {
 		t.Fatalf("fencing tokens must grow: first %d, second %d", first.Token, second.Token)
 	}
@@ -83,7 +95,6 @@ func TestLockLostWhenTheSidecarFreezes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lock.Unlock()
 
 	// A stopped daemon sends neither heartbeats nor `lost`: only the client's
 	// own deadline can tell the holder to stop.
@@ -103,6 +114,9 @@ func TestLockLostWhenTheSidecarFreezes(t *testing.T) {
 	}
 	if lock.ValidFor() != 0 {
 		t.Fatalf("a lost lock has no time left, got %v", lock.ValidFor())
+	}
+	if err := lock.Unlock(ctx); err != nil {
+		t.Fatalf("Unlock of a lost lock: want nil, got %v", err)
 	}
 }
 

@@ -38,11 +38,11 @@ func main() {
 			log.Printf("%s no longer leads term %d: %s", me, event.Term, event.Reason)
 		case msync.Elected:
 			log.Printf("%s leads, term %d", me, event.Term)
-			select {
-			case <-event.Done: // deposed: the next event says why
-			case <-ctx.Done():
-			case <-time.After(3 * time.Second):
-				if err := campaign.Resign(ctx); err != nil {
+			// As client-go's OnStartedLeading(ctx): event.Context is cancelled
+			// the moment this term ends, for whatever reason.
+			if lead(event.Context) {
+				// Resign ends the campaign: the events end after its Deposed.
+				if err := campaign.Resign(context.WithoutCancel(ctx)); err != nil {
 					log.Printf("resign: %v", err)
 				}
 			}
@@ -50,5 +50,17 @@ func main() {
 	}
 	if err := campaign.Err(); err != nil {
 		log.Fatal(err)
+	}
+}
+
+// lead works for three seconds, unless the term ends first; it reports
+// whether it finished, and then this copy resigns.
+func lead(ctx context.Context) bool {
+	select {
+	case <-ctx.Done(): // deposed: the next event says why
+		log.Printf("stopped leading: %v", context.Cause(ctx))
+		return false
+	case <-time.After(3 * time.Second):
+		return true
 	}
 }

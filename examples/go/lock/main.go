@@ -29,7 +29,13 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer lock.Unlock()
+	// Unlock returns once the sidecar has released the lock. Its context is
+	// not ctx, which Ctrl-C cancels: the release must still be sent then.
+	defer func() {
+		if err := lock.Unlock(context.WithoutCancel(ctx)); err != nil {
+			log.Printf("release: %v", err)
+		}
+	}()
 	log.Printf("acquired nightly-report with fencing token %d", lock.Token)
 
 	for step := 1; step <= 3; step++ {

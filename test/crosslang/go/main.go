@@ -70,7 +70,9 @@ func run(address, name, roundsArg string) error {
 		time.Sleep(2 * time.Millisecond)
 		end := monotonicNanos()
 		lost := lock.Err()
-		lock.Unlock()
+		if err := lock.Unlock(ctx); err != nil {
+			return fmt.Errorf("release of token %d: %w", lock.Token, err)
+		}
 		if lost != nil {
 			return fmt.Errorf("token %d was lost while held: %w", lock.Token, lost)
 		}

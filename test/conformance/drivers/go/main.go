@@ -70,6 +70,8 @@ func errorOf(err error) map[string]any {
 		return map[string]any{"code": codeName(e.Code), "field": nullable(e.Field), "message": e.Message}
 	case errors.As(err, &f):
 		return map[string]any{"code": codeName(f.code), "field": nil, "message": f.msg}
+	case errors.Is(err, context.DeadlineExceeded):
+		return map[string]any{"code": "DEADLINE_EXCEEDED", "field": nil, "message": err.Error()}
 	}
 	return map[string]any{"code": "UNKNOWN", "field": nil, "message": err.Error()}
 }
@@ -122,7 +124,15 @@ func readOptions(c command) []msync.ReadOption {
 	return nil
 }
 
-func perform(ctx context.Context, c command) (map[string]any, error) {
+// perform does one command. Its timeoutMs, if any, is the call's deadline,
+// as a context with that timeout; without it the wrapper's defaults apply.
+func perform(c command) (map[string]any, error) {
+	ctx := context.Background()
+	if c.has("timeoutMs") {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.ms("timeoutMs"))
+		defer cancel()
+	}
 	switch c.str("op") {
 	case "connect":
 		cl, err := msync.New(msync.WithAddress(c.str("address")))
@@ -178,7 +188,9 @@ func perform(ctx context.Context, c command) (map[string]any, error) {
 	case "release", "close":
 		handle := c.str("handle")
 		if lock, ok := locks[handle]; ok {
-			lock.Unlock()
+			// The acknowledged release: Unlock returns once the sidecar has
+			// released the lock (or its deadline passed).
+			return nil, lock.Unlock(ctx)
 		} else if lease, ok := leases[handle]; ok {
 			return nil, lease.Release(ctx)
 		} else if campaign, ok := campaigns[handle]; ok && c.str("op") == "close" {
@@ -226,6 +238,7 @@ func perform(ctx context.Context, c command) (map[string]any, error) {
 		if c.has("leaseDurationMs") {
 			options = append(options, msync.WithLeaseDuration(c.ms("leaseDurationMs")))
 		}
+		// A campaign has no overall deadline: timeoutMs does not apply.
 		campaign, err := cl.Campaign(context.Background(), c.str("name"), options...)
 		if err != nil {
 			return nil, err
@@ -269,6 +282,7 @@ func perform(ctx context.Context, c command) (map[string]any, error) {
 			return nil, err
 		}
 		handle := c.str("as")
+		// An observation has no overall deadline: timeoutMs does not apply.
 		observeCtx, cancel := context.WithCancel(context.Background())
 		observations[handle] = cancel
 		go func() {
@@ -297,7 +311,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "bad command %q: %v\n", lines.Text(), err)
 			continue
 		}
-		reply, err := perform(context.Background(), c)
+		reply, err := perform(c)
 		if reply == nil {
 			reply = map[string]any{}
 		}
@@ -310,7 +324,7 @@ func main() {
 		write(reply)
 	}
 	for _, lock := range locks {
-		lock.Unlock()
+		_ = lock.Unlock(context.Background())
 	}
 	for _, campaign := range campaigns {
 		campaign.Close()
