@@ -1,8 +1,26 @@
 """Python client of the metaparticle-sync sidecar: distributed locks with
 fencing tokens and leader election, over gRPC to a daemon on loopback, with a
-blocking client (`Client`) and an asyncio one (`AsyncClient`) offering the same calls."""
+blocking client (`Client`) and an asyncio one (`AsyncClient`) offering the same calls.
 
-from ._common import DEFAULT_ADDRESS, CampaignEvent, Deposed, Elected, Leader, LeaderChanged, LockInfo, LostError, SyncError
+Every call that talks to the sidecar takes `timeout=` (seconds); the errors
+are the exception classes below, which a caller catches without importing grpc."""
+
+from ._common import (
+    DEFAULT_ADDRESS,
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_WAIT_TIMEOUT,
+    KEEPALIVE_TIME,
+    KEEPALIVE_TIMEOUT,
+    WAIT_GRACE,
+    CampaignEvent,
+    Deposed,
+    Elected,
+    Leader,
+    LeaderChanged,
+    LockInfo,
+    LostError,
+)
+from ._errors import DeadlineExceeded, InvalidArgument, LockTimeout, NotHeld, SyncError, Unavailable
 from .aio_lock import AsyncLease, AsyncLock
 from .campaign import Campaign
 from .election import AsyncCampaign, AsyncClient
@@ -10,6 +28,11 @@ from .lock import Client, Lease, Lock
 
 __all__ = [
     "DEFAULT_ADDRESS",
+    "DEFAULT_CALL_TIMEOUT",
+    "DEFAULT_WAIT_TIMEOUT",
+    "KEEPALIVE_TIME",
+    "KEEPALIVE_TIMEOUT",
+    "WAIT_GRACE",
     "AsyncCampaign",
     "AsyncClient",
     "AsyncLease",
@@ -17,13 +40,18 @@ __all__ = [
     "Campaign",
     "CampaignEvent",
     "Client",
+    "DeadlineExceeded",
     "Deposed",
     "Elected",
+    "InvalidArgument",
     "Leader",
     "LeaderChanged",
     "Lease",
     "LockInfo",
     "Lock",
+    "LockTimeout",
     "LostError",
+    "NotHeld",
     "SyncError",
+    "Unavailable",
 ]

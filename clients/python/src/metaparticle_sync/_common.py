@@ -5,15 +5,46 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Union
+from typing import Protocol, Union
 
-import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from metaparticle.sync.v1 import types_pb2
 
 DEFAULT_ADDRESS = "127.0.0.1:13131"
 """Where the sidecar listens unless told otherwise."""
+
+DEFAULT_CALL_TIMEOUT = 10.0
+"""Seconds a call may take unless its `timeout=` (or the client's) says
+otherwise: try_lock, renew, release, get_lock, get_leader, proclaim, resign."""
+
+DEFAULT_WAIT_TIMEOUT = 300.0
+"""Seconds `lock()` waits for the lock unless `wait_timeout=` or `timeout=` says otherwise."""
+
+WAIT_GRACE = 1.0
+"""Seconds the client gives the sidecar past a lock's wait timeout to say so
+before it gives up waiting on its own clock (a frozen sidecar says nothing)."""
+
+KEEPALIVE_TIME = 10.0
+"""Seconds between HTTP/2 pings on an idle connection, calls or not, so that a
+frozen or unreachable sidecar is noticed by a campaign, an observation or a
+held lock's stream, which have no deadline of their own."""
+
+KEEPALIVE_TIMEOUT = 5.0
+"""Seconds a ping may go unanswered before the connection counts as dead and
+its calls fail with UNAVAILABLE."""
+
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.keepalive_time_ms", int(KEEPALIVE_TIME * 1000)),
+    ("grpc.keepalive_timeout_ms", int(KEEPALIVE_TIMEOUT * 1000)),
+    # gRPC core times a ping out after grpc.http2.ping_timeout_ms (60 s by
+    # default), not after the keepalive timeout: both must say 5 s.
+    ("grpc.http2.ping_timeout_ms", int(KEEPALIVE_TIMEOUT * 1000)),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Without this, gRPC stops pinging after two pings with no data between them.
+    ("grpc.http2.max_pings_without_data", 0),
+]
+"""The options of every channel to the sidecar."""
 
 
 def address_or_default(address: str | None) -> str:
@@ -29,6 +60,24 @@ def default_name(*variables: str) -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
 
 
+def call_timeout(timeout: float | None, default: float) -> float:
+    """The deadline of one call, in seconds from now: `timeout`, else the client's default."""
+    if timeout is None:
+        return default
+    if timeout < 0:
+        raise ValueError(f"timeout must not be negative, got {timeout} s")
+    return timeout
+
+
+def wait_bound(wait_timeout: float | None, timeout: float | None) -> float:
+    """How long `lock()` waits: the smaller of `wait_timeout` and `timeout`
+    that are given, else DEFAULT_WAIT_TIMEOUT."""
+    given = [value for value in (wait_timeout, timeout) if value is not None]
+    if any(value < 0 for value in given):
+        raise ValueError(f"wait timeouts must not be negative, got {given}")
+    return min(given) if given else DEFAULT_WAIT_TIMEOUT
+
+
 def to_duration(seconds: float | None) -> Duration | None:
     if seconds is None:
         return None
@@ -40,33 +89,6 @@ def to_duration(seconds: float | None) -> Duration | None:
 
 def from_duration(duration: Duration) -> float:
     return duration.seconds + duration.nanos / 1e9
-
-
-class SyncError(Exception):
-    """A call the sidecar refused or could not serve.
-
-    `code` is the gRPC status code; `field` names the request field at fault
-    for INVALID_ARGUMENT.
-    """
-
-    def __init__(self, code: grpc.StatusCode, details: str, field: str | None = None) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
-        self.field = field
-
-    @classmethod
-    def from_rpc_error(cls, error: grpc.RpcError, trailers: Iterable[tuple[str, str | bytes]] | None) -> SyncError:
-        # grpc.RpcError is also a grpc.Call; typeshed does not say so.
-        call: grpc.Call = error  # type: ignore[assignment]
-        field = next((str(value) for key, value in trailers or () if key == "field"), None)
-        return cls(call.code(), call.details() or "", field)
-
-
-def sync_error(error: grpc.RpcError) -> SyncError:
-    """A failed blocking call as a SyncError, with its `field` trailer."""
-    call: grpc.Call = error  # type: ignore[assignment]
-    return SyncError.from_rpc_error(error, call.trailing_metadata())
 
 
 class LostError(Exception):

@@ -17,7 +17,8 @@ import grpc.aio
 
 from metaparticle.sync.v1 import lock_service_pb2, lock_service_pb2_grpc
 
-from ._common import LostError, SyncError, consistency, from_duration, loss_reason, to_duration
+from ._common import LostError, call_timeout, from_duration, loss_reason, to_duration
+from ._errors import DeadlineExceeded, NotHeld, SyncError, from_rpc_error
 
 
 class _Deadline:
@@ -64,6 +65,7 @@ class AsyncLock:
         acquired: lock_service_pb2.Acquired,
         call: grpc.aio.UnaryStreamCall,  # type: ignore[type-arg]
         stub: lock_service_pb2_grpc.LockServiceAsyncStub,
+        timeout: float,
     ) -> None:
         self.name = name
         self.token: int = acquired.fencing_token
@@ -75,6 +77,7 @@ class AsyncLock:
         self._ended = False
         self._call = call
         self._stub = stub
+        self._timeout = timeout
         self._deadline = _Deadline(
             lambda: self._end(
                 LostError("heartbeat-timeout", f"no heartbeat from the sidecar before lock {name} (token {self.token}) stopped being valid")
@@ -91,25 +94,32 @@ class AsyncLock:
     def valid_for(self) -> float:
         return 0.0 if self._ended else self._deadline.remaining()
 
-    async def release(self) -> None:
-        """Releases the lock and returns once the sidecar has given it back. Safe to repeat."""
+    async def release(self, *, timeout: float | None = None) -> None:
+        """Gives the lock back and returns once the sidecar has released it
+        (its reply to Release). Safe to repeat. No answer within `timeout`
+        (default: the client's, 10 s) raises DeadlineExceeded while the lock's
+        promise still runs; once the promise (`valid_for`) ran out it returns,
+        as the hold is over anyway."""
+        limit = call_timeout(timeout, self._timeout)
+        promise = self._deadline.remaining()
         if not self._end(None):
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(self.lease_duration, 1.0)
-        pause = 0.005
-        # Closing the stream is what releases the lock; the sidecar has no
-        # reply for that, so read (on the same channel, after the
-        # cancellation) until the lock no longer shows this token.
-        while loop.time() < deadline:
-            try:
-                r = await self._stub.GetLock(lock_service_pb2.GetLockRequest(name=self.name, consistency=consistency(True)))
-            except grpc.aio.AioRpcError:
-                return
-            if not r.held or r.fencing_token != self.token:
-                return
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.2)
+        try:
+            await self._stub.Release(
+                lock_service_pb2.ReleaseRequest(name=self.name, fencing_token=self.token), timeout=min(limit, promise)
+            )
+        except grpc.aio.AioRpcError as error:
+            failure = from_rpc_error(error)
+            self._call.cancel()  # ending the stream releases the lock too, once the sidecar reads it
+            if isinstance(failure, NotHeld):
+                return  # already gone: lost or expired
+            if isinstance(failure, DeadlineExceeded) and promise <= limit:
+                return  # the promise ran out first
+            raise failure from None
+        except BaseException:
+            self._call.cancel()  # for example the caller's task was cancelled
+            raise
+        self._call.cancel()  # the sidecar ends it too
 
     async def __aenter__(self) -> AsyncLock:
         return self
@@ -117,7 +127,11 @@ class AsyncLock:
     async def __aexit__(
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        await self.release()
+        try:
+            await self.release()
+        except SyncError:
+            if kind is None:
+                raise  # a failed release does not hide the exception leaving the block
 
     async def _follow(self) -> None:
         try:
@@ -136,6 +150,8 @@ class AsyncLock:
             self._end(LostError("stream-ended", f"the sidecar ended the stream of lock {self.name}: {error}"))
 
     def _end(self, loss: LostError | None) -> bool:
+        """Ends the lock, as lost (`loss`, which cancels the stream) or being
+        released (None); True if this call ended it."""
         if self._ended:
             return False
         self._ended = True
@@ -143,7 +159,7 @@ class AsyncLock:
         self._deadline.stop()
         if loss is not None:
             self.lost.set()
-        self._call.cancel()
+            self._call.cancel()
         return True
 
 
@@ -151,12 +167,15 @@ class AsyncLease:
     """A lock taken with `try_lock`: held for its lease unless renewed. `lost`
     is set when the last `valid_for` runs out without a renewal."""
 
-    def __init__(self, stub: lock_service_pb2_grpc.LockServiceAsyncStub, name: str, token: int, holder: str, valid_for: float) -> None:
+    def __init__(
+        self, stub: lock_service_pb2_grpc.LockServiceAsyncStub, name: str, token: int, holder: str, valid_for: float, timeout: float
+    ) -> None:
         self.name = name
         self.token = token
         self.holder = holder
         self.lost = asyncio.Event()
         self._stub = stub
+        self._timeout = timeout
         self._deadline = _Deadline(self.lost.set)
         self._deadline.extend(valid_for)
 
@@ -164,23 +183,27 @@ class AsyncLease:
     def valid_for(self) -> float:
         return self._deadline.remaining()
 
-    async def renew(self, lease_duration: float | None = None) -> float:
-        """Extends the lease; returns the seconds the holder may now act."""
+    async def renew(self, lease_duration: float | None = None, *, timeout: float | None = None) -> float:
+        """Extends the lease; returns the seconds the holder may now act.
+        NotHeld once it ran out and was taken; DeadlineExceeded after `timeout`."""
         request = lock_service_pb2.RenewRequest(name=self.name, fencing_token=self.token, lease_duration=to_duration(lease_duration))
         try:
-            response = await self._stub.Renew(request)
+            response = await self._stub.Renew(request, timeout=call_timeout(timeout, self._timeout))
         except grpc.aio.AioRpcError as error:
-            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+            raise from_rpc_error(error) from None
         valid_for = from_duration(response.valid_for)
         self._deadline.extend(valid_for)
         return valid_for
 
-    async def release(self) -> None:
-        """Gives the lock back; the next waiter gets it at once."""
+    async def release(self, *, timeout: float | None = None) -> None:
+        """Gives the lock back; the next waiter gets it at once. NotHeld once
+        it ran out and was taken; DeadlineExceeded after `timeout`."""
         try:
-            await self._stub.Release(lock_service_pb2.ReleaseRequest(name=self.name, fencing_token=self.token))
+            await self._stub.Release(
+                lock_service_pb2.ReleaseRequest(name=self.name, fencing_token=self.token), timeout=call_timeout(timeout, self._timeout)
+            )
         except grpc.aio.AioRpcError as error:
-            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+            raise from_rpc_error(error) from None
         self._deadline.stop()
 
     async def __aenter__(self) -> AsyncLease:
@@ -190,4 +213,8 @@ class AsyncLease:
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
         if not self.lost.is_set():
-            await self.release()
+            try:
+                await self.release()
+            except SyncError:
+                if kind is None:
+                    raise

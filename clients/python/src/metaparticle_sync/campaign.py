@@ -18,7 +18,8 @@ import grpc
 
 from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc
 
-from ._common import CampaignEvent, Deposed, Elected, LeaderChanged, SyncError, from_duration, loss_reason, sync_error
+from ._common import CampaignEvent, Deposed, Elected, LeaderChanged, call_timeout, from_duration, loss_reason
+from ._errors import DeadlineExceeded, NotHeld, SyncError, from_rpc_error
 from ._watchdog import Watchdog
 
 
@@ -34,18 +35,24 @@ class Campaign:
 
     The campaign ends with `resign()`, `close()` or leaving `with`; the
     iteration then stops, or raises SyncError if the sidecar ended it with an
-    error (for example INVALID_ARGUMENT for a bad name).
+    error (for example InvalidArgument for a bad name, or Unavailable when
+    the sidecar stopped answering). From the moment `resign()` or `close()`
+    is called, no `Elected` is reported again.
     """
 
-    def __init__(self, stub: election_service_pb2_grpc.ElectionServiceStub, request: election_service_pb2.CampaignRequest) -> None:
+    def __init__(
+        self, stub: election_service_pb2_grpc.ElectionServiceStub, request: election_service_pb2.CampaignRequest, timeout: float
+    ) -> None:
         self.name = request.name
         self.candidate = request.candidate
         self._stub = stub
         self._request = request
+        self._timeout = timeout
         self._events: queue.Queue[CampaignEvent | None] = queue.Queue()
         self._guard = threading.RLock()
         self._leading: _Term | None = None
-        self._resigning = False
+        self._leaving = False
+        """resign() or close() was called: never elected again."""
         self._closed = False
         self._error: SyncError | None = None
         self._call: grpc.Call | None = None
@@ -56,39 +63,63 @@ class Campaign:
         with self._guard:
             return self._leading is not None
 
-    def proclaim(self, value: str) -> None:
-        """Publishes a new value to observers; only the leader may."""
-        term = self._current_term("proclaim")
+    def proclaim(self, value: str, *, timeout: float | None = None) -> None:
+        """Publishes a new value to observers; only the leader may (else
+        NotHeld). No answer within `timeout` (default 10 s) raises DeadlineExceeded."""
+        with self._guard:
+            term = self._leading
+        if term is None:
+            raise self._not_leading("proclaim")
         try:
-            self._stub.Proclaim(election_service_pb2.ProclaimRequest(name=self.name, term=term, value=value))
+            self._stub.Proclaim(
+                election_service_pb2.ProclaimRequest(name=self.name, term=term.number, value=value),
+                timeout=call_timeout(timeout, self._timeout),
+            )
         except grpc.RpcError as error:
-            raise sync_error(error) from None
+            raise from_rpc_error(error) from None
 
-    def resign(self) -> None:
-        """Steps down now and ends the campaign; another candidate is elected at once."""
-        term = self._current_term("resign")
+    def resign(self, *, timeout: float | None = None) -> None:
+        """Steps down and ends the campaign; another candidate is elected at once.
+
+        This side stops leading the moment it is called: the term's `done` is
+        set and `Deposed` ("released") reported before the sidecar is asked,
+        and no `Elected` comes after, whatever the sidecar answers. It returns
+        once the sidecar has given the leadership up, or the term's promise
+        (`valid_for`) ran out; if the sidecar does not answer within `timeout`
+        (default 10 s) while the promise runs, it raises DeadlineExceeded, and
+        the sidecar gives the leadership up when it reads the closed stream.
+        Not leading, it just leaves the campaign.
+        """
+        limit = call_timeout(timeout, self._timeout)
         with self._guard:
-            self._resigning = True
-        try:
-            self._stub.Resign(election_service_pb2.ResignRequest(name=self.name, term=term))
-        except grpc.RpcError as error:
-            with self._guard:
-                self._resigning = False
-            raise sync_error(error) from None
-        with self._guard:
+            if self._closed:
+                return
+            self._leaving = True
+            term = self._leading
+            promise = term.watchdog.remaining() if term is not None and term.watchdog is not None else 0.0
             self._depose("released", "this candidate resigned")
+        failure: SyncError | None = None
+        if term is not None:
+            try:
+                self._stub.Resign(election_service_pb2.ResignRequest(name=self.name, term=term.number), timeout=min(limit, promise))
+            except grpc.RpcError as error:
+                failure = from_rpc_error(error)
+        self._leave()
+        if isinstance(failure, NotHeld):
+            return  # the term had already ended in the sidecar
+        if isinstance(failure, DeadlineExceeded) and promise <= limit:
+            return  # the promise ran out first: the term is over anyway
+        if failure is not None:
+            raise failure
 
     def close(self) -> None:
         """Leaves the campaign, giving up leadership at once if leading."""
         with self._guard:
             if self._closed:
                 return
-            self._closed = True
+            self._leaving = True
             self._depose("released", "the campaign was closed")
-            call = self._call
-        if call is not None:
-            call.cancel()
-        self._events.put(None)
+        self._leave()
 
     def __iter__(self) -> Iterator[CampaignEvent]:
         return self
@@ -110,19 +141,26 @@ class Campaign:
     ) -> None:
         self.close()
 
-    def _current_term(self, action: str) -> int:
+    def _not_leading(self, action: str) -> NotHeld:
+        return NotHeld(grpc.StatusCode.FAILED_PRECONDITION, f"cannot {action} election {self.name}: this candidate is not the leader")
+
+    def _leave(self) -> None:
+        """Ends the campaign on this side: closes the stream (which withdraws
+        the candidacy in the sidecar) and ends the iteration."""
         with self._guard:
-            if self._leading is None:
-                raise SyncError(
-                    grpc.StatusCode.FAILED_PRECONDITION, f"cannot {action} election {self.name}: this candidate is not the leader"
-                )
-            return self._leading.number
+            if self._closed:
+                return
+            call = self._call
+            self._call = None  # whatever the stream says from now on is ignored
+            self._finish()
+        if call is not None:
+            call.cancel()
 
     def _join(self) -> None:
         """Opens a Campaign stream and follows it; a replaced stream's messages are ignored."""
         call = self._stub.Campaign(self._request)
         with self._guard:
-            if self._closed:
+            if self._leaving or self._closed:
                 call.cancel()
                 return
             self._call = call
@@ -137,23 +175,26 @@ class Campaign:
                     self._handle(message)
             with self._guard:
                 if call is self._call:
-                    self._depose("released" if self._resigning else "stream-ended", "the campaign ended")
+                    self._depose("released" if self._leaving else "stream-ended", "the campaign ended")
                     self._finish()
         except grpc.RpcError as error:
             with self._guard:
                 if call is not self._call:
                     return
-                if sync_error(error).code == grpc.StatusCode.CANCELLED:
+                failure = from_rpc_error(error)
+                if failure.code == grpc.StatusCode.CANCELLED:
                     self._depose("released", "the campaign was closed")
                 else:
-                    self._error = sync_error(error)
-                    self._depose("stream-ended", str(self._error))
+                    self._error = failure
+                    self._depose("stream-ended", str(failure))
                 self._finish()
 
     def _handle(self, message: election_service_pb2.CampaignResponse) -> None:
         event = message.WhichOneof("event")
         if event == "elected":
             self._depose("taken-over", "elected again with a new term")
+            if self._leaving:
+                return  # resign or close was called: never elected again; the stream is being closed
             term = _Term(message.elected.term)
             term.watchdog = Watchdog(lambda: self._expired(term))
             self._leading = term
@@ -168,10 +209,7 @@ class Campaign:
         elif event == "leader_changed":
             changed = message.leader_changed
             # The sidecar tells a candidate only of others' terms, so ours is over; say so first, in order.
-            if self._resigning:
-                self._depose("released", "this candidate resigned")
-            else:
-                self._depose("taken-over", "another term began")
+            self._depose("taken-over", "another term began")
             self._events.put(LeaderChanged(changed.leader, changed.value, changed.term))
 
     def _expired(self, term: _Term) -> None:
@@ -180,7 +218,7 @@ class Campaign:
             if self._leading is not term:
                 return
             self._depose("heartbeat-timeout", "no heartbeat from the sidecar before leadership stopped being valid")
-            if self._resigning or self._closed:
+            if self._leaving or self._closed:
                 return
             stale = self._call
         self._join()

@@ -20,20 +20,25 @@ import grpc.aio
 from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc, lock_service_pb2, lock_service_pb2_grpc
 
 from ._common import (
+    CHANNEL_OPTIONS,
+    DEFAULT_CALL_TIMEOUT,
+    WAIT_GRACE,
     CampaignEvent,
     Deposed,
     Elected,
     Leader,
     LeaderChanged,
     LockInfo,
-    SyncError,
     address_or_default,
+    call_timeout,
     consistency,
     default_name,
     from_duration,
     loss_reason,
     to_duration,
+    wait_bound,
 )
+from ._errors import DeadlineExceeded, LockTimeout, NotHeld, SyncError, from_rpc_error
 from .aio_lock import AsyncLease, AsyncLock
 
 
@@ -50,56 +55,90 @@ class AsyncCampaign:
 
     The campaign ends with `resign()`, `close()` or leaving `async with`; the
     iteration then stops, or raises SyncError if the sidecar ended it with an
-    error (for example INVALID_ARGUMENT for a bad name).
+    error (for example InvalidArgument for a bad name, or Unavailable when
+    the sidecar stopped answering). From the moment `resign()` or `close()`
+    is called, no `Elected` is reported again.
     """
 
-    def __init__(self, stub: election_service_pb2_grpc.ElectionServiceAsyncStub, request: election_service_pb2.CampaignRequest) -> None:
+    def __init__(
+        self, stub: election_service_pb2_grpc.ElectionServiceAsyncStub, request: election_service_pb2.CampaignRequest, timeout: float
+    ) -> None:
         self.name = request.name
         self.candidate = request.candidate
         self._stub = stub
         self._request = request
+        self._timeout = timeout
         self._events: asyncio.Queue[CampaignEvent | None] = asyncio.Queue()
         self._leading: _Term | None = None
-        self._resigning = False
+        self._leaving = False
+        """resign() or close() was called: never elected again."""
         self._closed = False
         self._error: SyncError | None = None
+        self._call: grpc.aio.UnaryStreamCall | None = None  # type: ignore[type-arg]
+        self._readers: list[asyncio.Task[None]] = []
         self._join()
 
     def _join(self) -> None:
         """Opens a Campaign stream and reads it; a replaced stream's messages are ignored."""
-        self._call = self._stub.Campaign(self._request)
-        self._reader = asyncio.get_running_loop().create_task(self._follow(self._call))
+        call = self._stub.Campaign(self._request)
+        self._call = call
+        self._readers.append(asyncio.get_running_loop().create_task(self._follow(call)))
 
     @property
     def leading(self) -> bool:
         return self._leading is not None
 
-    async def proclaim(self, value: str) -> None:
-        """Publishes a new value to observers; only the leader may."""
-        term = self._current_term("proclaim")
-        call = self._stub.Proclaim(election_service_pb2.ProclaimRequest(name=self.name, term=term, value=value))
+    async def proclaim(self, value: str, *, timeout: float | None = None) -> None:
+        """Publishes a new value to observers; only the leader may (else
+        NotHeld). No answer within `timeout` (default 10 s) raises DeadlineExceeded."""
+        if self._leading is None:
+            raise self._not_leading("proclaim")
+        request = election_service_pb2.ProclaimRequest(name=self.name, term=self._leading.number, value=value)
         try:
-            await call
+            await self._stub.Proclaim(request, timeout=call_timeout(timeout, self._timeout))
         except grpc.aio.AioRpcError as error:
-            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+            raise from_rpc_error(error) from None
 
-    async def resign(self) -> None:
-        """Steps down now and ends the campaign; another candidate is elected at once."""
-        term = self._current_term("resign")
-        self._resigning = True
-        try:
-            await self._stub.Resign(election_service_pb2.ResignRequest(name=self.name, term=term))
-        except grpc.aio.AioRpcError as error:
-            self._resigning = False
-            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+    async def resign(self, *, timeout: float | None = None) -> None:
+        """Steps down and ends the campaign; another candidate is elected at once.
+
+        This side stops leading the moment it is called: the term's `done` is
+        set and `Deposed` ("released") reported before the sidecar is asked,
+        and no `Elected` comes after, whatever the sidecar answers. It returns
+        once the sidecar has given the leadership up, or the term's promise
+        (`valid_for`) ran out; if the sidecar does not answer within `timeout`
+        (default 10 s) while the promise runs, it raises DeadlineExceeded, and
+        the sidecar gives the leadership up when it reads the closed stream.
+        Not leading, it just leaves the campaign.
+        """
+        limit = call_timeout(timeout, self._timeout)
+        if self._closed:
+            return
+        self._leaving = True
+        term = self._leading
+        promise = max(0.0, term.deadline - asyncio.get_running_loop().time()) if term is not None else 0.0
         self._depose("released", "this candidate resigned")
+        failure: SyncError | None = None
+        try:
+            if term is not None:
+                await self._stub.Resign(election_service_pb2.ResignRequest(name=self.name, term=term.number), timeout=min(limit, promise))
+        except grpc.aio.AioRpcError as error:
+            failure = from_rpc_error(error)
+        finally:
+            self._leave()
+        if isinstance(failure, NotHeld):
+            return  # the term had already ended in the sidecar
+        if isinstance(failure, DeadlineExceeded) and promise <= limit:
+            return  # the promise ran out first: the term is over anyway
+        if failure is not None:
+            raise failure
 
     async def close(self) -> None:
         """Leaves the campaign, giving up leadership at once if leading."""
-        self._closed = True
+        self._leaving = True
         self._depose("released", "the campaign was closed")
-        self._call.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        self._leave()
+        await asyncio.gather(*self._readers, return_exceptions=True)
 
     def __aiter__(self) -> AsyncIterator[CampaignEvent]:
         return self
@@ -121,12 +160,23 @@ class AsyncCampaign:
     ) -> None:
         await self.close()
 
-    def _current_term(self, action: str) -> int:
-        if self._leading is None:
-            raise SyncError(
-                grpc.StatusCode.FAILED_PRECONDITION, f"cannot {action} election {self.name}: this candidate is not the leader"
-            )
-        return self._leading.number
+    def _not_leading(self, action: str) -> NotHeld:
+        return NotHeld(grpc.StatusCode.FAILED_PRECONDITION, f"cannot {action} election {self.name}: this candidate is not the leader")
+
+    def _leave(self) -> None:
+        """Ends the campaign on this side: closes the stream (which withdraws
+        the candidacy in the sidecar) and ends the iteration."""
+        if self._closed:
+            return
+        call = self._call
+        self._call = None  # whatever the stream says from now on is ignored
+        self._finish()
+        if call is not None:
+            call.cancel()
+
+    def _finish(self) -> None:
+        self._closed = True
+        self._events.put_nowait(None)
 
     async def _follow(self, call: grpc.aio.UnaryStreamCall) -> None:  # type: ignore[type-arg]
         try:
@@ -136,6 +186,8 @@ class AsyncCampaign:
                 event = message.WhichOneof("event")
                 if event == "elected":
                     self._depose("taken-over", "elected again with a new term")
+                    if self._leaving:
+                        continue  # resign or close was called: never elected again
                     self._leading = _Term(message.elected.term)
                     self._heartbeat(from_duration(message.elected.valid_for))
                     self._events.put_nowait(Elected(self._leading.number, self._leading.done))
@@ -148,28 +200,25 @@ class AsyncCampaign:
                     changed = message.leader_changed
                     # The sidecar tells a candidate only of others' terms, so
                     # ours is over; say so first, in order.
-                    if self._resigning:
-                        self._depose("released", "this candidate resigned")
-                    else:
-                        self._depose("taken-over", "another term began")
+                    self._depose("taken-over", "another term began")
                     self._events.put_nowait(LeaderChanged(changed.leader, changed.value, changed.term))
             if call is not self._call:
                 return
-            self._depose("released" if self._resigning else "stream-ended", "the campaign ended")
+            self._depose("released" if self._leaving else "stream-ended", "the campaign ended")
         except grpc.aio.AioRpcError as error:
             if call is not self._call:
                 return
             if error.code() == grpc.StatusCode.CANCELLED:
                 self._depose("released", "the campaign was closed")
             else:
-                self._error = SyncError.from_rpc_error(error, error.trailing_metadata())
+                self._error = from_rpc_error(error)
                 self._depose("stream-ended", str(self._error))
         except asyncio.CancelledError:
             if call is not self._call:
                 return
             self._depose("released", "the campaign was closed")
-        self._closed = True
-        self._events.put_nowait(None)
+        self._call = None
+        self._finish()
 
     def _heartbeat(self, valid_for: float) -> None:
         term = self._leading
@@ -191,11 +240,12 @@ class AsyncCampaign:
         if self._leading is not term:
             return
         self._depose("heartbeat-timeout", "no heartbeat from the sidecar before leadership stopped being valid")
-        if self._resigning or self._closed:
+        if self._leaving or self._closed:
             return
         stale = self._call
         self._join()
-        stale.cancel()
+        if stale is not None:
+            stale.cancel()
 
     def _depose(self, reason: str, message: str) -> None:
         """Ends the current term, if any, on this side: set `done`, then report it."""
@@ -210,15 +260,19 @@ class AsyncCampaign:
 
 
 class AsyncClient:
-    """An asyncio client of one sidecar, for locks and elections.
+    """An asyncio client of one sidecar, for locks and elections; the calls
+    of `Client`, awaited, with the same `timeout=` on each.
 
-    The address defaults to $MSYNC_ADDRESS, else 127.0.0.1:13131. Closing the
-    client ends every campaign it runs.
+    The address defaults to $MSYNC_ADDRESS, else 127.0.0.1:13131. `timeout`
+    is the deadline, in seconds, of each call that does not name its own
+    (default DEFAULT_CALL_TIMEOUT, 10 s). Closing the client ends every lock
+    and campaign it holds.
     """
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(self, address: str | None = None, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
         self.address = address_or_default(address)
-        self._channel = grpc.aio.insecure_channel(self.address)
+        self.timeout = call_timeout(timeout, DEFAULT_CALL_TIMEOUT)
+        self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         self.elections = election_service_pb2_grpc.ElectionServiceStub(self._channel)
         self.locks = lock_service_pb2_grpc.LockServiceStub(self._channel)
 
@@ -229,27 +283,38 @@ class AsyncClient:
         holder: str | None = None,
         lease_duration: float | None = None,
         wait_timeout: float | None = None,
+        timeout: float | None = None,
     ) -> AsyncLock:
         """Waits for the lock and returns it held:
 
-            async with await client.lock("db-migration") as lock:
+            async with await client.lock("db-migration", timeout=60) as lock:
                 await migrate(fencing_token=lock.token, stop=lock.lost)
 
-        `lease_duration` (whole seconds) defaults to the sidecar's (15 s);
-        `wait_timeout` (seconds) makes it raise SyncError DEADLINE_EXCEEDED if
-        the lock is not free in time; 0 fails at once.
+        `lease_duration` (whole seconds) defaults to the sidecar's (15 s).
+        The wait is bounded by `wait_timeout` and `timeout` (seconds; the
+        smaller of those given, else DEFAULT_WAIT_TIMEOUT, 5 min; 0 fails at
+        once if the lock is held): the sidecar is told, and the client's own
+        clock gives up one second later if the sidecar never answers. Either
+        way it raises LockTimeout, a TimeoutError.
         """
+        wait = wait_bound(wait_timeout, timeout)
         request = lock_service_pb2.AcquireRequest(
             name=name,
             holder=holder or default_name("MSYNC_HOLDER"),
             lease_duration=to_duration(lease_duration),
-            wait_timeout=to_duration(wait_timeout),
+            wait_timeout=to_duration(wait),
         )
+        # No deadline on the call itself: it lasts as long as the hold.
         call = self.locks.Acquire(request)
         try:
-            first = await call.read()
+            first = await asyncio.wait_for(call.read(), wait + WAIT_GRACE)
+        except asyncio.TimeoutError:
+            call.cancel()  # which releases whatever the sidecar grants from now on
+            raise LockTimeout(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"lock {name} was not acquired within {wait:g} s: the sidecar did not answer in time"
+            ) from None
         except grpc.aio.AioRpcError as error:
-            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+            raise from_rpc_error(error, waiting=True) from None
         except BaseException:
             call.cancel()
             raise
@@ -259,33 +324,39 @@ class AsyncClient:
         if message.WhichOneof("event") != "acquired":
             call.cancel()
             raise SyncError(grpc.StatusCode.INTERNAL, f"the sidecar's first message for lock {name} was not `acquired`")
-        return AsyncLock(name, message.acquired, call, self.locks)
+        return AsyncLock(name, message.acquired, call, self.locks, self.timeout)
 
-    async def try_lock(self, name: str, *, holder: str | None = None, lease_duration: float | None = None) -> AsyncLease | None:
-        """One attempt without waiting: a lease held unless renewed, or None if someone else holds the lock."""
+    async def try_lock(
+        self, name: str, *, holder: str | None = None, lease_duration: float | None = None, timeout: float | None = None
+    ) -> AsyncLease | None:
+        """One attempt without waiting: a lease held unless renewed, or None
+        if someone else holds the lock; DeadlineExceeded after `timeout`."""
         holder = holder or default_name("MSYNC_HOLDER")
         request = lock_service_pb2.TryAcquireRequest(name=name, holder=holder, lease_duration=to_duration(lease_duration))
         try:
-            response = await self.locks.TryAcquire(request)
+            response = await self.locks.TryAcquire(request, timeout=call_timeout(timeout, self.timeout))
         except grpc.aio.AioRpcError as error:
-            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+            raise from_rpc_error(error) from None
         if not response.acquired:
             return None
-        return AsyncLease(self.locks, name, response.fencing_token, holder, from_duration(response.valid_for))
+        return AsyncLease(self.locks, name, response.fencing_token, holder, from_duration(response.valid_for), self.timeout)
 
-    async def get_lock(self, name: str, *, fresh: bool = False) -> LockInfo:
+    async def get_lock(self, name: str, *, fresh: bool = False, timeout: float | None = None) -> LockInfo:
         """Inspects a lock; `fresh` reads the API server instead of the sidecar's cache."""
+        request = lock_service_pb2.GetLockRequest(name=name, consistency=consistency(fresh))
         try:
-            r = await self.locks.GetLock(lock_service_pb2.GetLockRequest(name=name, consistency=consistency(fresh)))
+            r = await self.locks.GetLock(request, timeout=call_timeout(timeout, self.timeout))
         except grpc.aio.AioRpcError as error:
-            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+            raise from_rpc_error(error) from None
         return LockInfo(r.held, r.holder, r.fencing_token, from_duration(r.lease_duration), from_duration(r.remaining))
 
-    async def get_leader(self, name: str, *, fresh: bool = False) -> Leader:
+    async def get_leader(self, name: str, *, fresh: bool = False, timeout: float | None = None) -> Leader:
+        """Reads the current leader; `leader` is "" when nobody leads."""
+        request = election_service_pb2.GetLeaderRequest(name=name, consistency=consistency(fresh))
         try:
-            r = await self.elections.GetLeader(election_service_pb2.GetLeaderRequest(name=name, consistency=consistency(fresh)))
+            r = await self.elections.GetLeader(request, timeout=call_timeout(timeout, self.timeout))
         except grpc.aio.AioRpcError as error:
-            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+            raise from_rpc_error(error) from None
         return Leader(r.leader, r.value, r.term)
 
     def campaign(
@@ -304,7 +375,10 @@ class AsyncClient:
                         await lead(until=event.done)
 
         `candidate` defaults to $MSYNC_CANDIDATE, else $POD_NAME, else host/pid;
-        `lease_duration` (whole seconds) to the sidecar's (15 s).
+        `lease_duration` (whole seconds) to the sidecar's (15 s). The campaign
+        has no deadline; a sidecar that stops answering ends it with
+        Unavailable (keepalive), and a term ends on its own heartbeat
+        deadline long before that.
         """
         request = election_service_pb2.CampaignRequest(
             name=name,
@@ -312,16 +386,18 @@ class AsyncClient:
             value=value,
             lease_duration=to_duration(lease_duration),
         )
-        return AsyncCampaign(self.elections, request)
+        return AsyncCampaign(self.elections, request, self.timeout)
 
     async def observe(self, name: str) -> AsyncIterator[Leader]:
-        """Yields the current leader at once and then every change, without campaigning."""
+        """Yields the current leader at once and then every change, without
+        campaigning. It has no deadline; a sidecar that stops answering ends
+        it with Unavailable (keepalive: within about 15 s)."""
         call = self.elections.Observe(election_service_pb2.ObserveRequest(name=name))
         try:
             async for message in call:
                 yield Leader(message.leader, message.value, message.term)
         except grpc.aio.AioRpcError as error:
-            raise SyncError.from_rpc_error(error, error.trailing_metadata()) from None
+            raise from_rpc_error(error) from None
         finally:
             call.cancel()
 
