@@ -57,6 +57,13 @@ interface Holding {
    */
   promisedUntil: number;
   renewDue: boolean;
+  /**
+   * Set at shutdown, when a session holder is told it lost: the lease stays
+   * held, unrenewed, until this local time (the end of its promise, with the
+   * drift margin), unless its caller closes its stream first. A holder that
+   * is not reading its stream goes on acting on its last valid_for.
+   */
+  keepUntil: number | undefined;
   retryMs: number;
   renewTimer: Timer | undefined;
   deadlineTimer: Timer | undefined;
@@ -116,6 +123,14 @@ export class Contender {
   private uncertain = false;
   /** A lease-held lock kept at shutdown: it runs out on its own, never released early. */
   private retainedToken: number | undefined;
+  /**
+   * The claim being told, right now, that it lost at shutdown. Its stream
+   * ending meanwhile is the server closing it on its side, which says nothing
+   * of whether the caller read the loss: it is not taken as the caller closing.
+   */
+  private telling: Claim | undefined;
+  /** Past the shutdown timeout: the contender makes no more calls, and what it holds is left to expire. */
+  private abandoned = false;
 
   constructor(
     private readonly ctx: ContenderContext,
@@ -159,6 +174,10 @@ export class Contender {
       const holding = this.holding;
       if (holding?.claim === claim) this.stopRenewing(holding);
       else claim.markSettled();
+    } else if (this.holding?.claim === claim && this.telling !== claim) {
+      // Told it lost at shutdown, the caller has closed its stream: it no
+      // longer acts, so its lease can go back before its promise runs out.
+      this.holding.keepUntil = undefined;
     }
     this.kick();
     return claim.settled;
@@ -214,7 +233,9 @@ export class Contender {
 
   /**
    * Stops taking claims, tells holders they lost and waiters they failed, and
-   * gives the lease back; a lease-held lock is kept until it runs out.
+   * gives the lease back once nobody can act on it any more: a session
+   * holder's once it closed its stream or its promise ran out, a lease-held
+   * lock never (it runs out on its own).
    */
   shutdown(): Promise<void> {
     this.closing = true;
@@ -226,11 +247,46 @@ export class Contender {
       this.retainedToken = holding.token;
       holding.claim.end();
       this.dropHolding(holding);
-    } else if (holding !== undefined) {
-      this.lose(holding, "shutdown", "the daemon is shutting down; the lease was released");
+    } else if (holding?.claim.state === "held") {
+      this.noticeShutdown(holding);
     }
     this.kick();
     return this.idle();
+  }
+
+  /** Past the shutdown timeout: no more store calls; what is still held is left to expire. */
+  abandon(): void {
+    this.abandoned = true;
+    this.wakeTimer?.cancel();
+    if (this.holding !== undefined) this.stopRenewing(this.holding);
+  }
+
+  /**
+   * Tells a session holder at once that it lost, but keeps its lease,
+   * unrenewed, until the holder has closed its stream (it read the loss) or
+   * its promise has run out, whichever is first: a holder not reading its
+   * stream at that moment (paused, busy) acts on its last valid_for until it
+   * ends, and nobody else may hold the lease meanwhile (docs/design.md 3.1).
+   * The promise is stretched by the lease's drift margin
+   * (lease / renew deadline), as every other daemon's expiry is.
+   */
+  private noticeShutdown(holding: Holding): void {
+    const now = this.ctx.clock.now();
+    const remaining = Math.max(0, holding.promisedUntil - now);
+    holding.keepUntil = now + (remaining * holding.timing.leaseMs) / holding.timing.renewDeadlineMs;
+    this.stopRenewing(holding);
+    const claim = holding.claim;
+    claim.end();
+    this.telling = claim;
+    try {
+      this.ctx.observer.lost?.(this.kind, "shutdown");
+      claim.sink.lost(
+        "shutdown",
+        "the daemon is shutting down; the lease is given back once this stream is closed or its valid_for has run out",
+      );
+    } finally {
+      this.telling = undefined;
+    }
   }
 
   /** Resolves once the contender has nothing left to do. */
@@ -241,6 +297,7 @@ export class Contender {
 
   /** Re-evaluates what to do; called on every relevant change. */
   kick(): void {
+    if (this.abandoned) return;
     if (this.running) {
       this.dirty = true;
       return;
@@ -292,6 +349,7 @@ export class Contender {
               ended: holding.claim.state === "ended",
               requests: holding.requests.length,
               renewDue: holding.renewDue,
+              keepUntil: holding.keepUntil,
             },
       head: this.waiting[0] === undefined ? undefined : { noWait: this.waiting[0].options.noWait },
       anyNoWait: this.waiting.some((claim) => claim.options.noWait),
@@ -617,6 +675,7 @@ export class Contender {
       sentAt,
       promisedUntil: 0,
       renewDue: false,
+      keepUntil: undefined,
       retryMs: 0,
       renewTimer: undefined,
       deadlineTimer: undefined,

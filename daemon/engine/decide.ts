@@ -50,6 +50,11 @@ export interface HoldingView {
   readonly requests: number;
   /** A renewal is due. */
   readonly renewDue: boolean;
+  /**
+   * Told it lost at shutdown, a session holder that has not closed its stream
+   * may act until then: its lease is kept, unrenewed, until this local time.
+   */
+  readonly keepUntil: number | undefined;
 }
 
 export type Decision =
@@ -71,7 +76,7 @@ export type Decision =
   | { readonly do: "dequeue" }
   /** Give back a lease the store says this daemon holds though no claim does. */
   | { readonly do: "release-stale" }
-  /** Hand the lease to the next local claim, or release it. */
+  /** Hand the lease to the next local claim, or release it (at shutdown: once its holder can no longer act on it). */
   | { readonly do: "give-back" }
   /** Serve the holder's oldest call. */
   | { readonly do: "serve-request" }
@@ -94,6 +99,7 @@ export function decide(view: ContenderView): Decision {
     const expired = now >= expiresAt(obs!);
     if (holding.ended) {
       if (expired) return { do: "drop" };
+      if (holding.keepUntil !== undefined && now < holding.keepUntil) return { do: "wait", until: holding.keepUntil };
       if (now < view.backoffUntil) return { do: "wait", until: view.backoffUntil };
       return { do: "give-back" };
     }

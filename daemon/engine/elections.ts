@@ -70,8 +70,12 @@ export class Elections {
         renewed: (validForMs) => sink.renewed(validForMs),
         lost: (reason, message) => {
           sink.deposed(claim.token, reason, message);
-          if (claim.state === "ended") {
-            finish(reason === "shutdown" ? new SyncError("shutting-down", "the daemon is shutting down") : undefined);
+          if (claim.state === "ended" && reason === "shutdown") {
+            // The lease is kept until the candidate closes its stream or its
+            // promise runs out (docs/design.md 3.7); the campaign ends then.
+            void claim.settled.then(() => finish(new SyncError("shutting-down", "the daemon is shutting down")));
+          } else if (claim.state === "ended") {
+            finish();
           } else {
             // The tracker may have seen the new leader while this claim still
             // held, and kept it from the candidate then: tell it now.

@@ -153,17 +153,23 @@ export class Engine {
   }
 
   /**
-   * Tells every holder it lost, gives every lease back and stops the watch.
-   * Resolves when done or after `timeoutMs`, whichever comes first.
+   * Tells every holder it lost, gives every lease back once its holder can
+   * no longer act on it (a session holder: once it closed its stream or its
+   * promise ran out; a lease-held lock: never, it runs out) and stops the
+   * watch. Resolves when done or after `timeoutMs`, whichever comes first;
+   * what is still held then is left to expire.
    */
   async shutdown(timeoutMs: number): Promise<void> {
     this.closing = true;
     this.elections.shutdown();
-    const released = Promise.all([...this.contenders.values()].map((c) => c.shutdown()));
+    const contenders = [...this.contenders.values()];
+    const released = Promise.all(contenders.map((c) => c.shutdown()));
     let timer: ReturnType<Clock["setTimer"]> | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = this.clock.setTimer(timeoutMs, resolve)));
+    let timedOut = false;
+    const timeout = new Promise<void>((resolve) => (timer = this.clock.setTimer(timeoutMs, () => resolve(void (timedOut = true)))));
     await Promise.race([released, timeout]);
     timer?.cancel();
+    if (timedOut) for (const contender of contenders) contender.abandon();
     await this.cache.stop();
   }
 

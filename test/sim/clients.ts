@@ -223,8 +223,9 @@ export class AcquireClient extends StreamClient implements Stream {
   broken(): void {
     if (this.state === "done") return;
     this.daemonHolds = false;
-    if (this.state === "held") this.record({ ev: "lost", reason: "stream-ended" });
-    else this.record({ ev: "acquire-failed", detail: "stream-ended" });
+    // A client that is not reading its stream does not hear it end either: its hold ends with its valid_for.
+    if (!this.stalled)
+      this.record(this.state === "held" ? { ev: "lost", reason: "stream-ended" } : { ev: "acquire-failed", detail: "stream-ended" });
     this.finish();
   }
 
@@ -244,8 +245,14 @@ export class AcquireClient extends StreamClient implements Stream {
     this.daemonHolds = false;
     if (this.state !== "held") return;
     if (reason === "deleted") this.world.toldDeleted(this.resource, this.id, this.heldSince);
-    if (!this.stalled) this.record({ ev: "lost", reason, detail: message });
+    // Not reading its stream, it hears nothing now: it acts until its last valid_for runs out, and closes the
+    // stream when it reads again (at the end of its stall).
+    if (this.stalled) return;
+    this.record({ ev: "lost", reason, detail: message });
     this.finish();
+    // Having read its Lost, it closes the stream, as the client libraries do: at a shutdown, that is what
+    // lets the daemon give the lease back before the last valid_for has run out.
+    this.world.timer(0, () => this.daemon.io(() => this.controller.abort()));
   }
 
   private failed(error: unknown): void {
@@ -492,12 +499,18 @@ export class CampaignClient extends StreamClient implements Stream {
               this.world.holding(this.daemon, this.resource);
               this.leading = false;
               this.lastDeposedTerm = term;
-              if (!this.done && !this.stalled) this.record({ ev: "deposed", token: term, reason });
+              if (this.done || this.stalled) return;
+              this.record({ ev: "deposed", token: term, reason });
+              // Deposed because its daemon shuts down, the campaign is over: having read it, the candidate closes
+              // its stream, which lets the daemon give the lease back before the last valid_for has run out.
+              if (reason === "shutdown") this.world.timer(0, () => this.close());
             },
             ended: (error) => {
               this.leading = false;
               if (this.done) return;
-              this.record({ ev: "campaign-end", detail: error === undefined ? undefined : this.codeOf(error, "Campaign") });
+              const detail = error === undefined ? undefined : this.codeOf(error, "Campaign");
+              // A candidate that is not reading its stream does not hear it end: its term ends with its valid_for.
+              if (!this.stalled) this.record({ ev: "campaign-end", detail });
               this.finish();
             },
           },
@@ -531,9 +544,11 @@ export class CampaignClient extends StreamClient implements Stream {
 
   broken(): void {
     if (this.done) return;
-    if (this.leading) this.record({ ev: "deposed", token: this.term, reason: "stream-ended" });
+    if (!this.stalled) {
+      if (this.leading) this.record({ ev: "deposed", token: this.term, reason: "stream-ended" });
+      this.record({ ev: "campaign-end", detail: "stream-ended" });
+    }
     this.leading = false;
-    this.record({ ev: "campaign-end", detail: "stream-ended" });
     this.finish();
   }
 

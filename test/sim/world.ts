@@ -711,16 +711,9 @@ export class Simulation implements ClientWorld {
     // SIGTERM reaches a frozen process only once it runs again: skip.
     if (daemon.state === "frozen") return this.faultEnd(fid, [slot]);
     const id = this.excuses.begin(EVERY_NAME, TURN_GRACE_MS);
-    // The documented limit of a graceful shutdown (docs/design.md 3.7): an
-    // Acquire holder that has stopped reading its stream cannot hear its Lost,
-    // yet the lease is released for prompt handoff. Its hold is taken to end
-    // here, under its own reason, so the history says so.
-    for (const client of this.clients) {
-      if (client.done || client.daemon !== daemon || !(client instanceof AcquireClient)) continue;
-      if (client.state !== "held" || !client.stalled) continue;
-      const name = client.resource.name;
-      this.record(client.id, { ev: "lost", reason: "shutdown-unread", daemon: slot, kind: "lock", name });
-    }
+    // A holder that has stopped reading its stream hears nothing of the
+    // shutdown and acts until its last valid_for runs out (its hold is judged
+    // so); the daemon must not give its lease back before (docs/design.md 3.7).
     daemon.state = "stopping";
     const shutdownMs = 5_000;
     daemon.engine.shutdown(shutdownMs).then(

@@ -46,6 +46,7 @@ const holding = (fields: Partial<NonNullable<ContenderView["holding"]>> = {}) =>
   ended: false,
   requests: 0,
   renewDue: false,
+  keepUntil: undefined,
   ...fields,
 });
 const waiter = { noWait: false };
@@ -152,6 +153,16 @@ const rows: Array<[string, ContenderView, Decision]> = [
   [
     "holding for a caller that went away: give it back",
     view({ holding: holding({ ended: true }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "give-back" },
+  ],
+  [
+    "at shutdown, a session holder told it lost keeps its lease while it may still act on its promise",
+    view({ closing: true, holding: holding({ ended: true, keepUntil: NOW + 500 }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "wait", until: NOW + 500 },
+  ],
+  [
+    "at shutdown, a session holder's lease goes back once its promise has run out (or its stream closed)",
+    view({ closing: true, holding: holding({ ended: true, keepUntil: NOW }), observation: seen(lease({ holderIdentity: ME })) }),
     { do: "give-back" },
   ],
   [

@@ -148,11 +148,37 @@ test("graceful shutdown deposes the leader with reason shutdown and ends its cam
   const standby = b.campaign("drain", "pod-b");
   await sim.advance(10);
   const done = a.engine.shutdown(5_000);
+  await sim.advance(1);
+  t.is(leader.of("deposed")[0]?.reason, "shutdown");
+  t.false(standby.leading, "not before the deposed leader has stopped");
+  // The candidate reads Deposed(shutdown): its campaign is over, it closes the stream.
+  leader.close();
   await sim.advance(10);
   await done;
-  t.is(leader.of("deposed")[0]?.reason, "shutdown");
-  t.is(leader.of("ended")[0]?.error?.code, "shutting-down");
+  t.is(leader.of("ended").length, 1, "the campaign ended");
   t.true(standby.leading);
+});
+
+test("graceful shutdown keeps a leader's lease until its valid_for has passed when it does not close its stream, then ends its campaign", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const leader = a.campaign("unread", "paused");
+  await sim.advance(10);
+  const standby = b.campaign("unread", "standby");
+  await sim.advance(9_000);
+  const done = a.engine.shutdown(10_000);
+  await sim.advance(1);
+  t.is(leader.of("deposed")[0]?.reason, "shutdown");
+  t.is(leader.of("ended").length, 0, "the stream stays open while its lease is kept");
+  // Renewed at 5 s: its promise runs until 15 s.
+  await sim.advance(15_010 - sim.clock.now() - 1);
+  t.false(standby.leading, "nobody else leads while the deposed leader may still act");
+  await sim.advance(10_000);
+  await done;
+  t.is(leader.of("ended")[0]?.error?.code, "shutting-down");
+  t.true(standby.leading, "elected once the lease was given back");
+  t.true(standby.of("elected")[0]!.at < 5_010 + LEASE, "given back, not left to expire");
 });
 
 test("a candidate that closes its stream while leading gives leadership up at once", async (t) => {

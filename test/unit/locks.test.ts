@@ -305,12 +305,60 @@ test("graceful shutdown: holders are told, leases released, and a waiter elsewhe
   const waiter = b.acquire("shutdown");
   await sim.advance(10);
   const done = a.engine.shutdown(5_000);
-  await sim.advance(10);
-  await done;
+  await sim.advance(1);
   t.is(held.loss?.reason, "shutdown");
   t.is(queued.failure?.code, "shutting-down");
+  // The holder reads its Lost and closes its stream, as the client libraries do.
+  held.close();
+  await sim.advance(10);
+  await done;
   t.truthy(waiter.grant, "taken over at once, not after expiry");
   t.true(waiter.grant!.at - held.loss!.at < 100);
+});
+
+test("graceful shutdown keeps a session lease whose holder does not close its stream until its valid_for has passed", async (t) => {
+  const sim = new SimCluster();
+  const renewedAt: number[] = [];
+  const a = await sim.daemon("a", { observer: { renewed: () => void renewedAt.push(sim.clock.now()) } });
+  const b = await sim.daemon("b");
+  const held = a.acquire("unread", { holder: "paused" });
+  await sim.advance(10);
+  const waiter = b.acquire("unread", { holder: "waiter" });
+  // Renewed once (at 5 s), the holder acts until its last valid_for ends,
+  // whether or not it reads the Lost it is told at 9 s.
+  await sim.advance(9_000);
+  t.is(renewedAt.length, 1);
+  const promisedUntil = renewedAt[0]! + held.renewals[0]!;
+  const expiry = renewedAt[0]! + LEASE;
+  const done = a.engine.shutdown(10_000);
+  await sim.advance(1);
+  t.is(held.loss?.reason, "shutdown", "told at once");
+  await sim.advance(promisedUntil - sim.clock.now() - 1);
+  t.is(waiter.grant, undefined, "nobody else holds the lock while the holder may still act");
+  await sim.advance(10_000);
+  await done;
+  t.truthy(waiter.grant, "given back within the shutdown timeout");
+  t.true(waiter.grant!.at >= promisedUntil);
+  t.true(waiter.grant!.at < expiry, "given back, not left to expire");
+});
+
+test("graceful shutdown leaves a session lease to expire when its holder's valid_for outlasts the shutdown timeout", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const held = a.acquire("slow", { holder: "paused" });
+  await sim.advance(10);
+  const waiter = b.acquire("slow", { holder: "waiter" });
+  await sim.advance(10);
+  const done = a.engine.shutdown(1_000);
+  await sim.advance(1_000);
+  await done;
+  t.is(held.loss?.reason, "shutdown");
+  await sim.advance(held.grant!.validForMs);
+  t.is(waiter.grant, undefined, "not released at the timeout, nor after it");
+  t.is(sim.store.peek(a.lockName("slow"))?.holderIdentity, a.engine.identity, "left to expire");
+  await sim.advance(LEASE);
+  t.truthy(waiter.grant, "taken over once the lease has run out");
 });
 
 test("deleted lease: the holder is told and tokens never go back when it is re-created", async (t) => {
