@@ -1,7 +1,16 @@
 // The Lease's name label, by which each daemon's watch selects the names its
 // clients use (docs/design.md 3.10).
 import test from "ava";
-import { MANAGED_SELECTOR, NAME_LABEL, nameLabelValue, recordToLease, selectorFor } from "../../daemon/store/kubernetes/lease-convert.js";
+import {
+  HOLDER_ANNOTATION,
+  MANAGED_SELECTOR,
+  NAME_LABEL,
+  leaseToRecord,
+  nameLabelValue,
+  recordToLease,
+  selectorFor,
+  watchedChange,
+} from "../../daemon/store/kubernetes/lease-convert.js";
 import { leaseRecord } from "../support/lease-record.js";
 
 /** A Kubernetes label value: at most 63 characters, alphanumeric at both ends, '-', '_' and '.' between. */
@@ -31,4 +40,29 @@ test("every write labels the Lease with its name and keeps labels people added",
   });
   const labels = recordToLease(record, "default").metadata?.labels;
   t.like(labels, { team: "data", [NAME_LABEL]: "msync-lock-x", "app.kubernetes.io/managed-by": "metaparticle-sync" });
+});
+
+test("a holder that is not a daemon is reported by its holderIdentity, not by the name a daemon left in the annotation", (t) => {
+  const written = recordToLease(leaseRecord({ holderIdentity: "daemon-a", holder: "scheduler-0", value: "10.0.0.1:80", transitions: 2 }), "default");
+  t.like(leaseToRecord(written), { holder: "scheduler-0", value: "10.0.0.1:80" }, "a daemon's own write reads back as written");
+  // client-go's leader election (or an administrator) takes the Lease: it writes the spec and leaves our annotations.
+  const takenOver = { ...written, spec: { ...written.spec, holderIdentity: "controller-7d9f", leaseTransitions: 3 } };
+  t.like(leaseToRecord(takenOver), { holder: "controller-7d9f", holderIdentity: "controller-7d9f", value: "", transitions: 3 });
+  const cleared = { ...written, spec: { ...written.spec, holderIdentity: "" } };
+  t.like(leaseToRecord(cleared), { holder: "", holderIdentity: "" }, "a holder cleared by hand is nobody");
+  // A Lease an older daemon wrote has no record of whom its annotation names: it is trusted as before.
+  const older = { ...written, metadata: { ...written.metadata, annotations: { [HOLDER_ANNOTATION]: "scheduler-0" } } };
+  t.like(leaseToRecord(older), { holder: "scheduler-0" });
+});
+
+test("on a watch selected by name a DELETED only says the Lease left the watch: a read tells whether it is gone", (t) => {
+  const lease = recordToLease(leaseRecord({ holderIdentity: "daemon-a", holder: "job", transitions: 4, version: "41" }), "default");
+  const name = lease.metadata!.name!;
+  // The API server sends DELETED with the object as it was, and the new resourceVersion, when its labels stop matching.
+  const left = { ...lease, metadata: { ...lease.metadata, resourceVersion: "42" } };
+  t.deepEqual(watchedChange("DELETED", left, "names"), { type: "read", name, version: "42" });
+  t.deepEqual(watchedChange("DELETED", left, "all"), { type: "delete", name, version: "42" }, "watching every managed Lease, DELETED is a deletion");
+  const unmanaged = { ...lease, metadata: { ...lease.metadata, labels: {} } };
+  t.deepEqual(watchedChange("MODIFIED", unmanaged, "all"), { type: "delete", name, version: "41" }, "without the managed-by label it is no longer ours");
+  t.like(watchedChange("MODIFIED", lease, "names"), { type: "upsert", lease: { name, holderIdentity: "daemon-a", transitions: 4, version: "41" } });
 });

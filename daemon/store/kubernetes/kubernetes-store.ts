@@ -32,7 +32,7 @@ import {
   coversAll,
   inScope,
 } from "../lease-store.js";
-import { MANAGED_SELECTOR, isManaged, leaseToRecord, recordToLease, selectorFor } from "./lease-convert.js";
+import { MANAGED_SELECTOR, isManaged, leaseToRecord, recordToLease, selectorFor, watchedChange } from "./lease-convert.js";
 import { PooledKubeConfig } from "./pooled-kubeconfig.js";
 import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 
@@ -388,9 +388,9 @@ class LeaseWatcher {
         if (phase === "BOOKMARK") return;
         const name = lease.metadata?.name ?? "";
         if (!inScope(scope, name)) return; // a long name whose label value another name shares
-        if (phase === "DELETED") this.listener({ type: "delete", name, version: version ?? "" });
-        else if (isManaged(lease)) this.listener({ type: "upsert", lease: leaseToRecord(lease) });
-        else this.listener({ type: "delete", name, version: version ?? "" }); // its label was removed: no longer ours
+        const change = watchedChange(phase as "ADDED" | "MODIFIED" | "DELETED", lease, scope === "all" ? "all" : "names");
+        if (change.type === "read") void this.confirmDeletion(change.name, change.version);
+        else this.listener(change);
       };
       const done = (err: unknown) => {
         const status = (err as { statusCode?: number } | null)?.statusCode;
@@ -411,6 +411,24 @@ class LeaseWatcher {
         (err: unknown) => done(err),
       );
     });
+  }
+
+  /**
+   * A Lease left a watch selected by name: deleted, or relabelled by hand.
+   * Only a read tells; a Lease still there and ours is still held by whoever
+   * holds it, and its holder's next write puts the label back. When the read
+   * fails the deletion is believed: the holder stops, which is safe.
+   */
+  private async confirmDeletion(name: string, version: string): Promise<void> {
+    let change: WatchEvent = { type: "delete", name, version };
+    try {
+      const record = await this.store.get(name, { signal: this.abort.signal });
+      if (record !== undefined) change = { type: "upsert", lease: record };
+    } catch (err) {
+      if (!(err instanceof StoreError && err.reason === "foreign"))
+        this.log.warn({ lease: name, err: err instanceof Error ? err.message : String(err) }, "could not read a Lease that left the watch; taking it as deleted");
+    }
+    if (!this.stopped) this.listener(change);
   }
 
   /** Waits `ms`, or (undefined) until woken by `rescope` or `stop`. */

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import type { V1Lease } from "@kubernetes/client-node";
 import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
-import type { LeaseFields, LeaseKind, LeaseRecord } from "../lease-store.js";
+import type { LeaseFields, LeaseKind, LeaseRecord, WatchEvent } from "../lease-store.js";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "metaparticle-sync";
@@ -41,6 +41,13 @@ export function selectorFor(names: Iterable<string>): string {
 }
 /** Caller-supplied holder or candidate name. */
 export const HOLDER_ANNOTATION = "sync.metaparticle.io/holder";
+/**
+ * The holderIdentity the holder annotation was written for. When the spec's
+ * holderIdentity differs, someone who is not a daemon (an administrator,
+ * client-go's leader election on the same Lease) took the Lease and left the
+ * annotation behind: the holder is then reported by its holderIdentity.
+ */
+export const HOLDER_OF_ANNOTATION = "sync.metaparticle.io/holder-identity";
 /** Proclaimed election value; at most 4096 bytes (checked before it gets here). */
 export const VALUE_ANNOTATION = "sync.metaparticle.io/value";
 /** JSON array of daemon process identities waiting, in arrival order. */
@@ -50,21 +57,44 @@ export function isManaged(lease: V1Lease): boolean {
   return lease.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
 }
 
+/**
+ * What one watch event on a managed Lease says happened to it. Through a
+ * label selector, the API server also sends DELETED for an object that stops
+ * matching (its name label removed or changed by hand), with the object as it
+ * was before and the new resourceVersion: on a watch `selected` by name a
+ * DELETED says only that the Lease left the watch, and a read must tell
+ * whether it is gone. An object without the managed-by label is no longer ours.
+ */
+export function watchedChange(
+  phase: "ADDED" | "MODIFIED" | "DELETED",
+  lease: V1Lease,
+  selected: "names" | "all",
+): Extract<WatchEvent, { type: "upsert" | "delete" }> | { readonly type: "read"; readonly name: string; readonly version: string } {
+  const name = lease.metadata?.name ?? "";
+  const version = lease.metadata?.resourceVersion ?? "";
+  if (phase === "DELETED") return selected === "names" ? { type: "read", name, version } : { type: "delete", name, version };
+  return isManaged(lease) ? { type: "upsert", lease: leaseToRecord(lease) } : { type: "delete", name, version };
+}
+
 /** Reads a managed Lease as a record. Tolerates what people may have left out or broken. */
 export function leaseToRecord(lease: V1Lease): LeaseRecord {
   const metadata = lease.metadata ?? {};
   const annotations = metadata.annotations ?? {};
   const spec = lease.spec ?? {};
+  const holderIdentity = spec.holderIdentity ?? "";
+  // A Lease an older daemon wrote has no HOLDER_OF_ANNOTATION: its annotation is trusted, as it was then.
+  const annotated = annotations[HOLDER_OF_ANNOTATION] ?? holderIdentity;
+  const ours = annotated === holderIdentity;
   return {
     name: metadata.name ?? "",
     kind: (metadata.labels?.[KIND_LABEL] === "election" ? "election" : "lock") satisfies LeaseKind,
-    holderIdentity: spec.holderIdentity ?? "",
-    holder: annotations[HOLDER_ANNOTATION] ?? "",
+    holderIdentity,
+    holder: ours ? (annotations[HOLDER_ANNOTATION] ?? "") : holderIdentity,
     leaseDurationSeconds: spec.leaseDurationSeconds ?? 0,
     acquireTime: toDate(spec.acquireTime),
     renewTime: toDate(spec.renewTime),
     transitions: spec.leaseTransitions ?? 0,
-    value: annotations[VALUE_ANNOTATION] ?? "",
+    value: ours ? (annotations[VALUE_ANNOTATION] ?? "") : "",
     queue: parseQueue(annotations[QUEUE_ANNOTATION]),
     version: metadata.resourceVersion ?? "",
     native: lease,
@@ -80,6 +110,7 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   const previous = "native" in fields ? (fields.native as V1Lease | undefined) : undefined;
   const annotations: Record<string, string> = { ...previous?.metadata?.annotations };
   annotations[HOLDER_ANNOTATION] = fields.holder;
+  annotations[HOLDER_OF_ANNOTATION] = fields.holderIdentity;
   setOrDelete(annotations, VALUE_ANNOTATION, fields.value);
   setOrDelete(annotations, QUEUE_ANNOTATION, fields.queue.length > 0 ? JSON.stringify(fields.queue) : "");
   return {

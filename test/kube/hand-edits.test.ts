@@ -1,0 +1,120 @@
+// Edits to managed Leases that no daemon made (kubectl, an administrator,
+// another program using the same Lease), against a real kube-apiserver and
+// etcd with daemons as separate processes (docs/design.md 3.5 and 3.10).
+// The streams are driven through the generated stubs, so what is checked is
+// what the sidecar says, whatever a wrapper would make of it.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { SyncClient } from "metaparticle-sync-client";
+import { LossReason } from "metaparticle-sync-client/gen/metaparticle/sync/v1/types";
+import { type KubeDaemon, type KubeEnv, kubeSuite, spawnKubeDaemon } from "../support/kube-env.js";
+import { callOk } from "../support/calls.js";
+
+const { controlPlaneTest } = kubeSuite();
+
+async function daemons(t: { context: { env: KubeEnv }; teardown(fn: () => unknown): void }, count: number) {
+  const namespace = await t.context.env.newNamespace();
+  const started: KubeDaemon[] = [];
+  for (let i = 0; i < count; i++) {
+    const daemon = await spawnKubeDaemon(t.context.env, namespace, [`--identity=daemon-${i}`]);
+    t.teardown(async () => {
+      daemon.client.close();
+      await daemon.stop();
+    });
+    started.push(daemon);
+  }
+  return { namespace, daemons: started };
+}
+
+/** One Acquire stream, as the sidecar reports it. */
+function hold(client: SyncClient, name: string, holder: string, leaseSeconds: number, waitSeconds: number) {
+  const events: string[] = [];
+  const stream = client.locks.acquire({
+    name,
+    holder,
+    leaseDuration: { seconds: leaseSeconds, nanos: 0 },
+    waitTimeout: { seconds: waitSeconds, nanos: 0 },
+  });
+  const acquired = new Promise<number>((resolve, reject) => {
+    stream.on("data", (response: { event?: { $case: string; value: { fencingToken?: number } } }) => {
+      events.push(response.event!.$case === "lost" ? `lost (${JSON.stringify(response.event!.value)})` : response.event!.$case);
+      if (response.event!.$case === "acquired") resolve(response.event!.value.fencingToken!);
+    });
+    stream.on("error", (err) => reject(err));
+  });
+  acquired.catch(() => {});
+  return { acquired, events, close: () => stream.cancel() };
+}
+
+controlPlaneTest("removing the name label by hand is not a deletion: the holder keeps the lock and hands it over promptly on release", async (t) => {
+  const {
+    namespace,
+    daemons: [a, b],
+  } = await daemons(t, 2);
+  const cp = t.context.env.controlPlane!;
+  // A one-hour lease: a waiter served within its 60 s wait was handed the lock, not left to wait for expiry.
+  const holder = hold(a!.client, "relabel", "a", 3600, 60);
+  const token = await holder.acquired;
+  const waiter = hold(b!.client, "relabel", "b", 3600, 60);
+  await sleep(500);
+  const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/msync-lock-relabel`;
+  const patched = await cp.request("PATCH", path, { metadata: { labels: { "sync.metaparticle.io/name": null } } }, {
+    contentType: "application/merge-patch+json",
+  });
+  t.is(patched.status, 200, patched.body);
+  await sleep(2000);
+  t.false(holder.events.some((e) => e.startsWith("lost")), `the holder was not told it lost the lock: ${holder.events.join(", ")}`);
+  t.false(waiter.events.includes("acquired"), "the waiter was not granted while the holder holds");
+  const info = await callOk<{ held: boolean; holder: string; fencingToken: number }>((cb) =>
+    a!.client.locks.getLock({ name: "relabel", consistency: 0 }, cb),
+  );
+  t.like(info, { held: true, holder: "a", fencingToken: token }, "the holder's daemon still reports the lock held");
+  holder.close();
+  t.true((await waiter.acquired) > token, "the waiter is handed the lock when the holder releases");
+  waiter.close();
+});
+
+controlPlaneTest("a holder that is not a daemon is reported by its holderIdentity, not by the name our annotation kept", async (t) => {
+  const {
+    namespace,
+    daemons: [a],
+  } = await daemons(t, 1);
+  const cp = t.context.env.controlPlane!;
+  const stream = a!.client.elections.campaign({ name: "shared-lease", candidate: "ours", value: "10.0.0.1:80" });
+  const term = await new Promise<number>((resolve, reject) => {
+    stream.on("data", (r: { event?: { $case: string; value: { term?: number } } }) => {
+      if (r.event!.$case === "elected") resolve(r.event!.value.term!);
+    });
+    stream.on("error", reject);
+  });
+  stream.on("error", () => {});
+  await callOk((cb) => a!.client.elections.resign({ name: "shared-lease", term }, cb));
+  // client-go's leader election takes the same Lease: it writes the spec and leaves our annotations.
+  const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/msync-election-shared-lease`;
+  const lease = (await cp.request("GET", path)).json;
+  const now = new Date().toISOString().replace("Z", "000Z");
+  lease.spec = { ...lease.spec, holderIdentity: "controller-7d9f", leaseDurationSeconds: 15, leaseTransitions: term + 1, acquireTime: now, renewTime: now };
+  const replaced = await cp.request("PUT", path, lease);
+  t.is(replaced.status, 200, replaced.body);
+  const leader = await callOk<{ leader: string; value: string; term: number }>((cb) =>
+    a!.client.elections.getLeader({ name: "shared-lease", consistency: 2 }, cb),
+  );
+  t.like(leader, { leader: "controller-7d9f", value: "", term: term + 1 });
+});
+
+controlPlaneTest("a Lease deleted by hand is a deletion: its holder is told the lease was deleted", async (t) => {
+  const {
+    namespace,
+    daemons: [a],
+  } = await daemons(t, 1);
+  const cp = t.context.env.controlPlane!;
+  const holder = hold(a!.client, "deleted", "a", 15, 60);
+  await holder.acquired;
+  const deleted = await cp.request("DELETE", `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/msync-lock-deleted`);
+  t.is(deleted.status, 200, deleted.body);
+  for (let i = 0; i < 100 && !holder.events.some((e) => e.startsWith("lost")); i++) await sleep(100);
+  t.true(
+    holder.events.some((e) => e.startsWith("lost") && e.includes(`"reason":${LossReason.LOSS_REASON_DELETED}`)),
+    holder.events.join(", "),
+  );
+  holder.close();
+});
