@@ -118,3 +118,43 @@ controlPlaneTest("a Lease deleted by hand is a deletion: its holder is told the 
   );
   holder.close();
 });
+
+controlPlaneTest("mixed versions: a Lease an older daemon wrote without the name label is seen by a scoped watch, and its leader reported", async (t) => {
+  const {
+    namespace,
+    daemons: [a],
+  } = await daemons(t, 1);
+  const cp = t.context.env.controlPlane!;
+  // As a daemon from before the scoped watch writes it: managed, but no sync.metaparticle.io/name label.
+  const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`;
+  const now = () => new Date().toISOString().replace("Z", "000Z");
+  const created = await cp.request("POST", path, {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: {
+      name: "msync-election-upgrade",
+      labels: { "app.kubernetes.io/managed-by": "metaparticle-sync", "sync.metaparticle.io/kind": "election" },
+      annotations: { "sync.metaparticle.io/holder": "old-leader", "sync.metaparticle.io/value": "10.0.0.9:80" },
+    },
+    spec: { holderIdentity: "old-daemon", leaseDurationSeconds: 15, leaseTransitions: 7, acquireTime: now(), renewTime: now() },
+  });
+  t.is(created.status, 201, created.body);
+  const seen: Array<{ leader: string; term: number }> = [];
+  const observation = a!.client.elections.observe({ name: "upgrade" });
+  observation.on("data", (state: { leader: string; term: number }) => seen.push(state));
+  observation.on("error", () => {});
+  t.teardown(() => observation.cancel());
+  for (let i = 0; i < 100 && !seen.some((s) => s.leader === "old-leader"); i++) await sleep(100);
+  t.like(seen.at(-1), { leader: "old-leader", term: 7 }, `observed: ${JSON.stringify(seen)}`);
+  // The older daemon renews, still without the label: the observation and a cached read keep the leader.
+  const lease = (await cp.request("GET", `${path}/msync-election-upgrade`)).json;
+  lease.spec.renewTime = now();
+  t.is((await cp.request("PUT", `${path}/msync-election-upgrade`, lease)).status, 200);
+  await sleep(1000);
+  const leader = await callOk<{ leader: string; term: number }>((cb) => a!.client.elections.getLeader({ name: "upgrade", consistency: 1 }, cb));
+  t.like(leader, { leader: "old-leader", term: 7 });
+  t.false(
+    seen.some((s) => s.leader === "" && seen.indexOf(s) > seen.findIndex((x) => x.leader === "old-leader")),
+    "never 'no leader' after the old leader was seen",
+  );
+});

@@ -32,7 +32,7 @@ import {
   coversAll,
   inScope,
 } from "../lease-store.js";
-import { MANAGED_SELECTOR, isManaged, leaseToRecord, recordToLease, selectorFor, watchedChange } from "./lease-convert.js";
+import { MANAGED_SELECTOR, NAME_LABEL, isManaged, leaseToRecord, recordToLease, selectorFor, watchedChange } from "./lease-convert.js";
 import { PooledKubeConfig } from "./pooled-kubeconfig.js";
 import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 
@@ -281,6 +281,14 @@ class LeaseWatcher {
   private scope: WatchScope | undefined;
   private retryMs = MIN_RETRY_MS;
   private wake: (() => void) | undefined;
+  /** Names a list did not return that were then looked up one by one. */
+  private readonly lookedUp = new Set<string>();
+  /**
+   * A Lease among the names wanted has no name label: an older daemon wrote
+   * it, and no selector by name finds it. From then on this watch covers
+   * every managed Lease, as before the scoped watch.
+   */
+  private unlabelled = false;
 
   constructor(
     private readonly store: KubernetesStore,
@@ -298,8 +306,13 @@ class LeaseWatcher {
         if (needList || !this.covered()) {
           // A relist covers the names wanted now; a scope that grows keeps the names it had, whose
           // renewals this daemon has been timing (a name seen afresh waits a whole lease to expire).
-          const scope = needList ? scopeOf(this.names) : grown(this.scope, this.names);
+          const scope = this.unlabelled ? "all" : needList ? scopeOf(this.names) : grown(this.scope, this.names);
           const { leases, resourceVersion } = await this.store.list(scope, this.abort.signal);
+          if (scope !== "all" && (await this.foundUnlabelled(scope, leases))) {
+            this.unlabelled = true;
+            this.log.info("a Lease in use has no name label (an older daemon wrote it): watching every managed Lease");
+            continue;
+          }
           this.scope = scope;
           this.resourceVersion = resourceVersion;
           this.listener({ type: "synced", leases, scope, version: resourceVersion });
@@ -358,9 +371,28 @@ class LeaseWatcher {
     return this.scope === "all" || (this.names !== undefined && coversAll(this.scope, this.names));
   }
 
+  /**
+   * Looks up, once each, the names in `scope` that the list did not return:
+   * true when one of them exists, managed, without the name label.
+   */
+  private async foundUnlabelled(scope: ReadonlySet<string>, listed: readonly LeaseRecord[]): Promise<boolean> {
+    const missing = [...scope].filter((name) => !this.lookedUp.has(name) && !listed.some((lease) => lease.name === name));
+    const found = await Promise.all(
+      missing.map(async (name) => {
+        const record = await this.store.get(name, { signal: this.abort.signal }).catch((err: unknown) => {
+          if (err instanceof StoreError && err.reason === "foreign") return undefined; // not ours: the engine says so on use
+          throw err;
+        });
+        this.lookedUp.add(name);
+        return record !== undefined && (record.native as V1Lease).metadata?.labels?.[NAME_LABEL] === undefined;
+      }),
+    );
+    return found.includes(true);
+  }
+
   /** True when the scope covers names nobody wants any more, and a smaller one would do. */
   private narrower(): boolean {
-    if (this.names === undefined || this.scope === undefined) return false;
+    if (this.names === undefined || this.scope === undefined || this.unlabelled) return false;
     const next = scopeOf(this.names);
     if (next === "all") return false;
     return this.scope === "all" || this.scope.size > next.size;
