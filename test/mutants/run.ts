@@ -66,16 +66,23 @@ function prepare(dir: string, mutant: Mutant): void {
     JSON.stringify({
       extends: "./tsconfig.base.json",
       compilerOptions: { rootDir: ".", outDir: "dist", sourceMap: false },
-      include: ["daemon", "test/unit", "test/support", "test/sim", "test/faults/checker.ts", "test/faults/history.ts"],
+      include: ["daemon", "test/unit", "test/kube", "test/controlplane", "test/support", "test/sim", "test/faults/checker.ts", "test/faults/history.ts"],
       exclude: ["dist", "node_modules"],
     }),
   );
+  const patched = [...readFileSync(join(folder, mutant.file), "utf8").matchAll(/^\+\+\+ b\/(.*)$/gm)].map((m) => m[1]!);
+  const before = patched.map((path) => readFileSync(join(dir, path), "utf8"));
   const applied = spawnSync("git", ["apply", join(folder, mutant.file)], { cwd: dir, encoding: "utf8" });
   if (applied.status !== 0) throw new Error(`${mutant.file} no longer applies: ${applied.stderr.trim()}`);
+  // git apply run inside another work tree can skip every file and still succeed: judge only a mutant that is one.
+  if (patched.length === 0 || patched.every((path, i) => readFileSync(join(dir, path), "utf8") === before[i]))
+    throw new Error(`${mutant.file} applied but changed nothing`);
 }
 
 function run(command: string, args: string[], cwd: string): { status: number | null; output: string } {
-  const result = spawnSync(command, args, { cwd, encoding: "utf8", timeout: 10 * 60_000, maxBuffer: 64 << 20 });
+  // A mutant caught by a test on the real API server uses the control plane already built for this repository.
+  const env = { ...process.env, CONTROLPLANE_CACHE_DIR: process.env.CONTROLPLANE_CACHE_DIR ?? join(root, ".cache/controlplane") };
+  const result = spawnSync(command, args, { cwd, env, encoding: "utf8", timeout: 10 * 60_000, maxBuffer: 64 << 20 });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
