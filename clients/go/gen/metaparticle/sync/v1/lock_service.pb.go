@@ -612,12 +612,13 @@ func (x *RenewResponse) GetValidFor() *durationpb.Duration {
 	return nil
 }
 
-// ReleaseRequest gives back a lease-held lock.
+// ReleaseRequest gives back a lock by its token.
 type ReleaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name identifies the lock.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// fencing_token is the token TryAcquire returned.
+	// fencing_token is the token TryAcquire returned, or the token of the
+	// Acquire stream's hold.
 	FencingToken  int64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

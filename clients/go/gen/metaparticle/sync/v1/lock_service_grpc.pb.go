@@ -57,9 +57,13 @@ type LockServiceClient interface {
 	// counted from now. A token that is not the current one for the name, or that
 	// another daemon process holds, gets FAILED_PRECONDITION and changes nothing.
 	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
-	// Release gives back a lock taken with TryAcquire so the next waiter gets it
-	// at once. A token that is not the current one gets FAILED_PRECONDITION and
-	// changes nothing; this includes releasing the same token twice.
+	// Release gives back a lock by its token so the next waiter gets it at once,
+	// and answers once the lease is given back: from then on the next holder may
+	// act. The token may be one TryAcquire returned, or the token of a lock an
+	// Acquire stream holds; that stream then ends with OK and no `lost`, so a
+	// holder learns from this reply, not by polling, that it has released. A
+	// token that is not the current one gets FAILED_PRECONDITION and changes
+	// nothing; this includes releasing the same token twice.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// GetLock reports who holds a lock. An unheld lock is not an error: `held` is
 	// false and `fencing_token` is the last token granted, if any.
@@ -164,9 +168,13 @@ type LockServiceServer interface {
 	// counted from now. A token that is not the current one for the name, or that
 	// another daemon process holds, gets FAILED_PRECONDITION and changes nothing.
 	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
-	// Release gives back a lock taken with TryAcquire so the next waiter gets it
-	// at once. A token that is not the current one gets FAILED_PRECONDITION and
-	// changes nothing; this includes releasing the same token twice.
+	// Release gives back a lock by its token so the next waiter gets it at once,
+	// and answers once the lease is given back: from then on the next holder may
+	// act. The token may be one TryAcquire returned, or the token of a lock an
+	// Acquire stream holds; that stream then ends with OK and no `lost`, so a
+	// holder learns from this reply, not by polling, that it has released. A
+	// token that is not the current one gets FAILED_PRECONDITION and changes
+	// nothing; this includes releasing the same token twice.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// GetLock reports who holds a lock. An unheld lock is not an error: `held` is
 	// false and `fencing_token` is the last token granted, if any.

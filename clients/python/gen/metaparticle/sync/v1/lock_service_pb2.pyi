@@ -330,7 +330,7 @@ Global___RenewResponse: _TypeAlias = RenewResponse  # noqa: Y015
 
 @_typing.final
 class ReleaseRequest(_message.Message):
-    """ReleaseRequest gives back a lease-held lock."""
+    """ReleaseRequest gives back a lock by its token."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -339,7 +339,9 @@ class ReleaseRequest(_message.Message):
     name: _builtins.str
     """name identifies the lock."""
     fencing_token: _builtins.int
-    """fencing_token is the token TryAcquire returned."""
+    """fencing_token is the token TryAcquire returned, or the token of the
+    Acquire stream's hold.
+    """
     def __init__(
         self,
         *,

@@ -115,9 +115,13 @@ class LockServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Release(self, request, context):
-        """Release gives back a lock taken with TryAcquire so the next waiter gets it
-        at once. A token that is not the current one gets FAILED_PRECONDITION and
-        changes nothing; this includes releasing the same token twice.
+        """Release gives back a lock by its token so the next waiter gets it at once,
+        and answers once the lease is given back: from then on the next holder may
+        act. The token may be one TryAcquire returned, or the token of a lock an
+        Acquire stream holds; that stream then ends with OK and no `lost`, so a
+        holder learns from this reply, not by polling, that it has released. A
+        token that is not the current one gets FAILED_PRECONDITION and changes
+        nothing; this includes releasing the same token twice.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

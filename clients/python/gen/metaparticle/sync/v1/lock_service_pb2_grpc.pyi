@@ -63,9 +63,13 @@ class LockServiceStub:
     another daemon process holds, gets FAILED_PRECONDITION and changes nothing.
     """
     Release: _grpc.UnaryUnaryMultiCallable[_lock_service_pb2.ReleaseRequest, _lock_service_pb2.ReleaseResponse]
-    """Release gives back a lock taken with TryAcquire so the next waiter gets it
-    at once. A token that is not the current one gets FAILED_PRECONDITION and
-    changes nothing; this includes releasing the same token twice.
+    """Release gives back a lock by its token so the next waiter gets it at once,
+    and answers once the lease is given back: from then on the next holder may
+    act. The token may be one TryAcquire returned, or the token of a lock an
+    Acquire stream holds; that stream then ends with OK and no `lost`, so a
+    holder learns from this reply, not by polling, that it has released. A
+    token that is not the current one gets FAILED_PRECONDITION and changes
+    nothing; this includes releasing the same token twice.
     """
     GetLock: _grpc.UnaryUnaryMultiCallable[_lock_service_pb2.GetLockRequest, _lock_service_pb2.GetLockResponse]
     """GetLock reports who holds a lock. An unheld lock is not an error: `held` is
@@ -107,9 +111,13 @@ class LockServiceAsyncStub(LockServiceStub):
     another daemon process holds, gets FAILED_PRECONDITION and changes nothing.
     """
     Release: _aio.UnaryUnaryMultiCallable[_lock_service_pb2.ReleaseRequest, _lock_service_pb2.ReleaseResponse]  # type: ignore[assignment]
-    """Release gives back a lock taken with TryAcquire so the next waiter gets it
-    at once. A token that is not the current one gets FAILED_PRECONDITION and
-    changes nothing; this includes releasing the same token twice.
+    """Release gives back a lock by its token so the next waiter gets it at once,
+    and answers once the lease is given back: from then on the next holder may
+    act. The token may be one TryAcquire returned, or the token of a lock an
+    Acquire stream holds; that stream then ends with OK and no `lost`, so a
+    holder learns from this reply, not by polling, that it has released. A
+    token that is not the current one gets FAILED_PRECONDITION and changes
+    nothing; this includes releasing the same token twice.
     """
     GetLock: _aio.UnaryUnaryMultiCallable[_lock_service_pb2.GetLockRequest, _lock_service_pb2.GetLockResponse]  # type: ignore[assignment]
     """GetLock reports who holds a lock. An unheld lock is not an error: `held` is
@@ -172,9 +180,13 @@ class LockServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _lock_service_pb2.ReleaseRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_lock_service_pb2.ReleaseResponse, _abc.Awaitable[_lock_service_pb2.ReleaseResponse]]:
-        """Release gives back a lock taken with TryAcquire so the next waiter gets it
-        at once. A token that is not the current one gets FAILED_PRECONDITION and
-        changes nothing; this includes releasing the same token twice.
+        """Release gives back a lock by its token so the next waiter gets it at once,
+        and answers once the lease is given back: from then on the next holder may
+        act. The token may be one TryAcquire returned, or the token of a lock an
+        Acquire stream holds; that stream then ends with OK and no `lost`, so a
+        holder learns from this reply, not by polling, that it has released. A
+        token that is not the current one gets FAILED_PRECONDITION and changes
+        nothing; this includes releasing the same token twice.
         """
 
     @_abc_1.abstractmethod

@@ -181,11 +181,14 @@ export interface RenewResponse {
   validFor?: Duration | undefined;
 }
 
-/** ReleaseRequest gives back a lease-held lock. */
+/** ReleaseRequest gives back a lock by its token. */
 export interface ReleaseRequest {
   /** name identifies the lock. */
   name: string;
-  /** fencing_token is the token TryAcquire returned. */
+  /**
+   * fencing_token is the token TryAcquire returned, or the token of the
+   * Acquire stream's hold.
+   */
   fencingToken: number;
 }
 
@@ -1654,9 +1657,13 @@ export const LockServiceService = {
     responseDeserialize: (value: Buffer): RenewResponse => RenewResponse.decode(value),
   },
   /**
-   * Release gives back a lock taken with TryAcquire so the next waiter gets it
-   * at once. A token that is not the current one gets FAILED_PRECONDITION and
-   * changes nothing; this includes releasing the same token twice.
+   * Release gives back a lock by its token so the next waiter gets it at once,
+   * and answers once the lease is given back: from then on the next holder may
+   * act. The token may be one TryAcquire returned, or the token of a lock an
+   * Acquire stream holds; that stream then ends with OK and no `lost`, so a
+   * holder learns from this reply, not by polling, that it has released. A
+   * token that is not the current one gets FAILED_PRECONDITION and changes
+   * nothing; this includes releasing the same token twice.
    */
   release: {
     path: "/metaparticle.sync.v1.LockService/Release" as const,
@@ -1707,9 +1714,13 @@ export interface LockServiceServer extends UntypedServiceImplementation {
    */
   renew: handleUnaryCall<RenewRequest, RenewResponse>;
   /**
-   * Release gives back a lock taken with TryAcquire so the next waiter gets it
-   * at once. A token that is not the current one gets FAILED_PRECONDITION and
-   * changes nothing; this includes releasing the same token twice.
+   * Release gives back a lock by its token so the next waiter gets it at once,
+   * and answers once the lease is given back: from then on the next holder may
+   * act. The token may be one TryAcquire returned, or the token of a lock an
+   * Acquire stream holds; that stream then ends with OK and no `lost`, so a
+   * holder learns from this reply, not by polling, that it has released. A
+   * token that is not the current one gets FAILED_PRECONDITION and changes
+   * nothing; this includes releasing the same token twice.
    */
   release: handleUnaryCall<ReleaseRequest, ReleaseResponse>;
   /**
@@ -1777,9 +1788,13 @@ export interface LockServiceClient extends Client {
     callback: (error: ServiceError | null, response: RenewResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Release gives back a lock taken with TryAcquire so the next waiter gets it
-   * at once. A token that is not the current one gets FAILED_PRECONDITION and
-   * changes nothing; this includes releasing the same token twice.
+   * Release gives back a lock by its token so the next waiter gets it at once,
+   * and answers once the lease is given back: from then on the next holder may
+   * act. The token may be one TryAcquire returned, or the token of a lock an
+   * Acquire stream holds; that stream then ends with OK and no `lost`, so a
+   * holder learns from this reply, not by polling, that it has released. A
+   * token that is not the current one gets FAILED_PRECONDITION and changes
+   * nothing; this includes releasing the same token twice.
    */
   release(
     request: ReleaseRequest,
