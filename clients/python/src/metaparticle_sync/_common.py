@@ -26,15 +26,15 @@ WAIT_GRACE = 1.0
 before it gives up waiting on its own clock (a frozen sidecar says nothing)."""
 
 KEEPALIVE_TIME = 10.0
-"""Seconds between HTTP/2 pings on an idle connection, calls or not, so that a
-frozen or unreachable sidecar is noticed by a campaign, an observation or a
-held lock's stream, which have no deadline of their own."""
+"""Seconds between HTTP/2 pings on the streams' connection, calls or not, so
+that a frozen or unreachable sidecar is noticed by a campaign, an observation
+or a held lock's stream, which have no deadline of their own."""
 
 KEEPALIVE_TIMEOUT = 5.0
 """Seconds a ping may go unanswered before the connection counts as dead and
-its calls fail with UNAVAILABLE."""
+its streams fail with UNAVAILABLE."""
 
-CHANNEL_OPTIONS: list[tuple[str, int]] = [
+STREAM_CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_time_ms", int(KEEPALIVE_TIME * 1000)),
     ("grpc.keepalive_timeout_ms", int(KEEPALIVE_TIMEOUT * 1000)),
     # gRPC core times a ping out after grpc.http2.ping_timeout_ms (60 s by
@@ -43,8 +43,17 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     # Without this, gRPC stops pinging after two pings with no data between them.
     ("grpc.http2.max_pings_without_data", 0),
+    # No bandwidth-probing pings: with the 5 s ping timeout above, one sent as
+    # the sidecar froze would close the connection 5 s later, before the
+    # keepalive's 10 s without an answer.
+    ("grpc.http2.bdp_probe", 0),
 ]
-"""The options of every channel to the sidecar."""
+"""The options of the channel for the streams (Acquire, Campaign, Observe).
+
+The calls with a deadline go on a channel of their own, without keepalive:
+on a frozen sidecar each of them ends at its own deadline with
+DEADLINE_EXCEEDED, rather than with UNAVAILABLE whenever the keepalive
+happens to close a shared connection under it."""
 
 
 def address_or_default(address: str | None) -> str:

@@ -41,11 +41,16 @@ class Campaign:
     """
 
     def __init__(
-        self, stub: election_service_pb2_grpc.ElectionServiceStub, request: election_service_pb2.CampaignRequest, timeout: float
+        self,
+        stub: election_service_pb2_grpc.ElectionServiceStub,
+        streams: election_service_pb2_grpc.ElectionServiceStub,
+        request: election_service_pb2.CampaignRequest,
+        timeout: float,
     ) -> None:
         self.name = request.name
         self.candidate = request.candidate
         self._stub = stub
+        self._streams = streams
         self._request = request
         self._timeout = timeout
         self._events: queue.Queue[CampaignEvent | None] = queue.Queue()
@@ -158,7 +163,7 @@ class Campaign:
 
     def _join(self) -> None:
         """Opens a Campaign stream and follows it; a replaced stream's messages are ignored."""
-        call = self._stub.Campaign(self._request)
+        call = self._streams.Campaign(self._request)
         with self._guard:
             if self._leaving or self._closed:
                 call.cancel()

@@ -20,8 +20,8 @@ import grpc.aio
 from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc, lock_service_pb2, lock_service_pb2_grpc
 
 from ._common import (
-    CHANNEL_OPTIONS,
     DEFAULT_CALL_TIMEOUT,
+    STREAM_CHANNEL_OPTIONS,
     WAIT_GRACE,
     CampaignEvent,
     Deposed,
@@ -61,11 +61,16 @@ class AsyncCampaign:
     """
 
     def __init__(
-        self, stub: election_service_pb2_grpc.ElectionServiceAsyncStub, request: election_service_pb2.CampaignRequest, timeout: float
+        self,
+        stub: election_service_pb2_grpc.ElectionServiceAsyncStub,
+        streams: election_service_pb2_grpc.ElectionServiceAsyncStub,
+        request: election_service_pb2.CampaignRequest,
+        timeout: float,
     ) -> None:
         self.name = request.name
         self.candidate = request.candidate
         self._stub = stub
+        self._streams = streams
         self._request = request
         self._timeout = timeout
         self._events: asyncio.Queue[CampaignEvent | None] = asyncio.Queue()
@@ -80,7 +85,7 @@ class AsyncCampaign:
 
     def _join(self) -> None:
         """Opens a Campaign stream and reads it; a replaced stream's messages are ignored."""
-        call = self._stub.Campaign(self._request)
+        call = self._streams.Campaign(self._request)
         self._call = call
         self._readers.append(asyncio.get_running_loop().create_task(self._follow(call)))
 
@@ -272,9 +277,14 @@ class AsyncClient:
     def __init__(self, address: str | None = None, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
         self.address = address_or_default(address)
         self.timeout = call_timeout(timeout, DEFAULT_CALL_TIMEOUT)
-        self._channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        # Two connections: one for the calls, each bounded by its deadline,
+        # and one with keepalive for the streams (see STREAM_CHANNEL_OPTIONS).
+        self._channel = grpc.aio.insecure_channel(self.address)
+        self._streams = grpc.aio.insecure_channel(self.address, options=STREAM_CHANNEL_OPTIONS)
         self.elections = election_service_pb2_grpc.ElectionServiceStub(self._channel)
         self.locks = lock_service_pb2_grpc.LockServiceStub(self._channel)
+        self._election_streams = election_service_pb2_grpc.ElectionServiceStub(self._streams)
+        self._lock_streams = lock_service_pb2_grpc.LockServiceStub(self._streams)
 
     async def lock(
         self,
@@ -305,7 +315,7 @@ class AsyncClient:
             wait_timeout=to_duration(wait),
         )
         # No deadline on the call itself: it lasts as long as the hold.
-        call = self.locks.Acquire(request)
+        call = self._lock_streams.Acquire(request)
         try:
             first = await asyncio.wait_for(call.read(), wait + WAIT_GRACE)
         except asyncio.TimeoutError:
@@ -386,13 +396,13 @@ class AsyncClient:
             value=value,
             lease_duration=to_duration(lease_duration),
         )
-        return AsyncCampaign(self.elections, request, self.timeout)
+        return AsyncCampaign(self.elections, self._election_streams, request, self.timeout)
 
     async def observe(self, name: str) -> AsyncIterator[Leader]:
         """Yields the current leader at once and then every change, without
         campaigning. It has no deadline; a sidecar that stops answering ends
         it with Unavailable (keepalive: within about 15 s)."""
-        call = self.elections.Observe(election_service_pb2.ObserveRequest(name=name))
+        call = self._election_streams.Observe(election_service_pb2.ObserveRequest(name=name))
         try:
             async for message in call:
                 yield Leader(message.leader, message.value, message.term)
@@ -402,6 +412,7 @@ class AsyncClient:
             call.cancel()
 
     async def close(self) -> None:
+        await self._streams.close()
         await self._channel.close()
 
     async def __aenter__(self) -> AsyncClient:

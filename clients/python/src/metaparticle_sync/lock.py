@@ -18,8 +18,8 @@ import grpc
 from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc, lock_service_pb2, lock_service_pb2_grpc
 
 from ._common import (
-    CHANNEL_OPTIONS,
     DEFAULT_CALL_TIMEOUT,
+    STREAM_CHANNEL_OPTIONS,
     WAIT_GRACE,
     Leader,
     LockInfo,
@@ -262,9 +262,14 @@ class Client:
     def __init__(self, address: str | None = None, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
         self.address = address_or_default(address)
         self.timeout = call_timeout(timeout, DEFAULT_CALL_TIMEOUT)
-        self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
+        # Two connections: one for the calls, each bounded by its deadline,
+        # and one with keepalive for the streams (see STREAM_CHANNEL_OPTIONS).
+        self._channel = grpc.insecure_channel(self.address)
+        self._streams = grpc.insecure_channel(self.address, options=STREAM_CHANNEL_OPTIONS)
         self.locks = lock_service_pb2_grpc.LockServiceStub(self._channel)
         self.elections = election_service_pb2_grpc.ElectionServiceStub(self._channel)
+        self._lock_streams = lock_service_pb2_grpc.LockServiceStub(self._streams)
+        self._election_streams = election_service_pb2_grpc.ElectionServiceStub(self._streams)
 
     def lock(
         self,
@@ -296,7 +301,7 @@ class Client:
         )
         # The returned object is both the call and the iterator of its messages;
         # the call has no deadline, as it lasts as long as the hold.
-        messages = self.locks.Acquire(request)
+        messages = self._lock_streams.Acquire(request)
         call: grpc.Call = messages
         clock = _WaitClock(wait + WAIT_GRACE, call.cancel)
         timed_out = LockTimeout(
@@ -368,6 +373,7 @@ class Client:
         """
         return Campaign(
             self.elections,
+            self._election_streams,
             election_service_pb2.CampaignRequest(
                 name=name,
                 candidate=candidate or default_name("MSYNC_CANDIDATE", "POD_NAME"),
@@ -392,7 +398,7 @@ class Client:
         """Yields the current leader at once and then every change, without
         campaigning. It has no deadline; a sidecar that stops answering
         ends it with Unavailable (keepalive: within about 15 s)."""
-        call = self.elections.Observe(election_service_pb2.ObserveRequest(name=name))
+        call = self._election_streams.Observe(election_service_pb2.ObserveRequest(name=name))
         try:
             for message in call:
                 yield Leader(message.leader, message.value, message.term)
@@ -403,6 +409,7 @@ class Client:
             call.cancel()
 
     def close(self) -> None:
+        self._streams.close()
         self._channel.close()
 
     def __enter__(self) -> Client:

@@ -32,7 +32,11 @@ class Driver:
             return {}
         if op == "lock":
             lock = await self.client(c).lock(
-                c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), wait_timeout=seconds(c, "waitTimeoutMs")
+                c["name"],
+                holder=c.get("holder"),
+                lease_duration=seconds(c, "leaseDurationMs"),
+                wait_timeout=seconds(c, "waitTimeoutMs"),
+                timeout=seconds(c, "timeoutMs"),
             )
             handle = c["as"]
             self.locks[handle] = lock
@@ -45,7 +49,9 @@ class Driver:
             self.tasks["lost-" + handle] = asyncio.create_task(watch())
             return {"token": lock.token, "holder": lock.holder}
         if op == "tryLock":
-            lease = await self.client(c).try_lock(c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"))
+            lease = await self.client(c).try_lock(
+                c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")
+            )
             if lease is None:
                 return {"acquired": False}
             self.locks[c["as"]] = lease
@@ -54,12 +60,12 @@ class Driver:
             held = self.locks.get(c["handle"])
             if not isinstance(held, AsyncLease):
                 raise Unimplemented(f"no lease {c['handle']}")
-            return {"validForMs": round(await held.renew(seconds(c, "leaseDurationMs")) * 1000)}
+            return {"validForMs": round(await held.renew(seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")) * 1000)}
         if op == "getLock":
-            info = await self.client(c).get_lock(c["name"], fresh=bool(c.get("fresh")))
+            info = await self.client(c).get_lock(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
             return {"held": info.held, "holder": info.holder, "token": info.token}
         if op == "getLeader":
-            leader = await self.client(c).get_leader(c["name"], fresh=bool(c.get("fresh")))
+            leader = await self.client(c).get_leader(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
             return {"leader": leader.leader, "value": leader.value, "term": leader.term}
         if op == "campaign":
             campaign = self.client(c).campaign(
@@ -79,10 +85,10 @@ class Driver:
             self.tasks[handle] = asyncio.create_task(follow())
             return {}
         if op == "proclaim":
-            await self.campaigns[c["handle"]].proclaim(c["value"])
+            await self.campaigns[c["handle"]].proclaim(c["value"], timeout=seconds(c, "timeoutMs"))
             return {}
         if op == "resign":
-            await self.campaigns[c["handle"]].resign()
+            await self.campaigns[c["handle"]].resign(timeout=seconds(c, "timeoutMs"))
             return {}
         if op == "observe":
             handle = c["as"]
@@ -101,7 +107,7 @@ class Driver:
         if op in ("release", "close"):
             handle = c["handle"]
             if handle in self.locks:
-                await self.locks[handle].release()
+                await self.locks[handle].release(timeout=seconds(c, "timeoutMs"))
             elif op == "close" and handle in self.campaigns:
                 await self.campaigns[handle].close()
             elif op == "close" and handle in self.tasks:
@@ -114,9 +120,13 @@ class Driver:
         raise Unimplemented(f"unknown op {op}")
 
     async def close(self) -> None:
+        # The driver exits within 10 s of stdin's end, whatever state the sidecar is in.
         for lock in self.locks.values():
             if isinstance(lock, AsyncLock):
-                await lock.release()
+                try:
+                    await lock.release(timeout=2)
+                except SyncError:
+                    pass
         for campaign in self.campaigns.values():
             await campaign.close()
         for task in self.tasks.values():

@@ -26,6 +26,7 @@ def error_of(error: BaseException) -> dict[str, Any]:
 
 
 def seconds(command: dict[str, Any], key: str) -> float | None:
+    """A duration in milliseconds (`leaseDurationMs`, `timeoutMs`, ...) in seconds; None if absent."""
     value = command.get(key)
     return None if value is None else value / 1000
 
@@ -65,7 +66,11 @@ class Driver:
             return {}
         if op == "lock":
             lock = self.client(c).lock(
-                c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), wait_timeout=seconds(c, "waitTimeoutMs")
+                c["name"],
+                holder=c.get("holder"),
+                lease_duration=seconds(c, "leaseDurationMs"),
+                wait_timeout=seconds(c, "waitTimeoutMs"),
+                timeout=seconds(c, "timeoutMs"),
             )
             handle = c["as"]
             self.locks[handle] = lock
@@ -78,7 +83,9 @@ class Driver:
             self.background(watch)
             return {"token": lock.token, "holder": lock.holder}
         if op == "tryLock":
-            lease = self.client(c).try_lock(c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"))
+            lease = self.client(c).try_lock(
+                c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")
+            )
             if lease is None:
                 return {"acquired": False}
             self.locks[c["as"]] = lease
@@ -87,12 +94,12 @@ class Driver:
             held = self.locks.get(c["handle"])
             if not isinstance(held, Lease):
                 raise Unimplemented(f"no lease {c['handle']}")
-            return {"validForMs": round(held.renew(seconds(c, "leaseDurationMs")) * 1000)}
+            return {"validForMs": round(held.renew(seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")) * 1000)}
         if op == "getLock":
-            info = self.client(c).get_lock(c["name"], fresh=bool(c.get("fresh")))
+            info = self.client(c).get_lock(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
             return {"held": info.held, "holder": info.holder, "token": info.token}
         if op == "getLeader":
-            leader = self.client(c).get_leader(c["name"], fresh=bool(c.get("fresh")))
+            leader = self.client(c).get_leader(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
             return {"leader": leader.leader, "value": leader.value, "term": leader.term}
         if op == "campaign":
             campaign = self.client(c).campaign(
@@ -112,10 +119,10 @@ class Driver:
             self.background(follow)
             return {}
         if op == "proclaim":
-            self.campaigns[c["handle"]].proclaim(c["value"])
+            self.campaigns[c["handle"]].proclaim(c["value"], timeout=seconds(c, "timeoutMs"))
             return {}
         if op == "resign":
-            self.campaigns[c["handle"]].resign()
+            self.campaigns[c["handle"]].resign(timeout=seconds(c, "timeoutMs"))
             return {}
         if op == "observe":
             handle = c["as"]
@@ -135,7 +142,7 @@ class Driver:
         if op in ("release", "close"):
             handle = c["handle"]
             if handle in self.locks:
-                self.locks[handle].release()
+                self.locks[handle].release(timeout=seconds(c, "timeoutMs"))
             elif op == "close" and handle in self.campaigns:
                 self.campaigns[handle].close()
             elif op == "close" and handle in self.clients:
@@ -146,9 +153,13 @@ class Driver:
         raise Unimplemented(f"unknown op {op}")
 
     def close(self) -> None:
+        # The driver exits within 10 s of stdin's end, whatever state the sidecar is in.
         for lock in self.locks.values():
             if isinstance(lock, Lock):
-                lock.release()
+                try:
+                    lock.release(timeout=2)
+                except SyncError:
+                    pass
         for campaign in self.campaigns.values():
             campaign.close()
         for client in self.clients.values():
