@@ -47,7 +47,9 @@ const RUNNING: Record<string, FlagSpec> = {
   "lease-duration": { value: "DUR", help: "lease duration, whole seconds (default: the sidecar's, 15s)" },
   "kill-after": {
     value: "DUR",
-    help: "when the lock or leadership is lost, how long CMD has between SIGTERM and SIGKILL (default 3s)",
+    help:
+      "how long CMD has between SIGTERM and SIGKILL when it must stop; counted back from the end of the sidecar's " +
+      "promise, so it must fit in 35% of it (default 3s, lowered to fit; a larger value is refused)",
   },
   verbose: { help: "report on stderr when the lock or leadership is taken and given back" },
 };
@@ -56,7 +58,9 @@ const FLAGS: Record<CommandName, Record<string, FlagSpec>> = {
   lock: {
     "wait-timeout": {
       value: "DUR",
-      help: "give up waiting for the lock after DUR and exit 75; 0 fails at once if it is held (default: wait forever)",
+      help:
+        "give up waiting for the lock after DUR and exit 75, also when the sidecar does not answer (1s later); " +
+        "0 fails at once if it is held (default 5m, at most 24h)",
     },
     holder: { value: "NAME", help: "holder name others see (default: $MSYNC_HOLDER, else host/pid)" },
     ...RUNNING,
@@ -71,6 +75,7 @@ const FLAGS: Record<CommandName, Record<string, FlagSpec>> = {
   leader: {
     json: { help: "print one JSON object: {name, leader, value, term}" },
     fresh: { help: "read from the API server instead of the sidecar's cache" },
+    timeout: { value: "DUR", help: "give up and exit 69 if the sidecar has not answered within DUR (default 10s)" },
     ...COMMON,
   },
   observe: {
@@ -85,31 +90,44 @@ const SUMMARY: Record<CommandName, { usage: string; text: string }> = {
     text: `Waits for lock NAME, runs CMD while holding it, then releases it, and exits with CMD's status.
 CMD gets MSYNC_LOCK_NAME and MSYNC_FENCING_TOKEN (strictly greater than every earlier token of
 NAME: pass it to what CMD writes to, so stale writers can be rejected). If the lock is lost while
-CMD runs (the sidecar could not renew it, or stopped answering), CMD gets SIGTERM, then SIGKILL
-after --kill-after, and this program exits 76; keep --kill-after below the lease duration minus
-the sidecar's renew deadline (5s at the defaults), so CMD is gone before anyone else can take
-the lock. SIGTERM, SIGINT, SIGHUP and SIGQUIT are passed on to CMD (on a terminal, Ctrl-C
-already reaches CMD and is not sent twice); the lock is released once CMD has exited.`,
+CMD runs, CMD gets SIGTERM, then SIGKILL after --kill-after, and this program exits 76.
+CMD is dead before anyone else can take the lock: with each heartbeat the sidecar promises how
+long the holder may still act (10s at a time at the default 15s lease), and when no heartbeat
+has renewed that promise by the time --kill-after + 250ms of it is left (a frozen or vanished
+sidecar), SIGTERM goes out, and SIGKILL 250ms before the promise ends. So --kill-after must fit
+in 35% of the promise (the rest is for heartbeats): at most 3.25s at the default lease, about
+0.9s with --lease-duration=5s. The default 3s is lowered to fit; a larger --kill-after is
+refused (exit 64) before CMD starts. A loss the sidecar reports (the lease was taken or
+deleted) stops CMD at once, the same way. SIGTERM, SIGINT, SIGHUP and SIGQUIT are passed on to
+CMD (on a terminal, Ctrl-C already reaches CMD and is not sent twice); the lock is released,
+and the sidecar's acknowledgement awaited, once CMD has exited.`,
   },
   elect: {
     usage: "elect NAME [flags] -- CMD [ARGS...]",
     text: `Campaigns in election NAME and runs CMD only while this candidate leads: CMD starts when it
 is elected, with MSYNC_ELECTION_NAME, MSYNC_CANDIDATE and MSYNC_TERM (strictly greater than every
 earlier term: usable as a fencing token), and is stopped (SIGTERM, then SIGKILL after --kill-after)
-when it is deposed or the sidecar stops answering; the candidate stays in the election and
-starts CMD again when re-elected.
+when it is deposed, or, counted back from the end of the leadership's promise as for lock, when
+no heartbeat renews it (then it also leaves the election and joins it again as a new candidate);
+the candidate stays in the election and starts CMD again when re-elected. A sidecar that stops
+answering or goes away after it answered once is reported on stderr and joined again once it
+answers.
 When CMD exits by itself, this program resigns, so another candidate leads at once, and exits
 with CMD's status. Signals are passed on to CMD as for lock.`,
   },
   leader: {
-    usage: "leader NAME [--json] [--fresh]",
+    usage: "leader NAME [--json] [--fresh] [--timeout=DUR]",
     text: `Prints the current leader of election NAME, its term and proclaimed value:
-  LEADER term=TERM value=VALUE       or, when nobody leads:   (none) term=LAST-TERM value=`,
+  LEADER term=TERM value=VALUE       or, when nobody leads:   (none) term=LAST-TERM value=
+Gives up after --timeout (10s) if the sidecar does not answer.`,
   },
   observe: {
     usage: "observe NAME [--json]",
     text: `Prints the leader of election NAME at once, then one line per change of leader, term or
-value (same format as leader), until interrupted (exit 0) or the sidecar ends the stream (69).`,
+value (same format as leader), until interrupted (exit 0). Once connected, a sidecar that goes
+away or stops answering (frozen: noticed within about 15s by gRPC keepalive) is reported on
+stderr and observed again once it answers, which is also reported; observe does not exit for
+it. It exits 69 if the sidecar cannot be reached at start, refuses the call, or ends the stream.`,
   },
 };
 
@@ -119,7 +137,9 @@ const EXIT_CODES: ReadonlyArray<{ readonly code: string; readonly text: string; 
   { code: "0", text: "interrupted (SIGINT, SIGTERM)", commands: ["observe"] },
   { code: "CMD's status", text: "CMD's own exit status (128+N if it died of signal N)", commands: ["lock", "elect"] },
   { code: "64", text: "bad usage, or the sidecar rejected a value (INVALID_ARGUMENT)", commands: ["lock", "elect", "leader", "observe"] },
-  { code: "69", text: "the sidecar could not be reached, refused the call or ended the stream", commands: ["lock", "leader"] },
+  { code: "64", text: "--kill-after does not fit the lease's promise; CMD was not started", commands: ["lock", "elect"] },
+  { code: "69", text: "the sidecar could not be reached, refused the call or ended the stream", commands: ["lock"] },
+  { code: "69", text: "the sidecar could not be reached, refused the call, or did not answer within --timeout", commands: ["leader"] },
   {
     code: "69",
     text: "the sidecar could not be reached at start, or refused the call (once connected, a restarting sidecar is waited for)",
@@ -163,7 +183,7 @@ export function commandHelp(command: CommandName): string {
     const left = `  --${name}${spec.value === undefined ? "" : `=${spec.value}`}`;
     return `${left.padEnd(26)}${spec.help}`;
   });
-  const durations = command === "lock" || command === "elect" ? `\n${DURATION_HELP}\n` : "";
+  const durations = command === "observe" ? "" : `\n${DURATION_HELP}\n`;
   return `Usage: metaparticle-sync ${SUMMARY[command].usage}
 
 ${SUMMARY[command].text}

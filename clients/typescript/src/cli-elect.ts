@@ -1,8 +1,9 @@
 // `metaparticle-sync elect NAME -- CMD`: runs CMD only while this candidate
 // leads, and resigns when CMD exits by itself.
 import { EXIT, formatDuration } from "./cli-args.js";
-import { CALL_DEADLINE_MS, reconnectDelay, reportFailure, say, sidecarWentAway, withDeadline } from "./cli-calls.js";
+import { reconnectDelay, reportFailure, say, sidecarWentAway } from "./cli-calls.js";
 import { Child, signalExitCode, trapSignals } from "./cli-child.js";
+import { KILL_MARGIN_MS, KillAfterError, fitKillAfter, watchPromise } from "./cli-promise.js";
 import type { SyncClient } from "./client.js";
 import type { Campaign, Leadership } from "./election.js";
 import { LostError, SyncClientError } from "./internal.js";
@@ -13,7 +14,8 @@ export interface ElectCommand {
   readonly candidate?: string;
   readonly value?: string;
   readonly leaseDuration?: number;
-  readonly killAfter: number;
+  /** ms, and whether the flag was given (a default is lowered to fit the lease; a flag that does not fit is refused). */
+  readonly killAfter: { readonly ms: number; readonly explicit: boolean };
   readonly verbose: boolean;
 }
 
@@ -42,22 +44,41 @@ export function runElect(client: SyncClient, options: ElectCommand): Promise<num
       clearTimeout(rejoinTimer);
       untrap();
       if (campaign.leading) {
-        await withDeadline(campaign.resign(), CALL_DEADLINE_MS, "Resign").catch((err: unknown) =>
-          say(`could not resign ${options.name}, leaving the campaign instead: ${SyncClientError.from(err).message}`),
-        );
+        await campaign
+          .resign()
+          .catch((err: unknown) => say(`could not confirm the resignation from ${options.name}: ${SyncClientError.from(err).message}`));
       }
       campaign.close();
       resolve(code);
     };
 
-    const lead = async (leadership: Leadership) => {
+    /** Leaves the campaign `joined` and joins again as a fresh candidate: what this side gave up, the sidecar must not renew. */
+    const rejoin = (joined: Campaign) => {
+      if (joined !== campaign || finishing) return;
+      if (options.verbose) say(`leaving the campaign for ${options.name} and joining it again`);
+      campaign = join();
+      joined.close();
+    };
+
+    const lead = async (leadership: Leadership, joined: Campaign) => {
       if (current !== undefined) await current.child.exited; // the last term's CMD is still stopping
       if (leadership.signal.aborted || finishing || interrupted !== undefined) return;
-      if (options.verbose) say(`elected leader of ${options.name} (term ${leadership.term}); running ${options.argv.join(" ")}`);
+      let killAfter: number;
+      try {
+        killAfter = fitKillAfter(options.killAfter, joined.validForMs, `the leadership of ${options.name}`);
+      } catch (err) {
+        if (!(err instanceof KillAfterError)) throw err;
+        say(err.message);
+        return finish(EXIT.usage);
+      }
+      if (options.verbose) {
+        const lowered = killAfter < options.killAfter.ms ? ` (--kill-after lowered to ${formatDuration(killAfter)} to fit the lease)` : "";
+        say(`elected leader of ${options.name} (term ${leadership.term}); running ${options.argv.join(" ")}${lowered}`);
+      }
       const term: Term = {
         child: new Child(options.argv, {
           MSYNC_ELECTION_NAME: options.name,
-          MSYNC_CANDIDATE: campaign.candidate,
+          MSYNC_CANDIDATE: joined.candidate,
           MSYNC_TERM: String(leadership.term),
           MSYNC_ADDRESS: client.address,
         }),
@@ -65,19 +86,37 @@ export function runElect(client: SyncClient, options: ElectCommand): Promise<num
         deposed: false,
       };
       current = term;
+      // No heartbeat while the end of the promise comes near: stop CMD so that SIGKILL lands inside it, and give the term up.
+      const unwatch = watchPromise(
+        () => (leadership.signal.aborted ? 0 : joined.validForMs),
+        killAfter,
+        (remaining) => {
+          if (finishing || term.deposed || !term.child.running) return;
+          term.deposed = true;
+          const grace = Math.max(0, remaining - KILL_MARGIN_MS);
+          say(
+            `leader of ${options.name} (term ${term.term}): no heartbeat from the sidecar, and its promise runs out in ` +
+              `${formatDuration(remaining)}: stopping the command (SIGTERM, SIGKILL in ${formatDuration(grace)})`,
+          );
+          term.child.stop(grace);
+          rejoin(joined);
+        },
+      );
       const onDeposed = () => {
-        if (finishing) return;
+        unwatch();
+        if (finishing || term.deposed) return;
         term.deposed = true;
         const reason =
           leadership.signal.reason instanceof LostError ? `${leadership.signal.reason.reason}: ${leadership.signal.reason.message}` : "";
         say(
           `no longer leader of ${options.name} (term ${term.term}): ${reason}; ` +
-            `stopping the command (SIGTERM, SIGKILL after ${formatDuration(options.killAfter)})`,
+            `stopping the command (SIGTERM, SIGKILL after ${formatDuration(killAfter)})`,
         );
-        term.child.stop(options.killAfter);
+        term.child.stop(killAfter);
       };
       leadership.signal.addEventListener("abort", onDeposed, { once: true });
       const code = await term.child.exited;
+      unwatch();
       leadership.signal.removeEventListener("abort", onDeposed);
       if (current === term) current = undefined;
       if (interrupted !== undefined || !term.deposed) {
@@ -102,14 +141,11 @@ export function runElect(client: SyncClient, options: ElectCommand): Promise<num
         leaseDuration: options.leaseDuration,
         onElected: (leadership) => {
           answered();
-          void lead(leadership);
+          void lead(leadership, joined);
         },
         onLeaderChanged: answered,
         onDeposed: (_term, reason) => {
-          if (reason !== "heartbeat-timeout" || joined !== campaign || finishing) return;
-          if (options.verbose) say(`leaving the campaign for ${options.name} and joining it again`);
-          campaign = join();
-          joined.close();
+          if (reason === "heartbeat-timeout") rejoin(joined);
         },
       });
       joined.done.then(
@@ -119,6 +155,7 @@ export function runElect(client: SyncClient, options: ElectCommand): Promise<num
       return joined;
     };
     function answered(): void {
+      if (attempt > 0) say(`the sidecar at ${client.address} answers again; campaigning in ${options.name}`);
       connected = true;
       attempt = 0;
     }

@@ -1,7 +1,7 @@
 // `metaparticle-sync leader NAME` and `observe NAME`: print who leads.
 import { EXIT } from "./cli-args.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CALL_DEADLINE_MS, reconnectDelay, reportFailure, say, sidecarWentAway, withDeadline } from "./cli-calls.js";
+import { reconnectDelay, reportFailure, say, sidecarWentAway } from "./cli-calls.js";
 import { trapSignals } from "./cli-child.js";
 import type { SyncClient } from "./client.js";
 import type { Leader } from "./election.js";
@@ -11,6 +11,8 @@ export interface LeaderCommand {
   readonly name: string;
   readonly json: boolean;
   readonly fresh?: boolean;
+  /** `leader`'s deadline in ms; default DEFAULT_CALL_TIMEOUT_MS. */
+  readonly timeout?: number;
 }
 
 /** One line: `LEADER term=N value=V`, `(none) term=N value=` when nobody leads, or JSON. */
@@ -21,7 +23,7 @@ export function formatLeader(name: string, leader: Leader, json: boolean): strin
 
 export async function runLeader(client: SyncClient, options: LeaderCommand): Promise<number> {
   try {
-    const leader = await withDeadline(client.getLeader(options.name, { fresh: options.fresh }), CALL_DEADLINE_MS, "GetLeader");
+    const leader = await client.getLeader(options.name, { fresh: options.fresh, timeoutMs: options.timeout });
     process.stdout.write(`${formatLeader(options.name, leader, options.json)}\n`);
     return 0;
   } catch (err) {
@@ -31,8 +33,10 @@ export async function runLeader(client: SyncClient, options: LeaderCommand): Pro
 
 /**
  * Prints the leader, then every change. Once it has reached the sidecar, a
- * sidecar that goes away (a restart, a redeploy) is waited for and observed
- * again; a line is printed only when what it says differs from the last one.
+ * sidecar that goes away (a restart, a redeploy) or stops answering (frozen:
+ * noticed by gRPC keepalive within about 15 s) is reported on stderr, waited
+ * for and observed again; a line is printed only when what it says differs
+ * from the last one.
  */
 export async function runObserve(client: SyncClient, options: LeaderCommand): Promise<number> {
   const stop = new AbortController();
@@ -44,6 +48,7 @@ export async function runObserve(client: SyncClient, options: LeaderCommand): Pr
       let error: SyncClientError | undefined;
       try {
         for await (const leader of client.observe(options.name, { signal: stop.signal })) {
+          if (attempt > 0) say(`the sidecar at ${client.address} answers again; observing ${options.name}`);
           connected = true;
           attempt = 0;
           const line = formatLeader(options.name, leader, options.json);

@@ -1,9 +1,11 @@
 // `metaparticle-sync lock NAME -- CMD`: runs CMD while holding the lock.
 import { status } from "@grpc/grpc-js";
 import { EXIT, formatDuration } from "./cli-args.js";
-import { CALL_DEADLINE_MS, reportFailure, say, withDeadline } from "./cli-calls.js";
+import { reportFailure, say } from "./cli-calls.js";
 import { Child, signalExitCode, trapSignals } from "./cli-child.js";
+import { KILL_MARGIN_MS, KillAfterError, fitKillAfter, watchPromise } from "./cli-promise.js";
 import type { SyncClient } from "./client.js";
+import { DEFAULT_WAIT_TIMEOUT_MS, WAIT_TIMEOUT_GRACE_MS } from "./deadlines.js";
 import { LostError, SyncClientError } from "./internal.js";
 import type { Lock } from "./lock.js";
 
@@ -12,8 +14,10 @@ export interface LockCommand {
   readonly argv: readonly string[];
   readonly holder?: string;
   readonly leaseDuration?: number;
+  /** ms; default DEFAULT_WAIT_TIMEOUT_MS. */
   readonly waitTimeout?: number;
-  readonly killAfter: number;
+  /** ms, and whether the flag was given (a default is lowered to fit the lease; a flag that does not fit is refused). */
+  readonly killAfter: { readonly ms: number; readonly explicit: boolean };
   readonly verbose: boolean;
 }
 
@@ -26,31 +30,46 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
     if (child === undefined) waiting.abort();
     else if (forward) child.signal(signal);
   });
+  const waitTimeout = options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT_MS;
   try {
     if (options.verbose) say(`waiting for lock ${options.name} at ${client.address}`);
     let lock: Lock;
+    const waitStart = performance.now();
     try {
+      // The client keeps the wait timeout on its own clock too: a frozen sidecar cannot hold this up.
       lock = await client.lock(options.name, {
         holder: options.holder,
-        leaseDuration: options.leaseDuration,
-        waitTimeout: options.waitTimeout,
+        leaseDurationMs: options.leaseDuration,
+        waitTimeoutMs: waitTimeout,
         signal: waiting.signal,
       });
     } catch (err) {
       if (interrupted !== undefined) return signalExitCode(interrupted);
       const error = SyncClientError.from(err);
-      if (error.code === status.DEADLINE_EXCEEDED) return waitTimedOut(client, options);
+      if (error.code === status.DEADLINE_EXCEEDED) return waitTimedOut(client, options.name, waitTimeout, performance.now() - waitStart);
       return reportFailure(error, `cannot lock ${options.name}`, client.address);
     }
     if (interrupted !== undefined) {
-      await lock.release();
+      await lock.release().catch(() => {});
       return signalExitCode(interrupted);
+    }
+    let killAfter: number;
+    try {
+      killAfter = fitKillAfter(options.killAfter, lock.validForMs, `lock ${options.name}`);
+    } catch (err) {
+      if (!(err instanceof KillAfterError)) throw err;
+      await lock.release().catch(() => {});
+      say(err.message);
+      return EXIT.usage;
     }
     if (lock.lost) {
       say(`lost lock ${options.name} (fencing token ${lock.token}) before the command started: ${String(lock.signal.reason)}`);
       return EXIT.lockLost;
     }
-    if (options.verbose) say(`acquired lock ${options.name} (fencing token ${lock.token}); running ${options.argv.join(" ")}`);
+    if (options.verbose) {
+      const lowered = killAfter < options.killAfter.ms ? ` (--kill-after lowered to ${formatDuration(killAfter)} to fit the lease)` : "";
+      say(`acquired lock ${options.name} (fencing token ${lock.token}); running ${options.argv.join(" ")}${lowered}`);
+    }
 
     let lost: LostError | undefined;
     const running = new Child(options.argv, {
@@ -59,21 +78,45 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
       MSYNC_ADDRESS: client.address,
     });
     child = running;
+    // No heartbeat while the end of the promise comes near: stop CMD so that SIGKILL lands inside it.
+    const unwatch = watchPromise(
+      () => lock.validForMs,
+      killAfter,
+      (remaining) => {
+        if (!running.running || lost !== undefined) return;
+        const grace = Math.max(0, remaining - KILL_MARGIN_MS);
+        lost = new LostError(
+          "heartbeat-timeout",
+          `no heartbeat from the sidecar, and its promise runs out in ${formatDuration(remaining)}`,
+        );
+        say(
+          `lock ${options.name} (fencing token ${lock.token}): ${lost.message}: ` +
+            `stopping the command (SIGTERM, SIGKILL in ${formatDuration(grace)})`,
+        );
+        running.stop(grace);
+      },
+    );
     lock.signal.addEventListener(
       "abort",
       () => {
-        if (!running.running) return; // released after CMD exited: not a loss
+        unwatch();
+        if (!running.running || lost !== undefined) return; // released after CMD exited, or already stopping
         lost = lock.signal.reason instanceof LostError ? lock.signal.reason : new LostError("unknown", String(lock.signal.reason));
         say(
           `lost lock ${options.name} (fencing token ${lock.token}): ${lost.reason}: ${lost.message}; ` +
-            `stopping the command (SIGTERM, SIGKILL after ${formatDuration(options.killAfter)})`,
+            `stopping the command (SIGTERM, SIGKILL after ${formatDuration(killAfter)})`,
         );
-        running.stop(options.killAfter);
+        running.stop(killAfter);
       },
       { once: true },
     );
     const code = await running.exited;
-    await lock.release();
+    unwatch();
+    try {
+      await lock.release();
+    } catch (err) {
+      say(`could not confirm the release of lock ${options.name}: ${SyncClientError.from(err).message}`);
+    }
     if (lost !== undefined) return EXIT.lockLost;
     if (options.verbose) say(`released lock ${options.name}; the command exited with ${code}`);
     return code;
@@ -82,14 +125,23 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
   }
 }
 
-async function waitTimedOut(client: SyncClient, options: LockCommand): Promise<number> {
+/** How long the message's look-up of the holder may take: it only decorates the message. */
+const HOLDER_LOOKUP_MS = 1000;
+
+async function waitTimedOut(client: SyncClient, name: string, waitTimeout: number, waitedMs: number): Promise<number> {
   let holder = "";
-  try {
-    const info = await withDeadline(client.getLock(options.name), CALL_DEADLINE_MS, "GetLock");
-    if (info.held) holder = ` (held by ${info.holder}, fencing token ${info.token})`;
-  } catch {
-    // Only decoration for the message.
+  // A sidecar that did not answer in time (frozen, unreachable: the client's own clock ran out, a grace period
+  // after the wait timeout) is not asked again.
+  if (waitedMs < waitTimeout + WAIT_TIMEOUT_GRACE_MS - 10) {
+    try {
+      const info = await client.getLock(name, { timeoutMs: HOLDER_LOOKUP_MS });
+      if (info.held) holder = ` (held by ${info.holder}, fencing token ${info.token})`;
+    } catch {
+      // Only decoration for the message.
+    }
+  } else {
+    holder = " (the sidecar did not answer)";
   }
-  say(`timed out after ${formatDuration(options.waitTimeout ?? 0)} waiting for lock ${options.name}${holder}`);
+  say(`timed out after ${formatDuration(waitTimeout)} waiting for lock ${name}${holder}`);
   return EXIT.waitTimeout;
 }

@@ -14,14 +14,16 @@ import { say } from "./cli-calls.js";
 import { runElect } from "./cli-elect.js";
 import { runLeader, runObserve } from "./cli-leader.js";
 import { runLock } from "./cli-lock.js";
+import { DEFAULT_KILL_AFTER_MS } from "./cli-promise.js";
 import { SyncClient } from "./client.js";
-
-/** How long CMD gets between SIGTERM and SIGKILL when the lock or leadership is lost. */
-const DEFAULT_KILL_AFTER_MS = 3000;
 
 async function run(invocation: Extract<Invocation, { kind: "run" }>): Promise<number> {
   const { command, name, flags, argv } = invocation;
   const duration = (flag: string) => (flags.has(flag) ? parseDurationFlag(flags.get(flag)!, `--${flag}`) : undefined);
+  const killAfter = () => {
+    const given = duration("kill-after");
+    return { ms: given ?? DEFAULT_KILL_AFTER_MS, explicit: given !== undefined };
+  };
   const client = new SyncClient({ address: flags.get("address") });
   try {
     switch (command) {
@@ -32,7 +34,7 @@ async function run(invocation: Extract<Invocation, { kind: "run" }>): Promise<nu
           holder: flags.get("holder"),
           leaseDuration: duration("lease-duration"),
           waitTimeout: duration("wait-timeout"),
-          killAfter: duration("kill-after") ?? DEFAULT_KILL_AFTER_MS,
+          killAfter: killAfter(),
           verbose: flags.has("verbose"),
         });
       case "elect":
@@ -42,11 +44,11 @@ async function run(invocation: Extract<Invocation, { kind: "run" }>): Promise<nu
           candidate: flags.get("candidate"),
           value: flags.get("value"),
           leaseDuration: duration("lease-duration"),
-          killAfter: duration("kill-after") ?? DEFAULT_KILL_AFTER_MS,
+          killAfter: killAfter(),
           verbose: flags.has("verbose"),
         });
       case "leader":
-        return await runLeader(client, { name, json: flags.has("json"), fresh: flags.has("fresh") });
+        return await runLeader(client, { name, json: flags.has("json"), fresh: flags.has("fresh"), timeout: duration("timeout") });
       case "observe":
         return await runObserve(client, { name, json: flags.has("json") });
     }

@@ -1,12 +1,13 @@
 // The entry point of the TypeScript client: one object per sidecar address.
-import { ChannelCredentials, credentials as grpcCredentials } from "@grpc/grpc-js";
+import { type ChannelCredentials, type ChannelOptions, credentials as grpcCredentials } from "@grpc/grpc-js";
 import { hostname } from "node:os";
 import { Campaign, type CampaignOptions, type Leader, observe } from "./election.js";
-import { ElectionServiceClient } from "./gen/metaparticle/sync/v1/election_service.js";
-import { LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
+import { ElectionServiceClient, type GetLeaderResponse } from "./gen/metaparticle/sync/v1/election_service.js";
+import { type GetLockResponse, LockServiceClient, type TryAcquireResponse } from "./gen/metaparticle/sync/v1/lock_service.js";
 import { ReadConsistency } from "./gen/metaparticle/sync/v1/types.js";
+import { type CallOptions, KEEPALIVE_CHANNEL_OPTIONS, timeoutOf, unary } from "./deadlines.js";
 import { LeasedLock, type Lock, type LockOptions, acquire } from "./lock.js";
-import { SyncClientError, fromDuration, optionalDuration } from "./internal.js";
+import { fromDuration, optionalDuration } from "./internal.js";
 
 /** Where the sidecar listens unless told otherwise. */
 export const DEFAULT_ADDRESS = "127.0.0.1:13131";
@@ -15,6 +16,12 @@ export interface SyncClientOptions {
   /** Sidecar address; default MSYNC_ADDRESS or 127.0.0.1:13131. */
   readonly address?: string;
   readonly credentials?: ChannelCredentials;
+  /**
+   * grpc-js channel options, merged over the client's own: keepalive every
+   * KEEPALIVE_TIME_MS (10 s), KEEPALIVE_TIMEOUT_MS (5 s) to answer, also
+   * without calls, so that streams notice a sidecar that stopped answering.
+   */
+  readonly channelOptions?: ChannelOptions;
 }
 
 export interface LockInfo {
@@ -31,9 +38,19 @@ export interface LockInfo {
   readonly remaining: number;
 }
 
-export interface ReadOptions {
+export interface ReadOptions extends CallOptions {
   /** Read from the API server instead of the sidecar's watch cache. */
   readonly fresh?: boolean;
+}
+
+/** What `tryLock()` takes. */
+export interface TryLockOptions extends CallOptions {
+  /** Your name for the holder, shown to others; default MSYNC_HOLDER or host/pid. */
+  readonly holder?: string;
+  /** Lease duration in ms, whole seconds; default the daemon's (15 s). */
+  readonly leaseDurationMs?: number;
+  /** @deprecated The same as `leaseDurationMs`. */
+  readonly leaseDuration?: number;
 }
 
 export class SyncClient {
@@ -44,7 +61,7 @@ export class SyncClient {
   constructor(options: SyncClientOptions = {}) {
     this.address = options.address ?? process.env.MSYNC_ADDRESS ?? DEFAULT_ADDRESS;
     const creds = options.credentials ?? grpcCredentials.createInsecure();
-    this.locks = new LockServiceClient(this.address, creds);
+    this.locks = new LockServiceClient(this.address, creds, { ...KEEPALIVE_CHANNEL_OPTIONS, ...options.channelOptions });
     this.elections = new ElectionServiceClient(this.address, creds, { channelOverride: this.locks.getChannel() });
   }
 
@@ -53,42 +70,48 @@ export class SyncClient {
    *
    *     await using lock = await client.lock("db-migration");
    *     await migrate({ fencingToken: lock.token, signal: lock.signal });
+   *
+   * Waits at most `waitTimeoutMs` (default 5 min) or `timeoutMs`, whichever is
+   * shorter, then rejects with DEADLINE_EXCEEDED, also when the sidecar does
+   * not answer (see LockOptions).
    */
   lock(name: string, options: LockOptions = {}): Promise<Lock> {
     return acquire(this.locks, name, options.holder ?? defaultName("MSYNC_HOLDER"), options);
   }
 
-  /** One attempt without waiting; the lock is then held for its lease unless renewed. Undefined if held by someone else. */
-  tryLock(name: string, options: Pick<LockOptions, "holder" | "leaseDurationMs" | "leaseDuration"> = {}): Promise<LeasedLock | undefined> {
+  /**
+   * One attempt without waiting; the lock is then held for its lease unless
+   * renewed. Undefined if someone else holds it. Deadline `timeoutMs`, default 10 s.
+   */
+  async tryLock(name: string, options: TryLockOptions = {}): Promise<LeasedLock | undefined> {
     const holder = options.holder ?? defaultName("MSYNC_HOLDER");
-    return new Promise((resolve, reject) =>
-      this.locks.tryAcquire(
-        { name, holder, leaseDuration: optionalDuration(options.leaseDurationMs ?? options.leaseDuration) },
-        (err, response) => {
-          if (err) return reject(SyncClientError.from(err));
-          if (!response.acquired) return resolve(undefined);
-          resolve(new LeasedLock(this.locks, name, response.fencingToken, holder, fromDuration(response.validFor)));
-        },
-      ),
+    const request = { name, holder, leaseDuration: optionalDuration(options.leaseDurationMs ?? options.leaseDuration) };
+    const response = await unary<TryAcquireResponse>(
+      `TryAcquire of lock ${name}`,
+      { signal: options.signal, timeoutMs: timeoutOf(options) },
+      (metadata, callOptions, callback) => this.locks.tryAcquire(request, metadata, callOptions, callback),
     );
+    if (!response.acquired) return undefined;
+    return new LeasedLock(this.locks, name, response.fencingToken, holder, fromDuration(response.validFor));
   }
 
-  getLock(name: string, options: ReadOptions = {}): Promise<LockInfo> {
-    return new Promise((resolve, reject) =>
-      this.locks.getLock({ name, consistency: consistency(options) }, (err, r) => {
-        if (err) return reject(SyncClientError.from(err));
-        resolve({
-          held: r.held,
-          holder: r.holder,
-          token: r.fencingToken,
-          acquireTime: r.acquireTime,
-          leaseDurationMs: fromDuration(r.leaseDuration),
-          remainingMs: fromDuration(r.remaining),
-          leaseDuration: fromDuration(r.leaseDuration),
-          remaining: fromDuration(r.remaining),
-        });
-      }),
+  /** Who holds a lock. Deadline `timeoutMs`, default 10 s. */
+  async getLock(name: string, options: ReadOptions = {}): Promise<LockInfo> {
+    const r = await unary<GetLockResponse>(
+      `GetLock of lock ${name}`,
+      { signal: options.signal, timeoutMs: timeoutOf(options) },
+      (metadata, callOptions, callback) => this.locks.getLock({ name, consistency: consistency(options) }, metadata, callOptions, callback),
     );
+    return {
+      held: r.held,
+      holder: r.holder,
+      token: r.fencingToken,
+      acquireTime: r.acquireTime,
+      leaseDurationMs: fromDuration(r.leaseDuration),
+      remainingMs: fromDuration(r.remaining),
+      leaseDuration: fromDuration(r.leaseDuration),
+      remaining: fromDuration(r.remaining),
+    };
   }
 
   /**
@@ -101,17 +124,25 @@ export class SyncClient {
     return new Campaign(this.elections, name, options.candidate ?? defaultName("MSYNC_CANDIDATE", "POD_NAME"), options);
   }
 
-  /** The current leader at once, then every change, without campaigning. */
+  /**
+   * The current leader at once, then every change, without campaigning. It
+   * has no deadline: it lasts until the loop ends or `signal` aborts, and ends
+   * with an UNAVAILABLE error when the sidecar goes away or stops answering
+   * (noticed by keepalive within KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS).
+   */
   observe(name: string, options: { signal?: AbortSignal } = {}): AsyncIterableIterator<Leader> {
     return observe(this.elections, name, options.signal);
   }
 
-  getLeader(name: string, options: ReadOptions = {}): Promise<Leader> {
-    return new Promise((resolve, reject) =>
-      this.elections.getLeader({ name, consistency: consistency(options) }, (err, r) =>
-        err ? reject(SyncClientError.from(err)) : resolve({ leader: r.leader, value: r.value, term: r.term }),
-      ),
+  /** The current leader. Deadline `timeoutMs`, default 10 s. */
+  async getLeader(name: string, options: ReadOptions = {}): Promise<Leader> {
+    const r = await unary<GetLeaderResponse>(
+      `GetLeader of election ${name}`,
+      { signal: options.signal, timeoutMs: timeoutOf(options) },
+      (metadata, callOptions, callback) =>
+        this.elections.getLeader({ name, consistency: consistency(options) }, metadata, callOptions, callback),
     );
+    return { leader: r.leader, value: r.value, term: r.term };
   }
 
   close(): void {

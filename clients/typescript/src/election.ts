@@ -3,16 +3,8 @@
 // the leader without campaigning.
 import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import type { CampaignResponse, ElectionServiceClient, ObserveResponse } from "./gen/metaparticle/sync/v1/election_service.js";
-import {
-  EventQueue,
-  LostError,
-  SyncClientError,
-  Watchdog,
-  fromDuration,
-  lossReasonNames,
-  optionalDuration,
-  toDuration,
-} from "./internal.js";
+import { type CallOptions, timeoutOf, unary } from "./deadlines.js";
+import { EventQueue, LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, optionalDuration } from "./internal.js";
 
 export interface Leader {
   /** The leading candidate, or "" when nobody leads. */
@@ -61,9 +53,8 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
   private readonly watchdog: Watchdog;
   private settle!: { resolve(): void; reject(err: unknown): void };
   private closed = false;
+  /** Set the moment `resign()` is called: from then on no election is reported, whatever the Resign's outcome. */
   private resigning = false;
-  /** An Elected that came while a Resign was in flight, with when it came. */
-  private heldBack: { message: CampaignResponse; at: number } | undefined;
   /** Resolves when the campaign ends normally; rejects if the sidecar ended it with an error. */
   readonly done: Promise<void>;
 
@@ -125,40 +116,62 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
     return this.current !== undefined;
   }
 
-  /** Publishes a new value to observers; only while leading. */
-  proclaim(value: string): Promise<void> {
+  /** How many ms this candidate may still act as leader without another heartbeat; 0 when not leading. */
+  get validForMs(): number {
+    return this.current === undefined ? 0 : Math.max(0, this.watchdog.deadline - performance.now());
+  }
+
+  /**
+   * Publishes a new value to observers; only while leading (else rejects with
+   * FAILED_PRECONDITION). Deadline `timeoutMs`, default 10 s.
+   */
+  async proclaim(value: string, options: CallOptions = {}): Promise<void> {
     const term = this.requireLeading("proclaim");
-    return new Promise((resolve, reject) =>
-      this.client.proclaim({ name: this.name, term, value }, (err) => (err ? reject(SyncClientError.from(err)) : resolve())),
+    await unary(
+      `Proclaim in election ${this.name}`,
+      { signal: options.signal, timeoutMs: timeoutOf(options) },
+      (metadata, callOptions, callback) => this.client.proclaim({ name: this.name, term, value }, metadata, callOptions, callback),
     );
   }
 
-  /** Steps down now and ends the campaign; another candidate is elected at once. */
-  async resign(): Promise<void> {
-    const term = this.requireLeading("resign");
+  /**
+   * Steps down and ends the campaign; another candidate is elected at once.
+   * The current term ends the moment it is called (its signal aborts; a
+   * `deposed` event, reason `resigned`), no `elected` is reported again
+   * whatever happens to the Resign, and then the campaign's events end.
+   *
+   * Resolves once the sidecar has given the leadership back, or at once if
+   * this candidate was not leading. Waits at most `timeoutMs` (default 10 s)
+   * and never past the end of the leadership's promise (its last `valid_for`):
+   * if that runs out first, the term is over anyway and this resolves. If the
+   * deadline passes while the promise still runs, the campaign's stream is
+   * closed (the sidecar gives the leadership back as soon as it can) and this
+   * rejects with DEADLINE_EXCEEDED.
+   */
+  async resign(options: CallOptions = {}): Promise<void> {
+    const timeoutMs = timeoutOf(options);
+    if (this.resigning || this.closed) return;
     this.resigning = true;
+    const term = this.current?.term;
+    const promiseEnd = this.watchdog.deadline;
+    // The leader stops acting before the sidecar may elect another.
+    this.depose("resigned", "this candidate resigned");
+    if (term === undefined) return this.close();
+    const remainingMs = Math.max(0, promiseEnd - performance.now());
     try {
-      await new Promise<void>((resolve, reject) =>
-        this.client.resign({ name: this.name, term }, (err) => (err ? reject(SyncClientError.from(err)) : resolve())),
+      await unary(
+        `Resign from election ${this.name}`,
+        { signal: options.signal, timeoutMs: Math.min(timeoutMs, remainingMs) },
+        (metadata, callOptions, callback) => this.client.resign({ name: this.name, term }, metadata, callOptions, callback),
       );
     } catch (err) {
-      this.resigning = false;
-      this.tellHeldBack();
-      throw err;
+      const error = err instanceof SyncClientError ? err : undefined;
+      // The term was over already (FAILED_PRECONDITION), or its promise ran out first: nothing left to give back.
+      const over = error?.code === status.FAILED_PRECONDITION || (error?.code === status.DEADLINE_EXCEEDED && remainingMs <= timeoutMs);
+      if (!over) throw err;
+    } finally {
+      this.close();
     }
-    this.heldBack = undefined;
-    this.depose("resigned", "this candidate resigned");
-  }
-
-  /** After a failed Resign, an election held back meanwhile is told, with what is left of its valid_for. */
-  private tellHeldBack(): void {
-    const held = this.heldBack;
-    this.heldBack = undefined;
-    if (held === undefined || held.message.event?.$case !== "elected") return;
-    const elected = held.message.event.value;
-    const leftMs = fromDuration(elected.validFor) - (performance.now() - held.at);
-    if (leftMs <= 0) return;
-    this.onMessage({ event: { $case: "elected", value: { ...elected, validFor: toDuration(leftMs) } } });
   }
 
   /** Leaves the campaign, giving up leadership at once if leading. */
@@ -181,13 +194,10 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
     const event = message.event;
     switch (event?.$case) {
       case "elected": {
-        if (this.resigning) {
-          // A candidate resigning is leaving: the sidecar may elect it again
-          // before it serves the Resign (which then ends this campaign too).
-          // Held back, and told only if the Resign fails.
-          this.heldBack = { message, at: performance.now() };
-          return;
-        }
+        // A candidate resigning or closed is leaving: the sidecar may still
+        // elect it before it serves the Resign or sees the stream closed, but
+        // nobody is there to lead.
+        if (this.resigning || this.closed) return;
         this.depose("taken-over", "elected again with a new term");
         const controller = new AbortController();
         this.current = { term: event.value.term, controller };
@@ -201,9 +211,6 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
         if (this.current !== undefined) this.watchdog.extend(fromDuration(event.value.validFor));
         return;
       case "deposed":
-        if (this.heldBack?.message.event?.$case === "elected" && this.heldBack.message.event.value.term === event.value.term) {
-          this.heldBack = undefined;
-        }
         if (this.current?.term === event.value.term) this.depose(lossReasonNames[event.value.reason] ?? "unknown", event.value.message);
         return;
       case "leaderChanged": {

@@ -1,7 +1,15 @@
 // metaparticle-sync-client: distributed locks with fencing tokens and leader
 // election, through the metaparticle-sync sidecar on loopback.
-export { SyncClient, DEFAULT_ADDRESS, type SyncClientOptions, type LockInfo, type ReadOptions } from "./client.js";
-export { Lock, LeasedLock, type LockOptions } from "./lock.js";
+export { SyncClient, DEFAULT_ADDRESS, type SyncClientOptions, type LockInfo, type ReadOptions, type TryLockOptions } from "./client.js";
+export { Lock, LeasedLock, type LockOptions, type RenewOptions } from "./lock.js";
+export {
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_WAIT_TIMEOUT_MS,
+  WAIT_TIMEOUT_GRACE_MS,
+  KEEPALIVE_TIME_MS,
+  KEEPALIVE_TIMEOUT_MS,
+  type CallOptions,
+} from "./deadlines.js";
 export { Campaign, type CampaignEvent, type CampaignOptions, type Leader, type Leadership } from "./election.js";
 export { SyncClientError, LostError } from "./internal.js";
 export { status } from "@grpc/grpc-js";

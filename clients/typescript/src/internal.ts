@@ -1,6 +1,7 @@
 // Small pieces shared by the client's lock and election wrappers.
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { Duration } from "./gen/google/protobuf/duration.js";
+import { type ErrorReason, STATUS_DETAILS_KEY, type StatusDetails, decodeStatusDetails } from "./status-details.js";
 
 export function toDuration(ms: number): Duration {
   if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`durations must be finite and not negative, got ${ms} ms`);
@@ -16,12 +17,21 @@ export function fromDuration(duration: Duration | undefined): number {
   return duration === undefined ? 0 : duration.seconds * 1000 + duration.nanos / 1e6;
 }
 
-/** A failed call to the daemon, with its gRPC status code and, for bad input, the field at fault. */
+/**
+ * A failed call to the sidecar: its gRPC status `code` and, from the standard
+ * error details (`grpc-status-details-bin`), the request `field` at fault
+ * (google.rpc.BadRequest) and the machine-readable `reason` (google.rpc.ErrorInfo).
+ * A deadline that passed, on the sidecar or on this client's own clock, has
+ * code DEADLINE_EXCEEDED; a lock's wait timeout also has reason WAIT_TIMEOUT.
+ */
 export class SyncClientError extends Error {
   constructor(
     readonly code: status,
     message: string,
+    /** The request field the sidecar named as wrong, e.g. `name` or `lease_duration`. */
     readonly field?: string,
+    /** The sidecar's ErrorInfo reason, e.g. `NOT_HELD` or `WAIT_TIMEOUT` (ErrorReason lists them). */
+    readonly reason?: ErrorReason | (string & {}),
   ) {
     super(message);
     this.name = "SyncClientError";
@@ -31,14 +41,26 @@ export class SyncClientError extends Error {
     if (err instanceof SyncClientError) return err;
     const service = err as Partial<ServiceError>;
     if (typeof service.code === "number") {
-      const field = service.metadata instanceof Metadata ? service.metadata.get("field")[0] : undefined;
+      const details = service.metadata instanceof Metadata ? detailsOf(service.metadata) : undefined;
       return new SyncClientError(
         service.code,
         `${status[service.code]}: ${service.details ?? service.message}`,
-        field === undefined ? undefined : String(field),
+        details?.fieldViolations[0]?.field,
+        details?.errorInfo?.reason,
       );
     }
     return new SyncClientError(status.UNKNOWN, err instanceof Error ? err.message : String(err));
+  }
+}
+
+/** The standard error details of a failed call, if it carries readable ones. */
+function detailsOf(metadata: Metadata): StatusDetails | undefined {
+  const [bytes] = metadata.get(STATUS_DETAILS_KEY);
+  if (!(bytes instanceof Uint8Array)) return undefined;
+  try {
+    return decodeStatusDetails(bytes);
+  } catch {
+    return undefined; // not a google.rpc.Status: the code and message still say what failed
   }
 }
 

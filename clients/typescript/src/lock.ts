@@ -1,10 +1,16 @@
 // Locks through the sidecar: `lock()` holds one for as long as you keep it
 // (released on dispose), `tryLock()` takes one for a lease you renew.
 import { status, type ClientReadableStream } from "@grpc/grpc-js";
-import { setTimeout as sleep } from "node:timers/promises";
-import type { AcquireResponse, GetLockResponse, LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
-import { ReadConsistency } from "./gen/metaparticle/sync/v1/types.js";
-import { LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, optionalDuration } from "./internal.js";
+import { type CallOptions, DEFAULT_WAIT_TIMEOUT_MS, WAIT_TIMEOUT_GRACE_MS, timeoutOf, unary } from "./deadlines.js";
+import type { AcquireResponse, LockServiceClient, RenewResponse } from "./gen/metaparticle/sync/v1/lock_service.js";
+import { formatDuration } from "./duration.js";
+import { LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, optionalDuration, toDuration } from "./internal.js";
+
+/** What `LeasedLock.renew()` takes. */
+export interface RenewOptions extends CallOptions {
+  /** The new lease duration in ms, whole seconds; default the lock's current one. */
+  readonly leaseDurationMs?: number;
+}
 
 export interface LockOptions {
   /** Your name for the holder, shown to others; default MSYNC_HOLDER or host/pid. */
@@ -13,11 +19,24 @@ export interface LockOptions {
   readonly leaseDurationMs?: number;
   /** @deprecated The same as `leaseDurationMs`. */
   readonly leaseDuration?: number;
-  /** Give up waiting after this many ms (0: do not wait). Default: wait until `signal` aborts. */
+  /**
+   * Give up waiting for the lock after this many ms (0: fail at once if it is
+   * held); default DEFAULT_WAIT_TIMEOUT_MS (5 min). Sent to the sidecar, and
+   * kept on this client's clock too: if the sidecar does not answer by then
+   * (frozen, unreachable), `lock()` fails WAIT_TIMEOUT_GRACE_MS (1 s) later.
+   * Either way the error has code DEADLINE_EXCEEDED and reason WAIT_TIMEOUT.
+   * The sidecar accepts up to 24 h.
+   */
   readonly waitTimeoutMs?: number;
   /** @deprecated The same as `waitTimeoutMs`. */
   readonly waitTimeout?: number;
-  /** Stops waiting for the lock. */
+  /**
+   * The deadline of the whole `lock()` call, waiting included, in ms: it also
+   * bounds the wait timeout. Fails with DEADLINE_EXCEEDED. Default: none
+   * beyond the wait timeout.
+   */
+  readonly timeoutMs?: number;
+  /** Stops waiting for the lock; `lock()` then rejects with `signal.reason`. */
   readonly signal?: AbortSignal;
 }
 
@@ -30,7 +49,7 @@ export interface LockOptions {
 export class Lock implements AsyncDisposable {
   private readonly controller = new AbortController();
   private readonly watchdog: Watchdog;
-  private released = false;
+  private releasing: Promise<void> | undefined;
 
   /** Aborts when the lock is lost or released; `signal.reason` is a LostError. */
   readonly signal: AbortSignal = this.controller.signal;
@@ -58,7 +77,7 @@ export class Lock implements AsyncDisposable {
     return this.signal.aborted;
   }
 
-  /** How many ms the holder may act without another heartbeat. */
+  /** How many ms the holder may act without another heartbeat (the sidecar's last `valid_for`, counted down here). */
   get validForMs(): number {
     return this.lost ? 0 : Math.max(0, this.watchdog.deadline - performance.now());
   }
@@ -74,32 +93,53 @@ export class Lock implements AsyncDisposable {
   }
 
   /**
-   * Releases the lock and resolves once the sidecar has given it back, so
-   * the next waiter can have it from then on.
+   * Gives the lock back and resolves once the sidecar has released it (its
+   * Release answered), so the next holder may have it from then on. `signal`
+   * aborts at once, with reason `released`: stop acting before you call this.
+   *
+   * It waits at most `timeoutMs` (default 10 s), and never past the end of the
+   * current promise (the last `valid_for`): if that runs out first, the hold is
+   * over anyway and this resolves. If the deadline passes while the promise
+   * still runs, the stream is cancelled (the sidecar gives the lock back as
+   * soon as it can) and this rejects with DEADLINE_EXCEEDED. A lock already
+   * lost resolves at once. Calling it again returns the first call's promise.
    */
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    this.watchdog.stop();
-    const wasLost = this.lost;
-    if (!wasLost) this.controller.abort(new LostError("released", `lock ${this.name} was released`));
-    // Closing the stream is what releases a lock held by Acquire; the sidecar
-    // has no reply for that, so read until its Lease no longer shows this
-    // token (on this channel, which the cancellation went through first).
-    this.call.cancel();
-    if (!wasLost) await this.sidecarReleased(performance.now() + this.leaseDurationMs);
+  release(options: CallOptions = {}): Promise<void> {
+    this.releasing ??= this.giveBack(options);
+    return this.releasing;
   }
 
-  private async sidecarReleased(deadline: number): Promise<void> {
-    for (let pause = 5; performance.now() < deadline; pause = Math.min(pause * 2, 200)) {
-      const state = await new Promise<GetLockResponse | undefined>((resolve) =>
-        this.client.getLock({ name: this.name, consistency: ReadConsistency.READ_CONSISTENCY_FRESH }, (err, r) =>
-          resolve(err ? undefined : r),
-        ),
+  private async giveBack(options: CallOptions): Promise<void> {
+    const timeoutMs = timeoutOf(options);
+    const promiseEnd = this.watchdog.deadline;
+    const wasLost = this.lost;
+    this.watchdog.stop();
+    // From here on a `lost` or the stream's end is not a loss: the holder is giving the lock back.
+    if (!wasLost) this.controller.abort(new LostError("released", `lock ${this.name} was released`));
+    const remainingMs = promiseEnd - performance.now();
+    if (wasLost || remainingMs <= 0) {
+      this.call.cancel();
+      return;
+    }
+    // The wait ends with the promise at the latest: after that the hold is over, answered or not.
+    const cutByPromise = remainingMs <= timeoutMs;
+    try {
+      await unary<unknown>(
+        `Release of lock ${this.name}`,
+        { timeoutMs: Math.min(timeoutMs, remainingMs), signal: options.signal },
+        (metadata, callOptions, callback) =>
+          this.client.release({ name: this.name, fencingToken: this.token }, metadata, callOptions, callback),
       );
-      // An unreachable sidecar cannot hold the lock past its lease either; stop asking.
-      if (state === undefined || !state.held || state.fencingToken !== this.token) return;
-      await sleep(pause);
+    } catch (err) {
+      const error = err instanceof SyncClientError ? err : undefined;
+      // Not held any more: lost or expired meanwhile, so there is nothing left to give back.
+      if (error?.code === status.FAILED_PRECONDITION) return;
+      // The promise ran out before the sidecar answered: nobody may count on this hold any more.
+      if (error?.code === status.DEADLINE_EXCEEDED && cutByPromise) return;
+      throw err;
+    } finally {
+      // The sidecar ends the stream itself after a Release; after anything else, closing it makes the sidecar let go.
+      this.call.cancel();
     }
   }
 
@@ -121,29 +161,64 @@ export class Lock implements AsyncDisposable {
   }
 }
 
+/**
+ * Opens an Acquire stream and resolves with the lock once the sidecar grants
+ * it. The wait is bounded twice: the sidecar is told the wait timeout, and this
+ * side gives up on its own clock a grace period later, or at `timeoutMs`.
+ */
 export function acquire(client: LockServiceClient, name: string, holder: string, options: LockOptions): Promise<Lock> {
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted) return reject(options.signal.reason);
+    const waitMs = options.waitTimeoutMs ?? options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT_MS;
+    const callMs = options.timeoutMs === undefined ? undefined : timeoutOf(options);
+    const sentWaitMs = callMs === undefined ? waitMs : Math.min(waitMs, callMs);
     const call = client.acquire({
       name,
       holder,
       leaseDuration: optionalDuration(options.leaseDurationMs ?? options.leaseDuration),
-      waitTimeout: optionalDuration(options.waitTimeoutMs ?? options.waitTimeout),
+      waitTimeout: toDuration(sentWaitMs),
     });
     let lock: Lock | undefined;
-    const onAbort = () => {
+    let settled = false;
+    const settle = (error: unknown, granted?: Lock) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(ownClock);
+      options.signal?.removeEventListener("abort", onAbort);
+      if (granted !== undefined) return resolve(granted);
       call.cancel();
-      reject(options.signal!.reason);
+      reject(error);
     };
+    const onAbort = () => settle(options.signal!.reason);
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    // This side's own clock: a frozen sidecar answers neither the grant nor the wait timeout.
+    const waitLimited = callMs === undefined || waitMs + WAIT_TIMEOUT_GRACE_MS <= callMs;
+    const ownClock = setTimeout(
+      () =>
+        settle(
+          waitLimited
+            ? new SyncClientError(
+                status.DEADLINE_EXCEEDED,
+                `DEADLINE_EXCEEDED: lock ${name} not acquired within its wait timeout of ${formatDuration(waitMs)}, and no answer from the sidecar ${formatDuration(WAIT_TIMEOUT_GRACE_MS)} after it`,
+                undefined,
+                "WAIT_TIMEOUT",
+              )
+            : new SyncClientError(
+                status.DEADLINE_EXCEEDED,
+                `DEADLINE_EXCEEDED: lock ${name} not acquired within ${formatDuration(callMs)}`,
+              ),
+        ),
+      waitLimited ? waitMs + WAIT_TIMEOUT_GRACE_MS : callMs,
+    );
     call.on("data", (message: AcquireResponse) => {
       const event = message.event;
       if (event?.$case === "acquired") {
-        options.signal?.removeEventListener("abort", onAbort);
         const a = event.value;
         lock = new Lock(name, a.fencingToken, a.holder, a.acquireTime, fromDuration(a.leaseDuration), call, client);
         lock.heartbeat(fromDuration(a.validFor));
-        resolve(lock);
+        if (settled)
+          lock.release().catch(() => {}); // given up on just before: give it back
+        else settle(undefined, lock);
       } else if (event?.$case === "renewed") {
         lock?.heartbeat(fromDuration(event.value.validFor));
       } else if (event?.$case === "lost") {
@@ -151,13 +226,12 @@ export function acquire(client: LockServiceClient, name: string, holder: string,
       }
     });
     call.on("error", (err: Error & { code?: number }) => {
-      options.signal?.removeEventListener("abort", onAbort);
-      if (lock === undefined) reject(SyncClientError.from(err));
+      if (lock === undefined) settle(SyncClientError.from(err));
       else if (err.code !== status.CANCELLED) lock.lose(new LostError("stream-ended", `the sidecar stream ended: ${err.message}`));
     });
     call.on("end", () => {
       if (lock === undefined)
-        reject(new SyncClientError(status.UNAVAILABLE, `the sidecar ended the stream before lock ${name} was acquired`));
+        settle(new SyncClientError(status.UNAVAILABLE, `the sidecar ended the stream before lock ${name} was acquired`));
       else lock.lose(new LostError("stream-ended", `the sidecar ended the stream of lock ${name}`));
     });
   });
@@ -199,31 +273,35 @@ export class LeasedLock implements AsyncDisposable {
     return this.validForMs;
   }
 
-  /** Extends the lease (optionally with a new duration in ms); resolves with how many ms you may act. */
-  renew(leaseDurationMs?: number): Promise<number> {
-    return new Promise((resolve, reject) =>
-      this.client.renew(
-        { name: this.name, fencingToken: this.token, leaseDuration: optionalDuration(leaseDurationMs) },
-        (err, response) => {
-          if (err) return reject(SyncClientError.from(err));
-          const validFor = fromDuration(response.validFor);
-          if (!this.lost) this.watchdog.extend(validFor);
-          resolve(validFor);
-        },
-      ),
+  /**
+   * Extends the lease, by `leaseDurationMs` if given (whole seconds), and
+   * resolves with how many ms you may act. A number instead of options is the
+   * older form of `{ leaseDurationMs }`.
+   */
+  async renew(options: RenewOptions | number = {}): Promise<number> {
+    const { leaseDurationMs, ...call } = typeof options === "number" ? { leaseDurationMs: options } : options;
+    const request = { name: this.name, fencingToken: this.token, leaseDuration: optionalDuration(leaseDurationMs) };
+    const response = await unary<RenewResponse>(
+      `Renew of lock ${this.name}`,
+      { ...call, timeoutMs: timeoutOf(call) },
+      (metadata, callOptions, callback) => this.client.renew(request, metadata, callOptions, callback),
     );
+    const validFor = fromDuration(response.validFor);
+    if (!this.lost) this.watchdog.extend(validFor);
+    return validFor;
   }
 
-  /** Gives the lock back; the next waiter gets it at once. */
-  release(): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.client.release({ name: this.name, fencingToken: this.token }, (err) => {
-        if (err) return reject(SyncClientError.from(err));
-        this.watchdog.stop();
-        if (!this.lost) this.controller.abort(new LostError("released", `lock ${this.name} was released`));
-        resolve();
-      }),
+  /**
+   * Gives the lock back; the next waiter gets it at once. Rejects with
+   * FAILED_PRECONDITION if the lease had already run out and someone else took
+   * the lock, and with DEADLINE_EXCEEDED after `timeoutMs` (default 10 s).
+   */
+  async release(options: CallOptions = {}): Promise<void> {
+    await unary(`Release of lock ${this.name}`, { ...options, timeoutMs: timeoutOf(options) }, (metadata, callOptions, callback) =>
+      this.client.release({ name: this.name, fencingToken: this.token }, metadata, callOptions, callback),
     );
+    this.watchdog.stop();
+    if (!this.lost) this.controller.abort(new LostError("released", `lock ${this.name} was released`));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -24,6 +24,12 @@ function opt<T>(value: unknown): T | undefined {
   return value === undefined || value === null ? undefined : (value as T);
 }
 
+/** The command's deadline (`timeoutMs`), as every call of the wrapper takes it; absent: the wrapper's default. */
+function deadline(args: Args): { timeoutMs?: number } {
+  const timeoutMs = opt<number>(args.timeoutMs);
+  return timeoutMs === undefined ? {} : { timeoutMs };
+}
+
 /** Reports the lock's signal when it fires for a loss; a normal release has reason "released". */
 function watchLoss(handle: string, signal: AbortSignal): void {
   signal.addEventListener(
@@ -47,13 +53,18 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
         holder: opt(args.holder),
         leaseDurationMs: opt(args.leaseDurationMs),
         waitTimeoutMs: opt(args.waitTimeoutMs),
+        ...deadline(args),
       });
       locks.set(String(args.as), lock);
       watchLoss(String(args.as), lock.signal);
       return { token: lock.token, holder: lock.holder };
     }
     case "tryLock": {
-      const lock = await client(args).tryLock(String(args.name), { holder: opt(args.holder), leaseDurationMs: opt(args.leaseDurationMs) });
+      const lock = await client(args).tryLock(String(args.name), {
+        holder: opt(args.holder),
+        leaseDurationMs: opt(args.leaseDurationMs),
+        ...deadline(args),
+      });
       if (lock === undefined) return { acquired: false };
       locks.set(String(args.as), lock);
       watchLoss(String(args.as), lock.signal);
@@ -62,16 +73,16 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
     case "renew": {
       const lock = locks.get(String(args.handle));
       if (lock === undefined || !("renew" in lock)) throw unknownHandle(args);
-      return { validForMs: Math.round(await lock.renew(opt(args.leaseDurationMs))) };
+      return { validForMs: Math.round(await lock.renew({ leaseDurationMs: opt(args.leaseDurationMs), ...deadline(args) })) };
     }
     case "release": {
       const lock = locks.get(String(args.handle));
       if (lock === undefined) throw unknownHandle(args);
-      await lock.release();
+      await lock.release(deadline(args));
       return {};
     }
     case "getLock": {
-      const info = await client(args).getLock(String(args.name), { fresh: args.fresh === true });
+      const info = await client(args).getLock(String(args.name), { fresh: args.fresh === true, ...deadline(args) });
       return { held: info.held, holder: info.holder, token: info.token };
     }
     case "campaign": {
@@ -98,13 +109,13 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
       return {};
     }
     case "proclaim":
-      await campaignOf(args).proclaim(String(args.value));
+      await campaignOf(args).proclaim(String(args.value), deadline(args));
       return {};
     case "resign":
-      await campaignOf(args).resign();
+      await campaignOf(args).resign(deadline(args));
       return {};
     case "getLeader": {
-      const leader = await client(args).getLeader(String(args.name), { fresh: args.fresh === true });
+      const leader = await client(args).getLeader(String(args.name), { fresh: args.fresh === true, ...deadline(args) });
       return { leader: leader.leader, value: leader.value, term: leader.term };
     }
     case "observe": {
@@ -124,7 +135,7 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
     }
     case "close": {
       const handle = String(args.handle);
-      if (locks.has(handle)) await locks.get(handle)!.release();
+      if (locks.has(handle)) await locks.get(handle)!.release(deadline(args));
       else if (campaigns.has(handle)) await campaigns.get(handle)![Symbol.asyncDispose]();
       else if (observations.has(handle)) observations.get(handle)!.abort();
       else if (clients.has(handle)) clients.get(handle)!.close();
@@ -161,7 +172,8 @@ for await (const line of lines) {
     write({ id: args.id, ok: false, error: errorOf(err) });
   }
 }
-for (const lock of locks.values()) await lock.release().catch(() => {});
+// In parallel, each bounded: the driver must exit within 10 s even with its sidecars frozen.
+await Promise.all([...locks.values()].map((lock) => lock.release({ timeoutMs: 2000 }).catch(() => {})));
 for (const campaign of campaigns.values()) campaign.close();
 for (const observation of observations.values()) observation.abort();
 for (const c of clients.values()) c.close();
