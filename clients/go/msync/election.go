@@ -446,6 +446,9 @@ func (c *Campaign) finish(err error, n int) {
 	}
 	c.finished = true
 	c.changedLocked()
+	// Nothing of the campaign is left to cancel but its context's hold on
+	// the caller's.
+	c.cancel()
 }
 
 // deposeLocked ends the current term on this side, if any: cancel its
