@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { SETTINGS } from "../../daemon/config.js";
 import { MAX_GRANTS_IN_A_ROW, MIN_YIELD_MS } from "../../daemon/engine/contender.js";
 import { STORE_FAILURE_POLICY } from "../../daemon/engine/store-policy.js";
+import { SCENARIOS } from "../conformance/scenarios.js";
 
 const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
 
@@ -56,4 +57,12 @@ test("every test docs/design.md names exists under that name", (t) => {
     }
   }
   t.true(named >= 20, `the page names ${named} tests`);
+});
+
+test("every conformance scenario docs/design.md names exists under that name", (t) => {
+  const names = new Set(SCENARIOS.map((scenario) => scenario.name));
+  const paragraphs = design.split("\n\n").filter((p) => p.startsWith("Scenarios: "));
+  t.true(paragraphs.length > 0, "the page names conformance scenarios");
+  for (const paragraph of paragraphs)
+    for (const [, name] of paragraph.matchAll(/"([^"]+)"/g)) t.true(names.has(name!), `a scenario "${name}" exists`);
 });
