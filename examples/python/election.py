@@ -21,7 +21,8 @@ async def main() -> None:
                     try:
                         await asyncio.wait_for(event.done.wait(), 3)  # deposed: the next event says why
                     except asyncio.TimeoutError:
-                        await campaign.resign()
+                        # Never followed by Elected, even if the sidecar froze meanwhile.
+                        await campaign.resign(timeout=5)
 
 
 asyncio.run(main())
