@@ -273,13 +273,13 @@ impl LeasedLock {
     }
 
     /// Gives the lock back and returns once the sidecar has released it; the
-    /// next waiter gets it at once. A lock lost meanwhile is
-    /// [`Error::NotHeld`].
+    /// next waiter gets it at once. From the call on, its signal ends
+    /// normally (a loss that follows is not reported): stop acting before you
+    /// call it. A lock lost meanwhile is [`Error::NotHeld`].
     pub async fn release(mut self) -> Result<(), Error> {
         self.released = true;
-        let result = self.client.release(&self.name, self.token).await;
         self.ending.end();
-        result
+        self.client.release(&self.name, self.token).await
     }
 }
 
