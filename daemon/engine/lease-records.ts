@@ -49,9 +49,22 @@ export function acquisition(
   };
 }
 
-/** The record a renewal writes: a new renewal stamp and the lease duration others will count. */
+/**
+ * The record a renewal writes: a new renewal stamp and the lease duration
+ * others will count. Other daemons see a renewal only as a change of the
+ * stored record (on Kubernetes an update that changes nothing is not even a
+ * new version, and sends no watch event), so its renewTime is always after
+ * the one it replaces: the wall clock, or 1 ms past the previous renewTime
+ * when the wall clock has not moved past it (stuck, or stepped back).
+ */
 export function renewal(record: LeaseRecord, wall: Date, leaseMs: number): LeaseRecord {
-  return { ...record, renewTime: wall, leaseDurationSeconds: leaseMs / 1000 };
+  return { ...record, renewTime: after(record.renewTime, wall), leaseDurationSeconds: leaseMs / 1000 };
+}
+
+/** `wall`, or 1 ms past `previous` when `wall` is not after it. */
+function after(previous: Date | undefined, wall: Date): Date {
+  if (previous === undefined || wall.getTime() > previous.getTime()) return wall;
+  return new Date(previous.getTime() + 1);
 }
 
 /**

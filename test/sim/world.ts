@@ -22,7 +22,7 @@ import {
   read,
   type World as ClientWorld,
 } from "./clients.js";
-import { DriftClock } from "./drift-clock.js";
+import { DriftClock, NodeWallClock, type WallFault } from "./drift-clock.js";
 import { EVERY_NAME, Excuses } from "./excuses.js";
 import { type CallFault, FaultyStore } from "./faulty-store.js";
 import { type Random, between, stream } from "./random.js";
@@ -114,10 +114,23 @@ interface Profile {
   readonly baseLatencyMs: readonly number[];
   readonly driftRate: readonly number[];
   readonly wallOffsetMs: readonly number[];
+  /**
+   * With `skew`: wall clocks that stop for a while or step back (drawn from a
+   * stream of their own), each on a node whose daemon holds a lease then, if any.
+   */
+  readonly wallFaults: readonly WallFault[];
   readonly meanArrivalMs: number;
 }
 
-function chooseProfile(random: Random, options: SimOptions): Profile {
+/** With `skew`: one to three wall clocks that stop (for up to three leases) or step back (up to a minute). */
+function chooseWallFaults(random: Random): WallFault[] {
+  return Array.from({ length: random.int(1, 3) }, (): WallFault => {
+    if (random.bool(0.7)) return { kind: "stop", at: random.int(1_000, FAULTS_END_MS - 15_000), ms: random.int(5_000, 45_000) };
+    return { kind: "step-back", at: random.int(1_000, FAULTS_END_MS), ms: random.pick([random.int(1, 1_000), random.int(1_000, 60_000)]) };
+  });
+}
+
+function chooseProfile(random: Random, options: SimOptions, wallRandom: Random): Profile {
   const allowedFaults = options.faults ?? new Set(FAULT_KINDS);
   const allowedWork = options.workload ?? new Set(WORKLOAD_KINDS);
   const quiet = random.bool(0.15);
@@ -144,6 +157,7 @@ function chooseProfile(random: Random, options: SimOptions): Profile {
     driftRate: Array.from({ length: DAEMONS }, () => (skew ? 1 + between(random, -0.01, 0.01) : 1)),
     wallOffsetMs: Array.from({ length: DAEMONS }, () => (skew ? random.int(-60_000, 60_000) : 0)),
     meanArrivalMs: random.pick([200, 400, 800]),
+    wallFaults: skew ? chooseWallFaults(wallRandom) : [],
   };
 }
 
@@ -157,6 +171,7 @@ function describeProfile(p: Profile): string {
     `latency=${p.baseLatencyMs.join("/")}`,
     `drift=${p.driftRate.map((r) => r.toFixed(4)).join("/")}`,
     `wallOffset=${p.wallOffsetMs.join("/")}`,
+    ...(p.wallFaults.length > 0 ? [`wallFaults=${p.wallFaults.map((w) => `${w.kind}@${w.at}:${w.ms}`).join(",")}`] : []),
     `arrival=${p.meanArrivalMs}`,
   ].join(" ");
 }
@@ -182,8 +197,8 @@ class Daemon implements DaemonLink {
       traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
     });
     this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
-    const local = new DriftClock(sim.clock, profile.driftRate[slot]!, sim.faultRandom.int(0, 1_000_000));
-    this.clock = new DaemonClock(local, profile.wallOffsetMs[slot]!);
+    const local = new DriftClock(sim.clock, profile.driftRate[slot]!, sim.faultRandom.int(0, 1_000_000), sim.walls[slot]);
+    this.clock = new DaemonClock(local);
     const jitter = stream(sim.seed, `jitter/${identity}`);
     this.engine = new Engine({
       store: this.store,
@@ -235,6 +250,10 @@ export class Simulation implements ClientWorld {
   /** Draws for steering a fault toward a bad moment, apart so the other streams stay as they are. */
   private readonly buggify: Random;
   readonly daemons: Daemon[] = [];
+  /** Each node's wall clock, which its daemons (one after another) read. */
+  readonly walls: NodeWallClock[];
+  /** Draws for the wall-clock faults, apart so the other streams stay as they are. */
+  private readonly wallRandom: Random;
   private readonly incarnations: number[] = [];
   private readonly history: HistoryEvent[] = [];
   /** When each Lease was deleted by hand. */
@@ -262,7 +281,9 @@ export class Simulation implements ClientWorld {
     this.random = stream(seed, "workload");
     this.faultRandom = stream(seed, "faults");
     this.buggify = stream(seed, "buggify");
-    this.profile = chooseProfile(stream(seed, "profile"), options);
+    this.wallRandom = stream(seed, "wall-clock");
+    this.profile = chooseProfile(stream(seed, "profile"), options, this.wallRandom);
+    this.walls = this.profile.wallOffsetMs.map((offset) => new NodeWallClock(this.clock, offset));
     for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
     for (let i = 0; i < this.profile.elections; i++) this.resources.push(this.resource("election", `e${i}`));
   }
@@ -598,6 +619,8 @@ export class Simulation implements ClientWorld {
   }
 
   private scheduleFaults(): void {
+    // A wall clock that stops or steps back excuses nothing (no decision may depend on it): a note in the trace.
+    for (const fault of this.profile.wallFaults) this.clock.setTimer(fault.at, () => this.wallFault(fault));
     const r = this.faultRandom;
     const at = (latestEndGap: number) => r.int(1_000, Math.max(1_000, FAULTS_END_MS - latestEndGap));
     for (const kind of this.profile.faults) {
@@ -633,6 +656,19 @@ export class Simulation implements ClientWorld {
         }
       }
     }
+  }
+
+  /** A node's wall clock stops or steps back: preferably one whose daemon holds a lease now, where it matters. */
+  private wallFault(fault: WallFault): void {
+    const holding = this.daemons.filter((d) => !d.gone() && Object.values(d.engine.stats().held).some((n) => n > 0));
+    const slot = this.wallRandom.pick(holding.length > 0 ? holding : this.daemons).slot;
+    if (fault.kind === "stop") this.walls[slot]!.stop(fault.ms);
+    else this.walls[slot]!.stepBack(fault.ms);
+    const detail =
+      fault.kind === "stop"
+        ? `the wall clock of d${slot} stops for ${fault.ms} ms`
+        : `the wall clock of d${slot} steps back ${fault.ms} ms`;
+    this.record("harness", { ev: "note", daemon: slot, detail });
   }
 
   private freeze(slot: number, ms: number): void {

@@ -1,7 +1,11 @@
 // Engine lock semantics on the memory store with a fake clock: no test sleeps.
 import test from "ava";
+import type { Clock, Timer } from "../../daemon/engine/clock.js";
+import { Engine } from "../../daemon/engine/index.js";
 import { StoreError } from "../../daemon/store/lease-store.js";
-import { SimCluster, type LockHandle, type SimDaemon } from "../support/sim.js";
+import { ConnectionStore } from "../support/connection-store.js";
+import { settle } from "../support/fake-clock.js";
+import { SimCluster, LockHandle, type SimDaemon } from "../support/sim.js";
 
 const LEASE = 15_000;
 const DEADLINE = 10_000;
@@ -661,4 +665,60 @@ test("a deletion heard late does not take a lease created after it from its hold
   await sim.advance(10);
   t.is(holder.loss, undefined, "the deletion it hears now is older than the Lease it holds");
   t.truthy(sim.store.peek(a.lockName("late"))?.holderIdentity.startsWith("a_"));
+});
+
+/** A daemon's clock whose wall clock reads what the test sets (it may stand still or step back); its monotonic clock runs on. */
+class SettableWallClock implements Clock {
+  wall: number;
+
+  constructor(private readonly inner: Clock) {
+    this.wall = inner.wallTime().getTime();
+  }
+
+  now(): number {
+    return this.inner.now();
+  }
+
+  wallTime(): Date {
+    return new Date(this.wall);
+  }
+
+  setTimer(delayMs: number, callback: () => void): Timer {
+    return this.inner.setTimer(delayMs, callback);
+  }
+}
+
+test("a renewal changes the stored record whatever the holder's wall clock does: others do not take the lock while the holder may act", async (t) => {
+  const sim = new SimCluster();
+  const clock = new SettableWallClock(sim.clock);
+  const engine = new Engine({ random: () => 0.5, store: new ConnectionStore(sim.store), clock, identity: "stuck_1" });
+  const started = engine.start();
+  await settle();
+  await started;
+  const b = await sim.daemon("b");
+  const name = engine.locks.prefix() + "wall";
+  const held = new LockHandle(clock);
+  engine.locks.acquire({ leaseName: name, holder: "stuck", leaseMs: LEASE, waitTimeoutMs: undefined }, held.sink, held.controller.signal);
+  await sim.advance(10);
+  const waiter = b.acquire("wall", { holder: "waiter" });
+  const renewTimes: number[] = [];
+  // The wall clock stands still for 30 s, then steps back 20 s and stands still again.
+  for (let second = 0; second < 60; second++) {
+    if (second === 30) clock.wall -= 20_000;
+    await sim.advance(1_000);
+    const renewTime = sim.store.peek(name)?.renewTime?.getTime();
+    if (renewTime !== undefined && renewTime !== renewTimes.at(-1)) renewTimes.push(renewTime);
+  }
+  t.is(held.loss, undefined, "the holder kept renewing, and kept its lock");
+  t.is(waiter.grant, undefined, "nobody else took it meanwhile");
+  t.true(held.renewals.length >= 10);
+  t.is(renewTimes.length, held.renewals.length + 1, "every renewal wrote a renewTime of its own");
+  t.deepEqual(
+    renewTimes,
+    [...renewTimes].sort((x, y) => x - y),
+    "each after the one before",
+  );
+  held.close();
+  await sim.advance(10);
+  t.truthy(waiter.grant, "the waiter is served once the holder lets go");
 });

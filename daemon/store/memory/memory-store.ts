@@ -63,6 +63,8 @@ export class MemoryStore implements LeaseStore {
     if (current.version !== lease.version) {
       throw new StoreError("conflict", `lease ${lease.name} changed (version ${current.version}, not ${lease.version})`);
     }
+    // As on Kubernetes: an update that changes nothing is no new version and sends no watch event.
+    if (sameFields(current, lease)) return current;
     const { version: _version, ...fields } = lease;
     return this.commit({ ...fields, queue: [...fields.queue] });
   }
@@ -162,6 +164,24 @@ interface Watcher {
   readonly listener: (event: WatchEvent) => void;
   /** The names this watcher's last list covered. */
   scope: WatchScope;
+}
+
+/** True when writing `b` over `a` would change none of the stored fields. */
+function sameFields(a: LeaseFields, b: LeaseFields): boolean {
+  const time = (d: Date | undefined) => d?.getTime();
+  return (
+    a.name === b.name &&
+    a.kind === b.kind &&
+    a.holderIdentity === b.holderIdentity &&
+    a.holder === b.holder &&
+    a.leaseDurationSeconds === b.leaseDurationSeconds &&
+    time(a.acquireTime) === time(b.acquireTime) &&
+    time(a.renewTime) === time(b.renewTime) &&
+    a.transitions === b.transitions &&
+    a.value === b.value &&
+    a.queue.length === b.queue.length &&
+    a.queue.every((id, i) => b.queue[i] === id)
+  );
 }
 
 function foreignError(name: string): StoreError {
