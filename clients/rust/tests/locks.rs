@@ -293,6 +293,7 @@ async fn a_call_to_a_frozen_sidecar_fails_at_the_default_deadline() {
         .await
         .unwrap_err();
     let took = started.elapsed();
+    eprintln!("returned after {took:?}: {err}");
     assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
     assert!(!matches!(err, Error::WaitTimeout { .. }), "{err:?}");
     assert!(
@@ -322,6 +323,7 @@ async fn a_lock_wait_on_a_frozen_sidecar_fails_at_the_wait_timeout_on_the_client
     .await
     .unwrap_err();
     let took = started.elapsed();
+    eprintln!("returned after {took:?}: {err}");
     assert!(matches!(err, Error::WaitTimeout { .. }), "{err:?}");
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_secs(3),
@@ -348,6 +350,7 @@ async fn releasing_a_lock_on_a_frozen_sidecar_fails_at_the_call_deadline() {
     .await
     .unwrap_err();
     let took = started.elapsed();
+    eprintln!("returned after {took:?}: {err}");
     assert!(matches!(err, Error::DeadlineExceeded { .. }), "{err:?}");
     assert!(
         took >= Duration::from_millis(950) && took < Duration::from_secs(2),
@@ -388,6 +391,7 @@ async fn every_call_to_a_frozen_sidecar_fails_at_its_own_deadline() {
         let started = std::time::Instant::now();
         let err = within(5, what, call).await.unwrap_err();
         let took = started.elapsed();
+        eprintln!("{what} on a frozen sidecar returned after {took:?}: {err}");
         assert!(matches!(err, Error::DeadlineExceeded { .. }), "{what}: {err:?}");
         assert!(
             took >= timeout && took < timeout + Duration::from_millis(700),
