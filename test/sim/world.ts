@@ -940,8 +940,10 @@ export class Simulation implements ClientWorld {
         );
       }
     }
-    // Every live candidate and observer was told who leads now.
+    // Every live candidate and observer was told who leads now, unless a fault still excuses that election
+    // (a Lease lengthened by hand still names a leader whose daemon is gone, until it runs out).
     for (const election of this.resources.filter((r) => r.kind === "election")) {
+      if (this.excuses.excusedUntil(election.leaseName) > this.clock.now()) continue;
       const live = this.clients.filter((c) => !c.done && c.resource === election && !c.daemon.gone());
       const leaders = live.filter((c): c is CampaignClient => c instanceof CampaignClient && c.leading);
       if (leaders.length > 1) continue; // the checker reports the overlap
