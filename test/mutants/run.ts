@@ -13,7 +13,7 @@
 import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
@@ -66,13 +66,25 @@ function prepare(dir: string, mutant: Mutant): void {
     JSON.stringify({
       extends: "./tsconfig.base.json",
       compilerOptions: { rootDir: ".", outDir: "dist", sourceMap: false },
-      include: ["daemon", "test/unit", "test/kube", "test/controlplane", "test/support", "test/sim", "test/faults/checker.ts", "test/faults/history.ts"],
+      include: [
+        "daemon",
+        "test/unit",
+        "test/kube",
+        "test/controlplane",
+        "test/support",
+        "test/sim",
+        "test/faults/checker.ts",
+        "test/faults/history.ts",
+      ],
       exclude: ["dist", "node_modules"],
     }),
   );
   const patched = [...readFileSync(join(folder, mutant.file), "utf8").matchAll(/^\+\+\+ b\/(.*)$/gm)].map((m) => m[1]!);
   const before = patched.map((path) => readFileSync(join(dir, path), "utf8"));
-  const applied = spawnSync("git", ["apply", join(folder, mutant.file)], { cwd: dir, encoding: "utf8" });
+  // Outside any repository: inside another work tree (a TMPDIR under one), git apply would take paths
+  // relative to that tree's root and skip every file of the scratch copy.
+  const env = { ...process.env, GIT_CEILING_DIRECTORIES: dirname(dir) };
+  const applied = spawnSync("git", ["apply", join(folder, mutant.file)], { cwd: dir, env, encoding: "utf8" });
   if (applied.status !== 0) throw new Error(`${mutant.file} no longer applies: ${applied.stderr.trim()}`);
   // git apply run inside another work tree can skip every file and still succeed: judge only a mutant that is one.
   if (patched.length === 0 || patched.every((path, i) => readFileSync(join(dir, path), "utf8") === before[i]))
