@@ -11,8 +11,9 @@ import java.util.concurrent.ScheduledExecutorService;
 
 /**
  * A lock taken with {@link SyncClient#tryLock}: held for its lease unless renewed, and given back
- * with {@link #close()}. Nothing renews it for you; {@link #lost()} completes when the last {@link
- * #validFor()} runs out without a renewal.
+ * with {@link #release()} or {@link #close()}. Nothing renews it for you; {@link #lost()} completes
+ * when the last {@link #validFor()} runs out without a renewal. Every call takes a deadline, by
+ * default {@link SyncClient#DEFAULT_CALL_TIMEOUT}.
  */
 public final class LeasedLock implements AutoCloseable {
   private final String name;
@@ -64,24 +65,36 @@ public final class LeasedLock implements AutoCloseable {
     return watchdog.remaining();
   }
 
-  /** Extends the lease by its duration; returns how long the holder may now act. */
+  /**
+   * Extends the lease by its duration, within {@link SyncClient#DEFAULT_CALL_TIMEOUT}; returns how
+   * long the holder may now act.
+   */
   public Duration renew() {
-    return renew(null);
+    return renew(null, SyncClient.DEFAULT_CALL_TIMEOUT);
   }
 
   /**
-   * Extends the lease, by {@code leaseDuration} (whole seconds) if not null; returns how long the
-   * holder may now act. A lease that ran out and was taken throws SyncException
-   * FAILED_PRECONDITION.
+   * Extends the lease by {@code leaseDuration} (whole seconds; null keeps the current one), within
+   * {@link SyncClient#DEFAULT_CALL_TIMEOUT}; see {@link #renew(Duration, Duration)}.
    */
   public Duration renew(Duration leaseDuration) {
+    return renew(leaseDuration, SyncClient.DEFAULT_CALL_TIMEOUT);
+  }
+
+  /**
+   * Extends the lease, by {@code leaseDuration} (whole seconds) if not null, within {@code
+   * timeout}; returns how long the holder may now act. A lease that ran out and was taken throws
+   * SyncException FAILED_PRECONDITION; a deadline that passed, DEADLINE_EXCEEDED (the lease may
+   * or may not have been extended: act only on the last {@link #validFor()}).
+   */
+  public Duration renew(Duration leaseDuration, Duration timeout) {
     RenewRequest.Builder request = RenewRequest.newBuilder().setName(name).setFencingToken(token);
     if (leaseDuration != null) {
       request.setLeaseDuration(Durations.toProto(leaseDuration));
     }
     Duration validFor;
     try {
-      validFor = Durations.fromProto(locks.renew(request.build()).getValidFor());
+      validFor = Durations.fromProto(SyncClient.withDeadline(locks, timeout).renew(request.build()).getValidFor());
     } catch (StatusRuntimeException e) {
       throw SyncException.from(e);
     }
@@ -89,19 +102,26 @@ public final class LeasedLock implements AutoCloseable {
     return validFor;
   }
 
+  /** Gives the lock back within {@link SyncClient#DEFAULT_CALL_TIMEOUT}; see {@link #release(Duration)}. */
+  public void release() {
+    release(SyncClient.DEFAULT_CALL_TIMEOUT);
+  }
+
   /**
-   * Gives the lock back; the next waiter gets it at once. A lease that ran out and was taken
-   * throws SyncException FAILED_PRECONDITION. Safe to call more than once.
+   * Gives the lock back within {@code timeout}; the next waiter gets it at once. Returns once the
+   * sidecar has released it. A lease that ran out and was taken throws SyncException
+   * FAILED_PRECONDITION; a deadline that passed, DEADLINE_EXCEEDED (the lease then runs out by
+   * itself). Safe to call more than once: once released, it returns at once.
    */
-  @Override
-  public void close() {
+  public void release(Duration timeout) {
     synchronized (this) {
       if (released) {
         return;
       }
     }
     try {
-      locks.release(ReleaseRequest.newBuilder().setName(name).setFencingToken(token).build());
+      SyncClient.withDeadline(locks, timeout)
+          .release(ReleaseRequest.newBuilder().setName(name).setFencingToken(token).build());
     } catch (StatusRuntimeException e) {
       throw SyncException.from(e);
     }
@@ -109,5 +129,26 @@ public final class LeasedLock implements AutoCloseable {
       released = true;
     }
     watchdog.stop();
+  }
+
+  /**
+   * Gives the lock back, as {@link #release()}, except that a lease already gone (it ran out, as
+   * {@link #lost()} said, and was taken) is not an error here: there is nothing left to give back.
+   * In try-with-resources a failure never hides the block's own exception (Java adds it there as
+   * suppressed).
+   */
+  @Override
+  public void close() {
+    try {
+      release();
+    } catch (SyncException e) {
+      if (e.code() != SyncException.Code.FAILED_PRECONDITION) {
+        throw e;
+      }
+      synchronized (this) {
+        released = true;
+      }
+      watchdog.stop();
+    }
   }
 }

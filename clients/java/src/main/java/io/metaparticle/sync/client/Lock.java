@@ -3,10 +3,8 @@ package io.metaparticle.sync.client;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.metaparticle.sync.v1.Acquired;
-import io.metaparticle.sync.v1.GetLockRequest;
-import io.metaparticle.sync.v1.GetLockResponse;
 import io.metaparticle.sync.v1.LockServiceGrpc;
-import io.metaparticle.sync.v1.ReadConsistency;
+import io.metaparticle.sync.v1.ReleaseRequest;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
@@ -14,10 +12,10 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A held lock. It stays held, renewed by the sidecar, until {@link #close()}; use it in
- * try-with-resources. {@link #lost()} completes the moment the holder must stop acting because the
- * lock was lost: the sidecar said so, or its heartbeats stopped. A normal {@link #close()} is not a
- * loss and does not complete it; {@link #isHeld()} turns false on either.
+ * A held lock. It stays held, renewed by the sidecar, until {@link #release()} or {@link
+ * #close()}; use it in try-with-resources. {@link #lost()} completes the moment the holder must
+ * stop acting because the lock was lost: the sidecar said so, or its heartbeats stopped. A normal
+ * release is not a loss and does not complete it; {@link #isHeld()} turns false on either.
  */
 public final class Lock implements AutoCloseable {
   private final String name;
@@ -82,12 +80,12 @@ public final class Lock implements AutoCloseable {
     return lost;
   }
 
-  /** True once the lock was lost (not after a normal close). */
+  /** True once the lock was lost (not after a normal release). */
   public boolean isLost() {
     return loss != null;
   }
 
-  /** True until the lock is closed or lost. */
+  /** True until the lock is released or lost. */
   public synchronized boolean isHeld() {
     return !ended;
   }
@@ -97,50 +95,68 @@ public final class Lock implements AutoCloseable {
     return watchdog.remaining();
   }
 
-  /**
-   * Releases the lock and returns once the sidecar has given it back, so the next waiter can have
-   * it from then on. Safe to call more than once.
-   */
-  @Override
-  public void close() {
-    if (end(null)) {
-      awaitReleased();
-    }
+  /** Releases the lock within {@link SyncClient#DEFAULT_CALL_TIMEOUT}; see {@link #release(Duration)}. */
+  public void release() {
+    release(SyncClient.DEFAULT_CALL_TIMEOUT);
+  }
+
+  /** Releases the lock within {@code time}; see {@link #release(Duration)}. */
+  public void release(long time, TimeUnit unit) {
+    release(Timeouts.of(time, unit));
   }
 
   /**
-   * Closing the stream is what releases a lock held by Acquire, and the sidecar has no reply for
-   * that: read (on the same channel, after the cancellation) until the lock no longer shows this
-   * token. It gives up after the lease, when the lock is free anyway.
+   * Releases the lock and returns once the sidecar has given it back (it acknowledges the release
+   * by token), so the next waiter may act from then on. From the moment it is called, a loss is
+   * no longer reported. Returns normally too if the lock was already gone (lost, or released
+   * before), or if its promise ran out before the sidecar answered: the hold is over either way.
+   * Throws SyncException DEADLINE_EXCEEDED if {@code timeout} passed first (a frozen sidecar),
+   * and another SyncException if the sidecar could not release it; the sidecar then releases it
+   * when it sees the stream end, at the latest when its lease expires.
    */
-  private void awaitReleased() {
-    long deadline = System.nanoTime() + Math.max(leaseDuration.toNanos(), TimeUnit.SECONDS.toNanos(1));
-    long pauseMillis = 5;
-    while (System.nanoTime() < deadline) {
-      GetLockResponse state;
-      try {
-        state =
-            locks
-                .withDeadlineAfter(deadline - System.nanoTime(), TimeUnit.NANOSECONDS)
-                .getLock(
-                    GetLockRequest.newBuilder()
-                        .setName(name)
-                        .setConsistency(ReadConsistency.READ_CONSISTENCY_FRESH)
-                        .build());
-      } catch (StatusRuntimeException e) {
-        return;
-      }
-      if (!state.getHeld() || state.getFencingToken() != token) {
-        return;
-      }
-      try {
-        Thread.sleep(pauseMillis);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        return;
-      }
-      pauseMillis = Math.min(pauseMillis * 2, 200);
+  public void release(Duration timeout) {
+    Timeouts.check(timeout);
+    Duration promise = validFor();
+    if (!end(null)) {
+      return; // released or lost before
     }
+    if (promise.isZero()) {
+      call.cancel("lock " + name + " was released after its promise ran out", null);
+      return;
+    }
+    boolean untilPromiseEnds = promise.compareTo(timeout) < 0;
+    try {
+      SyncClient.withDeadline(locks, untilPromiseEnds ? promise : timeout)
+          .release(ReleaseRequest.newBuilder().setName(name).setFencingToken(token).build());
+    } catch (StatusRuntimeException e) {
+      SyncException error = SyncException.from(e);
+      call.cancel("lock " + name + " was released", null);
+      if (error.code() == SyncException.Code.FAILED_PRECONDITION) {
+        return; // the sidecar no longer held it: it was lost or had expired, so it is not held
+      }
+      if (error.code() == SyncException.Code.DEADLINE_EXCEEDED && untilPromiseEnds) {
+        return; // the promise ran out before any answer: nobody holds it for us any more
+      }
+      throw error;
+    }
+    // The sidecar ends the stream itself; cancelling spares waiting for that.
+    call.cancel("lock " + name + " was released", null);
+  }
+
+  /**
+   * Releases the lock, as {@link #release()}. In try-with-resources, a failure to release never
+   * hides the exception of the block: Java adds it to that one as suppressed. Safe to call more
+   * than once.
+   */
+  @Override
+  public void close() {
+    release();
+  }
+
+  /** Gives back a lock nobody will use (its caller stopped waiting): ends it and the stream. */
+  void abandon() {
+    end(null);
+    call.cancel("lock " + name + " was abandoned by its caller", null);
   }
 
   void heartbeat(Duration validFor) {
@@ -148,8 +164,9 @@ public final class Lock implements AutoCloseable {
   }
 
   /**
-   * Ends the lock, as lost ({@code loss}) or closed (null), and cancels the stream, which releases
-   * it. Returns whether this call ended it.
+   * Ends the lock on this side, as lost ({@code loss}) or released (null). A loss cancels the
+   * stream, which releases it; a release leaves the stream to {@link #release(Duration)}. Returns
+   * whether this call ended it.
    */
   boolean end(Loss loss) {
     synchronized (this) {
@@ -160,8 +177,8 @@ public final class Lock implements AutoCloseable {
       this.loss = loss;
     }
     watchdog.stop();
-    call.cancel(loss != null ? loss.message() : "lock " + name + " was released", null);
     if (loss != null) {
+      call.cancel(loss.message(), null);
       callbacks.execute(() -> lost.complete(loss));
     }
     return true;

@@ -23,12 +23,15 @@ import io.metaparticle.sync.v1.TryAcquireRequest;
 import io.metaparticle.sync.v1.TryAcquireResponse;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.util.concurrent.CompletableFuture;
+import java.time.Duration;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 
@@ -43,10 +46,44 @@ import java.util.function.Consumer;
  *   migrate(lock.token(), lock.lost());
  * }
  * }</pre>
+ *
+ * <p>No call waits forever. Every call that talks to the sidecar has an overload that takes its
+ * deadline ({@code Duration timeout}, and for waiting for a lock also {@code (long, TimeUnit)});
+ * without one, a call gets {@link #DEFAULT_CALL_TIMEOUT} and a lock's wait {@link
+ * #DEFAULT_WAIT_TIMEOUT}. A call whose deadline passes throws {@link SyncException} with {@link
+ * SyncException.Code#DEADLINE_EXCEEDED}. What lasts until you end it (a held {@link Lock}, a
+ * {@link Campaign}, an {@link Observation}) has no deadline, but a sidecar that stops answering
+ * is noticed by the client's own heartbeat deadline, and on the connection by gRPC keepalive
+ * ({@link #KEEPALIVE_TIME}, {@link #KEEPALIVE_TIMEOUT}).
  */
 public final class SyncClient implements AutoCloseable {
   /** Where the sidecar listens unless told otherwise. */
   public static final String DEFAULT_ADDRESS = "127.0.0.1:13131";
+
+  /**
+   * The deadline of a call given none: tryLock, renew, release, getLock, getLeader, proclaim,
+   * resign.
+   */
+  public static final Duration DEFAULT_CALL_TIMEOUT = Duration.ofSeconds(10);
+
+  /** How long {@link #lock} and {@link #acquire} wait for a lock unless told otherwise. */
+  public static final Duration DEFAULT_WAIT_TIMEOUT = Duration.ofMinutes(5);
+
+  /**
+   * A lock's wait timeout is sent to the sidecar, and also kept on this client's own clock: if
+   * the sidecar has not answered by the wait timeout plus this grace (it froze, say), the wait
+   * ends here with DEADLINE_EXCEEDED all the same.
+   */
+  public static final Duration WAIT_TIMEOUT_GRACE = Duration.ofSeconds(1);
+
+  /** The connection pings the sidecar after this long without reading from it, calls or not. */
+  public static final Duration KEEPALIVE_TIME = Duration.ofSeconds(10);
+
+  /**
+   * A ping unanswered for this long closes the connection: streams on it (a held lock, a
+   * campaign, an observation) end with UNAVAILABLE.
+   */
+  public static final Duration KEEPALIVE_TIMEOUT = Duration.ofSeconds(5);
 
   private final ManagedChannel channel;
   private final LockServiceGrpc.LockServiceStub locks;
@@ -74,7 +111,12 @@ public final class SyncClient implements AutoCloseable {
           });
 
   private SyncClient(String address) {
-    channel = Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
+    channel =
+        Grpc.newChannelBuilder(address, InsecureChannelCredentials.create())
+            .keepAliveTime(KEEPALIVE_TIME.toNanos(), TimeUnit.NANOSECONDS)
+            .keepAliveTimeout(KEEPALIVE_TIMEOUT.toNanos(), TimeUnit.NANOSECONDS)
+            .keepAliveWithoutCalls(true)
+            .build();
     locks = LockServiceGrpc.newStub(channel);
     blockingLocks = LockServiceGrpc.newBlockingStub(channel);
     elections = ElectionServiceGrpc.newStub(channel);
@@ -92,31 +134,42 @@ public final class SyncClient implements AutoCloseable {
     return new SyncClient(address);
   }
 
-  /** The channel, for tools that need it; every call of the API is wrapped here. */
-  public ManagedChannel channel() {
-    return channel;
-  }
-
-  /** Waits for the lock and returns it held; see {@link #lock(String, LockOptions)}. */
+  /**
+   * Waits for the lock, at most {@link #DEFAULT_WAIT_TIMEOUT}, and returns it held; see {@link
+   * #lock(String, LockOptions)}.
+   */
   public Lock lock(String name) throws InterruptedException {
     return lock(name, LockOptions.defaults());
   }
 
+  /** Waits for the lock at most {@code waitTimeout} and returns it held; see {@link #lock(String, LockOptions)}. */
+  public Lock lock(String name, Duration waitTimeout) throws InterruptedException {
+    return lock(name, LockOptions.defaults().withWaitTimeout(Timeouts.check(waitTimeout)));
+  }
+
+  /** Waits for the lock at most {@code time} and returns it held; see {@link #lock(String, LockOptions)}. */
+  public Lock lock(String name, long time, TimeUnit unit) throws InterruptedException {
+    return lock(name, Timeouts.of(time, unit));
+  }
+
   /**
-   * Waits for the lock and returns it held, until {@link Lock#close()}. Throws SyncException when
-   * the sidecar refuses (INVALID_ARGUMENT naming the field, DEADLINE_EXCEEDED after {@code
-   * waitTimeout}); an interrupt stops waiting.
+   * Waits for the lock and returns it held, until {@link Lock#close()}. The wait lasts at most
+   * {@code options.waitTimeout()} ({@link #DEFAULT_WAIT_TIMEOUT} if null): the sidecar is told,
+   * and this client keeps the same deadline on its own clock, so that a sidecar that stopped
+   * answering cannot make it wait longer than the wait timeout plus {@link #WAIT_TIMEOUT_GRACE}.
+   * Throws SyncException when the sidecar refuses (INVALID_ARGUMENT naming the field) or the
+   * wait timed out (DEADLINE_EXCEEDED, {@link SyncException#isWaitTimeout()}); an interrupt stops
+   * waiting. To get an empty result instead of the exception on a timeout, use {@link #acquire}.
    */
   public Lock lock(String name, LockOptions options) throws InterruptedException {
+    Duration wait = options.waitTimeout() != null ? Timeouts.check(options.waitTimeout()) : DEFAULT_WAIT_TIMEOUT;
     AcquireRequest.Builder request =
         AcquireRequest.newBuilder()
             .setName(name)
-            .setHolder(options.holder() != null ? options.holder() : defaultName("MSYNC_HOLDER"));
+            .setHolder(options.holder() != null ? options.holder() : defaultName("MSYNC_HOLDER"))
+            .setWaitTimeout(Durations.toProto(wait));
     if (options.leaseDuration() != null) {
       request.setLeaseDuration(Durations.toProto(options.leaseDuration()));
-    }
-    if (options.waitTimeout() != null) {
-      request.setWaitTimeout(Durations.toProto(options.waitTimeout()));
     }
     CompletableFuture<Lock> acquired = new CompletableFuture<>();
     AtomicReference<ClientCallStreamObserver<AcquireRequest>> call = new AtomicReference<>();
@@ -136,7 +189,7 @@ public final class SyncClient implements AutoCloseable {
               case ACQUIRED -> {
                 lock = new Lock(name, message.getAcquired(), call.get(), scheduler, blockingLocks, callbacks);
                 if (!acquired.complete(lock)) {
-                  lock.end(null); // the caller stopped waiting just as the lock arrived
+                  lock.abandon(); // the caller stopped waiting just as the lock arrived
                 }
               }
               case RENEWED -> lock.heartbeat(Durations.fromProto(message.getRenewed().getValidFor()));
@@ -148,7 +201,15 @@ public final class SyncClient implements AutoCloseable {
           @Override
           public void onError(Throwable error) {
             if (lock == null) {
-              acquired.completeExceptionally(SyncException.from(error));
+              SyncException refused = SyncException.from(error);
+              if (refused.code() == SyncException.Code.DEADLINE_EXCEEDED && refused.reason() == null) {
+                // This stream has no gRPC deadline: its only DEADLINE_EXCEEDED is the wait timeout
+                // (a sidecar older than the standard error details does not say so).
+                refused =
+                    new SyncException(
+                        refused.code(), refused.getMessage(), SyncException.WAIT_TIMEOUT, null, refused.getCause());
+              }
+              acquired.completeExceptionally(refused);
             } else {
               // Nothing changes if the lock already ended, which cancelled the stream.
               lock.end(new Loss(Loss.STREAM_ENDED, "the sidecar ended the stream of lock " + name + ": " + error));
@@ -160,33 +221,96 @@ public final class SyncClient implements AutoCloseable {
             if (lock == null) {
               acquired.completeExceptionally(
                   new SyncException(
-                      Status.Code.UNAVAILABLE, "the sidecar ended the stream before lock " + name + " was acquired", null));
+                      SyncException.Code.UNAVAILABLE,
+                      "the sidecar ended the stream before lock " + name + " was acquired"));
             } else {
               lock.end(new Loss(Loss.STREAM_ENDED, "the sidecar ended the stream of lock " + name));
             }
           }
         });
+    long waitNanos = Timeouts.nanos(wait);
+    long graceNanos = WAIT_TIMEOUT_GRACE.toNanos();
     try {
-      return acquired.get();
+      return acquired.get(
+          waitNanos > Long.MAX_VALUE - graceNanos ? Long.MAX_VALUE : waitNanos + graceNanos, TimeUnit.NANOSECONDS);
+    } catch (TimeoutException e) {
+      SyncException timeout =
+          new SyncException(
+              SyncException.Code.DEADLINE_EXCEEDED,
+              "lock " + name + " was not had within its wait timeout of " + wait + ", and the sidecar did not say so",
+              SyncException.WAIT_TIMEOUT,
+              null,
+              null);
+      if (acquired.completeExceptionally(timeout)) {
+        call.get().cancel("the wait timeout passed", null);
+        throw timeout;
+      }
+      return outcome(acquired); // it came just now
     } catch (InterruptedException e) {
-      acquired.cancel(false);
-      call.get().cancel("the caller stopped waiting", null);
+      if (acquired.cancel(false)) {
+        call.get().cancel("the caller stopped waiting", null);
+      } else if (!acquired.isCompletedExceptionally()) {
+        acquired.join().abandon(); // it came just now, for nobody: give it back
+      }
       throw e;
     } catch (ExecutionException e) {
       throw (SyncException) e.getCause();
     }
   }
 
-  /** One attempt without waiting; see {@link #tryLock(String, LockOptions)}. */
+  private static Lock outcome(CompletableFuture<Lock> done) {
+    try {
+      return done.join();
+    } catch (java.util.concurrent.CompletionException e) {
+      throw (SyncException) e.getCause();
+    }
+  }
+
+  /**
+   * Waits for the lock at most {@code time}, as Curator's {@code InterProcessMutex.acquire(time,
+   * unit)}: the held lock, or empty if the wait timed out. Other failures throw SyncException.
+   */
+  public Optional<Lock> acquire(String name, long time, TimeUnit unit) throws InterruptedException {
+    return acquire(name, Timeouts.of(time, unit));
+  }
+
+  /** Waits for the lock at most {@code waitTimeout}: the held lock, or empty if the wait timed out. */
+  public Optional<Lock> acquire(String name, Duration waitTimeout) throws InterruptedException {
+    return acquire(name, LockOptions.defaults().withWaitTimeout(Timeouts.check(waitTimeout)));
+  }
+
+  /**
+   * Waits for the lock at most {@code options.waitTimeout()} ({@link #DEFAULT_WAIT_TIMEOUT} if
+   * null), as {@link #lock(String, LockOptions)}: the held lock, or empty if the wait timed out.
+   */
+  public Optional<Lock> acquire(String name, LockOptions options) throws InterruptedException {
+    try {
+      return Optional.of(lock(name, options));
+    } catch (SyncException e) {
+      if (e.isWaitTimeout()) {
+        return Optional.empty();
+      }
+      throw e;
+    }
+  }
+
+  /** One attempt without waiting; see {@link #tryLock(String, LockOptions, Duration)}. */
   public Optional<LeasedLock> tryLock(String name) {
     return tryLock(name, LockOptions.defaults());
   }
 
+  /** One attempt without waiting; see {@link #tryLock(String, LockOptions, Duration)}. */
+  public Optional<LeasedLock> tryLock(String name, LockOptions options) {
+    return tryLock(name, options, DEFAULT_CALL_TIMEOUT);
+  }
+
   /**
    * One attempt without waiting: a lock held for its lease ({@code options.leaseDuration()}, else
-   * the sidecar's) unless renewed, or empty if someone else holds it. The wait timeout is ignored.
+   * the sidecar's) unless renewed, or empty if someone else holds it. The wait timeout is ignored;
+   * {@code timeout} is the call's deadline. (Unlike {@code java.util.concurrent.locks.Lock}, no
+   * {@code tryLock(time, unit)} waits here: that is {@link #acquire(String, long, TimeUnit)}.)
    */
-  public Optional<LeasedLock> tryLock(String name, LockOptions options) {
+  public Optional<LeasedLock> tryLock(String name, LockOptions options, Duration timeout) {
     String holder = options.holder() != null ? options.holder() : defaultName("MSYNC_HOLDER");
     TryAcquireRequest.Builder request = TryAcquireRequest.newBuilder().setName(name).setHolder(holder);
     if (options.leaseDuration() != null) {
@@ -194,7 +318,7 @@ public final class SyncClient implements AutoCloseable {
     }
     TryAcquireResponse response;
     try {
-      response = blockingLocks.tryAcquire(request.build());
+      response = withDeadline(blockingLocks, timeout).tryAcquire(request.build());
     } catch (StatusRuntimeException e) {
       throw SyncException.from(e);
     }
@@ -219,9 +343,15 @@ public final class SyncClient implements AutoCloseable {
 
   /** Inspects a lock; {@code fresh} reads the API server instead of the sidecar's cache. */
   public LockInfo getLock(String name, boolean fresh) {
+    return getLock(name, fresh, DEFAULT_CALL_TIMEOUT);
+  }
+
+  /** Inspects a lock, within {@code timeout}; {@code fresh} reads the API server. */
+  public LockInfo getLock(String name, boolean fresh, Duration timeout) {
     try {
       GetLockResponse r =
-          blockingLocks.getLock(GetLockRequest.newBuilder().setName(name).setConsistency(consistency(fresh)).build());
+          withDeadline(blockingLocks, timeout)
+              .getLock(GetLockRequest.newBuilder().setName(name).setConsistency(consistency(fresh)).build());
       return new LockInfo(
           r.getHeld(),
           r.getHolder(),
@@ -240,14 +370,24 @@ public final class SyncClient implements AutoCloseable {
 
   /** The current leader of an election; {@code fresh} reads the API server. */
   public Leader getLeader(String name, boolean fresh) {
+    return getLeader(name, fresh, DEFAULT_CALL_TIMEOUT);
+  }
+
+  /** The current leader of an election, within {@code timeout}; {@code fresh} reads the API server. */
+  public Leader getLeader(String name, boolean fresh, Duration timeout) {
     try {
       GetLeaderResponse r =
-          blockingElections.getLeader(
-              GetLeaderRequest.newBuilder().setName(name).setConsistency(consistency(fresh)).build());
+          withDeadline(blockingElections, timeout)
+              .getLeader(GetLeaderRequest.newBuilder().setName(name).setConsistency(consistency(fresh)).build());
       return new Leader(r.getLeader(), r.getValue(), r.getTerm());
     } catch (StatusRuntimeException e) {
       throw SyncException.from(e);
     }
+  }
+
+  /** A stub whose next call has {@code timeout} as its deadline. */
+  static <S extends io.grpc.stub.AbstractStub<S>> S withDeadline(S stub, Duration timeout) {
+    return stub.withDeadlineAfter(Timeouts.nanos(Timeouts.check(timeout)), TimeUnit.NANOSECONDS);
   }
 
   private static ReadConsistency consistency(boolean fresh) {
@@ -255,9 +395,11 @@ public final class SyncClient implements AutoCloseable {
   }
 
   /**
-   * Joins an election as a candidate; {@code listener} hears what happens. A refused request (for
-   * example a bad name) ends the campaign at once with {@link ElectionListener#ended} and the
-   * error.
+   * Joins an election as a candidate; {@code listener} hears what happens, and {@link
+   * Campaign#await()} waits to lead, as Curator's LeaderLatch. A refused request (for example a
+   * bad name) ends the campaign at once with {@link ElectionListener#ended} and the error. It
+   * returns at once; the campaign lasts until {@link Campaign#resign()} or {@link
+   * Campaign#close()}.
    */
   public Campaign campaign(String name, CampaignOptions options, ElectionListener listener) {
     CampaignRequest.Builder request =
@@ -274,7 +416,9 @@ public final class SyncClient implements AutoCloseable {
 
   /**
    * Calls {@code onLeader} with the current leader at once and then every change, without
-   * campaigning, until the returned observation is closed.
+   * campaigning, until the returned observation is closed. A sidecar that stops answering ends it
+   * (UNAVAILABLE, by keepalive) within {@link #KEEPALIVE_TIME} plus {@link #KEEPALIVE_TIMEOUT} or
+   * so.
    */
   public Observation observe(String name, Consumer<Leader> onLeader) {
     CompletableFuture<Void> done = new CompletableFuture<>();
@@ -295,7 +439,7 @@ public final class SyncClient implements AutoCloseable {
           @Override
           public void onError(Throwable error) {
             if (Status.fromThrowable(error).getCode() == Status.Code.CANCELLED) {
-              done.complete(null);
+              done.complete(null); // closed
             } else {
               done.completeExceptionally(SyncException.from(error));
             }
@@ -309,7 +453,10 @@ public final class SyncClient implements AutoCloseable {
     return new Observation(() -> call.get().cancel("the observation was closed", null), done);
   }
 
-  /** Closes the connection, which releases every lock and ends every campaign of this client. */
+  /**
+   * Closes the connection, which releases every lock and ends every campaign of this client (the
+   * sidecar gives them back when it sees the streams end). Returns at once and never throws.
+   */
   @Override
   public void close() {
     channel.shutdownNow();

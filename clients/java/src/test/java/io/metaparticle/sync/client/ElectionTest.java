@@ -1,11 +1,12 @@
 package io.metaparticle.sync.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.grpc.Status;
 import java.time.Duration;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
@@ -120,9 +121,83 @@ class ElectionTest {
 
           assertNull(alphaEvents.ended.get(10, TimeUnit.SECONDS), "a resigned campaign ends without error");
           SyncException refused = assertThrows(SyncException.class, () -> alpha.proclaim("late"));
-          assertEquals(Status.Code.FAILED_PRECONDITION, refused.code());
+          assertEquals(SyncException.Code.FAILED_PRECONDITION, refused.code());
         }
       }
+    }
+  }
+
+  /**
+   * Resigns on another thread (on a frozen sidecar the call may take until its deadline), lets the
+   * sidecar's term run out, thaws it, and checks that the candidate is never said to be elected
+   * again: after the thaw the sidecar may well elect it again, on the old stream or a new one.
+   */
+  private static void assertNoElectedAfterResign(DaemonProcess daemon, Campaign campaign, Recorder events)
+      throws Exception {
+    CompletableFuture<Void> resigned =
+        CompletableFuture.runAsync(
+            () -> {
+              try {
+                campaign.resign();
+              } catch (SyncException e) {
+                // Whatever resign says (a deadline, a term already over), the campaign is over.
+              }
+            });
+    Thread.sleep(3000); // past the 2 s lease
+    daemon.thaw();
+    resigned.get(15, TimeUnit.SECONDS);
+    Thread.sleep(4000); // time for a new term to be won and reported
+    assertTrue(events.elected.isEmpty(), "elected after resign, term " + events.elected.peek());
+    events.ended.get(10, TimeUnit.SECONDS);
+  }
+
+  @Test
+  void noElectedAfterResignWhileTheSidecarIsFrozen() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess("--lease-duration=2s", "--renew-deadline=1s")) {
+      Recorder events = new Recorder();
+      Campaign campaign =
+          daemon.client().campaign("ghost", CampaignOptions.defaults().withCandidate("ghost"), events);
+      assertNotNull(events.elected.poll(10, TimeUnit.SECONDS), "never elected");
+      daemon.freeze();
+      assertNoElectedAfterResign(daemon, campaign, events);
+      assertEquals(1, events.deposed.size(), "the term's end is told once: " + events.deposed);
+    }
+  }
+
+  @Test
+  void noElectedAfterResignOnceTheTermRanOutOnAFrozenSidecar() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess("--lease-duration=2s", "--renew-deadline=1s")) {
+      Recorder events = new Recorder();
+      Campaign campaign =
+          daemon.client().campaign("ghost", CampaignOptions.defaults().withCandidate("ghost"), events);
+      assertNotNull(events.elected.poll(10, TimeUnit.SECONDS), "never elected");
+      daemon.freeze();
+      assertEquals(Loss.HEARTBEAT_TIMEOUT, events.deposed.poll(10, TimeUnit.SECONDS).reason());
+      // Not leading any more, but still a candidate: resign leaves the campaign all the same.
+      assertNoElectedAfterResign(daemon, campaign, events);
+    }
+  }
+
+  @Test
+  void awaitAndHasLeadershipAsLeaderLatch() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess()) {
+      SyncClient client = daemon.client();
+      Campaign first = client.campaign("latch", CampaignOptions.defaults().withCandidate("first"), new Recorder());
+      assertEquals(first.await().term(), first.leadership().term());
+      assertTrue(first.hasLeadership());
+      Campaign second = client.campaign("latch", CampaignOptions.defaults().withCandidate("second"), new Recorder());
+      assertFalse(second.await(Duration.ofMillis(300)), "two leaders");
+      assertFalse(second.hasLeadership());
+      first.resign();
+      assertFalse(first.hasLeadership());
+      assertFalse(first.await(1, TimeUnit.SECONDS), "a resigned campaign is over");
+      assertEquals(
+          SyncException.Code.FAILED_PRECONDITION, assertThrows(SyncException.class, first::await).code());
+      assertTrue(second.await(10, TimeUnit.SECONDS));
+      assertTrue(second.hasLeadership());
+      second.close();
+      assertFalse(second.hasLeadership());
+      second.close(); // again: nothing happens
     }
   }
 }

@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.grpc.Status;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -28,7 +28,9 @@ class LockTest {
       SyncException refused =
           assertThrows(
               SyncException.class, () -> client.lock("job", LockOptions.defaults().withWaitTimeout(Duration.ZERO)));
-      assertEquals(Status.Code.DEADLINE_EXCEEDED, refused.code());
+      assertEquals(SyncException.Code.DEADLINE_EXCEEDED, refused.code());
+      assertEquals(SyncException.WAIT_TIMEOUT, refused.reason());
+      assertTrue(refused.isWaitTimeout());
 
       CompletableFuture<Lock> waiter =
           CompletableFuture.supplyAsync(
@@ -106,8 +108,9 @@ class LockTest {
   void badInputGetsInvalidArgumentNamingTheField() throws Exception {
     try (DaemonProcess daemon = new DaemonProcess()) {
       SyncException refused = assertThrows(SyncException.class, () -> daemon.client().lock("Not_A_DNS_Name"));
-      assertEquals(Status.Code.INVALID_ARGUMENT, refused.code());
+      assertEquals(SyncException.Code.INVALID_ARGUMENT, refused.code());
       assertEquals("name", refused.field());
+      assertEquals(SyncException.INVALID_ARGUMENT, refused.reason());
     }
   }
 
@@ -127,8 +130,77 @@ class LockTest {
                 }
               });
       SyncException refused = ended.get(10, TimeUnit.SECONDS);
-      assertEquals(Status.Code.INVALID_ARGUMENT, refused.code());
+      assertEquals(SyncException.Code.INVALID_ARGUMENT, refused.code());
       assertEquals("candidate", refused.field());
+    }
+  }
+
+  @Test
+  void aStaleTokenIsRefusedAsNotHeld() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess()) {
+      SyncClient client = daemon.client();
+      LeasedLock stale =
+          client.tryLock("stale", LockOptions.defaults().withLeaseDuration(Duration.ofSeconds(1))).orElseThrow();
+      assertEquals(Loss.HEARTBEAT_TIMEOUT, stale.lost().get(5, TimeUnit.SECONDS).reason());
+      Optional<LeasedLock> next = Optional.empty();
+      for (long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5); next.isEmpty() && System.nanoTime() < until; ) {
+        Thread.sleep(100); // until the sidecar's lease runs out too
+        next = client.tryLock("stale");
+      }
+      try (LeasedLock taken = next.orElseThrow()) {
+        assertTrue(taken.token() > stale.token());
+        SyncException refused = assertThrows(SyncException.class, stale::renew);
+        assertEquals(SyncException.Code.FAILED_PRECONDITION, refused.code());
+        assertEquals(SyncException.NOT_HELD, refused.reason());
+        assertEquals(
+            SyncException.Code.FAILED_PRECONDITION, assertThrows(SyncException.class, stale::release).code());
+        // close() has nothing to give back and says nothing: it never hides the block's own error.
+        IllegalStateException own =
+            assertThrows(
+                IllegalStateException.class,
+                () -> {
+                  try (LeasedLock lease = stale) {
+                    throw new IllegalStateException("the block's own failure, token " + lease.token());
+                  }
+                });
+        assertEquals(0, own.getSuppressed().length);
+      }
+    }
+  }
+
+  @Test
+  void releaseIsAcknowledgedAndIsNoLoss() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess()) {
+      SyncClient client = daemon.client();
+      Lock lock = client.lock("acknowledged");
+      assertTrue(client.getLock("acknowledged", true).held());
+      lock.release();
+      // Once release() returns the sidecar has given the lease back: no read can show it held.
+      LockInfo after = client.getLock("acknowledged", true);
+      assertFalse(after.held() && after.token() == lock.token(), "still held after release: " + after);
+      lock.release(); // a second release returns at once
+      lock.close();
+      Thread.sleep(300);
+      assertFalse(lock.lost().isDone(), "a release is not a loss");
+    }
+  }
+
+  @Test
+  void acquireReturnsEmptyWhenTheWaitTimesOut() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess()) {
+      SyncClient client = daemon.client();
+      try (Lock held = client.lock("curator", LockOptions.defaults().withHolder("first"))) {
+        long start = System.nanoTime();
+        assertTrue(client.acquire("curator", 300, TimeUnit.MILLISECONDS).isEmpty());
+        assertTrue(Duration.ofNanos(System.nanoTime() - start).compareTo(Duration.ofMillis(300)) >= 0);
+        assertTrue(client.acquire("curator", Duration.ZERO).isEmpty());
+        assertTrue(held.isHeld());
+      }
+      try (Lock second = client.acquire("curator", Duration.ofSeconds(5)).orElseThrow()) {
+        assertTrue(second.isHeld());
+      }
+      // A refusal is not a timeout: it still throws.
+      assertThrows(SyncException.class, () -> client.acquire("Not_A_DNS_Name", Duration.ofSeconds(1)));
     }
   }
 }
