@@ -7,9 +7,13 @@
 // patch touched, and runs that one scenario for that one language: the mutant
 // is "caught" when the scenario fails.
 //
+// Mutants run a few at a time (`--jobs`, default 3): a scenario mostly waits
+// on frozen sidecars and timers, so they share the machine's cores well.
+//
 //   node dist/test/mutants/clients.js                  every client mutant; TAP output
 //   node dist/test/mutants/clients.js --only go-       the mutants whose file starts so
-import { spawnSync } from "node:child_process";
+//   node dist/test/mutants/clients.js --jobs 1         one at a time
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,6 +24,8 @@ import { DRIVERS } from "../conformance/drivers.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const folder = join(root, "test/mutants/clients");
+/** Where every scratch copy's clients/rust/target points: Rust mutants take turns in it. */
+const RUST_TARGET = join(root, ".cache/mutants/rust-target");
 
 interface ClientMutant {
   readonly file: string;
@@ -69,6 +75,9 @@ function scratchCopy(mutant: ClientMutant): string {
     else symlinkSync(join(root, "node_modules", entry), join(dir, "node_modules", entry));
   }
   mkdirSync(join(dir, ".cache/conformance"), { recursive: true });
+  // Rust builds into a target folder kept between runs (a cold build takes minutes), where the harness looks for the driver.
+  mkdirSync(RUST_TARGET, { recursive: true });
+  symlinkSync(RUST_TARGET, join(dir, "clients/rust/target"));
   for (const cached of ["tools", "controlplane"])
     if (existsSync(join(root, ".cache", cached))) symlinkSync(join(root, ".cache", cached), join(dir, ".cache", cached));
   const before = fingerprint(dir, mutant.paths);
@@ -85,48 +94,44 @@ function fingerprint(dir: string, paths: readonly string[]): string {
   return hash.digest("hex");
 }
 
-function run(command: string, args: readonly string[], cwd: string, env: Record<string, string> = {}): { status: number | null; output: string } {
-  const result = spawnSync(command, args, {
-    cwd,
-    env: { ...process.env, ...env },
-    encoding: "utf8",
-    timeout: 15 * 60_000,
-    maxBuffer: 64 << 20,
+/** Runs a command to its end (at most 15 minutes) without blocking the other mutants. */
+function run(command: string, args: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const limit = setTimeout(() => child.kill("SIGKILL"), 15 * 60_000);
+    child.on("error", (err) => (output += `\n${err.message}`));
+    child.on("close", (status) => {
+      clearTimeout(limit);
+      resolve({ status, output });
+    });
   });
-  return { status: result.status, output: `${result.stdout}${result.stderr}${result.error ? `\n${result.error.message}` : ""}` };
 }
 
 /** Builds what the patch touched: the TypeScript projects if it changed TypeScript, and the language's driver. */
-function build(dir: string, mutant: ClientMutant): void {
+async function build(dir: string, mutant: ClientMutant): Promise<void> {
   const spec = DRIVERS.find((d) => d.language === mutant.language);
   if (spec === undefined) throw new Error(`${mutant.file}: no conformance driver for language ${mutant.language}`);
   if (mutant.paths.some((p) => p.endsWith(".ts"))) {
-    const built = run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-b"], dir);
+    const built = await run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-b"], dir);
     if (built.status !== 0) throw new Error(`the mutant does not build:\n${built.output}`);
   }
   if (spec.build !== undefined) {
-    const built = run(spec.build[0]!, spec.build.slice(1), join(dir, spec.cwd ?? ""), rustTarget(spec.language));
+    const built = await run(spec.build[0]!, spec.build.slice(1), join(dir, spec.cwd ?? ""));
     if (built.status !== 0) throw new Error(`the mutant's driver does not build:\n${built.output}`);
   }
 }
 
-/** Rust builds into a target folder kept between runs, outside the scratch copy (a cold build takes minutes). */
-function rustTarget(language: string): Record<string, string> {
-  return language === "rust" ? { CARGO_TARGET_DIR: join(root, ".cache/mutants/rust-target") } : {};
-}
 
-const { values } = parseArgs({ options: { only: { type: "string" } } });
-const selected = clientMutants().filter((m) => values.only === undefined || m.file.startsWith(values.only));
-let passed = 0;
-let failed = 0;
-console.log("TAP version 13");
-for (const [index, mutant] of selected.entries()) {
-  const name = `${mutant.file}: "${mutant.scenario}" [${mutant.language}] catches it (${mutant.breaks})`;
+/** Applies, builds and runs one mutant: undefined when its scenario caught it, else why not. */
+async function judge(mutant: ClientMutant): Promise<string | undefined> {
   let dir: string | undefined;
   try {
     dir = scratchCopy(mutant);
-    build(dir, mutant);
-    const tested = run(
+    await build(dir, mutant);
+    const tested = await run(
       process.execPath,
       [join(root, "node_modules/ava/entrypoints/cli.mjs"), "--tap", "--serial", "--timeout=5m", "dist/test/conformance/conformance.test.js"],
       dir,
@@ -134,25 +139,45 @@ for (const [index, mutant] of selected.entries()) {
         MSYNC_CONFORMANCE_LANGUAGES: mutant.language,
         MSYNC_CONFORMANCE_SCENARIOS: mutant.scenario,
         CONTROLPLANE_CACHE_DIR: join(root, ".cache/controlplane"),
-        ...rustTarget(mutant.language),
       },
     );
     const count = (label: string) => Number(new RegExp(`^# ${label} (\\d+)$`, "m").exec(tested.output)?.[1] ?? 0);
-    const ran = count("pass") + count("fail");
-    if (ran === 0) throw new Error(`no scenario named "${mutant.scenario}" ran for ${mutant.language}:\n${tested.output.slice(-2000)}`);
-    if (count("fail") > 0) {
-      passed += 1;
-      console.log(`ok ${index + 1} - ${name}`);
-    } else {
-      failed += 1;
-      console.log(`not ok ${index + 1} - ${name}\n  # the scenario passed on the mutant`);
-    }
+    if (count("pass") + count("fail") === 0)
+      return `no scenario named "${mutant.scenario}" ran for ${mutant.language}:\n${tested.output.slice(-2000)}`;
+    return count("fail") > 0 ? undefined : "the scenario passed on the mutant";
   } catch (err) {
-    failed += 1;
-    console.log(`not ok ${index + 1} - ${name}\n  # ${String(err).replaceAll("\n", "\n  # ")}`);
+    return String(err);
   } finally {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }
 }
+
+const { values } = parseArgs({ options: { only: { type: "string" }, jobs: { type: "string", default: "3" } } });
+const selected = clientMutants().filter((m) => values.only === undefined || m.file.startsWith(values.only));
+// Rust mutants share one target folder: they take turns.
+const rust = selected.filter((m) => m.language === "rust");
+const others = selected.filter((m) => m.language !== "rust");
+const queues = [rust, ...Array.from({ length: Math.max(1, Number(values.jobs) - (rust.length > 0 ? 1 : 0)) }, () => [] as ClientMutant[])];
+others.forEach((mutant, i) => queues[1 + (i % (queues.length - 1))]!.push(mutant));
+let passed = 0;
+let failed = 0;
+let reported = 0;
+console.log("TAP version 13");
+await Promise.all(
+  queues.map(async (queue) => {
+    for (const mutant of queue) {
+      const problem = await judge(mutant);
+      const name = `${mutant.file}: "${mutant.scenario}" [${mutant.language}] catches it (${mutant.breaks})`;
+      reported += 1;
+      if (problem === undefined) {
+        passed += 1;
+        console.log(`ok ${reported} - ${name}`);
+      } else {
+        failed += 1;
+        console.log(`not ok ${reported} - ${name}\n  # ${problem.replaceAll("\n", "\n  # ")}`);
+      }
+    }
+  }),
+);
 console.log(`1..${selected.length}\n# pass ${passed}\n# fail ${failed}`);
 process.exitCode = failed === 0 && selected.length > 0 ? 0 : 1;
