@@ -75,7 +75,11 @@ function scratchCopy(mutant: ClientMutant): string {
     else symlinkSync(join(root, "node_modules", entry), join(dir, "node_modules", entry));
   }
   mkdirSync(join(dir, ".cache/conformance"), { recursive: true });
-  // Rust builds into a target folder kept between runs (a cold build takes minutes), where the harness looks for the driver.
+  // Rust builds into a target folder kept between runs, where the harness looks for the driver. The
+  // first one starts from the repository's own build (the rust and conformance suites made it), so
+  // that only the client itself is compiled again: a cold build of its dependencies takes minutes.
+  const built = join(root, "clients/rust/target/debug");
+  if (!existsSync(RUST_TARGET) && existsSync(built)) cpSync(built, join(RUST_TARGET, "debug"), { recursive: true, preserveTimestamps: true });
   mkdirSync(RUST_TARGET, { recursive: true });
   symlinkSync(RUST_TARGET, join(dir, "clients/rust/target"));
   for (const cached of ["tools", "controlplane"])
