@@ -11,7 +11,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { SyncClient } from "metaparticle-sync-client";
+import { SyncClient, SyncClientError, status } from "metaparticle-sync-client";
 
 /**
  * Stands in for the database or bucket the job writes to: it remembers the
@@ -53,7 +53,9 @@ const client = new SyncClient();
 /** The job: a few steps, each written to the store with this holder's fencing token. */
 async function runJob(): Promise<void> {
   console.log(`[${id}] waiting for lock ${LOCK} at ${client.address}`);
-  await using lock = await client.lock(LOCK, { holder: id, waitTimeout: 60_000 });
+  // Waits at most a minute (else DEADLINE_EXCEEDED, also if the sidecar stops answering). Leaving the block
+  // releases the lock and waits for the sidecar's acknowledgement, at most 10 s.
+  await using lock = await client.lock(LOCK, { holder: id, waitTimeoutMs: 60_000 });
   console.log(`[${id}] acquired lock ${LOCK} with fencing token ${lock.token}`);
   for (let step = 1; step <= STEPS; step++) {
     // Rejects at once, with the reason, if the lock is lost: never act without it.
@@ -67,7 +69,9 @@ async function runJob(): Promise<void> {
 try {
   await runJob();
 } catch (err) {
-  console.error(`[${id}] failed: ${(err as Error).message}`);
+  const error =
+    err instanceof SyncClientError && err.code === status.DEADLINE_EXCEEDED ? `gave up: ${err.message}` : (err as Error).message;
+  console.error(`[${id}] failed: ${error}`);
   process.exitCode = 1;
 } finally {
   client.close();

@@ -102,10 +102,12 @@ export class Lock implements AsyncDisposable {
    * over anyway and this resolves. If the deadline passes while the promise
    * still runs, the stream is cancelled (the sidecar gives the lock back as
    * soon as it can) and this rejects with DEADLINE_EXCEEDED. A lock already
-   * lost resolves at once. Calling it again returns the first call's promise.
+   * lost resolves at once. Calling it again waits for the first call, without
+   * repeating its error (its stream is closed: nothing is left to do).
    */
   release(options: CallOptions = {}): Promise<void> {
-    this.releasing ??= this.giveBack(options);
+    if (this.releasing !== undefined) return this.releasing.catch(() => {});
+    this.releasing = this.giveBack(options);
     return this.releasing;
   }
 
