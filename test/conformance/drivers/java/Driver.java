@@ -1,7 +1,8 @@
 // The Java conformance driver (test/conformance/PROTOCOL.md): performs each
-// command through io.metaparticle.sync.client and reports what it says. It
-// runs as a single-file program; JSON is read and written with Gson, which
-// gRPC already brings onto the classpath.
+// command through io.metaparticle.sync.client and reports what it says. A
+// command's `timeoutMs` is passed as that call's Duration; absent, the call
+// gets the wrapper's default. It runs as a single-file program; JSON is read
+// and written with Gson, which gRPC already brings onto the classpath.
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
 import com.google.gson.JsonElement;
@@ -71,6 +72,12 @@ public class Driver {
     return v == null || v.isJsonNull() ? null : Duration.ofMillis(v.getAsLong());
   }
 
+  /** The command's deadline (`timeoutMs`), else the wrapper's default for that call. */
+  static Duration timeout(JsonObject c) {
+    Duration timeout = ms(c, "timeoutMs");
+    return timeout != null ? timeout : SyncClient.DEFAULT_CALL_TIMEOUT;
+  }
+
   static boolean flag(JsonObject c, String key) {
     JsonElement v = c.get(key);
     return v != null && !v.isJsonNull() && v.getAsBoolean();
@@ -83,7 +90,19 @@ public class Driver {
   }
 
   static LockOptions lockOptions(JsonObject c) {
-    return LockOptions.defaults().withHolder(str(c, "holder")).withLeaseDuration(ms(c, "leaseDurationMs")).withWaitTimeout(ms(c, "waitTimeoutMs"));
+    return LockOptions.defaults().withHolder(str(c, "holder")).withLeaseDuration(ms(c, "leaseDurationMs"));
+  }
+
+  /**
+   * The blocking lock's wait: its wait timeout, bounded by the command's deadline if it has one
+   * (a Java caller passes the shorter as the wait timeout); absent both, the wrapper's default.
+   */
+  static Duration lockWait(JsonObject c) {
+    Duration wait = ms(c, "waitTimeoutMs");
+    Duration deadline = ms(c, "timeoutMs");
+    if (wait == null) return deadline;
+    if (deadline == null) return wait;
+    return wait.compareTo(deadline) <= 0 ? wait : deadline;
   }
 
   static String reasonOf(Loss loss) {
@@ -98,14 +117,14 @@ public class Driver {
         return message();
       }
       case "lock" -> {
-        Lock lock = client(c).lock(str(c, "name"), lockOptions(c));
+        Lock lock = client(c).lock(str(c, "name"), lockOptions(c).withWaitTimeout(lockWait(c)));
         String handle = str(c, "as");
         locks.put(handle, lock);
         lock.lost().thenAccept(loss -> write(message("event", "lost", "handle", handle, "reason", loss.reason(), "message", loss.message())));
         return message("token", lock.token(), "holder", lock.holder());
       }
       case "tryLock" -> {
-        Optional<LeasedLock> lease = client(c).tryLock(str(c, "name"), lockOptions(c));
+        Optional<LeasedLock> lease = client(c).tryLock(str(c, "name"), lockOptions(c), timeout(c));
         if (lease.isEmpty()) return message("acquired", false);
         leases.put(str(c, "as"), lease.get());
         return message("acquired", true, "token", lease.get().token(), "validForMs", lease.get().validFor().toMillis());
@@ -113,14 +132,14 @@ public class Driver {
       case "renew" -> {
         LeasedLock lease = leases.get(str(c, "handle"));
         if (lease == null) throw new Unimplemented("no lease " + str(c, "handle"));
-        return message("validForMs", lease.renew(ms(c, "leaseDurationMs")).toMillis());
+        return message("validForMs", lease.renew(ms(c, "leaseDurationMs"), timeout(c)).toMillis());
       }
       case "getLock" -> {
-        LockInfo info = client(c).getLock(str(c, "name"), flag(c, "fresh"));
+        LockInfo info = client(c).getLock(str(c, "name"), flag(c, "fresh"), timeout(c));
         return message("held", info.held(), "holder", info.holder(), "token", info.token());
       }
       case "getLeader" -> {
-        Leader leader = client(c).getLeader(str(c, "name"), flag(c, "fresh"));
+        Leader leader = client(c).getLeader(str(c, "name"), flag(c, "fresh"), timeout(c));
         return message("leader", leader.leader(), "value", leader.value(), "term", leader.term());
       }
       case "campaign" -> {
@@ -158,11 +177,11 @@ public class Driver {
         return message();
       }
       case "proclaim" -> {
-        campaign(c).proclaim(str(c, "value"));
+        campaign(c).proclaim(str(c, "value"), timeout(c));
         return message();
       }
       case "resign" -> {
-        campaign(c).resign();
+        campaign(c).resign(timeout(c));
         return message();
       }
       case "observe" -> {
@@ -175,8 +194,9 @@ public class Driver {
       }
       case "release", "close" -> {
         String handle = str(c, "handle");
-        if (locks.containsKey(handle)) locks.get(handle).close();
-        else if (leases.containsKey(handle)) leases.get(handle).close();
+        // release is the wrappers' acknowledged release, with the command's deadline.
+        if (locks.containsKey(handle)) locks.get(handle).release(timeout(c));
+        else if (leases.containsKey(handle)) leases.get(handle).release(timeout(c));
         else if (op.equals("close") && campaigns.containsKey(handle)) campaigns.get(handle).close();
         else if (op.equals("close") && observations.containsKey(handle)) observations.get(handle).close();
         else if (op.equals("close") && clients.containsKey(handle)) clients.get(handle).close();
@@ -184,6 +204,14 @@ public class Driver {
         return message();
       }
       default -> throw new Unimplemented("unknown op " + op);
+    }
+  }
+
+  static void quietly(Runnable action) {
+    try {
+      action.run();
+    } catch (RuntimeException e) {
+      System.err.println("at exit: " + e);
     }
   }
 
@@ -208,7 +236,10 @@ public class Driver {
       }
       write(reply);
     }
-    locks.values().forEach(Lock::close);
+    // stdin ended: give everything back, each release bounded so that the driver exits within
+    // 10 s even if a sidecar is frozen (closing the clients then ends the streams anyway).
+    for (Lock lock : locks.values()) quietly(() -> lock.release(Duration.ofSeconds(1)));
+    for (LeasedLock lease : leases.values()) quietly(() -> lease.release(Duration.ofSeconds(1)));
     campaigns.values().forEach(Campaign::close);
     observations.values().forEach(Observation::close);
     clients.values().forEach(SyncClient::close);
