@@ -8,8 +8,11 @@ import java.time.Duration;
  * @param holder names the holder for people and tools; null means $MSYNC_HOLDER, else host/pid
  * @param leaseDuration how long the lock outlives a sidecar that stopped renewing it, whole
  *     seconds; null means the sidecar's default (15 s)
- * @param waitTimeout how long to wait before failing with DEADLINE_EXCEEDED; zero fails at once
- *     if the lock is held; null waits until interrupted
+ * @param waitTimeout how long {@link SyncClient#lock} waits before failing with DEADLINE_EXCEEDED
+ *     (and {@link SyncClient#acquire} before returning empty); zero fails at once if the lock is
+ *     held; null means {@link SyncClient#DEFAULT_WAIT_TIMEOUT} (5 min). Never forever: pass a
+ *     longer one (the sidecar accepts up to 24 h) to wait longer. {@link SyncClient#tryLock}
+ *     ignores it.
  */
 public record LockOptions(String holder, Duration leaseDuration, Duration waitTimeout) {
   public static LockOptions defaults() {
