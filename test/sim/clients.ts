@@ -75,7 +75,11 @@ abstract class Client {
   ) {}
 
   protected record(fields: SimEventFields): void {
-    this.world.record(this.id, { daemon: this.daemon.slot, kind: this.resource.kind, name: this.resource.name, ...fields });
+    // The history counts time in whole microseconds: a valid_for is kept to them too (rounded down), so a
+    // hold granted at the very instant the previous holder's valid_for ends does not read as overlapping
+    // it by a rounding error.
+    const validForMs = fields.validForMs === undefined ? undefined : Math.floor(fields.validForMs * 1000) / 1000;
+    this.world.record(this.id, { daemon: this.daemon.slot, kind: this.resource.kind, name: this.resource.name, ...fields, validForMs });
   }
 
   /** Makes a unary call: it fails as unavailable if the daemon is gone or does not answer within the deadline. */
