@@ -273,7 +273,9 @@ export class Contender {
   private noticeShutdown(holding: Holding): void {
     const now = this.ctx.clock.now();
     const remaining = Math.max(0, holding.promisedUntil - now);
-    holding.keepUntil = now + (remaining * holding.timing.leaseMs) / holding.timing.renewDeadlineMs;
+    // A Release by token already asked for says the holder has stopped acting: it is served as the give-back.
+    const releasing = holding.requests.some((request) => request.kind === "release");
+    holding.keepUntil = releasing ? undefined : now + (remaining * holding.timing.leaseMs) / holding.timing.renewDeadlineMs;
     this.stopRenewing(holding);
     const claim = holding.claim;
     claim.end();
@@ -485,8 +487,11 @@ export class Contender {
 
   /** Gives back the lease of a claim whose caller went away (stream closed, or cancelled while acquiring). */
   private async giveBackStep(holding: Holding, record: LeaseRecord): Promise<void> {
-    const result = await this.giveBack(holding, record);
-    if (!result.ok) await this.failed(result, "release the lease", false);
+    // A Release by token its holder asked for before the claim ended is answered by this give-back.
+    const served = holding.requests.find((request) => request.kind === "release");
+    const result = await this.giveBack(holding, record, served);
+    if (result.ok) served?.resolve(0);
+    else await this.failed(result, "release the lease", false);
   }
 
   /**

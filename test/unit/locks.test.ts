@@ -346,6 +346,34 @@ test("graceful shutdown keeps a session lease whose holder does not close its st
   t.true(waiter.grant!.at < expiry, "given back, not left to expire");
 });
 
+test("graceful shutdown answers a Release by token its holder asked for before the shutdown, and gives the lease back at once", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const held = a.acquire("asked", { holder: "leaving" });
+  await sim.advance(10);
+  const waiter = b.acquire("asked", { holder: "waiter" });
+  await sim.advance(10);
+  // A renewal held on a slow link keeps the contender's loop busy, so the Release waits in its queue when the shutdown comes.
+  let letGo!: () => void;
+  a.conn.before = () => new Promise<void>((resolve) => (letGo = resolve));
+  await sim.advance(5_000);
+  t.is(typeof letGo, "function", "the renewal is on its way");
+  const release = a.engine.locks.release(a.lockName("asked"), held.grant!.token).then(
+    () => "released",
+    (err: Error) => err.message,
+  );
+  const stoppedAt = sim.clock.now();
+  const done = a.engine.shutdown(10_000);
+  a.conn.before = undefined;
+  letGo();
+  await sim.advance(10);
+  await done;
+  t.is(await release, "released");
+  t.truthy(waiter.grant, "the waiter is served at once: the holder had let go");
+  t.true(waiter.grant!.at - stoppedAt < 100);
+});
+
 test("graceful shutdown leaves a session lease to expire when its holder's valid_for outlasts the shutdown timeout", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
