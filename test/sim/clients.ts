@@ -52,6 +52,10 @@ export interface Stream {
   broken(): void;
 }
 
+/** Events that end a hold in the history, and events that extend one by the valid_for they carry. */
+const HOLD_ENDS = new Set<string>(["lost", "deposed", "release", "resign", "campaign-end", "campaign-close"]);
+const HOLD_GOES_ON = new Set<string>(["acquired", "elected", "renewed"]);
+
 /** A unary call's deadline on the client side, as a gRPC client would set it. */
 const CALL_DEADLINE_MS = 5_000;
 
@@ -80,6 +84,23 @@ abstract class Client {
     // it by a rounding error.
     const validForMs = fields.validForMs === undefined ? undefined : Math.floor(fields.validForMs * 1000) / 1000;
     this.world.record(this.id, { daemon: this.daemon.slot, kind: this.resource.kind, name: this.resource.name, ...fields, validForMs });
+    if (HOLD_ENDS.has(fields.ev)) this.actsUntil = 0;
+    else if (validForMs !== undefined && HOLD_GOES_ON.has(fields.ev)) this.actsUntil = this.world.now() + validForMs;
+  }
+
+  /** Until when the hold the history has open for this client goes on, by the last valid_for it read; 0 when none is open. */
+  protected actsUntil = 0;
+  /**
+   * Until when this client goes on holding though its stream or its daemon is
+   * gone (its hold ends with its valid_for, or when an administrator revokes
+   * the lease): a TryAcquire holder whose daemon died, a stream holder whose
+   * stream ended while it was not reading.
+   */
+  orphanedUntil = 0;
+
+  /** The stream ended unread: the hold the history has open goes on until its valid_for runs out. */
+  protected orphaned(): void {
+    this.orphanedUntil = this.actsUntil;
   }
 
   /** Makes a unary call: it fails as unavailable if the daemon is gone or does not answer within the deadline. */
@@ -228,8 +249,8 @@ export class AcquireClient extends StreamClient implements Stream {
     if (this.state === "done") return;
     this.daemonHolds = false;
     // A client that is not reading its stream does not hear it end either: its hold ends with its valid_for.
-    if (!this.stalled)
-      this.record(this.state === "held" ? { ev: "lost", reason: "stream-ended" } : { ev: "acquire-failed", detail: "stream-ended" });
+    if (this.stalled) this.orphaned();
+    else this.record(this.state === "held" ? { ev: "lost", reason: "stream-ended" } : { ev: "acquire-failed", detail: "stream-ended" });
     this.finish();
   }
 
@@ -437,12 +458,6 @@ export class TryClient extends Client {
   }
 
   /** Its valid_for ran out before it acted: it stops, as a careful client would. */
-  /**
-   * Until when this client goes on holding though its daemon is gone (its
-   * hold ends with its valid_for, or when an administrator revokes it).
-   */
-  orphanedUntil = 0;
-
   private expired(): void {
     if (this.state !== "held") return;
     this.record({ ev: "note", detail: "valid_for ran out; stops using the lock" });
@@ -514,7 +529,8 @@ export class CampaignClient extends StreamClient implements Stream {
               if (this.done) return;
               const detail = error === undefined ? undefined : this.codeOf(error, "Campaign");
               // A candidate that is not reading its stream does not hear it end: its term ends with its valid_for.
-              if (!this.stalled) this.record({ ev: "campaign-end", detail });
+              if (this.stalled) this.orphaned();
+              else this.record({ ev: "campaign-end", detail });
               this.finish();
             },
           },
@@ -548,7 +564,8 @@ export class CampaignClient extends StreamClient implements Stream {
 
   broken(): void {
     if (this.done) return;
-    if (!this.stalled) {
+    if (this.stalled) this.orphaned();
+    else {
       if (this.leading) this.record({ ev: "deposed", token: this.term, reason: "stream-ended" });
       this.record({ ev: "campaign-end", detail: "stream-ended" });
     }

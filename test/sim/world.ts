@@ -813,9 +813,13 @@ export class Simulation implements ClientWorld {
     // Whoever held it lost it to the administrator: their holds end now.
     for (const client of this.clients) {
       if (client.resource !== resource) continue;
-      if (client instanceof TryClient && client.orphanedUntil > this.clock.now()) {
+      if (client.orphanedUntil > this.clock.now()) {
         client.orphanedUntil = 0;
-        this.record(client.id, { ev: "lost", reason: "revoked-by-hand", daemon: client.daemon.slot, kind: "lock", name: resource.name });
+        const slot = client.daemon.slot;
+        if (client instanceof CampaignClient) {
+          const fields = { token: client.term, reason: "revoked-by-hand", daemon: slot, kind: "election", name: resource.name } as const;
+          this.record(client.id, { ev: "deposed", ...fields });
+        } else this.record(client.id, { ev: "lost", reason: "revoked-by-hand", daemon: slot, kind: "lock", name: resource.name });
         continue;
       }
       if (client.done) continue;
