@@ -205,9 +205,7 @@ public final class SyncClient implements AutoCloseable {
               if (refused.code() == SyncException.Code.DEADLINE_EXCEEDED && refused.reason() == null) {
                 // This stream has no gRPC deadline: its only DEADLINE_EXCEEDED is the wait timeout
                 // (a sidecar older than the standard error details does not say so).
-                refused =
-                    new SyncException(
-                        refused.code(), refused.getMessage(), SyncException.WAIT_TIMEOUT, null, refused.getCause());
+                refused = refused.withReason(SyncException.WAIT_TIMEOUT);
               }
               acquired.completeExceptionally(refused);
             } else {

@@ -68,12 +68,14 @@ public final class SyncException extends RuntimeException {
   }
 
   private final Code code;
+  private final String description;
   private final String reason;
   private final String field;
 
   SyncException(Code code, String message, String reason, String field, Throwable cause) {
     super(code + ": " + message, cause);
     this.code = code;
+    this.description = message;
     this.reason = reason;
     this.field = field;
   }
@@ -107,6 +109,11 @@ public final class SyncException extends RuntimeException {
   /** True when a lock was not had within its wait timeout. */
   public boolean isWaitTimeout() {
     return code == Code.DEADLINE_EXCEEDED && WAIT_TIMEOUT.equals(reason);
+  }
+
+  /** The same failure, with {@code reason} as its reason. */
+  SyncException withReason(String reason) {
+    return new SyncException(code, description, reason, field, getCause());
   }
 
   /** Converts what a gRPC call failed with; the standard error details supply reason and field. */
