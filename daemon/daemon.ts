@@ -6,7 +6,7 @@ import type { Config } from "./config.js";
 import { Engine } from "./engine/index.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
-import { DaemonServer } from "./server/server.js";
+import { DRAIN_GRACE_MS, DaemonServer } from "./server/server.js";
 import { createStore } from "./store/create-store.js";
 import type { LeaseStore } from "./store/lease-store.js";
 
@@ -85,8 +85,11 @@ export async function startDaemon(config: Config, log: Logger, store?: LeaseStor
   const stop = async () => {
     const started = Date.now();
     server.stopAccepting();
-    await engine.shutdown(config.shutdownTimeoutMs);
-    await server.close("the daemon is shutting down", Math.max(0, config.shutdownTimeoutMs - (Date.now() - started)));
+    // Ending the streams keeps a part of the budget of its own: the engine may spend the rest waiting
+    // for holders to close their streams (3.7), and a stream cut off unended tells its client nothing.
+    const endingMs = Math.min(DRAIN_GRACE_MS, config.shutdownTimeoutMs / 2);
+    await engine.shutdown(config.shutdownTimeoutMs - endingMs);
+    await server.close("the daemon is shutting down", Math.max(endingMs, config.shutdownTimeoutMs - (Date.now() - started)));
     metricsServer?.close();
     log.info({ ms: Date.now() - started }, "stopped: everything held was released");
   };

@@ -17,7 +17,7 @@ import { HealthService } from "./health.js";
 import { DescriptorIndex, addReflection } from "./reflection.js";
 
 /** Longest wait for calls in flight once shutdown has ended every stream. */
-const DRAIN_GRACE_MS = 1_000;
+export const DRAIN_GRACE_MS = 1_000;
 
 export const SERVICE_NAMES = ["metaparticle.sync.v1.LockService", "metaparticle.sync.v1.ElectionService"] as const;
 
