@@ -76,7 +76,10 @@ public final class SyncClient implements AutoCloseable {
    */
   public static final Duration WAIT_TIMEOUT_GRACE = Duration.ofSeconds(1);
 
-  /** The connection pings the sidecar after this long without reading from it, calls or not. */
+  /**
+   * The connection of the streams pings the sidecar after this long without reading from it,
+   * streams or not.
+   */
   public static final Duration KEEPALIVE_TIME = Duration.ofSeconds(10);
 
   /**
@@ -85,7 +88,14 @@ public final class SyncClient implements AutoCloseable {
    */
   public static final Duration KEEPALIVE_TIMEOUT = Duration.ofSeconds(5);
 
-  private final ManagedChannel channel;
+  /**
+   * The connection of the streams (held locks, campaigns, observations), which keepalive watches.
+   * The unary calls go on a connection of their own, bounded by their deadlines: a keepalive that
+   * closes the streams' connection while a call waits on a frozen sidecar must not turn that
+   * call's DEADLINE_EXCEEDED into UNAVAILABLE.
+   */
+  private final ManagedChannel streams;
+  private final ManagedChannel calls;
   private final LockServiceGrpc.LockServiceStub locks;
   private final LockServiceGrpc.LockServiceBlockingStub blockingLocks;
   private final ElectionServiceGrpc.ElectionServiceStub elections;
@@ -111,16 +121,17 @@ public final class SyncClient implements AutoCloseable {
           });
 
   private SyncClient(String address) {
-    channel =
+    streams =
         Grpc.newChannelBuilder(address, InsecureChannelCredentials.create())
             .keepAliveTime(KEEPALIVE_TIME.toNanos(), TimeUnit.NANOSECONDS)
             .keepAliveTimeout(KEEPALIVE_TIMEOUT.toNanos(), TimeUnit.NANOSECONDS)
             .keepAliveWithoutCalls(true)
             .build();
-    locks = LockServiceGrpc.newStub(channel);
-    blockingLocks = LockServiceGrpc.newBlockingStub(channel);
-    elections = ElectionServiceGrpc.newStub(channel);
-    blockingElections = ElectionServiceGrpc.newBlockingStub(channel);
+    calls = Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
+    locks = LockServiceGrpc.newStub(streams);
+    blockingLocks = LockServiceGrpc.newBlockingStub(calls);
+    elections = ElectionServiceGrpc.newStub(streams);
+    blockingElections = ElectionServiceGrpc.newBlockingStub(calls);
   }
 
   /** A client of the sidecar at $MSYNC_ADDRESS, else {@value #DEFAULT_ADDRESS}. */
@@ -457,7 +468,8 @@ public final class SyncClient implements AutoCloseable {
    */
   @Override
   public void close() {
-    channel.shutdownNow();
+    streams.shutdownNow();
+    calls.shutdownNow();
     scheduler.shutdownNow();
     callbacks.shutdown();
   }

@@ -2,6 +2,7 @@ package io.metaparticle.sync.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -11,6 +12,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -222,23 +224,30 @@ class FrozenSidecarTest {
   }
 
   @Test
-  void anObservationEndsWhenTheSidecarStopsAnswering() throws Exception {
+  void keepaliveEndsAnObservationButNotACallBeforeItsDeadline() throws Exception {
     try (DaemonProcess daemon = new DaemonProcess()) {
+      SyncClient client = daemon.client();
       BlockingQueue<Leader> seen = new LinkedBlockingQueue<>();
-      Observation observation = daemon.client().observe("watched", seen::add);
+      Observation observation = client.observe("watched", seen::add);
       assertTrue(seen.poll(10, TimeUnit.SECONDS) != null, "no leader seen");
       daemon.freeze();
       long start = System.nanoTime();
-      try {
-        observation.done().get(30, TimeUnit.SECONDS);
-        fail("the observation ended without an error");
-      } catch (ExecutionException e) {
-        SyncException error = (SyncException) e.getCause();
-        assertEquals(SyncException.Code.UNAVAILABLE, error.code(), error.getMessage());
-      }
-      Duration took = Duration.ofNanos(System.nanoTime() - start);
+      CompletableFuture<Duration> observationEnded =
+          observation.done().handle((ok, error) -> Duration.ofNanos(System.nanoTime() - start));
+      // Keepalive gives up on the streams' connection within 15 s of its last read; this call's
+      // deadline comes later, and it is the deadline that must end it, not the keepalive.
+      Duration timeout = SyncClient.KEEPALIVE_TIME.plus(SyncClient.KEEPALIVE_TIMEOUT).plus(Duration.ofSeconds(2));
+      Object outcome =
+          runAll(Map.of("getLock", () -> client.getLock("watched", true, timeout)), timeout.plus(SLACK)).get("getLock");
+      assertDeadlineExceeded("getLock", outcome);
+      assertTrue(Duration.ofNanos(System.nanoTime() - start).compareTo(timeout) >= 0);
+
+      Duration noticed = observationEnded.getNow(null);
+      assertTrue(noticed != null, "keepalive did not end the observation");
       Duration bound = SyncClient.KEEPALIVE_TIME.plus(SyncClient.KEEPALIVE_TIMEOUT).plus(SLACK);
-      assertTrue(took.compareTo(bound) <= 0, "noticed after " + took);
+      assertTrue(noticed.compareTo(bound) <= 0, "the observation ended " + noticed + " after the freeze");
+      ExecutionException ended = assertThrows(ExecutionException.class, () -> observation.done().get());
+      assertEquals(SyncException.Code.UNAVAILABLE, ((SyncException) ended.getCause()).code());
     }
   }
 }
