@@ -65,5 +65,3 @@ export function unary<Req, Res>(log: Logger, handler: (request: Req) => Promise<
     );
   };
 }
-
-export const shuttingDown = () => new SyncError("shutting-down", "the daemon is shutting down");

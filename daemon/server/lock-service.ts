@@ -3,7 +3,7 @@ import type { AcquireRequest, AcquireResponse, LockServiceServer } from "metapar
 import { type Engine, checkHolder, checkLeaseMs, checkName, checkToken, checkWaitMs } from "../engine/index.js";
 import type { Logger } from "../log.js";
 import { durationMs, toDuration, toLossReason, wantsFresh } from "./convert.js";
-import { type StreamRegistry, shuttingDown, unary } from "./calls.js";
+import { type StreamRegistry, unary } from "./calls.js";
 
 export function lockService(engine: Engine, streams: StreamRegistry, log: Logger): LockServiceServer {
   const locks = engine.locks;
@@ -43,7 +43,9 @@ export function lockService(engine: Engine, streams: StreamRegistry, log: Logger
             lost: (reason, message) => {
               log.warn({ lock: request.name, holder, reason, message }, "lock lost");
               stream.send({ event: { $case: "lost", value: { reason: toLossReason(reason), message } } });
-              stream.end(reason === "shutdown" ? shuttingDown() : undefined);
+              // At shutdown the stream stays open: the holder closing it, once it has read the loss, is what
+              // lets the daemon give the lease back at once (docs/design.md 3.7); shutdown ends it later.
+              if (reason !== "shutdown") stream.end();
             },
             failed: (error) => stream.end(error),
             released: () => stream.end(),

@@ -446,4 +446,26 @@ export const SCENARIOS: readonly Scenario[] = [
       { from: "b", event: { event: "observe-ended", handle: "watch" }, withinMs: SOON_MS },
     ],
   },
+  {
+    name: "shutdown acknowledged: told lost or deposed by a sidecar shutting down, the client closes its stream so the lock and the leadership pass on at once",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1, c: 1 },
+    steps: [
+      // Long leases: unless the client closes its streams when told, the sidecar keeps the leases through its
+      // 3 s shutdown timeout and then leaves them to run out (docs/design.md 3.7), long after SOON_MS.
+      { to: "a", op: "lock", args: { client: "a", as: "held", name: "ack-shutdown", holder: "a", leaseDurationMs: 60_000 }, save: { token: "t1" } },
+      { to: "a", op: "campaign", args: { client: "a", as: "ca", name: "ack-shutdown", candidate: "a", leaseDurationMs: 60_000 } },
+      { from: "a", event: { event: "elected", handle: "ca" }, withinMs: SOON_MS, save: { term: "e1" } },
+      { to: "b", op: "lock", args: { client: "b", as: "next", name: "ack-shutdown", holder: "b" }, pending: "b-lock" },
+      { to: "c", op: "campaign", args: { client: "c", as: "cc", name: "ack-shutdown", candidate: "c" } },
+      { from: "c", event: { event: "leader-changed", handle: "cc", leader: "a" }, withinMs: SOON_MS },
+      { sidecar: 0, action: "restart" },
+      { from: "a", event: { event: "lost", handle: "held", reason: "shutdown" }, withinMs: SOON_MS },
+      { from: "a", event: { event: "deposed", handle: "ca", term: { eq: "e1" }, reason: "shutdown" }, withinMs: SOON_MS },
+      { reply: "b-lock", withinMs: SOON_MS, expect: { token: { gt: "t1" } } },
+      { from: "c", event: { event: "elected", handle: "cc", term: { gt: "e1" } }, withinMs: SOON_MS },
+      { to: "b", op: "release", args: { handle: "next" } },
+      { to: "c", op: "close", args: { handle: "cc" } },
+    ],
+  },
 ];
