@@ -88,10 +88,11 @@ export async function startDaemon(config: Config, log: Logger, store?: LeaseStor
     // Ending the streams keeps a part of the budget of its own: the engine may spend the rest waiting
     // for holders to close their streams (3.7), and a stream cut off unended tells its client nothing.
     const endingMs = Math.min(DRAIN_GRACE_MS, config.shutdownTimeoutMs / 2);
-    await engine.shutdown(config.shutdownTimeoutMs - endingMs);
+    const released = await engine.shutdown(config.shutdownTimeoutMs - endingMs);
     await server.close("the daemon is shutting down", Math.max(endingMs, config.shutdownTimeoutMs - (Date.now() - started)));
     metricsServer?.close();
-    log.info({ ms: Date.now() - started }, "stopped: everything held was released");
+    if (released) log.info({ ms: Date.now() - started }, "stopped: everything held was released");
+    else log.warn({ ms: Date.now() - started }, "stopped: what was still held at the shutdown timeout is left to expire");
   };
   return {
     port,

@@ -159,7 +159,8 @@ export class Engine {
    * watch. Resolves when done or after `timeoutMs`, whichever comes first;
    * what is still held then is left to expire.
    */
-  async shutdown(timeoutMs: number): Promise<void> {
+  /** Resolves with true when everything held was given back in time, false when some is left to expire. */
+  async shutdown(timeoutMs: number): Promise<boolean> {
     this.closing = true;
     this.elections.shutdown();
     const contenders = [...this.contenders.values()];
@@ -171,6 +172,7 @@ export class Engine {
     timer?.cancel();
     if (timedOut) for (const contender of contenders) contender.abandon();
     await this.cache.stop();
+    return !timedOut;
   }
 
   get closed(): boolean {
