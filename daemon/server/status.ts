@@ -28,7 +28,10 @@ export function statusOf(err: unknown, log: Logger): StatusObject {
   if (err instanceof SyncError) {
     const { code, reason } = statusByCode[err.code];
     const fieldViolations = err.field === undefined ? [] : [{ field: err.field, description: err.message }];
-    metadata.set(STATUS_DETAILS_KEY, Buffer.from(encodeStatusDetails({ code, message: err.message, fieldViolations, errorInfo: { reason } })));
+    metadata.set(
+      STATUS_DETAILS_KEY,
+      Buffer.from(encodeStatusDetails({ code, message: err.message, fieldViolations, errorInfo: { reason } })),
+    );
     if (err.field !== undefined) metadata.set("field", err.field);
     return { code, details: err.message, metadata };
   }

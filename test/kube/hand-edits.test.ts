@@ -45,33 +45,44 @@ function hold(client: SyncClient, name: string, holder: string, leaseSeconds: nu
   return { acquired, events, close: () => stream.cancel() };
 }
 
-controlPlaneTest("removing the name label by hand is not a deletion: the holder keeps the lock and hands it over promptly on release", async (t) => {
-  const {
-    namespace,
-    daemons: [a, b],
-  } = await daemons(t, 2);
-  const cp = t.context.env.controlPlane!;
-  // A one-hour lease: a waiter served within its 60 s wait was handed the lock, not left to wait for expiry.
-  const holder = hold(a!.client, "relabel", "a", 3600, 60);
-  const token = await holder.acquired;
-  const waiter = hold(b!.client, "relabel", "b", 3600, 60);
-  await sleep(500);
-  const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/msync-lock-relabel`;
-  const patched = await cp.request("PATCH", path, { metadata: { labels: { "sync.metaparticle.io/name": null } } }, {
-    contentType: "application/merge-patch+json",
-  });
-  t.is(patched.status, 200, patched.body);
-  await sleep(2000);
-  t.false(holder.events.some((e) => e.startsWith("lost")), `the holder was not told it lost the lock: ${holder.events.join(", ")}`);
-  t.false(waiter.events.includes("acquired"), "the waiter was not granted while the holder holds");
-  const info = await callOk<{ held: boolean; holder: string; fencingToken: number }>((cb) =>
-    a!.client.locks.getLock({ name: "relabel", consistency: 0 }, cb),
-  );
-  t.like(info, { held: true, holder: "a", fencingToken: token }, "the holder's daemon still reports the lock held");
-  holder.close();
-  t.true((await waiter.acquired) > token, "the waiter is handed the lock when the holder releases");
-  waiter.close();
-});
+controlPlaneTest(
+  "removing the name label by hand is not a deletion: the holder keeps the lock and hands it over promptly on release",
+  async (t) => {
+    const {
+      namespace,
+      daemons: [a, b],
+    } = await daemons(t, 2);
+    const cp = t.context.env.controlPlane!;
+    // A one-hour lease: a waiter served within its 60 s wait was handed the lock, not left to wait for expiry.
+    const holder = hold(a!.client, "relabel", "a", 3600, 60);
+    const token = await holder.acquired;
+    const waiter = hold(b!.client, "relabel", "b", 3600, 60);
+    await sleep(500);
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/msync-lock-relabel`;
+    const patched = await cp.request(
+      "PATCH",
+      path,
+      { metadata: { labels: { "sync.metaparticle.io/name": null } } },
+      {
+        contentType: "application/merge-patch+json",
+      },
+    );
+    t.is(patched.status, 200, patched.body);
+    await sleep(2000);
+    t.false(
+      holder.events.some((e) => e.startsWith("lost")),
+      `the holder was not told it lost the lock: ${holder.events.join(", ")}`,
+    );
+    t.false(waiter.events.includes("acquired"), "the waiter was not granted while the holder holds");
+    const info = await callOk<{ held: boolean; holder: string; fencingToken: number }>((cb) =>
+      a!.client.locks.getLock({ name: "relabel", consistency: 0 }, cb),
+    );
+    t.like(info, { held: true, holder: "a", fencingToken: token }, "the holder's daemon still reports the lock held");
+    holder.close();
+    t.true((await waiter.acquired) > token, "the waiter is handed the lock when the holder releases");
+    waiter.close();
+  },
+);
 
 controlPlaneTest("a holder that is not a daemon is reported by its holderIdentity, not by the name our annotation kept", async (t) => {
   const {
@@ -92,7 +103,14 @@ controlPlaneTest("a holder that is not a daemon is reported by its holderIdentit
   const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/msync-election-shared-lease`;
   const lease = (await cp.request("GET", path)).json;
   const now = new Date().toISOString().replace("Z", "000Z");
-  lease.spec = { ...lease.spec, holderIdentity: "controller-7d9f", leaseDurationSeconds: 15, leaseTransitions: term + 1, acquireTime: now, renewTime: now };
+  lease.spec = {
+    ...lease.spec,
+    holderIdentity: "controller-7d9f",
+    leaseDurationSeconds: 15,
+    leaseTransitions: term + 1,
+    acquireTime: now,
+    renewTime: now,
+  };
   const replaced = await cp.request("PUT", path, lease);
   t.is(replaced.status, 200, replaced.body);
   const leader = await callOk<{ leader: string; value: string; term: number }>((cb) =>
@@ -119,42 +137,47 @@ controlPlaneTest("a Lease deleted by hand is a deletion: its holder is told the 
   holder.close();
 });
 
-controlPlaneTest("mixed versions: a Lease an older daemon wrote without the name label is seen by a scoped watch, and its leader reported", async (t) => {
-  const {
-    namespace,
-    daemons: [a],
-  } = await daemons(t, 1);
-  const cp = t.context.env.controlPlane!;
-  // As a daemon from before the scoped watch writes it: managed, but no sync.metaparticle.io/name label.
-  const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`;
-  const now = () => new Date().toISOString().replace("Z", "000Z");
-  const created = await cp.request("POST", path, {
-    apiVersion: "coordination.k8s.io/v1",
-    kind: "Lease",
-    metadata: {
-      name: "msync-election-upgrade",
-      labels: { "app.kubernetes.io/managed-by": "metaparticle-sync", "sync.metaparticle.io/kind": "election" },
-      annotations: { "sync.metaparticle.io/holder": "old-leader", "sync.metaparticle.io/value": "10.0.0.9:80" },
-    },
-    spec: { holderIdentity: "old-daemon", leaseDurationSeconds: 15, leaseTransitions: 7, acquireTime: now(), renewTime: now() },
-  });
-  t.is(created.status, 201, created.body);
-  const seen: Array<{ leader: string; term: number }> = [];
-  const observation = a!.client.elections.observe({ name: "upgrade" });
-  observation.on("data", (state: { leader: string; term: number }) => seen.push(state));
-  observation.on("error", () => {});
-  t.teardown(() => observation.cancel());
-  for (let i = 0; i < 100 && !seen.some((s) => s.leader === "old-leader"); i++) await sleep(100);
-  t.like(seen.at(-1), { leader: "old-leader", term: 7 }, `observed: ${JSON.stringify(seen)}`);
-  // The older daemon renews, still without the label: the observation and a cached read keep the leader.
-  const lease = (await cp.request("GET", `${path}/msync-election-upgrade`)).json;
-  lease.spec.renewTime = now();
-  t.is((await cp.request("PUT", `${path}/msync-election-upgrade`, lease)).status, 200);
-  await sleep(1000);
-  const leader = await callOk<{ leader: string; term: number }>((cb) => a!.client.elections.getLeader({ name: "upgrade", consistency: 1 }, cb));
-  t.like(leader, { leader: "old-leader", term: 7 });
-  t.false(
-    seen.some((s) => s.leader === "" && seen.indexOf(s) > seen.findIndex((x) => x.leader === "old-leader")),
-    "never 'no leader' after the old leader was seen",
-  );
-});
+controlPlaneTest(
+  "mixed versions: a Lease an older daemon wrote without the name label is seen by a scoped watch, and its leader reported",
+  async (t) => {
+    const {
+      namespace,
+      daemons: [a],
+    } = await daemons(t, 1);
+    const cp = t.context.env.controlPlane!;
+    // As a daemon from before the scoped watch writes it: managed, but no sync.metaparticle.io/name label.
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`;
+    const now = () => new Date().toISOString().replace("Z", "000Z");
+    const created = await cp.request("POST", path, {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: {
+        name: "msync-election-upgrade",
+        labels: { "app.kubernetes.io/managed-by": "metaparticle-sync", "sync.metaparticle.io/kind": "election" },
+        annotations: { "sync.metaparticle.io/holder": "old-leader", "sync.metaparticle.io/value": "10.0.0.9:80" },
+      },
+      spec: { holderIdentity: "old-daemon", leaseDurationSeconds: 15, leaseTransitions: 7, acquireTime: now(), renewTime: now() },
+    });
+    t.is(created.status, 201, created.body);
+    const seen: Array<{ leader: string; term: number }> = [];
+    const observation = a!.client.elections.observe({ name: "upgrade" });
+    observation.on("data", (state: { leader: string; term: number }) => seen.push(state));
+    observation.on("error", () => {});
+    t.teardown(() => observation.cancel());
+    for (let i = 0; i < 100 && !seen.some((s) => s.leader === "old-leader"); i++) await sleep(100);
+    t.like(seen.at(-1), { leader: "old-leader", term: 7 }, `observed: ${JSON.stringify(seen)}`);
+    // The older daemon renews, still without the label: the observation and a cached read keep the leader.
+    const lease = (await cp.request("GET", `${path}/msync-election-upgrade`)).json;
+    lease.spec.renewTime = now();
+    t.is((await cp.request("PUT", `${path}/msync-election-upgrade`, lease)).status, 200);
+    await sleep(1000);
+    const leader = await callOk<{ leader: string; term: number }>((cb) =>
+      a!.client.elections.getLeader({ name: "upgrade", consistency: 1 }, cb),
+    );
+    t.like(leader, { leader: "old-leader", term: 7 });
+    t.false(
+      seen.some((s) => s.leader === "" && seen.indexOf(s) > seen.findIndex((x) => x.leader === "old-leader")),
+      "never 'no leader' after the old leader was seen",
+    );
+  },
+);

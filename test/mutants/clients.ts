@@ -79,7 +79,8 @@ function scratchCopy(mutant: ClientMutant): string {
   // first one starts from the repository's own build (the rust and conformance suites made it), so
   // that only the client itself is compiled again: a cold build of its dependencies takes minutes.
   const built = join(root, "clients/rust/target/debug");
-  if (!existsSync(RUST_TARGET) && existsSync(built)) cpSync(built, join(RUST_TARGET, "debug"), { recursive: true, preserveTimestamps: true });
+  if (!existsSync(RUST_TARGET) && existsSync(built))
+    cpSync(built, join(RUST_TARGET, "debug"), { recursive: true, preserveTimestamps: true });
   mkdirSync(RUST_TARGET, { recursive: true });
   symlinkSync(RUST_TARGET, join(dir, "clients/rust/target"));
   for (const cached of ["tools", "controlplane"])
@@ -88,7 +89,8 @@ function scratchCopy(mutant: ClientMutant): string {
   const applied = spawnSync("git", ["apply", "--verbose", join(folder, mutant.file)], { cwd: dir, encoding: "utf8" });
   if (applied.status !== 0) throw new Error(`${mutant.file} no longer applies: ${applied.stderr.trim()}`);
   // git apply inside another work tree can skip files silently: make sure the code really changed.
-  if (fingerprint(dir, mutant.paths) === before) throw new Error(`${mutant.file} applied but changed nothing in ${mutant.paths.join(", ")}`);
+  if (fingerprint(dir, mutant.paths) === before)
+    throw new Error(`${mutant.file} applied but changed nothing in ${mutant.paths.join(", ")}`);
   return dir;
 }
 
@@ -99,7 +101,12 @@ function fingerprint(dir: string, paths: readonly string[]): string {
 }
 
 /** Runs a command to its end (at most 15 minutes) without blocking the other mutants. */
-function run(command: string, args: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<{ status: number | null; output: string }> {
+function run(
+  command: string,
+  args: readonly string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
@@ -128,7 +135,6 @@ async function build(dir: string, mutant: ClientMutant): Promise<void> {
   }
 }
 
-
 /** Applies, builds and runs one mutant: undefined when its scenario caught it, else why not. */
 async function judge(mutant: ClientMutant): Promise<string | undefined> {
   let dir: string | undefined;
@@ -137,7 +143,13 @@ async function judge(mutant: ClientMutant): Promise<string | undefined> {
     await build(dir, mutant);
     const tested = await run(
       process.execPath,
-      [join(root, "node_modules/ava/entrypoints/cli.mjs"), "--tap", "--serial", "--timeout=5m", "dist/test/conformance/conformance.test.js"],
+      [
+        join(root, "node_modules/ava/entrypoints/cli.mjs"),
+        "--tap",
+        "--serial",
+        "--timeout=5m",
+        "dist/test/conformance/conformance.test.js",
+      ],
       dir,
       {
         MSYNC_CONFORMANCE_LANGUAGES: mutant.language,

@@ -43,7 +43,10 @@ test("every write labels the Lease with its name and keeps labels people added",
 });
 
 test("a holder that is not a daemon is reported by its holderIdentity, not by the name a daemon left in the annotation", (t) => {
-  const written = recordToLease(leaseRecord({ holderIdentity: "daemon-a", holder: "scheduler-0", value: "10.0.0.1:80", transitions: 2 }), "default");
+  const written = recordToLease(
+    leaseRecord({ holderIdentity: "daemon-a", holder: "scheduler-0", value: "10.0.0.1:80", transitions: 2 }),
+    "default",
+  );
   t.like(leaseToRecord(written), { holder: "scheduler-0", value: "10.0.0.1:80" }, "a daemon's own write reads back as written");
   // client-go's leader election (or an administrator) takes the Lease: it writes the spec and leaves our annotations.
   const takenOver = { ...written, spec: { ...written.spec, holderIdentity: "controller-7d9f", leaseTransitions: 3 } };
@@ -61,8 +64,19 @@ test("on a watch selected by name a DELETED only says the Lease left the watch: 
   // The API server sends DELETED with the object as it was, and the new resourceVersion, when its labels stop matching.
   const left = { ...lease, metadata: { ...lease.metadata, resourceVersion: "42" } };
   t.deepEqual(watchedChange("DELETED", left, "names"), { type: "read", name, version: "42" });
-  t.deepEqual(watchedChange("DELETED", left, "all"), { type: "delete", name, version: "42" }, "watching every managed Lease, DELETED is a deletion");
+  t.deepEqual(
+    watchedChange("DELETED", left, "all"),
+    { type: "delete", name, version: "42" },
+    "watching every managed Lease, DELETED is a deletion",
+  );
   const unmanaged = { ...lease, metadata: { ...lease.metadata, labels: {} } };
-  t.deepEqual(watchedChange("MODIFIED", unmanaged, "all"), { type: "delete", name, version: "41" }, "without the managed-by label it is no longer ours");
-  t.like(watchedChange("MODIFIED", lease, "names"), { type: "upsert", lease: { name, holderIdentity: "daemon-a", transitions: 4, version: "41" } });
+  t.deepEqual(
+    watchedChange("MODIFIED", unmanaged, "all"),
+    { type: "delete", name, version: "41" },
+    "without the managed-by label it is no longer ours",
+  );
+  t.like(watchedChange("MODIFIED", lease, "names"), {
+    type: "upsert",
+    lease: { name, holderIdentity: "daemon-a", transitions: 4, version: "41" },
+  });
 });

@@ -458,7 +458,10 @@ class LeaseWatcher {
       if (record !== undefined) change = { type: "upsert", lease: record };
     } catch (err) {
       if (!(err instanceof StoreError && err.reason === "foreign"))
-        this.log.warn({ lease: name, err: err instanceof Error ? err.message : String(err) }, "could not read a Lease that left the watch; taking it as deleted");
+        this.log.warn(
+          { lease: name, err: err instanceof Error ? err.message : String(err) },
+          "could not read a Lease that left the watch; taking it as deleted",
+        );
     }
     if (!this.stopped) this.listener(change);
   }
