@@ -23,7 +23,9 @@ const (
 	Elected EventType = iota + 1
 	// Deposed: this candidate's term ended; Event.Reason says why. It stays a
 	// candidate and may be elected again, unless it resigned or the campaign
-	// ended.
+	// ended. Deposed with ReasonShutdown ends the campaign: its stream is
+	// closed at once, so the sidecar hands the leadership on, the events end
+	// and Err reports codes.Unavailable.
 	Deposed
 	// LeaderChanged: someone else leads, or nobody (Event.Leader is "").
 	LeaderChanged
@@ -413,6 +415,19 @@ func (c *Campaign) follow(stream syncv1.ElectionService_CampaignClient, n int) {
 		case *syncv1.CampaignResponse_Deposed:
 			if c.leading != nil && c.leading.number == event.Deposed.GetTerm() {
 				c.deposeLocked(lossReason(event.Deposed.GetReason()), event.Deposed.GetMessage())
+			}
+			if event.Deposed.GetReason() == syncv1.LossReason_LOSS_REASON_SHUTDOWN {
+				// The sidecar is shutting down: the campaign is over. Closing
+				// the stream at once is the acknowledgement the sidecar waits
+				// for before it gives the Lease back (docs/design.md 3.7), so
+				// another candidate is elected at once. The campaign ends as
+				// the stream's end would have ended it, and is not joined again.
+				c.err = &Error{Code: codes.Unavailable, Reason: "SHUTTING_DOWN", Message: "the daemon is shutting down"}
+				c.finished = true
+				c.changedLocked()
+				c.mu.Unlock()
+				c.cancel()
+				return
 			}
 		case *syncv1.CampaignResponse_LeaderChanged:
 			changed := event.LeaderChanged

@@ -3,6 +3,7 @@
 // the leader without campaigning.
 import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import type { CampaignResponse, ElectionServiceClient, ObserveResponse } from "./gen/metaparticle/sync/v1/election_service.js";
+import { LossReason } from "./gen/metaparticle/sync/v1/types.js";
 import { type CallOptions, timeoutOf, unary } from "./deadlines.js";
 import { EventQueue, LostError, SyncClientError, Watchdog, fromDuration, lossReasonNames, optionalDuration } from "./internal.js";
 
@@ -43,6 +44,9 @@ export interface CampaignOptions {
 /**
  * A running campaign. A deposed candidate stays in the campaign and may be
  * elected again; it ends with `resign()`, `close()`, dispose, or `signal`.
+ * Deposed with reason `shutdown`, though, the campaign is over: it closes its
+ * stream at once (so the sidecar hands the leadership on) and its events end
+ * with an UNAVAILABLE SyncClientError, as when the sidecar ends the stream.
  * Iterate it for its events; leaving a `for await` loop early (break, return,
  * throw) ends the campaign too, like closing the stream.
  */
@@ -53,6 +57,8 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
   private readonly watchdog: Watchdog;
   private settle!: { resolve(): void; reject(err: unknown): void };
   private closed = false;
+  /** Set once the campaign has ended and its outcome is settled. */
+  private finished = false;
   /** Set the moment `resign()` is called: from then on no election is reported, whatever the Resign's outcome. */
   private resigning = false;
   /** Resolves when the campaign ends normally; rejects if the sidecar ended it with an error. */
@@ -212,6 +218,7 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
         return;
       case "deposed":
         if (this.current?.term === event.value.term) this.depose(lossReasonNames[event.value.reason] ?? "unknown", event.value.message);
+        if (event.value.reason === LossReason.LOSS_REASON_SHUTDOWN) this.acknowledgeShutdown();
         return;
       case "leaderChanged": {
         const leader = { leader: event.value.leader, value: event.value.value, term: event.value.term };
@@ -233,7 +240,22 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
     this.events.push({ type: "deposed", term: current.term, reason, message });
   }
 
+  /**
+   * The sidecar is shutting down and deposed this candidate: the campaign is
+   * over. Closing the stream at once is the acknowledgement the sidecar waits
+   * for before it gives the Lease back (docs/design.md 3.7), so another
+   * candidate is elected at once; the campaign ends as the stream's end
+   * would have ended it, with UNAVAILABLE, and does not rejoin.
+   */
+  private acknowledgeShutdown(): void {
+    const call = this.call;
+    this.finish(new SyncClientError(status.UNAVAILABLE, `${status[status.UNAVAILABLE]}: the daemon is shutting down`, undefined, "SHUTTING_DOWN"));
+    call.cancel();
+  }
+
   private finish(error?: SyncClientError): void {
+    if (this.finished) return;
+    this.finished = true;
     this.closed = true;
     if (this.resigning) this.depose("resigned", "this candidate resigned");
     else this.depose("stream-ended", error?.message ?? "the campaign ended");
