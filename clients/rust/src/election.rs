@@ -88,7 +88,10 @@ pub enum CampaignEvent {
     /// This candidate leads, until the leadership's signal ends.
     Elected(Leadership),
     /// This candidate's term ended. It stays a candidate and may be elected
-    /// again. `loss` is `None` when it resigned or the campaign was closed.
+    /// again, unless the sidecar is shutting down ([`LossReason::Shutdown`]):
+    /// then the campaign closes its stream at once and ends with
+    /// [`Error::ShuttingDown`]. `loss` is `None` when it resigned or the
+    /// campaign was closed.
     Deposed { term: i64, loss: Option<Loss> },
     /// Someone else leads, or nobody does (`leader` is empty).
     LeaderChanged(Leader),
@@ -528,7 +531,13 @@ async fn run(
                     // A message that arrives after the deadline (this process was
                     // paused, say) cannot revive the term: depose it first.
                     Ok(Some(_)) if heartbeat_timeout(&shared) => break None,
-                    Ok(Some(message)) => on_message(&shared, message),
+                    Ok(Some(message)) => if let Some(error) = on_message(&shared, message) {
+                        // Deposed at the sidecar's shutdown: the campaign is
+                        // over. Dropping the stream closes it, which is the
+                        // acknowledgement the sidecar waits for before it
+                        // gives the leadership up (docs/design.md 3.7).
+                        break Some(Some(error));
+                    },
                     Ok(None) => break Some(None),
                     Err(status) => break Some(Some(Error::from(status))),
                 },
@@ -557,12 +566,27 @@ fn heartbeat_timeout(shared: &Mutex<Shared>) -> bool {
     !shared.resigning
 }
 
-fn on_message(shared: &Mutex<Shared>, message: proto::CampaignResponse) {
+/// Handles one message of the stream; the error to end the campaign with
+/// when the sidecar deposed this candidate because it is shutting down.
+fn on_message(shared: &Mutex<Shared>, message: proto::CampaignResponse) -> Option<Error> {
     let mut shared = lock(shared);
     if shared.closed {
-        return;
+        return None;
     }
     match message.event {
+        Some(campaign_response::Event::Deposed(deposed))
+            if LossReason::from_proto(deposed.reason) == LossReason::Shutdown =>
+        {
+            if shared.leading.as_ref().map(|term| term.number) == Some(deposed.term) {
+                shared.depose(Some(Loss::new(LossReason::Shutdown, deposed.message.clone())));
+            }
+            let message = if deposed.message.is_empty() {
+                "the sidecar is shutting down".to_owned()
+            } else {
+                deposed.message
+            };
+            return Some(Error::ShuttingDown { message });
+        }
         // No ghost leadership: once resign was called, no term is reported,
         // whatever the sidecar says meanwhile.
         Some(campaign_response::Event::Elected(_)) if shared.resigning => {}
@@ -603,6 +627,7 @@ fn on_message(shared: &Mutex<Shared>, message: proto::CampaignResponse) {
         }
         Some(campaign_response::Event::Deposed(_)) | None => {}
     }
+    None
 }
 
 /// Ends the campaign: the current term, then the events (with the error, if

@@ -76,6 +76,12 @@ def error_for(code: grpc.StatusCode, details: str, field: str | None = None, rea
     return kind(code, details, field, reason)
 
 
+def shutting_down(details: str) -> Unavailable:
+    """The error a campaign ends with when the sidecar deposed it because it
+    is shutting down, as the sidecar ends its streams then."""
+    return Unavailable(grpc.StatusCode.UNAVAILABLE, details or "the sidecar is shutting down", None, "SHUTTING_DOWN")
+
+
 def from_rpc_error(error: grpc.RpcError, *, waiting: bool = False) -> SyncError:
     """A failed call (blocking or asyncio) as a SyncError, with the sidecar's
     error details. `waiting`: the call was a lock's wait, so a

@@ -16,10 +16,10 @@ from typing import Iterator
 
 import grpc
 
-from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc
+from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc, types_pb2
 
 from ._common import CampaignEvent, Deposed, Elected, LeaderChanged, call_timeout, from_duration, loss_reason
-from ._errors import DeadlineExceeded, NotHeld, SyncError, from_rpc_error
+from ._errors import DeadlineExceeded, NotHeld, SyncError, from_rpc_error, shutting_down
 from ._watchdog import Watchdog
 
 
@@ -37,7 +37,10 @@ class Campaign:
     iteration then stops, or raises SyncError if the sidecar ended it with an
     error (for example InvalidArgument for a bad name, or Unavailable when
     the sidecar stopped answering). From the moment `resign()` or `close()`
-    is called, no `Elected` is reported again.
+    is called, no `Elected` is reported again. A `Deposed` with reason
+    "shutdown" (the sidecar is shutting down) ends the campaign: its stream is
+    closed at once, which lets the sidecar hand the leadership on, and the
+    iteration raises Unavailable (reason "SHUTTING_DOWN").
     """
 
     def __init__(
@@ -177,7 +180,12 @@ class Campaign:
                 with self._guard:
                     if call is not self._call:
                         return
-                    self._handle(message)
+                    shutdown = self._handle(message)
+                if shutdown:
+                    # Closing the stream is the acknowledgement the sidecar
+                    # waits for before it gives the leadership up (docs/design.md 3.7).
+                    call.cancel()
+                    return
             with self._guard:
                 if call is self._call:
                     self._depose("released" if self._leaving else "stream-ended", "the campaign ended")
@@ -194,12 +202,14 @@ class Campaign:
                     self._depose("stream-ended", str(failure))
                 self._finish()
 
-    def _handle(self, message: election_service_pb2.CampaignResponse) -> None:
+    def _handle(self, message: election_service_pb2.CampaignResponse) -> bool:
+        """Handles one message; True if the sidecar deposed this candidate
+        because it is shutting down, which ends the campaign (the caller closes the stream)."""
         event = message.WhichOneof("event")
         if event == "elected":
             self._depose("taken-over", "elected again with a new term")
             if self._leaving:
-                return  # resign or close was called: never elected again; the stream is being closed
+                return False  # resign or close was called: never elected again; the stream is being closed
             term = _Term(message.elected.term)
             term.watchdog = Watchdog(lambda: self._expired(term))
             self._leading = term
@@ -211,11 +221,18 @@ class Campaign:
         elif event == "deposed":
             if self._leading is not None and self._leading.number == message.deposed.term:
                 self._depose(loss_reason(message.deposed.reason), message.deposed.message)
+            if message.deposed.reason == types_pb2.LOSS_REASON_SHUTDOWN:
+                # The campaign is over, as when the stream ends with the sidecar shutting down.
+                self._error = shutting_down(message.deposed.message)
+                self._call = None  # whatever the stream says from now on is ignored
+                self._finish()
+                return True
         elif event == "leader_changed":
             changed = message.leader_changed
             # The sidecar tells a candidate only of others' terms, so ours is over; say so first, in order.
             self._depose("taken-over", "another term began")
             self._events.put(LeaderChanged(changed.leader, changed.value, changed.term))
+        return False
 
     def _expired(self, term: _Term) -> None:
         """No heartbeat before the term's deadline: stop leading, and campaign again on a new stream."""

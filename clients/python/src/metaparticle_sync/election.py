@@ -17,7 +17,7 @@ from typing import AsyncIterator, cast
 import grpc
 import grpc.aio
 
-from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc, lock_service_pb2, lock_service_pb2_grpc
+from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc, lock_service_pb2, lock_service_pb2_grpc, types_pb2
 
 from ._common import (
     DEFAULT_CALL_TIMEOUT,
@@ -38,7 +38,7 @@ from ._common import (
     to_duration,
     wait_bound,
 )
-from ._errors import DeadlineExceeded, LockTimeout, NotHeld, SyncError, from_rpc_error
+from ._errors import DeadlineExceeded, LockTimeout, NotHeld, SyncError, from_rpc_error, shutting_down
 from .aio_lock import AsyncLease, AsyncLock
 
 
@@ -57,7 +57,10 @@ class AsyncCampaign:
     iteration then stops, or raises SyncError if the sidecar ended it with an
     error (for example InvalidArgument for a bad name, or Unavailable when
     the sidecar stopped answering). From the moment `resign()` or `close()`
-    is called, no `Elected` is reported again.
+    is called, no `Elected` is reported again. A `Deposed` with reason
+    "shutdown" (the sidecar is shutting down) ends the campaign: its stream is
+    closed at once, which lets the sidecar hand the leadership on, and the
+    iteration raises Unavailable (reason "SHUTTING_DOWN").
     """
 
     def __init__(
@@ -201,6 +204,16 @@ class AsyncCampaign:
                 elif event == "deposed":
                     if self._leading is not None and self._leading.number == message.deposed.term:
                         self._depose(loss_reason(message.deposed.reason), message.deposed.message)
+                    if message.deposed.reason == types_pb2.LOSS_REASON_SHUTDOWN:
+                        # The campaign is over, as when the stream ends with the
+                        # sidecar shutting down. Closing the stream is the
+                        # acknowledgement the sidecar waits for before it gives
+                        # the leadership up (docs/design.md 3.7).
+                        self._error = shutting_down(message.deposed.message)
+                        self._call = None
+                        self._finish()
+                        call.cancel()
+                        return
                 elif event == "leader_changed":
                     changed = message.leader_changed
                     # The sidecar tells a candidate only of others' terms, so
