@@ -8,6 +8,7 @@ import io.metaparticle.sync.v1.CampaignRequest;
 import io.metaparticle.sync.v1.CampaignResponse;
 import io.metaparticle.sync.v1.ElectionServiceGrpc;
 import io.metaparticle.sync.v1.LeaderChanged;
+import io.metaparticle.sync.v1.LossReason;
 import io.metaparticle.sync.v1.ProclaimRequest;
 import io.metaparticle.sync.v1.ResignRequest;
 import java.time.Duration;
@@ -32,6 +33,10 @@ import java.util.concurrent.TimeUnit;
  * <p>From the moment {@link #resign()} or {@link #close()} is called, this candidate is never
  * said to be elected again, whatever the sidecar does: the term's end is reported once, then the
  * campaign's.
+ *
+ * <p>A sidecar shutting down deposes its leaders with {@link Loss#SHUTDOWN} and keeps the lease
+ * until the leader's stream closes: the campaign then closes it at once, so the term passes on,
+ * and ends with UNAVAILABLE ({@link SyncException#SHUTTING_DOWN}).
  */
 public final class Campaign implements AutoCloseable {
   private final String name;
@@ -329,6 +334,19 @@ public final class Campaign implements AutoCloseable {
           case DEPOSED -> {
             if (leading != null && leading.leadership().term() == message.getDeposed().getTerm()) {
               depose(Loss.from(message.getDeposed().getReason(), message.getDeposed().getMessage()));
+            }
+            if (message.getDeposed().getReason() == LossReason.LOSS_REASON_SHUTDOWN) {
+              // The sidecar is going away and keeps the lease until this stream closes (or the
+              // promise runs out): close it now, so the term passes on at once. The campaign is over.
+              cancel("the sidecar is shutting down");
+              finish(
+                  this,
+                  new SyncException(
+                      SyncException.Code.UNAVAILABLE,
+                      "the sidecar is shutting down: " + message.getDeposed().getMessage(),
+                      SyncException.SHUTTING_DOWN,
+                      null,
+                      null));
             }
           }
           case LEADER_CHANGED -> {

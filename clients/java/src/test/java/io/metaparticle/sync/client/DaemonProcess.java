@@ -6,6 +6,7 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -110,6 +111,16 @@ final class DaemonProcess implements AutoCloseable {
       signal("CONT");
       frozen = false;
     }
+  }
+
+  /** SIGTERM, without waiting: the daemon shuts down gracefully, telling holders and leaders. */
+  void terminate() {
+    process.destroy();
+  }
+
+  /** Whether the daemon has exited within {@code timeout}. */
+  boolean exitsWithin(Duration timeout) throws InterruptedException {
+    return process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS);
   }
 
   private void signal(String name) throws IOException, InterruptedException {

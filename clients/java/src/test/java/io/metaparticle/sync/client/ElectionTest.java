@@ -200,4 +200,23 @@ class ElectionTest {
       second.close(); // again: nothing happens
     }
   }
+
+  @Test
+  void toldOfShutdownALeaderAndAHolderLetGoAtOnce() throws Exception {
+    // A long shutdown timeout and long leases: the daemon exits early only if the client closes
+    // its streams when told, since it keeps each lease until its stream closes (docs/design.md 3.7).
+    try (DaemonProcess daemon = new DaemonProcess("--shutdown-timeout=20s")) {
+      SyncClient client = daemon.client();
+      Recorder events = new Recorder();
+      Duration longLease = Duration.ofSeconds(60);
+      client.campaign("shutdown", CampaignOptions.defaults().withLeaseDuration(longLease), events);
+      assertNotNull(events.elected.poll(10, TimeUnit.SECONDS), "never elected");
+      Lock lock = client.lock("shutdown", LockOptions.defaults().withLeaseDuration(longLease));
+      daemon.terminate();
+      assertEquals(Loss.SHUTDOWN, events.deposed.poll(10, TimeUnit.SECONDS).reason());
+      assertEquals(Loss.SHUTDOWN, lock.lost().get(10, TimeUnit.SECONDS).reason());
+      events.ended.get(5, TimeUnit.SECONDS);
+      assertTrue(daemon.exitsWithin(Duration.ofSeconds(5)), "the daemon still waits for a stream to close");
+    }
+  }
 }
