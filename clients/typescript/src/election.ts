@@ -249,7 +249,9 @@ export class Campaign implements AsyncDisposable, AsyncIterable<CampaignEvent> {
    */
   private acknowledgeShutdown(): void {
     const call = this.call;
-    this.finish(new SyncClientError(status.UNAVAILABLE, `${status[status.UNAVAILABLE]}: the daemon is shutting down`, undefined, "SHUTTING_DOWN"));
+    this.finish(
+      new SyncClientError(status.UNAVAILABLE, `${status[status.UNAVAILABLE]}: the daemon is shutting down`, undefined, "SHUTTING_DOWN"),
+    );
     call.cancel();
   }
 
