@@ -10,7 +10,6 @@ import (
 
 	syncv1 "github.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -322,22 +321,10 @@ func (c *Campaign) Resign(ctx context.Context) error {
 		return nil
 	}
 
-	callCtx, cancel := callContext(ctx, c.callTimeout)
-	defer cancel()
-	callCtx, cancelAtPromise := context.WithDeadline(callCtx, promise)
-	defer cancelAtPromise()
-	_, err := c.elections.Resign(callCtx, &syncv1.ResignRequest{Name: c.Name, Term: t.number})
-	switch {
-	case err == nil:
-		return nil
-	case status.Code(err) == codes.FailedPrecondition:
-		// The term had already ended on the sidecar.
-		return nil
-	case !time.Now().Before(promise):
-		// The term's promise ran out first: it is over anyway.
-		return nil
-	}
-	return callError(ctx, err)
+	return giveBack(ctx, c.callTimeout, promise, func(callCtx context.Context) error {
+		_, err := c.elections.Resign(callCtx, &syncv1.ResignRequest{Name: c.Name, Term: t.number})
+		return err
+	})
 }
 
 // Close leaves the campaign, giving up leadership at once if leading.

@@ -226,18 +226,24 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	// in any case makes it release a lock whose Release went unanswered.
 	defer l.endStream()
 
-	callCtx, cancel := callContext(ctx, l.callTimeout)
+	return giveBack(ctx, l.callTimeout, promise, func(callCtx context.Context) error {
+		_, err := l.locks.Release(callCtx, &syncv1.ReleaseRequest{Name: l.Name, FencingToken: l.Token})
+		return err
+	})
+}
+
+// giveBack makes an acknowledged Release or Resign: it waits for the
+// sidecar's answer until the call's deadline or the end of the promise,
+// whichever comes first. A token or term the sidecar no longer holds (lost,
+// or run out, just now) and a promise that ran out first are not errors: the
+// hold is over either way.
+func giveBack(ctx context.Context, callTimeout time.Duration, promise time.Time, call func(context.Context) error) error {
+	callCtx, cancel := callContext(ctx, callTimeout)
 	defer cancel()
 	callCtx, cancelAtPromise := context.WithDeadline(callCtx, promise)
 	defer cancelAtPromise()
-	_, err := l.locks.Release(callCtx, &syncv1.ReleaseRequest{Name: l.Name, FencingToken: l.Token})
-	switch {
-	case err == nil:
-		return nil
-	case status.Code(err) == codes.FailedPrecondition:
-		// The token was no longer held: the lock was lost, or ran out, just now.
-		return nil
-	case !time.Now().Before(promise):
+	err := call(callCtx)
+	if err == nil || status.Code(err) == codes.FailedPrecondition || !time.Now().Before(promise) {
 		return nil
 	}
 	return callError(ctx, err)
