@@ -634,7 +634,9 @@ async function fuzzTokens(
   },
 ): Promise<void> {
   const { lockToken, term } = ctx;
-  // The keeper's lock is held by an Acquire stream: Renew and Release with its token, or any other, change nothing.
+  // The keeper's lock is held by an Acquire stream: Renew with its token, or any other, changes nothing, and so
+  // do Release with any other token and Release on another daemon. (Release with its own token on its own daemon
+  // is the acknowledged release, which gives it back: test/grpc/lock.test.ts.)
   for (const token of [lockToken, lockToken + 1, lockToken - 1, 2, 1000, Number.MAX_SAFE_INTEGER]) {
     if (token < 1) continue;
     c.expect(
@@ -642,11 +644,12 @@ async function fuzzTokens(
       await c.unary("Renew", c.locks.renew.bind(c.locks), { name: "held", fencingToken: token }),
       notHeld,
     );
-    c.expect(
-      `Release of the keeper's lock with token ${token}`,
-      await c.unary("Release", c.locks.release.bind(c.locks), { name: "held", fencingToken: token }),
-      notHeld,
-    );
+    if (token !== lockToken)
+      c.expect(
+        `Release of the keeper's lock with token ${token}`,
+        await c.unary("Release", c.locks.release.bind(c.locks), { name: "held", fencingToken: token }),
+        notHeld,
+      );
     c.expect(
       `Release of the keeper's lock on another daemon with token ${token}`,
       await c.unary("Release", ctx.otherLocks.release.bind(ctx.otherLocks), { name: "held", fencingToken: token }),
