@@ -136,8 +136,15 @@ async function lockLoop(): Promise<void> {
     await pause(holdMs, config.ignoreLost ? run.signal : AbortSignal.any([lock.signal, run.signal]));
     if (!lock.lost || config.ignoreLost) {
       history.record({ ev: "release", kind, name, token: lock.token });
-      await lock.release();
-      history.record({ ev: "released", kind, name, token: lock.token });
+      // The hold ended at "release". The acknowledged release fails (UNAVAILABLE) while the API server is
+      // down; its stream is closed, so the sidecar gives the lease back when it can, or the lease runs out.
+      if (
+        await lock.release().then(
+          () => true,
+          () => false,
+        )
+      )
+        history.record({ ev: "released", kind, name, token: lock.token });
     }
     await pause(between(config.thinkMs), run.signal);
   }
