@@ -24,3 +24,13 @@ export {
   type StatusDetails,
   type StatusDetailsInput,
 } from "./status-details.js";
+export {
+  FENCE_ANNOTATION_PREFIX,
+  STALE_FENCE_SQLSTATE,
+  StaleFenceError,
+  fence,
+  fenceAnnotationKey,
+  stampFence,
+  type ObjectWithMetadata,
+  type SqlQueryable,
+} from "./fencing.js";
