@@ -1,12 +1,12 @@
 // The two injection subcommands of the daemon's entry point:
 //
-//   main.js inject [--image=IMAGE] [--mode=native|container] [FILE|-]...
+//   main.js inject [--all] [--image=IMAGE] [--mode=native|container] [FILE|-]...
 //   main.js webhook [--listen=HOST:PORT] [--tls-cert=FILE] [--tls-key=FILE] [--image=IMAGE] [--mode=...]
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError, type LogLevel } from "../config.js";
 import { createLogger } from "../log.js";
-import { injectManifests } from "./manifests.js";
+import { ManifestError, injectManifests } from "./manifests.js";
 import { InjectError, type SidecarMode } from "./sidecar.js";
 import { startWebhook } from "./webhook.js";
 
@@ -15,14 +15,18 @@ const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debu
 /** Where the webhook's Deployment mounts its Secret (deploy/components/injector). */
 const TLS_DIR = "/etc/metaparticle-sync/webhook";
 
-export const INJECT_HELP = `Usage: metaparticle-sync-daemon inject [--image=IMAGE] [--mode=native|container] [FILE|-]...
+export const INJECT_HELP = `Usage: metaparticle-sync-daemon inject [--all] [--image=IMAGE] [--mode=native|container] [FILE|-]...
 
 Writes the manifests in FILEs (or stdin) to stdout with the metaparticle-sync sidecar added to
-every Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job and CronJob whose pod template does
-not opt out (annotation sync.metaparticle.io/inject: "false"). Overrides are read from the pod
-template's sync.metaparticle.io/ annotations, as the webhook does; other documents and workloads
-that already have the sidecar are written back unchanged.
+each Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob and
+PodTemplate (also as items of a List) whose pod template opts in, as the webhook's rule says:
+annotation sync.metaparticle.io/inject: "true". Overrides are read from the pod template's
+sync.metaparticle.io/ annotations, as the webhook does. Everything else comes out as it went in:
+other documents byte for byte, and in changed ones comments, quoting, anchors and line endings.
 
+  --all                    add it to every pod template that does not say inject: "false"
+                           (never to the injector's own pods, label app.kubernetes.io/name:
+                           metaparticle-sync-injector)
   --image=IMAGE            sidecar image (default: $MSYNC_SIDECAR_IMAGE, else metaparticle-sync:VERSION)
   --mode=native|container  native sidecar (Kubernetes 1.29+, default) or a regular container
 `;
@@ -58,7 +62,11 @@ function parse(args: string[], flags: string[]): { values: Record<string, string
 }
 
 export async function runInject(args: string[], version: string): Promise<number> {
-  const { values, help, positionals } = parse(args, ["image", "mode"]);
+  const all = args.includes("--all");
+  const { values, help, positionals } = parse(
+    args.filter((a) => a !== "--all"),
+    ["image", "mode"],
+  );
   if (help) {
     process.stdout.write(INJECT_HELP);
     return 0;
@@ -70,11 +78,17 @@ export async function runInject(args: string[], version: string): Promise<number
   const sources = positionals.length === 0 ? ["-"] : positionals;
   const outputs: string[] = [];
   for (const source of sources) {
-    const text = readFileSync(source === "-" ? 0 : source, "utf8");
+    let text: string;
     try {
-      outputs.push(injectManifests(text, defaults, source === "-" ? "stdin" : source));
+      text = readFileSync(source === "-" ? 0 : source, "utf8");
     } catch (err) {
-      if (!(err instanceof InjectError)) throw err;
+      process.stderr.write(`metaparticle-sync: cannot read ${source === "-" ? "stdin" : source}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    try {
+      outputs.push(injectManifests(text, defaults, source === "-" ? "stdin" : source, { all }));
+    } catch (err) {
+      if (!(err instanceof ManifestError || err instanceof InjectError)) throw err;
       process.stderr.write(`metaparticle-sync: ${err.message}\n`);
       return 1;
     }

@@ -1,10 +1,11 @@
 // `inject` (daemon/inject/manifests.ts and sidecar.ts): the sidecar added to
-// every kind of workload in multi-document YAML, other documents untouched,
-// per-pod overrides, and a bad override refused with its annotation named.
+// every kind of workload in multi-document YAML (here with --all; the opt-in
+// rule is in inject-fidelity.test.ts), other documents untouched, per-pod
+// overrides, and a bad override refused with its annotation named.
 import test from "ava";
 import { load, loadAll } from "js-yaml";
 import { readFileSync } from "node:fs";
-import { injectManifests } from "../../daemon/inject/manifests.js";
+import { ManifestError, injectManifests } from "../../daemon/inject/manifests.js";
 import { ANNOTATIONS, InjectError, SIDECAR_NAME, sidecarContainer } from "../../daemon/inject/sidecar.js";
 
 const defaults = { image: "registry.example/metaparticle-sync:1.2.3", mode: "native" as const };
@@ -73,7 +74,7 @@ spec:
 type Doc = Record<string, any>;
 
 test("inject adds the sidecar to each workload, leaves other documents byte for byte, and a second run changes nothing", (t) => {
-  const out = injectManifests(manifests, defaults);
+  const out = injectManifests(manifests, defaults, "input", { all: true });
   const docs = loadAll(out) as Doc[];
   t.deepEqual(
     docs.map((d) => d.kind),
@@ -117,17 +118,12 @@ test("inject adds the sidecar to each workload, leaves other documents byte for 
     ["app:", `${SIDECAR_NAME}:`],
   );
 
-  t.is(injectManifests(out, defaults), out, "idempotent");
+  t.is(injectManifests(out, defaults, "input", { all: true }), out, "idempotent");
 });
 
 test("the injected sidecar is deploy/'s: probes on the health port, downward API, resources, locked-down security context", (t) => {
   const sidecar = sidecarContainer(undefined, defaults);
-  t.deepEqual(sidecar.args, [
-    "--listen=127.0.0.1:13131",
-    "--health-listen=0.0.0.0:13132",
-    "--metrics-listen=0.0.0.0:9464",
-    "--shutdown-timeout=20s",
-  ]);
+  t.deepEqual(sidecar.args, ["--listen=127.0.0.1:13131", "--health-listen=0.0.0.0:13132", "--shutdown-timeout=20s"]);
   t.deepEqual(
     sidecar.env!.map((e) => `${e.name}=${e.valueFrom?.fieldRef?.fieldPath}`),
     ["POD_NAME=metadata.name", "POD_NAMESPACE=metadata.namespace"],
@@ -141,11 +137,11 @@ test("the injected sidecar is deploy/'s: probes on the health port, downward API
     runAsNonRoot: true,
     capabilities: { drop: ["ALL"] },
   });
-  // The same as deploy/deployment.yaml's sidecar where they overlap.
+  // The same as deploy/deployment.yaml's sidecar where they overlap; that example asks for metrics on 9464.
   const example = load(readFileSync(new URL("../../../deploy/deployment.yaml", import.meta.url), "utf8")) as Doc;
   const deployed = example.spec.template.spec.initContainers[0];
   t.deepEqual(sidecar.resources, deployed.resources);
-  t.deepEqual(sidecar.args, deployed.args);
+  t.deepEqual(sidecarContainer({ [ANNOTATIONS.metricsPort]: "9464" }, defaults).args, deployed.args);
 });
 
 test("a bad override is refused with the annotation named", (t) => {
@@ -167,16 +163,11 @@ test("a bad override is refused with the annotation named", (t) => {
   const inManifest = t.throws(
     () =>
       injectManifests(
-        `kind: Pod\nmetadata:\n  name: p\n  annotations:\n    ${ANNOTATIONS.cpuLimit}: fast\nspec:${podSpec}`,
+        `kind: Pod\nmetadata:\n  name: p\n  annotations:\n    ${ANNOTATIONS.inject}: "true"\n    ${ANNOTATIONS.cpuLimit}: fast\nspec:${podSpec}`,
         defaults,
         "app.yaml",
       ),
-    { instanceOf: InjectError },
+    { instanceOf: ManifestError },
   );
-  t.regex(inManifest!.message, /^annotation sync\.metaparticle\.io\/cpu-limit: .*\(app\.yaml, document 1, Pod p\)$/);
-});
-
-test("deploy/components/sidecar adds the same sidecar as inject and the webhook", (t) => {
-  const patch = load(readFileSync(new URL("../../../deploy/components/sidecar/sidecar-patch.yaml", import.meta.url), "utf8")) as Doc;
-  t.deepEqual(patch.spec.template.spec.initContainers, [sidecarContainer(undefined, { image: "metaparticle-sync:0.1.0", mode: "native" })]);
+  t.regex(inManifest!.message, /^app\.yaml, document 1, line 6: annotation sync\.metaparticle\.io\/cpu-limit: .*\(Pod p\)$/);
 });
