@@ -290,7 +290,8 @@ export function parseDuration(text: string, setting: string): number {
   return ms;
 }
 
-function checkAddress(address: string, setting: string): void {
+/** Throws ConfigError naming `setting` unless `address` is host:port (a port from 0 to 65535). */
+export function checkAddress(address: string, setting: string): void {
   const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d+)$/.exec(address);
   if (match === null || Number(match[2]) > 65535) throw new ConfigError(setting, `must be host:port, got ${JSON.stringify(address)}`);
 }

@@ -4,11 +4,11 @@
 //   main.js webhook [--listen=HOST:PORT] [--tls-cert=FILE] [--tls-key=FILE] [--image=IMAGE] [--mode=...]
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ConfigError, type LogLevel } from "../config.js";
+import { ConfigError, type LogLevel, checkAddress } from "../config.js";
 import { createLogger } from "../log.js";
 import { ManifestError, injectManifests } from "./manifests.js";
 import { InjectError, type SidecarMode } from "./sidecar.js";
-import { startWebhook } from "./webhook.js";
+import { checkCredentials, startWebhook } from "./webhook.js";
 
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace"];
 
@@ -106,18 +106,29 @@ export async function runWebhook(args: string[], version: string): Promise<void>
   const level = values["log-level"] ?? "info";
   if (!LOG_LEVELS.includes(level as LogLevel))
     throw new ConfigError("--log-level", `must be one of ${LOG_LEVELS.join(", ")}, got ${level}`);
+  const listen = values.listen ?? "0.0.0.0:8443";
+  checkAddress(listen, "--listen");
+  const certFile = values["tls-cert"] ?? `${TLS_DIR}/tls.crt`;
+  const keyFile = values["tls-key"] ?? `${TLS_DIR}/tls.key`;
+  checkCredentials(certFile, keyFile);
   const log = createLogger(level as LogLevel, { component: "injection-webhook" });
   const webhook = await startWebhook(
     {
-      listen: values.listen ?? "0.0.0.0:8443",
-      certFile: values["tls-cert"] ?? `${TLS_DIR}/tls.crt`,
-      keyFile: values["tls-key"] ?? `${TLS_DIR}/tls.key`,
+      listen,
+      certFile,
+      keyFile,
       image: values.image ?? process.env.MSYNC_SIDECAR_IMAGE ?? `metaparticle-sync:${version}`,
       mode: mode(values.mode),
     },
     log,
   );
-  const stop = () => void webhook.close().then(() => process.exit(0));
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  // One stop, however many signals arrive (Ctrl-C under npm sends SIGINT twice).
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void webhook.close().then(() => process.exit(0));
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
 }
