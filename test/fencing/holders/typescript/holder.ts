@@ -79,7 +79,7 @@ async function perform(c: Command): Promise<Record<string, unknown>> {
       try {
         if (c.lock) await fence(db!, c.lock, tokenOf(c.lock));
         await db!.query(`INSERT INTO ${c.table} (id, writer) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET writer = EXCLUDED.writer`, [
-          c.id,
+          c.rowId,
           c.writer,
         ]);
         await db!.query("COMMIT");

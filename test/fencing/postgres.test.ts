@@ -1,0 +1,128 @@
+// Fencing where the write lands, in PostgreSQL (docs/design.md 3.12):
+// sql/fencing.sql in a real PostgreSQL started here (Unix socket only), two
+// real daemons on the Kubernetes backend of test/controlplane, and holders in
+// TypeScript and Go that call their client's fence helper in the transaction
+// of each guarded write. The same scenario runs against a copy of the SQL
+// whose check is removed, where the paused holder's stale write must land (so
+// the scenario really produces one).
+import anyTest, { type TestFn } from "ava";
+import { type KubeEnv, startKubeEnv } from "../support/kube-env.js";
+import { type Postgres, readRepoFile, startPostgres } from "../support/postgres.js";
+import { type Language, LANGUAGES, Holder, type Reply, pauseHolderPastLease, twoSidecars } from "./harness.js";
+
+const test = anyTest as TestFn<{ env: KubeEnv; postgres: Postgres }>;
+
+test.before(async (t) => {
+  const [env, postgres] = await Promise.all([startKubeEnv(), startPostgres()]);
+  t.context.env = env;
+  t.context.postgres = postgres;
+});
+test.after.always(async (t) => {
+  await t.context.postgres?.stop();
+  await t.context.env?.stop();
+});
+
+const FENCING_SQL = readRepoFile("sql/fencing.sql");
+/** The check that makes a stale token fail; without it every token is recorded. */
+const CHECK = "WHERE f.token <= EXCLUDED.token";
+
+let databases = 0;
+
+/** A fresh database with the fencing SQL (or the given text) and two tables: `orders` (fenced) and `notes` (not). */
+async function database(postgres: Postgres, sql: string): Promise<string> {
+  const name = `fencing_${++databases}`;
+  await postgres.psql(`CREATE DATABASE ${name};`);
+  await postgres.psql(
+    `\\connect ${name}\n${sql}\nCREATE TABLE orders (id int PRIMARY KEY, writer text NOT NULL);\n` +
+      `CREATE TABLE notes (id int PRIMARY KEY, writer text NOT NULL);\n`,
+  );
+  return name;
+}
+
+interface Outcome {
+  token: number;
+  newerToken: number;
+  staleWrite: Reply;
+  newerSecondWrite: Reply;
+  unfencedWrite: Reply;
+  /** What the database holds at the end: the fenced row's writer, the recorded token, the unfenced row's writer. */
+  stored: string;
+}
+
+async function scenario(t: { context: { env: KubeEnv; postgres: Postgres } }, language: Language, sql: string): Promise<Outcome> {
+  const { env, postgres } = t.context;
+  const dbName = await database(postgres, sql);
+  const { a: sidecarA, b: sidecarB } = await twoSidecars(env, `fencing-pg-${language.slice(0, 2)}`);
+  const holderA = await Holder.start(language);
+  const holderB = await Holder.start(language);
+  try {
+    for (const holder of [holderA, holderB])
+      await holder.must("pgConnect", {
+        host: postgres.socketDir,
+        port: postgres.port,
+        user: postgres.user,
+        database: dbName,
+        dsn: `host=${postgres.socketDir} port=${postgres.port} user=${postgres.user} dbname=${dbName} sslmode=disable`,
+      });
+    const write = (holder: Holder, table: string, rowId: number, writer: string, lock?: string) =>
+      holder.send("pgWrite", { table, rowId, writer, ...(lock ? { lock } : {}) });
+
+    const token = (await holderA.must("lock", { address: sidecarA.address, name: "orders" })).token as number;
+    for (const reply of [await write(holderA, "orders", 1, "a", "orders"), await write(holderA, "notes", 1, "a")])
+      if (!reply.ok) throw new Error(`A's first writes: ${JSON.stringify(reply)}`);
+
+    let newerToken = 0;
+    await pauseHolderPastLease(holderA, sidecarA, async () => {
+      newerToken = (await holderB.must("lock", { address: sidecarB.address, name: "orders" })).token as number;
+      await holderB.must("pgWrite", { table: "orders", rowId: 1, writer: "b", lock: "orders" });
+    });
+    const staleWrite = await write(holderA, "orders", 1, "a-late", "orders");
+    const newerSecondWrite = await write(holderB, "orders", 2, "b", "orders");
+    const unfencedWrite = await write(holderA, "notes", 1, "a-late");
+    const stored = await postgres.psql(
+      `\\connect ${dbName}\n\\pset format unaligned\n\\pset tuples_only on\n` +
+        `SELECT (SELECT writer FROM orders WHERE id = 1) || ' ' || (SELECT token FROM metaparticle_sync_fences WHERE name = 'orders')` +
+        ` || ' ' || (SELECT writer FROM notes WHERE id = 1);\n`,
+    );
+    return { token, newerToken, staleWrite, newerSecondWrite, unfencedWrite, stored: stored.trim() };
+  } finally {
+    sidecarA.signal("SIGCONT");
+    await Promise.all([holderA.stop(), holderB.stop()]);
+    await Promise.all([sidecarA.stop(), sidecarB.stop()]);
+  }
+}
+
+test.serial("sql/fencing.sql loads twice (idempotent), and the removed-check copy differs from it only there", async (t) => {
+  const { postgres } = t.context;
+  const name = await database(postgres, FENCING_SQL);
+  await postgres.psql(`\\connect ${name}\n${FENCING_SQL}`);
+  t.true(FENCING_SQL.includes(CHECK), `sql/fencing.sql no longer has ${CHECK}: update this test's mutant`);
+});
+
+for (const language of LANGUAGES) {
+  test.serial(
+    `fencing function without its check [${language}]: the paused holder's stale write lands (the scenario really makes one)`,
+    async (t) => {
+      const outcome = await scenario(t, language, FENCING_SQL.replace(CHECK, ""));
+      t.log(JSON.stringify(outcome));
+      t.true(outcome.newerToken > outcome.token);
+      t.true(outcome.staleWrite.ok, JSON.stringify(outcome.staleWrite));
+      t.is(outcome.stored, `a-late ${outcome.newerToken} a-late`);
+    },
+  );
+
+  test.serial(`fencing function [${language}]: a holder paused past its lease cannot overwrite the next holder's write`, async (t) => {
+    const outcome = await scenario(t, language, FENCING_SQL);
+    t.log(JSON.stringify(outcome));
+    t.true(outcome.newerToken > outcome.token);
+    t.false(outcome.staleWrite.ok, JSON.stringify(outcome.staleWrite));
+    t.is(outcome.staleWrite.code, "MSF01");
+    t.true(outcome.staleWrite.stale);
+    const text = `stale fencing token for lock "orders": this write carries token ${outcome.token}, the current token is ${outcome.newerToken}`;
+    // node-postgres reports the server's message as it is; pgx adds the severity and the SQLSTATE.
+    t.is(outcome.staleWrite.message, language === "go" ? `ERROR: ${text} (SQLSTATE MSF01)` : text);
+    t.true(outcome.newerSecondWrite.ok, JSON.stringify(outcome.newerSecondWrite));
+    t.true(outcome.unfencedWrite.ok, JSON.stringify(outcome.unfencedWrite));
+    t.is(outcome.stored, `b ${outcome.newerToken} a-late`);
+  });
+}
