@@ -6,6 +6,8 @@
 // whose check is removed, where the paused holder's stale write must land (so
 // the scenario really produces one).
 import anyTest, { type TestFn } from "ava";
+import pg from "pg";
+import { StaleFenceError, fence } from "metaparticle-sync-client";
 import { type KubeEnv, startKubeEnv } from "../support/kube-env.js";
 import { type Postgres, readRepoFile, startPostgres } from "../support/postgres.js";
 import { type Language, LANGUAGES, Holder, type Reply, pauseHolderPastLease, twoSidecars } from "./harness.js";
@@ -126,3 +128,96 @@ for (const language of LANGUAGES) {
     t.is(outcome.stored, `b ${outcome.newerToken} a-late`);
   });
 }
+
+/** Whether a session of `dbName` comes to wait on a lock, polled (bounded) from outside the sessions under test. */
+async function waitingOnALock(postgres: Postgres, dbName: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const count = await postgres.psql(
+      `\\pset format unaligned\n\\pset tuples_only on\n` +
+        `SELECT count(*) FROM pg_stat_activity WHERE datname = '${dbName}' AND wait_event_type = 'Lock';\n`,
+    );
+    if (count.trim() === "1") return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
+
+/** A node-postgres client of one database in the harness's server. */
+async function connect(postgres: Postgres, dbName: string): Promise<pg.Client> {
+  const client = new pg.Client({ host: postgres.socketDir, port: postgres.port, user: postgres.user, database: dbName });
+  await client.connect();
+  return client;
+}
+
+test.serial(
+  "fencing function under concurrency (READ COMMITTED): a lower token waiting on a higher one's transaction fails once that commits",
+  async (t) => {
+    const { postgres } = t.context;
+    const dbName = await database(postgres, FENCING_SQL);
+    const [newer, older] = [await connect(postgres, dbName), await connect(postgres, dbName)];
+    try {
+      await newer.query("BEGIN");
+      await fence(newer, "orders", 2);
+      await older.query("BEGIN");
+      // Blocks on the row lock the newer transaction holds until it ends.
+      const olderFence = fence(older, "orders", 1).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      t.true(await waitingOnALock(postgres, dbName), "the older transaction's fence did not wait on the newer one's row lock");
+      await newer.query("INSERT INTO orders VALUES (1, 'newer')");
+      await newer.query("COMMIT");
+      const error = await olderFence;
+      t.true(error instanceof StaleFenceError, String(error));
+      t.is((error as StaleFenceError).currentToken, "2");
+      await older.query("ROLLBACK");
+
+      // The other order: the older token's transaction commits first, and the newer one then records its token.
+      await older.query("BEGIN");
+      await fence(older, "other", 1);
+      await newer.query("BEGIN");
+      const newerFence = fence(newer, "other", 2);
+      await older.query("INSERT INTO orders VALUES (2, 'older')");
+      await older.query("COMMIT");
+      await newerFence;
+      await newer.query("COMMIT");
+      const rows = await newer.query("SELECT name, token FROM metaparticle_sync_fences ORDER BY name");
+      t.deepEqual(rows.rows, [
+        { name: "orders", token: "2" },
+        { name: "other", token: "2" },
+      ]);
+    } finally {
+      await Promise.all([newer.end(), older.end()]);
+    }
+  },
+);
+
+test.serial(
+  "fencing function under SERIALIZABLE: a transaction whose snapshot predates a newer token gets 40001, and MSF01 when retried",
+  async (t) => {
+    const { postgres } = t.context;
+    const dbName = await database(postgres, FENCING_SQL);
+    const [newer, older] = [await connect(postgres, dbName), await connect(postgres, dbName)];
+    try {
+      await fence(newer, "orders", 1);
+      await older.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+      await older.query("SELECT count(*) FROM orders"); // takes the snapshot
+      await fence(newer, "orders", 2); // commits on its own (autocommit)
+      const error = await fence(older, "orders", 1).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string },
+      );
+      t.is(error?.code, "40001", String(error));
+      await older.query("ROLLBACK");
+      await older.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+      const retried = await fence(older, "orders", 1).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      t.true(retried instanceof StaleFenceError, String(retried));
+      await older.query("ROLLBACK");
+    } finally {
+      await Promise.all([newer.end(), older.end()]);
+    }
+  },
+);
