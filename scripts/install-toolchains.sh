@@ -6,6 +6,8 @@
 #
 #   .cache/tools/bin   protoc-gen-go, protoc-gen-go-grpc (go install)
 #   .cache/tools/venv  clients/python/requirements-dev.txt (PyPI)
+#   PostgreSQL         Debian's postgresql, when no /usr/lib/postgresql/*/bin
+#                      has a server (the fencing suite starts its own)
 #   user caches        the Go modules of clients/go, test/crosslang/go and
 #                      examples/go, the Maven artifacts and plugins of
 #                      clients/java (among them the protoc and
@@ -36,7 +38,7 @@ done_with() { printf '%s' "$2" >"$tools/$1.stamp"; echo "install-toolchains: $1 
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 # Go: the protoc plugins, and the modules of the client and the contender.
-go_modules=(clients/go test/crosslang/go examples/go)
+go_modules=(clients/go test/crosslang/go examples/go test/fencing/holders/go)
 key="$PROTOC_GEN_GO $PROTOC_GEN_GO_GRPC $(cd "$root" && hash_of "${go_modules[@]/%//go.sum}")"
 if ! up_to_date go "$key" || [[ ! -x "$tools/bin/protoc-gen-go" || ! -x "$tools/bin/protoc-gen-go-grpc" ]]; then
   GOBIN="$tools/bin" go install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO"
@@ -78,4 +80,18 @@ key=$(hash_of "$root/clients/rust/Cargo.lock")
 if ! up_to_date rust "$key" || ! "${rust[@]}" --offline >/dev/null 2>&1; then
   "${rust[@]}"
   done_with rust "$key"
+fi
+
+# PostgreSQL: the fencing suite (test/fencing) runs a real server of its own
+# (test/support/postgres.ts) from Debian's binaries. Machine images usually
+# have them; otherwise apt installs them (as root, as CI runs).
+if ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-toolchains: PostgreSQL is missing: run apt-get install postgresql as root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  echo "install-toolchains: postgresql installed"
 fi

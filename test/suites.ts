@@ -173,6 +173,11 @@ export const SUITES: readonly Suite[] = [
   avaSuite("grpc", "grpc", { prepare: ["bash", "scripts/install-grpcurl.sh"] }),
   // Against a real kube-apiserver and etcd, built from their Go modules on first use (cached under .cache/).
   avaSuite("kube", "kube", { serial: true, prepare: ["bash", "test/controlplane/build.sh"] }),
+  // Fencing where the write lands: the admission policy in the same control plane, and a real PostgreSQL (install-toolchains.sh).
+  avaSuite("fencing", "fencing", {
+    serial: true,
+    prepare: ["bash", "-c", "bash scripts/install-toolchains.sh && bash test/controlplane/build.sh"],
+  }),
   ...languageSuites,
   // Every client through its driver against real daemons: one result per scenario and language (test/conformance/PROTOCOL.md).
   avaSuite("conformance", "conformance", {
