@@ -1,9 +1,18 @@
 // Entry point: read the configuration, start the daemon, and stop it
-// gracefully on SIGTERM or SIGINT. A second signal exits at once.
+// gracefully on SIGTERM or SIGINT. A second signal exits at once, except the
+// same signal again within a moment: that is one Ctrl-C delivered twice.
 import { readFileSync } from "node:fs";
 import { ConfigError, helpText, loadConfig } from "./config.js";
 import { startDaemon } from "./daemon.js";
 import { createLogger } from "./log.js";
+
+/**
+ * A Ctrl-C on `npm start` reaches the daemon twice: the terminal signals its
+ * whole foreground process group, and npm passes its own copy on to its
+ * child a few milliseconds later. The same signal again within this window is
+ * taken as that copy, not as a second request to exit at once.
+ */
+const REPEAT_WINDOW_MS = 1000;
 
 /** @kubernetes/client-node 2 and undici 8 (the Kubernetes store's connection pool) need this Node. */
 const MIN_NODE = { major: 22, minor: 19 };
@@ -48,13 +57,17 @@ async function main(): Promise<void> {
   // Not awaited: a daemon that cannot sync yet (API server down, RBAC) still
   // answers health checks as NOT_SERVING, and calls with a clear error.
   void daemon.ready;
-  let signals = 0;
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) {
+    if (first !== undefined) {
+      if (signal === first.signal && performance.now() - first.at < REPEAT_WINDOW_MS) {
+        log.debug({ signal }, "the same signal again at once (npm passes Ctrl-C on): still stopping gracefully");
+        return;
+      }
       log.warn({ signal }, "second signal: exiting now");
       process.exit(1);
     }
+    first = { signal, at: performance.now() };
     log.info({ signal }, "shutting down: releasing everything held");
     daemon.stop().then(
       () => process.exit(0),
