@@ -2,7 +2,8 @@
 // gracefully on SIGTERM or SIGINT. A second signal exits at once, except the
 // same signal again within a moment: that is one Ctrl-C delivered twice.
 import { readFileSync } from "node:fs";
-import { ConfigError, helpText, loadConfig } from "./config.js";
+import { setLogger } from "@grpc/grpc-js";
+import { type Config, ConfigError, checkKubeconfig, helpText, loadConfig } from "./config.js";
 import { startDaemon } from "./daemon.js";
 import { createLogger } from "./log.js";
 
@@ -53,7 +54,26 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
-  const daemon = await startDaemon(config, log);
+  // grpc-js's own log lines go to the daemon's log; a failed bind is told once, below, naming the setting.
+  setLogger({
+    error: (...args: unknown[]) => {
+      const text = args.map(String).join(" ");
+      if (!/No address added out of total/.test(text)) log.warn({ component: "grpc-js" }, text);
+    },
+  });
+  let daemon;
+  try {
+    if (config.backend === "kubernetes" && config.kubeconfig !== undefined) {
+      const fromFlag = process.argv.slice(2).some((a) => a === "--kubeconfig" || a.startsWith("--kubeconfig="));
+      await checkKubeconfig(config.kubeconfig, fromFlag ? "--kubeconfig" : "KUBECONFIG");
+    }
+    daemon = await startDaemon(config, log);
+  } catch (err) {
+    const problem = err instanceof ConfigError ? err.message : listenProblem(err, config);
+    if (problem === undefined) throw err;
+    console.error(`metaparticle-sync: bad setting ${problem}`);
+    process.exit(2);
+  }
   // Not awaited: a daemon that cannot sync yet (API server down, RBAC) still
   // answers health checks as NOT_SERVING, and calls with a clear error.
   void daemon.ready;
@@ -79,6 +99,33 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+}
+
+/**
+ * "--listen: cannot listen on 127.0.0.1:13131: the address is already in
+ * use" for an error from binding one of the daemon's listeners; undefined for
+ * any other error.
+ */
+function listenProblem(err: unknown, config: Config): string | undefined {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = /\b(EADDRINUSE|EADDRNOTAVAIL|EACCES)\b/.exec(message)?.[1] ?? (err as NodeJS.ErrnoException | undefined)?.code;
+  const why: Record<string, string> = {
+    EADDRINUSE: "the address is already in use",
+    EADDRNOTAVAIL: "no interface of this machine has that address",
+    EACCES: "permission denied (ports below 1024 need privileges)",
+  };
+  if (code === undefined || why[code] === undefined) return undefined;
+  const port = [...message.matchAll(/:(\d+)\b/g)].at(-1)?.[1];
+  const settings: Array<[string, string]> = [
+    ["--listen", config.listen],
+    ["--health-listen", config.healthListen],
+    ["--metrics-listen", config.metricsListen],
+  ];
+  const [flag, address] = settings.find(([, value]) => value !== "" && port !== undefined && value.endsWith(`:${port}`)) ?? [
+    "--listen, --health-listen or --metrics-listen",
+    port === undefined ? "an address" : `port ${port}`,
+  ];
+  return `${flag}: cannot listen on ${address}: ${why[code]}`;
 }
 
 /** The package's version, from the package.json beside dist/ (in the repository and in the image). */
