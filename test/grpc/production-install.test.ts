@@ -368,6 +368,20 @@ test("production install: the Dockerfile's steps give a runtime with the daemon'
     t.false(names.has(daemonOnly), `the client does not depend on ${daemonOnly}`);
   }
   t.false(existsSync(join(app, "node_modules", "@kubernetes")));
+  // The fencing helpers (design 3.12) come with the client and force no database driver on it.
+  t.false(names.has("pg"), "the client does not depend on pg");
+  const stamped = await exec(
+    t,
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `import { stampFence } from "metaparticle-sync-client"; console.log(JSON.stringify(stampFence({}, "production", 3)))`,
+    ],
+    { cwd: app, timeoutMs: 60_000 },
+  );
+  t.is(stamped.code, 0, stamped.output);
+  t.is(stamped.output.trim(), JSON.stringify({ metadata: { annotations: { "fence.sync.metaparticle.io/production": "3" } } }));
 
   // Its `metaparticle-sync` bin runs through its shebang (with this Node first on PATH) and takes the next token.
   const bin = join(app, "node_modules", ".bin", "metaparticle-sync");
