@@ -3,7 +3,7 @@
 // same signal again within a moment: that is one Ctrl-C delivered twice.
 import { readFileSync } from "node:fs";
 import { setLogger } from "@grpc/grpc-js";
-import { type Config, ConfigError, checkKubeconfig, helpText, loadConfig } from "./config.js";
+import { type Config, ConfigError, helpText, loadConfig } from "./config.js";
 import { startDaemon } from "./daemon.js";
 import { createLogger } from "./log.js";
 
@@ -65,7 +65,8 @@ async function main(): Promise<void> {
   try {
     if (config.backend === "kubernetes" && config.kubeconfig !== undefined) {
       const fromFlag = process.argv.slice(2).some((a) => a === "--kubeconfig" || a.startsWith("--kubeconfig="));
-      await checkKubeconfig(config.kubeconfig, fromFlag ? "--kubeconfig" : "KUBECONFIG");
+      const { checkKubeconfig } = await import("./kubeconfig.js");
+      checkKubeconfig(config.kubeconfig, fromFlag ? "--kubeconfig" : "KUBECONFIG");
     }
     daemon = await startDaemon(config, log);
   } catch (err) {
