@@ -43,6 +43,7 @@
 //! inside a Tokio runtime.
 
 mod client;
+pub mod fencing;
 mod election;
 mod error;
 mod lease;
