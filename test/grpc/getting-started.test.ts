@@ -186,15 +186,21 @@ test("inject through the daemon's entry point: manifests on stdin, the result on
   const pod = (annotations: string) =>
     `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {${annotations}}\nspec:\n  containers: [{name: app, image: app:1}]\n`;
   const service = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n";
-  const injected = await runInject(`${service}---\n${pod("")}`, ["--image=example/msync:1"]);
+  const injected = await runInject(`${service}---\n${pod('sync.metaparticle.io/inject: "true"')}`, ["--image=example/msync:1"]);
   t.is(injected.code, 0, injected.stderr);
   t.true(injected.stdout.startsWith(`${service}---\n`), "the Service passes through");
   t.regex(injected.stdout, /initContainers:\n\s+- name: metaparticle-sync\n\s+image: example\/msync:1\n\s+restartPolicy: Always/);
   const again = await runInject(injected.stdout);
   t.is(again.stdout, injected.stdout, "idempotent");
-  const bad = await runInject(pod('sync.metaparticle.io/log-level: "loud"'));
+  const notOptedIn = `${service}---\n${pod("")}`;
+  t.is((await runInject(notOptedIn)).stdout, notOptedIn, "without the annotation, nothing changes");
+  t.regex((await runInject(notOptedIn, ["--all"])).stdout, /initContainers:\n\s+- name: metaparticle-sync/, "--all: every pod");
+  const bad = await runInject(pod('sync.metaparticle.io/inject: "true", sync.metaparticle.io/log-level: "loud"'));
   t.is(bad.code, 1);
-  t.regex(bad.stderr, /^metaparticle-sync: annotation sync\.metaparticle\.io\/log-level: must be one of .*\(stdin, document 1, Pod p\)/);
+  t.regex(
+    bad.stderr,
+    /^metaparticle-sync: stdin, document 1, line 5: annotation sync\.metaparticle\.io\/log-level: must be one of .*\(Pod p\)/,
+  );
   const badFlag = await runInject("", ["--mode=sidecar"]);
   t.is(badFlag.code, 2);
   t.regex(badFlag.stderr, /bad setting --mode: must be native or container/);
