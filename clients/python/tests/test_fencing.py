@@ -3,9 +3,16 @@ policy are exercised end to end by test/fencing."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from metaparticle_sync.fencing import StaleFenceError, fence, fence_annotation_key, stamp_fence
@@ -62,3 +69,82 @@ def test_fence_calls_the_function_and_maps_its_stale_token_error() -> None:
     other = _DriverError("could not serialize access due to concurrent update", "40001")
     with pytest.raises(_DriverError):
         fence(_Cursor(other), "orders", 7)
+
+
+# Against a real PostgreSQL: sql/fencing.sql loaded into a server this test
+# starts (initdb into a temporary folder, a Unix socket there and no TCP; as
+# `nobody` when the tests run as root, since PostgreSQL refuses root), driven
+# through psycopg 3, a test-only dependency (requirements-dev.txt).
+
+_REPO = Path(__file__).resolve().parents[3]
+_NOBODY = 65534
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    assert found, "no PostgreSQL under /usr/lib/postgresql: run scripts/install-toolchains.sh"
+    return found[-1].parent
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    drop = [f"--reuid={_NOBODY}", f"--regid={_NOBODY}", "--clear-groups"] if os.getuid() == 0 else []
+    return ["setpriv", "--pdeathsig", "SIGKILL", *drop, "--", *command]
+
+
+@pytest.fixture(scope="module")
+def postgres_dsn() -> Iterator[str]:
+    bin_dir = _postgres_bin()
+    folder = Path(tempfile.mkdtemp(prefix="msync-postgres-"))
+    if os.getuid() == 0:
+        os.chown(folder, _NOBODY, _NOBODY)
+    data = folder / "data"
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        initdb = [str(bin_dir / "initdb"), f"--pgdata={data}", "--username=postgres", "--auth=trust", "--no-sync"]
+        subprocess.run(_as_server_user(initdb), check=True, capture_output=True, timeout=60, cwd=folder)
+        options = ["-c", "listen_addresses=", "-c", f"unix_socket_directories={folder}", "-c", "fsync=off"]
+        server = subprocess.Popen(
+            _as_server_user([str(bin_dir / "postgres"), "-D", str(data), *options]),
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        dsn = f"host={folder} port=5432 user=postgres dbname=postgres"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(dsn, connect_timeout=2) as connection:
+                    connection.execute((_REPO / "sql" / "fencing.sql").read_text())
+                break
+            except psycopg.OperationalError:
+                assert server.poll() is None, "postgres exited at start"
+                assert time.monotonic() < deadline, "postgres did not accept connections within 30 s"
+                time.sleep(0.1)
+        yield dsn
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=15)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_fence_in_postgresql_refuses_a_stale_token_in_the_callers_transaction(postgres_dsn: str) -> None:
+    with psycopg.connect(postgres_dsn) as connection:
+        connection.execute("CREATE TABLE orders (id int PRIMARY KEY, writer text NOT NULL)")
+        connection.commit()
+        with connection.transaction(), connection.cursor() as cursor:
+            fence(cursor, "orders", 8)
+            cursor.execute("INSERT INTO orders VALUES (1, 'newer')")
+        with pytest.raises(StaleFenceError) as caught:
+            with connection.transaction(), connection.cursor() as cursor:
+                fence(cursor, "orders", 7)
+                cursor.execute("UPDATE orders SET writer = 'stale' WHERE id = 1")
+        assert str(caught.value) == 'stale fencing token for lock "orders": this write carries token 7, the current token is 8'
+        assert isinstance(caught.value.__cause__, psycopg.Error) and caught.value.__cause__.sqlstate == "MSF01"
+        # The refused transaction rolled back whole; an equal token, and a row without a fence, still write.
+        with connection.transaction(), connection.cursor() as cursor:
+            fence(cursor, "orders", 8)
+            cursor.execute("INSERT INTO orders VALUES (2, 'newer')")
+        rows = connection.execute("SELECT id, writer FROM orders ORDER BY id").fetchall()
+        assert rows == [(1, "newer"), (2, "newer")]
+        assert connection.execute("SELECT token FROM metaparticle_sync_fences WHERE name = 'orders'").fetchone() == (8,)
