@@ -49,24 +49,30 @@ function mode(value: string | undefined): SidecarMode {
   throw new ConfigError("--mode", `must be native or container, got ${value}`);
 }
 
-/** Parses `args` with Node's parser: string flags named in `flags`, --help, and positionals. */
-function parse(args: string[], flags: string[]): { values: Record<string, string | undefined>; help: boolean; positionals: string[] } {
-  const options = Object.fromEntries(flags.map((flag) => [flag, { type: "string" as const }]));
+/** Parses `args` with Node's parser: string flags named in `flags`, boolean ones in `switches`, --help, and positionals. */
+function parse(
+  args: string[],
+  flags: string[],
+  switches: string[] = [],
+): { values: Record<string, string | undefined>; on: Set<string>; help: boolean; positionals: string[] } {
+  const options = Object.fromEntries([
+    ...flags.map((flag) => [flag, { type: "string" as const }]),
+    ...switches.map((flag) => [flag, { type: "boolean" as const }]),
+  ]);
   try {
     const parsed = parseArgs({ args, options: { ...options, help: { type: "boolean" } }, allowPositionals: true, strict: true });
-    const { help, ...values } = parsed.values as Record<string, string | boolean | undefined>;
-    return { values: values as Record<string, string | undefined>, help: help === true, positionals: parsed.positionals };
+    const { help, ...rest } = parsed.values as Record<string, string | boolean | undefined>;
+    const values = Object.fromEntries(Object.entries(rest).filter(([, v]) => typeof v === "string")) as Record<string, string>;
+    const on = new Set(Object.entries(rest).flatMap(([k, v]) => (v === true ? [k] : [])));
+    return { values, on, help: help === true, positionals: parsed.positionals };
   } catch (err) {
     throw new ConfigError("command line", err instanceof Error ? err.message : String(err));
   }
 }
 
 export async function runInject(args: string[], version: string): Promise<number> {
-  const all = args.includes("--all");
-  const { values, help, positionals } = parse(
-    args.filter((a) => a !== "--all"),
-    ["image", "mode"],
-  );
+  const { values, on, help, positionals } = parse(args, ["image", "mode"], ["all"]);
+  const all = on.has("all");
   if (help) {
     process.stdout.write(INJECT_HELP);
     return 0;
@@ -93,7 +99,16 @@ export async function runInject(args: string[], version: string): Promise<number
       return 1;
     }
   }
-  process.stdout.write(outputs.map((o) => (o.endsWith("\n") || o === "" ? o : `${o}\n`)).join("---\n"));
+  // Several files make one stream: a "---" between them (in the next file's line ending) unless it starts with one.
+  let stream = "";
+  for (const output of outputs) {
+    const eol = output.includes("\r\n") ? "\r\n" : "\n";
+    if (stream !== "" && !stream.endsWith("\n")) stream += eol;
+    if (stream !== "" && !/^---(\s|$)/.test(output)) stream += `---${eol}`;
+    stream += output;
+  }
+  if (stream !== "" && !stream.endsWith("\n")) stream += "\n";
+  process.stdout.write(stream);
   return 0;
 }
 
