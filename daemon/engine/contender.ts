@@ -342,6 +342,7 @@ export class Contender {
       synced: this.ctx.cache.covers(this.name),
       syncError: this.ctx.cache.syncError,
       observation: this.ctx.cache.get(this.name),
+      goneHoldEnd: this.ctx.cache.holdEnd(this.name),
       holding:
         holding === undefined
           ? undefined
@@ -351,6 +352,7 @@ export class Contender {
               ended: holding.claim.state === "ended",
               requests: holding.requests.length,
               renewDue: holding.renewDue,
+              leaseMs: holding.timing.leaseMs,
               keepUntil: holding.keepUntil,
             },
       head: this.waiting[0] === undefined ? undefined : { noWait: this.waiting[0].options.noWait },
@@ -420,6 +422,8 @@ export class Contender {
         return this.requestStep(holding!, obs!.record);
       case "renew":
         return this.renewStep(holding!, obs!.record);
+      case "restore-duration":
+        return this.restoreDurationStep(holding!, obs!.record);
       case "settle":
         return this.settleStep();
       default:
@@ -454,7 +458,7 @@ export class Contender {
     const sentAt = this.ctx.clock.now();
     // A handoff starts when the lease is free AND this claim wants it: a lease
     // that stood free before anyone asked is not a slow handoff.
-    const freeAt = Math.max(head.waitingSince, record.holderIdentity === "" ? obs.changedAt : Math.min(sentAt, expiresAt(obs)));
+    const freeAt = Math.max(head.waitingSince, Math.min(sentAt, obs.holdEnd));
     const next = records.acquisition(record, this.ctx.identity, head.options, wall, this.ctx.cache.tokenFloor(this.name), skip);
     const result = await this.attempt("acquire the lease", head.options.leaseMs, (signal) => this.ctx.store.update(next, { signal }));
     if (result.ok) {
@@ -569,6 +573,17 @@ export class Contender {
       if (holding.requests[0] === request) holding.requests.shift();
       request.reject(fromStoreError(result.error, doing));
     }
+  }
+
+  /**
+   * Writes back the lease duration of a held lease that someone else shortened
+   * (by hand): at least what covers the holder's promise. Others count it from
+   * when they see it, so it only holds them off longer; the holder's promise
+   * is not renewed by it.
+   */
+  private async restoreDurationStep(holding: Holding, record: LeaseRecord): Promise<void> {
+    const writtenMs = Math.max(holding.timing.leaseMs, this.ctx.leaseCovering(holding.promisedUntil - this.ctx.clock.now()));
+    await this.write("restore the lease duration", holding.timing.leaseMs, records.renewal(record, this.ctx.clock.wallTime(), writtenMs));
   }
 
   private async renewStep(holding: Holding, record: LeaseRecord): Promise<void> {

@@ -3,7 +3,7 @@
 // local time, the one thing to do next. It makes no call and sets no timer;
 // contender.ts performs what it returns. Tested as a table in
 // test/unit/decide.test.ts, like client-go's leader election tests.
-import { type Observation, expiresAt, isFree } from "./lease-cache.js";
+import { type Observation, expiresAt, mayTake } from "./lease-cache.js";
 import type { StoreError } from "../store/lease-store.js";
 import { MAX_QUEUE } from "./lease-records.js";
 
@@ -19,6 +19,11 @@ export interface ContenderView {
   readonly syncError: StoreError | undefined;
   /** The lease as this daemon last observed it; undefined when it does not exist. */
   readonly observation: Observation | undefined;
+  /**
+   * When the lease does not exist: the local time until which its last holder
+   * observed may act (it was deleted by hand), or 0 (see LeaseCache.holdEnd).
+   */
+  readonly goneHoldEnd: number;
   /** The claim holding the lease through this daemon, if any. */
   readonly holding: HoldingView | undefined;
   /** The first waiting claim, if any. */
@@ -50,6 +55,8 @@ export interface HoldingView {
   readonly requests: number;
   /** A renewal is due. */
   readonly renewDue: boolean;
+  /** The lease duration this daemon writes for the holding, in ms. */
+  readonly leaseMs: number;
   /**
    * Told it lost at shutdown, a session holder that has not closed its stream
    * may act until then: its lease is kept, unrenewed, until this local time.
@@ -82,6 +89,8 @@ export type Decision =
   | { readonly do: "serve-request" }
   /** Renew the lease. */
   | { readonly do: "renew" }
+  /** Write back the lease duration someone else shortened (by hand), without renewing the holder's promise. */
+  | { readonly do: "restore-duration" }
   /** Read the lease to learn whether an unanswered acquiring write took effect. */
   | { readonly do: "settle" }
   /** Nothing to do until `until` (or until something changes, when undefined). */
@@ -104,6 +113,8 @@ export function decide(view: ContenderView): Decision {
       return { do: "give-back" };
     }
     if (holding.mode === "lease" && expired) return { do: "drop" };
+    // A daemon that first sees the lease now must not count a shorter one than the holder was promised.
+    if (record.leaseDurationSeconds * 1000 < holding.leaseMs && now >= view.backoffUntil) return { do: "restore-duration" };
     if (holding.requests > 0) return { do: "serve-request" };
     if (holding.renewDue) return { do: "renew" };
     if (holding.mode === "lease") return { do: "wait", until: expiresAt(obs!) };
@@ -125,10 +136,13 @@ export function decide(view: ContenderView): Decision {
     if (record?.queue.includes(view.identity)) return { do: "dequeue" };
     return { do: "wait" };
   }
-  if (obs === undefined) return { do: "create" };
+  if (obs === undefined) {
+    if (now >= view.goneHoldEnd) return { do: "create" };
+    return head.noWait ? { do: "fail-head" } : { do: "wait", until: view.goneHoldEnd };
+  }
   const queued = obs.record.queue.includes(view.identity) || obs.record.queue.length >= MAX_QUEUE;
   const enqueue = (): Decision => (now < view.conflictRetryAt ? { do: "wait", until: view.conflictRetryAt } : { do: "enqueue" });
-  if (mine || isFree(obs, now)) {
+  if (mine || mayTake(obs, now)) {
     const turn = turnOf(view, obs);
     if (turn.mine && !mine && now < view.yieldUntil && !head.noWait) return { do: "wait", until: view.yieldUntil };
     if (turn.mine) return { do: "acquire", skip: turn.skip };
@@ -152,7 +166,7 @@ function turnOf(view: ContenderView, obs: Observation): { mine: true; skip: read
   const position = record.queue.indexOf(view.identity);
   const ahead = position === -1 ? [...record.queue] : record.queue.slice(0, position);
   if (ahead.length === 0) return { mine: true, skip: [] };
-  const freeAt = record.holderIdentity === "" ? obs.changedAt : expiresAt(obs);
+  const freeAt = obs.holdEnd;
   const until = freeAt + view.turnGraceMs(record.leaseDurationSeconds * 1000);
   return view.now >= until ? { mine: true, skip: ahead } : { mine: false, until };
 }

@@ -11,7 +11,7 @@ import { StoreCalls } from "./store-calls.js";
 import type { EngineObserver, EngineStats } from "./observer.js";
 import { type LeaseTiming, leaseCovering, leaseTiming } from "./timing.js";
 import { MAX_LEASE_MS, MIN_LEASE_MS } from "./validate.js";
-import type { LeaseKind, LeaseStore } from "../store/lease-store.js";
+import type { LeaseFields, LeaseKind, LeaseStore } from "../store/lease-store.js";
 
 export interface EngineOptions {
   readonly store: LeaseStore;
@@ -35,6 +35,9 @@ export interface EngineOptions {
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
 export const DEFAULT_RENEW_DEADLINE_MS = 10_000;
 export const DEFAULT_LEASE_PREFIX = "msync-";
+/** Tries to restore a Lease deleted by hand (see Engine.restore), backing off from 400 ms. */
+const RESTORE_ATTEMPTS = 4;
+const RESTORE_BACKOFF_MS = 200;
 
 export class Engine {
   readonly locks: Locks;
@@ -71,6 +74,7 @@ export class Engine {
     };
     this.locks = new Locks(this);
     this.elections = new Elections(this);
+    this.cache.onDeleted = (name, last) => void this.restore(name, last);
   }
 
   get identity(): string {
@@ -173,6 +177,43 @@ export class Engine {
     if (timedOut) for (const contender of contenders) contender.abandon();
     await this.cache.stop();
     return !timedOut;
+  }
+
+  /**
+   * Creates again at once a Lease deleted by hand while this daemon watched
+   * it: free, with the highest token this daemon has seen for the name, and,
+   * while the last holder it observed may still act, held off until then (the
+   * holder-identity annotation names that holder; see docs/design.md 3.2).
+   * Every daemon watching the name tries: one create wins, the others find the
+   * Lease there.
+   */
+  private async restore(name: string, last: Observation): Promise<void> {
+    // A store that does not answer is tried again a few times, unless someone re-created the Lease meanwhile.
+    for (let attempt = 0; attempt < RESTORE_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise<void>((resolve) => this.clock.setTimer(RESTORE_BACKOFF_MS * 2 ** attempt, resolve));
+      const floor = this.cache.tokenFloor(name);
+      if (this.closing || floor === 0 || this.cache.get(name) !== undefined || !this.cache.covers(name)) return;
+      const heldForMs = this.cache.holdEnd(name) - this.clock.now();
+      const record = last.record;
+      const fields: LeaseFields = {
+        name,
+        kind: record.kind,
+        holderIdentity: "",
+        holder: "",
+        leaseDurationSeconds: heldForMs > 0 ? Math.ceil(heldForMs / 1000) : Math.max(1, record.leaseDurationSeconds),
+        acquireTime: record.acquireTime,
+        renewTime: this.clock.wallTime(),
+        transitions: floor,
+        value: "",
+        queue: [...record.queue],
+        writtenHolder: heldForMs > 0 ? record.holderIdentity || record.writtenHolder || "(deleted)" : "",
+      };
+      const result = await this.context.calls.run(name, "restore the deleted lease", this.renewDeadlineMs, (signal) =>
+        this.store.create(fields, { signal }),
+      );
+      if (result.ok) return this.cache.remember(result.value);
+      if (result.action !== "back-off") return;
+    }
   }
 
   get closed(): boolean {

@@ -20,6 +20,15 @@ export interface Observation {
   readonly record: LeaseRecord;
   /** Local time at which the holder's renewal stamp last changed. */
   readonly changedAt: number;
+  /**
+   * Local time until which the last holder this daemon observed may act, and
+   * before which nobody may take the lease. A renewal moves it on; only a
+   * release its holder's daemon wrote brings it forward: an edit by someone
+   * else (a Lease deleted by hand, its holder cleared, its lease shortened)
+   * leaves it where it was, so it never shortens what was promised. For a
+   * lease free since this daemon first saw it, the local time it saw so.
+   */
+  readonly holdEnd: number;
 }
 
 /** The parts of a record that change when a holder acquires or renews, and only then. */
@@ -27,14 +36,19 @@ function renewalStamp(r: LeaseRecord): string {
   return [r.holderIdentity, r.transitions, r.leaseDurationSeconds, r.renewTime?.getTime() ?? "", r.acquireTime?.getTime() ?? ""].join("|");
 }
 
-/** True when nobody holds the lease as of local time `now`. */
+/** True when the lease names no holder whose lease is still running, as of local time `now`: what GetLock and GetLeader report. */
 export function isFree(obs: Observation | undefined, now: number): boolean {
   return obs === undefined || obs.record.holderIdentity === "" || now >= expiresAt(obs);
 }
 
+/** True when this daemon may take the lease at local time `now`: no holder it observed may still act. */
+export function mayTake(obs: Observation, now: number): boolean {
+  return now >= obs.holdEnd;
+}
+
 /** Local time at which the current holder's lease runs out unless renewed. */
 export function expiresAt(obs: Observation): number {
-  return obs.changedAt + obs.record.leaseDurationSeconds * 1000;
+  return obs.holdEnd;
 }
 
 export class LeaseCache {
@@ -50,6 +64,11 @@ export class LeaseCache {
    * one never makes this daemon issue a token it has issued or seen before.
    */
   private readonly highWater = new Map<string, number>();
+  /**
+   * Each name's last `Observation.holdEnd`, with the token of the record it
+   * was seen on. It outlives the entry: a deletion by hand does not end a hold.
+   */
+  private readonly holdEnds = new Map<string, { readonly end: number; readonly token: number }>();
   private watchHandle: WatchHandle | undefined;
   private syncedOnce = false;
   private readonly syncWaiters: Array<() => void> = [];
@@ -57,6 +76,12 @@ export class LeaseCache {
   resyncs = 0;
   /** Why the last list failed, until a list succeeds: what callers hear while the cache cannot sync. */
   syncError: StoreError | undefined;
+
+  /**
+   * Told when the watch shows that a Lease it covers was deleted (never by a
+   * daemon: by hand), with what was last observed of it.
+   */
+  onDeleted: (name: string, last: Observation) => void = () => {};
 
   constructor(
     private readonly store: LeaseStore,
@@ -138,6 +163,17 @@ export class LeaseCache {
     return this.highWater.get(name) ?? 0;
   }
 
+  /**
+   * When `name` has no lease: the local time until which its last holder this
+   * daemon observed may act (it was deleted by hand while held), or 0.
+   */
+  holdEnd(name: string): number {
+    const held = this.holdEnds.get(name);
+    if (held === undefined || held.end > this.clock.now()) return held?.end ?? 0;
+    this.holdEnds.delete(name);
+    return 0;
+  }
+
   private drop(name: string): boolean {
     return this.entries.delete(name);
   }
@@ -151,7 +187,7 @@ export class LeaseCache {
       case "delete": {
         // A deletion older than the record held (this daemon created the lease again, and heard of that first) is past.
         if (this.heldNewerThan(event.name, event.version)) return;
-        this.forget(event.name);
+        this.deleted(event.name);
         return;
       }
       case "error":
@@ -162,6 +198,7 @@ export class LeaseCache {
         const changed = new Set<string>();
         // Names the watch covers from now on are news to their listeners even when nothing is listed for them.
         for (const name of this.wanted) if (!this.covers(name) && inScope(event.scope, name)) changed.add(name);
+        const previousScope = this.syncedOnce ? this.scope : new Set<string>();
         this.scope = event.scope;
         const seen = new Set<string>();
         for (const lease of event.leases) {
@@ -170,8 +207,10 @@ export class LeaseCache {
         }
         // What is not listed is gone, or no longer watched (an entry nobody keeps up to date is dropped);
         // but a record newer than the list (this daemon's own write, answered before the list arrived) stays.
-        for (const name of [...this.entries.keys()]) {
+        const deleted: Array<[string, Observation]> = [];
+        for (const [name, last] of [...this.entries]) {
           if (seen.has(name) || (inScope(event.scope, name) && this.heldNewerThan(name, event.version))) continue;
+          if (inScope(event.scope, name) && inScope(previousScope, name)) deleted.push([name, last]);
           if (this.drop(name)) changed.add(name);
         }
         if (this.syncedOnce) this.resyncs += 1;
@@ -179,9 +218,17 @@ export class LeaseCache {
         this.syncError = undefined;
         for (const resolve of this.syncWaiters.splice(0)) resolve();
         for (const name of changed) this.notify(name);
+        for (const [name, last] of deleted) this.onDeleted(name, last);
         return;
       }
     }
+  }
+
+  /** A Lease the watch covers is gone: its listeners hear it, then `onDeleted`. */
+  private deleted(name: string): void {
+    const last = this.entries.get(name);
+    this.forget(name);
+    if (last !== undefined) this.onDeleted(name, last);
   }
 
   /** True when the record held for `name` is newer than the store's `version` (of a list or a deletion). */
@@ -196,8 +243,27 @@ export class LeaseCache {
     if (record.transitions > this.tokenFloor(record.name)) this.highWater.set(record.name, record.transitions);
     if (previous !== undefined && !this.store.isNewer(record.version, previous.record.version)) return false;
     const renewed = previous === undefined || renewalStamp(previous.record) !== renewalStamp(record);
-    this.entries.set(record.name, { record, changedAt: renewed ? this.clock.now() : previous.changedAt });
+    const changedAt = renewed ? this.clock.now() : previous.changedAt;
+    const holdEnd = this.holdEndOf(record, previous, changedAt);
+    this.entries.set(record.name, { record, changedAt, holdEnd });
+    this.holdEnds.set(record.name, { end: holdEnd, token: record.transitions });
     return true;
+  }
+
+  /** See `Observation.holdEnd`. */
+  private holdEndOf(record: LeaseRecord, previous: Observation | undefined, changedAt: number): number {
+    // Unobserved meanwhile (deleted, or no longer watched): a hold remembered ends later than now only if nothing
+    // newer was taken since (a later token means someone took the lease after it, by these rules, or after it ran out).
+    const remembered = this.holdEnds.get(record.name);
+    const before =
+      previous?.holdEnd ?? (remembered !== undefined && record.transitions <= remembered.token ? this.holdEnd(record.name) : 0);
+    const written = record.writtenHolder ?? record.holderIdentity;
+    if (record.holderIdentity !== "") return Math.max(before, changedAt + record.leaseDurationSeconds * 1000);
+    // Freed by someone else (a holder cleared by hand): a holder whose renewal this daemon never saw may act a lease on.
+    if (written !== "") return Math.max(before, changedAt, previous === undefined ? changedAt + record.leaseDurationSeconds * 1000 : 0);
+    // Released by its holder's daemon, which gives a lease back only once its holder can no longer act on it.
+    const released = previous !== undefined && previous.record.holderIdentity !== "" && previous.record.transitions === record.transitions;
+    return released ? changedAt : Math.max(before, changedAt);
   }
 
   private notify(name: string): void {

@@ -30,6 +30,14 @@ export interface LeaseFields {
   readonly value: string;
   /** Identities of daemon processes waiting for the lease, in arrival order. */
   readonly queue: readonly string[];
+  /**
+   * The holderIdentity the last daemon write left; when it differs from
+   * holderIdentity, someone who is not a daemon (an administrator, another
+   * program) changed the holder since. Undefined: the same as holderIdentity.
+   * Every update writes holderIdentity here; only a create may say otherwise
+   * (a Lease restored after a deletion by hand, free but held off).
+   */
+  readonly writtenHolder?: string;
 }
 
 /** A lease as read from the store, with the version a conditional write must match. */

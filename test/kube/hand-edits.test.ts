@@ -181,3 +181,68 @@ controlPlaneTest(
     );
   },
 );
+
+/** One Acquire stream, with when (test clock) each promise it was given runs out. */
+function promisedHold(client: SyncClient, name: string, holder: string, leaseSeconds: number) {
+  const state = { grantedAt: undefined as number | undefined, validUntil: 0, lost: undefined as string | undefined, token: 0 };
+  const stream = client.locks.acquire({
+    name,
+    holder,
+    leaseDuration: { seconds: leaseSeconds, nanos: 0 },
+    waitTimeout: { seconds: 120, nanos: 0 },
+  });
+  const millis = (d?: { seconds: number; nanos: number }) => (d === undefined ? 0 : d.seconds * 1000 + d.nanos / 1e6);
+  stream.on(
+    "data",
+    (response: { event?: { $case: string; value: { fencingToken?: number; validFor?: { seconds: number; nanos: number } } } }) => {
+      const now = performance.now();
+      const { $case, value } = response.event!;
+      if ($case === "acquired") {
+        state.grantedAt = now;
+        state.token = value.fencingToken!;
+      }
+      if ($case === "acquired" || $case === "renewed") state.validUntil = now + millis(value.validFor);
+      if ($case === "lost") state.lost ??= JSON.stringify(value);
+    },
+  );
+  stream.on("error", () => {});
+  return { state, close: () => stream.cancel() };
+}
+
+for (const [edit, change] of [
+  ["kubectl delete", { method: "DELETE" }],
+  ["holderIdentity cleared", { method: "PATCH", body: { spec: { holderIdentity: null } } }],
+] as const) {
+  controlPlaneTest(
+    `a hand edit (${edit}) tells the holder at once, and no waiter is granted before the holder's valid_for has run out`,
+    async (t) => {
+      const {
+        namespace,
+        daemons: [a, b],
+      } = await daemons(t, 2);
+      const cp = t.context.env.controlPlane!;
+      const holder = promisedHold(a!.client, "edited", "a", 6);
+      for (let i = 0; i < 200 && holder.state.grantedAt === undefined; i++) await sleep(50);
+      t.truthy(holder.state.grantedAt, "the holder was granted");
+      const waiter = promisedHold(b!.client, "edited", "b", 6);
+      await sleep(2_500); // a renewal, so that the promise is the renewed one
+      const promised = holder.state.validUntil;
+      const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/msync-lock-edited`;
+      const edited =
+        change.method === "DELETE"
+          ? await cp.request("DELETE", path)
+          : await cp.request("PATCH", path, change.body, { contentType: "application/merge-patch+json" });
+      t.is(edited.status, 200, edited.body);
+      for (let i = 0; i < 200 && waiter.state.grantedAt === undefined; i++) await sleep(100);
+      t.truthy(holder.state.lost, "the holder was told");
+      t.truthy(waiter.state.grantedAt, "the waiter was granted once the lease observed ran out");
+      t.true(
+        waiter.state.grantedAt! >= promised,
+        `the waiter was granted ${(promised - waiter.state.grantedAt!).toFixed(0)} ms before the holder's valid_for ran out`,
+      );
+      t.true(waiter.state.token > holder.state.token, `token ${waiter.state.token} after ${holder.state.token}`);
+      holder.close();
+      waiter.close();
+    },
+  );
+}

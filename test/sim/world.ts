@@ -258,6 +258,8 @@ export class Simulation implements ClientWorld {
   private readonly history: HistoryEvent[] = [];
   /** When each Lease was deleted by hand. */
   private readonly deletedAt = new Map<string, number[]>();
+  /** When each Lease was deleted by hand while no running daemon watched it: nobody could restore it. */
+  private readonly unwatchedDeletedAt = new Map<string, number[]>();
   private readonly violations: SimViolation[] = [];
   private readonly excuses = new Excuses();
   private readonly clients: AnyClient[] = [];
@@ -304,19 +306,59 @@ export class Simulation implements ClientWorld {
   }
 
   /**
-   * The limit of fencing across a deletion by hand (docs/design.md 3.2): a
-   * daemon re-creating a deleted Lease counts on from the highest token it
-   * has heard of, so it may repeat tokens issued where it did not hear them.
-   * Excused only for a grant after a deletion whose token is above what its
-   * daemon had heard of; a daemon repeating a token it knew is still a
-   * violation (defect 3 of issue 11).
+   * The same limit for holds (docs/design.md 3.1): when no running daemon
+   * watched a Lease deleted by hand, nobody restores it, and a daemon that
+   * never saw the hold on it cannot keep others off until its end, nor can
+   * those who take the Lease after it. An overlap is excused only when such a
+   * deletion came between the two grants and the first grant after it (the
+   * one that re-created the Lease) came from a daemon that had heard of no
+   * token as high as the earlier hold's.
    */
-  private reissuedAcrossDeletion(v: { rule: string; resource: string; clients: readonly string[]; message: string }): boolean {
+  private unseenAcrossDeletion(resource: Resource, clients: readonly string[], deletions: readonly number[], at: bigint): boolean {
+    type Grant = HistoryEvent & { heard?: number };
+    const grants = this.history.filter((e) => (e.ev === "acquired" || e.ev === "elected") && e.name === resource.name) as Grant[];
+    const ms = (e: Grant) => Number(e.ts / 1000n) / 1000;
+    // The later hold began at the violation's instant; the earlier one is its client's last grant before that.
+    const later = grants.find((e) => e.client === clients[1] && e.ts === at);
+    const earlier = grants.filter((e) => e.client === clients[0] && e.ts <= at).at(-1);
+    if (earlier?.token === undefined || later === undefined) return false;
+    return deletions.some((d) => {
+      if (d < ms(earlier) || d > ms(later)) return false;
+      const recreated = grants.find((e) => ms(e) >= d);
+      return recreated?.heard !== undefined && recreated.heard < earlier.token!;
+    });
+  }
+
+  /** A hold that a deletion interrupted, and that somebody was granted after, before it ended. */
+  private overtakenAcrossDeletion(resource: Resource, client: string, deletions: readonly number[], endedAt: number): boolean {
+    const grants = this.history.filter((e) => (e.ev === "acquired" || e.ev === "elected") && e.name === resource.name);
+    const ms = (e: HistoryEvent) => Number(e.ts / 1000n) / 1000;
+    const grantedAt = grants.filter((e) => e.client === client).at(-1);
+    if (grantedAt === undefined) return false;
+    return deletions.some(
+      (d) => d >= ms(grantedAt) && d <= endedAt && grants.some((e) => e.client !== client && ms(e) >= d && ms(e) <= endedAt),
+    );
+  }
+
+  /**
+   * The limit of fencing across a deletion by hand (docs/design.md 3.2): a
+   * Lease deleted while no running daemon watched it is not restored, and a
+   * daemon re-creating it counts on from the highest token it has heard of, so
+   * it may repeat tokens issued where it did not hear them. Excused only for a
+   * grant after such a deletion whose token is above what its daemon had
+   * heard of; a daemon repeating a token it knew is still a violation (defect
+   * 3 of issue 11).
+   */
+  private reissuedAcrossDeletion(v: { rule: string; resource: string; clients: readonly string[]; message: string; at: bigint }): boolean {
     const resource = this.resources.find((r) => `${r.kind}/${r.name}` === v.resource || r.leaseName === v.resource);
-    const deletions = resource === undefined ? undefined : this.deletedAt.get(resource.leaseName);
-    if (resource === undefined || deletions === undefined) return false;
+    if (resource === undefined) return false;
     // The Lease's own history starts again with the object that replaced it.
-    if (v.rule === "lease-history") return true;
+    if (v.rule === "lease-history") return this.deletedAt.has(resource.leaseName);
+    const deletions = this.unwatchedDeletedAt.get(resource.leaseName);
+    if (deletions === undefined) return false;
+    if (v.rule === "overlap") return this.unseenAcrossDeletion(resource, v.clients, deletions, v.at);
+    // The hold that ended was overtaken by one on the re-created Lease (the overlap above): that one is its successor.
+    if (v.rule === "no-handover") return this.overtakenAcrossDeletion(resource, v.clients[0]!, deletions, Number(v.at / 1000n) / 1000);
     if (!["token-order", "duplicate-token", "token-mismatch"].includes(v.rule)) return false;
     const grants = this.history.filter(
       (e) => v.clients.includes(e.client) && (e.ev === "acquired" || e.ev === "elected") && e.name === resource.name,
@@ -766,20 +808,31 @@ export class Simulation implements ClientWorld {
     );
   }
 
-  /** Someone edits or deletes a managed Lease by hand. A holder it takes the lease from is revoked there and then. */
+  /**
+   * Someone edits or deletes a managed Lease by hand, preferably a held one. The
+   * edit ends no hold in the history: a holder it revokes is told so by its
+   * daemon, and goes on acting until it reads that or its valid_for runs out,
+   * so nobody may be granted the lease before then (docs/design.md 3.1). Half
+   * the time the holder's daemon is frozen across the edit (a GC pause, CPU
+   * throttling), so that it cannot warn its holder in time.
+   */
   private editLease(kind: "lease-edit" | "lease-delete"): void {
     const r = this.faultRandom;
-    const resource = r.pick(this.resources);
+    const held = this.resources.filter((res) => (this.shared.peek(res.leaseName)?.holderIdentity ?? "") !== "");
+    const resource = r.pick(held.length > 0 ? held : this.resources);
     const record = this.shared.peek(resource.leaseName);
     if (record === undefined) return;
     let change: string;
-    let revokes = true;
     // An edit that lengthens the lease holds others off for as long as it says.
     let excuseMs = LONGEST_LEASE_MS + TURN_GRACE_MS;
     if (kind === "lease-delete") {
       change = "deleted";
       this.shared.delete(resource.leaseName);
       this.deletedAt.set(resource.leaseName, [...(this.deletedAt.get(resource.leaseName) ?? []), this.clock.now()]);
+      // A daemon that runs and watches the name, having seen its tokens, restores it (docs/design.md 3.2).
+      const name = resource.leaseName;
+      const watched = this.daemons.some((d) => d.state === "up" && d.engine.cache.covers(name) && d.engine.cache.tokenFloor(name) > 0);
+      if (!watched) this.unwatchedDeletedAt.set(name, [...(this.unwatchedDeletedAt.get(name) ?? []), this.clock.now()]);
     } else {
       const edit = r.pick(["clear-holder", "shorter", "longer", "clear-queue"] as const);
       let next: LeaseRecord;
@@ -793,51 +846,20 @@ export class Simulation implements ClientWorld {
         case "longer":
           next = { ...record, leaseDurationSeconds: record.leaseDurationSeconds + r.int(1, 30) };
           excuseMs = Math.max(excuseMs, next.leaseDurationSeconds * 1000 + TURN_GRACE_MS);
-          revokes = false;
           break;
         case "clear-queue":
           next = { ...record, queue: [] };
-          revokes = false;
           break;
       }
       change = `${edit} (${JSON.stringify({ holder: next.holderIdentity, leaseDurationSeconds: next.leaseDurationSeconds, queue: next.queue })})`;
-      void this.shared.update(next);
+      this.shared.edit(resource.leaseName, () => next);
     }
     this.record("harness", { ev: "note", name: resource.leaseName, detail: `Lease ${resource.leaseName} ${change} by hand` });
     this.excuses.point(resource.leaseName, this.clock.now(), excuseMs);
-    // A holder the edit revoked may keep renewing (the history ends its hold at the edit anyway): the
-    // checker's handover rule looks away for a lease duration.
     const fid = this.faultStart(`Lease ${resource.leaseName} ${change}`, "all");
     this.clock.setTimer(excuseMs, () => this.faultEnd(fid, "all"));
-    if (!revokes) return;
-    // Whoever held it lost it to the administrator: their holds end now.
-    for (const client of this.clients) {
-      if (client.resource !== resource) continue;
-      if (client.orphanedUntil > this.clock.now()) {
-        client.orphanedUntil = 0;
-        const slot = client.daemon.slot;
-        if (client instanceof CampaignClient) {
-          const fields = { token: client.term, reason: "revoked-by-hand", daemon: slot, kind: "election", name: resource.name } as const;
-          this.record(client.id, { ev: "deposed", ...fields });
-        } else this.record(client.id, { ev: "lost", reason: "revoked-by-hand", daemon: slot, kind: "lock", name: resource.name });
-        continue;
-      }
-      if (client.done) continue;
-      if (client instanceof AcquireClient && client.state === "held") {
-        this.record(client.id, { ev: "lost", reason: "revoked-by-hand", daemon: client.daemon.slot, kind: "lock", name: resource.name });
-      } else if (client instanceof TryClient && client.state === "held") {
-        this.record(client.id, { ev: "lost", reason: "revoked-by-hand", daemon: client.daemon.slot, kind: "lock", name: resource.name });
-      } else if (client instanceof CampaignClient && client.leading) {
-        this.record(client.id, {
-          ev: "deposed",
-          token: client.term,
-          reason: "revoked-by-hand",
-          daemon: client.daemon.slot,
-          kind: "election",
-          name: resource.name,
-        });
-      }
-    }
+    const holderDaemon = this.daemons.find((d) => d.identity === record.holderIdentity);
+    if (holderDaemon !== undefined && r.bool(0.5)) this.freeze(holderDaemon.slot, r.int(500, 5_000));
   }
 
   private stallClient(): void {
@@ -979,8 +1001,6 @@ export class Simulation implements ClientWorld {
     // The history checker's safety and liveness rules.
     const checked = check(this.history, { leaseMs: LONGEST_LEASE_MS, identityPrefix: (d) => `d${d}_` });
     for (const v of checked.violations) {
-      // A hold "ended" by a hand edit may go on in fact (its daemon renews over a shortened lease): not a handover.
-      if (v.rule === "no-handover" && v.message.includes("revoked-by-hand")) continue;
       if (this.reissuedAcrossDeletion(v)) continue;
       this.violations.push({ rule: v.rule, resource: v.resource, at: Number(v.at / 1000n) / 1000, message: v.message });
     }

@@ -112,12 +112,20 @@ export class LockHandle {
   /** The hold ended through a Release by its token. */
   released = false;
   readonly renewals: number[] = [];
+  /** Local time until which the last valid_for heard lets the holder act. */
+  validUntil = 0;
   readonly sink: AcquireSink;
 
   constructor(clock: { now(): number }) {
     this.sink = {
-      acquired: (grant) => void (this.grant = { ...grant, at: clock.now() }),
-      renewed: (validForMs) => void this.renewals.push(validForMs),
+      acquired: (grant) => {
+        this.grant = { ...grant, at: clock.now() };
+        this.validUntil = clock.now() + grant.validForMs;
+      },
+      renewed: (validForMs) => {
+        this.renewals.push(validForMs);
+        this.validUntil = clock.now() + validForMs;
+      },
       lost: (reason, message) => void (this.loss = { reason, message, at: clock.now() }),
       failed: (error) => void (this.failure = error),
       released: () => void (this.released = true),

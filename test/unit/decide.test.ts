@@ -14,9 +14,10 @@ function lease(fields: Partial<LeaseRecord> = {}): LeaseRecord {
   return leaseRecord({ transitions: 7, ...fields });
 }
 
-/** The lease as observed `agoMs` before NOW. */
+/** The lease as observed `agoMs` before NOW, by a daemon that saw nothing of it before. */
 function seen(record: LeaseRecord, agoMs = 0): Observation {
-  return { record, changedAt: NOW - agoMs };
+  const changedAt = NOW - agoMs;
+  return { record, changedAt, holdEnd: record.holderIdentity === "" ? changedAt : changedAt + record.leaseDurationSeconds * 1000 };
 }
 
 function view(fields: Partial<ContenderView> = {}): ContenderView {
@@ -26,6 +27,7 @@ function view(fields: Partial<ContenderView> = {}): ContenderView {
     synced: true,
     syncError: undefined,
     observation: undefined,
+    goneHoldEnd: 0,
     holding: undefined,
     head: undefined,
     anyNoWait: false,
@@ -46,6 +48,7 @@ const holding = (fields: Partial<NonNullable<ContenderView["holding"]>> = {}) =>
   ended: false,
   requests: 0,
   renewDue: false,
+  leaseMs: 15_000,
   keepUntil: undefined,
   ...fields,
 });
@@ -55,6 +58,18 @@ const tryer = { noWait: true };
 const rows: Array<[string, ContenderView, Decision]> = [
   ["nothing held, nothing wanted: wait", view({ observation: seen(lease()) }), { do: "wait" }],
   ["a waiter and no lease: create it", view({ head: waiter }), { do: "create" }],
+  [
+    "a lease deleted by hand while held: nobody creates it before its holder's lease observed runs out",
+    view({ head: waiter, goneHoldEnd: NOW + 4_000 }),
+    { do: "wait", until: NOW + 4_000 },
+  ],
+  ["a lease deleted by hand while held: a TryAcquire fails", view({ head: tryer, goneHoldEnd: NOW + 4_000 }), { do: "fail-head" }],
+  ["a lease deleted by hand once its holder's lease ran out: create it", view({ head: waiter, goneHoldEnd: NOW }), { do: "create" }],
+  [
+    "a holder cleared by hand: the lease is not taken before the hold observed ends",
+    view({ head: waiter, observation: { record: lease({ queue: [ME] }), changedAt: NOW - 10, holdEnd: NOW + 6_000 } }),
+    { do: "wait", until: NOW + 6_000 },
+  ],
   ["a waiter and a free lease: acquire it", view({ head: waiter, observation: seen(lease()) }), { do: "acquire", skip: [] }],
   ["a held lease: join its queue", view({ head: waiter, observation: seen(lease({ holderIdentity: OTHER })) }), { do: "enqueue" }],
   [

@@ -84,3 +84,42 @@ test("a name covered but absent is news to its subscriber: it may create the lea
   t.is(cache.get("msync-lock-new"), undefined);
   t.is(heard, 1);
 });
+
+test("the end of a hold observed moves on with renewals, and only a release by its holder's daemon brings it forward", async (t) => {
+  const store = new MemoryStore();
+  const clock = new FakeClock();
+  const cache = new LeaseCache(store, clock);
+  cache.start();
+  t.teardown(() => cache.stop());
+  const name = "msync-lock-held";
+  cache.subscribe(name, () => {});
+  await cache.ready();
+  const held = await store.create({ ...fields(name), holderIdentity: "a_1", leaseDurationSeconds: 15 });
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 15_000, "a lease from the moment it was seen");
+  await clock.advance(5_000);
+  const renewed = await store.update({ ...held, renewTime: new Date(5_000) });
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 20_000, "a renewal moves it on");
+  await clock.advance(1_000);
+  store.edit(name, (r) => ({ ...r, leaseDurationSeconds: 1 }));
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 20_000, "a lease shortened by hand does not bring it forward");
+  store.edit(name, (r) => ({ ...r, holderIdentity: "", holder: "" }));
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 20_000, "nor does a holder cleared by hand");
+  store.delete(name);
+  await tick();
+  t.is(cache.get(name), undefined);
+  t.is(cache.holdEnd(name), 20_000, "nor a deletion by hand");
+  await clock.advance(14_000);
+  t.is(cache.holdEnd(name), 0, "once it has passed, it is forgotten");
+
+  const again = await store.create({ ...fields(name), holderIdentity: "a_1", leaseDurationSeconds: 15 });
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 35_000);
+  await store.update({ ...again, holderIdentity: "" });
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 20_000, "a release by its holder's daemon: free at once");
+  void renewed;
+});

@@ -406,7 +406,8 @@ test("deleted lease: the holder is told and tokens never go back when it is re-c
   await sim.advance(10);
   t.is(second.loss?.reason, "deleted");
   const third = d.acquire("deleted");
-  await sim.advance(10);
+  // Not before the end of the lease observed: the holder told of the deletion may still act until then.
+  await sim.advance(LEASE);
   t.is(third.grant?.token, 3);
 });
 
@@ -749,4 +750,103 @@ test("a renewal changes the stored record whatever the holder's wall clock does:
   held.close();
   await sim.advance(10);
   t.truthy(waiter.grant, "the waiter is served once the holder lets go");
+});
+
+/** The three hand edits of issue 19 defect 4, as `kubectl delete` and `kubectl edit` would make them. */
+const HAND_EDITS = {
+  delete: (sim: SimCluster, name: string) => sim.store.delete(name),
+  "clear the holder": (sim: SimCluster, name: string) => sim.store.edit(name, (r) => ({ ...r, holderIdentity: "", holder: "" })),
+};
+
+for (const [edit, apply] of Object.entries(HAND_EDITS)) {
+  test(`a hand edit (${edit}) tells the holder at once, and nobody takes the lock before the expiry already observed`, async (t) => {
+    const sim = new SimCluster();
+    const a = await sim.daemon("a");
+    const b = await sim.daemon("b");
+    const held = a.acquire("edited", { holder: "holder" });
+    await sim.advance(10);
+    const waiter = b.acquire("edited", { holder: "waiter" });
+    const local = a.acquire("edited", { holder: "local-waiter" });
+    await sim.advance(6_000);
+    t.truthy(held.grant);
+    const promised = held.validUntil;
+    apply(sim, a.lockName("edited"));
+    await sim.advance(10);
+    t.truthy(held.loss, "the holder is told at once");
+    // Until the valid_for the holder last heard runs out, it may still act (a paused process would).
+    while (sim.clock.now() < promised) {
+      t.is(waiter.grant, undefined, `granted to the waiter at ${sim.clock.now()} ms, while the holder may act until ${promised} ms`);
+      t.is(local.grant, undefined, `granted to the local waiter at ${sim.clock.now()} ms, while the holder may act until ${promised} ms`);
+      await sim.advance(250);
+    }
+    await sim.advance(LEASE + 5_000);
+    t.true(waiter.grant !== undefined || local.grant !== undefined, "a waiter is served once the lease observed has run out");
+    const tokens = [waiter.grant?.token, local.grant?.token].filter((x) => x !== undefined);
+    t.true(tokens.every((token) => token > held.grant!.token));
+  });
+}
+
+test("a hand edit that shortens a held lease lets nobody in early: the holder renews over it and keeps its lock", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const held = a.acquire("shortened", { holder: "holder" });
+  await sim.advance(10);
+  const waiter = b.acquire("shortened", { holder: "waiter" });
+  await sim.advance(6_000);
+  sim.store.edit(a.lockName("shortened"), (r) => ({ ...r, leaseDurationSeconds: 1 }));
+  for (let i = 0; i < 120; i++) {
+    await sim.advance(250);
+    t.is(waiter.grant, undefined, `granted to the waiter at ${sim.clock.now()} ms after the lease was shortened by hand`);
+  }
+  t.is(held.loss, undefined, "the holder kept its lock");
+  t.is(sim.store.peek(a.lockName("shortened"))?.leaseDurationSeconds, LEASE / 1000, "its renewals wrote its own lease duration back");
+  held.close();
+  await sim.advance(10);
+  t.truthy(waiter.grant, "the waiter is served as soon as the holder lets go");
+});
+
+test("a Lease deleted by hand while a daemon watches it is restored at once: a daemon that never saw its tokens goes on from them", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const tokens: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const held = a.acquire("restored");
+    await sim.advance(10);
+    tokens.push(held.grant!.token);
+    held.close();
+    await sim.advance(10);
+  }
+  const watching = a.acquire("restored");
+  await sim.advance(10);
+  tokens.push(watching.grant!.token);
+  sim.store.delete(a.lockName("restored"));
+  await sim.advance(10);
+  t.is(watching.loss?.reason, "deleted", "the holder is told");
+  t.is(sim.store.peek(a.lockName("restored"))?.transitions, Math.max(...tokens), "the Lease is back, with its token count");
+  const c = await sim.daemon("c");
+  const fresh = c.acquire("restored");
+  await sim.advance(LEASE + 5_000);
+  t.truthy(fresh.grant, "c is served once the hold deleted with the Lease has run out");
+  t.true(fresh.grant!.at >= watching.grant!.at + 10_000, "not before the holder's valid_for ran out");
+  t.true(fresh.grant!.token > Math.max(...tokens), `c issued token ${fresh.grant!.token} after ${tokens.join(", ")}`);
+});
+
+test("a lease shortened by hand is written back by its holder's daemon at once: a daemon that first sees it later does not take it before the holder's valid_for ends", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const held = await a.tryAcquire("shortened-lease", { holder: "holder", leaseMs: 30_000 });
+  if (!held.acquired) return t.fail("not acquired");
+  const promisedUntil = held.at + held.grant.validForMs;
+  sim.store.edit(a.lockName("shortened-lease"), (r) => ({ ...r, leaseDurationSeconds: 2 }));
+  await sim.advance(100);
+  t.true(sim.store.peek(a.lockName("shortened-lease"))!.leaseDurationSeconds >= 20, "the holder's daemon wrote its lease back");
+  const c = await sim.daemon("c");
+  const waiter = c.acquire("shortened-lease", { holder: "waiter" });
+  while (sim.clock.now() < promisedUntil) {
+    t.is(waiter.grant, undefined, `granted at ${sim.clock.now()} ms while the holder may act until ${promisedUntil} ms`);
+    await sim.advance(500);
+  }
+  await sim.advance(40_000);
+  t.truthy(waiter.grant, "served once the lease has run out unrenewed");
 });

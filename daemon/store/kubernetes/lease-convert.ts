@@ -98,6 +98,7 @@ export function leaseToRecord(lease: V1Lease): LeaseRecord {
     queue: parseQueue(annotations[QUEUE_ANNOTATION]),
     version: metadata.resourceVersion ?? "",
     native: lease,
+    writtenHolder: annotated,
   };
 }
 
@@ -110,7 +111,8 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   const previous = "native" in fields ? (fields.native as V1Lease | undefined) : undefined;
   const annotations: Record<string, string> = { ...previous?.metadata?.annotations };
   annotations[HOLDER_ANNOTATION] = fields.holder;
-  annotations[HOLDER_OF_ANNOTATION] = fields.holderIdentity;
+  // Every update records the holderIdentity it writes; a create may record another (a restored Lease, held off).
+  annotations[HOLDER_OF_ANNOTATION] = ("version" in fields ? undefined : fields.writtenHolder) ?? fields.holderIdentity;
   setOrDelete(annotations, VALUE_ANNOTATION, fields.value);
   setOrDelete(annotations, QUEUE_ANNOTATION, fields.queue.length > 0 ? JSON.stringify(fields.queue) : "");
   return {

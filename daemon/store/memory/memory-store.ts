@@ -52,7 +52,7 @@ export class MemoryStore implements LeaseStore {
     await this.enter("create", fields.name, options);
     if (this.foreign.has(fields.name)) throw foreignError(fields.name);
     if (this.leases.has(fields.name)) throw new StoreError("exists", `lease ${fields.name} already exists`);
-    return this.commit({ ...fields, queue: [...fields.queue] });
+    return this.commit({ ...fields, queue: [...fields.queue] }, fields.writtenHolder ?? fields.holderIdentity);
   }
 
   async update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
@@ -64,9 +64,9 @@ export class MemoryStore implements LeaseStore {
       throw new StoreError("conflict", `lease ${lease.name} changed (version ${current.version}, not ${lease.version})`);
     }
     // As on Kubernetes: an update that changes nothing is no new version and sends no watch event.
-    if (sameFields(current, lease)) return current;
-    const { version: _version, ...fields } = lease;
-    return this.commit({ ...fields, queue: [...fields.queue] });
+    if (sameFields(current, lease) && current.writtenHolder === lease.holderIdentity) return current;
+    const { version: _version, writtenHolder: _written, ...fields } = lease;
+    return this.commit({ ...fields, queue: [...fields.queue] }, fields.holderIdentity);
   }
 
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {
@@ -102,6 +102,17 @@ export class MemoryStore implements LeaseStore {
     this.emit({ type: "delete", name, version: String(this.revision) });
   }
 
+  /**
+   * Test hook: changes a lease as an administrator might (kubectl edit): an
+   * unconditional write that is not a daemon's.
+   */
+  edit(name: string, change: (record: LeaseRecord) => LeaseFields): void {
+    const current = this.leases.get(name);
+    if (current === undefined) return;
+    const { version: _version, writtenHolder: _written, ...fields } = { ...change(current) } as LeaseRecord;
+    this.commit({ ...fields, queue: [...fields.queue] }, current.writtenHolder ?? current.holderIdentity);
+  }
+
   /** Test hook: makes `name` exist without the managed label. */
   addForeign(name: string): void {
     this.foreign.add(name);
@@ -134,9 +145,10 @@ export class MemoryStore implements LeaseStore {
     if (signal?.aborted) throw abandoned();
   }
 
-  private commit(fields: LeaseFields): LeaseRecord {
+  /** Stores `fields` as a new version; `writtenHolder` is the holderIdentity the last daemon write left. */
+  private commit(fields: LeaseFields, writtenHolder: string): LeaseRecord {
     this.revision += 1;
-    const record: LeaseRecord = Object.freeze({ ...fields, version: String(this.revision) });
+    const record: LeaseRecord = Object.freeze({ ...fields, version: String(this.revision), writtenHolder });
     this.leases.set(record.name, record);
     this.emit({ type: "upsert", lease: record });
     return record;
