@@ -2,8 +2,9 @@
 // whole foreground process group, npm and the daemon alike, and npm forwards
 // it to the daemon too: the daemon gets it twice, which must not count as the
 // "second signal: exit now". Here the same arrangement: `npm start` running
-// `exec node dist/lean/main.mjs` (as package.json's start does, less the
-// build) in a process group of its own, and one SIGINT sent to the group
+// `exec node .../main.js` (as package.json's start does, less the build; the
+// compiled entry rather than dist/lean, which another test of this suite
+// rebuilds meanwhile) in a process group of its own, and one SIGINT sent to the group
 // while a lock is held.
 import test from "ava";
 import { spawn } from "node:child_process";
@@ -15,7 +16,7 @@ import { createInterface } from "node:readline";
 import { credentials, loadPackageDefinition, type Client, type ClientReadableStream } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
-import { LEAN_MAIN } from "../support/daemon-process.js";
+import { DAEMON_MAIN } from "../support/daemon-process.js";
 
 type LockClient = Client & { acquire(request: object, options: object): ClientReadableStream<Record<string, unknown>> };
 
@@ -32,7 +33,7 @@ function lockClient(address: string): LockClient {
 test("one SIGINT to npm start's process group: the daemon shuts down gracefully and exits 0", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "msync-ctrl-c-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const command = `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(LEAN_MAIN)} --backend=memory --listen=127.0.0.1:0`;
+  const command = `exec ${JSON.stringify(process.execPath)} ${JSON.stringify(DAEMON_MAIN)} --backend=memory --listen=127.0.0.1:0`;
   writeFileSync(
     join(dir, "package.json"),
     JSON.stringify({ name: "ctrl-c", version: "0.0.0", private: true, scripts: { start: command } }),
