@@ -85,6 +85,25 @@ test("a v1 review of an annotated Pod is patched, in v1", async (t) => {
   t.is(json.response.patchType, "JSONPatch");
 });
 
+test("a pod declaring one of the sidecar's ports is denied, naming the annotation that moves it; moved, it is patched", async (t) => {
+  const clashing = {
+    ...annotatedPod,
+    spec: { containers: [{ name: "app", image: "app:1", ports: [{ containerPort: 13132 }] }] },
+  };
+  const denied = JSON.parse((await post(review("admission.k8s.io/v1", POD, clashing))).body);
+  t.is(denied.response.allowed, false);
+  t.is(
+    denied.response.status.message,
+    'metaparticle-sync: annotation sync.metaparticle.io/health-port: the sidecar\'s port 13132 is also declared by container "app" ' +
+      "(containerPort); they share the pod's network, so set sync.metaparticle.io/health-port to a free port",
+  );
+  const moved = { ...clashing, metadata: { name: "p", annotations: { [ANNOTATIONS.inject]: "true", [ANNOTATIONS.healthPort]: "13140" } } };
+  const patched = JSON.parse((await post(review("admission.k8s.io/v1", POD, moved))).body);
+  t.is(patched.response.patchType, "JSONPatch");
+  const patch = JSON.parse(Buffer.from(patched.response.patch, "base64").toString("utf8"));
+  t.true(patch[0].value[0].args.includes("--health-listen=0.0.0.0:13140"));
+});
+
 test("a v1beta1 or unknown AdmissionReview apiVersion is refused with 400 and a message, not answered as v1", async (t) => {
   for (const version of ["admission.k8s.io/v1beta1", "admission.k8s.io/v2", undefined]) {
     const body = JSON.parse(review("admission.k8s.io/v1", POD, annotatedPod));
