@@ -8,8 +8,10 @@
 #   .cache/tools/venv  clients/python/requirements-dev.txt (PyPI)
 #   PostgreSQL         Debian's postgresql, when no /usr/lib/postgresql/*/bin
 #                      has a server (the fencing suite starts its own)
-#   user caches        the Go modules of clients/go, test/crosslang/go and
-#                      examples/go, the Maven artifacts and plugins of
+#   user caches        the Go modules of clients/go, test/crosslang/go,
+#                      examples/go, test/fencing/holders/go and
+#                      test/packaging/gomodzip, the Maven
+#                      artifacts and plugins of
 #                      clients/java (among them the protoc and
 #                      protoc-gen-grpc-java its build generates the stubs
 #                      with), and the crates in clients/rust/Cargo.lock
@@ -38,7 +40,7 @@ done_with() { printf '%s' "$2" >"$tools/$1.stamp"; echo "install-toolchains: $1 
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 # Go: the protoc plugins, and the modules of the client and the contender.
-go_modules=(clients/go test/crosslang/go examples/go test/fencing/holders/go)
+go_modules=(clients/go test/crosslang/go examples/go test/fencing/holders/go test/packaging/gomodzip)
 key="$PROTOC_GEN_GO $PROTOC_GEN_GO_GRPC $(cd "$root" && hash_of "${go_modules[@]/%//go.sum}")"
 if ! up_to_date go "$key" || [[ ! -x "$tools/bin/protoc-gen-go" || ! -x "$tools/bin/protoc-gen-go-grpc" ]]; then
   GOBIN="$tools/bin" go install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO"
