@@ -13,7 +13,7 @@
 // kubectl resolves them, YAML 1.1) are kept, and so are CRLF line endings.
 // Running it twice changes nothing.
 import type { V1PodSpec } from "@kubernetes/client-node";
-import { type Document, LineCounter, type Node, Parser, YAMLMap, YAMLSeq, CST, Composer, isMap, isScalar, isSeq } from "yaml";
+import { type Document, LineCounter, type Node, Parser, YAMLMap, YAMLSeq, CST, Composer, isMap, isScalar, isSeq, visit } from "yaml";
 import { type InjectDefaults, InjectError, wantsSidecar, withSidecar } from "./sidecar.js";
 
 /** Where each workload kind keeps its pod template, as a path from the object. */
@@ -39,6 +39,18 @@ export class ManifestError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "ManifestError";
+  }
+}
+
+/** A document inject cannot change as asked, and where in the text. */
+class DocumentProblem extends Error {
+  constructor(
+    message: string,
+    readonly offset: number | undefined,
+    /** An anchor whose definition the message is about: the line given is that of its &name. */
+    readonly anchor?: string,
+  ) {
+    super(message);
   }
 }
 
@@ -86,8 +98,13 @@ export function injectManifests(text: string, defaults: InjectDefaults, source =
       try {
         changed = injectDocument(document, defaults, options);
       } catch (err) {
-        if (!(err instanceof InjectError)) throw err;
-        throw new ManifestError(`${where(index, err.offset ?? document.range[0])}: ${err.message}`);
+        if (!(err instanceof InjectError || err instanceof DocumentProblem)) throw err;
+        let offset = err.offset ?? document.range[0];
+        if (err instanceof DocumentProblem && err.anchor !== undefined) {
+          const at = text.lastIndexOf(`&${err.anchor}`, offset);
+          if (at >= document.range[0]) offset = at;
+        }
+        throw new ManifestError(`${where(index, offset)}: ${err.message}`);
       }
       if (!changed) return original;
       let out = document.toString(stringifyOptions(original));
@@ -190,7 +207,32 @@ function nodeAt(map: YAMLMap, path: readonly string[]): YAMLMap | undefined {
  * uses do not change.
  */
 function setPodSpec(document: Document, object: YAMLMap, path: readonly string[], before: V1PodSpec, after: V1PodSpec): void {
-  const written = nodeAt(object, path);
+  // What would change in place: the maps from the object down, and the container lists. If one is an
+  // anchor that an alias uses elsewhere, the sidecar would appear there too: refuse rather than do that.
+  const changed: Node[] = [object];
+  for (let node: YAMLMap = object, depth = 0; depth < path.length && isMap(node.get(path[depth]!, true)); depth++) {
+    node = node.get(path[depth]!, true) as unknown as YAMLMap;
+    changed.push(node);
+  }
+  const spec = nodeAt(object, path);
+  for (const key of ["initContainers", "containers"]) {
+    const list = spec?.get(key, true);
+    if (isSeq(list)) changed.push(list);
+  }
+  const anchors = new Map(changed.filter((n) => n.anchor !== undefined).map((n) => [n.anchor!, n]));
+  visit(document, {
+    Alias(_, alias) {
+      const anchored = anchors.get(alias.source);
+      if (anchored === undefined) return;
+      throw new DocumentProblem(
+        `the pod template's &${alias.source} is also used through *${alias.source} elsewhere, which would get the sidecar too; ` +
+          `write the pod template out in full`,
+        anchored.range?.[0],
+        alias.source,
+      );
+    },
+  });
+  const written = spec;
   if (written === undefined) {
     // Find the deepest map written in place, and write the rest out there.
     let node = object;

@@ -274,3 +274,58 @@ spec:
   });
   t.regex(health!.message, /annotation sync\.metaparticle\.io\/health-port: the sidecar's port 13132 is also declared by container "app"/);
 });
+
+test("a pod spec reached through an alias or merge key gets the sidecar without changing the anchor's other uses", (t) => {
+  const input = `apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: plain}
+    spec: &spec
+      containers:
+        - name: app
+          image: app:1
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: merged, annotations: {sync.metaparticle.io/inject: "true"}}
+    spec:
+      <<: *spec
+      hostname: merged
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: aliased, annotations: {sync.metaparticle.io/inject: "true"}}
+    spec: *spec
+`;
+  const out = injectManifests(input, defaults);
+  const [list] = kubectlRead(out);
+  const names = (spec: Doc) => [...(spec.initContainers ?? []), ...spec.containers].map((c: Doc) => c.name);
+  t.deepEqual(
+    list!.items.map((item: Doc) => `${item.metadata.name}: ${names(item.spec).join(",")}`),
+    ["plain: app", `merged: ${SIDECAR_NAME},app`, `aliased: ${SIDECAR_NAME},app`],
+  );
+  t.is(list!.items[1].spec.hostname, "merged");
+  t.true(out.includes("<<: *spec"), out);
+});
+
+test("an opted-in pod template that is an anchor used elsewhere is refused, not changed in both places", (t) => {
+  const input = `apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: a, annotations: {sync.metaparticle.io/inject: "true"}}
+    spec: &spec
+      containers: [{name: app, image: "app:1"}]
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: b}
+    spec: *spec
+`;
+  const error = t.throws(() => injectManifests(input, defaults, "app.yaml"), { instanceOf: ManifestError });
+  t.is(
+    error!.message,
+    "app.yaml, document 1, line 7: the pod template's &spec is also used through *spec elsewhere, which would get the sidecar too; " +
+      "write the pod template out in full",
+  );
+});
