@@ -5,9 +5,10 @@
 // never the injector's own pods); the sidecar's ports set by annotation and
 // a clash with the app's declared ports refused.
 import test from "ava";
+import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { ManifestError, injectManifests } from "../../daemon/inject/manifests.js";
-import { ANNOTATIONS, SIDECAR_NAME, sidecarContainer } from "../../daemon/inject/sidecar.js";
+import { ANNOTATIONS, INJECTOR_LABEL, SIDECAR_NAME, sidecarContainer } from "../../daemon/inject/sidecar.js";
 
 const defaults = { image: "registry.example/metaparticle-sync:1.2.3", mode: "native" as const };
 type Doc = Record<string, any>;
@@ -328,4 +329,15 @@ items:
     "app.yaml, document 1, line 7: the pod template's &spec is also used through *spec elsewhere, which would get the sidecar too; " +
       "write the pod template out in full",
   );
+});
+
+test("the injector's own pods: excluded by the webhook configuration's objectSelector, and by inject even with --all", (t) => {
+  const folder = new URL("../../../deploy/components/injector/", import.meta.url);
+  const deployment = readFileSync(new URL("deployment.yaml", folder), "utf8");
+  const [configuration] = kubectlRead(readFileSync(new URL("mutatingwebhookconfiguration.yaml", folder), "utf8"));
+  t.deepEqual(configuration!.webhooks[0].objectSelector.matchExpressions, [
+    { key: INJECTOR_LABEL.key, operator: "NotIn", values: [INJECTOR_LABEL.value] },
+  ]);
+  t.is(kubectlRead(deployment)[0]!.spec.template.metadata.labels[INJECTOR_LABEL.key], INJECTOR_LABEL.value);
+  t.is(injectManifests(deployment, defaults, "deployment.yaml", { all: true }), deployment);
 });
