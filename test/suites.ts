@@ -179,6 +179,12 @@ export const SUITES: readonly Suite[] = [
     prepare: ["bash", "-c", "bash scripts/install-toolchains.sh && bash test/controlplane/build.sh"],
   }),
   ...languageSuites,
+  // Every package packed and installed as a user gets it (after the language suites, whose caches and
+  // Rust target folder it reuses), one version across them all, and the Helm chart: helm (built from its
+  // Go module) lints and renders it, and the real API server dry-runs what it renders.
+  avaSuite("packaging", "packaging", {
+    prepare: ["bash", "-c", "bash scripts/install-toolchains.sh && bash scripts/install-helm.sh && bash test/controlplane/build.sh"],
+  }),
   // Every client through its driver against real daemons: one result per scenario and language (test/conformance/PROTOCOL.md).
   avaSuite("conformance", "conformance", {
     serial: true,
