@@ -156,18 +156,22 @@ test("npm: the daemon's tarball holds its lean build and bin only, and its bin r
 
 test("npm: the TypeScript client's tarball, its README example compiled with tsc, and its CLI", async (t) => {
   t.timeout(STEP_TIMEOUT_MS * 2);
+  const tarball = join(t.context.packs, `metaparticle-sync-client-${VERSION}.tgz`);
+  const files = (await must(t, "tar", ["tzf", tarball], { cwd: t.context.work })).trim().split("\n");
+  for (const file of ["bin/metaparticle-sync.js", "dist/index.js", "dist/index.d.ts", "dist/cli.js"])
+    t.true(files.includes(`package/${file}`), file);
+  t.deepEqual(
+    files.filter((f) => !/^package\/(bin\/|dist\/|src\/|package\.json$|README\.md$)/.test(f) || f.endsWith(".tsbuildinfo")),
+    [],
+    "the bin, the build and its sources only",
+  );
   const app = folder(t.context.work, "typescript-app");
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "typescript-app", version: "1.0.0", private: true, type: "module" }));
   const types = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { devDependencies: Record<string, string> })
     .devDependencies["@types/node"]!;
-  await must(
-    t,
-    "npm",
-    ["install", ...NPM_FLAGS, join(t.context.packs, `metaparticle-sync-client-${VERSION}.tgz`), `@types/node@${types}`],
-    {
-      cwd: app,
-    },
-  );
+  await must(t, "npm", ["install", ...NPM_FLAGS, tarball, `@types/node@${types}`], {
+    cwd: app,
+  });
   writeFileSync(
     join(app, "tsconfig.json"),
     JSON.stringify({
