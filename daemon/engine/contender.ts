@@ -16,7 +16,7 @@ import { SyncError, fromStoreError } from "./errors.js";
 import { type LeaseCache, type Observation, expiresAt } from "./lease-cache.js";
 import * as records from "./lease-records.js";
 import type { EngineObserver } from "./observer.js";
-import { type CallResult, StoreCalls } from "./store-calls.js";
+import { type CallPriority, type CallResult, StoreCalls } from "./store-calls.js";
 import { type LeaseTiming, jittered } from "./timing.js";
 import type { LeaseKind, LeaseRecord, LeaseStore, StoreError } from "../store/lease-store.js";
 
@@ -447,7 +447,9 @@ export class Contender {
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
     const fields = records.newLease(this.name, this.kind, this.ctx.identity, head.options, wall, this.ctx.cache.tokenFloor(this.name));
-    const result = await this.attempt("create the lease", head.options.leaseMs, (signal) => this.ctx.store.create(fields, { signal }));
+    const result = await this.attempt("create the lease", head.options.leaseMs, "take", (signal) =>
+      this.ctx.store.create(fields, { signal }),
+    );
     if (result.ok) this.granted(head, result.value, sentAt);
     else await this.failed(result, "create the lease", true);
   }
@@ -460,7 +462,9 @@ export class Contender {
     // that stood free before anyone asked is not a slow handoff.
     const freeAt = Math.max(head.waitingSince, Math.min(sentAt, obs.holdEnd));
     const next = records.acquisition(record, this.ctx.identity, head.options, wall, this.ctx.cache.tokenFloor(this.name), skip);
-    const result = await this.attempt("acquire the lease", head.options.leaseMs, (signal) => this.ctx.store.update(next, { signal }));
+    const result = await this.attempt("acquire the lease", head.options.leaseMs, "take", (signal) =>
+      this.ctx.store.update(next, { signal }),
+    );
     if (result.ok) {
       this.granted(head, result.value, sentAt, this.ctx.clock.now() - freeAt);
     } else {
@@ -469,17 +473,17 @@ export class Contender {
   }
 
   private async queueStep(doing: string, next: LeaseRecord): Promise<void> {
-    await this.write(doing, next.leaseDurationSeconds * 1000, next);
+    await this.write(doing, next.leaseDurationSeconds * 1000, next, "other");
   }
 
   /** Gives back a lease this daemon still appears to hold although no claim holds it (after a loss or expiry). */
   private async releaseStaleStep(record: LeaseRecord): Promise<void> {
-    await this.write("release the lease", record.leaseDurationSeconds * 1000, records.release(record, this.ctx.identity, false));
+    await this.write("release the lease", record.leaseDurationSeconds * 1000, records.release(record, this.ctx.identity, false), "keep");
   }
 
   /** Writes `next` and remembers the result; failures follow the policy. */
-  private async write(doing: string, leaseMs: number, next: LeaseRecord): Promise<void> {
-    const result = await this.attempt(doing, leaseMs, (signal) => this.ctx.store.update(next, { signal }));
+  private async write(doing: string, leaseMs: number, next: LeaseRecord, priority: CallPriority): Promise<void> {
+    const result = await this.attempt(doing, leaseMs, priority, (signal) => this.ctx.store.update(next, { signal }));
     if (result.ok) this.ctx.cache.remember(result.value);
     else await this.failed(result, doing, false);
   }
@@ -517,7 +521,9 @@ export class Contender {
     const write = handoff
       ? records.acquisition(record, this.ctx.identity, next.options, wall, this.ctx.cache.tokenFloor(this.name))
       : records.release(record, this.ctx.identity, next !== undefined && !yielding);
-    const result = await this.attempt("release the lease", holding.timing.leaseMs, (signal) => this.ctx.store.update(write, { signal }));
+    const result = await this.attempt("release the lease", holding.timing.leaseMs, "keep", (signal) =>
+      this.ctx.store.update(write, { signal }),
+    );
     if (!result.ok) return result;
     const now = this.ctx.clock.now();
     if (served !== undefined) holding.requests.splice(holding.requests.indexOf(served), 1);
@@ -553,8 +559,12 @@ export class Contender {
       const writtenMs = Math.max(leaseMs, this.ctx.leaseCovering(holding.promisedUntil - sentAt));
       const next =
         request.kind === "renew" ? records.renewal(record, this.ctx.clock.wallTime(), writtenMs) : { ...record, value: request.value };
-      result = await this.ctx.calls.run(this.name, doing, holding.timing.renewDeadlineMs, (signal) =>
-        this.ctx.store.update(next, { signal }),
+      result = await this.ctx.calls.run(
+        this.name,
+        doing,
+        holding.timing.renewDeadlineMs,
+        (signal) => this.ctx.store.update(next, { signal }),
+        "keep",
       );
       if (result.ok) {
         holding.requests.shift();
@@ -583,14 +593,21 @@ export class Contender {
    */
   private async restoreDurationStep(holding: Holding, record: LeaseRecord): Promise<void> {
     const writtenMs = Math.max(holding.timing.leaseMs, this.ctx.leaseCovering(holding.promisedUntil - this.ctx.clock.now()));
-    await this.write("restore the lease duration", holding.timing.leaseMs, records.renewal(record, this.ctx.clock.wallTime(), writtenMs));
+    const next = records.renewal(record, this.ctx.clock.wallTime(), writtenMs);
+    await this.write("restore the lease duration", holding.timing.leaseMs, next, "keep");
   }
 
   private async renewStep(holding: Holding, record: LeaseRecord): Promise<void> {
     const sentAt = this.ctx.clock.now();
     const remaining = holding.sentAt + holding.timing.renewDeadlineMs - sentAt;
     const next = records.renewal(record, this.ctx.clock.wallTime(), holding.timing.leaseMs);
-    const result = await this.ctx.calls.run(this.name, "renew the lease", remaining, (signal) => this.ctx.store.update(next, { signal }));
+    const result = await this.ctx.calls.run(
+      this.name,
+      "renew the lease",
+      remaining,
+      (signal) => this.ctx.store.update(next, { signal }),
+      "keep",
+    );
     if (result.ok) {
       if (this.holding === holding) {
         this.ctx.observer.renewed?.(this.kind, this.ctx.clock.now() - sentAt);
@@ -619,8 +636,13 @@ export class Contender {
   }
 
   /** Runs one acquiring, queueing or releasing call with the deadline of the lease it is for. */
-  private attempt<T>(doing: string, leaseMs: number, call: (signal: AbortSignal) => Promise<T>): Promise<CallResult<T>> {
-    return this.ctx.calls.run(this.name, doing, this.ctx.timing(leaseMs).renewDeadlineMs, call).then((result) => {
+  private attempt<T>(
+    doing: string,
+    leaseMs: number,
+    priority: CallPriority,
+    call: (signal: AbortSignal) => Promise<T>,
+  ): Promise<CallResult<T>> {
+    return this.ctx.calls.run(this.name, doing, this.ctx.timing(leaseMs).renewDeadlineMs, call, priority).then((result) => {
       if (result.ok) {
         this.backoffMs = MIN_BACKOFF_MS;
         this.conflicts = 0;
@@ -647,8 +669,9 @@ export class Contender {
       case "fail-waiters":
         this.failWaiting(doing, result.error);
         return;
-      case "back-off": {
-        if (acquiring) this.uncertain = true;
+      case "back-off":
+      case "shed": {
+        if (acquiring && result.action === "back-off") this.uncertain = true;
         const head = this.waiting[0];
         if (head?.options.noWait) {
           this.waiting.shift();
@@ -664,7 +687,14 @@ export class Contender {
   private async refresh(): Promise<boolean> {
     const leaseMs = (this.ctx.cache.get(this.name)?.record.leaseDurationSeconds ?? 0) * 1000;
     const timeoutMs = this.ctx.timing(leaseMs || this.waiting[0]?.options.leaseMs || FALLBACK_LEASE_MS).renewDeadlineMs;
-    const result = await this.ctx.calls.run(this.name, "read the lease", timeoutMs, (signal) => this.ctx.store.get(this.name, { signal }));
+    const priority = this.holding === undefined ? "take" : "keep";
+    const result = await this.ctx.calls.run(
+      this.name,
+      "read the lease",
+      timeoutMs,
+      (signal) => this.ctx.store.get(this.name, { signal }),
+      priority,
+    );
     if (result.ok) {
       if (result.value === undefined) this.ctx.cache.forget(this.name);
       else this.ctx.cache.remember(result.value);

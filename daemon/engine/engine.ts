@@ -30,6 +30,11 @@ export interface EngineOptions {
   readonly onStoreError?: (name: string, doing: string, error: unknown) => void;
   /** Told about acquisitions, renewals and losses, for metrics. */
   readonly observer?: EngineObserver;
+  /**
+   * Store calls in flight at once; more wait in the engine, what keeps a
+   * holder's lease first. Default: the store's own `maxCallsInFlight`, else no limit.
+   */
+  readonly maxStoreCallsInFlight?: number;
 }
 
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
@@ -69,7 +74,7 @@ export class Engine {
       onIdle: (contender) => {
         if (this.contenders.get(contender.name) === contender) this.contenders.delete(contender.name);
       },
-      calls: new StoreCalls(clock, options.onStoreError ?? (() => {})),
+      calls: new StoreCalls(clock, options.onStoreError ?? (() => {}), options.maxStoreCallsInFlight ?? options.store.maxCallsInFlight),
       observer: options.observer ?? {},
     };
     this.locks = new Locks(this);
@@ -138,20 +143,15 @@ export class Engine {
    * asked, else from the store.
    */
   async observe(leaseName: string, fresh: boolean, doing: string): Promise<Observation | undefined> {
-    const deadline = new AbortController();
-    const timer = this.clock.setTimer(this.renewDeadlineMs, () => deadline.abort());
-    try {
-      if (fresh || (this.cache.synced && !this.cache.covers(leaseName))) {
-        const record = await this.store.get(leaseName, { signal: deadline.signal });
-        if (record === undefined) this.cache.forget(leaseName);
-        else this.cache.remember(record);
-      } else if (!this.cache.synced) {
-        throw this.cache.syncError ?? new SyncError("unavailable", "the lease cache has not synced with the store yet");
-      }
-    } catch (err) {
-      throw fromStoreError(err, doing);
-    } finally {
-      timer.cancel();
+    if (fresh || (this.cache.synced && !this.cache.covers(leaseName))) {
+      // A client's read waits behind what keeps and takes leases when the store is busy.
+      const read = (signal: AbortSignal) => this.store.get(leaseName, { signal });
+      const result = await this.context.calls.run(leaseName, doing, this.renewDeadlineMs, read, "other");
+      if (!result.ok) throw fromStoreError(result.error, doing);
+      if (result.value === undefined) this.cache.forget(leaseName);
+      else this.cache.remember(result.value);
+    } else if (!this.cache.synced) {
+      throw this.cache.syncError ?? new SyncError("unavailable", "the lease cache has not synced with the store yet");
     }
     return this.cache.get(leaseName);
   }
@@ -208,11 +208,15 @@ export class Engine {
         queue: [...record.queue],
         writtenHolder: heldForMs > 0 ? record.holderIdentity || record.writtenHolder || "(deleted)" : "",
       };
-      const result = await this.context.calls.run(name, "restore the deleted lease", this.renewDeadlineMs, (signal) =>
-        this.store.create(fields, { signal }),
+      const result = await this.context.calls.run(
+        name,
+        "restore the deleted lease",
+        this.renewDeadlineMs,
+        (signal) => this.store.create(fields, { signal }),
+        "other",
       );
       if (result.ok) return this.cache.remember(result.value);
-      if (result.action !== "back-off") return;
+      if (result.action !== "back-off" && result.action !== "shed") return;
     }
   }
 

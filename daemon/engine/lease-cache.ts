@@ -244,14 +244,14 @@ export class LeaseCache {
     if (previous !== undefined && !this.store.isNewer(record.version, previous.record.version)) return false;
     const renewed = previous === undefined || renewalStamp(previous.record) !== renewalStamp(record);
     const changedAt = renewed ? this.clock.now() : previous.changedAt;
-    const holdEnd = this.holdEndOf(record, previous, changedAt);
+    const holdEnd = this.holdEndOf(record, previous, changedAt, renewed);
     this.entries.set(record.name, { record, changedAt, holdEnd });
     this.holdEnds.set(record.name, { end: holdEnd, token: record.transitions });
     return true;
   }
 
   /** See `Observation.holdEnd`. */
-  private holdEndOf(record: LeaseRecord, previous: Observation | undefined, changedAt: number): number {
+  private holdEndOf(record: LeaseRecord, previous: Observation | undefined, changedAt: number, renewed: boolean): number {
     // Unobserved meanwhile (deleted, or no longer watched): a hold remembered ends later than now only if nothing
     // newer was taken since (a later token means someone took the lease after it, by these rules, or after it ran out).
     const remembered = this.holdEnds.get(record.name);
@@ -259,8 +259,9 @@ export class LeaseCache {
       previous?.holdEnd ?? (remembered !== undefined && record.transitions <= remembered.token ? this.holdEnd(record.name) : 0);
     const written = record.writtenHolder ?? record.holderIdentity;
     if (record.holderIdentity !== "") return Math.max(before, changedAt + record.leaseDurationSeconds * 1000);
-    // Freed by someone else (a holder cleared by hand): a holder whose renewal this daemon never saw may act a lease on.
-    if (written !== "") return Math.max(before, changedAt, previous === undefined ? changedAt + record.leaseDurationSeconds * 1000 : 0);
+    // Freed by someone else (a holder cleared by hand, a Lease restored after a deletion): counted as a renewal seen
+    // now, since the holder may have renewed where this daemon did not see it (partitioned, or not watching then).
+    if (written !== "") return Math.max(before, changedAt, renewed ? changedAt + record.leaseDurationSeconds * 1000 : 0);
     // Released by its holder's daemon, which gives a lease back only once its holder can no longer act on it.
     const released = previous !== undefined && previous.record.holderIdentity !== "" && previous.record.transitions === record.transitions;
     return released ? changedAt : Math.max(before, changedAt);

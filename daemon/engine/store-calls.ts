@@ -1,6 +1,6 @@
-// How the engine performs store calls: every call has a deadline, and every
-// failure is classified by the one policy table (store-policy.ts) before the
-// caller decides what to do with it.
+// How the engine performs store calls: every call has a deadline, waits its
+// turn for a connection by priority, and every failure is classified by the
+// one policy table (store-policy.ts) before the caller decides what to do.
 import type { Clock } from "./clock.js";
 import { type StoreFailureAction, failureAction } from "./store-policy.js";
 import { StoreError } from "../store/lease-store.js";
@@ -8,18 +8,47 @@ import { StoreError } from "../store/lease-store.js";
 export type CallResult<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly action: StoreFailureAction; readonly error: StoreError };
 
+/**
+ * Which calls go first when the store cannot take them all at once:
+ * - `keep`: what keeps a holder's lease or hands it on (renewals, a holder's
+ *   own calls, releases): a late one costs a holder its lock;
+ * - `take`: acquiring writes and the reads that settle them;
+ * - `other`: wait-queue writes, clients' reads, restoring a deleted Lease.
+ */
+export type CallPriority = "keep" | "take" | "other";
+const ORDER: readonly CallPriority[] = ["keep", "take", "other"];
+
 export class StoreCalls {
+  private readonly gate: Gate;
+
   constructor(
     private readonly clock: Clock,
     /** Told about failures the engine absorbs by retrying or failing waiters (not about conflicts). */
     private readonly onStoreError: (name: string, doing: string, error: unknown) => void,
-  ) {}
+    /** Calls in flight at once; the others wait, the most urgent first. */
+    maxInFlight = Number.POSITIVE_INFINITY,
+  ) {
+    this.gate = new Gate(maxInFlight);
+  }
+
+  /** Calls waiting for a turn now, for metrics and tests. */
+  get queued(): number {
+    return this.gate.waiting;
+  }
 
   /**
-   * Runs `call` with a signal that aborts after `timeoutMs` (the store then
-   * fails it as "unavailable"), and classifies a failure.
+   * Runs `call` once its turn comes, with a signal that aborts `timeoutMs`
+   * after it was asked for (the store then fails it as "unavailable"), and
+   * classifies a failure. A call whose deadline passes while it waits for its
+   * turn is never sent: it fails as "shed", and nothing happened.
    */
-  async run<T>(name: string, doing: string, timeoutMs: number, call: (signal: AbortSignal) => Promise<T>): Promise<CallResult<T>> {
+  async run<T>(
+    name: string,
+    doing: string,
+    timeoutMs: number,
+    call: (signal: AbortSignal) => Promise<T>,
+    priority: CallPriority = "take",
+  ): Promise<CallResult<T>> {
     const controller = new AbortController();
     // The deadline holds even if the store ignores the signal: a reply that
     // comes after it is not acted on, and its call counts as unanswered.
@@ -27,14 +56,20 @@ export class StoreCalls {
     const expired = new Promise<never>((_resolve, reject) => {
       expire = () => reject(new StoreError("unavailable", `${doing}: no answer within ${Math.round(timeoutMs)} ms`));
     });
+    expired.catch(() => {});
     const timer = this.clock.setTimer(timeoutMs, () => {
       controller.abort(new Error(`timed out after ${Math.round(timeoutMs)} ms`));
       expire();
     });
     const startedAt = this.clock.now();
-    const call$ = call(controller.signal);
-    call$.catch(() => {});
+    let leave: (() => void) | undefined;
     try {
+      leave = await this.gate.enter(priority, controller.signal, () => {
+        const waited = Math.round(this.clock.now() - startedAt);
+        return new StoreError("shed", `${doing}: not sent, no connection to the store came free within ${waited} ms`);
+      });
+      const call$ = call(controller.signal);
+      call$.then(leave, leave);
       const value = await Promise.race([call$, expired]);
       // A process that was paused can see the reply before its timer fires.
       if (this.clock.now() - startedAt > timeoutMs) {
@@ -47,6 +82,58 @@ export class StoreCalls {
       return { ok: false, action, error: err as StoreError };
     } finally {
       timer.cancel();
+      leave?.();
     }
+  }
+}
+
+/**
+ * Lets at most `limit` calls run at once. The others wait in one line per
+ * priority, served in order of priority, then of arrival. A waiting call
+ * leaves the line when its signal aborts.
+ */
+class Gate {
+  private running = 0;
+  private readonly lines = new Map<CallPriority, Array<() => void>>(ORDER.map((p) => [p, []]));
+
+  constructor(private readonly limit: number) {}
+
+  get waiting(): number {
+    let count = 0;
+    for (const line of this.lines.values()) count += line.length;
+    return count;
+  }
+
+  /** Resolves with the function that ends the turn (once) when the call may go; rejects with `refused()` on abort. */
+  enter(priority: CallPriority, signal: AbortSignal, refused: () => Error): Promise<() => void> {
+    if (this.running < this.limit && this.waiting === 0) return Promise.resolve(this.admit());
+    return new Promise((resolve, reject) => {
+      const line = this.lines.get(priority)!;
+      const onAbort = () => {
+        line.splice(line.indexOf(go), 1);
+        reject(refused());
+      };
+      const go = () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(this.admit());
+      };
+      if (signal.aborted) return reject(refused());
+      signal.addEventListener("abort", onAbort, { once: true });
+      line.push(go);
+    });
+  }
+
+  private admit(): () => void {
+    this.running += 1;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.running -= 1;
+      for (const priority of ORDER) {
+        const next = this.lines.get(priority)!.shift();
+        if (next !== undefined) return next();
+      }
+    };
   }
 }

@@ -20,7 +20,13 @@ export type StoreFailureAction =
    * The store did not answer in time or could not be reached. Try again
    * later, backing off; a write may have taken effect although no reply came.
    */
-  | "back-off";
+  | "back-off"
+  /**
+   * The call was never sent (it waited for a connection past its deadline):
+   * nothing happened, so there is nothing to settle. Try again later, backing
+   * off; the store is busy with more urgent calls.
+   */
+  | "shed";
 
 export const STORE_FAILURE_POLICY: Readonly<Record<StoreErrorReason, StoreFailureAction>> = {
   conflict: "refresh",
@@ -30,6 +36,7 @@ export const STORE_FAILURE_POLICY: Readonly<Record<StoreErrorReason, StoreFailur
   forbidden: "fail-waiters",
   invalid: "fail-waiters",
   unavailable: "back-off",
+  shed: "shed",
 };
 
 /** The action for a failed store call. Anything thrown that is not a StoreError is a bug and is rethrown. */

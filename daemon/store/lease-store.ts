@@ -34,8 +34,9 @@ export interface LeaseFields {
    * The holderIdentity the last daemon write left; when it differs from
    * holderIdentity, someone who is not a daemon (an administrator, another
    * program) changed the holder since. Undefined: the same as holderIdentity.
-   * Every update writes holderIdentity here; only a create may say otherwise
-   * (a Lease restored after a deletion by hand, free but held off).
+   * An update that changes holderIdentity records it here, any other leaves
+   * it; a create may say otherwise (a Lease restored after a deletion by hand,
+   * free but held off).
    */
   readonly writtenHolder?: string;
 }
@@ -62,6 +63,12 @@ export type StoreErrorReason =
   | "foreign"
   /** The backend could not be reached or did not answer in time. */
   | "unavailable"
+  /**
+   * The call was never sent: the engine kept it waiting for a free connection
+   * to the backend past its deadline (more calls than the backend serves at
+   * once). Nothing happened.
+   */
+  | "shed"
   /** The backend refused the call (RBAC). `detail` names the verb and resource. */
   | "forbidden"
   /** The backend rejected the object as invalid. */
@@ -154,4 +161,9 @@ export interface LeaseStore {
   describe(): string;
   /** False for stores that only one process can see. */
   readonly distributed: boolean;
+  /**
+   * How many calls this process should have in flight at once (the rest wait
+   * in the engine, the most urgent first); undefined for no limit.
+   */
+  readonly maxCallsInFlight?: number;
 }

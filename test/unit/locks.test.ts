@@ -1,5 +1,5 @@
 // Engine lock semantics on the memory store with a fake clock: no test sleeps.
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import type { Clock, Timer } from "../../daemon/engine/clock.js";
 import { Engine } from "../../daemon/engine/index.js";
 import { StoreError } from "../../daemon/store/lease-store.js";
@@ -752,39 +752,41 @@ test("a renewal changes the stored record whatever the holder's wall clock does:
   t.truthy(waiter.grant, "the waiter is served once the holder lets go");
 });
 
-/** The three hand edits of issue 19 defect 4, as `kubectl delete` and `kubectl edit` would make them. */
-const HAND_EDITS = {
-  delete: (sim: SimCluster, name: string) => sim.store.delete(name),
-  "clear the holder": (sim: SimCluster, name: string) => sim.store.edit(name, (r) => ({ ...r, holderIdentity: "", holder: "" })),
-};
-
-for (const [edit, apply] of Object.entries(HAND_EDITS)) {
-  test(`a hand edit (${edit}) tells the holder at once, and nobody takes the lock before the expiry already observed`, async (t) => {
-    const sim = new SimCluster();
-    const a = await sim.daemon("a");
-    const b = await sim.daemon("b");
-    const held = a.acquire("edited", { holder: "holder" });
-    await sim.advance(10);
-    const waiter = b.acquire("edited", { holder: "waiter" });
-    const local = a.acquire("edited", { holder: "local-waiter" });
-    await sim.advance(6_000);
-    t.truthy(held.grant);
-    const promised = held.validUntil;
-    apply(sim, a.lockName("edited"));
-    await sim.advance(10);
-    t.truthy(held.loss, "the holder is told at once");
-    // Until the valid_for the holder last heard runs out, it may still act (a paused process would).
-    while (sim.clock.now() < promised) {
-      t.is(waiter.grant, undefined, `granted to the waiter at ${sim.clock.now()} ms, while the holder may act until ${promised} ms`);
-      t.is(local.grant, undefined, `granted to the local waiter at ${sim.clock.now()} ms, while the holder may act until ${promised} ms`);
-      await sim.advance(250);
-    }
-    await sim.advance(LEASE + 5_000);
-    t.true(waiter.grant !== undefined || local.grant !== undefined, "a waiter is served once the lease observed has run out");
-    const tokens = [waiter.grant?.token, local.grant?.token].filter((x) => x !== undefined);
-    t.true(tokens.every((token) => token > held.grant!.token));
-  });
+/**
+ * A hand edit of issue 19 defect 4, as `kubectl delete` or `kubectl edit`
+ * would make it, of a lock held on daemon a while b and a both wait for it.
+ */
+async function handEdit(t: ExecutionContext, apply: (sim: SimCluster, name: string) => void): Promise<void> {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const held = a.acquire("edited", { holder: "holder" });
+  await sim.advance(10);
+  const waiter = b.acquire("edited", { holder: "waiter" });
+  const local = a.acquire("edited", { holder: "local-waiter" });
+  await sim.advance(6_000);
+  t.truthy(held.grant);
+  const promised = held.validUntil;
+  apply(sim, a.lockName("edited"));
+  await sim.advance(10);
+  t.truthy(held.loss, "the holder is told at once");
+  // Until the valid_for the holder last heard runs out, it may still act (a paused process would).
+  while (sim.clock.now() < promised) {
+    t.is(waiter.grant, undefined, `granted to the waiter at ${sim.clock.now()} ms, while the holder may act until ${promised} ms`);
+    t.is(local.grant, undefined, `granted to the local waiter at ${sim.clock.now()} ms, while the holder may act until ${promised} ms`);
+    await sim.advance(250);
+  }
+  await sim.advance(LEASE + 5_000);
+  t.true(waiter.grant !== undefined || local.grant !== undefined, "a waiter is served once the lease observed has run out");
+  const tokens = [waiter.grant?.token, local.grant?.token].filter((x) => x !== undefined);
+  t.true(tokens.every((token) => token > held.grant!.token));
 }
+
+test("a hand edit (delete) tells the holder at once, and nobody takes the lock before the expiry already observed", (t) =>
+  handEdit(t, (sim, name) => sim.store.delete(name)));
+
+test("a hand edit (clear the holder) tells the holder at once, and nobody takes the lock before the expiry already observed", (t) =>
+  handEdit(t, (sim, name) => sim.store.edit(name, (r) => ({ ...r, holderIdentity: "", holder: "" }))));
 
 test("a hand edit that shortens a held lease lets nobody in early: the holder renews over it and keeps its lock", async (t) => {
   const sim = new SimCluster();

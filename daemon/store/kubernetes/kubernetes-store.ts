@@ -33,7 +33,7 @@ import {
   inScope,
 } from "../lease-store.js";
 import { MANAGED_SELECTOR, NAME_LABEL, isManaged, leaseToRecord, recordToLease, selectorFor, watchedChange } from "./lease-convert.js";
-import { PooledKubeConfig } from "./pooled-kubeconfig.js";
+import { MAX_CONNECTIONS, PooledKubeConfig } from "./pooled-kubeconfig.js";
 import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 
 /** What the store reports for metrics: every API call's outcome and every watch restart. */
@@ -53,6 +53,8 @@ export interface KubernetesStoreOptions {
 
 export class KubernetesStore implements LeaseStore {
   readonly distributed = true;
+  /** One fewer than the connections to the API server: the watch keeps one (see pooled-kubeconfig.ts). */
+  readonly maxCallsInFlight = MAX_CONNECTIONS - 1;
   readonly namespace: string;
   private readonly api: CoordinationV1Api;
   private readonly kubeConfig: KubeConfig;

@@ -111,8 +111,10 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   const previous = "native" in fields ? (fields.native as V1Lease | undefined) : undefined;
   const annotations: Record<string, string> = { ...previous?.metadata?.annotations };
   annotations[HOLDER_ANNOTATION] = fields.holder;
-  // Every update records the holderIdentity it writes; a create may record another (a restored Lease, held off).
-  annotations[HOLDER_OF_ANNOTATION] = ("version" in fields ? undefined : fields.writtenHolder) ?? fields.holderIdentity;
+  // A write that changes the holder records it; any other leaves the annotation as it was (a holder cleared by
+  // hand stays so through queue writes). A create may record another (a restored Lease, held off).
+  if (previous === undefined) annotations[HOLDER_OF_ANNOTATION] = fields.writtenHolder ?? fields.holderIdentity;
+  else if (previous.spec?.holderIdentity !== fields.holderIdentity) annotations[HOLDER_OF_ANNOTATION] = fields.holderIdentity;
   setOrDelete(annotations, VALUE_ANNOTATION, fields.value);
   setOrDelete(annotations, QUEUE_ANNOTATION, fields.queue.length > 0 ? JSON.stringify(fields.queue) : "");
   return {

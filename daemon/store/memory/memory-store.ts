@@ -64,9 +64,11 @@ export class MemoryStore implements LeaseStore {
       throw new StoreError("conflict", `lease ${lease.name} changed (version ${current.version}, not ${lease.version})`);
     }
     // As on Kubernetes: an update that changes nothing is no new version and sends no watch event.
-    if (sameFields(current, lease) && current.writtenHolder === lease.holderIdentity) return current;
+    // As the Kubernetes store's annotation: a write that changes the holder records it; any other leaves it.
+    const writtenHolder = current.holderIdentity === lease.holderIdentity ? current.writtenHolder : lease.holderIdentity;
+    if (sameFields(current, lease) && current.writtenHolder === writtenHolder) return current;
     const { version: _version, writtenHolder: _written, ...fields } = lease;
-    return this.commit({ ...fields, queue: [...fields.queue] }, fields.holderIdentity);
+    return this.commit({ ...fields, queue: [...fields.queue] }, writtenHolder ?? fields.holderIdentity);
   }
 
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {
