@@ -822,6 +822,8 @@ export class Simulation implements ClientWorld {
     const resource = r.pick(held.length > 0 ? held : this.resources);
     const record = this.shared.peek(resource.leaseName);
     if (record === undefined) return;
+    const holderDaemon = this.daemons.find((d) => d.identity === record.holderIdentity);
+    if (holderDaemon !== undefined && r.bool(0.5)) this.freeze(holderDaemon.slot, r.int(500, 5_000));
     let change: string;
     // An edit that lengthens the lease holds others off for as long as it says.
     let excuseMs = LONGEST_LEASE_MS + TURN_GRACE_MS;
@@ -858,8 +860,6 @@ export class Simulation implements ClientWorld {
     this.excuses.point(resource.leaseName, this.clock.now(), excuseMs);
     const fid = this.faultStart(`Lease ${resource.leaseName} ${change}`, "all");
     this.clock.setTimer(excuseMs, () => this.faultEnd(fid, "all"));
-    const holderDaemon = this.daemons.find((d) => d.identity === record.holderIdentity);
-    if (holderDaemon !== undefined && r.bool(0.5)) this.freeze(holderDaemon.slot, r.int(500, 5_000));
   }
 
   private stallClient(): void {
