@@ -119,13 +119,21 @@ chartTest("helm lint passes, with a provided Secret and with cert-manager", asyn
   }
 });
 
-chartTest("incomplete or unknown certificate values are refused, naming the value", async (t) => {
+chartTest("incomplete or invalid values are refused before anything is applied, naming the value", async (t) => {
   const missing = await helm(["template", "msync", CHART]);
   t.not(missing.code, 0);
   t.regex(missing.stderr, /injector\.tls\.caBundle is required with injector\.tls\.source=secret/);
-  const unknown = await helm(["template", "msync", CHART, "--set", "injector.tls.source=vault"]);
-  t.not(unknown.code, 0);
-  t.regex(unknown.stderr, /injector\.tls\.source must be secret or cert-manager, got "vault"/);
+  // values.schema.json
+  for (const [value, message] of [
+    ["injector.tls.source=vault", /at '\/injector\/tls\/source': value must be one of 'secret', 'cert-manager'/],
+    ["injector.mode=sidecar", /at '\/injector\/mode': value must be one of 'native', 'container'/],
+    ["injector.failurePolicy=Sometimes", /at '\/injector\/failurePolicy': value must be one of 'Ignore', 'Fail'/],
+    ["injector.port=99999", /at '\/injector\/port': maximum/],
+  ] as const) {
+    const refused = await helm(["template", "msync", CHART, "--set", "injector.tls.caBundle=Y2E=", "--set", value]);
+    t.not(refused.code, 0, value);
+    t.regex(refused.stderr, message, value);
+  }
   // Without the injector, no certificate is needed.
   const rbacOnly = await render("apps", ["injector.enabled=false"]);
   t.deepEqual(rbacOnly.map((o) => o.kind).sort(), ["Role", "RoleBinding", "ServiceAccount"]);
@@ -256,10 +264,13 @@ chartTest("every object the chart renders passes server-side dry-run apply, cert
 
   // The dry run judges: a value the API server refuses is caught here, not at install time.
   const namespace = await t.context.env.newNamespace("chart-bad");
-  const bad = await render(namespace, [`injector.tls.caBundle=${caBundle()}`, "injector.failurePolicy=Sometimes"]);
+  const bad = await render(namespace, [
+    `injector.tls.caBundle=${caBundle()}`,
+    "injector.namespaceSelector.matchLabels.team=not a label value!",
+  ]);
   const refused = await dryRunApply(cp, byKind(bad, "MutatingWebhookConfiguration"));
   t.is(refused.status, 422, refused.body.slice(0, 300));
-  t.regex(refused.body, /failurePolicy/);
+  t.regex(refused.body, /namespaceSelector/);
 });
 
 chartTest("helm install and uninstall the chart on the real API server", async (t) => {
