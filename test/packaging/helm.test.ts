@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadAll } from "js-yaml";
+import { INJECTOR_LABEL } from "../../daemon/inject/sidecar.js";
 import type { ControlPlane } from "../controlplane/controlplane.js";
 import { certificates } from "../support/certificates.js";
 import { kubeSuite } from "../support/kube-env.js";
@@ -176,7 +177,9 @@ chartTest("the chart installs what the kustomize base and the injector component
   t.is(chartDeployment.spec.replicas, kustomizeDeployment!.spec.replicas);
   const chartPod = chartDeployment.spec.template.spec;
   const basePod = kustomizeDeployment!.spec.template.spec;
-  t.is(chartDeployment.spec.template.metadata.labels["app.kubernetes.io/name"], "metaparticle-sync-injector");
+  // The label by which the webhook's objectSelector and inject --all leave the injector's own pods alone.
+  t.is(chartDeployment.spec.template.metadata.labels[INJECTOR_LABEL.key], INJECTOR_LABEL.value);
+  t.deepEqual(chartHook.objectSelector.matchExpressions, [{ key: INJECTOR_LABEL.key, operator: "NotIn", values: [INJECTOR_LABEL.value] }]);
   const [chartContainer] = chartPod.containers;
   const [baseContainer] = basePod.containers;
   t.deepEqual(
