@@ -148,6 +148,27 @@ test("npm: the daemon's tarball holds its lean build and bin only, and its bin r
   const help = await run(t, bin, ["--help"], { cwd: t.context.daemonProject });
   t.is(help.code, 0, help.output);
   t.regex(help.output, /--listen=VALUE/);
+  // Its inject subcommand (a chunk of the lean build, loaded on demand).
+  const manifest = join(t.context.daemonProject, "pod.yaml");
+  writeFileSync(
+    manifest,
+    [
+      "apiVersion: v1",
+      "kind: Pod",
+      "metadata:",
+      "  name: app",
+      "  annotations:",
+      '    sync.metaparticle.io/inject: "true"',
+      "spec:",
+      "  containers:",
+      "    - name: app",
+      "      image: app:1",
+      "",
+    ].join("\n"),
+  );
+  const injected = await run(t, bin, ["inject", manifest], { cwd: t.context.daemonProject });
+  t.is(injected.code, 0, injected.output);
+  t.regex(injected.stdout, new RegExp(`name: metaparticle-sync\\n\\s+image: metaparticle-sync:${VERSION.replace(/\./g, "\\.")}`));
   t.like(
     t.context.daemon.logs.find((l) => l.msg === "gRPC server listening"),
     { msg: "gRPC server listening" },
