@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadAll } from "js-yaml";
+import { load, loadAll } from "js-yaml";
 import { INJECTOR_LABEL } from "../../daemon/inject/sidecar.js";
 import type { ControlPlane } from "../controlplane/controlplane.js";
 import { certificates } from "../support/certificates.js";
@@ -276,13 +276,32 @@ chartTest("every object the chart renders passes server-side dry-run apply, cert
   t.regex(refused.body, /namespaceSelector/);
 });
 
-chartTest("helm install and uninstall the chart on the real API server", async (t) => {
+chartTest("helm install and uninstall the packaged chart on the real API server", async (t) => {
   const cp = t.context.env.controlPlane!;
   const namespace = await t.context.env.newNamespace("helm");
   const env = { KUBECONFIG: cp.kubeconfigPath };
+  // The chart as a user gets it: packaged (helm package), at the one version.
+  const packaged = mkdtempSync(join(tmpdir(), "msync-chart-"));
+  t.teardown(() => rmSync(packaged, { recursive: true, force: true }));
+  const pack = await helm(["package", CHART, "--destination", packaged]);
+  t.is(pack.code, 0, pack.stdout + pack.stderr);
+  const archive = join(
+    packaged,
+    `metaparticle-sync-${(load(readFileSync(join(CHART, "Chart.yaml"), "utf8")) as { version: string }).version}.tgz`,
+  );
   // No injector: its cluster-wide webhook configuration would be shared with the other tests' namespaces.
   const install = await helm(
-    ["install", "msync", CHART, "--namespace", namespace, "--set", "injector.enabled=false", "--set", "rbac.extraServiceAccounts={my-app}"],
+    [
+      "install",
+      "msync",
+      archive,
+      "--namespace",
+      namespace,
+      "--set",
+      "injector.enabled=false",
+      "--set",
+      "rbac.extraServiceAccounts={my-app}",
+    ],
     env,
   );
   t.is(install.code, 0, install.stdout + install.stderr);
