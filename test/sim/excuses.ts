@@ -5,8 +5,15 @@
 
 export const EVERY_NAME = "*";
 
+/**
+ * What a fault touches: one lease name, every name, or the names a set holds
+ * (a daemon's fault: the names it holds, waits for or serves clients of, kept
+ * up to date by the world while the fault lasts).
+ */
+export type Scope = string | ReadonlySet<string>;
+
 interface OpenFault {
-  readonly scope: string;
+  readonly scope: Scope;
   readonly afterMs: number;
 }
 
@@ -16,7 +23,7 @@ export class Excuses {
   private nextId = 1;
 
   /** A fault starts now and lasts until `end(id)`; stalls are excused for `afterMs` beyond its end. */
-  begin(scope: string, afterMs: number): number {
+  begin(scope: Scope, afterMs: number): number {
     const id = this.nextId++;
     this.open.set(id, { scope, afterMs });
     return id;
@@ -30,13 +37,13 @@ export class Excuses {
   }
 
   /** A fault at one instant (a kill, a Lease edited by hand). */
-  point(scope: string, now: number, afterMs: number): void {
+  point(scope: Scope, now: number, afterMs: number): void {
     this.extend(scope, now + afterMs);
   }
 
   /** Until when stalls of `name` are excused: Infinity while a fault touching it lasts. */
   excusedUntil(name: string): number {
-    for (const fault of this.open.values()) if (fault.scope === name || fault.scope === EVERY_NAME) return Infinity;
+    for (const fault of this.open.values()) if (touches(fault.scope, name)) return Infinity;
     return Math.max(this.until.get(name) ?? -Infinity, this.until.get(EVERY_NAME) ?? -Infinity);
   }
 
@@ -47,7 +54,12 @@ export class Excuses {
     return true;
   }
 
-  private extend(scope: string, until: number): void {
-    this.until.set(scope, Math.max(this.until.get(scope) ?? -Infinity, until));
+  private extend(scope: Scope, until: number): void {
+    for (const name of typeof scope === "string" ? [scope] : scope)
+      this.until.set(name, Math.max(this.until.get(name) ?? -Infinity, until));
   }
+}
+
+function touches(scope: Scope, name: string): boolean {
+  return typeof scope === "string" ? scope === name || scope === EVERY_NAME : scope.has(name);
 }

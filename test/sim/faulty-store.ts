@@ -31,8 +31,9 @@ export interface FaultHooks {
   /** Told of every call and its outcome, for the trace (optional). */
   traceCall?(line: string): void;
   /**
-   * A held lease this daemon's watch lists for the first time (its scope grew
-   * to cover it): the daemon counts its expiry from now (docs/design.md 3.10).
+   * A held (or held-off) lease this daemon's watch lists for the first time
+   * (its scope grew to cover it): the daemon counts its expiry from now
+   * (docs/design.md 3.1, 3.10).
    */
   firstSight?(lease: LeaseRecord): void;
 }
@@ -181,7 +182,9 @@ export class FaultyStore implements LeaseStore {
         if (event.type === "synced") {
           for (const lease of event.leases) {
             this.hear(lease);
-            if (lease.holderIdentity !== "" && !inScope(this.deliveredScope, lease.name)) this.hooks.firstSight?.(lease);
+            // Held, or free but held off (a holder cleared by hand, a restored Lease): either counts from now.
+            const heldOff = lease.holderIdentity !== "" || (lease.writtenHolder ?? "") !== "";
+            if (heldOff && !inScope(this.deliveredScope, lease.name)) this.hooks.firstSight?.(lease);
           }
           this.deliveredScope = event.scope;
         }

@@ -105,6 +105,8 @@ async function main(): Promise<void> {
   const started = performance.now();
   let ran = 0;
   let simulatedMs = 0;
+  let faultPhaseTicks = 0;
+  let excusedTicks = 0;
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
     let result: SimResult;
     try {
@@ -115,11 +117,13 @@ async function main(): Promise<void> {
         violations: [{ rule: "crash", resource: "-", at: 0, message: (err as Error).stack ?? String(err) }],
         history: [],
         profile: "",
-        stats: { clients: 0, holds: 0, storeCalls: 0, simulatedMs: 0 },
+        stats: { clients: 0, holds: 0, storeCalls: 0, simulatedMs: 0, faultPhaseTicks: 0, excusedTicks: 0 },
       };
     }
     ran += 1;
     simulatedMs += result.stats.simulatedMs;
+    faultPhaseTicks += result.stats.faultPhaseTicks;
+    excusedTicks += result.stats.excusedTicks;
     if (args.verbose) {
       console.log(`seed ${seed}: ${result.profile}`);
       for (const event of result.history) console.log(formatEvent(event));
@@ -149,6 +153,10 @@ async function main(): Promise<void> {
   console.log(
     `\n${ran} seeds run (${args.start}..${args.start + ran - 1}), ${failing.length} failed, in ${seconds.toFixed(1)} s: ${(ran / seconds).toFixed(2)} seeds/s, ${(simulatedMs / 1000 / seconds).toFixed(0)}x real time`,
   );
+  const excusedShare = faultPhaseTicks === 0 ? 0 : excusedTicks / faultPhaseTicks;
+  console.log(
+    `liveness looked away for ${(excusedShare * 100).toFixed(1)} % of the fault phase's name-ticks (${excusedTicks} of ${faultPhaseTicks})`,
+  );
   for (const [rule, s] of [...rules].sort((a, b) => a[1].firstSeed - b[1].firstSeed)) {
     console.log(
       `  ${rule.padEnd(22)} ${String(s.seeds).padStart(6)} seeds; first seed ${s.firstSeed} (found after ${s.seedsToFind} seeds): ${s.firstMessage.slice(0, 300)}`,
@@ -159,6 +167,7 @@ async function main(): Promise<void> {
     seedsRun: ran,
     failedSeeds: failing.length,
     seconds: Number(seconds.toFixed(1)),
+    excusedShare: Number(excusedShare.toFixed(4)),
     rules: Object.fromEntries(rules),
   };
   console.log(

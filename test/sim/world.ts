@@ -23,7 +23,7 @@ import {
   type World as ClientWorld,
 } from "./clients.js";
 import { DriftClock, NodeWallClock, type WallFault } from "./drift-clock.js";
-import { EVERY_NAME, Excuses } from "./excuses.js";
+import { Excuses } from "./excuses.js";
 import { type CallFault, FaultyStore } from "./faulty-store.js";
 import { type Random, between, stream } from "./random.js";
 
@@ -70,7 +70,15 @@ export interface SimResult {
   readonly violations: SimViolation[];
   readonly history: HistoryEvent[];
   readonly profile: string;
-  readonly stats: { readonly clients: number; readonly holds: number; readonly storeCalls: number; readonly simulatedMs: number };
+  readonly stats: {
+    readonly clients: number;
+    readonly holds: number;
+    readonly storeCalls: number;
+    readonly simulatedMs: number;
+    /** Name-ticks of the fault phase (one name, one monitor tick), and of those the ones the liveness oracles looked away. */
+    readonly faultPhaseTicks: number;
+    readonly excusedTicks: number;
+  };
 }
 
 /** The run's timeline. Faults end by FAULTS_END; no client starts after WORKLOAD_END; the quiet tail lets everything settle. */
@@ -183,6 +191,8 @@ class Daemon implements DaemonLink {
   readonly clock: DaemonClock;
   readonly streams = new Set<Stream>();
   state: "up" | "frozen" | "stopping" | "dead" = "up";
+  /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
+  cut = 0;
 
   constructor(
     private readonly sim: Simulation,
@@ -303,7 +313,12 @@ export class Simulation implements ClientWorld {
   record(client: string, fields: SimEventFields): void {
     const ts = BigInt(Math.round(this.clock.now() * 1000)) * 1000n;
     this.history.push({ ts, client, ...fields } as HistoryEvent);
+    if ((fields.ev === "acquired" || fields.ev === "elected") && fields.name !== undefined)
+      this.lastGrant.set(`msync-${fields.kind}-${fields.name}`, this.clock.now());
   }
+
+  /** When each lease (by Lease name) was last granted to a client: a grant between two ticks ends a stall. */
+  private readonly lastGrant = new Map<string, number>();
 
   /**
    * The same limit for holds (docs/design.md 3.1): when no running daemon
@@ -717,7 +732,7 @@ export class Simulation implements ClientWorld {
     const daemon = this.daemons[slot]!;
     if (daemon.state !== "up") return;
     daemon.state = "frozen";
-    const id = this.excuses.begin(EVERY_NAME, LONGEST_LEASE_MS + TURN_GRACE_MS);
+    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS);
     const fid = this.faultStart(`freeze ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.clock.freeze();
     daemon.store.freeze();
@@ -728,7 +743,7 @@ export class Simulation implements ClientWorld {
       daemon.store.thaw();
       this.clock.setTimer(0, () => {
         daemon.clock.thaw();
-        this.excuses.end(id, this.clock.now());
+        endExcuse();
         this.faultEnd(fid, [slot]);
       });
     });
@@ -737,12 +752,14 @@ export class Simulation implements ClientWorld {
   private partition(slot: number, ms: number): void {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
-    const id = this.excuses.begin(EVERY_NAME, LONGEST_LEASE_MS + TURN_GRACE_MS);
+    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS);
     const fid = this.faultStart(`partition ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.store.partition();
+    daemon.cut += 1;
     this.clock.setTimer(ms, () => {
+      daemon.cut -= 1;
       daemon.store.heal();
-      this.excuses.end(id, this.clock.now());
+      endExcuse();
       this.faultEnd(fid, [slot]);
     });
   }
@@ -751,13 +768,15 @@ export class Simulation implements ClientWorld {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
     const delay = this.faultRandom.bool(0.3);
-    const id = this.excuses.begin(EVERY_NAME, TURN_GRACE_MS + (delay ? 2_000 : 0));
+    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS + (delay ? 2_000 : 0));
     const fid = this.faultStart(`${delay ? "slow" : "broken"} watch of ${daemon.identity} for ${ms} ms`, [slot]);
     if (delay) daemon.store.watchDelayMs = this.faultRandom.int(50, 2_000);
     else daemon.store.restartWatch(ms, this.faultRandom.bool(0.5));
+    daemon.cut += 1;
     this.clock.setTimer(ms + (delay ? 2_000 : 0), () => {
+      daemon.cut -= 1;
       if (delay) daemon.store.watchDelayMs = 0;
-      this.excuses.end(id, this.clock.now());
+      endExcuse();
       this.faultEnd(fid, [slot]);
     });
   }
@@ -771,13 +790,14 @@ export class Simulation implements ClientWorld {
       this.clock.setTimer(restartAfterMs, () => {
         this.startDaemon(slot);
         // A new process sees every held Lease for the first time and counts
-        // its expiry from now (docs/design.md 3.1): a lease duration.
-        this.excuses.point(EVERY_NAME, this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
+        // its expiry from now (docs/design.md 3.1): a lease duration, for the names held now.
+        const held = this.resources.map((r) => r.leaseName).filter((name) => (this.shared.peek(name)?.holderIdentity ?? "") !== "");
+        this.excuses.point(new Set(held), this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
         this.faultEnd(fid, [slot]);
       });
     };
     if (how === "kill") {
-      this.excuses.point(EVERY_NAME, this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
+      this.excuses.point(this.involvedNow(daemon), this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
       daemon.state = "dead";
       this.record("harness", { ev: "daemon-killed", target: daemon.identity, daemon: slot });
       daemon.clock.kill();
@@ -788,7 +808,7 @@ export class Simulation implements ClientWorld {
     // A graceful shutdown, as on SIGTERM: the engine ends its streams and gives its leases back.
     // SIGTERM reaches a frozen process only once it runs again: skip.
     if (daemon.state === "frozen") return this.faultEnd(fid, [slot]);
-    const id = this.excuses.begin(EVERY_NAME, TURN_GRACE_MS);
+    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS);
     // A holder that has stopped reading its stream hears nothing of the
     // shutdown and acts until its last valid_for runs out (its hold is judged
     // so); the daemon must not give its lease back before (docs/design.md 3.7).
@@ -801,7 +821,7 @@ export class Simulation implements ClientWorld {
         daemon.breakStreams();
         daemon.clock.kill();
         daemon.store.kill();
-        this.excuses.end(id, this.clock.now());
+        endExcuse();
         restart();
       },
       (err: unknown) => this.violation("unexpected-error", "daemon", `shutdown of ${daemon.identity} failed: ${String(err)}`),
@@ -833,7 +853,12 @@ export class Simulation implements ClientWorld {
       this.deletedAt.set(resource.leaseName, [...(this.deletedAt.get(resource.leaseName) ?? []), this.clock.now()]);
       // A daemon that runs and watches the name, having seen its tokens, restores it (docs/design.md 3.2).
       const name = resource.leaseName;
-      const watched = this.daemons.some((d) => d.state === "up" && d.engine.cache.covers(name) && d.engine.cache.tokenFloor(name) > 0);
+      // (Not one that is cut off, nor while store calls fail: its restore may come too late.)
+      const now = this.clock.now();
+      const storeFaults = this.profile.phases.some(([from, to]) => now >= from && now < to);
+      const watched =
+        !storeFaults &&
+        this.daemons.some((d) => d.state === "up" && d.cut === 0 && d.engine.cache.covers(name) && d.engine.cache.tokenFloor(name) > 0);
       if (!watched) this.unwatchedDeletedAt.set(name, [...(this.unwatchedDeletedAt.get(name) ?? []), this.clock.now()]);
     } else {
       const edit = r.pick(["clear-holder", "shorter", "longer", "clear-queue"] as const);
@@ -879,9 +904,43 @@ export class Simulation implements ClientWorld {
   // ---- oracles ---------------------------------------------------------------
 
   /** Liveness, every tick: stalls of free locks with waiters, and store-call storms of waiting daemons. */
+  /** The names each open fault of a daemon touches, kept up to date by the monitor while the fault lasts. */
+  private readonly involvements = new Map<Set<string>, Daemon>();
+
+  /**
+   * Begins the excuse of a fault of `daemon` (frozen, partitioned, stopping,
+   * its watch broken): it touches the names the daemon holds, is queued for,
+   * or has clients of, now and at any tick while the fault lasts. Returns the
+   * function that ends it.
+   */
+  private daemonFault(daemon: Daemon, afterMs: number): () => void {
+    const names = this.involvedNow(daemon);
+    this.involvements.set(names, daemon);
+    const id = this.excuses.begin(names, afterMs);
+    return () => {
+      this.involvements.delete(names);
+      this.excuses.end(id, this.clock.now());
+    };
+  }
+
+  private involvedNow(daemon: Daemon): Set<string> {
+    const names = new Set<string>();
+    for (const resource of this.resources) {
+      const record = this.shared.peek(resource.leaseName);
+      if (record !== undefined && (record.holderIdentity === daemon.identity || record.queue.includes(daemon.identity)))
+        names.add(resource.leaseName);
+    }
+    for (const client of this.active) if (client.daemon === daemon) names.add(client.resource.leaseName);
+    return names;
+  }
+
+  private faultPhaseTicks = 0;
+  private excusedTicks = 0;
+
   private monitor(): void {
     const now = this.clock.now();
     this.active = this.active.filter((c) => !c.done || (c instanceof TryClient && c.occupies(now)));
+    for (const [names, daemon] of this.involvements) for (const name of this.involvedNow(daemon)) names.add(name);
     for (const resource of this.resources) {
       const waiters: string[] = [];
       let occupied = false;
@@ -902,10 +961,15 @@ export class Simulation implements ClientWorld {
         }
       }
       const key = resource.leaseName;
+      if (now <= FAULTS_END_MS) {
+        this.faultPhaseTicks += 1;
+        if (this.excuses.excusedUntil(key) >= now) this.excusedTicks += 1;
+      }
       if (waiters.length === 0 || occupied) {
         this.blockedSince.delete(key);
       } else {
-        const since = this.blockedSince.get(key) ?? now;
+        // Waiters served between two ticks (a hot lock handed on within milliseconds) were not stalled.
+        const since = Math.max(this.blockedSince.get(key) ?? now, this.lastGrant.get(key) ?? -Infinity);
         this.blockedSince.set(key, since);
         const excused = this.excuses.excusedUntil(key);
         const from = Math.max(since, excused);
@@ -1053,6 +1117,8 @@ export class Simulation implements ClientWorld {
         holds: this.history.filter((e) => e.ev === "acquired" || e.ev === "elected").length,
         storeCalls,
         simulatedMs: this.clock.now(),
+        faultPhaseTicks: this.faultPhaseTicks,
+        excusedTicks: this.excusedTicks,
       },
     };
   }
