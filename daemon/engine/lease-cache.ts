@@ -263,8 +263,9 @@ export class LeaseCache {
     // now, since the holder may have renewed where this daemon did not see it (partitioned, or not watching then).
     if (written !== "") return Math.max(before, changedAt, renewed ? changedAt + record.leaseDurationSeconds * 1000 : 0);
     // Released by its holder's daemon, which gives a lease back only once its holder can no longer act on it.
-    // (A later token released: its daemon took the lease only once the hold observed before had ended.)
-    const released = previous !== undefined && previous.record.holderIdentity !== "" && record.transitions >= previous.record.transitions;
+    // (A later token released: its daemon took the lease only once the hold observed before had ended. Unobserved
+    // meanwhile, the last change of holder was a daemon's release all the same: a hold remembered is over.)
+    const released = previous === undefined || (previous.record.holderIdentity !== "" && record.transitions >= previous.record.transitions);
     return released ? changedAt : Math.max(before, changedAt);
   }
 

@@ -194,6 +194,11 @@ class Daemon implements DaemonLink {
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
 
+  /** Frozen or cut off: its clients can be served only once it is back. */
+  get unreachable(): boolean {
+    return this.state === "frozen" || this.cut > 0;
+  }
+
   constructor(
     private readonly sim: Simulation,
     readonly slot: number,
@@ -620,7 +625,16 @@ export class Simulation implements ClientWorld {
    * is replaced up to a lease duration later than the true expiry.
    */
   leaseFirstSeen(lease: LeaseRecord): void {
-    this.excuses.point(lease.name, this.clock.now(), lease.leaseDurationSeconds * 1000 + TURN_GRACE_MS);
+    // Only a hold that may end unheard makes the difference: a stream holder's ends with a release, handed on
+    // at once, or with its daemon's fault, which has its own excuse. (A TryAcquire holder's lease may lapse.)
+    const now = this.clock.now();
+    const heard = this.active.some(
+      (c) =>
+        c.resource.leaseName === lease.name &&
+        !c.daemon.gone() &&
+        ((c instanceof AcquireClient && c.daemonHolds) || (c instanceof CampaignClient && c.leading)),
+    );
+    if (!heard) this.excuses.point(lease.name, now, lease.leaseDurationSeconds * 1000 + TURN_GRACE_MS);
   }
 
   storeFaultBegan(daemon: Daemon, fault: CallFault, operation: StoreOperation, name: string, hasDeadline: boolean): () => void {
@@ -633,7 +647,11 @@ export class Simulation implements ClientWorld {
     // it acts on what its watch shows. So a ghost holder left by a lost reply is a stall, not an excuse.
     // (A reply lost only after a long wait is a hang for this purpose: the caller's deadline may pass first.)
     const hangs = fault.kind === "hang" || (fault.kind === "lost-reply" && fault.ms >= 100);
-    const after = hangs ? Math.max(leaseMs, LEASE_MS) + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
+    // Only a daemon that holds the name can lose a lease others must wait out; another waits a deadline at most.
+    const holds = this.shared.peek(name)?.holderIdentity === daemon.identity;
+    // (The hang itself is excused while it lasts; after it, a non-holder only backs off, 2 s at most.)
+    const hangMs = holds ? Math.max(leaseMs, LEASE_MS) : 2_000;
+    const after = hangs ? hangMs + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
     const id = this.excuses.begin(name, after);
     const fid = this.faultStart(label, [daemon.slot]);
     if (fault.kind === "lost-reply" && operation !== "get") this.cancelDuring(daemon, name);
@@ -797,7 +815,13 @@ export class Simulation implements ClientWorld {
       });
     };
     if (how === "kill") {
-      this.excuses.point(this.involvedNow(daemon), this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
+      // Others wait out the leases the dead daemon held; where it only waited, it is skipped after a turn grace.
+      const now = this.clock.now();
+      for (const name of this.involvedNow(daemon)) {
+        const record = this.shared.peek(name);
+        const held = record?.holderIdentity === daemon.identity;
+        this.excuses.point(name, now, (held ? record.leaseDurationSeconds * 1000 : LONGEST_DEADLINE_MS) + TURN_GRACE_MS);
+      }
       daemon.state = "dead";
       this.record("harness", { ev: "daemon-killed", target: daemon.identity, daemon: slot });
       daemon.clock.kill();
@@ -845,8 +869,8 @@ export class Simulation implements ClientWorld {
     const holderDaemon = this.daemons.find((d) => d.identity === record.holderIdentity);
     if (holderDaemon !== undefined && r.bool(0.5)) this.freeze(holderDaemon.slot, r.int(500, 5_000));
     let change: string;
-    // An edit that lengthens the lease holds others off for as long as it says.
-    let excuseMs = LONGEST_LEASE_MS + TURN_GRACE_MS;
+    // The hold observed runs out (an edit that lengthens the lease holds others off for as long as it says).
+    let excuseMs = record.leaseDurationSeconds * 1000 + TURN_GRACE_MS;
     if (kind === "lease-delete") {
       change = "deleted";
       this.shared.delete(resource.leaseName);
@@ -876,6 +900,8 @@ export class Simulation implements ClientWorld {
           break;
         case "clear-queue":
           next = { ...record, queue: [] };
+          // A queue cleared costs a turn at most.
+          excuseMs = TURN_GRACE_MS + 2_000;
           break;
       }
       change = `${edit} (${JSON.stringify({ holder: next.holderIdentity, leaseDurationSeconds: next.leaseDurationSeconds, queue: next.queue })})`;
@@ -909,9 +935,10 @@ export class Simulation implements ClientWorld {
 
   /**
    * Begins the excuse of a fault of `daemon` (frozen, partitioned, stopping,
-   * its watch broken): it touches the names the daemon holds, is queued for,
-   * or has clients of, now and at any tick while the fault lasts. Returns the
-   * function that ends it.
+   * its watch broken): it touches the names the daemon holds or is queued
+   * for, now and at any tick while the fault lasts (its own waiters are not
+   * counted as stalled meanwhile, see `unreachable`). Returns the function that
+   * ends it.
    */
   private daemonFault(daemon: Daemon, afterMs: number): () => void {
     const names = this.involvedNow(daemon);
@@ -952,12 +979,14 @@ export class Simulation implements ClientWorld {
           continue;
         }
         if (client.done) continue;
+        // A waiter whose daemon is frozen or cut off cannot be served meanwhile: it is not stalled by the others.
+        const reachable = !client.daemon.gone() && !(client.daemon as Daemon).unreachable;
         if (client instanceof AcquireClient) {
-          if (client.state === "waiting" && !client.daemon.gone()) waiters.push(client.id);
+          if (client.state === "waiting" && reachable) waiters.push(client.id);
           if (client.daemonHolds) occupied = true;
         } else if (client instanceof CampaignClient) {
           if (client.leading) occupied = true;
-          else if (!client.daemon.gone()) waiters.push(client.id);
+          else if (reachable) waiters.push(client.id);
         }
       }
       const key = resource.leaseName;
