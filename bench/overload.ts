@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { SyncClient } from "metaparticle-sync-client";
 import { LockStream } from "./lib/lock-stream.js";
 import { nowMs, sleep } from "./lib/clock.js";
-import { startKubeEnv } from "../test/support/kube-env.js";
+import { startControlPlane } from "../test/controlplane/controlplane.js";
 import { DAEMON_MAIN, spawnDaemon } from "../test/support/daemon-process.js";
 
 /** gRPC channels the streams are spread over, as several app processes would. */
@@ -47,17 +47,18 @@ const numbers = (text: string) => text.split(",").map(Number);
 const acquireWindowS = Number(values["acquire-window"]);
 const observeS = Number(values.observe);
 
-const env = await startKubeEnv();
+const controlPlane = await startControlPlane();
 const rows: Row[] = [];
 try {
   for (const leaseS of numbers(values.leases)) {
     for (const locks of numbers(values.locks)) {
       const renewDeadlineS = Math.round(leaseS * 0.6 * 10) / 10;
-      const namespace = await env.newNamespace("overload");
+      const namespace = `overload-${leaseS}-${locks}`;
+      await controlPlane.createNamespace(namespace);
       const daemon = await spawnDaemon(
         [
           "--backend=kubernetes",
-          `--kubeconfig=${env.kubeconfig}`,
+          `--kubeconfig=${controlPlane.kubeconfigPath}`,
           `--namespace=${namespace}`,
           `--lease-duration=${leaseS}s`,
           `--renew-deadline=${renewDeadlineS}s`,
@@ -93,7 +94,7 @@ try {
     }
   }
 } finally {
-  await env.stop();
+  await controlPlane.stop();
 }
 mkdirSync(dirname(values.out), { recursive: true });
 writeFileSync(values.out, JSON.stringify({ main: values.main, rows }, null, 2));
