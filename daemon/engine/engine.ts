@@ -151,7 +151,10 @@ export class Engine {
       if (result.value === undefined) this.cache.forget(leaseName);
       else this.cache.remember(result.value);
     } else if (!this.cache.synced) {
-      throw this.cache.syncError ?? new SyncError("unavailable", "the lease cache has not synced with the store yet");
+      const error = this.cache.syncError;
+      throw error === undefined
+        ? new SyncError("unavailable", "the lease cache has not synced with the store yet")
+        : fromStoreError(error, doing);
     }
     return this.cache.get(leaseName);
   }
