@@ -1,6 +1,6 @@
 // Entry point: read the configuration, start the daemon, and stop it
-// gracefully on SIGTERM or SIGINT. A second signal exits at once, except the
-// same signal again within a moment: that is one Ctrl-C delivered twice.
+// gracefully on SIGTERM or SIGINT. A second signal exits at once, except a
+// second SIGINT within a moment: that is one Ctrl-C delivered twice.
 import { readFileSync } from "node:fs";
 import { setLogger } from "@grpc/grpc-js";
 import { type Config, ConfigError, helpText, loadConfig } from "./config.js";
@@ -10,8 +10,8 @@ import { createLogger } from "./log.js";
 /**
  * A Ctrl-C on `npm start` reaches the daemon twice: the terminal signals its
  * whole foreground process group, and npm passes its own copy on to its
- * child a few milliseconds later. The same signal again within this window is
- * taken as that copy, not as a second request to exit at once.
+ * child a few milliseconds later. A second SIGINT within this window is taken
+ * as that copy, not as a second request to exit at once.
  */
 const REPEAT_WINDOW_MS = 1000;
 
@@ -81,7 +81,8 @@ async function main(): Promise<void> {
   let first: { signal: NodeJS.Signals; at: number } | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (first !== undefined) {
-      if (signal === first.signal && performance.now() - first.at < REPEAT_WINDOW_MS) {
+      // Only SIGINT comes twice from one keypress; a second SIGTERM is somebody asking again.
+      if (signal === "SIGINT" && first.signal === "SIGINT" && performance.now() - first.at < REPEAT_WINDOW_MS) {
         log.debug({ signal }, "the same signal again at once (npm passes Ctrl-C on): still stopping gracefully");
         return;
       }
