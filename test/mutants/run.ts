@@ -4,13 +4,13 @@
 // this copies the engine and its tests to a scratch folder, applies the patch,
 // builds, and runs that one test: the mutant is "caught" when it fails.
 //
-//   node dist/test/mutants/run.js                 every mutant; TAP output
+//   node dist/test/mutants/run.js                 every mutant, two at a time (MUTANT_JOBS); TAP output
 //   node dist/test/mutants/run.js --only 3        one mutant
 //   node dist/test/mutants/run.js --simulate N    also run the simulator on each
 //                                                 mutant (with the filters of its
 //                                                 "Simulator:" line), up to N seeds,
 //                                                 and report the first failing seed
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -91,11 +91,24 @@ function prepare(dir: string, mutant: Mutant): void {
     throw new Error(`${mutant.file} applied but changed nothing`);
 }
 
-function run(command: string, args: string[], cwd: string): { status: number | null; output: string } {
-  // A mutant caught by a test on the real API server uses the control plane already built for this repository.
+/**
+ * Runs a command in a scratch copy, without blocking: several mutants are
+ * judged at once. A mutant caught by a test on the real API server uses the
+ * control plane already built for this repository.
+ */
+function runAsync(command: string, args: string[], cwd: string): Promise<{ status: number | null; output: string }> {
   const env = { ...process.env, CONTROLPLANE_CACHE_DIR: process.env.CONTROLPLANE_CACHE_DIR ?? join(root, ".cache/controlplane") };
-  const result = spawnSync(command, args, { cwd, env, encoding: "utf8", timeout: 10 * 60_000, maxBuffer: 64 << 20 });
-  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10 * 60_000);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, output });
+    });
+  });
 }
 
 const { values } = parseArgs({
@@ -106,37 +119,50 @@ const node = process.execPath;
 let passed = 0;
 let failed = 0;
 console.log("TAP version 13");
-for (const [index, mutant] of selected.entries()) {
+
+/** Judges one mutant; returns its TAP lines. Each runs in its own scratch copy, so two can run at once. */
+async function judge(index: number, mutant: Mutant): Promise<{ ok: boolean; lines: string }> {
   let dir: string | undefined;
   try {
     dir = scratchCopy(mutant);
-    const built = run(node, [join(root, "node_modules/typescript/bin/tsc"), "-p", "."], dir);
+    const built = await runAsync(node, [join(root, "node_modules/typescript/bin/tsc"), "-p", "."], dir);
     if (built.status !== 0) throw new Error(`the mutant does not build:\n${built.output}`);
     const compiled = `dist/${mutant.testFile.replace(/\.ts$/, ".js")}`;
-    const tested = run(node, [join(root, "node_modules/ava/entrypoints/cli.mjs"), compiled, "--match", mutant.title], dir);
+    const tested = await runAsync(node, [join(root, "node_modules/ava/entrypoints/cli.mjs"), compiled, "--match", mutant.title], dir);
     const ran = /\b1 tests? (passed|failed)\b/.exec(tested.output);
     const caught = tested.status !== 0 && ran?.[1] === "failed";
     const name = `${mutant.file}: "${mutant.title}" catches it (${mutant.breaks})`;
-    if (caught) {
-      passed += 1;
-      console.log(`ok ${index + 1} - ${name}`);
-    } else {
-      failed += 1;
-      console.log(`not ok ${index + 1} - ${name}\n  # the test ${ran === null ? "did not run" : "passed"} on the mutant`);
-    }
+    let lines = caught
+      ? `ok ${index + 1} - ${name}`
+      : `not ok ${index + 1} - ${name}\n  # the test ${ran === null ? "did not run" : "passed"} on the mutant`;
     if (values.simulate !== undefined) {
       const simulator = join(dir, "dist/test/sim/simulate.js");
       if (!existsSync(simulator)) throw new Error("no simulator in this tree (dist/test/sim/simulate.js)");
-      const sim = run(node, [simulator, "--seeds", values.simulate, "--stop-at-first", ...mutant.simulator], dir);
+      const sim = await runAsync(node, [simulator, "--seeds", values.simulate, "--stop-at-first", ...mutant.simulator], dir);
       const summary = /^summary (.*)$/m.exec(sim.output)?.[1] ?? sim.output.trim().split("\n").slice(-3).join(" | ");
-      console.log(`  # simulator on ${mutant.file}: ${summary}`);
+      lines += `\n  # simulator on ${mutant.file}: ${summary}`;
     }
+    return { ok: caught, lines };
   } catch (err) {
-    failed += 1;
-    console.log(`not ok ${index + 1} - ${mutant.file}\n  # ${String(err).replaceAll("\n", "\n  # ")}`);
+    return { ok: false, lines: `not ok ${index + 1} - ${mutant.file}\n  # ${String(err).replaceAll("\n", "\n  # ")}` };
   } finally {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }
 }
+
+// Two at a time by default (each build and test is mostly one core); MUTANT_JOBS overrides.
+const jobs = Math.max(1, Number(process.env.MUTANT_JOBS ?? 2));
+let next = 0;
+await Promise.all(
+  Array.from({ length: Math.min(jobs, selected.length) }, async () => {
+    while (next < selected.length) {
+      const index = next++;
+      const result = await judge(index, selected[index]!);
+      if (result.ok) passed += 1;
+      else failed += 1;
+      console.log(result.lines);
+    }
+  }),
+);
 console.log(`1..${selected.length}\n# pass ${passed}\n# fail ${failed}`);
 process.exitCode = failed === 0 ? 0 : 1;
