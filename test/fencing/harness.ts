@@ -41,6 +41,19 @@ function holderCommand(language: Language): [string, string[]] {
 export type Reply = Record<string, unknown> & { ok: boolean };
 
 /** One holder process: one command at a time, each answered by one reply. */
+/** What one scenario saw, whatever the store; `Stored` is what the store holds at the end. */
+export interface Outcome<Stored> {
+  token: number;
+  newerToken: number;
+  /** A's write with its old token after B's write. */
+  staleWrite: Reply;
+  /** B's second write, after A's attempt. */
+  newerSecondWrite: Reply;
+  /** A's write to an object without a fence, after the pause. */
+  unfencedWrite: Reply;
+  stored: Stored;
+}
+
 export class Holder {
   private readonly child: ChildProcess;
   private readonly waiting = new Map<number, (reply: Reply) => void>();

@@ -12,7 +12,7 @@ import { loadAllYaml } from "@kubernetes/client-node";
 import { fenceAnnotationKey } from "metaparticle-sync-client";
 import type { ControlPlane } from "../controlplane/controlplane.js";
 import { type KubeEnv, kubeSuite } from "../support/kube-env.js";
-import { type Language, Holder, ROOT, type Reply, pauseHolderPastLease, twoSidecars } from "./harness.js";
+import { type Language, type Outcome, Holder, ROOT, type Reply, pauseHolderPastLease, twoSidecars } from "./harness.js";
 
 const { controlPlaneTest: test } = kubeSuite();
 
@@ -67,20 +67,10 @@ async function waitForPolicy(cp: ControlPlane): Promise<number> {
   throw new Error("the fencing policy was not enforced within 30 s of being created");
 }
 
-interface Outcome {
-  token: number;
-  newerToken: number;
-  /** A's write with its old token after B's write. */
-  staleWrite: Reply;
-  /** B's second write, after A's attempt. */
-  newerSecondWrite: Reply;
-  /** A's write to an object without a fence, after the pause. */
-  unfencedWrite: Reply;
-  /** The fenced object as stored at the end. */
-  stored: { writer: string; fence: string | undefined };
-}
+/** The fenced object as stored at the end. */
+type KubeOutcome = Outcome<{ writer: string; fence: string | undefined }>;
 
-async function scenario(t: ExecutionContext<{ env: KubeEnv }>, language: Language): Promise<Outcome> {
+async function scenario(t: ExecutionContext<{ env: KubeEnv }>, language: Language): Promise<KubeOutcome> {
   const env = t.context.env;
   const cp = env.controlPlane!;
   const { a: sidecarA, b: sidecarB, namespace } = await twoSidecars(env, `fencing-${language.slice(0, 2)}`);

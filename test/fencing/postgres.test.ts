@@ -10,7 +10,7 @@ import pg from "pg";
 import { StaleFenceError, fence } from "metaparticle-sync-client";
 import { type KubeEnv, startKubeEnv } from "../support/kube-env.js";
 import { type Postgres, readRepoFile, startPostgres } from "../support/postgres.js";
-import { type Language, Holder, type Reply, pauseHolderPastLease, twoSidecars } from "./harness.js";
+import { type Language, type Outcome, Holder, type Reply, pauseHolderPastLease, twoSidecars } from "./harness.js";
 
 const test = anyTest as TestFn<{ env: KubeEnv; postgres: Postgres }>;
 
@@ -41,17 +41,10 @@ async function database(postgres: Postgres, sql: string): Promise<string> {
   return name;
 }
 
-interface Outcome {
-  token: number;
-  newerToken: number;
-  staleWrite: Reply;
-  newerSecondWrite: Reply;
-  unfencedWrite: Reply;
-  /** What the database holds at the end: the fenced row's writer, the recorded token, the unfenced row's writer. */
-  stored: string;
-}
+/** What the database holds at the end: the fenced row's writer, the recorded token, the unfenced row's writer. */
+type PostgresOutcome = Outcome<string>;
 
-async function scenario(t: { context: { env: KubeEnv; postgres: Postgres } }, language: Language, sql: string): Promise<Outcome> {
+async function scenario(t: { context: { env: KubeEnv; postgres: Postgres } }, language: Language, sql: string): Promise<PostgresOutcome> {
   const { env, postgres } = t.context;
   const dbName = await database(postgres, sql);
   const { a: sidecarA, b: sidecarB } = await twoSidecars(env, `fencing-pg-${language.slice(0, 2)}`);
