@@ -110,10 +110,14 @@ export class Driver {
     return this.events.find(matches);
   }
 
+  signal(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
   async pause(forMs: number): Promise<void> {
-    this.child.kill("SIGSTOP");
+    this.signal("SIGSTOP");
     await sleep(forMs);
-    this.child.kill("SIGCONT");
+    this.signal("SIGCONT");
   }
 
   /** What the driver said, for a failure's log. */

@@ -1,13 +1,12 @@
 // The fencing scenarios' moving parts: holder processes in each language
 // (holders/, spoken to over JSON lines, see README.md), which the scenarios
 // pause with SIGSTOP, and the real daemons they hold locks through.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { type KubeEnv, type KubeDaemon, spawnKubeDaemon } from "../support/kube-env.js";
-import { tiedCommand } from "../support/tied-process.js";
+import { Driver, type Message } from "../conformance/harness.js";
 
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -32,15 +31,13 @@ export function buildHolder(language: Language): Promise<void> {
   return build;
 }
 
-function holderCommand(language: Language): [string, string[]] {
-  return language === "typescript"
-    ? tiedCommand(process.execPath, [`${ROOT}dist/test/fencing/holders/typescript/holder.js`])
-    : tiedCommand(GO_HOLDER, []);
+/** The holder's command line (the Driver ties its life to this process's). */
+function holderCommand(language: Language): readonly string[] {
+  return language === "typescript" ? [process.execPath, `${ROOT}dist/test/fencing/holders/typescript/holder.js`] : [GO_HOLDER];
 }
 
 export type Reply = Record<string, unknown> & { ok: boolean };
 
-/** One holder process: one command at a time, each answered by one reply. */
 /** What one scenario saw, whatever the store; `Stored` is what the store holds at the end. */
 export interface Outcome<Stored> {
   token: number;
@@ -54,76 +51,43 @@ export interface Outcome<Stored> {
   stored: Stored;
 }
 
+/**
+ * One holder process: one command at a time, each answered by one reply. It
+ * speaks the conformance drivers' JSON-line protocol, so the conformance
+ * harness's Driver runs it.
+ */
 export class Holder {
-  private readonly child: ChildProcess;
-  private readonly waiting = new Map<number, (reply: Reply) => void>();
-  private readonly stderr: string[] = [];
-  private nextId = 1;
-  private readonly exited: Promise<number | null>;
-  private readonly ready: Promise<void>;
-
-  private constructor(readonly language: Language) {
-    const [command, args] = holderCommand(language);
-    this.child = spawn(command, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
-    this.exited = new Promise((resolve) => this.child.on("exit", resolve));
-    createInterface({ input: this.child.stderr! }).on("line", (line) => this.stderr.push(line));
-    let onReady!: () => void;
-    this.ready = new Promise((resolve, reject) => {
-      onReady = resolve;
-      void this.exited.then((code) => reject(new Error(`${language} holder exited (${code}) before it was ready: ${this.log()}`)));
-    });
-    createInterface({ input: this.child.stdout! }).on("line", (line) => {
-      const message = JSON.parse(line) as Reply & { id?: number; event?: string };
-      if (message.event === "ready") return onReady();
-      if (typeof message.id === "number") {
-        this.waiting.get(message.id)?.(message);
-        this.waiting.delete(message.id);
-      }
-    });
-  }
+  private constructor(
+    readonly language: Language,
+    private readonly driver: Driver,
+  ) {}
 
   static async start(language: Language): Promise<Holder> {
     await buildHolder(language);
-    const holder = new Holder(language);
-    await withTimeout(holder.ready, 30_000, `${language} holder start`);
-    return holder;
+    const driver = new Driver(`${language} holder`, { language, command: holderCommand(language) }, ROOT);
+    await withTimeout(driver.ready, 30_000, `${language} holder start`);
+    return new Holder(language, driver);
   }
 
   /** Sends a command and waits (at most 60 s) for its reply. */
   send(op: string, args: Record<string, unknown>): Promise<Reply> {
-    const id = this.nextId++;
-    const reply = new Promise<Reply>((resolve, reject) => {
-      this.waiting.set(id, resolve);
-      void this.exited.then((code) =>
-        reject(new Error(`${this.language} holder exited (${code}) before replying to ${op}: ${this.log()}`)),
-      );
-    });
-    this.child.stdin!.write(`${JSON.stringify({ id, op, ...args })}\n`);
-    return withTimeout(reply, 60_000, `${this.language} holder ${op}`);
+    return withTimeout(this.driver.send(op, args) as Promise<Message & Reply>, 60_000, `${this.language} holder ${op}`);
   }
 
   /** Sends a command that must succeed; returns its reply. */
   async must(op: string, args: Record<string, unknown>): Promise<Reply> {
     const reply = await this.send(op, args);
-    if (reply.ok !== true) throw new Error(`${this.language} holder ${op} failed: ${JSON.stringify(reply)}`);
+    if (reply.ok !== true) throw new Error(`${this.language} holder ${op} failed: ${JSON.stringify(reply)}\n${this.driver.transcript()}`);
     return reply;
   }
 
   signal(signal: NodeJS.Signals): void {
-    this.child.kill(signal);
-  }
-
-  log(): string {
-    return this.stderr.slice(-20).join("\n");
+    this.driver.signal(signal);
   }
 
   /** Ends stdin (the holder releases and exits); SIGKILL if it has not exited within 10 s. */
-  async stop(): Promise<void> {
-    this.child.kill("SIGCONT");
-    this.child.stdin!.end();
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 10_000);
-    await this.exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return this.driver.stop();
   }
 }
 
