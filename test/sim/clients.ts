@@ -38,6 +38,11 @@ export interface World {
 /** The daemon a client talks to, as the client sees it. */
 export interface DaemonLink {
   readonly slot: number;
+  /**
+   * Its node's monotonic clock, in ms per simulated ms. A client runs on the
+   * same node as its sidecar, so it counts a valid_for on that clock too.
+   */
+  readonly clockRate: number;
   readonly engine: Engine;
   readonly store: FaultyStore;
   /** Dead or shutting down: no call reaches it. */
@@ -82,10 +87,16 @@ abstract class Client {
     // The history counts time in whole microseconds: a valid_for is kept to them too (rounded down), so a
     // hold granted at the very instant the previous holder's valid_for ends does not read as overlapping
     // it by a rounding error.
-    const validForMs = fields.validForMs === undefined ? undefined : Math.floor(fields.validForMs * 1000) / 1000;
+    // A valid_for counted on the node's clock, in simulated time.
+    const validForMs = fields.validForMs === undefined ? undefined : Math.floor(this.simulatedMs(fields.validForMs) * 1000) / 1000;
     this.world.record(this.id, { daemon: this.daemon.slot, kind: this.resource.kind, name: this.resource.name, ...fields, validForMs });
     if (HOLD_ENDS.has(fields.ev)) this.actsUntil = 0;
     else if (validForMs !== undefined && HOLD_GOES_ON.has(fields.ev)) this.actsUntil = this.world.now() + validForMs;
+  }
+
+  /** How long `ms` counted on this client's node's clock lasts in simulated time (clock drift). */
+  protected simulatedMs(ms: number): number {
+    return ms / this.daemon.clockRate;
   }
 
   /** Until when the hold the history has open for this client goes on, by the last valid_for it read; 0 when none is open. */
@@ -354,7 +365,7 @@ export class TryClient extends Client {
         this.state = "held";
         this.world.holding(this.daemon, this.resource);
         this.token = result.grant.token;
-        this.validUntil = now + result.grant.validForMs;
+        this.validUntil = now + this.simulatedMs(result.grant.validForMs);
         this.occupiedUntil = now + this.leaseMs;
         this.releaseAt = now + (this.world.winding() ? Math.min(this.options.holdMs, 1_000) : this.options.holdMs);
         this.record({ ev: "acquired", token: this.token, validForMs: result.grant.validForMs, raw: true, heard: this.heard(this.token) });
@@ -408,7 +419,7 @@ export class TryClient extends Client {
         this.leaseMs = asked;
         this.occupiedUntil = Math.max(this.occupiedUntil, at + asked);
         if (at < this.validUntil) {
-          this.validUntil = at + validForMs;
+          this.validUntil = at + this.simulatedMs(validForMs);
           this.record({ ev: "renewed", validForMs, raw: true });
         }
         this.next();

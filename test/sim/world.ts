@@ -47,12 +47,23 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 export const WORKLOAD_KINDS = ["acquire", "hot", "try", "campaign", "observe", "read"] as const;
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
 
+/**
+ * Worlds at scale, drawn for a few seeds from a stream of their own: `names`,
+ * one daemon whose clients use more than 100 names at once (a Kubernetes
+ * daemon then watches every managed Lease); `daemons`, more daemons waiting
+ * for one lock than a Lease's queue holds (MAX_QUEUE).
+ */
+export const SCALE_KINDS = ["none", "names", "daemons"] as const;
+export type ScaleKind = (typeof SCALE_KINDS)[number];
+
 export interface SimOptions {
   readonly seed: number;
   /** Fault kinds that may be chosen (default: all). */
   readonly faults?: ReadonlySet<FaultKind>;
   /** Workload kinds that may be chosen (default: all). */
   readonly workload?: ReadonlySet<WorkloadKind>;
+  /** The world's scale (default: drawn from the seed, mostly "none"). */
+  readonly scale?: ScaleKind;
   /** Keep a readable trace of the run. */
   readonly trace?: boolean;
 }
@@ -78,6 +89,7 @@ export interface SimResult {
     /** Name-ticks of the fault phase (one name, one monitor tick), and of those the ones the liveness oracles looked away. */
     readonly faultPhaseTicks: number;
     readonly excusedTicks: number;
+    readonly excusedBy: Readonly<Record<string, number>>;
   };
 }
 
@@ -87,6 +99,10 @@ export const WORKLOAD_END_MS = 60_000;
 export const RUN_MS = 110_000;
 const TICK_MS = 100;
 const DAEMONS = 3;
+/** Names in use in a `names` world: above the 100 a daemon watches by name. */
+const SCALE_NAMES: readonly [number, number] = [101, 130];
+/** Daemons in a `daemons` world, each with a client waiting for one lock: above the queue's 64. */
+const SCALE_DAEMONS: readonly [number, number] = [66, 72];
 
 /** The engine's defaults (15 s lease, 10 s renew deadline), as the daemon runs them. */
 const LEASE_MS = 15_000;
@@ -105,6 +121,9 @@ export const CALLS_PER_SECOND_BOUND = 40;
 /** A waiter sees at most this many grants in a row to claims of one other daemon. */
 export const PASSES_IN_A_ROW_BOUND = 25;
 
+/** Each node's monotonic clock runs within this of simulated time: (1 + d) / (1 - d) = 1 + 0.8 / 3. */
+const MAX_DRIFT = 0.117;
+
 const MAX_CLIENTS_PER_LOCK = 12;
 const ACQUIRE_LEASES = [LEASE_MS, LEASE_MS, 10_000, 20_000, 30_000];
 const TRY_LEASES = [5_000, 10_000, 15_000, 20_000, 30_000];
@@ -112,6 +131,8 @@ const RENEW_LEASES = [undefined, 5_000, 10_000, 15_000, 20_000, 30_000];
 
 /** What one run may do, chosen from the seed: most runs have a few kinds of fault, some none. */
 interface Profile {
+  readonly scale: ScaleKind;
+  readonly daemons: number;
   readonly faults: ReadonlySet<FaultKind>;
   readonly workload: ReadonlySet<WorkloadKind>;
   readonly locks: number;
@@ -138,7 +159,15 @@ function chooseWallFaults(random: Random): WallFault[] {
   });
 }
 
-function chooseProfile(random: Random, options: SimOptions, wallRandom: Random): Profile {
+/** Most seeds run at the usual scale; 3 % each are `names` and `daemons` worlds. */
+function chooseScale(random: Random, options: SimOptions): ScaleKind {
+  const draw = random.next();
+  return options.scale ?? (draw < 0.03 ? "names" : draw < 0.06 ? "daemons" : "none");
+}
+
+function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, scaleRandom: Random): Profile {
+  const scale = chooseScale(scaleRandom, options);
+  const daemons = scale === "daemons" ? scaleRandom.int(...SCALE_DAEMONS) : DAEMONS;
   const allowedFaults = options.faults ?? new Set(FAULT_KINDS);
   const allowedWork = options.workload ?? new Set(WORKLOAD_KINDS);
   const quiet = random.bool(0.15);
@@ -153,17 +182,21 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random):
     phases.push([start, Math.min(FAULTS_END_MS - 1, start + random.int(2_000, 15_000))]);
   }
   const skew = faults.has("skew");
+  const locks = random.int(1, 3);
   return {
+    scale,
+    daemons,
     faults,
     workload,
-    locks: random.int(1, 3),
+    locks: scale === "names" ? scaleRandom.int(...SCALE_NAMES) : locks,
     elections: workload.has("campaign") || workload.has("observe") ? random.int(1, 2) : 0,
     storeFaultRate: random.pick([0.005, 0.02, 0.05, 0.15]),
     phases,
-    baseLatencyMs: Array.from({ length: DAEMONS }, () => random.pick([0, 0, 1, 2, 5, 10, 25])),
-    // Within 1 %: far inside the safety margin (lease - renew deadline = a third of the lease).
-    driftRate: Array.from({ length: DAEMONS }, () => (skew ? 1 + between(random, -0.01, 0.01) : 1)),
-    wallOffsetMs: Array.from({ length: DAEMONS }, () => (skew ? random.int(-60_000, 60_000) : 0)),
+    baseLatencyMs: Array.from({ length: daemons }, () => random.pick([0, 0, 1, 2, 5, 10, 25])),
+    // Any two clocks apart by at most 80 % of the safety margin over one lease: lease - renew
+    // deadline is a third of the lease, so two rates differ by at most 26.7 % (each within 11.7 %).
+    driftRate: Array.from({ length: daemons }, () => (skew ? 1 + between(random, -MAX_DRIFT, MAX_DRIFT) : 1)),
+    wallOffsetMs: Array.from({ length: daemons }, () => (skew ? random.int(-60_000, 60_000) : 0)),
     meanArrivalMs: random.pick([200, 400, 800]),
     wallFaults: skew ? chooseWallFaults(wallRandom) : [],
   };
@@ -171,6 +204,7 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random):
 
 function describeProfile(p: Profile): string {
   return [
+    ...(p.scale !== "none" ? [`scale=${p.scale} daemons=${p.daemons}`] : []),
     `faults=${[...p.faults].join(",") || "none"}`,
     `workload=${[...p.workload].join(",")}`,
     `locks=${p.locks} elections=${p.elections}`,
@@ -190,6 +224,7 @@ class Daemon implements DaemonLink {
   readonly store: FaultyStore;
   readonly clock: DaemonClock;
   readonly streams = new Set<Stream>();
+  readonly clockRate: number;
   state: "up" | "frozen" | "stopping" | "dead" = "up";
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
@@ -212,7 +247,8 @@ class Daemon implements DaemonLink {
       traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
     });
     this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
-    const local = new DriftClock(sim.clock, profile.driftRate[slot]!, sim.faultRandom.int(0, 1_000_000), sim.walls[slot]);
+    this.clockRate = profile.driftRate[slot]!;
+    const local = new DriftClock(sim.clock, this.clockRate, sim.faultRandom.int(0, 1_000_000), sim.walls[slot]);
     this.clock = new DaemonClock(local);
     const jitter = stream(sim.seed, `jitter/${identity}`);
     this.engine = new Engine({
@@ -299,7 +335,7 @@ export class Simulation implements ClientWorld {
     this.faultRandom = stream(seed, "faults");
     this.buggify = stream(seed, "buggify");
     this.wallRandom = stream(seed, "wall-clock");
-    this.profile = chooseProfile(stream(seed, "profile"), options, this.wallRandom);
+    this.profile = chooseProfile(stream(seed, "profile"), options, this.wallRandom, stream(seed, "scale"));
     this.walls = this.profile.wallOffsetMs.map((offset) => new NodeWallClock(this.clock, offset));
     for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
     for (let i = 0; i < this.profile.elections; i++) this.resources.push(this.resource("election", `e${i}`));
@@ -421,7 +457,7 @@ export class Simulation implements ClientWorld {
   async run(): Promise<SimResult> {
     this.record("harness", { ev: "run-start", detail: describeProfile(this.profile) });
     this.watchLeases();
-    for (let slot = 0; slot < DAEMONS; slot++) this.startDaemon(slot);
+    for (let slot = 0; slot < this.profile.daemons; slot++) this.startDaemon(slot);
     this.scheduleWorkload();
     this.scheduleFaults();
     while (this.clock.now() < RUN_MS) {
@@ -484,6 +520,47 @@ export class Simulation implements ClientWorld {
       this.clock.setTimer(-Math.log(1 - this.random.next()) * this.profile.meanArrivalMs, arrive);
     };
     this.clock.setTimer(this.random.int(0, 500), arrive);
+    if (this.profile.scale === "names") this.manyNames();
+    if (this.profile.scale === "daemons") this.manyDaemons();
+  }
+
+  /** One daemon's clients take every lock within the first seconds: more than 100 names in use at once. */
+  private manyNames(): void {
+    const daemon = this.daemons[0]!;
+    const locks = this.resources.filter((r) => r.kind === "lock");
+    locks.forEach((lock, i) =>
+      this.clock.setTimer(i * 40, () => {
+        if (daemon.gone()) return;
+        const r = this.random;
+        const client = new TryClient(this, this.nextId("t"), daemon, lock, {
+          leaseMs: r.pick(TRY_LEASES),
+          holdMs: r.int(5_000, 25_000),
+          abandon: false,
+          renewLeases: RENEW_LEASES,
+        });
+        this.adopt(client);
+        client.start();
+      }),
+    );
+  }
+
+  /** A client on every daemon waits for the first lock, all within a second: more daemons queued than the queue holds. */
+  private manyDaemons(): void {
+    const lock = this.resources.find((r) => r.kind === "lock")!;
+    for (const daemon of this.daemons) {
+      this.clock.setTimer(this.random.int(500, 1_500), () => {
+        if (daemon.gone()) return;
+        const client = new AcquireClient(this, this.nextId("a"), daemon, lock, {
+          leaseMs: LEASE_MS,
+          holdMs: this.random.int(200, 800),
+          waitTimeoutMs: undefined,
+          cancelAfterMs: undefined,
+          preCancelled: false,
+        });
+        this.adopt(client);
+        client.start();
+      });
+    }
   }
 
   private adopt(client: AnyClient): void {
@@ -634,7 +711,7 @@ export class Simulation implements ClientWorld {
         !c.daemon.gone() &&
         ((c instanceof AcquireClient && c.daemonHolds) || (c instanceof CampaignClient && c.leading)),
     );
-    if (!heard) this.excuses.point(lease.name, now, lease.leaseDurationSeconds * 1000 + TURN_GRACE_MS);
+    if (!heard) this.excuses.point(lease.name, now, lease.leaseDurationSeconds * 1000 + TURN_GRACE_MS, "first-sight");
   }
 
   storeFaultBegan(daemon: Daemon, fault: CallFault, operation: StoreOperation, name: string, hasDeadline: boolean): () => void {
@@ -652,7 +729,7 @@ export class Simulation implements ClientWorld {
     // (The hang itself is excused while it lasts; after it, a non-holder only backs off, 2 s at most.)
     const hangMs = holds ? Math.max(leaseMs, LEASE_MS) : 2_000;
     const after = hangs ? hangMs + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
-    const id = this.excuses.begin(name, after);
+    const id = this.excuses.begin(name, after, `store:${hangs ? "hang" : fault.kind}`);
     const fid = this.faultStart(label, [daemon.slot]);
     if (fault.kind === "lost-reply" && operation !== "get") this.cancelDuring(daemon, name);
     if (fault.kind === "hang" && !hasDeadline) {
@@ -704,21 +781,21 @@ export class Simulation implements ClientWorld {
         switch (kind) {
           case "freeze": {
             const ms = r.pick([r.int(500, 5_000), r.int(5_000, 30_000)]);
-            this.clock.setTimer(at(ms), () => this.freeze(r.int(0, DAEMONS - 1), ms));
+            this.clock.setTimer(at(ms), () => this.freeze(r.int(0, this.profile.daemons - 1), ms));
             break;
           }
           case "partition": {
             const ms = r.pick([r.int(500, 5_000), r.int(5_000, 25_000)]);
-            this.clock.setTimer(at(ms), () => this.partition(r.int(0, DAEMONS - 1), ms));
+            this.clock.setTimer(at(ms), () => this.partition(r.int(0, this.profile.daemons - 1), ms));
             break;
           }
           case "kill":
           case "shutdown":
-            this.clock.setTimer(at(5_000), () => this.stop(r.int(0, DAEMONS - 1), kind, r.int(0, 5_000)));
+            this.clock.setTimer(at(5_000), () => this.stop(r.int(0, this.profile.daemons - 1), kind, r.int(0, 5_000)));
             break;
           case "watch": {
             const ms = r.int(200, 10_000);
-            this.clock.setTimer(at(ms), () => this.breakWatch(r.int(0, DAEMONS - 1), ms));
+            this.clock.setTimer(at(ms), () => this.breakWatch(r.int(0, this.profile.daemons - 1), ms));
             break;
           }
           case "lease-edit":
@@ -750,7 +827,7 @@ export class Simulation implements ClientWorld {
     const daemon = this.daemons[slot]!;
     if (daemon.state !== "up") return;
     daemon.state = "frozen";
-    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS);
+    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS, "freeze");
     const fid = this.faultStart(`freeze ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.clock.freeze();
     daemon.store.freeze();
@@ -770,7 +847,7 @@ export class Simulation implements ClientWorld {
   private partition(slot: number, ms: number): void {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
-    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS);
+    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS, "partition");
     const fid = this.faultStart(`partition ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.store.partition();
     daemon.cut += 1;
@@ -786,7 +863,7 @@ export class Simulation implements ClientWorld {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
     const delay = this.faultRandom.bool(0.3);
-    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS + (delay ? 2_000 : 0));
+    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS + (delay ? 2_000 : 0), "watch");
     const fid = this.faultStart(`${delay ? "slow" : "broken"} watch of ${daemon.identity} for ${ms} ms`, [slot]);
     if (delay) daemon.store.watchDelayMs = this.faultRandom.int(50, 2_000);
     else daemon.store.restartWatch(ms, this.faultRandom.bool(0.5));
@@ -810,7 +887,7 @@ export class Simulation implements ClientWorld {
         // A new process sees every held Lease for the first time and counts
         // its expiry from now (docs/design.md 3.1): a lease duration, for the names held now.
         const held = this.resources.map((r) => r.leaseName).filter((name) => (this.shared.peek(name)?.holderIdentity ?? "") !== "");
-        this.excuses.point(new Set(held), this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
+        this.excuses.point(new Set(held), this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS, "restart");
         this.faultEnd(fid, [slot]);
       });
     };
@@ -820,7 +897,7 @@ export class Simulation implements ClientWorld {
       for (const name of this.involvedNow(daemon)) {
         const record = this.shared.peek(name);
         const held = record?.holderIdentity === daemon.identity;
-        this.excuses.point(name, now, (held ? record.leaseDurationSeconds * 1000 : LONGEST_DEADLINE_MS) + TURN_GRACE_MS);
+        this.excuses.point(name, now, (held ? record.leaseDurationSeconds * 1000 : LONGEST_DEADLINE_MS) + TURN_GRACE_MS, "kill");
       }
       daemon.state = "dead";
       this.record("harness", { ev: "daemon-killed", target: daemon.identity, daemon: slot });
@@ -832,7 +909,7 @@ export class Simulation implements ClientWorld {
     // A graceful shutdown, as on SIGTERM: the engine ends its streams and gives its leases back.
     // SIGTERM reaches a frozen process only once it runs again: skip.
     if (daemon.state === "frozen") return this.faultEnd(fid, [slot]);
-    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS);
+    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS, "shutdown");
     // A holder that has stopped reading its stream hears nothing of the
     // shutdown and acts until its last valid_for runs out (its hold is judged
     // so); the daemon must not give its lease back before (docs/design.md 3.7).
@@ -908,7 +985,7 @@ export class Simulation implements ClientWorld {
       this.shared.edit(resource.leaseName, () => next);
     }
     this.record("harness", { ev: "note", name: resource.leaseName, detail: `Lease ${resource.leaseName} ${change} by hand` });
-    this.excuses.point(resource.leaseName, this.clock.now(), excuseMs);
+    this.excuses.point(resource.leaseName, this.clock.now(), excuseMs, kind);
     const fid = this.faultStart(`Lease ${resource.leaseName} ${change}`, "all");
     this.clock.setTimer(excuseMs, () => this.faultEnd(fid, "all"));
   }
@@ -940,10 +1017,10 @@ export class Simulation implements ClientWorld {
    * counted as stalled meanwhile, see `unreachable`). Returns the function that
    * ends it.
    */
-  private daemonFault(daemon: Daemon, afterMs: number): () => void {
+  private daemonFault(daemon: Daemon, afterMs: number, why: string): () => void {
     const names = this.involvedNow(daemon);
     this.involvements.set(names, daemon);
-    const id = this.excuses.begin(names, afterMs);
+    const id = this.excuses.begin(names, afterMs, why);
     return () => {
       this.involvements.delete(names);
       this.excuses.end(id, this.clock.now());
@@ -963,6 +1040,8 @@ export class Simulation implements ClientWorld {
 
   private faultPhaseTicks = 0;
   private excusedTicks = 0;
+  /** Excused name-ticks of the fault phase by the kind of fault that excused them. */
+  private readonly excusedBy: Record<string, number> = {};
 
   private monitor(): void {
     const now = this.clock.now();
@@ -992,7 +1071,11 @@ export class Simulation implements ClientWorld {
       const key = resource.leaseName;
       if (now <= FAULTS_END_MS) {
         this.faultPhaseTicks += 1;
-        if (this.excuses.excusedUntil(key) >= now) this.excusedTicks += 1;
+        const cause = this.excuses.cause(key, now);
+        if (cause !== undefined) {
+          this.excusedTicks += 1;
+          this.excusedBy[cause] = (this.excusedBy[cause] ?? 0) + 1;
+        }
       }
       if (waiters.length === 0 || occupied) {
         this.blockedSince.delete(key);
@@ -1148,6 +1231,7 @@ export class Simulation implements ClientWorld {
         simulatedMs: this.clock.now(),
         faultPhaseTicks: this.faultPhaseTicks,
         excusedTicks: this.excusedTicks,
+        excusedBy: this.excusedBy,
       },
     };
   }
