@@ -114,8 +114,13 @@ abstract class Client {
     this.orphanedUntil = this.actsUntil;
   }
 
-  /** Makes a unary call: it fails as unavailable if the daemon is gone or does not answer within the deadline. */
-  protected unary<T>(call: () => Promise<T>): Promise<T> {
+  /**
+   * Makes a unary call: it fails as unavailable if the daemon is gone or does
+   * not answer within the deadline. A request still reaches a daemon that was
+   * frozen (the server counts the deadline from when it reads it): `late` hears
+   * what it did after the client gave up.
+   */
+  protected unary<T>(call: () => Promise<T>, late?: (value: T) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.daemon.gone()) return reject(new SyncError("unavailable", "the daemon is gone"));
       let answered = false;
@@ -138,7 +143,10 @@ abstract class Client {
           return answer(() => reject(err));
         }
         promise.then(
-          (value) => answer(() => resolve(value)),
+          (value) => {
+            if (answered) late?.(value);
+            answer(() => resolve(value));
+          },
           (err: unknown) => answer(() => reject(err)),
         );
       });
@@ -347,8 +355,14 @@ export class TryClient extends Client {
 
   start(): void {
     this.record({ ev: "acquire-start", detail: `TryAcquire, lease ${this.leaseMs} ms` });
-    this.unary(() =>
-      this.daemon.engine.locks.tryAcquire({ leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs }),
+    this.unary(
+      () => this.daemon.engine.locks.tryAcquire({ leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs }),
+      (late) => {
+        // Granted after this client gave up: the lease stands, unrenewed, until it runs out.
+        if (!late.acquired) return;
+        this.occupiedUntil = Math.max(this.occupiedUntil, this.world.now() + this.leaseMs);
+        this.record({ ev: "note", detail: `TryAcquire granted token ${late.grant.token} after the client gave up` });
+      },
     ).then(
       (result) => {
         if (!result.acquired) {
@@ -373,7 +387,10 @@ export class TryClient extends Client {
         else this.record({ ev: "note", detail: "will neither renew nor release" });
       },
       (err: unknown) => {
-        this.record({ ev: "acquire-failed", detail: this.codeOf(err, "TryAcquire") });
+        const code = this.codeOf(err, "TryAcquire");
+        this.record({ ev: "acquire-failed", detail: code });
+        // The write may have been applied: the store may name this holder that long.
+        if (code === "unavailable") this.occupiedUntil = this.world.now() + this.leaseMs;
         this.state = "done";
         this.done = true;
       },
@@ -412,7 +429,12 @@ export class TryClient extends Client {
     const leaseMs = this.world.random.pick(this.options.renewLeases);
     const asked = leaseMs ?? this.leaseMs;
     this.record({ ev: "renew", token: this.token, detail: `lease ${leaseMs ?? "unchanged"}` });
-    this.unary(() => this.daemon.engine.locks.renew(this.resource.leaseName, this.token, leaseMs)).then(
+    this.unary(
+      () => this.daemon.engine.locks.renew(this.resource.leaseName, this.token, leaseMs),
+      // Renewed after this client gave up (its daemon was frozen): the lease stands that much longer,
+      // at least as long as the one it had (no write shortens a promise).
+      () => (this.occupiedUntil = Math.max(this.occupiedUntil, this.world.now() + Math.max(asked, this.leaseMs))),
+    ).then(
       (validForMs) => {
         const at = this.world.now();
         this.world.holding(this.daemon, this.resource);

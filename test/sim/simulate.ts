@@ -10,7 +10,16 @@
 import { writeFileSync } from "node:fs";
 import { replayCommand } from "./replay.js";
 import { formatEvent } from "./trace.js";
-import { FAULT_KINDS, type FaultKind, SCALE_KINDS, type ScaleKind, type SimResult, WORKLOAD_KINDS, type WorkloadKind, simulate } from "./world.js";
+import {
+  FAULT_KINDS,
+  type FaultKind,
+  SCALE_KINDS,
+  type ScaleKind,
+  type SimResult,
+  WORKLOAD_KINDS,
+  type WorkloadKind,
+  simulate,
+} from "./world.js";
 
 interface Args {
   start: number;
@@ -73,7 +82,8 @@ function parseArgs(argv: readonly string[]): Args {
         break;
       case "--scale": {
         const kind = argv[++i];
-        if (!SCALE_KINDS.includes(kind as ScaleKind)) throw new Error(`--scale takes one of ${SCALE_KINDS.join(", ")}; got ${kind ?? "nothing"}`);
+        if (!SCALE_KINDS.includes(kind as ScaleKind))
+          throw new Error(`--scale takes one of ${SCALE_KINDS.join(", ")}; got ${kind ?? "nothing"}`);
         args.scale = kind as ScaleKind;
         break;
       }
@@ -169,7 +179,9 @@ async function main(): Promise<void> {
     `liveness looked away for ${(excusedShare * 100).toFixed(1)} % of the fault phase's name-ticks (${excusedTicks} of ${faultPhaseTicks})`,
   );
   if (excusedTicks > 0) {
-    const shares = [...excusedBy].sort((a, b) => b[1] - a[1]).map(([why, ticks]) => `${why} ${((ticks / faultPhaseTicks) * 100).toFixed(1)} %`);
+    const shares = [...excusedBy]
+      .sort((a, b) => b[1] - a[1])
+      .map(([why, ticks]) => `${why} ${((ticks / faultPhaseTicks) * 100).toFixed(1)} %`);
     console.log(`  by the fault that excused them: ${shares.join(", ")}`);
   }
   for (const [rule, s] of [...rules].sort((a, b) => a[1].firstSeed - b[1].firstSeed)) {

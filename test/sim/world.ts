@@ -827,7 +827,7 @@ export class Simulation implements ClientWorld {
     const daemon = this.daemons[slot]!;
     if (daemon.state !== "up") return;
     daemon.state = "frozen";
-    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS, "freeze");
+    const endExcuse = this.cutOff(daemon, ms, "freeze");
     const fid = this.faultStart(`freeze ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.clock.freeze();
     daemon.store.freeze();
@@ -847,7 +847,7 @@ export class Simulation implements ClientWorld {
   private partition(slot: number, ms: number): void {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
-    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS, "partition");
+    const endExcuse = this.cutOff(daemon, ms, "partition");
     const fid = this.faultStart(`partition ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.store.partition();
     daemon.cut += 1;
@@ -883,11 +883,9 @@ export class Simulation implements ClientWorld {
     const fid = this.faultStart(`${how} ${daemon.identity}`, [slot]);
     const restart = () => {
       this.clock.setTimer(restartAfterMs, () => {
+        // The new process counts the expiry of a held Lease from its first sight of it (docs/design.md 3.1):
+        // `leaseFirstSeen` excuses that, for the names its clients use.
         this.startDaemon(slot);
-        // A new process sees every held Lease for the first time and counts
-        // its expiry from now (docs/design.md 3.1): a lease duration, for the names held now.
-        const held = this.resources.map((r) => r.leaseName).filter((name) => (this.shared.peek(name)?.holderIdentity ?? "") !== "");
-        this.excuses.point(new Set(held), this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS, "restart");
         this.faultEnd(fid, [slot]);
       });
     };
@@ -1027,6 +1025,54 @@ export class Simulation implements ClientWorld {
     };
   }
 
+  /**
+   * The excuse of a daemon cut off for `ms` (frozen, or partitioned): it can
+   * neither renew nor give back what it holds, so the others wait until the
+   * lease they last saw renewed runs out, at the latest a lease from now (on
+   * the slowest clock), or until it is back, and then a turn.
+   */
+  private cutOff(daemon: Daemon, ms: number, why: string): () => void {
+    const fault = { daemon, start: this.clock.now(), ms, why, held: new Set<string>() };
+    this.cutOffs.add(fault);
+    this.excuseHeld(fault);
+    // Its own waiters are not counted while it is cut off (`unreachable`); a waiter elsewhere for a name it
+    // is queued for waits a turn (2 s) at most, inside the stall bound.
+    return () => {
+      this.cutOffs.delete(fault);
+      this.heardLate(daemon, why);
+    };
+  }
+
+  /** Daemons cut off now, and the names each held since (checked every tick: a write sent before may land after). */
+  private readonly cutOffs = new Set<{ daemon: Daemon; start: number; ms: number; why: string; held: Set<string> }>();
+
+  private excuseHeld(fault: { daemon: Daemon; start: number; ms: number; why: string; held: Set<string> }): void {
+    for (const resource of this.resources) {
+      const record = this.shared.peek(resource.leaseName);
+      if (record?.holderIdentity !== fault.daemon.identity || fault.held.has(resource.leaseName)) continue;
+      fault.held.add(resource.leaseName);
+      const leaseMs = (record.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT);
+      this.excuses.point(resource.leaseName, fault.start, Math.min(fault.ms, leaseMs) + TURN_GRACE_MS, fault.why);
+    }
+  }
+
+  /**
+   * A daemon hears again (thawed, reconnected): the renewals it missed count
+   * as seen now (docs/design.md 3.1), and the hold it then counts on is the
+   * longest of them (a later, shorter one does not shorten it, as a hand edit
+   * must not), so its waiters may wait up to the longest lease from now for a
+   * lease held elsewhere whose holder is gone.
+   */
+  private heardLate(daemon: Daemon, why: string): void {
+    const now = this.clock.now();
+    const wanted = new Set(this.active.filter((c) => c.daemon === daemon && !c.done).map((c) => c.resource.leaseName));
+    for (const name of wanted) {
+      const record = this.shared.peek(name);
+      if (record === undefined || record.holderIdentity === "" || record.holderIdentity === daemon.identity) continue;
+      this.excuses.point(name, now, LONGEST_LEASE_MS / (1 - MAX_DRIFT) + TURN_GRACE_MS, why);
+    }
+  }
+
   private involvedNow(daemon: Daemon): Set<string> {
     const names = new Set<string>();
     for (const resource of this.resources) {
@@ -1047,6 +1093,7 @@ export class Simulation implements ClientWorld {
     const now = this.clock.now();
     this.active = this.active.filter((c) => !c.done || (c instanceof TryClient && c.occupies(now)));
     for (const [names, daemon] of this.involvements) for (const name of this.involvedNow(daemon)) names.add(name);
+    for (const fault of this.cutOffs) this.excuseHeld(fault);
     for (const resource of this.resources) {
       const waiters: string[] = [];
       let occupied = false;
