@@ -27,10 +27,15 @@ export interface World {
   /** After the workload's end: clients wind down, so that every waiter can be served before the run ends. */
   winding(): boolean;
   violation(rule: string, resource: string, message: string): void;
-  /** True when no fault touches `leaseName` now (nor excuses it). */
-  faultFree(leaseName: string): boolean;
+  /**
+   * True when no fault touches `leaseName` now (nor excuses it), and `daemon`
+   * is up and has been reachable since `since` (default: now).
+   */
+  faultFree(daemon: DaemonLink, leaseName: string, since?: number): boolean;
   /** A client of `daemon` holds `resource` at this moment (the store-call oracle spares daemons that held recently). */
   holding(daemon: DaemonLink, resource: Resource): void;
+  /** A client that was done occupies its lock again (a request of its was applied after it gave up). */
+  occupiedAgain(client: TryClient): void;
   /** A holder is told its lease was deleted: a violation unless someone deleted the Lease since `since`. */
   toldDeleted(resource: Resource, holder: string, since: number): void;
 }
@@ -361,6 +366,7 @@ export class TryClient extends Client {
         // Granted after this client gave up: the lease stands, unrenewed, until it runs out.
         if (!late.acquired) return;
         this.occupiedUntil = Math.max(this.occupiedUntil, this.world.now() + this.leaseMs);
+        this.world.occupiedAgain(this);
         this.record({ ev: "note", detail: `TryAcquire granted token ${late.grant.token} after the client gave up` });
       },
     ).then(
@@ -433,7 +439,10 @@ export class TryClient extends Client {
       () => this.daemon.engine.locks.renew(this.resource.leaseName, this.token, leaseMs),
       // Renewed after this client gave up (its daemon was frozen): the lease stands that much longer,
       // at least as long as the one it had (no write shortens a promise).
-      () => (this.occupiedUntil = Math.max(this.occupiedUntil, this.world.now() + Math.max(asked, this.leaseMs))),
+      () => {
+        this.occupiedUntil = Math.max(this.occupiedUntil, this.world.now() + Math.max(asked, this.leaseMs));
+        this.world.occupiedAgain(this);
+      },
     ).then(
       (validForMs) => {
         const at = this.world.now();
@@ -466,7 +475,8 @@ export class TryClient extends Client {
   private release(): void {
     if (this.state !== "held") return;
     if (this.world.now() >= this.validUntil) return this.expired();
-    const faultFree = this.world.faultFree(this.resource.leaseName);
+    const started = this.world.now();
+    const faultFree = this.world.faultFree(this.daemon, this.resource.leaseName);
     this.record({ ev: "release", token: this.token });
     this.state = "done";
     this.done = true;
@@ -479,7 +489,7 @@ export class TryClient extends Client {
       (err: unknown) => {
         const code = this.codeOf(err, "Release");
         this.record({ ev: "release-failed", token: this.token, detail: code });
-        if (code === "unavailable" && faultFree && !this.daemon.gone() && this.world.faultFree(this.resource.leaseName)) {
+        if (code === "unavailable" && faultFree && this.world.faultFree(this.daemon, this.resource.leaseName, started)) {
           this.world.violation(
             "release-unavailable",
             `lock/${this.resource.name}`,
@@ -627,14 +637,15 @@ export class CampaignClient extends StreamClient implements Stream {
       case "stay":
         return;
       case "resign": {
-        const faultFree = this.world.faultFree(this.resource.leaseName);
+        const started = this.world.now();
+        const faultFree = this.world.faultFree(this.daemon, this.resource.leaseName);
         this.record({ ev: "resign", token: term });
         this.unary(() => this.daemon.engine.elections.resign(this.resource.leaseName, term)).then(
           () => this.record({ ev: "resigned", token: term }),
           (err: unknown) => {
             const code = this.codeOf(err, "Resign");
             this.record({ ev: "resign-failed", token: term, detail: code });
-            if (code === "unavailable" && faultFree && !this.daemon.gone() && this.world.faultFree(this.resource.leaseName)) {
+            if (code === "unavailable" && faultFree && this.world.faultFree(this.daemon, this.resource.leaseName, started)) {
               this.world.violation(
                 "release-unavailable",
                 `election/${this.resource.name}`,

@@ -19,15 +19,31 @@ interface OpenFault {
   readonly why: string;
 }
 
-interface Until {
+export interface Until {
   readonly at: number;
   readonly why: string;
 }
 
+/**
+ * An excuse that depends on the state of the world at each moment (e.g. "while
+ * the store names a frozen daemon as holder, until the lease it last renewed
+ * runs out"): asked for each name, it says until when that name is excused.
+ */
+export type Standing = (name: string) => Until | undefined;
+
 export class Excuses {
   private readonly open = new Map<number, OpenFault>();
   private readonly until = new Map<string, Until>();
+  private readonly standing = new Set<Standing>();
   private nextId = 1;
+
+  constructor(private readonly now: () => number) {}
+
+  /** Adds an excuse judged afresh at every question; returns what removes it. */
+  stand(excuse: Standing): () => void {
+    this.standing.add(excuse);
+    return () => this.standing.delete(excuse);
+  }
 
   /** A fault starts now and lasts until `end(id)`; stalls are excused for `afterMs` beyond its end. */
   begin(scope: Scope, afterMs: number, why: string): number {
@@ -51,23 +67,33 @@ export class Excuses {
   /** Until when stalls of `name` are excused: Infinity while a fault touching it lasts. */
   excusedUntil(name: string): number {
     for (const fault of this.open.values()) if (touches(fault.scope, name)) return Infinity;
-    return Math.max(this.until.get(name)?.at ?? -Infinity, this.until.get(EVERY_NAME)?.at ?? -Infinity);
+    return Math.max(
+      this.until.get(name)?.at ?? -Infinity,
+      this.until.get(EVERY_NAME)?.at ?? -Infinity,
+      this.standingFor(name)?.at ?? -Infinity,
+    );
   }
 
   /** The kind of fault that excuses `name` at `now` (the open one, else the one that excuses longest); undefined when none does. */
   cause(name: string, now: number): string | undefined {
     for (const fault of this.open.values()) if (touches(fault.scope, name)) return fault.why;
-    const own = this.until.get(name);
-    const every = this.until.get(EVERY_NAME);
-    const longest = (own?.at ?? -Infinity) >= (every?.at ?? -Infinity) ? own : every;
+    const longest = [this.until.get(name), this.until.get(EVERY_NAME), this.standingFor(name)].reduce<Until | undefined>(
+      (a, b) => (b !== undefined && (a === undefined || b.at > a.at) ? b : a),
+      undefined,
+    );
     return longest !== undefined && longest.at >= now ? longest.why : undefined;
   }
 
-  /** True while no fault is open anywhere and none excuses anything any more. */
-  quiet(now: number): boolean {
-    if (this.open.size > 0) return false;
-    for (const until of this.until.values()) if (until.at > now) return false;
-    return true;
+  private standingFor(name: string): Until | undefined {
+    let longest: Until | undefined;
+    for (const excuse of this.standing) {
+      const until = excuse(name);
+      if (until !== undefined && (longest === undefined || until.at > longest.at)) longest = until;
+    }
+    // Remembered as excused up to now: once the standing excuse goes, a stall is counted from here, not from
+    // before it.
+    if (longest !== undefined) this.extend(name, Math.min(longest.at, this.now()), longest.why);
+    return longest;
   }
 
   private extend(scope: Scope, at: number, why: string): void {

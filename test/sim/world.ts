@@ -228,6 +228,8 @@ class Daemon implements DaemonLink {
   state: "up" | "frozen" | "stopping" | "dead" = "up";
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
+  /** The last moment it was frozen or cut off. */
+  troubledAt = -Infinity;
 
   /** Frozen or cut off: its clients can be served only once it is back. */
   get unreachable(): boolean {
@@ -277,6 +279,13 @@ class Daemon implements DaemonLink {
 
 type AnyClient = AcquireClient | TryClient | CampaignClient | ObserverClient;
 
+/** A daemon frozen or partitioned, and the longest lease written for each name meanwhile. */
+interface CutOff {
+  readonly daemon: Daemon;
+  readonly why: string;
+  readonly longest: Map<string, number>;
+}
+
 /** Most timers that may fire within one tick: beyond it the run is spinning (a livelock) and is stopped. */
 const MAX_TIMERS_PER_TICK = 100_000;
 
@@ -312,7 +321,7 @@ export class Simulation implements ClientWorld {
   /** When each Lease was deleted by hand while no running daemon watched it: nobody could restore it. */
   private readonly unwatchedDeletedAt = new Map<string, number[]>();
   private readonly violations: SimViolation[] = [];
-  private readonly excuses = new Excuses();
+  private readonly excuses = new Excuses(() => this.clock.now());
   private readonly clients: AnyClient[] = [];
   /** Clients the monitor still looks at: not done, or TryAcquire holders whose lease may still stand. */
   private active: AnyClient[] = [];
@@ -448,7 +457,9 @@ export class Simulation implements ClientWorld {
     this.lastHeld.set(`${(daemon as Daemon).identity}/${resource.leaseName}`, this.clock.now());
   }
 
-  faultFree(leaseName: string): boolean {
+  faultFree(link: DaemonLink, leaseName: string, since = this.clock.now()): boolean {
+    const daemon = link as Daemon;
+    if (daemon.gone() || daemon.unreachable || daemon.troubledAt >= since) return false;
     return this.excuses.excusedUntil(leaseName) < this.clock.now();
   }
 
@@ -489,11 +500,18 @@ export class Simulation implements ClientWorld {
     return daemon;
   }
 
+  /** When the harness saw each Lease's holder last acquire, renew or release (`renewalOf` change). */
+  private readonly renewals = new Map<string, { readonly stamp: string; readonly at: number }>();
+
   /** The harness's own watch on the Leases, for the checker's Lease-history rules. */
   private watchLeases(): void {
     this.shared.watch((event) => {
       const leases: readonly LeaseRecord[] = event.type === "upsert" ? [event.lease] : event.type === "synced" ? event.leases : [];
       for (const lease of leases) {
+        const stamp = renewalOf(lease);
+        if (this.renewals.get(lease.name)?.stamp !== stamp) this.renewals.set(lease.name, { stamp, at: this.clock.now() });
+        for (const fault of this.cutOffs)
+          fault.longest.set(lease.name, Math.max(fault.longest.get(lease.name) ?? 0, lease.leaseDurationSeconds));
         this.record("harness", {
           ev: "lease",
           name: lease.name,
@@ -566,6 +584,10 @@ export class Simulation implements ClientWorld {
   private adopt(client: AnyClient): void {
     this.clients.push(client);
     this.active.push(client);
+  }
+
+  occupiedAgain(client: TryClient): void {
+    if (!this.active.includes(client)) this.active.push(client);
   }
 
   private nextId(prefix: string): string {
@@ -711,7 +733,19 @@ export class Simulation implements ClientWorld {
         !c.daemon.gone() &&
         ((c instanceof AcquireClient && c.daemonHolds) || (c instanceof CampaignClient && c.leading)),
     );
-    if (!heard) this.excuses.point(lease.name, now, lease.leaseDurationSeconds * 1000 + TURN_GRACE_MS, "first-sight");
+    if (heard) return;
+    // The excuse begins where the holder's own count ends (a TryAcquire holder occupies the lock until its last
+    // write runs out), and is not needed if the hold has ended by then (released, or taken by a new token). A
+    // renewal does not end it: a later, shorter lease does not bring forward the end of a hold observed.
+    const until = now + (lease.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
+    const holders = this.active.filter((c) => c instanceof TryClient && c.resource.leaseName === lease.name) as TryClient[];
+    const from = Math.max(now, ...holders.map((c) => c.occupiedUntil));
+    if (from >= until) return;
+    this.clock.setTimer(from - now, () => {
+      const current = this.shared.peek(lease.name);
+      if (current === undefined || current.holderIdentity !== lease.holderIdentity || current.transitions !== lease.transitions) return;
+      this.excuses.point(lease.name, this.clock.now(), until - this.clock.now(), "first-sight");
+    });
   }
 
   storeFaultBegan(daemon: Daemon, fault: CallFault, operation: StoreOperation, name: string, hasDeadline: boolean): () => void {
@@ -827,13 +861,15 @@ export class Simulation implements ClientWorld {
     const daemon = this.daemons[slot]!;
     if (daemon.state !== "up") return;
     daemon.state = "frozen";
-    const endExcuse = this.cutOff(daemon, ms, "freeze");
+    daemon.troubledAt = Infinity;
+    const endExcuse = this.cutOff(daemon, "freeze");
     const fid = this.faultStart(`freeze ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.clock.freeze();
     daemon.store.freeze();
     this.clock.setTimer(ms, () => {
       if (daemon.state !== "frozen") return;
       daemon.state = "up";
+      daemon.troubledAt = this.clock.now();
       // On SIGCONT the process first handles what arrived (replies, watch events, requests), then its overdue timers.
       daemon.store.thaw();
       this.clock.setTimer(0, () => {
@@ -847,12 +883,14 @@ export class Simulation implements ClientWorld {
   private partition(slot: number, ms: number): void {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
-    const endExcuse = this.cutOff(daemon, ms, "partition");
+    const endExcuse = this.cutOff(daemon, "partition");
     const fid = this.faultStart(`partition ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.store.partition();
     daemon.cut += 1;
+    daemon.troubledAt = Infinity;
     this.clock.setTimer(ms, () => {
       daemon.cut -= 1;
+      daemon.troubledAt = this.clock.now();
       daemon.store.heal();
       endExcuse();
       this.faultEnd(fid, [slot]);
@@ -868,8 +906,10 @@ export class Simulation implements ClientWorld {
     if (delay) daemon.store.watchDelayMs = this.faultRandom.int(50, 2_000);
     else daemon.store.restartWatch(ms, this.faultRandom.bool(0.5));
     daemon.cut += 1;
+    daemon.troubledAt = Infinity;
     this.clock.setTimer(ms + (delay ? 2_000 : 0), () => {
       daemon.cut -= 1;
+      daemon.troubledAt = this.clock.now();
       if (delay) daemon.store.watchDelayMs = 0;
       endExcuse();
       this.faultEnd(fid, [slot]);
@@ -890,13 +930,9 @@ export class Simulation implements ClientWorld {
       });
     };
     if (how === "kill") {
-      // Others wait out the leases the dead daemon held; where it only waited, it is skipped after a turn grace.
-      const now = this.clock.now();
-      for (const name of this.involvedNow(daemon)) {
-        const record = this.shared.peek(name);
-        const held = record?.holderIdentity === daemon.identity;
-        this.excuses.point(name, now, (held ? record.leaseDurationSeconds * 1000 : LONGEST_DEADLINE_MS) + TURN_GRACE_MS, "kill");
-      }
+      // Others wait out the leases the dead daemon held (or takes yet: a write it sent may land after); where
+      // it only waited, it is skipped after a turn grace, inside the stall bound.
+      this.excuseHeld(daemon, "kill");
       daemon.state = "dead";
       this.record("harness", { ev: "daemon-killed", target: daemon.identity, daemon: slot });
       daemon.clock.kill();
@@ -1031,29 +1067,45 @@ export class Simulation implements ClientWorld {
    * lease they last saw renewed runs out, at the latest a lease from now (on
    * the slowest clock), or until it is back, and then a turn.
    */
-  private cutOff(daemon: Daemon, ms: number, why: string): () => void {
-    const fault = { daemon, start: this.clock.now(), ms, why, held: new Set<string>() };
+  private cutOff(daemon: Daemon, why: string): () => void {
+    const fault: CutOff = { daemon, why, longest: new Map() };
     this.cutOffs.add(fault);
-    this.excuseHeld(fault);
+    const endHeld = this.excuseHeld(daemon, why);
     // Its own waiters are not counted while it is cut off (`unreachable`); a waiter elsewhere for a name it
     // is queued for waits a turn (2 s) at most, inside the stall bound.
     return () => {
       this.cutOffs.delete(fault);
-      this.heardLate(daemon, why);
+      endHeld();
+      this.heardLate(fault);
     };
   }
 
-  /** Daemons cut off now, and the names each held since (checked every tick: a write sent before may land after). */
-  private readonly cutOffs = new Set<{ daemon: Daemon; start: number; ms: number; why: string; held: Set<string> }>();
+  /** Daemons cut off now, and the longest lease written meanwhile for each name. */
+  private readonly cutOffs = new Set<CutOff>();
 
-  private excuseHeld(fault: { daemon: Daemon; start: number; ms: number; why: string; held: Set<string> }): void {
-    for (const resource of this.resources) {
-      const record = this.shared.peek(resource.leaseName);
-      if (record?.holderIdentity !== fault.daemon.identity || fault.held.has(resource.leaseName)) continue;
-      fault.held.add(resource.leaseName);
-      const leaseMs = (record.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT);
-      this.excuses.point(resource.leaseName, fault.start, Math.min(fault.ms, leaseMs) + TURN_GRACE_MS, fault.why);
-    }
+  /**
+   * Excuses, until undone, each name the store names `daemon` as holder of
+   * (now, or later: a write sent before may land after), until the lease it
+   * last renewed runs out on the slowest clock, and a turn: nobody else may
+   * take it before, and the daemon can neither renew nor give it back.
+   */
+  private excuseHeld(daemon: Daemon, why: string): () => void {
+    const excuse = (name: string) => {
+      const record = this.shared.peek(name);
+      if (record?.holderIdentity !== daemon.identity) return undefined;
+      const renewedAt = this.renewals.get(name)?.at ?? this.clock.now();
+      return { at: renewedAt + (record.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS, why };
+    };
+    const remove = this.excuses.stand(excuse);
+    // Back again, it renews what it holds, or gives back what its holder let go meanwhile, within a turn.
+    return () => {
+      remove();
+      const now = this.clock.now();
+      for (const { leaseName } of this.resources) {
+        const until = excuse(leaseName);
+        if (until !== undefined && until.at > now) this.excuses.point(leaseName, now, Math.min(until.at - now, TURN_GRACE_MS), why);
+      }
+    };
   }
 
   /**
@@ -1063,13 +1115,15 @@ export class Simulation implements ClientWorld {
    * must not), so its waiters may wait up to the longest lease from now for a
    * lease held elsewhere whose holder is gone.
    */
-  private heardLate(daemon: Daemon, why: string): void {
+  private heardLate(fault: CutOff): void {
+    const { daemon, why } = fault;
     const now = this.clock.now();
     const wanted = new Set(this.active.filter((c) => c.daemon === daemon && !c.done).map((c) => c.resource.leaseName));
     for (const name of wanted) {
       const record = this.shared.peek(name);
       if (record === undefined || record.holderIdentity === "" || record.holderIdentity === daemon.identity) continue;
-      this.excuses.point(name, now, LONGEST_LEASE_MS / (1 - MAX_DRIFT) + TURN_GRACE_MS, why);
+      const leaseMs = Math.max(record.leaseDurationSeconds, fault.longest.get(name) ?? 0) * 1000;
+      this.excuses.point(name, now, leaseMs / (1 - MAX_DRIFT) + TURN_GRACE_MS, why);
     }
   }
 
@@ -1093,7 +1147,6 @@ export class Simulation implements ClientWorld {
     const now = this.clock.now();
     this.active = this.active.filter((c) => !c.done || (c instanceof TryClient && c.occupies(now)));
     for (const [names, daemon] of this.involvements) for (const name of this.involvedNow(daemon)) names.add(name);
-    for (const fault of this.cutOffs) this.excuseHeld(fault);
     for (const resource of this.resources) {
       const waiters: string[] = [];
       let occupied = false;
@@ -1282,6 +1335,11 @@ export class Simulation implements ClientWorld {
       },
     };
   }
+}
+
+/** What changes when a holder acquires, renews or releases (and not when a daemon joins the queue). */
+function renewalOf(r: LeaseRecord): string {
+  return [r.holderIdentity, r.transitions, r.leaseDurationSeconds, r.renewTime?.getTime() ?? ""].join("|");
 }
 
 function describeRecord(record: LeaseRecord | undefined): string {
