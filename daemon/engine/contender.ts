@@ -11,7 +11,7 @@
 // table of store-policy.ts.
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import type { Clock, Timer } from "./clock.js";
-import { type ContenderView, type Decision, decide } from "./decide.js";
+import { type ContenderView, type Decision, type GiveBack, decide, isIdle } from "./decide.js";
 import { SyncError, fromStoreError } from "./errors.js";
 import { type LeaseCache, type Observation, expiresAt } from "./lease-cache.js";
 import * as records from "./lease-records.js";
@@ -72,13 +72,6 @@ interface Holding {
 
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
-/**
- * Grants in a row to this daemon's claims (handed over locally, or released
- * and taken again) before it leaves the lease free for a while, so that a
- * daemon whose queue write keeps losing to those writes is served: its write
- * cannot land while this daemon writes back to back.
- */
-export const MAX_GRANTS_IN_A_ROW = 16;
 /**
  * Shortest pause after such a yield before this daemon takes the lease back
  * (it is also at least 4 of its write round trips, at most the turn grace):
@@ -326,12 +319,7 @@ export class Contender {
   }
 
   private isIdle(): boolean {
-    if (this.running || this.holding !== undefined || this.waiting.length > 0 || this.uncertain) return false;
-    if (!this.closing && this.ctx.clock.now() < this.lingerUntil) return false;
-    const record = this.ctx.cache.get(this.name)?.record;
-    if (record === undefined) return true;
-    if (record.holderIdentity === this.ctx.identity) return this.closing && record.transitions === this.retainedToken;
-    return !record.queue.includes(this.ctx.identity);
+    return !this.running && isIdle(this.view());
   }
 
   private view(): ContenderView {
@@ -350,7 +338,7 @@ export class Contender {
               token: holding.token,
               mode: holding.claim.options.mode,
               ended: holding.claim.state === "ended",
-              requests: holding.requests.length,
+              nextRequest: holding.requests[0]?.kind,
               renewDue: holding.renewDue,
               leaseMs: holding.timing.leaseMs,
               keepUntil: holding.keepUntil,
@@ -364,6 +352,8 @@ export class Contender {
       yieldUntil: this.yieldUntil,
       uncertain: this.uncertain,
       turnGraceMs: (leaseMs) => this.ctx.timing(leaseMs).turnGraceMs,
+      grantsInARow: this.grantsInARow,
+      lingerUntil: this.lingerUntil,
     };
   }
 
@@ -417,9 +407,11 @@ export class Contender {
       case "release-stale":
         return this.releaseStaleStep(obs!.record);
       case "give-back":
-        return this.giveBackStep(holding!, obs!.record);
+        return this.giveBackStep(holding!, obs!.record, decision.how);
       case "serve-request":
         return this.requestStep(holding!, obs!.record);
+      case "serve-release":
+        return this.releaseRequestStep(holding!, obs!.record, decision.how);
       case "renew":
         return this.renewStep(holding!, obs!.record);
       case "restore-duration":
@@ -494,33 +486,26 @@ export class Contender {
   }
 
   /** Gives back the lease of a claim whose caller went away (stream closed, or cancelled while acquiring). */
-  private async giveBackStep(holding: Holding, record: LeaseRecord): Promise<void> {
+  private async giveBackStep(holding: Holding, record: LeaseRecord, how: GiveBack): Promise<void> {
     // A Release by token its holder asked for before the claim ended is answered by this give-back.
     const served = holding.requests.find((request) => request.kind === "release");
-    const result = await this.giveBack(holding, record, served);
+    const result = await this.giveBack(holding, record, how, served);
     if (result.ok) served?.resolve(0);
     else await this.failed(result, "release the lease", false);
   }
 
   /**
-   * Hands the lease straight to the next local claim when no other daemon
-   * waits (one write), or else releases it so the daemon at the head of the
-   * wait queue takes it, queueing this daemon behind the others if it still
-   * has claims waiting. `served` is the Release or Resign being served.
+   * Gives the lease back the way `decide` chose (`how`, see `GiveBack`).
+   * `served` is the Release or Resign being served.
    */
-  private async giveBack(holding: Holding, record: LeaseRecord, served?: Request): Promise<CallResult<LeaseRecord>> {
-    const next = this.closing ? undefined : this.waiting[0];
-    const othersWaiting = record.queue.some((id) => id !== this.ctx.identity);
-    // After its budget of grants in a row this daemon lets the lease go free
-    // without queueing itself, and leaves it to others for a while before
-    // taking it again: time for a daemon that could not get into the queue.
-    const yielding = this.grantsInARow >= MAX_GRANTS_IN_A_ROW && !othersWaiting;
-    const handoff = next !== undefined && !othersWaiting && !yielding;
+  private async giveBack(holding: Holding, record: LeaseRecord, how: GiveBack, served?: Request): Promise<CallResult<LeaseRecord>> {
+    const next = how === "hand-off" ? this.waiting[0]! : undefined;
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
-    const write = handoff
-      ? records.acquisition(record, this.ctx.identity, next.options, wall, this.ctx.cache.tokenFloor(this.name))
-      : records.release(record, this.ctx.identity, next !== undefined && !yielding);
+    const write =
+      next !== undefined
+        ? records.acquisition(record, this.ctx.identity, next.options, wall, this.ctx.cache.tokenFloor(this.name))
+        : records.release(record, this.ctx.identity, how === "release-and-queue");
     const result = await this.attempt("release the lease", holding.timing.leaseMs, "keep", (signal) =>
       this.ctx.store.update(write, { signal }),
     );
@@ -529,11 +514,11 @@ export class Contender {
     if (served !== undefined) holding.requests.splice(holding.requests.indexOf(served), 1);
     holding.claim.end();
     this.dropHolding(holding);
-    if (handoff) {
+    if (next !== undefined) {
       this.granted(next, result.value, sentAt, now - sentAt);
       return result;
     }
-    if (yielding) {
+    if (how === "yield") {
       this.grantsInARow = 0;
       const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
       this.yieldUntil = now + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * (now - sentAt)));
@@ -543,45 +528,53 @@ export class Contender {
     return result;
   }
 
-  /** Serves the holder's oldest Renew, Proclaim, Release or Resign call. */
+  /** Serves the holder's oldest call, a Release or Resign: gives the lease back as decided. */
+  private async releaseRequestStep(holding: Holding, record: LeaseRecord, how: GiveBack): Promise<void> {
+    const request = holding.requests[0]!;
+    const result = await this.giveBack(holding, record, how, request);
+    if (result.ok) return request.resolve(0);
+    await this.requestFailed(holding, request, result);
+  }
+
+  /** Serves the holder's oldest call, a Renew or a Proclaim. */
   private async requestStep(holding: Holding, record: LeaseRecord): Promise<void> {
     const request = holding.requests[0]!;
+    if (request.kind === "release") throw new Error("a release is served by releaseRequestStep");
     const doing = `${request.kind} ${this.name}`;
-    let result: CallResult<LeaseRecord>;
-    if (request.kind === "release") {
-      result = await this.giveBack(holding, record, request);
-      if (result.ok) return request.resolve(0);
-    } else {
-      const sentAt = this.ctx.clock.now();
-      const leaseMs = request.kind === "renew" ? (request.leaseMs ?? holding.timing.leaseMs) : holding.timing.leaseMs;
-      // A shorter lease must still cover what the holder was promised: its
-      // reply may be lost, and then the holder acts on the earlier valid_for.
-      const writtenMs = Math.max(leaseMs, this.ctx.leaseCovering(holding.promisedUntil - sentAt));
-      const next =
-        request.kind === "renew" ? records.renewal(record, this.ctx.clock.wallTime(), writtenMs) : { ...record, value: request.value };
-      result = await this.ctx.calls.run(
-        this.name,
-        doing,
-        holding.timing.renewDeadlineMs,
-        (signal) => this.ctx.store.update(next, { signal }),
-        "keep",
-      );
-      if (result.ok) {
-        holding.requests.shift();
-        if (request.kind === "renew") {
-          holding.timing = this.ctx.timing(leaseMs);
-          this.renewed(holding, sentAt);
-        }
-        this.ctx.cache.remember(result.value);
-        return request.resolve(this.validFor(holding));
+    const sentAt = this.ctx.clock.now();
+    const leaseMs = request.kind === "renew" ? (request.leaseMs ?? holding.timing.leaseMs) : holding.timing.leaseMs;
+    // A shorter lease must still cover what the holder was promised: its
+    // reply may be lost, and then the holder acts on the earlier valid_for.
+    const writtenMs = Math.max(leaseMs, this.ctx.leaseCovering(holding.promisedUntil - sentAt));
+    const next =
+      request.kind === "renew" ? records.renewal(record, this.ctx.clock.wallTime(), writtenMs) : { ...record, value: request.value };
+    const result = await this.ctx.calls.run(
+      this.name,
+      doing,
+      holding.timing.renewDeadlineMs,
+      (signal) => this.ctx.store.update(next, { signal }),
+      "keep",
+    );
+    if (result.ok) {
+      holding.requests.shift();
+      if (request.kind === "renew") {
+        holding.timing = this.ctx.timing(leaseMs);
+        this.renewed(holding, sentAt);
       }
+      this.ctx.cache.remember(result.value);
+      return request.resolve(this.validFor(holding));
     }
+    await this.requestFailed(holding, request, result);
+  }
+
+  /** A holder's call failed: retried on a fresh record after a conflict, else the caller hears why. */
+  private async requestFailed(holding: Holding, request: Request, result: CallResult<unknown> & { ok: false }): Promise<void> {
     if (result.action === "refresh") {
       // Someone joined the wait queue meanwhile; the next decision retries on the fresh record.
       await this.refresh();
     } else {
       if (holding.requests[0] === request) holding.requests.shift();
-      request.reject(fromStoreError(result.error, doing));
+      request.reject(fromStoreError(result.error, `${request.kind} ${this.name}`));
     }
   }
 

@@ -1,7 +1,7 @@
 // The contender's decision step as a table: a view of the contender and the
 // lease in, the one thing to do out. Each row names the rule it checks.
 import test from "ava";
-import { type ContenderView, type Decision, decide } from "../../daemon/engine/decide.js";
+import { type ContenderView, type Decision, MAX_GRANTS_IN_A_ROW, decide, isIdle } from "../../daemon/engine/decide.js";
 import type { Observation } from "../../daemon/engine/lease-cache.js";
 import { type LeaseRecord, StoreError } from "../../daemon/store/lease-store.js";
 import { leaseRecord } from "../support/lease-record.js";
@@ -38,6 +38,8 @@ function view(fields: Partial<ContenderView> = {}): ContenderView {
     yieldUntil: 0,
     uncertain: false,
     turnGraceMs: () => 2_000,
+    grantsInARow: 0,
+    lingerUntil: 0,
     ...fields,
   };
 }
@@ -46,7 +48,7 @@ const holding = (fields: Partial<NonNullable<ContenderView["holding"]>> = {}) =>
   token: 7,
   mode: "session" as const,
   ended: false,
-  requests: 0,
+  nextRequest: undefined,
   renewDue: false,
   leaseMs: 15_000,
   keepUntil: undefined,
@@ -162,13 +164,13 @@ const rows: Array<[string, ContenderView, Decision]> = [
   ],
   [
     "holding: the holder's calls come before a renewal",
-    view({ holding: holding({ renewDue: true, requests: 1 }), observation: seen(lease({ holderIdentity: ME })) }),
+    view({ holding: holding({ renewDue: true, nextRequest: "renew" }), observation: seen(lease({ holderIdentity: ME })) }),
     { do: "serve-request" },
   ],
   [
     "holding for a caller that went away: give it back",
     view({ holding: holding({ ended: true }), observation: seen(lease({ holderIdentity: ME })) }),
-    { do: "give-back" },
+    { do: "give-back", how: "release" },
   ],
   [
     "at shutdown, a session holder told it lost keeps its lease while it may still act on its promise",
@@ -178,7 +180,7 @@ const rows: Array<[string, ContenderView, Decision]> = [
   [
     "at shutdown, a session holder's lease goes back once its promise has run out (or its stream closed)",
     view({ closing: true, holding: holding({ ended: true, keepUntil: NOW }), observation: seen(lease({ holderIdentity: ME })) }),
-    { do: "give-back" },
+    { do: "give-back", how: "release" },
   ],
   [
     "holding for a caller that went away, the lease already run out: forget it",
@@ -206,10 +208,102 @@ const rows: Array<[string, ContenderView, Decision]> = [
     { do: "fail-unsynced", all: false },
   ],
   ["not listed yet and no error: wait for the list", view({ synced: false, head: waiter }), { do: "wait" }],
+  [
+    "give-back: a local claim waits and no other daemon does: hand the lease to it",
+    view({ holding: holding({ ended: true }), head: waiter, observation: seen(lease({ holderIdentity: ME, queue: [ME] })) }),
+    { do: "give-back", how: "hand-off" },
+  ],
+  [
+    "give-back: another daemon is queued: release, and queue behind it for the local claim",
+    view({ holding: holding({ ended: true }), head: waiter, observation: seen(lease({ holderIdentity: ME, queue: [OTHER] })) }),
+    { do: "give-back", how: "release-and-queue" },
+  ],
+  [
+    "give-back at shutdown: release, whatever waits here",
+    view({ closing: true, holding: holding({ ended: true }), head: waiter, observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "give-back", how: "release" },
+  ],
+  [
+    "give-back after MAX_GRANTS_IN_A_ROW grants to this daemon: yield, not hand off",
+    view({
+      holding: holding({ ended: true }),
+      head: waiter,
+      grantsInARow: MAX_GRANTS_IN_A_ROW,
+      observation: seen(lease({ holderIdentity: ME })),
+    }),
+    { do: "give-back", how: "yield" },
+  ],
+  [
+    "give-back after MAX_GRANTS_IN_A_ROW grants with nothing waiting here: yield too",
+    view({ holding: holding({ ended: true }), grantsInARow: MAX_GRANTS_IN_A_ROW, observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "give-back", how: "yield" },
+  ],
+  [
+    "give-back after MAX_GRANTS_IN_A_ROW grants while another daemon is queued: no yield, it is served by the queue",
+    view({
+      holding: holding({ ended: true }),
+      head: waiter,
+      grantsInARow: MAX_GRANTS_IN_A_ROW,
+      observation: seen(lease({ holderIdentity: ME, queue: [OTHER] })),
+    }),
+    { do: "give-back", how: "release-and-queue" },
+  ],
+  [
+    "holding: a Release or Resign is served as a give-back, chosen by the same rule",
+    view({ holding: holding({ nextRequest: "release", renewDue: true }), head: waiter, observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "serve-release", how: "hand-off" },
+  ],
+  [
+    "holding: a Release with nothing waiting releases",
+    view({ holding: holding({ nextRequest: "release" }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "serve-release", how: "release" },
+  ],
+  [
+    "holding: a Proclaim is served as a write of the holder's",
+    view({ holding: holding({ nextRequest: "proclaim" }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "serve-request" },
+  ],
 ];
 
 for (const [rule, input, expected] of rows) {
   test(`decide: ${rule}`, (t) => {
     t.deepEqual(decide(input), expected);
+  });
+}
+
+/** When a contender may be dropped: the same rules as `decide`'s for a lease held for nobody and the wait queue. */
+const idleRows: Array<[string, ContenderView, boolean]> = [
+  ["nothing here and no lease: idle", view(), true],
+  ["nothing here, the lease held by another daemon: idle", view({ observation: seen(lease({ holderIdentity: OTHER })) }), true],
+  ["a claim waits: not idle", view({ head: waiter }), false],
+  ["a claim holds: not idle", view({ holding: holding(), observation: seen(lease({ holderIdentity: ME })) }), false],
+  ["an acquiring write's outcome is unknown: not idle until a read settles it", view({ uncertain: true }), false],
+  ["lingering after a release: not idle", view({ lingerUntil: NOW + 1 }), false],
+  ["lingering is cut short at shutdown", view({ closing: true, lingerUntil: NOW + 1 }), true],
+  [
+    "a lease this daemon holds for nobody: not idle until it is released",
+    view({ observation: seen(lease({ holderIdentity: ME })) }),
+    false,
+  ],
+  [
+    "at shutdown, a lease-held lock kept for its holder: idle, it runs out on its own",
+    view({ closing: true, retainedToken: 7, observation: seen(lease({ holderIdentity: ME })) }),
+    true,
+  ],
+  [
+    "at shutdown, a lease held for nobody that is not the kept lock: not idle",
+    view({ closing: true, retainedToken: 6, observation: seen(lease({ holderIdentity: ME })) }),
+    false,
+  ],
+  [
+    "queued with nothing waiting: not idle until it leaves the queue",
+    view({ observation: seen(lease({ holderIdentity: OTHER, queue: [ME] })) }),
+    false,
+  ],
+];
+
+for (const [rule, input, expected] of idleRows) {
+  test(`isIdle: ${rule}`, (t) => {
+    t.is(isIdle(input), expected);
   });
 }

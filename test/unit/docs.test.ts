@@ -3,7 +3,8 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { SETTINGS } from "../../daemon/config.js";
-import { MAX_GRANTS_IN_A_ROW, MIN_YIELD_MS } from "../../daemon/engine/contender.js";
+import { MIN_YIELD_MS } from "../../daemon/engine/contender.js";
+import { MAX_GRANTS_IN_A_ROW } from "../../daemon/engine/decide.js";
 import { STORE_FAILURE_POLICY } from "../../daemon/engine/store-policy.js";
 import { SCENARIOS } from "../conformance/scenarios.js";
 
