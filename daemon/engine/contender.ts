@@ -11,7 +11,7 @@
 // table of store-policy.ts.
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import type { Clock, Timer } from "./clock.js";
-import { type ContenderView, type Decision, type GiveBack, decide, isIdle } from "./decide.js";
+import { type AfterLoss, type ContenderView, type Decision, type GiveBack, afterLoss, decide, isIdle } from "./decide.js";
 import { SyncError, fromStoreError } from "./errors.js";
 import { type LeaseCache, type Observation, expiresAt } from "./lease-cache.js";
 import * as records from "./lease-records.js";
@@ -337,6 +337,7 @@ export class Contender {
           : {
               token: holding.token,
               mode: holding.claim.options.mode,
+              persistent: holding.claim.options.persistent,
               ended: holding.claim.state === "ended",
               nextRequest: holding.requests[0]?.kind,
               renewDue: holding.renewDue,
@@ -368,7 +369,7 @@ export class Contender {
       const holding = this.holding;
       switch (decision.do) {
         case "lose":
-          this.lose(holding!, decision.reason, lossMessage(obs?.record));
+          this.lose(holding!, decision.reason, lossMessage(obs?.record), decision.then);
           continue;
         case "drop":
           holding!.claim.end();
@@ -761,10 +762,12 @@ export class Contender {
       const deadline = sentAt + holding.timing.renewDeadlineMs;
       holding.deadlineTimer = this.ctx.clock.setTimer(deadline - this.ctx.clock.now(), () => {
         if (this.holding === holding) {
+          const view = this.view();
           this.lose(
             holding,
             "renew-deadline-exceeded",
             `no renewal succeeded within the renew deadline of ${holding.timing.renewDeadlineMs} ms`,
+            afterLoss(view, view.holding!),
           );
           this.kick();
         }
@@ -779,12 +782,12 @@ export class Contender {
     return Math.max(0, until - this.ctx.clock.now());
   }
 
-  /** The holder must stop acting now. Persistent (election) claims go back into the queue. */
-  private lose(holding: Holding, reason: LossReason, message: string): void {
+  /** The holder must stop acting now; its claim waits again or ends, as `decide` said (`then`). */
+  private lose(holding: Holding, reason: LossReason, message: string, then: AfterLoss): void {
     const claim = holding.claim;
     const wasHeld = claim.state === "held";
     if (wasHeld) {
-      if (claim.options.persistent && !this.closing) {
+      if (then === "wait-again") {
         claim.wait(this.ctx.clock.now());
         this.waiting.push(claim);
       } else {

@@ -61,6 +61,8 @@ export interface ContenderView {
 export interface HoldingView {
   readonly token: number;
   readonly mode: "session" | "lease";
+  /** An election claim: it stays a candidate after losing. */
+  readonly persistent: boolean;
   /** The caller went away (stream closed, cancelled while acquiring): give the lease back. */
   readonly ended: boolean;
   /** The oldest of the holder's calls waiting to be served (Resign is a release), if any. */
@@ -76,6 +78,13 @@ export interface HoldingView {
   readonly keepUntil: number | undefined;
 }
 
+/** What becomes of a claim whose holding is over without a give-back. */
+export type AfterLoss =
+  /** An election candidate stays in: it waits to be elected again. */
+  | "wait-again"
+  /** The claim is over (or was already: its caller went away). */
+  | "end";
+
 /** How a holder that is done gives the lease back; one write each. */
 export type GiveBack =
   /** Write the next local claim in as holder: no other daemon waits. */
@@ -88,8 +97,11 @@ export type GiveBack =
   | "yield";
 
 export type Decision =
-  /** The holding is over: the lease was deleted or someone else holds it now. */
-  | { readonly do: "lose"; readonly reason: "deleted" | "taken-over" }
+  /**
+   * The holding is over: the lease was deleted or someone else holds it now.
+   * `then`: what becomes of its claim (see `afterLoss`).
+   */
+  | { readonly do: "lose"; readonly reason: "deleted" | "taken-over"; readonly then: AfterLoss }
   /** The holding's lease ran out unrenewed (a TryAcquire nobody renewed, or a give-back that kept failing): forget it. */
   | { readonly do: "drop" }
   /** The head claim does not wait and the lease is not free for it. */
@@ -128,7 +140,7 @@ export function decide(view: ContenderView): Decision {
   if (holding !== undefined) {
     if (record === undefined || record.holderIdentity !== view.identity || record.transitions !== holding.token) {
       if (record === undefined && !view.synced) return { do: "wait" };
-      return { do: "lose", reason: record === undefined ? "deleted" : "taken-over" };
+      return { do: "lose", reason: record === undefined ? "deleted" : "taken-over", then: afterLoss(view, holding) };
     }
     const expired = now >= expiresAt(obs!);
     if (holding.ended) {
@@ -174,6 +186,16 @@ export function decide(view: ContenderView): Decision {
   if (head.noWait) return { do: "fail-head" };
   if (!queued) return enqueue();
   return { do: "wait", until: expiresAt(obs) };
+}
+
+/**
+ * What becomes of the claim of `holding` when it loses the lease, whatever
+ * the reason (also at its renew deadline): an election candidate that still
+ * held stays in the queue to be elected again, unless the daemon is shutting
+ * down; any other claim is over.
+ */
+export function afterLoss(view: ContenderView, holding: HoldingView): AfterLoss {
+  return holding.persistent && !holding.ended && !view.closing ? "wait-again" : "end";
 }
 
 /**

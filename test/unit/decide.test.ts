@@ -1,7 +1,7 @@
 // The contender's decision step as a table: a view of the contender and the
 // lease in, the one thing to do out. Each row names the rule it checks.
 import test from "ava";
-import { type ContenderView, type Decision, MAX_GRANTS_IN_A_ROW, decide, isIdle } from "../../daemon/engine/decide.js";
+import { type ContenderView, type Decision, MAX_GRANTS_IN_A_ROW, afterLoss, decide, isIdle } from "../../daemon/engine/decide.js";
 import type { Observation } from "../../daemon/engine/lease-cache.js";
 import { type LeaseRecord, StoreError } from "../../daemon/store/lease-store.js";
 import { leaseRecord } from "../support/lease-record.js";
@@ -47,6 +47,7 @@ function view(fields: Partial<ContenderView> = {}): ContenderView {
 const holding = (fields: Partial<NonNullable<ContenderView["holding"]>> = {}) => ({
   token: 7,
   mode: "session" as const,
+  persistent: false,
   ended: false,
   nextRequest: undefined,
   renewDue: false,
@@ -148,14 +149,14 @@ const rows: Array<[string, ContenderView, Decision]> = [
   [
     "holding: someone else's token in the lease means it was taken over",
     view({ holding: holding(), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
-    { do: "lose", reason: "taken-over" },
+    { do: "lose", reason: "taken-over", then: "end" },
   ],
   [
     "holding: our identity with another token is a takeover too (a handoff or a previous life)",
     view({ holding: holding(), observation: seen(lease({ holderIdentity: ME, transitions: 8 })) }),
-    { do: "lose", reason: "taken-over" },
+    { do: "lose", reason: "taken-over", then: "end" },
   ],
-  ["holding: a deleted lease is lost", view({ holding: holding() }), { do: "lose", reason: "deleted" }],
+  ["holding: a deleted lease is lost", view({ holding: holding() }), { do: "lose", reason: "deleted", then: "end" }],
   ["holding, before the first list: nothing can be decided", view({ holding: holding(), synced: false }), { do: "wait" }],
   [
     "holding: a renewal that is due is made",
@@ -208,6 +209,21 @@ const rows: Array<[string, ContenderView, Decision]> = [
     { do: "fail-unsynced", all: false },
   ],
   ["not listed yet and no error: wait for the list", view({ synced: false, head: waiter }), { do: "wait" }],
+  [
+    "a leader that loses its lease stays a candidate: its claim waits to be elected again",
+    view({ holding: holding({ persistent: true }), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
+    { do: "lose", reason: "taken-over", then: "wait-again" },
+  ],
+  [
+    "a leader that loses its lease at shutdown is not a candidate any more",
+    view({ closing: true, holding: holding({ persistent: true }), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
+    { do: "lose", reason: "taken-over", then: "end" },
+  ],
+  [
+    "a candidate that had resigned or closed its stream does not wait again when its lease is lost",
+    view({ holding: holding({ persistent: true, ended: true }) }),
+    { do: "lose", reason: "deleted", then: "end" },
+  ],
   [
     "give-back: a local claim waits and no other daemon does: hand the lease to it",
     view({ holding: holding({ ended: true }), head: waiter, observation: seen(lease({ holderIdentity: ME, queue: [ME] })) }),
@@ -307,3 +323,11 @@ for (const [rule, input, expected] of idleRows) {
     t.is(isIdle(input), expected);
   });
 }
+
+test("afterLoss: a leader past its renew deadline stays a candidate, by the same rule as any other loss", (t) => {
+  const leader = holding({ persistent: true });
+  t.is(afterLoss(view({ holding: leader }), leader), "wait-again");
+  t.is(afterLoss(view({ holding: leader, closing: true }), leader), "end");
+  const lock = holding();
+  t.is(afterLoss(view({ holding: lock }), lock), "end");
+});
