@@ -7,8 +7,8 @@
 // this contender's state; this file keeps that state, its timers, and performs
 // the one store call each decision calls for. All store calls of a contender
 // run one at a time, from a single loop; watch events, timers and callers only
-// change state and kick the loop. Store failures are handled by the one policy
-// table of store-policy.ts.
+// change state and kick the loop. A failed store call gets the one response
+// store-policy.ts gives for what the call was for.
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import type { Clock, Timer } from "./clock.js";
 import { type AfterLoss, type ContenderView, type Decision, type GiveBack, afterLoss, decide, isIdle } from "./decide.js";
@@ -17,6 +17,7 @@ import { type LeaseCache, type Observation, expiresAt } from "./lease-cache.js";
 import * as records from "./lease-records.js";
 import type { EngineObserver } from "./observer.js";
 import { type CallPriority, type CallResult, StoreCalls } from "./store-calls.js";
+import { type CallRole, type FailureResponse, responseTo } from "./store-policy.js";
 import { type LeaseTiming, jittered } from "./timing.js";
 import type { LeaseKind, LeaseRecord, LeaseStore, StoreError } from "../store/lease-store.js";
 
@@ -444,7 +445,7 @@ export class Contender {
       this.ctx.store.create(fields, { signal }),
     );
     if (result.ok) this.granted(head, result.value, sentAt);
-    else await this.failed(result, "create the lease", true);
+    else await this.failed(result, "create the lease", "take");
   }
 
   private async acquireStep(head: Claim, obs: Observation, skip: readonly string[]): Promise<void> {
@@ -461,7 +462,7 @@ export class Contender {
     if (result.ok) {
       this.granted(head, result.value, sentAt, this.ctx.clock.now() - freeAt);
     } else {
-      await this.failed(result, "acquire the lease", true);
+      await this.failed(result, "acquire the lease", "take");
     }
   }
 
@@ -478,7 +479,7 @@ export class Contender {
   private async write(doing: string, leaseMs: number, next: LeaseRecord, priority: CallPriority): Promise<void> {
     const result = await this.attempt(doing, leaseMs, priority, (signal) => this.ctx.store.update(next, { signal }));
     if (result.ok) this.ctx.cache.remember(result.value);
-    else await this.failed(result, doing, false);
+    else await this.failed(result, doing, "write");
   }
 
   /** Reads the lease after an acquiring write of unknown outcome: the cache then shows whether it took effect. */
@@ -492,7 +493,7 @@ export class Contender {
     const served = holding.requests.find((request) => request.kind === "release");
     const result = await this.giveBack(holding, record, how, served);
     if (result.ok) served?.resolve(0);
-    else await this.failed(result, "release the lease", false);
+    else await this.failed(result, "release the lease", "write");
   }
 
   /**
@@ -570,12 +571,15 @@ export class Contender {
 
   /** A holder's call failed: retried on a fresh record after a conflict, else the caller hears why. */
   private async requestFailed(holding: Holding, request: Request, result: CallResult<unknown> & { ok: false }): Promise<void> {
-    if (result.action === "refresh") {
+    const response = responseTo("holder-call", result.failure);
+    if (response === "refresh") {
       // Someone joined the wait queue meanwhile; the next decision retries on the fresh record.
       await this.refresh();
-    } else {
+    } else if (response === "reject") {
       if (holding.requests[0] === request) holding.requests.shift();
       request.reject(fromStoreError(result.error, `${request.kind} ${this.name}`));
+    } else {
+      unexpected(response, "holder-call");
     }
   }
 
@@ -613,11 +617,15 @@ export class Contender {
     }
     if (this.holding !== holding) return;
     this.ctx.observer.renewFailed?.(this.kind, result.error.reason);
-    if (result.action === "refresh") {
-      // A fresh record lets the next decision renew again at once, or notice
-      // the lease is no longer ours (deleted, taken over).
-      if (result.error.reason === "not-found") return this.ctx.cache.forget(this.name);
+    const response = responseTo("renew", result.failure);
+    // The lease is gone: the next decision sees the deletion and tells the holder.
+    if (response === "forget") return this.ctx.cache.forget(this.name);
+    // A fresh record lets the next decision renew again at once, or notice the
+    // lease was taken over; if the read fails too, the renewal is retried.
+    if (response === "refresh") {
       if (await this.refresh()) return;
+    } else if (response !== "retry-renewal") {
+      unexpected(response, "renew");
     }
     holding.renewDue = false;
     const delay = holding.retryMs;
@@ -645,14 +653,11 @@ export class Contender {
     });
   }
 
-  /**
-   * Acts on a failed acquiring, queueing or releasing call, as the policy
-   * says. `acquiring`: the call would have made this daemon holder, so a call
-   * with no reply leaves the outcome to be settled by a read.
-   */
-  private async failed(result: CallResult<unknown> & { ok: false }, doing: string, acquiring: boolean): Promise<void> {
-    switch (result.action) {
-      case "refresh":
+  /** Acts on a failed acquiring ("take"), queueing or releasing ("write") call, as the policy says. */
+  private async failed(result: CallResult<unknown> & { ok: false }, doing: string, role: "take" | "write"): Promise<void> {
+    const response = responseTo(role, result.failure);
+    switch (response) {
+      case "conflict":
         this.conflicts += 1;
         if (this.conflicts > 1) {
           const ceiling = Math.min(MAX_CONFLICT_BACKOFF_MS, MIN_CONFLICT_BACKOFF_MS * 2 ** (this.conflicts - 2));
@@ -663,9 +668,9 @@ export class Contender {
       case "fail-waiters":
         this.failWaiting(doing, result.error);
         return;
-      case "back-off":
-      case "shed": {
-        if (acquiring && result.action === "back-off") this.uncertain = true;
+      case "settle":
+      case "retry-later": {
+        if (response === "settle") this.uncertain = true;
         const head = this.waiting[0];
         if (head?.options.noWait) {
           this.waiting.shift();
@@ -674,6 +679,8 @@ export class Contender {
         this.backOff();
         return;
       }
+      default:
+        unexpected(response, role);
     }
   }
 
@@ -694,8 +701,10 @@ export class Contender {
       else this.ctx.cache.remember(result.value);
       return true;
     }
-    if (result.action === "fail-waiters") this.failWaiting("read the lease", result.error);
-    else this.backOff();
+    const response = responseTo("read", result.failure);
+    if (response === "fail-waiters") this.failWaiting("read the lease", result.error);
+    else if (response === "back-off") this.backOff();
+    else unexpected(response, "read");
     return false;
   }
 
@@ -841,6 +850,11 @@ export class Contender {
     const holder = this.holding?.claim.options.holder ?? (record?.holderIdentity ? record.holder : undefined);
     return new SyncError("wait-timeout", holder === undefined ? `${this.name} is not free` : `${this.name} is held by ${holder}`);
   }
+}
+
+/** The policy answers a failure with a response its call site does not perform: a bug in store-policy.ts's tables. */
+function unexpected(response: FailureResponse, role: CallRole): never {
+  throw new Error(`store-policy.ts answers a failed ${role} call with ${response}, which its caller does not perform`);
 }
 
 function lossMessage(record: LeaseRecord | undefined): string {
