@@ -11,7 +11,7 @@
 // store-policy.ts gives for what the call was for.
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import type { Clock, Timer } from "./clock.js";
-import { type AfterLoss, type ContenderView, type Decision, type GiveBack, afterLoss, decide, isIdle } from "./decide.js";
+import { type AfterLoss, type ContenderView, type Decision, type GiveBack, decide, isIdle } from "./decide.js";
 import { SyncError, fromStoreError } from "./errors.js";
 import { type LeaseCache, type Observation, expiresAt } from "./lease-cache.js";
 import * as records from "./lease-records.js";
@@ -58,6 +58,8 @@ interface Holding {
    */
   promisedUntil: number;
   renewDue: boolean;
+  /** The renew deadline passed with no renewal: set by its timer, acted on by `decide`. */
+  pastRenewDeadline: boolean;
   /**
    * Set at shutdown, when a session holder is told it lost: the lease stays
    * held, unrenewed, until this local time (the end of its promise, with the
@@ -342,6 +344,7 @@ export class Contender {
               ended: holding.claim.state === "ended",
               nextRequest: holding.requests[0]?.kind,
               renewDue: holding.renewDue,
+              pastRenewDeadline: holding.pastRenewDeadline,
               leaseMs: holding.timing.leaseMs,
               keepUntil: holding.keepUntil,
             },
@@ -370,7 +373,7 @@ export class Contender {
       const holding = this.holding;
       switch (decision.do) {
         case "lose":
-          this.lose(holding!, decision.reason, lossMessage(obs?.record), decision.then);
+          this.applyLoss(holding!, decision, obs?.record);
           continue;
         case "drop":
           holding!.claim.end();
@@ -728,6 +731,7 @@ export class Contender {
       sentAt,
       promisedUntil: 0,
       renewDue: false,
+      pastRenewDeadline: false,
       keepUntil: undefined,
       retryMs: 0,
       renewTimer: undefined,
@@ -770,16 +774,13 @@ export class Contender {
       });
       const deadline = sentAt + holding.timing.renewDeadlineMs;
       holding.deadlineTimer = this.ctx.clock.setTimer(deadline - this.ctx.clock.now(), () => {
-        if (this.holding === holding) {
-          const view = this.view();
-          this.lose(
-            holding,
-            "renew-deadline-exceeded",
-            `no renewal succeeded within the renew deadline of ${holding.timing.renewDeadlineMs} ms`,
-            afterLoss(view, view.holding!),
-          );
-          this.kick();
-        }
+        if (this.holding !== holding) return;
+        holding.pastRenewDeadline = true;
+        // Decided and told at once, even while a store call is in flight: the
+        // holder hears of its loss at its deadline, not when the call ends.
+        const decision = decide(this.view());
+        if (decision.do === "lose") this.applyLoss(holding, decision, this.ctx.cache.get(this.name)?.record);
+        this.kick();
       });
     }
   }
@@ -789,6 +790,14 @@ export class Contender {
     const until = holding.sentAt + holding.timing.renewDeadlineMs;
     holding.promisedUntil = Math.max(holding.promisedUntil, until);
     return Math.max(0, until - this.ctx.clock.now());
+  }
+
+  private applyLoss(holding: Holding, decision: Decision & { do: "lose" }, record: LeaseRecord | undefined): void {
+    const message =
+      decision.reason === "renew-deadline-exceeded"
+        ? `no renewal succeeded within the renew deadline of ${holding.timing.renewDeadlineMs} ms`
+        : lossMessage(record);
+    this.lose(holding, decision.reason, message, decision.then);
   }
 
   /** The holder must stop acting now; its claim waits again or ends, as `decide` said (`then`). */

@@ -69,6 +69,8 @@ export interface HoldingView {
   readonly nextRequest: "renew" | "proclaim" | "release" | undefined;
   /** A renewal is due. */
   readonly renewDue: boolean;
+  /** A session hold's renew deadline passed with no renewal (its timer fired): the holder may no longer act. */
+  readonly pastRenewDeadline: boolean;
   /** The lease duration this daemon writes for the holding, in ms. */
   readonly leaseMs: number;
   /**
@@ -98,10 +100,11 @@ export type GiveBack =
 
 export type Decision =
   /**
-   * The holding is over: the lease was deleted or someone else holds it now.
-   * `then`: what becomes of its claim (see `afterLoss`).
+   * The holding is over: no renewal succeeded within the renew deadline, the
+   * lease was deleted, or someone else holds it now. `then`: what becomes of
+   * its claim (see `afterLoss`).
    */
-  | { readonly do: "lose"; readonly reason: "deleted" | "taken-over"; readonly then: AfterLoss }
+  | { readonly do: "lose"; readonly reason: "renew-deadline-exceeded" | "deleted" | "taken-over"; readonly then: AfterLoss }
   /** The holding's lease ran out unrenewed (a TryAcquire nobody renewed, or a give-back that kept failing): forget it. */
   | { readonly do: "drop" }
   /** The head claim does not wait and the lease is not free for it. */
@@ -138,6 +141,8 @@ export function decide(view: ContenderView): Decision {
   const { now, observation: obs, holding, head } = view;
   const record = obs?.record;
   if (holding !== undefined) {
+    // First: the holder was promised no more than the renew deadline, whatever the lease shows.
+    if (holding.pastRenewDeadline) return { do: "lose", reason: "renew-deadline-exceeded", then: afterLoss(view, holding) };
     if (record === undefined || record.holderIdentity !== view.identity || record.transitions !== holding.token) {
       if (record === undefined && !view.synced) return { do: "wait" };
       return { do: "lose", reason: record === undefined ? "deleted" : "taken-over", then: afterLoss(view, holding) };

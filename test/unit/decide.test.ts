@@ -51,6 +51,7 @@ const holding = (fields: Partial<NonNullable<ContenderView["holding"]>> = {}) =>
   ended: false,
   nextRequest: undefined,
   renewDue: false,
+  pastRenewDeadline: false,
   leaseMs: 15_000,
   keepUntil: undefined,
   ...fields,
@@ -209,6 +210,21 @@ const rows: Array<[string, ContenderView, Decision]> = [
     { do: "fail-unsynced", all: false },
   ],
   ["not listed yet and no error: wait for the list", view({ synced: false, head: waiter }), { do: "wait" }],
+  [
+    "holding: the renew deadline passed without a renewal: lost",
+    view({ holding: holding({ pastRenewDeadline: true, renewDue: true }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "lose", reason: "renew-deadline-exceeded", then: "end" },
+  ],
+  [
+    "holding: past the renew deadline, the loss is told as such whatever the lease shows now",
+    view({ holding: holding({ pastRenewDeadline: true }), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
+    { do: "lose", reason: "renew-deadline-exceeded", then: "end" },
+  ],
+  [
+    "a leader past its renew deadline stays a candidate",
+    view({ holding: holding({ persistent: true, pastRenewDeadline: true }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "lose", reason: "renew-deadline-exceeded", then: "wait-again" },
+  ],
   [
     "a leader that loses its lease stays a candidate: its claim waits to be elected again",
     view({ holding: holding({ persistent: true }), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
