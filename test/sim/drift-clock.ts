@@ -1,7 +1,7 @@
 // One daemon's clocks. Its monotonic clock runs at its own rate against
 // simulated time: clock drift. The engine's safety margin (lease duration
 // minus renew deadline) absorbs drift up to a bound over one lease; runs keep
-// the rate within 1 %, far inside it. Each daemon also starts from its own
+// each rate within 11.7 %, so two clocks part by at most 80 % of it. Each daemon also starts from its own
 // arbitrary reading, since monotonic clocks of different processes share no
 // origin. Its wall clock (its node's, kept across restarts) may stop for a
 // while or step back: no decision may depend on it, yet every renewal must
