@@ -724,27 +724,37 @@ export class Simulation implements ClientWorld {
    * is replaced up to a lease duration later than the true expiry.
    */
   leaseFirstSeen(lease: LeaseRecord): void {
-    // Only a hold that may end unheard makes the difference: a stream holder's ends with a release, handed on
-    // at once, or with its daemon's fault, which has its own excuse. (A TryAcquire holder's lease may lapse.)
+    this.countsFromNow(lease, lease.leaseDurationSeconds * 1000, "first-sight");
+  }
+
+  /**
+   * A daemon counts the expiry of `record`'s hold from now, up to `leaseMs`
+   * (a first sight; renewals heard late). Only a hold that may end unheard
+   * makes the difference: a stream holder's ends with a release, handed on at
+   * once, or with its daemon's fault, which has its own excuse. The excuse
+   * begins where the holder's own count ends (a TryAcquire holder occupies the
+   * lock until its last write runs out), and is not needed if the hold has
+   * ended by then (released, or taken with a new token). A renewal does not
+   * end it: a later, shorter lease does not bring forward the end of a hold
+   * observed.
+   */
+  private countsFromNow(record: LeaseRecord, leaseMs: number, why: string): void {
     const now = this.clock.now();
     const heard = this.active.some(
       (c) =>
-        c.resource.leaseName === lease.name &&
+        c.resource.leaseName === record.name &&
         !c.daemon.gone() &&
         ((c instanceof AcquireClient && c.daemonHolds) || (c instanceof CampaignClient && c.leading)),
     );
     if (heard) return;
-    // The excuse begins where the holder's own count ends (a TryAcquire holder occupies the lock until its last
-    // write runs out), and is not needed if the hold has ended by then (released, or taken by a new token). A
-    // renewal does not end it: a later, shorter lease does not bring forward the end of a hold observed.
-    const until = now + (lease.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
-    const holders = this.active.filter((c) => c instanceof TryClient && c.resource.leaseName === lease.name) as TryClient[];
+    const until = now + leaseMs / (1 - MAX_DRIFT) + TURN_GRACE_MS;
+    const holders = this.active.filter((c) => c instanceof TryClient && c.resource.leaseName === record.name) as TryClient[];
     const from = Math.max(now, ...holders.map((c) => c.occupiedUntil));
     if (from >= until) return;
     this.clock.setTimer(from - now, () => {
-      const current = this.shared.peek(lease.name);
-      if (current === undefined || current.holderIdentity !== lease.holderIdentity || current.transitions !== lease.transitions) return;
-      this.excuses.point(lease.name, this.clock.now(), until - this.clock.now(), "first-sight");
+      const current = this.shared.peek(record.name);
+      if (current === undefined || current.holderIdentity !== record.holderIdentity || current.transitions !== record.transitions) return;
+      this.excuses.point(record.name, this.clock.now(), until - this.clock.now(), why);
     });
   }
 
@@ -901,7 +911,8 @@ export class Simulation implements ClientWorld {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
     const delay = this.faultRandom.bool(0.3);
-    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS + (delay ? 2_000 : 0), "watch");
+    // It still writes, so it renews what it holds; at the end it has heard of renewals late.
+    const endExcuse = this.cutOff(daemon, "watch", true);
     const fid = this.faultStart(`${delay ? "slow" : "broken"} watch of ${daemon.identity} for ${ms} ms`, [slot]);
     if (delay) daemon.store.watchDelayMs = this.faultRandom.int(50, 2_000);
     else daemon.store.restartWatch(ms, this.faultRandom.bool(0.5));
@@ -1062,15 +1073,16 @@ export class Simulation implements ClientWorld {
   }
 
   /**
-   * The excuse of a daemon cut off for `ms` (frozen, or partitioned): it can
-   * neither renew nor give back what it holds, so the others wait until the
-   * lease they last saw renewed runs out, at the latest a lease from now (on
-   * the slowest clock), or until it is back, and then a turn.
+   * The excuse of a daemon cut off (frozen, partitioned, or its watch broken
+   * or slow). Unless it `canWrite`, it can neither renew nor give back what it
+   * holds, so the others wait until the lease they last saw renewed runs out
+   * (`excuseHeld`); back again, it has heard of renewals late (`heardLate`).
+   * Returns what ends it.
    */
-  private cutOff(daemon: Daemon, why: string): () => void {
+  private cutOff(daemon: Daemon, why: string, canWrite = false): () => void {
     const fault: CutOff = { daemon, why, longest: new Map() };
     this.cutOffs.add(fault);
-    const endHeld = this.excuseHeld(daemon, why);
+    const endHeld = canWrite ? () => {} : this.excuseHeld(daemon, why);
     // Its own waiters are not counted while it is cut off (`unreachable`); a waiter elsewhere for a name it
     // is queued for waits a turn (2 s) at most, inside the stall bound.
     return () => {
@@ -1117,13 +1129,11 @@ export class Simulation implements ClientWorld {
    */
   private heardLate(fault: CutOff): void {
     const { daemon, why } = fault;
-    const now = this.clock.now();
     const wanted = new Set(this.active.filter((c) => c.daemon === daemon && !c.done).map((c) => c.resource.leaseName));
     for (const name of wanted) {
       const record = this.shared.peek(name);
       if (record === undefined || record.holderIdentity === "" || record.holderIdentity === daemon.identity) continue;
-      const leaseMs = Math.max(record.leaseDurationSeconds, fault.longest.get(name) ?? 0) * 1000;
-      this.excuses.point(name, now, leaseMs / (1 - MAX_DRIFT) + TURN_GRACE_MS, why);
+      this.countsFromNow(record, Math.max(record.leaseDurationSeconds, fault.longest.get(name) ?? 0) * 1000, why);
     }
   }
 
