@@ -771,7 +771,7 @@ export class Simulation implements ClientWorld {
     // Only a daemon that holds the name can lose a lease others must wait out; another waits a deadline at most.
     const holds = this.shared.peek(name)?.holderIdentity === daemon.identity;
     // (The hang itself is excused while it lasts; after it, a non-holder only backs off, 2 s at most.)
-    const hangMs = holds ? Math.max(leaseMs, LEASE_MS) : 2_000;
+    const hangMs = holds ? Math.max(leaseMs, LEASE_MS) / (1 - MAX_DRIFT) : 2_000;
     const after = hangs ? hangMs + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
     const id = this.excuses.begin(name, after, `store:${hangs ? "hang" : fault.kind}`);
     const fid = this.faultStart(label, [daemon.slot]);
@@ -992,7 +992,7 @@ export class Simulation implements ClientWorld {
     if (holderDaemon !== undefined && r.bool(0.5)) this.freeze(holderDaemon.slot, r.int(500, 5_000));
     let change: string;
     // The hold observed runs out (an edit that lengthens the lease holds others off for as long as it says).
-    let excuseMs = record.leaseDurationSeconds * 1000 + TURN_GRACE_MS;
+    let excuseMs = (record.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
     if (kind === "lease-delete") {
       change = "deleted";
       this.shared.delete(resource.leaseName);
@@ -1018,7 +1018,7 @@ export class Simulation implements ClientWorld {
           break;
         case "longer":
           next = { ...record, leaseDurationSeconds: record.leaseDurationSeconds + r.int(1, 30) };
-          excuseMs = Math.max(excuseMs, next.leaseDurationSeconds * 1000 + TURN_GRACE_MS);
+          excuseMs = Math.max(excuseMs, (next.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS);
           break;
         case "clear-queue":
           next = { ...record, queue: [] };
@@ -1132,7 +1132,9 @@ export class Simulation implements ClientWorld {
     const wanted = new Set(this.active.filter((c) => c.daemon === daemon && !c.done).map((c) => c.resource.leaseName));
     for (const name of wanted) {
       const record = this.shared.peek(name);
-      if (record === undefined || record.holderIdentity === "" || record.holderIdentity === daemon.identity) continue;
+      // Held by another daemon, or free but held off (a holder cleared by hand, a Lease restored).
+      const heldOff = record !== undefined && (record.holderIdentity !== "" || (record.writtenHolder ?? "") !== "");
+      if (record === undefined || !heldOff || record.holderIdentity === daemon.identity) continue;
       this.countsFromNow(record, Math.max(record.leaseDurationSeconds, fault.longest.get(name) ?? 0) * 1000, why);
     }
   }
