@@ -199,12 +199,14 @@ export class Engine {
       if (this.closing || floor === 0 || this.cache.get(name) !== undefined || !this.cache.covers(name)) return;
       const heldForMs = this.cache.holdEnd(name) - this.clock.now();
       const record = last.record;
+      const restoredSeconds = heldForMs > 0 ? Math.ceil(heldForMs / 1000) : Math.max(1, record.leaseDurationSeconds);
       const fields: LeaseFields = {
         name,
         kind: record.kind,
         holderIdentity: "",
         holder: "",
-        leaseDurationSeconds: heldForMs > 0 ? Math.ceil(heldForMs / 1000) : Math.max(1, record.leaseDurationSeconds),
+        leaseDurationSeconds: restoredSeconds,
+        writtenDuration: restoredSeconds,
         acquireTime: record.acquireTime,
         renewTime: this.clock.wallTime(),
         transitions: floor,

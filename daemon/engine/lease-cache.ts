@@ -31,9 +31,14 @@ export interface Observation {
   readonly holdEnd: number;
 }
 
-/** The parts of a record that change when a holder acquires or renews, and only then. */
+/**
+ * The parts of a record that change when a holder acquires or renews, and
+ * only then. The duration counted is the longer of the one written and the one
+ * a daemon last wrote: shortening it by hand is no renewal.
+ */
 function renewalStamp(r: LeaseRecord): string {
-  return [r.holderIdentity, r.transitions, r.leaseDurationSeconds, r.renewTime?.getTime() ?? "", r.acquireTime?.getTime() ?? ""].join("|");
+  const seconds = Math.max(r.leaseDurationSeconds, r.writtenDuration ?? 0);
+  return [r.holderIdentity, r.transitions, seconds, r.renewTime?.getTime() ?? "", r.acquireTime?.getTime() ?? ""].join("|");
 }
 
 /** True when the lease names no holder whose lease is still running, as of local time `now`: what GetLock and GetLeader report. */
@@ -258,13 +263,20 @@ export class LeaseCache {
     const before =
       previous?.holdEnd ?? (remembered !== undefined && record.transitions <= remembered.token ? this.holdEnd(record.name) : 0);
     const written = record.writtenHolder ?? record.holderIdentity;
-    // A new token a daemon wrote: it took the lease only once the hold before had ended (released to it, or run
-    // out as it observed), so that hold no longer counts. A new token written by hand ends no hold.
-    const taken = previous !== undefined && record.transitions > previous.record.transitions && written === record.holderIdentity;
-    if (record.holderIdentity !== "") return Math.max(taken ? 0 : before, changedAt + record.leaseDurationSeconds * 1000);
+    // A duration edited by hand never shortens: the longer of it and the one a daemon last wrote counts.
+    const writtenSeconds = record.writtenDuration ?? record.leaseDurationSeconds;
+    const leaseMs = Math.max(record.leaseDurationSeconds, writtenSeconds) * 1000;
+    if (record.holderIdentity !== "") {
+      // An acquisition or renewal its holder's daemon wrote counts on its own: that daemon writes a lease that
+      // covers every promise it has made (leaseCovering), and takes a new token only once the hold before it
+      // has ended (released to it, or run out as it observed). An edit by hand ends no hold and shortens none.
+      const byDaemon = written === record.holderIdentity && writtenSeconds === record.leaseDurationSeconds;
+      if (byDaemon && renewed) return changedAt + leaseMs;
+      return Math.max(before, changedAt + leaseMs);
+    }
     // Freed by someone else (a holder cleared by hand, a Lease restored after a deletion): counted as a renewal seen
     // now, since the holder may have renewed where this daemon did not see it (partitioned, or not watching then).
-    if (written !== "") return Math.max(before, changedAt, renewed ? changedAt + record.leaseDurationSeconds * 1000 : 0);
+    if (written !== "") return Math.max(before, changedAt, renewed ? changedAt + leaseMs : 0);
     // Released by its holder's daemon, which gives a lease back only once its holder can no longer act on it.
     // (A later token released: its daemon took the lease only once the hold observed before had ended. Unobserved
     // meanwhile, the last change of holder was a daemon's release all the same: a hold remembered is over.)

@@ -15,6 +15,7 @@ export function newLease(name: string, kind: LeaseKind, identity: string, claim:
     holderIdentity: identity,
     holder: claim.holder,
     leaseDurationSeconds: claim.leaseMs / 1000,
+    writtenDuration: claim.leaseMs / 1000,
     acquireTime: wall,
     renewTime: wall,
     transitions: floor + 1,
@@ -41,6 +42,7 @@ export function acquisition(
     holderIdentity: identity,
     holder: claim.holder,
     leaseDurationSeconds: claim.leaseMs / 1000,
+    writtenDuration: claim.leaseMs / 1000,
     acquireTime: wall,
     renewTime: wall,
     transitions: Math.max(record.transitions, floor) + 1,
@@ -58,7 +60,7 @@ export function acquisition(
  * when the wall clock has not moved past it (stuck, or stepped back).
  */
 export function renewal(record: LeaseRecord, wall: Date, leaseMs: number): LeaseRecord {
-  return { ...record, renewTime: after(record.renewTime, wall), leaseDurationSeconds: leaseMs / 1000 };
+  return { ...record, renewTime: after(record.renewTime, wall), leaseDurationSeconds: leaseMs / 1000, writtenDuration: leaseMs / 1000 };
 }
 
 /** `wall`, or 1 ms past `previous` when `wall` is not after it. */

@@ -39,6 +39,14 @@ export interface LeaseFields {
    * free but held off).
    */
   readonly writtenHolder?: string;
+  /**
+   * The leaseDurationSeconds the last daemon acquisition or renewal wrote;
+   * when it differs from leaseDurationSeconds, someone who is not a daemon
+   * changed the duration since (the longer of the two counts). A daemon's
+   * acquisitions, renewals and restores set it; its other writes carry what
+   * they read. Undefined: the same as leaseDurationSeconds.
+   */
+  readonly writtenDuration?: number;
 }
 
 /** A lease as read from the store, with the version a conditional write must match. */

@@ -849,6 +849,26 @@ test("a Lease deleted by hand while a daemon watches it is restored at once: a d
   t.true(fresh.grant!.token > Math.max(...tokens), `c issued token ${fresh.grant!.token} after ${tokens.join(", ")}`);
 });
 
+test("a lease shortened by hand while its holder's daemon is gone: a daemon that first sees it later does not take it before the holder's valid_for ends", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const held = await a.tryAcquire("shortened-orphan", { holder: "holder", leaseMs: 30_000 });
+  if (!held.acquired) return t.fail("not acquired");
+  const promisedUntil = held.at + held.grant.validForMs;
+  // Its daemon is gone (killed, or shutting down with its watch broken): nobody writes the lease back.
+  a.kill();
+  sim.store.edit(a.lockName("shortened-orphan"), (r) => ({ ...r, leaseDurationSeconds: 2 }));
+  await sim.advance(100);
+  const c = await sim.daemon("c");
+  const waiter = c.acquire("shortened-orphan", { holder: "waiter" });
+  while (sim.clock.now() < promisedUntil) {
+    t.is(waiter.grant, undefined, `granted at ${sim.clock.now()} ms while the holder may act until ${promisedUntil} ms`);
+    await sim.advance(500);
+  }
+  await sim.advance(40_000);
+  t.truthy(waiter.grant, "served once the lease has run out unrenewed");
+});
+
 test("a lease shortened by hand is written back by its holder's daemon at once: a daemon that first sees it later does not take it before the holder's valid_for ends", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");

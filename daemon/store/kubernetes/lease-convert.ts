@@ -48,6 +48,11 @@ export const HOLDER_ANNOTATION = "sync.metaparticle.io/holder";
  * annotation behind: the holder is then reported by its holderIdentity.
  */
 export const HOLDER_OF_ANNOTATION = "sync.metaparticle.io/holder-identity";
+/**
+ * The leaseDurationSeconds the last daemon acquisition or renewal wrote: a
+ * duration edited by hand differs from it, and the longer of the two counts.
+ */
+export const DURATION_ANNOTATION = "sync.metaparticle.io/lease-duration";
 /** Proclaimed election value; at most 4096 bytes (checked before it gets here). */
 export const VALUE_ANNOTATION = "sync.metaparticle.io/value";
 /** JSON array of daemon process identities waiting, in arrival order. */
@@ -99,6 +104,7 @@ export function leaseToRecord(lease: V1Lease): LeaseRecord {
     version: metadata.resourceVersion ?? "",
     native: lease,
     writtenHolder: annotated,
+    writtenDuration: wholeSeconds(annotations[DURATION_ANNOTATION]),
   };
 }
 
@@ -115,6 +121,7 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   // hand stays so through queue writes). A create may record another (a restored Lease, held off).
   if (previous === undefined) annotations[HOLDER_OF_ANNOTATION] = fields.writtenHolder ?? fields.holderIdentity;
   else if (previous.spec?.holderIdentity !== fields.holderIdentity) annotations[HOLDER_OF_ANNOTATION] = fields.holderIdentity;
+  annotations[DURATION_ANNOTATION] = String(fields.writtenDuration ?? fields.leaseDurationSeconds);
   setOrDelete(annotations, VALUE_ANNOTATION, fields.value);
   setOrDelete(annotations, QUEUE_ANNOTATION, fields.queue.length > 0 ? JSON.stringify(fields.queue) : "");
   return {
@@ -158,6 +165,12 @@ function toDate(value: unknown): Date | undefined {
     return Number.isNaN(date.getTime()) ? undefined : date;
   }
   return undefined;
+}
+
+/** A whole number of seconds, or undefined (absent: an older daemon wrote the Lease; broken: as if absent). */
+function wholeSeconds(text: string | undefined): number | undefined {
+  const seconds = Number(text);
+  return text !== undefined && Number.isSafeInteger(seconds) && seconds > 0 ? seconds : undefined;
 }
 
 function parseQueue(text: string | undefined): string[] {

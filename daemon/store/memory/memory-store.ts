@@ -66,7 +66,8 @@ export class MemoryStore implements LeaseStore {
     // As on Kubernetes: an update that changes nothing is no new version and sends no watch event.
     // As the Kubernetes store's annotation: a write that changes the holder records it; any other leaves it.
     const writtenHolder = current.holderIdentity === lease.holderIdentity ? current.writtenHolder : lease.holderIdentity;
-    if (sameFields(current, lease) && current.writtenHolder === writtenHolder) return current;
+    if (sameFields(current, lease) && current.writtenHolder === writtenHolder && current.writtenDuration === writtenDuration(lease))
+      return current;
     const { version: _version, writtenHolder: _written, ...fields } = lease;
     return this.commit({ ...fields, queue: [...fields.queue] }, writtenHolder ?? fields.holderIdentity);
   }
@@ -111,8 +112,12 @@ export class MemoryStore implements LeaseStore {
   edit(name: string, change: (record: LeaseRecord) => LeaseFields): void {
     const current = this.leases.get(name);
     if (current === undefined) return;
+    // Neither annotation is a daemon's to change here: the duration a daemon wrote stays as it was.
     const { version: _version, writtenHolder: _written, ...fields } = { ...change(current) } as LeaseRecord;
-    this.commit({ ...fields, queue: [...fields.queue] }, current.writtenHolder ?? current.holderIdentity);
+    this.commit(
+      { ...fields, queue: [...fields.queue], writtenDuration: writtenDuration(current) },
+      current.writtenHolder ?? current.holderIdentity,
+    );
   }
 
   /** Test hook: makes `name` exist without the managed label. */
@@ -150,7 +155,12 @@ export class MemoryStore implements LeaseStore {
   /** Stores `fields` as a new version; `writtenHolder` is the holderIdentity the last daemon write left. */
   private commit(fields: LeaseFields, writtenHolder: string): LeaseRecord {
     this.revision += 1;
-    const record: LeaseRecord = Object.freeze({ ...fields, version: String(this.revision), writtenHolder });
+    const record: LeaseRecord = Object.freeze({
+      ...fields,
+      version: String(this.revision),
+      writtenHolder,
+      writtenDuration: writtenDuration(fields),
+    });
     this.leases.set(record.name, record);
     this.emit({ type: "upsert", lease: record });
     return record;
@@ -200,4 +210,9 @@ function sameFields(a: LeaseFields, b: LeaseFields): boolean {
 
 function foreignError(name: string): StoreError {
   return new StoreError("foreign", `lease ${name} exists but is not managed by metaparticle-sync`);
+}
+
+/** The duration the last daemon acquisition or renewal wrote, as the Kubernetes store's annotation keeps it. */
+function writtenDuration(fields: LeaseFields): number {
+  return fields.writtenDuration ?? fields.leaseDurationSeconds;
 }
