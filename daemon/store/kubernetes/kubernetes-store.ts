@@ -9,15 +9,11 @@
 // or the set of names grows. A daemon whose clients use no name holds no watch.
 // A Lease without the managed label is never written: calls on it fail with
 // reason "foreign".
-// client-node is imported module by module, not through its index, which
-// loads every API group, model, WebSocket and tar helper it has: see
-// scripts/bundle.mjs for what the lean build leaves out.
-import type { ConfigurationOptions, ObservableMiddleware, RequestContext, V1Lease, V1LeaseList } from "@kubernetes/client-node";
+// The API calls themselves go through a LeaseApi (lease-api.ts): client-node
+// on a real cluster, a simulated API server in test/sim.
+import type { V1Lease, V1LeaseList } from "@kubernetes/client-node";
 import type { KubeConfig } from "@kubernetes/client-node/dist/config.js";
-import { ApiException } from "@kubernetes/client-node/dist/gen/apis/exception.js";
-import { ObjectCoordinationV1Api as CoordinationV1Api } from "@kubernetes/client-node/dist/gen/types/ObjectParamAPI.js";
-import { setHeaderMiddleware } from "@kubernetes/client-node/dist/middleware.js";
-import { Watch } from "@kubernetes/client-node/dist/watch.js";
+import { type Clock, systemClock } from "../../engine/clock.js";
 import type { Logger } from "../../log.js";
 import {
   type CallOptions,
@@ -33,6 +29,8 @@ import {
   inScope,
 } from "../lease-store.js";
 import { MANAGED_SELECTOR, NAME_LABEL, isManaged, leaseToRecord, recordToLease, selectorFor, watchedChange } from "./lease-convert.js";
+import { ClientNodeLeaseApi } from "./client-node-lease-api.js";
+import { type LeaseApi, LeaseApiError } from "./lease-api.js";
 import { MAX_CONNECTIONS, PooledKubeConfig } from "./pooled-kubeconfig.js";
 import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 
@@ -44,29 +42,38 @@ export interface StoreObserver {
   watchEvent(type: string): void;
 }
 
-export interface KubernetesStoreOptions {
-  readonly kubeConfig: KubeConfig;
+export type KubernetesStoreOptions = {
   readonly namespace: string;
   readonly log: Logger;
   readonly observer?: StoreObserver;
-}
+  /** Time for the watch's pauses and call timings; the process's clock by default. */
+  readonly clock?: Clock;
+  /** Randomness for the watch's timeouts and backoff jitter; Math.random by default. */
+  readonly random?: () => number;
+} & (
+  | { readonly kubeConfig: KubeConfig }
+  /** The Lease API of `namespace` to call instead of a cluster's (the simulator's). */
+  | { readonly api: LeaseApi }
+);
 
 export class KubernetesStore implements LeaseStore {
   readonly distributed = true;
   /** One fewer than the connections to the API server: the watch keeps one (see pooled-kubeconfig.ts). */
   readonly maxCallsInFlight = MAX_CONNECTIONS - 1;
   readonly namespace: string;
-  private readonly api: CoordinationV1Api;
-  private readonly kubeConfig: KubeConfig;
+  readonly clock: Clock;
+  readonly random: () => number;
+  private readonly api: LeaseApi;
   private readonly log: Logger;
   private readonly observer: StoreObserver | undefined;
 
   constructor(options: KubernetesStoreOptions) {
-    this.kubeConfig = options.kubeConfig;
     this.namespace = options.namespace;
     this.log = options.log;
     this.observer = options.observer;
-    this.api = this.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.api = "api" in options ? options.api : new ClientNodeLeaseApi(options.kubeConfig, options.namespace);
   }
 
   /**
@@ -84,7 +91,7 @@ export class KubernetesStore implements LeaseStore {
   }
 
   describe(): string {
-    return `Kubernetes Leases in namespace ${this.namespace} at ${this.kubeConfig.getCurrentCluster()?.server ?? "?"}`;
+    return `Kubernetes Leases in namespace ${this.namespace} at ${this.api.describe()}`;
   }
 
   isNewer(a: string, b: string): boolean {
@@ -97,9 +104,7 @@ export class KubernetesStore implements LeaseStore {
   async get(name: string, options?: CallOptions): Promise<LeaseRecord | undefined> {
     let lease: V1Lease;
     try {
-      lease = await this.call("get", `get lease ${name}`, options, (o) =>
-        this.api.readNamespacedLease({ name, namespace: this.namespace }, o),
-      );
+      lease = await this.call("get", `get lease ${name}`, options, (signal) => this.api.read(name, signal));
     } catch (err) {
       if (err instanceof StoreError && err.reason === "not-found") return undefined;
       throw err;
@@ -110,16 +115,14 @@ export class KubernetesStore implements LeaseStore {
 
   async create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord> {
     const body = recordToLease(fields, this.namespace);
-    const lease = await this.call("create", `create lease ${fields.name}`, options, (o) =>
-      this.api.createNamespacedLease({ namespace: this.namespace, body }, o),
-    );
+    const lease = await this.call("create", `create lease ${fields.name}`, options, (signal) => this.api.create(body, signal));
     return leaseToRecord(lease);
   }
 
   async update(record: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
     const body = recordToLease(record, this.namespace);
-    const lease = await this.call("update", `update lease ${record.name}`, options, (o) =>
-      this.api.replaceNamespacedLease({ name: record.name, namespace: this.namespace, body }, o),
+    const lease = await this.call("update", `update lease ${record.name}`, options, (signal) =>
+      this.api.replace(record.name, body, signal),
     );
     return leaseToRecord(lease);
   }
@@ -137,8 +140,8 @@ export class KubernetesStore implements LeaseStore {
    */
   async list(scope: WatchScope, signal: AbortSignal): Promise<{ leases: LeaseRecord[]; resourceVersion: string }> {
     const empty = scope !== "all" && scope.size === 0;
-    const list: V1LeaseList = await this.call("list", "list leases", { signal }, (o) =>
-      this.api.listNamespacedLease({ namespace: this.namespace, labelSelector: labelSelector(scope), limit: empty ? 1 : undefined }, o),
+    const list: V1LeaseList = await this.call("list", "list leases", { signal }, (callSignal) =>
+      this.api.list(labelSelector(scope), empty ? 1 : undefined, callSignal),
     );
     const leases = empty ? [] : list.items.map(leaseToRecord).filter((lease) => inScope(scope, lease.name));
     return { leases, resourceVersion: list.metadata?.resourceVersion ?? "" };
@@ -151,15 +154,13 @@ export class KubernetesStore implements LeaseStore {
     onEvent: (phase: string, object: unknown) => void,
     done: (err: unknown) => void,
   ): Promise<AbortController> {
-    const watch = new Watch(this.kubeConfig);
-    return watch.watch(
-      `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/leases`,
+    return this.api.watch(
       {
         labelSelector: labelSelector(scope),
         resourceVersion,
         allowWatchBookmarks: true,
         // The server ends each watch after 5 to 10 minutes; the watcher resumes it.
-        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+        timeoutSeconds: 300 + Math.floor(this.random() * 300),
       },
       onEvent,
       done,
@@ -171,32 +172,16 @@ export class KubernetesStore implements LeaseStore {
     verb: "get" | "create" | "update" | "list",
     doing: string,
     options: CallOptions | undefined,
-    run: (o: ConfigurationOptions<ObservableMiddleware>) => Promise<T>,
+    run: (signal: AbortSignal | undefined) => Promise<T>,
   ): Promise<T> {
-    const started = performance.now();
-    const signal = options?.signal;
-    // The object-parameter API takes the library's Observable middleware; its
-    // header middleware is the one way to make one without its internals.
-    const userAgent = setHeaderMiddleware("User-Agent", USER_AGENT);
-    const requestOptions: ConfigurationOptions<ObservableMiddleware> = {
-      middleware: [
-        {
-          pre: (context: RequestContext) => {
-            if (signal !== undefined) context.setSignal(signal);
-            return userAgent.pre(context);
-          },
-          post: (response) => userAgent.post(response),
-        },
-      ],
-      middlewareMergeStrategy: "append",
-    };
+    const started = this.clock.now();
     try {
-      const result = await run(requestOptions);
-      this.observer?.request(verb, 200, performance.now() - started);
+      const result = await run(options?.signal);
+      this.observer?.request(verb, 200, this.clock.now() - started);
       return result;
     } catch (err) {
-      const code = err instanceof ApiException ? err.code : "error";
-      this.observer?.request(verb, code, performance.now() - started);
+      const code = err instanceof LeaseApiError ? err.code : "error";
+      this.observer?.request(verb, code, this.clock.now() - started);
       throw toStoreError(err, doing, this.namespace);
     }
   }
@@ -204,7 +189,7 @@ export class KubernetesStore implements LeaseStore {
 
 /** Maps an API failure to the store's error reasons; RBAC denials keep the API server's message, which names the verb and resource. */
 function toStoreError(err: unknown, doing: string, namespace: string): StoreError {
-  if (err instanceof ApiException) {
+  if (err instanceof LeaseApiError) {
     const status = parseStatus(err.body);
     const message = status?.message ?? err.message;
     const reason: StoreErrorReason | undefined = (
@@ -242,8 +227,6 @@ function foreign(name: string, namespace: string): StoreError {
     `Lease ${namespace}/${name} exists but is not managed by metaparticle-sync (no label ${MANAGED_SELECTOR}); it is never modified. Choose another name.`,
   );
 }
-
-const USER_AGENT = "metaparticle-sync/0.1";
 
 /**
  * A daemon using more names than this watches every managed Lease of the
@@ -325,7 +308,7 @@ class LeaseWatcher {
           await this.pause(undefined); // nothing to watch until a name is wanted
           continue;
         }
-        const started = performance.now();
+        const started = this.store.clock.now();
         const outcome = await this.watchOnce(this.scope!);
         if (outcome === "rescope") continue;
         if (outcome === "expired") {
@@ -337,7 +320,7 @@ class LeaseWatcher {
         this.observer?.watchRestart(outcome);
         // A watch that lasted is resumed at once (narrowed to the names still wanted, if fewer);
         // one the server keeps closing right away is retried with backoff.
-        if (outcome === "ended" && performance.now() - started > 1_000) {
+        if (outcome === "ended" && this.store.clock.now() - started > 1_000) {
           this.retryMs = MIN_RETRY_MS;
           needList = this.narrower();
           continue;
@@ -348,7 +331,7 @@ class LeaseWatcher {
         this.observer?.watchRestart("error");
         this.log.warn({ err: err instanceof Error ? err.message : String(err), retryMs: this.retryMs }, "watch failed; retrying");
       }
-      await this.pause(retryPauseMs(this.retryMs));
+      await this.pause(retryPauseMs(this.retryMs, this.store.random));
       this.retryMs = nextRetryMs(this.retryMs);
     }
   }
@@ -471,9 +454,9 @@ class LeaseWatcher {
   /** Waits `ms`, or (undefined) until woken by `rescope` or `stop`. */
   private pause(ms: number | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+      const timer = ms === undefined ? undefined : this.store.clock.setTimer(ms, resolve);
       this.wake = () => {
-        clearTimeout(timer);
+        timer?.cancel();
         resolve();
       };
     });
