@@ -25,6 +25,7 @@ import {
 import { DriftClock, NodeWallClock, type WallFault } from "./drift-clock.js";
 import { Excuses } from "./excuses.js";
 import { type CallFault, FaultyStore } from "./faulty-store.js";
+import { KubeBackend } from "./kube-backend.js";
 import { type Random, between, stream } from "./random.js";
 
 export const FAULT_KINDS = [
@@ -55,6 +56,8 @@ export interface SimOptions {
   readonly workload?: ReadonlySet<WorkloadKind>;
   /** Keep a readable trace of the run. */
   readonly trace?: boolean;
+  /** The backend (default: chosen from the seed, half the runs each). */
+  readonly backend?: Backend;
 }
 
 export interface SimViolation {
@@ -112,6 +115,13 @@ const RENEW_LEASES = [undefined, 5_000, 10_000, 15_000, 20_000, 30_000];
 
 /** What one run may do, chosen from the seed: most runs have a few kinds of fault, some none. */
 interface Profile {
+  /**
+   * Where the Leases live: the shared memory store, or the simulated API
+   * server, which each daemon's real KubernetesStore calls (drawn from a
+   * stream of its own, so a memory run is what it was before).
+   */
+  readonly backend: Backend;
+  readonly apiServer: ApiServerProfile | undefined;
   readonly faults: ReadonlySet<FaultKind>;
   readonly workload: ReadonlySet<WorkloadKind>;
   readonly locks: number;
@@ -138,6 +148,28 @@ function chooseWallFaults(random: Random): WallFault[] {
   });
 }
 
+export type Backend = "memory" | "kubernetes";
+
+/** The simulated API server of a kubernetes run: how far its watch cache lags, how long it keeps events and watches. */
+interface ApiServerProfile {
+  readonly cacheLagMs: number;
+  readonly cacheEvents: number;
+  readonly maxWatchMs: number;
+  readonly bookmarkMs: number;
+  /** A Lease an older daemon left without the name label, held by it for this long from the start (0: none). */
+  readonly legacyHoldMs: number;
+}
+
+function chooseApiServer(random: Random): ApiServerProfile {
+  return {
+    cacheLagMs: random.pick([0, 0, 5, 50, 300]),
+    cacheEvents: random.pick([50, 200, 1_000]),
+    maxWatchMs: random.pick([5_000, 30_000, 300_000]),
+    bookmarkMs: random.pick([1_000, 10_000, 60_000]),
+    legacyHoldMs: random.bool(0.3) ? random.int(3_000, 20_000) : 0,
+  };
+}
+
 function chooseProfile(random: Random, options: SimOptions, wallRandom: Random): Profile {
   const allowedFaults = options.faults ?? new Set(FAULT_KINDS);
   const allowedWork = options.workload ?? new Set(WORKLOAD_KINDS);
@@ -153,7 +185,11 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random):
     phases.push([start, Math.min(FAULTS_END_MS - 1, start + random.int(2_000, 15_000))]);
   }
   const skew = faults.has("skew");
+  const backendRandom = stream(options.seed, "backend");
+  const backend = options.backend ?? (backendRandom.bool(0.5) ? "kubernetes" : "memory");
   return {
+    backend,
+    apiServer: backend === "kubernetes" ? chooseApiServer(backendRandom) : undefined,
     faults,
     workload,
     locks: random.int(1, 3),
@@ -170,7 +206,14 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random):
 }
 
 function describeProfile(p: Profile): string {
+  const api = p.apiServer;
   return [
+    `backend=${p.backend}`,
+    ...(api === undefined
+      ? []
+      : [
+          `apiServer=lag:${api.cacheLagMs},events:${api.cacheEvents},watch:${api.maxWatchMs},bookmark:${api.bookmarkMs},legacy:${api.legacyHoldMs}`,
+        ]),
     `faults=${[...p.faults].join(",") || "none"}`,
     `workload=${[...p.workload].join(",")}`,
     `locks=${p.locks} elections=${p.elections}`,
@@ -191,6 +234,8 @@ class Daemon implements DaemonLink {
   readonly clock: DaemonClock;
   readonly streams = new Set<Stream>();
   state: "up" | "frozen" | "stopping" | "dead" = "up";
+  /** Simulated ms when this process started. */
+  readonly startedAt: number;
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
 
@@ -205,15 +250,22 @@ class Daemon implements DaemonLink {
     readonly identity: string,
   ) {
     const profile = sim.profile;
-    this.store = new FaultyStore(sim.shared, sim.clock, {
-      decide: (operation, name, hasDeadline, acquiring) => sim.decideFault(this, operation, name, hasDeadline, acquiring),
-      faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
-      firstSight: (lease) => sim.leaseFirstSeen(lease),
-      traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
-    });
-    this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
+    this.startedAt = sim.clock.now();
     const local = new DriftClock(sim.clock, profile.driftRate[slot]!, sim.faultRandom.int(0, 1_000_000), sim.walls[slot]);
     this.clock = new DaemonClock(local);
+    const storeRandom = stream(sim.seed, `store/${identity}`);
+    this.store = new FaultyStore(
+      sim.shared,
+      sim.clock,
+      {
+        decide: (operation, name, hasDeadline, acquiring) => sim.decideFault(this, operation, name, hasDeadline, acquiring),
+        faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
+        firstSight: (lease) => sim.leaseFirstSeen(lease),
+        traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
+      },
+      { clock: this.clock, random: () => storeRandom.next() },
+    );
+    this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
     const jitter = stream(sim.seed, `jitter/${identity}`);
     this.engine = new Engine({
       store: this.store,
@@ -258,7 +310,8 @@ class SimClock extends FakeClock {
 
 export class Simulation implements ClientWorld {
   readonly clock = new SimClock();
-  readonly shared = new MemoryStore();
+  /** Where the Leases live: the memory store, or the simulated API server (see Profile.backend). */
+  readonly shared: MemoryStore | KubeBackend;
   readonly profile: Profile;
   readonly random: Random;
   readonly faultRandom: Random;
@@ -299,7 +352,17 @@ export class Simulation implements ClientWorld {
     this.faultRandom = stream(seed, "faults");
     this.buggify = stream(seed, "buggify");
     this.wallRandom = stream(seed, "wall-clock");
-    this.profile = chooseProfile(stream(seed, "profile"), options, this.wallRandom);
+    this.profile = chooseProfile(stream(seed, "profile"), { ...options, seed }, this.wallRandom);
+    const api = this.profile.apiServer;
+    this.shared =
+      api === undefined
+        ? new MemoryStore()
+        : new KubeBackend(this.clock, {
+            cacheLagMs: () => api.cacheLagMs,
+            cacheEvents: api.cacheEvents,
+            maxWatchMs: api.maxWatchMs,
+            bookmarkMs: api.bookmarkMs,
+          });
     this.walls = this.profile.wallOffsetMs.map((offset) => new NodeWallClock(this.clock, offset));
     for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
     for (let i = 0; i < this.profile.elections; i++) this.resources.push(this.resource("election", `e${i}`));
@@ -421,6 +484,7 @@ export class Simulation implements ClientWorld {
   async run(): Promise<SimResult> {
     this.record("harness", { ev: "run-start", detail: describeProfile(this.profile) });
     this.watchLeases();
+    this.legacyHold();
     for (let slot = 0; slot < DAEMONS; slot++) this.startDaemon(slot);
     this.scheduleWorkload();
     this.scheduleFaults();
@@ -469,6 +533,46 @@ export class Simulation implements ClientWorld {
       if (event.type === "delete") this.record("harness", { ev: "note", name: event.name, detail: "Lease deleted" });
     });
   }
+
+  /**
+   * On the API server, some runs start with a Lease an older daemon holds and
+   * renews without the name label (issue 19, defect 5): nobody may take it
+   * meanwhile, and every Observe of it on a daemon that runs and is reachable
+   * must report its holder by the time it gives the Lease back.
+   */
+  private legacyHold(): void {
+    const holdMs = this.profile.apiServer?.legacyHoldMs ?? 0;
+    if (!(this.shared instanceof KubeBackend) || holdMs === 0) return;
+    const resource = this.resources.find((r) => r.kind === "election") ?? this.resources[0]!;
+    const holder = this.shared.legacyHold(resource.leaseName, resource.kind, holdMs);
+    this.record("harness", {
+      ev: "note",
+      name: resource.leaseName,
+      detail: `an older daemon holds ${resource.leaseName} unlabelled for ${holdMs} ms`,
+    });
+    this.excuses.point(resource.leaseName, 0, holdMs + LEASE_MS + TURN_GRACE_MS);
+    // Checked just before it gives the Lease back, on observers that had time to list it (a backoff or two).
+    this.clock.setTimer(holdMs - 1, () => {
+      const now = this.clock.now();
+      if (this.profile.phases.some(([a, b]) => now >= a - 6_000 && now < b)) return;
+      for (const [client, since] of this.observedSince) {
+        const daemon = client.daemon as Daemon;
+        if (client.resource !== resource || client.done || client.stalled || now - since < 6_000) continue;
+        if (daemon.state !== "up" || daemon.cut > 0 || daemon.startedAt > since) continue;
+        if (client.lastLeader?.leader === holder) continue;
+        this.violation(
+          "stale-leader",
+          `${resource.kind}/${resource.name}`,
+          `${client.id} on ${daemon.identity}, observing since ${(since / 1000).toFixed(3)} s, was last told ${
+            client.lastLeader === undefined ? "nothing" : `${client.lastLeader.leader || "(nobody)"} term ${client.lastLeader.term}`
+          }, but ${holder} of an older daemon has held the unlabelled Lease all along`,
+        );
+      }
+    });
+  }
+
+  /** When each Observe began. */
+  private readonly observedSince = new Map<ObserverClient, number>();
 
   // ---- workload ------------------------------------------------------------
 
@@ -583,6 +687,7 @@ export class Simulation implements ClientWorld {
 
   private observe(daemon: Daemon, election: Resource): void {
     const client = new ObserverClient(this, this.nextId("o"), daemon, election);
+    this.observedSince.set(client, this.clock.now());
     this.adopt(client);
     client.start(this.random.bool(0.3) ? this.random.int(1_000, 40_000) : undefined);
   }
@@ -790,6 +895,11 @@ export class Simulation implements ClientWorld {
     const fid = this.faultStart(`${delay ? "slow" : "broken"} watch of ${daemon.identity} for ${ms} ms`, [slot]);
     if (delay) daemon.store.watchDelayMs = this.faultRandom.int(50, 2_000);
     else daemon.store.restartWatch(ms, this.faultRandom.bool(0.5));
+    // On the API server, half the breaks come with a compaction: the resumed watch is answered 410 and relists.
+    if (!delay && this.shared instanceof KubeBackend && this.faultRandom.bool(0.5)) {
+      this.shared.server.compact();
+      this.record("harness", { ev: "note", detail: "the API server compacts: watches resumed from before now get 410 Gone" });
+    }
     daemon.cut += 1;
     this.clock.setTimer(ms + (delay ? 2_000 : 0), () => {
       daemon.cut -= 1;
@@ -885,8 +995,16 @@ export class Simulation implements ClientWorld {
         this.daemons.some((d) => d.state === "up" && d.cut === 0 && d.engine.cache.covers(name) && d.engine.cache.tokenFloor(name) > 0);
       if (!watched) this.unwatchedDeletedAt.set(name, [...(this.unwatchedDeletedAt.get(name) ?? []), this.clock.now()]);
     } else {
-      const edit = r.pick(["clear-holder", "shorter", "longer", "clear-queue"] as const);
-      let next: LeaseRecord;
+      // The API server's Leases can also lose their name label, or be taken by a program that is not a daemon.
+      const kube = this.shared instanceof KubeBackend ? this.shared : undefined;
+      const edit = r.pick([
+        "clear-holder",
+        "shorter",
+        "longer",
+        "clear-queue",
+        ...(kube === undefined ? [] : (["relabel", "take-over"] as const)),
+      ] as const);
+      let next: LeaseRecord | undefined;
       switch (edit) {
         case "clear-holder":
           next = { ...record, holderIdentity: "", holder: "" };
@@ -903,9 +1021,25 @@ export class Simulation implements ClientWorld {
           // A queue cleared costs a turn at most.
           excuseMs = TURN_GRACE_MS + 2_000;
           break;
+        case "relabel":
+          // Issue 19, defect 6: the Lease leaves every watch selected by name; its holder keeps it (and its next write relabels it).
+          kube!.relabel(resource.leaseName);
+          excuseMs = TURN_GRACE_MS;
+          break;
+        case "take-over": {
+          // Issue 19, defect 9: client-go's leader election on the same Lease; daemons wait its lease out.
+          const seconds = r.int(1, 15);
+          kube!.takeOver(resource.leaseName, `client-go-${r.int(1, 9)}`, seconds);
+          excuseMs = Math.max(excuseMs, seconds * 1000 + TURN_GRACE_MS);
+          break;
+        }
       }
-      change = `${edit} (${JSON.stringify({ holder: next.holderIdentity, leaseDurationSeconds: next.leaseDurationSeconds, queue: next.queue })})`;
-      this.shared.edit(resource.leaseName, () => next);
+      const after = this.shared.peek(resource.leaseName);
+      change =
+        next === undefined
+          ? `${edit} (${JSON.stringify({ holder: after?.holderIdentity, leaseDurationSeconds: after?.leaseDurationSeconds })})`
+          : `${edit} (${JSON.stringify({ holder: next.holderIdentity, leaseDurationSeconds: next.leaseDurationSeconds, queue: next.queue })})`;
+      if (next !== undefined) this.shared.edit(resource.leaseName, () => next);
     }
     this.record("harness", { ev: "note", name: resource.leaseName, detail: `Lease ${resource.leaseName} ${change} by hand` });
     this.excuses.point(resource.leaseName, this.clock.now(), excuseMs);
