@@ -176,6 +176,7 @@ test("simulated API server: a watch from a resourceVersion older than the cache'
   const server = new SimApiServer(clock, { cacheEvents: 2 });
   const first = server.create(lease("a"));
   for (const holder of ["d1", "d2", "d3"]) server.replace("a", { ...server.read("a"), spec: { holderIdentity: holder } });
+  await clock.advance(0);
   const old = watchAll(server, selectorFor(["a"]), first.metadata!.resourceVersion!);
   t.deepEqual(
     old.seen.map((e) => [e.type, e.code]),
@@ -271,5 +272,28 @@ test("KubernetesStore on the simulated API server: a watch that heard nothing si
   const latest = synced.at(-1);
   t.is(latest?.type === "synced" ? latest.leases.map((l) => l.holderIdentity).join() : "", "d0");
   t.is(latest?.type === "synced" ? latest.version : "", server.resourceVersion);
+  await handle.stop();
+});
+
+test("KubernetesStore on the simulated API server: a read of the watch that never answers does not stop the watch: it gives up and lists again", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  // The first read hangs, as a request to an API server that never answers (until the HTTP client's 5 minutes).
+  let hung = 0;
+  const api = new (class extends DirectLeaseApi {
+    override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
+      if (hung++ === 0) return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+      return super.read(name);
+    }
+  })(server);
+  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const events: WatchEvent[] = [];
+  // "l" is not listed, so the watch reads it to find out whether an older daemon wrote it without the name label.
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(60_000);
+  t.true(
+    events.some((e) => e.type === "synced"),
+    "the watch synced after the hung read",
+  );
   await handle.stop();
 });

@@ -235,6 +235,9 @@ function foreign(name: string, namespace: string): StoreError {
  */
 export const MAX_SCOPED_NAMES = 100;
 
+/** How long the watch waits for one list or read before it gives up and tries again. */
+export const WATCH_CALL_TIMEOUT_MS = 10_000;
+
 /** The scope a watch on `names` lists and watches. */
 function scopeOf(names: ReadonlySet<string> | undefined): WatchScope {
   return names === undefined || names.size > MAX_SCOPED_NAMES ? "all" : new Set(names);
@@ -292,7 +295,7 @@ class LeaseWatcher {
           // A relist covers the names wanted now; a scope that grows keeps the names it had, whose
           // renewals this daemon has been timing (a name seen afresh waits a whole lease to expire).
           const scope = this.unlabelled ? "all" : needList ? scopeOf(this.names) : grown(this.scope, this.names);
-          const { leases, resourceVersion } = await this.store.list(scope, this.abort.signal);
+          const { leases, resourceVersion } = await this.withDeadline((signal) => this.store.list(scope, signal));
           if (scope !== "all" && (await this.foundUnlabelled(scope, leases))) {
             this.unlabelled = true;
             this.log.info("a Lease in use has no name label (an older daemon wrote it): watching every managed Lease");
@@ -364,7 +367,7 @@ class LeaseWatcher {
     const missing = [...scope].filter((name) => !this.lookedUp.has(name) && !listed.some((lease) => lease.name === name));
     const found = await Promise.all(
       missing.map(async (name) => {
-        const record = await this.store.get(name, { signal: this.abort.signal }).catch((err: unknown) => {
+        const record = await this.withDeadline((signal) => this.store.get(name, { signal })).catch((err: unknown) => {
           if (err instanceof StoreError && err.reason === "foreign") return undefined; // not ours: the engine says so on use
           throw err;
         });
@@ -439,7 +442,7 @@ class LeaseWatcher {
   private async confirmDeletion(name: string, version: string): Promise<void> {
     let change: WatchEvent = { type: "delete", name, version };
     try {
-      const record = await this.store.get(name, { signal: this.abort.signal });
+      const record = await this.withDeadline((signal) => this.store.get(name, { signal }));
       if (record !== undefined) change = { type: "upsert", lease: record };
     } catch (err) {
       if (!(err instanceof StoreError && err.reason === "foreign"))
@@ -449,6 +452,24 @@ class LeaseWatcher {
         );
     }
     if (!this.stopped) this.listener(change);
+  }
+
+  /**
+   * Runs one list or read of the watch with a deadline: the loop waits for
+   * it, and a request the API server never answers would otherwise hold the
+   * watch until the HTTP client's own timeout (minutes).
+   */
+  private async withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    this.abort.signal.addEventListener("abort", stop, { once: true });
+    const timer = this.store.clock.setTimer(WATCH_CALL_TIMEOUT_MS, stop);
+    try {
+      return await call(controller.signal);
+    } finally {
+      timer.cancel();
+      this.abort.signal.removeEventListener("abort", stop);
+    }
   }
 
   /** Waits `ms`, or (undefined) until woken by `rescope` or `stop`. */
