@@ -253,14 +253,14 @@ export class SimApiServer {
     return copy(object);
   }
 
-  /** A write on its way to the watch cache, which receives writes in order. */
+  /** A write on its way to the watch cache, which receives writes in order (lag 0: at the same instant, after it). */
   private record(change: Change): void {
     for (const listener of this.writes) listener({ type: change.type, object: copy(change.object) });
     const at = Math.max(this.clock.now() + (this.options.cacheLagMs?.() ?? 0), this.lastArrival);
     this.lastArrival = at;
     this.pending.push(change);
-    if (at <= this.clock.now()) this.arrive();
-    else this.clock.setTimer(at - this.clock.now(), () => this.arrive());
+    // Never within the write itself: a watcher hears of a write after it is made, at the earliest.
+    this.clock.setTimer(at - this.clock.now(), () => this.arrive());
   }
 
   private arrive(): void {

@@ -99,10 +99,10 @@ export class KubeBackend {
   /**
    * A daemon from before the name label (issue 19, defect 5) holds `name`
    * for `holdMs`, renewing it every two seconds, then gives it back: all
-   * its writes leave the Lease without the name label. Returns the holder
-   * name its clients see.
+   * its writes leave the Lease without the name label. Returns its
+   * identity and the holder name its clients see.
    */
-  legacyHold(name: string, kind: "lock" | "election", holdMs: number): string {
+  legacyHold(name: string, kind: "lock" | "election", holdMs: number): { identity: string; holder: string } {
     const identity = "old-daemon";
     const holder = "old-candidate";
     const wall = () => this.clock.wallTime().toISOString().replace("Z", "000Z") as unknown as Date;
@@ -119,6 +119,8 @@ export class KubeBackend {
     });
     const until = this.clock.now() + holdMs;
     const renew = () => {
+      // It renews (or gives back) only what it still holds: a Lease shortened by hand may have run out and been taken.
+      if (this.server.peek(name)?.spec?.holderIdentity !== identity) return;
       const done = this.clock.now() >= until;
       this.handEdit(name, (lease) => {
         lease.spec = { ...lease.spec, renewTime: wall(), ...(done ? { holderIdentity: "" } : {}) };
@@ -128,7 +130,7 @@ export class KubeBackend {
       if (!done) this.clock.setTimer(Math.min(2_000, until - this.clock.now()), renew);
     };
     this.clock.setTimer(Math.min(2_000, holdMs), renew);
-    return holder;
+    return { identity, holder };
   }
 
   /** The harness's own watch: every write, at once, in order (no cache, no lag, no selector). */

@@ -96,6 +96,17 @@ export class SimApiConnection implements LeaseApi {
   watch(query: LeaseWatchQuery, onEvent: (type: string, object: unknown) => void, done: (err: unknown) => void): Promise<AbortController> {
     const controller = new AbortController();
     if (this.dead) return Promise.resolve(controller);
+    const trace = this.link.traceCall;
+    if (trace !== undefined) {
+      trace(`api watch ${query.labelSelector} from ${query.resourceVersion || "now"}`);
+      const told = done;
+      done = (err) => {
+        trace(
+          `api watch from ${query.resourceVersion || "now"} ended: ${err === null || err === undefined ? "by the server" : ((err as Error).message ?? String(err))}`,
+        );
+        told(err);
+      };
+    }
     if (this.partitioned || this.clock.now() < this.watchRefusedUntil) {
       const reason = this.partitioned ? "ECONNREFUSED" : "ECONNRESET";
       this.clock.setTimer(this.link.baseLatencyMs(), () => this.link.deliver(() => done(network(reason, "watch"))));

@@ -544,7 +544,8 @@ export class Simulation implements ClientWorld {
     const holdMs = this.profile.apiServer?.legacyHoldMs ?? 0;
     if (!(this.shared instanceof KubeBackend) || holdMs === 0) return;
     const resource = this.resources.find((r) => r.kind === "election") ?? this.resources[0]!;
-    const holder = this.shared.legacyHold(resource.leaseName, resource.kind, holdMs);
+    const { identity, holder } = this.shared.legacyHold(resource.leaseName, resource.kind, holdMs);
+    const shared = this.shared;
     this.record("harness", {
       ev: "note",
       name: resource.leaseName,
@@ -554,7 +555,9 @@ export class Simulation implements ClientWorld {
     // Checked just before it gives the Lease back, on observers that had time to list it (a backoff or two).
     this.clock.setTimer(holdMs - 1, () => {
       const now = this.clock.now();
-      if (this.profile.phases.some(([a, b]) => now >= a - 6_000 && now < b)) return;
+      // Not if it lost the Lease meanwhile (shortened by hand, it may run out between renewals), nor near store faults.
+      if (shared.peek(resource.leaseName)?.holderIdentity !== identity) return;
+      if (this.profile.phases.some(([a, b]) => a <= now && b >= now - 6_000)) return;
       for (const [client, since] of this.observedSince) {
         const daemon = client.daemon as Daemon;
         if (client.resource !== resource || client.done || client.stalled || now - since < 6_000) continue;
