@@ -234,8 +234,8 @@ class Daemon implements DaemonLink {
   readonly clock: DaemonClock;
   readonly streams = new Set<Stream>();
   state: "up" | "frozen" | "stopping" | "dead" = "up";
-  /** Simulated ms when this process started. */
-  readonly startedAt: number;
+  /** Simulated ms when this process started, or a fault of it (freeze, partition, broken watch) last began or ended. */
+  troubledAt: number;
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
 
@@ -250,7 +250,7 @@ class Daemon implements DaemonLink {
     readonly identity: string,
   ) {
     const profile = sim.profile;
-    this.startedAt = sim.clock.now();
+    this.troubledAt = sim.clock.now();
     const local = new DriftClock(sim.clock, profile.driftRate[slot]!, sim.faultRandom.int(0, 1_000_000), sim.walls[slot]);
     this.clock = new DaemonClock(local);
     const storeRandom = stream(sim.seed, `store/${identity}`);
@@ -552,26 +552,35 @@ export class Simulation implements ClientWorld {
       detail: `an older daemon holds ${resource.leaseName} unlabelled for ${holdMs} ms`,
     });
     this.excuses.point(resource.leaseName, 0, holdMs + LEASE_MS + TURN_GRACE_MS);
-    // Checked just before it gives the Lease back, on observers that had time to list it (a backoff or two).
+    // Checked just before it gives the Lease back (unless it lost it meanwhile: shortened by hand, it may run out between renewals).
     this.clock.setTimer(holdMs - 1, () => {
-      const now = this.clock.now();
-      // Not if it lost the Lease meanwhile (shortened by hand, it may run out between renewals), nor near store faults.
       if (shared.peek(resource.leaseName)?.holderIdentity !== identity) return;
-      if (this.profile.phases.some(([a, b]) => a <= now && b >= now - 6_000)) return;
-      for (const [client, since] of this.observedSince) {
-        const daemon = client.daemon as Daemon;
-        if (client.resource !== resource || client.done || client.stalled || now - since < 6_000) continue;
-        if (daemon.state !== "up" || daemon.cut > 0 || daemon.startedAt > since) continue;
-        if (client.lastLeader?.leader === holder) continue;
-        this.violation(
-          "stale-leader",
-          `${resource.kind}/${resource.name}`,
-          `${client.id} on ${daemon.identity}, observing since ${(since / 1000).toFixed(3)} s, was last told ${
-            client.lastLeader === undefined ? "nothing" : `${client.lastLeader.leader || "(nobody)"} term ${client.lastLeader.term}`
-          }, but ${holder} of an older daemon has held the unlabelled Lease all along`,
-        );
-      }
+      this.observersReport(resource, holder, `${holder} of an older daemon has held the unlabelled Lease since 0 s`);
     });
+  }
+
+  /**
+   * Every Observe of `resource` that had time to hear of the current holder
+   * reports `leader`: those that began 6 s ago or more, on a daemon that has
+   * run unfrozen and reachable for 6 s, outside store-fault phases (a backoff
+   * or two, and a watch resumed).
+   */
+  private observersReport(resource: Resource, leader: string, why: string): void {
+    const now = this.clock.now();
+    if (this.profile.phases.some(([a, b]) => a <= now && b >= now - 6_000)) return;
+    for (const [client, since] of this.observedSince) {
+      const daemon = client.daemon as Daemon;
+      if (client.resource !== resource || client.done || client.stalled || now - since < 6_000) continue;
+      if (daemon.state !== "up" || daemon.cut > 0 || now - daemon.troubledAt < 6_000) continue;
+      if (client.lastLeader?.leader === leader) continue;
+      this.violation(
+        "stale-leader",
+        `${resource.kind}/${resource.name}`,
+        `${client.id} on ${daemon.identity}, observing since ${(since / 1000).toFixed(3)} s, was last told ${
+          client.lastLeader === undefined ? "nothing" : `${client.lastLeader.leader || "(nobody)"} term ${client.lastLeader.term}`
+        }, but ${why}`,
+      );
+    }
   }
 
   /** When each Observe began. */
@@ -862,9 +871,11 @@ export class Simulation implements ClientWorld {
     const fid = this.faultStart(`freeze ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.clock.freeze();
     daemon.store.freeze();
+    daemon.troubledAt = this.clock.now();
     this.clock.setTimer(ms, () => {
       if (daemon.state !== "frozen") return;
       daemon.state = "up";
+      daemon.troubledAt = this.clock.now();
       // On SIGCONT the process first handles what arrived (replies, watch events, requests), then its overdue timers.
       daemon.store.thaw();
       this.clock.setTimer(0, () => {
@@ -884,6 +895,7 @@ export class Simulation implements ClientWorld {
     daemon.cut += 1;
     this.clock.setTimer(ms, () => {
       daemon.cut -= 1;
+      daemon.troubledAt = this.clock.now();
       daemon.store.heal();
       endExcuse();
       this.faultEnd(fid, [slot]);
@@ -906,6 +918,7 @@ export class Simulation implements ClientWorld {
     daemon.cut += 1;
     this.clock.setTimer(ms + (delay ? 2_000 : 0), () => {
       daemon.cut -= 1;
+      daemon.troubledAt = this.clock.now();
       if (delay) daemon.store.watchDelayMs = 0;
       endExcuse();
       this.faultEnd(fid, [slot]);
@@ -1032,8 +1045,19 @@ export class Simulation implements ClientWorld {
         case "take-over": {
           // Issue 19, defect 9: client-go's leader election on the same Lease; daemons wait its lease out.
           const seconds = r.int(1, 15);
-          kube!.takeOver(resource.leaseName, `client-go-${r.int(1, 9)}`, seconds);
+          const identity = `client-go-${r.int(1, 9)}`;
+          kube!.takeOver(resource.leaseName, identity, seconds);
           excuseMs = Math.max(excuseMs, seconds * 1000 + TURN_GRACE_MS);
+          // Its leader is reported as client-go names it, not by the name a daemon left in the annotation.
+          if (resource.kind === "election")
+            this.clock.setTimer(seconds * 1000 - 1, () => {
+              if (kube!.peek(resource.leaseName)?.holderIdentity !== identity) return;
+              this.observersReport(
+                resource,
+                identity,
+                `${identity} (client-go) has held the Lease since ${(this.clock.now() / 1000 - seconds).toFixed(3)} s`,
+              );
+            });
           break;
         }
       }
