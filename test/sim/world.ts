@@ -5,6 +5,7 @@
 import type { Timer } from "../../daemon/engine/clock.js";
 import { Engine } from "../../daemon/engine/index.js";
 import type { LeaseRecord } from "../../daemon/store/lease-store.js";
+import { MAX_RETRY_MS } from "../../daemon/store/kubernetes/watch-backoff.js";
 import { MemoryStore, type StoreOperation } from "../../daemon/store/memory/memory-store.js";
 import { check } from "../faults/checker.js";
 import type { HistoryEvent } from "../faults/history.js";
@@ -893,12 +894,17 @@ export class Simulation implements ClientWorld {
     const fid = this.faultStart(`partition ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.store.partition();
     daemon.cut += 1;
-    this.clock.setTimer(ms, () => {
+    const over = () => {
       daemon.cut -= 1;
       daemon.troubledAt = this.clock.now();
-      daemon.store.heal();
       endExcuse();
       this.faultEnd(fid, [slot]);
+    };
+    this.clock.setTimer(ms, () => {
+      daemon.store.heal();
+      // The Kubernetes store resumes its watch at its next retry, up to its longest backoff later; the memory store relists at once.
+      if (this.shared instanceof KubeBackend) this.clock.setTimer(MAX_RETRY_MS, over);
+      else over();
     });
   }
 
@@ -916,7 +922,9 @@ export class Simulation implements ClientWorld {
       this.record("harness", { ev: "note", detail: "the API server compacts: watches resumed from before now get 410 Gone" });
     }
     daemon.cut += 1;
-    this.clock.setTimer(ms + (delay ? 2_000 : 0), () => {
+    // A broken watch on the API server is resumed at the store's next retry, up to its longest backoff after the break.
+    const resumeMs = !delay && this.shared instanceof KubeBackend ? MAX_RETRY_MS : 0;
+    this.clock.setTimer(ms + (delay ? 2_000 : 0) + resumeMs, () => {
       daemon.cut -= 1;
       daemon.troubledAt = this.clock.now();
       if (delay) daemon.store.watchDelayMs = 0;
