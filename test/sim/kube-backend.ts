@@ -8,6 +8,7 @@ import type { Clock } from "../../daemon/engine/clock.js";
 import { KubernetesStore } from "../../daemon/store/kubernetes/kubernetes-store.js";
 import {
   HOLDER_ANNOTATION,
+  HOLDER_OF_ANNOTATION,
   KIND_LABEL,
   MANAGED_BY,
   MANAGED_BY_LABEL,
@@ -75,6 +76,16 @@ export class KubeBackend {
       const { [NAME_LABEL]: _removed, ...labels } = lease.metadata?.labels ?? {};
       lease.metadata = { ...lease.metadata, labels };
     });
+  }
+
+  /**
+   * True when no daemon of this version has written the holder of `name`:
+   * without the holder-identity annotation, the holder annotation an older
+   * daemon left is trusted whoever holds the Lease (lease-convert.ts).
+   */
+  holderUnrecorded(name: string): boolean {
+    const annotations = this.server.peek(name)?.metadata?.annotations ?? {};
+    return annotations[HOLDER_OF_ANNOTATION] === undefined && annotations[HOLDER_ANNOTATION] !== undefined;
   }
 
   /**
