@@ -5,23 +5,28 @@
 // is frozen (its replies and watch events wait until it runs again) or dead
 // (nothing reaches it any more). It implements the engine's LeaseStore, so the
 // engine runs on it unchanged.
-import type { Clock, Timer } from "../../daemon/engine/clock.js";
+//
+// On the Kubernetes backend the daemon's calls go through the real
+// KubernetesStore instead, and the faults apply below it, at its connection to
+// the simulated API server (kube-connection.ts); this class then only keeps
+// what the oracles read (calls by name, what the daemon heard, first sights).
+import type { Clock } from "../../daemon/engine/clock.js";
+import type { KubernetesStore } from "../../daemon/store/kubernetes/kubernetes-store.js";
 import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent, WatchHandle } from "../../daemon/store/lease-store.js";
 import { StoreError, type WatchScope, inScope } from "../../daemon/store/lease-store.js";
-import type { MemoryStore, MemoryWatchHandle, StoreOperation } from "../../daemon/store/memory/memory-store.js";
+import { MemoryStore, type MemoryWatchHandle, type StoreOperation } from "../../daemon/store/memory/memory-store.js";
 import { ConnectionStore } from "../support/connection-store.js";
+import { type CallFault, runWithFault } from "./call-faults.js";
+import type { KubeBackend } from "./kube-backend.js";
+import type { SimApiConnection } from "./kube-connection.js";
 
-/** What happens to one store call. */
-export type CallFault =
-  | { readonly kind: "none" }
-  /** The reply comes this much later than usual. */
-  | { readonly kind: "latency"; readonly ms: number }
-  /** An update loses to a concurrent write (409); nothing is applied. */
-  | { readonly kind: "conflict" }
-  /** The write is applied, but its caller sees "unavailable" after `ms`, as after a reset connection or a timeout. */
-  | { readonly kind: "lost-reply"; readonly ms: number }
-  /** No answer until the caller's signal aborts (or the HTTP client's own timeout); `applied`: the write went through. */
-  | { readonly kind: "hang"; readonly applied: boolean };
+export { type CallFault, HTTP_CLIENT_TIMEOUT_MS } from "./call-faults.js";
+
+/** The daemon's own time and randomness, for the store code that runs in its process (the Kubernetes store's watch). */
+export interface DaemonSide {
+  readonly clock: Clock;
+  readonly random: () => number;
+}
 
 export interface FaultHooks {
   /** Chooses the fault of one call; `acquiring`: a write that makes this connection's daemon the holder. */
@@ -38,9 +43,6 @@ export interface FaultHooks {
   firstSight?(lease: LeaseRecord): void;
 }
 
-/** How long a call without a deadline hangs: the HTTP client's own timeout, far past the end of any run. */
-export const HTTP_CLIENT_TIMEOUT_MS = 300_000;
-
 export class FaultyStore implements LeaseStore {
   readonly distributed = true;
   /** Latency of every call, without fault: the network and the API server on a normal day. */
@@ -49,7 +51,11 @@ export class FaultyStore implements LeaseStore {
   watchDelayMs = 0;
   /** Store calls by lease name, as simulated times: the liveness monitor counts them. */
   readonly callTimes = new Map<string, number[]>();
-  private readonly connection: ConnectionStore;
+  /** The memory backend: the connection whose calls this class makes faulty. */
+  private readonly connection: ConnectionStore | undefined;
+  /** The Kubernetes backend: the real store, on a connection that makes its own faults. */
+  private readonly kube: { readonly store: KubernetesStore; readonly connection: SimApiConnection } | undefined;
+  private readonly shared: MemoryStore | KubeBackend;
   private listener: ((event: WatchEvent) => void) | undefined;
   private inner: MemoryWatchHandle | undefined;
   /** The scope of the last "synced" event delivered to the daemon. */
@@ -62,16 +68,39 @@ export class FaultyStore implements LeaseStore {
   private clientRead = false;
 
   constructor(
-    private readonly shared: MemoryStore,
+    shared: MemoryStore | KubeBackend,
     /** Simulated time: the network's, which no daemon fault stops. */
     private readonly clock: Clock,
     private readonly hooks: FaultHooks,
+    daemon?: DaemonSide,
   ) {
-    this.connection = new ConnectionStore(shared);
+    this.shared = shared;
+    if (shared instanceof MemoryStore) {
+      this.connection = new ConnectionStore(shared);
+      return;
+    }
+    this.kube = shared.connect(
+      clock,
+      {
+        decide: (operation, name, hasDeadline, acquiring) => hooks.decide(operation, name, hasDeadline, acquiring),
+        faultBegan: (fault, operation, name, hasDeadline) => hooks.faultBegan(fault, operation, name, hasDeadline),
+        deliver: (fn) => this.deliver(fn),
+        baseLatencyMs: () => this.baseLatencyMs,
+        watchDelayMs: () => this.watchDelayMs,
+        traceCall: hooks.traceCall,
+      },
+      daemon?.clock ?? clock,
+      daemon?.random ?? (() => 0.5),
+    );
   }
 
   describe(): string {
-    return "simulated connection to a shared memory store";
+    return this.kube === undefined ? "simulated connection to a shared memory store" : this.kube.store.describe();
+  }
+
+  /** As many calls at once as the Kubernetes store allows itself; no limit on the memory store. */
+  get maxCallsInFlight(): number | undefined {
+    return this.kube?.store.maxCallsInFlight;
   }
 
   isNewer(a: string, b: string): boolean {
@@ -79,22 +108,36 @@ export class FaultyStore implements LeaseStore {
   }
 
   get(name: string, options?: CallOptions): Promise<LeaseRecord | undefined> {
-    return this.call("get", name, options?.signal, () => this.connection.get(name));
+    if (this.kube !== undefined) return this.through("get", name, this.kube.store.get(name, options));
+    return this.call("get", name, options?.signal, () => this.connection!.get(name));
   }
 
   create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord> {
-    return this.call("create", fields.name, options?.signal, () => this.connection.create(fields), fields.holderIdentity !== "");
+    if (this.kube !== undefined) return this.through("create", fields.name, this.kube.store.create(fields, options));
+    return this.call("create", fields.name, options?.signal, () => this.connection!.create(fields), fields.holderIdentity !== "");
   }
 
   update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
+    if (this.kube !== undefined) return this.through("update", lease.name, this.kube.store.update(lease, options));
     const current = this.shared.peek(lease.name);
     const acquiring = lease.holderIdentity !== "" && current !== undefined && lease.transitions !== current.transitions;
-    return this.call("update", lease.name, options?.signal, () => this.connection.update(lease), acquiring);
+    return this.call("update", lease.name, options?.signal, () => this.connection!.update(lease), acquiring);
   }
 
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): WatchHandle {
     this.listener = listener;
-    const inner = this.connection.watch((event) => this.fromStore(event), names);
+    if (this.kube !== undefined) {
+      // Delays, freezes and breaks happen below, on the connection: what the store reports is the daemon's to hear now.
+      const inner = this.kube.store.watch((event) => this.deliverNow(event), names);
+      return {
+        stop: async () => {
+          if (this.listener === listener) this.listener = undefined;
+          await inner.stop();
+        },
+        rescope: () => inner.rescope(),
+      };
+    }
+    const inner = this.connection!.watch((event) => this.fromStore(event), names);
     this.inner = inner;
     return {
       stop: async () => {
@@ -144,20 +187,27 @@ export class FaultyStore implements LeaseStore {
   kill(): void {
     this.dead = true;
     this.held.length = 0;
-    this.connection.partition();
+    this.kube?.connection.kill();
+    this.connection?.partition();
   }
 
-  /** The network between daemon and store is cut: calls fail, watch events are lost; healing relists. */
+  /** The network between daemon and store is cut: calls fail, watch events are lost; healing relists (the Kubernetes store resumes, or relists after a 410). */
   partition(): void {
-    this.connection.partition();
+    this.kube?.connection.partition();
+    this.connection?.partition();
   }
 
   heal(): void {
-    this.connection.heal();
+    this.kube?.connection.heal();
+    this.connection?.heal();
   }
 
-  /** The watch breaks: events are lost for `ms`, then the store relists (a 410 Gone and a fresh list). */
+  /**
+   * The watch breaks: events are lost for `ms`, then the store relists (a 410 Gone and a fresh list). On the
+   * Kubernetes backend the watch requests end and are refused for `ms`; the store resumes them itself.
+   */
   restartWatch(ms: number, withError: boolean): void {
+    if (this.kube !== undefined) return this.kube.connection.breakWatches(ms, withError);
     this.dropping = true;
     if (withError) this.enqueue({ type: "error", error: new StoreError("unavailable", "watch: connection reset (simulated)") });
     this.clock.setTimer(ms, () => {
@@ -176,22 +226,24 @@ export class FaultyStore implements LeaseStore {
     const now = this.clock.now();
     const at = Math.max(now + this.watchDelayMs, this.lastEventAt);
     this.lastEventAt = at;
-    const deliver = () =>
-      this.deliver(() => {
-        if (event.type === "upsert") this.hear(event.lease);
-        if (event.type === "synced") {
-          for (const lease of event.leases) {
-            this.hear(lease);
-            // Held, or free but held off (a holder cleared by hand, a restored Lease): either counts from now.
-            const heldOff = lease.holderIdentity !== "" || (lease.writtenHolder ?? "") !== "";
-            if (heldOff && !inScope(this.deliveredScope, lease.name)) this.hooks.firstSight?.(lease);
-          }
-          this.deliveredScope = event.scope;
-        }
-        this.listener?.(event);
-      });
+    const deliver = () => this.deliver(() => this.deliverNow(event));
     if (at <= now) deliver();
     else this.clock.setTimer(at - now, deliver);
+  }
+
+  /** The daemon hears `event` now. */
+  private deliverNow(event: WatchEvent): void {
+    if (event.type === "upsert") this.hear(event.lease);
+    if (event.type === "synced") {
+      for (const lease of event.leases) {
+        this.hear(lease);
+        // Held, or free but held off (a holder cleared by hand, a restored Lease): either counts from now.
+        const heldOff = lease.holderIdentity !== "" || (lease.writtenHolder ?? "") !== "";
+        if (heldOff && !inScope(this.deliveredScope, lease.name)) this.hooks.firstSight?.(lease);
+      }
+      this.deliveredScope = event.scope;
+    }
+    this.listener?.(event);
   }
 
   /**
@@ -225,18 +277,55 @@ export class FaultyStore implements LeaseStore {
     perform: () => Promise<T>,
     acquiring = false,
   ): Promise<T> {
-    if (!this.clientRead) {
-      let times = this.callTimes.get(name);
-      if (times === undefined) this.callTimes.set(name, (times = []));
-      times.push(this.clock.now());
-    }
+    this.count(name);
     const hasDeadline = signal !== undefined;
     let fault = this.hooks.decide(operation, name, hasDeadline, acquiring);
     if (operation !== "update" && fault.kind === "conflict") fault = { kind: "none" };
     if (operation === "get" && fault.kind === "lost-reply") fault = { kind: "hang", applied: false };
     const ended = fault.kind === "none" ? undefined : this.hooks.faultBegan(fault, operation, name, hasDeadline);
     const heardAtSend = this.heardOf(name);
-    const promise = this.perform(operation, name, signal, fault, ended, perform);
+    const promise = runWithFault({
+      clock: this.clock,
+      fault,
+      baseLatencyMs: this.baseLatencyMs,
+      signal,
+      ended,
+      deliver: (fn) => this.deliver(fn),
+      perform,
+      errors: {
+        conflict: () => new StoreError("conflict", `update ${name}: the object has been modified (simulated 409)`),
+        lostReply: () => new StoreError("unavailable", `${operation} ${name}: reply lost (simulated; the write was applied)`),
+        abandoned: () => new StoreError("unavailable", `${operation} ${name}: abandoned at the caller's deadline`),
+        clientTimeout: () => new StoreError("unavailable", `${operation} ${name}: HTTP client timeout`),
+      },
+    });
+    this.track(
+      operation,
+      name,
+      heardAtSend,
+      promise,
+      `${operation} ${name}${hasDeadline ? "" : " (no deadline)"}${fault.kind === "none" ? "" : ` [${fault.kind}]`}`,
+    );
+    return promise;
+  }
+
+  /** A call through the Kubernetes store, whose connection makes the faults: only the bookkeeping here. */
+  private through<T>(operation: StoreOperation, name: string, start: Promise<T>): Promise<T> {
+    this.count(name);
+    this.track(operation, name, this.heardOf(name), start, `${operation} ${name}`);
+    return start;
+  }
+
+  /** Counts a daemon's store call on `name` for the liveness monitor (not a read a client asked for). */
+  private count(name: string): void {
+    if (this.clientRead) return;
+    let times = this.callTimes.get(name);
+    if (times === undefined) this.callTimes.set(name, (times = []));
+    times.push(this.clock.now());
+  }
+
+  /** Notes what the daemon had heard when it wrote, what a read told it, and the call in the trace. */
+  private track<T>(operation: StoreOperation, name: string, heardAtSend: number, promise: Promise<T>, call: string): void {
     if (operation !== "get") {
       promise.then(
         (value) => this.heardAtWrite.set(`${name}#${(value as LeaseRecord).transitions}`, heardAtSend),
@@ -250,72 +339,12 @@ export class FaultyStore implements LeaseStore {
       );
     const trace = this.hooks.traceCall;
     if (trace !== undefined) {
-      const call = `${operation} ${name}${hasDeadline ? "" : " (no deadline)"}${fault.kind === "none" ? "" : ` [${fault.kind}]`}`;
       trace(`${call} sent`);
       promise.then(
         (value) => trace(`${call}: ok${value !== undefined && typeof value === "object" ? ` ${describe(value as LeaseRecord)}` : ""}`),
         (err: unknown) => trace(`${call}: failed ${(err as Error).message}`),
       );
     }
-    return promise;
-  }
-
-  private perform<T>(
-    operation: StoreOperation,
-    name: string,
-    signal: AbortSignal | undefined,
-    fault: CallFault,
-    ended: (() => void) | undefined,
-    perform: () => Promise<T>,
-  ): Promise<T> {
-    const hasDeadline = signal !== undefined;
-    return new Promise<T>((resolve, reject) => {
-      let answered = false;
-      let timer: Timer | undefined;
-      const answer = (fn: () => void) => {
-        if (answered) return;
-        answered = true;
-        timer?.cancel();
-        signal?.removeEventListener("abort", abandon);
-        ended?.();
-        this.deliver(fn);
-      };
-      const fail = (error: unknown) => answer(() => reject(error));
-      const abandon = () => fail(new StoreError("unavailable", `${operation} ${name}: abandoned at the caller's deadline`));
-      const after = (ms: number, fn: () => void) => {
-        if (ms <= 0) fn();
-        else timer = this.clock.setTimer(ms, fn);
-      };
-      const run = () => perform().then((value) => answer(() => resolve(value)), fail);
-      if (signal?.aborted) return abandon();
-      signal?.addEventListener("abort", abandon, { once: true });
-      switch (fault.kind) {
-        case "none":
-          return after(this.baseLatencyMs, run);
-        case "latency":
-          return after(this.baseLatencyMs + fault.ms, run);
-        case "conflict":
-          return after(this.baseLatencyMs, () =>
-            fail(new StoreError("conflict", `update ${name}: the object has been modified (simulated 409)`)),
-          );
-        case "lost-reply":
-          return after(this.baseLatencyMs, () => {
-            perform().then(
-              () =>
-                after(fault.ms, () =>
-                  fail(new StoreError("unavailable", `${operation} ${name}: reply lost (simulated; the write was applied)`)),
-                ),
-              fail,
-            );
-          });
-        case "hang":
-          if (fault.applied) perform().catch(() => {});
-          if (!hasDeadline) {
-            after(HTTP_CLIENT_TIMEOUT_MS, () => fail(new StoreError("unavailable", `${operation} ${name}: HTTP client timeout`)));
-          }
-          return;
-      }
-    });
   }
 }
 

@@ -5,12 +5,14 @@
 //   npm run simulate -- --seed 4711 --verbose     replay one seed, print its trace
 //   --faults freeze,kill --workload campaign,observe   only these kinds (--faults none: no faults)
 //   --scale names|daemons|none                    only worlds of this scale
+//   --backend kubernetes                          only this backend (memory, kubernetes; default: half each)
 //   --stop-at-first [RULE]                        stop at the first failing seed (of RULE)
 //   --json FILE                                   write the summary as JSON too
 import { writeFileSync } from "node:fs";
 import { replayCommand } from "./replay.js";
 import { formatEvent } from "./trace.js";
 import {
+  type Backend,
   FAULT_KINDS,
   type FaultKind,
   SCALE_KINDS,
@@ -31,6 +33,7 @@ interface Args {
   stopAtFirst: boolean;
   stopRule: string | undefined;
   json: string | undefined;
+  backend: Backend | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -44,6 +47,7 @@ function parseArgs(argv: readonly string[]): Args {
     stopAtFirst: false,
     stopRule: undefined,
     json: undefined,
+    backend: undefined,
   };
   const integer = (flag: string, text: string | undefined): number => {
     const n = Number(text);
@@ -91,6 +95,13 @@ function parseArgs(argv: readonly string[]): Args {
         args.stopAtFirst = true;
         if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) args.stopRule = argv[++i];
         break;
+      case "--backend": {
+        const backend = argv[++i];
+        if (backend !== "memory" && backend !== "kubernetes")
+          throw new Error(`--backend takes memory or kubernetes; got ${backend ?? "nothing"}`);
+        args.backend = backend;
+        break;
+      }
       case "--json":
         args.json = argv[++i];
         if (args.json === undefined) throw new Error("--json needs a file name");
@@ -130,7 +141,7 @@ async function main(): Promise<void> {
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
     let result: SimResult;
     try {
-      result = await simulate({ seed, faults: args.faults, workload: args.workload, scale: args.scale, trace: args.verbose });
+      result = await simulate({ seed, faults: args.faults, workload: args.workload, scale: args.scale, trace: args.verbose, backend: args.backend });
     } catch (err) {
       result = {
         seed,

@@ -5,6 +5,7 @@
 import type { Timer } from "../../daemon/engine/clock.js";
 import { Engine } from "../../daemon/engine/index.js";
 import type { LeaseRecord } from "../../daemon/store/lease-store.js";
+import { MAX_RETRY_MS } from "../../daemon/store/kubernetes/watch-backoff.js";
 import { MemoryStore, type StoreOperation } from "../../daemon/store/memory/memory-store.js";
 import { check } from "../faults/checker.js";
 import type { HistoryEvent } from "../faults/history.js";
@@ -25,6 +26,7 @@ import {
 import { DriftClock, NodeWallClock, type WallFault } from "./drift-clock.js";
 import { Excuses } from "./excuses.js";
 import { type CallFault, FaultyStore } from "./faulty-store.js";
+import { KubeBackend } from "./kube-backend.js";
 import { type Random, between, stream } from "./random.js";
 
 export const FAULT_KINDS = [
@@ -66,6 +68,8 @@ export interface SimOptions {
   readonly scale?: ScaleKind;
   /** Keep a readable trace of the run. */
   readonly trace?: boolean;
+  /** The backend (default: chosen from the seed, half the runs each). */
+  readonly backend?: Backend;
 }
 
 export interface SimViolation {
@@ -133,6 +137,13 @@ const RENEW_LEASES = [undefined, 5_000, 10_000, 15_000, 20_000, 30_000];
 interface Profile {
   readonly scale: ScaleKind;
   readonly daemons: number;
+  /**
+   * Where the Leases live: the shared memory store, or the simulated API
+   * server, which each daemon's real KubernetesStore calls (drawn from a
+   * stream of its own, so a memory run is what it was before).
+   */
+  readonly backend: Backend;
+  readonly apiServer: ApiServerProfile | undefined;
   readonly faults: ReadonlySet<FaultKind>;
   readonly workload: ReadonlySet<WorkloadKind>;
   readonly locks: number;
@@ -159,6 +170,28 @@ function chooseWallFaults(random: Random): WallFault[] {
   });
 }
 
+export type Backend = "memory" | "kubernetes";
+
+/** The simulated API server of a kubernetes run: how far its watch cache lags, how long it keeps events and watches. */
+interface ApiServerProfile {
+  readonly cacheLagMs: number;
+  readonly cacheEvents: number;
+  readonly maxWatchMs: number;
+  readonly bookmarkMs: number;
+  /** A Lease an older daemon left without the name label, held by it for this long from the start (0: none). */
+  readonly legacyHoldMs: number;
+}
+
+function chooseApiServer(random: Random): ApiServerProfile {
+  return {
+    cacheLagMs: random.pick([0, 0, 5, 50, 300]),
+    cacheEvents: random.pick([50, 200, 1_000]),
+    maxWatchMs: random.pick([5_000, 30_000, 300_000]),
+    bookmarkMs: random.pick([1_000, 10_000, 60_000]),
+    legacyHoldMs: random.bool(0.3) ? random.int(3_000, 20_000) : 0,
+  };
+}
+
 /** Most seeds run at the usual scale; 3 % each are `names` and `daemons` worlds. */
 function chooseScale(random: Random, options: SimOptions): ScaleKind {
   const draw = random.next();
@@ -183,9 +216,13 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, 
   }
   const skew = faults.has("skew");
   const locks = random.int(1, 3);
+  const backendRandom = stream(options.seed, "backend");
+  const backend = options.backend ?? (backendRandom.bool(0.5) ? "kubernetes" : "memory");
   return {
     scale,
     daemons,
+    backend,
+    apiServer: backend === "kubernetes" ? chooseApiServer(backendRandom) : undefined,
     faults,
     workload,
     locks: scale === "names" ? scaleRandom.int(...SCALE_NAMES) : locks,
@@ -203,8 +240,15 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, 
 }
 
 function describeProfile(p: Profile): string {
+  const api = p.apiServer;
   return [
     ...(p.scale !== "none" ? [`scale=${p.scale} daemons=${p.daemons}`] : []),
+    `backend=${p.backend}`,
+    ...(api === undefined
+      ? []
+      : [
+          `apiServer=lag:${api.cacheLagMs},events:${api.cacheEvents},watch:${api.maxWatchMs},bookmark:${api.bookmarkMs},legacy:${api.legacyHoldMs}`,
+        ]),
     `faults=${[...p.faults].join(",") || "none"}`,
     `workload=${[...p.workload].join(",")}`,
     `locks=${p.locks} elections=${p.elections}`,
@@ -226,10 +270,13 @@ class Daemon implements DaemonLink {
   readonly streams = new Set<Stream>();
   readonly clockRate: number;
   state: "up" | "frozen" | "stopping" | "dead" = "up";
+  /**
+   * Simulated ms when this process started, or a fault of it (freeze,
+   * partition, broken watch) last ended; Infinity while one lasts.
+   */
+  troubledAt: number;
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
-  /** The last moment it was frozen or cut off. */
-  troubledAt = -Infinity;
 
   /** Frozen or cut off: its clients can be served only once it is back. */
   get unreachable(): boolean {
@@ -242,16 +289,23 @@ class Daemon implements DaemonLink {
     readonly identity: string,
   ) {
     const profile = sim.profile;
-    this.store = new FaultyStore(sim.shared, sim.clock, {
-      decide: (operation, name, hasDeadline, acquiring) => sim.decideFault(this, operation, name, hasDeadline, acquiring),
-      faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
-      firstSight: (lease) => sim.leaseFirstSeen(lease),
-      traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
-    });
-    this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
+    this.troubledAt = sim.clock.now();
     this.clockRate = profile.driftRate[slot]!;
     const local = new DriftClock(sim.clock, this.clockRate, sim.faultRandom.int(0, 1_000_000), sim.walls[slot]);
     this.clock = new DaemonClock(local);
+    const storeRandom = stream(sim.seed, `store/${identity}`);
+    this.store = new FaultyStore(
+      sim.shared,
+      sim.clock,
+      {
+        decide: (operation, name, hasDeadline, acquiring) => sim.decideFault(this, operation, name, hasDeadline, acquiring),
+        faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
+        firstSight: (lease) => sim.leaseFirstSeen(lease),
+        traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
+      },
+      { clock: this.clock, random: () => storeRandom.next() },
+    );
+    this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
     const jitter = stream(sim.seed, `jitter/${identity}`);
     this.engine = new Engine({
       store: this.store,
@@ -303,7 +357,8 @@ class SimClock extends FakeClock {
 
 export class Simulation implements ClientWorld {
   readonly clock = new SimClock();
-  readonly shared = new MemoryStore();
+  /** Where the Leases live: the memory store, or the simulated API server (see Profile.backend). */
+  readonly shared: MemoryStore | KubeBackend;
   readonly profile: Profile;
   readonly random: Random;
   readonly faultRandom: Random;
@@ -344,7 +399,17 @@ export class Simulation implements ClientWorld {
     this.faultRandom = stream(seed, "faults");
     this.buggify = stream(seed, "buggify");
     this.wallRandom = stream(seed, "wall-clock");
-    this.profile = chooseProfile(stream(seed, "profile"), options, this.wallRandom, stream(seed, "scale"));
+    this.profile = chooseProfile(stream(seed, "profile"), { ...options, seed }, this.wallRandom, stream(seed, "scale"));
+    const api = this.profile.apiServer;
+    this.shared =
+      api === undefined
+        ? new MemoryStore()
+        : new KubeBackend(this.clock, {
+            cacheLagMs: () => api.cacheLagMs,
+            cacheEvents: api.cacheEvents,
+            maxWatchMs: api.maxWatchMs,
+            bookmarkMs: api.bookmarkMs,
+          });
     this.walls = this.profile.wallOffsetMs.map((offset) => new NodeWallClock(this.clock, offset));
     for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
     for (let i = 0; i < this.profile.elections; i++) this.resources.push(this.resource("election", `e${i}`));
@@ -468,6 +533,7 @@ export class Simulation implements ClientWorld {
   async run(): Promise<SimResult> {
     this.record("harness", { ev: "run-start", detail: describeProfile(this.profile) });
     this.watchLeases();
+    this.legacyHold();
     for (let slot = 0; slot < this.profile.daemons; slot++) this.startDaemon(slot);
     this.scheduleWorkload();
     this.scheduleFaults();
@@ -523,6 +589,58 @@ export class Simulation implements ClientWorld {
       if (event.type === "delete") this.record("harness", { ev: "note", name: event.name, detail: "Lease deleted" });
     });
   }
+
+  /**
+   * On the API server, some runs start with a Lease an older daemon holds and
+   * renews without the name label (issue 19, defect 5): nobody may take it
+   * meanwhile, and every Observe of it on a daemon that runs and is reachable
+   * must report its holder by the time it gives the Lease back.
+   */
+  private legacyHold(): void {
+    const holdMs = this.profile.apiServer?.legacyHoldMs ?? 0;
+    if (!(this.shared instanceof KubeBackend) || holdMs === 0) return;
+    const resource = this.resources.find((r) => r.kind === "election") ?? this.resources[0]!;
+    const { identity, holder } = this.shared.legacyHold(resource.leaseName, resource.kind, holdMs);
+    const shared = this.shared;
+    this.record("harness", {
+      ev: "note",
+      name: resource.leaseName,
+      detail: `an older daemon holds ${resource.leaseName} unlabelled for ${holdMs} ms`,
+    });
+    this.excuses.point(resource.leaseName, 0, holdMs + LEASE_MS / (1 - MAX_DRIFT) + TURN_GRACE_MS, "legacy-hold");
+    // Checked just before it gives the Lease back (unless it lost it meanwhile: shortened by hand, it may run out between renewals).
+    this.clock.setTimer(holdMs - 1, () => {
+      if (shared.peek(resource.leaseName)?.holderIdentity !== identity) return;
+      this.observersReport(resource, holder, `${holder} of an older daemon has held the unlabelled Lease since 0 s`);
+    });
+  }
+
+  /**
+   * Every Observe of `resource` that had time to hear of the current holder
+   * reports `leader`: those that began 6 s ago or more, on a daemon that has
+   * run unfrozen and reachable for 6 s, outside store-fault phases (a backoff
+   * or two, and a watch resumed).
+   */
+  private observersReport(resource: Resource, leader: string, why: string): void {
+    const now = this.clock.now();
+    if (this.profile.phases.some(([a, b]) => a <= now && b >= now - 6_000)) return;
+    for (const [client, since] of this.observedSince) {
+      const daemon = client.daemon as Daemon;
+      if (client.resource !== resource || client.done || client.stalled || now - since < 6_000) continue;
+      if (daemon.state !== "up" || daemon.cut > 0 || now - daemon.troubledAt < 6_000) continue;
+      if (client.lastLeader?.leader === leader) continue;
+      this.violation(
+        "stale-leader",
+        `${resource.kind}/${resource.name}`,
+        `${client.id} on ${daemon.identity}, observing since ${(since / 1000).toFixed(3)} s, was last told ${
+          client.lastLeader === undefined ? "nothing" : `${client.lastLeader.leader || "(nobody)"} term ${client.lastLeader.term}`
+        }, but ${why}`,
+      );
+    }
+  }
+
+  /** When each Observe began. */
+  private readonly observedSince = new Map<ObserverClient, number>();
 
   // ---- workload ------------------------------------------------------------
 
@@ -682,6 +800,7 @@ export class Simulation implements ClientWorld {
 
   private observe(daemon: Daemon, election: Resource): void {
     const client = new ObserverClient(this, this.nextId("o"), daemon, election);
+    this.observedSince.set(client, this.clock.now());
     this.adopt(client);
     client.start(this.random.bool(0.3) ? this.random.int(1_000, 40_000) : undefined);
   }
@@ -898,12 +1017,17 @@ export class Simulation implements ClientWorld {
     daemon.store.partition();
     daemon.cut += 1;
     daemon.troubledAt = Infinity;
-    this.clock.setTimer(ms, () => {
+    const over = () => {
       daemon.cut -= 1;
       daemon.troubledAt = this.clock.now();
-      daemon.store.heal();
       endExcuse();
       this.faultEnd(fid, [slot]);
+    };
+    this.clock.setTimer(ms, () => {
+      daemon.store.heal();
+      // The Kubernetes store resumes its watch at its next retry, up to its longest backoff later; the memory store relists at once.
+      if (this.shared instanceof KubeBackend) this.clock.setTimer(MAX_RETRY_MS, over);
+      else over();
     });
   }
 
@@ -916,9 +1040,16 @@ export class Simulation implements ClientWorld {
     const fid = this.faultStart(`${delay ? "slow" : "broken"} watch of ${daemon.identity} for ${ms} ms`, [slot]);
     if (delay) daemon.store.watchDelayMs = this.faultRandom.int(50, 2_000);
     else daemon.store.restartWatch(ms, this.faultRandom.bool(0.5));
+    // On the API server, half the breaks come with a compaction: the resumed watch is answered 410 and relists.
+    if (!delay && this.shared instanceof KubeBackend && this.faultRandom.bool(0.5)) {
+      this.shared.server.compact();
+      this.record("harness", { ev: "note", detail: "the API server compacts: watches resumed from before now get 410 Gone" });
+    }
     daemon.cut += 1;
     daemon.troubledAt = Infinity;
-    this.clock.setTimer(ms + (delay ? 2_000 : 0), () => {
+    // A broken watch on the API server is resumed at the store's next retry, up to its longest backoff after the break.
+    const resumeMs = !delay && this.shared instanceof KubeBackend ? MAX_RETRY_MS : 0;
+    this.clock.setTimer(ms + (delay ? 2_000 : 0) + resumeMs, () => {
       daemon.cut -= 1;
       daemon.troubledAt = this.clock.now();
       if (delay) daemon.store.watchDelayMs = 0;
@@ -1007,8 +1138,16 @@ export class Simulation implements ClientWorld {
         this.daemons.some((d) => d.state === "up" && d.cut === 0 && d.engine.cache.covers(name) && d.engine.cache.tokenFloor(name) > 0);
       if (!watched) this.unwatchedDeletedAt.set(name, [...(this.unwatchedDeletedAt.get(name) ?? []), this.clock.now()]);
     } else {
-      const edit = r.pick(["clear-holder", "shorter", "longer", "clear-queue"] as const);
-      let next: LeaseRecord;
+      // The API server's Leases can also lose their name label, or be taken by a program that is not a daemon.
+      const kube = this.shared instanceof KubeBackend ? this.shared : undefined;
+      const edit = r.pick([
+        "clear-holder",
+        "shorter",
+        "longer",
+        "clear-queue",
+        ...(kube === undefined ? [] : (["relabel", "take-over"] as const)),
+      ] as const);
+      let next: LeaseRecord | undefined;
       switch (edit) {
         case "clear-holder":
           next = { ...record, holderIdentity: "", holder: "" };
@@ -1025,9 +1164,36 @@ export class Simulation implements ClientWorld {
           // A queue cleared costs a turn at most.
           excuseMs = TURN_GRACE_MS + 2_000;
           break;
+        case "relabel":
+          // Issue 19, defect 6: the Lease leaves every watch selected by name; its holder keeps it (and its next write relabels it).
+          kube!.relabel(resource.leaseName);
+          excuseMs = TURN_GRACE_MS;
+          break;
+        case "take-over": {
+          // Issue 19, defect 9: client-go's leader election on the same Lease; daemons wait its lease out.
+          const seconds = r.int(1, 15);
+          const identity = `client-go-${r.int(1, 9)}`;
+          // (On a Lease only an older daemon wrote, its holder annotation is trusted whoever holds it: a known limit.)
+          const checkable = resource.kind === "election" && !kube!.holderUnrecorded(resource.leaseName);
+          const takenAt = this.clock.now();
+          kube!.takeOver(resource.leaseName, identity, seconds);
+          excuseMs = Math.max(excuseMs, (seconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS);
+          // Its leader is reported as client-go names it, not by the name a daemon left in the annotation; checked
+          // before the daemons, whose clocks may run up to 11.7 % fast, count its lease out.
+          if (checkable)
+            this.clock.setTimer(seconds * 1000 * (1 - MAX_DRIFT) * 0.95, () => {
+              if (kube!.peek(resource.leaseName)?.holderIdentity !== identity) return;
+              this.observersReport(resource, identity, `${identity} (client-go) has held the Lease since ${(takenAt / 1000).toFixed(3)} s`);
+            });
+          break;
+        }
       }
-      change = `${edit} (${JSON.stringify({ holder: next.holderIdentity, leaseDurationSeconds: next.leaseDurationSeconds, queue: next.queue })})`;
-      this.shared.edit(resource.leaseName, () => next);
+      const after = this.shared.peek(resource.leaseName);
+      change =
+        next === undefined
+          ? `${edit} (${JSON.stringify({ holder: after?.holderIdentity, leaseDurationSeconds: after?.leaseDurationSeconds })})`
+          : `${edit} (${JSON.stringify({ holder: next.holderIdentity, leaseDurationSeconds: next.leaseDurationSeconds, queue: next.queue })})`;
+      if (next !== undefined) this.shared.edit(resource.leaseName, () => next);
     }
     this.record("harness", { ev: "note", name: resource.leaseName, detail: `Lease ${resource.leaseName} ${change} by hand` });
     this.excuses.point(resource.leaseName, this.clock.now(), excuseMs, kind);

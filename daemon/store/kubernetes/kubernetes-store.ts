@@ -9,15 +9,11 @@
 // or the set of names grows. A daemon whose clients use no name holds no watch.
 // A Lease without the managed label is never written: calls on it fail with
 // reason "foreign".
-// client-node is imported module by module, not through its index, which
-// loads every API group, model, WebSocket and tar helper it has: see
-// scripts/bundle.mjs for what the lean build leaves out.
-import type { ConfigurationOptions, ObservableMiddleware, RequestContext, V1Lease, V1LeaseList } from "@kubernetes/client-node";
+// The API calls themselves go through a LeaseApi (lease-api.ts): client-node
+// on a real cluster, a simulated API server in test/sim.
+import type { V1Lease, V1LeaseList } from "@kubernetes/client-node";
 import type { KubeConfig } from "@kubernetes/client-node/dist/config.js";
-import { ApiException } from "@kubernetes/client-node/dist/gen/apis/exception.js";
-import { ObjectCoordinationV1Api as CoordinationV1Api } from "@kubernetes/client-node/dist/gen/types/ObjectParamAPI.js";
-import { setHeaderMiddleware } from "@kubernetes/client-node/dist/middleware.js";
-import { Watch } from "@kubernetes/client-node/dist/watch.js";
+import { type Clock, systemClock } from "../../engine/clock.js";
 import type { Logger } from "../../log.js";
 import {
   type CallOptions,
@@ -33,6 +29,8 @@ import {
   inScope,
 } from "../lease-store.js";
 import { MANAGED_SELECTOR, NAME_LABEL, isManaged, leaseToRecord, recordToLease, selectorFor, watchedChange } from "./lease-convert.js";
+import { ClientNodeLeaseApi } from "./client-node-lease-api.js";
+import { type LeaseApi, LeaseApiError } from "./lease-api.js";
 import { MAX_CONNECTIONS, PooledKubeConfig } from "./pooled-kubeconfig.js";
 import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 
@@ -44,29 +42,38 @@ export interface StoreObserver {
   watchEvent(type: string): void;
 }
 
-export interface KubernetesStoreOptions {
-  readonly kubeConfig: KubeConfig;
+export type KubernetesStoreOptions = {
   readonly namespace: string;
   readonly log: Logger;
   readonly observer?: StoreObserver;
-}
+  /** Time for the watch's pauses and call timings; the process's clock by default. */
+  readonly clock?: Clock;
+  /** Randomness for the watch's timeouts and backoff jitter; Math.random by default. */
+  readonly random?: () => number;
+} & (
+  | { readonly kubeConfig: KubeConfig }
+  /** The Lease API of `namespace` to call instead of a cluster's (the simulator's). */
+  | { readonly api: LeaseApi }
+);
 
 export class KubernetesStore implements LeaseStore {
   readonly distributed = true;
   /** One fewer than the connections to the API server: the watch keeps one (see pooled-kubeconfig.ts). */
   readonly maxCallsInFlight = MAX_CONNECTIONS - 1;
   readonly namespace: string;
-  private readonly api: CoordinationV1Api;
-  private readonly kubeConfig: KubeConfig;
+  readonly clock: Clock;
+  readonly random: () => number;
+  private readonly api: LeaseApi;
   private readonly log: Logger;
   private readonly observer: StoreObserver | undefined;
 
   constructor(options: KubernetesStoreOptions) {
-    this.kubeConfig = options.kubeConfig;
     this.namespace = options.namespace;
     this.log = options.log;
     this.observer = options.observer;
-    this.api = this.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.api = "api" in options ? options.api : new ClientNodeLeaseApi(options.kubeConfig, options.namespace);
   }
 
   /**
@@ -84,7 +91,7 @@ export class KubernetesStore implements LeaseStore {
   }
 
   describe(): string {
-    return `Kubernetes Leases in namespace ${this.namespace} at ${this.kubeConfig.getCurrentCluster()?.server ?? "?"}`;
+    return `Kubernetes Leases in namespace ${this.namespace} at ${this.api.describe()}`;
   }
 
   isNewer(a: string, b: string): boolean {
@@ -97,9 +104,7 @@ export class KubernetesStore implements LeaseStore {
   async get(name: string, options?: CallOptions): Promise<LeaseRecord | undefined> {
     let lease: V1Lease;
     try {
-      lease = await this.call("get", `get lease ${name}`, options, (o) =>
-        this.api.readNamespacedLease({ name, namespace: this.namespace }, o),
-      );
+      lease = await this.call("get", `get lease ${name}`, options, (signal) => this.api.read(name, signal));
     } catch (err) {
       if (err instanceof StoreError && err.reason === "not-found") return undefined;
       throw err;
@@ -110,16 +115,14 @@ export class KubernetesStore implements LeaseStore {
 
   async create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord> {
     const body = recordToLease(fields, this.namespace);
-    const lease = await this.call("create", `create lease ${fields.name}`, options, (o) =>
-      this.api.createNamespacedLease({ namespace: this.namespace, body }, o),
-    );
+    const lease = await this.call("create", `create lease ${fields.name}`, options, (signal) => this.api.create(body, signal));
     return leaseToRecord(lease);
   }
 
   async update(record: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
     const body = recordToLease(record, this.namespace);
-    const lease = await this.call("update", `update lease ${record.name}`, options, (o) =>
-      this.api.replaceNamespacedLease({ name: record.name, namespace: this.namespace, body }, o),
+    const lease = await this.call("update", `update lease ${record.name}`, options, (signal) =>
+      this.api.replace(record.name, body, signal),
     );
     return leaseToRecord(lease);
   }
@@ -137,8 +140,8 @@ export class KubernetesStore implements LeaseStore {
    */
   async list(scope: WatchScope, signal: AbortSignal): Promise<{ leases: LeaseRecord[]; resourceVersion: string }> {
     const empty = scope !== "all" && scope.size === 0;
-    const list: V1LeaseList = await this.call("list", "list leases", { signal }, (o) =>
-      this.api.listNamespacedLease({ namespace: this.namespace, labelSelector: labelSelector(scope), limit: empty ? 1 : undefined }, o),
+    const list: V1LeaseList = await this.call("list", "list leases", { signal }, (callSignal) =>
+      this.api.list(labelSelector(scope), empty ? 1 : undefined, callSignal),
     );
     const leases = empty ? [] : list.items.map(leaseToRecord).filter((lease) => inScope(scope, lease.name));
     return { leases, resourceVersion: list.metadata?.resourceVersion ?? "" };
@@ -151,15 +154,13 @@ export class KubernetesStore implements LeaseStore {
     onEvent: (phase: string, object: unknown) => void,
     done: (err: unknown) => void,
   ): Promise<AbortController> {
-    const watch = new Watch(this.kubeConfig);
-    return watch.watch(
-      `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.namespace)}/leases`,
+    return this.api.watch(
       {
         labelSelector: labelSelector(scope),
         resourceVersion,
         allowWatchBookmarks: true,
         // The server ends each watch after 5 to 10 minutes; the watcher resumes it.
-        timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+        timeoutSeconds: 300 + Math.floor(this.random() * 300),
       },
       onEvent,
       done,
@@ -171,32 +172,16 @@ export class KubernetesStore implements LeaseStore {
     verb: "get" | "create" | "update" | "list",
     doing: string,
     options: CallOptions | undefined,
-    run: (o: ConfigurationOptions<ObservableMiddleware>) => Promise<T>,
+    run: (signal: AbortSignal | undefined) => Promise<T>,
   ): Promise<T> {
-    const started = performance.now();
-    const signal = options?.signal;
-    // The object-parameter API takes the library's Observable middleware; its
-    // header middleware is the one way to make one without its internals.
-    const userAgent = setHeaderMiddleware("User-Agent", USER_AGENT);
-    const requestOptions: ConfigurationOptions<ObservableMiddleware> = {
-      middleware: [
-        {
-          pre: (context: RequestContext) => {
-            if (signal !== undefined) context.setSignal(signal);
-            return userAgent.pre(context);
-          },
-          post: (response) => userAgent.post(response),
-        },
-      ],
-      middlewareMergeStrategy: "append",
-    };
+    const started = this.clock.now();
     try {
-      const result = await run(requestOptions);
-      this.observer?.request(verb, 200, performance.now() - started);
+      const result = await run(options?.signal);
+      this.observer?.request(verb, 200, this.clock.now() - started);
       return result;
     } catch (err) {
-      const code = err instanceof ApiException ? err.code : "error";
-      this.observer?.request(verb, code, performance.now() - started);
+      const code = err instanceof LeaseApiError ? err.code : "error";
+      this.observer?.request(verb, code, this.clock.now() - started);
       throw toStoreError(err, doing, this.namespace);
     }
   }
@@ -204,7 +189,7 @@ export class KubernetesStore implements LeaseStore {
 
 /** Maps an API failure to the store's error reasons; RBAC denials keep the API server's message, which names the verb and resource. */
 function toStoreError(err: unknown, doing: string, namespace: string): StoreError {
-  if (err instanceof ApiException) {
+  if (err instanceof LeaseApiError) {
     const status = parseStatus(err.body);
     const message = status?.message ?? err.message;
     const reason: StoreErrorReason | undefined = (
@@ -243,14 +228,15 @@ function foreign(name: string, namespace: string): StoreError {
   );
 }
 
-const USER_AGENT = "metaparticle-sync/0.1";
-
 /**
  * A daemon using more names than this watches every managed Lease of the
  * namespace instead: the selector stays short (a few KiB of URL), and such a
  * daemon hears most of the namespace's writes anyway.
  */
 export const MAX_SCOPED_NAMES = 100;
+
+/** How long the watch waits for one list or read before it gives up and tries again. */
+export const WATCH_CALL_TIMEOUT_MS = 10_000;
 
 /** The scope a watch on `names` lists and watches. */
 function scopeOf(names: ReadonlySet<string> | undefined): WatchScope {
@@ -309,7 +295,7 @@ class LeaseWatcher {
           // A relist covers the names wanted now; a scope that grows keeps the names it had, whose
           // renewals this daemon has been timing (a name seen afresh waits a whole lease to expire).
           const scope = this.unlabelled ? "all" : needList ? scopeOf(this.names) : grown(this.scope, this.names);
-          const { leases, resourceVersion } = await this.store.list(scope, this.abort.signal);
+          const { leases, resourceVersion } = await this.withDeadline((signal) => this.store.list(scope, signal));
           if (scope !== "all" && (await this.foundUnlabelled(scope, leases))) {
             this.unlabelled = true;
             this.log.info("a Lease in use has no name label (an older daemon wrote it): watching every managed Lease");
@@ -325,7 +311,7 @@ class LeaseWatcher {
           await this.pause(undefined); // nothing to watch until a name is wanted
           continue;
         }
-        const started = performance.now();
+        const started = this.store.clock.now();
         const outcome = await this.watchOnce(this.scope!);
         if (outcome === "rescope") continue;
         if (outcome === "expired") {
@@ -337,7 +323,7 @@ class LeaseWatcher {
         this.observer?.watchRestart(outcome);
         // A watch that lasted is resumed at once (narrowed to the names still wanted, if fewer);
         // one the server keeps closing right away is retried with backoff.
-        if (outcome === "ended" && performance.now() - started > 1_000) {
+        if (outcome === "ended" && this.store.clock.now() - started > 1_000) {
           this.retryMs = MIN_RETRY_MS;
           needList = this.narrower();
           continue;
@@ -348,7 +334,7 @@ class LeaseWatcher {
         this.observer?.watchRestart("error");
         this.log.warn({ err: err instanceof Error ? err.message : String(err), retryMs: this.retryMs }, "watch failed; retrying");
       }
-      await this.pause(retryPauseMs(this.retryMs));
+      await this.pause(retryPauseMs(this.retryMs, this.store.random));
       this.retryMs = nextRetryMs(this.retryMs);
     }
   }
@@ -381,7 +367,7 @@ class LeaseWatcher {
     const missing = [...scope].filter((name) => !this.lookedUp.has(name) && !listed.some((lease) => lease.name === name));
     const found = await Promise.all(
       missing.map(async (name) => {
-        const record = await this.store.get(name, { signal: this.abort.signal }).catch((err: unknown) => {
+        const record = await this.withDeadline((signal) => this.store.get(name, { signal })).catch((err: unknown) => {
           if (err instanceof StoreError && err.reason === "foreign") return undefined; // not ours: the engine says so on use
           throw err;
         });
@@ -456,7 +442,7 @@ class LeaseWatcher {
   private async confirmDeletion(name: string, version: string): Promise<void> {
     let change: WatchEvent = { type: "delete", name, version };
     try {
-      const record = await this.store.get(name, { signal: this.abort.signal });
+      const record = await this.withDeadline((signal) => this.store.get(name, { signal }));
       if (record !== undefined) change = { type: "upsert", lease: record };
     } catch (err) {
       if (!(err instanceof StoreError && err.reason === "foreign"))
@@ -468,12 +454,30 @@ class LeaseWatcher {
     if (!this.stopped) this.listener(change);
   }
 
+  /**
+   * Runs one list or read of the watch with a deadline: the loop waits for
+   * it, and a request the API server never answers would otherwise hold the
+   * watch until the HTTP client's own timeout (minutes).
+   */
+  private async withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    this.abort.signal.addEventListener("abort", stop, { once: true });
+    const timer = this.store.clock.setTimer(WATCH_CALL_TIMEOUT_MS, stop);
+    try {
+      return await call(controller.signal);
+    } finally {
+      timer.cancel();
+      this.abort.signal.removeEventListener("abort", stop);
+    }
+  }
+
   /** Waits `ms`, or (undefined) until woken by `rescope` or `stop`. */
   private pause(ms: number | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+      const timer = ms === undefined ? undefined : this.store.clock.setTimer(ms, resolve);
       this.wake = () => {
-        clearTimeout(timer);
+        timer?.cancel();
         resolve();
       };
     });

@@ -1,0 +1,84 @@
+// The simulator's API server (test/sim/kube-api-server.ts) against a real
+// kube-apiserver: the same probes, through the same LeaseApi the store uses,
+// must give the same answers, so the semantics the simulator runs the store
+// on are Kubernetes' own.
+import type { V1Lease } from "@kubernetes/client-node";
+import { PooledKubeConfig } from "../../daemon/store/kubernetes/pooled-kubeconfig.js";
+import { ClientNodeLeaseApi } from "../../daemon/store/kubernetes/client-node-lease-api.js";
+import { type LeaseApi, LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
+import { MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, selectorFor } from "../../daemon/store/kubernetes/lease-convert.js";
+import { systemClock } from "../../daemon/engine/clock.js";
+import { DirectLeaseApi, SimApiServer } from "../sim/kube-api-server.js";
+import { kubeSuite } from "../support/kube-env.js";
+
+const { test } = kubeSuite();
+
+function lease(name: string, holder: string): V1Lease {
+  return {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [NAME_LABEL]: name } },
+    spec: { holderIdentity: holder, leaseDurationSeconds: 15 },
+  };
+}
+
+async function failure(call: Promise<unknown>): Promise<string> {
+  try {
+    await call;
+    return "ok";
+  } catch (err) {
+    if (!(err instanceof LeaseApiError)) return `error ${String(err)}`;
+    return `${err.code} ${(typeof err.body === "string" ? JSON.parse(err.body) : (err.body as { reason?: string })).reason}`;
+  }
+}
+
+/** What the probes saw, in a form both servers must give alike. */
+async function probe(api: LeaseApi): Promise<Record<string, unknown>> {
+  const seen: Record<string, unknown> = {};
+  const created = await api.create(lease("p", "d0"));
+  const rv = created.metadata!.resourceVersion!;
+  seen.createAgain = await failure(api.create(lease("p", "d1")));
+  seen.readMissing = await failure(api.read("nope"));
+  // An update that changes nothing keeps the resourceVersion.
+  const same = await api.replace("p", created);
+  seen.noOpKeepsVersion = same.metadata!.resourceVersion === rv;
+  // A watch selected by name, from now; then the name label is removed, and put back.
+  const events: string[] = [];
+  const controller = await api.watch(
+    { labelSelector: selectorFor(["p"]), resourceVersion: rv, allowWatchBookmarks: false, timeoutSeconds: 60 },
+    (type, object) => {
+      const o = object as V1Lease;
+      events.push(
+        `${type} holder=${o.spec?.holderIdentity} label=${o.metadata?.labels?.[NAME_LABEL] ?? "-"} rv=${o.metadata?.resourceVersion}`,
+      );
+    },
+    () => {},
+  );
+  const { [NAME_LABEL]: _removed, ...labels } = same.metadata!.labels!;
+  const relabelled = await api.replace("p", { ...same, metadata: { ...same.metadata, labels } });
+  seen.staleReplace = await failure(api.replace("p", { ...same, spec: { ...same.spec, holderIdentity: "d2" } }));
+  const back = await api.replace("p", { ...relabelled, metadata: { ...relabelled.metadata, labels: same.metadata!.labels } });
+  const deadline = systemClock.now() + 10_000;
+  while (events.length < 2 && systemClock.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  controller.abort();
+  // The versions by what they were: the relabel's, and the one that put the label back.
+  seen.events = events.map((e) =>
+    e.replace(`rv=${relabelled.metadata!.resourceVersion}`, "rv=<relabel>").replace(`rv=${back.metadata!.resourceVersion}`, "rv=<back>"),
+  );
+  seen.listed = (await api.list(selectorFor(["p"]), undefined)).items.map((l) => l.metadata?.name);
+  return seen;
+}
+
+test.serial(
+  "the simulated API server answers the store's calls as a real kube-apiserver does (no-op update, 409s, 404, a label removed seen as DELETED)",
+  async (t) => {
+    const namespace = await t.context.env.newNamespace("msync-fidelity");
+    const kubeConfig = new PooledKubeConfig();
+    kubeConfig.loadFromFile(t.context.env.kubeconfig);
+    const real = await probe(new ClientNodeLeaseApi(kubeConfig, namespace));
+    const simulated = await probe(new DirectLeaseApi(new SimApiServer(systemClock)));
+    t.log(JSON.stringify(real));
+    t.deepEqual(simulated, real);
+    t.deepEqual(real.events, ["DELETED holder=d0 label=p rv=<relabel>", "ADDED holder=d0 label=p rv=<back>"]);
+  },
+);

@@ -1,0 +1,299 @@
+// The simulated API server the simulator runs the Kubernetes store against
+// (test/sim/kube-api-server.ts): each Kubernetes semantic the store relies on,
+// pinned, and the real KubernetesStore on it.
+import type { V1Lease } from "@kubernetes/client-node";
+import test from "ava";
+import { KubernetesStore } from "../../daemon/store/kubernetes/kubernetes-store.js";
+import { LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
+import { MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, selectorFor } from "../../daemon/store/kubernetes/lease-convert.js";
+import type { WatchEvent } from "../../daemon/store/lease-store.js";
+import { createLogger } from "../../daemon/log.js";
+import { DirectLeaseApi, SimApiServer, parseSelector } from "../sim/kube-api-server.js";
+import { FakeClock } from "../support/fake-clock.js";
+
+function lease(
+  name: string,
+  holder = "",
+  labels: Record<string, string> = { [MANAGED_BY_LABEL]: MANAGED_BY, [NAME_LABEL]: name },
+): V1Lease {
+  return { metadata: { name, labels }, spec: { holderIdentity: holder, leaseDurationSeconds: 15 } };
+}
+
+function code(fn: () => unknown): number | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof LeaseApiError ? err.code : -1;
+  }
+  return undefined;
+}
+
+function reason(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return ((err as LeaseApiError).body as { reason?: string }).reason;
+  }
+  return undefined;
+}
+
+interface Seen {
+  type: string;
+  name: string | undefined;
+  rv: string | undefined;
+  holder?: string;
+  code?: number;
+}
+
+function watchAll(
+  server: SimApiServer,
+  selector: string,
+  resourceVersion: string,
+  bookmarks = false,
+): { seen: Seen[]; ended: unknown[]; stop: () => void } {
+  const seen: Seen[] = [];
+  const ended: unknown[] = [];
+  const stop = server.watch(
+    { labelSelector: selector, resourceVersion, allowWatchBookmarks: bookmarks, timeoutSeconds: 600 },
+    (type, object) => {
+      const o = object as V1Lease & { code?: number };
+      seen.push({ type, name: o.metadata?.name, rv: o.metadata?.resourceVersion, holder: o.spec?.holderIdentity, code: o.code });
+    },
+    (err) => ended.push(err),
+  );
+  return { seen, ended, stop };
+}
+
+test("simulated API server: every write takes the next resourceVersion; create of an existing Lease is 409 AlreadyExists, a stale replace 409 Conflict, a missing one 404", (t) => {
+  const server = new SimApiServer(new FakeClock());
+  const a = server.create(lease("a"));
+  const b = server.create(lease("b"));
+  t.true(Number(b.metadata!.resourceVersion) > Number(a.metadata!.resourceVersion));
+  t.is(
+    code(() => server.create(lease("a"))),
+    409,
+  );
+  t.is(
+    reason(() => server.create(lease("a"))),
+    "AlreadyExists",
+  );
+  const a2 = server.replace("a", { ...a, spec: { ...a.spec, holderIdentity: "d0" } });
+  t.true(Number(a2.metadata!.resourceVersion) > Number(b.metadata!.resourceVersion));
+  t.is(
+    code(() => server.replace("a", { ...a, spec: { ...a.spec, holderIdentity: "d1" } })),
+    409,
+  );
+  t.is(
+    reason(() => server.replace("a", { ...a, spec: { ...a.spec, holderIdentity: "d1" } })),
+    "Conflict",
+  );
+  t.is(
+    code(() => server.read("nope")),
+    404,
+  );
+  t.is(
+    code(() => server.replace("nope", lease("nope"))),
+    404,
+  );
+  t.is(server.read("a").spec?.holderIdentity, "d0");
+});
+
+test("simulated API server: an update that changes nothing keeps the resourceVersion and sends no event", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  const a = server.create(lease("a", "d0"));
+  const watch = watchAll(server, `${MANAGED_BY_LABEL}=${MANAGED_BY}`, a.metadata!.resourceVersion!);
+  const same = server.replace("a", a);
+  t.is(same.metadata!.resourceVersion, a.metadata!.resourceVersion);
+  t.is(server.resourceVersion, a.metadata!.resourceVersion!);
+  await clock.advance(1_000);
+  t.deepEqual(watch.seen, []);
+  const changed = server.replace("a", { ...a, spec: { ...a.spec, leaseDurationSeconds: 20 } });
+  await clock.advance(1_000);
+  t.deepEqual(
+    watch.seen.map((e) => [e.type, e.rv]),
+    [["MODIFIED", changed.metadata!.resourceVersion]],
+  );
+});
+
+test("simulated API server: label selectors as the store sends them (key=value, key in (...), key exists, !key, comma is AND)", (t) => {
+  const l = (labels: Record<string, string>) => ({ metadata: { labels } }) as V1Lease;
+  t.true(parseSelector("a=1")(l({ a: "1" })));
+  t.false(parseSelector("a=1")(l({ a: "2" })));
+  t.true(parseSelector("a in (x,y)")(l({ a: "y" })));
+  t.false(parseSelector("a in (x,y)")(l({ b: "y" })));
+  t.true(parseSelector("a")(l({ a: "" })));
+  t.false(parseSelector("!a")(l({ a: "" })));
+  t.true(parseSelector("a=1,b in (x, y)")(l({ a: "1", b: "x" })));
+  t.false(parseSelector("a=1,b in (x,y)")(l({ a: "1", b: "z" })));
+  t.true(parseSelector(selectorFor(["n1", "n2"]))(lease("n2")));
+  t.false(parseSelector(selectorFor(["n1", "n2"]))(lease("n3")));
+  t.is(
+    code(() => parseSelector("a in x")),
+    400,
+  );
+});
+
+test("simulated API server: on a selector watch a Lease that loses its label arrives as DELETED (content before, new resourceVersion) and one that gains it as ADDED", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  const a = server.create(lease("a", "d0"));
+  const watch = watchAll(server, selectorFor(["a"]), a.metadata!.resourceVersion!);
+  const { [NAME_LABEL]: _dropped, ...rest } = a.metadata!.labels!;
+  const relabelled = server.replace("a", { ...a, metadata: { ...a.metadata, labels: rest } });
+  const back = server.replace("a", { ...relabelled, metadata: { ...relabelled.metadata, labels: a.metadata!.labels } });
+  server.delete("a");
+  await clock.advance(10);
+  t.deepEqual(
+    watch.seen.map((e) => [e.type, e.rv, e.holder]),
+    [
+      ["DELETED", relabelled.metadata!.resourceVersion, "d0"],
+      ["ADDED", back.metadata!.resourceVersion, "d0"],
+      ["DELETED", server.resourceVersion, "d0"],
+    ],
+  );
+  t.is(server.list(selectorFor(["a"])).items.length, 0);
+});
+
+test("simulated API server: watch events lag behind writes by the cache's lag, in order, while a list is current at once", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock, { cacheLagMs: () => 500 });
+  const listed = server.list(selectorFor(["a"]));
+  const watch = watchAll(server, selectorFor(["a"]), listed.metadata!.resourceVersion!);
+  server.create(lease("a", "d0"));
+  t.is(server.list(selectorFor(["a"])).items.length, 1);
+  await clock.advance(499);
+  t.deepEqual(watch.seen, []);
+  await clock.advance(1);
+  t.deepEqual(
+    watch.seen.map((e) => e.type),
+    ["ADDED"],
+  );
+});
+
+test("simulated API server: a watch from a resourceVersion older than the cache's window, or from before a compaction, gets an ERROR event with 410 Expired and ends", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock, { cacheEvents: 2 });
+  const first = server.create(lease("a"));
+  for (const holder of ["d1", "d2", "d3"]) server.replace("a", { ...server.read("a"), spec: { holderIdentity: holder } });
+  await clock.advance(0);
+  const old = watchAll(server, selectorFor(["a"]), first.metadata!.resourceVersion!);
+  t.deepEqual(
+    old.seen.map((e) => [e.type, e.code]),
+    [["ERROR", 410]],
+  );
+  t.deepEqual(old.ended, [null]);
+  // Within the window: the events after it.
+  const recent = watchAll(server, selectorFor(["a"]), String(Number(server.resourceVersion) - 1));
+  t.deepEqual(
+    recent.seen.map((e) => [e.type, e.holder]),
+    [["MODIFIED", "d3"]],
+  );
+  const now = server.resourceVersion;
+  server.compact();
+  t.deepEqual(
+    watchAll(server, selectorFor(["a"]), String(Number(now) - 1)).seen.map((e) => e.code),
+    [410],
+  );
+  t.deepEqual(watchAll(server, selectorFor(["a"]), now).seen, []);
+});
+
+test("simulated API server: a watch that asked for bookmarks gets the current resourceVersion though nothing it selects changes, and ends after its timeout", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock, { bookmarkMs: 1_000 });
+  const start = server.resourceVersion;
+  const ended: unknown[] = [];
+  const seen: string[] = [];
+  server.watch(
+    { labelSelector: selectorFor(["a"]), resourceVersion: start, allowWatchBookmarks: true, timeoutSeconds: 5 },
+    (type, object) => seen.push(`${type} ${(object as V1Lease).metadata?.resourceVersion}`),
+    (err) => ended.push(err),
+  );
+  server.create(lease("b"));
+  await clock.advance(1_000);
+  t.deepEqual(seen, [`BOOKMARK ${server.resourceVersion}`]);
+  t.deepEqual(ended, []);
+  await clock.advance(4_000);
+  t.deepEqual(ended, [null]);
+});
+
+function kubeStore(server: SimApiServer, clock: FakeClock): KubernetesStore {
+  return new KubernetesStore({ api: new DirectLeaseApi(server), namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+}
+
+test("KubernetesStore on the simulated API server: a held Lease relabelled by hand stays held on the daemon's watch (it reads before believing a deletion)", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  const store = kubeStore(server, clock);
+  const created = await store.create({
+    name: "l",
+    kind: "lock",
+    holderIdentity: "d0",
+    holder: "c1",
+    leaseDurationSeconds: 15,
+    acquireTime: undefined,
+    renewTime: undefined,
+    transitions: 1,
+    value: "",
+    queue: [],
+  });
+  const events: WatchEvent[] = [];
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(100);
+  t.is(events[0]?.type, "synced");
+  const stored = server.read("l");
+  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
+  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  await clock.advance(100);
+  t.false(events.some((e) => e.type === "delete"));
+  const last = events.at(-1);
+  t.is(last?.type, "upsert");
+  t.is(last?.type === "upsert" ? last.lease.holderIdentity : "", "d0");
+  t.true(Number(last?.type === "upsert" ? last.lease.version : 0) > Number(created.version));
+  await handle.stop();
+});
+
+test("KubernetesStore on the simulated API server: a watch that heard nothing since a compaction resumes into 410 Gone and relists", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock, { maxWatchMs: 2_000 });
+  const store = kubeStore(server, clock);
+  server.create(lease("l", "d0"));
+  const events: WatchEvent[] = [];
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(100);
+  t.is(events.filter((e) => e.type === "synced").length, 1);
+  // Writes this watch does not select, then a compaction: its last resourceVersion is gone.
+  server.create(lease("m", "d1"));
+  await clock.advance(100);
+  server.compact();
+  await clock.advance(5_000);
+  const synced = events.filter((e) => e.type === "synced");
+  t.is(synced.length, 2);
+  const latest = synced.at(-1);
+  t.is(latest?.type === "synced" ? latest.leases.map((l) => l.holderIdentity).join() : "", "d0");
+  t.is(latest?.type === "synced" ? latest.version : "", server.resourceVersion);
+  await handle.stop();
+});
+
+test("KubernetesStore on the simulated API server: a read of the watch that never answers does not stop the watch: it gives up and lists again", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  // The first read hangs, as a request to an API server that never answers (until the HTTP client's 5 minutes).
+  let hung = 0;
+  const api = new (class extends DirectLeaseApi {
+    override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
+      if (hung++ === 0) return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+      return super.read(name);
+    }
+  })(server);
+  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const events: WatchEvent[] = [];
+  // "l" is not listed, so the watch reads it to find out whether an older daemon wrote it without the name label.
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(60_000);
+  t.true(
+    events.some((e) => e.type === "synced"),
+    "the watch synced after the hung read",
+  );
+  await handle.stop();
+});
