@@ -141,7 +141,14 @@ async function main(): Promise<void> {
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
     let result: SimResult;
     try {
-      result = await simulate({ seed, faults: args.faults, workload: args.workload, scale: args.scale, trace: args.verbose, backend: args.backend });
+      result = await simulate({
+        seed,
+        faults: args.faults,
+        workload: args.workload,
+        scale: args.scale,
+        trace: args.verbose,
+        backend: args.backend,
+      });
     } catch (err) {
       result = {
         seed,
