@@ -107,6 +107,7 @@ async function main(): Promise<void> {
   let simulatedMs = 0;
   let faultPhaseTicks = 0;
   let excusedTicks = 0;
+  let reads = 0;
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
     let result: SimResult;
     try {
@@ -117,13 +118,14 @@ async function main(): Promise<void> {
         violations: [{ rule: "crash", resource: "-", at: 0, message: (err as Error).stack ?? String(err) }],
         history: [],
         profile: "",
-        stats: { clients: 0, holds: 0, storeCalls: 0, simulatedMs: 0, faultPhaseTicks: 0, excusedTicks: 0 },
+        stats: { clients: 0, holds: 0, storeCalls: 0, simulatedMs: 0, faultPhaseTicks: 0, excusedTicks: 0, reads: 0 },
       };
     }
     ran += 1;
     simulatedMs += result.stats.simulatedMs;
     faultPhaseTicks += result.stats.faultPhaseTicks;
     excusedTicks += result.stats.excusedTicks;
+    reads += result.stats.reads;
     if (args.verbose) {
       console.log(`seed ${seed}: ${result.profile}`);
       for (const event of result.history) console.log(formatEvent(event));
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
   console.log(
     `liveness looked away for ${(excusedShare * 100).toFixed(1)} % of the fault phase's name-ticks (${excusedTicks} of ${faultPhaseTicks})`,
   );
+  console.log(`${reads} read answers judged (GetLock, GetLeader, and leaders told to Observe streams and candidates)`);
   for (const [rule, s] of [...rules].sort((a, b) => a[1].firstSeed - b[1].firstSeed)) {
     console.log(
       `  ${rule.padEnd(22)} ${String(s.seeds).padStart(6)} seeds; first seed ${s.firstSeed} (found after ${s.seedsToFind} seeds): ${s.firstMessage.slice(0, 300)}`,

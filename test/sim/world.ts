@@ -79,6 +79,8 @@ export interface SimResult {
     /** Name-ticks of the fault phase (one name, one monitor tick), and of those the ones the liveness oracles looked away. */
     readonly faultPhaseTicks: number;
     readonly excusedTicks: number;
+    /** Read answers the read oracle judged. */
+    readonly reads: number;
   };
 }
 
@@ -1205,6 +1207,7 @@ export class Simulation implements ClientWorld {
         simulatedMs: this.clock.now(),
         faultPhaseTicks: this.faultPhaseTicks,
         excusedTicks: this.excusedTicks,
+        reads: this.reads.count,
       },
     };
   }
