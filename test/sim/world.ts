@@ -278,6 +278,8 @@ export class Simulation implements ClientWorld {
   private readonly deletedAt = new Map<string, number[]>();
   /** When each Lease was deleted by hand while no running daemon watched it: nobody could restore it. */
   private readonly unwatchedDeletedAt = new Map<string, number[]>();
+  /** For each such deletion (by Lease name and time): the daemon processes that knew then of a hold still running. */
+  private readonly awareAtDeletion = new Map<string, Set<string>>();
   private readonly violations: SimViolation[] = [];
   /** Every version of every Lease as it was written, and every read answered: the read oracle. */
   private readonly reads = new ReadOracle();
@@ -350,7 +352,18 @@ export class Simulation implements ClientWorld {
     return deletions.some((d) => {
       if (d < ms(earlier) || d > ms(later)) return false;
       const recreated = grants.find((e) => ms(e) >= d);
-      return recreated?.heard !== undefined && recreated.heard < earlier.token!;
+      if (recreated?.heard !== undefined && recreated.heard < earlier.token!) return true;
+      // Or the daemon that re-created it knew of no hold still running when the Lease was deleted.
+      const writer = this.history.find(
+        (e) =>
+          e.ev === "lease" &&
+          e.name === resource.leaseName &&
+          e.transitions === recreated?.token &&
+          (e.holderIdentity ?? "") !== "" &&
+          ms(e) >= d,
+      )?.holderIdentity;
+      const aware = this.awareAtDeletion.get(`${resource.leaseName}@${d}`);
+      return writer !== undefined && aware !== undefined && !aware.has(writer);
     });
   }
 
@@ -917,7 +930,13 @@ export class Simulation implements ClientWorld {
       const watched =
         !storeFaults &&
         this.daemons.some((d) => d.state === "up" && d.cut === 0 && d.engine.cache.covers(name) && d.engine.cache.tokenFloor(name) > 0);
-      if (!watched) this.unwatchedDeletedAt.set(name, [...(this.unwatchedDeletedAt.get(name) ?? []), this.clock.now()]);
+      if (!watched) {
+        this.unwatchedDeletedAt.set(name, [...(this.unwatchedDeletedAt.get(name) ?? []), now]);
+        // A daemon holds off only the hold it observed (docs/design.md 3.1): one whose observation had run out may
+        // create the Lease at once, even if it once read its token.
+        const aware = this.daemons.filter((d) => !d.gone() && (d.engine.cache.get(name)?.holdEnd ?? 0) > d.clock.now());
+        this.awareAtDeletion.set(`${name}@${now}`, new Set(aware.map((d) => d.identity)));
+      }
     } else {
       const edit = r.pick(["clear-holder", "shorter", "longer", "clear-queue"] as const);
       let next: LeaseRecord;
