@@ -7,16 +7,17 @@
 // this contender's state; this file keeps that state, its timers, and performs
 // the one store call each decision calls for. All store calls of a contender
 // run one at a time, from a single loop; watch events, timers and callers only
-// change state and kick the loop. Store failures are handled by the one policy
-// table of store-policy.ts.
+// change state and kick the loop. A failed store call gets the one response
+// store-policy.ts gives for what the call was for.
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import type { Clock, Timer } from "./clock.js";
-import { type ContenderView, type Decision, decide } from "./decide.js";
+import { type AfterLoss, type ContenderView, type Decision, type GiveBack, decide, isIdle } from "./decide.js";
 import { SyncError, fromStoreError } from "./errors.js";
 import { type LeaseCache, type Observation, expiresAt } from "./lease-cache.js";
 import * as records from "./lease-records.js";
 import type { EngineObserver } from "./observer.js";
 import { type CallPriority, type CallResult, StoreCalls } from "./store-calls.js";
+import { type CallRole, type FailureResponse, responseTo } from "./store-policy.js";
 import { type LeaseTiming, jittered } from "./timing.js";
 import type { LeaseKind, LeaseRecord, LeaseStore, StoreError } from "../store/lease-store.js";
 
@@ -57,6 +58,8 @@ interface Holding {
    */
   promisedUntil: number;
   renewDue: boolean;
+  /** The renew deadline passed with no renewal: set by its timer, acted on by `decide`. */
+  pastRenewDeadline: boolean;
   /**
    * Set at shutdown, when a session holder is told it lost: the lease stays
    * held, unrenewed, until this local time (the end of its promise, with the
@@ -72,13 +75,6 @@ interface Holding {
 
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
-/**
- * Grants in a row to this daemon's claims (handed over locally, or released
- * and taken again) before it leaves the lease free for a while, so that a
- * daemon whose queue write keeps losing to those writes is served: its write
- * cannot land while this daemon writes back to back.
- */
-export const MAX_GRANTS_IN_A_ROW = 16;
 /**
  * Shortest pause after such a yield before this daemon takes the lease back
  * (it is also at least 4 of its write round trips, at most the turn grace):
@@ -326,12 +322,7 @@ export class Contender {
   }
 
   private isIdle(): boolean {
-    if (this.running || this.holding !== undefined || this.waiting.length > 0 || this.uncertain) return false;
-    if (!this.closing && this.ctx.clock.now() < this.lingerUntil) return false;
-    const record = this.ctx.cache.get(this.name)?.record;
-    if (record === undefined) return true;
-    if (record.holderIdentity === this.ctx.identity) return this.closing && record.transitions === this.retainedToken;
-    return !record.queue.includes(this.ctx.identity);
+    return !this.running && isIdle(this.view());
   }
 
   private view(): ContenderView {
@@ -349,9 +340,11 @@ export class Contender {
           : {
               token: holding.token,
               mode: holding.claim.options.mode,
+              persistent: holding.claim.options.persistent,
               ended: holding.claim.state === "ended",
-              requests: holding.requests.length,
+              nextRequest: holding.requests[0]?.kind,
               renewDue: holding.renewDue,
+              pastRenewDeadline: holding.pastRenewDeadline,
               leaseMs: holding.timing.leaseMs,
               keepUntil: holding.keepUntil,
             },
@@ -364,6 +357,8 @@ export class Contender {
       yieldUntil: this.yieldUntil,
       uncertain: this.uncertain,
       turnGraceMs: (leaseMs) => this.ctx.timing(leaseMs).turnGraceMs,
+      grantsInARow: this.grantsInARow,
+      lingerUntil: this.lingerUntil,
     };
   }
 
@@ -378,7 +373,7 @@ export class Contender {
       const holding = this.holding;
       switch (decision.do) {
         case "lose":
-          this.lose(holding!, decision.reason, lossMessage(obs?.record));
+          this.applyLoss(holding!, decision, obs?.record);
           continue;
         case "drop":
           holding!.claim.end();
@@ -417,9 +412,11 @@ export class Contender {
       case "release-stale":
         return this.releaseStaleStep(obs!.record);
       case "give-back":
-        return this.giveBackStep(holding!, obs!.record);
+        return this.giveBackStep(holding!, obs!.record, decision.how);
       case "serve-request":
         return this.requestStep(holding!, obs!.record);
+      case "serve-release":
+        return this.releaseRequestStep(holding!, obs!.record, decision.how);
       case "renew":
         return this.renewStep(holding!, obs!.record);
       case "restore-duration":
@@ -451,7 +448,7 @@ export class Contender {
       this.ctx.store.create(fields, { signal }),
     );
     if (result.ok) this.granted(head, result.value, sentAt);
-    else await this.failed(result, "create the lease", true);
+    else await this.failed(result, "create the lease", "take");
   }
 
   private async acquireStep(head: Claim, obs: Observation, skip: readonly string[]): Promise<void> {
@@ -468,7 +465,7 @@ export class Contender {
     if (result.ok) {
       this.granted(head, result.value, sentAt, this.ctx.clock.now() - freeAt);
     } else {
-      await this.failed(result, "acquire the lease", true);
+      await this.failed(result, "acquire the lease", "take");
     }
   }
 
@@ -485,7 +482,7 @@ export class Contender {
   private async write(doing: string, leaseMs: number, next: LeaseRecord, priority: CallPriority): Promise<void> {
     const result = await this.attempt(doing, leaseMs, priority, (signal) => this.ctx.store.update(next, { signal }));
     if (result.ok) this.ctx.cache.remember(result.value);
-    else await this.failed(result, doing, false);
+    else await this.failed(result, doing, "write");
   }
 
   /** Reads the lease after an acquiring write of unknown outcome: the cache then shows whether it took effect. */
@@ -494,33 +491,26 @@ export class Contender {
   }
 
   /** Gives back the lease of a claim whose caller went away (stream closed, or cancelled while acquiring). */
-  private async giveBackStep(holding: Holding, record: LeaseRecord): Promise<void> {
+  private async giveBackStep(holding: Holding, record: LeaseRecord, how: GiveBack): Promise<void> {
     // A Release by token its holder asked for before the claim ended is answered by this give-back.
     const served = holding.requests.find((request) => request.kind === "release");
-    const result = await this.giveBack(holding, record, served);
+    const result = await this.giveBack(holding, record, how, served);
     if (result.ok) served?.resolve(0);
-    else await this.failed(result, "release the lease", false);
+    else await this.failed(result, "release the lease", "write");
   }
 
   /**
-   * Hands the lease straight to the next local claim when no other daemon
-   * waits (one write), or else releases it so the daemon at the head of the
-   * wait queue takes it, queueing this daemon behind the others if it still
-   * has claims waiting. `served` is the Release or Resign being served.
+   * Gives the lease back the way `decide` chose (`how`, see `GiveBack`).
+   * `served` is the Release or Resign being served.
    */
-  private async giveBack(holding: Holding, record: LeaseRecord, served?: Request): Promise<CallResult<LeaseRecord>> {
-    const next = this.closing ? undefined : this.waiting[0];
-    const othersWaiting = record.queue.some((id) => id !== this.ctx.identity);
-    // After its budget of grants in a row this daemon lets the lease go free
-    // without queueing itself, and leaves it to others for a while before
-    // taking it again: time for a daemon that could not get into the queue.
-    const yielding = this.grantsInARow >= MAX_GRANTS_IN_A_ROW && !othersWaiting;
-    const handoff = next !== undefined && !othersWaiting && !yielding;
+  private async giveBack(holding: Holding, record: LeaseRecord, how: GiveBack, served?: Request): Promise<CallResult<LeaseRecord>> {
+    const next = how === "hand-off" ? this.waiting[0]! : undefined;
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
-    const write = handoff
-      ? records.acquisition(record, this.ctx.identity, next.options, wall, this.ctx.cache.tokenFloor(this.name))
-      : records.release(record, this.ctx.identity, next !== undefined && !yielding);
+    const write =
+      next !== undefined
+        ? records.acquisition(record, this.ctx.identity, next.options, wall, this.ctx.cache.tokenFloor(this.name))
+        : records.release(record, this.ctx.identity, how === "release-and-queue");
     const result = await this.attempt("release the lease", holding.timing.leaseMs, "keep", (signal) =>
       this.ctx.store.update(write, { signal }),
     );
@@ -529,11 +519,11 @@ export class Contender {
     if (served !== undefined) holding.requests.splice(holding.requests.indexOf(served), 1);
     holding.claim.end();
     this.dropHolding(holding);
-    if (handoff) {
+    if (next !== undefined) {
       this.granted(next, result.value, sentAt, now - sentAt);
       return result;
     }
-    if (yielding) {
+    if (how === "yield") {
       this.grantsInARow = 0;
       const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
       this.yieldUntil = now + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * (now - sentAt)));
@@ -543,45 +533,56 @@ export class Contender {
     return result;
   }
 
-  /** Serves the holder's oldest Renew, Proclaim, Release or Resign call. */
+  /** Serves the holder's oldest call, a Release or Resign: gives the lease back as decided. */
+  private async releaseRequestStep(holding: Holding, record: LeaseRecord, how: GiveBack): Promise<void> {
+    const request = holding.requests[0]!;
+    const result = await this.giveBack(holding, record, how, request);
+    if (result.ok) return request.resolve(0);
+    await this.requestFailed(holding, request, result);
+  }
+
+  /** Serves the holder's oldest call, a Renew or a Proclaim. */
   private async requestStep(holding: Holding, record: LeaseRecord): Promise<void> {
     const request = holding.requests[0]!;
+    if (request.kind === "release") throw new Error("a release is served by releaseRequestStep");
     const doing = `${request.kind} ${this.name}`;
-    let result: CallResult<LeaseRecord>;
-    if (request.kind === "release") {
-      result = await this.giveBack(holding, record, request);
-      if (result.ok) return request.resolve(0);
-    } else {
-      const sentAt = this.ctx.clock.now();
-      const leaseMs = request.kind === "renew" ? (request.leaseMs ?? holding.timing.leaseMs) : holding.timing.leaseMs;
-      // A shorter lease must still cover what the holder was promised: its
-      // reply may be lost, and then the holder acts on the earlier valid_for.
-      const writtenMs = Math.max(leaseMs, this.ctx.leaseCovering(holding.promisedUntil - sentAt));
-      const next =
-        request.kind === "renew" ? records.renewal(record, this.ctx.clock.wallTime(), writtenMs) : { ...record, value: request.value };
-      result = await this.ctx.calls.run(
-        this.name,
-        doing,
-        holding.timing.renewDeadlineMs,
-        (signal) => this.ctx.store.update(next, { signal }),
-        "keep",
-      );
-      if (result.ok) {
-        holding.requests.shift();
-        if (request.kind === "renew") {
-          holding.timing = this.ctx.timing(leaseMs);
-          this.renewed(holding, sentAt);
-        }
-        this.ctx.cache.remember(result.value);
-        return request.resolve(this.validFor(holding));
+    const sentAt = this.ctx.clock.now();
+    const leaseMs = request.kind === "renew" ? (request.leaseMs ?? holding.timing.leaseMs) : holding.timing.leaseMs;
+    // A shorter lease must still cover what the holder was promised: its
+    // reply may be lost, and then the holder acts on the earlier valid_for.
+    const writtenMs = Math.max(leaseMs, this.ctx.leaseCovering(holding.promisedUntil - sentAt));
+    const next =
+      request.kind === "renew" ? records.renewal(record, this.ctx.clock.wallTime(), writtenMs) : { ...record, value: request.value };
+    const result = await this.ctx.calls.run(
+      this.name,
+      doing,
+      holding.timing.renewDeadlineMs,
+      (signal) => this.ctx.store.update(next, { signal }),
+      "keep",
+    );
+    if (result.ok) {
+      holding.requests.shift();
+      if (request.kind === "renew") {
+        holding.timing = this.ctx.timing(leaseMs);
+        this.renewed(holding, sentAt);
       }
+      this.ctx.cache.remember(result.value);
+      return request.resolve(this.validFor(holding));
     }
-    if (result.action === "refresh") {
+    await this.requestFailed(holding, request, result);
+  }
+
+  /** A holder's call failed: retried on a fresh record after a conflict, else the caller hears why. */
+  private async requestFailed(holding: Holding, request: Request, result: CallResult<unknown> & { ok: false }): Promise<void> {
+    const response = responseTo("holder-call", result.failure);
+    if (response === "refresh") {
       // Someone joined the wait queue meanwhile; the next decision retries on the fresh record.
       await this.refresh();
-    } else {
+    } else if (response === "reject") {
       if (holding.requests[0] === request) holding.requests.shift();
-      request.reject(fromStoreError(result.error, doing));
+      request.reject(fromStoreError(result.error, `${request.kind} ${this.name}`));
+    } else {
+      unexpected(response, "holder-call");
     }
   }
 
@@ -619,11 +620,15 @@ export class Contender {
     }
     if (this.holding !== holding) return;
     this.ctx.observer.renewFailed?.(this.kind, result.error.reason);
-    if (result.action === "refresh") {
-      // A fresh record lets the next decision renew again at once, or notice
-      // the lease is no longer ours (deleted, taken over).
-      if (result.error.reason === "not-found") return this.ctx.cache.forget(this.name);
+    const response = responseTo("renew", result.failure);
+    // The lease is gone: the next decision sees the deletion and tells the holder.
+    if (response === "forget") return this.ctx.cache.forget(this.name);
+    // A fresh record lets the next decision renew again at once, or notice the
+    // lease was taken over; if the read fails too, the renewal is retried.
+    if (response === "refresh") {
       if (await this.refresh()) return;
+    } else if (response !== "retry-renewal") {
+      unexpected(response, "renew");
     }
     holding.renewDue = false;
     const delay = holding.retryMs;
@@ -651,14 +656,11 @@ export class Contender {
     });
   }
 
-  /**
-   * Acts on a failed acquiring, queueing or releasing call, as the policy
-   * says. `acquiring`: the call would have made this daemon holder, so a call
-   * with no reply leaves the outcome to be settled by a read.
-   */
-  private async failed(result: CallResult<unknown> & { ok: false }, doing: string, acquiring: boolean): Promise<void> {
-    switch (result.action) {
-      case "refresh":
+  /** Acts on a failed acquiring ("take"), queueing or releasing ("write") call, as the policy says. */
+  private async failed(result: CallResult<unknown> & { ok: false }, doing: string, role: "take" | "write"): Promise<void> {
+    const response = responseTo(role, result.failure);
+    switch (response) {
+      case "conflict":
         this.conflicts += 1;
         if (this.conflicts > 1) {
           const ceiling = Math.min(MAX_CONFLICT_BACKOFF_MS, MIN_CONFLICT_BACKOFF_MS * 2 ** (this.conflicts - 2));
@@ -669,9 +671,9 @@ export class Contender {
       case "fail-waiters":
         this.failWaiting(doing, result.error);
         return;
-      case "back-off":
-      case "shed": {
-        if (acquiring && result.action === "back-off") this.uncertain = true;
+      case "settle":
+      case "retry-later": {
+        if (response === "settle") this.uncertain = true;
         const head = this.waiting[0];
         if (head?.options.noWait) {
           this.waiting.shift();
@@ -680,6 +682,8 @@ export class Contender {
         this.backOff();
         return;
       }
+      default:
+        unexpected(response, role);
     }
   }
 
@@ -700,8 +704,10 @@ export class Contender {
       else this.ctx.cache.remember(result.value);
       return true;
     }
-    if (result.action === "fail-waiters") this.failWaiting("read the lease", result.error);
-    else this.backOff();
+    const response = responseTo("read", result.failure);
+    if (response === "fail-waiters") this.failWaiting("read the lease", result.error);
+    else if (response === "back-off") this.backOff();
+    else unexpected(response, "read");
     return false;
   }
 
@@ -725,6 +731,7 @@ export class Contender {
       sentAt,
       promisedUntil: 0,
       renewDue: false,
+      pastRenewDeadline: false,
       keepUntil: undefined,
       retryMs: 0,
       renewTimer: undefined,
@@ -767,14 +774,13 @@ export class Contender {
       });
       const deadline = sentAt + holding.timing.renewDeadlineMs;
       holding.deadlineTimer = this.ctx.clock.setTimer(deadline - this.ctx.clock.now(), () => {
-        if (this.holding === holding) {
-          this.lose(
-            holding,
-            "renew-deadline-exceeded",
-            `no renewal succeeded within the renew deadline of ${holding.timing.renewDeadlineMs} ms`,
-          );
-          this.kick();
-        }
+        if (this.holding !== holding) return;
+        holding.pastRenewDeadline = true;
+        // Decided and told at once, even while a store call is in flight: the
+        // holder hears of its loss at its deadline, not when the call ends.
+        const decision = decide(this.view());
+        if (decision.do === "lose") this.applyLoss(holding, decision, this.ctx.cache.get(this.name)?.record);
+        this.kick();
       });
     }
   }
@@ -786,12 +792,20 @@ export class Contender {
     return Math.max(0, until - this.ctx.clock.now());
   }
 
-  /** The holder must stop acting now. Persistent (election) claims go back into the queue. */
-  private lose(holding: Holding, reason: LossReason, message: string): void {
+  private applyLoss(holding: Holding, decision: Decision & { do: "lose" }, record: LeaseRecord | undefined): void {
+    const message =
+      decision.reason === "renew-deadline-exceeded"
+        ? `no renewal succeeded within the renew deadline of ${holding.timing.renewDeadlineMs} ms`
+        : lossMessage(record);
+    this.lose(holding, decision.reason, message, decision.then);
+  }
+
+  /** The holder must stop acting now; its claim waits again or ends, as `decide` said (`then`). */
+  private lose(holding: Holding, reason: LossReason, message: string, then: AfterLoss): void {
     const claim = holding.claim;
     const wasHeld = claim.state === "held";
     if (wasHeld) {
-      if (claim.options.persistent && !this.closing) {
+      if (then === "wait-again") {
         claim.wait(this.ctx.clock.now());
         this.waiting.push(claim);
       } else {
@@ -845,6 +859,11 @@ export class Contender {
     const holder = this.holding?.claim.options.holder ?? (record?.holderIdentity ? record.holder : undefined);
     return new SyncError("wait-timeout", holder === undefined ? `${this.name} is not free` : `${this.name} is held by ${holder}`);
   }
+}
+
+/** The policy answers a failure with a response its call site does not perform: a bug in store-policy.ts's tables. */
+function unexpected(response: FailureResponse, role: CallRole): never {
+  throw new Error(`store-policy.ts answers a failed ${role} call with ${response}, which its caller does not perform`);
 }
 
 function lossMessage(record: LeaseRecord | undefined): string {

@@ -4,8 +4,16 @@
 // contender.ts performs what it returns. Tested as a table in
 // test/unit/decide.test.ts, like client-go's leader election tests.
 import { type Observation, expiresAt, mayTake } from "./lease-cache.js";
-import type { StoreError } from "../store/lease-store.js";
+import type { LeaseRecord, StoreError } from "../store/lease-store.js";
 import { MAX_QUEUE } from "./lease-records.js";
+
+/**
+ * Grants in a row to this daemon's claims (handed over locally, or released
+ * and taken again) before it leaves the lease free for a while, so that a
+ * daemon whose queue write keeps losing to those writes is served: its write
+ * cannot land while this daemon writes back to back.
+ */
+export const MAX_GRANTS_IN_A_ROW = 16;
 
 /** What the contender knows of itself when it decides. */
 export interface ContenderView {
@@ -44,17 +52,25 @@ export interface ContenderView {
   readonly uncertain: boolean;
   /** How long the head of the wait queue has to take a free lease before others may (see timing.ts). */
   readonly turnGraceMs: (leaseMs: number) => number;
+  /** Grants to this daemon's claims since another daemon last held the lease, or since the last yield. */
+  readonly grantsInARow: number;
+  /** After a release the contender stays until this time, though idle (so a yield is not forgotten). */
+  readonly lingerUntil: number;
 }
 
 export interface HoldingView {
   readonly token: number;
   readonly mode: "session" | "lease";
+  /** An election claim: it stays a candidate after losing. */
+  readonly persistent: boolean;
   /** The caller went away (stream closed, cancelled while acquiring): give the lease back. */
   readonly ended: boolean;
-  /** Holder calls (Renew, Proclaim, Release, Resign) waiting to be served. */
-  readonly requests: number;
+  /** The oldest of the holder's calls waiting to be served (Resign is a release), if any. */
+  readonly nextRequest: "renew" | "proclaim" | "release" | undefined;
   /** A renewal is due. */
   readonly renewDue: boolean;
+  /** A session hold's renew deadline passed with no renewal (its timer fired): the holder may no longer act. */
+  readonly pastRenewDeadline: boolean;
   /** The lease duration this daemon writes for the holding, in ms. */
   readonly leaseMs: number;
   /**
@@ -64,9 +80,31 @@ export interface HoldingView {
   readonly keepUntil: number | undefined;
 }
 
+/** What becomes of a claim whose holding is over without a give-back. */
+export type AfterLoss =
+  /** An election candidate stays in: it waits to be elected again. */
+  | "wait-again"
+  /** The claim is over (or was already: its caller went away). */
+  | "end";
+
+/** How a holder that is done gives the lease back; one write each. */
+export type GiveBack =
+  /** Write the next local claim in as holder: no other daemon waits. */
+  | "hand-off"
+  /** Release the lease and queue this daemon behind the daemons waiting, for its claims that wait. */
+  | "release-and-queue"
+  /** Release the lease: no claim waits here, or the daemon is shutting down. */
+  | "release"
+  /** Release without queueing after MAX_GRANTS_IN_A_ROW, and leave the lease to others for a while. */
+  | "yield";
+
 export type Decision =
-  /** The holding is over: the lease was deleted or someone else holds it now. */
-  | { readonly do: "lose"; readonly reason: "deleted" | "taken-over" }
+  /**
+   * The holding is over: no renewal succeeded within the renew deadline, the
+   * lease was deleted, or someone else holds it now. `then`: what becomes of
+   * its claim (see `afterLoss`).
+   */
+  | { readonly do: "lose"; readonly reason: "renew-deadline-exceeded" | "deleted" | "taken-over"; readonly then: AfterLoss }
   /** The holding's lease ran out unrenewed (a TryAcquire nobody renewed, or a give-back that kept failing): forget it. */
   | { readonly do: "drop" }
   /** The head claim does not wait and the lease is not free for it. */
@@ -83,10 +121,12 @@ export type Decision =
   | { readonly do: "dequeue" }
   /** Give back a lease the store says this daemon holds though no claim does. */
   | { readonly do: "release-stale" }
-  /** Hand the lease to the next local claim, or release it (at shutdown: once its holder can no longer act on it). */
-  | { readonly do: "give-back" }
-  /** Serve the holder's oldest call. */
+  /** Give back the lease of a caller that went away (at shutdown: once its holder can no longer act on it). */
+  | { readonly do: "give-back"; readonly how: GiveBack }
+  /** Serve the holder's oldest call, a Renew or a Proclaim. */
   | { readonly do: "serve-request" }
+  /** Serve the holder's oldest call, a Release or Resign: give the lease back. */
+  | { readonly do: "serve-release"; readonly how: GiveBack }
   /** Renew the lease. */
   | { readonly do: "renew" }
   /** Write back the lease duration someone else shortened (by hand), without renewing the holder's promise. */
@@ -101,21 +141,24 @@ export function decide(view: ContenderView): Decision {
   const { now, observation: obs, holding, head } = view;
   const record = obs?.record;
   if (holding !== undefined) {
+    // First: the holder was promised no more than the renew deadline, whatever the lease shows.
+    if (holding.pastRenewDeadline) return { do: "lose", reason: "renew-deadline-exceeded", then: afterLoss(view, holding) };
     if (record === undefined || record.holderIdentity !== view.identity || record.transitions !== holding.token) {
       if (record === undefined && !view.synced) return { do: "wait" };
-      return { do: "lose", reason: record === undefined ? "deleted" : "taken-over" };
+      return { do: "lose", reason: record === undefined ? "deleted" : "taken-over", then: afterLoss(view, holding) };
     }
     const expired = now >= expiresAt(obs!);
     if (holding.ended) {
       if (expired) return { do: "drop" };
       if (holding.keepUntil !== undefined && now < holding.keepUntil) return { do: "wait", until: holding.keepUntil };
       if (now < view.backoffUntil) return { do: "wait", until: view.backoffUntil };
-      return { do: "give-back" };
+      return { do: "give-back", how: giveBackOf(view, record) };
     }
     if (holding.mode === "lease" && expired) return { do: "drop" };
     // A daemon that first sees the lease now must not count a shorter one than the holder was promised.
     if (record.leaseDurationSeconds * 1000 < holding.leaseMs && now >= view.backoffUntil) return { do: "restore-duration" };
-    if (holding.requests > 0) return { do: "serve-request" };
+    if (holding.nextRequest === "release") return { do: "serve-release", how: giveBackOf(view, record) };
+    if (holding.nextRequest !== undefined) return { do: "serve-request" };
     if (holding.renewDue) return { do: "renew" };
     if (holding.mode === "lease") return { do: "wait", until: expiresAt(obs!) };
     return { do: "wait" };
@@ -130,12 +173,7 @@ export function decide(view: ContenderView): Decision {
     return view.anyNoWait ? { do: "fail-unsynced", all: false } : { do: "wait" };
   }
   const mine = record?.holderIdentity === view.identity;
-  if (head === undefined) {
-    if (mine && view.closing && record!.transitions === view.retainedToken) return { do: "wait" };
-    if (mine) return { do: "release-stale" };
-    if (record?.queue.includes(view.identity)) return { do: "dequeue" };
-    return { do: "wait" };
-  }
+  if (head === undefined) return { do: leftover(view) ?? "wait" };
   if (obs === undefined) {
     if (now >= view.goneHoldEnd) return { do: "create" };
     return head.noWait ? { do: "fail-head" } : { do: "wait", until: view.goneHoldEnd };
@@ -153,6 +191,55 @@ export function decide(view: ContenderView): Decision {
   if (head.noWait) return { do: "fail-head" };
   if (!queued) return enqueue();
   return { do: "wait", until: expiresAt(obs) };
+}
+
+/**
+ * What becomes of the claim of `holding` when it loses the lease, whatever
+ * the reason (also at its renew deadline): an election candidate that still
+ * held stays in the queue to be elected again, unless the daemon is shutting
+ * down; any other claim is over.
+ */
+export function afterLoss(view: ContenderView, holding: HoldingView): AfterLoss {
+  return holding.persistent && !holding.ended && !view.closing ? "wait-again" : "end";
+}
+
+/**
+ * Whether a contender with this view has nothing left to do, so that it can
+ * be dropped (once its loop has stopped): no claim, nothing to settle or undo
+ * in the store, and no linger after a release.
+ */
+export function isIdle(view: ContenderView): boolean {
+  if (view.holding !== undefined || view.head !== undefined || view.uncertain) return false;
+  if (!view.closing && view.now < view.lingerUntil) return false;
+  return leftover(view) === undefined;
+}
+
+/**
+ * What is left to undo in the store when no claim holds or waits here: a
+ * lease this daemon holds for nobody (not a lease-held lock kept at
+ * shutdown, which runs out on its own), or its place in the wait queue.
+ */
+function leftover(view: ContenderView): "release-stale" | "dequeue" | undefined {
+  const record = view.observation?.record;
+  if (record === undefined) return undefined;
+  if (record.holderIdentity === view.identity)
+    return view.closing && record.transitions === view.retainedToken ? undefined : "release-stale";
+  return record.queue.includes(view.identity) ? "dequeue" : undefined;
+}
+
+/**
+ * How a holder gives the lease back: straight to the next local claim when no
+ * other daemon waits, or else released so that the daemon at the head of the
+ * wait queue takes it, this daemon queueing behind the others if its claims
+ * still wait. After its budget of grants in a row, when no other daemon is
+ * queued, it lets the lease go free without queueing and leaves it to others
+ * for a while: time for a daemon that could not get into the queue.
+ */
+function giveBackOf(view: ContenderView, record: LeaseRecord): GiveBack {
+  const othersWaiting = record.queue.some((id) => id !== view.identity);
+  if (view.grantsInARow >= MAX_GRANTS_IN_A_ROW && !othersWaiting) return "yield";
+  if (view.closing || view.head === undefined) return "release";
+  return othersWaiting ? "release-and-queue" : "hand-off";
 }
 
 /**

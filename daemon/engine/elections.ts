@@ -77,9 +77,8 @@ export class Elections {
           } else if (claim.state === "ended") {
             finish();
           } else {
-            // The tracker may have seen the new leader while this claim still
-            // held, and kept it from the candidate then: tell it now.
-            if (tracker.current !== undefined) tell(tracker.current);
+            // No longer the leader: the candidate hears who is, by the same rule as every change.
+            campaign.update();
           }
         },
         failed: (error) => finish(error),
@@ -89,11 +88,8 @@ export class Elections {
     const set = this.campaigns.get(request.leaseName) ?? new Set();
     this.campaigns.set(request.leaseName, set.add(campaign));
     const tracker = this.tracker(request.leaseName);
-    // A candidate hears about leaders other than itself; its own terms come as elected/deposed.
-    const tell = (state: LeaderState) => {
-      if (claim.state !== "held" && !campaign.holds(state)) campaign.leaderChanged(state);
-    };
-    const unwatch = tracker.listen(tell);
+    campaign.tracker = tracker;
+    const unwatch = tracker.listen(() => campaign.update());
     const finish = (error?: SyncError) => {
       if (campaign.over) return;
       campaign.over = true;
@@ -170,35 +166,53 @@ export class Elections {
   }
 }
 
+/**
+ * One candidate's campaign. What it is told about leaders is derived, on
+ * every change of the leader or of its claim, from two things it does not
+ * copy: the leader its tracker sees and the state of its claim.
+ */
 class Campaign {
   claim: Claim | undefined;
-  /** Terms this candidate has held, all granted by this daemon's writes. */
+  tracker: LeaderTracker | undefined;
+  /** Terms this candidate has held, so that Resign may name any of them. */
   readonly terms = new Set<number>();
   over = false;
   finish: ((error?: SyncError) => void) | undefined;
+  /** The leader last told to the candidate. */
   private last: LeaderState | undefined;
 
   constructor(
     private readonly sink: CampaignSink,
-    /** This daemon process: the holderIdentity of every term this campaign is granted. */
+    /** This daemon process: the holderIdentity of every grant this campaign's claim is given. */
     private readonly identity: string,
   ) {}
 
   /**
-   * Whether `state` is one of this campaign's own terms, which it hears of as
-   * elected and deposed, never as someone else's leadership. Judged by the
-   * grant (this daemon's write and a term it gave this campaign), not by the
-   * term alone: after the Lease is deleted and created again by a daemon that
-   * never saw it, another candidate's term may repeat one of ours.
+   * Tells the candidate the leader its tracker sees now, unless that leader
+   * is this candidate, which hears of its own terms as elected and deposed.
+   * Called when the leader changes and when the claim stops holding (the
+   * tracker may have seen a new leader while the claim still held).
    */
-  holds(state: LeaderState): boolean {
-    return state.holderIdentity === this.identity && this.terms.has(state.term);
-  }
-
-  leaderChanged(state: LeaderState): void {
-    if (this.over || (this.last !== undefined && sameLeader(this.last, state))) return;
+  update(): void {
+    const state = this.tracker?.current;
+    if (state === undefined || this.over || this.isSelf(state)) return;
+    if (this.last !== undefined && sameLeader(this.last, state)) return;
     this.last = state;
     this.sink.leaderChanged(state);
+  }
+
+  /**
+   * Whether `state` shows this candidate leading, judged by its claim: the
+   * claim holds the lease, or `state` is the claim's latest grant (this
+   * daemon's write with the claim's token), which the lease shows after a
+   * loss until it runs out. Not by the term alone: after the Lease is
+   * deleted and created again by a daemon that never saw it, another
+   * candidate's term may repeat one of ours.
+   */
+  private isSelf(state: LeaderState): boolean {
+    const claim = this.claim;
+    if (claim === undefined) return false;
+    return claim.state === "held" || (state.holderIdentity === this.identity && state.term === claim.token);
   }
 }
 

@@ -8,6 +8,7 @@ import { SyncError, fromStoreError } from "./errors.js";
 import { LeaseCache, type Observation } from "./lease-cache.js";
 import { Locks } from "./locks.js";
 import { StoreCalls } from "./store-calls.js";
+import { responseTo } from "./store-policy.js";
 import type { EngineObserver, EngineStats } from "./observer.js";
 import { type LeaseTiming, leaseCovering, leaseTiming } from "./timing.js";
 import { MAX_LEASE_MS, MIN_LEASE_MS } from "./validate.js";
@@ -219,7 +220,7 @@ export class Engine {
         "other",
       );
       if (result.ok) return this.cache.remember(result.value);
-      if (result.action !== "back-off" && result.action !== "shed") return;
+      if (responseTo("restore", result.failure) !== "retry") return;
     }
   }
 

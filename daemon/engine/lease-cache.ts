@@ -258,7 +258,10 @@ export class LeaseCache {
     const before =
       previous?.holdEnd ?? (remembered !== undefined && record.transitions <= remembered.token ? this.holdEnd(record.name) : 0);
     const written = record.writtenHolder ?? record.holderIdentity;
-    if (record.holderIdentity !== "") return Math.max(before, changedAt + record.leaseDurationSeconds * 1000);
+    // A new token a daemon wrote: it took the lease only once the hold before had ended (released to it, or run
+    // out as it observed), so that hold no longer counts. A new token written by hand ends no hold.
+    const taken = previous !== undefined && record.transitions > previous.record.transitions && written === record.holderIdentity;
+    if (record.holderIdentity !== "") return Math.max(taken ? 0 : before, changedAt + record.leaseDurationSeconds * 1000);
     // Freed by someone else (a holder cleared by hand, a Lease restored after a deletion): counted as a renewal seen
     // now, since the holder may have renewed where this daemon did not see it (partitioned, or not watching then).
     if (written !== "") return Math.max(before, changedAt, renewed ? changedAt + record.leaseDurationSeconds * 1000 : 0);

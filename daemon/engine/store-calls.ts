@@ -1,12 +1,12 @@
 // How the engine performs store calls: every call has a deadline, waits its
 // turn for a connection by priority, and every failure is classified by the
-// one policy table (store-policy.ts) before the caller decides what to do.
+// policy (store-policy.ts) before the caller looks up its response.
 import type { Clock } from "./clock.js";
-import { type StoreFailureAction, failureAction } from "./store-policy.js";
+import { type StoreFailure, failureOf } from "./store-policy.js";
 import { StoreError } from "../store/lease-store.js";
 
 export type CallResult<T> =
-  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly action: StoreFailureAction; readonly error: StoreError };
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly failure: StoreFailure; readonly error: StoreError };
 
 /**
  * Which calls go first when the store cannot take them all at once:
@@ -23,7 +23,7 @@ export class StoreCalls {
 
   constructor(
     private readonly clock: Clock,
-    /** Told about failures the engine absorbs by retrying or failing waiters (not about conflicts). */
+    /** Told about failures the engine absorbs by retrying or failing waiters (not about a stale or gone lease). */
     private readonly onStoreError: (name: string, doing: string, error: unknown) => void,
     /** Calls in flight at once; the others wait, the most urgent first. */
     maxInFlight = Number.POSITIVE_INFINITY,
@@ -77,9 +77,9 @@ export class StoreCalls {
       }
       return { ok: true, value };
     } catch (err) {
-      const action = failureAction(err);
-      if (action !== "refresh") this.onStoreError(name, doing, err);
-      return { ok: false, action, error: err as StoreError };
+      const failure = failureOf(err);
+      if (failure !== "stale" && failure !== "gone") this.onStoreError(name, doing, err);
+      return { ok: false, failure, error: err as StoreError };
     } finally {
       timer.cancel();
       leave?.();

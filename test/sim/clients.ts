@@ -28,10 +28,15 @@ export interface World {
   /** After the workload's end: clients wind down, so that every waiter can be served before the run ends. */
   winding(): boolean;
   violation(rule: string, resource: string, message: string): void;
-  /** True when no fault touches `leaseName` now (nor excuses it). */
-  faultFree(leaseName: string): boolean;
+  /**
+   * True when no fault touches `leaseName` now (nor excuses it), and `daemon`
+   * is up and has been reachable since `since` (default: now).
+   */
+  faultFree(daemon: DaemonLink, leaseName: string, since?: number): boolean;
   /** A client of `daemon` holds `resource` at this moment (the store-call oracle spares daemons that held recently). */
   holding(daemon: DaemonLink, resource: Resource): void;
+  /** A client that was done occupies its lock again (a request of its was applied after it gave up). */
+  occupiedAgain(client: TryClient): void;
   /** A holder is told its lease was deleted: a violation unless someone deleted the Lease since `since`. */
   toldDeleted(resource: Resource, holder: string, since: number): void;
   /** A read was answered (GetLock, GetLeader, or a leader an Observe or a Campaign was told): the read oracle judges it. */
@@ -41,6 +46,11 @@ export interface World {
 /** The daemon a client talks to, as the client sees it. */
 export interface DaemonLink {
   readonly slot: number;
+  /**
+   * Its node's monotonic clock, in ms per simulated ms. A client runs on the
+   * same node as its sidecar, so it counts a valid_for on that clock too.
+   */
+  readonly clockRate: number;
   readonly engine: Engine;
   readonly store: FaultyStore;
   /** Dead or shutting down: no call reaches it. */
@@ -85,10 +95,16 @@ abstract class Client {
     // The history counts time in whole microseconds: a valid_for is kept to them too (rounded down), so a
     // hold granted at the very instant the previous holder's valid_for ends does not read as overlapping
     // it by a rounding error.
-    const validForMs = fields.validForMs === undefined ? undefined : Math.floor(fields.validForMs * 1000) / 1000;
+    // A valid_for counted on the node's clock, in simulated time.
+    const validForMs = fields.validForMs === undefined ? undefined : Math.floor(this.simulatedMs(fields.validForMs) * 1000) / 1000;
     this.world.record(this.id, { daemon: this.daemon.slot, kind: this.resource.kind, name: this.resource.name, ...fields, validForMs });
     if (HOLD_ENDS.has(fields.ev)) this.actsUntil = 0;
     else if (validForMs !== undefined && HOLD_GOES_ON.has(fields.ev)) this.actsUntil = this.world.now() + validForMs;
+  }
+
+  /** How long `ms` counted on this client's node's clock lasts in simulated time (clock drift). */
+  protected simulatedMs(ms: number): number {
+    return ms / this.daemon.clockRate;
   }
 
   /** Until when the hold the history has open for this client goes on, by the last valid_for it read; 0 when none is open. */
@@ -106,8 +122,13 @@ abstract class Client {
     this.orphanedUntil = this.actsUntil;
   }
 
-  /** Makes a unary call: it fails as unavailable if the daemon is gone or does not answer within the deadline. */
-  protected unary<T>(call: () => Promise<T>): Promise<T> {
+  /**
+   * Makes a unary call: it fails as unavailable if the daemon is gone or does
+   * not answer within the deadline. A request still reaches a daemon that was
+   * frozen (the server counts the deadline from when it reads it): `late` hears
+   * what it did after the client gave up.
+   */
+  protected unary<T>(call: () => Promise<T>, late?: (value: T) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.daemon.gone()) return reject(new SyncError("unavailable", "the daemon is gone"));
       let answered = false;
@@ -130,7 +151,10 @@ abstract class Client {
           return answer(() => reject(err));
         }
         promise.then(
-          (value) => answer(() => resolve(value)),
+          (value) => {
+            if (answered) late?.(value);
+            answer(() => resolve(value));
+          },
           (err: unknown) => answer(() => reject(err)),
         );
       });
@@ -356,8 +380,15 @@ export class TryClient extends Client {
 
   start(): void {
     this.record({ ev: "acquire-start", detail: `TryAcquire, lease ${this.leaseMs} ms` });
-    this.unary(() =>
-      this.daemon.engine.locks.tryAcquire({ leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs }),
+    this.unary(
+      () => this.daemon.engine.locks.tryAcquire({ leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs }),
+      (late) => {
+        // Granted after this client gave up: the lease stands, unrenewed, until it runs out.
+        if (!late.acquired) return;
+        this.occupiedUntil = Math.max(this.occupiedUntil, this.world.now() + this.leaseMs);
+        this.world.occupiedAgain(this);
+        this.record({ ev: "note", detail: `TryAcquire granted token ${late.grant.token} after the client gave up` });
+      },
     ).then(
       (result) => {
         if (!result.acquired) {
@@ -374,7 +405,7 @@ export class TryClient extends Client {
         this.state = "held";
         this.world.holding(this.daemon, this.resource);
         this.token = result.grant.token;
-        this.validUntil = now + result.grant.validForMs;
+        this.validUntil = now + this.simulatedMs(result.grant.validForMs);
         this.occupiedUntil = now + this.leaseMs;
         this.releaseAt = now + (this.world.winding() ? Math.min(this.options.holdMs, 1_000) : this.options.holdMs);
         this.record({ ev: "acquired", token: this.token, validForMs: result.grant.validForMs, raw: true, heard: this.heard(this.token) });
@@ -382,7 +413,10 @@ export class TryClient extends Client {
         else this.record({ ev: "note", detail: "will neither renew nor release" });
       },
       (err: unknown) => {
-        this.record({ ev: "acquire-failed", detail: this.codeOf(err, "TryAcquire") });
+        const code = this.codeOf(err, "TryAcquire");
+        this.record({ ev: "acquire-failed", detail: code });
+        // The write may have been applied: the store may name this holder that long.
+        if (code === "unavailable") this.occupiedUntil = this.world.now() + this.leaseMs;
         this.state = "done";
         this.done = true;
       },
@@ -421,14 +455,22 @@ export class TryClient extends Client {
     const leaseMs = this.world.random.pick(this.options.renewLeases);
     const asked = leaseMs ?? this.leaseMs;
     this.record({ ev: "renew", token: this.token, detail: `lease ${leaseMs ?? "unchanged"}` });
-    this.unary(() => this.daemon.engine.locks.renew(this.resource.leaseName, this.token, leaseMs)).then(
+    this.unary(
+      () => this.daemon.engine.locks.renew(this.resource.leaseName, this.token, leaseMs),
+      // Renewed after this client gave up (its daemon was frozen): the lease stands that much longer,
+      // at least as long as the one it had (no write shortens a promise).
+      () => {
+        this.occupiedUntil = Math.max(this.occupiedUntil, this.world.now() + Math.max(asked, this.leaseMs));
+        this.world.occupiedAgain(this);
+      },
+    ).then(
       (validForMs) => {
         const at = this.world.now();
         this.world.holding(this.daemon, this.resource);
         this.leaseMs = asked;
         this.occupiedUntil = Math.max(this.occupiedUntil, at + asked);
         if (at < this.validUntil) {
-          this.validUntil = at + validForMs;
+          this.validUntil = at + this.simulatedMs(validForMs);
           this.record({ ev: "renewed", validForMs, raw: true });
         }
         this.next();
@@ -453,7 +495,8 @@ export class TryClient extends Client {
   private release(): void {
     if (this.state !== "held") return;
     if (this.world.now() >= this.validUntil) return this.expired();
-    const faultFree = this.world.faultFree(this.resource.leaseName);
+    const started = this.world.now();
+    const faultFree = this.world.faultFree(this.daemon, this.resource.leaseName);
     this.record({ ev: "release", token: this.token });
     this.state = "done";
     this.done = true;
@@ -466,7 +509,7 @@ export class TryClient extends Client {
       (err: unknown) => {
         const code = this.codeOf(err, "Release");
         this.record({ ev: "release-failed", token: this.token, detail: code });
-        if (code === "unavailable" && faultFree && !this.daemon.gone() && this.world.faultFree(this.resource.leaseName)) {
+        if (code === "unavailable" && faultFree && this.world.faultFree(this.daemon, this.resource.leaseName, started)) {
           this.world.violation(
             "release-unavailable",
             `lock/${this.resource.name}`,
@@ -615,14 +658,15 @@ export class CampaignClient extends StreamClient implements Stream {
       case "stay":
         return;
       case "resign": {
-        const faultFree = this.world.faultFree(this.resource.leaseName);
+        const started = this.world.now();
+        const faultFree = this.world.faultFree(this.daemon, this.resource.leaseName);
         this.record({ ev: "resign", token: term });
         this.unary(() => this.daemon.engine.elections.resign(this.resource.leaseName, term)).then(
           () => this.record({ ev: "resigned", token: term }),
           (err: unknown) => {
             const code = this.codeOf(err, "Resign");
             this.record({ ev: "resign-failed", token: term, detail: code });
-            if (code === "unavailable" && faultFree && !this.daemon.gone() && this.world.faultFree(this.resource.leaseName)) {
+            if (code === "unavailable" && faultFree && this.world.faultFree(this.daemon, this.resource.leaseName, started)) {
               this.world.violation(
                 "release-unavailable",
                 `election/${this.resource.name}`,

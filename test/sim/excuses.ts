@@ -15,17 +15,40 @@ export type Scope = string | ReadonlySet<string>;
 interface OpenFault {
   readonly scope: Scope;
   readonly afterMs: number;
+  /** The kind of fault, for the count of what the oracles looked away for. */
+  readonly why: string;
 }
+
+export interface Until {
+  readonly at: number;
+  readonly why: string;
+}
+
+/**
+ * An excuse that depends on the state of the world at each moment (e.g. "while
+ * the store names a frozen daemon as holder, until the lease it last renewed
+ * runs out"): asked for each name, it says until when that name is excused.
+ */
+export type Standing = (name: string) => Until | undefined;
 
 export class Excuses {
   private readonly open = new Map<number, OpenFault>();
-  private readonly until = new Map<string, number>();
+  private readonly until = new Map<string, Until>();
+  private readonly standing = new Set<Standing>();
   private nextId = 1;
 
+  constructor(private readonly now: () => number) {}
+
+  /** Adds an excuse judged afresh at every question; returns what removes it. */
+  stand(excuse: Standing): () => void {
+    this.standing.add(excuse);
+    return () => this.standing.delete(excuse);
+  }
+
   /** A fault starts now and lasts until `end(id)`; stalls are excused for `afterMs` beyond its end. */
-  begin(scope: Scope, afterMs: number): number {
+  begin(scope: Scope, afterMs: number, why: string): number {
     const id = this.nextId++;
-    this.open.set(id, { scope, afterMs });
+    this.open.set(id, { scope, afterMs, why });
     return id;
   }
 
@@ -33,30 +56,51 @@ export class Excuses {
     const fault = this.open.get(id);
     if (fault === undefined) return;
     this.open.delete(id);
-    this.extend(fault.scope, now + fault.afterMs);
+    this.extend(fault.scope, now + fault.afterMs, fault.why);
   }
 
   /** A fault at one instant (a kill, a Lease edited by hand). */
-  point(scope: Scope, now: number, afterMs: number): void {
-    this.extend(scope, now + afterMs);
+  point(scope: Scope, now: number, afterMs: number, why: string): void {
+    this.extend(scope, now + afterMs, why);
   }
 
   /** Until when stalls of `name` are excused: Infinity while a fault touching it lasts. */
   excusedUntil(name: string): number {
     for (const fault of this.open.values()) if (touches(fault.scope, name)) return Infinity;
-    return Math.max(this.until.get(name) ?? -Infinity, this.until.get(EVERY_NAME) ?? -Infinity);
+    return Math.max(
+      this.until.get(name)?.at ?? -Infinity,
+      this.until.get(EVERY_NAME)?.at ?? -Infinity,
+      this.standingFor(name)?.at ?? -Infinity,
+    );
   }
 
-  /** True while no fault is open anywhere and none excuses anything any more. */
-  quiet(now: number): boolean {
-    if (this.open.size > 0) return false;
-    for (const until of this.until.values()) if (until > now) return false;
-    return true;
+  /** The kind of fault that excuses `name` at `now` (the open one, else the one that excuses longest); undefined when none does. */
+  cause(name: string, now: number): string | undefined {
+    for (const fault of this.open.values()) if (touches(fault.scope, name)) return fault.why;
+    const longest = [this.until.get(name), this.until.get(EVERY_NAME), this.standingFor(name)].reduce<Until | undefined>(
+      (a, b) => (b !== undefined && (a === undefined || b.at > a.at) ? b : a),
+      undefined,
+    );
+    return longest !== undefined && longest.at >= now ? longest.why : undefined;
   }
 
-  private extend(scope: Scope, until: number): void {
-    for (const name of typeof scope === "string" ? [scope] : scope)
-      this.until.set(name, Math.max(this.until.get(name) ?? -Infinity, until));
+  private standingFor(name: string): Until | undefined {
+    let longest: Until | undefined;
+    for (const excuse of this.standing) {
+      const until = excuse(name);
+      if (until !== undefined && (longest === undefined || until.at > longest.at)) longest = until;
+    }
+    // Remembered as excused up to now: once the standing excuse goes, a stall is counted from here, not from
+    // before it.
+    if (longest !== undefined) this.extend(name, Math.min(longest.at, this.now()), longest.why);
+    return longest;
+  }
+
+  private extend(scope: Scope, at: number, why: string): void {
+    for (const name of typeof scope === "string" ? [scope] : scope) {
+      const current = this.until.get(name);
+      if (current === undefined || current.at < at) this.until.set(name, { at, why });
+    }
   }
 }
 

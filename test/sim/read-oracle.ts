@@ -20,8 +20,8 @@
 // - a fresh read says held whenever a holder's lease certainly runs through
 //   the whole call: every version current in the call names a holder, and the
 //   reply comes before the first write of that version's renewal stamp plus
-//   its lease, less the 1 % the daemons' clocks may drift (a daemon counts
-//   expiry from when it saw that renewal, which is no earlier);
+//   its lease as the reading daemon's clock counts it (its drift, `skew`): a
+//   daemon counts expiry from when it saw that renewal, which is no earlier;
 // - the holder (leader) a version shows is its holder name, except when the
 //   holderIdentity is not the one the last daemon write left (someone who is
 //   not a daemon wrote it): then the holderIdentity, and no value
@@ -58,9 +58,6 @@ interface LeaseState {
   readonly record: LeaseRecord | undefined;
 }
 
-/** The daemons' clocks run within 1 % of true time (world.ts, `skew`): a lease certainly runs for 99 % of it. */
-const DRIFT = 0.01;
-
 /** The holder name a version shows readers (docs/design.md 3.5). */
 export function shownHolder(record: LeaseRecord): { holder: string; value: string } {
   const foreign = record.holderIdentity !== "" && (record.writtenHolder ?? record.holderIdentity) !== record.holderIdentity;
@@ -92,11 +89,13 @@ export class ReadOracle {
    * Judges every answer. `cacheSince(slot, sent, replied)` says from when
    * that daemon's cache may be behind for a cached read answered then: the
    * send, or the start of a fault that held up or lost its watch events.
+   * `rateOf(slot)`: how fast that daemon's monotonic clock runs against
+   * simulated time (`skew`), by which it counts a lease.
    */
-  check(cacheSince: (slot: number, sent: number, replied: number) => number): ReadViolation[] {
+  check(cacheSince: (slot: number, sent: number, replied: number) => number, rateOf: (slot: number) => number): ReadViolation[] {
     const violations: ReadViolation[] = [];
     for (const a of this.answers) {
-      const message = this.judge(a, cacheSince);
+      const message = this.judge(a, cacheSince, rateOf(a.slot));
       if (message === undefined) continue;
       violations.push({
         rule: a.kind === "lock" ? "read-lock" : "read-leader",
@@ -110,7 +109,7 @@ export class ReadOracle {
     return violations;
   }
 
-  private judge(a: ReadAnswer, cacheSince: (slot: number, sent: number, replied: number) => number): string | undefined {
+  private judge(a: ReadAnswer, cacheSince: (slot: number, sent: number, replied: number) => number, rate: number): string | undefined {
     const states = this.log.get(a.leaseName) ?? [{ at: 0, record: undefined }];
     const committed = states.filter((s) => s.at <= a.replied);
     // The states current at some instant of the window (both ends included: writes of one instant have no order here).
@@ -139,7 +138,8 @@ export class ReadOracle {
       const certain = window.every((s) => {
         const r = s.record;
         if (r === undefined || r.holderIdentity === "") return false;
-        return a.replied < firstOfStamp(states, r) + r.leaseDurationSeconds * 1000 * (1 - DRIFT);
+        // (A lease of L ms on a clock running at `rate` lasts L / rate ms of simulated time; 1 ms for rounding.)
+        return a.replied < firstOfStamp(states, r) + (r.leaseDurationSeconds * 1000) / rate - 1;
       });
       if (certain)
         return `not held, yet every version current during the call names a holder whose lease certainly runs past the answer: ${window

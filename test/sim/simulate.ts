@@ -4,12 +4,22 @@
 //   npm run simulate -- --seeds 500 --start 9000  seeds 9000..9499
 //   npm run simulate -- --seed 4711 --verbose     replay one seed, print its trace
 //   --faults freeze,kill --workload campaign,observe   only these kinds (--faults none: no faults)
+//   --scale names|daemons|none                    only worlds of this scale
 //   --stop-at-first [RULE]                        stop at the first failing seed (of RULE)
 //   --json FILE                                   write the summary as JSON too
 import { writeFileSync } from "node:fs";
 import { replayCommand } from "./replay.js";
 import { formatEvent } from "./trace.js";
-import { FAULT_KINDS, type FaultKind, type SimResult, WORKLOAD_KINDS, type WorkloadKind, simulate } from "./world.js";
+import {
+  FAULT_KINDS,
+  type FaultKind,
+  SCALE_KINDS,
+  type ScaleKind,
+  type SimResult,
+  WORKLOAD_KINDS,
+  type WorkloadKind,
+  simulate,
+} from "./world.js";
 
 interface Args {
   start: number;
@@ -17,6 +27,7 @@ interface Args {
   verbose: boolean;
   faults: Set<FaultKind> | undefined;
   workload: Set<WorkloadKind> | undefined;
+  scale: ScaleKind | undefined;
   stopAtFirst: boolean;
   stopRule: string | undefined;
   json: string | undefined;
@@ -29,6 +40,7 @@ function parseArgs(argv: readonly string[]): Args {
     verbose: false,
     faults: undefined,
     workload: undefined,
+    scale: undefined,
     stopAtFirst: false,
     stopRule: undefined,
     json: undefined,
@@ -68,6 +80,13 @@ function parseArgs(argv: readonly string[]): Args {
       case "--workload":
         args.workload = kinds(flag, argv[++i], WORKLOAD_KINDS);
         break;
+      case "--scale": {
+        const kind = argv[++i];
+        if (!SCALE_KINDS.includes(kind as ScaleKind))
+          throw new Error(`--scale takes one of ${SCALE_KINDS.join(", ")}; got ${kind ?? "nothing"}`);
+        args.scale = kind as ScaleKind;
+        break;
+      }
       case "--stop-at-first":
         args.stopAtFirst = true;
         if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) args.stopRule = argv[++i];
@@ -108,17 +127,18 @@ async function main(): Promise<void> {
   let faultPhaseTicks = 0;
   let excusedTicks = 0;
   let reads = 0;
+  const excusedBy = new Map<string, number>();
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
     let result: SimResult;
     try {
-      result = await simulate({ seed, faults: args.faults, workload: args.workload, trace: args.verbose });
+      result = await simulate({ seed, faults: args.faults, workload: args.workload, scale: args.scale, trace: args.verbose });
     } catch (err) {
       result = {
         seed,
         violations: [{ rule: "crash", resource: "-", at: 0, message: (err as Error).stack ?? String(err) }],
         history: [],
         profile: "",
-        stats: { clients: 0, holds: 0, storeCalls: 0, simulatedMs: 0, faultPhaseTicks: 0, excusedTicks: 0, reads: 0 },
+        stats: { clients: 0, holds: 0, storeCalls: 0, simulatedMs: 0, faultPhaseTicks: 0, excusedTicks: 0, reads: 0, excusedBy: {} },
       };
     }
     ran += 1;
@@ -126,6 +146,7 @@ async function main(): Promise<void> {
     faultPhaseTicks += result.stats.faultPhaseTicks;
     excusedTicks += result.stats.excusedTicks;
     reads += result.stats.reads;
+    for (const [why, ticks] of Object.entries(result.stats.excusedBy)) excusedBy.set(why, (excusedBy.get(why) ?? 0) + ticks);
     if (args.verbose) {
       console.log(`seed ${seed}: ${result.profile}`);
       for (const event of result.history) console.log(formatEvent(event));
@@ -160,6 +181,12 @@ async function main(): Promise<void> {
     `liveness looked away for ${(excusedShare * 100).toFixed(1)} % of the fault phase's name-ticks (${excusedTicks} of ${faultPhaseTicks})`,
   );
   console.log(`${reads} read answers judged (GetLock, GetLeader, and leaders told to Observe streams and candidates)`);
+  if (excusedTicks > 0) {
+    const shares = [...excusedBy]
+      .sort((a, b) => b[1] - a[1])
+      .map(([why, ticks]) => `${why} ${((ticks / faultPhaseTicks) * 100).toFixed(1)} %`);
+    console.log(`  by the fault that excused them: ${shares.join(", ")}`);
+  }
   for (const [rule, s] of [...rules].sort((a, b) => a[1].firstSeed - b[1].firstSeed)) {
     console.log(
       `  ${rule.padEnd(22)} ${String(s.seeds).padStart(6)} seeds; first seed ${s.firstSeed} (found after ${s.seedsToFind} seeds): ${s.firstMessage.slice(0, 300)}`,

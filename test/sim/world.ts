@@ -48,12 +48,23 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 export const WORKLOAD_KINDS = ["acquire", "hot", "try", "campaign", "observe", "read"] as const;
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
 
+/**
+ * Worlds at scale, drawn for a few seeds from a stream of their own: `names`,
+ * one daemon whose clients use more than 100 names at once (a Kubernetes
+ * daemon then watches every managed Lease); `daemons`, more daemons waiting
+ * for one lock than a Lease's queue holds (MAX_QUEUE).
+ */
+export const SCALE_KINDS = ["none", "names", "daemons"] as const;
+export type ScaleKind = (typeof SCALE_KINDS)[number];
+
 export interface SimOptions {
   readonly seed: number;
   /** Fault kinds that may be chosen (default: all). */
   readonly faults?: ReadonlySet<FaultKind>;
   /** Workload kinds that may be chosen (default: all). */
   readonly workload?: ReadonlySet<WorkloadKind>;
+  /** The world's scale (default: drawn from the seed, mostly "none"). */
+  readonly scale?: ScaleKind;
   /** Keep a readable trace of the run. */
   readonly trace?: boolean;
 }
@@ -81,6 +92,7 @@ export interface SimResult {
     readonly excusedTicks: number;
     /** Read answers the read oracle judged. */
     readonly reads: number;
+    readonly excusedBy: Readonly<Record<string, number>>;
   };
 }
 
@@ -90,6 +102,10 @@ export const WORKLOAD_END_MS = 60_000;
 export const RUN_MS = 110_000;
 const TICK_MS = 100;
 const DAEMONS = 3;
+/** Names in use in a `names` world: above the 100 a daemon watches by name. */
+const SCALE_NAMES: readonly [number, number] = [101, 130];
+/** Daemons in a `daemons` world, each with a client waiting for one lock: above the queue's 64. */
+const SCALE_DAEMONS: readonly [number, number] = [66, 72];
 
 /** The engine's defaults (15 s lease, 10 s renew deadline), as the daemon runs them. */
 const LEASE_MS = 15_000;
@@ -108,6 +124,9 @@ export const CALLS_PER_SECOND_BOUND = 40;
 /** A waiter sees at most this many grants in a row to claims of one other daemon. */
 export const PASSES_IN_A_ROW_BOUND = 25;
 
+/** Each node's monotonic clock runs within this of simulated time: (1 + d) / (1 - d) = 1 + 0.8 / 3. */
+const MAX_DRIFT = 0.117;
+
 const MAX_CLIENTS_PER_LOCK = 12;
 const ACQUIRE_LEASES = [LEASE_MS, LEASE_MS, 10_000, 20_000, 30_000];
 const TRY_LEASES = [5_000, 10_000, 15_000, 20_000, 30_000];
@@ -115,6 +134,8 @@ const RENEW_LEASES = [undefined, 5_000, 10_000, 15_000, 20_000, 30_000];
 
 /** What one run may do, chosen from the seed: most runs have a few kinds of fault, some none. */
 interface Profile {
+  readonly scale: ScaleKind;
+  readonly daemons: number;
   readonly faults: ReadonlySet<FaultKind>;
   readonly workload: ReadonlySet<WorkloadKind>;
   readonly locks: number;
@@ -141,7 +162,15 @@ function chooseWallFaults(random: Random): WallFault[] {
   });
 }
 
-function chooseProfile(random: Random, options: SimOptions, wallRandom: Random): Profile {
+/** Most seeds run at the usual scale; 3 % each are `names` and `daemons` worlds. */
+function chooseScale(random: Random, options: SimOptions): ScaleKind {
+  const draw = random.next();
+  return options.scale ?? (draw < 0.03 ? "names" : draw < 0.06 ? "daemons" : "none");
+}
+
+function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, scaleRandom: Random): Profile {
+  const scale = chooseScale(scaleRandom, options);
+  const daemons = scale === "daemons" ? scaleRandom.int(...SCALE_DAEMONS) : DAEMONS;
   const allowedFaults = options.faults ?? new Set(FAULT_KINDS);
   const allowedWork = options.workload ?? new Set(WORKLOAD_KINDS);
   const quiet = random.bool(0.15);
@@ -156,17 +185,21 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random):
     phases.push([start, Math.min(FAULTS_END_MS - 1, start + random.int(2_000, 15_000))]);
   }
   const skew = faults.has("skew");
+  const locks = random.int(1, 3);
   return {
+    scale,
+    daemons,
     faults,
     workload,
-    locks: random.int(1, 3),
+    locks: scale === "names" ? scaleRandom.int(...SCALE_NAMES) : locks,
     elections: workload.has("campaign") || workload.has("observe") ? random.int(1, 2) : 0,
     storeFaultRate: random.pick([0.005, 0.02, 0.05, 0.15]),
     phases,
-    baseLatencyMs: Array.from({ length: DAEMONS }, () => random.pick([0, 0, 1, 2, 5, 10, 25])),
-    // Within 1 %: far inside the safety margin (lease - renew deadline = a third of the lease).
-    driftRate: Array.from({ length: DAEMONS }, () => (skew ? 1 + between(random, -0.01, 0.01) : 1)),
-    wallOffsetMs: Array.from({ length: DAEMONS }, () => (skew ? random.int(-60_000, 60_000) : 0)),
+    baseLatencyMs: Array.from({ length: daemons }, () => random.pick([0, 0, 1, 2, 5, 10, 25])),
+    // Any two clocks apart by at most 80 % of the safety margin over one lease: lease - renew
+    // deadline is a third of the lease, so two rates differ by at most 26.7 % (each within 11.7 %).
+    driftRate: Array.from({ length: daemons }, () => (skew ? 1 + between(random, -MAX_DRIFT, MAX_DRIFT) : 1)),
+    wallOffsetMs: Array.from({ length: daemons }, () => (skew ? random.int(-60_000, 60_000) : 0)),
     meanArrivalMs: random.pick([200, 400, 800]),
     wallFaults: skew ? chooseWallFaults(wallRandom) : [],
   };
@@ -174,6 +207,7 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random):
 
 function describeProfile(p: Profile): string {
   return [
+    ...(p.scale !== "none" ? [`scale=${p.scale} daemons=${p.daemons}`] : []),
     `faults=${[...p.faults].join(",") || "none"}`,
     `workload=${[...p.workload].join(",")}`,
     `locks=${p.locks} elections=${p.elections}`,
@@ -193,9 +227,12 @@ class Daemon implements DaemonLink {
   readonly store: FaultyStore;
   readonly clock: DaemonClock;
   readonly streams = new Set<Stream>();
+  readonly clockRate: number;
   state: "up" | "frozen" | "stopping" | "dead" = "up";
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
+  /** The last moment it was frozen or cut off. */
+  troubledAt = -Infinity;
 
   /** Frozen or cut off: its clients can be served only once it is back. */
   get unreachable(): boolean {
@@ -215,7 +252,8 @@ class Daemon implements DaemonLink {
       traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
     });
     this.store.baseLatencyMs = profile.baseLatencyMs[slot]!;
-    const local = new DriftClock(sim.clock, profile.driftRate[slot]!, sim.faultRandom.int(0, 1_000_000), sim.walls[slot]);
+    this.clockRate = profile.driftRate[slot]!;
+    const local = new DriftClock(sim.clock, this.clockRate, sim.faultRandom.int(0, 1_000_000), sim.walls[slot]);
     this.clock = new DaemonClock(local);
     const jitter = stream(sim.seed, `jitter/${identity}`);
     this.engine = new Engine({
@@ -243,6 +281,13 @@ class Daemon implements DaemonLink {
 }
 
 type AnyClient = AcquireClient | TryClient | CampaignClient | ObserverClient;
+
+/** A daemon frozen or partitioned, and the longest lease written for each name meanwhile. */
+interface CutOff {
+  readonly daemon: Daemon;
+  readonly why: string;
+  readonly longest: Map<string, number>;
+}
 
 /** Most timers that may fire within one tick: beyond it the run is spinning (a livelock) and is stopped. */
 const MAX_TIMERS_PER_TICK = 100_000;
@@ -283,7 +328,7 @@ export class Simulation implements ClientWorld {
   private readonly violations: SimViolation[] = [];
   /** Every version of every Lease as it was written, and every read answered: the read oracle. */
   private readonly reads = new ReadOracle();
-  private readonly excuses = new Excuses();
+  private readonly excuses = new Excuses(() => this.clock.now());
   private readonly clients: AnyClient[] = [];
   /** Clients the monitor still looks at: not done, or TryAcquire holders whose lease may still stand. */
   private active: AnyClient[] = [];
@@ -306,7 +351,7 @@ export class Simulation implements ClientWorld {
     this.faultRandom = stream(seed, "faults");
     this.buggify = stream(seed, "buggify");
     this.wallRandom = stream(seed, "wall-clock");
-    this.profile = chooseProfile(stream(seed, "profile"), options, this.wallRandom);
+    this.profile = chooseProfile(stream(seed, "profile"), options, this.wallRandom, stream(seed, "scale"));
     this.walls = this.profile.wallOffsetMs.map((offset) => new NodeWallClock(this.clock, offset));
     for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
     for (let i = 0; i < this.profile.elections; i++) this.resources.push(this.resource("election", `e${i}`));
@@ -454,7 +499,9 @@ export class Simulation implements ClientWorld {
     this.lastHeld.set(`${(daemon as Daemon).identity}/${resource.leaseName}`, this.clock.now());
   }
 
-  faultFree(leaseName: string): boolean {
+  faultFree(link: DaemonLink, leaseName: string, since = this.clock.now()): boolean {
+    const daemon = link as Daemon;
+    if (daemon.gone() || daemon.unreachable || daemon.troubledAt >= since) return false;
     return this.excuses.excusedUntil(leaseName) < this.clock.now();
   }
 
@@ -463,7 +510,7 @@ export class Simulation implements ClientWorld {
   async run(): Promise<SimResult> {
     this.record("harness", { ev: "run-start", detail: describeProfile(this.profile) });
     this.watchLeases();
-    for (let slot = 0; slot < DAEMONS; slot++) this.startDaemon(slot);
+    for (let slot = 0; slot < this.profile.daemons; slot++) this.startDaemon(slot);
     this.scheduleWorkload();
     this.scheduleFaults();
     while (this.clock.now() < RUN_MS) {
@@ -495,12 +542,19 @@ export class Simulation implements ClientWorld {
     return daemon;
   }
 
+  /** When the harness saw each Lease's holder last acquire, renew or release (`renewalOf` change). */
+  private readonly renewals = new Map<string, { readonly stamp: string; readonly at: number }>();
+
   /** The harness's own watch on the Leases, for the checker's Lease-history rules. */
   private watchLeases(): void {
     this.shared.watch((event) => {
       const leases: readonly LeaseRecord[] = event.type === "upsert" ? [event.lease] : event.type === "synced" ? event.leases : [];
       for (const lease of leases) {
         this.reads.saw(lease.name, this.clock.now(), lease);
+        const stamp = renewalOf(lease);
+        if (this.renewals.get(lease.name)?.stamp !== stamp) this.renewals.set(lease.name, { stamp, at: this.clock.now() });
+        for (const fault of this.cutOffs)
+          fault.longest.set(lease.name, Math.max(fault.longest.get(lease.name) ?? 0, lease.leaseDurationSeconds));
         this.record("harness", {
           ev: "lease",
           name: lease.name,
@@ -531,11 +585,56 @@ export class Simulation implements ClientWorld {
       this.clock.setTimer(-Math.log(1 - this.random.next()) * this.profile.meanArrivalMs, arrive);
     };
     this.clock.setTimer(this.random.int(0, 500), arrive);
+    if (this.profile.scale === "names") this.manyNames();
+    if (this.profile.scale === "daemons") this.manyDaemons();
+  }
+
+  /** One daemon's clients take every lock within the first seconds: more than 100 names in use at once. */
+  private manyNames(): void {
+    const daemon = this.daemons[0]!;
+    const locks = this.resources.filter((r) => r.kind === "lock");
+    locks.forEach((lock, i) =>
+      this.clock.setTimer(i * 40, () => {
+        if (daemon.gone()) return;
+        const r = this.random;
+        const client = new TryClient(this, this.nextId("t"), daemon, lock, {
+          leaseMs: r.pick(TRY_LEASES),
+          holdMs: r.int(5_000, 25_000),
+          abandon: false,
+          renewLeases: RENEW_LEASES,
+        });
+        this.adopt(client);
+        client.start();
+      }),
+    );
+  }
+
+  /** A client on every daemon waits for the first lock, all within a second: more daemons queued than the queue holds. */
+  private manyDaemons(): void {
+    const lock = this.resources.find((r) => r.kind === "lock")!;
+    for (const daemon of this.daemons) {
+      this.clock.setTimer(this.random.int(500, 1_500), () => {
+        if (daemon.gone()) return;
+        const client = new AcquireClient(this, this.nextId("a"), daemon, lock, {
+          leaseMs: LEASE_MS,
+          holdMs: this.random.int(200, 800),
+          waitTimeoutMs: undefined,
+          cancelAfterMs: undefined,
+          preCancelled: false,
+        });
+        this.adopt(client);
+        client.start();
+      });
+    }
   }
 
   private adopt(client: AnyClient): void {
     this.clients.push(client);
     this.active.push(client);
+  }
+
+  occupiedAgain(client: TryClient): void {
+    if (!this.active.includes(client)) this.active.push(client);
   }
 
   private nextId(prefix: string): string {
@@ -681,7 +780,19 @@ export class Simulation implements ClientWorld {
         !c.daemon.gone() &&
         ((c instanceof AcquireClient && c.daemonHolds) || (c instanceof CampaignClient && c.leading)),
     );
-    if (!heard) this.excuses.point(lease.name, now, lease.leaseDurationSeconds * 1000 + TURN_GRACE_MS);
+    if (heard) return;
+    // The excuse begins where the holder's own count ends (a TryAcquire holder occupies the lock until its last
+    // write runs out), and is not needed if the hold has ended by then (released, or taken by a new token). A
+    // renewal does not end it: a later, shorter lease does not bring forward the end of a hold observed.
+    const until = now + (lease.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
+    const holders = this.active.filter((c) => c instanceof TryClient && c.resource.leaseName === lease.name) as TryClient[];
+    const from = Math.max(now, ...holders.map((c) => c.occupiedUntil));
+    if (from >= until) return;
+    this.clock.setTimer(from - now, () => {
+      const current = this.shared.peek(lease.name);
+      if (current === undefined || current.holderIdentity !== lease.holderIdentity || current.transitions !== lease.transitions) return;
+      this.excuses.point(lease.name, this.clock.now(), until - this.clock.now(), "first-sight");
+    });
   }
 
   storeFaultBegan(daemon: Daemon, fault: CallFault, operation: StoreOperation, name: string, hasDeadline: boolean): () => void {
@@ -699,7 +810,7 @@ export class Simulation implements ClientWorld {
     // (The hang itself is excused while it lasts; after it, a non-holder only backs off, 2 s at most.)
     const hangMs = holds ? Math.max(leaseMs, LEASE_MS) : 2_000;
     const after = hangs ? hangMs + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
-    const id = this.excuses.begin(name, after);
+    const id = this.excuses.begin(name, after, `store:${hangs ? "hang" : fault.kind}`);
     const fid = this.faultStart(label, [daemon.slot]);
     if (fault.kind === "lost-reply" && operation !== "get") this.cancelDuring(daemon, name);
     if (fault.kind === "hang" && !hasDeadline) {
@@ -751,21 +862,21 @@ export class Simulation implements ClientWorld {
         switch (kind) {
           case "freeze": {
             const ms = r.pick([r.int(500, 5_000), r.int(5_000, 30_000)]);
-            this.clock.setTimer(at(ms), () => this.freeze(r.int(0, DAEMONS - 1), ms));
+            this.clock.setTimer(at(ms), () => this.freeze(r.int(0, this.profile.daemons - 1), ms));
             break;
           }
           case "partition": {
             const ms = r.pick([r.int(500, 5_000), r.int(5_000, 25_000)]);
-            this.clock.setTimer(at(ms), () => this.partition(r.int(0, DAEMONS - 1), ms));
+            this.clock.setTimer(at(ms), () => this.partition(r.int(0, this.profile.daemons - 1), ms));
             break;
           }
           case "kill":
           case "shutdown":
-            this.clock.setTimer(at(5_000), () => this.stop(r.int(0, DAEMONS - 1), kind, r.int(0, 5_000)));
+            this.clock.setTimer(at(5_000), () => this.stop(r.int(0, this.profile.daemons - 1), kind, r.int(0, 5_000)));
             break;
           case "watch": {
             const ms = r.int(200, 10_000);
-            this.clock.setTimer(at(ms), () => this.breakWatch(r.int(0, DAEMONS - 1), ms));
+            this.clock.setTimer(at(ms), () => this.breakWatch(r.int(0, this.profile.daemons - 1), ms));
             break;
           }
           case "lease-edit":
@@ -797,13 +908,15 @@ export class Simulation implements ClientWorld {
     const daemon = this.daemons[slot]!;
     if (daemon.state !== "up") return;
     daemon.state = "frozen";
-    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS);
+    daemon.troubledAt = Infinity;
+    const endExcuse = this.cutOff(daemon, "freeze");
     const fid = this.faultStart(`freeze ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.clock.freeze();
     daemon.store.freeze();
     this.clock.setTimer(ms, () => {
       if (daemon.state !== "frozen") return;
       daemon.state = "up";
+      daemon.troubledAt = this.clock.now();
       // On SIGCONT the process first handles what arrived (replies, watch events, requests), then its overdue timers.
       daemon.store.thaw();
       this.clock.setTimer(0, () => {
@@ -817,12 +930,14 @@ export class Simulation implements ClientWorld {
   private partition(slot: number, ms: number): void {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
-    const endExcuse = this.daemonFault(daemon, LONGEST_LEASE_MS + TURN_GRACE_MS);
+    const endExcuse = this.cutOff(daemon, "partition");
     const fid = this.faultStart(`partition ${daemon.identity} for ${ms} ms`, [slot]);
     daemon.store.partition();
     daemon.cut += 1;
+    daemon.troubledAt = Infinity;
     this.clock.setTimer(ms, () => {
       daemon.cut -= 1;
+      daemon.troubledAt = this.clock.now();
       daemon.store.heal();
       endExcuse();
       this.faultEnd(fid, [slot]);
@@ -833,13 +948,15 @@ export class Simulation implements ClientWorld {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
     const delay = this.faultRandom.bool(0.3);
-    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS + (delay ? 2_000 : 0));
+    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS + (delay ? 2_000 : 0), "watch");
     const fid = this.faultStart(`${delay ? "slow" : "broken"} watch of ${daemon.identity} for ${ms} ms`, [slot]);
     if (delay) daemon.store.watchDelayMs = this.faultRandom.int(50, 2_000);
     else daemon.store.restartWatch(ms, this.faultRandom.bool(0.5));
     daemon.cut += 1;
+    daemon.troubledAt = Infinity;
     this.clock.setTimer(ms + (delay ? 2_000 : 0), () => {
       daemon.cut -= 1;
+      daemon.troubledAt = this.clock.now();
       if (delay) daemon.store.watchDelayMs = 0;
       endExcuse();
       this.faultEnd(fid, [slot]);
@@ -853,22 +970,16 @@ export class Simulation implements ClientWorld {
     const fid = this.faultStart(`${how} ${daemon.identity}`, [slot]);
     const restart = () => {
       this.clock.setTimer(restartAfterMs, () => {
+        // The new process counts the expiry of a held Lease from its first sight of it (docs/design.md 3.1):
+        // `leaseFirstSeen` excuses that, for the names its clients use.
         this.startDaemon(slot);
-        // A new process sees every held Lease for the first time and counts
-        // its expiry from now (docs/design.md 3.1): a lease duration, for the names held now.
-        const held = this.resources.map((r) => r.leaseName).filter((name) => (this.shared.peek(name)?.holderIdentity ?? "") !== "");
-        this.excuses.point(new Set(held), this.clock.now(), LONGEST_LEASE_MS + TURN_GRACE_MS);
         this.faultEnd(fid, [slot]);
       });
     };
     if (how === "kill") {
-      // Others wait out the leases the dead daemon held; where it only waited, it is skipped after a turn grace.
-      const now = this.clock.now();
-      for (const name of this.involvedNow(daemon)) {
-        const record = this.shared.peek(name);
-        const held = record?.holderIdentity === daemon.identity;
-        this.excuses.point(name, now, (held ? record.leaseDurationSeconds * 1000 : LONGEST_DEADLINE_MS) + TURN_GRACE_MS);
-      }
+      // Others wait out the leases the dead daemon held (or takes yet: a write it sent may land after); where
+      // it only waited, it is skipped after a turn grace, inside the stall bound.
+      this.excuseHeld(daemon, "kill");
       daemon.state = "dead";
       this.record("harness", { ev: "daemon-killed", target: daemon.identity, daemon: slot });
       daemon.clock.kill();
@@ -879,7 +990,7 @@ export class Simulation implements ClientWorld {
     // A graceful shutdown, as on SIGTERM: the engine ends its streams and gives its leases back.
     // SIGTERM reaches a frozen process only once it runs again: skip.
     if (daemon.state === "frozen") return this.faultEnd(fid, [slot]);
-    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS);
+    const endExcuse = this.daemonFault(daemon, TURN_GRACE_MS, "shutdown");
     // A holder that has stopped reading its stream hears nothing of the
     // shutdown and acts until its last valid_for runs out (its hold is judged
     // so); the daemon must not give its lease back before (docs/design.md 3.7).
@@ -961,7 +1072,7 @@ export class Simulation implements ClientWorld {
       this.shared.edit(resource.leaseName, () => next);
     }
     this.record("harness", { ev: "note", name: resource.leaseName, detail: `Lease ${resource.leaseName} ${change} by hand` });
-    this.excuses.point(resource.leaseName, this.clock.now(), excuseMs);
+    this.excuses.point(resource.leaseName, this.clock.now(), excuseMs, kind);
     const fid = this.faultStart(`Lease ${resource.leaseName} ${change}`, "all");
     this.clock.setTimer(excuseMs, () => this.faultEnd(fid, "all"));
   }
@@ -993,14 +1104,80 @@ export class Simulation implements ClientWorld {
    * counted as stalled meanwhile, see `unreachable`). Returns the function that
    * ends it.
    */
-  private daemonFault(daemon: Daemon, afterMs: number): () => void {
+  private daemonFault(daemon: Daemon, afterMs: number, why: string): () => void {
     const names = this.involvedNow(daemon);
     this.involvements.set(names, daemon);
-    const id = this.excuses.begin(names, afterMs);
+    const id = this.excuses.begin(names, afterMs, why);
     return () => {
       this.involvements.delete(names);
       this.excuses.end(id, this.clock.now());
     };
+  }
+
+  /**
+   * The excuse of a daemon cut off for `ms` (frozen, or partitioned): it can
+   * neither renew nor give back what it holds, so the others wait until the
+   * lease they last saw renewed runs out, at the latest a lease from now (on
+   * the slowest clock), or until it is back, and then a turn.
+   */
+  private cutOff(daemon: Daemon, why: string): () => void {
+    const fault: CutOff = { daemon, why, longest: new Map() };
+    this.cutOffs.add(fault);
+    const endHeld = this.excuseHeld(daemon, why);
+    // Its own waiters are not counted while it is cut off (`unreachable`); a waiter elsewhere for a name it
+    // is queued for waits a turn (2 s) at most, inside the stall bound.
+    return () => {
+      this.cutOffs.delete(fault);
+      endHeld();
+      this.heardLate(fault);
+    };
+  }
+
+  /** Daemons cut off now, and the longest lease written meanwhile for each name. */
+  private readonly cutOffs = new Set<CutOff>();
+
+  /**
+   * Excuses, until undone, each name the store names `daemon` as holder of
+   * (now, or later: a write sent before may land after), until the lease it
+   * last renewed runs out on the slowest clock, and a turn: nobody else may
+   * take it before, and the daemon can neither renew nor give it back.
+   */
+  private excuseHeld(daemon: Daemon, why: string): () => void {
+    const excuse = (name: string) => {
+      const record = this.shared.peek(name);
+      if (record?.holderIdentity !== daemon.identity) return undefined;
+      const renewedAt = this.renewals.get(name)?.at ?? this.clock.now();
+      return { at: renewedAt + (record.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS, why };
+    };
+    const remove = this.excuses.stand(excuse);
+    // Back again, it renews what it holds, or gives back what its holder let go meanwhile, within a turn.
+    return () => {
+      remove();
+      const now = this.clock.now();
+      for (const { leaseName } of this.resources) {
+        const until = excuse(leaseName);
+        if (until !== undefined && until.at > now) this.excuses.point(leaseName, now, Math.min(until.at - now, TURN_GRACE_MS), why);
+      }
+    };
+  }
+
+  /**
+   * A daemon hears again (thawed, reconnected): the renewals it missed count
+   * as seen now (docs/design.md 3.1), and the hold it then counts on is the
+   * longest of them (a later, shorter one does not shorten it, as a hand edit
+   * must not), so its waiters may wait up to the longest lease from now for a
+   * lease held elsewhere whose holder is gone.
+   */
+  private heardLate(fault: CutOff): void {
+    const { daemon, why } = fault;
+    const now = this.clock.now();
+    const wanted = new Set(this.active.filter((c) => c.daemon === daemon && !c.done).map((c) => c.resource.leaseName));
+    for (const name of wanted) {
+      const record = this.shared.peek(name);
+      if (record === undefined || record.holderIdentity === "" || record.holderIdentity === daemon.identity) continue;
+      const leaseMs = Math.max(record.leaseDurationSeconds, fault.longest.get(name) ?? 0) * 1000;
+      this.excuses.point(name, now, leaseMs / (1 - MAX_DRIFT) + TURN_GRACE_MS, why);
+    }
   }
 
   private involvedNow(daemon: Daemon): Set<string> {
@@ -1016,6 +1193,8 @@ export class Simulation implements ClientWorld {
 
   private faultPhaseTicks = 0;
   private excusedTicks = 0;
+  /** Excused name-ticks of the fault phase by the kind of fault that excused them. */
+  private readonly excusedBy: Record<string, number> = {};
 
   private monitor(): void {
     const now = this.clock.now();
@@ -1045,7 +1224,11 @@ export class Simulation implements ClientWorld {
       const key = resource.leaseName;
       if (now <= FAULTS_END_MS) {
         this.faultPhaseTicks += 1;
-        if (this.excuses.excusedUntil(key) >= now) this.excusedTicks += 1;
+        const cause = this.excuses.cause(key, now);
+        if (cause !== undefined) {
+          this.excusedTicks += 1;
+          this.excusedBy[cause] = (this.excusedBy[cause] ?? 0) + 1;
+        }
       }
       if (waiters.length === 0 || occupied) {
         this.blockedSince.delete(key);
@@ -1175,7 +1358,7 @@ export class Simulation implements ClientWorld {
       }
       return from;
     };
-    for (const v of this.reads.check(cacheSince)) this.violations.push(v);
+    for (const v of this.reads.check(cacheSince, (slot) => this.profile.driftRate[slot] ?? 1)) this.violations.push(v);
     // Starvation: a waiter sees many grants in a row to claims of one other daemon.
     for (const wait of checked.waits) {
       if (wait.daemon === undefined) continue;
@@ -1227,9 +1410,15 @@ export class Simulation implements ClientWorld {
         faultPhaseTicks: this.faultPhaseTicks,
         excusedTicks: this.excusedTicks,
         reads: this.reads.count,
+        excusedBy: this.excusedBy,
       },
     };
   }
+}
+
+/** What changes when a holder acquires, renews or releases (and not when a daemon joins the queue). */
+function renewalOf(r: LeaseRecord): string {
+  return [r.holderIdentity, r.transitions, r.leaseDurationSeconds, r.renewTime?.getTime() ?? ""].join("|");
 }
 
 function describeRecord(record: LeaseRecord | undefined): string {

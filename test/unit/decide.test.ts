@@ -1,7 +1,7 @@
 // The contender's decision step as a table: a view of the contender and the
 // lease in, the one thing to do out. Each row names the rule it checks.
 import test from "ava";
-import { type ContenderView, type Decision, decide } from "../../daemon/engine/decide.js";
+import { type ContenderView, type Decision, MAX_GRANTS_IN_A_ROW, afterLoss, decide, isIdle } from "../../daemon/engine/decide.js";
 import type { Observation } from "../../daemon/engine/lease-cache.js";
 import { type LeaseRecord, StoreError } from "../../daemon/store/lease-store.js";
 import { leaseRecord } from "../support/lease-record.js";
@@ -38,6 +38,8 @@ function view(fields: Partial<ContenderView> = {}): ContenderView {
     yieldUntil: 0,
     uncertain: false,
     turnGraceMs: () => 2_000,
+    grantsInARow: 0,
+    lingerUntil: 0,
     ...fields,
   };
 }
@@ -45,9 +47,11 @@ function view(fields: Partial<ContenderView> = {}): ContenderView {
 const holding = (fields: Partial<NonNullable<ContenderView["holding"]>> = {}) => ({
   token: 7,
   mode: "session" as const,
+  persistent: false,
   ended: false,
-  requests: 0,
+  nextRequest: undefined,
   renewDue: false,
+  pastRenewDeadline: false,
   leaseMs: 15_000,
   keepUntil: undefined,
   ...fields,
@@ -146,14 +150,14 @@ const rows: Array<[string, ContenderView, Decision]> = [
   [
     "holding: someone else's token in the lease means it was taken over",
     view({ holding: holding(), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
-    { do: "lose", reason: "taken-over" },
+    { do: "lose", reason: "taken-over", then: "end" },
   ],
   [
     "holding: our identity with another token is a takeover too (a handoff or a previous life)",
     view({ holding: holding(), observation: seen(lease({ holderIdentity: ME, transitions: 8 })) }),
-    { do: "lose", reason: "taken-over" },
+    { do: "lose", reason: "taken-over", then: "end" },
   ],
-  ["holding: a deleted lease is lost", view({ holding: holding() }), { do: "lose", reason: "deleted" }],
+  ["holding: a deleted lease is lost", view({ holding: holding() }), { do: "lose", reason: "deleted", then: "end" }],
   ["holding, before the first list: nothing can be decided", view({ holding: holding(), synced: false }), { do: "wait" }],
   [
     "holding: a renewal that is due is made",
@@ -162,13 +166,13 @@ const rows: Array<[string, ContenderView, Decision]> = [
   ],
   [
     "holding: the holder's calls come before a renewal",
-    view({ holding: holding({ renewDue: true, requests: 1 }), observation: seen(lease({ holderIdentity: ME })) }),
+    view({ holding: holding({ renewDue: true, nextRequest: "renew" }), observation: seen(lease({ holderIdentity: ME })) }),
     { do: "serve-request" },
   ],
   [
     "holding for a caller that went away: give it back",
     view({ holding: holding({ ended: true }), observation: seen(lease({ holderIdentity: ME })) }),
-    { do: "give-back" },
+    { do: "give-back", how: "release" },
   ],
   [
     "at shutdown, a session holder told it lost keeps its lease while it may still act on its promise",
@@ -178,7 +182,7 @@ const rows: Array<[string, ContenderView, Decision]> = [
   [
     "at shutdown, a session holder's lease goes back once its promise has run out (or its stream closed)",
     view({ closing: true, holding: holding({ ended: true, keepUntil: NOW }), observation: seen(lease({ holderIdentity: ME })) }),
-    { do: "give-back" },
+    { do: "give-back", how: "release" },
   ],
   [
     "holding for a caller that went away, the lease already run out: forget it",
@@ -206,6 +210,91 @@ const rows: Array<[string, ContenderView, Decision]> = [
     { do: "fail-unsynced", all: false },
   ],
   ["not listed yet and no error: wait for the list", view({ synced: false, head: waiter }), { do: "wait" }],
+  [
+    "holding: the renew deadline passed without a renewal: lost",
+    view({ holding: holding({ pastRenewDeadline: true, renewDue: true }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "lose", reason: "renew-deadline-exceeded", then: "end" },
+  ],
+  [
+    "holding: past the renew deadline, the loss is told as such whatever the lease shows now",
+    view({ holding: holding({ pastRenewDeadline: true }), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
+    { do: "lose", reason: "renew-deadline-exceeded", then: "end" },
+  ],
+  [
+    "a leader past its renew deadline stays a candidate",
+    view({ holding: holding({ persistent: true, pastRenewDeadline: true }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "lose", reason: "renew-deadline-exceeded", then: "wait-again" },
+  ],
+  [
+    "a leader that loses its lease stays a candidate: its claim waits to be elected again",
+    view({ holding: holding({ persistent: true }), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
+    { do: "lose", reason: "taken-over", then: "wait-again" },
+  ],
+  [
+    "a leader that loses its lease at shutdown is not a candidate any more",
+    view({ closing: true, holding: holding({ persistent: true }), observation: seen(lease({ holderIdentity: OTHER, transitions: 8 })) }),
+    { do: "lose", reason: "taken-over", then: "end" },
+  ],
+  [
+    "a candidate that had resigned or closed its stream does not wait again when its lease is lost",
+    view({ holding: holding({ persistent: true, ended: true }) }),
+    { do: "lose", reason: "deleted", then: "end" },
+  ],
+  [
+    "give-back: a local claim waits and no other daemon does: hand the lease to it",
+    view({ holding: holding({ ended: true }), head: waiter, observation: seen(lease({ holderIdentity: ME, queue: [ME] })) }),
+    { do: "give-back", how: "hand-off" },
+  ],
+  [
+    "give-back: another daemon is queued: release, and queue behind it for the local claim",
+    view({ holding: holding({ ended: true }), head: waiter, observation: seen(lease({ holderIdentity: ME, queue: [OTHER] })) }),
+    { do: "give-back", how: "release-and-queue" },
+  ],
+  [
+    "give-back at shutdown: release, whatever waits here",
+    view({ closing: true, holding: holding({ ended: true }), head: waiter, observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "give-back", how: "release" },
+  ],
+  [
+    "give-back after MAX_GRANTS_IN_A_ROW grants to this daemon: yield, not hand off",
+    view({
+      holding: holding({ ended: true }),
+      head: waiter,
+      grantsInARow: MAX_GRANTS_IN_A_ROW,
+      observation: seen(lease({ holderIdentity: ME })),
+    }),
+    { do: "give-back", how: "yield" },
+  ],
+  [
+    "give-back after MAX_GRANTS_IN_A_ROW grants with nothing waiting here: yield too",
+    view({ holding: holding({ ended: true }), grantsInARow: MAX_GRANTS_IN_A_ROW, observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "give-back", how: "yield" },
+  ],
+  [
+    "give-back after MAX_GRANTS_IN_A_ROW grants while another daemon is queued: no yield, it is served by the queue",
+    view({
+      holding: holding({ ended: true }),
+      head: waiter,
+      grantsInARow: MAX_GRANTS_IN_A_ROW,
+      observation: seen(lease({ holderIdentity: ME, queue: [OTHER] })),
+    }),
+    { do: "give-back", how: "release-and-queue" },
+  ],
+  [
+    "holding: a Release or Resign is served as a give-back, chosen by the same rule",
+    view({ holding: holding({ nextRequest: "release", renewDue: true }), head: waiter, observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "serve-release", how: "hand-off" },
+  ],
+  [
+    "holding: a Release with nothing waiting releases",
+    view({ holding: holding({ nextRequest: "release" }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "serve-release", how: "release" },
+  ],
+  [
+    "holding: a Proclaim is served as a write of the holder's",
+    view({ holding: holding({ nextRequest: "proclaim" }), observation: seen(lease({ holderIdentity: ME })) }),
+    { do: "serve-request" },
+  ],
 ];
 
 for (const [rule, input, expected] of rows) {
@@ -213,3 +302,48 @@ for (const [rule, input, expected] of rows) {
     t.deepEqual(decide(input), expected);
   });
 }
+
+/** When a contender may be dropped: the same rules as `decide`'s for a lease held for nobody and the wait queue. */
+const idleRows: Array<[string, ContenderView, boolean]> = [
+  ["nothing here and no lease: idle", view(), true],
+  ["nothing here, the lease held by another daemon: idle", view({ observation: seen(lease({ holderIdentity: OTHER })) }), true],
+  ["a claim waits: not idle", view({ head: waiter }), false],
+  ["a claim holds: not idle", view({ holding: holding(), observation: seen(lease({ holderIdentity: ME })) }), false],
+  ["an acquiring write's outcome is unknown: not idle until a read settles it", view({ uncertain: true }), false],
+  ["lingering after a release: not idle", view({ lingerUntil: NOW + 1 }), false],
+  ["lingering is cut short at shutdown", view({ closing: true, lingerUntil: NOW + 1 }), true],
+  [
+    "a lease this daemon holds for nobody: not idle until it is released",
+    view({ observation: seen(lease({ holderIdentity: ME })) }),
+    false,
+  ],
+  [
+    "at shutdown, a lease-held lock kept for its holder: idle, it runs out on its own",
+    view({ closing: true, retainedToken: 7, observation: seen(lease({ holderIdentity: ME })) }),
+    true,
+  ],
+  [
+    "at shutdown, a lease held for nobody that is not the kept lock: not idle",
+    view({ closing: true, retainedToken: 6, observation: seen(lease({ holderIdentity: ME })) }),
+    false,
+  ],
+  [
+    "queued with nothing waiting: not idle until it leaves the queue",
+    view({ observation: seen(lease({ holderIdentity: OTHER, queue: [ME] })) }),
+    false,
+  ],
+];
+
+for (const [rule, input, expected] of idleRows) {
+  test(`isIdle: ${rule}`, (t) => {
+    t.is(isIdle(input), expected);
+  });
+}
+
+test("afterLoss: a leader past its renew deadline stays a candidate, by the same rule as any other loss", (t) => {
+  const leader = holding({ persistent: true });
+  t.is(afterLoss(view({ holding: leader }), leader), "wait-again");
+  t.is(afterLoss(view({ holding: leader, closing: true }), leader), "end");
+  const lock = holding();
+  t.is(afterLoss(view({ holding: lock }), lock), "end");
+});

@@ -3,8 +3,9 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { SETTINGS } from "../../daemon/config.js";
-import { MAX_GRANTS_IN_A_ROW, MIN_YIELD_MS } from "../../daemon/engine/contender.js";
-import { STORE_FAILURE_POLICY } from "../../daemon/engine/store-policy.js";
+import { MIN_YIELD_MS } from "../../daemon/engine/contender.js";
+import { MAX_GRANTS_IN_A_ROW } from "../../daemon/engine/decide.js";
+import { FAILURE_RESPONSES, STORE_FAILURE_POLICY } from "../../daemon/engine/store-policy.js";
 import { SCENARIOS } from "../conformance/scenarios.js";
 
 const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
@@ -33,6 +34,25 @@ const design = readFileSync(new URL("../../../docs/design.md", import.meta.url),
 test("docs/design.md states the store-failure policy the engine uses", (t) => {
   const rows = new Map([...design.matchAll(/^\| `([a-z-]+)` \| `([a-z-]+)` \|$/gm)].map((m) => [m[1]!, m[2]!] as const));
   t.deepEqual(Object.fromEntries(rows), { ...STORE_FAILURE_POLICY });
+});
+
+test("docs/design.md states the response to each store failure by what the call was for, as the engine has it", (t) => {
+  const lines = design.split("\n");
+  const header = lines.findIndex((line) => line.startsWith("| call | "));
+  t.true(header >= 0, "the page has the table");
+  const failures = lines[header]!.split("|")
+    .slice(2, -1)
+    .map((cell) => cell.trim());
+  const table: Record<string, Record<string, string>> = {};
+  for (const line of lines.slice(header + 2)) {
+    if (!line.startsWith("| ")) break;
+    const [role, ...responses] = line
+      .split("|")
+      .slice(1, -1)
+      .map((cell) => cell.trim());
+    table[role!] = Object.fromEntries(failures.map((failure, i) => [failure, responses[i]!]));
+  }
+  t.deepEqual(table, JSON.parse(JSON.stringify(FAILURE_RESPONSES)));
 });
 
 test("docs/design.md quotes the bound on grants in a row and the yield the contender uses", (t) => {

@@ -46,6 +46,30 @@ test("deposed then re-elected: a leader that cannot renew is deposed, stays a ca
   t.is(leader.of("ended").length, 0, "the campaign went on throughout");
 });
 
+test("a leader is deposed at its renew deadline even while a Proclaim of its daemon hangs past it", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const leader = a.campaign("hung", "solo");
+  await sim.advance(10);
+  t.is(leader.term, 1);
+  const deadline = leader.of("elected")[0]!.at + a.engine.renewDeadlineMs;
+  // Every write of a to the Lease hangs from now on: the Proclaim, sent first,
+  // holds the contender's one call in flight until its own deadline, after
+  // the leader's renew deadline.
+  sim.store.interceptor = (operation, name) => {
+    if (operation === "update" && name === a.electionName("hung")) return new Promise<void>(() => {});
+  };
+  const proclaimed = a.engine.elections.proclaim(a.electionName("hung"), 1, "new value").catch((error: unknown) => error);
+  await sim.advance(deadline - sim.clock.now() - 1);
+  t.is(leader.of("deposed").length, 0, "still leading just before the renew deadline");
+  await sim.advance(2);
+  const deposed = leader.of("deposed");
+  t.is(deposed[0]?.reason, "renew-deadline-exceeded", "deposed at the renew deadline, not when the Proclaim gives up");
+  t.true(deposed[0]!.at <= deadline);
+  sim.store.interceptor = undefined;
+  t.truthy(await proclaimed, "the Proclaim fails");
+});
+
 test("Resign hands over at once to a candidate on another daemon", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");

@@ -123,3 +123,32 @@ test("the end of a hold observed moves on with renewals, and only a release by i
   t.is(cache.get(name)?.holdEnd, 20_000, "a release by its holder's daemon: free at once");
   void renewed;
 });
+
+test("a new token written by a daemon starts the hold observed afresh: the hold before it is over", async (t) => {
+  const store = new MemoryStore();
+  const clock = new FakeClock();
+  const cache = new LeaseCache(store, clock);
+  cache.start();
+  t.teardown(() => cache.stop());
+  const name = "msync-election-handoff";
+  cache.subscribe(name, () => {});
+  await cache.ready();
+  const first = await store.create({ ...fields(name), holderIdentity: "a_1", leaseDurationSeconds: 30, transitions: 1 });
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 30_000);
+  await clock.advance(1_000);
+  // A local handoff: a_1's daemon gave the lease to its next claim, with a shorter lease, once the first let go.
+  const second = await store.update({ ...first, transitions: 2, leaseDurationSeconds: 15 });
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 16_000, "the new hold's own lease, not the longer one before it");
+  await clock.advance(1_000);
+  // A takeover by another daemon, which waited out the hold it observed.
+  await store.update({ ...second, holderIdentity: "b_1", transitions: 3, leaseDurationSeconds: 10 });
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 12_000);
+  await clock.advance(1_000);
+  // Someone who is not a daemon names a holder of their own with a new token: the hold before it may still act.
+  store.edit(name, (r) => ({ ...r, holderIdentity: "admin", transitions: 4, leaseDurationSeconds: 1 }));
+  await tick();
+  t.is(cache.get(name)?.holdEnd, 12_000, "an edit by hand never brings the end of a hold forward");
+});
