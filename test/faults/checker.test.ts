@@ -238,3 +238,36 @@ test("the Lease history: tokens never go back, one holder per token, no write of
   // A client's token must have been written by its own daemon.
   t.deepEqual(rules([lease(1, 10, "d1_b", 1), lock(2, "c0.0", "acquired", 1)]), ["token-mismatch"]);
 });
+
+test("a deletion of the Lease begins an epoch: violations within one are plain, those across a deletion say between which instants", (t) => {
+  const lease = (atMs: number, rv: number, holderIdentity: string, transitions: number) =>
+    at(atMs, "harness", { ev: "lease", name: "msync-lock-l", resourceVersion: String(rv), holderIdentity, transitions });
+  const deleted = (atMs: number, rv: number) =>
+    at(atMs, "harness", { ev: "lease", name: "msync-lock-l", resourceVersion: String(rv), deleted: true });
+  const ns = (atMs: number) => BigInt(atMs * 1e6);
+  const found = (events: HistoryEvent[]) =>
+    check(sortByTime(events), { leaseMs: 5_000 }).violations.map((v) => ({ rule: v.rule, across: v.across }));
+  // Epoch 0: token 5 by d0; the Lease deleted at 20 ms; epoch 1 starts again at 1, by d1 (a daemon that never saw it).
+  const before = [lease(10, 10, "d0_a", 5), lock(10, "c0.0", "acquired", 5), lock(15, "c0.0", "release", 5), lease(15, 11, "", 5)];
+  const after = [
+    deleted(20, 12),
+    lease(30, 13, "d1_b", 1),
+    lock(30, "c1.0", "acquired", 1),
+    lock(35, "c1.0", "release", 1),
+    lease(35, 14, "", 1),
+  ];
+  t.deepEqual(found([...before, ...after]), [
+    { rule: "token-order", across: { from: ns(10), to: ns(30) } },
+    { rule: "lease-history", across: { from: ns(15), to: ns(30) } },
+  ]);
+  // The same token again within epoch 1: a violation no deletion explains, though one came before both grants.
+  const again = [lease(40, 15, "d2_c", 1), lock(40, "c2.0", "acquired", 1)];
+  const within = found([...before, ...after, ...again]).filter((v) => v.across === undefined);
+  // (Token 1 granted twice; in the Lease, written by two holders, and written again after its release.)
+  t.deepEqual(
+    within.map((v) => v.rule),
+    ["duplicate-token", "lease-history", "lease-history"],
+  );
+  // Without the deletion in the watch, every violation is within one epoch.
+  t.true(found([...before, ...after.slice(1)]).every((v) => v.across === undefined));
+});

@@ -29,6 +29,11 @@
 //                    token, and no holder writes its token again after
 //                    releasing it (a resumed daemon never acts as holder);
 //   token-mismatch   a client's token was written by the client's own daemon.
+// A deletion of the Lease in that watch (a "lease" event with `deleted`)
+// begins a new epoch of its history. The token and Lease rules hold within an
+// epoch and across epochs alike; a violation between two events of different
+// epochs carries `across` (the two instants), so that a caller who knows a
+// deletion nobody could restore lay between them can excuse it, and only it.
 import { type HistoryEvent, type ResourceKind, ms } from "./history.js";
 
 export type Rule =
@@ -49,6 +54,13 @@ export interface Violation {
   readonly clients: readonly string[];
   readonly at: bigint;
   readonly message: string;
+  /**
+   * Set when the violation relates two events (grants, or Lease versions)
+   * with a deletion of the Lease between them: when each happened (a grant:
+   * when the Lease version that issued its token was written). Undefined
+   * for a violation within one epoch, which nothing excuses.
+   */
+  readonly across?: { readonly from: bigint; readonly to: bigint };
 }
 
 export interface Hold {
@@ -351,6 +363,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
   const origin = events[0]?.ts ?? 0n;
   const at = (ts: bigint) => `${(ms(ts - origin) / 1000).toFixed(3)} s`;
 
+  const lease = checkLeaseHistory(leaseEvents, holds, options);
   for (const [resource, g] of byResource) {
     const ordered = [...g.holds].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     const endOf = (h: Hold) => h.end ?? BigInt(Number.MAX_SAFE_INTEGER) * 1_000_000n;
@@ -372,12 +385,23 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
       if (latest === undefined || endOf(hold) > endOf(latest)) latest = hold;
     }
 
-    // tokens
-    const seen = new Map<number, Hold>();
-    let highest: Hold | undefined;
+    // tokens, by epoch of the Lease (a grant belongs to the epoch in which its token was written)
+    const issued = (h: Hold) => lease.issuedAt(resource, h);
+    const seen = new Map<number, Hold[]>();
+    const highestIn = new Map<number, Hold>();
     for (const hold of ordered) {
       if (!(Number.isSafeInteger(hold.token) && hold.token > 0)) continue;
-      const twin = seen.get(hold.token);
+      const { epoch, ts } = issued(hold);
+      const twins = seen.get(hold.token) ?? [];
+      const twin = twins.find((h) => issued(h).epoch === epoch) ?? twins[0];
+      const highestHere = highestIn.get(epoch);
+      // Across epochs: the highest grant of another epoch not below this token.
+      let other: Hold | undefined;
+      for (const [e, h] of highestIn) if (e !== epoch && h.token >= hold.token && (other === undefined || h.token > other.token)) other = h;
+      const pair = (h: Hold) => {
+        const a = issued(h).ts;
+        return issued(h).epoch === epoch ? undefined : { from: a < ts ? a : ts, to: a < ts ? ts : a };
+      };
       if (twin !== undefined) {
         violations.push({
           rule: "duplicate-token",
@@ -385,18 +409,28 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
           clients: [twin.client, hold.client],
           at: hold.start,
           message: `token ${hold.token} granted twice: ${describe(twin)} and ${describe(hold)}`,
+          across: pair(twin),
         });
-      } else if (highest !== undefined && hold.token <= highest.token) {
+      } else if (highestHere !== undefined && hold.token <= highestHere.token) {
         violations.push({
           rule: "token-order",
           resource,
-          clients: [highest.client, hold.client],
+          clients: [highestHere.client, hold.client],
           at: hold.start,
-          message: `${describe(hold)} was acquired after ${describe(highest)}, with a token not greater`,
+          message: `${describe(hold)} was acquired after ${describe(highestHere)}, with a token not greater`,
+        });
+      } else if (other !== undefined && other.start < hold.start) {
+        violations.push({
+          rule: "token-order",
+          resource,
+          clients: [other.client, hold.client],
+          at: hold.start,
+          message: `${describe(hold)} was acquired after ${describe(other)}, with a token not greater (across a deletion of the Lease)`,
+          across: pair(other),
         });
       }
-      seen.set(hold.token, hold);
-      if (highest === undefined || hold.token > highest.token) highest = hold;
+      seen.set(hold.token, [...twins, hold]);
+      if (highestHere === undefined || hold.token > highestHere.token) highestIn.set(epoch, hold);
     }
 
     // handover
@@ -465,7 +499,6 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
     };
   }
 
-  const lease = checkLeaseHistory(leaseEvents, holds, options);
   violations.push(...lease.violations);
   violations.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
   return {
@@ -484,94 +517,164 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
   };
 }
 
-/** The Lease-level rules, over the versions the harness's own watch recorded. */
+/** A version of a Lease as the harness's watch saw it, or its deletion, with the epoch it belongs to. */
+interface LeaseVersion {
+  readonly event: HistoryEvent;
+  readonly epoch: number;
+}
+
+/**
+ * The Lease-level rules, over the versions the harness's own watch recorded;
+ * and, for the token rules, the epoch of the Lease each grant's token was
+ * written in (`issuedAt`).
+ */
 function checkLeaseHistory(
   leaseEvents: readonly HistoryEvent[],
   holds: readonly Hold[],
   options: CheckOptions,
-): { violations: Violation[]; verified: number; unverified: number } {
+): {
+  violations: Violation[];
+  verified: number;
+  unverified: number;
+  issuedAt: (resource: string, hold: Hold) => { epoch: number; ts: bigint };
+} {
   const violations: Violation[] = [];
-  if (leaseEvents.length === 0) return { violations, verified: 0, unverified: 0 };
   const prefix = options.leasePrefix ?? "msync-";
   const identityPrefix = options.identityPrefix ?? ((d: number) => `d${d}_`);
+  const leaseNameOf = (resource: string) => {
+    const slash = resource.indexOf("/");
+    return `${prefix}${resource.slice(0, slash)}-${resource.slice(slash + 1)}`;
+  };
   const byLease = new Map<string, HistoryEvent[]>();
   for (const e of leaseEvents) {
     const list = byLease.get(e.name ?? "") ?? [];
     list.push(e);
     byLease.set(e.name ?? "", list);
   }
-  /** Lease name -> token -> holder identity that wrote it. */
-  const writers = new Map<string, Map<number, string>>();
+  /** Lease name -> its versions (deletions included) in resourceVersion order, each with its epoch. */
+  const histories = new Map<string, LeaseVersion[]>();
   for (const [name, list] of byLease) {
-    const versions = [...new Map(list.map((e) => [e.resourceVersion ?? "", e])).values()].sort((a, b) =>
-      BigInt(a.resourceVersion ?? "0") < BigInt(b.resourceVersion ?? "0") ? -1 : 1,
+    const ordered = [...new Map(list.map((e) => [`${e.resourceVersion ?? ""}${e.deleted === true ? "-" : ""}`, e])).values()].sort(
+      (a, b) => (BigInt(a.resourceVersion ?? "0") < BigInt(b.resourceVersion ?? "0") ? -1 : 1),
     );
-    const holderOf = new Map<number, string>();
-    const released = new Set<number>();
-    let previous: HistoryEvent | undefined;
-    for (const v of versions) {
+    let epoch = 0;
+    const versions: LeaseVersion[] = [];
+    for (const e of ordered) {
+      if (e.deleted === true) epoch += 1;
+      versions.push({ event: e, epoch });
+    }
+    histories.set(name, versions);
+  }
+  const across = (a: LeaseVersion, b: LeaseVersion) => (a.epoch === b.epoch ? undefined : { from: a.event.ts, to: b.event.ts });
+
+  for (const [name, versions] of histories) {
+    /** token -> the version that first wrote it with a holder, and the version that released it. */
+    const holderOf = new Map<number, LeaseVersion>();
+    const released = new Map<number, LeaseVersion>();
+    let previous: LeaseVersion | undefined;
+    for (const version of versions) {
+      const v = version.event;
+      if (v.deleted === true) continue;
       const t = v.transitions ?? 0;
       const holder = v.holderIdentity ?? "";
       const resource = name;
-      if (previous !== undefined && t < (previous.transitions ?? 0)) {
+      if (previous !== undefined && t < (previous.event.transitions ?? 0)) {
         violations.push({
           rule: "lease-history",
           resource,
           clients: [holder],
           at: v.ts,
-          message: `Lease ${name} went from leaseTransitions ${previous.transitions} (rv ${previous.resourceVersion}) back to ${t} (rv ${v.resourceVersion})`,
+          message: `Lease ${name} went from leaseTransitions ${previous.event.transitions} (rv ${previous.event.resourceVersion}) back to ${t} (rv ${v.resourceVersion})`,
+          across: across(previous, version),
         });
       }
       if (holder !== "") {
         const first = holderOf.get(t);
-        if (first !== undefined && first !== holder) {
+        if (first !== undefined && first.event.holderIdentity !== holder) {
           violations.push({
             rule: "lease-history",
             resource,
-            clients: [first, holder],
+            clients: [first.event.holderIdentity ?? "", holder],
             at: v.ts,
-            message: `Lease ${name} token ${t} was written by two holders: ${first} and ${holder} (rv ${v.resourceVersion})`,
+            message: `Lease ${name} token ${t} was written by two holders: ${first.event.holderIdentity} (rv ${first.event.resourceVersion}) and ${holder} (rv ${v.resourceVersion})`,
+            across: across(first, version),
           });
         }
-        if (released.has(t)) {
+        const release = released.get(t);
+        if (release !== undefined) {
           violations.push({
             rule: "lease-history",
             resource,
             clients: [holder],
             at: v.ts,
-            message: `Lease ${name}: ${holder} wrote token ${t} again after releasing it (rv ${v.resourceVersion})`,
+            message: `Lease ${name}: ${holder} wrote token ${t} again after releasing it (rv ${release.event.resourceVersion}, then rv ${v.resourceVersion})`,
+            across: across(release, version),
           });
         }
-        holderOf.set(t, holder);
-      } else if (holderOf.has(t)) {
-        released.add(t);
+        if (first === undefined || first.epoch !== version.epoch) holderOf.set(t, version);
+      } else if (holderOf.has(t) && !released.has(t)) {
+        released.set(t, version);
       }
-      previous = v;
+      previous = version;
     }
-    writers.set(name, holderOf);
   }
+
+  /**
+   * The version that wrote a grant's token: the last one with that token and a holder written at or before
+   * the grant, else (a watch that heard of it after the client did) the first one after it.
+   */
+  const writerOf = (hold: Hold): LeaseVersion | undefined => {
+    const versions = histories.get(leaseNameOf(hold.resource)) ?? [];
+    let found: LeaseVersion | undefined;
+    for (const version of versions) {
+      const e = version.event;
+      if (e.deleted === true || e.transitions !== hold.token || (e.holderIdentity ?? "") === "") continue;
+      if (e.ts > hold.start) return found ?? version;
+      found = version;
+    }
+    return found;
+  };
+  /** The epoch of the Lease after the last deletion at or before `ts`. */
+  const epochAt = (resource: string, ts: bigint) => {
+    let epoch = 0;
+    for (const version of histories.get(leaseNameOf(resource)) ?? [])
+      if (version.event.deleted === true && version.event.ts <= ts) epoch = version.epoch;
+    return epoch;
+  };
+  const issued = new Map<Hold, { epoch: number; ts: bigint }>();
+  const issuedAt = (resource: string, hold: Hold) => {
+    let at = issued.get(hold);
+    if (at === undefined) {
+      const writer = writerOf(hold);
+      at = writer !== undefined ? { epoch: writer.epoch, ts: writer.event.ts } : { epoch: epochAt(resource, hold.start), ts: hold.start };
+      issued.set(hold, at);
+    }
+    return at;
+  };
+
   let verified = 0;
   let unverified = 0;
   for (const hold of holds) {
-    const slash = hold.resource.indexOf("/");
-    const leaseName = `${prefix}${hold.resource.slice(0, slash)}-${hold.resource.slice(slash + 1)}`;
-    const writer = writers.get(leaseName)?.get(hold.token);
+    const writer = writerOf(hold);
     if (writer === undefined || hold.daemon === undefined) {
       unverified += 1;
       continue;
     }
     verified += 1;
-    if (!writer.startsWith(identityPrefix(hold.daemon))) {
+    const identity = writer.event.holderIdentity ?? "";
+    if (!identity.startsWith(identityPrefix(hold.daemon))) {
+      const epoch = epochAt(hold.resource, hold.start);
       violations.push({
         rule: "token-mismatch",
         resource: hold.resource,
-        clients: [hold.client, writer],
+        clients: [hold.client, identity],
         at: hold.start,
-        message: `${hold.client} on daemon ${hold.daemon} was granted token ${hold.token}, but the Lease shows it written by ${writer}`,
+        message: `${hold.client} on daemon ${hold.daemon} was granted token ${hold.token}, but the Lease shows it written by ${identity} (rv ${writer.event.resourceVersion})`,
+        across: writer.epoch === epoch ? undefined : { from: writer.event.ts, to: hold.start },
       });
     }
   }
-  return { violations, verified, unverified };
+  return { violations, verified, unverified, issuedAt };
 }
 
 export type { ResourceKind };

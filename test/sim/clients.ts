@@ -5,9 +5,10 @@
 // out, which is also exactly where a client wrapper's own heartbeat deadline
 // would end it.
 import type { Timer } from "../../daemon/engine/clock.js";
-import { type Engine, type Grant, type LeaderState, type LossReason, SyncError } from "../../daemon/engine/index.js";
+import { type Engine, type Grant, type LeaderState, type LockState, type LossReason, SyncError } from "../../daemon/engine/index.js";
 import type { EventFields, EventType } from "../faults/history.js";
 import type { FaultyStore } from "./faulty-store.js";
+import type { ReadAnswer } from "./read-oracle.js";
 import { type Random, between } from "./random.js";
 
 /** Events only the simulator records; the checker passes over them. */
@@ -38,6 +39,8 @@ export interface World {
   occupiedAgain(client: TryClient): void;
   /** A holder is told its lease was deleted: a violation unless someone deleted the Lease since `since`. */
   toldDeleted(resource: Resource, holder: string, since: number): void;
+  /** A read was answered (GetLock, GetLeader, or a leader an Observe or a Campaign was told): the read oracle judges it. */
+  readAnswered(answer: Omit<ReadAnswer, "reader"> & { readonly reader?: string }): void;
 }
 
 /** The daemon a client talks to, as the client sees it. */
@@ -155,6 +158,23 @@ abstract class Client {
           (err: unknown) => answer(() => reject(err)),
         );
       });
+    });
+  }
+
+  /** A leader this client's stream told it of, for the read oracle: as of the moment it was told (a cached read). */
+  protected told(call: string, leader: LeaderState): void {
+    const now = this.world.now();
+    const { slot } = this.daemon;
+    this.world.readAnswered({
+      reader: this.id,
+      slot,
+      kind: "election",
+      leaseName: this.resource.leaseName,
+      fresh: false,
+      call,
+      sent: now,
+      replied: now,
+      leader,
     });
   }
 
@@ -556,6 +576,7 @@ export class CampaignClient extends StreamClient implements Stream {
               if (this.done || this.stalled) return;
               this.lastLeader = state;
               this.record({ ev: "leader", detail: `${state.leader || "(nobody)"} term ${state.term}` });
+              this.told("Campaign", state);
             },
             deposed: (term, reason) => {
               this.world.holding(this.daemon, this.resource);
@@ -691,6 +712,7 @@ export class ObserverClient extends Client implements Stream {
             if (this.done || this.stalled) return;
             this.lastLeader = state;
             this.record({ ev: "leader", detail: `${state.leader || "(nobody)"} term ${state.term}` });
+            this.told("Observe", state);
           },
           this.controller.signal,
         );
@@ -719,22 +741,30 @@ export class ObserverClient extends Client implements Stream {
   }
 }
 
-/** One GetLock or GetLeader, cached or fresh; only checked for answering with a SyncError if at all. */
+/** One GetLock or GetLeader, cached or fresh: its answer goes to the read oracle, a failure must be a SyncError. */
 export function read(world: World, daemon: DaemonLink, resource: Resource, fresh: boolean): void {
+  const sent = world.now();
+  const call = resource.kind === "lock" ? "GetLock" : "GetLeader";
   daemon.io(() => {
-    const call = () =>
-      resource.kind === "lock"
-        ? daemon.engine.locks.get(resource.leaseName, fresh)
-        : daemon.engine.elections.getLeader(resource.leaseName, fresh);
-    let promise: Promise<unknown>;
+    let promise: Promise<LockState | LeaderState>;
     try {
-      promise = daemon.store.untracked(call);
+      promise = daemon.store.untracked(() =>
+        resource.kind === "lock"
+          ? daemon.engine.locks.get(resource.leaseName, fresh)
+          : daemon.engine.elections.getLeader(resource.leaseName, fresh),
+      );
     } catch (err) {
       promise = Promise.reject(err);
     }
-    promise.catch((err: unknown) => {
-      if (!(err instanceof SyncError))
-        world.violation("unexpected-error", `${resource.kind}/${resource.name}`, `a read threw ${String(err)}`);
-    });
+    promise.then(
+      (answer) => {
+        const base = { slot: daemon.slot, kind: resource.kind, leaseName: resource.leaseName, fresh, call, sent, replied: world.now() };
+        world.readAnswered(resource.kind === "lock" ? { ...base, lock: answer as LockState } : { ...base, leader: answer as LeaderState });
+      },
+      (err: unknown) => {
+        if (!(err instanceof SyncError))
+          world.violation("unexpected-error", `${resource.kind}/${resource.name}`, `a read threw ${String(err)}`);
+      },
+    );
   });
 }

@@ -137,6 +137,7 @@ async function main(): Promise<void> {
   let simulatedMs = 0;
   let faultPhaseTicks = 0;
   let excusedTicks = 0;
+  let reads = 0;
   const excusedBy = new Map<string, number>();
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
     let result: SimResult;
@@ -155,13 +156,14 @@ async function main(): Promise<void> {
         violations: [{ rule: "crash", resource: "-", at: 0, message: (err as Error).stack ?? String(err) }],
         history: [],
         profile: "",
-        stats: { clients: 0, holds: 0, storeCalls: 0, simulatedMs: 0, faultPhaseTicks: 0, excusedTicks: 0, excusedBy: {} },
+        stats: { clients: 0, holds: 0, storeCalls: 0, simulatedMs: 0, faultPhaseTicks: 0, excusedTicks: 0, reads: 0, excusedBy: {} },
       };
     }
     ran += 1;
     simulatedMs += result.stats.simulatedMs;
     faultPhaseTicks += result.stats.faultPhaseTicks;
     excusedTicks += result.stats.excusedTicks;
+    reads += result.stats.reads;
     for (const [why, ticks] of Object.entries(result.stats.excusedBy)) excusedBy.set(why, (excusedBy.get(why) ?? 0) + ticks);
     if (args.verbose) {
       console.log(`seed ${seed}: ${result.profile}`);
@@ -196,6 +198,7 @@ async function main(): Promise<void> {
   console.log(
     `liveness looked away for ${(excusedShare * 100).toFixed(1)} % of the fault phase's name-ticks (${excusedTicks} of ${faultPhaseTicks})`,
   );
+  console.log(`${reads} read answers judged (GetLock, GetLeader, and leaders told to Observe streams and candidates)`);
   if (excusedTicks > 0) {
     const shares = [...excusedBy]
       .sort((a, b) => b[1] - a[1])

@@ -28,6 +28,7 @@ import { Excuses } from "./excuses.js";
 import { type CallFault, FaultyStore } from "./faulty-store.js";
 import { KubeBackend } from "./kube-backend.js";
 import { type Random, between, stream } from "./random.js";
+import { type ReadAnswer, ReadOracle } from "./read-oracle.js";
 
 export const FAULT_KINDS = [
   "latency",
@@ -93,6 +94,8 @@ export interface SimResult {
     /** Name-ticks of the fault phase (one name, one monitor tick), and of those the ones the liveness oracles looked away. */
     readonly faultPhaseTicks: number;
     readonly excusedTicks: number;
+    /** Read answers the read oracle judged. */
+    readonly reads: number;
     readonly excusedBy: Readonly<Record<string, number>>;
   };
 }
@@ -375,7 +378,11 @@ export class Simulation implements ClientWorld {
   private readonly deletedAt = new Map<string, number[]>();
   /** When each Lease was deleted by hand while no running daemon watched it: nobody could restore it. */
   private readonly unwatchedDeletedAt = new Map<string, number[]>();
+  /** For each such deletion (by Lease name and time): the daemon processes that knew then of a hold still running. */
+  private readonly awareAtDeletion = new Map<string, Set<string>>();
   private readonly violations: SimViolation[] = [];
+  /** Every version of every Lease as it was written, and every read answered: the read oracle. */
+  private readonly reads = new ReadOracle();
   private readonly excuses = new Excuses(() => this.clock.now());
   private readonly clients: AnyClient[] = [];
   /** Clients the monitor still looks at: not done, or TryAcquire holders whose lease may still stand. */
@@ -455,7 +462,18 @@ export class Simulation implements ClientWorld {
     return deletions.some((d) => {
       if (d < ms(earlier) || d > ms(later)) return false;
       const recreated = grants.find((e) => ms(e) >= d);
-      return recreated?.heard !== undefined && recreated.heard < earlier.token!;
+      if (recreated?.heard !== undefined && recreated.heard < earlier.token!) return true;
+      // Or the daemon that re-created it knew of no hold still running when the Lease was deleted.
+      const writer = this.history.find(
+        (e) =>
+          e.ev === "lease" &&
+          e.name === resource.leaseName &&
+          e.transitions === recreated?.token &&
+          (e.holderIdentity ?? "") !== "" &&
+          ms(e) >= d,
+      )?.holderIdentity;
+      const aware = this.awareAtDeletion.get(`${resource.leaseName}@${d}`);
+      return writer !== undefined && aware !== undefined && !aware.has(writer);
     });
   }
 
@@ -474,31 +492,42 @@ export class Simulation implements ClientWorld {
    * The limit of fencing across a deletion by hand (docs/design.md 3.2): a
    * Lease deleted while no running daemon watched it is not restored, and a
    * daemon re-creating it counts on from the highest token it has heard of, so
-   * it may repeat tokens issued where it did not hear them. Excused only for a
-   * grant after such a deletion whose token is above what its daemon had
-   * heard of; a daemon repeating a token it knew is still a violation (defect
-   * 3 of issue 11).
+   * it may repeat tokens issued where it did not hear them. A deletion splits
+   * the Lease's history into epochs (checker.ts): a violation between two
+   * grants, or two Lease versions, of one epoch is never excused; one across
+   * epochs only when such a deletion lies between them, and for a repeated or
+   * lower token only when the later grant's token is above what its daemon had
+   * heard of (a daemon repeating a token it knew is defect 3 of issue 11).
    */
-  private reissuedAcrossDeletion(v: { rule: string; resource: string; clients: readonly string[]; message: string; at: bigint }): boolean {
+  private reissuedAcrossDeletion(v: {
+    rule: string;
+    resource: string;
+    clients: readonly string[];
+    message: string;
+    at: bigint;
+    across?: { readonly from: bigint; readonly to: bigint };
+  }): boolean {
     const resource = this.resources.find((r) => `${r.kind}/${r.name}` === v.resource || r.leaseName === v.resource);
     if (resource === undefined) return false;
-    // The Lease's own history starts again with the object that replaced it.
-    if (v.rule === "lease-history") return this.deletedAt.has(resource.leaseName);
     const deletions = this.unwatchedDeletedAt.get(resource.leaseName);
     if (deletions === undefined) return false;
     if (v.rule === "overlap") return this.unseenAcrossDeletion(resource, v.clients, deletions, v.at);
     // The hold that ended was overtaken by one on the re-created Lease (the overlap above): that one is its successor.
     if (v.rule === "no-handover") return this.overtakenAcrossDeletion(resource, v.clients[0]!, deletions, Number(v.at / 1000n) / 1000);
-    if (!["token-order", "duplicate-token", "token-mismatch"].includes(v.rule)) return false;
-    const grants = this.history.filter(
-      (e) => v.clients.includes(e.client) && (e.ev === "acquired" || e.ev === "elected") && e.name === resource.name,
-    ) as Array<HistoryEvent & { heard?: number }>;
-    const latest = grants.at(-1);
-    if (latest === undefined || latest.token === undefined || latest.heard === undefined) return false;
-    const at = Number(latest.ts / 1000n) / 1000;
-    // A grant before the deletion whose token the re-created Lease then repeats.
-    if (v.rule === "token-mismatch" && deletions.some((d) => d > at)) return true;
-    return deletions.some((d) => d <= at) && latest.token > latest.heard;
+    if (v.across === undefined) return false;
+    const { from, to } = v.across;
+    const between = deletions.some((d) => {
+      const ns = BigInt(Math.round(d * 1000)) * 1000n;
+      return ns > from && ns <= to;
+    });
+    if (!between) return false;
+    if (v.rule === "lease-history" || v.rule === "token-mismatch") return true;
+    if (v.rule !== "token-order" && v.rule !== "duplicate-token") return false;
+    // The later grant of the pair (the violation's instant): above what its daemon had heard of.
+    const later = this.history.find(
+      (e) => e.client === v.clients[1] && (e.ev === "acquired" || e.ev === "elected") && e.name === resource.name && e.ts === v.at,
+    ) as (HistoryEvent & { heard?: number }) | undefined;
+    return later?.token !== undefined && later.heard !== undefined && later.token > later.heard;
   }
 
   winding(): boolean {
@@ -516,6 +545,19 @@ export class Simulation implements ClientWorld {
       `${resource.kind}/${resource.name}`,
       `${holder} was told its lease was deleted, but nobody deleted ${resource.leaseName} since it was granted at ${(since / 1000).toFixed(3)} s`,
     );
+  }
+
+  readAnswered(answer: Omit<ReadAnswer, "reader"> & { readonly reader?: string }): void {
+    const reader = answer.reader ?? `g${this.reads.count + 1}`;
+    this.reads.answered({ ...answer, reader });
+    if (!this.tracing) return;
+    const said =
+      answer.lock !== undefined
+        ? `held=${answer.lock.held} ${answer.lock.holder || "-"} token ${answer.lock.token} remaining ${Math.round(answer.lock.remainingMs)} ms`
+        : `${answer.leader!.leader || "(nobody)"} term ${answer.leader!.term}`;
+    const [kind, name] = [answer.kind, answer.leaseName.replace(`msync-${answer.kind}-`, "")];
+    const detail = `${answer.call}${answer.fresh ? " fresh" : ""} answered: ${said}`;
+    this.record(reader, { ev: "note", daemon: answer.slot, kind, name, detail });
   }
 
   holding(daemon: DaemonLink, resource: Resource): void {
@@ -574,6 +616,7 @@ export class Simulation implements ClientWorld {
     this.shared.watch((event) => {
       const leases: readonly LeaseRecord[] = event.type === "upsert" ? [event.lease] : event.type === "synced" ? event.leases : [];
       for (const lease of leases) {
+        this.reads.saw(lease.name, this.clock.now(), lease);
         const stamp = renewalOf(lease);
         if (this.renewals.get(lease.name)?.stamp !== stamp) this.renewals.set(lease.name, { stamp, at: this.clock.now() });
         for (const fault of this.cutOffs)
@@ -586,7 +629,11 @@ export class Simulation implements ClientWorld {
           transitions: lease.transitions,
         });
       }
-      if (event.type === "delete") this.record("harness", { ev: "note", name: event.name, detail: "Lease deleted" });
+      if (event.type === "delete") {
+        this.reads.saw(event.name, this.clock.now(), undefined);
+        // A new epoch of the Lease's history begins (checker.ts).
+        this.record("harness", { ev: "lease", name: event.name, resourceVersion: event.version, deleted: true, detail: "Lease deleted" });
+      }
     });
   }
 
@@ -1136,7 +1183,13 @@ export class Simulation implements ClientWorld {
       const watched =
         !storeFaults &&
         this.daemons.some((d) => d.state === "up" && d.cut === 0 && d.engine.cache.covers(name) && d.engine.cache.tokenFloor(name) > 0);
-      if (!watched) this.unwatchedDeletedAt.set(name, [...(this.unwatchedDeletedAt.get(name) ?? []), this.clock.now()]);
+      if (!watched) {
+        this.unwatchedDeletedAt.set(name, [...(this.unwatchedDeletedAt.get(name) ?? []), now]);
+        // A daemon holds off only the hold it observed (docs/design.md 3.1): one whose observation had run out may
+        // create the Lease at once, even if it once read its token.
+        const aware = this.daemons.filter((d) => !d.gone() && (d.engine.cache.get(name)?.holdEnd ?? 0) > d.clock.now());
+        this.awareAtDeletion.set(`${name}@${now}`, new Set(aware.map((d) => d.identity)));
+      }
     } else {
       // The API server's Leases can also lose their name label, or be taken by a program that is not a daemon.
       const kube = this.shared instanceof KubeBackend ? this.shared : undefined;
@@ -1458,8 +1511,36 @@ export class Simulation implements ClientWorld {
       if (this.reissuedAcrossDeletion(v)) continue;
       this.violations.push({ rule: v.rule, resource: v.resource, at: Number(v.at / 1000n) / 1000, message: v.message });
     }
-    // Starvation: a waiter sees many grants in a row to claims of one other daemon.
+    // Every read answered: a version of the Lease as it was during the call (read-oracle.ts).
     const faults = checked.faults;
+    // A daemon's watch events reach its cache at the instant of the write, except while it is frozen (they wait),
+    // cut off or its watch broken or slow (they are late or lost until a relist): from the start of such a fault on.
+    const disturbances = faults
+      .filter((f) => /^(freeze|partition|broken watch|slow watch) /.test(f.fault) && f.affects !== "all")
+      .map((f) => ({
+        slots: f.affects as readonly number[],
+        start: Number(f.start) / 1e6,
+        end: f.end === undefined ? Infinity : Number(f.end) / 1e6,
+      }));
+    // On the API server, watch events come from a cache that lags the writes, through the daemon's connection.
+    const api = this.profile.apiServer;
+    const watchLagMs = (slot: number) => (api === undefined ? 0 : api.cacheLagMs + 2 * (this.profile.baseLatencyMs[slot] ?? 0) + 50);
+    const cacheSince = (slot: number, sent: number, replied: number) => {
+      let from = sent - watchLagMs(slot);
+      for (let changed = true; changed;) {
+        changed = false;
+        for (const d of disturbances) {
+          // (A slow watch's events, up to 2 s late, still come in for 2 s after it.)
+          if (d.slots.includes(slot) && d.start - watchLagMs(slot) < from && d.start <= replied && d.end + 2_000 >= from) {
+            from = d.start - watchLagMs(slot);
+            changed = true;
+          }
+        }
+      }
+      return from;
+    };
+    for (const v of this.reads.check(cacheSince, (slot) => this.profile.driftRate[slot] ?? 1)) this.violations.push(v);
+    // Starvation: a waiter sees many grants in a row to claims of one other daemon.
     for (const wait of checked.waits) {
       if (wait.daemon === undefined) continue;
       const end = wait.end ?? checked.observedUntil;
@@ -1509,6 +1590,7 @@ export class Simulation implements ClientWorld {
         simulatedMs: this.clock.now(),
         faultPhaseTicks: this.faultPhaseTicks,
         excusedTicks: this.excusedTicks,
+        reads: this.reads.count,
         excusedBy: this.excusedBy,
       },
     };

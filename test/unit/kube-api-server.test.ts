@@ -246,10 +246,48 @@ test("KubernetesStore on the simulated API server: a held Lease relabelled by ha
   server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
   await clock.advance(100);
   t.false(events.some((e) => e.type === "delete"));
-  const last = events.at(-1);
-  t.is(last?.type, "upsert");
-  t.is(last?.type === "upsert" ? last.lease.holderIdentity : "", "d0");
-  t.true(Number(last?.type === "upsert" ? last.lease.version : 0) > Number(created.version));
+  // What the watch said of it last (a read, then a relist of every managed Lease): still held, as written since.
+  const last = events
+    .flatMap((e) => (e.type === "upsert" ? [e.lease] : e.type === "synced" ? e.leases : []))
+    .filter((lease) => lease.name === "l")
+    .at(-1);
+  t.is(last?.holderIdentity, "d0");
+  t.true(Number(last?.version ?? 0) > Number(created.version));
+  await handle.stop();
+});
+
+test("KubernetesStore on the simulated API server: after a Lease loses its name label by hand, the watch still hears its changes (it watches every managed Lease)", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  const store = kubeStore(server, clock);
+  await store.create({
+    name: "l",
+    kind: "lock",
+    holderIdentity: "d0",
+    holder: "c1",
+    leaseDurationSeconds: 15,
+    acquireTime: undefined,
+    renewTime: undefined,
+    transitions: 1,
+    value: "",
+    queue: [],
+  });
+  const events: WatchEvent[] = [];
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(100);
+  const stored = server.read("l");
+  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
+  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  await clock.advance(100);
+  // Then someone shortens it, still without the label: a watch selected by name would never hear of it.
+  const relabelled = server.read("l");
+  const edited = server.replace("l", { ...relabelled, spec: { ...relabelled.spec, leaseDurationSeconds: 3 } });
+  await clock.advance(10_000);
+  const heard = events.filter((e) => e.type === "upsert" || e.type === "synced").flatMap((e) => (e.type === "upsert" ? [e.lease] : e.leases));
+  t.true(
+    heard.some((lease) => lease.name === "l" && lease.version === edited.metadata!.resourceVersion),
+    `heard the edit (resourceVersion ${edited.metadata!.resourceVersion}); heard: ${heard.map((l) => l.version).join(", ")}`,
+  );
   await handle.stop();
 });
 

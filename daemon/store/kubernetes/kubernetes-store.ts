@@ -356,6 +356,7 @@ class LeaseWatcher {
   /** True when the last list covers every wanted name. */
   private covered(): boolean {
     if (this.scope === undefined) return false;
+    if (this.unlabelled) return this.scope === "all";
     return this.scope === "all" || (this.names !== undefined && coversAll(this.scope, this.names));
   }
 
@@ -444,6 +445,12 @@ class LeaseWatcher {
     try {
       const record = await this.withDeadline((signal) => this.store.get(name, { signal }));
       if (record !== undefined) change = { type: "upsert", lease: record };
+      // Still there, without its name label: no watch by name hears of it any more, so watch every managed Lease.
+      if (record !== undefined && !this.unlabelled && (record.native as V1Lease).metadata?.labels?.[NAME_LABEL] === undefined) {
+        this.unlabelled = true;
+        this.log.info({ lease: name }, "a Lease in use lost its name label (edited by hand): watching every managed Lease");
+        this.rescope();
+      }
     } catch (err) {
       if (!(err instanceof StoreError && err.reason === "foreign"))
         this.log.warn(
