@@ -211,10 +211,13 @@ export class LeaseCache {
           if (this.put(lease)) changed.add(lease.name);
         }
         // What is not listed is gone, or no longer watched (an entry nobody keeps up to date is dropped);
-        // but a record newer than the list (this daemon's own write, answered before the list arrived) stays.
+        // but a record newer than the list (this daemon's own write, answered before the list arrived) stays,
+        // also when the list does not cover its name (a late one), while the name is wanted: a later list taken
+        // before that write must not bring back an older record.
         const deleted: Array<[string, Observation]> = [];
         for (const [name, last] of [...this.entries]) {
-          if (seen.has(name) || (inScope(event.scope, name) && this.heldNewerThan(name, event.version))) continue;
+          const newer = this.heldNewerThan(name, event.version);
+          if (seen.has(name) || (newer && (inScope(event.scope, name) || this.wanted.has(name)))) continue;
           if (inScope(event.scope, name) && inScope(previousScope, name)) deleted.push([name, last]);
           if (this.drop(name)) changed.add(name);
         }

@@ -283,7 +283,9 @@ test("KubernetesStore on the simulated API server: after a Lease loses its name 
   const relabelled = server.read("l");
   const edited = server.replace("l", { ...relabelled, spec: { ...relabelled.spec, leaseDurationSeconds: 3 } });
   await clock.advance(10_000);
-  const heard = events.filter((e) => e.type === "upsert" || e.type === "synced").flatMap((e) => (e.type === "upsert" ? [e.lease] : e.leases));
+  const heard = events
+    .filter((e) => e.type === "upsert" || e.type === "synced")
+    .flatMap((e) => (e.type === "upsert" ? [e.lease] : e.leases));
   t.true(
     heard.some((lease) => lease.name === "l" && lease.version === edited.metadata!.resourceVersion),
     `heard the edit (resourceVersion ${edited.metadata!.resourceVersion}); heard: ${heard.map((l) => l.version).join(", ")}`,

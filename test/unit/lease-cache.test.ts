@@ -2,7 +2,7 @@
 // relies on to hear of changes to its lease.
 import test from "ava";
 import { LeaseCache } from "../../daemon/engine/lease-cache.js";
-import type { LeaseFields } from "../../daemon/store/lease-store.js";
+import type { LeaseFields, LeaseStore, WatchEvent } from "../../daemon/store/lease-store.js";
 import { MemoryStore } from "../../daemon/store/memory/memory-store.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { leaseRecord } from "../support/lease-record.js";
@@ -153,4 +153,27 @@ test("a new token written by a daemon starts the hold observed afresh: the hold 
   await tick();
   // (It counts as a renewal seen now of the lease a daemon last wrote: 10 s, not the 1 s written by hand.)
   t.is(cache.get(name)?.holdEnd, 13_000, "an edit by hand never brings the end of a hold forward");
+});
+
+test("a list that arrives late does not bring back a record older than one this daemon holds, even after a list that did not cover the name", (t) => {
+  let emit: (event: WatchEvent) => void = () => {};
+  // A store whose watch events the test sends itself.
+  const store = new (class extends MemoryStore {
+    override watch(listener: (event: WatchEvent) => void) {
+      emit = listener;
+      return { stop: async () => {}, rescope: () => {}, relist: () => {} };
+    }
+  })() as LeaseStore;
+  const cache = new LeaseCache(store, new FakeClock());
+  const name = "msync-lock-x";
+  cache.subscribe(name, () => {});
+  cache.start();
+  emit({ type: "synced", leases: [leaseRecord({ version: "5" })], scope: new Set([name]), version: "5" });
+  // This daemon takes the lease; the reply to its own write comes first.
+  cache.remember(leaseRecord({ version: "7", holderIdentity: "d0", holder: "c1", transitions: 2 }));
+  // Then, late (a slow watch), a list taken before the name was wanted, and one taken before the write.
+  emit({ type: "synced", leases: [], scope: new Set(), version: "6" });
+  emit({ type: "synced", leases: [leaseRecord({ version: "6" })], scope: new Set([name]), version: "6" });
+  t.is(cache.get(name)?.record.version, "7", "the record this daemon wrote stands");
+  t.is(cache.get(name)?.record.holderIdentity, "d0");
 });
