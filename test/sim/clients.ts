@@ -38,7 +38,7 @@ export interface World {
   /** A client that was done occupies its lock again (a request of its was applied after it gave up). */
   occupiedAgain(client: TryClient): void;
   /** A holder is told its lease was deleted: a violation unless someone deleted the Lease since `since`. */
-  toldDeleted(resource: Resource, holder: string, since: number): void;
+  toldDeleted(resource: Resource, holder: string, since: number, daemon: DaemonLink, token: number): void;
   /** A read was answered (GetLock, GetLeader, or a leader an Observe or a Campaign was told): the read oracle judges it. */
   readAnswered(answer: Omit<ReadAnswer, "reader"> & { readonly reader?: string }): void;
 }
@@ -218,6 +218,7 @@ abstract class StreamClient extends Client {
 export class AcquireClient extends StreamClient implements Stream {
   /** When the daemon granted the lock to this client (simulated time). */
   private heldSince = 0;
+  private heldToken = 0;
   state: "waiting" | "held" | "done" = "waiting";
   /** The daemon holds the lease for this stream (granted and not lost, nor closed by the client). */
   daemonHolds = false;
@@ -303,6 +304,7 @@ export class AcquireClient extends StreamClient implements Stream {
     this.daemonHolds = true;
     this.state = "held";
     this.heldSince = this.world.now();
+    this.heldToken = grant.token;
     this.world.holding(this.daemon, this.resource);
     this.record({ ev: "acquired", token: grant.token, validForMs: grant.validForMs, raw: true, heard: this.heard(grant.token) });
     this.timer?.cancel();
@@ -313,7 +315,7 @@ export class AcquireClient extends StreamClient implements Stream {
   private lost(reason: LossReason, message: string): void {
     this.daemonHolds = false;
     if (this.state !== "held") return;
-    if (reason === "deleted") this.world.toldDeleted(this.resource, this.id, this.heldSince);
+    if (reason === "deleted") this.world.toldDeleted(this.resource, this.id, this.heldSince, this.daemon, this.heldToken);
     // Not reading its stream, it hears nothing now: it acts until its last valid_for runs out, and closes the
     // stream when it reads again (at the end of its stall).
     if (this.stalled) return;

@@ -538,8 +538,14 @@ export class Simulation implements ClientWorld {
     this.violations.push({ rule, resource, at: this.clock.now(), message });
   }
 
-  toldDeleted(resource: Resource, holder: string, since: number): void {
-    if ((this.deletedAt.get(resource.leaseName) ?? []).some((at) => at >= since)) return;
+  toldDeleted(resource: Resource, holder: string, since: number, daemon: DaemonLink, token: number): void {
+    // Since the write that granted it landed: its reply may have come much later (a frozen daemon).
+    const identity = (daemon as Daemon).identity;
+    const written = this.history.find(
+      (e) => e.ev === "lease" && e.name === resource.leaseName && e.holderIdentity === identity && e.transitions === token,
+    );
+    const from = written === undefined ? since : Math.min(since, Number(written.ts) / 1e6);
+    if ((this.deletedAt.get(resource.leaseName) ?? []).some((at) => at >= from)) return;
     this.violation(
       "spurious-loss",
       `${resource.kind}/${resource.name}`,
@@ -890,8 +896,12 @@ export class Simulation implements ClientWorld {
    * is replaced up to a lease duration later than the true expiry.
    */
   leaseFirstSeen(lease: LeaseRecord): void {
+    this.firstSeen.set(lease.name, this.clock.now());
     this.countsFromNow(lease, lease.leaseDurationSeconds * 1000, "first-sight");
   }
+
+  /** When a daemon last saw each Lease for the first time: it counts the expiry of the hold from then. */
+  private readonly firstSeen = new Map<string, number>();
 
   /**
    * A daemon counts the expiry of `record`'s hold from now, up to `leaseMs`
@@ -1141,6 +1151,8 @@ export class Simulation implements ClientWorld {
     daemon.engine.shutdown(shutdownMs).then(
       () => {
         daemon.state = "dead";
+        // What it kept (a lease-held lock, a lease left to expire) the others wait out, on the slowest clock.
+        this.excuseHeld(daemon, "shutdown");
         this.record("harness", { ev: "daemon-stopped", target: daemon.identity, daemon: slot });
         daemon.breakStreams();
         daemon.clock.kill();
@@ -1324,7 +1336,8 @@ export class Simulation implements ClientWorld {
     const excuse = (name: string) => {
       const record = this.shared.peek(name);
       if (record?.holderIdentity !== daemon.identity) return undefined;
-      const renewedAt = this.renewals.get(name)?.at ?? this.clock.now();
+      // The others count from when they saw its last renewal: a daemon that first saw it later, from then.
+      const renewedAt = Math.max(this.renewals.get(name)?.at ?? this.clock.now(), this.firstSeen.get(name) ?? -Infinity);
       return { at: renewedAt + (record.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS, why };
     };
     const remove = this.excuses.stand(excuse);
