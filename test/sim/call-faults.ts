@@ -12,6 +12,8 @@ export type CallFault =
   | { readonly kind: "conflict" }
   /** The write is applied, but its caller sees "unavailable" after `ms`, as after a reset connection or a timeout. */
   | { readonly kind: "lost-reply"; readonly ms: number }
+  /** The write is applied at once; its success reply comes `ms` later (a slow network back, no freeze). */
+  | { readonly kind: "late-reply"; readonly ms: number }
   /** No answer until the caller's signal aborts (or the HTTP client's own timeout); `applied`: the write went through. */
   | { readonly kind: "hang"; readonly applied: boolean };
 
@@ -77,6 +79,10 @@ export function runWithFault<T>(call: FaultyCall<T>): Promise<T> {
       case "lost-reply":
         return after(call.baseLatencyMs, () => {
           perform().then(() => after(fault.ms, () => fail(errors.lostReply())), fail);
+        });
+      case "late-reply":
+        return after(call.baseLatencyMs, () => {
+          perform().then((value) => after(fault.ms, () => answer(() => resolve(value))), fail);
         });
       case "hang":
         if (fault.applied) perform().catch(() => {});

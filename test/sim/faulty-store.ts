@@ -15,7 +15,7 @@ import type { KubernetesStore } from "../../daemon/store/kubernetes/kubernetes-s
 import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent, WatchHandle } from "../../daemon/store/lease-store.js";
 import { StoreError, type WatchScope, inScope } from "../../daemon/store/lease-store.js";
 import { MemoryStore, type MemoryWatchHandle, type StoreOperation } from "../../daemon/store/memory/memory-store.js";
-import { ConnectionStore } from "../support/connection-store.js";
+import { ConnectionStore, type PartitionMode } from "../support/connection-store.js";
 import { type CallFault, runWithFault } from "./call-faults.js";
 import type { KubeBackend } from "./kube-backend.js";
 import type { SimApiConnection } from "./kube-connection.js";
@@ -191,10 +191,14 @@ export class FaultyStore implements LeaseStore {
     this.connection?.partition();
   }
 
-  /** The network between daemon and store is cut: calls fail, watch events are lost; healing relists (the Kubernetes store resumes, or relists after a 410). */
-  partition(): void {
-    this.kube?.connection.partition();
-    this.connection?.partition();
+  /**
+   * The network between daemon and store is cut (both ways, or only one):
+   * calls fail, watch events are lost; healing relists (the Kubernetes store
+   * resumes, or relists after a 410).
+   */
+  partition(mode: PartitionMode = "both"): void {
+    this.kube?.connection.partition(mode);
+    this.connection?.partition(mode);
   }
 
   heal(): void {

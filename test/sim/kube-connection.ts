@@ -9,6 +9,7 @@ import type { V1Lease, V1LeaseList } from "@kubernetes/client-node";
 import type { Clock } from "../../daemon/engine/clock.js";
 import type { LeaseApi, LeaseWatchQuery } from "../../daemon/store/kubernetes/lease-api.js";
 import type { StoreOperation } from "../../daemon/store/memory/memory-store.js";
+import type { PartitionMode } from "../support/connection-store.js";
 import { type CallFault, type FaultErrors, runWithFault } from "./call-faults.js";
 import { type SimApiServer, status } from "./kube-api-server.js";
 
@@ -56,7 +57,10 @@ interface ClientWatch {
 }
 
 export class SimApiConnection implements LeaseApi {
-  private partitioned = false;
+  /** Calls are refused (a partition that cuts writes). */
+  private callsCut = false;
+  /** Watches are silent (a partition that cuts hearing: a half-open connection). */
+  private hearingCut = false;
   private dead = false;
   private watchRefusedUntil = -Infinity;
   private readonly open = new Set<ClientWatch>();
@@ -107,8 +111,8 @@ export class SimApiConnection implements LeaseApi {
         told(err);
       };
     }
-    if (this.partitioned || this.clock.now() < this.watchRefusedUntil) {
-      const reason = this.partitioned ? "ECONNREFUSED" : "ECONNRESET";
+    if (this.hearingCut || this.clock.now() < this.watchRefusedUntil) {
+      const reason = this.hearingCut ? "ECONNREFUSED" : "ECONNRESET";
       this.clock.setTimer(this.link.baseLatencyMs(), () => this.link.deliver(() => done(network(reason, "watch"))));
       return Promise.resolve(controller);
     }
@@ -152,15 +156,17 @@ export class SimApiConnection implements LeaseApi {
     return Promise.resolve(controller);
   }
 
-  /** The network between the daemon and the API server is cut. */
-  partition(): void {
-    this.partitioned = true;
-    for (const watch of this.open) watch.severed = true;
+  /** The network between the daemon and the API server is cut: both ways, or only its writes, or only what it hears. */
+  partition(mode: PartitionMode = "both"): void {
+    this.callsCut = mode !== "hearing";
+    this.hearingCut = mode !== "writes";
+    if (this.hearingCut) for (const watch of this.open) watch.severed = true;
   }
 
   /** The network is back: watches cut meanwhile end with a reset, and the store resumes them. */
   heal(): void {
-    this.partitioned = false;
+    this.callsCut = false;
+    this.hearingCut = false;
     for (const watch of [...this.open]) {
       if (!watch.severed) continue;
       watch.close();
@@ -207,7 +213,7 @@ export class SimApiConnection implements LeaseApi {
     if (this.dead) return new Promise(() => {});
     const hasDeadline = signal !== undefined;
     const fault: CallFault =
-      operation === "list" || this.partitioned ? { kind: "none" } : this.faultOf(operation, name, hasDeadline, acquiring);
+      operation === "list" || this.callsCut ? { kind: "none" } : this.faultOf(operation, name, hasDeadline, acquiring);
     const ended = fault.kind === "none" || operation === "list" ? undefined : this.link.faultBegan(fault, operation, name, hasDeadline);
     this.link.traceCall?.(`api ${operation} ${name}${fault.kind === "none" ? "" : ` [${fault.kind}]`}`);
     return runWithFault<T>({
@@ -218,7 +224,7 @@ export class SimApiConnection implements LeaseApi {
       ended,
       deliver: (fn) => this.link.deliver(fn),
       perform: () => {
-        if (this.partitioned) return Promise.reject(network("ECONNREFUSED", `${operation} ${name}`));
+        if (this.callsCut) return Promise.reject(network("ECONNREFUSED", `${operation} ${name}`));
         try {
           return Promise.resolve(serve());
         } catch (err) {

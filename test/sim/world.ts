@@ -884,6 +884,8 @@ export class Simulation implements ClientWorld {
       case "conflict":
         return { kind: "conflict" };
       case "lost-reply":
+        // A third of them are not lost but late: the write lands at once, its success reply seconds later.
+        if (r.bool(0.3)) return { kind: "late-reply", ms: r.int(500, 8_000) };
         return { kind: "lost-reply", ms: r.pick([0, r.int(1, 100), r.int(100, 12_000)]) };
       case "hang":
         return { kind: "hang", applied: r.bool(0.5) };
@@ -943,15 +945,19 @@ export class Simulation implements ClientWorld {
     // out. A lost reply cannot: the write went through, and the engine only backs off (2 s at most) before
     // it acts on what its watch shows. So a ghost holder left by a lost reply is a stall, not an excuse.
     // (A reply lost only after a long wait is a hang for this purpose: the caller's deadline may pass first.)
-    const hangs = fault.kind === "hang" || (fault.kind === "lost-reply" && fault.ms >= 100);
+    const hangs = fault.kind === "hang" || ((fault.kind === "lost-reply" || fault.kind === "late-reply") && fault.ms >= 100);
     // Only a daemon that holds the name can lose a lease others must wait out; another waits a deadline at most.
     const holds = this.shared.peek(name)?.holderIdentity === daemon.identity;
     // (The hang itself is excused while it lasts; after it, a non-holder only backs off, 2 s at most.)
     const hangMs = holds ? Math.max(leaseMs, LEASE_MS) / (1 - MAX_DRIFT) : 2_000;
-    const after = hangs ? hangMs + TURN_GRACE_MS : fault.kind === "lost-reply" ? 2 * TURN_GRACE_MS : TURN_GRACE_MS;
+    const after = hangs
+      ? hangMs + TURN_GRACE_MS
+      : fault.kind === "lost-reply" || fault.kind === "late-reply"
+        ? 2 * TURN_GRACE_MS
+        : TURN_GRACE_MS;
     const id = this.excuses.begin(name, after, `store:${hangs ? "hang" : fault.kind}`);
     const fid = this.faultStart(label, [daemon.slot]);
-    if (fault.kind === "lost-reply" && operation !== "get") this.cancelDuring(daemon, name);
+    if ((fault.kind === "lost-reply" || fault.kind === "late-reply") && operation !== "get") this.cancelDuring(daemon, name);
     if (fault.kind === "hang" && !hasDeadline) {
       // A call without a deadline would hang for minutes: excuse only as long as a deadline would have allowed.
       this.clock.setTimer(LONGEST_DEADLINE_MS, () => {
@@ -1069,9 +1075,11 @@ export class Simulation implements ClientWorld {
   private partition(slot: number, ms: number): void {
     const daemon = this.daemons[slot]!;
     if (daemon.gone()) return;
-    const endExcuse = this.cutOff(daemon, "partition");
-    const fid = this.faultStart(`partition ${daemon.identity} for ${ms} ms`, [slot]);
-    daemon.store.partition();
+    // Both ways, or one: it hears but cannot write, or it writes but hears nothing (its watch open and silent).
+    const mode = this.faultRandom.pick(["both", "both", "writes", "hearing"] as const);
+    const endExcuse = this.cutOff(daemon, "partition", mode === "hearing");
+    const fid = this.faultStart(`partition ${daemon.identity}${mode === "both" ? "" : ` (${mode} cut)`} for ${ms} ms`, [slot]);
+    daemon.store.partition(mode);
     daemon.cut += 1;
     daemon.troubledAt = Infinity;
     const over = () => {

@@ -6,9 +6,17 @@ import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent } fr
 import { StoreError } from "../../daemon/store/lease-store.js";
 import type { MemoryStore, MemoryWatchHandle } from "../../daemon/store/memory/memory-store.js";
 
+/**
+ * Which way a partition cuts: `both`; `writes`, calls fail but watch events
+ * come (it hears but cannot write); `hearing`, calls go through but the watch
+ * is silent (it writes but does not hear: a half-open watch).
+ */
+export type PartitionMode = "both" | "writes" | "hearing";
+
 export class ConnectionStore implements LeaseStore {
   readonly distributed = true;
-  private partitioned = false;
+  private callsCut = false;
+  private hearingCut = false;
   private listener: ((event: WatchEvent) => void) | undefined;
   private inner: MemoryWatchHandle | undefined;
   /** Watch events held back while `holdEvents` is on, delivered by `releaseEvents`. */
@@ -35,14 +43,16 @@ export class ConnectionStore implements LeaseStore {
     return this.shared.isNewer(a, b);
   }
 
-  /** Cuts the connection: calls fail and watch events are dropped until `heal`. */
-  partition(): void {
-    this.partitioned = true;
+  /** Cuts the connection (by default both ways): calls fail, watch events are dropped, until `heal`. */
+  partition(mode: PartitionMode = "both"): void {
+    this.callsCut = mode !== "hearing";
+    this.hearingCut = mode !== "writes";
   }
 
   /** Restores the connection; the watch relists like after a broken watch. */
   heal(): void {
-    this.partitioned = false;
+    this.callsCut = false;
+    this.hearingCut = false;
     // The names watched, as the shared store has them now.
     this.inner?.relist();
   }
@@ -79,7 +89,7 @@ export class ConnectionStore implements LeaseStore {
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {
     this.listener = listener;
     const inner = this.shared.watch((event) => {
-      if (this.partitioned || this.listener !== listener) return;
+      if (this.hearingCut || this.listener !== listener) return;
       if (this.held !== undefined) this.held.push(event);
       else listener(event);
     }, names);
@@ -102,6 +112,6 @@ export class ConnectionStore implements LeaseStore {
 
   private enter(operation: "get" | "create" | "update"): void {
     this.calls[operation] += 1;
-    if (this.partitioned) throw new StoreError("unavailable", `${operation}: connection refused (partitioned by the test)`);
+    if (this.callsCut) throw new StoreError("unavailable", `${operation}: connection refused (partitioned by the test)`);
   }
 }

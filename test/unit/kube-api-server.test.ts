@@ -315,6 +315,28 @@ test("KubernetesStore on the simulated API server: a watch that heard nothing si
   await handle.stop();
 });
 
+test("KubernetesStore on the simulated API server: the check of a name not listed (an older daemon's Lease?) holds the watch up 2 s at most when its read hangs", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  let reads = 0;
+  const api = new (class extends DirectLeaseApi {
+    override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
+      reads += 1;
+      return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+    }
+  })(server);
+  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const events: WatchEvent[] = [];
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(2_500);
+  t.true(reads > 0, "the name was looked up");
+  t.true(
+    events.some((e) => e.type === "synced"),
+    "the watch synced while the read still hung",
+  );
+  await handle.stop();
+});
+
 test("KubernetesStore on the simulated API server: a read of the watch that never answers does not stop the watch: it gives up and lists again", async (t) => {
   const clock = new FakeClock();
   const server = new SimApiServer(clock);

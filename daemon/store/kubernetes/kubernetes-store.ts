@@ -237,6 +237,12 @@ export const MAX_SCOPED_NAMES = 100;
 
 /** How long the watch waits for one list or read before it gives up and tries again. */
 export const WATCH_CALL_TIMEOUT_MS = 10_000;
+/**
+ * How long the watch waits for the read that checks whether a name not listed
+ * is a Lease an older daemon wrote without the name label: a best-effort
+ * check, tried again at the next list, that must not hold the watch up.
+ */
+export const LOOKUP_TIMEOUT_MS = 2_000;
 
 /** The scope a watch on `names` lists and watches. */
 function scopeOf(names: ReadonlySet<string> | undefined): WatchScope {
@@ -368,11 +374,14 @@ class LeaseWatcher {
     const missing = [...scope].filter((name) => !this.lookedUp.has(name) && !listed.some((lease) => lease.name === name));
     const found = await Promise.all(
       missing.map(async (name) => {
-        const record = await this.withDeadline((signal) => this.store.get(name, { signal })).catch((err: unknown) => {
-          if (err instanceof StoreError && err.reason === "foreign") return undefined; // not ours: the engine says so on use
-          throw err;
+        // Best effort, and briefly: a read that fails or hangs must not hold up the watch of every other name.
+        // It is tried again at the next list.
+        let answered = true;
+        const record = await this.withDeadline((signal) => this.store.get(name, { signal }), LOOKUP_TIMEOUT_MS).catch((err: unknown) => {
+          if (!(err instanceof StoreError && err.reason === "foreign")) answered = false; // (not ours: the engine says so on use)
+          return undefined;
         });
-        this.lookedUp.add(name);
+        if (answered) this.lookedUp.add(name);
         return record !== undefined && (record.native as V1Lease).metadata?.labels?.[NAME_LABEL] === undefined;
       }),
     );
@@ -466,11 +475,11 @@ class LeaseWatcher {
    * it, and a request the API server never answers would otherwise hold the
    * watch until the HTTP client's own timeout (minutes).
    */
-  private async withDeadline<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async withDeadline<T>(call: (signal: AbortSignal) => Promise<T>, timeoutMs = WATCH_CALL_TIMEOUT_MS): Promise<T> {
     const controller = new AbortController();
     const stop = () => controller.abort();
     this.abort.signal.addEventListener("abort", stop, { once: true });
-    const timer = this.store.clock.setTimer(WATCH_CALL_TIMEOUT_MS, stop);
+    const timer = this.store.clock.setTimer(timeoutMs, stop);
     try {
       return await call(controller.signal);
     } finally {
