@@ -6,10 +6,11 @@ import test from "ava";
 import { KubernetesStore } from "../../daemon/store/kubernetes/kubernetes-store.js";
 import { LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
 import { MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, selectorFor } from "../../daemon/store/kubernetes/lease-convert.js";
-import type { WatchEvent } from "../../daemon/store/lease-store.js";
+import type { LeaseFields, WatchEvent } from "../../daemon/store/lease-store.js";
 import { createLogger } from "../../daemon/log.js";
 import { DirectLeaseApi, SimApiServer, parseSelector } from "../sim/kube-api-server.js";
 import { FakeClock } from "../support/fake-clock.js";
+import { leaseRecord } from "../support/lease-record.js";
 
 function lease(
   name: string,
@@ -217,6 +218,12 @@ test("simulated API server: a watch that asked for bookmarks gets the current re
   t.deepEqual(ended, [null]);
 });
 
+/** The fields of lock `name` held by daemon d0 for client c1. */
+function heldLease(name: string): LeaseFields {
+  const { version: _version, ...fields } = leaseRecord({ name, holderIdentity: "d0", holder: "c1" });
+  return fields;
+}
+
 function kubeStore(server: SimApiServer, clock: FakeClock): KubernetesStore {
   return new KubernetesStore({ api: new DirectLeaseApi(server), namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
 }
@@ -225,18 +232,7 @@ test("KubernetesStore on the simulated API server: a held Lease relabelled by ha
   const clock = new FakeClock();
   const server = new SimApiServer(clock);
   const store = kubeStore(server, clock);
-  const created = await store.create({
-    name: "l",
-    kind: "lock",
-    holderIdentity: "d0",
-    holder: "c1",
-    leaseDurationSeconds: 15,
-    acquireTime: undefined,
-    renewTime: undefined,
-    transitions: 1,
-    value: "",
-    queue: [],
-  });
+  const created = await store.create(heldLease("l"));
   const events: WatchEvent[] = [];
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
   await clock.advance(100);
@@ -260,18 +256,7 @@ test("KubernetesStore on the simulated API server: after a Lease loses its name 
   const clock = new FakeClock();
   const server = new SimApiServer(clock);
   const store = kubeStore(server, clock);
-  await store.create({
-    name: "l",
-    kind: "lock",
-    holderIdentity: "d0",
-    holder: "c1",
-    leaseDurationSeconds: 15,
-    acquireTime: undefined,
-    renewTime: undefined,
-    transitions: 1,
-    value: "",
-    queue: [],
-  });
+  await store.create(heldLease("l"));
   const events: WatchEvent[] = [];
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
   await clock.advance(100);

@@ -849,41 +849,46 @@ test("a Lease deleted by hand while a daemon watches it is restored at once: a d
   t.true(fresh.grant!.token > Math.max(...tokens), `c issued token ${fresh.grant!.token} after ${tokens.join(", ")}`);
 });
 
-test("a lease shortened by hand while its holder's daemon is gone: a daemon that first sees it later does not take it before the holder's valid_for ends", async (t) => {
+/**
+ * A TryAcquire holder on daemon a whose lease is shortened by hand to 2 s,
+ * then (`afterEdit`) a daemon c that first sees the Lease after the edit
+ * waits for the lock: it must not be granted before the holder's valid_for.
+ */
+async function shortenedByHand(
+  t: ExecutionContext,
+  name: string,
+  afterEdit: (sim: SimCluster, a: SimDaemon) => void,
+  beforeEdit: (a: SimDaemon) => void = () => {},
+): Promise<void> {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
-  const held = await a.tryAcquire("shortened-orphan", { holder: "holder", leaseMs: 30_000 });
+  const held = await a.tryAcquire(name, { holder: "holder", leaseMs: 30_000 });
   if (!held.acquired) return t.fail("not acquired");
   const promisedUntil = held.at + held.grant.validForMs;
-  // Its daemon is gone (killed, or shutting down with its watch broken): nobody writes the lease back.
-  a.kill();
-  sim.store.edit(a.lockName("shortened-orphan"), (r) => ({ ...r, leaseDurationSeconds: 2 }));
+  beforeEdit(a);
+  sim.store.edit(a.lockName(name), (r) => ({ ...r, leaseDurationSeconds: 2 }));
   await sim.advance(100);
+  afterEdit(sim, a);
   const c = await sim.daemon("c");
-  const waiter = c.acquire("shortened-orphan", { holder: "waiter" });
+  const waiter = c.acquire(name, { holder: "waiter" });
   while (sim.clock.now() < promisedUntil) {
     t.is(waiter.grant, undefined, `granted at ${sim.clock.now()} ms while the holder may act until ${promisedUntil} ms`);
     await sim.advance(500);
   }
   await sim.advance(40_000);
   t.truthy(waiter.grant, "served once the lease has run out unrenewed");
-});
+}
 
-test("a lease shortened by hand is written back by its holder's daemon at once: a daemon that first sees it later does not take it before the holder's valid_for ends", async (t) => {
-  const sim = new SimCluster();
-  const a = await sim.daemon("a");
-  const held = await a.tryAcquire("shortened-lease", { holder: "holder", leaseMs: 30_000 });
-  if (!held.acquired) return t.fail("not acquired");
-  const promisedUntil = held.at + held.grant.validForMs;
-  sim.store.edit(a.lockName("shortened-lease"), (r) => ({ ...r, leaseDurationSeconds: 2 }));
-  await sim.advance(100);
-  t.true(sim.store.peek(a.lockName("shortened-lease"))!.leaseDurationSeconds >= 20, "the holder's daemon wrote its lease back");
-  const c = await sim.daemon("c");
-  const waiter = c.acquire("shortened-lease", { holder: "waiter" });
-  while (sim.clock.now() < promisedUntil) {
-    t.is(waiter.grant, undefined, `granted at ${sim.clock.now()} ms while the holder may act until ${promisedUntil} ms`);
-    await sim.advance(500);
-  }
-  await sim.advance(40_000);
-  t.truthy(waiter.grant, "served once the lease has run out unrenewed");
-});
+test("a lease shortened by hand while its holder's daemon is gone: a daemon that first sees it later does not take it before the holder's valid_for ends", (t) =>
+  // Its daemon is gone (killed, or shutting down with its watch broken): nobody writes the lease back.
+  shortenedByHand(
+    t,
+    "shortened-orphan",
+    () => {},
+    (a) => a.kill(),
+  ));
+
+test("a lease shortened by hand is written back by its holder's daemon at once: a daemon that first sees it later does not take it before the holder's valid_for ends", (t) =>
+  shortenedByHand(t, "shortened-lease", (sim, a) =>
+    t.true(sim.store.peek(a.lockName("shortened-lease"))!.leaseDurationSeconds >= 20, "the holder's daemon wrote its lease back"),
+  ));
