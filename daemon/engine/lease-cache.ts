@@ -154,9 +154,16 @@ export class LeaseCache {
     if (this.put(record)) this.notify(record.name);
   }
 
-  /** Records that a lease this daemon just looked up does not exist. */
+  /**
+   * Records that a lease this daemon just looked up does not exist. One it
+   * had observed was deleted (daemons never delete): that is heard as from
+   * the watch, which may tell of it only later, after the entry is gone.
+   */
   forget(name: string): void {
-    if (this.drop(name)) this.notify(name);
+    const last = this.entries.get(name);
+    if (!this.drop(name)) return;
+    this.notify(name);
+    if (last !== undefined) this.onDeleted(name, last);
   }
 
   /**
@@ -234,9 +241,7 @@ export class LeaseCache {
 
   /** A Lease the watch covers is gone: its listeners hear it, then `onDeleted`. */
   private deleted(name: string): void {
-    const last = this.entries.get(name);
     this.forget(name);
-    if (last !== undefined) this.onDeleted(name, last);
   }
 
   /** True when the record held for `name` is newer than the store's `version` (of a list or a deletion). */

@@ -177,6 +177,10 @@ export class FaultyStore implements LeaseStore {
   /** SIGCONT: what arrived meanwhile is handled, in order (the caller then lets timers run). */
   thaw(): void {
     this.frozen = false;
+    // What arrived meanwhile is handled in arrival order, requests and watch events alike, so a request may be
+    // decided on before the events after it are taken in: writes sent at this instant count what it knew before.
+    this.thawedAt = this.clock.now();
+    this.heardBeforeThaw = new Map(this.heard);
     for (const fn of this.held.splice(0)) {
       if (this.dead || this.frozen) break;
       fn();
@@ -237,7 +241,8 @@ export class FaultyStore implements LeaseStore {
 
   /** The daemon hears `event` now. */
   private deliverNow(event: WatchEvent): void {
-    if (event.type === "upsert") this.hear(event.lease);
+    // (A change of a name the daemon's last list did not cover is not taken in: its cache drops it.)
+    if (event.type === "upsert" && inScope(this.deliveredScope, event.lease.name)) this.hear(event.lease);
     if (event.type === "synced") {
       for (const lease of event.leases) {
         this.hear(lease);
@@ -257,6 +262,13 @@ export class FaultyStore implements LeaseStore {
    * token this daemon could not know of (docs/design.md 3.2).
    */
   private readonly heard = new Map<string, number>();
+  private heardBeforeThaw = new Map<string, number>();
+  private thawedAt = -1;
+
+  /** What the daemon had taken in of `name` when it decided on a write it sends now. */
+  private heardAtDecision(name: string): number {
+    return this.clock.now() === this.thawedAt ? (this.heardBeforeThaw.get(name) ?? 0) : this.heardOf(name);
+  }
 
   heardOf(name: string): number {
     return this.heard.get(name) ?? 0;
@@ -287,7 +299,7 @@ export class FaultyStore implements LeaseStore {
     if (operation !== "update" && fault.kind === "conflict") fault = { kind: "none" };
     if (operation === "get" && fault.kind === "lost-reply") fault = { kind: "hang", applied: false };
     const ended = fault.kind === "none" ? undefined : this.hooks.faultBegan(fault, operation, name, hasDeadline);
-    const heardAtSend = this.heardOf(name);
+    const heardAtSend = this.heardAtDecision(name);
     const promise = runWithFault({
       clock: this.clock,
       fault,
@@ -316,7 +328,7 @@ export class FaultyStore implements LeaseStore {
   /** A call through the Kubernetes store, whose connection makes the faults: only the bookkeeping here. */
   private through<T>(operation: StoreOperation, name: string, start: Promise<T>): Promise<T> {
     this.count(name);
-    this.track(operation, name, this.heardOf(name), start, `${operation} ${name}`);
+    this.track(operation, name, this.heardAtDecision(name), start, `${operation} ${name}`);
     return start;
   }
 

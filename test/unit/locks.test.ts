@@ -849,6 +849,24 @@ test("a Lease deleted by hand while a daemon watches it is restored at once: a d
   t.true(fresh.grant!.token > Math.max(...tokens), `c issued token ${fresh.grant!.token} after ${tokens.join(", ")}`);
 });
 
+test("a Lease deleted by hand is restored also when its daemon learns of it from a release that finds it gone, before its watch says so", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const held = a.acquire("gone", { holder: "holder" });
+  await sim.advance(10);
+  const token = held.grant!.token;
+  // Its watch lags (an API server's watch cache behind): the deletion reaches it only after the holder let go
+  // and the release found the Lease gone.
+  a.conn.holdEvents();
+  sim.store.delete(a.lockName("gone"));
+  await sim.advance(1);
+  held.close();
+  await sim.advance(100);
+  a.conn.releaseEvents();
+  await sim.advance(10);
+  t.is(sim.store.peek(a.lockName("gone"))?.transitions, token, "the Lease is back, with its token count");
+});
+
 /**
  * A TryAcquire holder on daemon a whose lease is shortened by hand to 2 s,
  * then (`afterEdit`) a daemon c that first sees the Lease after the edit
