@@ -1250,7 +1250,9 @@ export class Simulation implements ClientWorld {
           const checkable = resource.kind === "election" && !kube!.holderUnrecorded(resource.leaseName);
           const takenAt = this.clock.now();
           kube!.takeOver(resource.leaseName, identity, seconds);
-          excuseMs = Math.max(excuseMs, (seconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS);
+          // (Daemons count the longer of its lease and the one a daemon last wrote, as for any edit not theirs.)
+          const countedSeconds = Math.max(seconds, record.writtenDuration ?? record.leaseDurationSeconds);
+          excuseMs = Math.max(excuseMs, (countedSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS);
           // Its leader is reported as client-go names it, not by the name a daemon left in the annotation; checked
           // before the daemons, whose clocks may run up to 11.7 % fast, count its lease out.
           if (checkable)
