@@ -278,6 +278,42 @@ test("KubernetesStore on the simulated API server: after a Lease loses its name 
   await handle.stop();
 });
 
+test("KubernetesStore on the simulated API server: a held Lease relabelled by hand is not taken as deleted by a later relist (the scope grew)", async (t) => {
+  const clock = new FakeClock();
+  // The watch cache lags: the relist comes before the watch would have told of the label's removal.
+  const server = new SimApiServer(clock, { cacheLagMs: () => 300 });
+  const store = kubeStore(server, clock);
+  const events: WatchEvent[] = [];
+  const names = new Set(["l"]);
+  // Watched before it exists: the first list does not have it, so the watch looks it up (absent) once.
+  const handle = store.watch((e) => events.push(e), names);
+  await clock.advance(100);
+  await store.create(heldLease("l"));
+  await clock.advance(1_000);
+  const stored = server.read("l");
+  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
+  // The label goes, and at once the scope grows: the watch ends and relists before it hears of the removal.
+  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  names.add("m");
+  handle.rescope();
+  await clock.advance(10_000);
+  const lastOfL = events
+    .flatMap((e) =>
+      e.type === "synced" ? (e.leases.some((l) => l.name === "l") ? ["listed"] : inScopeOf(e.scope, "l") ? ["missing"] : []) : [],
+    )
+    .at(-1);
+  t.false(
+    events.some((e) => e.type === "delete" && e.name === "l"),
+    "no deletion",
+  );
+  t.is(lastOfL, "listed", "the last list that covered it had it");
+  await handle.stop();
+});
+
+function inScopeOf(scope: ReadonlySet<string> | "all", name: string): boolean {
+  return scope === "all" || scope.has(name);
+}
+
 test("KubernetesStore on the simulated API server: a watch that heard nothing since a compaction resumes into 410 Gone and relists", async (t) => {
   const clock = new FakeClock();
   const server = new SimApiServer(clock, { maxWatchMs: 2_000 });

@@ -278,6 +278,12 @@ class LeaseWatcher {
   /** Names a list did not return that were then looked up one by one. */
   private readonly lookedUp = new Set<string>();
   /**
+   * Names this watch last told of as existing (listed, or added and changed
+   * since): one missing from the next list was deleted, or lost its name label
+   * by hand, and only a read tells which.
+   */
+  private readonly present = new Set<string>();
+  /**
    * A Lease among the names wanted has no name label: an older daemon wrote
    * it, and no selector by name finds it. From then on this watch covers
    * every managed Lease, as before the scoped watch.
@@ -309,7 +315,7 @@ class LeaseWatcher {
           }
           this.scope = scope;
           this.resourceVersion = resourceVersion;
-          this.listener({ type: "synced", leases, scope, version: resourceVersion });
+          this.tell({ type: "synced", leases, scope, version: resourceVersion });
           needList = false;
           continue; // the names may have grown during the list
         }
@@ -345,6 +351,16 @@ class LeaseWatcher {
     }
   }
 
+  /** Tells the listener of `event`, keeping `present` up to date. */
+  private tell(event: WatchEvent): void {
+    if (event.type === "synced") {
+      this.present.clear();
+      for (const lease of event.leases) this.present.add(lease.name);
+    } else if (event.type === "upsert") this.present.add(event.lease.name);
+    else if (event.type === "delete") this.present.delete(event.name);
+    this.listener(event);
+  }
+
   /** The wanted names changed: a watch that does not cover them all ends, and the loop lists the new scope. */
   rescope(): void {
     if (this.scope === undefined || this.covered()) return;
@@ -371,7 +387,9 @@ class LeaseWatcher {
    * true when one of them exists, managed, without the name label.
    */
   private async foundUnlabelled(scope: ReadonlySet<string>, listed: readonly LeaseRecord[]): Promise<boolean> {
-    const missing = [...scope].filter((name) => !this.lookedUp.has(name) && !listed.some((lease) => lease.name === name));
+    const missing = [...scope].filter(
+      (name) => (!this.lookedUp.has(name) || this.present.has(name)) && !listed.some((lease) => lease.name === name),
+    );
     const found = await Promise.all(
       missing.map(async (name) => {
         // Best effort, and briefly: a read that fails or hangs must not hold up the watch of every other name.
@@ -420,7 +438,7 @@ class LeaseWatcher {
         if (!inScope(scope, name)) return; // a long name whose label value another name shares
         const change = watchedChange(phase as "ADDED" | "MODIFIED" | "DELETED", lease, scope === "all" ? "all" : "names");
         if (change.type === "read") void this.confirmDeletion(change.name, change.version);
-        else this.listener(change);
+        else this.tell(change);
       };
       const done = (err: unknown) => {
         const status = (err as { statusCode?: number } | null)?.statusCode;
@@ -467,7 +485,7 @@ class LeaseWatcher {
           "could not read a Lease that left the watch; taking it as deleted",
         );
     }
-    if (!this.stopped) this.listener(change);
+    if (!this.stopped) this.tell(change);
   }
 
   /**
