@@ -1318,11 +1318,10 @@ export class Simulation implements ClientWorld {
   private readonly involvements = new Map<Set<string>, Daemon>();
 
   /**
-   * Begins the excuse of a fault of `daemon` (frozen, partitioned, stopping,
-   * its watch broken): it touches the names the daemon holds or is queued
-   * for, now and at any tick while the fault lasts (its own waiters are not
-   * counted as stalled meanwhile, see `unreachable`). Returns the function that
-   * ends it.
+   * Begins the excuse of a graceful shutdown of `daemon` (freezes, partitions
+   * and broken watches have `cutOff`): it touches the names the daemon holds
+   * or is queued for, now and at any tick while the shutdown lasts. Returns
+   * the function that ends it.
    */
   private daemonFault(daemon: Daemon, afterMs: number, why: string): () => void {
     const names = this.involvedNow(daemon);
