@@ -56,7 +56,15 @@ export class FakeClock implements Clock {
   }
 }
 
-/** Lets every queued promise callback and immediate (store watch events) run. */
+/**
+ * Lets every queued promise callback and immediate (store watch events) run,
+ * up to `rounds` turns of the event loop. It stops early once a turn leaves no
+ * immediate queued: no work remains then, since every promise callback queued
+ * before this one resumes has run.
+ */
 export async function settle(rounds = 20): Promise<void> {
-  for (let i = 0; i < rounds; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  for (let i = 0; i < rounds; i++) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!process.getActiveResourcesInfo().includes("Immediate")) return;
+  }
 }
