@@ -80,12 +80,13 @@ export class KubeBackend {
 
   /**
    * True when no daemon of this version has written the holder of `name`:
-   * without the holder-identity annotation, the holder annotation an older
-   * daemon left is trusted whoever holds the Lease (lease-convert.ts).
+   * without the holder-identity annotation, a holder annotation an older
+   * daemon left naming someone is trusted whoever holds the Lease
+   * (lease-convert.ts); with none left, the holderIdentity is reported.
    */
   holderUnrecorded(name: string): boolean {
     const annotations = this.server.peek(name)?.metadata?.annotations ?? {};
-    return annotations[HOLDER_OF_ANNOTATION] === undefined && annotations[HOLDER_ANNOTATION] !== undefined;
+    return annotations[HOLDER_OF_ANNOTATION] === undefined && (annotations[HOLDER_ANNOTATION] ?? "") !== "";
   }
 
   /**

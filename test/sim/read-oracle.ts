@@ -10,7 +10,10 @@
 //   watch brings each write to the cache at the instant it is made; but while
 //   its daemon is frozen its watch events wait, and while it is cut off or its
 //   watch is broken or slow they come late or are lost until a relist, so the
-//   window then opens at the start of that fault. A leader an Observe stream
+//   window then opens at the start of that fault (on the Kubernetes backend,
+//   also a get held up on its connection: the watch waits for its own reads).
+//   A Lease relabelled by hand in that window may read as absent: a daemon
+//   whose read of it failed believes it deleted. A leader an Observe stream
 //   or a candidate is told is such a cached read, sent when it is received;
 // - a token is never above the highest written before the answer;
 // - held (a leader) means the version names a holder, with remaining > 0 no
@@ -67,6 +70,8 @@ export function shownHolder(record: LeaseRecord): { holder: string; value: strin
 export class ReadOracle {
   private readonly log = new Map<string, LeaseState[]>();
   private readonly answers: ReadAnswer[] = [];
+  /** When each Lease lost its name label by hand. */
+  private readonly relabels = new Map<string, number[]>();
 
   /** The harness's watch saw a version committed (or the Lease deleted: `record` undefined) at `at`. */
   saw(name: string, at: number, record: LeaseRecord | undefined): void {
@@ -75,6 +80,15 @@ export class ReadOracle {
     const last = states.at(-1)!;
     if (record !== undefined && last.record !== undefined && last.record.version === record.version) return;
     states.push({ at, record });
+  }
+
+  /**
+   * Someone removed the Lease's name label at `at`: it left every watch
+   * selected by name, and a daemon whose read of it then failed believes it
+   * deleted (docs/design.md 3.10) until it hears of it again.
+   */
+  relabelled(name: string, at: number): void {
+    this.relabels.set(name, [...(this.relabels.get(name) ?? []), at]);
   }
 
   answered(answer: ReadAnswer): void {
@@ -128,7 +142,10 @@ export class ReadOracle {
         return `held with remaining ${remaining} ms, outside (0, ${longest}] (the longest lease written)`;
       if (!held && remaining !== 0) return `not held, yet remaining ${remaining} ms`;
     }
-    if (!window.some((s) => matches(a, s.record)))
+    // A cached read may also show a Lease relabelled in the window as absent: its daemon's read of it may have failed
+    // (a daemon frozen or cut off when it left the watch), and the deletion is then believed (3.10).
+    const believedGone = !a.fresh && (this.relabels.get(a.leaseName) ?? []).some((at) => at >= from && at <= a.replied);
+    if (!window.some((s) => matches(a, s.record)) && !(believedGone && matches(a, undefined)))
       return `no version of ${a.leaseName} current ${whole ? "during the call" : `from ${sec(from)} (its daemon's watch was held up) to the answer`} reads so; they were: ${window
         .map((s) => `${sec(s.at)} ${describeRecord(s.record)}`)
         .slice(-6)

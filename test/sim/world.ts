@@ -1261,6 +1261,7 @@ export class Simulation implements ClientWorld {
         case "relabel":
           // Issue 19, defect 6: the Lease leaves every watch selected by name; its holder keeps it (and its next write relabels it).
           kube!.relabel(resource.leaseName);
+          this.reads.relabelled(resource.leaseName, this.clock.now());
           excuseMs = TURN_GRACE_MS;
           break;
         case "take-over": {
@@ -1559,15 +1560,22 @@ export class Simulation implements ClientWorld {
     const faults = checked.faults;
     // A daemon's watch events reach its cache at the instant of the write, except while it is frozen (they wait),
     // cut off or its watch broken or slow (they are late or lost until a relist): from the start of such a fault on.
+    // On the API server the watch also reads, and waits for its reads (docs/design.md 3.10): a name its list did not
+    // return (the list is told once they answer, up to 2 s later), a Lease that left a watch selected by name (its
+    // deletion is told once the read answers): a get held up on that daemon's connection is such a fault too. (Its
+    // engine's own gets are not told apart from the watch's: the window opens for them as well.)
+    const api = this.profile.apiServer;
+    const heldUp = (fault: string) =>
+      /^(freeze|partition|broken watch|slow watch) /.test(fault) ||
+      (api !== undefined && /^(latency|late-reply|hang)( \(applied\))? on get /.test(fault));
     const disturbances = faults
-      .filter((f) => /^(freeze|partition|broken watch|slow watch) /.test(f.fault) && f.affects !== "all")
+      .filter((f) => heldUp(f.fault) && f.affects !== "all")
       .map((f) => ({
         slots: f.affects as readonly number[],
         start: Number(f.start) / 1e6,
         end: f.end === undefined ? Infinity : Number(f.end) / 1e6,
       }));
     // On the API server, watch events come from a cache that lags the writes, through the daemon's connection.
-    const api = this.profile.apiServer;
     const watchLagMs = (slot: number) => (api === undefined ? 0 : api.cacheLagMs + 2 * (this.profile.baseLatencyMs[slot] ?? 0) + 50);
     const cacheSince = (slot: number, sent: number, replied: number) => {
       let from = sent - watchLagMs(slot);

@@ -380,3 +380,61 @@ test("KubernetesStore on the simulated API server: a read of the watch that neve
   );
   await handle.stop();
 });
+
+/** True when every list the watch reported as covering `name` returned it: an empty entry is not "nobody" (docs/design.md 3.10). */
+function everyCoveringListHas(events: readonly WatchEvent[], name: string): boolean {
+  return events.every((e) => e.type !== "synced" || !inScopeOf(e.scope, name) || e.leases.some((l) => l.name === name));
+}
+
+/** A Lease an older daemon wrote: managed, without the name label. */
+function olderDaemonsLease(name: string): V1Lease {
+  return lease(name, "old-daemon", { [MANAGED_BY_LABEL]: MANAGED_BY });
+}
+
+test("KubernetesStore on the simulated API server: a name whose check goes unanswered is not reported covered until a later check answers, and an older daemon's Lease behind it is then listed", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  server.create(olderDaemonsLease("l"));
+  // The first read hangs until the watch gives up on it; later ones answer.
+  let reads = 0;
+  const api = new (class extends DirectLeaseApi {
+    override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
+      if (reads++ === 0) return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+      return super.read(name);
+    }
+  })(server);
+  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const events: WatchEvent[] = [];
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(30_000);
+  t.true(reads > 1, "the name was checked again");
+  t.true(everyCoveringListHas(events, "l"), "no list reported the name covered without its Lease");
+  const last = events.filter((e) => e.type === "synced").at(-1);
+  t.true(last?.type === "synced" && last.leases.some((l) => l.name === "l" && l.holderIdentity === "old-daemon"));
+  await handle.stop();
+});
+
+test("KubernetesStore on the simulated API server: a name not listed that a daemon labels before the check reads it is reported as the check found it", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  server.create(olderDaemonsLease("l"));
+  // Between the list and the check, a daemon of this version writes the Lease (its write adds the name label).
+  const api = new (class extends DirectLeaseApi {
+    override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
+      const stored = server.read(name);
+      if (stored.metadata?.labels?.[NAME_LABEL] === undefined)
+        server.replace(name, { ...stored, metadata: { ...stored.metadata, labels: { ...stored.metadata?.labels, [NAME_LABEL]: name } } });
+      return super.read(name);
+    }
+  })(server);
+  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const events: WatchEvent[] = [];
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(100);
+  t.true(
+    events.some((e) => e.type === "synced"),
+    "the watch synced",
+  );
+  t.true(everyCoveringListHas(events, "l"), "no list reported the name covered without its Lease");
+  await handle.stop();
+});

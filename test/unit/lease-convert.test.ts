@@ -3,6 +3,8 @@
 import test from "ava";
 import {
   HOLDER_ANNOTATION,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
   MANAGED_SELECTOR,
   NAME_LABEL,
   leaseToRecord,
@@ -56,6 +58,21 @@ test("a holder that is not a daemon is reported by its holderIdentity, not by th
   // A Lease an older daemon wrote has no record of whom its annotation names: it is trusted as before.
   const older = { ...written, metadata: { ...written.metadata, annotations: { [HOLDER_ANNOTATION]: "scheduler-0" } } };
   t.like(leaseToRecord(older), { holder: "scheduler-0" });
+});
+
+test("a holder of a Lease an older daemon gave back (no holder annotation left) is reported by its holderIdentity, as one that is not a daemon", (t) => {
+  // An older daemon's release removed its holder annotation; it never wrote the holder-identity one.
+  const released = {
+    metadata: { name: "msync-election-e0", labels: { [MANAGED_BY_LABEL]: MANAGED_BY }, annotations: {} },
+    spec: { holderIdentity: "", leaseDurationSeconds: 15, leaseTransitions: 1 },
+  };
+  t.like(leaseToRecord(released), { holder: "", holderIdentity: "", transitions: 1 });
+  // Then client-go's leader election takes it: nobody left a name for this holderIdentity.
+  const takenOver = { ...released, spec: { ...released.spec, holderIdentity: "controller-7d9f", leaseTransitions: 2 } };
+  t.like(leaseToRecord(takenOver), { holder: "controller-7d9f", holderIdentity: "controller-7d9f", value: "", transitions: 2 });
+  t.not(leaseToRecord(takenOver).writtenHolder, "controller-7d9f", "no daemon wrote this holder: its lease is counted as a hand edit's");
+  const emptied = { ...takenOver, metadata: { ...takenOver.metadata, annotations: { [HOLDER_ANNOTATION]: "" } } };
+  t.like(leaseToRecord(emptied), { holder: "controller-7d9f" }, "an empty holder annotation names nobody either");
 });
 
 test("on a watch selected by name a DELETED only says the Lease left the watch: a read tells whether it is gone", (t) => {

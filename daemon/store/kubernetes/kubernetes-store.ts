@@ -289,6 +289,10 @@ class LeaseWatcher {
    * every managed Lease, as before the scoped watch.
    */
   private unlabelled = false;
+  /** The last list left names unchecked (their check went unanswered): the watch lists again after `checkRetryMs`. */
+  private unchecked = false;
+  private recheckDue = false;
+  private checkRetryMs = MIN_RETRY_MS;
 
   constructor(
     private readonly store: KubernetesStore,
@@ -303,19 +307,29 @@ class LeaseWatcher {
     let needList = true;
     while (!this.stopped) {
       try {
-        if (needList || !this.covered()) {
+        if (needList || !this.covered() || this.recheckDue) {
           // A relist covers the names wanted now; a scope that grows keeps the names it had, whose
           // renewals this daemon has been timing (a name seen afresh waits a whole lease to expire).
           const scope = this.unlabelled ? "all" : needList ? scopeOf(this.names) : grown(this.scope, this.names);
           const { leases, resourceVersion } = await this.withDeadline((signal) => this.store.list(scope, signal));
-          if (scope !== "all" && (await this.foundUnlabelled(scope, leases))) {
+          const checked = scope === "all" ? undefined : await this.checkUnlisted(scope, leases);
+          if (checked?.unlabelled === true) {
             this.unlabelled = true;
             this.log.info("a Lease in use has no name label (an older daemon wrote it): watching every managed Lease");
             continue;
           }
           this.scope = scope;
           this.resourceVersion = resourceVersion;
-          this.tell({ type: "synced", leases, scope, version: resourceVersion });
+          this.recheckDue = false;
+          // A name whose check went unanswered may be an older daemon's Lease: it is not reported covered (an
+          // empty entry is not "nobody"), though the watch selects it, and a list soon checks it again.
+          const unchecked = checked?.unanswered ?? [];
+          // (Backing off while the checks keep going unanswered.)
+          this.checkRetryMs = unchecked.length > 0 && this.unchecked ? nextRetryMs(this.checkRetryMs) : MIN_RETRY_MS;
+          this.unchecked = unchecked.length > 0;
+          const told = unchecked.length === 0 ? scope : new Set([...scope].filter((name) => !unchecked.includes(name)));
+          // What the checks found is told with the list: a Lease labelled since the list was taken is not in it.
+          this.tell({ type: "synced", leases: [...leases, ...(checked?.found ?? [])], scope: told, version: resourceVersion });
           needList = false;
           continue; // the names may have grown during the list
         }
@@ -384,13 +398,20 @@ class LeaseWatcher {
 
   /**
    * Looks up, once each, the names in `scope` that the list did not return:
-   * true when one of them exists, managed, without the name label.
+   * whether one of them exists, managed, without the name label; what the
+   * reads found (a Lease labelled since the list); which went unanswered.
    */
-  private async foundUnlabelled(scope: ReadonlySet<string>, listed: readonly LeaseRecord[]): Promise<boolean> {
+  private async checkUnlisted(
+    scope: ReadonlySet<string>,
+    listed: readonly LeaseRecord[],
+  ): Promise<{ unlabelled: boolean; found: LeaseRecord[]; unanswered: string[] }> {
     const missing = [...scope].filter(
       (name) => (!this.lookedUp.has(name) || this.present.has(name)) && !listed.some((lease) => lease.name === name),
     );
-    const found = await Promise.all(
+    const found: LeaseRecord[] = [];
+    const unanswered: string[] = [];
+    let unlabelled = false;
+    await Promise.all(
       missing.map(async (name) => {
         // Best effort, and briefly: a read that fails or hangs must not hold up the watch of every other name.
         // It is tried again at the next list.
@@ -400,10 +421,14 @@ class LeaseWatcher {
           return undefined;
         });
         if (answered) this.lookedUp.add(name);
-        return record !== undefined && (record.native as V1Lease).metadata?.labels?.[NAME_LABEL] === undefined;
+        // (One the watch last told of as existing counts as deleted, as when a DELETED's read fails.)
+        else if (!this.present.has(name)) unanswered.push(name);
+        if (record === undefined) return;
+        if ((record.native as V1Lease).metadata?.labels?.[NAME_LABEL] === undefined) unlabelled = true;
+        else found.push(record);
       }),
     );
-    return found.includes(true);
+    return { unlabelled, found, unanswered };
   }
 
   /** True when the scope covers names nobody wants any more, and a smaller one would do. */
@@ -440,10 +465,18 @@ class LeaseWatcher {
         if (change.type === "read") void this.confirmDeletion(change.name, change.version);
         else this.tell(change);
       };
+      // Names left unchecked by the last list: this watch ends after a pause, and the loop lists to check them.
+      const recheck = this.unchecked
+        ? this.store.clock.setTimer(retryPauseMs(this.checkRetryMs, this.store.random), () => {
+            this.recheckDue = true;
+            this.controller?.abort();
+          })
+        : undefined;
       const done = (err: unknown) => {
+        recheck?.cancel();
         const status = (err as { statusCode?: number } | null)?.statusCode;
         if (expired || status === 410) resolve("expired");
-        else if (!this.stopped && !this.covered()) resolve("rescope");
+        else if (!this.stopped && (!this.covered() || this.recheckDue)) resolve("rescope");
         else if (err === null || err === undefined || (err as Error).name === "TimeoutError" || (err as Error).name === "AbortError")
           resolve("ended");
         else {
@@ -454,7 +487,7 @@ class LeaseWatcher {
       this.store.startWatch(scope, this.resourceVersion, onEvent, done).then(
         (controller) => {
           this.controller = controller;
-          if (this.stopped || !this.covered()) controller.abort();
+          if (this.stopped || !this.covered() || this.recheckDue) controller.abort();
         },
         (err: unknown) => done(err),
       );

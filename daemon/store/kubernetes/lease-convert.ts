@@ -87,8 +87,11 @@ export function leaseToRecord(lease: V1Lease): LeaseRecord {
   const annotations = metadata.annotations ?? {};
   const spec = lease.spec ?? {};
   const holderIdentity = spec.holderIdentity ?? "";
-  // A Lease an older daemon wrote has no HOLDER_OF_ANNOTATION: its annotation is trusted, as it was then.
-  const annotated = annotations[HOLDER_OF_ANNOTATION] ?? holderIdentity;
+  // A Lease an older daemon wrote has no HOLDER_OF_ANNOTATION: its annotation is trusted, as it was then, when it
+  // names someone. A holderIdentity beside none (an older daemon's release removed it) is no daemon's: a daemon
+  // always names its holder.
+  const named = (annotations[HOLDER_ANNOTATION] ?? "") !== "";
+  const annotated = annotations[HOLDER_OF_ANNOTATION] ?? (named ? holderIdentity : "");
   const ours = annotated === holderIdentity;
   return {
     name: metadata.name ?? "",
