@@ -920,7 +920,9 @@ export class Simulation implements ClientWorld {
    */
   leaseFirstSeen(lease: LeaseRecord): void {
     this.firstSeen.set(lease.name, this.clock.now());
-    this.countsFromNow(lease, lease.leaseDurationSeconds * 1000, "first-sight");
+    // The daemon counts the longer of the duration written and the one a daemon last wrote (a duration shortened
+    // by hand, or left by client-go over a daemon's, does not shorten a hold: lease-cache.ts); so does the excuse.
+    this.countsFromNow(lease, longestDurationSeconds(lease) * 1000, "first-sight");
   }
 
   /** When a daemon last saw each Lease for the first time: it counts the expiry of the hold from then. */
@@ -1397,7 +1399,7 @@ export class Simulation implements ClientWorld {
       // Held by another daemon, or free but held off (a holder cleared by hand, a Lease restored).
       const heldOff = record !== undefined && (record.holderIdentity !== "" || (record.writtenHolder ?? "") !== "");
       if (record === undefined || !heldOff || record.holderIdentity === daemon.identity) continue;
-      this.countsFromNow(record, Math.max(record.leaseDurationSeconds, fault.longest.get(name) ?? 0) * 1000, why);
+      this.countsFromNow(record, Math.max(longestDurationSeconds(record), fault.longest.get(name) ?? 0) * 1000, why);
     }
   }
 
@@ -1654,4 +1656,9 @@ function describeRecord(record: LeaseRecord | undefined): string {
 /** Runs one seed. */
 export async function simulate(options: SimOptions): Promise<SimResult> {
   return new Simulation(options.seed, options).run();
+}
+
+/** The lease duration a daemon counts for `record`'s hold: the longer of the one written and the one a daemon last wrote. */
+function longestDurationSeconds(record: LeaseRecord): number {
+  return Math.max(record.leaseDurationSeconds, record.writtenDuration ?? 0);
 }
