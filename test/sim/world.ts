@@ -925,7 +925,7 @@ export class Simulation implements ClientWorld {
     this.countsFromNow(lease, longestDurationSeconds(lease) * 1000, "first-sight");
   }
 
-  /** When a daemon last saw each Lease for the first time: it counts the expiry of the hold from then. */
+  /** When a daemon last saw each Lease for the first time, or heard of it again: it counts the expiry of the hold from then. */
   private readonly firstSeen = new Map<string, number>();
 
   /**
@@ -1399,6 +1399,8 @@ export class Simulation implements ClientWorld {
       // Held by another daemon, or free but held off (a holder cleared by hand, a Lease restored).
       const heldOff = record !== undefined && (record.holderIdentity !== "" || (record.writtenHolder ?? "") !== "");
       if (record === undefined || !heldOff || record.holderIdentity === daemon.identity) continue;
+      // Its count of the hold starts now: a holder cut off meanwhile (excuseHeld) is waited for that long.
+      this.firstSeen.set(name, this.clock.now());
       this.countsFromNow(record, Math.max(longestDurationSeconds(record), fault.longest.get(name) ?? 0) * 1000, why);
     }
   }
