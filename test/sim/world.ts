@@ -1212,8 +1212,9 @@ export class Simulation implements ClientWorld {
     const holderDaemon = this.daemons.find((d) => d.identity === record.holderIdentity);
     if (holderDaemon !== undefined && r.bool(0.5)) this.freeze(holderDaemon.slot, r.int(500, 5_000));
     let change: string;
-    // The hold observed runs out (an edit that lengthens the lease holds others off for as long as it says).
-    let excuseMs = (record.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
+    // The hold observed runs out (an edit that lengthens the lease holds others off for as long as it says), as
+    // daemons count it: the longer of its lease and the one a daemon last wrote (an earlier edit may have shortened it).
+    let excuseMs = (longestDurationSeconds(record) * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
     if (kind === "lease-delete") {
       change = "deleted";
       this.shared.delete(resource.leaseName);
