@@ -280,10 +280,14 @@ class Daemon implements DaemonLink {
   troubledAt: number;
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
+  /** Its store calls hanging now (a hang, or a reply that comes late). */
+  hung = 0;
+  /** Set while its hung calls take every store connection it allows itself: it can make no store call. */
+  unblock: (() => void) | undefined;
 
-  /** Frozen or cut off: its clients can be served only once it is back. */
+  /** Frozen, cut off, or every store connection hung: its clients can be served only once it is back. */
   get unreachable(): boolean {
-    return this.state === "frozen" || this.cut > 0;
+    return this.state === "frozen" || this.cut > 0 || this.unblock !== undefined;
   }
 
   constructor(
@@ -980,6 +984,7 @@ export class Simulation implements ClientWorld {
         : TURN_GRACE_MS;
     const id = this.excuses.begin(name, after, `store:${hangs ? "hang" : fault.kind}`);
     const fid = this.faultStart(label, [daemon.slot]);
+    const unhang = hangs ? this.callHangs(daemon) : () => {};
     if ((fault.kind === "lost-reply" || fault.kind === "late-reply") && operation !== "get") this.cancelDuring(daemon, name);
     if (fault.kind === "hang" && !hasDeadline) {
       // A call without a deadline would hang for minutes: excuse only as long as a deadline would have allowed.
@@ -987,11 +992,43 @@ export class Simulation implements ClientWorld {
         this.excuses.end(id, this.clock.now());
         this.faultEnd(fid, [daemon.slot]);
       });
-      return () => {};
+      return unhang;
     }
     return () => {
+      unhang();
       this.excuses.end(id, this.clock.now());
       this.faultEnd(fid, [daemon.slot]);
+    };
+  }
+
+  /**
+   * A call of `daemon` hangs until what this returns is called. When its hung
+   * calls take every connection its store allows itself (scale seeds: a
+   * daemon renewing a hundred leases), no other call of it is sent until one
+   * ends: it can neither renew nor give back what it holds, nor serve its
+   * clients (their Release and Resign fail as unavailable), on every name, as
+   * when it is partitioned; but it still hears its watch.
+   */
+  private callHangs(daemon: Daemon): () => void {
+    const limit = daemon.store.maxCallsInFlight;
+    daemon.hung += 1;
+    if (limit !== undefined && daemon.hung >= limit && daemon.unblock === undefined && !daemon.gone()) {
+      const endHeld = this.excuseHeld(daemon, "store:saturated");
+      const fid = this.faultStart(`all ${limit} store connections of ${daemon.identity} hung`, [daemon.slot]);
+      daemon.troubledAt = Infinity;
+      daemon.unblock = () => {
+        daemon.unblock = undefined;
+        daemon.troubledAt = this.clock.now();
+        endHeld();
+        this.faultEnd(fid, [daemon.slot]);
+      };
+    }
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      daemon.hung -= 1;
+      if (daemon.unblock !== undefined && daemon.hung < (limit ?? Infinity)) daemon.unblock();
     };
   }
 
