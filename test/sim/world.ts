@@ -24,7 +24,7 @@ import {
   type World as ClientWorld,
 } from "./clients.js";
 import { DriftClock, NodeWallClock, type WallFault } from "./drift-clock.js";
-import { Excuses } from "./excuses.js";
+import { Excuses, type Until } from "./excuses.js";
 import { type CallFault, FaultyStore } from "./faulty-store.js";
 import { KubeBackend } from "./kube-backend.js";
 import { type Random, between, stream } from "./random.js";
@@ -280,6 +280,15 @@ class Daemon implements DaemonLink {
   troubledAt: number;
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
+  /**
+   * Names it watches but no client of it wanted when it was last back from a
+   * cut-off: it counts their hold (`holder`, `token`) from then, until `until`,
+   * for a waiter that comes later (`Simulation.countedLate`).
+   */
+  readonly lateCounts = new Map<
+    string,
+    { readonly until: number; readonly holder: string; readonly token: number; readonly why: string }
+  >();
   /** Its store calls hanging now (a hang, or a reply that comes late). */
   hung = 0;
   /** Set while its hung calls take every store connection it allows itself: it can make no store call. */
@@ -606,6 +615,7 @@ export class Simulation implements ClientWorld {
   async run(): Promise<SimResult> {
     this.record("harness", { ev: "run-start", detail: describeProfile(this.profile) });
     this.watchLeases();
+    this.excuses.stand((name) => this.countedLate(name));
     this.legacyHold();
     for (let slot = 0; slot < this.profile.daemons; slot++) this.startDaemon(slot);
     this.scheduleWorkload();
@@ -1432,6 +1442,15 @@ export class Simulation implements ClientWorld {
   private heardLate(fault: CutOff): void {
     const { daemon, why } = fault;
     const wanted = new Set(this.active.filter((c) => c.daemon === daemon && !c.done).map((c) => c.resource.leaseName));
+    for (const { leaseName: name } of this.resources) {
+      const record = this.shared.peek(name);
+      if (wanted.has(name) || record === undefined || !daemon.engine.cache.covers(name)) continue;
+      const heldOff = record.holderIdentity !== "" || (record.writtenHolder ?? "") !== "";
+      if (!heldOff || record.holderIdentity === daemon.identity) continue;
+      const leaseMs = Math.max(longestDurationSeconds(record), fault.longest.get(name) ?? 0) * 1000;
+      const until = this.clock.now() + leaseMs / (1 - MAX_DRIFT) + TURN_GRACE_MS;
+      daemon.lateCounts.set(name, { until, holder: record.holderIdentity, token: record.transitions, why });
+    }
     for (const name of wanted) {
       const record = this.shared.peek(name);
       // Held by another daemon, or free but held off (a holder cleared by hand, a Lease restored).
@@ -1441,6 +1460,30 @@ export class Simulation implements ClientWorld {
       this.firstSeen.set(name, this.clock.now());
       this.countsFromNow(record, Math.max(longestDurationSeconds(record), fault.longest.get(name) ?? 0) * 1000, why);
     }
+  }
+
+  /**
+   * The excuse of a name whose waiters are all on daemons that heard of its
+   * hold late, back from a cut-off, while no client of theirs wanted it
+   * (`Daemon.lateCounts`): they count it from then (docs/design.md 3.1), the
+   * others do not, so it excuses only while no waiter is elsewhere.
+   */
+  private countedLate(name: string): Until | undefined {
+    const record = this.shared.peek(name);
+    if (record === undefined) return undefined;
+    const waiting = this.active.filter(
+      (c) =>
+        c.resource.leaseName === name &&
+        !c.done &&
+        ((c instanceof AcquireClient && c.state === "waiting") || (c instanceof CampaignClient && !c.leading)),
+    );
+    let counted: Until | undefined;
+    for (const client of waiting) {
+      const late = (client.daemon as Daemon).lateCounts.get(name);
+      if (late === undefined || late.holder !== record.holderIdentity || late.token !== record.transitions) return undefined;
+      if (counted === undefined || late.until < counted.at) counted = { at: late.until, why: late.why };
+    }
+    return counted;
   }
 
   private involvedNow(daemon: Daemon): Set<string> {
