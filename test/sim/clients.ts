@@ -117,10 +117,19 @@ abstract class Client {
    */
   orphanedUntil = 0;
 
-  /** The stream ended unread: the hold the history has open goes on until its valid_for runs out. */
-  protected orphaned(): void {
+  /**
+   * The stream ended unread: the hold the history has open goes on until its
+   * valid_for runs out. A waiter (no hold open; `heard`: what it is told) hears
+   * it when it reads again, at the end of its stall: its wait ends in the
+   * history then, not never (a waiter whose daemon died waits no longer).
+   */
+  protected orphaned(heard: SimEventFields): void {
     this.orphanedUntil = this.actsUntil;
+    if (this.actsUntil === 0) this.world.timer(Math.max(0, this.stalledUntil - this.world.now()), () => this.record(heard));
   }
+
+  /** When the client reads its stream again (simulated time), after `stall`. */
+  protected stalledUntil = 0;
 
   /**
    * Makes a unary call: it fails as unavailable if the daemon is gone or does
@@ -211,6 +220,7 @@ abstract class StreamClient extends Client {
     this.stalled = true;
     this.record({ ev: "note", detail: `stops reading its stream for ${Math.round(ms)} ms, then closes it` });
     this.timer?.cancel();
+    this.stalledUntil = this.world.now() + ms;
     this.timer = this.world.timer(ms, () => this.close());
   }
 }
@@ -294,7 +304,7 @@ export class AcquireClient extends StreamClient implements Stream {
     if (this.state === "done") return;
     this.daemonHolds = false;
     // A client that is not reading its stream does not hear it end either: its hold ends with its valid_for.
-    if (this.stalled) this.orphaned();
+    if (this.stalled) this.orphaned({ ev: "acquire-failed", detail: "stream-ended" });
     else this.record(this.state === "held" ? { ev: "lost", reason: "stream-ended" } : { ev: "acquire-failed", detail: "stream-ended" });
     this.finish();
   }
@@ -595,7 +605,7 @@ export class CampaignClient extends StreamClient implements Stream {
               if (this.done) return;
               const detail = error === undefined ? undefined : this.codeOf(error, "Campaign");
               // A candidate that is not reading its stream does not hear it end: its term ends with its valid_for.
-              if (this.stalled) this.orphaned();
+              if (this.stalled) this.orphaned({ ev: "campaign-end", detail });
               else this.record({ ev: "campaign-end", detail });
               this.finish();
             },
@@ -630,7 +640,7 @@ export class CampaignClient extends StreamClient implements Stream {
 
   broken(): void {
     if (this.done) return;
-    if (this.stalled) this.orphaned();
+    if (this.stalled) this.orphaned({ ev: "campaign-end", detail: "stream-ended" });
     else {
       if (this.leading) this.record({ ev: "deposed", token: this.term, reason: "stream-ended" });
       this.record({ ev: "campaign-end", detail: "stream-ended" });
