@@ -77,9 +77,11 @@ const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
 /**
  * Shortest pause after such a yield before this daemon takes the lease back
- * (it is also at least 4 of its write round trips, at most the turn grace):
- * long enough for a daemon with a slow connection to see the lease free and
- * write, which takes it one watch delay and one write.
+ * (it is also at least 4 of its write round trips plus twice its own watch's
+ * lag, at most the turn grace): long enough for a daemon with a slow
+ * connection to see the lease free and write, which takes it one watch delay
+ * and one write. Other daemons' watches lag about as much as this daemon's:
+ * they read from the same API server's watch cache.
  */
 export const MIN_YIELD_MS = 100;
 /** Repeated conflicts on a lease someone else writes back off: from this, doubling, with full jitter. */
@@ -526,7 +528,7 @@ export class Contender {
     if (how === "yield") {
       this.grantsInARow = 0;
       const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
-      this.yieldUntil = now + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * (now - sentAt)));
+      this.yieldUntil = now + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * (now - sentAt) + 2 * this.ctx.cache.watchLagMs));
     }
     this.lingerUntil = Math.max(this.yieldUntil, now + MIN_YIELD_MS);
     this.ctx.cache.remember(result.value);

@@ -56,6 +56,9 @@ export function expiresAt(obs: Observation): number {
   return obs.holdEnd;
 }
 
+/** Most of this daemon's own writes kept while waiting for the watch to tell of them (see `watchLagMs`). */
+const MAX_UNHEARD = 256;
+
 export class LeaseCache {
   private readonly entries = new Map<string, Observation>();
   private readonly listeners = new Map<string, Set<() => void>>();
@@ -74,6 +77,14 @@ export class LeaseCache {
    * was seen on. It outlives the entry: a deletion by hand does not end a hold.
    */
   private readonly holdEnds = new Map<string, { readonly end: number; readonly token: number }>();
+  /** This daemon's recent writes not yet heard back from the watch (`name@version`), with when each reply came. */
+  private readonly unheard = new Map<string, number>();
+  /**
+   * How far behind the store the watch runs, measured from this daemon's own
+   * writes: from a write's reply to its event. It rises at once with a longer
+   * delay and falls slowly, so it stays near the longest recent one.
+   */
+  watchLagMs = 0;
   private watchHandle: WatchHandle | undefined;
   private syncedOnce = false;
   private readonly syncWaiters: Array<() => void> = [];
@@ -151,6 +162,9 @@ export class LeaseCache {
 
   /** Records a lease this daemon just read or wrote; it is at least as new as anything watched. */
   remember(record: LeaseRecord): void {
+    this.unheard.set(`${record.name}@${record.version}`, this.clock.now());
+    // A write the watch never tells of (superseded within a list, or the name no longer watched) is forgotten in time.
+    if (this.unheard.size > MAX_UNHEARD) this.unheard.delete(this.unheard.keys().next().value!);
     if (this.put(record)) this.notify(record.name);
   }
 
@@ -193,6 +207,7 @@ export class LeaseCache {
   private apply(event: WatchEvent): void {
     switch (event.type) {
       case "upsert":
+        this.heardBack(event.lease);
         if (!inScope(this.scope, event.lease.name)) return;
         if (this.put(event.lease)) this.notify(event.lease.name);
         return;
@@ -237,6 +252,16 @@ export class LeaseCache {
         return;
       }
     }
+  }
+
+  /** Measures `watchLagMs` when the watch tells of this daemon's own latest write of a name. */
+  private heardBack(lease: LeaseRecord): void {
+    const key = `${lease.name}@${lease.version}`;
+    const at = this.unheard.get(key);
+    if (at === undefined) return;
+    this.unheard.delete(key);
+    const lag = this.clock.now() - at;
+    this.watchLagMs = lag > this.watchLagMs ? lag : this.watchLagMs + (lag - this.watchLagMs) / 8;
   }
 
   /** A Lease the watch covers is gone: its listeners hear it, then `onDeleted`. */

@@ -30,6 +30,8 @@ export class ConnectionStore implements LeaseStore {
   before: (() => Promise<void> | undefined) | undefined;
   /** Runs after the store applied a call, before its reply: return a promise to hold the reply back (and ignore the caller's deadline). */
   after: (() => Promise<void> | undefined) | undefined;
+  /** Schedules the delivery of each watch event (a watch that lags behind the store); undefined: at once. */
+  delayEvents: ((deliver: () => void) => void) | undefined;
   /** Calls made through this connection, by operation. */
   readonly calls = { get: 0, create: 0, update: 0 };
 
@@ -91,6 +93,7 @@ export class ConnectionStore implements LeaseStore {
     const inner = this.shared.watch((event) => {
       if (this.hearingCut || this.listener !== listener) return;
       if (this.held !== undefined) this.held.push(event);
+      else if (this.delayEvents !== undefined) this.delayEvents(() => this.listener === listener && !this.hearingCut && listener(event));
       else listener(event);
     }, names);
     this.inner = inner;

@@ -569,6 +569,25 @@ test("a waiter on a slow daemon is served when the holding daemon releases and r
   t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
 });
 
+test("a waiter on a daemon that hears 300 ms late is served when the holding daemon releases and retakes the lock back to back", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  // Both watches lag 300 ms behind the store, as an API server's watch cache can; b's calls take 25 ms more.
+  for (const daemon of [a, b]) daemon.conn.delayEvents = (deliver) => void sim.clock.setTimer(300, deliver);
+  b.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(25, resolve));
+  const a1 = keepTaking(sim, a, "retake-lagging", "after-release");
+  // Long enough for a to have heard its own writes back, which is how it learns its watch's lag.
+  await sim.advance(1_000);
+  const askedAt = sim.clock.now();
+  const waiter = b.acquire("retake-lagging", { holder: "b" });
+  await sim.advance(3_000);
+  const passes = a1.passesBefore(waiter, askedAt);
+  t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
+  t.true(passes > 0, "a kept taking the lock while b waited");
+  t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
+});
+
 test("a reply that comes after its call's deadline is not acted on: no grant of a token older than one already granted", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
