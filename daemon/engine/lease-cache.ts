@@ -56,8 +56,8 @@ export function expiresAt(obs: Observation): number {
   return obs.holdEnd;
 }
 
-/** Most of this daemon's own writes kept while waiting for the watch to tell of them (see `watchLagMs`). */
-const MAX_UNHEARD = 256;
+/** Most of this daemon's own writes of one name kept while waiting for the watch to tell of them (see `watchLagMs`). */
+const MAX_UNHEARD = 64;
 
 export class LeaseCache {
   private readonly entries = new Map<string, Observation>();
@@ -77,14 +77,14 @@ export class LeaseCache {
    * was seen on. It outlives the entry: a deletion by hand does not end a hold.
    */
   private readonly holdEnds = new Map<string, { readonly end: number; readonly token: number }>();
-  /** This daemon's recent writes not yet heard back from the watch (`name@version`), with when each reply came. */
-  private readonly unheard = new Map<string, number>();
+  /** Versions this daemon wrote (or read) before its watch told of them, oldest first, with when each reply came. */
+  private readonly unheard = new Map<string, Array<{ readonly version: string; readonly at: number }>>();
   /**
    * How far behind the store the watch runs, measured from this daemon's own
    * writes: from a write's reply to its event. It rises at once with a longer
    * delay and falls slowly, so it stays near the longest recent one.
    */
-  watchLagMs = 0;
+  private heardLagMs = 0;
   private watchHandle: WatchHandle | undefined;
   private syncedOnce = false;
   private readonly syncWaiters: Array<() => void> = [];
@@ -162,10 +162,14 @@ export class LeaseCache {
 
   /** Records a lease this daemon just read or wrote; it is at least as new as anything watched. */
   remember(record: LeaseRecord): void {
-    this.unheard.set(`${record.name}@${record.version}`, this.clock.now());
-    // A write the watch never tells of (superseded within a list, or the name no longer watched) is forgotten in time.
-    if (this.unheard.size > MAX_UNHEARD) this.unheard.delete(this.unheard.keys().next().value!);
-    if (this.put(record)) this.notify(record.name);
+    if (!this.put(record)) return;
+    this.notify(record.name);
+    // Only what the watch covers will be told.
+    if (!inScope(this.scope, record.name)) return;
+    const versions = this.unheard.get(record.name) ?? [];
+    versions.push({ version: record.version, at: this.clock.now() });
+    if (versions.length > MAX_UNHEARD) versions.shift();
+    this.unheard.set(record.name, versions);
   }
 
   /**
@@ -201,6 +205,8 @@ export class LeaseCache {
   }
 
   private drop(name: string): boolean {
+    // Nothing more is told of it (deleted, or no longer watched).
+    this.unheard.delete(name);
     return this.entries.delete(name);
   }
 
@@ -222,6 +228,12 @@ export class LeaseCache {
         for (const name of this.listeners.keys()) this.notify(name);
         return;
       case "synced": {
+        // What the list covers is told: writes before it are never told one by one.
+        for (const [name, versions] of [...this.unheard]) {
+          const untold = versions.filter((v) => event.version !== "" && this.store.isNewer(v.version, event.version));
+          if (untold.length === 0) this.unheard.delete(name);
+          else this.unheard.set(name, untold);
+        }
         const changed = new Set<string>();
         // Names the watch covers from now on are news to their listeners even when nothing is listed for them.
         for (const name of this.wanted) if (!this.covers(name) && inScope(event.scope, name)) changed.add(name);
@@ -254,14 +266,30 @@ export class LeaseCache {
     }
   }
 
-  /** Measures `watchLagMs` when the watch tells of this daemon's own latest write of a name. */
+  /**
+   * How far behind the store the watch runs: the lag measured, or longer while
+   * a version this daemon has had for that long is still untold (before the
+   * first one is heard back, too).
+   */
+  get watchLagMs(): number {
+    const now = this.clock.now();
+    let lag = this.heardLagMs;
+    for (const versions of this.unheard.values()) lag = Math.max(lag, now - versions[0]!.at);
+    return lag;
+  }
+
+  /** Measures the watch's lag when it tells of a version this daemon already had; the versions before it are told no more. */
   private heardBack(lease: LeaseRecord): void {
-    const key = `${lease.name}@${lease.version}`;
-    const at = this.unheard.get(key);
-    if (at === undefined) return;
-    this.unheard.delete(key);
-    const lag = this.clock.now() - at;
-    this.watchLagMs = lag > this.watchLagMs ? lag : this.watchLagMs + (lag - this.watchLagMs) / 8;
+    const versions = this.unheard.get(lease.name);
+    if (versions === undefined) return;
+    const told = versions.findIndex((v) => !this.store.isNewer(lease.version, v.version));
+    const last = told === -1 ? versions.length - 1 : versions[told]!.version === lease.version ? told : told - 1;
+    if (last >= 0 && versions[last]!.version === lease.version) {
+      const lag = this.clock.now() - versions[last]!.at;
+      this.heardLagMs = lag > this.heardLagMs ? lag : this.heardLagMs + (lag - this.heardLagMs) / 8;
+    }
+    versions.splice(0, last + 1);
+    if (versions.length === 0) this.unheard.delete(lease.name);
   }
 
   /** A Lease the watch covers is gone: its listeners hear it, then `onDeleted`. */
