@@ -280,6 +280,14 @@ class Daemon implements DaemonLink {
   troubledAt: number;
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
+  /** Calls with a deadline that a store fault holds up now (latency, hang, a late or lost reply). */
+  heldUp = 0;
+  /**
+   * When every call the engine may have in flight was last held up by store faults (Infinity while they
+   * are): its other calls, a Release among them, wait for a turn that a fault withholds (seed 18 of
+   * `--workload campaign,observe --backend kubernetes`: seven hung calls on other locks held a Release).
+   */
+  chokedAt = -Infinity;
 
   /** Frozen or cut off: its clients can be served only once it is back. */
   get unreachable(): boolean {
@@ -593,7 +601,7 @@ export class Simulation implements ClientWorld {
 
   faultFree(link: DaemonLink, leaseName: string, since = this.clock.now()): boolean {
     const daemon = link as Daemon;
-    if (daemon.gone() || daemon.unreachable || daemon.troubledAt >= since) return false;
+    if (daemon.gone() || daemon.unreachable || daemon.troubledAt >= since || daemon.chokedAt >= since) return false;
     return this.excuses.excusedUntil(leaseName) < this.clock.now();
   }
 
@@ -978,6 +986,7 @@ export class Simulation implements ClientWorld {
         : TURN_GRACE_MS;
     const id = this.excuses.begin(name, after, `store:${hangs ? "hang" : fault.kind}`);
     const fid = this.faultStart(label, [daemon.slot]);
+    const unchoke = this.holdsTurn(daemon, fault, hasDeadline);
     if ((fault.kind === "lost-reply" || fault.kind === "late-reply") && operation !== "get") this.cancelDuring(daemon, name);
     if (fault.kind === "hang" && !hasDeadline) {
       // A call without a deadline would hang for minutes: excuse only as long as a deadline would have allowed.
@@ -988,8 +997,29 @@ export class Simulation implements ClientWorld {
       return () => {};
     }
     return () => {
+      unchoke();
       this.excuses.end(id, this.clock.now());
       this.faultEnd(fid, [daemon.slot]);
+    };
+  }
+
+  /**
+   * A faulty call with a deadline holds one of the engine's turns at the store (docs/design.md 5, "When the
+   * store cannot keep up") until it answers. Counts it; returns what ends it (once).
+   */
+  private holdsTurn(daemon: Daemon, fault: CallFault, hasDeadline: boolean): () => void {
+    const slow =
+      fault.kind === "hang" || fault.kind === "latency" || ((fault.kind === "lost-reply" || fault.kind === "late-reply") && fault.ms > 0);
+    const limit = daemon.store.maxCallsInFlight;
+    if (!slow || !hasDeadline || limit === undefined) return () => {};
+    daemon.heldUp += 1;
+    if (daemon.heldUp >= limit) daemon.chokedAt = Infinity;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      daemon.heldUp -= 1;
+      if (daemon.heldUp < limit && daemon.chokedAt === Infinity) daemon.chokedAt = this.clock.now();
     };
   }
 
