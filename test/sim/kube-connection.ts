@@ -219,7 +219,8 @@ export class SimApiConnection implements LeaseApi {
     return runWithFault<T>({
       clock: this.clock,
       fault,
-      baseLatencyMs: this.link.baseLatencyMs(),
+      // Its turn at the API server, behind the requests of every daemon before it, then the network.
+      baseLatencyMs: this.server.admit() + this.link.baseLatencyMs(),
       signal,
       ended,
       deliver: (fn) => this.link.deliver(fn),

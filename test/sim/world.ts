@@ -24,7 +24,7 @@ import {
   type World as ClientWorld,
 } from "./clients.js";
 import { DriftClock, NodeWallClock, type WallFault } from "./drift-clock.js";
-import { Excuses } from "./excuses.js";
+import { EVERY_NAME, Excuses } from "./excuses.js";
 import { type CallFault, FaultyStore } from "./faulty-store.js";
 import { KubeBackend } from "./kube-backend.js";
 import { type Random, between, stream } from "./random.js";
@@ -183,10 +183,15 @@ interface ApiServerProfile {
   readonly bookmarkMs: number;
   /** A Lease an older daemon left without the name label, held by it for this long from the start (0: none). */
   readonly legacyHoldMs: number;
+  /** Requests it serves per second (an API server that cannot keep up); undefined: no limit. */
+  readonly callsPerSecond: number | undefined;
 }
 
-function chooseApiServer(random: Random): ApiServerProfile {
+/** A quarter of the API servers serve few requests per second, drawn from a stream of their own. */
+function chooseApiServer(random: Random, capacity: Random): ApiServerProfile {
+  const callsPerSecond = capacity.bool(0.25) ? capacity.pick([20, 50, 100]) : undefined;
   return {
+    callsPerSecond,
     cacheLagMs: random.pick([0, 0, 5, 50, 300]),
     cacheEvents: random.pick([50, 200, 1_000]),
     maxWatchMs: random.pick([5_000, 30_000, 300_000]),
@@ -225,7 +230,7 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, 
     scale,
     daemons,
     backend,
-    apiServer: backend === "kubernetes" ? chooseApiServer(backendRandom) : undefined,
+    apiServer: backend === "kubernetes" ? chooseApiServer(backendRandom, stream(options.seed, "capacity")) : undefined,
     faults,
     workload,
     locks: scale === "names" ? scaleRandom.int(...SCALE_NAMES) : locks,
@@ -250,7 +255,9 @@ function describeProfile(p: Profile): string {
     ...(api === undefined
       ? []
       : [
-          `apiServer=lag:${api.cacheLagMs},events:${api.cacheEvents},watch:${api.maxWatchMs},bookmark:${api.bookmarkMs},legacy:${api.legacyHoldMs}`,
+          `apiServer=lag:${api.cacheLagMs},events:${api.cacheEvents},watch:${api.maxWatchMs},bookmark:${api.bookmarkMs},legacy:${api.legacyHoldMs}${
+            api.callsPerSecond === undefined ? "" : `,capacity:${api.callsPerSecond}/s`
+          }`,
         ]),
     `faults=${[...p.faults].join(",") || "none"}`,
     `workload=${[...p.workload].join(",")}`,
@@ -416,6 +423,8 @@ export class Simulation implements ClientWorld {
             cacheEvents: api.cacheEvents,
             maxWatchMs: api.maxWatchMs,
             bookmarkMs: api.bookmarkMs,
+            // Only during the fault phase: the quiet tail lets everything settle.
+            callsPerSecond: () => (this.clock.now() < FAULTS_END_MS ? api.callsPerSecond : undefined),
           });
     this.walls = this.profile.wallOffsetMs.map((offset) => new NodeWallClock(this.clock, offset));
     for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
@@ -1421,6 +1430,10 @@ export class Simulation implements ClientWorld {
     const now = this.clock.now();
     this.active = this.active.filter((c) => !c.done || (c instanceof TryClient && c.occupies(now)));
     for (const [names, daemon] of this.involvements) for (const name of this.involvedNow(daemon)) names.add(name);
+    // An API server that cannot keep up delays every call, renewals too: liveness is not judged while it is
+    // behind, nor for a lease after (a holder may have lost its lease, which the others then wait out); safety is.
+    const backlogMs = this.shared instanceof KubeBackend ? this.shared.server.backlogMs() : 0;
+    if (backlogMs > 100) this.excuses.point(EVERY_NAME, now, backlogMs + LONGEST_LEASE_MS / (1 - MAX_DRIFT) + TURN_GRACE_MS, "overload");
     for (const resource of this.resources) {
       const waiters: string[] = [];
       let occupied = false;
