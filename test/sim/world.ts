@@ -24,7 +24,7 @@ import {
   type World as ClientWorld,
 } from "./clients.js";
 import { DriftClock, NodeWallClock, type WallFault } from "./drift-clock.js";
-import { EVERY_NAME, Excuses } from "./excuses.js";
+import { Excuses } from "./excuses.js";
 import { type CallFault, FaultyStore } from "./faulty-store.js";
 import { KubeBackend } from "./kube-backend.js";
 import { type Random, between, stream } from "./random.js";
@@ -71,6 +71,8 @@ export interface SimOptions {
   readonly trace?: boolean;
   /** The backend (default: chosen from the seed, half the runs each). */
   readonly backend?: Backend;
+  /** Only runs whose API server cannot keep up (a capacity limit; implies the Kubernetes backend). */
+  readonly overload?: boolean;
 }
 
 export interface SimViolation {
@@ -120,6 +122,21 @@ const TURN_GRACE_MS = 2_000;
 const LONGEST_DEADLINE_MS = 20_000;
 /** Longest lease any request asks for. */
 const LONGEST_LEASE_MS = 30_000;
+
+/** A request that waits less than this for its turn at an overloaded API server excuses nothing: the stall bound absorbs it. */
+const OVERLOAD_MIN_WAIT_MS = 100;
+
+/**
+ * How late a renewal of a lease of `leaseMs` may come back before its holder
+ * gives the lease up, at the worst: sent a renew interval (a third of the
+ * lease, 10 % jitter) after the last one, given up at the renew deadline
+ * after it, on a clock running fast by MAX_DRIFT (timing.ts).
+ */
+function renewalSlackMs(leaseMs: number): number {
+  const deadlineMs = (leaseMs * RENEW_DEADLINE_MS) / LEASE_MS;
+  const intervalMs = Math.min(leaseMs / 3, deadlineMs / 2);
+  return (deadlineMs - 1.1 * intervalMs) / (1 + MAX_DRIFT);
+}
 
 /** Stall bound: a lock that no client holds, with waiters, outside any fault's excuse, is granted within this. */
 export const STALL_BOUND_MS = 4_000;
@@ -185,13 +202,22 @@ interface ApiServerProfile {
   readonly legacyHoldMs: number;
   /** Requests it serves per second (an API server that cannot keep up); undefined: no limit. */
   readonly callsPerSecond: number | undefined;
+  /**
+   * With a limit: a flood of fresh reads on one daemon, half again as many
+   * per second as the server serves, from `atMs` for `ms` (its store calls
+   * then queue in the engine, behind or after its renewals).
+   */
+  readonly flood: { readonly atMs: number; readonly ms: number } | undefined;
 }
 
-/** A quarter of the API servers serve few requests per second, drawn from a stream of their own. */
-function chooseApiServer(random: Random, capacity: Random): ApiServerProfile {
-  const callsPerSecond = capacity.bool(0.25) ? capacity.pick([20, 50, 100]) : undefined;
+/** A quarter of the API servers (or all, `overload`) serve few requests per second, drawn from a stream of their own. */
+function chooseApiServer(random: Random, capacity: Random, overload: boolean): ApiServerProfile {
+  const limited = capacity.bool(0.25) || overload;
+  const callsPerSecond = limited ? capacity.pick([20, 50, 100]) : undefined;
+  const flood = limited ? { atMs: capacity.int(3_000, 35_000), ms: capacity.int(4_000, 12_000) } : undefined;
   return {
     callsPerSecond,
+    flood,
     cacheLagMs: random.pick([0, 0, 5, 50, 300]),
     cacheEvents: random.pick([50, 200, 1_000]),
     maxWatchMs: random.pick([5_000, 30_000, 300_000]),
@@ -225,12 +251,13 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, 
   const skew = faults.has("skew");
   const locks = random.int(1, 3);
   const backendRandom = stream(options.seed, "backend");
-  const backend = options.backend ?? (backendRandom.bool(0.5) ? "kubernetes" : "memory");
+  const backend = options.overload === true ? "kubernetes" : (options.backend ?? (backendRandom.bool(0.5) ? "kubernetes" : "memory"));
   return {
     scale,
     daemons,
     backend,
-    apiServer: backend === "kubernetes" ? chooseApiServer(backendRandom, stream(options.seed, "capacity")) : undefined,
+    apiServer:
+      backend === "kubernetes" ? chooseApiServer(backendRandom, stream(options.seed, "capacity"), options.overload === true) : undefined,
     faults,
     workload,
     locks: scale === "names" ? scaleRandom.int(...SCALE_NAMES) : locks,
@@ -287,6 +314,8 @@ class Daemon implements DaemonLink {
   troubledAt: number;
   /** Partitions and broken or slow watches in progress: while any is, the daemon may hear of a change late or never. */
   cut = 0;
+  /** Its store calls with a fault, not yet answered: each holds one of its connections. */
+  faultyCalls = 0;
 
   /** Frozen or cut off: its clients can be served only once it is back. */
   get unreachable(): boolean {
@@ -311,6 +340,8 @@ class Daemon implements DaemonLink {
         decide: (operation, name, hasDeadline, acquiring) => sim.decideFault(this, operation, name, hasDeadline, acquiring),
         faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
         firstSight: (lease) => sim.leaseFirstSeen(lease),
+        waited: (operation, name, waitMs, deaf) => sim.storeWaited(this, name, waitMs, deaf),
+        watchHeldUp: (from, to) => sim.watchHeldUp(this, from, to),
         traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
       },
       { clock: this.clock, random: () => storeRandom.next() },
@@ -615,6 +646,7 @@ export class Simulation implements ClientWorld {
     for (let slot = 0; slot < this.profile.daemons; slot++) this.startDaemon(slot);
     this.scheduleWorkload();
     this.scheduleFaults();
+    this.scheduleFlood();
     while (this.clock.now() < RUN_MS) {
       this.clock.fired = 0;
       try {
@@ -988,19 +1020,80 @@ export class Simulation implements ClientWorld {
     const id = this.excuses.begin(name, after, `store:${hangs ? "hang" : fault.kind}`);
     const fid = this.faultStart(label, [daemon.slot]);
     if ((fault.kind === "lost-reply" || fault.kind === "late-reply") && operation !== "get") this.cancelDuring(daemon, name);
+    const released = this.holdsConnection(daemon);
     if (fault.kind === "hang" && !hasDeadline) {
       // A call without a deadline would hang for minutes: excuse only as long as a deadline would have allowed.
       this.clock.setTimer(LONGEST_DEADLINE_MS, () => {
         this.excuses.end(id, this.clock.now());
         this.faultEnd(fid, [daemon.slot]);
+        released();
       });
       return () => {};
     }
     return () => {
       this.excuses.end(id, this.clock.now());
       this.faultEnd(fid, [daemon.slot]);
+      released();
     };
   }
+
+  /**
+   * A faulty call holds one of the daemon's connections to the store until it
+   * answers. While every one is so held (the Kubernetes store has 7), all its
+   * other calls wait, whatever their name: the daemon counts as troubled, as
+   * while a fault of its own lasts. Returns what gives the connection back.
+   */
+  private holdsConnection(daemon: Daemon): () => void {
+    const limit = daemon.store.maxCallsInFlight;
+    if (limit === undefined) return () => {};
+    daemon.faultyCalls += 1;
+    if (daemon.faultyCalls === limit) daemon.troubledAt = Infinity;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      daemon.faultyCalls -= 1;
+      if (daemon.faultyCalls === limit - 1 && !daemon.unreachable && !daemon.gone()) daemon.troubledAt = this.clock.now();
+    };
+  }
+
+  /**
+   * A request of `daemon` waited `waitMs` for its turn at an API server that
+   * cannot keep up (measured there: the requests of every daemon before it).
+   * Like a latency fault, that holds up its name (a list: none) for the wait
+   * and a turn after. A renewal that waits past half its slack may cost a
+   * holder its lease, which the others then wait out; the other half is the
+   * engine's to spend waiting for a connection behind calls already sent, not
+   * behind new acquisitions (renewals go first, docs/design.md 5). And while
+   * no watch of the daemon is open, what waits holds up what it hears: the
+   * names it holds, waits for or serves.
+   */
+  storeWaited(daemon: Daemon, name: string, waitMs: number, deaf: boolean): void {
+    if (waitMs < OVERLOAD_MIN_WAIT_MS) return;
+    const now = this.clock.now();
+    const answeredMs = waitMs + 2 * (this.profile.baseLatencyMs[daemon.slot] ?? 0);
+    if (deaf) this.excuses.point(this.involvedNow(daemon), now, answeredMs + TURN_GRACE_MS, "overload");
+    if (name === "") return;
+    this.excuses.point(name, now, answeredMs + TURN_GRACE_MS, "overload");
+    const record = this.shared.peek(name);
+    if (record === undefined || record.holderIdentity !== daemon.identity) return;
+    const leaseMs = record.leaseDurationSeconds * 1000;
+    if (waitMs >= renewalSlackMs(leaseMs) / 2)
+      this.excuses.point(name, now, answeredMs + Math.max(leaseMs, LEASE_MS) / (1 - MAX_DRIFT) + TURN_GRACE_MS, "overload");
+  }
+
+  /** Watch events to `daemon` were held up by the API server's backlog from `from` to `to` (the read oracle's). */
+  watchHeldUp(daemon: Daemon, from: number, to: number): void {
+    this.heldUp.push({ slots: [daemon.slot], start: from, end: to, lateMs: 0 });
+    this.record(daemon.identity, {
+      ev: "note",
+      daemon: daemon.slot,
+      detail: `its watch was held up by the API server's backlog from ${(from / 1000).toFixed(3)} s`,
+    });
+  }
+
+  /** Spans in which a daemon heard no watch event while its requests waited in the API server's backlog. */
+  private readonly heldUp: Array<{ slots: readonly number[]; start: number; end: number; lateMs: number }> = [];
 
   /**
    * While a write whose reply will be lost is in flight, the callers waiting for that lock on that daemon
@@ -1024,6 +1117,43 @@ export class Simulation implements ClientWorld {
 
   private faultEnd(id: string, affects: readonly number[] | "all"): void {
     this.record("harness", { ev: "fault-end", fault: id, affects });
+  }
+
+  /**
+   * The overload of a run whose API server cannot keep up: one daemon's
+   * clients ask for fresh reads faster than the server serves, for a while.
+   * They read a Lease nobody uses (so no name's liveness is judged by them),
+   * and each waits in the engine for one of its 7 connections: the engine
+   * must send the renewals of what it holds first (docs/design.md 5), or its
+   * holders lose their leases while others wait for them (mutant 26).
+   */
+  private scheduleFlood(): void {
+    const api = this.profile.apiServer;
+    const rate = api?.callsPerSecond;
+    if (rate === undefined || api?.flood === undefined) return;
+    const { atMs, ms } = api.flood;
+    const r = stream(this.seed, "flood");
+    const target = this.resource("lock", "flood");
+    const everyMs = 1000 / (1.5 * rate);
+    this.clock.setTimer(atMs, () => {
+      // The daemon that holds the most, so that what it holds has waiters elsewhere.
+      const live = this.daemons.filter((d) => !d.gone());
+      if (live.length === 0) return;
+      const holds = (d: Daemon) => this.resources.filter((res) => this.shared.peek(res.leaseName)?.holderIdentity === d.identity).length;
+      const most = Math.max(...live.map(holds));
+      const daemon = r.pick(live.filter((d) => holds(d) === most));
+      this.record("harness", {
+        ev: "note",
+        detail: `overload: ${daemon.identity}'s clients ask for ${Math.round(1.5 * rate)} fresh reads a second for ${ms} ms`,
+      });
+      const until = this.clock.now() + ms;
+      const next = () => {
+        if (this.clock.now() >= until || daemon.gone()) return;
+        read(this, daemon, target, true);
+        this.clock.setTimer(everyMs, next);
+      };
+      next();
+    });
   }
 
   private scheduleFaults(): void {
@@ -1430,10 +1560,6 @@ export class Simulation implements ClientWorld {
     const now = this.clock.now();
     this.active = this.active.filter((c) => !c.done || (c instanceof TryClient && c.occupies(now)));
     for (const [names, daemon] of this.involvements) for (const name of this.involvedNow(daemon)) names.add(name);
-    // An API server that cannot keep up delays every call, renewals too: liveness is not judged while it is
-    // behind, nor for a lease after (a holder may have lost its lease, which the others then wait out); safety is.
-    const backlogMs = this.shared instanceof KubeBackend ? this.shared.server.backlogMs() : 0;
-    if (backlogMs > 100) this.excuses.point(EVERY_NAME, now, backlogMs + LONGEST_LEASE_MS / (1 - MAX_DRIFT) + TURN_GRACE_MS, "overload");
     for (const resource of this.resources) {
       const waiters: string[] = [];
       let occupied = false;
@@ -1572,13 +1698,18 @@ export class Simulation implements ClientWorld {
     const faults = checked.faults;
     // A daemon's watch events reach its cache at the instant of the write, except while it is frozen (they wait),
     // cut off or its watch broken or slow (they are late or lost until a relist): from the start of such a fault on.
+    // (A slow watch's events, up to 2 s late, still come in for 2 s after it.) Likewise while no watch of its was
+    // open and its requests waited in the API server's backlog, as the connection measured: until a watch was
+    // served again, which brings what it missed at once.
     const disturbances = faults
       .filter((f) => /^(freeze|partition|broken watch|slow watch) /.test(f.fault) && f.affects !== "all")
       .map((f) => ({
         slots: f.affects as readonly number[],
         start: Number(f.start) / 1e6,
         end: f.end === undefined ? Infinity : Number(f.end) / 1e6,
-      }));
+        lateMs: 2_000,
+      }))
+      .concat(this.heldUp);
     // On the API server, watch events come from a cache that lags the writes, through the daemon's connection.
     const api = this.profile.apiServer;
     const watchLagMs = (slot: number) => (api === undefined ? 0 : api.cacheLagMs + 2 * (this.profile.baseLatencyMs[slot] ?? 0) + 50);
@@ -1587,8 +1718,7 @@ export class Simulation implements ClientWorld {
       for (let changed = true; changed;) {
         changed = false;
         for (const d of disturbances) {
-          // (A slow watch's events, up to 2 s late, still come in for 2 s after it.)
-          if (d.slots.includes(slot) && d.start - watchLagMs(slot) < from && d.start <= replied && d.end + 2_000 >= from) {
+          if (d.slots.includes(slot) && d.start - watchLagMs(slot) < from && d.start <= replied && d.end + d.lateMs >= from) {
             from = d.start - watchLagMs(slot);
             changed = true;
           }
