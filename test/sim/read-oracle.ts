@@ -10,7 +10,8 @@
 //   watch brings each write to the cache at the instant it is made; but while
 //   its daemon is frozen its watch events wait, and while it is cut off or its
 //   watch is broken or slow they come late or are lost until a relist, so the
-//   window then opens at the start of that fault. A leader an Observe stream
+//   window then opens at the start of that fault (or of a hold-up by the API
+//   server's backlog, as the harness measured it). A leader an Observe stream
 //   or a candidate is told is such a cached read, sent when it is received;
 // - a token is never above the highest written before the answer;
 // - held (a leader) means the version names a holder, with remaining > 0 no

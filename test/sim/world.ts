@@ -1066,13 +1066,20 @@ export class Simulation implements ClientWorld {
    * engine's to spend waiting for a connection behind calls already sent, not
    * behind new acquisitions (renewals go first, docs/design.md 5). And while
    * no watch of the daemon is open, what waits holds up what it hears: the
-   * names it holds, waits for or serves.
+   * names its clients wait for.
    */
   storeWaited(daemon: Daemon, name: string, waitMs: number, deaf: boolean): void {
     if (waitMs < OVERLOAD_MIN_WAIT_MS) return;
     const now = this.clock.now();
     const answeredMs = waitMs + 2 * (this.profile.baseLatencyMs[daemon.slot] ?? 0);
-    if (deaf) this.excuses.point(this.involvedNow(daemon), now, answeredMs + TURN_GRACE_MS, "overload");
+    if (deaf) {
+      // Its waiters do not hear a lease given up meanwhile (what it holds, it renews without hearing).
+      const waitingFor = new Set<string>();
+      for (const c of this.active)
+        if (c.daemon === daemon && ((c instanceof AcquireClient && c.state === "waiting") || (c instanceof CampaignClient && !c.leading)))
+          waitingFor.add(c.resource.leaseName);
+      this.excuses.point(waitingFor, now, answeredMs + TURN_GRACE_MS, "overload");
+    }
     if (name === "") return;
     this.excuses.point(name, now, answeredMs + TURN_GRACE_MS, "overload");
     const record = this.shared.peek(name);
