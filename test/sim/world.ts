@@ -1060,8 +1060,8 @@ export class Simulation implements ClientWorld {
   /**
    * A request of `daemon` waited `waitMs` for its turn at an API server that
    * cannot keep up (measured there: the requests of every daemon before it).
-   * Like a latency fault, that holds up its name (a list: none) for the wait
-   * and a turn after. A renewal that waits past half its slack may cost a
+   * That holds up its name (a list: none) until it is answered; the stall
+   * bound counts from there. A renewal that waits past half its slack may cost a
    * holder its lease, which the others then wait out; the other half is the
    * engine's to spend waiting for a connection behind calls already sent, not
    * behind new acquisitions (renewals go first, docs/design.md 5). And while
@@ -1081,7 +1081,7 @@ export class Simulation implements ClientWorld {
       this.excuses.point(waitingFor, now, answeredMs + TURN_GRACE_MS, "overload");
     }
     if (name === "") return;
-    this.excuses.point(name, now, answeredMs + TURN_GRACE_MS, "overload");
+    this.excuses.point(name, now, answeredMs, "overload");
     const record = this.shared.peek(name);
     if (record === undefined || record.holderIdentity !== daemon.identity) return;
     const leaseMs = record.leaseDurationSeconds * 1000;
