@@ -106,12 +106,6 @@ export class SimApiServer {
     return object === undefined ? undefined : copy(object);
   }
 
-  /** How far behind the server is: how long a request arriving now would wait for its turn. */
-  backlogMs(): number {
-    if (this.options.callsPerSecond?.() === undefined) return 0;
-    return Math.max(0, this.nextFree - this.clock.now());
-  }
-
   /** How long a request arriving now waits for its turn (0 without a capacity limit); takes that turn. */
   admit(): number {
     const rate = this.options.callsPerSecond?.();
