@@ -41,6 +41,10 @@ export interface FaultHooks {
    * (docs/design.md 3.1, 3.10).
    */
   firstSight?(lease: LeaseRecord): void;
+  /** Kubernetes: a request waited its turn at an API server that cannot keep up (kube-connection.ts). */
+  waited?(operation: StoreOperation | "list", name: string, waitMs: number, deaf: boolean): void;
+  /** Kubernetes: the daemon heard no watch event from `from` to `to` while a request of its waited in the backlog. */
+  watchHeldUp?(from: number, to: number): void;
 }
 
 export class FaultyStore implements LeaseStore {
@@ -88,6 +92,8 @@ export class FaultyStore implements LeaseStore {
         baseLatencyMs: () => this.baseLatencyMs,
         watchDelayMs: () => this.watchDelayMs,
         traceCall: hooks.traceCall,
+        waited: hooks.waited,
+        watchHeldUp: hooks.watchHeldUp,
       },
       daemon?.clock ?? clock,
       daemon?.random ?? (() => 0.5),

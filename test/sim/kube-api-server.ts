@@ -42,6 +42,12 @@ export interface ApiServerOptions {
   readonly bookmarkMs?: number;
   /** The longest a watch lasts whatever timeoutSeconds it asked for (ms); undefined: as asked. */
   readonly maxWatchMs?: number;
+  /**
+   * Requests it serves per second, one after another in arrival order (an API
+   * server, or the priority level of its flow control, that cannot keep up);
+   * undefined: no limit (now). A request waits its turn before it is served.
+   */
+  readonly callsPerSecond?: () => number | undefined;
 }
 
 interface OpenWatch {
@@ -79,6 +85,8 @@ export class SimApiServer {
   private uid = 0;
   /** Calls served, by verb (admin writes excluded). */
   readonly calls = { get: 0, create: 0, update: 0, list: 0, watch: 0 };
+  /** When the next request can be served, with `callsPerSecond`. */
+  private nextFree = 0;
   /** Told of every write, at once (the harness's own view; no cache, no lag). */
   readonly writes = new Set<(change: { type: WatchEventType; object: V1Lease }) => void>();
 
@@ -96,6 +104,16 @@ export class SimApiServer {
   peek(name: string): V1Lease | undefined {
     const object = this.objects.get(name);
     return object === undefined ? undefined : copy(object);
+  }
+
+  /** How long a request arriving now waits for its turn (0 without a capacity limit); takes that turn. */
+  admit(): number {
+    const rate = this.options.callsPerSecond?.();
+    if (rate === undefined) return 0;
+    const now = this.clock.now();
+    const at = Math.max(now, this.nextFree);
+    this.nextFree = at + 1000 / rate;
+    return at - now;
   }
 
   read(name: string): V1Lease {

@@ -11,6 +11,7 @@ import type { LeaseApi, LeaseWatchQuery } from "../../daemon/store/kubernetes/le
 import type { StoreOperation } from "../../daemon/store/memory/memory-store.js";
 import type { PartitionMode } from "../support/connection-store.js";
 import { type CallFault, type FaultErrors, runWithFault } from "./call-faults.js";
+import { NAME_LABEL } from "../../daemon/store/kubernetes/lease-convert.js";
 import { type SimApiServer, status } from "./kube-api-server.js";
 
 /** What the connection needs of its daemon and of the world. */
@@ -26,6 +27,19 @@ export interface ConnectionLink {
   /** Extra latency of watch events now. */
   watchDelayMs(): number;
   traceCall?(line: string): void;
+  /**
+   * A request waited `waitMs` for its turn at an API server that cannot keep
+   * up (`name` "" for a list); `deaf`: no watch of this daemon was open, so it
+   * hears nothing until a list or watch of its is served.
+   */
+  waited?(operation: StoreOperation | "list", name: string, waitMs: number, deaf: boolean): void;
+  /**
+   * The API server's backlog held up what the daemon's watch tells it from
+   * `from` to `to`: no watch of its was open while a request of its waited, or
+   * the read that confirms a deletion its watch reported waited. Its cache
+   * may have been as old as `from` until `to`.
+   */
+  watchHeldUp?(from: number, to: number): void;
 }
 
 /** A failure without an answer, as fetch reports one. */
@@ -54,6 +68,8 @@ interface ClientWatch {
   /** Cut off by a partition: events are lost, and the client learns of it when the network heals. */
   severed: boolean;
   over: boolean;
+  /** The server stops sending it what is written (it ended, or the network is cut). */
+  deaf: () => void;
 }
 
 export class SimApiConnection implements LeaseApi {
@@ -65,13 +81,26 @@ export class SimApiConnection implements LeaseApi {
   private watchRefusedUntil = -Infinity;
   private readonly open = new Set<ClientWatch>();
   private lastEventAt = 0;
+  /** Watches the server is sending to now (accepted, not ended, not cut off). */
+  private hearing = 0;
+  /** Since when none is (the connection's start, or the end of the last one); undefined while one is. */
+  private deafSince: number | undefined;
+  /** A request of this daemon waited in the API server's backlog since `deafSince`. */
+  private waitedWhileDeaf = false;
+  /**
+   * Leases a watch selected by name told this daemon of as DELETED, and when:
+   * the store reads each before it believes the deletion (kubernetes-store.ts).
+   */
+  private readonly leftWatch = new Map<string, number>();
 
   constructor(
     private readonly server: SimApiServer,
     /** The network's time, which no daemon fault stops. */
     private readonly clock: Clock,
     private readonly link: ConnectionLink,
-  ) {}
+  ) {
+    this.deafSince = clock.now();
+  }
 
   describe(): string {
     return "simulated API server";
@@ -130,17 +159,44 @@ export class SimApiConnection implements LeaseApi {
       },
       severed: false,
       over: false,
+      deaf: () => {},
     };
     this.open.add(watch);
+    // Whether the server sends this watch what is written: from its acceptance until it ends (or is cut off).
+    let heard = false;
+    let endedAtOnce = false;
+    watch.deaf = () => {
+      if (!heard) return;
+      heard = false;
+      this.hearing -= 1;
+      if (this.hearing === 0) this.deafSince = this.clock.now();
+    };
     closeServer = this.server.watch(
       query,
       (type, object) => {
-        if (!watch.severed) this.event(() => !watch.over && onEvent(type, object));
+        if (!watch.severed)
+          this.event(() => {
+            if (watch.over) return;
+            const name = (object as V1Lease).metadata?.name;
+            if (name !== undefined && type !== "BOOKMARK" && type !== "ERROR") {
+              if (type === "DELETED" && query.labelSelector.includes(NAME_LABEL)) this.leftWatch.set(name, this.clock.now());
+              else this.leftWatch.delete(name);
+            }
+            onEvent(type, object);
+          });
       },
       (err) => {
+        endedAtOnce = true;
+        watch.deaf();
         if (!watch.severed && !watch.over) this.event(() => watch.done(err));
       },
     );
+    // (One answered 410, or refused, ended within the request: it was never heard.)
+    if (!endedAtOnce) {
+      heard = true;
+      this.hearing += 1;
+      if (this.hearing === 1) this.hears();
+    }
     // An abort ends the request on the client's side at once, whatever the network does.
     controller.signal.addEventListener(
       "abort",
@@ -160,7 +216,11 @@ export class SimApiConnection implements LeaseApi {
   partition(mode: PartitionMode = "both"): void {
     this.callsCut = mode !== "hearing";
     this.hearingCut = mode !== "writes";
-    if (this.hearingCut) for (const watch of this.open) watch.severed = true;
+    if (this.hearingCut)
+      for (const watch of this.open) {
+        watch.severed = true;
+        watch.deaf();
+      }
   }
 
   /** The network is back: watches cut meanwhile end with a reset, and the store resumes them. */
@@ -194,6 +254,17 @@ export class SimApiConnection implements LeaseApi {
     this.open.clear();
   }
 
+  /**
+   * A watch is heard again: if a request of this daemon waited in the API
+   * server's backlog meanwhile, the backlog held its watch up from the end of
+   * the last one (or the start) until now.
+   */
+  private hears(): void {
+    if (this.waitedWhileDeaf && this.deafSince !== undefined) this.link.watchHeldUp?.(this.deafSince, this.clock.now());
+    this.deafSince = undefined;
+    this.waitedWhileDeaf = false;
+  }
+
   /** Delivers a watch event (or end) after the current watch delay, never before an earlier one. */
   private event(fn: () => void): void {
     const now = this.clock.now();
@@ -215,11 +286,21 @@ export class SimApiConnection implements LeaseApi {
     const fault: CallFault =
       operation === "list" || this.callsCut ? { kind: "none" } : this.faultOf(operation, name, hasDeadline, acquiring);
     const ended = fault.kind === "none" || operation === "list" ? undefined : this.link.faultBegan(fault, operation, name, hasDeadline);
-    this.link.traceCall?.(`api ${operation} ${name}${fault.kind === "none" ? "" : ` [${fault.kind}]`}`);
-    return runWithFault<T>({
+    // Its turn at the API server, behind the requests of every daemon before it, then the network.
+    const waitMs = this.callsCut ? 0 : this.server.admit();
+    const leftAt = operation === "get" ? this.leftWatch.get(name) : undefined;
+    this.leftWatch.delete(name);
+    if (waitMs > 0) {
+      if (this.hearing === 0) this.waitedWhileDeaf = true;
+      this.link.waited?.(operation, name, waitMs, this.hearing === 0);
+    }
+    this.link.traceCall?.(
+      `api ${operation} ${name}${fault.kind === "none" ? "" : ` [${fault.kind}]`}${waitMs > 0 ? ` (waits ${Math.round(waitMs)} ms for its turn)` : ""}`,
+    );
+    const answered = runWithFault<T>({
       clock: this.clock,
       fault,
-      baseLatencyMs: this.link.baseLatencyMs(),
+      baseLatencyMs: waitMs + this.link.baseLatencyMs(),
       signal,
       ended,
       deliver: (fn) => this.link.deliver(fn),
@@ -233,6 +314,12 @@ export class SimApiConnection implements LeaseApi {
       },
       errors: errorsFor(operation === "list" ? "get" : operation, name),
     });
+    // The read that confirms a deletion waited its turn: the daemon hears of the change only once it answers.
+    if (leftAt !== undefined && waitMs > 0) {
+      const heard = () => this.link.watchHeldUp?.(leftAt, this.clock.now());
+      answered.then(heard, heard);
+    }
+    return answered;
   }
 
   private faultOf(operation: StoreOperation, name: string, hasDeadline: boolean, acquiring: boolean): CallFault {

@@ -11,7 +11,8 @@
 //   its daemon is frozen its watch events wait, and while it is cut off or its
 //   watch is broken or slow they come late or are lost until a relist, so the
 //   window then opens at the start of that fault (on the Kubernetes backend,
-//   also a get held up on its connection: the watch waits for its own reads).
+//   also a get held up on its connection: the watch waits for its own reads;
+//   and a hold-up by the API server's backlog, as the harness measured it).
 //   A Lease relabelled by hand in that window may read as absent: a daemon
 //   whose read of it failed believes it deleted. A leader an Observe stream
 //   or a candidate is told is such a cached read, sent when it is received;

@@ -6,6 +6,7 @@
 //   --faults freeze,kill --workload campaign,observe   only these kinds (--faults none: no faults)
 //   --scale names|daemons|none                    only worlds of this scale
 //   --backend kubernetes                          only this backend (memory, kubernetes; default: half each)
+//   --overload                                    only runs whose API server cannot keep up (Kubernetes)
 //   --stop-at-first [RULE]                        stop at the first failing seed (of RULE)
 //   --json FILE                                   write the summary as JSON too
 import { writeFileSync } from "node:fs";
@@ -34,6 +35,7 @@ interface Args {
   stopRule: string | undefined;
   json: string | undefined;
   backend: Backend | undefined;
+  overload: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -48,6 +50,7 @@ function parseArgs(argv: readonly string[]): Args {
     stopRule: undefined,
     json: undefined,
     backend: undefined,
+    overload: false,
   };
   const integer = (flag: string, text: string | undefined): number => {
     const n = Number(text);
@@ -102,6 +105,9 @@ function parseArgs(argv: readonly string[]): Args {
         args.backend = backend;
         break;
       }
+      case "--overload":
+        args.overload = true;
+        break;
       case "--json":
         args.json = argv[++i];
         if (args.json === undefined) throw new Error("--json needs a file name");
@@ -149,6 +155,7 @@ async function main(): Promise<void> {
         scale: args.scale,
         trace: args.verbose,
         backend: args.backend,
+        overload: args.overload,
       });
     } catch (err) {
       result = {

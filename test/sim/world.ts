@@ -71,6 +71,8 @@ export interface SimOptions {
   readonly trace?: boolean;
   /** The backend (default: chosen from the seed, half the runs each). */
   readonly backend?: Backend;
+  /** Only runs whose API server cannot keep up (a capacity limit; implies the Kubernetes backend). */
+  readonly overload?: boolean;
 }
 
 export interface SimViolation {
@@ -120,6 +122,21 @@ const TURN_GRACE_MS = 2_000;
 const LONGEST_DEADLINE_MS = 20_000;
 /** Longest lease any request asks for. */
 const LONGEST_LEASE_MS = 30_000;
+
+/** A request that waits less than this for its turn at an overloaded API server excuses nothing: the stall bound absorbs it. */
+const OVERLOAD_MIN_WAIT_MS = 100;
+
+/**
+ * How late a renewal of a lease of `leaseMs` may come back before its holder
+ * gives the lease up, at the worst: sent a renew interval (a third of the
+ * lease, 10 % jitter) after the last one, given up at the renew deadline
+ * after it, on a clock running fast by MAX_DRIFT (timing.ts).
+ */
+function renewalSlackMs(leaseMs: number): number {
+  const deadlineMs = (leaseMs * RENEW_DEADLINE_MS) / LEASE_MS;
+  const intervalMs = Math.min(leaseMs / 3, deadlineMs / 2);
+  return (deadlineMs - 1.1 * intervalMs) / (1 + MAX_DRIFT);
+}
 
 /** Stall bound: a lock that no client holds, with waiters, outside any fault's excuse, is granted within this. */
 export const STALL_BOUND_MS = 4_000;
@@ -183,10 +200,24 @@ interface ApiServerProfile {
   readonly bookmarkMs: number;
   /** A Lease an older daemon left without the name label, held by it for this long from the start (0: none). */
   readonly legacyHoldMs: number;
+  /** Requests it serves per second (an API server that cannot keep up); undefined: no limit. */
+  readonly callsPerSecond: number | undefined;
+  /**
+   * With a limit: a flood of fresh reads on one daemon, half again as many
+   * per second as the server serves, from `atMs` for `ms` (its store calls
+   * then queue in the engine, behind or after its renewals).
+   */
+  readonly flood: { readonly atMs: number; readonly ms: number } | undefined;
 }
 
-function chooseApiServer(random: Random): ApiServerProfile {
+/** A quarter of the API servers (or all, `overload`) serve few requests per second, drawn from a stream of their own. */
+function chooseApiServer(random: Random, capacity: Random, overload: boolean): ApiServerProfile {
+  const limited = capacity.bool(0.25) || overload;
+  const callsPerSecond = limited ? capacity.pick([20, 50, 100]) : undefined;
+  const flood = limited ? { atMs: capacity.int(3_000, 35_000), ms: capacity.int(4_000, 12_000) } : undefined;
   return {
+    callsPerSecond,
+    flood,
     cacheLagMs: random.pick([0, 0, 5, 50, 300]),
     cacheEvents: random.pick([50, 200, 1_000]),
     maxWatchMs: random.pick([5_000, 30_000, 300_000]),
@@ -220,12 +251,13 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, 
   const skew = faults.has("skew");
   const locks = random.int(1, 3);
   const backendRandom = stream(options.seed, "backend");
-  const backend = options.backend ?? (backendRandom.bool(0.5) ? "kubernetes" : "memory");
+  const backend = options.overload === true ? "kubernetes" : (options.backend ?? (backendRandom.bool(0.5) ? "kubernetes" : "memory"));
   return {
     scale,
     daemons,
     backend,
-    apiServer: backend === "kubernetes" ? chooseApiServer(backendRandom) : undefined,
+    apiServer:
+      backend === "kubernetes" ? chooseApiServer(backendRandom, stream(options.seed, "capacity"), options.overload === true) : undefined,
     faults,
     workload,
     locks: scale === "names" ? scaleRandom.int(...SCALE_NAMES) : locks,
@@ -250,7 +282,9 @@ function describeProfile(p: Profile): string {
     ...(api === undefined
       ? []
       : [
-          `apiServer=lag:${api.cacheLagMs},events:${api.cacheEvents},watch:${api.maxWatchMs},bookmark:${api.bookmarkMs},legacy:${api.legacyHoldMs}`,
+          `apiServer=lag:${api.cacheLagMs},events:${api.cacheEvents},watch:${api.maxWatchMs},bookmark:${api.bookmarkMs},legacy:${api.legacyHoldMs}${
+            api.callsPerSecond === undefined ? "" : `,capacity:${api.callsPerSecond}/s`
+          }`,
         ]),
     `faults=${[...p.faults].join(",") || "none"}`,
     `workload=${[...p.workload].join(",")}`,
@@ -317,6 +351,8 @@ class Daemon implements DaemonLink {
         decide: (operation, name, hasDeadline, acquiring) => sim.decideFault(this, operation, name, hasDeadline, acquiring),
         faultBegan: (fault, operation, name, hasDeadline) => sim.storeFaultBegan(this, fault, operation, name, hasDeadline),
         firstSight: (lease) => sim.leaseFirstSeen(lease),
+        waited: (operation, name, waitMs, deaf) => sim.storeWaited(this, name, waitMs, deaf),
+        watchHeldUp: (from, to) => sim.watchHeldUp(this, from, to),
         traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
       },
       { clock: this.clock, random: () => storeRandom.next() },
@@ -429,6 +465,8 @@ export class Simulation implements ClientWorld {
             cacheEvents: api.cacheEvents,
             maxWatchMs: api.maxWatchMs,
             bookmarkMs: api.bookmarkMs,
+            // Only during the fault phase: the quiet tail lets everything settle.
+            callsPerSecond: () => (this.clock.now() < FAULTS_END_MS ? api.callsPerSecond : undefined),
           });
     this.walls = this.profile.wallOffsetMs.map((offset) => new NodeWallClock(this.clock, offset));
     for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
@@ -620,6 +658,7 @@ export class Simulation implements ClientWorld {
     for (let slot = 0; slot < this.profile.daemons; slot++) this.startDaemon(slot);
     this.scheduleWorkload();
     this.scheduleFaults();
+    this.scheduleFlood();
     while (this.clock.now() < RUN_MS) {
       this.clock.fired = 0;
       try {
@@ -1043,6 +1082,51 @@ export class Simulation implements ClientWorld {
   }
 
   /**
+   * A request of `daemon` waited `waitMs` for its turn at an API server that
+   * cannot keep up (measured there: the requests of every daemon before it).
+   * That holds up its name (a list: none) until it is answered; the stall
+   * bound counts from there. A renewal that waits past half its slack may cost a
+   * holder its lease, which the others then wait out; the other half is the
+   * engine's to spend waiting for a connection behind calls already sent, not
+   * behind new acquisitions (renewals go first, docs/design.md 5). And while
+   * no watch of the daemon is open, what waits holds up what it hears: the
+   * names its clients wait for.
+   */
+  storeWaited(daemon: Daemon, name: string, waitMs: number, deaf: boolean): void {
+    if (waitMs < OVERLOAD_MIN_WAIT_MS) return;
+    const now = this.clock.now();
+    const answeredMs = waitMs + 2 * (this.profile.baseLatencyMs[daemon.slot] ?? 0);
+    if (deaf) {
+      // Its waiters do not hear a lease given up meanwhile (what it holds, it renews without hearing).
+      const waitingFor = new Set<string>();
+      for (const c of this.active)
+        if (c.daemon === daemon && ((c instanceof AcquireClient && c.state === "waiting") || (c instanceof CampaignClient && !c.leading)))
+          waitingFor.add(c.resource.leaseName);
+      this.excuses.point(waitingFor, now, answeredMs + TURN_GRACE_MS, "overload");
+    }
+    if (name === "") return;
+    this.excuses.point(name, now, answeredMs, "overload");
+    const record = this.shared.peek(name);
+    if (record === undefined || record.holderIdentity !== daemon.identity) return;
+    const leaseMs = record.leaseDurationSeconds * 1000;
+    if (waitMs >= renewalSlackMs(leaseMs) / 2)
+      this.excuses.point(name, now, answeredMs + Math.max(leaseMs, LEASE_MS) / (1 - MAX_DRIFT) + TURN_GRACE_MS, "overload");
+  }
+
+  /** Watch events to `daemon` were held up by the API server's backlog from `from` to `to` (the read oracle's). */
+  watchHeldUp(daemon: Daemon, from: number, to: number): void {
+    this.heldUp.push({ slots: [daemon.slot], start: from, end: to, lateMs: 0 });
+    this.record(daemon.identity, {
+      ev: "note",
+      daemon: daemon.slot,
+      detail: `its watch was held up by the API server's backlog from ${(from / 1000).toFixed(3)} s`,
+    });
+  }
+
+  /** Spans in which a daemon heard no watch event while its requests waited in the API server's backlog. */
+  private readonly heldUp: Array<{ slots: readonly number[]; start: number; end: number; lateMs: number }> = [];
+
+  /**
    * While a write whose reply will be lost is in flight, the callers waiting for that lock on that daemon
    * may give up (the one being served, or all): a schedule hand-picked runs rarely reach by chance.
    */
@@ -1064,6 +1148,43 @@ export class Simulation implements ClientWorld {
 
   private faultEnd(id: string, affects: readonly number[] | "all"): void {
     this.record("harness", { ev: "fault-end", fault: id, affects });
+  }
+
+  /**
+   * The overload of a run whose API server cannot keep up: one daemon's
+   * clients ask for fresh reads faster than the server serves, for a while.
+   * They read a Lease nobody uses (so no name's liveness is judged by them),
+   * and each waits in the engine for one of its 7 connections: the engine
+   * must send the renewals of what it holds first (docs/design.md 5), or its
+   * holders lose their leases while others wait for them (mutant 26).
+   */
+  private scheduleFlood(): void {
+    const api = this.profile.apiServer;
+    const rate = api?.callsPerSecond;
+    if (rate === undefined || api?.flood === undefined) return;
+    const { atMs, ms } = api.flood;
+    const r = stream(this.seed, "flood");
+    const target = this.resource("lock", "flood");
+    const everyMs = 1000 / (1.5 * rate);
+    this.clock.setTimer(atMs, () => {
+      // The daemon that holds the most, so that what it holds has waiters elsewhere.
+      const live = this.daemons.filter((d) => !d.gone());
+      if (live.length === 0) return;
+      const holds = (d: Daemon) => this.resources.filter((res) => this.shared.peek(res.leaseName)?.holderIdentity === d.identity).length;
+      const most = Math.max(...live.map(holds));
+      const daemon = r.pick(live.filter((d) => holds(d) === most));
+      this.record("harness", {
+        ev: "note",
+        detail: `overload: ${daemon.identity}'s clients ask for ${Math.round(1.5 * rate)} fresh reads a second for ${ms} ms`,
+      });
+      const until = this.clock.now() + ms;
+      const next = () => {
+        if (this.clock.now() >= until || daemon.gone()) return;
+        read(this, daemon, target, true);
+        this.clock.setTimer(everyMs, next);
+      };
+      next();
+    });
   }
 
   private scheduleFaults(): void {
@@ -1653,13 +1774,17 @@ export class Simulation implements ClientWorld {
     const heldUp = (fault: string) =>
       /^(freeze|partition|broken watch|slow watch) /.test(fault) ||
       (api !== undefined && /^(latency|late-reply|hang)( \(applied\))? on get /.test(fault));
+    // Likewise while no watch of its was open and its requests waited in the API server's backlog, as the connection
+    // measured: until a watch was served again, which brings what it missed at once.
     const disturbances = faults
       .filter((f) => heldUp(f.fault) && f.affects !== "all")
       .map((f) => ({
         slots: f.affects as readonly number[],
         start: Number(f.start) / 1e6,
         end: f.end === undefined ? Infinity : Number(f.end) / 1e6,
-      }));
+        lateMs: 2_000,
+      }))
+      .concat(this.heldUp);
     // On the API server, watch events come from a cache that lags the writes, through the daemon's connection.
     const watchLagMs = (slot: number) => (api === undefined ? 0 : api.cacheLagMs + 2 * (this.profile.baseLatencyMs[slot] ?? 0) + 50);
     const cacheSince = (slot: number, sent: number, replied: number) => {
@@ -1667,8 +1792,7 @@ export class Simulation implements ClientWorld {
       for (let changed = true; changed;) {
         changed = false;
         for (const d of disturbances) {
-          // (A slow watch's events, up to 2 s late, still come in for 2 s after it.)
-          if (d.slots.includes(slot) && d.start - watchLagMs(slot) < from && d.start <= replied && d.end + 2_000 >= from) {
+          if (d.slots.includes(slot) && d.start - watchLagMs(slot) < from && d.start <= replied && d.end + d.lateMs >= from) {
             from = d.start - watchLagMs(slot);
             changed = true;
           }
