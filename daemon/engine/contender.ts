@@ -525,12 +525,16 @@ export class Contender {
       this.granted(next, result.value, sentAt, now - sentAt);
       return result;
     }
+    // Long enough for another daemon to see the lease free and take it: one watch delay and one write.
+    const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
+    const window = Math.min(grace, Math.max(MIN_YIELD_MS, 4 * (now - sentAt) + 2 * this.ctx.cache.watchLagMs));
     if (how === "yield") {
       this.grantsInARow = 0;
-      const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
-      this.yieldUntil = now + Math.min(grace, Math.max(MIN_YIELD_MS, 4 * (now - sentAt) + 2 * this.ctx.cache.watchLagMs));
+      this.yieldUntil = now + window;
     }
-    this.lingerUntil = Math.max(this.yieldUntil, now + MIN_YIELD_MS);
+    // A contender idle after a release keeps its count of grants in a row as long: a daemon whose clients come back
+    // later than that has left the others time to take the lease.
+    this.lingerUntil = Math.max(this.yieldUntil, now + window);
     this.ctx.cache.remember(result.value);
     return result;
   }

@@ -509,7 +509,7 @@ test("tokens never go back after a Lease is deleted and re-created by a daemon t
  * soon as it is granted: the next one "queued" behind it already, or asking
  * 1 ms "after-release". Counts the grants to them.
  */
-function keepTaking(sim: SimCluster, daemon: SimDaemon, name: string, next: "queued" | "after-release") {
+function keepTaking(sim: SimCluster, daemon: SimDaemon, name: string, next: "queued" | "after-release", pauseMs = (_left: number) => 1) {
   const grants: { token: number; at: number }[] = [];
   const take = (left: number): void => {
     if (left === 0) return;
@@ -517,7 +517,7 @@ function keepTaking(sim: SimCluster, daemon: SimDaemon, name: string, next: "que
     handle.sink.acquired = (grant) => {
       grants.push({ token: grant.token, at: sim.clock.now() });
       if (next === "queued") take(left - 1);
-      else sim.clock.setTimer(1, () => take(left - 1));
+      else sim.clock.setTimer(pauseMs(left), () => take(left - 1));
       handle.close();
     };
   };
@@ -582,6 +582,25 @@ test("a waiter on a daemon that hears 300 ms late is served when the holding dae
   const askedAt = sim.clock.now();
   const waiter = b.acquire("retake-lagging", { holder: "b" });
   await sim.advance(3_000);
+  const passes = a1.passesBefore(waiter, askedAt);
+  t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
+  t.true(passes > 0, "a kept taking the lock while b waited");
+  t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
+});
+
+test("a waiter on a daemon that hears 300 ms late is served when the holding daemon's clients come back in bursts, each after the lease stood free 130 ms", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  for (const daemon of [a, b]) daemon.conn.delayEvents = (deliver) => void sim.clock.setTimer(300, deliver);
+  b.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(25, resolve));
+  // Fourteen clients of a one after another, then none for 130 ms (the lease free), and again: never 16 grants in a
+  // row without a pause, but b, which hears 300 ms late and backs off after its conflicts, misses each pause.
+  const a1 = keepTaking(sim, a, "bursts-lagging", "after-release", (left) => (left % 14 === 0 ? 130 : 1));
+  await sim.advance(1_000);
+  const askedAt = sim.clock.now();
+  const waiter = b.acquire("bursts-lagging", { holder: "b" });
+  await sim.advance(5_000);
   const passes = a1.passesBefore(waiter, askedAt);
   t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
   t.true(passes > 0, "a kept taking the lock while b waited");
