@@ -84,7 +84,7 @@ export class LeaseCache {
    * writes: from a write's reply to its event. It rises at once with a longer
    * delay and falls slowly, so it stays near the longest recent one.
    */
-  private heardLagMs = 0;
+  private heardLagMs: number | undefined;
   private watchHandle: WatchHandle | undefined;
   private syncedOnce = false;
   private readonly syncWaiters: Array<() => void> = [];
@@ -268,10 +268,11 @@ export class LeaseCache {
 
   /**
    * How far behind the store the watch runs: the lag measured, or longer while
-   * a version this daemon has had for that long is still untold (before the
-   * first one is heard back, too).
+   * a version this daemon has had for that long is still untold. Unknown
+   * (Infinity) until the watch has told of one of them.
    */
   get watchLagMs(): number {
+    if (this.heardLagMs === undefined) return Infinity;
     const now = this.clock.now();
     let lag = this.heardLagMs;
     for (const versions of this.unheard.values()) lag = Math.max(lag, now - versions[0]!.at);
@@ -286,7 +287,8 @@ export class LeaseCache {
     const last = told === -1 ? versions.length - 1 : versions[told]!.version === lease.version ? told : told - 1;
     if (last >= 0 && versions[last]!.version === lease.version) {
       const lag = this.clock.now() - versions[last]!.at;
-      this.heardLagMs = lag > this.heardLagMs ? lag : this.heardLagMs + (lag - this.heardLagMs) / 8;
+      const heard = this.heardLagMs ?? 0;
+      this.heardLagMs = lag > heard ? lag : heard + (lag - heard) / 8;
     }
     versions.splice(0, last + 1);
     if (versions.length === 0) this.unheard.delete(lease.name);

@@ -4,6 +4,7 @@ import test from "ava";
 import { LeaseCache } from "../../daemon/engine/lease-cache.js";
 import type { LeaseFields, LeaseStore, WatchEvent } from "../../daemon/store/lease-store.js";
 import { MemoryStore } from "../../daemon/store/memory/memory-store.js";
+import { ConnectionStore } from "../support/connection-store.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { leaseRecord } from "../support/lease-record.js";
 
@@ -176,4 +177,30 @@ test("a list that arrives late does not bring back a record older than one this 
   emit({ type: "synced", leases: [leaseRecord({ version: "6" })], scope: new Set([name]), version: "6" });
   t.is(cache.get(name)?.record.version, "7", "the record this daemon wrote stands");
   t.is(cache.get(name)?.record.holderIdentity, "d0");
+});
+
+test("the watch's lag is learned from this daemon's own writes: unknown until one is told back, then the delay measured, and at least the age of one still untold", async (t) => {
+  const clock = new FakeClock();
+  const conn = new ConnectionStore(new MemoryStore());
+  conn.delayEvents = (deliver) => void clock.setTimer(300, deliver);
+  const cache = new LeaseCache(conn, clock);
+  cache.start();
+  t.teardown(() => cache.stop());
+  cache.subscribe("msync-lock-lag", () => {});
+  await clock.advance(700);
+  await cache.ready();
+  t.true(cache.covers("msync-lock-lag"), "the list covering the name arrived");
+  cache.remember(await conn.create(fields("msync-lock-lag")));
+  await clock.advance(200);
+  t.is(cache.watchLagMs, Infinity, "unknown while no write of its own has been told back");
+  await clock.advance(100);
+  t.is(cache.watchLagMs, 300, "the delay from the write's reply to its event");
+  conn.holdEvents();
+  const held = cache.get("msync-lock-lag")!.record;
+  cache.remember(await conn.update({ ...held, queue: ["someone"] }));
+  await clock.advance(1_000);
+  t.is(cache.watchLagMs, 1_000, "a write untold for 1 s: the watch is at least that far behind");
+  conn.releaseEvents();
+  await clock.advance(0);
+  t.true(cache.watchLagMs >= 300 && cache.watchLagMs <= 1_000, `told at last: ${cache.watchLagMs} ms`);
 });

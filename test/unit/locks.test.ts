@@ -526,6 +526,8 @@ function keepTaking(sim: SimCluster, daemon: SimDaemon, name: string, next: "que
     /** Grants to these clients after `since` and before `waiter` was served: how often it was passed over. */
     passesBefore: (waiter: LockHandle, since: number) =>
       grants.filter((g) => g.at > since && (waiter.grant === undefined || g.token < waiter.grant.token)).length,
+    /** Grants to these clients after `since`. */
+    grantsAfter: (since: number) => grants.filter((g) => g.at > since).length,
   };
 }
 
@@ -577,14 +579,16 @@ test("a waiter on a daemon that hears 300 ms late is served when the holding dae
   for (const daemon of [a, b]) daemon.conn.delayEvents = (deliver) => void sim.clock.setTimer(300, deliver);
   b.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(25, resolve));
   const a1 = keepTaking(sim, a, "retake-lagging", "after-release");
-  // Long enough for a to have heard its own writes back, which is how it learns its watch's lag.
-  await sim.advance(1_000);
+  // Long enough for a to have heard its own writes back, which is how it learns its watch's lag (until then, its
+  // first yield lasts the turn grace, 2 s), and has taken it back to back since.
+  await sim.advance(4_000);
   const askedAt = sim.clock.now();
   const waiter = b.acquire("retake-lagging", { holder: "b" });
   await sim.advance(3_000);
   const passes = a1.passesBefore(waiter, askedAt);
   t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
-  t.true(passes > 0, "a kept taking the lock while b waited");
+  // a was taking the lock back to back (between its pauses) when b asked: b had to be let in.
+  t.true(a1.grantsAfter(askedAt - 1_000) >= 16, "a was taking the lock back to back");
   t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
 });
 
@@ -597,13 +601,14 @@ test("a waiter on a daemon that hears 300 ms late is served when the holding dae
   // Fourteen clients of a one after another, then none for 130 ms (the lease free), and again: never 16 grants in a
   // row without a pause, but b, which hears 300 ms late and backs off after its conflicts, misses each pause.
   const a1 = keepTaking(sim, a, "bursts-lagging", "after-release", (left) => (left % 14 === 0 ? 130 : 1));
-  await sim.advance(1_000);
+  await sim.advance(4_000);
   const askedAt = sim.clock.now();
   const waiter = b.acquire("bursts-lagging", { holder: "b" });
   await sim.advance(5_000);
   const passes = a1.passesBefore(waiter, askedAt);
   t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
-  t.true(passes > 0, "a kept taking the lock while b waited");
+  // a was taking the lock back to back (between its pauses) when b asked: b had to be let in.
+  t.true(a1.grantsAfter(askedAt - 1_000) >= 16, "a was taking the lock back to back");
   t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
 });
 
