@@ -341,9 +341,14 @@ export class LeaseCache {
     // now, since the holder may have renewed where this daemon did not see it (partitioned, or not watching then).
     if (written !== "") return Math.max(before, changedAt, renewed ? changedAt + leaseMs : 0);
     // Released by its holder's daemon, which gives a lease back only once its holder can no longer act on it.
-    // (A later token released: its daemon took the lease only once the hold observed before had ended. Unobserved
+    // (A later token released: its daemon took the lease only once the hold observed before had ended, also when
+    // this daemon saw the lease free but held off before and missed that acquisition (seed 290). Unobserved
     // meanwhile, the last change of holder was a daemon's release all the same: a hold remembered is over.)
-    const released = previous === undefined || (previous.record.holderIdentity !== "" && record.transitions >= previous.record.transitions);
+    // The same token on a lease seen free is no release: a queue write on a lease held off ends no hold.
+    const released =
+      previous === undefined ||
+      record.transitions > previous.record.transitions ||
+      (previous.record.holderIdentity !== "" && record.transitions === previous.record.transitions);
     return released ? changedAt : Math.max(before, changedAt);
   }
 

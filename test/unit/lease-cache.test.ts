@@ -156,6 +156,26 @@ test("a new token written by a daemon starts the hold observed afresh: the hold 
   t.is(cache.get(name)?.holdEnd, 13_000, "an edit by hand never brings the end of a hold forward");
 });
 
+test("a release of a later token ends the hold observed on a Lease freed by someone else, even with its acquisition unseen", async (t) => {
+  // Seed 290: a daemon back from a freeze hears of the holder's last renewal and of the Lease restored after a
+  // deletion by hand (free, held off), then reads it released by a daemon that took a later token meanwhile.
+  const clock = new FakeClock();
+  const cache = new LeaseCache(new MemoryStore(), clock);
+  const name = "msync-lock-restored";
+  const held = leaseRecord({ name, holderIdentity: "a_1", leaseDurationSeconds: 10, transitions: 35, version: "1098" });
+  cache.remember(held);
+  t.is(cache.get(name)?.holdEnd, 10_000);
+  const restored = { ...held, holderIdentity: "", holder: "", writtenHolder: "a_1", queue: ["c_1"], version: "1100" };
+  cache.remember(restored);
+  t.is(cache.get(name)?.holdEnd, 10_000, "a Lease restored free is held off until the hold observed ends");
+  cache.remember({ ...restored, queue: ["c_1", "b_1"], version: "1102" });
+  t.is(cache.get(name)?.holdEnd, 10_000, "a queue write on it, with the same token, ends no hold");
+  await clock.advance(2_000);
+  // b_1's daemon took token 36 once the hold it observed had ended, and released it: the release is all this daemon sees.
+  cache.remember({ ...restored, writtenHolder: "", transitions: 36, leaseDurationSeconds: 15, queue: [], version: "1115" });
+  t.is(cache.get(name)?.holdEnd, 2_000, "free at once: the later token's daemon waited out the hold before it");
+});
+
 test("a list that arrives late does not bring back a record older than one this daemon holds, even after a list that did not cover the name", (t) => {
   let emit: (event: WatchEvent) => void = () => {};
   // A store whose watch events the test sends itself.
