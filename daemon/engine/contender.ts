@@ -108,6 +108,7 @@ export class Contender {
   private grantsInARow = 0;
   /** After yielding the lease, this daemon leaves it free for others until then. */
   private yieldUntil = 0;
+  private yieldToken = 0;
   /**
    * After a release the contender stays this long, though idle, so the count
    * of grants in a row and the yield survive a client that lets go and asks
@@ -357,6 +358,7 @@ export class Contender {
       backoffUntil: this.backoffUntil,
       conflictRetryAt: this.conflictRetryAt,
       yieldUntil: this.yieldUntil,
+      yieldToken: this.yieldToken,
       uncertain: this.uncertain,
       turnGraceMs: (leaseMs) => this.ctx.timing(leaseMs).turnGraceMs,
       grantsInARow: this.grantsInARow,
@@ -531,6 +533,7 @@ export class Contender {
     if (how === "yield") {
       this.grantsInARow = 0;
       this.yieldUntil = now + window;
+      this.yieldToken = record.transitions;
     }
     // A contender idle after a release keeps its count of grants in a row as long: a daemon whose clients come back
     // later than that has left the others time to take the lease.

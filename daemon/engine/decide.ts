@@ -46,8 +46,10 @@ export interface ContenderView {
   readonly backoffUntil: number;
   /** No queue write before this time (after repeated conflicts). */
   readonly conflictRetryAt: number;
-  /** This daemon leaves a free lease to others until this time (after yielding it). */
+  /** This daemon leaves a free lease to others until this time (after yielding it)... */
   readonly yieldUntil: number;
+  /** ...or until another daemon has taken it: a token above this one (the one it gave back). */
+  readonly yieldToken: number;
   /** An acquiring write's outcome is unknown: the store may name this daemon holder. */
   readonly uncertain: boolean;
   /** How long the head of the wait queue has to take a free lease before others may (see timing.ts). */
@@ -182,7 +184,9 @@ export function decide(view: ContenderView): Decision {
   const enqueue = (): Decision => (now < view.conflictRetryAt ? { do: "wait", until: view.conflictRetryAt } : { do: "enqueue" });
   if (mine || mayTake(obs, now)) {
     const turn = turnOf(view, obs);
-    if (turn.mine && !mine && now < view.yieldUntil && !head.noWait) return { do: "wait", until: view.yieldUntil };
+    // A yield is over once another daemon has had its turn: waiting on would only starve this daemon's own claims.
+    const yielding = now < view.yieldUntil && obs.record.transitions <= view.yieldToken;
+    if (turn.mine && !mine && yielding && !head.noWait) return { do: "wait", until: view.yieldUntil };
     if (turn.mine) return { do: "acquire", skip: turn.skip };
     if (head.noWait) return { do: "fail-head" };
     if (!queued) return enqueue();

@@ -36,6 +36,7 @@ function view(fields: Partial<ContenderView> = {}): ContenderView {
     backoffUntil: 0,
     conflictRetryAt: 0,
     yieldUntil: 0,
+    yieldToken: 0,
     uncertain: false,
     turnGraceMs: () => 2_000,
     grantsInARow: 0,
@@ -118,8 +119,13 @@ const rows: Array<[string, ContenderView, Decision]> = [
   ],
   [
     "after yielding, a free lease is left to others for the yield window",
-    view({ head: waiter, yieldUntil: NOW + 8, observation: seen(lease()) }),
+    view({ head: waiter, yieldUntil: NOW + 8, yieldToken: 7, observation: seen(lease()) }),
     { do: "wait", until: NOW + 8 },
+  ],
+  [
+    "after yielding, a free lease another daemon has taken and given back since is taken at once: the yield is over",
+    view({ head: waiter, yieldUntil: NOW + 8, yieldToken: 7, observation: seen(lease({ transitions: 8 })) }),
+    { do: "acquire", skip: [] },
   ],
   [
     "after yielding, a lease someone took is queued for as usual",
