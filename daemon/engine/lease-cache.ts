@@ -77,6 +77,8 @@ export class LeaseCache {
    * was seen on. It outlives the entry: a deletion by hand does not end a hold.
    */
   private readonly holdEnds = new Map<string, { readonly end: number; readonly token: number }>();
+  /** The longest lease this daemon has seen written for each name (ms), kept like `highWater`. */
+  private readonly longestLease = new Map<string, number>();
   /** Versions this daemon wrote (or read) before its watch told of them, oldest first, with when each reply came. */
   private readonly unheard = new Map<string, Array<{ readonly version: string; readonly at: number }>>();
   /**
@@ -176,10 +178,15 @@ export class LeaseCache {
    * Records that a lease this daemon just looked up does not exist. One it
    * had observed was deleted (daemons never delete): that is heard as from
    * the watch, which may tell of it only later, after the entry is gone.
+   * Unless the watch told of the deletion (`told`), it may not have told of
+   * the writes before it either: a renewal, perhaps with a longer lease, that
+   * this daemon never saw. So the hold observed then lasts at least the
+   * longest lease seen for the name from now.
    */
-  forget(name: string): void {
+  forget(name: string, told = false): void {
     const last = this.entries.get(name);
     if (!this.drop(name)) return;
+    if (!told) this.unseenRenewals(name);
     this.notify(name);
     if (last !== undefined) this.onDeleted(name, last);
   }
@@ -260,7 +267,11 @@ export class LeaseCache {
         this.syncError = undefined;
         for (const resolve of this.syncWaiters.splice(0)) resolve();
         for (const name of changed) this.notify(name);
-        for (const [name, last] of deleted) this.onDeleted(name, last);
+        for (const [name, last] of deleted) {
+          // A relist follows a watch that broke or fell behind: the writes before the deletion may be unseen too.
+          this.unseenRenewals(name);
+          this.onDeleted(name, last);
+        }
         return;
       }
     }
@@ -296,7 +307,14 @@ export class LeaseCache {
 
   /** A Lease the watch covers is gone: its listeners hear it, then `onDeleted`. */
   private deleted(name: string): void {
-    this.forget(name);
+    this.forget(name, true);
+  }
+
+  /** See `forget`: a deletion learned other than from the watch's event may hide renewals made before it. */
+  private unseenRenewals(name: string): void {
+    const held = this.holdEnds.get(name);
+    const end = this.clock.now() + (this.longestLease.get(name) ?? 0);
+    if (held === undefined || held.end < end) this.holdEnds.set(name, { end, token: held?.token ?? this.tokenFloor(name) });
   }
 
   /** True when the record held for `name` is newer than the store's `version` (of a list or a deletion). */
@@ -309,6 +327,8 @@ export class LeaseCache {
   private put(record: LeaseRecord): boolean {
     const previous = this.entries.get(record.name);
     if (record.transitions > this.tokenFloor(record.name)) this.highWater.set(record.name, record.transitions);
+    const leaseMs = Math.max(record.leaseDurationSeconds, record.writtenDuration ?? 0) * 1000;
+    if (leaseMs > (this.longestLease.get(record.name) ?? 0)) this.longestLease.set(record.name, leaseMs);
     if (previous !== undefined && !this.store.isNewer(record.version, previous.record.version)) return false;
     const renewed = previous === undefined || renewalStamp(previous.record) !== renewalStamp(record);
     const changedAt = renewed ? this.clock.now() : previous.changedAt;

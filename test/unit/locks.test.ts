@@ -747,11 +747,48 @@ test("a deletion heard late does not take a lease created after it from its hold
   sim.store.delete(a.lockName("late"));
   const holder = a.acquire("late", { holder: "second" });
   await sim.advance(10);
+  // a learned of the deletion from its own call, not its watch: someone may have taken and renewed the Lease
+  // unseen before it was deleted, so a holds it off for the longest lease it has seen for the name (15 s).
+  t.is(holder.grant, undefined, "held off after a deletion its watch did not tell of");
+  await sim.advance(15_000);
   t.truthy(holder.grant, "granted on a Lease a created again");
   a.conn.releaseEvents();
   await sim.advance(10);
   t.is(holder.loss, undefined, "the deletion it hears now is older than the Lease it holds");
   t.truthy(sim.store.peek(a.lockName("late"))?.holderIdentity.startsWith("a_"));
+});
+
+test("a Lease deleted by hand that its daemon learns of from its own call is held off for the longest lease seen there: a renewal it never heard of may have promised that long", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const name = a.lockName("unseen-renewal");
+  // a has seen a 15 s lease on this name: its own client's.
+  const first = a.acquire("unseen-renewal", { holder: "first" });
+  await sim.advance(10);
+  first.close();
+  await sim.advance(10);
+  const taken = await b.tryAcquire("unseen-renewal", { holder: "script", leaseMs: 5_000 });
+  if (!taken.acquired) return t.fail("b's TryAcquire was refused");
+  await sim.advance(10);
+  // Neither daemon's watch tells anything from now on (broken); b renews with a longer lease, and an
+  // administrator deletes the Lease.
+  a.conn.holdEvents();
+  b.conn.holdEvents();
+  await sim.advance(1_000);
+  const validFor = await b.engine.locks.renew(name, taken.grant.token, 15_000);
+  const promisedUntil = sim.clock.now() + validFor;
+  await sim.advance(500);
+  sim.store.delete(name);
+  // a's client asks once the 5 s lease a saw has run out: a's take-over finds the Lease gone.
+  await sim.advance(4_000);
+  const waiter = a.acquire("unseen-renewal", { holder: "waiter" });
+  while (waiter.grant === undefined && sim.clock.now() < promisedUntil + 20_000) await sim.advance(250);
+  t.truthy(waiter.grant, "served in the end");
+  t.true(
+    waiter.grant!.at >= promisedUntil,
+    `granted at ${waiter.grant!.at} ms while b's holder was promised the lock until ${promisedUntil} ms`,
+  );
 });
 
 /** A daemon's clock whose wall clock reads what the test sets (it may stand still or step back); its monotonic clock runs on. */
