@@ -425,6 +425,8 @@ export class Simulation implements ClientWorld {
   private readonly history: HistoryEvent[] = [];
   /** When each Lease was deleted by hand. */
   private readonly deletedAt = new Map<string, number[]>();
+  /** When each Lease lost its name label by hand. */
+  private readonly relabelledAt = new Map<string, number[]>();
   /** When each Lease was deleted by hand while no running daemon watched it: nobody could restore it. */
   private readonly unwatchedDeletedAt = new Map<string, number[]>();
   /** For each such deletion (by Lease name and time): the daemon processes that knew then of a hold still running. */
@@ -618,6 +620,9 @@ export class Simulation implements ClientWorld {
     );
     const from = written === undefined ? since : Math.min(since, Number(written.ts) / 1e6);
     if ((this.deletedAt.get(resource.leaseName) ?? []).some((at) => at >= from)) return;
+    // A Lease relabelled by hand leaves the holder's watch; a daemon whose read to confirm it is still there fails
+    // believes it deleted, and its holder stops (docs/design.md 3.10: safe). Seed 211436: the read met a partition.
+    if ((this.relabelledAt.get(resource.leaseName) ?? []).some((at) => at >= from)) return;
     this.violation(
       "spurious-loss",
       `${resource.kind}/${resource.name}`,
@@ -1433,6 +1438,7 @@ export class Simulation implements ClientWorld {
           // Issue 19, defect 6: the Lease leaves every watch selected by name; its holder keeps it (and its next write relabels it).
           kube!.relabel(resource.leaseName);
           this.reads.relabelled(resource.leaseName, this.clock.now());
+          this.relabelledAt.set(resource.leaseName, [...(this.relabelledAt.get(resource.leaseName) ?? []), this.clock.now()]);
           excuseMs = TURN_GRACE_MS;
           break;
         case "take-over": {
