@@ -1038,7 +1038,10 @@ export class Simulation implements ClientWorld {
         : TURN_GRACE_MS;
     const id = this.excuses.begin(name, after, `store:${hangs ? "hang" : fault.kind}`);
     const fid = this.faultStart(label, [daemon.slot]);
-    const unhang = hangs ? this.callHangs(daemon) : () => {};
+    // A slow call holds one of the daemon's store connections as long as a hung one does (seeds 200238, 210362:
+    // seven calls slowed by latency held every connection, and a Release waited past its client's deadline).
+    const occupies = hangs || (fault.kind === "latency" && fault.ms >= 100);
+    const unhang = occupies ? this.callHangs(daemon) : () => {};
     if ((fault.kind === "lost-reply" || fault.kind === "late-reply") && operation !== "get") this.cancelDuring(daemon, name);
     if (fault.kind === "hang" && !hasDeadline) {
       // A call without a deadline would hang for minutes: excuse only as long as a deadline would have allowed.
