@@ -12,8 +12,8 @@ export type CallResult<T> =
  * Which calls go first when the store cannot take them all at once:
  * - `keep`: what keeps a holder's lease or hands it on (renewals, a holder's
  *   own calls, releases): a late one costs a holder its lock;
- * - `take`: acquiring writes and the reads that settle them;
- * - `other`: wait-queue writes, clients' reads, restoring a deleted Lease.
+ * - `take`: acquiring writes and the reads that settle them, joining the wait queue;
+ * - `other`: leaving the wait queue, clients' reads, restoring a deleted Lease.
  */
 export type CallPriority = "keep" | "take" | "other";
 const ORDER: readonly CallPriority[] = ["keep", "take", "other"];

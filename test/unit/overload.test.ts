@@ -50,3 +50,30 @@ test("under a burst of acquisitions the store cannot keep up with, renewals of h
   for (const h of held) h.close();
   await sim.advance(1_000);
 });
+
+test("a daemon's wait-queue write goes before its own clients' reads: a flood of fresh reads does not keep its waiter out of the queue", async (t) => {
+  const sim = new SimCluster();
+  const options = { leaseDurationMs: LEASE_MS, renewDeadlineMs: RENEW_DEADLINE_MS, maxStoreCallsInFlight: 2 };
+  const a = await sim.daemon("a", options);
+  const b = await sim.daemon("b", options);
+  oneAtATime(sim);
+  const holder = a.acquire("x", { holder: "h" });
+  await sim.advance(500);
+  t.truthy(holder.grant, "a holds x");
+  // 120 fresh reads of another name from b's clients: 3 s of the store's time, as long as a read may wait.
+  const flood = Array.from({ length: 120 }, () => b.engine.locks.get(b.lockName("flood"), true).catch((err: Error) => err));
+  await sim.advance(10);
+  const waiter = b.acquire("x", { holder: "w" });
+  // Ten store calls' time: the queue write must not wait for the reads asked for before it (bounded waiting, 3.4).
+  await sim.advance(10 * STORE_CALL_MS);
+  const queue = sim.store.peek(a.lockName("x"))?.queue ?? [];
+  t.true(
+    queue.includes(b.engine.identity),
+    `b's waiter is not in x's wait queue ${10 * STORE_CALL_MS} ms after it asked: [${queue.join(", ")}]`,
+  );
+  await sim.advance(5_000);
+  await Promise.all(flood);
+  holder.close();
+  waiter.close();
+  await sim.advance(1_000);
+});
