@@ -77,3 +77,25 @@ test("a daemon's wait-queue write goes before its own clients' reads: a flood of
   waiter.close();
   await sim.advance(1_000);
 });
+
+test("clients' reads that hang never take every store connection: the holder's renewals and release still go", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a", { leaseDurationMs: LEASE_MS, renewDeadlineMs: RENEW_DEADLINE_MS, maxStoreCallsInFlight: 4 });
+  const holder = a.acquire("x", { holder: "h" });
+  await sim.advance(500);
+  t.truthy(holder.grant, "a holds x");
+  // Every read of "flood" hangs until its caller gives up, and a's clients keep asking: 10 reads a second for 8 s.
+  sim.store.interceptor = (operation, name) => (name === a.lockName("flood") ? new Promise<void>(() => {}) : undefined);
+  const reads: Array<Promise<unknown>> = [];
+  for (let i = 0; i < 80; i++) {
+    reads.push(a.engine.locks.get(a.lockName("flood"), true).catch((err: Error) => err));
+    await sim.advance(100);
+  }
+  t.is(holder.loss, undefined, `the holder lost x while reads hung: ${holder.loss?.message ?? ""}`);
+  holder.close();
+  await sim.advance(500);
+  t.is(sim.store.peek(a.lockName("x"))?.holderIdentity, "", "x is released while reads still hang");
+  sim.store.interceptor = undefined;
+  await sim.advance(5_000);
+  await Promise.all(reads);
+});
