@@ -410,9 +410,11 @@ export class Contender {
       case "acquire":
         return this.acquireStep(head!, obs!, decision.skip);
       case "enqueue":
-        return this.queueStep("join the wait queue", records.enqueued(obs!.record, this.ctx.identity));
+        // Joining the queue is what bounded waiting (3.4) needs from a waiter: it goes with the acquiring writes,
+        // before this daemon's clients' reads, or a flood of them keeps its waiters out of the queue for seconds.
+        return this.queueStep("join the wait queue", records.enqueued(obs!.record, this.ctx.identity), "take");
       case "dequeue":
-        return this.queueStep("leave the wait queue", records.dequeued(obs!.record, this.ctx.identity));
+        return this.queueStep("leave the wait queue", records.dequeued(obs!.record, this.ctx.identity), "other");
       case "release-stale":
         return this.releaseStaleStep(obs!.record);
       case "give-back":
@@ -473,8 +475,8 @@ export class Contender {
     }
   }
 
-  private async queueStep(doing: string, next: LeaseRecord): Promise<void> {
-    await this.write(doing, next.leaseDurationSeconds * 1000, next, "other");
+  private async queueStep(doing: string, next: LeaseRecord, priority: CallPriority): Promise<void> {
+    await this.write(doing, next.leaseDurationSeconds * 1000, next, priority);
   }
 
   /** Gives back a lease this daemon still appears to hold although no claim holds it (after a loss or expiry). */

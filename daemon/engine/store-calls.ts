@@ -12,11 +12,13 @@ export type CallResult<T> =
  * Which calls go first when the store cannot take them all at once:
  * - `keep`: what keeps a holder's lease or hands it on (renewals, a holder's
  *   own calls, releases): a late one costs a holder its lock;
- * - `take`: acquiring writes and the reads that settle them;
- * - `other`: wait-queue writes, clients' reads, restoring a deleted Lease.
+ * - `take`: acquiring writes and the reads that settle them, joining the wait queue;
+ * - `other`: leaving the wait queue, clients' reads, restoring a deleted Lease.
  */
 export type CallPriority = "keep" | "take" | "other";
 const ORDER: readonly CallPriority[] = ["keep", "take", "other"];
+/** Connections a call of this priority leaves to the more urgent ones (when the limit allows it more than one). */
+const RESERVED: Readonly<Record<CallPriority, number>> = { keep: 0, take: 1, other: 2 };
 
 export class StoreCalls {
   private readonly gate: Gate;
@@ -90,7 +92,11 @@ export class StoreCalls {
 /**
  * Lets at most `limit` calls run at once. The others wait in one line per
  * priority, served in order of priority, then of arrival. A waiting call
- * leaves the line when its signal aborts.
+ * leaves the line when its signal aborts. A call of a lower priority leaves
+ * connections free for the higher ones (`RESERVED`): calls that hang until
+ * their deadline (seconds) can take every connection, and clients' reads that
+ * hang must not hold back the renewals and releases of what is held, nor
+ * acquisitions.
  */
 class Gate {
   private running = 0;
@@ -106,7 +112,7 @@ class Gate {
 
   /** Resolves with the function that ends the turn (once) when the call may go; rejects with `refused()` on abort. */
   enter(priority: CallPriority, signal: AbortSignal, refused: () => Error): Promise<() => void> {
-    if (this.running < this.limit && this.waiting === 0) return Promise.resolve(this.admit());
+    if (signal.aborted) return Promise.reject(refused());
     return new Promise((resolve, reject) => {
       const line = this.lines.get(priority)!;
       const onAbort = () => {
@@ -117,10 +123,25 @@ class Gate {
         signal.removeEventListener("abort", onAbort);
         resolve(this.admit());
       };
-      if (signal.aborted) return reject(refused());
       signal.addEventListener("abort", onAbort, { once: true });
       line.push(go);
+      this.serve();
     });
+  }
+
+  /** How many calls may run at once while one of `priority` starts: never fewer than one. */
+  private capFor(priority: CallPriority): number {
+    return Math.max(1, this.limit - RESERVED[priority]);
+  }
+
+  /** Starts the waiting calls that may go now, the most urgent first. */
+  private serve(): void {
+    for (const priority of ORDER) {
+      const line = this.lines.get(priority)!;
+      while (line.length > 0 && this.running < this.capFor(priority)) line.shift()!();
+      // A call that must wait keeps the less urgent ones waiting too: they never overtake it.
+      if (line.length > 0) return;
+    }
   }
 
   private admit(): () => void {
@@ -130,10 +151,7 @@ class Gate {
       if (done) return;
       done = true;
       this.running -= 1;
-      for (const priority of ORDER) {
-        const next = this.lines.get(priority)!.shift();
-        if (next !== undefined) return next();
-      }
+      this.serve();
     };
   }
 }

@@ -659,6 +659,7 @@ export class Simulation implements ClientWorld {
     this.record("harness", { ev: "run-start", detail: describeProfile(this.profile) });
     this.watchLeases();
     this.excuses.stand((name) => this.countedLate(name));
+    this.excuses.stand(() => this.saturated());
     this.legacyHold();
     for (let slot = 0; slot < this.profile.daemons; slot++) this.startDaemon(slot);
     this.scheduleWorkload();
@@ -1592,6 +1593,58 @@ export class Simulation implements ClientWorld {
       this.countsFromNow(record, Math.max(longestDurationSeconds(record), fault.longest.get(name) ?? 0) * 1000, why);
     }
   }
+
+  /**
+   * An API server that cannot even serve the renewals of the Leases held:
+   * measured at each moment, one renewal per renew deadline for each Lease
+   * held (the fewest that keep its holder: the engine renews every third of
+   * the lease, so renewals may come that late before anyone loses) against
+   * the requests the server serves a second. While they need all of it, no
+   * lock service can keep its promises: holders lose their leases, which the
+   * others then wait out, and new acquisitions wait behind the renewals.
+   * Every name is excused then, and for the longest lease after (on the
+   * slowest clock) plus a turn. Short of that, the other overload excuses
+   * judge. (Counted at the engine's renewal rate instead, seed 5039 of
+   * --overload, which passes without it, was excused for 54 points of its
+   * name-ticks; seed 30 of --overload, once thought such a world, needs at
+   * most 11.6 renewals a second of its 20 at that rate, 5.8 at this one.)
+   */
+  private saturated(): Until | undefined {
+    const now = this.clock.now();
+    if (this.saturation.at !== now) {
+      const capacity = now < FAULTS_END_MS ? this.profile.apiServer?.callsPerSecond : undefined;
+      let needed = 0;
+      if (capacity !== undefined)
+        for (const resource of this.resources) {
+          const record = this.shared.peek(resource.leaseName);
+          if (record === undefined || record.holderIdentity === "") continue;
+          const leaseMs = record.leaseDurationSeconds * 1000;
+          needed += 1000 / ((leaseMs * RENEW_DEADLINE_MS) / LEASE_MS);
+        }
+      const over = capacity !== undefined && needed >= capacity;
+      if (over && this.saturation.since === undefined)
+        this.record("harness", {
+          ev: "note",
+          detail: `the Leases held need ${needed.toFixed(1)} renewals a second, the API server serves ${capacity}: it cannot keep up`,
+        });
+      this.saturation = {
+        at: now,
+        since: over ? (this.saturation.since ?? now) : undefined,
+        lastAt: over ? now : this.saturation.lastAt,
+      };
+    }
+    const last = this.saturation.lastAt;
+    if (last === undefined) return undefined;
+    const at = last + LONGEST_LEASE_MS / (1 - MAX_DRIFT) + TURN_GRACE_MS;
+    return at > now ? { at, why: "overload" } : undefined;
+  }
+
+  /** When `saturated` last measured (`at`), since when the renewals needed all the server serves, and when they last did. */
+  private saturation: { at: number; since: number | undefined; lastAt: number | undefined } = {
+    at: -1,
+    since: undefined,
+    lastAt: undefined,
+  };
 
   /**
    * The excuse of a name whose waiters are all on daemons that heard of its

@@ -50,3 +50,52 @@ test("under a burst of acquisitions the store cannot keep up with, renewals of h
   for (const h of held) h.close();
   await sim.advance(1_000);
 });
+
+test("a daemon's wait-queue write goes before its own clients' reads: a flood of fresh reads does not keep its waiter out of the queue", async (t) => {
+  const sim = new SimCluster();
+  const options = { leaseDurationMs: LEASE_MS, renewDeadlineMs: RENEW_DEADLINE_MS, maxStoreCallsInFlight: 2 };
+  const a = await sim.daemon("a", options);
+  const b = await sim.daemon("b", options);
+  oneAtATime(sim);
+  const holder = a.acquire("x", { holder: "h" });
+  await sim.advance(500);
+  t.truthy(holder.grant, "a holds x");
+  // 120 fresh reads of another name from b's clients: 3 s of the store's time, as long as a read may wait.
+  const flood = Array.from({ length: 120 }, () => b.engine.locks.get(b.lockName("flood"), true).catch((err: Error) => err));
+  await sim.advance(10);
+  const waiter = b.acquire("x", { holder: "w" });
+  // Ten store calls' time: the queue write must not wait for the reads asked for before it (bounded waiting, 3.4).
+  await sim.advance(10 * STORE_CALL_MS);
+  const queue = sim.store.peek(a.lockName("x"))?.queue ?? [];
+  t.true(
+    queue.includes(b.engine.identity),
+    `b's waiter is not in x's wait queue ${10 * STORE_CALL_MS} ms after it asked: [${queue.join(", ")}]`,
+  );
+  await sim.advance(5_000);
+  await Promise.all(flood);
+  holder.close();
+  waiter.close();
+  await sim.advance(1_000);
+});
+
+test("clients' reads that hang never take every store connection: the holder's renewals and release still go", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a", { leaseDurationMs: LEASE_MS, renewDeadlineMs: RENEW_DEADLINE_MS, maxStoreCallsInFlight: 4 });
+  const holder = a.acquire("x", { holder: "h" });
+  await sim.advance(500);
+  t.truthy(holder.grant, "a holds x");
+  // Every read of "flood" hangs until its caller gives up, and a's clients keep asking: 10 reads a second for 8 s.
+  sim.store.interceptor = (operation, name) => (name === a.lockName("flood") ? new Promise<void>(() => {}) : undefined);
+  const reads: Array<Promise<unknown>> = [];
+  for (let i = 0; i < 80; i++) {
+    reads.push(a.engine.locks.get(a.lockName("flood"), true).catch((err: Error) => err));
+    await sim.advance(100);
+  }
+  t.is(holder.loss, undefined, `the holder lost x while reads hung: ${holder.loss?.message ?? ""}`);
+  holder.close();
+  await sim.advance(500);
+  t.is(sim.store.peek(a.lockName("x"))?.holderIdentity, "", "x is released while reads still hang");
+  sim.store.interceptor = undefined;
+  await sim.advance(5_000);
+  await Promise.all(reads);
+});
