@@ -101,6 +101,9 @@ export class LeaseCache {
    */
   onDeleted: (name: string, last: Observation) => void = () => {};
 
+  /** Told when a deletion learned other than from the watch holds `name` off until `end` (see `forget`); for tests. */
+  onUnseenRenewals: (name: string, end: number) => void = () => {};
+
   constructor(
     private readonly store: LeaseStore,
     private readonly clock: Clock,
@@ -315,6 +318,7 @@ export class LeaseCache {
     const held = this.holdEnds.get(name);
     const end = this.clock.now() + (this.longestLease.get(name) ?? 0);
     if (held === undefined || held.end < end) this.holdEnds.set(name, { end, token: held?.token ?? this.tokenFloor(name) });
+    this.onUnseenRenewals(name, Math.max(end, held?.end ?? 0));
   }
 
   /** True when the record held for `name` is newer than the store's `version` (of a list or a deletion). */

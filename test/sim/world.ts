@@ -367,6 +367,9 @@ class Daemon implements DaemonLink {
       leaseDurationMs: LEASE_MS,
       renewDeadlineMs: RENEW_DEADLINE_MS,
     });
+    // A deletion it learned from a call or a relist holds the name off for the longest lease seen there (design 3.2).
+    this.engine.cache.onUnseenRenewals = (name, end) =>
+      sim.heldOffAfterDeletion(name, Math.max(0, end - this.clock.now()) / this.clockRate + TURN_GRACE_MS);
     void this.engine.start();
   }
 
@@ -982,6 +985,11 @@ export class Simulation implements ClientWorld {
     // The daemon counts the longer of the duration written and the one a daemon last wrote (a duration shortened
     // by hand, or left by client-go over a daemon's, does not shorten a hold: lease-cache.ts); so does the excuse.
     this.countsFromNow(lease, longestDurationSeconds(lease) * 1000, "first-sight");
+  }
+
+  /** A daemon holds `name` off for `ms` (simulated) after a deletion it learned other than from its watch. */
+  heldOffAfterDeletion(name: string, ms: number): void {
+    this.excuses.point(name, this.clock.now(), ms, "lease-delete");
   }
 
   /** When a daemon last saw each Lease for the first time, or heard of it again: it counts the expiry of the hold from then. */
