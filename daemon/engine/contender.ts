@@ -336,7 +336,7 @@ export class Contender {
       synced: this.ctx.cache.covers(this.name),
       syncError: this.ctx.cache.syncError,
       observation: this.ctx.cache.get(this.name),
-      goneHoldEnd: this.ctx.cache.holdEnd(this.name),
+      goneHoldEnd: this.ctx.cache.deletionUntold(this.name) ? Infinity : this.ctx.cache.holdEnd(this.name),
       holding:
         holding === undefined
           ? undefined

@@ -29,7 +29,9 @@ export interface ContenderView {
   readonly observation: Observation | undefined;
   /**
    * When the lease does not exist: the local time until which its last holder
-   * observed may act (it was deleted by hand), or 0 (see LeaseCache.holdEnd).
+   * observed may act (it was deleted by hand), or 0 (see LeaseCache.holdEnd);
+   * Infinity while the watch has not yet told of a deletion a call found
+   * (LeaseCache.deletionUntold): the watch's news, not a timer, ends that wait.
    */
   readonly goneHoldEnd: number;
   /** The claim holding the lease through this daemon, if any. */
@@ -178,7 +180,7 @@ export function decide(view: ContenderView): Decision {
   if (head === undefined) return { do: leftover(view) ?? "wait" };
   if (obs === undefined) {
     if (now >= view.goneHoldEnd) return { do: "create" };
-    return head.noWait ? { do: "fail-head" } : { do: "wait", until: view.goneHoldEnd };
+    return head.noWait ? { do: "fail-head" } : { do: "wait", until: Number.isFinite(view.goneHoldEnd) ? view.goneHoldEnd : undefined };
   }
   const queued = obs.record.queue.includes(view.identity) || obs.record.queue.length >= MAX_QUEUE;
   const enqueue = (): Decision => (now < view.conflictRetryAt ? { do: "wait", until: view.conflictRetryAt } : { do: "enqueue" });

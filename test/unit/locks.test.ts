@@ -736,22 +736,23 @@ test("a relist that started before this daemon's own write does not take the lea
 test("a deletion heard late does not take a lease created after it from its holder", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
   const first = a.acquire("late", { holder: "first" });
   await sim.advance(10);
   first.close();
   const interest = a.engine.cache.subscribe(a.lockName("late"), () => {});
   t.teardown(interest);
+  const restorer = b.engine.cache.subscribe(a.lockName("late"), () => {});
+  t.teardown(restorer);
   await sim.advance(10);
-  // a's watch is slow: it has not heard yet that the Lease was deleted by hand when a client asks.
+  // a's watch is slow: it has not heard yet that the Lease was deleted by hand when a client asks; b, which
+  // heard at once, has restored it, and a takes the Lease restored (its write conflicts, its read finds it).
   a.conn.holdEvents();
   sim.store.delete(a.lockName("late"));
+  await sim.advance(10);
   const holder = a.acquire("late", { holder: "second" });
   await sim.advance(10);
-  // a learned of the deletion from its own call, not its watch: someone may have taken and renewed the Lease
-  // unseen before it was deleted, so a holds it off for the longest lease it has seen for the name (15 s).
-  t.is(holder.grant, undefined, "held off after a deletion its watch did not tell of");
-  await sim.advance(15_000);
-  t.truthy(holder.grant, "granted on a Lease a created again");
+  t.truthy(holder.grant, "granted on the Lease created again");
   a.conn.releaseEvents();
   await sim.advance(10);
   t.is(holder.loss, undefined, "the deletion it hears now is older than the Lease it holds");
@@ -771,9 +772,9 @@ test("a Lease deleted by hand that its daemon learns of from its own call is hel
   const taken = await b.tryAcquire("unseen-renewal", { holder: "script", leaseMs: 5_000 });
   if (!taken.acquired) return t.fail("b's TryAcquire was refused");
   await sim.advance(10);
-  // Neither daemon's watch tells anything from now on (broken); b renews with a longer lease, and an
+  // a's watch goes silent (half-open) and b's tells nothing either; b renews with a longer lease, and an
   // administrator deletes the Lease.
-  a.conn.holdEvents();
+  a.conn.partition("hearing");
   b.conn.holdEvents();
   await sim.advance(1_000);
   const validFor = await b.engine.locks.renew(name, taken.grant.token, 15_000);
@@ -783,6 +784,9 @@ test("a Lease deleted by hand that its daemon learns of from its own call is hel
   // a's client asks once the 5 s lease a saw has run out: a's take-over finds the Lease gone.
   await sim.advance(4_000);
   const waiter = a.acquire("unseen-renewal", { holder: "waiter" });
+  // a's watch comes back and lists: the Lease is gone, and so is the renewal a never heard of.
+  await sim.advance(500);
+  a.conn.heal();
   while (waiter.grant === undefined && sim.clock.now() < promisedUntil + 20_000) await sim.advance(250);
   t.truthy(waiter.grant, "served in the end");
   t.true(
@@ -945,6 +949,42 @@ test("a Lease deleted by hand is restored also when its daemon learns of it from
   a.conn.releaseEvents();
   await sim.advance(10);
   t.is(sim.store.peek(a.lockName("gone"))?.transitions, token, "the Lease is back, with its token count");
+});
+
+test("a Lease deleted by hand is restored only with what the watch has told: a daemon whose watch lags never restores it below a token issued since", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const first = b.acquire("lagging");
+  await sim.advance(10);
+  // From here b's watch lags (an API server's watch cache behind): it hears nothing of a's tokens.
+  b.conn.holdEvents();
+  first.close();
+  await sim.advance(10);
+  const issued = [first.grant!.token];
+  for (let i = 0; i < 2; i++) {
+    const held = a.acquire("lagging");
+    await sim.advance(10);
+    issued.push(held.grant!.token);
+    if (i === 0) held.close();
+    await sim.advance(10);
+  }
+  // a, which issued the last tokens, can neither restore the Lease nor hear of it; b learns of the deletion
+  // from its own call (a new claim's acquiring write finds the Lease gone) before its watch says so.
+  a.conn.partition();
+  sim.store.delete(a.lockName("lagging"));
+  const late = b.acquire("lagging");
+  await sim.advance(100);
+  const early = sim.store.peek(a.lockName("lagging"));
+  t.true(
+    early === undefined || early.transitions >= Math.max(...issued),
+    `restored at token ${early?.transitions} before b's watch told of ${issued.join(", ")}`,
+  );
+  b.conn.releaseEvents();
+  await sim.advance(LEASE + 5_000);
+  t.true(sim.store.peek(a.lockName("lagging"))!.transitions >= Math.max(...issued), "the Lease is back, with every token issued");
+  t.truthy(late.grant, "b's claim is served once the hold deleted with the Lease has run out");
+  t.true(late.grant!.token > Math.max(...issued), `b issued token ${late.grant!.token} after ${issued.join(", ")}`);
 });
 
 /**
