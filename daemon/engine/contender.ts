@@ -611,6 +611,7 @@ export class Contender {
 
   private async renewStep(holding: Holding, record: LeaseRecord): Promise<void> {
     const sentAt = this.ctx.clock.now();
+    const seen = this.ctx.cache.get(this.name);
     const remaining = holding.sentAt + holding.timing.renewDeadlineMs - sentAt;
     const next = records.renewal(record, this.ctx.clock.wallTime(), holding.timing.leaseMs);
     const result = await this.ctx.calls.run(
@@ -633,7 +634,7 @@ export class Contender {
     this.ctx.observer.renewFailed?.(this.kind, result.error.reason);
     const response = responseTo("renew", result.failure);
     // The lease is gone: the next decision sees the deletion and tells the holder.
-    if (response === "forget") return this.ctx.cache.forget(this.name);
+    if (response === "forget") return this.ctx.cache.forget(this.name, seen);
     // A fresh record lets the next decision renew again at once, or notice the
     // lease was taken over; if the read fails too, the renewal is retried.
     if (response === "refresh") {
@@ -703,6 +704,7 @@ export class Contender {
     const leaseMs = (this.ctx.cache.get(this.name)?.record.leaseDurationSeconds ?? 0) * 1000;
     const timeoutMs = this.ctx.timing(leaseMs || this.waiting[0]?.options.leaseMs || FALLBACK_LEASE_MS).renewDeadlineMs;
     const priority = this.holding === undefined ? "take" : "keep";
+    const seen = this.ctx.cache.get(this.name);
     const result = await this.ctx.calls.run(
       this.name,
       "read the lease",
@@ -711,7 +713,7 @@ export class Contender {
       priority,
     );
     if (result.ok) {
-      if (result.value === undefined) this.ctx.cache.forget(this.name);
+      if (result.value === undefined) this.ctx.cache.forget(this.name, seen);
       else this.ctx.cache.remember(result.value);
       return true;
     }

@@ -147,9 +147,10 @@ export class Engine {
     if (fresh || (this.cache.synced && !this.cache.covers(leaseName))) {
       // A client's read waits behind what keeps and takes leases when the store is busy.
       const read = (signal: AbortSignal) => this.store.get(leaseName, { signal });
+      const seen = this.cache.get(leaseName);
       const result = await this.context.calls.run(leaseName, doing, this.renewDeadlineMs, read, "other");
       if (!result.ok) throw fromStoreError(result.error, doing);
-      if (result.value === undefined) this.cache.forget(leaseName);
+      if (result.value === undefined) this.cache.forget(leaseName, seen);
       else this.cache.remember(result.value);
     } else if (!this.cache.synced) {
       const error = this.cache.syncError;

@@ -192,8 +192,11 @@ export class LeaseCache {
    * that this daemon never saw. So the hold observed lasts at least the
    * longest lease seen for the name, from now.
    */
-  forget(name: string): void {
+  forget(name: string, seen: Observation | undefined = this.entries.get(name)): void {
     const last = this.entries.get(name);
+    // `seen`: what this daemon held when its call began. A newer record since (a Lease restored, which the watch
+    // told while the call waited) outdates the call's answer.
+    if (last !== seen) return;
     if (!this.drop(name)) return;
     this.unseenRenewals(name);
     // Its watch may not have told yet of tokens written between what it last heard and the deletion (seed 180).

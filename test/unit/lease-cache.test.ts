@@ -224,3 +224,16 @@ test("the watch's lag is learned from this daemon's own writes: unknown until on
   await clock.advance(0);
   t.true(cache.watchLagMs >= 300 && cache.watchLagMs <= 1_000, `told at last: ${cache.watchLagMs} ms`);
 });
+
+test("a call that finds a Lease gone does not forget a newer record the watch told while the call waited: a Lease restored meanwhile stays", (t) => {
+  const cache = new LeaseCache(new MemoryStore(), new FakeClock());
+  cache.remember({ ...fields("msync-election-restored"), version: "5" });
+  // A renewal is sent; it waits in the API server's backlog while the Lease is deleted and restored by another daemon.
+  const seen = cache.get("msync-election-restored");
+  cache.remember({ ...fields("msync-election-restored"), version: "9", transitions: 3 });
+  // Its answer, "not found", is about the Lease as it was before the restore.
+  cache.forget("msync-election-restored", seen);
+  t.is(cache.get("msync-election-restored")?.record.version, "9", "the restored Lease is still known");
+  cache.forget("msync-election-restored", cache.get("msync-election-restored"));
+  t.is(cache.get("msync-election-restored"), undefined, "a call that began with the newest record is believed");
+});
