@@ -571,46 +571,38 @@ test("a waiter on a slow daemon is served when the holding daemon releases and r
   t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
 });
 
-test("a waiter on a daemon that hears 300 ms late is served when the holding daemon releases and retakes the lock back to back", async (t) => {
+/**
+ * Daemon a takes lock `name` for its clients back to back (pausing `pauseMs`
+ * between clients), both daemons' watches 300 ms behind the store and b's
+ * calls 25 ms slower; b asks once a has learned its watch's lag (until then
+ * its first yield lasts the turn grace, 2 s). b must be let in within two
+ * yields' worth of a's grants.
+ */
+async function servedBehindLaggingWatch(t: ExecutionContext, name: string, pauseMs: (left: number) => number, waitMs: number) {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
   const b = await sim.daemon("b");
-  // Both watches lag 300 ms behind the store, as an API server's watch cache can; b's calls take 25 ms more.
   for (const daemon of [a, b]) daemon.conn.delayEvents = (deliver) => void sim.clock.setTimer(300, deliver);
   b.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(25, resolve));
-  const a1 = keepTaking(sim, a, "retake-lagging", "after-release");
-  // Long enough for a to have heard its own writes back, which is how it learns its watch's lag (until then, its
-  // first yield lasts the turn grace, 2 s), and has taken it back to back since.
+  const a1 = keepTaking(sim, a, name, "after-release", pauseMs);
   await sim.advance(4_000);
   const askedAt = sim.clock.now();
-  const waiter = b.acquire("retake-lagging", { holder: "b" });
-  await sim.advance(3_000);
+  const waiter = b.acquire(name, { holder: "b" });
+  await sim.advance(waitMs);
   const passes = a1.passesBefore(waiter, askedAt);
   t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
   // a was taking the lock back to back (between its pauses) when b asked: b had to be let in.
   t.true(a1.grantsAfter(askedAt - 1_000) >= 16, "a was taking the lock back to back");
   t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
-});
+}
 
-test("a waiter on a daemon that hears 300 ms late is served when the holding daemon's clients come back in bursts, each after the lease stood free 130 ms", async (t) => {
-  const sim = new SimCluster();
-  const a = await sim.daemon("a");
-  const b = await sim.daemon("b");
-  for (const daemon of [a, b]) daemon.conn.delayEvents = (deliver) => void sim.clock.setTimer(300, deliver);
-  b.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(25, resolve));
-  // Fourteen clients of a one after another, then none for 130 ms (the lease free), and again: never 16 grants in a
-  // row without a pause, but b, which hears 300 ms late and backs off after its conflicts, misses each pause.
-  const a1 = keepTaking(sim, a, "bursts-lagging", "after-release", (left) => (left % 14 === 0 ? 130 : 1));
-  await sim.advance(4_000);
-  const askedAt = sim.clock.now();
-  const waiter = b.acquire("bursts-lagging", { holder: "b" });
-  await sim.advance(5_000);
-  const passes = a1.passesBefore(waiter, askedAt);
-  t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
-  // a was taking the lock back to back (between its pauses) when b asked: b had to be let in.
-  t.true(a1.grantsAfter(askedAt - 1_000) >= 16, "a was taking the lock back to back");
-  t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
-});
+test("a waiter on a daemon that hears 300 ms late is served when the holding daemon releases and retakes the lock back to back", (t) =>
+  servedBehindLaggingWatch(t, "retake-lagging", () => 1, 3_000));
+
+// Fourteen clients of a one after another, then none for 130 ms (the lease free), and again: never 16 grants in a
+// row without a pause, but b, which hears 300 ms late and backs off after its conflicts, misses each pause.
+test("a waiter on a daemon that hears 300 ms late is served when the holding daemon's clients come back in bursts, each after the lease stood free 130 ms", (t) =>
+  servedBehindLaggingWatch(t, "bursts-lagging", (left) => (left % 14 === 0 ? 130 : 1), 5_000));
 
 test("a reply that comes after its call's deadline is not acted on: no grant of a token older than one already granted", async (t) => {
   const sim = new SimCluster();
