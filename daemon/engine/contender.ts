@@ -535,7 +535,9 @@ export class Contender {
     if (how === "yield") {
       this.grantsInARow = 0;
       this.yieldUntil = now + window;
-      this.yieldToken = record.transitions;
+      // A yield of the turn grace (the watch's lag not known yet) ends once another daemon has taken the lease; one
+      // sized to the lag runs its course, which a slower daemon may need after a faster one's turn (seed 230521).
+      this.yieldToken = this.ctx.cache.watchLagMs === Infinity ? record.transitions : Number.MAX_SAFE_INTEGER;
     }
     // A contender idle after a release keeps its count of grants in a row as long: a daemon whose clients come back
     // later than that has left the others time to take the lease.

@@ -604,6 +604,25 @@ test("a waiter on a daemon that hears 300 ms late is served when the holding dae
 test("a waiter on a daemon that hears 300 ms late is served when the holding daemon's clients come back in bursts, each after the lease stood free 130 ms", (t) =>
   servedBehindLaggingWatch(t, "bursts-lagging", (left) => (left % 14 === 0 ? 130 : 1), 5_000));
 
+test("a waiter on a slow daemon is served while two fast daemons take the lock back to back, each yielding to the other", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const c = await sim.daemon("c");
+  for (const daemon of [a, b, c]) daemon.conn.delayEvents = (deliver) => void sim.clock.setTimer(50, deliver);
+  b.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(25, resolve));
+  const a1 = keepTaking(sim, a, "two-fast", "after-release");
+  const c1 = keepTaking(sim, c, "two-fast", "after-release");
+  await sim.advance(4_000);
+  const askedAt = sim.clock.now();
+  const waiter = b.acquire("two-fast", { holder: "b" });
+  await sim.advance(5_000);
+  const passes = a1.passesBefore(waiter, askedAt) + c1.passesBefore(waiter, askedAt);
+  t.truthy(waiter.grant, `b was never served while a and c took the lock ${passes} times`);
+  t.true(a1.grantsAfter(askedAt - 1_000) + c1.grantsAfter(askedAt - 1_000) >= 16, "a and c were taking the lock");
+  t.true(passes <= 64, `a and c took the lock ${passes} times before serving b`);
+});
+
 test("a reply that comes after its call's deadline is not acted on: no grant of a token older than one already granted", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
