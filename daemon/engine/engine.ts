@@ -63,6 +63,7 @@ export class Engine {
     validateOptions(options.identity, this.leaseDurationMs, this.renewDeadlineMs, this.leasePrefix);
     const clock = options.clock ?? systemClock;
     this.cache = new LeaseCache(options.store, clock);
+    this.cache.defaultLeaseMs = this.leaseDurationMs;
     this.context = {
       store: options.store,
       cache: this.cache,

@@ -85,6 +85,14 @@ export class LeaseCache {
   private readonly untoldDeletions = new Map<string, Observation>();
   /** The longest lease this daemon has seen written for each name (ms), kept like `highWater`. */
   private readonly longestLease = new Map<string, number>();
+  /** Names whose deletion, learned other than from the watch, holds them off already (until the Lease is seen again). */
+  private readonly heldOffForDeletion = new Set<string>();
+  /**
+   * The shortest hold after such a deletion: the daemon's default lease. A
+   * renewal this daemon never saw may have asked for a longer lease than any it
+   * has seen (set by the engine).
+   */
+  defaultLeaseMs = 0;
   /** Versions this daemon wrote (or read) before its watch told of them, oldest first, with when each reply came. */
   private readonly unheard = new Map<string, Array<{ readonly version: string; readonly at: number }>>();
   /**
@@ -197,8 +205,10 @@ export class LeaseCache {
     // `seen`: what this daemon held when its call began. A newer record since (a Lease restored, which the watch
     // told while the call waited) outdates the call's answer.
     if (last !== seen) return;
+    // A Lease this daemon saw once (a token) and that is gone now, also one whose entry it had dropped since (a
+    // name it read once, not watched): the first call to find it gone holds it off.
+    if (this.tokenFloor(name) > 0 && !this.heldOffForDeletion.has(name)) this.unseenRenewals(name);
     if (!this.drop(name)) return;
-    this.unseenRenewals(name);
     // Its watch may not have told yet of tokens written between what it last heard and the deletion (seed 180).
     if (last !== undefined && inScope(this.scope, name)) this.untoldDeletions.set(name, last);
     this.notify(name);
@@ -296,12 +306,18 @@ export class LeaseCache {
         this.syncedOnce = true;
         this.syncError = undefined;
         for (const resolve of this.syncWaiters.splice(0)) resolve();
+        // A name this daemon saw once (a token), covered now and not listed, was deleted, perhaps after renewals it
+        // never saw (seed 241236: a one-off read of a 5 s lease, renewed to 15 s unseen, then deleted): held off as
+        // after any deletion learned other than from the watch (see `forget`), before anyone hears of the change.
+        for (const name of this.highWater.keys())
+          if (inScope(event.scope, name) && !seen.has(name) && !this.heldOffForDeletion.has(name)) this.unseenRenewals(name);
         for (const name of changed) this.notify(name);
         for (const [name, last] of deleted) {
           // A relist follows a watch that broke or fell behind: the writes before the deletion may be unseen too.
-          this.unseenRenewals(name);
+          if (!this.heldOffForDeletion.has(name)) this.unseenRenewals(name);
           this.onDeleted(name, last);
         }
+
         return;
       }
     }
@@ -347,8 +363,9 @@ export class LeaseCache {
 
   /** See `forget`: a deletion learned other than from the watch's event may hide renewals made before it. */
   private unseenRenewals(name: string): void {
+    this.heldOffForDeletion.add(name);
     const held = this.holdEnds.get(name);
-    const end = this.clock.now() + (this.longestLease.get(name) ?? 0);
+    const end = this.clock.now() + Math.max(this.longestLease.get(name) ?? 0, this.defaultLeaseMs);
     if (held === undefined || held.end < end) this.holdEnds.set(name, { end, token: held?.token ?? this.tokenFloor(name) });
     this.onUnseenRenewals(name, Math.max(end, held?.end ?? 0));
   }
@@ -365,6 +382,7 @@ export class LeaseCache {
     if (record.transitions > this.tokenFloor(record.name)) this.highWater.set(record.name, record.transitions);
     const leaseMs = Math.max(record.leaseDurationSeconds, record.writtenDuration ?? 0) * 1000;
     if (leaseMs > (this.longestLease.get(record.name) ?? 0)) this.longestLease.set(record.name, leaseMs);
+    this.heldOffForDeletion.delete(record.name);
     if (previous !== undefined && !this.store.isNewer(record.version, previous.record.version)) return false;
     const renewed = previous === undefined || renewalStamp(previous.record) !== renewalStamp(record);
     const changedAt = renewed ? this.clock.now() : previous.changedAt;

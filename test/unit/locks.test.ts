@@ -806,6 +806,26 @@ test("a Lease deleted by hand that its daemon learns of from its own call is hel
   );
 });
 
+test("a Lease deleted by hand that a daemon once read but did not watch is held off when it next covers the name: a renewal it never saw may have promised longer", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const name = a.lockName("read-once");
+  const taken = await b.tryAcquire("read-once", { holder: "script", leaseMs: 5_000 });
+  if (!taken.acquired) return t.fail("b's TryAcquire was refused");
+  // a reads the lock once (no client of a uses the name, so a does not watch it): a 5 s lease.
+  await a.engine.locks.get(name, true);
+  await sim.advance(1_000);
+  const validFor = await b.engine.locks.renew(name, taken.grant.token, 15_000);
+  const promisedUntil = sim.clock.now() + validFor;
+  // b cannot restore what is deleted now (cut off), and a's client asks once the 5 s lease a saw has run out.
+  b.conn.partition();
+  sim.store.delete(name);
+  await sim.advance(4_500);
+  const late = await a.tryAcquire("read-once", { holder: "late" });
+  t.false(late.acquired && late.at < promisedUntil, `granted at ${late.at} ms, b's holder promised the lock until ${promisedUntil} ms`);
+});
+
 /** A daemon's clock whose wall clock reads what the test sets (it may stand still or step back); its monotonic clock runs on. */
 class SettableWallClock implements Clock {
   wall: number;
