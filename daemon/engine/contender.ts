@@ -531,13 +531,14 @@ export class Contender {
     }
     // Long enough for another daemon to see the lease free and take it: one watch delay and one write.
     const grace = this.ctx.timing(record.leaseDurationSeconds * 1000).turnGraceMs;
-    const window = Math.min(grace, Math.max(MIN_YIELD_MS, 4 * (now - sentAt) + 2 * this.ctx.cache.watchLagMs));
+    const watchLagMs = this.ctx.cache.watchLagMs;
+    const window = Math.min(grace, Math.max(MIN_YIELD_MS, 4 * (now - sentAt) + 2 * watchLagMs));
     if (how === "yield") {
       this.grantsInARow = 0;
       this.yieldUntil = now + window;
       // A yield of the turn grace (the watch's lag not known yet) ends once another daemon has taken the lease; one
       // sized to the lag runs its course, which a slower daemon may need after a faster one's turn (seed 230521).
-      this.yieldToken = this.ctx.cache.watchLagMs === Infinity ? record.transitions : Number.MAX_SAFE_INTEGER;
+      this.yieldToken = watchLagMs === Infinity ? record.transitions : Number.MAX_SAFE_INTEGER;
     }
     // A contender idle after a release keeps its count of grants in a row as long: a daemon whose clients come back
     // later than that has left the others time to take the lease.

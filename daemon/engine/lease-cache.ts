@@ -306,18 +306,15 @@ export class LeaseCache {
         this.syncedOnce = true;
         this.syncError = undefined;
         for (const resolve of this.syncWaiters.splice(0)) resolve();
-        // A name this daemon saw once (a token), covered now and not listed, was deleted, perhaps after renewals it
-        // never saw (seed 241236: a one-off read of a 5 s lease, renewed to 15 s unseen, then deleted): held off as
-        // after any deletion learned other than from the watch (see `forget`), before anyone hears of the change.
-        for (const name of this.highWater.keys())
+        // A name this daemon saw (a deletion the relist shows, or a token it read once), covered now and not listed,
+        // was deleted, perhaps after renewals it never saw: a relist follows a watch that broke or fell behind (seed
+        // 241236: a one-off read of a 5 s lease, renewed to 15 s unseen, then deleted). Held off as after any deletion
+        // learned other than from the watch (see `forget`), before anyone hears of the change.
+        const gone = new Set([...deleted.map(([name]) => name), ...this.highWater.keys()]);
+        for (const name of gone)
           if (inScope(event.scope, name) && !seen.has(name) && !this.heldOffForDeletion.has(name)) this.unseenRenewals(name);
         for (const name of changed) this.notify(name);
-        for (const [name, last] of deleted) {
-          // A relist follows a watch that broke or fell behind: the writes before the deletion may be unseen too.
-          if (!this.heldOffForDeletion.has(name)) this.unseenRenewals(name);
-          this.onDeleted(name, last);
-        }
-
+        for (const [name, last] of deleted) this.onDeleted(name, last);
         return;
       }
     }
