@@ -130,6 +130,12 @@ export class Contender {
   private telling: Claim | undefined;
   /** Past the shutdown timeout: the contender makes no more calls, and what it holds is left to expire. */
   private abandoned = false;
+  /**
+   * Gone idle and dropped by the engine: a later contender of the name may
+   * hold its lease now, so this one never acts again (a claim of its that
+   * ended by a loss may still close its stream here).
+   */
+  private retired = false;
 
   constructor(
     private readonly ctx: ContenderContext,
@@ -298,7 +304,7 @@ export class Contender {
 
   /** Re-evaluates what to do; called on every relevant change. */
   kick(): void {
-    if (this.abandoned) return;
+    if (this.abandoned || this.retired) return;
     if (this.running) {
       this.dirty = true;
       return;
@@ -317,6 +323,7 @@ export class Contender {
       this.running = false;
     }
     if (this.isIdle()) {
+      this.retired = true;
       this.wakeTimer?.cancel();
       this.unsubscribe();
       for (const resolve of this.idleWaiters.splice(0)) resolve();

@@ -155,6 +155,29 @@ test("lost before expiry: a holder that cannot renew is told before anyone else 
   t.true(waiter.grant!.at - holder.loss!.at >= LEASE - DEADLINE - 100, "with the lease minus renew deadline as margin");
 });
 
+test("a holder told it lost that closes its stream later, after the lock was taken again through its daemon, does not give back the new holder's lease", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const name = a.lockName("late-close");
+  const first = a.acquire("late-close");
+  await sim.advance(10);
+  a.conn.partition();
+  await sim.advance(LEASE + 1_000);
+  t.is(first.loss?.reason, "renew-deadline-exceeded", "the first holder was told it lost; it does not read its stream");
+  a.conn.heal();
+  await sim.advance(LEASE);
+  const second = await a.engine.locks.tryAcquire({ leaseName: name, holder: "second", leaseMs: 30_000 });
+  t.true(second.acquired, "taken again through the same daemon");
+  const token = second.acquired ? second.grant.token : 0;
+  first.close();
+  await sim.advance(1_000);
+  t.like(sim.store.peek(name), { holderIdentity: a.engine.identity, transitions: token }, "the second holder's lease stays held");
+  const other = await b.engine.locks.tryAcquire({ leaseName: name, holder: "other", leaseMs: 5_000 });
+  t.false(other.acquired, "nobody else is let in while the second holder's valid_for runs");
+  t.truthy(await a.engine.locks.renew(name, token, undefined), "the second holder still renews");
+});
+
 test("expiry is measured from the observed change, not the renewTime written: clock skew is tolerated", async (t) => {
   const sim = new SimCluster();
   // a's wall clock is an hour behind: every renewTime it writes looks long expired.
