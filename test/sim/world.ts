@@ -1113,6 +1113,10 @@ export class Simulation implements ClientWorld {
     if (waitMs < OVERLOAD_MIN_WAIT_MS) return;
     const now = this.clock.now();
     const answeredMs = waitMs + 2 * (this.profile.baseLatencyMs[daemon.slot] ?? 0);
+    // Meanwhile it holds one of the daemon's store connections, as a call slowed as long by latency does (seed
+    // 260307: 115 names at 20 requests a second; every connection of d0 held creates waiting their turn, and the
+    // create of a name its client waited for sat 3.3 s in the engine behind them).
+    this.clock.setTimer(answeredMs, this.callHangs(daemon));
     if (deaf) {
       // Its waiters do not hear a lease given up meanwhile (what it holds, it renews without hearing).
       const waitingFor = new Set<string>();
