@@ -414,6 +414,38 @@ test("KubernetesStore on the simulated API server: a name whose check goes unans
   await handle.stop();
 });
 
+test("KubernetesStore on the simulated API server: a check that an overloaded API server answers only after 3 s is given longer each time it goes unanswered, so an older daemon's Lease behind it is listed", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  server.create(olderDaemonsLease("l"));
+  // Every read waits 3 s for its turn at the server (seed 261367: 70 daemons at 20 requests a second, reads
+  // waited 4-12 s, and checks given 2 s each never learned of the older daemon's Lease in 57 s).
+  let reads = 0;
+  const api = new (class extends DirectLeaseApi {
+    override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
+      reads += 1;
+      return new Promise((resolve, reject) => {
+        const timer = clock.setTimer(3_000, () => super.read(name).then(resolve, reject));
+        signal?.addEventListener("abort", () => {
+          timer.cancel();
+          reject(new Error("aborted"));
+        });
+      });
+    }
+  })(server);
+  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const events: WatchEvent[] = [];
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(30_000);
+  t.true(everyCoveringListHas(events, "l"), "no list reported the name covered without its Lease");
+  const last = events.filter((e) => e.type === "synced").at(-1);
+  t.true(
+    last?.type === "synced" && last.leases.some((l) => l.name === "l" && l.holderIdentity === "old-daemon"),
+    `the older daemon's Lease was listed (${reads} reads)`,
+  );
+  await handle.stop();
+});
+
 test("KubernetesStore on the simulated API server: a name not listed that a daemon labels before the check reads it is reported as the check found it", async (t) => {
   const clock = new FakeClock();
   const server = new SimApiServer(clock);

@@ -240,7 +240,10 @@ export const WATCH_CALL_TIMEOUT_MS = 10_000;
 /**
  * How long the watch waits for the read that checks whether a name not listed
  * is a Lease an older daemon wrote without the name label: a best-effort
- * check, tried again at the next list, that must not hold the watch up.
+ * check, tried again at the next list, that must not hold the watch up. Each
+ * time checks go unanswered the next ones wait twice as long, up to
+ * WATCH_CALL_TIMEOUT_MS: an API server whose backlog holds every request
+ * longer than this would otherwise never answer one.
  */
 export const LOOKUP_TIMEOUT_MS = 2_000;
 
@@ -293,6 +296,7 @@ class LeaseWatcher {
   private unchecked = false;
   private recheckDue = false;
   private checkRetryMs = MIN_RETRY_MS;
+  private lookupTimeoutMs = LOOKUP_TIMEOUT_MS;
 
   constructor(
     private readonly store: KubernetesStore,
@@ -326,6 +330,7 @@ class LeaseWatcher {
           const unchecked = checked?.unanswered ?? [];
           // (Backing off while the checks keep going unanswered.)
           this.checkRetryMs = unchecked.length > 0 && this.unchecked ? nextRetryMs(this.checkRetryMs) : MIN_RETRY_MS;
+          this.lookupTimeoutMs = unchecked.length > 0 ? Math.min(2 * this.lookupTimeoutMs, WATCH_CALL_TIMEOUT_MS) : LOOKUP_TIMEOUT_MS;
           this.unchecked = unchecked.length > 0;
           const told = unchecked.length === 0 ? scope : new Set([...scope].filter((name) => !unchecked.includes(name)));
           // What the checks found is told with the list: a Lease labelled since the list was taken is not in it.
@@ -416,7 +421,7 @@ class LeaseWatcher {
         // Best effort, and briefly: a read that fails or hangs must not hold up the watch of every other name.
         // It is tried again at the next list.
         let answered = true;
-        const record = await this.withDeadline((signal) => this.store.get(name, { signal }), LOOKUP_TIMEOUT_MS).catch((err: unknown) => {
+        const record = await this.withDeadline((signal) => this.store.get(name, { signal }), this.lookupTimeoutMs).catch((err: unknown) => {
           if (!(err instanceof StoreError && err.reason === "foreign")) answered = false; // (not ours: the engine says so on use)
           return undefined;
         });
