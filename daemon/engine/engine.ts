@@ -62,8 +62,7 @@ export class Engine {
     this.leasePrefix = options.leasePrefix ?? DEFAULT_LEASE_PREFIX;
     validateOptions(options.identity, this.leaseDurationMs, this.renewDeadlineMs, this.leasePrefix);
     const clock = options.clock ?? systemClock;
-    this.cache = new LeaseCache(options.store, clock);
-    this.cache.defaultLeaseMs = this.leaseDurationMs;
+    this.cache = new LeaseCache(options.store, clock, this.leaseDurationMs);
     this.context = {
       store: options.store,
       cache: this.cache,

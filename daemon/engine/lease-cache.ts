@@ -87,12 +87,6 @@ export class LeaseCache {
   private readonly longestLease = new Map<string, number>();
   /** Names whose deletion, learned other than from the watch, holds them off already (until the Lease is seen again). */
   private readonly heldOffForDeletion = new Set<string>();
-  /**
-   * The shortest hold after such a deletion: the daemon's default lease. A
-   * renewal this daemon never saw may have asked for a longer lease than any it
-   * has seen (set by the engine).
-   */
-  defaultLeaseMs = 0;
   /** Versions this daemon wrote (or read) before its watch told of them, oldest first, with when each reply came. */
   private readonly unheard = new Map<string, Array<{ readonly version: string; readonly at: number }>>();
   /**
@@ -121,6 +115,12 @@ export class LeaseCache {
   constructor(
     private readonly store: LeaseStore,
     private readonly clock: Clock,
+    /**
+     * The shortest hold after a deletion learned other than from the watch: the
+     * daemon's default lease. A renewal this daemon never saw may have asked for
+     * a longer lease than any it has seen.
+     */
+    private readonly defaultLeaseMs = 0,
   ) {}
 
   /** Starts the watch. `ready()` resolves once the first full list arrived. */
