@@ -335,17 +335,6 @@ class Daemon implements DaemonLink {
     return this.state === "frozen" || this.cut > 0 || this.unblock !== undefined;
   }
 
-  /**
-   * Its hung calls take every store connection an acquiring write may use: the
-   * engine keeps the last one for renewals and releases (docs/design.md 5), so
-   * its waiters cannot take a lease until one ends (seed 271010: six hung
-   * creates of 116 names, a take after a yield waited 8 s for its turn).
-   */
-  get cannotTake(): boolean {
-    const limit = this.store.maxCallsInFlight;
-    return limit !== undefined && this.hung >= Math.max(1, limit - 1);
-  }
-
   constructor(
     private readonly sim: Simulation,
     readonly slot: number,
@@ -1729,9 +1718,8 @@ export class Simulation implements ClientWorld {
           continue;
         }
         if (client.done) continue;
-        // A waiter whose daemon is frozen or cut off, or cannot send an acquiring write, cannot be served meanwhile:
-        // it is not stalled by the others.
-        const reachable = !client.daemon.gone() && !(client.daemon as Daemon).unreachable && !(client.daemon as Daemon).cannotTake;
+        // A waiter whose daemon is frozen or cut off cannot be served meanwhile: it is not stalled by the others.
+        const reachable = !client.daemon.gone() && !(client.daemon as Daemon).unreachable;
         if (client instanceof AcquireClient) {
           if (client.state === "waiting" && reachable) waiters.push(client.id);
           if (client.daemonHolds) occupied = true;
