@@ -127,6 +127,13 @@ const LONGEST_LEASE_MS = 30_000;
 const OVERLOAD_MIN_WAIT_MS = 100;
 
 /**
+ * Store connections an acquiring write (and a queue write, and the read that
+ * settles them) leaves to renewals and releases: it starts only while this
+ * many are free besides it (docs/design.md 5, "When the store cannot keep up").
+ */
+const KEPT_FOR_RENEWALS = 1;
+
+/**
  * How late a renewal of a lease of `leaseMs` may come back before its holder
  * gives the lease up, at the worst: sent a renew interval (a third of the
  * lease, 10 % jitter) after the last one, given up at the renew deadline
@@ -325,14 +332,26 @@ class Daemon implements DaemonLink {
   >();
   /** Its store calls hanging now (a hang, or a reply that comes late). */
   hung = 0;
+  /** Of those, the ones a call fault holds (not a wait for its turn at an overloaded API server). */
+  faultHung = 0;
   /** When the last of its requests that waited their turn at an overloaded API server (100 ms or more) is answered. */
   backloggedUntil = 0;
   /** Set while its hung calls take every store connection it allows itself: it can make no store call. */
   unblock: (() => void) | undefined;
+  /**
+   * Set while its faulty hung calls take every store connection but those kept
+   * for renewals and releases: it sends no acquiring write or queue write.
+   */
+  takesHeld: (() => void) | undefined;
 
   /** Frozen, cut off, or every store connection hung: its clients can be served only once it is back. */
   get unreachable(): boolean {
     return this.state === "frozen" || this.cut > 0 || this.unblock !== undefined;
+  }
+
+  /** Its waiters cannot be served now: it is unreachable, or can send no acquiring write. */
+  get cannotAcquire(): boolean {
+    return this.unreachable || this.takesHeld !== undefined;
   }
 
   constructor(
@@ -1054,7 +1073,7 @@ export class Simulation implements ClientWorld {
     // A slow call holds one of the daemon's store connections as long as a hung one does (seeds 200238, 210362:
     // seven calls slowed by latency held every connection, and a Release waited past its client's deadline).
     const occupies = hangs || (fault.kind === "latency" && fault.ms >= 100);
-    const unhang = occupies ? this.callHangs(daemon) : () => {};
+    const unhang = occupies ? this.callHangs(daemon, true) : () => {};
     if ((fault.kind === "lost-reply" || fault.kind === "late-reply") && operation !== "get") this.cancelDuring(daemon, name);
     if (fault.kind === "hang" && !hasDeadline) {
       // A call without a deadline would hang for minutes: excuse only as long as a deadline would have allowed.
@@ -1079,11 +1098,29 @@ export class Simulation implements ClientWorld {
    * Release and Resign may fail as unavailable), as when it is partitioned;
    * but it still hears its watch. (The names it holds are not excused beyond
    * the hung calls' own excuses: no seed has needed it, and it added 0.6
-   * points to the excused share of seeds 1-300.)
+   * points to the excused share of seeds 1-300.) One faulty call fewer
+   * (`byFault`) already holds back its acquiring writes and queue writes, not
+   * its renewals and releases: its waiters are not counted then, its Release
+   * and Resign are.
    */
-  private callHangs(daemon: Daemon): () => void {
+  private callHangs(daemon: Daemon, byFault: boolean): () => void {
     const limit = daemon.store.maxCallsInFlight;
+    // Seed 242065: six hung calls of d1 left only the connection kept for renewals; its queue head waited 10 s.
+    // Only faulty calls count here: six connections held by requests waiting at an overloaded server may be its
+    // own clients' flood of reads (five at most) and one more, and a queue write kept out by those is the engine's.
+    const takeLimit = limit === undefined ? undefined : Math.max(1, limit - KEPT_FOR_RENEWALS);
     daemon.hung += 1;
+    if (byFault) daemon.faultHung += 1;
+    if (takeLimit !== undefined && daemon.faultHung >= takeLimit && daemon.takesHeld === undefined && !daemon.gone()) {
+      this.record("harness", {
+        ev: "note",
+        detail: `${daemon.identity}'s faulty store calls take all ${takeLimit} connections an acquiring write may use: its waiters are not counted`,
+      });
+      daemon.takesHeld = () => {
+        daemon.takesHeld = undefined;
+        this.record("harness", { ev: "note", detail: `${daemon.identity} may send acquiring writes again` });
+      };
+    }
     if (limit !== undefined && daemon.hung >= limit && daemon.unblock === undefined && !daemon.gone()) {
       const fid = this.faultStart(`all ${limit} store connections of ${daemon.identity} hung`, [daemon.slot]);
       daemon.troubledAt = Infinity;
@@ -1098,7 +1135,9 @@ export class Simulation implements ClientWorld {
       if (ended) return;
       ended = true;
       daemon.hung -= 1;
+      if (byFault) daemon.faultHung -= 1;
       if (daemon.unblock !== undefined && daemon.hung < (limit ?? Infinity)) daemon.unblock();
+      if (daemon.takesHeld !== undefined && daemon.faultHung < (takeLimit ?? Infinity)) daemon.takesHeld();
     };
   }
 
@@ -1120,7 +1159,7 @@ export class Simulation implements ClientWorld {
     // Meanwhile it holds one of the daemon's store connections, as a call slowed as long by latency does (seed
     // 260307: 115 names at 20 requests a second; every connection of d0 held creates waiting their turn, and the
     // create of a name its client waited for sat 3.3 s in the engine behind them).
-    this.clock.setTimer(answeredMs, this.callHangs(daemon));
+    this.clock.setTimer(answeredMs, this.callHangs(daemon, false));
     daemon.backloggedUntil = Math.max(daemon.backloggedUntil, now + answeredMs);
     if (deaf) {
       // Its waiters do not hear a lease given up meanwhile (what it holds, it renews without hearing).
@@ -1718,8 +1757,9 @@ export class Simulation implements ClientWorld {
           continue;
         }
         if (client.done) continue;
-        // A waiter whose daemon is frozen or cut off cannot be served meanwhile: it is not stalled by the others.
-        const reachable = !client.daemon.gone() && !(client.daemon as Daemon).unreachable;
+        // A waiter whose daemon is frozen or cut off, or can send no acquiring write, cannot be served meanwhile: it
+        // is not stalled by the others.
+        const reachable = !client.daemon.gone() && !(client.daemon as Daemon).cannotAcquire;
         if (client instanceof AcquireClient) {
           if (client.state === "waiting" && reachable) waiters.push(client.id);
           if (client.daemonHolds) occupied = true;
