@@ -419,8 +419,11 @@ export class Contender {
       case "enqueue":
         // Joining the queue is what bounded waiting (3.4) needs from a waiter: it goes with the acquiring writes,
         // before this daemon's clients' reads, or a flood of them keeps its waiters out of the queue for seconds.
-        return this.queueStep("join the wait queue", records.enqueued(obs!.record, this.ctx.identity), "take");
+        return this.markWaitingStep("join the wait queue", obs!.record, true, "take");
       case "dequeue":
+        // An announcement not yet admitted is taken back by a patch; a place in the queue by a conditional write.
+        if (!obs!.record.queue.includes(this.ctx.identity))
+          return this.markWaitingStep("leave the wait queue", obs!.record, false, "other");
         return this.queueStep("leave the wait queue", records.dequeued(obs!.record, this.ctx.identity), "other");
       case "release-stale":
         return this.releaseStaleStep(obs!.record);
@@ -484,6 +487,19 @@ export class Contender {
 
   private async queueStep(doing: string, next: LeaseRecord, priority: CallPriority): Promise<void> {
     await this.write(doing, next.leaseDurationSeconds * 1000, next, priority);
+  }
+
+  /**
+   * Announces that this daemon waits for the lease, or takes the announcement
+   * back: a patch of its own wait entry, which no other write can make fail.
+   * The next conditional write of any daemon moves it into the queue.
+   */
+  private async markWaitingStep(doing: string, record: LeaseRecord, waiting: boolean, priority: CallPriority): Promise<void> {
+    const result = await this.attempt(doing, record.leaseDurationSeconds * 1000, priority, (signal) =>
+      this.ctx.store.markWaiting(record, this.ctx.identity, waiting, { signal }),
+    );
+    if (result.ok) this.ctx.cache.remember(result.value);
+    else await this.failed(result, doing, "write");
   }
 
   /** Gives back a lease this daemon still appears to hold although no claim holds it (after a loss or expiry). */
@@ -573,7 +589,7 @@ export class Contender {
     // reply may be lost, and then the holder acts on the earlier valid_for.
     const writtenMs = Math.max(leaseMs, this.ctx.leaseCovering(holding.promisedUntil - sentAt));
     const next =
-      request.kind === "renew" ? records.renewal(record, this.ctx.clock.wallTime(), writtenMs) : { ...record, value: request.value };
+      request.kind === "renew" ? records.renewal(record, this.ctx.clock.wallTime(), writtenMs) : records.proclaimed(record, request.value);
     const result = await this.ctx.calls.run(
       this.name,
       doing,

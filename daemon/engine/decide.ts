@@ -5,7 +5,7 @@
 // test/unit/decide.test.ts, like client-go's leader election tests.
 import { type Observation, expiresAt, mayTake } from "./lease-cache.js";
 import type { LeaseRecord, StoreError } from "../store/lease-store.js";
-import { MAX_QUEUE } from "./lease-records.js";
+import { MAX_QUEUE, line } from "./lease-records.js";
 
 /**
  * Grants in a row to this daemon's claims (handed over locally, or released
@@ -119,9 +119,9 @@ export type Decision =
   | { readonly do: "create" }
   /** Take the lease for the head claim, skipping queued daemons presumed gone. */
   | { readonly do: "acquire"; readonly skip: readonly string[] }
-  /** Join the lease's wait queue. */
+  /** Join the lease's wait queue: announce that this daemon waits (a patch that cannot conflict). */
   | { readonly do: "enqueue" }
-  /** Leave the wait queue: nothing waits here any more. */
+  /** Leave the wait queue, or take back the announcement: nothing waits here any more. */
   | { readonly do: "dequeue" }
   /** Give back a lease the store says this daemon holds though no claim does. */
   | { readonly do: "release-stale" }
@@ -182,7 +182,7 @@ export function decide(view: ContenderView): Decision {
     if (now >= view.goneHoldEnd) return { do: "create" };
     return head.noWait ? { do: "fail-head" } : { do: "wait", until: Number.isFinite(view.goneHoldEnd) ? view.goneHoldEnd : undefined };
   }
-  const queued = obs.record.queue.includes(view.identity) || obs.record.queue.length >= MAX_QUEUE;
+  const queued = line(obs.record).includes(view.identity) || obs.record.queue.length >= MAX_QUEUE;
   const enqueue = (): Decision => (now < view.conflictRetryAt ? { do: "wait", until: view.conflictRetryAt } : { do: "enqueue" });
   if (mine || mayTake(obs, now)) {
     const turn = turnOf(view, obs);
@@ -230,7 +230,7 @@ function leftover(view: ContenderView): "release-stale" | "dequeue" | undefined 
   if (record === undefined) return undefined;
   if (record.holderIdentity === view.identity)
     return view.closing && record.transitions === view.retainedToken ? undefined : "release-stale";
-  return record.queue.includes(view.identity) ? "dequeue" : undefined;
+  return line(record).includes(view.identity) ? "dequeue" : undefined;
 }
 
 /**
@@ -242,7 +242,7 @@ function leftover(view: ContenderView): "release-stale" | "dequeue" | undefined 
  * for a while: time for a daemon that could not get into the queue.
  */
 function giveBackOf(view: ContenderView, record: LeaseRecord): GiveBack {
-  const othersWaiting = record.queue.some((id) => id !== view.identity);
+  const othersWaiting = line(record).some((id) => id !== view.identity);
   if (view.grantsInARow >= MAX_GRANTS_IN_A_ROW && !othersWaiting) return "yield";
   if (view.closing || view.head === undefined) return "release";
   return othersWaiting ? "release-and-queue" : "hand-off";
@@ -256,8 +256,9 @@ function giveBackOf(view: ContenderView, record: LeaseRecord): GiveBack {
 function turnOf(view: ContenderView, obs: Observation): { mine: true; skip: readonly string[] } | { mine: false; until: number } {
   const record = obs.record;
   if (record.holderIdentity === view.identity) return { mine: true, skip: [] };
-  const position = record.queue.indexOf(view.identity);
-  const ahead = position === -1 ? [...record.queue] : record.queue.slice(0, position);
+  const waiting = line(record);
+  const position = waiting.indexOf(view.identity);
+  const ahead = position === -1 ? [...waiting] : waiting.slice(0, position);
   if (ahead.length === 0) return { mine: true, skip: [] };
   const freeAt = obs.holdEnd;
   const until = freeAt + view.turnGraceMs(record.leaseDurationSeconds * 1000);

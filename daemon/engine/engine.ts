@@ -6,6 +6,7 @@ import { Contender, type ContenderContext } from "./contender.js";
 import { Elections } from "./elections.js";
 import { SyncError, fromStoreError } from "./errors.js";
 import { LeaseCache, type Observation } from "./lease-cache.js";
+import { line } from "./lease-records.js";
 import { Locks } from "./locks.js";
 import { StoreCalls } from "./store-calls.js";
 import { responseTo } from "./store-policy.js";
@@ -212,7 +213,8 @@ export class Engine {
         renewTime: this.clock.wallTime(),
         transitions: floor,
         value: "",
-        queue: [...record.queue],
+        // (Daemons that announced they wait keep their places, behind the queue.)
+        queue: [...line(record)],
         writtenHolder: heldForMs > 0 ? record.holderIdentity || record.writtenHolder || "(deleted)" : "",
       };
       const result = await this.context.calls.run(

@@ -1,11 +1,38 @@
 // The records the engine writes, as pure functions of the record it read:
 // an acquisition, a renewal, a release, a change of the wait queue. Only
 // these decide what goes into a lease.
+//
+// Each of them also admits the daemons that announced they wait (the
+// record's `waiting`, set by a patch that cannot conflict): they join the
+// queue behind it, in the order `line` gives, and their announcements go.
 import type { ClaimOptions } from "./claim.js";
 import type { LeaseFields, LeaseKind, LeaseRecord } from "../store/lease-store.js";
 
 /** Longest wait in the cross-daemon queue; beyond it a daemon contends without queueing. */
 export const MAX_QUEUE = 64;
+
+/**
+ * The daemons waiting for the lease, in the order they are served: the queue,
+ * then those that announced they wait and are not in it yet, sorted by
+ * identity so that every daemon sees the same order.
+ */
+export function line(record: LeaseFields): readonly string[] {
+  const waiting = record.waiting ?? [];
+  if (waiting.length === 0) return record.queue;
+  return [...record.queue, ...[...new Set(waiting)].filter((id) => !record.queue.includes(id)).sort()];
+}
+
+/**
+ * `record` with its announced waiters moved into the queue, as far as
+ * MAX_QUEUE allows (the others stay announced, and wait behind it), then
+ * `keep` applied to the result: the one queue a write stores.
+ */
+function admitted(record: LeaseRecord, keep: (id: string) => boolean = () => true): { queue: string[]; waiting?: string[] } {
+  const all = line(record);
+  const queued = all.slice(0, Math.max(record.queue.length, MAX_QUEUE)).filter(keep);
+  const left = all.slice(Math.max(record.queue.length, MAX_QUEUE)).filter(keep);
+  return left.length === 0 ? { queue: queued, waiting: undefined } : { queue: queued, waiting: left };
+}
 
 /** The fields of a lease this daemon creates for `claim`; `floor` is the highest token it has seen for the name. */
 export function newLease(name: string, kind: LeaseKind, identity: string, claim: ClaimOptions, wall: Date, floor: number): LeaseFields {
@@ -47,7 +74,7 @@ export function acquisition(
     renewTime: wall,
     transitions: Math.max(record.transitions, floor) + 1,
     value: record.kind === "election" ? claim.value : "",
-    queue: record.queue.filter((id) => id !== identity && !skip.includes(id)),
+    ...admitted(record, (id) => id !== identity && !skip.includes(id)),
   };
 }
 
@@ -60,7 +87,18 @@ export function acquisition(
  * when the wall clock has not moved past it (stuck, or stepped back).
  */
 export function renewal(record: LeaseRecord, wall: Date, leaseMs: number): LeaseRecord {
-  return { ...record, renewTime: after(record.renewTime, wall), leaseDurationSeconds: leaseMs / 1000, writtenDuration: leaseMs / 1000 };
+  return {
+    ...record,
+    ...admitted(record),
+    renewTime: after(record.renewTime, wall),
+    leaseDurationSeconds: leaseMs / 1000,
+    writtenDuration: leaseMs / 1000,
+  };
+}
+
+/** The record a Proclaim writes: the election's new value. */
+export function proclaimed(record: LeaseRecord, value: string): LeaseRecord {
+  return { ...record, ...admitted(record), value };
 }
 
 /** `wall`, or 1 ms past `previous` when `wall` is not after it. */
@@ -74,19 +112,17 @@ function after(previous: Date | undefined, wall: Date): Date {
  * never go back, and this daemon at the end of the queue if it still waits.
  */
 export function release(record: LeaseRecord, identity: string, requeue: boolean): LeaseRecord {
-  const others = record.queue.filter((id) => id !== identity);
+  const { queue: others, waiting } = admitted(record, (id) => id !== identity);
   return {
     ...record,
     holderIdentity: "",
     value: record.kind === "election" ? "" : record.value,
     queue: requeue && others.length < MAX_QUEUE ? [...others, identity] : others,
+    waiting,
   };
 }
 
-export function enqueued(record: LeaseRecord, identity: string): LeaseRecord {
-  return { ...record, queue: [...record.queue, identity] };
-}
-
+/** The record that takes this daemon out of the queue (and its announcement, if any). */
 export function dequeued(record: LeaseRecord, identity: string): LeaseRecord {
-  return { ...record, queue: record.queue.filter((id) => id !== identity) };
+  return { ...record, ...admitted(record, (id) => id !== identity) };
 }

@@ -31,6 +31,13 @@ export interface LeaseFields {
   /** Identities of daemon processes waiting for the lease, in arrival order. */
   readonly queue: readonly string[];
   /**
+   * Identities of daemon processes that announced they wait (`markWaiting`)
+   * and are not yet in `queue`, in no order; undefined: none. A conditional
+   * write stores exactly these: the engine moves them into `queue` when it
+   * writes (lease-records.ts), and a write that carries them on leaves them.
+   */
+  readonly waiting?: readonly string[];
+  /**
    * The holderIdentity the last daemon write left; when it differs from
    * holderIdentity, someone who is not a daemon (an administrator, another
    * program) changed the holder since. Undefined: the same as holderIdentity.
@@ -154,6 +161,16 @@ export interface LeaseStore {
   create(fields: LeaseFields, options?: CallOptions): Promise<LeaseRecord>;
   /** Replaces a lease only if it is still at `lease.version`; rejects with "conflict" otherwise. */
   update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord>;
+  /**
+   * Adds `identity` to the lease's `waiting` (or removes it), whatever its
+   * version: a change of that one entry, which cannot conflict with another
+   * write and changes nothing else. Resolves with the lease after it (the
+   * same version when nothing changed). `lease` is the lease as last seen:
+   * a store that can tell rejects with "conflict" when the stored object is
+   * not the one seen (deleted and created again), and with "not-found" when
+   * it is gone, so a daemon never marks a Lease it has not seen as its own.
+   */
+  markWaiting(lease: LeaseRecord, identity: string, waiting: boolean, options?: CallOptions): Promise<LeaseRecord>;
   /**
    * Starts the one watch on the managed leases named in `names` (a live set
    * the caller changes, calling `rescope()` after), or on all of them when

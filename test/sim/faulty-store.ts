@@ -130,6 +130,11 @@ export class FaultyStore implements LeaseStore {
     return this.call("update", lease.name, options?.signal, () => this.connection!.update(lease), acquiring);
   }
 
+  markWaiting(lease: LeaseRecord, identity: string, waiting: boolean, options?: CallOptions): Promise<LeaseRecord> {
+    if (this.kube !== undefined) return this.through("patch", lease.name, this.kube.store.markWaiting(lease, identity, waiting, options));
+    return this.call("patch", lease.name, options?.signal, () => this.connection!.markWaiting(lease, identity, waiting));
+  }
+
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): WatchHandle {
     this.listener = listener;
     if (this.kube !== undefined) {
@@ -348,7 +353,8 @@ export class FaultyStore implements LeaseStore {
 
   /** Notes what the daemon had heard when it wrote, what a read told it, and the call in the trace. */
   private track<T>(operation: StoreOperation, name: string, heardAtSend: number, promise: Promise<T>, call: string): void {
-    if (operation !== "get") {
+    // (A patch of a wait key issues no token.)
+    if (operation !== "get" && operation !== "patch") {
       promise.then(
         (value) => this.heardAtWrite.set(`${name}#${(value as LeaseRecord).transitions}`, heardAtSend),
         () => {},

@@ -5,6 +5,9 @@
 // - one resourceVersion counter for every write, increasing;
 // - create answers 409 AlreadyExists, a replace whose resourceVersion is not
 //   the stored one 409 Conflict, a read or replace of a missing Lease 404;
+// - a JSON merge patch (RFC 7386) is applied to the stored object whatever its
+//   resourceVersion (one in the patch makes it conditional), 404 when it is
+//   missing, 409 when the patch names a uid that is not the stored one;
 // - an update that changes nothing keeps the resourceVersion and sends no event;
 // - label selectors as the store sends them, evaluated here; a watch sends an
 //   object that stops matching as DELETED (its content before, the event's
@@ -84,7 +87,7 @@ export class SimApiServer {
   private readonly watches = new Set<OpenWatch>();
   private uid = 0;
   /** Calls served, by verb (admin writes excluded). */
-  readonly calls = { get: 0, create: 0, update: 0, list: 0, watch: 0 };
+  readonly calls = { get: 0, create: 0, update: 0, patch: 0, list: 0, watch: 0 };
   /** When the next request can be served, with `callsPerSecond`. */
   private nextFree = 0;
   /** Told of every write, at once (the harness's own view; no cache, no lag). */
@@ -158,6 +161,38 @@ export class SimApiServer {
       managedFields: undefined,
     };
     // A write that changes nothing is not a write: same resourceVersion, no event.
+    if (canonical(object) === canonical(current)) return copy(current);
+    return this.commit("MODIFIED", object, current);
+  }
+
+  /** A JSON merge patch (application/merge-patch+json), as a PATCH of the Lease. */
+  mergePatch(name: string, patch: unknown): V1Lease {
+    this.calls.patch += 1;
+    const current = this.objects.get(name);
+    if (current === undefined) throw notFound(name);
+    if (typeof patch !== "object" || patch === null || Array.isArray(patch))
+      throw status(400, "BadRequest", "the body of a merge patch must be a JSON object");
+    const metadata = (patch as { metadata?: { uid?: unknown; resourceVersion?: unknown; name?: unknown } }).metadata;
+    if (metadata?.uid !== undefined && metadata.uid !== current.metadata?.uid)
+      throw status(
+        409,
+        "Conflict",
+        `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": Precondition failed: UID in precondition: ${String(metadata.uid)}, UID in object meta: ${current.metadata?.uid ?? ""}`,
+      );
+    const wanted = metadata?.resourceVersion;
+    if (typeof wanted === "string" && wanted !== "" && wanted !== current.metadata?.resourceVersion)
+      throw status(409, "Conflict", `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": the object has been modified`);
+    if (metadata?.name !== undefined && metadata.name !== name)
+      throw status(400, "BadRequest", "the name of the object does not match the name on the URL");
+    const object = mergePatched(copy(current), copy(patch)) as V1Lease;
+    object.metadata = {
+      ...object.metadata,
+      uid: current.metadata?.uid,
+      creationTimestamp: current.metadata?.creationTimestamp,
+      resourceVersion: current.metadata?.resourceVersion,
+      managedFields: undefined,
+    };
+    // As for a replace: a patch that changes nothing is no new version and sends no event.
     if (canonical(object) === canonical(current)) return copy(current);
     return this.commit("MODIFIED", object, current);
   }
@@ -343,6 +378,10 @@ export class DirectLeaseApi implements LeaseApi {
     return attempt(() => this.server.replace(name, body));
   }
 
+  mergePatch(name: string, patch: object): Promise<V1Lease> {
+    return attempt(() => this.server.mergePatch(name, patch));
+  }
+
   list(labelSelector: string, limit: number | undefined): Promise<V1LeaseList> {
     return attempt(() => this.server.list(labelSelector, limit));
   }
@@ -370,6 +409,21 @@ function notFound(name: string): LeaseApiError {
 /** A deep copy through JSON, as an object crossing HTTP is (times become strings). */
 export function copy<T>(object: T): T {
   return JSON.parse(JSON.stringify(object)) as T;
+}
+
+/**
+ * RFC 7386: a patch that is an object merges into the target key by key (a
+ * null removes the key); anything else replaces the target.
+ */
+export function mergePatched(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
+  const result: Record<string, unknown> =
+    typeof target === "object" && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [key, value] of Object.entries(patch as Record<string, unknown>)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatched(result[key], value);
+  }
+  return result;
 }
 
 /** What a write may change, in a stable form: two writes with the same are the same object. */

@@ -122,6 +122,10 @@ export class SimApiConnection implements LeaseApi {
     return this.call("update", name, signal, acquiring, () => this.server.replace(name, body));
   }
 
+  mergePatch(name: string, patch: object, signal?: AbortSignal): Promise<V1Lease> {
+    return this.call("patch", name, signal, false, () => this.server.mergePatch(name, patch));
+  }
+
   list(labelSelector: string, limit: number | undefined, signal?: AbortSignal): Promise<V1LeaseList> {
     return this.call("list", "", signal, false, () => this.server.list(labelSelector, limit));
   }

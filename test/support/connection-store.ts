@@ -25,7 +25,7 @@ export class ConnectionStore implements LeaseStore {
    * Decides, per call, that the store applies it but the reply is lost: the
    * caller sees "unavailable" although the write took effect.
    */
-  loseReply: ((operation: "get" | "create" | "update", name: string) => boolean) | undefined;
+  loseReply: ((operation: "get" | "create" | "update" | "patch", name: string) => boolean) | undefined;
   /** Runs before every call of this connection only: return a promise to slow it (a slow link). */
   before: (() => Promise<void> | undefined) | undefined;
   /** Runs after the store applied a call, before its reply: return a promise to hold the reply back (and ignore the caller's deadline). */
@@ -33,7 +33,7 @@ export class ConnectionStore implements LeaseStore {
   /** Schedules the delivery of each watch event (a watch that lags behind the store); undefined: at once. */
   delayEvents: ((deliver: () => void) => void) | undefined;
   /** Calls made through this connection, by operation. */
-  readonly calls = { get: 0, create: 0, update: 0 };
+  readonly calls = { get: 0, create: 0, update: 0, patch: 0 };
 
   constructor(private readonly shared: MemoryStore) {}
 
@@ -88,6 +88,12 @@ export class ConnectionStore implements LeaseStore {
     return this.reply("update", lease.name, await this.shared.update(lease, options));
   }
 
+  async markWaiting(lease: LeaseRecord, identity: string, waiting: boolean, options?: CallOptions): Promise<LeaseRecord> {
+    this.enter("patch");
+    await this.before?.();
+    return this.reply("patch", lease.name, await this.shared.markWaiting(lease, identity, waiting, options));
+  }
+
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {
     this.listener = listener;
     const inner = this.shared.watch((event) => {
@@ -107,13 +113,13 @@ export class ConnectionStore implements LeaseStore {
     };
   }
 
-  private async reply<T>(operation: "get" | "create" | "update", name: string, result: T): Promise<T> {
+  private async reply<T>(operation: "get" | "create" | "update" | "patch", name: string, result: T): Promise<T> {
     await this.after?.();
     if (this.loseReply?.(operation, name)) throw new StoreError("unavailable", `${operation} ${name}: applied, but the reply was lost`);
     return result;
   }
 
-  private enter(operation: "get" | "create" | "update"): void {
+  private enter(operation: "get" | "create" | "update" | "patch"): void {
     this.calls[operation] += 1;
     if (this.callsCut) throw new StoreError("unavailable", `${operation}: connection refused (partitioned by the test)`);
   }

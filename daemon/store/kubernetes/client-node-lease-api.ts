@@ -11,6 +11,7 @@ import { Watch } from "@kubernetes/client-node/dist/watch.js";
 import { type LeaseApi, LeaseApiError, type LeaseWatchQuery } from "./lease-api.js";
 
 const USER_AGENT = "metaparticle-sync/0.1";
+const MERGE_PATCH = "application/merge-patch+json";
 
 export class ClientNodeLeaseApi implements LeaseApi {
   private readonly api: CoordinationV1Api;
@@ -38,6 +39,11 @@ export class ClientNodeLeaseApi implements LeaseApi {
     return send(signal, (o) => this.api.replaceNamespacedLease({ name, namespace: this.namespace, body }, o));
   }
 
+  mergePatch(name: string, patch: object, signal?: AbortSignal): Promise<V1Lease> {
+    // The generated call sends its first media type, a JSON patch; a header middleware after it chooses the merge patch.
+    return send(signal, (o) => this.api.patchNamespacedLease({ name, namespace: this.namespace, body: patch }, o), MERGE_PATCH);
+  }
+
   list(labelSelector: string, limit: number | undefined, signal?: AbortSignal): Promise<V1LeaseList> {
     return send(signal, (o) => this.api.listNamespacedLease({ namespace: this.namespace, labelSelector, limit }, o));
   }
@@ -53,7 +59,11 @@ export class ClientNodeLeaseApi implements LeaseApi {
 }
 
 /** Sends one call with the caller's abort signal and our user agent; an error status becomes a LeaseApiError. */
-async function send<T>(signal: AbortSignal | undefined, run: (o: ConfigurationOptions<ObservableMiddleware>) => Promise<T>): Promise<T> {
+async function send<T>(
+  signal: AbortSignal | undefined,
+  run: (o: ConfigurationOptions<ObservableMiddleware>) => Promise<T>,
+  contentType?: string,
+): Promise<T> {
   // The object-parameter API takes the library's Observable middleware; its
   // header middleware is the one way to make one without its internals.
   const userAgent = setHeaderMiddleware("User-Agent", USER_AGENT);
@@ -66,6 +76,7 @@ async function send<T>(signal: AbortSignal | undefined, run: (o: ConfigurationOp
         },
         post: (response) => userAgent.post(response),
       },
+      ...(contentType === undefined ? [] : [setHeaderMiddleware("Content-Type", contentType)]),
     ],
     middlewareMergeStrategy: "append",
   };

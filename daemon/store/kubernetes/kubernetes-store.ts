@@ -28,7 +28,16 @@ import {
   coversAll,
   inScope,
 } from "../lease-store.js";
-import { MANAGED_SELECTOR, NAME_LABEL, isManaged, leaseToRecord, recordToLease, selectorFor, watchedChange } from "./lease-convert.js";
+import {
+  MANAGED_SELECTOR,
+  NAME_LABEL,
+  isManaged,
+  leaseToRecord,
+  recordToLease,
+  selectorFor,
+  waitPatch,
+  watchedChange,
+} from "./lease-convert.js";
 import { ClientNodeLeaseApi } from "./client-node-lease-api.js";
 import { type LeaseApi, LeaseApiError } from "./lease-api.js";
 import { MAX_CONNECTIONS, PooledKubeConfig } from "./pooled-kubeconfig.js";
@@ -36,7 +45,7 @@ import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 
 /** What the store reports for metrics: every API call's outcome and every watch restart. */
 export interface StoreObserver {
-  request(verb: "get" | "create" | "update" | "list", code: number | "error", ms: number): void;
+  request(verb: "get" | "create" | "update" | "patch" | "list", code: number | "error", ms: number): void;
   watchRestart(reason: "ended" | "expired" | "error"): void;
   /** One event received on the Lease watch (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR). */
   watchEvent(type: string): void;
@@ -127,6 +136,16 @@ export class KubernetesStore implements LeaseStore {
     return leaseToRecord(lease);
   }
 
+  async markWaiting(lease: LeaseRecord, identity: string, waiting: boolean, options?: CallOptions): Promise<LeaseRecord> {
+    const patch = waitPatch(lease, identity, waiting);
+    const patched = await this.call("patch", `patch lease ${lease.name}`, options, (signal) =>
+      this.api.mergePatch(lease.name, patch, signal),
+    );
+    // (A Lease that lost its managed label by hand since it was seen: the patch landed, and it is no longer ours.)
+    if (!isManaged(patched)) throw foreign(lease.name, this.namespace);
+    return leaseToRecord(patched);
+  }
+
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): WatchHandle {
     const watcher = new LeaseWatcher(this, listener, names, this.log, this.observer);
     void watcher.run();
@@ -169,7 +188,7 @@ export class KubernetesStore implements LeaseStore {
 
   /** Runs one API call with the caller's abort signal, mapping failures to StoreErrors. */
   private async call<T>(
-    verb: "get" | "create" | "update" | "list",
+    verb: "get" | "create" | "update" | "patch" | "list",
     doing: string,
     options: CallOptions | undefined,
     run: (signal: AbortSignal | undefined) => Promise<T>,

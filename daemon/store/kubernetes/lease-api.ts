@@ -37,6 +37,8 @@ export interface LeaseApi {
   create(body: V1Lease, signal?: AbortSignal): Promise<V1Lease>;
   /** Replaces the Lease; conditional on body.metadata.resourceVersion when it is set. */
   replace(name: string, body: V1Lease, signal?: AbortSignal): Promise<V1Lease>;
+  /** Applies a JSON merge patch (application/merge-patch+json) to the Lease, unconditionally unless it names a uid. */
+  mergePatch(name: string, patch: object, signal?: AbortSignal): Promise<V1Lease>;
   list(labelSelector: string, limit: number | undefined, signal?: AbortSignal): Promise<V1LeaseList>;
   /**
    * Starts one watch request. `onEvent` gets each event's type (ADDED,

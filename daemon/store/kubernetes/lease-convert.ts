@@ -57,6 +57,32 @@ export const DURATION_ANNOTATION = "sync.metaparticle.io/lease-duration";
 export const VALUE_ANNOTATION = "sync.metaparticle.io/value";
 /** JSON array of daemon process identities waiting, in arrival order. */
 export const QUEUE_ANNOTATION = "sync.metaparticle.io/queue";
+/**
+ * A daemon that waits and is not in the queue announces itself under a key of
+ * its own, this prefix and 16 hex digits of its identity's SHA-256 (an
+ * annotation key's name part is at most 63 characters; an identity may be
+ * longer), with its identity as the value. A merge patch of that one key
+ * cannot conflict with any other write; the engine's conditional writes move
+ * the identities into the queue and remove the keys.
+ */
+export const WAIT_ANNOTATION_PREFIX = "sync.metaparticle.io/wait.";
+
+/** The annotation key under which `identity` announces that it waits. */
+export function waitAnnotation(identity: string): string {
+  return `${WAIT_ANNOTATION_PREFIX}${createHash("sha256").update(identity).digest("hex").slice(0, 16)}`;
+}
+
+/**
+ * The JSON merge patch (RFC 7386) that sets or removes `identity`'s wait key on
+ * the Lease `lease` was read from. Its uid binds the patch to that object: the
+ * API server refuses a patch whose uid is not the stored object's (the Lease
+ * was deleted and created again, maybe by someone else), so a daemon never
+ * annotates a Lease it has not seen as managed.
+ */
+export function waitPatch(lease: LeaseRecord, identity: string, waiting: boolean): object {
+  const uid = (lease.native as V1Lease | undefined)?.metadata?.uid;
+  return { metadata: { ...(uid === undefined ? {} : { uid }), annotations: { [waitAnnotation(identity)]: waiting ? identity : null } } };
+}
 
 export function isManaged(lease: V1Lease): boolean {
   return lease.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY;
@@ -104,6 +130,7 @@ export function leaseToRecord(lease: V1Lease): LeaseRecord {
     transitions: spec.leaseTransitions ?? 0,
     value: ours ? (annotations[VALUE_ANNOTATION] ?? "") : "",
     queue: parseQueue(annotations[QUEUE_ANNOTATION]),
+    ...waitingOf(annotations),
     version: metadata.resourceVersion ?? "",
     native: lease,
     writtenHolder: annotated,
@@ -127,6 +154,9 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   annotations[DURATION_ANNOTATION] = String(fields.writtenDuration ?? fields.leaseDurationSeconds);
   setOrDelete(annotations, VALUE_ANNOTATION, fields.value);
   setOrDelete(annotations, QUEUE_ANNOTATION, fields.queue.length > 0 ? JSON.stringify(fields.queue) : "");
+  // The wait keys are exactly the record's: a conditional write removes those the engine moved into the queue.
+  for (const key of Object.keys(annotations)) if (key.startsWith(WAIT_ANNOTATION_PREFIX)) delete annotations[key];
+  for (const identity of fields.waiting ?? []) annotations[waitAnnotation(identity)] = identity;
   return {
     apiVersion: "coordination.k8s.io/v1",
     kind: "Lease",
@@ -174,6 +204,15 @@ function toDate(value: unknown): Date | undefined {
 function wholeSeconds(text: string | undefined): number | undefined {
   const seconds = Number(text);
   return text !== undefined && Number.isSafeInteger(seconds) && seconds > 0 ? seconds : undefined;
+}
+
+/** The identities of the wait keys, sorted (annotations have no order); none: no `waiting` field. */
+function waitingOf(annotations: Record<string, string>): { waiting?: string[] } {
+  const waiting = Object.entries(annotations)
+    .filter(([key, identity]) => key.startsWith(WAIT_ANNOTATION_PREFIX) && identity !== "")
+    .map(([, identity]) => identity)
+    .sort();
+  return waiting.length === 0 ? {} : { waiting };
 }
 
 function parseQueue(text: string | undefined): string[] {

@@ -15,7 +15,7 @@ import {
   inScope,
 } from "../lease-store.js";
 
-export type StoreOperation = "get" | "create" | "update";
+export type StoreOperation = "get" | "create" | "update" | "patch";
 
 /**
  * Runs before every call, so tests can fail or delay it: throw a StoreError to
@@ -31,7 +31,7 @@ export class MemoryStore implements LeaseStore {
   private readonly watchers = new Set<Watcher>();
   private revision = 0;
   /** Counts calls by operation, so tests can prove that waiting costs nothing. */
-  readonly calls: Record<StoreOperation, number> = { get: 0, create: 0, update: 0 };
+  readonly calls: Record<StoreOperation, number> = { get: 0, create: 0, update: 0, patch: 0 };
   interceptor: Interceptor | undefined;
 
   describe(): string {
@@ -52,7 +52,7 @@ export class MemoryStore implements LeaseStore {
     await this.enter("create", fields.name, options);
     if (this.foreign.has(fields.name)) throw foreignError(fields.name);
     if (this.leases.has(fields.name)) throw new StoreError("exists", `lease ${fields.name} already exists`);
-    return this.commit({ ...fields, queue: [...fields.queue] }, fields.writtenHolder ?? fields.holderIdentity);
+    return this.commit(copyLists(fields), fields.writtenHolder ?? fields.holderIdentity);
   }
 
   async update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
@@ -69,7 +69,20 @@ export class MemoryStore implements LeaseStore {
     if (sameFields(current, lease) && current.writtenHolder === writtenHolder && current.writtenDuration === writtenDuration(lease))
       return current;
     const { version: _version, writtenHolder: _written, ...fields } = lease;
-    return this.commit({ ...fields, queue: [...fields.queue] }, writtenHolder ?? fields.holderIdentity);
+    return this.commit(copyLists(fields), writtenHolder ?? fields.holderIdentity);
+  }
+
+  async markWaiting(lease: LeaseRecord, identity: string, waiting: boolean, options?: CallOptions): Promise<LeaseRecord> {
+    await this.enter("patch", lease.name, options);
+    if (this.foreign.has(lease.name)) throw foreignError(lease.name);
+    const current = this.leases.get(lease.name);
+    if (current === undefined) throw new StoreError("not-found", `lease ${lease.name} not found`);
+    const others = (current.waiting ?? []).filter((id) => id !== identity);
+    const next = waiting ? [...others, identity] : others;
+    // As a merge patch that changes nothing: no new version, no watch event.
+    if (sameList(next, current.waiting ?? [])) return current;
+    const { version: _version, writtenHolder: _written, ...fields } = current;
+    return this.commit(copyLists({ ...fields, waiting: next }), current.writtenHolder ?? current.holderIdentity);
   }
 
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {
@@ -114,10 +127,7 @@ export class MemoryStore implements LeaseStore {
     if (current === undefined) return;
     // Neither annotation is a daemon's to change here: the duration a daemon wrote stays as it was.
     const { version: _version, writtenHolder: _written, ...fields } = { ...change(current) } as LeaseRecord;
-    this.commit(
-      { ...fields, queue: [...fields.queue], writtenDuration: writtenDuration(current) },
-      current.writtenHolder ?? current.holderIdentity,
-    );
+    this.commit({ ...copyLists(fields), writtenDuration: writtenDuration(current) }, current.writtenHolder ?? current.holderIdentity);
   }
 
   /** Test hook: makes `name` exist without the managed label. */
@@ -203,9 +213,21 @@ function sameFields(a: LeaseFields, b: LeaseFields): boolean {
     time(a.renewTime) === time(b.renewTime) &&
     a.transitions === b.transitions &&
     a.value === b.value &&
-    a.queue.length === b.queue.length &&
-    a.queue.every((id, i) => b.queue[i] === id)
+    sameList(a.queue, b.queue) &&
+    sameList(a.waiting ?? [], b.waiting ?? [])
   );
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((id, i) => b[i] === id);
+}
+
+/** `fields` with lists of their own, and no empty `waiting` (as the Kubernetes store reads a Lease without wait keys). */
+function copyLists(fields: LeaseFields): LeaseFields {
+  const { waiting, ...rest } = fields;
+  return waiting === undefined || waiting.length === 0
+    ? { ...rest, queue: [...fields.queue] }
+    : { ...rest, queue: [...fields.queue], waiting: [...waiting] };
 }
 
 function foreignError(name: string): StoreError {
