@@ -84,9 +84,6 @@ const MAX_BACKOFF_MS = 2000;
  * they read from the same API server's watch cache.
  */
 export const MIN_YIELD_MS = 100;
-/** Repeated conflicts on a lease someone else writes back off: from this, doubling, with full jitter. */
-const MIN_CONFLICT_BACKOFF_MS = 10;
-const MAX_CONFLICT_BACKOFF_MS = 1000;
 /** Lease duration for a read when no claim or record names one. */
 const FALLBACK_LEASE_MS = 15_000;
 
@@ -101,9 +98,8 @@ export class Contender {
   private idleWaiters: Array<() => void> = [];
   private backoffUntil = 0;
   private backoffMs = MIN_BACKOFF_MS;
-  /** Consecutive conflicts of this contender's writes; from the second on, queue writes back off. */
+  /** Consecutive conflicts of this contender's writes; after one, a waiter announces itself before it tries again. */
   private conflicts = 0;
-  private conflictRetryAt = 0;
   /** Grants to this daemon's claims since another daemon last held the lease, or since the last yield. */
   private grantsInARow = 0;
   /** After yielding the lease, this daemon leaves it free for others until then. */
@@ -363,7 +359,7 @@ export class Contender {
       closing: this.closing,
       retainedToken: this.retainedToken,
       backoffUntil: this.backoffUntil,
-      conflictRetryAt: this.conflictRetryAt,
+      conflicted: this.conflicts > 0,
       yieldUntil: this.yieldUntil,
       yieldToken: this.yieldToken,
       uncertain: this.uncertain,
@@ -504,7 +500,7 @@ export class Contender {
 
   /** Gives back a lease this daemon still appears to hold although no claim holds it (after a loss or expiry). */
   private async releaseStaleStep(record: LeaseRecord): Promise<void> {
-    await this.write("release the lease", record.leaseDurationSeconds * 1000, records.release(record, this.ctx.identity, false), "keep");
+    await this.write("release the lease", record.leaseDurationSeconds * 1000, records.release(record, this.ctx.identity, "leave"), "keep");
   }
 
   /** Writes `next` and remembers the result; failures follow the policy. */
@@ -539,7 +535,7 @@ export class Contender {
     const write =
       next !== undefined
         ? records.acquisition(record, this.ctx.identity, next.options, wall, this.ctx.cache.tokenFloor(this.name))
-        : records.release(record, this.ctx.identity, how === "release-and-queue");
+        : records.release(record, this.ctx.identity, this.placeAfter(how));
     const result = await this.attempt("release the lease", holding.timing.leaseMs, "keep", (signal) =>
       this.ctx.store.update(write, { signal }),
     );
@@ -568,6 +564,13 @@ export class Contender {
     this.lingerUntil = Math.max(this.yieldUntil, now + window);
     this.ctx.cache.remember(result.value);
     return result;
+  }
+
+  /** Where a give-back leaves this daemon: queued for its claims that wait, announced if it yields to others, or out. */
+  private placeAfter(how: GiveBack): "leave" | "queue" | "announce" {
+    if (how === "release-and-queue") return "queue";
+    const waiting = this.waiting.length > 0 && !this.closing;
+    return how === "yield" && waiting ? "announce" : "leave";
   }
 
   /** Serves the holder's oldest call, a Release or Resign: gives the lease back as decided. */
@@ -700,10 +703,6 @@ export class Contender {
     switch (response) {
       case "conflict":
         this.conflicts += 1;
-        if (this.conflicts > 1) {
-          const ceiling = Math.min(MAX_CONFLICT_BACKOFF_MS, MIN_CONFLICT_BACKOFF_MS * 2 ** (this.conflicts - 2));
-          this.conflictRetryAt = this.ctx.clock.now() + ceiling * this.ctx.random();
-        }
         await this.refresh();
         return;
       case "fail-waiters":

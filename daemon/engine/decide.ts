@@ -46,8 +46,8 @@ export interface ContenderView {
   readonly retainedToken: number | undefined;
   /** No store call before this time (after a failure). */
   readonly backoffUntil: number;
-  /** No queue write before this time (after repeated conflicts). */
-  readonly conflictRetryAt: number;
+  /** This daemon's last write lost to another's (a conflict), and none has succeeded since. */
+  readonly conflicted: boolean;
   /** This daemon leaves a free lease to others until this time (after yielding it)... */
   readonly yieldUntil: number;
   /** ...or until another daemon has taken it: a token above this one (the one it gave back). */
@@ -99,7 +99,12 @@ export type GiveBack =
   | "release-and-queue"
   /** Release the lease: no claim waits here, or the daemon is shutting down. */
   | "release"
-  /** Release without queueing after MAX_GRANTS_IN_A_ROW, and leave the lease to others for a while. */
+  /**
+   * Release without queueing after MAX_GRANTS_IN_A_ROW, and leave the lease to
+   * others for a while; a daemon whose claims still wait announces itself in
+   * the same write, so whoever takes the lease meanwhile writes it into the
+   * queue, and serves it next.
+   */
   | "yield";
 
 export type Decision =
@@ -183,19 +188,22 @@ export function decide(view: ContenderView): Decision {
     return head.noWait ? { do: "fail-head" } : { do: "wait", until: Number.isFinite(view.goneHoldEnd) ? view.goneHoldEnd : undefined };
   }
   const queued = line(obs.record).includes(view.identity) || obs.record.queue.length >= MAX_QUEUE;
-  const enqueue = (): Decision => (now < view.conflictRetryAt ? { do: "wait", until: view.conflictRetryAt } : { do: "enqueue" });
   if (mine || mayTake(obs, now)) {
     const turn = turnOf(view, obs);
-    // A yield is over once another daemon has had its turn: waiting on would only starve this daemon's own claims.
-    const yielding = now < view.yieldUntil && obs.record.transitions <= view.yieldToken;
+    // A yield is over once another daemon has had its turn, or has written this daemon into the queue (it announced
+    // itself as it yielded): waiting on would only starve this daemon's own claims.
+    const yielding = now < view.yieldUntil && obs.record.transitions <= view.yieldToken && !obs.record.queue.includes(view.identity);
     if (turn.mine && !mine && yielding && !head.noWait) return { do: "wait", until: view.yieldUntil };
+    // A waiter whose write lost a race announces itself before it tries again: however often it loses to the others'
+    // writes, the next of them writes it into the queue, and then its turn comes.
+    if (turn.mine && !mine && !queued && view.conflicted && !head.noWait) return { do: "enqueue" };
     if (turn.mine) return { do: "acquire", skip: turn.skip };
     if (head.noWait) return { do: "fail-head" };
-    if (!queued) return enqueue();
+    if (!queued) return { do: "enqueue" };
     return { do: "wait", until: turn.until };
   }
   if (head.noWait) return { do: "fail-head" };
-  if (!queued) return enqueue();
+  if (!queued) return { do: "enqueue" };
   return { do: "wait", until: expiresAt(obs) };
 }
 
@@ -251,14 +259,17 @@ function giveBackOf(view: ContenderView, record: LeaseRecord): GiveBack {
 /**
  * Whether this daemon may take a free lease now. Daemons queued ahead of it
  * go first; once the lease has been free for the turn grace without them
- * taking it, they are presumed gone and skipped.
+ * taking it, they are presumed gone and skipped. A daemon that only announced
+ * itself has no turn yet: the next write of any daemon (taking the lease
+ * among them) queues it, and until then it is as far back as one not waiting.
+ * So a daemon yielding the lease can announce itself without holding the
+ * others off.
  */
 function turnOf(view: ContenderView, obs: Observation): { mine: true; skip: readonly string[] } | { mine: false; until: number } {
   const record = obs.record;
   if (record.holderIdentity === view.identity) return { mine: true, skip: [] };
-  const waiting = line(record);
-  const position = waiting.indexOf(view.identity);
-  const ahead = position === -1 ? [...waiting] : waiting.slice(0, position);
+  const position = record.queue.indexOf(view.identity);
+  const ahead = position === -1 ? [...record.queue] : record.queue.slice(0, position);
   if (ahead.length === 0) return { mine: true, skip: [] };
   const freeAt = obs.holdEnd;
   const until = freeAt + view.turnGraceMs(record.leaseDurationSeconds * 1000);

@@ -109,16 +109,18 @@ function after(previous: Date | undefined, wall: Date): Date {
 
 /**
  * The record a release writes: no holder, the transition count kept so tokens
- * never go back, and this daemon at the end of the queue if it still waits.
+ * never go back, and this daemon, if it still waits, at the end of the queue
+ * (`then` "queue") or announced as waiting ("announce": it yields, and takes
+ * no turn ahead of anyone).
  */
-export function release(record: LeaseRecord, identity: string, requeue: boolean): LeaseRecord {
+export function release(record: LeaseRecord, identity: string, then: "leave" | "queue" | "announce"): LeaseRecord {
   const { queue: others, waiting } = admitted(record, (id) => id !== identity);
   return {
     ...record,
     holderIdentity: "",
     value: record.kind === "election" ? "" : record.value,
-    queue: requeue && others.length < MAX_QUEUE ? [...others, identity] : others,
-    waiting,
+    queue: then === "queue" && others.length < MAX_QUEUE ? [...others, identity] : others,
+    waiting: then === "announce" ? [...(waiting ?? []), identity] : waiting,
   };
 }
 

@@ -45,7 +45,7 @@ export type CallRole =
   | "restore";
 
 export type FailureResponse =
-  /** Count a conflict (from the second in a row, queue writes wait a random backoff), then read the lease and decide again. */
+  /** Count a conflict (a waiter then announces itself before it tries again), then read the lease and decide again. */
   | "conflict"
   /** Read the lease and decide again. */
   | "refresh"

@@ -377,5 +377,6 @@ export class FaultyStore implements LeaseStore {
 }
 
 function describe(r: LeaseRecord): string {
-  return `rv ${r.version} holder=${r.holderIdentity || "-"} transitions=${r.transitions} lease=${r.leaseDurationSeconds}s queue=[${r.queue.join(",")}]`;
+  const waiting = r.waiting === undefined ? "" : ` waiting=[${r.waiting.join(",")}]`;
+  return `rv ${r.version} holder=${r.holderIdentity || "-"} transitions=${r.transitions} lease=${r.leaseDurationSeconds}s queue=[${r.queue.join(",")}]${waiting}`;
 }

@@ -4,6 +4,7 @@
 // seed, and nothing reads real time, so a seed replays exactly.
 import type { Timer } from "../../daemon/engine/clock.js";
 import { Engine } from "../../daemon/engine/index.js";
+import { line } from "../../daemon/engine/lease-records.js";
 import type { LeaseRecord } from "../../daemon/store/lease-store.js";
 import { MAX_RETRY_MS } from "../../daemon/store/kubernetes/watch-backoff.js";
 import { MemoryStore, type StoreOperation } from "../../daemon/store/memory/memory-store.js";
@@ -1730,7 +1731,7 @@ export class Simulation implements ClientWorld {
     const names = new Set<string>();
     for (const resource of this.resources) {
       const record = this.shared.peek(resource.leaseName);
-      if (record !== undefined && (record.holderIdentity === daemon.identity || record.queue.includes(daemon.identity)))
+      if (record !== undefined && (record.holderIdentity === daemon.identity || line(record).includes(daemon.identity)))
         names.add(resource.leaseName);
     }
     for (const client of this.active) if (client.daemon === daemon) names.add(client.resource.leaseName);

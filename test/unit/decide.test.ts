@@ -34,7 +34,7 @@ function view(fields: Partial<ContenderView> = {}): ContenderView {
     closing: false,
     retainedToken: undefined,
     backoffUntil: 0,
-    conflictRetryAt: 0,
+    conflicted: false,
     yieldUntil: 0,
     yieldToken: 0,
     uncertain: false,
@@ -108,14 +108,29 @@ const rows: Array<[string, ContenderView, Decision]> = [
     { do: "fail-head" },
   ],
   [
-    "repeated conflicts: the queue write waits for its backoff",
-    view({ head: waiter, conflictRetryAt: NOW + 50, observation: seen(lease({ holderIdentity: OTHER })) }),
-    { do: "wait", until: NOW + 50 },
+    "a waiter whose write lost a race announces itself before it tries to take a free lease again",
+    view({ head: waiter, conflicted: true, observation: seen(lease()) }),
+    { do: "enqueue" },
   ],
   [
-    "repeated conflicts do not delay taking a free lease",
-    view({ head: waiter, conflictRetryAt: NOW + 50, observation: seen(lease()) }),
+    "a waiter in line takes a free lease at its turn, conflict or not",
+    view({ head: waiter, conflicted: true, observation: seen(lease({ waiting: [ME] })) }),
     { do: "acquire", skip: [] },
+  ],
+  [
+    "a waiter that announced itself has no turn ahead of the queue",
+    view({ head: waiter, observation: seen(lease({ queue: [OTHER], waiting: [ME] }), 100) }),
+    { do: "wait", until: NOW + 1_900 },
+  ],
+  [
+    "a daemon that only announced itself holds no one off: a daemon not in line takes the free lease",
+    view({ head: waiter, observation: seen(lease({ waiting: [OTHER] })) }),
+    { do: "acquire", skip: [] },
+  ],
+  [
+    "a waiter announces itself once: announced, it waits for the holder",
+    view({ head: waiter, observation: seen(lease({ holderIdentity: OTHER, waiting: [ME] })) }),
+    { do: "wait", until: NOW + 15_000 },
   ],
   [
     "after yielding, a free lease is left to others for the yield window",
@@ -125,6 +140,11 @@ const rows: Array<[string, ContenderView, Decision]> = [
   [
     "after yielding, a free lease another daemon has taken and given back since is taken at once: the yield is over",
     view({ head: waiter, yieldUntil: NOW + 8, yieldToken: 7, observation: seen(lease({ transitions: 8 })) }),
+    { do: "acquire", skip: [] },
+  ],
+  [
+    "after yielding with claims still waiting, a free lease whose queue another daemon wrote this daemon into is taken at once: the yield is over",
+    view({ head: waiter, yieldUntil: NOW + 8, yieldToken: Number.MAX_SAFE_INTEGER, observation: seen(lease({ queue: [ME] })) }),
     { do: "acquire", skip: [] },
   ],
   [
@@ -254,6 +274,11 @@ const rows: Array<[string, ContenderView, Decision]> = [
   [
     "give-back: another daemon is queued: release, and queue behind it for the local claim",
     view({ holding: holding({ ended: true }), head: waiter, observation: seen(lease({ holderIdentity: ME, queue: [OTHER] })) }),
+    { do: "give-back", how: "release-and-queue" },
+  ],
+  [
+    "give-back: another daemon announced itself (not queued yet): release, and queue behind it for the local claim",
+    view({ holding: holding({ ended: true }), head: waiter, observation: seen(lease({ holderIdentity: ME, waiting: [OTHER] })) }),
     { do: "give-back", how: "release-and-queue" },
   ],
   [

@@ -5,8 +5,8 @@ import type { V1Lease } from "@kubernetes/client-node";
 import test from "ava";
 import { KubernetesStore } from "../../daemon/store/kubernetes/kubernetes-store.js";
 import { LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
-import { MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, selectorFor } from "../../daemon/store/kubernetes/lease-convert.js";
-import type { LeaseFields, WatchEvent } from "../../daemon/store/lease-store.js";
+import { MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, selectorFor, waitAnnotation } from "../../daemon/store/kubernetes/lease-convert.js";
+import type { LeaseFields, StoreError, WatchEvent } from "../../daemon/store/lease-store.js";
 import { createLogger } from "../../daemon/log.js";
 import { DirectLeaseApi, SimApiServer, parseSelector } from "../sim/kube-api-server.js";
 import { FakeClock } from "../support/fake-clock.js";
@@ -469,4 +469,73 @@ test("KubernetesStore on the simulated API server: a name not listed that a daem
   );
   t.true(everyCoveringListHas(events, "l"), "no list reported the name covered without its Lease");
   await handle.stop();
+});
+
+test("simulated API server: a JSON merge patch changes only the keys it names (null removes one), whatever the resourceVersion; a uid not the stored one is 409, a missing Lease 404, a patch that changes nothing keeps the resourceVersion", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  const a = server.create({ ...lease("a", "d0"), metadata: { ...lease("a", "d0").metadata, annotations: { keep: "1" } } });
+  const renewed = server.replace("a", { ...a, spec: { ...a.spec, leaseDurationSeconds: 20 } });
+  const watch = watchAll(server, `${MANAGED_BY_LABEL}=${MANAGED_BY}`, renewed.metadata!.resourceVersion!);
+  // Sent by a daemon that last saw `a`: no resourceVersion, so the replace since does not matter.
+  const patched = server.mergePatch("a", { metadata: { uid: a.metadata!.uid, annotations: { mine: "b_2" } } });
+  t.true(Number(patched.metadata!.resourceVersion) > Number(renewed.metadata!.resourceVersion));
+  t.deepEqual(patched.metadata!.annotations, { keep: "1", mine: "b_2" });
+  t.deepEqual(patched.spec, renewed.spec, "the spec is untouched");
+  t.deepEqual(patched.metadata!.labels, renewed.metadata!.labels);
+  t.is(
+    server.mergePatch("a", { metadata: { annotations: { mine: "b_2" } } }).metadata!.resourceVersion,
+    patched.metadata!.resourceVersion,
+    "a patch that changes nothing is no new version",
+  );
+  const removed = server.mergePatch("a", { metadata: { annotations: { mine: null } } });
+  t.deepEqual(removed.metadata!.annotations, { keep: "1" });
+  t.is(
+    code(() => server.mergePatch("a", { metadata: { uid: "uid-of-another", annotations: { mine: "b_2" } } })),
+    409,
+  );
+  t.is(
+    code(() => server.mergePatch("nope", { metadata: { annotations: { mine: "b_2" } } })),
+    404,
+  );
+  t.deepEqual(server.read("a").metadata!.annotations, { keep: "1" }, "refused patches changed nothing");
+  await clock.advance(1_000);
+  t.deepEqual(
+    watch.seen.map((e) => [e.type, e.rv]),
+    [
+      ["MODIFIED", patched.metadata!.resourceVersion],
+      ["MODIFIED", removed.metadata!.resourceVersion],
+    ],
+  );
+});
+
+test("KubernetesStore on the simulated API server: a daemon's wait entry is one annotation of its own, set by a merge patch; a replace from before it conflicts, and one after it that admits the waiter removes the annotation", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  const store = kubeStore(server, clock);
+  const created = await store.create(heldLease("w"));
+  const renewed = await store.update({ ...created, renewTime: new Date(5_000) });
+  const identity = "daemon-with-a-long-identity-0123456789-0123456789-0123456789-0123456789_7";
+  const marked = await store.markWaiting(created, identity, true);
+  const key = waitAnnotation(identity);
+  const annotations = server.read("w").metadata!.annotations!;
+  t.is(annotations[key], identity);
+  // An annotation key: a DNS-subdomain prefix, and a name of at most 63 characters that begins and ends alphanumeric.
+  const [prefix, keyName] = key.split("/") as [string, string];
+  t.is(prefix, "sync.metaparticle.io");
+  t.true(keyName.length <= 63 && /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(keyName), keyName);
+  t.deepEqual(marked.waiting, [identity]);
+  t.is(marked.holderIdentity, "d0");
+  t.is(marked.transitions, renewed.transitions);
+  const stale = await store.update({ ...renewed, renewTime: new Date(6_000) }).catch((err: Error) => err);
+  t.is((stale as StoreError).reason, "conflict");
+  const admitted = await store.update({ ...marked, queue: [identity], waiting: undefined });
+  t.deepEqual([admitted.queue, admitted.waiting], [[identity], undefined]);
+  t.false(key in server.read("w").metadata!.annotations!, "the write that admits the waiter removes its annotation");
+  // The Lease deleted and created again: a patch for the one seen before is refused, and changes nothing.
+  server.delete("w");
+  await store.create(heldLease("w"));
+  const refused = await store.markWaiting(marked, identity, true).catch((err: Error) => err);
+  t.is((refused as StoreError).reason, "conflict");
+  t.false(key in (server.read("w").metadata!.annotations ?? {}));
 });

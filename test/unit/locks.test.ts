@@ -1,6 +1,7 @@
 // Engine lock semantics on the memory store with a fake clock: no test sleeps.
 import test, { type ExecutionContext } from "ava";
 import type { Clock, Timer } from "../../daemon/engine/clock.js";
+import { MAX_GRANTS_IN_A_ROW } from "../../daemon/engine/decide.js";
 import { Engine } from "../../daemon/engine/index.js";
 import { StoreError } from "../../daemon/store/lease-store.js";
 import { ConnectionStore } from "../support/connection-store.js";
@@ -549,6 +550,8 @@ function keepTaking(sim: SimCluster, daemon: SimDaemon, name: string, next: "que
     /** Grants to these clients after `since` and before `waiter` was served: how often it was passed over. */
     passesBefore: (waiter: LockHandle, since: number) =>
       grants.filter((g) => g.at > since && (waiter.grant === undefined || g.token < waiter.grant.token)).length,
+    /** Grants to these clients after `since` of a token up to `token`. */
+    grantsUpTo: (token: number, since: number) => grants.filter((g) => g.at > since && g.token <= token).length,
     /** Grants to these clients after `since`. */
     grantsAfter: (since: number) => grants.filter((g) => g.at > since).length,
   };
@@ -570,6 +573,7 @@ test("a waiter on another daemon is served after a bounded number of local hando
   await sim.advance(1_000);
   const passes = a1.passesBefore(waiter, askedAt);
   t.truthy(waiter.grant, `b was never served while a handed the lock over locally ${passes} times`);
+  t.log({ passes, at: sim.clock.now() - askedAt, calls: b.conn.calls });
   t.true(passes > 0, "a was handing over locally while b waited");
   t.true(passes <= 32, `a handed over locally ${passes} times before serving b`);
   const calls = b.conn.calls.update + b.conn.calls.get + b.conn.calls.create - callsBefore;
@@ -592,6 +596,63 @@ test("a waiter on a slow daemon is served when the holding daemon releases and r
   t.truthy(waiter.grant, `b was never served while a took the lock ${passes} times`);
   t.true(passes > 0, "a kept taking the lock while b waited");
   t.true(passes <= 32, `a took the lock ${passes} times in a row before serving b`);
+});
+
+/**
+ * The token of lock `name` when `daemon`'s announcement that it waits landed in
+ * the store (undefined until then), watched after each of its calls.
+ */
+function announcedAt(sim: SimCluster, daemon: SimDaemon, name: string): () => number | undefined {
+  let token: number | undefined;
+  daemon.conn.after = () => {
+    const record = sim.store.peek(daemon.lockName(name));
+    if (token === undefined && record?.waiting?.includes(daemon.engine.identity)) token = record.transitions;
+    return undefined;
+  };
+  return () => token;
+}
+
+test("a waiter on a slow daemon joins the queue with one patch while the holding daemon hands the lock over back to back, and is served next, before any yield", async (t) => {
+  const sim = new SimCluster();
+  // Every store call takes a millisecond, and b's 5 ms more: a hands the lock over every millisecond, so any
+  // read-modify-write of b's (a read and a conditional write, 12 ms) would lose to a's next handoff.
+  sim.store.interceptor = () => new Promise<void>((resolve) => sim.clock.setTimer(1, resolve));
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  b.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(5, resolve));
+  const a1 = keepTaking(sim, a, "patched", "queued");
+  // b asks as a starts a run of grants (after a yield, its first one lasting the turn grace): a has its whole
+  // budget of MAX_GRANTS_IN_A_ROW ahead before it would yield again.
+  await sim.advance(2_100);
+  while (a1.grantsAfter(sim.clock.now() - 50) !== 1) await sim.advance(1);
+  const announced = announcedAt(sim, b, "patched");
+  // The lease as it stood free while b waited: a yield would leave it free with b not first in line.
+  const frees: string[][] = [];
+  sim.store.watch((event) => {
+    if (event.type === "upsert" && event.lease.holderIdentity === "" && event.lease.name === b.lockName("patched"))
+      frees.push([...event.lease.queue]);
+  });
+  const before = { ...b.conn.calls };
+  const askedAt = sim.clock.now();
+  const waiter = b.acquire("patched", { holder: "b" });
+  await sim.advance(1_000);
+  t.truthy(waiter.grant, "b was served");
+  const passes = a1.passesBefore(waiter, askedAt);
+  t.true(passes > 0, "a was handing the lock over while b waited");
+  t.true(passes < MAX_GRANTS_IN_A_ROW, `a took the lock ${passes} times before serving b`);
+  t.true(
+    frees.length > 0 && frees.every((queue) => queue[0] === b.engine.identity),
+    `the lease stood free with b not first in line (a yielded): ${JSON.stringify(frees)}`,
+  );
+  // Served next: none of a's grants after the patch landed (at most one a had sent before it).
+  const landed = announced() ?? Infinity;
+  const afterPatch = passes - a1.grantsUpTo(landed, askedAt);
+  t.true(Number.isFinite(landed) && afterPatch <= 1, `a took the lock ${afterPatch} times after b's announcement landed`);
+  t.deepEqual(
+    { patch: b.conn.calls.patch - before.patch, update: b.conn.calls.update - before.update },
+    { patch: 1, update: 1 },
+    "b joined with one patch and took the lock with one write",
+  );
 });
 
 /**
@@ -637,13 +698,21 @@ test("a waiter on a slow daemon is served while two fast daemons take the lock b
   const a1 = keepTaking(sim, a, "two-fast", "after-release");
   const c1 = keepTaking(sim, c, "two-fast", "after-release");
   await sim.advance(4_000);
+  const announced = announcedAt(sim, b, "two-fast");
   const askedAt = sim.clock.now();
+  const patchesBefore = b.conn.calls.patch;
   const waiter = b.acquire("two-fast", { holder: "b" });
   await sim.advance(5_000);
   const passes = a1.passesBefore(waiter, askedAt) + c1.passesBefore(waiter, askedAt);
   t.truthy(waiter.grant, `b was never served while a and c took the lock ${passes} times`);
   t.true(a1.grantsAfter(askedAt - 1_000) + c1.grantsAfter(askedAt - 1_000) >= 16, "a and c were taking the lock");
-  t.true(passes <= 64, `a and c took the lock ${passes} times before serving b`);
+  // b joins once, and is served next: no grant to a or c after its announcement landed but one already on its way.
+  t.is(b.conn.calls.patch - patchesBefore, 1, "b announced itself once");
+  const landed = announced() ?? Infinity;
+  const afterPatch = passes - a1.grantsUpTo(landed, askedAt) - c1.grantsUpTo(landed, askedAt);
+  t.true(Number.isFinite(landed) && afterPatch <= 1, `a and c took the lock ${afterPatch} times after b's announcement landed`);
+  // Before it landed: a turn of one of them and the other's (its lost attempt to take the lease, a read, the patch).
+  t.true(passes <= 2 * MAX_GRANTS_IN_A_ROW + 8, `a and c took the lock ${passes} times before serving b`);
 });
 
 test("a reply that comes after its call's deadline is not acted on: no grant of a token older than one already granted", async (t) => {
