@@ -19,7 +19,7 @@ import type { EngineObserver } from "./observer.js";
 import { type CallPriority, type CallResult, StoreCalls } from "./store-calls.js";
 import { type CallRole, type FailureResponse, responseTo } from "./store-policy.js";
 import { type LeaseTiming, jittered } from "./timing.js";
-import type { LeaseKind, LeaseRecord, LeaseStore, StoreError } from "../store/lease-store.js";
+import { type LeaseKind, type LeaseRecord, type LeaseStore, type StoreError, isStoreError } from "../store/lease-store.js";
 
 export interface ContenderContext {
   readonly store: LeaseStore;
@@ -36,6 +36,12 @@ export interface ContenderContext {
   /** Performs store calls with deadlines and reports the failures it absorbs. */
   readonly calls: StoreCalls;
   readonly observer: EngineObserver;
+  /**
+   * The store refused this daemon's patch of its wait entry (RBAC without the
+   * patch verb, as an older version's Role has): it joins queues by a
+   * conditional write from then on, as older versions do.
+   */
+  readonly joins: { byUpdate: boolean };
 }
 
 /** A holder's call that the contender loop serves in order: Renew, Proclaim, Release or Resign. */
@@ -415,6 +421,7 @@ export class Contender {
       case "enqueue":
         // Joining the queue is what bounded waiting (3.4) needs from a waiter: it goes with the acquiring writes,
         // before this daemon's clients' reads, or a flood of them keeps its waiters out of the queue for seconds.
+        if (this.ctx.joins.byUpdate) return this.queueStep("join the wait queue", records.enqueued(obs!.record, this.ctx.identity), "take");
         return this.markWaitingStep("join the wait queue", obs!.record, true, "take");
       case "dequeue":
         // An announcement not yet admitted is taken back by a patch; a place in the queue by a conditional write.
@@ -494,8 +501,13 @@ export class Contender {
     const result = await this.attempt(doing, record.leaseDurationSeconds * 1000, priority, (signal) =>
       this.ctx.store.markWaiting(record, this.ctx.identity, waiting, { signal }),
     );
-    if (result.ok) this.ctx.cache.remember(result.value);
-    else await this.failed(result, doing, "write");
+    if (result.ok) return this.ctx.cache.remember(result.value);
+    // Refused the verb: join by a conditional write instead (the next decision), rather than fail the waiters.
+    if (waiting && isStoreError(result.error, "forbidden")) {
+      this.ctx.joins.byUpdate = true;
+      return;
+    }
+    await this.failed(result, doing, "write");
   }
 
   /** Gives back a lease this daemon still appears to hold although no claim holds it (after a loss or expiry). */

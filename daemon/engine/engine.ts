@@ -78,6 +78,7 @@ export class Engine {
       },
       calls: new StoreCalls(clock, options.onStoreError ?? (() => {}), options.maxStoreCallsInFlight ?? options.store.maxCallsInFlight),
       observer: options.observer ?? {},
+      joins: { byUpdate: false },
     };
     this.locks = new Locks(this);
     this.elections = new Elections(this);

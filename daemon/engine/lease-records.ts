@@ -124,6 +124,12 @@ export function release(record: LeaseRecord, identity: string, then: "leave" | "
   };
 }
 
+/** The record that puts this daemon at the end of the queue: how a daemon joins when it may not patch. */
+export function enqueued(record: LeaseRecord, identity: string): LeaseRecord {
+  const { queue, waiting } = admitted(record, (id) => id !== identity);
+  return { ...record, queue: [...queue, identity], waiting };
+}
+
 /** The record that takes this daemon out of the queue (and its announcement, if any). */
 export function dequeued(record: LeaseRecord, identity: string): LeaseRecord {
   return { ...record, ...admitted(record, (id) => id !== identity) };

@@ -655,6 +655,34 @@ test("a waiter on a slow daemon joins the queue with one patch while the holding
   );
 });
 
+test("a daemon whose patch is refused (a Role without the patch verb, as older versions had) joins the wait queue by a conditional write instead, and its waiter is served", async (t) => {
+  const sim = new SimCluster();
+  sim.store.interceptor = (operation) => {
+    if (operation === "patch") throw new StoreError("forbidden", 'leases.coordination.k8s.io is forbidden: cannot "patch"');
+  };
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const holder = a.acquire("no-patch", { holder: "a" });
+  await sim.advance(10);
+  t.truthy(holder.grant);
+  const waiter = b.acquire("no-patch", { holder: "b" });
+  await sim.advance(10);
+  t.deepEqual(sim.store.peek(b.lockName("no-patch"))?.queue, [b.engine.identity], "b is queued");
+  t.is(waiter.failure, undefined, "the refusal did not fail b's waiter");
+  t.is(b.conn.calls.patch, 1, "b tried the patch once");
+  holder.close();
+  await sim.advance(10);
+  t.truthy(waiter.grant, "b was served");
+  // Once refused, the daemon no longer tries: a second waiter there joins by update at once.
+  const other = a.acquire("no-patch", { holder: "a2" });
+  await sim.advance(10);
+  t.deepEqual(sim.store.peek(b.lockName("no-patch"))?.queue, [a.engine.identity]);
+  waiter.close();
+  await sim.advance(10);
+  t.truthy(other.grant);
+  t.is(a.conn.calls.patch, 1, "a tried the patch once too");
+});
+
 /**
  * Daemon a takes lock `name` for its clients back to back (pausing `pauseMs`
  * between clients), both daemons' watches 300 ms behind the store and b's
