@@ -7,7 +7,8 @@
 //   the stored one 409 Conflict, a read or replace of a missing Lease 404;
 // - a JSON merge patch (RFC 7386) is applied to the stored object whatever its
 //   resourceVersion (one in the patch makes it conditional), 404 when it is
-//   missing, 409 when the patch names a uid that is not the stored one;
+//   missing, 422 when the patch names a uid that is not the stored one (the
+//   uid is immutable; so answers kube-apiserver of test/controlplane);
 // - an update that changes nothing keeps the resourceVersion and sends no event;
 // - label selectors as the store sends them, evaluated here; a watch sends an
 //   object that stops matching as DELETED (its content before, the event's
@@ -175,9 +176,9 @@ export class SimApiServer {
     const metadata = (patch as { metadata?: { uid?: unknown; resourceVersion?: unknown; name?: unknown } }).metadata;
     if (metadata?.uid !== undefined && metadata.uid !== current.metadata?.uid)
       throw status(
-        409,
-        "Conflict",
-        `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": Precondition failed: UID in precondition: ${String(metadata.uid)}, UID in object meta: ${current.metadata?.uid ?? ""}`,
+        422,
+        "Invalid",
+        `Lease.coordination.k8s.io "${name}" is invalid: metadata.uid: Invalid value: "${String(metadata.uid)}": field is immutable`,
       );
     const wanted = metadata?.resourceVersion;
     if (typeof wanted === "string" && wanted !== "" && wanted !== current.metadata?.resourceVersion)

@@ -471,7 +471,7 @@ test("KubernetesStore on the simulated API server: a name not listed that a daem
   await handle.stop();
 });
 
-test("simulated API server: a JSON merge patch changes only the keys it names (null removes one), whatever the resourceVersion; a uid not the stored one is 409, a missing Lease 404, a patch that changes nothing keeps the resourceVersion", async (t) => {
+test("simulated API server: a JSON merge patch changes only the keys it names (null removes one), whatever the resourceVersion; a uid not the stored one is 422, a missing Lease 404, a patch that changes nothing keeps the resourceVersion", async (t) => {
   const clock = new FakeClock();
   const server = new SimApiServer(clock);
   const a = server.create({ ...lease("a", "d0"), metadata: { ...lease("a", "d0").metadata, annotations: { keep: "1" } } });
@@ -492,7 +492,7 @@ test("simulated API server: a JSON merge patch changes only the keys it names (n
   t.deepEqual(removed.metadata!.annotations, { keep: "1" });
   t.is(
     code(() => server.mergePatch("a", { metadata: { uid: "uid-of-another", annotations: { mine: "b_2" } } })),
-    409,
+    422,
   );
   t.is(
     code(() => server.mergePatch("nope", { metadata: { annotations: { mine: "b_2" } } })),
@@ -532,7 +532,8 @@ test("KubernetesStore on the simulated API server: a daemon's wait entry is one 
   const admitted = await store.update({ ...marked, queue: [identity], waiting: undefined });
   t.deepEqual([admitted.queue, admitted.waiting], [[identity], undefined]);
   t.false(key in server.read("w").metadata!.annotations!, "the write that admits the waiter removes its annotation");
-  // The Lease deleted and created again: a patch for the one seen before is refused, and changes nothing.
+  // The Lease deleted and created again: a patch for the one seen before is refused (422: the uid is immutable) and
+  // changes nothing; to the engine, a write that lost to another's.
   server.delete("w");
   await store.create(heldLease("w"));
   const refused = await store.markWaiting(marked, identity, true).catch((err: Error) => err);

@@ -27,6 +27,7 @@ import {
   type WatchScope,
   coversAll,
   inScope,
+  isStoreError,
 } from "../lease-store.js";
 import {
   MANAGED_SELECTOR,
@@ -140,7 +141,12 @@ export class KubernetesStore implements LeaseStore {
     const patch = waitPatch(lease, identity, waiting);
     const patched = await this.call("patch", `patch lease ${lease.name}`, options, (signal) =>
       this.api.mergePatch(lease.name, patch, signal),
-    );
+    ).catch((err: unknown) => {
+      // The API server answers a uid that is not the stored one with 422 (the uid cannot change): the Lease seen
+      // was deleted and created again, which to the engine is a write that lost to another's.
+      if (isStoreError(err, "invalid") && err.message.includes("metadata.uid")) throw new StoreError("conflict", err.message);
+      throw err;
+    });
     // (A Lease that lost its managed label by hand since it was seen: the patch landed, and it is no longer ours.)
     if (!isManaged(patched)) throw foreign(lease.name, this.namespace);
     return leaseToRecord(patched);
