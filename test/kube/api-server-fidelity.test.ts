@@ -66,11 +66,28 @@ async function probe(api: LeaseApi): Promise<Record<string, unknown>> {
     e.replace(`rv=${relabelled.metadata!.resourceVersion}`, "rv=<relabel>").replace(`rv=${back.metadata!.resourceVersion}`, "rv=<back>"),
   );
   seen.listed = (await api.list(selectorFor(["p"]), undefined)).items.map((l) => l.metadata?.name);
+  // A JSON merge patch of one annotation (how a daemon announces that it waits): applied whatever the
+  // resourceVersion, a replace from before it conflicts, one naming another uid is refused, a missing Lease is 404.
+  const before = await api.read("p");
+  const key = "sync.metaparticle.io/wait.0123456789abcdef";
+  const patched = await api.mergePatch("p", { metadata: { uid: before.metadata!.uid, annotations: { [key]: "d3" } } });
+  seen.patchAdds = { ...patched.metadata!.annotations };
+  seen.patchNewVersion = patched.metadata!.resourceVersion !== before.metadata!.resourceVersion;
+  seen.patchSpecKept = JSON.stringify(patched.spec) === JSON.stringify(before.spec);
+  seen.patchAgainKeepsVersion =
+    (await api.mergePatch("p", { metadata: { annotations: { [key]: "d3" } } })).metadata!.resourceVersion ===
+    patched.metadata!.resourceVersion;
+  seen.replaceBeforePatch = await failure(api.replace("p", { ...before, spec: { ...before.spec, holderIdentity: "d4" } }));
+  seen.patchOtherUid = await failure(
+    api.mergePatch("p", { metadata: { uid: "00000000-0000-0000-0000-000000000000", annotations: { [key]: "d3" } } }),
+  );
+  seen.patchMissing = await failure(api.mergePatch("nope", { metadata: { annotations: { [key]: "d3" } } }));
+  seen.patchNullRemoves = { ...(await api.mergePatch("p", { metadata: { annotations: { [key]: null } } })).metadata!.annotations };
   return seen;
 }
 
 test.serial(
-  "the simulated API server answers the store's calls as a real kube-apiserver does (no-op update, 409s, 404, a label removed seen as DELETED)",
+  "the simulated API server answers the store's calls as a real kube-apiserver does (no-op update, 409s, 404, a label removed seen as DELETED, a merge patch of one annotation)",
   async (t) => {
     const namespace = await t.context.env.newNamespace("msync-fidelity");
     const kubeConfig = new PooledKubeConfig();
