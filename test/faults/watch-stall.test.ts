@@ -80,12 +80,21 @@ async function setup(t: { context: { cp: ControlPlane }; teardown(fn: () => unkn
   return { a, b, proxy, clientA, clientB, namespace };
 }
 
-/** Waits until the Lease of lock `name` lists a daemon whose identity starts with `prefix` in its wait queue. */
+/**
+ * Waits until the Lease of lock `name` has a daemon whose identity starts with
+ * `prefix` in line: in its wait queue, or announced as waiting (its own
+ * `sync.metaparticle.io/wait.*` annotation, which the next write of any daemon
+ * moves into the queue; docs/design.md 3.4).
+ */
 async function queued(cp: ControlPlane, namespace: string, name: string, prefix: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const lease = await cp.request("GET", `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/msync-lock-${name}`);
-    const queue = JSON.parse(lease.json?.metadata?.annotations?.["sync.metaparticle.io/queue"] ?? "[]") as string[];
-    if (queue.some((id) => id.startsWith(prefix))) return;
+    const annotations = (lease.json?.metadata?.annotations ?? {}) as Record<string, string>;
+    const queue = JSON.parse(annotations["sync.metaparticle.io/queue"] ?? "[]") as string[];
+    const announced = Object.entries(annotations)
+      .filter(([key]) => key.startsWith("sync.metaparticle.io/wait."))
+      .map(([, id]) => id);
+    if ([...queue, ...announced].some((id) => id.startsWith(prefix))) return;
     await sleep(50);
   }
   throw new Error(`daemon ${prefix} never joined the wait queue of ${name}`);
