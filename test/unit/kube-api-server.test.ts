@@ -1,7 +1,7 @@
 // The simulated API server the simulator runs the Kubernetes store against
 // (test/sim/kube-api-server.ts): each Kubernetes semantic the store relies on,
 // pinned, and the real KubernetesStore on it.
-import type { V1Lease } from "@kubernetes/client-node";
+import type { V1Lease, V1LeaseList } from "@kubernetes/client-node";
 import test from "ava";
 import { KubernetesStore } from "../../daemon/store/kubernetes/kubernetes-store.js";
 import { LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
@@ -414,14 +414,17 @@ test("KubernetesStore on the simulated API server: a name whose check goes unans
   await handle.stop();
 });
 
-test("KubernetesStore on the simulated API server: a check that an overloaded API server answers only after 3 s is given longer each time it goes unanswered, so an older daemon's Lease behind it is listed", async (t) => {
+test("KubernetesStore on the simulated API server: a check on an overloaded API server that answers lists and reads only after 3 s is given twice as long as the list took, so an older daemon's Lease behind it is listed", async (t) => {
   const clock = new FakeClock();
   const server = new SimApiServer(clock);
   server.create(olderDaemonsLease("l"));
-  // Every read waits 3 s for its turn at the server (seed 261367: 70 daemons at 20 requests a second, reads
-  // waited 4-12 s, and checks given 2 s each never learned of the older daemon's Lease in 57 s).
+  // Every request waits 3 s for its turn at the server (seed 261367: 70 daemons at 20 requests a second, lists and
+  // reads waited 4-12 s, and checks given 2 s each never learned of the older daemon's Lease in 57 s).
   let reads = 0;
   const api = new (class extends DirectLeaseApi {
+    override list(labelSelector: string, limit: number | undefined): Promise<V1LeaseList> {
+      return new Promise((resolve, reject) => clock.setTimer(3_000, () => super.list(labelSelector, limit).then(resolve, reject)));
+    }
     override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
       reads += 1;
       return new Promise((resolve, reject) => {
@@ -442,6 +445,34 @@ test("KubernetesStore on the simulated API server: a check that an overloaded AP
   t.true(
     last?.type === "synced" && last.leases.some((l) => l.name === "l" && l.holderIdentity === "old-daemon"),
     `the older daemon's Lease was listed (${reads} reads)`,
+  );
+  await handle.stop();
+});
+
+test("KubernetesStore on the simulated API server: a check whose read hangs, on an API server that answers the list at once, holds the watch up 2 s each time, however often it goes unanswered", async (t) => {
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  // Every read hangs (seed 293645: a check of an election's name hung at each list, and a campaign for another name,
+  // which the list answered at once, waited for the checks).
+  const listedAt: number[] = [];
+  const api = new (class extends DirectLeaseApi {
+    override list(labelSelector: string, limit: number | undefined): Promise<V1LeaseList> {
+      listedAt.push(clock.now());
+      return super.list(labelSelector, limit);
+    }
+    override read(_name: string, signal?: AbortSignal): Promise<V1Lease> {
+      return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+    }
+  })(server);
+  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const synced: number[] = [];
+  const handle = store.watch((e) => void (e.type === "synced" && synced.push(clock.now())), new Set(["l"]));
+  await clock.advance(30_000);
+  t.true(synced.length >= 3, `the watch listed again and again (${synced.length} times)`);
+  const waits = synced.map((at) => at - Math.max(...listedAt.filter((l) => l <= at)));
+  t.true(
+    waits.every((ms) => ms <= 2_000),
+    `each list was told within 2 s of being asked for: ${waits.join(", ")} ms`,
   );
   await handle.stop();
 });

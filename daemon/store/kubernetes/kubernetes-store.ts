@@ -265,10 +265,12 @@ export const WATCH_CALL_TIMEOUT_MS = 10_000;
 /**
  * How long the watch waits for the read that checks whether a name not listed
  * is a Lease an older daemon wrote without the name label: a best-effort
- * check, tried again at the next list, that must not hold the watch up. Each
- * time checks go unanswered the next ones wait twice as long, up to
- * WATCH_CALL_TIMEOUT_MS: an API server whose backlog holds every request
- * longer than this would otherwise never answer one.
+ * check, tried again at the next list, that must not hold the watch up. A
+ * check is given twice as long as the list before it took, if that is
+ * longer, up to WATCH_CALL_TIMEOUT_MS: an API server whose backlog holds
+ * every request longer than 2 s would otherwise never answer one (seed
+ * 261367), while a single read that hangs on a server that answers the list
+ * at once holds the watch up 2 s, not more (seed 293645).
  */
 export const LOOKUP_TIMEOUT_MS = 2_000;
 
@@ -321,7 +323,6 @@ class LeaseWatcher {
   private unchecked = false;
   private recheckDue = false;
   private checkRetryMs = MIN_RETRY_MS;
-  private lookupTimeoutMs = LOOKUP_TIMEOUT_MS;
 
   constructor(
     private readonly store: KubernetesStore,
@@ -340,8 +341,10 @@ class LeaseWatcher {
           // A relist covers the names wanted now; a scope that grows keeps the names it had, whose
           // renewals this daemon has been timing (a name seen afresh waits a whole lease to expire).
           const scope = this.unlabelled ? "all" : needList ? scopeOf(this.names) : grown(this.scope, this.names);
+          const listedFrom = this.store.clock.now();
           const { leases, resourceVersion } = await this.withDeadline((signal) => this.store.list(scope, signal));
-          const checked = scope === "all" ? undefined : await this.checkUnlisted(scope, leases);
+          const lookupMs = Math.min(Math.max(LOOKUP_TIMEOUT_MS, 2 * (this.store.clock.now() - listedFrom)), WATCH_CALL_TIMEOUT_MS);
+          const checked = scope === "all" ? undefined : await this.checkUnlisted(scope, leases, lookupMs);
           if (checked?.unlabelled === true) {
             this.unlabelled = true;
             this.log.info("a Lease in use has no name label (an older daemon wrote it): watching every managed Lease");
@@ -355,7 +358,6 @@ class LeaseWatcher {
           const unchecked = checked?.unanswered ?? [];
           // (Backing off while the checks keep going unanswered.)
           this.checkRetryMs = unchecked.length > 0 && this.unchecked ? nextRetryMs(this.checkRetryMs) : MIN_RETRY_MS;
-          this.lookupTimeoutMs = unchecked.length > 0 ? Math.min(2 * this.lookupTimeoutMs, WATCH_CALL_TIMEOUT_MS) : LOOKUP_TIMEOUT_MS;
           this.unchecked = unchecked.length > 0;
           const told = unchecked.length === 0 ? scope : new Set([...scope].filter((name) => !unchecked.includes(name)));
           // What the checks found is told with the list: a Lease labelled since the list was taken is not in it.
@@ -434,6 +436,7 @@ class LeaseWatcher {
   private async checkUnlisted(
     scope: ReadonlySet<string>,
     listed: readonly LeaseRecord[],
+    timeoutMs: number,
   ): Promise<{ unlabelled: boolean; found: LeaseRecord[]; unanswered: string[] }> {
     const missing = [...scope].filter(
       (name) => (!this.lookedUp.has(name) || this.present.has(name)) && !listed.some((lease) => lease.name === name),
@@ -446,7 +449,7 @@ class LeaseWatcher {
         // Best effort, and briefly: a read that fails or hangs must not hold up the watch of every other name.
         // It is tried again at the next list.
         let answered = true;
-        const record = await this.withDeadline((signal) => this.store.get(name, { signal }), this.lookupTimeoutMs).catch((err: unknown) => {
+        const record = await this.withDeadline((signal) => this.store.get(name, { signal }), timeoutMs).catch((err: unknown) => {
           if (!(err instanceof StoreError && err.reason === "foreign")) answered = false; // (not ours: the engine says so on use)
           return undefined;
         });
