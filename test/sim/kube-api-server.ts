@@ -152,8 +152,15 @@ export class SimApiServer {
         "Conflict",
         `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": the object has been modified; please apply your changes to the latest version and try again`,
       );
-    const object = copy(body);
-    // What the server owns stays as it was.
+    return this.modified(copy(body), current);
+  }
+
+  /**
+   * Stores `object` in place of `current`, keeping what the server owns as it
+   * was. A write that changes nothing is not a write: same resourceVersion, no
+   * event (a replace and a patch alike).
+   */
+  private modified(object: V1Lease, current: V1Lease): V1Lease {
     object.metadata = {
       ...object.metadata,
       uid: current.metadata?.uid,
@@ -161,7 +168,6 @@ export class SimApiServer {
       resourceVersion: current.metadata?.resourceVersion,
       managedFields: undefined,
     };
-    // A write that changes nothing is not a write: same resourceVersion, no event.
     if (canonical(object) === canonical(current)) return copy(current);
     return this.commit("MODIFIED", object, current);
   }
@@ -185,17 +191,7 @@ export class SimApiServer {
       throw status(409, "Conflict", `Operation cannot be fulfilled on leases.coordination.k8s.io "${name}": the object has been modified`);
     if (metadata?.name !== undefined && metadata.name !== name)
       throw status(400, "BadRequest", "the name of the object does not match the name on the URL");
-    const object = mergePatched(copy(current), copy(patch)) as V1Lease;
-    object.metadata = {
-      ...object.metadata,
-      uid: current.metadata?.uid,
-      creationTimestamp: current.metadata?.creationTimestamp,
-      resourceVersion: current.metadata?.resourceVersion,
-      managedFields: undefined,
-    };
-    // As for a replace: a patch that changes nothing is no new version and sends no event.
-    if (canonical(object) === canonical(current)) return copy(current);
-    return this.commit("MODIFIED", object, current);
+    return this.modified(mergePatched(copy(current), copy(patch)) as V1Lease, current);
   }
 
   /** Deletes a Lease (an administrator's kubectl delete). */

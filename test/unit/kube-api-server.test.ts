@@ -4,7 +4,7 @@
 import type { V1Lease, V1LeaseList } from "@kubernetes/client-node";
 import test from "ava";
 import { KubernetesStore } from "../../daemon/store/kubernetes/kubernetes-store.js";
-import { LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
+import { type LeaseApi, LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
 import { MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, selectorFor, waitAnnotation } from "../../daemon/store/kubernetes/lease-convert.js";
 import type { LeaseFields, StoreError, WatchEvent } from "../../daemon/store/lease-store.js";
 import { createLogger } from "../../daemon/log.js";
@@ -224,8 +224,13 @@ function heldLease(name: string): LeaseFields {
   return fields;
 }
 
-function kubeStore(server: SimApiServer, clock: FakeClock): KubernetesStore {
-  return new KubernetesStore({ api: new DirectLeaseApi(server), namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+function kubeStore(server: SimApiServer, clock: FakeClock, api: LeaseApi = new DirectLeaseApi(server)): KubernetesStore {
+  return new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+}
+
+/** A read that never answers, as a request to an API server that hangs: it fails only when its caller gives up. */
+function hangsUntilAborted<T>(signal: AbortSignal | undefined): Promise<T> {
+  return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
 }
 
 test("KubernetesStore on the simulated API server: a held Lease relabelled by hand stays held on the daemon's watch (it reads before believing a deletion)", async (t) => {
@@ -343,10 +348,10 @@ test("KubernetesStore on the simulated API server: the check of a name not liste
   const api = new (class extends DirectLeaseApi {
     override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
       reads += 1;
-      return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+      return hangsUntilAborted(signal);
     }
   })(server);
-  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const store = kubeStore(server, clock, api);
   const events: WatchEvent[] = [];
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
   await clock.advance(2_500);
@@ -365,11 +370,11 @@ test("KubernetesStore on the simulated API server: a read of the watch that neve
   let hung = 0;
   const api = new (class extends DirectLeaseApi {
     override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
-      if (hung++ === 0) return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+      if (hung++ === 0) return hangsUntilAborted(signal);
       return super.read(name);
     }
   })(server);
-  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const store = kubeStore(server, clock, api);
   const events: WatchEvent[] = [];
   // "l" is not listed, so the watch reads it to find out whether an older daemon wrote it without the name label.
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
@@ -399,11 +404,11 @@ test("KubernetesStore on the simulated API server: a name whose check goes unans
   let reads = 0;
   const api = new (class extends DirectLeaseApi {
     override read(name: string, signal?: AbortSignal): Promise<V1Lease> {
-      if (reads++ === 0) return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+      if (reads++ === 0) return hangsUntilAborted(signal);
       return super.read(name);
     }
   })(server);
-  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const store = kubeStore(server, clock, api);
   const events: WatchEvent[] = [];
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
   await clock.advance(30_000);
@@ -436,7 +441,7 @@ test("KubernetesStore on the simulated API server: a check on an overloaded API 
       });
     }
   })(server);
-  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const store = kubeStore(server, clock, api);
   const events: WatchEvent[] = [];
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
   await clock.advance(30_000);
@@ -461,10 +466,10 @@ test("KubernetesStore on the simulated API server: a check whose read hangs, on 
       return super.list(labelSelector, limit);
     }
     override read(_name: string, signal?: AbortSignal): Promise<V1Lease> {
-      return new Promise((_, reject) => signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+      return hangsUntilAborted(signal);
     }
   })(server);
-  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const store = kubeStore(server, clock, api);
   const synced: number[] = [];
   const handle = store.watch((e) => void (e.type === "synced" && synced.push(clock.now())), new Set(["l"]));
   await clock.advance(30_000);
@@ -490,7 +495,7 @@ test("KubernetesStore on the simulated API server: a name not listed that a daem
       return super.read(name);
     }
   })(server);
-  const store = new KubernetesStore({ api, namespace: "sim", log: createLogger("silent"), clock, random: () => 0.5 });
+  const store = kubeStore(server, clock, api);
   const events: WatchEvent[] = [];
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
   await clock.advance(100);
