@@ -82,7 +82,7 @@ export class Engine {
     };
     this.locks = new Locks(this);
     this.elections = new Elections(this);
-    this.cache.onDeleted = (name, last) => void this.restore(name, last);
+    this.cache.onDeleted = (name, last, toldBy) => void this.restore(name, last, toldBy);
   }
 
   get identity(): string {
@@ -192,9 +192,20 @@ export class Engine {
    * while the last holder it observed may still act, held off until then (the
    * holder-identity annotation names that holder; see docs/design.md 3.2).
    * Every daemon watching the name tries: one create wins, the others find the
-   * Lease there.
+   * Lease there. A daemon that learned of the deletion from a list (its watch
+   * broke, fell behind, or a call found the Lease gone) may not have heard the
+   * last tokens issued before it: it leaves the restore to a daemon whose
+   * watch told the deletion, and restores the Lease itself only if it is still
+   * gone when the hold it counts for the name has run out (seeds 293797 and
+   * 309403: restored at once, the Lease came back below a token issued).
    */
-  private async restore(name: string, last: Observation): Promise<void> {
+  private async restore(name: string, last: Observation, toldBy: "event" | "list"): Promise<void> {
+    if (toldBy === "list") {
+      for (let end = this.cache.holdEnd(name); end > this.clock.now(); end = this.cache.holdEnd(name)) {
+        await new Promise<void>((resolve) => this.clock.setTimer(end - this.clock.now(), resolve));
+        if (this.closing || this.cache.get(name) !== undefined) return;
+      }
+    }
     // A store that does not answer is tried again a few times, unless someone re-created the Lease meanwhile.
     for (let attempt = 0; attempt < RESTORE_ATTEMPTS; attempt++) {
       if (attempt > 0) await new Promise<void>((resolve) => this.clock.setTimer(RESTORE_BACKOFF_MS * 2 ** attempt, resolve));

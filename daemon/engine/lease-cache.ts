@@ -105,9 +105,11 @@ export class LeaseCache {
 
   /**
    * Told when the watch shows that a Lease it covers was deleted (never by a
-   * daemon: by hand), with what was last observed of it.
+   * daemon: by hand), with what was last observed of it, and how: from the
+   * watch's event, which comes after every version before the deletion, or
+   * from a list, which knows only what this daemon had heard before it.
    */
-  onDeleted: (name: string, last: Observation) => void = () => {};
+  onDeleted: (name: string, last: Observation, toldBy: "event" | "list") => void = () => {};
 
   /** Told when a deletion learned other than from the watch holds `name` off until `end` (see `forget`); for tests. */
   onUnseenRenewals: (name: string, end: number) => void = () => {};
@@ -314,7 +316,7 @@ export class LeaseCache {
         for (const name of gone)
           if (inScope(event.scope, name) && !seen.has(name) && !this.heldOffForDeletion.has(name)) this.unseenRenewals(name);
         for (const name of changed) this.notify(name);
-        for (const [name, last] of deleted) this.onDeleted(name, last);
+        for (const [name, last] of deleted) this.onDeleted(name, last, "list");
         return;
       }
     }
@@ -355,7 +357,7 @@ export class LeaseCache {
     this.drop(name);
     if (last === undefined) return;
     this.notify(name);
-    this.onDeleted(name, last);
+    this.onDeleted(name, last, "event");
   }
 
   /** See `forget`: a deletion learned other than from the watch's event may hide renewals made before it. */

@@ -1138,6 +1138,47 @@ test("a Lease deleted by hand is restored only with what the watch has told: a d
   t.true(late.grant!.token > Math.max(...issued), `b issued token ${late.grant!.token} after ${issued.join(", ")}`);
 });
 
+test("a Lease deleted by hand that a daemon learns of from a relist is not restored by it while a daemon whose watch told the deletion may still restore it with every token", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const first = b.acquire("relisted");
+  await sim.advance(10);
+  const issued = [first.grant!.token];
+  // From here b hears nothing (its watch is half open) and will list again: a's tokens reach b by no event.
+  b.conn.partition("hearing");
+  first.close();
+  await sim.advance(10);
+  for (let i = 0; i < 2; i++) {
+    const held = a.acquire("relisted");
+    await sim.advance(10);
+    issued.push(held.grant!.token);
+    if (i === 0) held.close();
+    await sim.advance(10);
+  }
+  // a's watch tells of the deletion at once, but its writes wait 3 s (a slow link): its restore comes late.
+  a.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(3_000, resolve));
+  const name = a.lockName("relisted");
+  sim.store.delete(name);
+  // b's client finds the Lease gone, and b lists again: it learns of the deletion from the list.
+  const late = b.acquire("relisted");
+  await sim.advance(10);
+  b.conn.heal();
+  const versions: number[] = [];
+  for (let waited = 0; waited < LEASE + 5_000; waited += 100) {
+    await sim.advance(100);
+    const now = sim.store.peek(name);
+    if (now !== undefined && versions.at(-1) !== now.transitions) versions.push(now.transitions);
+  }
+  t.true(versions.length > 0, "the Lease is back");
+  t.true(
+    versions.every((token) => token >= Math.max(...issued)),
+    `restored at tokens ${versions.join(", ")} after ${issued.join(", ")} were issued`,
+  );
+  t.truthy(late.grant, "b's claim is served once the hold deleted with the Lease has run out");
+  t.true(late.grant!.token > Math.max(...issued), `b issued token ${late.grant!.token} after ${issued.join(", ")}`);
+});
+
 /**
  * A TryAcquire holder on daemon a whose lease is shortened by hand to 2 s,
  * then (`afterEdit`) a daemon c that first sees the Lease after the edit
