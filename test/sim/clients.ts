@@ -232,6 +232,8 @@ export class AcquireClient extends StreamClient implements Stream {
   state: "waiting" | "held" | "done" = "waiting";
   /** The daemon holds the lease for this stream (granted and not lost, nor closed by the client). */
   daemonHolds = false;
+  /** When the client called Acquire (simulated time). */
+  startedAt = 0;
   private readonly controller = new AbortController();
 
   constructor(
@@ -245,6 +247,7 @@ export class AcquireClient extends StreamClient implements Stream {
   }
 
   start(): void {
+    this.startedAt = this.world.now();
     this.record({ ev: "acquire-start", detail: `lease ${this.options.leaseMs} ms, wait ${this.options.waitTimeoutMs ?? "forever"}` });
     this.daemon.streams.add(this);
     if (this.options.preCancelled) {

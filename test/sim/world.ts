@@ -148,6 +148,8 @@ function renewalSlackMs(leaseMs: number): number {
 
 /** Stall bound: a lock that no client holds, with waiters, outside any fault's excuse, is granted within this. */
 export const STALL_BOUND_MS = 4_000;
+/** The longest an Acquire client of the workload holds its lock. */
+const MAX_HOLD_MS = 20_000;
 /** A daemon holding nothing of a name makes at most this many store calls for it in any simulated second. */
 export const CALLS_PER_SECOND_BOUND = 40;
 /** A waiter sees at most this many grants in a row to claims of one other daemon. */
@@ -935,7 +937,7 @@ export class Simulation implements ClientWorld {
     const r = this.random;
     const client = new AcquireClient(this, this.nextId("a"), daemon, lock, {
       leaseMs: r.pick(ACQUIRE_LEASES),
-      holdMs: r.pick([r.int(0, 50), r.int(50, 2_000), r.int(2_000, 20_000)]),
+      holdMs: r.pick([r.int(0, 50), r.int(50, 2_000), r.int(2_000, MAX_HOLD_MS)]),
       waitTimeoutMs: r.bool(0.3) ? r.pick([0, r.int(100, 30_000)]) : undefined,
       cancelAfterMs: r.bool(0.2) ? r.int(0, 5_000) : undefined,
       preCancelled: r.bool(0.02),
@@ -1158,10 +1160,13 @@ export class Simulation implements ClientWorld {
     const now = this.clock.now();
     const answeredMs = waitMs + 2 * (this.profile.baseLatencyMs[daemon.slot] ?? 0);
     // A waiter's announcement that waits its turn at the API server is not yet in the lease: bounded waiting counts
-    // from when it lands (docs/design.md 3.4; seed 250527: d0's patch waited 3.4 s at 100 requests a second).
-    const resource = operation === "patch" ? this.resources.find((r) => r.leaseName === name) : undefined;
+    // from when it lands (docs/design.md 3.4; seed 250527: d0's patch waited 3.4 s at 100 requests a second). So
+    // too any request of the daemon for that lease: its turn comes and goes while the write that takes it waits, and
+    // it joins again only when that write is answered (seed 321250: d1's update waited 9 s at 100 a second while d2,
+    // whose requests came after the backlog had drained, served 128 claims of its own with nobody else in line).
+    const resource = this.resources.find((r) => r.leaseName === name);
     if (resource !== undefined)
-      this.joinsHeldUp.push({ slot: daemon.slot, resource: `${resource.kind}/${resource.name}`, start: now, end: now + answeredMs });
+      this.requestsHeldUp.push({ slot: daemon.slot, resource: `${resource.kind}/${resource.name}`, start: now, end: now + answeredMs });
     // Meanwhile it holds one of the daemon's store connections, as a call slowed as long by latency does (seed
     // 260307: 115 names at 20 requests a second; every connection of d0 held creates waiting their turn, and the
     // create of a name its client waited for sat 3.3 s in the engine behind them).
@@ -1194,8 +1199,8 @@ export class Simulation implements ClientWorld {
     });
   }
 
-  /** Spans in which a daemon's announcement that it waits for a lock waited in the API server's backlog. */
-  private readonly joinsHeldUp: Array<{ slot: number; resource: string; start: number; end: number }> = [];
+  /** Spans in which a daemon's request for a lease (an announcement that it waits, a write, a read) waited in the API server's backlog. */
+  private readonly requestsHeldUp: Array<{ slot: number; resource: string; start: number; end: number }> = [];
 
   /** Spans in which a daemon heard no watch event while its requests waited in the API server's backlog. */
   private readonly heldUp: Array<{ slots: readonly number[]; start: number; end: number; lateMs: number }> = [];
@@ -1836,13 +1841,61 @@ export class Simulation implements ClientWorld {
     }
   }
 
+  /**
+   * A waiter still queued at the end, on a lock that went round in turn: a
+   * world of 70 daemons with a waiter each serves a daemon's second waiter
+   * only after a handoff to every other daemon in line (a watch event and a
+   * write, and each hold), which a quiet tail cut short by faults on the lock
+   * may not leave time for (seeds 292481 and 302769: a lock deleted and then
+   * lengthened by hand until 77 s, then handed over every 0.8 s). From the
+   * later of the fault phase's end, the lock's last excuse and the waiter's
+   * start: grants kept coming, none more than the longest hold and the stall
+   * bound apart, up to the end; and no other daemon began a second turn while
+   * the waiter's daemon had none (a queue across daemons serves every daemon
+   * in line before any daemon again, docs/design.md 3.4), counting only turns
+   * after one that ended a turn grace after that instant, when the waiter's
+   * daemon was in line.
+   */
+  private wentRoundInTurn(client: AcquireClient): boolean {
+    const from = Math.max(FAULTS_END_MS, this.excuses.excusedUntil(client.resource.leaseName), client.startedAt);
+    const ms = (e: HistoryEvent) => Number(e.ts) / 1e6;
+    const grants = this.history
+      .filter((e) => e.ev === "acquired" && e.name === client.resource.name && e.kind === "lock" && ms(e) >= from)
+      .sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+    let last = from;
+    for (const grant of grants) {
+      if (ms(grant) - last > MAX_HOLD_MS + STALL_BOUND_MS) return false;
+      last = ms(grant);
+    }
+    if (this.clock.now() - last > MAX_HOLD_MS + STALL_BOUND_MS) return false;
+    // Turns of the other daemons since the waiter's daemon last had one, by daemon.
+    const own = (client.daemon as Daemon).slot;
+    const turns = new Map<number, number>();
+    let previous: number | undefined;
+    for (const [i, grant] of grants.entries()) {
+      if (grant.daemon === previous) continue;
+      previous = grant.daemon;
+      if (grant.daemon === own) {
+        turns.clear();
+        continue;
+      }
+      // When the turn before this one ended: the next grant (a daemon's turn ends when it hands the lock on).
+      const count = (turns.get(grant.daemon!) ?? 0) + 1;
+      turns.set(grant.daemon!, count);
+      if (count >= 2) return false;
+      const next = grants.slice(i + 1).find((e) => e.daemon !== grant.daemon);
+      if (next === undefined || ms(next) < from + TURN_GRACE_MS) turns.delete(grant.daemon!);
+    }
+    return true;
+  }
+
   private finalChecks(): void {
     this.unrestoredInTime();
     // Every lock waiter was served (or gave up) by the end of the quiet tail,
     // unless a fault still excuses that lock (a lease lengthened by hand).
     for (const client of this.active) {
       const excused = this.excuses.excusedUntil(client.resource.leaseName) > this.clock.now();
-      if (client instanceof AcquireClient && client.state === "waiting" && !client.daemon.gone() && !excused) {
+      if (client instanceof AcquireClient && client.state === "waiting" && !client.daemon.gone() && !excused && !this.wentRoundInTurn(client)) {
         this.violation(
           "unserved",
           `lock/${client.resource.name}`,
@@ -1945,10 +1998,11 @@ export class Simulation implements ClientWorld {
         const ms = Number(t) / 1e6;
         return this.heldUp.some((h) => h.slots.includes(wait.daemon!) && ms >= h.start && ms <= h.end);
       };
-      // Nor those while its daemon's announcement that it waits for this lock waited there: it was not in line yet.
+      // Nor those while a request of its daemon for this lock waited there (its announcement that it waits: it was not
+      // in line yet; a write or a read: it could not act on the lock until the answer).
       const joining = (t: bigint) => {
         const ms = Number(t) / 1e6;
-        return this.joinsHeldUp.some((j) => j.slot === wait.daemon && j.resource === wait.resource && ms >= j.start && ms <= j.end);
+        return this.requestsHeldUp.some((j) => j.slot === wait.daemon && j.resource === wait.resource && ms >= j.start && ms <= j.end);
       };
       const excused = (t: bigint) => faulty(t) || deaf(t) || joining(t);
       let run = 0;
