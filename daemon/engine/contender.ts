@@ -12,7 +12,7 @@
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import type { Clock, Timer } from "./clock.js";
 import { type AfterLoss, type ContenderView, type Decision, type GiveBack, decide, isIdle } from "./decide.js";
-import { SyncError, fromStoreError } from "./errors.js";
+import { SyncError, fromStoreError, gaveUp } from "./errors.js";
 import { type LeaseCache, type Observation, expiresAt } from "./lease-cache.js";
 import * as records from "./lease-records.js";
 import type { EngineObserver } from "./observer.js";
@@ -46,8 +46,10 @@ export interface ContenderContext {
 
 /** A holder's call that the contender loop serves in order: Renew, Proclaim, Release or Resign. */
 type RequestBody =
-  | { readonly kind: "renew"; readonly leaseMs: number | undefined }
-  | { readonly kind: "proclaim"; readonly value: string }
+  /** `signal`: aborts when the caller gave up; a Renew or Proclaim not yet written is then dropped. */
+  | { readonly kind: "renew"; readonly leaseMs: number | undefined; readonly signal?: AbortSignal }
+  | { readonly kind: "proclaim"; readonly value: string; readonly signal?: AbortSignal }
+  /** A Release is written even when its caller gave up: the holder has stopped acting, and the lease goes back sooner. */
   | { readonly kind: "release" };
 type Request = RequestBody & { resolve(validForMs: number): void; reject(error: SyncError): void };
 
@@ -191,13 +193,13 @@ export class Contender {
   }
 
   /** Renews a lease-held claim on behalf of the caller. Resolves with how long the holder may act. */
-  renew(token: number, leaseMs: number | undefined): Promise<number> {
-    return this.request(token, "lease", { kind: "renew", leaseMs });
+  renew(token: number, leaseMs: number | undefined, signal?: AbortSignal): Promise<number> {
+    return this.request(token, "lease", { kind: "renew", leaseMs, signal });
   }
 
   /** Publishes a new election value for the holder of `token`. */
-  async proclaim(token: number, value: string): Promise<void> {
-    await this.request(token, undefined, { kind: "proclaim", value });
+  async proclaim(token: number, value: string, signal?: AbortSignal): Promise<void> {
+    await this.request(token, undefined, { kind: "proclaim", value, signal });
   }
 
   /**
@@ -597,6 +599,12 @@ export class Contender {
   private async requestStep(holding: Holding, record: LeaseRecord): Promise<void> {
     const request = holding.requests[0]!;
     if (request.kind === "release") throw new Error("a release is served by releaseRequestStep");
+    if (request.signal?.aborted) {
+      // Its caller gave up while it waited its turn (seed 275918: a Renew that waited 17 s extended a lock nobody used).
+      holding.requests.shift();
+      request.reject(gaveUp(`${request.kind} ${this.name}`));
+      return this.kick();
+    }
     const doing = `${request.kind} ${this.name}`;
     const sentAt = this.ctx.clock.now();
     const leaseMs = request.kind === "renew" ? (request.leaseMs ?? holding.timing.leaseMs) : holding.timing.leaseMs;

@@ -125,10 +125,10 @@ export class Elections {
   }
 
   /** The leader of `term` publishes `value`. */
-  async proclaim(leaseName: string, term: number, value: string): Promise<void> {
+  async proclaim(leaseName: string, term: number, value: string, signal?: AbortSignal): Promise<void> {
     const contender = this.engine.existingContender(leaseName);
     if (contender?.claimFor(term) === undefined) throw this.notLeader(leaseName, term);
-    await contender.proclaim(term, value);
+    await contender.proclaim(term, value, signal);
   }
 
   async getLeader(leaseName: string, fresh: boolean): Promise<LeaderState> {

@@ -46,3 +46,8 @@ export function fromStoreError(err: unknown, doing: string): SyncError {
   if (isStoreError(err)) return new SyncError("unavailable", `${doing}: ${err.message}`);
   throw err;
 }
+
+/** The error a call given up by its caller ends with; nobody reads it, since the call is over. */
+export function gaveUp(what: string): SyncError {
+  return new SyncError("unavailable", `${what} given up by its caller (cancelled, or its deadline passed): nothing of it is kept`);
+}

@@ -2,7 +2,7 @@
 // lease-held TryAcquire with Renew and Release, and reads.
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import type { Engine } from "./engine.js";
-import { SyncError } from "./errors.js";
+import { SyncError, gaveUp } from "./errors.js";
 import { expiresAt, isFree } from "./lease-cache.js";
 
 export interface LockRequest {
@@ -102,9 +102,15 @@ export class Locks {
     contender.add(claim);
   }
 
-  /** One attempt, no waiting; on success the lock is held for `leaseMs` unless renewed. */
-  tryAcquire(request: LockRequest): Promise<TryAcquireResult> {
+  /**
+   * One attempt, no waiting; on success the lock is held for `leaseMs` unless
+   * renewed. When `signal` aborts before the answer (the caller gave up), the
+   * attempt is dropped, and a lease its write took meanwhile is given back:
+   * nobody was told of it.
+   */
+  tryAcquire(request: LockRequest, signal?: AbortSignal): Promise<TryAcquireResult> {
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(gaveUp(`TryAcquire ${request.leaseName}`));
       const contender = this.engine.contender(request.leaseName, "lock");
       const claim = new Claim(
         { holder: request.holder, leaseMs: request.leaseMs, mode: "lease", noWait: true, persistent: false, value: "" },
@@ -124,13 +130,25 @@ export class Locks {
           },
         },
       );
+      signal?.addEventListener(
+        "abort",
+        () => {
+          void contender.end(claim);
+          reject(gaveUp(`TryAcquire ${request.leaseName}`));
+        },
+        { once: true },
+      );
       contender.add(claim);
     });
   }
 
-  /** Extends a lease-held lock; resolves with how long the holder may act. */
-  async renew(leaseName: string, token: number, leaseMs: number | undefined): Promise<number> {
-    return this.heldBy(leaseName, token).renew(token, leaseMs);
+  /**
+   * Extends a lease-held lock; resolves with how long the holder may act. A
+   * Renew whose `signal` aborts before its turn to be written (the caller gave
+   * up) is not written.
+   */
+  async renew(leaseName: string, token: number, leaseMs: number | undefined, signal?: AbortSignal): Promise<number> {
+    return this.heldBy(leaseName, token).renew(token, leaseMs, signal);
   }
 
   /**

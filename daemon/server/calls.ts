@@ -56,12 +56,25 @@ export class StreamRegistry {
   }
 }
 
-/** Adapts an async function to a grpc-js unary handler, mapping errors through the status table. */
-export function unary<Req, Res>(log: Logger, handler: (request: Req) => Promise<Res>) {
+/**
+ * Adapts an async function to a grpc-js unary handler, mapping errors through
+ * the status table. `signal` aborts when the caller gives up before the answer
+ * (it cancelled, or its deadline passed): a Renew, Proclaim or TryAcquire not
+ * yet written is then dropped.
+ */
+export function unary<Req, Res>(log: Logger, handler: (request: Req, signal: AbortSignal) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-    handler(call.request).then(
-      (response) => callback(null, response),
-      (err: unknown) => callback(statusOf(err, log)),
+    const controller = new AbortController();
+    let answered = false;
+    // grpc-js also tells "cancelled" once an answer has gone out: only a call still unanswered was given up.
+    call.on("cancelled", () => answered || controller.abort());
+    const answer = (error: ReturnType<typeof statusOf> | null, response?: Res) => {
+      answered = true;
+      callback(error, response);
+    };
+    handler(call.request, controller.signal).then(
+      (response) => answer(null, response),
+      (err: unknown) => answer(statusOf(err, log)),
     );
   };
 }

@@ -58,10 +58,10 @@ export function electionService(engine: Engine, streams: StreamRegistry, log: Lo
       return {};
     }),
 
-    proclaim: unary(log, async (request) => {
+    proclaim: unary(log, async (request, signal) => {
       const name = leaseName(request.name);
       const term = checkToken(request.term, "term");
-      await elections.proclaim(name, term, checkValue(request.value, "value"));
+      await elections.proclaim(name, term, checkValue(request.value, "value"), signal);
       return {};
     }),
 

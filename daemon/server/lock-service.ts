@@ -57,11 +57,11 @@ export function lockService(engine: Engine, streams: StreamRegistry, log: Logger
       }
     },
 
-    tryAcquire: unary(log, async (request) => {
+    tryAcquire: unary(log, async (request, signal) => {
       const name = leaseName(request.name);
       const holder = checkHolder(request.holder, "holder");
       const lease = leaseMs("lease_duration", request.leaseDuration) ?? engine.leaseDurationMs;
-      const result = await locks.tryAcquire({ leaseName: name, holder, leaseMs: lease });
+      const result = await locks.tryAcquire({ leaseName: name, holder, leaseMs: lease }, signal);
       if (!result.acquired) {
         return { acquired: false, fencingToken: result.token, holder: result.holder, leaseDuration: toDuration(result.leaseMs) };
       }
@@ -74,11 +74,11 @@ export function lockService(engine: Engine, streams: StreamRegistry, log: Logger
       };
     }),
 
-    renew: unary(log, async (request) => {
+    renew: unary(log, async (request, signal) => {
       const name = leaseName(request.name);
       const token = checkToken(request.fencingToken, "fencing_token");
       const lease = leaseMs("lease_duration", request.leaseDuration);
-      return { validFor: toDuration(await locks.renew(name, token, lease)) };
+      return { validFor: toDuration(await locks.renew(name, token, lease, signal)) };
     }),
 
     release: unary(log, async (request) => {

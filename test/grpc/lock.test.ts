@@ -9,6 +9,9 @@ import { LostError, SyncClient, SyncClientError, status, type Lock } from "metap
 import { startTestDaemon } from "../support/test-daemon.js";
 import { spawnDaemon } from "../support/daemon-process.js";
 import { callError, callOk } from "../support/calls.js";
+import { ConnectionStore } from "../support/connection-store.js";
+import { MemoryStore } from "../../daemon/store/memory/memory-store.js";
+import { Metadata } from "@grpc/grpc-js";
 
 test("mutual exclusion: 20 concurrent clients never hold the lock at the same time", async (t) => {
   const d = await startTestDaemon();
@@ -223,4 +226,36 @@ test("release resolves only once the sidecar has released: a try-lock from anoth
     else await next.release();
   }
   t.deepEqual(refused, [], "rounds in which the lock was still held after release() resolved");
+});
+
+test("a Renew or TryAcquire whose deadline passed before the daemon could serve it is dropped: nothing is held on for a caller who gave up", async (t) => {
+  const conn = new ConnectionStore(new MemoryStore());
+  const d = await startTestDaemon([], conn);
+  t.teardown(() => d.stop());
+  const leased = await d.client.tryLock("slow", { holder: "cron", leaseDuration: 5_000 });
+  if (leased === undefined) return t.fail("not acquired");
+  // From here every store call of the daemon takes 1 s (an API server that cannot keep up).
+  conn.before = () => sleep(1_000);
+  const updates = conn.calls.update;
+  const first = leased.renew();
+  const late = await callError((cb) =>
+    d.client.locks.renew(
+      { name: "slow", fencingToken: leased.token, leaseDuration: { seconds: 60, nanos: 0 } },
+      new Metadata(),
+      { deadline: Date.now() + 300 },
+      cb,
+    ),
+  );
+  t.is(late.code, status.DEADLINE_EXCEEDED);
+  t.true((await first) > 0, "the Renew still awaited is served");
+  await sleep(1_500);
+  t.is(conn.calls.update - updates, 1, "the Renew given up behind it is not written");
+
+  const tried = await callError((cb) =>
+    d.client.locks.tryAcquire({ name: "other", holder: "gone", leaseDuration: { seconds: 60, nanos: 0 } }, new Metadata(), { deadline: Date.now() + 300 }, cb),
+  );
+  t.is(tried.code, status.DEADLINE_EXCEEDED);
+  await sleep(4_000);
+  conn.before = undefined;
+  t.false((await d.client.getLock("other")).held, "a lock taken for a TryAcquire given up is given back, not held its 60 s");
 });

@@ -70,6 +70,7 @@ function prepare(dir: string, mutant: Mutant): void {
         "daemon",
         "test/unit",
         "test/kube",
+        "test/grpc",
         "test/controlplane",
         "test/support",
         "test/sim",

@@ -134,10 +134,11 @@ abstract class Client {
   /**
    * Makes a unary call: it fails as unavailable if the daemon is gone or does
    * not answer within the deadline. A request still reaches a daemon that was
-   * frozen (the server counts the deadline from when it reads it): `late` hears
-   * what it did after the client gave up.
+   * frozen (the server counts the deadline from when it reads it, on its own
+   * clock, and then aborts `signal`, as grpc-js does): `late` hears what it did
+   * after the client gave up.
    */
-  protected unary<T>(call: () => Promise<T>, late?: (value: T) => void): Promise<T> {
+  protected unary<T>(call: (signal: AbortSignal) => Promise<T>, late?: (value: T) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.daemon.gone()) return reject(new SyncError("unavailable", "the daemon is gone"));
       let answered = false;
@@ -153,12 +154,16 @@ abstract class Client {
         fn();
       };
       this.daemon.io(() => {
+        const server = new AbortController();
+        const deadline = this.daemon.engine.clock.setTimer(CALL_DEADLINE_MS, () => server.abort());
         let promise: Promise<T>;
         try {
-          promise = call();
+          promise = call(server.signal);
         } catch (err) {
+          deadline.cancel();
           return answer(() => reject(err));
         }
+        promise.finally(() => deadline.cancel()).catch(() => {});
         promise.then(
           (value) => {
             if (answered) late?.(value);
@@ -396,7 +401,7 @@ export class TryClient extends Client {
   start(): void {
     this.record({ ev: "acquire-start", detail: `TryAcquire, lease ${this.leaseMs} ms` });
     this.unary(
-      () => this.daemon.engine.locks.tryAcquire({ leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs }),
+      (signal) => this.daemon.engine.locks.tryAcquire({ leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs }, signal),
       (late) => {
         // Granted after this client gave up: the lease stands, unrenewed, until it runs out.
         if (!late.acquired) return;
@@ -471,7 +476,7 @@ export class TryClient extends Client {
     const asked = leaseMs ?? this.leaseMs;
     this.record({ ev: "renew", token: this.token, detail: `lease ${leaseMs ?? "unchanged"}` });
     this.unary(
-      () => this.daemon.engine.locks.renew(this.resource.leaseName, this.token, leaseMs),
+      (signal) => this.daemon.engine.locks.renew(this.resource.leaseName, this.token, leaseMs, signal),
       // Renewed after this client gave up (its daemon was frozen): the lease stands that much longer,
       // at least as long as the one it had (no write shortens a promise).
       () => {
@@ -699,7 +704,7 @@ export class CampaignClient extends StreamClient implements Stream {
   private proclaim(term: number): void {
     const value = `${this.id}-v${term}`;
     this.record({ ev: "proclaim", token: term, detail: value });
-    this.unary(() => this.daemon.engine.elections.proclaim(this.resource.leaseName, term, value)).catch((err: unknown) =>
+    this.unary((signal) => this.daemon.engine.elections.proclaim(this.resource.leaseName, term, value, signal)).catch((err: unknown) =>
       this.record({ ev: "proclaim-failed", token: term, detail: this.codeOf(err, "Proclaim") }),
     );
   }

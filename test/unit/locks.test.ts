@@ -1179,6 +1179,47 @@ test("a Lease deleted by hand that a daemon learns of from a relist is not resto
   t.true(late.grant!.token > Math.max(...issued), `b issued token ${late.grant!.token} after ${issued.join(", ")}`);
 });
 
+test("a Renew whose caller gave up while it waited its turn behind another call is not written", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const name = a.lockName("given-up-renew");
+  const held = await a.engine.locks.tryAcquire({ leaseName: name, holder: "script", leaseMs: 15_000 });
+  if (!held.acquired) return t.fail("not acquired");
+  // A slow link: the first Renew's write takes 3 s; the second waits its turn behind it, and its caller gives up.
+  a.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(3_000, resolve));
+  const updatesBefore = a.conn.calls.update;
+  const first = a.engine.locks.renew(name, held.grant.token, 15_000);
+  const caller = new AbortController();
+  const second = a.engine.locks.renew(name, held.grant.token, 60_000, caller.signal);
+  second.catch(() => {});
+  await sim.advance(1_000);
+  caller.abort();
+  await sim.advance(10_000);
+  t.truthy(await first, "the first Renew is served");
+  await t.throwsAsync(second, undefined, "the Renew given up is answered with an error");
+  t.is(a.conn.calls.update - updatesBefore, 1, "only the first Renew was written");
+  t.is(sim.store.peek(name)!.leaseDurationSeconds, 15, "the lease the caller gave up on was not written");
+});
+
+test("a TryAcquire whose caller gave up before it was answered does not leave the lock held", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const name = a.lockName("given-up-try");
+  // A slow link: the acquiring write lands 3 s after it was sent; the caller gives up after 1 s.
+  a.conn.before = () => new Promise<void>((resolve) => sim.clock.setTimer(3_000, resolve));
+  const caller = new AbortController();
+  const attempt = a.engine.locks.tryAcquire({ leaseName: name, holder: "script", leaseMs: 30_000 }, caller.signal);
+  attempt.catch(() => {});
+  await sim.advance(1_000);
+  caller.abort();
+  // Every write of a takes 3 s: well before the 30 s lease could run out.
+  await sim.advance(12_000);
+  t.is(sim.store.peek(name)?.holderIdentity ?? "", "", "the lease nobody was told of is given back");
+  const other = await b.engine.locks.tryAcquire({ leaseName: name, holder: "other", leaseMs: 5_000 });
+  t.true(other.acquired, "another daemon takes the lock at once, not 30 s later");
+});
+
 /**
  * A TryAcquire holder on daemon a whose lease is shortened by hand to 2 s,
  * then (`afterEdit`) a daemon c that first sees the Lease after the edit
