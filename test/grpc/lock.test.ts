@@ -252,7 +252,12 @@ test("a Renew or TryAcquire whose deadline passed before the daemon could serve 
   t.is(conn.calls.update - updates, 1, "the Renew given up behind it is not written");
 
   const tried = await callError((cb) =>
-    d.client.locks.tryAcquire({ name: "other", holder: "gone", leaseDuration: { seconds: 60, nanos: 0 } }, new Metadata(), { deadline: Date.now() + 300 }, cb),
+    d.client.locks.tryAcquire(
+      { name: "other", holder: "gone", leaseDuration: { seconds: 60, nanos: 0 } },
+      new Metadata(),
+      { deadline: Date.now() + 300 },
+      cb,
+    ),
   );
   t.is(tried.code, status.DEADLINE_EXCEEDED);
   await sleep(4_000);

@@ -401,7 +401,8 @@ export class TryClient extends Client {
   start(): void {
     this.record({ ev: "acquire-start", detail: `TryAcquire, lease ${this.leaseMs} ms` });
     this.unary(
-      (signal) => this.daemon.engine.locks.tryAcquire({ leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs }, signal),
+      (signal) =>
+        this.daemon.engine.locks.tryAcquire({ leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs }, signal),
       (late) => {
         // Granted after this client gave up: the lease stands, unrenewed, until it runs out.
         if (!late.acquired) return;

@@ -1895,7 +1895,13 @@ export class Simulation implements ClientWorld {
     // unless a fault still excuses that lock (a lease lengthened by hand).
     for (const client of this.active) {
       const excused = this.excuses.excusedUntil(client.resource.leaseName) > this.clock.now();
-      if (client instanceof AcquireClient && client.state === "waiting" && !client.daemon.gone() && !excused && !this.wentRoundInTurn(client)) {
+      if (
+        client instanceof AcquireClient &&
+        client.state === "waiting" &&
+        !client.daemon.gone() &&
+        !excused &&
+        !this.wentRoundInTurn(client)
+      ) {
         this.violation(
           "unserved",
           `lock/${client.resource.name}`,
