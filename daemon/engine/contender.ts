@@ -19,7 +19,7 @@ import type { EngineObserver } from "./observer.js";
 import { type CallPriority, type CallResult, StoreCalls } from "./store-calls.js";
 import { type CallRole, type FailureResponse, responseTo } from "./store-policy.js";
 import { type LeaseTiming, jittered } from "./timing.js";
-import { type LeaseKind, type LeaseRecord, type LeaseStore, type StoreError, isStoreError } from "../store/lease-store.js";
+import { type LeaseKind, type LeaseRecord, type LeaseStore, StoreError, isStoreError } from "../store/lease-store.js";
 
 export interface ContenderContext {
   readonly store: LeaseStore;
@@ -464,12 +464,27 @@ export class Contender {
   private async createStep(head: Claim): Promise<void> {
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
-    const fields = records.newLease(this.name, this.kind, this.ctx.identity, head.options, wall, this.ctx.cache.tokenFloor(this.name));
-    const result = await this.attempt("create the lease", head.options.leaseMs, "take", (signal) =>
-      this.ctx.store.create(fields, { signal }),
-    );
+    const floor = this.ctx.cache.tokenFloor(this.name);
+    const fields = records.newLease(this.name, this.kind, this.ctx.identity, head.options, wall, floor);
+    // A create is conditional on nothing but absence. Decided on an absent Lease with no hold to wait out, it may wait
+    // seconds for a connection (design 5), while the Lease is taken and then deleted by hand: sent then, it would take
+    // a lock whose holder may still act (seed 347000: sent 13.6 s after it was decided). It goes only if what this
+    // daemon knows of the name still allows it; else the contender decides again on what it knows now.
+    let changed = false;
+    const result = await this.attempt("create the lease", head.options.leaseMs, "take", (signal) => {
+      if (this.mayStillCreate(floor)) return this.ctx.store.create(fields, { signal });
+      changed = true;
+      return Promise.reject(new StoreError("conflict", "create the lease: not sent, the lease changed while the call waited"));
+    });
     if (result.ok) this.granted(head, result.value, sentAt);
+    else if (changed) this.kick();
     else await this.failed(result, "create the lease", "take");
+  }
+
+  /** True while what this daemon knows of the name lets it still create the Lease as decided: absent, no hold to wait out. */
+  private mayStillCreate(floor: number): boolean {
+    const view = this.view();
+    return view.synced && view.observation === undefined && view.now >= view.goneHoldEnd && this.ctx.cache.tokenFloor(this.name) === floor;
   }
 
   private async acquireStep(head: Claim, obs: Observation, skip: readonly string[]): Promise<void> {

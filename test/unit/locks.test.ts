@@ -1220,6 +1220,43 @@ test("a TryAcquire whose caller gave up before it was answered does not leave th
   t.true(other.acquired, "another daemon takes the lock at once, not 30 s later");
 });
 
+test("an acquiring create that waited for a connection is not sent on the view it was decided on: a Lease taken and then deleted by hand meanwhile is not taken while its holder's promise runs", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b", { maxStoreCallsInFlight: 1 });
+  const name = a.lockName("contested");
+  // b's one connection is taken by a call that hangs 6 s (an API server that does not answer).
+  let hung = false;
+  b.conn.before = () => {
+    if (hung) return undefined;
+    hung = true;
+    return new Promise<void>((resolve) => sim.clock.setTimer(6_000, resolve));
+  };
+  void b.tryAcquire("elsewhere");
+  await sim.advance(10);
+  // b finds "contested" absent and decides to create it: the create waits for the connection.
+  const late = b.tryAcquire("contested", { holder: "late", leaseMs: 30_000 });
+  await sim.advance(10);
+  // Meanwhile a takes it, b's watch tells b, and an administrator deletes the held Lease while a is cut off (it
+  // cannot restore it); b, which restores it, has its restore wait behind its own create.
+  const held = await a.tryAcquire("contested", { holder: "first", leaseMs: 15_000 });
+  if (!held.acquired) return t.fail("a did not acquire");
+  const promisedUntil = held.at + held.grant.validForMs;
+  await sim.advance(100);
+  a.conn.partition();
+  sim.store.delete(name);
+  while (sim.clock.now() < promisedUntil) {
+    const record = sim.store.peek(name);
+    t.true(
+      record === undefined || !record.holderIdentity.startsWith("b_"),
+      `b holds the lock at ${sim.clock.now()} ms, while the holder may act until ${promisedUntil} ms`,
+    );
+    await sim.advance(100);
+  }
+  const result = await late;
+  t.true(!result.acquired || result.at >= promisedUntil, `the late TryAcquire was granted at ${result.at} ms, before ${promisedUntil} ms`);
+});
+
 /**
  * A TryAcquire holder on daemon a whose lease is shortened by hand to 2 s,
  * then (`afterEdit`) a daemon c that first sees the Lease after the edit
