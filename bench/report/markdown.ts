@@ -52,14 +52,16 @@ export function renderReport(r: Results, plots: Plots): string {
   const m = r.meta;
   const out: string[] = [];
   const hs = (row: HandoffRow | undefined) => (row && row.samples.length > 0 ? summarize(row.samples) : undefined);
+  const curatorRan = Boolean(r.handoff.curator || r.hot.curator || r.semaphore?.curator);
 
   out.push(`# metaparticle-sync benchmarks${m.quick ? " (quick run)" : ""}`);
   out.push("");
   out.push(
     `Written by \`npm run bench${m.quick ? " -- --quick" : ""}\` on ${m.date}; the run took ${Math.round(m.durationS)} s. ` +
       "Ours, client-go's leader election and etcd's concurrency recipes ran on the same machine, in the same run, against one " +
-      "control plane (a real kube-apiserver and etcd on loopback, started by `test/controlplane`); Apache Curator's recipes ran " +
-      "in the same run against a real ZooKeeper server on loopback. Every number below comes from that run.",
+      "control plane (a real kube-apiserver and etcd on loopback, started by `test/controlplane`)" +
+      (curatorRan ? "; Apache Curator's recipes ran in the same run against a real ZooKeeper server on loopback" : "") +
+      ". Every number below comes from that run.",
   );
   out.push("");
   out.push(
