@@ -326,11 +326,12 @@ async function main(): Promise<void> {
         (v) => (results.hot.curator = v),
       );
     if (wantCurator("semaphore"))
-      await run(
-        `hot semaphore Curator InterProcessSemaphoreV2 (${ctx.params.semaphorePermits} permits)`,
-        () => hotCurator(ctx, "semaphore"),
-        (v) => ((results.semaphore ??= {}).curator = v),
-      );
+      for (const holdMs of ctx.params.semaphoreHoldsMs)
+        await run(
+          `hot semaphore Curator InterProcessSemaphoreV2 (${ctx.params.semaphorePermits} permits, hold ${holdMs} ms)`,
+          () => hotCurator(ctx, "semaphore", holdMs),
+          (v) => (results.semaphore ??= []).push({ system: "curator", ...v }),
+        );
     if (want("scale"))
       await run(
         "scale ours",

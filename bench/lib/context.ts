@@ -28,10 +28,12 @@ export interface Params {
   /** Permits of the hot semaphore (its lockers: hotClientsPerDaemon in each of two processes). */
   readonly semaphorePermits: number;
   /**
-   * How long each semaphore holder keeps its permit. Without a hold the permits are never all taken at once
-   * (Curator's semaphore serialises acquisitions on an internal lock), so there would be no handoff to time.
+   * How long each semaphore holder keeps its permit, one run per value. With no hold a run measures the
+   * recipe's own pace, but the permits are never all taken at once (Curator's semaphore serialises
+   * acquisitions on an internal lock), so no release hands over to a waiter; with a hold they are, and the
+   * handoffs are timed.
    */
-  readonly semaphoreHoldMs: number;
+  readonly semaphoreHoldsMs: readonly number[];
   readonly scaleLocks: number;
   readonly scaleObservers: number;
   readonly scaleWindowMs: number;
@@ -67,7 +69,7 @@ export const FULL: Params = {
   hotDurationMs: 20_000,
   hotClientsPerDaemon: 8,
   semaphorePermits: 3,
-  semaphoreHoldMs: 10,
+  semaphoreHoldsMs: [0, 10],
   scaleLocks: 1000,
   scaleObservers: 1000,
   scaleWindowMs: 60_000,
@@ -98,7 +100,7 @@ export const QUICK: Params = {
   hotDurationMs: 4_000,
   hotClientsPerDaemon: 8,
   semaphorePermits: 3,
-  semaphoreHoldMs: 10,
+  semaphoreHoldsMs: [0, 10],
   scaleLocks: 100,
   scaleObservers: 100,
   scaleWindowMs: 10_000,

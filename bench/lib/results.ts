@@ -121,6 +121,10 @@ export interface HotRow {
   zkWritesPerAcquisition?: number;
 }
 
+export interface SemaphoreRow extends HotRow {
+  system: "ours" | "curator";
+}
+
 export interface ScaleRow {
   locks: number;
   observers: number;
@@ -284,8 +288,8 @@ export interface Results {
   crash: Partial<Record<"ours" | "client-go" | "etcd", CrashRow>>;
   waiting: WaitingRow[];
   hot: Partial<Record<"ours" | "etcd" | "curator", HotRow>>;
-  /** Hot semaphore of N permits (ours to come with issue 22); absent in runs before it. */
-  semaphore?: Partial<Record<"ours" | "curator", HotRow>>;
+  /** Hot semaphore of N permits, one row per system and hold (ours to come with issue 22); absent in runs before it. */
+  semaphore?: SemaphoreRow[];
   scale?: ScaleRow;
   fleet?: FleetRow;
   /** From bench/fleet-before.json, of the same size class (full or quick) as this run. */

@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PeerProcess } from "./peer.js";
+import { nowMs } from "./clock.js";
+import { PeerProcess, type PeerEvent } from "./peer.js";
 
 const PACKAGE = "io.metaparticle.bench.curator";
 
@@ -57,7 +58,7 @@ export class ZooKeeperServer {
       `--data-dir=${dataDir}`,
     ]);
     try {
-      const serving = await process.waitForEvent("serving", 90_000);
+      const serving = assertSameClock(await process.waitForEvent("serving", 90_000));
       return new ZooKeeperServer(process, dataDir, String(serving.address), Number(serving.port), String(serving.version));
     } catch (err) {
       await process.stop(5_000);
@@ -98,6 +99,21 @@ function fourLetter(port: number, command: string): Promise<string> {
     socket.on("error", reject);
     socket.on("close", () => resolve(Buffer.concat(chunks).toString("utf8")));
   });
+}
+
+/**
+ * Throws unless `event` (just received) was stamped on this process's clock: Java documents System.nanoTime()
+ * only as relative to some origin, and the harness subtracts the peers' stamps from each other and from its own.
+ * On Linux HotSpot reads CLOCK_MONOTONIC, so the stamp is a little before now; anything else fails the phase.
+ */
+export function assertSameClock(event: PeerEvent): PeerEvent {
+  const lagMs = nowMs() - event.at;
+  if (!(lagMs >= 0 && lagMs < 10_000)) {
+    throw new Error(
+      `a Java peer's mono_ns is not this machine's CLOCK_MONOTONIC: "${event.event}" arrived ${lagMs.toFixed(0)} ms after its stamp`,
+    );
+  }
+  return event;
 }
 
 /** A curator-peer process (see bench/peers/curator): election, mutex or semaphore mode by `flags`. */

@@ -7,6 +7,7 @@ import type { BenchContext } from "../lib/context.js";
 import type { OurDaemon } from "../lib/daemon.js";
 import type { PeerProcess } from "../lib/peer.js";
 import { LeaseWatch } from "../lib/lease-watch.js";
+import { assertSameClock } from "../lib/zookeeper.js";
 import type { HandoffRow, HandoffSteps } from "../lib/results.js";
 
 /**
@@ -169,9 +170,9 @@ export async function handoffCurator(ctx: BenchContext): Promise<HandoffRow> {
     const name = `handoff-${Date.now()}`;
     const peers = [ctx.curator(name, "curator-a", ["--session-timeout=15s"])];
     try {
-      await peers[0]!.waitForEvent("elected", 90_000);
+      assertSameClock(await peers[0]!.waitForEvent("elected", 90_000));
       peers.push(ctx.curator(name, "curator-b", ["--session-timeout=15s"]));
-      await peers[1]!.waitForEvent("campaigning", 90_000);
+      assertSameClock(await peers[1]!.waitForEvent("campaigning", 90_000));
       await sleep(handoffSettleMs);
       let [leader, follower] = peers as [PeerProcess, PeerProcess];
       const samples: number[] = [];

@@ -7,6 +7,7 @@ import type { BenchContext } from "../lib/context.js";
 import { PeerProcess } from "../lib/peer.js";
 import { CpuMeter } from "../lib/proc.js";
 import { analyzeHolds } from "../lib/holds.js";
+import { assertSameClock } from "../lib/zookeeper.js";
 import type { HotRow } from "../lib/results.js";
 import { WriteMeter } from "./handoff.js";
 
@@ -86,16 +87,15 @@ export async function hotEtcd(ctx: BenchContext): Promise<HotRow> {
 
 /**
  * Curator on ZooKeeper: two curator-peer processes, each with `hotClientsPerDaemon` sessions (one ZooKeeper
- * session each) looping an InterProcessMutex, or an InterProcessSemaphoreV2 of `semaphorePermits` leases held
- * `semaphoreHoldMs` each.
+ * session each) looping an InterProcessMutex, or an InterProcessSemaphoreV2 of `semaphorePermits` leases, each
+ * kept `holdMs`.
  * The peers stamp every hold; from them come the handoff latency and the check that no more than the permits
  * were ever held at once. The server's request counters are read before "go" and after both summaries, while
  * every session is still open.
  */
-export async function hotCurator(ctx: BenchContext, mode: "mutex" | "semaphore"): Promise<HotRow> {
-  const { hotDurationMs, hotClientsPerDaemon, semaphorePermits, semaphoreHoldMs } = ctx.params;
+export async function hotCurator(ctx: BenchContext, mode: "mutex" | "semaphore", holdMs = 0): Promise<HotRow> {
+  const { hotDurationMs, hotClientsPerDaemon, semaphorePermits } = ctx.params;
   const permits = mode === "mutex" ? 1 : semaphorePermits;
-  const holdMs = mode === "mutex" ? 0 : semaphoreHoldMs;
   return ctx.withZooKeeper(async (zookeeper) => {
     const name = `hot-${Date.now()}`;
     const flags = [
@@ -107,7 +107,7 @@ export async function hotCurator(ctx: BenchContext, mode: "mutex" | "semaphore")
     ];
     const peers = [0, 1].map((i) => ctx.curator(name, `${mode}-${i}`, flags));
     try {
-      await Promise.all(peers.map((p) => p.waitForEvent("started", 90_000)));
+      for (const started of await Promise.all(peers.map((p) => p.waitForEvent("started", 90_000)))) assertSameClock(started);
       const before = await zookeeper.counts();
       const meter = new CpuMeter(zookeeper.pid);
       const summaries = await race(peers, hotDurationMs);

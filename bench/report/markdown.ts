@@ -3,8 +3,18 @@
 import { readFileSync } from "node:fs";
 import { LEASE_VERBS, totalCount, type VerbCounts } from "../lib/context.js";
 import { sumOf } from "../lib/daemon-metrics.js";
-import type { CrashRow, FleetDaemonRow, FleetRole, FleetRow, HandoffRow, HotRow, Results, WaitingRow } from "../lib/results.js";
-import { summarize } from "../lib/stats.js";
+import type {
+  CrashRow,
+  FleetDaemonRow,
+  FleetRole,
+  FleetRow,
+  HandoffRow,
+  HotRow,
+  Results,
+  SemaphoreRow,
+  WaitingRow,
+} from "../lib/results.js";
+import { type Summary, summarize } from "../lib/stats.js";
 import { type Plots, formatMs } from "./plots.js";
 import { renderSoak } from "./soak.js";
 
@@ -52,7 +62,7 @@ export function renderReport(r: Results, plots: Plots): string {
   const m = r.meta;
   const out: string[] = [];
   const hs = (row: HandoffRow | undefined) => (row && row.samples.length > 0 ? summarize(row.samples) : undefined);
-  const curatorRan = Boolean(r.handoff.curator || r.hot.curator || r.semaphore?.curator);
+  const curatorRan = Boolean(r.handoff.curator || r.hot.curator || r.semaphore?.some((row) => row.system === "curator"));
 
   out.push(`# metaparticle-sync benchmarks${m.quick ? " (quick run)" : ""}`);
   out.push("");
@@ -584,51 +594,50 @@ function zkCell(row: HotRow | undefined): string {
   return row?.zkReadsPerAcquisition === undefined ? NA : `${num(row.zkReadsPerAcquisition, 1)} + ${num(row.zkWritesPerAcquisition, 1)}`;
 }
 
-/** The hot semaphore: Curator's InterProcessSemaphoreV2 now; ours joins it with issue 22. */
+/** The hot semaphore, by hold time: Curator's InterProcessSemaphoreV2 now; ours joins it with issue 22. */
 function renderSemaphore(r: Results): string[] {
   const out = ["## Hot semaphore", ""];
-  const c = r.semaphore?.curator;
-  const o = r.semaphore?.ours;
-  if (!c && !o) return [...out, NA, ""];
-  const permits = c?.permits ?? o?.permits;
-  const hold = c?.holdMs ?? o?.holdMs;
+  const rows = r.semaphore ?? [];
+  if (rows.length === 0) return [...out, NA, ""];
+  const permits = rows[0]!.permits;
   out.push(
-    `Lockers share a semaphore of ${permits ?? NA} permits: each takes a permit, keeps it ${hold ?? NA} ms and gives it back, in ` +
-      "a loop, for a fixed time. Without the hold the permits would never all be taken at once, and there would be no handoff to " +
-      "time. Curator: two processes, each with 8 sessions (a Curator client and ZooKeeper session each), each looping " +
-      "`InterProcessSemaphoreV2` acquire / `Lease.close()`. A handoff is timed from a release to the acquisition it made room " +
-      "for: with every permit held and lockers waiting, the (N + k)-th acquisition waits for the k-th release. Ours: not built " +
-      "yet (issue 22).",
+    `Lockers share a semaphore of ${permits ?? NA} permits: each takes a permit, keeps it for the hold time and gives it back, ` +
+      "in a loop, for a fixed time. With no hold the run measures the recipe's own pace, but the permits are never all taken at " +
+      "once and no release hands over to a waiter: its handoff is n/a. With a hold they are, and a handoff is timed from a " +
+      "release to the acquisition it made room for (with every permit held and lockers waiting, the (N + k)-th acquisition " +
+      "waits for the k-th release). Curator: two processes, each with 8 sessions (a Curator client and ZooKeeper session each), " +
+      "each looping `InterProcessSemaphoreV2` acquire / `Lease.close()`; every caller passes N itself, and nothing checks that " +
+      "they agree unless they share it through a `SharedCount`. Ours: not built yet (issue 22).",
   );
   out.push("");
-  const who = (row: HotRow | undefined) => (row ? `${row.sessions} (${row.processes})` : NA);
+  const holds = [...new Set(rows.map((row) => row.holdMs ?? 0))].sort((a, b) => a - b);
+  const cols = holds.flatMap((hold) =>
+    (["ours", "curator"] as const).map((system) => ({
+      name: `${system === "ours" ? "ours" : "Curator InterProcessSemaphoreV2"}, hold ${hold} ms`,
+      hold,
+      row: rows.find((row) => row.system === system && (row.holdMs ?? 0) === hold),
+    })),
+  );
+  const cell = (show: (row: SemaphoreRow, hold: number) => string) => cols.map(({ row, hold }) => (row ? show(row, hold) : NA));
+  const handoff = (pick: (s: Summary) => number) => (row: SemaphoreRow, hold: number) =>
+    hold > 0 && row.handoff && row.handoff.n > 0 ? ms(pick(row.handoff)) : NA;
   out.push(
     table(
-      ["", "ours", "Curator InterProcessSemaphoreV2", "Curator ÷ ours"],
+      ["", ...cols.map((c) => c.name)],
       [
-        ["lockers (processes)", who(o), who(c), ""],
-        ["duration", o ? `${o.durationS.toFixed(1)} s` : NA, c ? `${c.durationS.toFixed(1)} s` : NA, ""],
-        ["acquisitions", String(o?.acquired ?? NA), String(c?.acquired ?? NA), ratio(c?.acquired, o?.acquired)],
-        ["acquisitions per second", num(o?.perSecond, 1), num(c?.perSecond, 1), ratio(c?.perSecond, o?.perSecond)],
-        [
-          "handoff (release → the acquisition it made room for), median",
-          ms(o?.handoff?.median),
-          ms(c?.handoff?.median),
-          ratio(c?.handoff?.median, o?.handoff?.median),
-        ],
-        ["handoff, p99", ms(o?.handoff?.p99), ms(c?.handoff?.p99), ratio(c?.handoff?.p99, o?.handoff?.p99)],
-        ["handoff, max", ms(o?.handoff?.max), ms(c?.handoff?.max), ""],
-        ["never more holders than permits (from the holders' own stamps)", exclusive(o), exclusive(c), ""],
-        ["release call, median", ms(o?.release?.median), ms(c?.release?.median), ""],
-        [
-          "handoffs between the two processes",
-          o?.crossProcessHandoffs === undefined ? NA : String(o.crossProcessHandoffs),
-          c?.crossProcessHandoffs === undefined ? NA : String(c.crossProcessHandoffs),
-          "",
-        ],
-        ["API-server requests per acquisition", NA, NA, ""],
-        ["ZooKeeper requests per acquisition, reads + writes", NA, zkCell(c), ""],
-        ["ZooKeeper server CPU (% of one core)", NA, num(c?.serverCpuPercent, 0), ""],
+        ["lockers (processes)", ...cell((row) => `${row.sessions} (${row.processes})`)],
+        ["duration", ...cell((row) => `${row.durationS.toFixed(1)} s`)],
+        ["acquisitions", ...cell((row) => String(row.acquired))],
+        ["acquisitions per second", ...cell((row) => num(row.perSecond, 1))],
+        ["handoff (release → the acquisition it made room for), median", ...cell(handoff((s) => s.median))],
+        ["handoff, p99", ...cell(handoff((s) => s.p99))],
+        ["handoff, max", ...cell(handoff((s) => s.max))],
+        ["never more holders than permits (from the holders' own stamps)", ...cell((row) => exclusive(row))],
+        ["release call, median", ...cell((row) => ms(row.release?.median))],
+        ["handoffs between the two processes", ...cell((row, hold) => (hold > 0 ? String(row.crossProcessHandoffs ?? NA) : NA))],
+        ["API-server requests per acquisition", ...cell(() => NA)],
+        ["ZooKeeper requests per acquisition, reads + writes", ...cell((row) => zkCell(row))],
+        ["ZooKeeper server CPU (% of one core)", ...cell((row) => num(row.serverCpuPercent, 0))],
       ],
     ),
   );
