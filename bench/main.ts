@@ -86,7 +86,7 @@ function usage(problem?: string): never {
   if (problem) console.error(`bench: ${problem}`);
   console.error(
     `usage: npm run bench -- [--quick] [--out DIR] [--only ${PHASES.join(",")}] [--soak-minutes N] [--no-watch-cache] [--rerender]\n` +
-      "  --quick           CI-sized run (about 2 min) writing to .cache/bench/quick/ instead of bench/\n" +
+      "  --quick           CI-sized run (about 3 min) writing to .cache/bench/quick/ instead of bench/\n" +
       "  --only curator    Curator's measurements alone (the mutex of hot, the latch of handoff, the semaphore)\n" +
       "  --rerender        measure nothing; write the report and plots again from results.json in the output folder\n" +
       "  --soak-minutes N  run the soak's load for N minutes (default 30; --quick 1/3) and stretch the run's time budget to match\n" +
