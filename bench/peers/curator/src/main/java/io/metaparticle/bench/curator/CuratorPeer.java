@@ -37,7 +37,8 @@ public final class CuratorPeer {
   private CuratorPeer() {}
 
   public static void main(String[] args) throws Exception {
-    // Curator and ZooKeeper log through SLF4J (slf4j-simple, to stderr): warnings and worse unless -Dlog=info.
+    // Curator and ZooKeeper log through SLF4J (slf4j-simple, to stderr): warnings and worse,
+    // unless -Dlog=info.
     System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", System.getProperty("log", "warn"));
     Flags flags = new Flags("curator-peer", args);
     String connect = flags.string("connect", "127.0.0.1:2181");
@@ -45,7 +46,8 @@ public final class CuratorPeer {
     String name = flags.string("name", "bench");
     String identity = flags.string("identity", "");
     if (identity.isEmpty()) {
-      identity = java.net.InetAddress.getLocalHost().getHostName() + "_" + ProcessHandle.current().pid();
+      String host = java.net.InetAddress.getLocalHost().getHostName();
+      identity = host + "_" + ProcessHandle.current().pid();
     }
     int sessionTimeoutMs = (int) flags.durationMs("session-timeout", 15_000);
     String path = "/bench/" + mode + "/" + name;
@@ -56,9 +58,13 @@ public final class CuratorPeer {
         int permits = mode.equals("mutex") ? 1 : flags.integer("permits", 3);
         int sessions = flags.integer("sessions", 8);
         long durationMs = flags.durationMs("duration", 20_000);
-        if (sessions < 1 || permits < 1 || durationMs <= 0) throw flags.fail("--sessions, --permits and --duration must be positive");
+        if (sessions < 1 || permits < 1 || durationMs <= 0) {
+          throw flags.fail("--sessions, --permits and --duration must be positive");
+        }
         long holdMs = flags.durationMs("hold", 0);
-        new LockLoop(connector, mode, path, identity, permits, sessions, durationMs, holdMs, flags.bool("go")).run();
+        boolean startNow = flags.bool("go");
+        new LockLoop(connector, mode, path, identity, permits, sessions, durationMs, holdMs, startNow)
+            .run();
       }
       default -> throw flags.fail("unknown --mode " + mode + " (election, mutex or semaphore)");
     }
@@ -97,7 +103,8 @@ public final class CuratorPeer {
     Thread reader =
         new Thread(
             () -> {
-              try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+              try (BufferedReader in =
+                  new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
                 for (String line; (line = in.readLine()) != null; ) lines.add(line.trim());
               } catch (java.io.IOException e) {
                 // stdin gone: same as its end

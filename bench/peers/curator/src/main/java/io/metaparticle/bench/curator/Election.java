@@ -40,7 +40,11 @@ final class Election {
         .getCuratorListenable()
         .addListener(
             (c, event) -> {
-              if (event.getType() == CuratorEventType.DELETE && event.getPath() != null && releasing.compareAndSet(event.getPath(), null)) {
+              boolean ours =
+                  event.getType() == CuratorEventType.DELETE
+                      && event.getPath() != null
+                      && releasing.compareAndSet(event.getPath(), null);
+              if (ours) {
                 Events.line("released").with("id", identity).with("rc", event.getResultCode()).emit();
               }
             });
@@ -48,7 +52,9 @@ final class Election {
         .getConnectionStateListenable()
         .addListener(
             (c, state) -> {
-              if (!state.isConnected()) Events.line("lost").with("id", identity).with("reason", "connection " + state).emit();
+              if (!state.isConnected()) {
+                Events.line("lost").with("id", identity).with("reason", "connection " + state).emit();
+              }
             });
     Runtime.getRuntime()
         .addShutdownHook(
@@ -60,7 +66,11 @@ final class Election {
                   Events.line("exit").with("id", identity).emit();
                 }));
     BlockingQueue<String> commands = CuratorPeer.commands();
-    Events.line("started").with("id", identity).with("pid", ProcessHandle.current().pid()).with("path", path).emit();
+    Events.line("started")
+        .with("id", identity)
+        .with("pid", ProcessHandle.current().pid())
+        .with("path", path)
+        .emit();
     while (true) {
       LeaderLatch next = new LeaderLatch(client, path, identity);
       latch = next;
@@ -68,7 +78,10 @@ final class Election {
       next.start();
       next.await();
       leading = true;
-      Events.line("elected").with("id", identity).with("node", String.valueOf(next.getOurPath())).emit();
+      Events.line("elected")
+          .with("id", identity)
+          .with("node", String.valueOf(next.getOurPath()))
+          .emit();
       String command;
       do command = commands.take();
       while (!command.equals("resign") && !command.equals("exit"));
@@ -80,7 +93,10 @@ final class Election {
     }
   }
 
-  /** Closes the current latch; `exiting`: ignore a failure (System.exit from a shutdown hook would hang). */
+  /**
+   * Closes the current latch. When {@code exiting}, a failure is ignored: System.exit from a
+   * shutdown hook would hang.
+   */
   private synchronized void closeLatch(boolean exiting) {
     LeaderLatch l = latch;
     latch = null;
