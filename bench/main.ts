@@ -1,8 +1,9 @@
 // `npm run bench [-- --quick] [--out DIR] [--only PHASE,...] [--soak-minutes N]`: benchmarks
-// metaparticle-sync against client-go's leader election and etcd's
-// concurrency recipes, in one run against one control plane, and writes the
-// report with its plots. Exits non-zero if any measurement could not run.
-import { execFileSync } from "node:child_process";
+// metaparticle-sync against client-go's leader election, etcd's concurrency
+// recipes and Apache Curator's recipes on ZooKeeper, in one run against one
+// control plane, and writes the report with its plots. Exits non-zero if any
+// measurement could not run.
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, totalmem } from "node:os";
 import { join, relative } from "node:path";
@@ -13,8 +14,9 @@ import { loadAverage } from "./lib/proc.js";
 import type { Results } from "./lib/results.js";
 import { crashClientGo, crashEtcd, crashOurs } from "./phases/crash.js";
 import { fleetOurs } from "./phases/fleet.js";
-import { handoffClientGo, handoffEtcd, handoffOursElection, handoffOursLock } from "./phases/handoff.js";
-import { hotEtcd, hotOurs } from "./phases/hot.js";
+import { curatorVersions } from "./lib/zookeeper.js";
+import { handoffClientGo, handoffCurator, handoffEtcd, handoffOursElection, handoffOursLock } from "./phases/handoff.js";
+import { hotCurator, hotEtcd, hotOurs } from "./phases/hot.js";
 import { idle } from "./phases/idle.js";
 import { scaleOurs } from "./phases/scale.js";
 import { soakOurs } from "./phases/soak.js";
@@ -24,8 +26,14 @@ import { writePlots } from "./report/plots.js";
 
 /** The repository root (dist/bench/main.js -> ../..). */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "scale", "fleet", "soak"] as const;
+/**
+ * "semaphore" is Curator's semaphore alone until ours exists (issue 22). "curator" is not a phase of its
+ * own: it picks Curator's measurements out of handoff, hot and semaphore.
+ */
+const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "semaphore", "scale", "fleet", "soak", "curator"] as const;
 type Phase = (typeof PHASES)[number];
+/** Phases whose measurements need no control plane and no Go peers. */
+const ZOOKEEPER_ONLY: ReadonlySet<Phase> = new Set<Phase>(["semaphore", "curator"]);
 
 interface Args {
   quick: boolean;
@@ -78,7 +86,8 @@ function usage(problem?: string): never {
   if (problem) console.error(`bench: ${problem}`);
   console.error(
     `usage: npm run bench -- [--quick] [--out DIR] [--only ${PHASES.join(",")}] [--soak-minutes N] [--no-watch-cache] [--rerender]\n` +
-      "  --quick           CI-sized run (about 2 min) writing to .cache/bench/quick/ instead of bench/\n" +
+      "  --quick           CI-sized run (about 3 min) writing to .cache/bench/quick/ instead of bench/\n" +
+      "  --only curator    Curator's measurements alone (the mutex of hot, the latch of handoff, the semaphore)\n" +
       "  --rerender        measure nothing; write the report and plots again from results.json in the output folder\n" +
       "  --soak-minutes N  run the soak's load for N minutes (default 30; --quick 1/3) and stretch the run's time budget to match\n" +
       "  --no-watch-cache  serve Lease watches straight from etcd (the test harness's default) instead of the API server's watch cache",
@@ -93,6 +102,12 @@ function sh(command: string, args: readonly string[], cwd = ROOT): string {
 function goModVersion(module: string): string {
   const goMod = readFileSync(join(ROOT, "bench", "peers", "go.mod"), "utf8");
   return goMod.match(new RegExp(`^\\s*(?:require\\s+)?${module.replace(/[./]/g, "\\$&")}\\s+(\\S+)`, "m"))?.[1] ?? "unknown";
+}
+
+function javaVersion(): string {
+  // `java -version` writes to stderr; its first line names the version.
+  const run = spawnSync("java", ["-version"], { encoding: "utf8" });
+  return run.stderr?.split("\n")[0]?.trim() || "unknown";
 }
 
 function cpuModel(): string {
@@ -153,9 +168,11 @@ async function main(): Promise<void> {
   const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
   log(`${args.quick ? "quick" : "full"} run; phases ${[...args.only].join(", ")}; report to ${args.out}; load average ${loadBefore}`);
 
-  const peersBin = sh("bash", [join(ROOT, "bench", "peers", "build.sh")]);
-  const cp = await startControlPlane({ namespace: "bench", leaseWatchCache: args.watchCache });
-  const ctx = new BenchContext(cp, params(args), peersBin, args.quick, startedAt);
+  const needsControlPlane = [...args.only].some((p) => !ZOOKEEPER_ONLY.has(p));
+  const peersBin = needsControlPlane ? sh("bash", [join(ROOT, "bench", "peers", "build.sh")]) : "";
+  const cp = needsControlPlane ? await startControlPlane({ namespace: "bench", leaseWatchCache: args.watchCache }) : undefined;
+  const ctx = new BenchContext(cp, params(args), peersBin, args.quick, startedAt, ROOT);
+  const curatorPinned = curatorVersions(ROOT);
   const results: Results = {
     meta: {
       date: new Date().toISOString(),
@@ -168,15 +185,20 @@ async function main(): Promise<void> {
       loadAfter: "",
       node: process.version,
       go: sh("go", ["version"]).replace(/^go version /, ""),
-      kubeApiServer: String((await cp.request("GET", "/version")).json?.gitVersion ?? "unknown"),
+      kubeApiServer: cp ? String((await cp.request("GET", "/version")).json?.gitVersion ?? "unknown") : "not started",
       leaseWatchCache: args.watchCache,
-      etcdServer: await fetch(`${cp.etcdEndpoint}/version`)
-        .then((r) => r.json() as Promise<{ etcdserver?: string }>)
-        .then((v) => `v${v.etcdserver}`)
-        .catch(() => "unknown"),
+      etcdServer: cp
+        ? await fetch(`${cp.etcdEndpoint}/version`)
+            .then((r) => r.json() as Promise<{ etcdserver?: string }>)
+            .then((v) => `v${v.etcdserver}`)
+            .catch(() => "unknown")
+        : "not started",
       clientGo: goModVersion("k8s.io/client-go"),
       etcdClient: goModVersion("go.etcd.io/etcd/client/v3"),
       daemonVersion: daemonVersion(),
+      java: javaVersion(),
+      curator: curatorPinned.curator,
+      zookeeper: curatorPinned.zookeeper,
     },
     idle: {},
     handoff: {},
@@ -206,6 +228,7 @@ async function main(): Promise<void> {
 
   try {
     const want = (p: Phase) => args.only.has(p);
+    const wantCurator = (p: Phase) => want(p) || want("curator");
     if (want("idle"))
       await run(
         "idle footprint",
@@ -229,6 +252,12 @@ async function main(): Promise<void> {
         (v) => (results.handoff.etcd = nonEmpty("etcd", v)),
       );
     }
+    if (wantCurator("handoff"))
+      await run(
+        "handoff Curator LeaderLatch",
+        () => handoffCurator(ctx),
+        (v) => (results.handoff.curator = nonEmpty("curator", v)),
+      );
     const crashOursRun = () =>
       run(
         "crash ours",
@@ -290,6 +319,19 @@ async function main(): Promise<void> {
         (v) => (results.hot.etcd = v),
       );
     }
+    if (wantCurator("hot"))
+      await run(
+        "hot lock Curator InterProcessMutex",
+        () => hotCurator(ctx, "mutex"),
+        (v) => (results.hot.curator = v),
+      );
+    if (wantCurator("semaphore"))
+      for (const holdMs of ctx.params.semaphoreHoldsMs)
+        await run(
+          `hot semaphore Curator InterProcessSemaphoreV2 (${ctx.params.semaphorePermits} permits, hold ${holdMs} ms)`,
+          () => hotCurator(ctx, "semaphore", holdMs),
+          (v) => (results.semaphore ??= []).push({ system: "curator", ...v }),
+        );
     if (want("scale"))
       await run(
         "scale ours",
@@ -309,7 +351,7 @@ async function main(): Promise<void> {
         (v) => (results.soak = v),
       );
   } finally {
-    await cp.stop();
+    await cp?.stop();
   }
 
   results.meta.durationS = (performance.now() - startedAt) / 1000;

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { type ControlPlane, sumCounter } from "../../test/controlplane/controlplane.js";
 import { OurDaemon } from "./daemon.js";
 import { PeerProcess } from "./peer.js";
+import { ZooKeeperServer, buildCurator, curatorPeer } from "./zookeeper.js";
 
 export interface Params {
   /** Graceful handoff samples per system. */
@@ -24,6 +25,15 @@ export interface Params {
   readonly waitingSettleMs: number;
   readonly hotDurationMs: number;
   readonly hotClientsPerDaemon: number;
+  /** Permits of the hot semaphore (its lockers: hotClientsPerDaemon in each of two processes). */
+  readonly semaphorePermits: number;
+  /**
+   * How long each semaphore holder keeps its permit, one run per value. With no hold a run measures the
+   * recipe's own pace, but the permits are never all taken at once (Curator's semaphore serialises
+   * acquisitions on an internal lock), so no release hands over to a waiter; with a hold they are, and the
+   * handoffs are timed.
+   */
+  readonly semaphoreHoldsMs: readonly number[];
   readonly scaleLocks: number;
   readonly scaleObservers: number;
   readonly scaleWindowMs: number;
@@ -58,6 +68,8 @@ export const FULL: Params = {
   waitingSettleMs: 3_000,
   hotDurationMs: 20_000,
   hotClientsPerDaemon: 8,
+  semaphorePermits: 3,
+  semaphoreHoldsMs: [0, 10],
   scaleLocks: 1000,
   scaleObservers: 1000,
   scaleWindowMs: 60_000,
@@ -71,8 +83,8 @@ export const FULL: Params = {
   soakSampleMs: 10_000,
   soakSettleMs: 15_000,
   soakOpsPerSecond: 10,
-  /** 11.5 min for the other phases, the soak's window, and 1.5 min for its settle and clean-up. */
-  budgetMs: (11.5 + 30 + 1.5) * 60_000,
+  /** 13.5 min for the other phases (2 of them Curator's), the soak's window, and 1.5 min for its settle and clean-up. */
+  budgetMs: (13.5 + 30 + 1.5) * 60_000,
 };
 
 export const QUICK: Params = {
@@ -87,6 +99,8 @@ export const QUICK: Params = {
   waitingSettleMs: 2_000,
   hotDurationMs: 4_000,
   hotClientsPerDaemon: 8,
+  semaphorePermits: 3,
+  semaphoreHoldsMs: [0, 10],
   scaleLocks: 100,
   scaleObservers: 100,
   scaleWindowMs: 10_000,
@@ -100,7 +114,8 @@ export const QUICK: Params = {
   soakSampleMs: 2_000,
   soakSettleMs: 5_000,
   soakOpsPerSecond: 10,
-  budgetMs: 2.5 * 60_000 + 20_000 + 1.5 * 60_000,
+  /** As FULL: the other phases (about 45 s of them Curator's, its build included), the soak, its settle. */
+  budgetMs: 3.25 * 60_000 + 20_000 + 1.5 * 60_000,
 };
 
 export const LEASE_VERBS = ["GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE"] as const;
@@ -108,14 +123,26 @@ export type Verb = (typeof LEASE_VERBS)[number];
 export type VerbCounts = Record<Verb, number>;
 
 export class BenchContext {
+  private curatorLib: string | undefined;
+  private zookeeper: ZooKeeperServer | undefined;
+
   constructor(
-    readonly cp: ControlPlane,
+    /** Absent when only phases that need none run (`--only curator`). */
+    private readonly controlPlane: ControlPlane | undefined,
     readonly params: Params,
+    /** The Go peers' bin folder; empty when they were not built. */
     readonly peersBin: string,
     readonly quick: boolean,
     /** performance.now() when the run started. */
     readonly startedAt: number,
+    /** The repository root, for building the Curator peer. */
+    private readonly root: string,
   ) {}
+
+  get cp(): ControlPlane {
+    if (!this.controlPlane) throw new Error("this run started no control plane");
+    return this.controlPlane;
+  }
 
   log(message: string): void {
     const s = ((performance.now() - this.startedAt) / 1000).toFixed(1).padStart(6);
@@ -171,6 +198,27 @@ export class BenchContext {
       `--identity=${identity}`,
       ...flags,
     ]);
+  }
+
+  /**
+   * Runs `fn` with a ZooKeeper server of its own (a fresh JVM on 127.0.0.1, stopped after), building the
+   * Curator peer first if need be. A fresh server per measurement keeps its request counters to that measurement.
+   */
+  async withZooKeeper<T>(fn: (zookeeper: ZooKeeperServer) => Promise<T>): Promise<T> {
+    this.curatorLib ??= buildCurator(this.root);
+    this.zookeeper = await ZooKeeperServer.start(this.curatorLib);
+    try {
+      return await fn(this.zookeeper);
+    } finally {
+      await this.zookeeper.stop();
+      this.zookeeper = undefined;
+    }
+  }
+
+  /** A Curator peer (bench/peers/curator) on the server of withZooKeeper: election mode unless flags say otherwise. */
+  curator(name: string, identity: string, flags: readonly string[] = []): PeerProcess {
+    if (!this.curatorLib || !this.zookeeper) throw new Error("curator peers run inside withZooKeeper");
+    return curatorPeer(this.curatorLib, this.zookeeper, name, identity, flags);
   }
 
   /** An etcd concurrency peer (election mode unless flags say --mode=mutex). */

@@ -1,8 +1,9 @@
 // Everything one run measured, as written to results.json and rendered into
 // the report. Times in ms, memory in bytes, rates per second.
 import type { VerbCounts } from "./context.js";
+import type { Summary } from "./stats.js";
 
-export type System = "ours" | "ours-election" | "client-go" | "client-go-500ms" | "etcd";
+export type System = "ours" | "ours-election" | "client-go" | "client-go-500ms" | "etcd" | "curator";
 
 export interface Meta {
   date: string;
@@ -22,6 +23,10 @@ export interface Meta {
   clientGo: string;
   etcdClient: string;
   daemonVersion: string;
+  /** The Curator peer's Java, and the Curator and ZooKeeper versions it and its server run (absent in runs before the peer). */
+  java?: string;
+  curator?: string;
+  zookeeper?: string;
 }
 
 export interface IdleRow {
@@ -59,6 +64,9 @@ export interface HandoffRow {
   writeMeanMs?: number;
   /** Ours (lock): the handoff in steps. */
   steps?: HandoffSteps;
+  /** Curator: ZooKeeper requests per round, from the server's own counters (reads include watches set and pings). */
+  zkReadsPerRound?: number;
+  zkWritesPerRound?: number;
 }
 
 export interface CrashRow {
@@ -94,6 +102,27 @@ export interface HotRow {
   writesPerAcquisition?: number;
   /** Acquisitions whose previous holder was on the other daemon (ours). */
   crossDaemonHandoffs?: number;
+  /** Permits of the semaphore (1 for a lock). */
+  permits?: number;
+  /** How long each holder kept its permit before releasing (0: at once). */
+  holdMs?: number;
+  /** Curator: a release → the acquisition it made room for, over all processes (bench/lib/holds.ts). */
+  handoff?: Summary;
+  /** Curator: time inside the release call. */
+  release?: Summary;
+  /** Curator: the most holds seen at once (from each process's own stamps); above `permits` would be a safety violation. */
+  maxConcurrent?: number;
+  /** Curator: handoffs between the two processes. */
+  crossProcessHandoffs?: number;
+  /** Curator: the ZooKeeper server's CPU during the run, % of one core. */
+  serverCpuPercent?: number;
+  /** Curator: ZooKeeper requests per acquisition, from the server's own counters. */
+  zkReadsPerAcquisition?: number;
+  zkWritesPerAcquisition?: number;
+}
+
+export interface SemaphoreRow extends HotRow {
+  system: "ours" | "curator";
 }
 
 export interface ScaleRow {
@@ -258,7 +287,9 @@ export interface Results {
   handoff: Partial<Record<System, HandoffRow>>;
   crash: Partial<Record<"ours" | "client-go" | "etcd", CrashRow>>;
   waiting: WaitingRow[];
-  hot: Partial<Record<"ours" | "etcd", HotRow>>;
+  hot: Partial<Record<"ours" | "etcd" | "curator", HotRow>>;
+  /** Hot semaphore of N permits, one row per system and hold (ours to come with issue 22); absent in runs before it. */
+  semaphore?: SemaphoreRow[];
   scale?: ScaleRow;
   fleet?: FleetRow;
   /** From bench/fleet-before.json, of the same size class (full or quick) as this run. */

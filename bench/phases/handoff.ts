@@ -7,6 +7,7 @@ import type { BenchContext } from "../lib/context.js";
 import type { OurDaemon } from "../lib/daemon.js";
 import type { PeerProcess } from "../lib/peer.js";
 import { LeaseWatch } from "../lib/lease-watch.js";
+import { assertSameClock } from "../lib/zookeeper.js";
 import type { HandoffRow, HandoffSteps } from "../lib/results.js";
 
 /**
@@ -156,6 +157,56 @@ export async function handoffEtcd(ctx: BenchContext): Promise<HandoffRow> {
   } finally {
     await Promise.all(peers.map((p) => p.stop()));
   }
+}
+
+/**
+ * Curator on ZooKeeper: two curator-peer processes with a LeaderLatch each; the leader closes its latch
+ * (deleting its node) and joins again with a new one, and the other's await() returns. The server's request
+ * counters give the ZooKeeper requests per round (the close, the follower's wake-up, the rejoin).
+ */
+export async function handoffCurator(ctx: BenchContext): Promise<HandoffRow> {
+  const { handoffN, handoffWarmup, handoffSettleMs } = ctx.params;
+  return ctx.withZooKeeper(async (zookeeper) => {
+    const name = `handoff-${Date.now()}`;
+    const peers = [ctx.curator(name, "curator-a", ["--session-timeout=15s"])];
+    try {
+      assertSameClock(await peers[0]!.waitForEvent("elected", 90_000));
+      peers.push(ctx.curator(name, "curator-b", ["--session-timeout=15s"]));
+      assertSameClock(await peers[1]!.waitForEvent("campaigning", 90_000));
+      await sleep(handoffSettleMs);
+      let [leader, follower] = peers as [PeerProcess, PeerProcess];
+      const samples: number[] = [];
+      const releaseWriteMs: number[] = [];
+      let before = await zookeeper.counts();
+      for (let round = 0; round < handoffWarmup + handoffN && ctx.remainingMs() > 0; round++) {
+        if (round === handoffWarmup) before = await zookeeper.counts();
+        const fromLeader = leader.events.length;
+        const fromFollower = follower.events.length;
+        leader.send("resign");
+        const releasing = await leader.waitForEvent("releasing", 10_000, fromLeader);
+        const elected = await follower.waitForEvent("elected", 30_000, fromFollower);
+        const released = await leader.waitForEvent("released", 10_000, fromLeader);
+        await leader.waitForEvent("campaigning", 10_000, fromLeader);
+        if (round >= handoffWarmup) {
+          samples.push(elected.at - releasing.at);
+          releaseWriteMs.push(released.at - releasing.at);
+        }
+        [leader, follower] = [follower, leader];
+        await sleep(handoffSettleMs);
+      }
+      const after = await zookeeper.counts();
+      return {
+        samples,
+        releaseWriteMs,
+        zkReadsPerRound: (after.reads - before.reads) / samples.length,
+        zkWritesPerRound: (after.writes - before.writes) / samples.length,
+        from: "leader closes its LeaderLatch",
+        to: "the other process's LeaderLatch.await() returns",
+      };
+    } finally {
+      await Promise.all(peers.map((p) => p.stop()));
+    }
+  });
 }
 
 /**

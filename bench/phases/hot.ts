@@ -1,17 +1,20 @@
-// Hot lock throughput: 16 lockers on 2 processes contend for one lock and
-// release it at once, for a fixed time; handoffs per second.
+// Hot lock throughput: 16 lockers on 2 processes contend for one lock (or a
+// semaphore's permits) and release it at once, for a fixed time; handoffs per
+// second.
 import { fileURLToPath } from "node:url";
 import { within } from "../lib/clock.js";
 import type { BenchContext } from "../lib/context.js";
 import { PeerProcess } from "../lib/peer.js";
 import { CpuMeter } from "../lib/proc.js";
+import { analyzeHolds } from "../lib/holds.js";
+import { assertSameClock } from "../lib/zookeeper.js";
 import type { HotRow } from "../lib/results.js";
 import { WriteMeter } from "./handoff.js";
 
 const LOCK_LOOP = fileURLToPath(new URL("../apps/lock-loop.js", import.meta.url));
 
-async function race(peers: PeerProcess[], durationMs: number): Promise<Array<Record<string, unknown>>> {
-  await Promise.all(peers.map((p) => p.waitForEvent(p.label.startsWith("etcd") ? "started" : "ready", 60_000)));
+async function race(peers: PeerProcess[], durationMs: number, readyEvent = "started"): Promise<Array<Record<string, unknown>>> {
+  await Promise.all(peers.map((p) => p.waitForEvent(readyEvent, 60_000)));
   for (const p of peers) p.send("go");
   return Promise.all(peers.map((p) => within(p.waitForEvent("summary", durationMs + 60_000), durationMs + 61_000, `${p.label} summary`)));
 }
@@ -35,7 +38,7 @@ export async function hotOurs(ctx: BenchContext): Promise<HotRow> {
     const meters = daemons.map((d) => new CpuMeter(d.pid));
     const writes = new WriteMeter(ctx);
     await writes.start();
-    const summaries = await race(apps, hotDurationMs);
+    const summaries = await race(apps, hotDurationMs, "ready");
     const cpu = meters.reduce((sum, m) => sum + m.percent(), 0);
     const failures = summaries.reduce((sum, s) => sum + Number(s.failures), 0);
     if (failures > 0) throw new Error(`${failures} lock calls failed`);
@@ -80,4 +83,63 @@ export async function hotEtcd(ctx: BenchContext): Promise<HotRow> {
   } finally {
     await Promise.all(peers.map((p) => p.stop(5_000)));
   }
+}
+
+/**
+ * Curator on ZooKeeper: two curator-peer processes, each with `hotClientsPerDaemon` sessions (one ZooKeeper
+ * session each) looping an InterProcessMutex, or an InterProcessSemaphoreV2 of `semaphorePermits` leases, each
+ * kept `holdMs`.
+ * The peers stamp every hold; from them come the handoff latency and the check that no more than the permits
+ * were ever held at once. The server's request counters are read before "go" and after both summaries, while
+ * every session is still open.
+ */
+export async function hotCurator(ctx: BenchContext, mode: "mutex" | "semaphore", holdMs = 0): Promise<HotRow> {
+  const { hotDurationMs, hotClientsPerDaemon, semaphorePermits } = ctx.params;
+  const permits = mode === "mutex" ? 1 : semaphorePermits;
+  return ctx.withZooKeeper(async (zookeeper) => {
+    const name = `hot-${Date.now()}`;
+    const flags = [
+      `--mode=${mode}`,
+      `--sessions=${hotClientsPerDaemon}`,
+      `--duration=${hotDurationMs}ms`,
+      `--permits=${permits}`,
+      `--hold=${holdMs}ms`,
+    ];
+    const peers = [0, 1].map((i) => ctx.curator(name, `${mode}-${i}`, flags));
+    try {
+      for (const started of await Promise.all(peers.map((p) => p.waitForEvent("started", 90_000)))) assertSameClock(started);
+      const before = await zookeeper.counts();
+      const meter = new CpuMeter(zookeeper.pid);
+      const summaries = await race(peers, hotDurationMs);
+      const after = await zookeeper.counts();
+      const serverCpu = meter.percent();
+      for (const p of peers) p.send("exit");
+      const failures = summaries.reduce((sum, s) => sum + Number(s.failures), 0);
+      if (failures > 0) throw new Error(`${failures} ${mode} calls failed (see the peers' stderr)`);
+      const holds = analyzeHolds(
+        summaries.map((s) => s.holds as number[]),
+        permits,
+      ); // the report flags maxConcurrent above permits
+      const acquired = summaries.reduce((sum, s) => sum + Number(s.acquired), 0);
+      const seconds = Math.max(...summaries.map((s) => Number(s.elapsed_ms))) / 1000;
+      return {
+        sessions: 2 * hotClientsPerDaemon,
+        processes: 2,
+        durationS: seconds,
+        acquired,
+        perSecond: acquired / seconds,
+        permits,
+        holdMs,
+        handoff: holds.handoff,
+        release: holds.release,
+        maxConcurrent: holds.maxConcurrent,
+        crossProcessHandoffs: holds.crossProcess,
+        zkReadsPerAcquisition: (after.reads - before.reads) / acquired,
+        zkWritesPerAcquisition: (after.writes - before.writes) / acquired,
+        serverCpuPercent: serverCpu,
+      };
+    } finally {
+      await Promise.all(peers.map((p) => p.stop(5_000)));
+    }
+  });
 }

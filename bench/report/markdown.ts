@@ -3,8 +3,18 @@
 import { readFileSync } from "node:fs";
 import { LEASE_VERBS, totalCount, type VerbCounts } from "../lib/context.js";
 import { sumOf } from "../lib/daemon-metrics.js";
-import type { CrashRow, FleetDaemonRow, FleetRole, FleetRow, HandoffRow, Results, WaitingRow } from "../lib/results.js";
-import { summarize } from "../lib/stats.js";
+import type {
+  CrashRow,
+  FleetDaemonRow,
+  FleetRole,
+  FleetRow,
+  HandoffRow,
+  HotRow,
+  Results,
+  SemaphoreRow,
+  WaitingRow,
+} from "../lib/results.js";
+import { type Summary, summarize } from "../lib/stats.js";
 import { type Plots, formatMs } from "./plots.js";
 import { renderSoak } from "./soak.js";
 
@@ -52,13 +62,16 @@ export function renderReport(r: Results, plots: Plots): string {
   const m = r.meta;
   const out: string[] = [];
   const hs = (row: HandoffRow | undefined) => (row && row.samples.length > 0 ? summarize(row.samples) : undefined);
+  const curatorRan = Boolean(r.handoff.curator || r.hot.curator || r.semaphore?.some((row) => row.system === "curator"));
 
   out.push(`# metaparticle-sync benchmarks${m.quick ? " (quick run)" : ""}`);
   out.push("");
   out.push(
     `Written by \`npm run bench${m.quick ? " -- --quick" : ""}\` on ${m.date}; the run took ${Math.round(m.durationS)} s. ` +
       "Ours, client-go's leader election and etcd's concurrency recipes ran on the same machine, in the same run, against one " +
-      "control plane (a real kube-apiserver and etcd on loopback, started by `test/controlplane`). Every number below comes from that run.",
+      "control plane (a real kube-apiserver and etcd on loopback, started by `test/controlplane`)" +
+      (curatorRan ? "; Apache Curator's recipes ran in the same run against a real ZooKeeper server on loopback" : "") +
+      ". Every number below comes from that run.",
   );
   out.push("");
   out.push(
@@ -76,6 +89,7 @@ export function renderReport(r: Results, plots: Plots): string {
           m.leaseWatchCache ? "the API server's watch cache (as in a real cluster)" : "etcd directly (`--no-watch-cache`)",
         ],
         ["client-go / etcd client (peers)", `${m.clientGo} / ${m.etcdClient}`],
+        ["Curator / ZooKeeper server (peer), Java", m.curator ? `${m.curator} / ${m.zookeeper ?? NA}, ${m.java ?? NA}` : NA],
         ["metaparticle-sync", m.daemonVersion],
       ],
     ),
@@ -136,7 +150,8 @@ export function renderReport(r: Results, plots: Plots): string {
       "when Acquired / Elected reaches B's client. client-go: two candidate processes; the leader gets SIGTERM and, with " +
       "`ReleaseOnCancel`, clears the holder; the clock stops at `OnStartedLeading` in the other process; the old leader is then " +
       "restarted as a follower. etcd: the leader calls `Election.Resign`; the clock stops when the other process's `Campaign` " +
-      "returns. Timestamps are CLOCK_MONOTONIC in every process. Ours and etcd ran one handoff at a time, after a few warm-up rounds; " +
+      "returns. Curator: the leader closes its `LeaderLatch` (and joins again with a new one); the clock stops when the other " +
+      "process's `LeaderLatch.await()` returns. Timestamps are CLOCK_MONOTONIC in every process. Ours and etcd ran one handoff at a time, after a few warm-up rounds; " +
       `client-go's latency is set by its RetryPeriod timer, not by CPU, so ${r.handoff["client-go"]?.parallel ?? NA} candidate pairs ` +
       "(one Lease each) ran in parallel to collect its samples in reasonable time.",
   );
@@ -147,32 +162,52 @@ export function renderReport(r: Results, plots: Plots): string {
     ["client-go, RetryPeriod 2 s", r.handoff["client-go"]],
     ["client-go, RetryPeriod 500 ms", r.handoff["client-go-500ms"]],
     ["etcd Election", r.handoff.etcd],
+    ["Curator LeaderLatch", r.handoff.curator],
   ];
   const sums = handoffCols.map(([, row]) => hs(row));
   const cg500 = hs(r.handoff["client-go-500ms"]);
   const etcd = hs(r.handoff.etcd);
+  const curator = hs(r.handoff.curator);
+  const peerCols = (row: HandoffRow | undefined, show: (row: HandoffRow | undefined) => string) => [
+    ...[r.handoff["client-go"], r.handoff["client-go-500ms"], r.handoff.etcd].map(() => NA),
+    show(row),
+  ];
   out.push(
     table(
-      ["", ...handoffCols.map(([name]) => name), "client-go 2 s ÷ ours", "client-go 500 ms ÷ ours", "etcd ÷ ours"],
+      ["", ...handoffCols.map(([name]) => name), "client-go 2 s ÷ ours", "client-go 500 ms ÷ ours", "etcd ÷ ours", "Curator ÷ ours"],
       [
-        ["samples", ...sums.map((s) => String(s?.n ?? 0)), "", "", ""],
+        ["samples", ...sums.map((s) => String(s?.n ?? 0)), "", "", "", ""],
         [
           "median",
           ...sums.map((s) => ms(s?.median)),
           ratio(cg?.median, ours?.median),
           ratio(cg500?.median, ours?.median),
           ratio(etcd?.median, ours?.median),
+          ratio(curator?.median, ours?.median),
         ],
-        ["p99", ...sums.map((s) => ms(s?.p99)), ratio(cg?.p99, ours?.p99), ratio(cg500?.p99, ours?.p99), ratio(etcd?.p99, ours?.p99)],
-        ["max", ...sums.map((s) => ms(s?.max)), ratio(cg?.max, ours?.max), ratio(cg500?.max, ours?.max), ratio(etcd?.max, ours?.max)],
-        ["min", ...sums.map((s) => ms(s?.min)), "", "", ""],
+        [
+          "p99",
+          ...sums.map((s) => ms(s?.p99)),
+          ratio(cg?.p99, ours?.p99),
+          ratio(cg500?.p99, ours?.p99),
+          ratio(etcd?.p99, ours?.p99),
+          ratio(curator?.p99, ours?.p99),
+        ],
+        [
+          "max",
+          ...sums.map((s) => ms(s?.max)),
+          ratio(cg?.max, ours?.max),
+          ratio(cg500?.max, ours?.max),
+          ratio(etcd?.max, ours?.max),
+          ratio(curator?.max, ours?.max),
+        ],
+        ["min", ...sums.map((s) => ms(s?.min)), "", "", "", ""],
         [
           "Lease writes per round (release, take-over, re-queue)",
           num(r.handoff.ours?.writesPerRound, 1),
           num(r.handoff["ours-election"]?.writesPerRound, 1),
-          NA,
-          NA,
-          NA,
+          ...peerCols(undefined, () => NA),
+          "",
           "",
           "",
           "",
@@ -181,9 +216,20 @@ export function renderReport(r: Results, plots: Plots): string {
           "API server time per Lease write, mean",
           ms(r.handoff.ours?.writeMeanMs),
           ms(r.handoff["ours-election"]?.writeMeanMs),
+          ...peerCols(undefined, () => NA),
+          "",
+          "",
+          "",
+          "",
+        ],
+        [
+          "ZooKeeper requests per round, reads + writes (the server's own counters)",
           NA,
           NA,
-          NA,
+          ...peerCols(r.handoff.curator, (row) =>
+            row?.zkReadsPerRound === undefined ? NA : `${num(row.zkReadsPerRound, 1)} + ${num(row.zkWritesPerRound, 1)}`,
+          ),
+          "",
           "",
           "",
           "",
@@ -192,7 +238,10 @@ export function renderReport(r: Results, plots: Plots): string {
           "release write (releasing → released), median",
           NA,
           NA,
-          ...[r.handoff["client-go"], r.handoff["client-go-500ms"], r.handoff.etcd].map((row) => ms(median(row?.releaseWriteMs))),
+          ...[r.handoff["client-go"], r.handoff["client-go-500ms"], r.handoff.etcd, r.handoff.curator].map((row) =>
+            ms(median(row?.releaseWriteMs)),
+          ),
+          "",
           "",
           "",
           "",
@@ -342,35 +391,76 @@ export function renderReport(r: Results, plots: Plots): string {
   out.push(
     "Lockers take one lock and release it at once, in a loop, for a fixed time; every acquisition after the first is a handoff. " +
       "Ours: two daemons, each with an app process of 8 clients. etcd: two processes, each with 8 sessions, each session looping " +
-      "`concurrency.Mutex` Lock/Unlock. client-go has no lock primitive: n/a.",
+      "`concurrency.Mutex` Lock/Unlock. Curator: two processes, each with 8 sessions (a Curator client and ZooKeeper session " +
+      "each), each looping `InterProcessMutex` acquire/release. client-go has no lock primitive: n/a.",
   );
   out.push("");
   const ho = r.hot.ours;
   const he = r.hot.etcd;
+  const hc = r.hot.curator;
+  const who = (row: HotRow | undefined) => (row ? `${row.sessions} (${row.processes})` : NA);
+  const secs = (row: HotRow | undefined) => (row ? `${row.durationS.toFixed(1)} s` : NA);
   out.push(
     table(
-      ["", "ours", "client-go", "etcd Mutex", "etcd ÷ ours"],
+      ["", "ours", "client-go", "etcd Mutex", "Curator InterProcessMutex", "etcd ÷ ours", "Curator ÷ ours"],
       [
-        ["lockers (processes)", ho ? `${ho.sessions} (${ho.processes})` : NA, NA, he ? `${he.sessions} (${he.processes})` : NA, ""],
-        ["duration", ho ? `${ho.durationS.toFixed(1)} s` : NA, NA, he ? `${he.durationS.toFixed(1)} s` : NA, ""],
-        ["acquisitions", String(ho?.acquired ?? NA), NA, String(he?.acquired ?? NA), ratio(he?.acquired, ho?.acquired)],
-        ["handoffs per second", num(ho?.perSecond, 1), NA, num(he?.perSecond, 1), ratio(he?.perSecond, ho?.perSecond)],
-        ["every acquisition had its own fencing token", ho?.tokensUnique === undefined ? NA : ho.tokensUnique ? "yes" : "NO", NA, NA, ""],
-        ["daemon CPU (sum of both, % of one core)", num(ho?.daemonCpuPercent, 0), NA, NA, ""],
+        ["lockers (processes)", who(ho), NA, who(he), who(hc), "", ""],
+        ["duration", secs(ho), NA, secs(he), secs(hc), "", ""],
         [
-          "handoffs between the two daemons",
-          ho?.crossDaemonHandoffs === undefined
-            ? NA
-            : `${ho.crossDaemonHandoffs} (${Math.round((100 * ho.crossDaemonHandoffs) / Math.max(1, ho.acquired))} %)`,
+          "acquisitions",
+          String(ho?.acquired ?? NA),
+          NA,
+          String(he?.acquired ?? NA),
+          String(hc?.acquired ?? NA),
+          ratio(he?.acquired, ho?.acquired),
+          ratio(hc?.acquired, ho?.acquired),
+        ],
+        [
+          "handoffs per second",
+          num(ho?.perSecond, 1),
+          NA,
+          num(he?.perSecond, 1),
+          num(hc?.perSecond, 1),
+          ratio(he?.perSecond, ho?.perSecond),
+          ratio(hc?.perSecond, ho?.perSecond),
+        ],
+        [
+          "every acquisition had its own fencing token",
+          ho?.tokensUnique === undefined ? NA : ho.tokensUnique ? "yes" : "NO",
+          NA,
           NA,
           NA,
           "",
+          "",
         ],
-        ["Lease writes per acquisition (2 for a handoff between daemons, 1 within one)", num(ho?.writesPerAcquisition, 2), NA, NA, ""],
+        ["never two holders at once (from the holders' own stamps)", NA, NA, NA, exclusive(hc), "", ""],
+        ["handoff (release → next acquisition), median / p99", NA, NA, NA, handoffCell(hc), "", ""],
+        ["daemon CPU (sum of both, % of one core)", num(ho?.daemonCpuPercent, 0), NA, NA, NA, "", ""],
+        ["ZooKeeper server CPU (% of one core)", NA, NA, NA, num(hc?.serverCpuPercent, 0), "", ""],
+        [
+          "handoffs between the two processes (daemons)",
+          ho?.crossDaemonHandoffs === undefined ? NA : `${ho.crossDaemonHandoffs} (${percentOf(ho.crossDaemonHandoffs, ho.acquired)})`,
+          NA,
+          NA,
+          hc?.crossProcessHandoffs === undefined ? NA : `${hc.crossProcessHandoffs} (${percentOf(hc.crossProcessHandoffs, hc.acquired)})`,
+          "",
+          "",
+        ],
+        [
+          "Lease writes per acquisition (2 for a handoff between daemons, 1 within one)",
+          num(ho?.writesPerAcquisition, 2),
+          NA,
+          NA,
+          NA,
+          "",
+          "",
+        ],
+        ["ZooKeeper requests per acquisition, reads + writes", NA, NA, NA, zkCell(hc), "", ""],
       ],
     ),
   );
   out.push("");
+  out.push(...renderSemaphore(r));
 
   // ---- scale -------------------------------------------------------------
   out.push("## Scale: one daemon, many locks and observers");
@@ -483,6 +573,76 @@ export function renderReport(r: Results, plots: Plots): string {
   out.push("Raw samples of this run: `results.json` next to this report. Method and caveats: `bench/README.md`.");
   out.push("");
   return out.join("\n");
+}
+
+function percentOf(part: number, whole: number): string {
+  return `${Math.round((100 * part) / Math.max(1, whole))} %`;
+}
+
+/** Whether the holds of a run never exceeded its permits, from the peers' own stamps. */
+function exclusive(row: HotRow | undefined): string {
+  if (row?.maxConcurrent === undefined) return NA;
+  const permits = row.permits ?? 1;
+  return row.maxConcurrent <= permits ? `yes (at most ${row.maxConcurrent})` : `**NO**: ${row.maxConcurrent} at once`;
+}
+
+function handoffCell(row: HotRow | undefined): string {
+  return row?.handoff && row.handoff.n > 0 ? `${ms(row.handoff.median)} / ${ms(row.handoff.p99)}` : NA;
+}
+
+function zkCell(row: HotRow | undefined): string {
+  return row?.zkReadsPerAcquisition === undefined ? NA : `${num(row.zkReadsPerAcquisition, 1)} + ${num(row.zkWritesPerAcquisition, 1)}`;
+}
+
+/** The hot semaphore, by hold time: Curator's InterProcessSemaphoreV2 now; ours joins it with issue 22. */
+function renderSemaphore(r: Results): string[] {
+  const out = ["## Hot semaphore", ""];
+  const rows = r.semaphore ?? [];
+  if (rows.length === 0) return [...out, NA, ""];
+  const permits = rows[0]!.permits;
+  out.push(
+    `Lockers share a semaphore of ${permits ?? NA} permits: each takes a permit, keeps it for the hold time and gives it back, ` +
+      "in a loop, for a fixed time. With no hold the run measures the recipe's own pace, but the permits are never all taken at " +
+      "once and no release hands over to a waiter: its handoff is n/a. With a hold they are, and a handoff is timed from a " +
+      "release to the acquisition it made room for (with every permit held and lockers waiting, the (N + k)-th acquisition " +
+      "waits for the k-th release). Curator: two processes, each with 8 sessions (a Curator client and ZooKeeper session each), " +
+      "each looping `InterProcessSemaphoreV2` acquire / `Lease.close()`; every caller passes N itself, and nothing checks that " +
+      "they agree unless they share it through a `SharedCount`. Ours: not built yet (issue 22).",
+  );
+  out.push("");
+  const holds = [...new Set(rows.map((row) => row.holdMs ?? 0))].sort((a, b) => a - b);
+  const cols = holds.flatMap((hold) =>
+    (["ours", "curator"] as const).map((system) => ({
+      name: `${system === "ours" ? "ours" : "Curator InterProcessSemaphoreV2"}, hold ${hold} ms`,
+      hold,
+      row: rows.find((row) => row.system === system && (row.holdMs ?? 0) === hold),
+    })),
+  );
+  const cell = (show: (row: SemaphoreRow, hold: number) => string) => cols.map(({ row, hold }) => (row ? show(row, hold) : NA));
+  const handoff = (pick: (s: Summary) => number) => (row: SemaphoreRow, hold: number) =>
+    hold > 0 && row.handoff && row.handoff.n > 0 ? ms(pick(row.handoff)) : NA;
+  out.push(
+    table(
+      ["", ...cols.map((c) => c.name)],
+      [
+        ["lockers (processes)", ...cell((row) => `${row.sessions} (${row.processes})`)],
+        ["duration", ...cell((row) => `${row.durationS.toFixed(1)} s`)],
+        ["acquisitions", ...cell((row) => String(row.acquired))],
+        ["acquisitions per second", ...cell((row) => num(row.perSecond, 1))],
+        ["handoff (release → the acquisition it made room for), median", ...cell(handoff((s) => s.median))],
+        ["handoff, p99", ...cell(handoff((s) => s.p99))],
+        ["handoff, max", ...cell(handoff((s) => s.max))],
+        ["never more holders than permits (from the holders' own stamps)", ...cell((row) => exclusive(row))],
+        ["release call, median", ...cell((row) => ms(row.release?.median))],
+        ["handoffs between the two processes", ...cell((row, hold) => (hold > 0 ? String(row.crossProcessHandoffs ?? NA) : NA))],
+        ["API-server requests per acquisition", ...cell(() => NA)],
+        ["ZooKeeper requests per acquisition, reads + writes", ...cell((row) => zkCell(row))],
+        ["ZooKeeper server CPU (% of one core)", ...cell((row) => num(row.serverCpuPercent, 0))],
+      ],
+    ),
+  );
+  out.push("");
+  return out;
 }
 
 const FLEET_ROLES: ReadonlyArray<[Exclude<FleetRole, "many-locks">, string]> = [

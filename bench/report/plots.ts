@@ -261,6 +261,7 @@ const COLORS = {
   clientGo: "#e66e00",
   clientGo500: "#fab45a",
   etcd: "#2ca02c",
+  curator: "#9467bd",
 } as const;
 
 /** Draws the plots of a run into `dir`; returns their names for the report. */
@@ -272,6 +273,7 @@ export function writePlots(results: Results, dir: string): Plots {
     { name: "client-go, RetryPeriod 2 s", color: COLORS.clientGo, samples: results.handoff["client-go"]?.samples },
     { name: "client-go, RetryPeriod 500 ms", color: COLORS.clientGo500, samples: results.handoff["client-go-500ms"]?.samples },
     { name: "etcd Election", color: COLORS.etcd, samples: results.handoff.etcd?.samples },
+    { name: "Curator LeaderLatch", color: COLORS.curator, samples: results.handoff.curator?.samples },
   ].filter((s): s is typeof s & { samples: number[] } => (s.samples?.length ?? 0) > 0);
   if (handoffSeries.length > 0) {
     plots.handoffCdf = "handoff-cdf.svg";

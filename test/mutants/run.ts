@@ -58,7 +58,8 @@ function scratchCopy(mutant: Mutant): string {
 }
 
 function prepare(dir: string, mutant: Mutant): void {
-  for (const path of ["daemon", "test", "tsconfig.base.json", "package.json"])
+  // bench/ too: a unit test imports the benchmark's own analysis (bench/lib/holds.ts).
+  for (const path of ["daemon", "test", "bench", "tsconfig.base.json", "package.json"])
     cpSync(join(root, path), join(dir, path), { recursive: true });
   symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
   writeFileSync(
