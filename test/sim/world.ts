@@ -339,6 +339,12 @@ class Daemon implements DaemonLink {
   faultHung = 0;
   /** When the last of its requests that waited their turn at an overloaded API server (100 ms or more) is answered. */
   backloggedUntil = 0;
+  /**
+   * Until when it hears nothing and covers no new name, plus a turn grace: no
+   * watch of its was open while a request of its waited its turn at an
+   * overloaded API server (the list that would open one, seed 374367).
+   */
+  deafUntil = 0;
   /** Set while its hung calls take every store connection it allows itself: it can make no store call. */
   unblock: (() => void) | undefined;
   /**
@@ -768,9 +774,14 @@ export class Simulation implements ClientWorld {
       detail: `an older daemon holds ${resource.leaseName} unlabelled for ${holdMs} ms`,
     });
     this.excuses.point(resource.leaseName, 0, holdMs + LEASE_MS / (1 - MAX_DRIFT) + TURN_GRACE_MS, "legacy-hold");
-    // Checked just before it gives the Lease back (unless it lost it meanwhile: shortened by hand, it may run out between renewals).
+    // Checked just before it gives the Lease back, unless it lost it meanwhile: shortened by hand, it may run out
+    // between renewals. The Lease has no duration annotation of ours, so daemons count the duration written: one that
+    // ran out on the fastest clock since the last renewal is over (seed 372667: 1 s, renewed every 2 s).
     this.clock.setTimer(holdMs - 1, () => {
-      if (shared.peek(resource.leaseName)?.holderIdentity !== identity) return;
+      const record = shared.peek(resource.leaseName);
+      if (record?.holderIdentity !== identity) return;
+      const renewedAt = this.renewals.get(resource.leaseName)?.at ?? 0;
+      if (this.clock.now() >= renewedAt + record.leaseDurationSeconds * 1000 * (1 - MAX_DRIFT)) return;
       this.observersReport(resource, holder, `${holder} of an older daemon has held the unlabelled Lease since 0 s`);
     });
   }
@@ -1173,6 +1184,7 @@ export class Simulation implements ClientWorld {
     this.clock.setTimer(answeredMs, this.callHangs(daemon, false));
     daemon.backloggedUntil = Math.max(daemon.backloggedUntil, now + answeredMs);
     if (deaf) {
+      daemon.deafUntil = Math.max(daemon.deafUntil, now + answeredMs + TURN_GRACE_MS);
       // Its waiters do not hear a lease given up meanwhile (what it holds, it renews without hearing).
       const waitingFor = new Set<string>();
       for (const c of this.active)
@@ -1773,7 +1785,11 @@ export class Simulation implements ClientWorld {
         if (client.done) continue;
         // A waiter whose daemon is frozen or cut off, or can send no acquiring write, cannot be served meanwhile: it
         // is not stalled by the others.
-        const reachable = !client.daemon.gone() && !(client.daemon as Daemon).cannotAcquire;
+        // Nor those of a daemon deaf behind the backlog: clients that begin to wait then, for a name it does not cover
+        // yet, are served only once its list is answered (seed 374367: two lists waited 8.8 and 10 s at 100 requests a
+        // second, and l86's first waiters came 3-5 s into that wait).
+        const reachable =
+          !client.daemon.gone() && !(client.daemon as Daemon).cannotAcquire && (client.daemon as Daemon).deafUntil <= this.clock.now();
         if (client instanceof AcquireClient) {
           if (client.state === "waiting" && reachable) waiters.push(client.id);
           if (client.daemonHolds) occupied = true;
