@@ -127,7 +127,7 @@ export class WriteMeter {
 
 /** etcd: the leader resigns (Election.Resign); the other process's Campaign returns. */
 export async function handoffEtcd(ctx: BenchContext): Promise<HandoffRow> {
-  const { handoffN, handoffWarmup, handoffSettleMs } = ctx.params;
+  const { handoffSettleMs } = ctx.params;
   const name = `handoff-${Date.now()}`;
   const peers = [ctx.etcd(name, "etcd-a", ["--ttl=15"])];
   try {
@@ -135,24 +135,7 @@ export async function handoffEtcd(ctx: BenchContext): Promise<HandoffRow> {
     peers.push(ctx.etcd(name, "etcd-b", ["--ttl=15"]));
     await peers[1]!.waitForEvent("campaigning", 30_000);
     await sleep(handoffSettleMs);
-    let [leader, follower] = peers as [PeerProcess, PeerProcess];
-    const samples: number[] = [];
-    const releaseWriteMs: number[] = [];
-    for (let round = 0; round < handoffWarmup + handoffN && ctx.remainingMs() > 0; round++) {
-      const fromLeader = leader.events.length;
-      const fromFollower = follower.events.length;
-      leader.send("resign");
-      const releasing = await leader.waitForEvent("releasing", 10_000, fromLeader);
-      const elected = await follower.waitForEvent("elected", 30_000, fromFollower);
-      const released = await leader.waitForEvent("released", 10_000, fromLeader);
-      await leader.waitForEvent("campaigning", 10_000, fromLeader);
-      if (round >= handoffWarmup) {
-        samples.push(elected.at - releasing.at);
-        releaseWriteMs.push(released.at - releasing.at);
-      }
-      [leader, follower] = [follower, leader];
-      await sleep(handoffSettleMs);
-    }
+    const { samples, releaseWriteMs } = await resignRounds(ctx, peers as [PeerProcess, PeerProcess]);
     return { samples, releaseWriteMs, from: "leader calls Election.Resign", to: "the other process's Campaign returns" };
   } finally {
     await Promise.all(peers.map((p) => p.stop()));
@@ -165,7 +148,7 @@ export async function handoffEtcd(ctx: BenchContext): Promise<HandoffRow> {
  * counters give the ZooKeeper requests per round (the close, the follower's wake-up, the rejoin).
  */
 export async function handoffCurator(ctx: BenchContext): Promise<HandoffRow> {
-  const { handoffN, handoffWarmup, handoffSettleMs } = ctx.params;
+  const { handoffSettleMs } = ctx.params;
   return ctx.withZooKeeper(async (zookeeper) => {
     const name = `handoff-${Date.now()}`;
     const peers = [ctx.curator(name, "curator-a", ["--session-timeout=15s"])];
@@ -174,26 +157,10 @@ export async function handoffCurator(ctx: BenchContext): Promise<HandoffRow> {
       peers.push(ctx.curator(name, "curator-b", ["--session-timeout=15s"]));
       assertSameClock(await peers[1]!.waitForEvent("campaigning", 90_000));
       await sleep(handoffSettleMs);
-      let [leader, follower] = peers as [PeerProcess, PeerProcess];
-      const samples: number[] = [];
-      const releaseWriteMs: number[] = [];
       let before = await zookeeper.counts();
-      for (let round = 0; round < handoffWarmup + handoffN && ctx.remainingMs() > 0; round++) {
-        if (round === handoffWarmup) before = await zookeeper.counts();
-        const fromLeader = leader.events.length;
-        const fromFollower = follower.events.length;
-        leader.send("resign");
-        const releasing = await leader.waitForEvent("releasing", 10_000, fromLeader);
-        const elected = await follower.waitForEvent("elected", 30_000, fromFollower);
-        const released = await leader.waitForEvent("released", 10_000, fromLeader);
-        await leader.waitForEvent("campaigning", 10_000, fromLeader);
-        if (round >= handoffWarmup) {
-          samples.push(elected.at - releasing.at);
-          releaseWriteMs.push(released.at - releasing.at);
-        }
-        [leader, follower] = [follower, leader];
-        await sleep(handoffSettleMs);
-      }
+      const { samples, releaseWriteMs } = await resignRounds(ctx, peers as [PeerProcess, PeerProcess], async () => {
+        before = await zookeeper.counts();
+      });
       const after = await zookeeper.counts();
       return {
         samples,
@@ -277,4 +244,37 @@ export async function handoffClientGo(ctx: BenchContext, retryMs: number): Promi
 
 function leaderId(peer: PeerProcess): string {
   return String(peer.events.find((e) => e.event === "started")?.id ?? "");
+}
+
+/**
+ * Resign rounds between two peer processes that print `releasing`, `released`,
+ * `elected` and `campaigning`: the leader resigns and campaigns again, the other
+ * is elected, and they swap. Timed after the warm-up; `warmedUp` runs when it ends.
+ */
+async function resignRounds(
+  ctx: BenchContext,
+  peers: [PeerProcess, PeerProcess],
+  warmedUp: () => Promise<void> = async () => {},
+): Promise<{ samples: number[]; releaseWriteMs: number[] }> {
+  const { handoffN, handoffWarmup, handoffSettleMs } = ctx.params;
+  let [leader, follower] = peers;
+  const samples: number[] = [];
+  const releaseWriteMs: number[] = [];
+  for (let round = 0; round < handoffWarmup + handoffN && ctx.remainingMs() > 0; round++) {
+    if (round === handoffWarmup) await warmedUp();
+    const fromLeader = leader.events.length;
+    const fromFollower = follower.events.length;
+    leader.send("resign");
+    const releasing = await leader.waitForEvent("releasing", 10_000, fromLeader);
+    const elected = await follower.waitForEvent("elected", 30_000, fromFollower);
+    const released = await leader.waitForEvent("released", 10_000, fromLeader);
+    await leader.waitForEvent("campaigning", 10_000, fromLeader);
+    if (round >= handoffWarmup) {
+      samples.push(elected.at - releasing.at);
+      releaseWriteMs.push(released.at - releasing.at);
+    }
+    [leader, follower] = [follower, leader];
+    await sleep(handoffSettleMs);
+  }
+  return { samples, releaseWriteMs };
 }
