@@ -168,6 +168,12 @@ export function renderReport(r: Results, plots: Plots): string {
   const cg500 = hs(r.handoff["client-go-500ms"]);
   const etcd = hs(r.handoff.etcd);
   const curator = hs(r.handoff.curator);
+  // One statistic: each column's figure, then each peer's over ours.
+  const statRow = (stat: "median" | "p99" | "max") => [
+    stat,
+    ...sums.map((s) => ms(s?.[stat])),
+    ...[cg, cg500, etcd, curator].map((peer) => ratio(peer?.[stat], ours?.[stat])),
+  ];
   const peerCols = (row: HandoffRow | undefined, show: (row: HandoffRow | undefined) => string) => [
     ...[r.handoff["client-go"], r.handoff["client-go-500ms"], r.handoff.etcd].map(() => NA),
     show(row),
@@ -177,30 +183,9 @@ export function renderReport(r: Results, plots: Plots): string {
       ["", ...handoffCols.map(([name]) => name), "client-go 2 s ÷ ours", "client-go 500 ms ÷ ours", "etcd ÷ ours", "Curator ÷ ours"],
       [
         ["samples", ...sums.map((s) => String(s?.n ?? 0)), "", "", "", ""],
-        [
-          "median",
-          ...sums.map((s) => ms(s?.median)),
-          ratio(cg?.median, ours?.median),
-          ratio(cg500?.median, ours?.median),
-          ratio(etcd?.median, ours?.median),
-          ratio(curator?.median, ours?.median),
-        ],
-        [
-          "p99",
-          ...sums.map((s) => ms(s?.p99)),
-          ratio(cg?.p99, ours?.p99),
-          ratio(cg500?.p99, ours?.p99),
-          ratio(etcd?.p99, ours?.p99),
-          ratio(curator?.p99, ours?.p99),
-        ],
-        [
-          "max",
-          ...sums.map((s) => ms(s?.max)),
-          ratio(cg?.max, ours?.max),
-          ratio(cg500?.max, ours?.max),
-          ratio(etcd?.max, ours?.max),
-          ratio(curator?.max, ours?.max),
-        ],
+        statRow("median"),
+        statRow("p99"),
+        statRow("max"),
         ["min", ...sums.map((s) => ms(s?.min)), "", "", "", ""],
         [
           "Lease writes per round (release, take-over, re-queue)",

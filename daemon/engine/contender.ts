@@ -481,10 +481,9 @@ export class Contender {
     else await this.failed(result, "create the lease", "take");
   }
 
-  /** True while what this daemon knows of the name lets it still create the Lease as decided: absent, no hold to wait out. */
+  /** True while the decision is still to create the Lease (absent, no hold to wait out) with the token floor it was made on. */
   private mayStillCreate(floor: number): boolean {
-    const view = this.view();
-    return view.synced && view.observation === undefined && view.now >= view.goneHoldEnd && this.ctx.cache.tokenFloor(this.name) === floor;
+    return decide(this.view()).do === "create" && this.ctx.cache.tokenFloor(this.name) === floor;
   }
 
   private async acquireStep(head: Claim, obs: Observation, skip: readonly string[]): Promise<void> {
