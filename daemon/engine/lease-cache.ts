@@ -202,10 +202,11 @@ export class LeaseCache {
    * that this daemon never saw. So the hold observed lasts at least the
    * longest lease seen for the name, from now.
    */
-  forget(name: string, seen: Observation | undefined = this.entries.get(name)): void {
+  forget(name: string, seen: Observation | undefined): void {
     const last = this.entries.get(name);
-    // `seen`: what this daemon held when its call began. A newer record since (a Lease restored, which the watch
-    // told while the call waited) outdates the call's answer.
+    // `seen`: what this daemon held when its call began, undefined for nothing (no default: a default parameter would
+    // turn that undefined into the entry held now, seed 377848). A newer record since (a Lease restored, or created
+    // by this daemon's own call whose reply hangs, which the watch told while the call waited) outdates the answer.
     if (last !== seen) return;
     // A Lease this daemon saw once (a token) and that is gone now, also one whose entry it had dropped since (a
     // name it read once, not watched): the first call to find it gone holds it off.

@@ -17,7 +17,7 @@ test("a stale unsubscribe does not take away a newer subscriber's changes", (t) 
   cache.subscribe("msync-lock-x", () => (heard += 1));
   // A contender that was already dropped goes idle again and unsubscribes twice.
   first();
-  cache.forget("msync-lock-x");
+  cache.forget("msync-lock-x", cache.get("msync-lock-x"));
   cache.remember({ ...fields("msync-lock-x"), version: "1" });
   t.is(heard, 1, "the newer subscriber heard the change");
 });
@@ -236,4 +236,15 @@ test("a call that finds a Lease gone does not forget a newer record the watch to
   t.is(cache.get("msync-election-restored")?.record.version, "9", "the restored Lease is still known");
   cache.forget("msync-election-restored", cache.get("msync-election-restored"));
   t.is(cache.get("msync-election-restored"), undefined, "a call that began with the newest record is believed");
+});
+
+test("a read sent before anything was known of a Lease, answered \"not found\" late, does not forget the Lease the watch told meanwhile", (t) => {
+  // Seed 377848: a GetLock read of l2 waited 6.1 s for its reply; meanwhile this daemon created l2 (its reply hung)
+  // and the watch told of it. The late "not found" dropped the entry, and a cached GetLock answered "not held".
+  const cache = new LeaseCache(new MemoryStore(), new FakeClock());
+  const seen = cache.get("msync-lock-late");
+  t.is(seen, undefined, "nothing is known of the Lease when the read is sent");
+  cache.remember({ ...fields("msync-lock-late"), holderIdentity: "d1_0", transitions: 1, version: "3" });
+  cache.forget("msync-lock-late", seen);
+  t.is(cache.get("msync-lock-late")?.record.version, "3", "the Lease told meanwhile is still known");
 });
