@@ -315,6 +315,40 @@ test("KubernetesStore on the simulated API server: a held Lease relabelled by ha
   await handle.stop();
 });
 
+test("KubernetesStore on the simulated API server: a Lease that lost its name label while the watch did not cover it is found when the name is watched again", async (t) => {
+  // Seed 378565: d0 looked l0 up once (absent), stopped watching it, and l0 was created and then relabelled by hand
+  // meanwhile; when d0 watched l0 again it did not look it up a second time, took it as absent, and a cached GetLock
+  // answered "not held" while d2 held it.
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock, { maxWatchMs: 2_000 });
+  const store = kubeStore(server, clock);
+  const events: WatchEvent[] = [];
+  const names = new Set(["l", "m"]);
+  // Watched before it exists: the first list does not have it, so the watch looks it up (absent).
+  const handle = store.watch((e) => events.push(e), names);
+  await clock.advance(100);
+  // Nobody here wants it any more: the next watch, once this one ends on its own, is narrowed to m.
+  names.delete("l");
+  await clock.advance(5_000);
+  const narrowed = events.filter((e) => e.type === "synced").at(-1);
+  t.false(narrowed?.type === "synced" && inScopeOf(narrowed.scope, "l"), "the scope was narrowed to m");
+  // Out of sight, another daemon takes it, and someone removes its name label.
+  await store.create(heldLease("l"));
+  const stored = server.read("l");
+  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
+  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  // Wanted again.
+  names.add("l");
+  handle.rescope();
+  await clock.advance(1_000);
+  const covering = events.filter((e) => e.type === "synced" && inScopeOf(e.scope, "l")).at(-1);
+  t.true(
+    covering?.type === "synced" && covering.leases.some((lease) => lease.name === "l" && lease.holderIdentity === "d0"),
+    "the list that covers l again has it, held",
+  );
+  await handle.stop();
+});
+
 function inScopeOf(scope: ReadonlySet<string> | "all", name: string): boolean {
   return scope === "all" || scope.has(name);
 }

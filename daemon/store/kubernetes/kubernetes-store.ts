@@ -305,7 +305,7 @@ class LeaseWatcher {
   private scope: WatchScope | undefined;
   private retryMs = MIN_RETRY_MS;
   private wake: (() => void) | undefined;
-  /** Names a list did not return that were then looked up one by one. */
+  /** Names a list did not return that were then looked up one by one, and that every list since has covered. */
   private readonly lookedUp = new Set<string>();
   /**
    * Names this watch last told of as existing (listed, or added and changed
@@ -351,6 +351,9 @@ class LeaseWatcher {
             continue;
           }
           this.scope = scope;
+          // A name looked up once is not again only while the watch covers it since: out of its scope, it may have
+          // been created, or lost its name label, unheard (seed 378565).
+          for (const name of this.lookedUp) if (!inScope(scope, name)) this.lookedUp.delete(name);
           this.resourceVersion = resourceVersion;
           this.recheckDue = false;
           // A name whose check went unanswered may be an older daemon's Lease: it is not reported covered (an
