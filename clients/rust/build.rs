@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[
             proto.join("metaparticle/sync/v1/lock_service.proto"),
             proto.join("metaparticle/sync/v1/election_service.proto"),
+            proto.join("metaparticle/sync/v1/semaphore_service.proto"),
+            proto.join("metaparticle/sync/v1/rwlock_service.proto"),
         ],
         &[proto, protoc_bin_vendored::include_path()?],
     )?;

@@ -27,15 +27,17 @@ interface ReflectionRequest {
 export class DescriptorIndex {
   private readonly files = new Map<string, { proto: FileDescriptorProto; bytes: Uint8Array }>();
   private readonly symbols = new Map<string, string>();
+  /** The services listed: those the server serves, of the ones the set defines. */
   readonly services: string[] = [];
 
-  constructor(descriptorSet: Uint8Array) {
+  /** `served`: the services to list (a service defined in the API but not yet served is not); undefined lists every one. */
+  constructor(descriptorSet: Uint8Array, served?: ReadonlySet<string>) {
     for (const file of fromBinary(FileDescriptorSetSchema, descriptorSet).file) {
       this.files.set(file.name, { proto: file, bytes: toBinary(FileDescriptorProtoSchema, file) });
       const scope = file.package === "" ? "" : `${file.package}.`;
       for (const service of file.service) {
         this.symbols.set(scope + service.name, file.name);
-        this.services.push(scope + service.name);
+        if (served === undefined || served.has(scope + service.name)) this.services.push(scope + service.name);
         for (const method of service.method) this.symbols.set(`${scope}${service.name}.${method.name}`, file.name);
       }
       for (const type of file.enumType) this.symbols.set(scope + type.name, file.name);

@@ -69,7 +69,8 @@ export class DaemonServer {
     });
     this.health.addToServer(this.server);
     let index: DescriptorIndex | undefined;
-    addReflection(this.server, () => (index ??= new DescriptorIndex(descriptors)));
+    const served = new Set<string>([...SERVICE_NAMES, "grpc.health.v1.Health"]);
+    addReflection(this.server, () => (index ??= new DescriptorIndex(descriptors, served)));
   }
 
   /** Binds the address and starts serving; health stays NOT_SERVING until `setServing`. */

@@ -1,11 +1,13 @@
 // Health and reflection, so probes and grpcurl work with no proto files.
 import test from "ava";
-import { credentials, loadPackageDefinition, status, type Client } from "@grpc/grpc-js";
+import { Metadata, credentials, loadPackageDefinition, status, type Client } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { createRequire } from "node:module";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { create, createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { RWLockServiceClient } from "metaparticle-sync-client/gen/metaparticle/sync/v1/rwlock_service";
+import { SemaphoreServiceClient } from "metaparticle-sync-client/gen/metaparticle/sync/v1/semaphore_service";
 import { startTestDaemon } from "../support/test-daemon.js";
 
 type Unary = (request: object, callback: (err: (Error & { code?: number }) | null, response: Record<string, unknown>) => void) => void;
@@ -152,4 +154,27 @@ test("reflection serves complete descriptors: every type of every service resolv
     comments.some((c) => c.includes("Renew extends a lock taken with TryAcquire")),
     "source comments are kept",
   );
+});
+
+test("services defined in the proto but not yet served answer UNIMPLEMENTED, and health does not report them", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const semaphores = new SemaphoreServiceClient(d.address, credentials.createInsecure());
+  const rwlocks = new RWLockServiceClient(d.address, credentials.createInsecure());
+  t.teardown(() => (semaphores.close(), rwlocks.close()));
+  const deadline = () => ({ deadline: Date.now() + 5_000 });
+  const semaphore = await new Promise<Error & { code?: number }>((resolve) =>
+    semaphores.getSemaphore({ name: "export", consistency: 0 }, new Metadata(), deadline(), (err) => resolve(err!)),
+  );
+  t.is(semaphore?.code, status.UNIMPLEMENTED);
+  const rwlock = await new Promise<Error & { code?: number }>((resolve) =>
+    rwlocks.getRwLock({ name: "catalog", consistency: 0 }, new Metadata(), deadline(), (err) => resolve(err!)),
+  );
+  t.is(rwlock?.code, status.UNIMPLEMENTED);
+  const health = healthClient(d.address);
+  t.teardown(() => health.close());
+  const unknown = await new Promise<Error & { code?: number }>((resolve) =>
+    health.check({ service: "metaparticle.sync.v1.SemaphoreService" }, (err) => resolve(err!)),
+  );
+  t.is(unknown?.code, status.NOT_FOUND);
 });
