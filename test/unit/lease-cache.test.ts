@@ -238,7 +238,7 @@ test("a call that finds a Lease gone does not forget a newer record the watch to
   t.is(cache.get("msync-election-restored"), undefined, "a call that began with the newest record is believed");
 });
 
-test('a read sent before anything was known of a Lease, answered "not found" late, does not forget the Lease the watch told meanwhile', (t) => {
+test("a read sent before anything was known of a Lease, answered not-found late, does not forget the Lease the watch told meanwhile", (t) => {
   // Seed 377848: a GetLock read of l2 waited 6.1 s for its reply; meanwhile this daemon created l2 (its reply hung)
   // and the watch told of it. The late "not found" dropped the entry, and a cached GetLock answered "not held".
   const cache = new LeaseCache(new MemoryStore(), new FakeClock());
