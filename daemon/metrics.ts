@@ -11,7 +11,10 @@ export class Metrics {
   readonly registry = new Registry();
   readonly engineObserver: EngineObserver;
   readonly storeObserver: StoreObserver;
-  private stats: () => EngineStats = () => ({ held: { lock: 0, election: 0 }, waiting: { lock: 0, election: 0 } });
+  private stats: () => EngineStats = () => ({
+    held: { lock: 0, election: 0, semaphore: 0, rwlock: 0 },
+    waiting: { lock: 0, election: 0, semaphore: 0, rwlock: 0 },
+  });
 
   constructor() {
     const registers = [this.registry];

@@ -126,7 +126,7 @@ export class Engine {
 
   /** Leases held and claims waiting on this daemon right now, by kind. */
   stats(): EngineStats {
-    const stats = { held: { lock: 0, election: 0 }, waiting: { lock: 0, election: 0 } };
+    const stats = { held: { lock: 0, election: 0, semaphore: 0, rwlock: 0 }, waiting: { lock: 0, election: 0, semaphore: 0, rwlock: 0 } };
     for (const contender of this.contenders.values()) {
       const { held, waiting } = contender.counts;
       stats.held[contender.kind] += held;

@@ -4,8 +4,57 @@
 // coordination.k8s.io/v1 Lease objects and `memory/` in process, with the same
 // semantics.
 
-/** Whether a lease backs a lock or an election. Kept in the record so one watch serves both. */
-export type LeaseKind = "lock" | "election";
+/**
+ * What a lease backs: a lock, an election, a counting semaphore or a
+ * read-write lock. Kept in the record so one watch serves all. A semaphore's
+ * Lease has seats and no exclusive holder; a read-write lock's exclusive hold
+ * is a lock's, and its shared holds are seats.
+ */
+export type LeaseKind = "lock" | "election" | "semaphore" | "rwlock";
+
+/**
+ * One daemon's shared hold on a semaphore or a read-write lock: every local
+ * holder of that daemon rides on it. Only that daemon writes it, except that
+ * a conditional write (an exclusive acquisition, a hand edit) may remove it.
+ */
+export interface LiveSeat {
+  /** identity is the daemon process that holds the seat. */
+  readonly identity: string;
+  /**
+   * acquisition is the seat's acquisition count: counted up per process each
+   * time it takes a seat, so a seat taken again after its tombstone is told
+   * apart from the one before.
+   */
+  readonly acquisition: number;
+  /** durationSeconds is how long the seat holds without renewal, from the last renewal its observers see. */
+  readonly durationSeconds: number;
+  /** renewMs is the holder's wall clock at its last renewal (ms); it changes at every renewal, so each one is a new value. */
+  readonly renewMs: number;
+  /** holder is the first 63 characters of the name of the seat's first rider, for display. */
+  readonly holder: string;
+  /** riders is how many local holders ride on the seat, for display. */
+  readonly riders: number;
+  /** acquireWallMs is the holder's wall clock when it took the seat (ms), for display. */
+  readonly acquireWallMs: number;
+  /** permits is how many of a semaphore's permits the seat holds; undefined on a read-write lock. */
+  readonly permits?: number;
+  readonly released?: undefined;
+}
+
+/**
+ * A seat given back: written over its seat by the seat's own daemon only, so
+ * that observers end that seat's hold at once instead of at its expiry.
+ */
+export interface SeatTombstone {
+  /** identity is the daemon process whose seat this was. */
+  readonly identity: string;
+  /** acquisition is the acquisition count of the seat it ends. */
+  readonly acquisition: number;
+  readonly released: true;
+}
+
+/** A seat as stored: held, or a tombstone. */
+export type Seat = LiveSeat | SeatTombstone;
 
 /**
  * The fields of a managed lease the engine reads and writes. Only the
@@ -54,6 +103,22 @@ export interface LeaseFields {
    * they read. Undefined: the same as leaseDurationSeconds.
    */
   readonly writtenDuration?: number;
+  /** A semaphore's number of permits (N), written when its Lease is created; undefined for other kinds or when unreadable. */
+  readonly permits?: number;
+  /**
+   * The seats of a semaphore or read-write lock, tombstones included, one per
+   * daemon identity, in identity order; undefined: none. A conditional write
+   * stores exactly these (and the broken ones it names): it removes the
+   * others.
+   */
+  readonly seats?: readonly Seat[];
+  /**
+   * Seats whose stored value is not a seat (it does not parse, or names an
+   * identity that is not the one its key is for), by their key as stored:
+   * their holder and lease are unknown. A conditional write keeps those it
+   * names, as they were, and removes the others.
+   */
+  readonly brokenSeats?: readonly string[];
 }
 
 /** A lease as read from the store, with the version a conditional write must match. */
@@ -110,6 +175,20 @@ export function isStoreError(err: unknown, reason?: StoreErrorReason): err is St
  */
 export type WatchScope = ReadonlySet<string> | "all";
 
+/** True when `a` and `b` are the same seat, field for field. */
+export function sameSeat(a: Seat, b: Seat): boolean {
+  if (a.identity !== b.identity || a.acquisition !== b.acquisition || a.released !== b.released) return false;
+  if (a.released === true || b.released === true) return true;
+  return (
+    a.durationSeconds === b.durationSeconds &&
+    a.renewMs === b.renewMs &&
+    a.holder === b.holder &&
+    a.riders === b.riders &&
+    a.acquireWallMs === b.acquireWallMs &&
+    a.permits === b.permits
+  );
+}
+
 /** True when `scope` covers `name`. */
 export function inScope(scope: WatchScope, name: string): boolean {
   return scope === "all" || scope.has(name);
@@ -149,6 +228,16 @@ export interface WatchHandle {
   rescope(): void;
 }
 
+export interface WatchOptions {
+  /**
+   * checkUnlabelled says whether a name wanted that a list did not return may
+   * be a Lease an older daemon wrote without the name label, which only a read
+   * of that name finds (docs/design.md 3.10). False for kinds no older daemon
+   * writes, which saves that read. Undefined: every name is checked.
+   */
+  readonly checkUnlabelled?: (name: string) => boolean;
+}
+
 export interface CallOptions {
   /** Abandons the call; it then fails with reason "unavailable". */
   readonly signal?: AbortSignal;
@@ -172,6 +261,19 @@ export interface LeaseStore {
    */
   markWaiting(lease: LeaseRecord, identity: string, waiting: boolean, options?: CallOptions): Promise<LeaseRecord>;
   /**
+   * Replaces `identity`'s seat with `next` if and only if the stored object is
+   * the one `lease` was read from (not deleted and created again since; writes
+   * in between do not matter) and that seat is still exactly `expected`, and
+   * changes nothing else: so renewing or giving back a seat conflicts only
+   * with a change of that seat. Resolves with the lease after it (the same
+   * version when `next` is `expected`); rejects with "conflict" otherwise,
+   * with "not-found" when the lease is gone. There is no form for an absent
+   * seat: a seat is taken by a conditional update or create, which orders it
+   * against every other write, and Kubernetes' JSON patch cannot test that a
+   * key is absent.
+   */
+  patchSeat(lease: LeaseRecord, identity: string, expected: Seat, next: Seat, options?: CallOptions): Promise<LeaseRecord>;
+  /**
    * Starts the one watch on the managed leases named in `names` (a live set
    * the caller changes, calling `rescope()` after), or on all of them when
    * `names` is undefined. The first event is "synced" with everything in
@@ -179,7 +281,7 @@ export interface LeaseStore {
    * relists and sends "synced" again, so the listener never misses a final
    * state.
    */
-  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): WatchHandle;
+  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>, options?: WatchOptions): WatchHandle;
   /** True if version `a` of an object is newer than version `b` of it. */
   isNewer(a: string, b: string): boolean;
   /** Says where leases live, for logs. */

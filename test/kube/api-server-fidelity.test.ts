@@ -5,7 +5,7 @@
 import type { V1Lease } from "@kubernetes/client-node";
 import { PooledKubeConfig } from "../../daemon/store/kubernetes/pooled-kubeconfig.js";
 import { ClientNodeLeaseApi } from "../../daemon/store/kubernetes/client-node-lease-api.js";
-import { type LeaseApi, LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
+import { type JsonPatchOperation, type LeaseApi, LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
 import { MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, selectorFor } from "../../daemon/store/kubernetes/lease-convert.js";
 import { systemClock } from "../../daemon/engine/clock.js";
 import { DirectLeaseApi, SimApiServer } from "../sim/kube-api-server.js";
@@ -83,11 +83,44 @@ async function probe(api: LeaseApi): Promise<Record<string, unknown>> {
   );
   seen.patchMissing = await failure(api.mergePatch("nope", { metadata: { annotations: { [key]: "d3" } } }));
   seen.patchNullRemoves = { ...(await api.mergePatch("p", { metadata: { annotations: { [key]: null } } })).metadata!.annotations };
+  // A JSON patch of one seat annotation (how a daemon renews and gives back its seat): `test` the uid and the
+  // value, `replace` it. It applies whatever the resourceVersion; a test that fails, one of a key that is not
+  // there, and one of another uid are all refused alike and write nothing; a missing Lease is 404.
+  const seatKey = "sync.metaparticle.io/seat.0123456789abcdef";
+  const path = "/metadata/annotations/sync.metaparticle.io~1seat.0123456789abcdef";
+  const seated = await api.mergePatch("p", { metadata: { annotations: { [seatKey]: '{"i":"d5","a":1}' } } });
+  const uid = seated.metadata!.uid!;
+  await api.mergePatch("p", { metadata: { annotations: { other: "in between" } } });
+  const seat = (testedUid: string, from: string, to: string, at = path): JsonPatchOperation[] => [
+    { op: "test", path: "/metadata/uid", value: testedUid },
+    { op: "test", path: at, value: from },
+    { op: "replace", path: at, value: to },
+  ];
+  const renewed = await api.jsonPatch("p", seat(uid, '{"i":"d5","a":1}', '{"i":"d5","a":2}'));
+  seen.jsonPatchApplies = renewed.metadata!.annotations![seatKey];
+  seen.jsonPatchNewVersion = renewed.metadata!.resourceVersion !== seated.metadata!.resourceVersion;
+  seen.jsonPatchFailedTest = await failure(api.jsonPatch("p", seat(uid, '{"i":"d5","a":1}', '{"i":"d5","a":3}')));
+  seen.jsonPatchMissingKey = await failure(
+    api.jsonPatch(
+      "p",
+      seat(uid, '{"i":"d5","a":2}', '{"i":"d5","a":3}', "/metadata/annotations/sync.metaparticle.io~1seat.fedcba9876543210"),
+    ),
+  );
+  seen.jsonPatchOtherUid = await failure(
+    api.jsonPatch("p", seat("00000000-0000-0000-0000-000000000000", '{"i":"d5","a":2}', '{"i":"d5","a":3}')),
+  );
+  seen.jsonPatchMissing = await failure(api.jsonPatch("nope", seat(uid, '{"i":"d5","a":2}', '{"i":"d5","a":3}')));
+  const after = await api.read("p");
+  seen.jsonPatchRefusedWroteNothing =
+    after.metadata!.resourceVersion === renewed.metadata!.resourceVersion && after.metadata!.annotations![seatKey] === '{"i":"d5","a":2}';
+  seen.jsonPatchAgainKeepsVersion =
+    (await api.jsonPatch("p", seat(uid, '{"i":"d5","a":2}', '{"i":"d5","a":2}'))).metadata!.resourceVersion ===
+    renewed.metadata!.resourceVersion;
   return seen;
 }
 
 test.serial(
-  "the simulated API server answers the store's calls as a real kube-apiserver does (no-op update, 409s, 404, a label removed seen as DELETED, a merge patch of one annotation)",
+  "the simulated API server answers the store's calls as a real kube-apiserver does (no-op update, 409s, 404, a label removed seen as DELETED, a merge patch of one annotation, a JSON patch that tests before it replaces)",
   async (t) => {
     const namespace = await t.context.env.newNamespace("msync-fidelity");
     const kubeConfig = new PooledKubeConfig();
@@ -97,5 +130,17 @@ test.serial(
     t.log(JSON.stringify(real));
     t.deepEqual(simulated, real);
     t.deepEqual(real.events, ["DELETED holder=d0 label=p rv=<relabel>", "ADDED holder=d0 label=p rv=<back>"]);
+    // What the store's seat patches rely on, pinned: 422 for every refused test (kubernetes issue 68202 saw 500 in
+    // 2018), and nothing written.
+    t.like(real, {
+      jsonPatchApplies: '{"i":"d5","a":2}',
+      jsonPatchNewVersion: true,
+      jsonPatchFailedTest: "422 Invalid",
+      jsonPatchMissingKey: "422 Invalid",
+      jsonPatchOtherUid: "422 Invalid",
+      jsonPatchMissing: "404 NotFound",
+      jsonPatchRefusedWroteNothing: true,
+      jsonPatchAgainKeepsVersion: true,
+    });
   },
 );

@@ -12,7 +12,16 @@
 // what the oracles read (calls by name, what the daemon heard, first sights).
 import type { Clock } from "../../daemon/engine/clock.js";
 import type { KubernetesStore } from "../../daemon/store/kubernetes/kubernetes-store.js";
-import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent, WatchHandle } from "../../daemon/store/lease-store.js";
+import type {
+  CallOptions,
+  LeaseFields,
+  LeaseRecord,
+  LeaseStore,
+  Seat,
+  WatchEvent,
+  WatchHandle,
+  WatchOptions,
+} from "../../daemon/store/lease-store.js";
 import { StoreError, type WatchScope, inScope } from "../../daemon/store/lease-store.js";
 import { MemoryStore, type MemoryWatchHandle, type StoreOperation } from "../../daemon/store/memory/memory-store.js";
 import { ConnectionStore, type PartitionMode } from "../support/connection-store.js";
@@ -135,11 +144,17 @@ export class FaultyStore implements LeaseStore {
     return this.call("patch", lease.name, options?.signal, () => this.connection!.markWaiting(lease, identity, waiting));
   }
 
-  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): WatchHandle {
+  patchSeat(lease: LeaseRecord, identity: string, expected: Seat, next: Seat, options?: CallOptions): Promise<LeaseRecord> {
+    if (this.kube !== undefined)
+      return this.through("patch", lease.name, this.kube.store.patchSeat(lease, identity, expected, next, options));
+    return this.call("patch", lease.name, options?.signal, () => this.connection!.patchSeat(lease, identity, expected, next));
+  }
+
+  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>, options?: WatchOptions): WatchHandle {
     this.listener = listener;
     if (this.kube !== undefined) {
       // Delays, freezes and breaks happen below, on the connection: what the store reports is the daemon's to hear now.
-      const inner = this.kube.store.watch((event) => this.deliverNow(event), names);
+      const inner = this.kube.store.watch((event) => this.deliverNow(event), names, options);
       return {
         stop: async () => {
           if (this.listener === listener) this.listener = undefined;
@@ -353,7 +368,7 @@ export class FaultyStore implements LeaseStore {
 
   /** Notes what the daemon had heard when it wrote, what a read told it, and the call in the trace. */
   private track<T>(operation: StoreOperation, name: string, heardAtSend: number, promise: Promise<T>, call: string): void {
-    // (A patch of a wait key issues no token.)
+    // (A patch of a wait key or a seat issues no token.)
     if (operation !== "get" && operation !== "patch") {
       promise.then(
         (value) => this.heardAtWrite.set(`${name}#${(value as LeaseRecord).transitions}`, heardAtSend),

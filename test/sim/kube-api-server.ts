@@ -9,6 +9,9 @@
 //   resourceVersion (one in the patch makes it conditional), 404 when it is
 //   missing, 422 when the patch names a uid that is not the stored one (the
 //   uid is immutable; so answers kube-apiserver of test/controlplane);
+// - a JSON patch (RFC 6902) is applied whole or not at all: an operation that
+//   fails (a `test` that does not hold, of a uid or a key, or one on a missing
+//   key) answers 422 Invalid with one message for all, and writes nothing;
 // - an update that changes nothing keeps the resourceVersion and sends no event;
 // - label selectors as the store sends them, evaluated here; a watch sends an
 //   object that stops matching as DELETED (its content before, the event's
@@ -23,7 +26,7 @@
 // Every object crosses the boundary as JSON, as it would over HTTP.
 import type { V1Lease, V1LeaseList } from "@kubernetes/client-node";
 import type { Clock, Timer } from "../../daemon/engine/clock.js";
-import { type LeaseApi, LeaseApiError, type LeaseWatchQuery } from "../../daemon/store/kubernetes/lease-api.js";
+import { type JsonPatchOperation, type LeaseApi, LeaseApiError, type LeaseWatchQuery } from "../../daemon/store/kubernetes/lease-api.js";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
 
@@ -192,6 +195,25 @@ export class SimApiServer {
     if (metadata?.name !== undefined && metadata.name !== name)
       throw status(400, "BadRequest", "the name of the object does not match the name on the URL");
     return this.modified(mergePatched(copy(current), copy(patch)) as V1Lease, current);
+  }
+
+  /** A JSON patch (application/json-patch+json), as a PATCH of the Lease: every operation, or none. */
+  jsonPatch(name: string, operations: unknown): V1Lease {
+    this.calls.patch += 1;
+    const current = this.objects.get(name);
+    if (current === undefined) throw notFound(name);
+    if (!Array.isArray(operations)) throw status(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch");
+    let patched: unknown = copy(current);
+    try {
+      for (const operation of copy(operations)) patched = applyOperation(patched, operation);
+    } catch (err) {
+      if (!(err instanceof PatchFailed)) throw err;
+      // The API server's message is generic and the same for every failed operation (its cause is in the details).
+      throw status(422, "Invalid", "the server rejected our request due to an error in our request");
+    }
+    const metadata = (patched as V1Lease).metadata;
+    if (metadata?.name !== name) throw status(400, "BadRequest", "the name of the object does not match the name on the URL");
+    return this.modified(patched as V1Lease, current);
   }
 
   /** Deletes a Lease (an administrator's kubectl delete). */
@@ -379,6 +401,10 @@ export class DirectLeaseApi implements LeaseApi {
     return attempt(() => this.server.mergePatch(name, patch));
   }
 
+  jsonPatch(name: string, operations: readonly JsonPatchOperation[]): Promise<V1Lease> {
+    return attempt(() => this.server.jsonPatch(name, operations));
+  }
+
   list(labelSelector: string, limit: number | undefined): Promise<V1LeaseList> {
     return attempt(() => this.server.list(labelSelector, limit));
   }
@@ -421,6 +447,65 @@ export function mergePatched(target: unknown, patch: unknown): unknown {
     else result[key] = mergePatched(result[key], value);
   }
   return result;
+}
+
+/** A JSON patch operation that cannot be applied: the API server answers 422. */
+class PatchFailed extends Error {}
+
+/**
+ * `target` after one JSON patch operation (RFC 6902): `test`, `add`,
+ * `remove` and `replace` (the store sends no other), on object members and
+ * array elements. A `test` compares JSON values; a path that does not lead
+ * to a value fails, as does a `remove` or `replace` of one that is missing.
+ */
+function applyOperation(target: unknown, operation: unknown): unknown {
+  const { op, path, value } = (operation ?? {}) as { op?: unknown; path?: unknown; value?: unknown };
+  if (typeof path !== "string" || (path !== "" && !path.startsWith("/"))) throw new PatchFailed(`bad path ${String(path)}`);
+  const tokens =
+    path === ""
+      ? []
+      : path
+          .slice(1)
+          .split("/")
+          .map((token) => token.replaceAll("~1", "/").replaceAll("~0", "~"));
+  if (op === "test") {
+    if (stable(valueAt(target, tokens)) !== stable(value)) throw new PatchFailed(`test of ${path} failed`);
+    return target;
+  }
+  if (op !== "add" && op !== "remove" && op !== "replace") throw status(400, "BadRequest", `operation ${String(op)} is not simulated`);
+  if (tokens.length === 0) {
+    if (op === "remove") throw new PatchFailed("cannot remove the whole document");
+    return copy(value);
+  }
+  const parent = valueAt(target, tokens.slice(0, -1));
+  const last = tokens.at(-1)!;
+  if (Array.isArray(parent)) {
+    const index = last === "-" && op === "add" ? parent.length : Number(last);
+    const limit = op === "add" ? parent.length : parent.length - 1;
+    if (!/^(0|[1-9][0-9]*|-)$/.test(last) || !Number.isInteger(index) || index > limit) throw new PatchFailed(`no element ${path}`);
+    if (op === "add") parent.splice(index, 0, copy(value));
+    else if (op === "remove") parent.splice(index, 1);
+    else parent[index] = copy(value);
+    return target;
+  }
+  if (typeof parent !== "object" || parent === null) throw new PatchFailed(`no parent of ${path}`);
+  const members = parent as Record<string, unknown>;
+  if (op !== "add" && !Object.hasOwn(members, last)) throw new PatchFailed(`no member ${path}`);
+  if (op === "remove") delete members[last];
+  else members[last] = copy(value);
+  return target;
+}
+
+/** The value at the JSON pointer `tokens` in `target`; fails when there is none. */
+function valueAt(target: unknown, tokens: readonly string[]): unknown {
+  let at = target;
+  for (const token of tokens) {
+    if (Array.isArray(at) && /^(0|[1-9][0-9]*)$/.test(token) && Number(token) < at.length) at = at[Number(token)];
+    else if (typeof at === "object" && at !== null && !Array.isArray(at) && Object.hasOwn(at, token))
+      at = (at as Record<string, unknown>)[token];
+    else throw new PatchFailed(`no value at /${tokens.join("/")}`);
+  }
+  return at;
 }
 
 /** What a write may change, in a stable form: two writes with the same are the same object. */

@@ -7,7 +7,7 @@
 // frozen (what arrives waits) or dead (nothing arrives).
 import type { V1Lease, V1LeaseList } from "@kubernetes/client-node";
 import type { Clock } from "../../daemon/engine/clock.js";
-import type { LeaseApi, LeaseWatchQuery } from "../../daemon/store/kubernetes/lease-api.js";
+import type { JsonPatchOperation, LeaseApi, LeaseWatchQuery } from "../../daemon/store/kubernetes/lease-api.js";
 import type { StoreOperation } from "../../daemon/store/memory/memory-store.js";
 import type { PartitionMode } from "../support/connection-store.js";
 import { type CallFault, type FaultErrors, runWithFault } from "./call-faults.js";
@@ -124,6 +124,10 @@ export class SimApiConnection implements LeaseApi {
 
   mergePatch(name: string, patch: object, signal?: AbortSignal): Promise<V1Lease> {
     return this.call("patch", name, signal, false, () => this.server.mergePatch(name, patch));
+  }
+
+  jsonPatch(name: string, operations: readonly JsonPatchOperation[], signal?: AbortSignal): Promise<V1Lease> {
+    return this.call("patch", name, signal, false, () => this.server.jsonPatch(name, operations));
   }
 
   list(labelSelector: string, limit: number | undefined, signal?: AbortSignal): Promise<V1LeaseList> {

@@ -2,7 +2,7 @@
 // cut: while partitioned, calls fail as unreachable and watch events are lost;
 // on healing, the watch relists, as the Kubernetes store does after a broken
 // watch.
-import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, WatchEvent } from "../../daemon/store/lease-store.js";
+import type { CallOptions, LeaseFields, LeaseRecord, LeaseStore, Seat, WatchEvent } from "../../daemon/store/lease-store.js";
 import { StoreError } from "../../daemon/store/lease-store.js";
 import type { MemoryStore, MemoryWatchHandle } from "../../daemon/store/memory/memory-store.js";
 
@@ -92,6 +92,12 @@ export class ConnectionStore implements LeaseStore {
     this.enter("patch");
     await this.before?.();
     return this.reply("patch", lease.name, await this.shared.markWaiting(lease, identity, waiting, options));
+  }
+
+  async patchSeat(lease: LeaseRecord, identity: string, expected: Seat, next: Seat, options?: CallOptions): Promise<LeaseRecord> {
+    this.enter("patch");
+    await this.before?.();
+    return this.reply("patch", lease.name, await this.shared.patchSeat(lease, identity, expected, next, options));
   }
 
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {

@@ -1,10 +1,11 @@
 // The memory store keeps the Kubernetes API server's semantics that the
 // engine depends on (docs/design.md 6).
 import test from "ava";
-import type { StoreError, WatchEvent } from "../../daemon/store/lease-store.js";
+import type { LiveSeat, StoreError, WatchEvent } from "../../daemon/store/lease-store.js";
 import { MemoryStore } from "../../daemon/store/memory/memory-store.js";
 import { settle } from "../support/fake-clock.js";
 import { leaseRecord } from "../support/lease-record.js";
+import { SEAT_STORY, seatStory } from "../support/seat-story.js";
 
 test("an update that changes nothing keeps its version and sends no watch event, as on Kubernetes", async (t) => {
   const store = new MemoryStore();
@@ -61,4 +62,44 @@ test("a daemon's wait entry is set and removed whatever the version, and nothing
   store.addForeign("msync-lock-theirs");
   const foreign = await store.markWaiting(leaseRecord({ name: "msync-lock-theirs" }), "b_2", true).catch((err: Error) => err);
   t.is((foreign as StoreError).reason, "foreign");
+});
+
+test("a seat is patched whatever the version while it holds exactly the seat expected, and nothing else changes; a seat changed or removed since, a Lease deleted and created again, or one gone is refused", async (t) => {
+  const store = new MemoryStore();
+  t.deepEqual(await seatStory(store, (name) => store.delete(name)), SEAT_STORY);
+});
+
+test("a seat patch that changes nothing keeps the version and sends no watch event; an update that changes only the seats is a new version", async (t) => {
+  const store = new MemoryStore();
+  const events: WatchEvent[] = [];
+  store.watch((event) => events.push(event));
+  const seat: LiveSeat = {
+    identity: "d-a_1",
+    acquisition: 1,
+    durationSeconds: 15,
+    renewMs: 1_000,
+    holder: "r",
+    riders: 1,
+    acquireWallMs: 900,
+  };
+  const { version: _version, ...fields } = leaseRecord({
+    name: "msync-semaphore-s",
+    kind: "semaphore",
+    permits: 2,
+    seats: [{ ...seat, permits: 1 }],
+  });
+  const created = await store.create(fields);
+  await settle();
+  events.length = 0;
+  const same = await store.patchSeat(created, "d-a_1", { ...seat, permits: 1 }, { ...seat, permits: 1 });
+  await settle();
+  t.is(same.version, created.version, "no new version");
+  t.is(events.length, 0, "no watch event");
+  const more = await store.update({ ...created, seats: [{ ...seat, permits: 2 }] });
+  t.true(store.isNewer(more.version, created.version), "a seat changed by an update is a new version");
+  t.deepEqual(more.seats, [{ ...seat, permits: 2 }]);
+  const fewer = await store.update({ ...more, permits: 3 });
+  t.true(store.isNewer(fewer.version, more.version), "so is the number of permits");
+  await settle();
+  t.is(events.length, 2);
 });

@@ -20,10 +20,12 @@ import {
   type LeaseFields,
   type LeaseRecord,
   type LeaseStore,
+  type Seat,
   StoreError,
   type StoreErrorReason,
   type WatchEvent,
   type WatchHandle,
+  type WatchOptions,
   type WatchScope,
   coversAll,
   inScope,
@@ -35,6 +37,7 @@ import {
   isManaged,
   leaseToRecord,
   recordToLease,
+  seatPatch,
   selectorFor,
   waitPatch,
   watchedChange,
@@ -152,8 +155,26 @@ export class KubernetesStore implements LeaseStore {
     return leaseToRecord(patched);
   }
 
-  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): WatchHandle {
-    const watcher = new LeaseWatcher(this, listener, names, this.log, this.observer);
+  async patchSeat(lease: LeaseRecord, identity: string, expected: Seat, next: Seat, options?: CallOptions): Promise<LeaseRecord> {
+    if (expected.identity !== identity || next.identity !== identity) throw new Error(`patchSeat: the seats are not ${identity}'s`);
+    const operations = seatPatch(lease, identity, expected, next);
+    if (operations === undefined)
+      throw new StoreError("conflict", `patch seat on lease ${lease.name}: the record was not read from a Lease`);
+    // kube-apiserver answers 422 alike for a failed test of the seat or of the uid, and for a malformed patch (the
+    // message does not tell them apart): the seat changed, or the Lease is another, so the engine reads again.
+    const patched = await this.call(
+      "patch",
+      `patch seat on lease ${lease.name}`,
+      options,
+      (signal) => this.api.jsonPatch(lease.name, operations, signal),
+      { 422: "conflict" },
+    );
+    if (!isManaged(patched)) throw foreign(lease.name, this.namespace);
+    return leaseToRecord(patched);
+  }
+
+  watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>, options?: WatchOptions): WatchHandle {
+    const watcher = new LeaseWatcher(this, listener, names, options?.checkUnlabelled ?? (() => true), this.log, this.observer);
     void watcher.run();
     return { stop: () => watcher.stop(), rescope: () => watcher.rescope() };
   }
@@ -192,12 +213,13 @@ export class KubernetesStore implements LeaseStore {
     );
   }
 
-  /** Runs one API call with the caller's abort signal, mapping failures to StoreErrors. */
+  /** Runs one API call with the caller's abort signal, mapping failures to StoreErrors (`reasons` overrides the usual one by HTTP code). */
   private async call<T>(
     verb: "get" | "create" | "update" | "patch" | "list",
     doing: string,
     options: CallOptions | undefined,
     run: (signal: AbortSignal | undefined) => Promise<T>,
+    reasons: Readonly<Record<number, StoreErrorReason>> = {},
   ): Promise<T> {
     const started = this.clock.now();
     try {
@@ -207,7 +229,9 @@ export class KubernetesStore implements LeaseStore {
     } catch (err) {
       const code = err instanceof LeaseApiError ? err.code : "error";
       this.observer?.request(verb, code, this.clock.now() - started);
-      throw toStoreError(err, doing, this.namespace);
+      const error = toStoreError(err, doing, this.namespace);
+      const reason = err instanceof LeaseApiError ? reasons[err.code] : undefined;
+      throw reason === undefined ? error : new StoreError(reason, error.message);
     }
   }
 }
@@ -329,6 +353,8 @@ class LeaseWatcher {
     private readonly listener: (event: WatchEvent) => void,
     /** The names wanted, a live set; undefined for every managed Lease. */
     private readonly names: ReadonlySet<string> | undefined,
+    /** Whether a name not listed may be an older daemon's Lease without the name label (WatchOptions.checkUnlabelled). */
+    private readonly checkUnlabelled: (name: string) => boolean,
     private readonly log: Logger,
     private readonly observer: StoreObserver | undefined,
   ) {}
@@ -434,7 +460,10 @@ class LeaseWatcher {
   /**
    * Looks up, once each, the names in `scope` that the list did not return:
    * whether one of them exists, managed, without the name label; what the
-   * reads found (a Lease labelled since the list); which went unanswered.
+   * reads found (a Lease labelled since the list); which went unanswered. A
+   * name no older daemon writes (`checkUnlabelled`) is not looked up unless
+   * the watch last told of it as existing: then it may have lost its label by
+   * hand, and only a read tells that from a deletion.
    */
   private async checkUnlisted(
     scope: ReadonlySet<string>,
@@ -442,7 +471,9 @@ class LeaseWatcher {
     timeoutMs: number,
   ): Promise<{ unlabelled: boolean; found: LeaseRecord[]; unanswered: string[] }> {
     const missing = [...scope].filter(
-      (name) => (!this.lookedUp.has(name) || this.present.has(name)) && !listed.some((lease) => lease.name === name),
+      (name) =>
+        (this.present.has(name) || (!this.lookedUp.has(name) && this.checkUnlabelled(name))) &&
+        !listed.some((lease) => lease.name === name),
     );
     const found: LeaseRecord[] = [];
     const unanswered: string[] = [];

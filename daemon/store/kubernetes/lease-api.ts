@@ -30,6 +30,14 @@ export interface LeaseWatchQuery {
   readonly timeoutSeconds: number;
 }
 
+/**
+ * One operation of a JSON patch (RFC 6902). `path` is a JSON pointer (RFC
+ * 6901): in a key, "~" is written "~0" and "/" is written "~1".
+ */
+export type JsonPatchOperation =
+  | { readonly op: "test" | "add" | "replace"; readonly path: string; readonly value: unknown }
+  | { readonly op: "remove"; readonly path: string };
+
 export interface LeaseApi {
   /** Where the API server is, for logs. */
   describe(): string;
@@ -39,6 +47,12 @@ export interface LeaseApi {
   replace(name: string, body: V1Lease, signal?: AbortSignal): Promise<V1Lease>;
   /** Applies a JSON merge patch (application/merge-patch+json) to the Lease, unconditionally unless it names a uid. */
   mergePatch(name: string, patch: object, signal?: AbortSignal): Promise<V1Lease>;
+  /**
+   * Applies a JSON patch (application/json-patch+json) to the Lease: all of
+   * its operations or, when one fails (a `test` that does not hold, a path
+   * that is missing), none, answered 422.
+   */
+  jsonPatch(name: string, operations: readonly JsonPatchOperation[], signal?: AbortSignal): Promise<V1Lease>;
   list(labelSelector: string, limit: number | undefined, signal?: AbortSignal): Promise<V1LeaseList>;
   /**
    * Starts one watch request. `onEvent` gets each event's type (ADDED,

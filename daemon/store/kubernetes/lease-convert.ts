@@ -10,7 +10,8 @@
 import { createHash } from "node:crypto";
 import type { V1Lease } from "@kubernetes/client-node";
 import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
-import type { LeaseFields, LeaseKind, LeaseRecord, WatchEvent } from "../lease-store.js";
+import type { LeaseFields, LeaseKind, LeaseRecord, Seat, WatchEvent } from "../lease-store.js";
+import type { JsonPatchOperation } from "./lease-api.js";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "metaparticle-sync";
@@ -69,7 +70,102 @@ export const WAIT_ANNOTATION_PREFIX = "sync.metaparticle.io/wait.";
 
 /** The annotation key under which `identity` announces that it waits. */
 export function waitAnnotation(identity: string): string {
-  return `${WAIT_ANNOTATION_PREFIX}${createHash("sha256").update(identity).digest("hex").slice(0, 16)}`;
+  return `${WAIT_ANNOTATION_PREFIX}${keyHash(identity)}`;
+}
+
+/** A semaphore's number of permits, a whole number, written when its Lease is created. */
+export const PERMITS_ANNOTATION = "sync.metaparticle.io/permits";
+/**
+ * Each daemon's seat on a semaphore or read-write lock is an annotation of
+ * its own, this prefix and 16 hex digits of its identity's SHA-256 (as a wait
+ * key, and for the same reason), with the seat as JSON (`seatText`). The
+ * prefix differs from the wait keys' so that a patch of one never touches the
+ * other.
+ */
+export const SEAT_ANNOTATION_PREFIX = "sync.metaparticle.io/seat.";
+
+/** The annotation key of `identity`'s seat. */
+export function seatAnnotation(identity: string): string {
+  return `${SEAT_ANNOTATION_PREFIX}${keyHash(identity)}`;
+}
+
+function keyHash(identity: string): string {
+  return createHash("sha256").update(identity).digest("hex").slice(0, 16);
+}
+
+/**
+ * A seat as its annotation's value: JSON with short keys in a fixed order,
+ * `{"i":identity,"a":acquisition,"d":durationSeconds,"r":renewMs,"h":holder,
+ * "n":riders,"w":acquireWallMs}` and `"p":permits` on a semaphore's; a
+ * tombstone `{"i":identity,"a":acquisition,"released":true}`. One seat has one
+ * text: a patch tests the stored text against it.
+ */
+export function seatText(seat: Seat): string {
+  if (seat.released === true) return JSON.stringify({ i: seat.identity, a: seat.acquisition, released: true });
+  return JSON.stringify({
+    i: seat.identity,
+    a: seat.acquisition,
+    d: seat.durationSeconds,
+    r: seat.renewMs,
+    h: seat.holder,
+    n: seat.riders,
+    w: seat.acquireWallMs,
+    ...(seat.permits === undefined ? {} : { p: seat.permits }),
+  });
+}
+
+/** The seat stored under `key` as `text`; undefined when it is not one (broken JSON, a field missing or of the wrong type, another identity's). */
+export function parseSeat(key: string, text: string): Seat | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+  const { i, a, d, r, h, n, w, p, released } = parsed as Record<string, unknown>;
+  if (typeof i !== "string" || seatAnnotation(i) !== key || !count(a)) return undefined;
+  if (released === true) return { identity: i, acquisition: a, released: true };
+  if (released !== undefined || !count(d) || d === 0 || !count(r) || typeof h !== "string" || !count(n) || !count(w)) return undefined;
+  if (p !== undefined && (!count(p) || p === 0)) return undefined;
+  return {
+    identity: i,
+    acquisition: a,
+    durationSeconds: d,
+    renewMs: r,
+    holder: h,
+    riders: n,
+    acquireWallMs: w,
+    ...(p === undefined ? {} : { permits: p }),
+  };
+}
+
+function count(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+/**
+ * The JSON patch (RFC 6902) that replaces `identity`'s seat, `expected`, with
+ * `next` on the Lease `lease` was read from: it tests that the uid is that
+ * Lease's and that the seat's annotation holds exactly `expected`, so the API
+ * server applies it only if both hold (else 422, writing nothing), whatever
+ * other writes came in between. Undefined when `lease` has no uid (it was not
+ * read from a Lease): there is then no Lease to bind the patch to.
+ */
+export function seatPatch(lease: LeaseRecord, identity: string, expected: Seat, next: Seat): JsonPatchOperation[] | undefined {
+  const uid = (lease.native as V1Lease | undefined)?.metadata?.uid;
+  if (uid === undefined) return undefined;
+  const path = `/metadata/annotations/${pointerToken(seatAnnotation(identity))}`;
+  return [
+    { op: "test", path: "/metadata/uid", value: uid },
+    { op: "test", path, value: seatText(expected) },
+    { op: "replace", path, value: seatText(next) },
+  ];
+}
+
+/** A key as one token of a JSON pointer (RFC 6901). */
+function pointerToken(key: string): string {
+  return key.replaceAll("~", "~0").replaceAll("/", "~1");
 }
 
 /**
@@ -121,7 +217,7 @@ export function leaseToRecord(lease: V1Lease): LeaseRecord {
   const ours = annotated === holderIdentity;
   return {
     name: metadata.name ?? "",
-    kind: (metadata.labels?.[KIND_LABEL] === "election" ? "election" : "lock") satisfies LeaseKind,
+    kind: kindOf(metadata.labels?.[KIND_LABEL]),
     holderIdentity,
     holder: ours ? (annotations[HOLDER_ANNOTATION] ?? "") : holderIdentity,
     leaseDurationSeconds: spec.leaseDurationSeconds ?? 0,
@@ -131,6 +227,8 @@ export function leaseToRecord(lease: V1Lease): LeaseRecord {
     value: ours ? (annotations[VALUE_ANNOTATION] ?? "") : "",
     queue: parseQueue(annotations[QUEUE_ANNOTATION]),
     ...waitingOf(annotations),
+    ...permitsOf(annotations),
+    ...seatsOf(annotations),
     version: metadata.resourceVersion ?? "",
     native: lease,
     writtenHolder: annotated,
@@ -157,6 +255,12 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   // The wait keys are exactly the record's: a conditional write removes those the engine moved into the queue.
   for (const key of Object.keys(annotations)) if (key.startsWith(WAIT_ANNOTATION_PREFIX)) delete annotations[key];
   for (const identity of fields.waiting ?? []) annotations[waitAnnotation(identity)] = identity;
+  setOrDelete(annotations, PERMITS_ANNOTATION, fields.permits === undefined ? "" : String(fields.permits));
+  // So are the seats: the writes that end seats (an exclusive acquisition, a dropped tombstone) leave them out. A
+  // broken seat stays as it was while the record names it.
+  const broken = new Set(fields.brokenSeats ?? []);
+  for (const key of Object.keys(annotations)) if (key.startsWith(SEAT_ANNOTATION_PREFIX) && !broken.has(key)) delete annotations[key];
+  for (const seat of fields.seats ?? []) annotations[seatAnnotation(seat.identity)] = seatText(seat);
   return {
     apiVersion: "coordination.k8s.io/v1",
     kind: "Lease",
@@ -213,6 +317,33 @@ function waitingOf(annotations: Record<string, string>): { waiting?: string[] } 
     .map(([, identity]) => identity)
     .sort();
   return waiting.length === 0 ? {} : { waiting };
+}
+
+/** The kind a Lease's label names; a kind this version does not know (a later one's) reads as a lock. */
+function kindOf(label: string | undefined): LeaseKind {
+  return label === "election" || label === "semaphore" || label === "rwlock" ? label : "lock";
+}
+
+/** The number of permits; none, or not a whole number above 0: no `permits` field. */
+function permitsOf(annotations: Record<string, string>): { permits?: number } {
+  const text = annotations[PERMITS_ANNOTATION];
+  const permits = Number(text);
+  return text !== undefined && /^[0-9]+$/.test(text) && Number.isSafeInteger(permits) && permits > 0 ? { permits } : {};
+}
+
+/** The seat keys' seats, in identity order, and those that are not seats; none: no such field. */
+function seatsOf(annotations: Record<string, string>): { seats?: Seat[]; brokenSeats?: string[] } {
+  const seats: Seat[] = [];
+  const brokenSeats: string[] = [];
+  for (const [key, text] of Object.entries(annotations)) {
+    if (!key.startsWith(SEAT_ANNOTATION_PREFIX)) continue;
+    const seat = parseSeat(key, text);
+    if (seat === undefined) brokenSeats.push(key);
+    else seats.push(seat);
+  }
+  seats.sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
+  brokenSeats.sort();
+  return { ...(seats.length === 0 ? {} : { seats }), ...(brokenSeats.length === 0 ? {} : { brokenSeats }) };
 }
 
 function parseQueue(text: string | undefined): string[] {

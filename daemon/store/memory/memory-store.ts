@@ -7,12 +7,14 @@ import {
   type LeaseFields,
   type LeaseRecord,
   type LeaseStore,
+  type Seat,
   StoreError,
   type WatchEvent,
   type WatchHandle,
   type WatchScope,
   coversAll,
   inScope,
+  sameSeat,
 } from "../lease-store.js";
 
 export type StoreOperation = "get" | "create" | "update" | "patch";
@@ -26,6 +28,12 @@ export type Interceptor = (operation: StoreOperation, name: string) => void | Pr
 export class MemoryStore implements LeaseStore {
   readonly distributed = false;
   private readonly leases = new Map<string, LeaseRecord>();
+  /**
+   * The version each lease was created at. Versions count every write of the
+   * store, so a record of a lease at a version before it was read from an
+   * earlier lease of that name, deleted since: this store's uid.
+   */
+  private readonly createdAt = new Map<string, number>();
   /** Names that exist but belong to someone else, like a controller's own Lease. */
   private readonly foreign = new Set<string>();
   private readonly watchers = new Set<Watcher>();
@@ -52,7 +60,9 @@ export class MemoryStore implements LeaseStore {
     await this.enter("create", fields.name, options);
     if (this.foreign.has(fields.name)) throw foreignError(fields.name);
     if (this.leases.has(fields.name)) throw new StoreError("exists", `lease ${fields.name} already exists`);
-    return this.commit(copyLists(fields), fields.writtenHolder ?? fields.holderIdentity);
+    const created = this.commit(copyLists(fields), fields.writtenHolder ?? fields.holderIdentity);
+    this.createdAt.set(created.name, this.revision);
+    return created;
   }
 
   async update(lease: LeaseRecord, options?: CallOptions): Promise<LeaseRecord> {
@@ -85,6 +95,24 @@ export class MemoryStore implements LeaseStore {
     return this.commit(copyLists({ ...fields, waiting: next }), current.writtenHolder ?? current.holderIdentity);
   }
 
+  async patchSeat(lease: LeaseRecord, identity: string, expected: Seat, next: Seat, options?: CallOptions): Promise<LeaseRecord> {
+    if (expected.identity !== identity || next.identity !== identity) throw new Error(`patchSeat: the seats are not ${identity}'s`);
+    await this.enter("patch", lease.name, options);
+    if (this.foreign.has(lease.name)) throw foreignError(lease.name);
+    const current = this.leases.get(lease.name);
+    if (current === undefined) throw new StoreError("not-found", `lease ${lease.name} not found`);
+    if (Number(lease.version) < (this.createdAt.get(lease.name) ?? 0))
+      throw new StoreError("conflict", `lease ${lease.name} was deleted and created again since version ${lease.version}`);
+    const stored = current.seats?.find((seat) => seat.identity === identity);
+    if (stored === undefined || !sameSeat(stored, expected))
+      throw new StoreError("conflict", `lease ${lease.name}: the seat of ${identity} is not the one expected`);
+    // As a patch that changes nothing: no new version, no watch event.
+    if (sameSeat(next, stored)) return current;
+    const { version: _version, writtenHolder: _written, ...fields } = current;
+    const seats = current.seats!.map((seat) => (seat.identity === identity ? next : seat));
+    return this.commit(copyLists({ ...fields, seats }), current.writtenHolder ?? current.holderIdentity);
+  }
+
   watch(listener: (event: WatchEvent) => void, names?: ReadonlySet<string>): MemoryWatchHandle {
     const watcher: Watcher = { listener, scope: new Set() };
     this.watchers.add(watcher);
@@ -114,6 +142,7 @@ export class MemoryStore implements LeaseStore {
   /** Test hook: deletes a lease as an administrator might. */
   delete(name: string): void {
     if (!this.leases.delete(name)) return;
+    this.createdAt.delete(name);
     this.revision += 1;
     this.emit({ type: "delete", name, version: String(this.revision) });
   }
@@ -214,20 +243,38 @@ function sameFields(a: LeaseFields, b: LeaseFields): boolean {
     a.transitions === b.transitions &&
     a.value === b.value &&
     sameList(a.queue, b.queue) &&
-    sameList(a.waiting ?? [], b.waiting ?? [])
+    sameList(a.waiting ?? [], b.waiting ?? []) &&
+    a.permits === b.permits &&
+    sameSeats(a.seats ?? [], b.seats ?? []) &&
+    sameList(a.brokenSeats ?? [], b.brokenSeats ?? [])
   );
+}
+
+function sameSeats(a: readonly Seat[], b: readonly Seat[]): boolean {
+  return a.length === b.length && a.every((seat, i) => sameSeat(seat, b[i]!));
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((id, i) => b[i] === id);
 }
 
-/** `fields` with lists of their own, and no empty `waiting` (as the Kubernetes store reads a Lease without wait keys). */
+/**
+ * `fields` with lists of their own, and as the Kubernetes store reads them
+ * back: no empty `waiting`, `seats` or `brokenSeats` (a Lease without such
+ * keys), seats in identity order, one per identity (one key each: the last
+ * written stays).
+ */
 function copyLists(fields: LeaseFields): LeaseFields {
-  const { waiting, ...rest } = fields;
-  return waiting === undefined || waiting.length === 0
-    ? { ...rest, queue: [...fields.queue] }
-    : { ...rest, queue: [...fields.queue], waiting: [...waiting] };
+  const { waiting, seats, brokenSeats, ...rest } = fields;
+  const byIdentity = new Map((seats ?? []).map((seat) => [seat.identity, { ...seat }] as const));
+  const sorted = [...byIdentity.values()].sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
+  return {
+    ...rest,
+    queue: [...fields.queue],
+    ...(waiting === undefined || waiting.length === 0 ? {} : { waiting: [...waiting] }),
+    ...(sorted.length === 0 ? {} : { seats: sorted }),
+    ...(brokenSeats === undefined || brokenSeats.length === 0 ? {} : { brokenSeats: [...brokenSeats].sort() }),
+  };
 }
 
 function foreignError(name: string): StoreError {
