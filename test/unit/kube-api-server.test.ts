@@ -259,6 +259,47 @@ test("KubernetesStore on the simulated API server: a held Lease relabelled by ha
   await handle.stop();
 });
 
+test("KubernetesStore on the simulated API server: a Lease taken as deleted when it lost its name label and the read to confirm failed is found again once reads answer", async (t) => {
+  // Seed 404154: e0, held by d2, was relabelled by hand while d2 could not reach the API server; d2's read to confirm
+  // the DELETED failed, so it believed the deletion (safe: its candidate was deposed), and its cached reads said
+  // "nobody, term 0" for more than 10 s after the API server answered again: no watch selected by name hears of the
+  // Lease, and the watch did not look it up again.
+  const clock = new FakeClock();
+  const server = new SimApiServer(clock);
+  let unreachable = false;
+  const direct = new DirectLeaseApi(server);
+  const api: LeaseApi = Object.assign(Object.create(direct) as LeaseApi, {
+    read: (name: string) => (unreachable ? Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:6443")) : direct.read(name)),
+  });
+  const store = kubeStore(server, clock, api);
+  await store.create(heldLease("l"));
+  const events: WatchEvent[] = [];
+  const handle = store.watch((e) => events.push(e), new Set(["l"]));
+  await clock.advance(100);
+  const stored = server.read("l");
+  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
+  unreachable = true;
+  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  await clock.advance(100);
+  t.true(
+    events.some((e) => e.type === "delete" && e.name === "l"),
+    "the read to confirm failed: the deletion is believed",
+  );
+  unreachable = false;
+  await clock.advance(10_000);
+  const last = events
+    .flatMap((e) => (e.type === "upsert" ? [e.lease] : e.type === "synced" ? e.leases : []))
+    .filter((lease) => lease.name === "l")
+    .at(-1);
+  const lastDelete = events.findLastIndex((e) => e.type === "delete" && e.name === "l");
+  const heardSince = events
+    .slice(lastDelete + 1)
+    .some((e) => (e.type === "upsert" ? [e.lease] : e.type === "synced" ? e.leases : []).some((l) => l.name === "l"));
+  t.true(heardSince, "the Lease was heard of again after the deletion was believed");
+  t.is(last?.holderIdentity, "d0");
+  await handle.stop();
+});
+
 test("KubernetesStore on the simulated API server: after a Lease loses its name label by hand, the watch still hears its changes (it watches every managed Lease)", async (t) => {
   const clock = new FakeClock();
   const server = new SimApiServer(clock);

@@ -565,7 +565,9 @@ class LeaseWatcher {
    * A Lease left a watch selected by name: deleted, or relabelled by hand.
    * Only a read tells; a Lease still there and ours is still held by whoever
    * holds it, and its holder's next write puts the label back. When the read
-   * fails the deletion is believed: the holder stops, which is safe.
+   * fails the deletion is believed: the holder stops, which is safe; and the
+   * watch lists again and looks the name up, so that a Lease still there is
+   * heard of again once the API server answers.
    */
   private async confirmDeletion(name: string, version: string): Promise<void> {
     let change: WatchEvent = { type: "delete", name, version };
@@ -579,11 +581,17 @@ class LeaseWatcher {
         this.rescope();
       }
     } catch (err) {
-      if (!(err instanceof StoreError && err.reason === "foreign"))
+      if (!(err instanceof StoreError && err.reason === "foreign")) {
         this.log.warn(
           { lease: name, err: err instanceof Error ? err.message : String(err) },
           "could not read a Lease that left the watch; taking it as deleted",
         );
+        // It may still be there without its name label, which no watch by name hears of: the watch lists again (with
+        // backoff while the API server fails) and looks the name up, as a name it never checked (seed 404154).
+        this.lookedUp.delete(name);
+        this.recheckDue = true;
+        this.controller?.abort();
+      }
     }
     if (!this.stopped) this.tell(change);
   }
