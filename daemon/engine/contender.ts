@@ -793,6 +793,11 @@ export class Contender {
   // ---- state changes -----------------------------------------------------
 
   private granted(claim: Claim, record: LeaseRecord, sentAt: number, handoffMs?: number): void {
+    if (this.changedHandsSince(record)) {
+      // The claim was never told; it waits again, and the next decision starts from what the watch told.
+      this.kick();
+      return;
+    }
     const timing = this.ctx.timing(claim.options.leaseMs);
     const index = this.waiting.indexOf(claim);
     if (index >= 0) this.waiting.splice(index, 1);
@@ -830,6 +835,19 @@ export class Contender {
     // listeners can tell this daemon's own leader from someone else.
     claim.sink.granted(grant);
     this.ctx.cache.remember(record);
+  }
+
+  /**
+   * True when the watch has already told of a later version of the lease that
+   * no longer shows the acquisition `record` wrote (its reply came late: a
+   * frozen process, a slow API server). The Lease changed hands since, for
+   * instance deleted by hand and created again by a daemon that never saw it
+   * (seed 433017): that holder may act now, so the acquisition is not granted.
+   */
+  private changedHandsSince(record: LeaseRecord): boolean {
+    const current = this.ctx.cache.get(this.name)?.record;
+    if (current === undefined || !this.ctx.store.isNewer(current.version, record.version)) return false;
+    return current.holderIdentity !== this.ctx.identity || current.transitions !== record.transitions;
   }
 
   /** Records a successful acquire or renew sent at `sentAt` and schedules the next renewal and the deadline. */

@@ -772,6 +772,40 @@ test("a reply that comes after its call's deadline is not acted on: no grant of 
   }
 });
 
+test("an acquiring write whose reply comes after the watch told that the Lease changed hands is not granted: no overlap with the holder after a hand deletion", async (t) => {
+  // Seed 433017: d1's acquisition of l2 landed, its reply held back while d1 was frozen; l2 was deleted by hand, and a
+  // daemon that had never seen it created it and granted token 1. Thawed, d1 heard all that, then the reply, and told
+  // its client acquired (token 9, valid_for 14 s) while the other holder's promise ran; lost came only after.
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  // a's watch covers the name before its events are held (as when another client of a uses it).
+  const interest = a.engine.cache.subscribe(a.lockName("moved"), () => {});
+  t.teardown(interest);
+  await sim.advance(10);
+  a.conn.holdEvents();
+  let reply!: () => void;
+  a.conn.after = () => new Promise<void>((resolve) => (reply = resolve));
+  const late = a.acquire("moved", { holder: "a1" });
+  await sim.advance(10);
+  a.conn.after = undefined;
+  // Deleted by hand while a's reply is held; a daemon that never saw the Lease creates it and holds it.
+  sim.store.delete(a.lockName("moved"));
+  const c = await sim.daemon("c");
+  const other = c.acquire("moved", { holder: "c1" });
+  await sim.advance(100);
+  t.truthy(other.grant, "the daemon that never saw the Lease took it");
+  // a hears the deletion and the other daemon's Lease, then its reply.
+  a.conn.releaseEvents();
+  await sim.advance(10);
+  reply();
+  await sim.advance(100);
+  t.is(late.grant, undefined, "a's client was not told acquired while c1 holds the lock");
+  other.close();
+  await sim.advance(40_000);
+  t.truthy(late.grant, "a's client is served later");
+  t.true(late.grant!.at >= other.grant!.at + 100, "after c1 let go");
+});
+
 test("a store call that hangs ends at its deadline instead of stalling the name", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
