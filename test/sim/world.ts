@@ -1427,6 +1427,14 @@ export class Simulation implements ClientWorld {
       // Others wait out the leases the dead daemon held (or takes yet: a write it sent may land after); where
       // it only waited, it is skipped after a turn grace, inside the stall bound.
       this.excuseHeld(daemon, "kill");
+      // Where it was in line, the others skip it a turn grace after they see the lease free: killed just before it
+      // skipped a dead daemon ahead of it, it costs one grace more (seed 433236: e0's queue head was killed at 16.4 s,
+      // the next in line at 22.3 s, 46 ms before its own skip; a third daemon then waited a grace for both).
+      for (const { leaseName } of this.resources) {
+        const record = this.shared.peek(leaseName);
+        if (record !== undefined && line(record).includes(daemon.identity))
+          this.excuses.point(leaseName, this.clock.now(), TURN_GRACE_MS, "kill");
+      }
       daemon.state = "dead";
       this.record("harness", { ev: "daemon-killed", target: daemon.identity, daemon: slot });
       daemon.clock.kill();
