@@ -152,8 +152,13 @@ export class Engine {
       const seen = this.cache.get(leaseName);
       const result = await this.context.calls.run(leaseName, doing, this.renewDeadlineMs, read, "other");
       if (!result.ok) throw fromStoreError(result.error, doing);
-      if (result.value === undefined) this.cache.forget(leaseName, seen);
-      else this.cache.remember(result.value);
+      if (result.value !== undefined) this.cache.remember(result.value);
+      else {
+        this.cache.forget(leaseName, seen);
+        // The read's own answer: the Lease was gone at some instant of the call. A version the watch told meanwhile
+        // may be newer (kept in the cache), or older than the deletion the read saw (seed 434306): not an answer.
+        return undefined;
+      }
     } else if (!this.cache.synced) {
       const error = this.cache.syncError;
       throw error === undefined

@@ -806,6 +806,37 @@ test("an acquiring write whose reply comes after the watch told that the Lease c
   t.true(late.grant!.at >= other.grant!.at + 100, "after c1 let go");
 });
 
+test("a fresh GetLock that finds the Lease gone answers not held, also when the watch told of an older version while the read waited", async (t) => {
+  // Seed 434306: d0's fresh read of l0 was sent after l0 was deleted by hand and answered "not found"; meanwhile d0's
+  // lagging watch told of a version written before the deletion, and the read answered with it: held, token 12.
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const holder = b.acquire("gone", { holder: "b1" });
+  const interest = a.engine.cache.subscribe(a.lockName("gone"), () => {});
+  t.teardown(interest);
+  await sim.advance(100);
+  t.truthy(holder.grant);
+  t.true(a.engine.cache.get(a.lockName("gone")) !== undefined, "a has observed the Lease");
+  // a's watch runs 300 ms behind (b hears nothing meanwhile, so nobody restores the Lease before the read's reply);
+  // a version is written, then the Lease is deleted by hand.
+  b.conn.holdEvents();
+  a.conn.delayEvents = (deliver) => void sim.clock.setTimer(300, deliver);
+  sim.store.edit(a.lockName("gone"), (r) => ({ ...r, leaseDurationSeconds: 20 }));
+  await sim.advance(100);
+  sim.store.delete(a.lockName("gone"));
+  await sim.advance(50);
+  // The read is sent after the deletion; its reply, "not found", comes after the older version's event.
+  a.conn.after = () => new Promise<void>((resolve) => sim.clock.setTimer(200, resolve));
+  const read = a.engine.locks.get(a.lockName("gone"), true);
+  await sim.advance(10);
+  a.conn.after = undefined;
+  await sim.advance(500);
+  const state = await read;
+  t.false(state.held, `answered held by ${state.holder}, token ${state.token}: the Lease was gone all through the read`);
+  t.is(state.token, 0);
+});
+
 test("a store call that hangs ends at its deadline instead of stalling the name", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
