@@ -54,6 +54,8 @@ export interface FaultHooks {
   waited?(operation: StoreOperation | "list", name: string, waitMs: number, deaf: boolean): void;
   /** Kubernetes: the daemon heard no watch event from `from` to `to` while a request of its waited in the backlog. */
   watchHeldUp?(from: number, to: number): void;
+  /** Kubernetes: a faulty read began while no watch of the daemon was open (kube-connection.ts); returns what ends it. */
+  deafRead?(): () => void;
 }
 
 export class FaultyStore implements LeaseStore {
@@ -103,6 +105,7 @@ export class FaultyStore implements LeaseStore {
         traceCall: hooks.traceCall,
         waited: hooks.waited,
         watchHeldUp: hooks.watchHeldUp,
+        deafRead: hooks.deafRead,
       },
       daemon?.clock ?? clock,
       daemon?.random ?? (() => 0.5),

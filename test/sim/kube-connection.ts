@@ -40,6 +40,13 @@ export interface ConnectionLink {
    * may have been as old as `from` until `to`.
    */
   watchHeldUp?(from: number, to: number): void;
+  /**
+   * A read with a fault (a hang, latency, a late reply) began while no watch
+   * of this daemon was open: it may be the watch's own check of a name the
+   * list did not return, which the list that opens the watch waits for, so
+   * the daemon may hear nothing until it ends. Returns what to call then.
+   */
+  deafRead?(): () => void;
 }
 
 /** A failure without an answer, as fetch reports one. */
@@ -294,6 +301,7 @@ export class SimApiConnection implements LeaseApi {
     const fault: CallFault =
       operation === "list" || this.callsCut ? { kind: "none" } : this.faultOf(operation, name, hasDeadline, acquiring);
     const ended = fault.kind === "none" || operation === "list" ? undefined : this.link.faultBegan(fault, operation, name, hasDeadline);
+    const deafRead = ended !== undefined && operation === "get" && this.hearing === 0 ? this.link.deafRead?.() : undefined;
     // Its turn at the API server, behind the requests of every daemon before it, then the network.
     const waitMs = this.callsCut ? 0 : this.server.admit();
     const leftAt = operation === "get" ? this.leftWatch.get(name) : undefined;
@@ -322,6 +330,7 @@ export class SimApiConnection implements LeaseApi {
       },
       errors: errorsFor(operation === "list" ? "get" : operation, name),
     });
+    if (deafRead !== undefined) answered.then(deafRead, deafRead);
     // The read that confirms a deletion waited its turn: the daemon hears of the change only once it answers.
     if (leftAt !== undefined && waitMs > 0) {
       const heard = () => this.link.watchHeldUp?.(leftAt, this.clock.now());

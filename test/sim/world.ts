@@ -345,6 +345,13 @@ class Daemon implements DaemonLink {
    * overloaded API server (the list that would open one, seed 374367).
    */
   deafUntil = 0;
+  /**
+   * Faulty reads of its in flight that began while no watch of its was open:
+   * its watch's list may be waiting for one of them (its check of a name the
+   * list did not return), so it hears nothing and covers no new name until
+   * they end, and a turn grace after (seed 471612: two checks hung 2 s each).
+   */
+  deafReads = 0;
   /** Set while its hung calls take every store connection it allows itself: it can make no store call. */
   unblock: (() => void) | undefined;
   /**
@@ -383,6 +390,13 @@ class Daemon implements DaemonLink {
         firstSight: (lease) => sim.leaseFirstSeen(lease),
         waited: (operation, name, waitMs, deaf) => sim.storeWaited(this, operation, name, waitMs, deaf),
         watchHeldUp: (from, to) => sim.watchHeldUp(this, from, to),
+        deafRead: () => {
+          this.deafReads += 1;
+          return () => {
+            this.deafReads -= 1;
+            this.deafUntil = Math.max(this.deafUntil, sim.clock.now() + TURN_GRACE_MS);
+          };
+        },
         traceCall: sim.tracing ? (line) => sim.record(identity, { ev: "note", daemon: slot, detail: `store: ${line}` }) : undefined,
       },
       { clock: this.clock, random: () => storeRandom.next() },
@@ -1802,7 +1816,10 @@ export class Simulation implements ClientWorld {
         // yet, are served only once its list is answered (seed 374367: two lists waited 8.8 and 10 s at 100 requests a
         // second, and l86's first waiters came 3-5 s into that wait).
         const reachable =
-          !client.daemon.gone() && !(client.daemon as Daemon).cannotAcquire && (client.daemon as Daemon).deafUntil <= this.clock.now();
+          !client.daemon.gone() &&
+          !(client.daemon as Daemon).cannotAcquire &&
+          (client.daemon as Daemon).deafUntil <= this.clock.now() &&
+          (client.daemon as Daemon).deafReads === 0;
         if (client instanceof AcquireClient) {
           if (client.state === "waiting" && reachable) waiters.push(client.id);
           if (client.daemonHolds) occupied = true;
