@@ -2,7 +2,7 @@
 // separate process against a real daemon, with real commands under it.
 import test, { type ExecutionContext } from "ava";
 import { type ChildProcess, spawn } from "node:child_process";
-import { type AddressInfo, createServer } from "node:net";
+import { createServer } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -416,13 +416,28 @@ test("elect: the command is stopped when the daemon stops answering, and started
   t.is(await elect.exited, 0, "the command's status after the forwarded SIGTERM");
 });
 
-/** A loopback port that was free a moment ago, for a daemon that must come back at the same address. */
+/**
+ * A loopback port that was free a moment ago, for a daemon that must come back
+ * at the same address. It is taken below Linux's ephemeral range (32768 and
+ * up), where no outgoing connection takes a port: while the daemon is down,
+ * the CLI's reconnection attempts and the other test files' connections use
+ * ephemeral local ports, and one of them (even a TCP self-connect to the port
+ * dialled) can hold it, so that the restarted daemon cannot listen (seen once
+ * under load: "the address is already in use").
+ */
 async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const server = createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (!bound) continue;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+  throw new Error("no free loopback port below 32000 after 50 tries");
 }
 
 test("elect and observe wait for a restarting sidecar and carry on: the command runs again once re-elected", async (t) => {
