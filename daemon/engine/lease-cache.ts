@@ -4,10 +4,12 @@
 // leader tracker): a daemon hears nothing of other leases. Besides the record it
 // keeps WHEN the holder's renewal stamp was last seen to change, on the local
 // monotonic clock: expiry of another holder's lease is measured from that
-// moment, never from the renewTime written in the lease.
+// moment, never from the renewTime written in the lease. A semaphore's or
+// read-write lock's seats are timed the same way, each on its own.
 import {
   type LeaseRecord,
   type LeaseStore,
+  type Seat,
   type StoreError,
   type WatchEvent,
   type WatchHandle,
@@ -29,7 +31,38 @@ export interface Observation {
    * lease free since this daemon first saw it, the local time it saw so.
    */
   readonly holdEnd: number;
+  /**
+   * The seats of a semaphore or read-write lock, by identity (a broken seat by
+   * its annotation key), each timed like the holder above (`seatObservation`).
+   * A seat removed by someone who is not a daemon stays here until its end.
+   * Empty for locks and elections. No claim uses them yet
+   * (docs/proposals/22-semaphores-rwlocks.md 3.2).
+   */
+  readonly seats: ReadonlyMap<string, SeatObservation>;
 }
+
+/** What this daemon observed of one seat of a semaphore or read-write lock. */
+export interface SeatObservation {
+  /**
+   * seat is the seat as last observed: held, or given back (a tombstone). For
+   * a seat kept past its removal by hand, the last one seen. Undefined for a
+   * broken seat (`LeaseFields.brokenSeats`): its holder and lease are unknown.
+   */
+  readonly seat: Seat | undefined;
+  /** changedAt is the local time at which the seat's stamp (`seatStamp`) last changed. */
+  readonly changedAt: number;
+  /**
+   * holdEnd is the local time until which the seat's holders may act, and
+   * before which no exclusive holder may take the lease: `Observation.holdEnd`
+   * for one seat. A renewal moves it on, and only the seat's own daemon (its
+   * tombstone) or an exclusive acquisition that removed the seat (a new token)
+   * brings it forward.
+   */
+  readonly holdEnd: number;
+}
+
+/** A lock's or election's seats: none. Shared, so that a lock's observation allocates nothing for them. */
+const NO_SEATS: ReadonlyMap<string, SeatObservation> = new Map();
 
 /**
  * The parts of a record that change when a holder acquires or renews, and
@@ -41,6 +74,35 @@ function renewalStamp(r: LeaseRecord): string {
   return [r.holderIdentity, r.transitions, seconds, r.renewTime?.getTime() ?? "", r.acquireTime?.getTime() ?? ""].join("|");
 }
 
+/**
+ * The parts of a seat that change when its daemon takes or renews it, and only
+ * then: `renewalStamp` for one seat. A tombstone's is its own.
+ */
+function seatStamp(seat: Seat): string {
+  if (seat.released === true) return [seat.identity, seat.acquisition, "released"].join("|");
+  return [seat.identity, seat.acquisition, seat.durationSeconds, seat.renewMs].join("|");
+}
+
+/**
+ * `seat` as observed at local time `now`, `seen` being what was observed of
+ * that identity's seat before (undefined: first sight).
+ */
+function seatObservation(seat: Seat, seen: SeatObservation | undefined, now: number): SeatObservation {
+  // Riders or the holder's name changed, no renewal: the hold stands as it was.
+  if (seen?.seat !== undefined && seatStamp(seen.seat) === seatStamp(seat)) return { ...seen, seat };
+  if (seat.released === true) {
+    // Given back by the seat's own daemon, which does so only once no rider of it can act: over at once, also when
+    // versions were missed since the seat observed (its acquisition, or a later one of that daemon's taken and given
+    // back unseen). A tombstone of an earlier acquisition than the seat observed gives nothing back.
+    if (seen?.seat !== undefined && seat.acquisition < seen.seat.acquisition) return seen;
+    return { seat, changedAt: now, holdEnd: now };
+  }
+  // Taken or renewed. A new acquisition does not start the seat afresh (unlike a lock's new token): the daemon takes a
+  // seat again only after its tombstone, which an observer that saw it has acted on already; one that missed it
+  // keeps the later end, which costs time, never safety. Nor does a shorter lease, whoever wrote it.
+  return { seat, changedAt: now, holdEnd: Math.max(seen?.holdEnd ?? 0, now + seat.durationSeconds * 1000) };
+}
+
 /** True when the lease names no holder whose lease is still running, as of local time `now`: what GetLock and GetLeader report. */
 export function isFree(obs: Observation | undefined, now: number): boolean {
   return obs === undefined || obs.record.holderIdentity === "" || now >= expiresAt(obs);
@@ -49,6 +111,53 @@ export function isFree(obs: Observation | undefined, now: number): boolean {
 /** True when this daemon may take the lease at local time `now`: no holder it observed may still act. */
 export function mayTake(obs: Observation, now: number): boolean {
   return now >= obs.holdEnd;
+}
+
+/**
+ * True when a reader (a shared hold) may take a seat at local time `now`: no
+ * exclusive holder it observed may still act. Seats do not matter: they share.
+ */
+export function mayTakeShared(obs: Observation, now: number): boolean {
+  return mayTake(obs, now);
+}
+
+/**
+ * True when the daemon `self` may take the exclusive hold of a read-write
+ * lock at local time `now`: no exclusive holder, and no seat of another
+ * daemon, it observed may still act. Its own seat is its own business (no
+ * upgrade while it holds one is the decision table's rule); a broken seat is
+ * nobody's, so it counts.
+ */
+export function mayTakeExclusive(obs: Observation, now: number, self: string): boolean {
+  if (!mayTake(obs, now)) return false;
+  for (const { seat, holdEnd } of obs.seats.values()) if (now < holdEnd && seat?.identity !== self) return false;
+  return true;
+}
+
+/**
+ * How many of a semaphore's N permits (`LeaseFields.permits`) are held at
+ * local time `now` as this daemon observes: the sum of the `permits` of every
+ * seat whose hold has not ended, `self`'s own seat left out when given. A seat
+ * whose count is unknown (broken, or held without `permits`) holds all N, and
+ * so does the Lease while held off as a whole (restored after a deletion, a
+ * holder named by hand: `mayTake` false): nothing counts as free before the
+ * hold observed ends. All N is Infinity when the Lease names no N. May exceed
+ * N (seats edited by hand).
+ */
+export function permitsInUse(obs: Observation, now: number, self?: string): number {
+  const all = obs.record.permits ?? Infinity;
+  let inUse = mayTake(obs, now) ? 0 : all;
+  for (const { seat, holdEnd } of obs.seats.values()) {
+    if (now >= holdEnd || (self !== undefined && seat?.identity === self)) continue;
+    inUse += seat === undefined || seat.released === true || seat.permits === undefined ? all : seat.permits;
+  }
+  return inUse;
+}
+
+/** How many of a semaphore's N permits are free at local time `now` as this daemon observes (`permitsInUse`); none when the Lease names no N. */
+export function freePermits(obs: Observation, now: number): number {
+  const permits = obs.record.permits;
+  return permits === undefined ? 0 : Math.max(0, permits - permitsInUse(obs, now));
 }
 
 /** Local time at which the current holder's lease runs out unless renewed. */
@@ -73,8 +182,9 @@ export class LeaseCache {
    */
   private readonly highWater = new Map<string, number>();
   /**
-   * Each name's last `Observation.holdEnd`, with the token of the record it
-   * was seen on. It outlives the entry: a deletion by hand does not end a hold.
+   * Each name's last `Observation.holdEnd`, or the latest of it and its seats'
+   * ends, with the token of the record it was seen on. It outlives the entry:
+   * a deletion by hand does not end a hold, nor a seat.
    */
   private readonly holdEnds = new Map<string, { readonly end: number; readonly token: number }>();
   /**
@@ -83,7 +193,7 @@ export class LeaseCache {
    * restore (or a create) waits for it (docs/design.md 3.2).
    */
   private readonly untoldDeletions = new Map<string, Observation>();
-  /** The longest lease this daemon has seen written for each name (ms), kept like `highWater`. */
+  /** The longest lease this daemon has seen written for each name (ms), a seat's included, kept like `highWater`. */
   private readonly longestLease = new Map<string, number>();
   /** Names whose deletion, learned other than from the watch, holds them off already (until the Lease is seen again). */
   private readonly heldOffForDeletion = new Set<string>();
@@ -237,7 +347,8 @@ export class LeaseCache {
 
   /**
    * When `name` has no lease: the local time until which its last holder this
-   * daemon observed may act (it was deleted by hand while held), or 0.
+   * daemon observed, or any of its seats, may act (it was deleted by hand
+   * while held), or 0.
    */
   holdEnd(name: string): number {
     const held = this.holdEnds.get(name);
@@ -380,16 +491,50 @@ export class LeaseCache {
   private put(record: LeaseRecord): boolean {
     const previous = this.entries.get(record.name);
     if (record.transitions > this.tokenFloor(record.name)) this.highWater.set(record.name, record.transitions);
-    const leaseMs = Math.max(record.leaseDurationSeconds, record.writtenDuration ?? 0) * 1000;
+    let leaseMs = Math.max(record.leaseDurationSeconds, record.writtenDuration ?? 0) * 1000;
+    for (const seat of record.seats ?? []) if (seat.released !== true) leaseMs = Math.max(leaseMs, seat.durationSeconds * 1000);
     if (leaseMs > (this.longestLease.get(record.name) ?? 0)) this.longestLease.set(record.name, leaseMs);
     this.heldOffForDeletion.delete(record.name);
     if (previous !== undefined && !this.store.isNewer(record.version, previous.record.version)) return false;
     const renewed = previous === undefined || renewalStamp(previous.record) !== renewalStamp(record);
     const changedAt = renewed ? this.clock.now() : previous.changedAt;
     const holdEnd = this.holdEndOf(record, previous, changedAt, renewed);
-    this.entries.set(record.name, { record, changedAt, holdEnd });
-    this.holdEnds.set(record.name, { end: holdEnd, token: record.transitions });
+    const seats = this.seatsOf(record, previous);
+    this.entries.set(record.name, { record, changedAt, holdEnd, seats });
+    // A deletion by hand ends no hold, neither the writer's nor any seat's.
+    let end = holdEnd;
+    for (const seat of seats.values()) end = Math.max(end, seat.holdEnd);
+    this.holdEnds.set(record.name, { end, token: record.transitions });
     return true;
+  }
+
+  /** See `Observation.seats`: `seatObservation` per seat in the record, and what becomes of the seats gone from it. */
+  private seatsOf(record: LeaseRecord, previous: Observation | undefined): ReadonlyMap<string, SeatObservation> {
+    const before = previous?.seats ?? NO_SEATS;
+    if (record.seats === undefined && record.brokenSeats === undefined && before.size === 0) return NO_SEATS;
+    const now = this.clock.now();
+    const seats = new Map<string, SeatObservation>();
+    for (const seat of record.seats ?? []) seats.set(seat.identity, seatObservation(seat, before.get(seat.identity), now));
+    // A broken seat counts as one renewed when first seen, by a holder unknown with the longest lease seen for the
+    // name (at least the daemon's default: its holder may have asked for more), and never renewed after: held off
+    // for that long, never freed early, since no tombstone can name it.
+    const unknownLeaseMs = Math.max(this.longestLease.get(record.name) ?? 0, this.defaultLeaseMs);
+    for (const key of record.brokenSeats ?? []) {
+      const seen = before.get(key);
+      seats.set(
+        key,
+        seen !== undefined && seen.seat === undefined ? seen : { seat: undefined, changedAt: now, holdEnd: now + unknownLeaseMs },
+      );
+    }
+    // Gone from the record. An exclusive acquisition (a new token) removes the seats its daemon observed over, so a seat
+    // the record before it had is over. Otherwise someone who is not a daemon removed it (a hand edit), which ends
+    // nothing: it is kept until its end, also through a later acquisition, which did not remove it.
+    const removed =
+      previous !== undefined && record.transitions > previous.record.transitions
+        ? new Set([...(previous.record.seats ?? []).map((seat) => seat.identity), ...(previous.record.brokenSeats ?? [])])
+        : undefined;
+    for (const [key, seen] of before) if (!seats.has(key) && !removed?.has(key) && seen.holdEnd > now) seats.set(key, seen);
+    return seats.size === 0 ? NO_SEATS : seats;
   }
 
   /** See `Observation.holdEnd`. */

@@ -17,7 +17,12 @@ function lease(fields: Partial<LeaseRecord> = {}): LeaseRecord {
 /** The lease as observed `agoMs` before NOW, by a daemon that saw nothing of it before. */
 function seen(record: LeaseRecord, agoMs = 0): Observation {
   const changedAt = NOW - agoMs;
-  return { record, changedAt, holdEnd: record.holderIdentity === "" ? changedAt : changedAt + record.leaseDurationSeconds * 1000 };
+  return {
+    record,
+    changedAt,
+    holdEnd: record.holderIdentity === "" ? changedAt : changedAt + record.leaseDurationSeconds * 1000,
+    seats: new Map(),
+  };
 }
 
 function view(fields: Partial<ContenderView> = {}): ContenderView {
@@ -72,7 +77,7 @@ const rows: Array<[string, ContenderView, Decision]> = [
   ["a lease deleted by hand once its holder's lease ran out: create it", view({ head: waiter, goneHoldEnd: NOW }), { do: "create" }],
   [
     "a holder cleared by hand: the lease is not taken before the hold observed ends",
-    view({ head: waiter, observation: { record: lease({ queue: [ME] }), changedAt: NOW - 10, holdEnd: NOW + 6_000 } }),
+    view({ head: waiter, observation: { record: lease({ queue: [ME] }), changedAt: NOW - 10, holdEnd: NOW + 6_000, seats: new Map() } }),
     { do: "wait", until: NOW + 6_000 },
   ],
   ["a waiter and a free lease: acquire it", view({ head: waiter, observation: seen(lease()) }), { do: "acquire", skip: [] }],
