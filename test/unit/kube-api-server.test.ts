@@ -244,9 +244,7 @@ test("KubernetesStore on the simulated API server: a held Lease relabelled by ha
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
   await clock.advance(100);
   t.is(events[0]?.type, "synced");
-  const stored = server.read("l");
-  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
-  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  removeNameLabel(server, "l");
   await clock.advance(100);
   t.false(events.some((e) => e.type === "delete"));
   // What the watch said of it last (a read, then a relist of every managed Lease): still held, as written since.
@@ -276,10 +274,8 @@ test("KubernetesStore on the simulated API server: a Lease taken as deleted when
   const events: WatchEvent[] = [];
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
   await clock.advance(100);
-  const stored = server.read("l");
-  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
   unreachable = true;
-  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  removeNameLabel(server, "l");
   await clock.advance(100);
   t.true(
     events.some((e) => e.type === "delete" && e.name === "l"),
@@ -308,9 +304,7 @@ test("KubernetesStore on the simulated API server: after a Lease loses its name 
   const events: WatchEvent[] = [];
   const handle = store.watch((e) => events.push(e), new Set(["l"]));
   await clock.advance(100);
-  const stored = server.read("l");
-  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
-  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  removeNameLabel(server, "l");
   await clock.advance(100);
   // Then someone shortens it, still without the label: a watch selected by name would never hear of it.
   const relabelled = server.read("l");
@@ -338,10 +332,8 @@ test("KubernetesStore on the simulated API server: a held Lease relabelled by ha
   await clock.advance(100);
   await store.create(heldLease("l"));
   await clock.advance(1_000);
-  const stored = server.read("l");
-  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
   // The label goes, and at once the scope grows: the watch ends and relists before it hears of the removal.
-  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  removeNameLabel(server, "l");
   names.add("m");
   handle.rescope();
   await clock.advance(10_000);
@@ -377,9 +369,7 @@ test("KubernetesStore on the simulated API server: a Lease that lost its name la
   t.false(narrowed?.type === "synced" && inScopeOf(narrowed.scope, "l"), "the scope was narrowed to m");
   // Out of sight, another daemon takes it, and someone removes its name label.
   await store.create(heldLease("l"));
-  const stored = server.read("l");
-  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
-  server.replace("l", { ...stored, metadata: { ...stored.metadata, labels } });
+  removeNameLabel(server, "l");
   // Wanted again.
   names.add("l");
   handle.rescope();
@@ -391,6 +381,13 @@ test("KubernetesStore on the simulated API server: a Lease that lost its name la
   );
   await handle.stop();
 });
+
+/** Removes a Lease's name label by hand (kubectl edit), leaving everything else as it is. */
+function removeNameLabel(server: SimApiServer, name: string): void {
+  const stored = server.read(name);
+  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
+  server.replace(name, { ...stored, metadata: { ...stored.metadata, labels } });
+}
 
 function inScopeOf(scope: ReadonlySet<string> | "all", name: string): boolean {
   return scope === "all" || scope.has(name);
@@ -746,9 +743,7 @@ test("KubernetesStore on the simulated API server: a name the watch's predicate 
   // Once the watch has told of it, a list that misses it reads it: it may have lost its name label by hand.
   await store.create(heldLease("msync-rwlock-r"));
   await clock.advance(1_000);
-  const stored = server.peek("msync-rwlock-r")!;
-  const { [NAME_LABEL]: _dropped, ...labels } = stored.metadata!.labels!;
-  server.replace("msync-rwlock-r", { ...stored, metadata: { ...stored.metadata, labels } });
+  removeNameLabel(server, "msync-rwlock-r");
   names.add("msync-lock-m");
   handle.rescope();
   await clock.advance(10_000);
