@@ -757,8 +757,13 @@ test("a reply that comes after its call's deadline is not acted on: no grant of 
   first.close();
   await sim.advance(10);
   a.conn.after = undefined;
+  // a hears nothing of b's grant before the late reply comes (its watch lags): only the deadline keeps it from
+  // acting on that reply, not what its cache knows.
+  a.conn.holdEvents();
   const elsewhere = b.acquire("late", { holder: "b1" });
-  await sim.advance(40_000);
+  await sim.advance(31_000);
+  a.conn.releaseEvents();
+  await sim.advance(9_000);
   const grants = [first, second, elsewhere]
     .filter((h) => h.grant !== undefined)
     .map((h) => h.grant!)
