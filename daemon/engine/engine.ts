@@ -232,6 +232,8 @@ export class Engine {
         value: "",
         // (Daemons that announced they wait keep their places, behind the queue.)
         queue: [...line(record)],
+        // A semaphore's N, written once when it was created: every claim checks its own against it.
+        ...(record.permits === undefined ? {} : { permits: record.permits }),
         writtenHolder: heldForMs > 0 ? record.holderIdentity || record.writtenHolder || "(deleted)" : "",
       };
       const result = await this.context.calls.run(

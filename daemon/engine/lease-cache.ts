@@ -88,8 +88,14 @@ function seatStamp(seat: Seat): string {
  * that identity's seat before (undefined: first sight).
  */
 function seatObservation(seat: Seat, seen: SeatObservation | undefined, now: number): SeatObservation {
-  // Riders or the holder's name changed, no renewal: the hold stands as it was.
-  if (seen?.seat !== undefined && seatStamp(seen.seat) === seatStamp(seat)) return { ...seen, seat };
+  // Riders, the holder's name or the count changed, no renewal: the hold stands as it was. The seat's daemon moves the
+  // renew stamp in every write of its seat, so a count lowered without it was lowered by someone else (by hand): it
+  // frees no permit before the seat's observed end, and the higher count stands (proposal 22, 1B).
+  if (seen?.seat !== undefined && seatStamp(seen.seat) === seatStamp(seat)) {
+    const before = seen.seat.released === true ? undefined : seen.seat.permits;
+    const lowered = seat.released !== true && before !== undefined && (seat.permits === undefined || seat.permits < before);
+    return { ...seen, seat: lowered ? { ...seat, permits: before } : seat };
+  }
   if (seat.released === true) {
     // Given back by the seat's own daemon, which does so only once no rider of it can act: over at once, also when
     // versions were missed since the seat observed (its acquisition, or a later one of that daemon's taken and given

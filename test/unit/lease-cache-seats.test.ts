@@ -266,6 +266,23 @@ test("free permits follow the cache: a semaphore's seats count until their end o
   t.is(freePermits(cache.get(name)!, clock.now()), 3, "b_1's ran out unrenewed");
 });
 
+test("a seat's count of permits lowered by hand frees nothing before the seat's observed end; lowered by its daemon's write, at once", async (t) => {
+  const { clock, cache } = setup();
+  const name = "msync-semaphore-s";
+  const semaphore = (version: number, seats: readonly Seat[]) =>
+    leaseRecord({ name, kind: "semaphore", transitions: 0, permits: 3, version: String(version), seats });
+  cache.remember(semaphore(1, [seat("a_1", 1, 100, 10, { permits: 3 })]));
+  t.is(freePermits(cache.get(name)!, clock.now()), 0);
+  // Someone edits the seat's count down, leaving its renew stamp as it was: no write of a_1's daemon.
+  await clock.advance(1_000);
+  cache.remember(semaphore(2, [seat("a_1", 1, 100, 10, { permits: 1 })]));
+  t.is(freePermits(cache.get(name)!, clock.now()), 0, "a_1's three holders may still act");
+  // a_1's daemon renews, and its write says one permit: what it writes counts.
+  await clock.advance(1_000);
+  cache.remember(semaphore(3, [seat("a_1", 1, 2_100, 10, { permits: 1 })]));
+  t.is(freePermits(cache.get(name)!, clock.now()), 2, "its daemon lowers its count only once those holders cannot act");
+});
+
 test("a lock's observation has no seats, and its hold is timed as before", async (t) => {
   const clock = new FakeClock();
   const cache = new LeaseCache(new MemoryStore(), clock);

@@ -6,6 +6,7 @@ import { Engine } from "../../daemon/engine/index.js";
 import { StoreError } from "../../daemon/store/lease-store.js";
 import { ConnectionStore } from "../support/connection-store.js";
 import { settle } from "../support/fake-clock.js";
+import { leaseRecord } from "../support/lease-record.js";
 import { SimCluster, LockHandle, type SimDaemon } from "../support/sim.js";
 
 const LEASE = 15_000;
@@ -1152,6 +1153,25 @@ test("a Lease deleted by hand while a daemon watches it is restored at once: a d
   t.truthy(fresh.grant, "c is served once the hold deleted with the Lease has run out");
   t.true(fresh.grant!.at >= watching.grant!.at + 10_000, "not before the holder's valid_for ran out");
   t.true(fresh.grant!.token > Math.max(...tokens), `c issued token ${fresh.grant!.token} after ${tokens.join(", ")}`);
+});
+
+test("a semaphore's Lease deleted by hand is restored with its number of permits and its token count", async (t) => {
+  // A semaphore's N is written once, when its Lease is created: restored without it, the next claim could not check
+  // its N against the semaphore's (docs/proposals/22-semaphores-rwlocks.md 1B).
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const name = "msync-semaphore-export";
+  const { version: _version, ...fields } = leaseRecord({ name, kind: "semaphore", permits: 3, transitions: 4 });
+  await sim.store.create(fields);
+  const interest = a.engine.cache.subscribe(name, () => {});
+  t.teardown(interest);
+  await sim.advance(100);
+  sim.store.delete(name);
+  await sim.advance(100);
+  const restored = sim.store.peek(name);
+  t.is(restored?.kind, "semaphore");
+  t.is(restored?.permits, 3, "its N");
+  t.is(restored?.transitions, 4, "its token count");
 });
 
 test("a Lease deleted by hand is restored also when its daemon learns of it from a release that finds it gone, before its watch says so", async (t) => {
