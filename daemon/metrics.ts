@@ -2,7 +2,7 @@
 // observer hooks. Gauges are read from the engine at scrape time.
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { EngineObserver, EngineStats } from "./engine/index.js";
+import { type EngineObserver, type EngineStats, noStats } from "./engine/index.js";
 import type { StoreObserver } from "./store/kubernetes/kubernetes-store.js";
 
 const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -11,10 +11,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly engineObserver: EngineObserver;
   readonly storeObserver: StoreObserver;
-  private stats: () => EngineStats = () => ({
-    held: { lock: 0, election: 0, semaphore: 0, rwlock: 0 },
-    waiting: { lock: 0, election: 0, semaphore: 0, rwlock: 0 },
-  });
+  private stats: () => EngineStats = noStats;
 
   constructor() {
     const registers = [this.registry];

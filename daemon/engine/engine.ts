@@ -10,7 +10,7 @@ import { line } from "./lease-records.js";
 import { Locks } from "./locks.js";
 import { StoreCalls } from "./store-calls.js";
 import { responseTo } from "./store-policy.js";
-import type { EngineObserver, EngineStats } from "./observer.js";
+import { type EngineObserver, type EngineStats, noStats } from "./observer.js";
 import { type LeaseTiming, leaseCovering, leaseTiming } from "./timing.js";
 import { MAX_LEASE_MS, MIN_LEASE_MS } from "./validate.js";
 import type { LeaseFields, LeaseKind, LeaseStore } from "../store/lease-store.js";
@@ -126,7 +126,7 @@ export class Engine {
 
   /** Leases held and claims waiting on this daemon right now, by kind. */
   stats(): EngineStats {
-    const stats = { held: { lock: 0, election: 0, semaphore: 0, rwlock: 0 }, waiting: { lock: 0, election: 0, semaphore: 0, rwlock: 0 } };
+    const stats = noStats();
     for (const contender of this.contenders.values()) {
       const { held, waiting } = contender.counts;
       stats.held[contender.kind] += held;

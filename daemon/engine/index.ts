@@ -42,5 +42,5 @@ export { SyncError, type SyncErrorCode, invalidArgument } from "./errors.js";
 export type { Grant, LossReason } from "./claim.js";
 export type { AcquireSink, LockState, TryAcquireResult } from "./locks.js";
 export type { CampaignSink, LeaderState } from "./elections.js";
-export type { EngineObserver, EngineStats } from "./observer.js";
+export { type EngineObserver, type EngineStats, noStats } from "./observer.js";
 export * from "./validate.js";

@@ -1,7 +1,7 @@
 // What the engine reports as it works, for metrics. Every hook is optional
 // and must not throw.
 import type { LossReason } from "./claim.js";
-import type { LeaseKind, StoreErrorReason } from "../store/lease-store.js";
+import { LEASE_KINDS, type LeaseKind, type StoreErrorReason } from "../store/lease-store.js";
 
 export interface EngineObserver {
   /**
@@ -22,4 +22,10 @@ export interface EngineObserver {
 export interface EngineStats {
   readonly held: Record<LeaseKind, number>;
   readonly waiting: Record<LeaseKind, number>;
+}
+
+/** Stats of an engine that holds and waits for nothing: 0 for every kind. */
+export function noStats(): EngineStats {
+  const none = () => Object.fromEntries(LEASE_KINDS.map((kind) => [kind, 0])) as Record<LeaseKind, number>;
+  return { held: none(), waiting: none() };
 }

@@ -10,7 +10,8 @@
  * Lease has seats and no exclusive holder; a read-write lock's exclusive hold
  * is a lock's, and its shared holds are seats.
  */
-export type LeaseKind = "lock" | "election" | "semaphore" | "rwlock";
+export const LEASE_KINDS = ["lock", "election", "semaphore", "rwlock"] as const;
+export type LeaseKind = (typeof LEASE_KINDS)[number];
 
 /**
  * One daemon's shared hold on a semaphore or a read-write lock: every local
@@ -174,6 +175,11 @@ export function isStoreError(err: unknown, reason?: StoreErrorReason): err is St
  * its clients do not use.
  */
 export type WatchScope = ReadonlySet<string> | "all";
+
+/** The order seats are stored in (`LeaseFields.seats`): by identity. */
+export function bySeatIdentity(a: Seat, b: Seat): number {
+  return a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0;
+}
 
 /** True when `a` and `b` are the same seat, field for field. */
 export function sameSeat(a: Seat, b: Seat): boolean {

@@ -370,6 +370,11 @@ class Daemon implements DaemonLink {
     return this.unreachable || this.takesHeld !== undefined;
   }
 
+  /** It hears nothing and covers no new name now (`deafUntil`, `deafReads`). */
+  get deaf(): boolean {
+    return this.deafReads > 0 || this.deafUntil > this.sim.clock.now();
+  }
+
   constructor(
     private readonly sim: Simulation,
     readonly slot: number,
@@ -1815,11 +1820,7 @@ export class Simulation implements ClientWorld {
         // Nor those of a daemon deaf behind the backlog: clients that begin to wait then, for a name it does not cover
         // yet, are served only once its list is answered (seed 374367: two lists waited 8.8 and 10 s at 100 requests a
         // second, and l86's first waiters came 3-5 s into that wait).
-        const reachable =
-          !client.daemon.gone() &&
-          !(client.daemon as Daemon).cannotAcquire &&
-          (client.daemon as Daemon).deafUntil <= this.clock.now() &&
-          (client.daemon as Daemon).deafReads === 0;
+        const reachable = !client.daemon.gone() && !(client.daemon as Daemon).cannotAcquire && !(client.daemon as Daemon).deaf;
         if (client instanceof AcquireClient) {
           if (client.state === "waiting" && reachable) waiters.push(client.id);
           if (client.daemonHolds) occupied = true;

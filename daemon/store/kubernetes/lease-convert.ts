@@ -10,7 +10,15 @@
 import { createHash } from "node:crypto";
 import type { V1Lease } from "@kubernetes/client-node";
 import { V1MicroTime } from "@kubernetes/client-node/dist/types.js";
-import type { LeaseFields, LeaseKind, LeaseRecord, Seat, WatchEvent } from "../lease-store.js";
+import {
+  LEASE_KINDS,
+  type LeaseFields,
+  type LeaseKind,
+  type LeaseRecord,
+  type Seat,
+  type WatchEvent,
+  bySeatIdentity,
+} from "../lease-store.js";
 import type { JsonPatchOperation } from "./lease-api.js";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
@@ -321,7 +329,7 @@ function waitingOf(annotations: Record<string, string>): { waiting?: string[] } 
 
 /** The kind a Lease's label names; a kind this version does not know (a later one's) reads as a lock. */
 function kindOf(label: string | undefined): LeaseKind {
-  return label === "election" || label === "semaphore" || label === "rwlock" ? label : "lock";
+  return LEASE_KINDS.find((kind) => kind === label) ?? "lock";
 }
 
 /** The number of permits; none, or not a whole number above 0: no `permits` field. */
@@ -341,7 +349,7 @@ function seatsOf(annotations: Record<string, string>): { seats?: Seat[]; brokenS
     if (seat === undefined) brokenSeats.push(key);
     else seats.push(seat);
   }
-  seats.sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
+  seats.sort(bySeatIdentity);
   brokenSeats.sort();
   return { ...(seats.length === 0 ? {} : { seats }), ...(brokenSeats.length === 0 ? {} : { brokenSeats }) };
 }

@@ -13,6 +13,7 @@ import {
   type WatchHandle,
   type WatchScope,
   coversAll,
+  bySeatIdentity,
   inScope,
   sameSeat,
 } from "../lease-store.js";
@@ -267,7 +268,7 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 function copyLists(fields: LeaseFields): LeaseFields {
   const { waiting, seats, brokenSeats, ...rest } = fields;
   const byIdentity = new Map((seats ?? []).map((seat) => [seat.identity, { ...seat }] as const));
-  const sorted = [...byIdentity.values()].sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
+  const sorted = [...byIdentity.values()].sort(bySeatIdentity);
   return {
     ...rest,
     queue: [...fields.queue],
