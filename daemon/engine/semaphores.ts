@@ -456,9 +456,16 @@ export class SemaphoreContender {
     return this.wakeForHolds(now, turn.until);
   }
 
-  /** Whether another daemon holds permits, as this daemon observes. */
+  /**
+   * Whether another daemon uses the semaphore, as this daemon observes: it
+   * holds permits, or gave its last ones back (its tombstone stays until a
+   * grant drops it) and may take more at once.
+   */
   private othersSeated(obs: Observation, now: number): boolean {
-    for (const { seat, holdEnd } of obs.seats.values()) if (holdEnd > now && seat?.identity !== this.ctx.identity) return true;
+    for (const { seat, holdEnd } of obs.seats.values()) {
+      if (seat?.identity === this.ctx.identity) continue;
+      if (holdEnd > now || seat?.released === true) return true;
+    }
     return false;
   }
 

@@ -82,6 +82,8 @@ export interface HistoryEvent {
   readonly holderIdentity?: string;
   readonly transitions?: number;
   readonly renewTime?: string;
+  /** A semaphore's Lease: the identities of the daemons whose seats hold permits in this version. */
+  readonly seated?: readonly string[];
   /** A "lease" event that is the Lease's deletion (`resourceVersion`: the deletion's); what follows is a new epoch of its history. */
   readonly deleted?: boolean;
 }

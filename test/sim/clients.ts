@@ -264,6 +264,11 @@ export class AcquireClient extends StreamClient implements Stream {
   daemonHolds = false;
   /** When the client called Acquire (simulated time). */
   startedAt = 0;
+
+  /** The Acquire does not wait (a wait timeout of 0). */
+  get noWait(): boolean {
+    return this.options.waitTimeoutMs === 0;
+  }
   private readonly controller = new AbortController();
 
   constructor(
