@@ -55,6 +55,10 @@ func TestSemaphoreGrantsNPermitsAndAWaiterGetsOneOnRelease(t *testing.T) {
 	if err := first.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Release returned: the sidecar has given the permit back already.
+	if info, err := c.GetSemaphore(ctx, "export", msync.Fresh()); err != nil || slices.Contains(holderTokens(info.Holders), first.Token) {
+		t.Fatalf("right after Release, the semaphore still shows token %d: %+v, %v", first.Token, info, err)
+	}
 	<-first.Lost()
 	if reason := lossReason(t, first.Err()); reason != msync.ReasonReleased {
 		t.Fatalf("after Release: want reason released, got %s", reason)
@@ -191,6 +195,14 @@ func TestPermitsMismatchIsItsOwnErrorKind(t *testing.T) {
 			t.Fatalf("%d permits: want ErrInvalidArgument naming permits, got %#v", permits, err)
 		}
 	}
+}
+
+func holderTokens(holders []msync.PermitHolder) []int64 {
+	tokens := make([]int64, len(holders))
+	for i, holder := range holders {
+		tokens[i] = holder.Token
+	}
+	return tokens
 }
 
 func holderNames(holders []msync.PermitHolder) []string {

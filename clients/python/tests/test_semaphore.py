@@ -53,6 +53,7 @@ def test_semaphore_grants_n_permits_and_a_waiter_gets_one_on_release(daemon: Dae
 
         first.release()
         # The sidecar answered ReleasePermit: the permit was given back, with no poll.
+        assert first.token not in [h.token for h in client.get_semaphore("export", fresh=True).holders]
         assert not first.held and not first.lost.is_set() and first.error is None
         waiter.join(10)
         assert third, "the waiter did not get the permit after the release"
@@ -146,6 +147,7 @@ def test_async_semaphore_mirrors_the_blocking_one(daemon: Daemon) -> None:
             await asyncio.sleep(0.2)
             assert not waiter.done(), "a third holder got a permit while both were held"
             await first.release()
+            assert first.token not in [h.token for h in (await client.get_semaphore("export", fresh=True)).holders]
             assert not first.held and not first.lost.is_set() and first.error is None
             third: AsyncPermit = await asyncio.wait_for(waiter, 10)
             async with third, second:
