@@ -11,9 +11,9 @@ from typing import Callable
 
 import pytest
 
-from metaparticle_sync import Campaign, CampaignEvent, Client, Elected, Lock, Permit
+from metaparticle_sync import Campaign, CampaignEvent, Elected
 
-from .conftest import Daemon
+from .conftest import HOLDS, Daemon
 
 DEFAULT_CALL_TIMEOUT = 10.0  # the documented default, restated so that a changed default is a changed test
 SLACK = 3.0  # a slow, shared machine
@@ -108,13 +108,6 @@ def test_a_call_with_a_timeout_raises_deadline_exceeded_on_a_frozen_sidecar(daem
     assert isinstance(error, DeadlineExceeded) and isinstance(error, SyncError) and isinstance(error, TimeoutError), repr(error)
     assert error.code.name == "DEADLINE_EXCEEDED"
     assert 0.4 <= took <= 0.5 + SLACK
-
-
-# A held lock, and a held permit: the same guarantees.
-HOLDS: dict[str, Callable[[Client, str, float | None], Lock | Permit]] = {
-    "lock": lambda client, name, lease: client.lock(name, lease_duration=lease, wait_timeout=2),
-    "permit": lambda client, name, lease: client.acquire_permit(name, 2, lease_duration=lease, wait_timeout=2),
-}
 
 
 @pytest.mark.parametrize("hold", HOLDS)
