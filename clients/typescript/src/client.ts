@@ -117,9 +117,9 @@ export class SyncClient {
    * same N (else PERMITS_MISMATCH). Nothing is sent until you call one of its
    * methods:
    *
-   *     const exports = client.semaphore("export", 3);
-   *     await using permit = await exports.acquire({ waitTimeoutMs: 60_000 });
-   *     const { permit: leased, holders } = await exports.tryAcquire();
+   *     const exporters = client.semaphore("export", 3);
+   *     await using permit = await exporters.acquire({ waitTimeoutMs: 60_000 });
+   *     const { permit: leased, holders } = await exporters.tryAcquire();
    */
   semaphore(name: string, permits: number): Semaphore {
     return new Semaphore(this.semaphores, name, permits);
