@@ -1,179 +1,128 @@
-// SemaphoreService through a real gRPC server and the TypeScript client's
-// Semaphore: permits held by a stream and by a lease, PERMITS_MISMATCH, and
-// the release of a stream's permit by its hold id. (The client's deadlines on
-// a frozen sidecar are in client-deadlines.test.ts.)
+// SemaphoreService through a real gRPC server, called with the generated client.
 import test from "ava";
+import { credentials, type ClientReadableStream } from "@grpc/grpc-js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { LostError, type Permit, SyncClientError, status } from "metaparticle-sync-client";
-import type { AcquirePermitResponse } from "metaparticle-sync-client/gen/metaparticle/sync/v1/semaphore_service";
-import { callError, callOk } from "../support/calls.js";
+import { status } from "metaparticle-sync-client";
+import { type AcquirePermitResponse, SemaphoreServiceClient } from "metaparticle-sync-client/gen/metaparticle/sync/v1/semaphore_service";
 import { startTestDaemon } from "../support/test-daemon.js";
+import { callError, callOk } from "../support/calls.js";
 
-/** Whether `promise` is still pending after `ms`. */
-async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const pending = Symbol("pending");
-  return (await Promise.race([promise.catch(() => undefined), sleep(ms, pending)])) === pending;
+/** One AcquirePermit stream, its events and how it ended. */
+function acquire(client: SemaphoreServiceClient, name: string, permits: number, holder: string) {
+  const events: AcquirePermitResponse[] = [];
+  const call: ClientReadableStream<AcquirePermitResponse> = client.acquirePermit({ name, permits, holder });
+  call.on("data", (event: AcquirePermitResponse) => events.push(event));
+  const ended = new Promise<{ code: number }>((resolve) => {
+    call.on("error", (err: { code: number }) => resolve({ code: err.code }));
+    call.on("end", () => resolve({ code: status.OK }));
+  });
+  const acquired = () => events.find((e) => e.event?.$case === "acquired")?.event;
+  return { call, events, ended, acquired };
 }
 
-/** The error a promise rejects with; fails the test if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<SyncClientError> {
-  const outcome = await promise.then(
-    () => new Error("resolved, but was expected to fail"),
-    (err: unknown) => err,
-  );
-  if (!(outcome instanceof SyncClientError)) throw outcome;
-  return outcome;
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await sleep(10);
+  if (!check()) throw new Error(`timed out waiting until ${what}`);
 }
 
-test("semaphore N = 2: two hold a permit at once, a third waits and gets one as soon as one is released", async (t) => {
+test("SemaphoreService: two holders of N=2 at once, a third waits and takes the permit a closed stream gives back", async (t) => {
   const d = await startTestDaemon();
   t.teardown(() => d.stop());
-  const pool = d.client.semaphore("pool", 2);
-  const a = await pool.acquire({ holder: "a" });
-  const b = await d.newClient().semaphore("pool", 2).acquire({ holder: "b" });
-  t.like(a, { name: "pool", holder: "a", permits: 2 });
-  t.true(b.token > a.token, "tokens increase across the semaphore's holders");
-  t.not(a.holdId, b.holdId);
-  t.false(a.lost || b.lost);
-  t.true(a.validForMs > 0 && b.validForMs > 0);
-
-  let third: Permit | undefined;
-  const waiting = pool.acquire({ holder: "c" }).then((permit) => (third = permit));
-  t.true(await pendingAfter(waiting, 300), "the third waits while both permits are held");
-  const info = await pool.get();
-  t.is(info.permits, 2);
-  t.deepEqual(info.holders.map((h) => [h.holder, h.token]).sort(), [
-    ["a", a.token],
-    ["b", b.token],
-  ]);
-  t.is(info.token, b.token, "the last token granted");
-
-  await a.release();
-  t.is((a.signal.reason as LostError).reason, "released", "a release is not a loss");
-  await waiting;
-  t.like(third, { holder: "c", permits: 2 });
-  t.true(third!.token > b.token);
-  t.false(b.lost, "the other holder kept its permit throughout");
-  const after = await pool.get({ fresh: true });
-  t.deepEqual(after.holders.map((h) => h.holder).sort(), ["b", "c"]);
-  t.true(after.holders.every((h) => h.remainingMs > 0 && h.leaseDurationMs === 15_000 && h.acquireTime instanceof Date));
-  await Promise.all([b.release(), third!.release()]);
-  t.deepEqual((await pool.get()).holders, [], "free once every release answered");
-});
-
-test("semaphore: tryAcquire when every permit is held takes nothing and lists the holders", async (t) => {
-  const d = await startTestDaemon();
-  t.teardown(() => d.stop());
-  const pool = d.client.semaphore("batch", 2);
-  const streamed = await pool.acquire({ holder: "streamed" });
-  const first = await pool.tryAcquire({ holder: "leased", leaseDurationMs: 5_000 });
-  if (first.permit === undefined) return t.fail("the second permit was free");
-  t.deepEqual(first.holders, []);
-  t.like(first.permit, { holder: "leased", permits: 2 });
-  t.true(first.permit.token > streamed.token);
-  t.true(first.permit.validForMs > 2_000);
-
-  const full = await pool.tryAcquire({ holder: "late" });
-  t.is(full.permit, undefined);
-  t.deepEqual(full.holders.map((h) => [h.holder, h.token]).sort(), [
-    ["leased", first.permit.token],
-    ["streamed", streamed.token],
-  ]);
-  t.true(full.holders.every((h) => h.holderIdentity !== "" && h.remainingMs > 0));
-  t.deepEqual((await pool.get()).holders.map((h) => h.holder).sort(), ["leased", "streamed"], "the refused attempt changed nothing");
-  await first.permit.release();
-  await streamed.release();
-});
-
-test("semaphore: a leased permit is renewed and released by its hold id; after that its hold id is NOT_HELD", async (t) => {
-  const d = await startTestDaemon();
-  t.teardown(() => d.stop());
-  const pool = d.client.semaphore("leases", 3);
-  const { permit } = await pool.tryAcquire({ holder: "cron", leaseDurationMs: 3_000 });
-  if (permit === undefined) return t.fail("not acquired");
-  const before = permit.validForMs;
-  await sleep(300);
-  t.true((await permit.renew({ leaseDurationMs: 30_000 })) > before, "a longer lease promises longer");
-  t.is((await pool.get()).holders[0]?.leaseDurationMs, 30_000);
-
-  const unknown = await callError((cb) => d.client.semaphores.renewPermit({ name: "leases", holdId: "999" }, cb));
-  t.like(unknown, { code: status.FAILED_PRECONDITION, reason: "NOT_HELD", field: "hold_id" });
-  t.false(permit.lost, "another hold id changed nothing");
-
-  await permit.release();
-  t.true(permit.lost);
-  t.is((permit.signal.reason as LostError).reason, "released");
-  t.deepEqual((await pool.get()).holders, []);
-  for (const again of [permit.release(), permit.renew()]) {
-    t.like(await rejection(again), { code: status.FAILED_PRECONDITION, reason: "NOT_HELD", field: "hold_id" });
-  }
-});
-
-test("semaphore: ReleasePermit of a stream's hold id is acknowledged: the permit is free when it answers, then the stream ends OK without lost", async (t) => {
-  const d = await startTestDaemon();
-  t.teardown(() => d.stop());
-  const stream = d.client.semaphores.acquirePermit({ name: "streamed", permits: 1, holder: "session" });
-  const events: string[] = [];
-  const ended = new Promise<{ code: number }>((resolve) => stream.on("status", resolve));
-  const holdId = new Promise<string>((resolve) =>
-    stream.on("data", (response: AcquirePermitResponse) => {
-      events.push(response.event!.$case);
-      if (response.event?.$case === "acquired") resolve(response.event.value.holdId);
-    }),
+  const client = new SemaphoreServiceClient(d.address, credentials.createInsecure());
+  t.teardown(() => client.close());
+  const first = acquire(client, "export", 2, "first");
+  const second = acquire(client, "export", 2, "second");
+  await until(() => first.acquired() !== undefined && second.acquired() !== undefined, "two permits are held");
+  const third = acquire(client, "export", 2, "third");
+  await sleep(200);
+  t.is(third.acquired(), undefined, "no third permit");
+  const state = await callOk<{ permits: number; holders: { holder: string; fencingToken: number }[] }>((cb) =>
+    client.getSemaphore({ name: "export", consistency: 0 }, cb),
   );
-  stream.on("error", () => {});
-  const id = await holdId;
-  await callOk((cb) => d.client.semaphores.releasePermit({ name: "streamed", holdId: id }, cb));
-  const { permit } = await d.client.semaphore("streamed", 1).tryAcquire({ holder: "next" });
-  t.truthy(permit, "free once ReleasePermit answered");
-  t.is((await ended).code, status.OK, "the AcquirePermit stream ends with OK");
-  t.false(events.includes("lost"), "a release is not a loss");
-  const again = await callError((cb) => d.client.semaphores.releasePermit({ name: "streamed", holdId: id }, cb));
-  t.like(again, { code: status.FAILED_PRECONDITION, reason: "NOT_HELD" });
-  await permit?.release();
+  t.is(state.permits, 2);
+  t.deepEqual(state.holders.map((h) => h.holder).sort(), ["first", "second"]);
+  first.call.cancel();
+  await until(() => third.acquired() !== undefined, "the third holds a permit");
+  const tokens = [first, second, third].map((s) => {
+    const event = s.acquired();
+    return event?.$case === "acquired" ? event.value.fencingToken : 0;
+  });
+  t.true(tokens[2]! > Math.max(tokens[0]!, tokens[1]!), "the later hold has the higher token");
+  second.call.cancel();
+  third.call.cancel();
 });
 
-test("semaphore: another N is PERMITS_MISMATCH naming permits and holds nothing; N outside 1..32 is INVALID_ARGUMENT", async (t) => {
+test("SemaphoreService: bad permits get INVALID_ARGUMENT naming permits; another N gets FAILED_PRECONDITION with PERMITS_MISMATCH, and the holder keeps its permit", async (t) => {
   const d = await startTestDaemon();
   t.teardown(() => d.stop());
-  const held = await d.client.semaphore("fixed", 2).acquire({ holder: "first" });
-  const other = d.client.semaphore("fixed", 3);
-  for (const attempt of [other.acquire({ holder: "other" }), other.tryAcquire({ holder: "other" })]) {
-    const error = await rejection(attempt);
-    t.like(error, { code: status.FAILED_PRECONDITION, reason: "PERMITS_MISMATCH", field: "permits" });
+  const client = new SemaphoreServiceClient(d.address, credentials.createInsecure());
+  t.teardown(() => client.close());
+  for (const permits of [0, 33, -1]) {
+    const err = await callError((cb) => client.tryAcquirePermit({ name: "n", permits, holder: "h" }, cb));
+    t.is(err.code, status.INVALID_ARGUMENT);
+    t.is(err.field, "permits");
   }
-  const info = await d.client.getSemaphore("fixed");
-  t.is(info.permits, 2, "N stays the first caller's");
+  const holder = acquire(client, "n", 3, "holder");
+  await until(() => holder.acquired() !== undefined, "the holder holds a permit");
+  const err = await callError((cb) => client.tryAcquirePermit({ name: "n", permits: 5, holder: "h" }, cb));
+  t.is(err.code, status.FAILED_PRECONDITION);
+  t.is(err.reason, "PERMITS_MISMATCH");
+  t.is(err.field, "permits");
+  t.regex(err.message, /has 3 permits; this request asks for 5/);
+  const wrong = acquire(client, "n", 2, "wrong");
+  t.is((await wrong.ended).code, status.FAILED_PRECONDITION);
+  const state = await callOk<{ holders: unknown[] }>((cb) => client.getSemaphore({ name: "n", consistency: 0 }, cb));
+  t.is(state.holders.length, 1, "the holder keeps its permit");
+  holder.call.cancel();
+});
+
+test("SemaphoreService: ReleasePermit of a stream's hold ends the stream OK without lost; a hold not held gets FAILED_PRECONDITION naming hold_id", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const client = new SemaphoreServiceClient(d.address, credentials.createInsecure());
+  t.teardown(() => client.close());
+  const holder = acquire(client, "r", 1, "holder");
+  await until(() => holder.acquired() !== undefined, "held");
+  const event = holder.acquired()!;
+  const holdId = event.$case === "acquired" ? event.value.holdId : "";
+  await callOk((cb) => client.releasePermit({ name: "r", holdId }, cb));
+  t.is((await holder.ended).code, status.OK);
+  t.false(
+    holder.events.some((e) => e.event?.$case === "lost"),
+    "no lost",
+  );
+  const again = await callError((cb) => client.releasePermit({ name: "r", holdId }, cb));
+  t.is(again.code, status.FAILED_PRECONDITION);
+  t.is(again.reason, "NOT_HELD");
+  t.is(again.field, "hold_id");
+  const bad = await callError((cb) => client.renewPermit({ name: "r", holdId: "x1" }, cb));
+  t.is(bad.code, status.INVALID_ARGUMENT);
+  t.is(bad.field, "hold_id");
+  const taken = await callOk<{ acquired: boolean; hold?: { holdId: string } }>((cb) =>
+    client.tryAcquirePermit({ name: "r", permits: 1, holder: "next" }, cb),
+  );
+  t.true(taken.acquired, "free once released");
+  const full = await callOk<{ acquired: boolean; holders: { holder: string }[] }>((cb) =>
+    client.tryAcquirePermit({ name: "r", permits: 1, holder: "late" }, cb),
+  );
+  t.false(full.acquired);
   t.deepEqual(
-    info.holders.map((h) => h.holder),
-    ["first"],
-    "nothing held for the refused callers",
+    full.holders.map((h) => h.holder),
+    ["next"],
   );
-  t.false(held.lost);
-
-  for (const permits of [0, 33]) {
-    const error = await rejection(d.client.semaphore("range", permits).tryAcquire());
-    t.like(error, { code: status.INVALID_ARGUMENT, reason: "INVALID_ARGUMENT", field: "permits" }, `permits ${permits}`);
-  }
-  t.throws(() => d.client.semaphore("range", 2.5), { instanceOf: RangeError }, "a fraction is refused before anything is sent");
-  await held.release();
+  const renewed = await callOk<{ validFor?: { seconds: number } }>((cb) =>
+    client.renewPermit({ name: "r", holdId: taken.hold!.holdId }, cb),
+  );
+  t.true((renewed.validFor?.seconds ?? 0) > 0);
 });
 
-test("semaphore: a wait timeout ends acquire() with DEADLINE_EXCEEDED and reason WAIT_TIMEOUT; a never-used semaphore reads as permits 0", async (t) => {
+test("SemaphoreService: GetSemaphore of a name never used answers permits 0, no holders, token 0", async (t) => {
   const d = await startTestDaemon();
   t.teardown(() => d.stop());
-  t.deepEqual(await d.client.getSemaphore("never"), { permits: 0, holders: [], token: 0, waitingDaemons: [] });
-  const pool = d.client.semaphore("single", 1);
-  const held = await pool.acquire({ holder: "long-job" });
-  for (const waitTimeoutMs of [200, 0]) {
-    const error = await rejection(pool.acquire({ waitTimeoutMs }));
-    t.like(error, { code: status.DEADLINE_EXCEEDED, reason: "WAIT_TIMEOUT" }, `wait timeout ${waitTimeoutMs} ms`);
-  }
-  t.false(held.lost, "the holder kept its permit");
-  t.deepEqual(
-    (await pool.get()).holders.map((h) => h.holder),
-    ["long-job"],
-    "the waits that timed out hold nothing",
+  const client = new SemaphoreServiceClient(d.address, credentials.createInsecure());
+  t.teardown(() => client.close());
+  const state = await callOk<{ permits: number; holders: unknown[]; fencingToken: number }>((cb) =>
+    client.getSemaphore({ name: "never", consistency: 0 }, cb),
   );
-  await held.release();
+  t.deepEqual([state.permits, state.holders.length, state.fencingToken], [0, 0, 0]);
 });
