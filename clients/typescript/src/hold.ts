@@ -65,15 +65,14 @@ export interface LeaseCalls extends HoldCalls {
 }
 
 /**
- * A hold kept by a stream. It stays held, renewed by the sidecar, until you
- * call `release()` or dispose it (`await using`). `signal` aborts, with a
- * LostError as reason, the moment you must stop acting: the sidecar reported
- * the hold lost, or its heartbeats stopped.
+ * What every hold has: its name, token and holder, and a signal that aborts,
+ * with a LostError as reason, the moment the holder must stop acting: at the
+ * latest when the sidecar's last promise (`valid_for`) runs out on this
+ * process's clock without a newer one, whatever the sidecar does meanwhile.
  */
-export class StreamHold implements AsyncDisposable {
+export abstract class Hold<Calls extends HoldCalls = HoldCalls> {
   private readonly controller = new AbortController();
-  private readonly watchdog: Watchdog;
-  private releasing: Promise<void> | undefined;
+  protected readonly watchdog = new Watchdog(() => this.expired());
 
   /** Aborts when the hold is lost or released; `signal.reason` is a LostError. */
   readonly signal: AbortSignal = this.controller.signal;
@@ -83,27 +82,63 @@ export class StreamHold implements AsyncDisposable {
     /** Fencing token: strictly greater than every earlier token of this name. */
     readonly token: number,
     readonly holder: string,
-    readonly acquireTime: Date | undefined,
-    /** Lease duration in ms. */
-    readonly leaseDurationMs: number,
-    private readonly call: ClientReadableStream<unknown>,
-    private readonly calls: HoldCalls,
-  ) {
-    this.watchdog = new Watchdog(() =>
-      this.lose(
-        new LostError("heartbeat-timeout", `no heartbeat from the sidecar before ${calls.what} (token ${token}) stopped being valid`),
-      ),
-    );
-  }
+    protected readonly calls: Calls,
+  ) {}
 
   /** True once the hold is lost or released: stop acting. */
   get lost(): boolean {
     return this.signal.aborted;
   }
 
-  /** How many ms the holder may act without another heartbeat (the sidecar's last `valid_for`, counted down here). */
+  /** How many ms the holder may still act: the sidecar's last `valid_for`, counted down here. */
   get validForMs(): number {
     return this.lost ? 0 : Math.max(0, this.watchdog.deadline - performance.now());
+  }
+
+  /** The last `valid_for` ran out without a newer one. */
+  protected abstract expired(): void;
+
+  /** Ends the hold on this side with `reason`, unless it has ended already; the watchdog stops either way. */
+  protected end(reason: LostError): void {
+    this.watchdog.stop();
+    if (!this.lost) this.controller.abort(reason);
+  }
+
+  /** Ends the hold because its holder gave it back: not a loss. */
+  protected endReleased(): void {
+    this.end(new LostError("released", `${this.calls.what} was released`));
+  }
+}
+
+/**
+ * A hold kept by a stream. It stays held, renewed by the sidecar, until you
+ * call `release()` or dispose it (`await using`). `signal` aborts, with a
+ * LostError as reason, the moment you must stop acting: the sidecar reported
+ * the hold lost, or its heartbeats stopped.
+ */
+export class StreamHold extends Hold implements AsyncDisposable {
+  private releasing: Promise<void> | undefined;
+
+  constructor(
+    name: string,
+    token: number,
+    holder: string,
+    readonly acquireTime: Date | undefined,
+    /** Lease duration in ms. */
+    readonly leaseDurationMs: number,
+    private readonly call: ClientReadableStream<unknown>,
+    calls: HoldCalls,
+  ) {
+    super(name, token, holder, calls);
+  }
+
+  protected expired(): void {
+    this.lose(
+      new LostError(
+        "heartbeat-timeout",
+        `no heartbeat from the sidecar before ${this.calls.what} (token ${this.token}) stopped being valid`,
+      ),
+    );
   }
 
   /**
@@ -129,9 +164,8 @@ export class StreamHold implements AsyncDisposable {
     const timeoutMs = timeoutOf(options);
     const promiseEnd = this.watchdog.deadline;
     const wasLost = this.lost;
-    this.watchdog.stop();
     // From here on a `lost` or the stream's end is not a loss: the holder is giving the hold back.
-    if (!wasLost) this.controller.abort(new LostError("released", `${this.calls.what} was released`));
+    this.endReleased();
     const remainingMs = promiseEnd - performance.now();
     if (wasLost || remainingMs <= 0) {
       this.call.cancel();
@@ -170,8 +204,7 @@ export class StreamHold implements AsyncDisposable {
   /** @internal */
   lose(error: LostError): void {
     if (this.lost) return;
-    this.watchdog.stop();
-    this.controller.abort(error);
+    this.end(error);
     this.call.cancel();
   }
 }
@@ -259,32 +292,14 @@ export function acquireHold<A extends { readonly validFor?: Duration | undefined
  * `signal` aborts when the last `validFor` runs out without a renewal, or on
  * release.
  */
-export class LeaseHold implements AsyncDisposable {
-  private readonly controller = new AbortController();
-  private readonly watchdog: Watchdog;
-  readonly signal: AbortSignal = this.controller.signal;
-
-  constructor(
-    readonly name: string,
-    /** Fencing token: strictly greater than every earlier token of this name. */
-    readonly token: number,
-    readonly holder: string,
-    validForMs: number,
-    private readonly calls: LeaseCalls,
-  ) {
-    this.watchdog = new Watchdog(() =>
-      this.controller.abort(new LostError("heartbeat-timeout", `lease of ${calls.what} (token ${token}) ran out without a renewal`)),
-    );
+export class LeaseHold extends Hold<LeaseCalls> implements AsyncDisposable {
+  constructor(name: string, token: number, holder: string, validForMs: number, calls: LeaseCalls) {
+    super(name, token, holder, calls);
     this.watchdog.extend(validForMs);
   }
 
-  get lost(): boolean {
-    return this.signal.aborted;
-  }
-
-  /** How many ms the holder may act without renewing. */
-  get validForMs(): number {
-    return this.lost ? 0 : Math.max(0, this.watchdog.deadline - performance.now());
+  protected expired(): void {
+    this.end(new LostError("heartbeat-timeout", `lease of ${this.calls.what} (token ${this.token}) ran out without a renewal`));
   }
 
   /**
@@ -311,8 +326,7 @@ export class LeaseHold implements AsyncDisposable {
    */
   async release(options: CallOptions = {}): Promise<void> {
     await unary(`Release of ${this.calls.what}`, { ...options, timeoutMs: timeoutOf(options) }, this.calls.release);
-    this.watchdog.stop();
-    if (!this.lost) this.controller.abort(new LostError("released", `${this.calls.what} was released`));
+    this.endReleased();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -3,7 +3,7 @@
 // loopback.
 export { SyncClient, DEFAULT_ADDRESS, type SyncClientOptions, type LockInfo, type ReadOptions, type TryLockOptions } from "./client.js";
 export { Lock, LeasedLock, type LockOptions } from "./lock.js";
-export { StreamHold, LeaseHold, type AcquireOptions, type LeaseOptions, type RenewOptions } from "./hold.js";
+export { Hold, StreamHold, LeaseHold, type AcquireOptions, type LeaseOptions, type RenewOptions } from "./hold.js";
 export { Semaphore, Permit, LeasedPermit, type PermitAttempt, type PermitHolderInfo, type SemaphoreInfo } from "./semaphore.js";
 export {
   DEFAULT_CALL_TIMEOUT_MS,
