@@ -7,7 +7,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
-export type ResourceKind = "lock" | "election";
+export type ResourceKind = "lock" | "election" | "semaphore";
 
 export type EventType =
   // A lock: the client asked (Acquire stream opened), was granted, or gave up.
