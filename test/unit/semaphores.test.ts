@@ -251,3 +251,33 @@ test("semaphore: a lease-held permit whose seat was removed by hand stays counte
     "the second is granted once that holder's valid_for has run out",
   );
 });
+
+test("semaphore: a daemon queued behind another does not take a freed permit before the one ahead has had its turn", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const c = await sim.daemon("c");
+  const first = a.acquirePermit("turns", 1, { holder: "a1" });
+  await sim.advance(20);
+  const bWaits = b.acquirePermit("turns", 1, { holder: "b1" });
+  await sim.advance(20);
+  const cWaits = c.acquirePermit("turns", 1, { holder: "c1" });
+  await sim.advance(20);
+  a.acquirePermit("turns", 1, { holder: "a2" });
+  await sim.advance(20);
+  // b is slow to hear: it learns of the permit given back only later.
+  b.conn.holdEvents();
+  first.close();
+  await sim.advance(20);
+  t.deepEqual(
+    sim.store.peek(a.semaphoreName("turns"))!.queue.slice(0, 2),
+    [b.engine.identity, c.engine.identity],
+    "b is queued ahead of c",
+  );
+  await sim.advance(500);
+  t.is(cWaits.grant, undefined, "c does not take the permit while it is b's turn");
+  b.conn.releaseEvents();
+  await sim.advance(20);
+  t.truthy(bWaits.grant, "b takes it once it hears");
+  t.is(cWaits.grant, undefined);
+});
