@@ -224,6 +224,72 @@ class FrozenSidecarTest {
   }
 
   @Test
+  void everySemaphoreCallReturnsWithinItsDeadlineOnAFrozenSidecar() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess()) {
+      SyncClient client = daemon.client();
+      Semaphore semaphore = client.semaphore("frozen-semaphore", 3);
+      LockOptions longLease = LockOptions.defaults().withLeaseDuration(LONG_LEASE);
+      LeasedPermit leased = semaphore.tryAcquire(longLease).permit().orElseThrow();
+      LeasedPermit leasedToo = semaphore.tryAcquire(longLease).permit().orElseThrow();
+      Permit held = semaphore.acquire(longLease).orElseThrow();
+
+      daemon.freeze();
+      Duration timeout = Duration.ofMillis(500);
+      Map<String, Callable<Object>> calls = new LinkedHashMap<>();
+      calls.put("tryAcquire", () -> semaphore.tryAcquire(LockOptions.defaults(), timeout));
+      calls.put("renew", () -> leased.renew(null, timeout));
+      calls.put("renew by hold id", () -> semaphore.renew(leasedToo.holdId(), null, timeout));
+      calls.put("getSemaphore", () -> client.getSemaphore("frozen-semaphore", true, timeout));
+      calls.put("release of a held permit", () -> {
+        held.release(timeout);
+        return "released";
+      });
+      calls.put("release by hold id", () -> {
+        semaphore.release(leasedToo.holdId(), timeout);
+        return "released";
+      });
+      calls.put("acquire", () -> semaphore.acquire(timeout));
+      calls.put("acquire (time, unit)", () -> semaphore.acquire(500, TimeUnit.MILLISECONDS));
+      Map<String, Object> outcomes = runAll(calls, timeout.plus(WAIT_GRACE).plus(SLACK));
+      assertEquals(Optional.empty(), outcomes.remove("acquire"), "acquire gives up with an empty result");
+      assertEquals(Optional.empty(), outcomes.remove("acquire (time, unit)"));
+      outcomes.forEach(FrozenSidecarTest::assertDeadlineExceeded);
+
+      // The same calls given no deadline get the default one.
+      calls.clear();
+      calls.put("tryAcquire", semaphore::tryAcquire);
+      calls.put("renew", leased::renew);
+      calls.put("getSemaphore", () -> client.getSemaphore("frozen-semaphore"));
+      calls.put("release of a tryAcquire permit", () -> {
+        leased.release();
+        return "released";
+      });
+      long start = System.nanoTime();
+      runAll(calls, CALL_TIMEOUT.plus(SLACK)).forEach(FrozenSidecarTest::assertDeadlineExceeded);
+      assertTrue(Duration.ofNanos(System.nanoTime() - start).compareTo(CALL_TIMEOUT) >= 0, "gave up before the default deadline");
+      assertFalse(held.isLost(), "a release is not a loss");
+    }
+  }
+
+  @Test
+  void aPermitsReleaseOnAFrozenSidecarReturnsWhenThePromiseRunsOut() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess("--lease-duration=2s", "--renew-deadline=1s")) {
+      Permit permit = daemon.client().semaphore("promise", 2).acquire();
+      daemon.freeze();
+      long start = System.nanoTime();
+      Object outcome =
+          runAll(Map.of("release", () -> {
+            permit.release(); // a 10 s deadline, but the 2 s promise ends first: the hold is over
+            return "released";
+          }), Duration.ofSeconds(2).plus(SLACK)).get("release");
+      assertEquals("released", outcome);
+      assertTrue(Duration.ofNanos(System.nanoTime() - start).compareTo(Duration.ofSeconds(2)) <= 0);
+      assertFalse(permit.isLost(), "a release is not a loss");
+      assertFalse(permit.isHeld());
+    }
+  }
+
+  @Test
   void keepaliveEndsAnObservationButNotACallBeforeItsDeadline() throws Exception {
     try (DaemonProcess daemon = new DaemonProcess()) {
       SyncClient client = daemon.client();
