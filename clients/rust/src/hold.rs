@@ -171,19 +171,73 @@ fn wait_error(status: Status) -> Error {
     }
 }
 
+/// What both kinds of hold keep: what is held, the signal its holder
+/// watches, its deadline on this process's clock, and the client that
+/// releases it, with its deadline.
+#[derive(Debug)]
+pub(crate) struct Held {
+    hold: Hold,
+    client: Client,
+    ending: Ending,
+    signal: LostSignal,
+    deadline: Deadline,
+}
+
+impl Held {
+    fn new(client: &Client, hold: Hold, valid_for: Duration) -> Held {
+        let (ending, signal) = Ending::new();
+        Held {
+            hold,
+            client: client.clone(),
+            ending,
+            signal,
+            deadline: Deadline::after(valid_for),
+        }
+    }
+
+    pub(crate) fn signal(&self) -> &LostSignal {
+        &self.signal
+    }
+
+    /// How much longer the holder may act; zero once the hold is over.
+    pub(crate) fn valid_for(&self) -> Duration {
+        if self.signal.is_over() {
+            Duration::ZERO
+        } else {
+            self.deadline.remaining()
+        }
+    }
+
+    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
+        self.client = self.client.with_timeout(timeout);
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.client.timeout()
+    }
+}
+
 /// A hold kept by a stream, that the sidecar renews until it is released or
 /// dropped. Dropping it closes its stream, which makes the sidecar give the
 /// hold back; [`StreamHold::release`] says when it has.
 #[derive(Debug)]
 pub(crate) struct StreamHold {
-    hold: Hold,
-    ending: Ending,
-    signal: LostSignal,
-    deadline: Deadline,
-    /// For the release, with its deadline.
-    client: Client,
+    held: Held,
     /// Makes the task that follows the stream end it, when sent or dropped.
     end_stream: Option<oneshot::Sender<()>>,
+}
+
+impl std::ops::Deref for StreamHold {
+    type Target = Held;
+    fn deref(&self) -> &Held {
+        &self.held
+    }
+}
+
+impl std::ops::DerefMut for StreamHold {
+    fn deref_mut(&mut self) -> &mut Held {
+        &mut self.held
+    }
 }
 
 impl StreamHold {
@@ -194,22 +248,17 @@ impl StreamHold {
         stream: Streaming<M>,
         valid_for: Duration,
     ) -> StreamHold {
-        let deadline = Deadline::after(valid_for);
-        let (ending, signal) = Ending::new();
+        let held = Held::new(client, hold, valid_for);
         let (end_stream, end_requested) = oneshot::channel();
         tokio::spawn(follow(
             stream,
-            ending.clone(),
-            deadline.clone(),
+            held.ending.clone(),
+            held.deadline.clone(),
             end_requested,
-            hold.describe(),
+            held.hold.describe(),
         ));
         StreamHold {
-            hold,
-            ending,
-            signal,
-            deadline,
-            client: client.clone(),
+            held,
             end_stream: Some(end_stream),
         }
     }
@@ -224,26 +273,6 @@ impl StreamHold {
                 None => std::future::pending().await,
             }
         }
-    }
-
-    pub(crate) fn signal(&self) -> &LostSignal {
-        &self.signal
-    }
-
-    pub(crate) fn valid_for(&self) -> Duration {
-        if self.signal.is_lost() {
-            Duration::ZERO
-        } else {
-            self.deadline.remaining()
-        }
-    }
-
-    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
-        self.client = self.client.with_timeout(timeout);
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        self.client.timeout()
     }
 
     /// Releases the hold and returns once the sidecar has (see
@@ -357,58 +386,42 @@ async fn follow<M: HoldStream>(
 /// effort).
 #[derive(Debug)]
 pub(crate) struct LeaseHold {
-    hold: Hold,
-    client: Client,
-    ending: Ending,
-    signal: LostSignal,
-    deadline: Deadline,
+    held: Held,
     /// Wakes the watchdog when the deadline moves; dropping it stops the
     /// watchdog.
     moved: watch::Sender<()>,
     released: bool,
 }
 
+impl std::ops::Deref for LeaseHold {
+    type Target = Held;
+    fn deref(&self) -> &Held {
+        &self.held
+    }
+}
+
+impl std::ops::DerefMut for LeaseHold {
+    fn deref_mut(&mut self) -> &mut Held {
+        &mut self.held
+    }
+}
+
 impl LeaseHold {
     /// Watches the lease of `hold`, granted with `valid_for`.
     pub(crate) fn watch(client: &Client, hold: Hold, valid_for: Duration) -> LeaseHold {
-        let deadline = Deadline::after(valid_for);
-        let (ending, signal) = Ending::new();
+        let held = Held::new(client, hold, valid_for);
         let (moved, deadline_moved) = watch::channel(());
         tokio::spawn(watchdog(
-            ending.clone(),
-            deadline.clone(),
+            held.ending.clone(),
+            held.deadline.clone(),
             deadline_moved,
-            hold.describe(),
+            held.hold.describe(),
         ));
         LeaseHold {
-            hold,
-            client: client.clone(),
-            ending,
-            signal,
-            deadline,
+            held,
             moved,
             released: false,
         }
-    }
-
-    pub(crate) fn signal(&self) -> &LostSignal {
-        &self.signal
-    }
-
-    pub(crate) fn valid_for(&self) -> Duration {
-        if self.signal.is_over() {
-            Duration::ZERO
-        } else {
-            self.deadline.remaining()
-        }
-    }
-
-    pub(crate) fn set_timeout(&mut self, timeout: Duration) {
-        self.client = self.client.with_timeout(timeout);
-    }
-
-    pub(crate) fn timeout(&self) -> Duration {
-        self.client.timeout()
     }
 
     /// See [`crate::LeasedLock::renew`].

@@ -29,23 +29,7 @@ final class Acquisition {
    * One message of such a stream, as the hold reads it: the grant, a heartbeat or a loss; all null
    * for an event this client does not know.
    */
-  record Event<A>(A acquired, Renewed renewed, Lost lost) {
-    static <A> Event<A> acquired(A acquired) {
-      return new Event<>(acquired, null, null);
-    }
-
-    static <A> Event<A> renewed(Renewed renewed) {
-      return new Event<>(null, renewed, null);
-    }
-
-    static <A> Event<A> lost(Lost lost) {
-      return new Event<>(null, null, lost);
-    }
-
-    static <A> Event<A> unknown() {
-      return new Event<>(null, null, null);
-    }
-  }
+  record Event<A>(A acquired, Renewed renewed, Lost lost) {}
 
   /** Makes the hold from its grant, on the stream that keeps it. */
   interface Holds<A, H extends StreamHold> {

@@ -14,15 +14,29 @@ import java.util.concurrent.ScheduledExecutorService;
  * default {@link SyncClient#DEFAULT_CALL_TIMEOUT}.
  */
 abstract class LeaseHold implements AutoCloseable {
+  private final String name;
+  private final long token;
+  private final String holder;
+  private final Duration leaseDuration;
   private final Watchdog watchdog;
   private final CompletableFuture<Loss> lost = new CompletableFuture<>();
   private boolean released;
 
-  /** {@code what} names the hold in messages, for example {@code lock job (token 7)}. */
-  LeaseHold(String what, Duration validFor, ScheduledExecutorService scheduler, Executor callbacks) {
-    Loss loss = new Loss(Loss.HEARTBEAT_TIMEOUT, "the lease of " + what + " ran out without a renewal");
+  /**
+   * A hold of {@code grant} for its lease; {@code kind} says what it holds, for example {@code
+   * lock} or {@code a permit of semaphore}.
+   */
+  LeaseHold(String kind, Grant grant, ScheduledExecutorService scheduler, Executor callbacks) {
+    this.name = grant.name();
+    this.token = grant.token();
+    this.holder = grant.holder();
+    this.leaseDuration = grant.leaseDuration();
+    Loss loss =
+        new Loss(
+            Loss.HEARTBEAT_TIMEOUT,
+            "the lease of " + kind + " " + name + " (token " + token + ") ran out without a renewal");
     this.watchdog = new Watchdog(scheduler, () -> callbacks.execute(() -> lost.complete(loss)));
-    watchdog.extend(validFor);
+    watchdog.extend(grant.validFor());
   }
 
   /**
@@ -33,6 +47,25 @@ abstract class LeaseHold implements AutoCloseable {
 
   /** Gives the hold back at the sidecar, with {@code timeout} as the call's deadline. */
   abstract void sendRelease(Duration timeout);
+
+  /** The lock's or semaphore's name. */
+  public String name() {
+    return name;
+  }
+
+  /** The fencing token: strictly greater than every earlier token of this lock or semaphore. */
+  public long token() {
+    return token;
+  }
+
+  public String holder() {
+    return holder;
+  }
+
+  /** The lease it was taken with, which each renewal extends it by unless told another. */
+  public Duration leaseDuration() {
+    return leaseDuration;
+  }
 
   /** Completes when the lease runs out without a renewal: stop acting. */
   public CompletableFuture<Loss> lost() {

@@ -14,42 +14,20 @@ import java.util.concurrent.ScheduledExecutorService;
  * default {@link SyncClient#DEFAULT_CALL_TIMEOUT}. Renew and release go by its token.
  */
 public final class LeasedLock extends LeaseHold {
-  private final String name;
-  private final long token;
-  private final String holder;
   private final LockServiceGrpc.LockServiceBlockingStub locks;
 
   LeasedLock(
-      String name,
-      long token,
-      String holder,
-      Duration validFor,
+      Grant grant,
       LockServiceGrpc.LockServiceBlockingStub locks,
       ScheduledExecutorService scheduler,
       Executor callbacks) {
-    super("lock " + name + " (token " + token + ")", validFor, scheduler, callbacks);
-    this.name = name;
-    this.token = token;
-    this.holder = holder;
+    super("lock", grant, scheduler, callbacks);
     this.locks = locks;
-  }
-
-  public String name() {
-    return name;
-  }
-
-  /** The fencing token: strictly greater than every earlier token of this lock. */
-  public long token() {
-    return token;
-  }
-
-  public String holder() {
-    return holder;
   }
 
   @Override
   Duration sendRenew(Duration leaseDuration, Duration timeout) {
-    RenewRequest.Builder request = RenewRequest.newBuilder().setName(name).setFencingToken(token);
+    RenewRequest.Builder request = RenewRequest.newBuilder().setName(name()).setFencingToken(token());
     if (leaseDuration != null) {
       request.setLeaseDuration(Durations.toProto(leaseDuration));
     }
@@ -59,6 +37,6 @@ public final class LeasedLock extends LeaseHold {
   @Override
   void sendRelease(Duration timeout) {
     SyncClient.withDeadline(locks, timeout)
-        .release(ReleaseRequest.newBuilder().setName(name).setFencingToken(token).build());
+        .release(ReleaseRequest.newBuilder().setName(name()).setFencingToken(token()).build());
   }
 }

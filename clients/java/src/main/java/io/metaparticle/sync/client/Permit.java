@@ -8,8 +8,8 @@ import java.util.concurrent.ScheduledExecutorService;
 
 /**
  * A held permit of a {@link Semaphore}, from {@link Semaphore#acquire()}: held as a {@link Lock}
- * is, renewed by the sidecar until {@link #release()} or {@link #close()}; use it in
- * try-with-resources. {@link #lost()} completes the moment the holder must stop acting: the
+ * is, by the same code, renewed by the sidecar until {@link #release()} or {@link #close()}; use it
+ * in try-with-resources. {@link #lost()} completes the moment the holder must stop acting: the
  * sidecar said so, or its heartbeats stopped (this client's own deadline on the last valid_for,
  * which holds even if the sidecar froze). A normal release is not a loss. The release is by hold,
  * acknowledged, and capped by the promise, as a lock's: {@link #release(java.time.Duration)}.
@@ -17,9 +17,6 @@ import java.util.concurrent.ScheduledExecutorService;
 public final class Permit extends StreamHold {
   private final Semaphore semaphore;
   private final String holdId;
-  private final long token;
-  private final String holder;
-  private final Duration leaseDuration;
   private final int permits;
 
   Permit(
@@ -28,41 +25,15 @@ public final class Permit extends StreamHold {
       ClientCallStreamObserver<?> call,
       ScheduledExecutorService scheduler,
       Executor callbacks) {
-    super(
-        "a permit of semaphore " + semaphore.name() + " (token " + acquired.getFencingToken() + ")",
-        Durations.fromProto(acquired.getValidFor()),
-        call,
-        scheduler,
-        callbacks);
+    super(Semaphore.KIND, Grant.of(semaphore.name(), acquired), call, scheduler, callbacks);
     this.semaphore = semaphore;
     this.holdId = acquired.getHoldId();
-    this.token = acquired.getFencingToken();
-    this.holder = acquired.getHolder();
-    this.leaseDuration = Durations.fromProto(acquired.getLeaseDuration());
     this.permits = acquired.getPermits();
-  }
-
-  /** The semaphore's name. */
-  public String name() {
-    return semaphore.name();
   }
 
   /** Names this hold in {@link Semaphore#release(String)}; opaque. */
   public String holdId() {
     return holdId;
-  }
-
-  /** The fencing token: strictly greater than every earlier token of this semaphore. */
-  public long token() {
-    return token;
-  }
-
-  public String holder() {
-    return holder;
-  }
-
-  public Duration leaseDuration() {
-    return leaseDuration;
   }
 
   /** The semaphore's N, as the sidecar granted it. */

@@ -35,6 +35,9 @@ import java.util.concurrent.TimeUnit;
  * every earlier token of the semaphore. The deadlines and their defaults are those of locks.
  */
 public final class Semaphore {
+  /** What a permit is called in messages, before the semaphore's name. */
+  static final String KIND = "a permit of semaphore";
+
   private final String name;
   private final int permits;
   private final SemaphoreServiceGrpc.SemaphoreServiceStub stub;
@@ -111,17 +114,15 @@ public final class Semaphore {
       request.setLeaseDuration(Durations.toProto(options.leaseDuration()));
     }
     return Acquisition.await(
-        "a permit of semaphore " + name,
+        KIND + " " + name,
         options.waitTimeoutOrDefault(),
         (ClientResponseObserver<AcquirePermitRequest, AcquirePermitResponse> observer) ->
             stub.acquirePermit(request.build(), observer),
-        message ->
-            switch (message.getEventCase()) {
-              case ACQUIRED -> Acquisition.Event.acquired(message.getAcquired());
-              case RENEWED -> Acquisition.Event.renewed(message.getRenewed());
-              case LOST -> Acquisition.Event.lost(message.getLost());
-              default -> Acquisition.Event.unknown();
-            },
+        m ->
+            new Acquisition.Event<>(
+                m.hasAcquired() ? m.getAcquired() : null,
+                m.hasRenewed() ? m.getRenewed() : null,
+                m.hasLost() ? m.getLost() : null),
         (acquired, call) -> new Permit(this, acquired, call, scheduler, callbacks));
   }
 

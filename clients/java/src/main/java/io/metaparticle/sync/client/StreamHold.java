@@ -17,6 +17,10 @@ import java.util.concurrent.TimeUnit;
  * turns false on either.
  */
 abstract class StreamHold implements AutoCloseable {
+  private final String name;
+  private final long token;
+  private final String holder;
+  private final Duration leaseDuration;
   /** Names the hold in messages, for example {@code lock job (token 7)}. */
   private final String what;
   private final ClientCallStreamObserver<?> call;
@@ -26,13 +30,17 @@ abstract class StreamHold implements AutoCloseable {
   private boolean ended;
   private volatile Loss loss;
 
+  /**
+   * A hold of {@code grant}, kept by {@code call}; {@code kind} says what it holds, for example
+   * {@code lock} or {@code a permit of semaphore}.
+   */
   StreamHold(
-      String what,
-      Duration validFor,
-      ClientCallStreamObserver<?> call,
-      ScheduledExecutorService scheduler,
-      Executor callbacks) {
-    this.what = what;
+      String kind, Grant grant, ClientCallStreamObserver<?> call, ScheduledExecutorService scheduler, Executor callbacks) {
+    this.name = grant.name();
+    this.token = grant.token();
+    this.holder = grant.holder();
+    this.leaseDuration = grant.leaseDuration();
+    this.what = kind + " " + name + " (token " + token + ")";
     this.call = call;
     this.callbacks = callbacks;
     this.watchdog =
@@ -43,7 +51,7 @@ abstract class StreamHold implements AutoCloseable {
                     new Loss(
                         Loss.HEARTBEAT_TIMEOUT,
                         "no heartbeat from the sidecar before " + what + " stopped being valid")));
-    watchdog.extend(validFor);
+    watchdog.extend(grant.validFor());
   }
 
   /**
@@ -51,6 +59,28 @@ abstract class StreamHold implements AutoCloseable {
    * deadline} as the call's deadline; returns once it has.
    */
   abstract void sendRelease(Duration deadline);
+
+  /** The lock's or semaphore's name. */
+  public String name() {
+    return name;
+  }
+
+  /**
+   * The fencing token: strictly greater than every earlier token of this lock or semaphore. Pass
+   * it to every resource you write to.
+   */
+  public long token() {
+    return token;
+  }
+
+  public String holder() {
+    return holder;
+  }
+
+  /** The lease the hold was taken with: how long it outlives a sidecar that stopped renewing it. */
+  public Duration leaseDuration() {
+    return leaseDuration;
+  }
 
   /**
    * Completes with why the hold was lost: stop acting. Its dependent actions run on a thread of

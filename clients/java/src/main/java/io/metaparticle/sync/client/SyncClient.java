@@ -193,14 +193,12 @@ public final class SyncClient implements AutoCloseable {
         "lock " + name,
         options.waitTimeoutOrDefault(),
         (ClientResponseObserver<AcquireRequest, AcquireResponse> observer) -> locks.acquire(request.build(), observer),
-        message ->
-            switch (message.getEventCase()) {
-              case ACQUIRED -> Acquisition.Event.acquired(message.getAcquired());
-              case RENEWED -> Acquisition.Event.renewed(message.getRenewed());
-              case LOST -> Acquisition.Event.lost(message.getLost());
-              default -> Acquisition.Event.unknown();
-            },
-        (acquired, call) -> new Lock(name, acquired, call, scheduler, blockingLocks, callbacks));
+        m ->
+            new Acquisition.Event<>(
+                m.hasAcquired() ? m.getAcquired() : null,
+                m.hasRenewed() ? m.getRenewed() : null,
+                m.hasLost() ? m.getLost() : null),
+        (acquired, call) -> new Lock(Grant.of(name, acquired), call, scheduler, blockingLocks, callbacks));
   }
 
   /**
@@ -255,15 +253,14 @@ public final class SyncClient implements AutoCloseable {
     if (!response.getAcquired()) {
       return Optional.empty();
     }
-    return Optional.of(
-        new LeasedLock(
+    Grant grant =
+        new Grant(
             name,
             response.getFencingToken(),
             holder,
-            Durations.fromProto(response.getValidFor()),
-            blockingLocks,
-            scheduler,
-            callbacks));
+            Durations.fromProto(response.getLeaseDuration()),
+            Durations.fromProto(response.getValidFor()));
+    return Optional.of(new LeasedLock(grant, blockingLocks, scheduler, callbacks));
   }
 
   /** Inspects a lock from the sidecar's cache; a lock nobody holds is not an error. */
