@@ -217,6 +217,25 @@ impl Held {
     }
 }
 
+/// Lets a kind of hold (`StreamHold`, `LeaseHold`, each with a field `held`)
+/// be used as the [`Held`] it keeps.
+macro_rules! held_inside {
+    ($kind:ty) => {
+        impl std::ops::Deref for $kind {
+            type Target = Held;
+            fn deref(&self) -> &Held {
+                &self.held
+            }
+        }
+
+        impl std::ops::DerefMut for $kind {
+            fn deref_mut(&mut self) -> &mut Held {
+                &mut self.held
+            }
+        }
+    };
+}
+
 /// A hold kept by a stream, that the sidecar renews until it is released or
 /// dropped. Dropping it closes its stream, which makes the sidecar give the
 /// hold back; [`StreamHold::release`] says when it has.
@@ -227,18 +246,7 @@ pub(crate) struct StreamHold {
     end_stream: Option<oneshot::Sender<()>>,
 }
 
-impl std::ops::Deref for StreamHold {
-    type Target = Held;
-    fn deref(&self) -> &Held {
-        &self.held
-    }
-}
-
-impl std::ops::DerefMut for StreamHold {
-    fn deref_mut(&mut self) -> &mut Held {
-        &mut self.held
-    }
-}
+held_inside!(StreamHold);
 
 impl StreamHold {
     /// Follows `stream`, granted with `valid_for`, until the hold ends.
@@ -393,18 +401,7 @@ pub(crate) struct LeaseHold {
     released: bool,
 }
 
-impl std::ops::Deref for LeaseHold {
-    type Target = Held;
-    fn deref(&self) -> &Held {
-        &self.held
-    }
-}
-
-impl std::ops::DerefMut for LeaseHold {
-    fn deref_mut(&mut self) -> &mut Held {
-        &mut self.held
-    }
-}
+held_inside!(LeaseHold);
 
 impl LeaseHold {
     /// Watches the lease of `hold`, granted with `valid_for`.

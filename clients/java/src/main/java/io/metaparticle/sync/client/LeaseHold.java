@@ -2,7 +2,6 @@ package io.metaparticle.sync.client;
 
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
 
@@ -13,29 +12,12 @@ import java.util.concurrent.ScheduledExecutorService;
  * when the last {@link #validFor()} runs out without a renewal. Every call takes a deadline, by
  * default {@link SyncClient#DEFAULT_CALL_TIMEOUT}.
  */
-abstract class LeaseHold implements AutoCloseable {
-  private final String name;
-  private final long token;
-  private final String holder;
-  private final Duration leaseDuration;
-  private final Watchdog watchdog;
-  private final CompletableFuture<Loss> lost = new CompletableFuture<>();
+abstract class LeaseHold extends Hold implements AutoCloseable {
   private boolean released;
 
-  /**
-   * A hold of {@code grant} for its lease; {@code kind} says what it holds, for example {@code
-   * lock} or {@code a permit of semaphore}.
-   */
+  /** A hold of {@code grant} for its lease; {@code kind} says what it holds. */
   LeaseHold(String kind, Grant grant, ScheduledExecutorService scheduler, Executor callbacks) {
-    this.name = grant.name();
-    this.token = grant.token();
-    this.holder = grant.holder();
-    this.leaseDuration = grant.leaseDuration();
-    Loss loss =
-        new Loss(
-            Loss.HEARTBEAT_TIMEOUT,
-            "the lease of " + kind + " " + name + " (token " + token + ") ran out without a renewal");
-    this.watchdog = new Watchdog(scheduler, () -> callbacks.execute(() -> lost.complete(loss)));
+    super(kind, grant, scheduler, callbacks);
     watchdog.extend(grant.validFor());
   }
 
@@ -48,33 +30,9 @@ abstract class LeaseHold implements AutoCloseable {
   /** Gives the hold back at the sidecar, with {@code timeout} as the call's deadline. */
   abstract void sendRelease(Duration timeout);
 
-  /** The lock's or semaphore's name. */
-  public String name() {
-    return name;
-  }
-
-  /** The fencing token: strictly greater than every earlier token of this lock or semaphore. */
-  public long token() {
-    return token;
-  }
-
-  public String holder() {
-    return holder;
-  }
-
-  /** The lease it was taken with, which each renewal extends it by unless told another. */
-  public Duration leaseDuration() {
-    return leaseDuration;
-  }
-
-  /** Completes when the lease runs out without a renewal: stop acting. */
-  public CompletableFuture<Loss> lost() {
-    return lost;
-  }
-
-  /** How much longer the holder may act without renewing. */
-  public Duration validFor() {
-    return watchdog.remaining();
+  @Override
+  void expired() {
+    reportLost(new Loss(Loss.HEARTBEAT_TIMEOUT, "the lease of " + what() + " ran out without a renewal"));
   }
 
   /**

@@ -3,7 +3,6 @@ package io.metaparticle.sync.client;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCallStreamObserver;
 import java.time.Duration;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -16,41 +15,16 @@ import java.util.concurrent.TimeUnit;
  * heartbeats stopped. A normal release is not a loss and does not complete it; {@link #isHeld()}
  * turns false on either.
  */
-abstract class StreamHold implements AutoCloseable {
-  private final String name;
-  private final long token;
-  private final String holder;
-  private final Duration leaseDuration;
-  /** Names the hold in messages, for example {@code lock job (token 7)}. */
-  private final String what;
+abstract class StreamHold extends Hold implements AutoCloseable {
   private final ClientCallStreamObserver<?> call;
-  private final Executor callbacks;
-  private final Watchdog watchdog;
-  private final CompletableFuture<Loss> lost = new CompletableFuture<>();
   private boolean ended;
   private volatile Loss loss;
 
-  /**
-   * A hold of {@code grant}, kept by {@code call}; {@code kind} says what it holds, for example
-   * {@code lock} or {@code a permit of semaphore}.
-   */
+  /** A hold of {@code grant}, kept by {@code call}; {@code kind} says what it holds. */
   StreamHold(
       String kind, Grant grant, ClientCallStreamObserver<?> call, ScheduledExecutorService scheduler, Executor callbacks) {
-    this.name = grant.name();
-    this.token = grant.token();
-    this.holder = grant.holder();
-    this.leaseDuration = grant.leaseDuration();
-    this.what = kind + " " + name + " (token " + token + ")";
+    super(kind, grant, scheduler, callbacks);
     this.call = call;
-    this.callbacks = callbacks;
-    this.watchdog =
-        new Watchdog(
-            scheduler,
-            () ->
-                end(
-                    new Loss(
-                        Loss.HEARTBEAT_TIMEOUT,
-                        "no heartbeat from the sidecar before " + what + " stopped being valid")));
     watchdog.extend(grant.validFor());
   }
 
@@ -60,34 +34,9 @@ abstract class StreamHold implements AutoCloseable {
    */
   abstract void sendRelease(Duration deadline);
 
-  /** The lock's or semaphore's name. */
-  public String name() {
-    return name;
-  }
-
-  /**
-   * The fencing token: strictly greater than every earlier token of this lock or semaphore. Pass
-   * it to every resource you write to.
-   */
-  public long token() {
-    return token;
-  }
-
-  public String holder() {
-    return holder;
-  }
-
-  /** The lease the hold was taken with: how long it outlives a sidecar that stopped renewing it. */
-  public Duration leaseDuration() {
-    return leaseDuration;
-  }
-
-  /**
-   * Completes with why the hold was lost: stop acting. Its dependent actions run on a thread of
-   * the client's callback pool, never on the thread that keeps every hold's deadline.
-   */
-  public CompletableFuture<Loss> lost() {
-    return lost;
+  @Override
+  void expired() {
+    end(new Loss(Loss.HEARTBEAT_TIMEOUT, "no heartbeat from the sidecar before " + what() + " stopped being valid"));
   }
 
   /** True once the hold was lost (not after a normal release). */
@@ -98,11 +47,6 @@ abstract class StreamHold implements AutoCloseable {
   /** True until the hold is released or lost. */
   public synchronized boolean isHeld() {
     return !ended;
-  }
-
-  /** How much longer the holder may act without another heartbeat. */
-  public Duration validFor() {
-    return watchdog.remaining();
   }
 
   /** Releases the hold within {@link SyncClient#DEFAULT_CALL_TIMEOUT}; see {@link #release(Duration)}. */
@@ -131,7 +75,7 @@ abstract class StreamHold implements AutoCloseable {
       return; // released or lost before
     }
     if (promise.isZero()) {
-      call.cancel(what + " was released after its promise ran out", null);
+      call.cancel(what() + " was released after its promise ran out", null);
       return;
     }
     boolean untilPromiseEnds = promise.compareTo(timeout) < 0;
@@ -139,7 +83,7 @@ abstract class StreamHold implements AutoCloseable {
       sendRelease(untilPromiseEnds ? promise : timeout);
     } catch (StatusRuntimeException e) {
       SyncException error = SyncException.from(e);
-      call.cancel(what + " was released", null);
+      call.cancel(what() + " was released", null);
       if (error.code() == SyncException.Code.FAILED_PRECONDITION) {
         return; // the sidecar no longer held it: it was lost or had expired, so it is not held
       }
@@ -149,7 +93,7 @@ abstract class StreamHold implements AutoCloseable {
       throw error;
     }
     // The sidecar ends the stream itself; cancelling spares waiting for that.
-    call.cancel(what + " was released", null);
+    call.cancel(what() + " was released", null);
   }
 
   /**
@@ -165,7 +109,7 @@ abstract class StreamHold implements AutoCloseable {
   /** Gives back a hold nobody will use (its caller stopped waiting): ends it and the stream. */
   void abandon() {
     end(null);
-    call.cancel(what + " was abandoned by its caller", null);
+    call.cancel(what() + " was abandoned by its caller", null);
   }
 
   void heartbeat(Duration validFor) {
@@ -188,7 +132,7 @@ abstract class StreamHold implements AutoCloseable {
     watchdog.stop();
     if (loss != null) {
       call.cancel(loss.message(), null);
-      callbacks.execute(() -> lost.complete(loss));
+      reportLost(loss);
     }
     return true;
   }

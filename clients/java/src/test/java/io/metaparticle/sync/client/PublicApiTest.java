@@ -41,6 +41,7 @@ class PublicApiTest {
           PermitHolder.class,
           SemaphoreInfo.class,
           // Not public, but their public methods are those of Lock, Permit, LeasedLock and LeasedPermit.
+          Hold.class,
           StreamHold.class,
           LeaseHold.class);
 
