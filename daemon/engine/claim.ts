@@ -38,6 +38,8 @@ export interface ClaimOptions {
   readonly persistent: boolean;
   /** Election value proclaimed on election. */
   readonly value: string;
+  /** A semaphore claim: the N it asks with. */
+  readonly permits?: number;
 }
 
 export type ClaimState = "waiting" | "held" | "ended";

@@ -8,6 +8,7 @@ import { SyncError, fromStoreError } from "./errors.js";
 import { LeaseCache, type Observation } from "./lease-cache.js";
 import { line } from "./lease-records.js";
 import { Locks } from "./locks.js";
+import { SemaphoreContender, Semaphores } from "./semaphores.js";
 import { StoreCalls } from "./store-calls.js";
 import { responseTo } from "./store-policy.js";
 import { type EngineObserver, type EngineStats, noStats } from "./observer.js";
@@ -49,11 +50,14 @@ const RESTORE_BACKOFF_MS = 200;
 export class Engine {
   readonly locks: Locks;
   readonly elections: Elections;
+  readonly semaphores: Semaphores;
   readonly cache: LeaseCache;
   readonly leaseDurationMs: number;
   readonly renewDeadlineMs: number;
   readonly leasePrefix: string;
-  private readonly contenders = new Map<string, Contender>();
+  private readonly contenders = new Map<string, Contender | SemaphoreContender>();
+  /** Seats this process has taken, counted up so that a seat taken again is told apart from its tombstone. */
+  private seatAcquisitions = 0;
   private readonly context: ContenderContext;
   private closing = false;
 
@@ -63,7 +67,9 @@ export class Engine {
     this.leasePrefix = options.leasePrefix ?? DEFAULT_LEASE_PREFIX;
     validateOptions(options.identity, this.leaseDurationMs, this.renewDeadlineMs, this.leasePrefix);
     const clock = options.clock ?? systemClock;
-    this.cache = new LeaseCache(options.store, clock, this.leaseDurationMs);
+    // Semaphores and read-write locks are new: no older daemon wrote one without the name label.
+    const seated = [this.prefix("semaphore"), this.prefix("rwlock")];
+    this.cache = new LeaseCache(options.store, clock, this.leaseDurationMs, (name) => !seated.some((prefix) => name.startsWith(prefix)));
     this.context = {
       store: options.store,
       cache: this.cache,
@@ -82,6 +88,7 @@ export class Engine {
     };
     this.locks = new Locks(this);
     this.elections = new Elections(this);
+    this.semaphores = new Semaphores(this);
     this.cache.onDeleted = (name, last, toldBy) => void this.restore(name, last, toldBy);
   }
 
@@ -121,6 +128,19 @@ export class Engine {
       contender = new Contender(this.context, leaseName, kind);
       this.contenders.set(leaseName, contender);
     }
+    if (!(contender instanceof Contender)) throw new Error(`${leaseName} is not a lock or an election`);
+    return contender;
+  }
+
+  /** The contender for a semaphore's Lease name, created on first use. */
+  semaphoreContender(leaseName: string): SemaphoreContender {
+    if (this.closing) throw new SyncError("shutting-down", "the daemon is shutting down");
+    let contender = this.contenders.get(leaseName);
+    if (contender === undefined) {
+      contender = new SemaphoreContender(this.context, leaseName, () => ++this.seatAcquisitions);
+      this.contenders.set(leaseName, contender);
+    }
+    if (!(contender instanceof SemaphoreContender)) throw new Error(`${leaseName} is not a semaphore`);
     return contender;
   }
 
@@ -137,7 +157,14 @@ export class Engine {
 
   /** The contender for a Lease name if one is active. */
   existingContender(leaseName: string): Contender | undefined {
-    return this.contenders.get(leaseName);
+    const contender = this.contenders.get(leaseName);
+    return contender instanceof Contender ? contender : undefined;
+  }
+
+  /** The contender for a semaphore's Lease name if one is active. */
+  existingSemaphore(leaseName: string): SemaphoreContender | undefined {
+    const contender = this.contenders.get(leaseName);
+    return contender instanceof SemaphoreContender ? contender : undefined;
   }
 
   /**

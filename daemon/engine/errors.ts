@@ -10,6 +10,8 @@ export type SyncErrorCode =
   | "not-held"
   /** The Lease exists but is not managed by metaparticle-sync; it is never modified. */
   | "foreign-lease"
+  /** A semaphore claim asks with another N than the semaphore's; `field` names it. Nothing was changed. */
+  | "permits-mismatch"
   /** The wait for a lock ended before it was free. */
   | "wait-timeout"
   /** The store could not be reached. */

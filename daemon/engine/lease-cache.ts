@@ -239,11 +239,13 @@ export class LeaseCache {
      * a longer lease than any it has seen.
      */
     private readonly defaultLeaseMs = 0,
+    /** See WatchOptions.checkUnlabelled: whether a name not listed may be an older daemon's Lease without the name label. */
+    private readonly checkUnlabelled?: (name: string) => boolean,
   ) {}
 
   /** Starts the watch. `ready()` resolves once the first full list arrived. */
   start(): void {
-    this.watchHandle ??= this.store.watch((event) => this.apply(event), this.wanted);
+    this.watchHandle ??= this.store.watch((event) => this.apply(event), this.wanted, { checkUnlabelled: this.checkUnlabelled });
   }
 
   async stop(): Promise<void> {

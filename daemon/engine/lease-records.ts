@@ -27,7 +27,7 @@ export function line(record: LeaseFields): readonly string[] {
  * MAX_QUEUE allows (the others stay announced, and wait behind it), then
  * `keep` applied to the result: the one queue a write stores.
  */
-function admitted(record: LeaseRecord, keep: (id: string) => boolean = () => true): { queue: string[]; waiting?: string[] } {
+export function admitted(record: LeaseRecord, keep: (id: string) => boolean = () => true): { queue: string[]; waiting?: string[] } {
   const all = line(record);
   const queued = all.slice(0, Math.max(record.queue.length, MAX_QUEUE)).filter(keep);
   const left = all.slice(Math.max(record.queue.length, MAX_QUEUE)).filter(keep);

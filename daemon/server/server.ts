@@ -1,4 +1,4 @@
-// The gRPC server: LockService, ElectionService, grpc.health.v1.Health and
+// The gRPC server: LockService, ElectionService, SemaphoreService, grpc.health.v1.Health and
 // server reflection (fed from the descriptor set built from proto/), so
 // grpcurl and standard probes work with no proto files at hand.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
@@ -6,12 +6,14 @@ import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { ElectionServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/election_service";
 import { LockServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
+import { SemaphoreServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/semaphore_service";
 import type { Engine } from "../engine/index.js";
 import { descriptorSetBase64 } from "../gen/descriptor-set.js";
 import type { Logger } from "../log.js";
 import { StreamRegistry } from "./calls.js";
 import { electionService } from "./election-service.js";
 import { lockService } from "./lock-service.js";
+import { semaphoreService } from "./semaphore-service.js";
 import { withDecodeErrors } from "./decode.js";
 import { HealthService } from "./health.js";
 import { DescriptorIndex, addReflection } from "./reflection.js";
@@ -19,7 +21,11 @@ import { DescriptorIndex, addReflection } from "./reflection.js";
 /** Longest wait for calls in flight once shutdown has ended every stream. */
 export const DRAIN_GRACE_MS = 1_000;
 
-export const SERVICE_NAMES = ["metaparticle.sync.v1.LockService", "metaparticle.sync.v1.ElectionService"] as const;
+export const SERVICE_NAMES = [
+  "metaparticle.sync.v1.LockService",
+  "metaparticle.sync.v1.ElectionService",
+  "metaparticle.sync.v1.SemaphoreService",
+] as const;
 
 export interface ServerOptions {
   /** host:port to listen on; port 0 picks a free one. */
@@ -63,6 +69,8 @@ export class DaemonServer {
     const elections = withDecodeErrors(ElectionServiceService, electionService(engine, this.streams, log), registry, log);
     this.server.addService(locks.definition, locks.implementation);
     this.server.addService(elections.definition, elections.implementation);
+    const semaphores = withDecodeErrors(SemaphoreServiceService, semaphoreService(engine, this.streams, log), registry, log);
+    this.server.addService(semaphores.definition, semaphores.implementation);
     this.health = new HealthService(registry, {
       ...Object.fromEntries(READY_NAMES.map((s) => [s, "NOT_SERVING" as const])),
       liveness: "SERVING",

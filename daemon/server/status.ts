@@ -16,6 +16,7 @@ const statusByCode: Record<SyncErrorCode, { readonly code: Status; readonly reas
   "invalid-argument": { code: Status.INVALID_ARGUMENT, reason: "INVALID_ARGUMENT" },
   "not-held": { code: Status.FAILED_PRECONDITION, reason: "NOT_HELD" },
   "foreign-lease": { code: Status.FAILED_PRECONDITION, reason: "FOREIGN_LEASE" },
+  "permits-mismatch": { code: Status.FAILED_PRECONDITION, reason: "PERMITS_MISMATCH" },
   "wait-timeout": { code: Status.DEADLINE_EXCEEDED, reason: "WAIT_TIMEOUT" },
   unavailable: { code: Status.UNAVAILABLE, reason: "UNAVAILABLE" },
   "permission-denied": { code: Status.PERMISSION_DENIED, reason: "PERMISSION_DENIED" },

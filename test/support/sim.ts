@@ -79,6 +79,37 @@ export class SimDaemon {
     return { ...result, at: this.engine.clock.now() };
   }
 
+  semaphoreName(name: string): string {
+    return this.engine.semaphores.prefix() + name;
+  }
+
+  /** Starts a blocking AcquirePermit of one of `permits` and records what happens to it. */
+  acquirePermit(name: string, permits: number, options: { holder?: string; leaseMs?: number; waitTimeoutMs?: number } = {}): LockHandle {
+    const handle = new LockHandle(this.engine.clock);
+    this.engine.semaphores.acquire(
+      {
+        leaseName: this.semaphoreName(name),
+        holder: options.holder ?? this.name,
+        leaseMs: options.leaseMs ?? this.engine.leaseDurationMs,
+        permits,
+        waitTimeoutMs: options.waitTimeoutMs,
+      },
+      handle.sink,
+      handle.controller.signal,
+    );
+    return handle;
+  }
+
+  /** One TryAcquirePermit. */
+  tryAcquirePermit(name: string, permits: number, options: { holder?: string; leaseMs?: number } = {}) {
+    return this.engine.semaphores.tryAcquire({
+      leaseName: this.semaphoreName(name),
+      holder: options.holder ?? this.name,
+      leaseMs: options.leaseMs ?? this.engine.leaseDurationMs,
+      permits,
+    });
+  }
+
   campaign(name: string, candidate: string, options: { value?: string; leaseMs?: number } = {}): CampaignHandle {
     const handle = new CampaignHandle(this.engine.clock);
     this.engine.elections.campaign(

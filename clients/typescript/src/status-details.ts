@@ -20,7 +20,14 @@ export const ERROR_DOMAIN = "sync.metaparticle.io";
 
 /** The `ErrorInfo.reason`s the sidecar sends; a newer sidecar may add more. */
 export type ErrorReason =
-  "INVALID_ARGUMENT" | "NOT_HELD" | "FOREIGN_LEASE" | "WAIT_TIMEOUT" | "UNAVAILABLE" | "PERMISSION_DENIED" | "SHUTTING_DOWN";
+  | "INVALID_ARGUMENT"
+  | "NOT_HELD"
+  | "FOREIGN_LEASE"
+  | "WAIT_TIMEOUT"
+  | "UNAVAILABLE"
+  | "PERMISSION_DENIED"
+  | "SHUTTING_DOWN"
+  | "PERMITS_MISMATCH";
 
 export const BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest";
 export const ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo";

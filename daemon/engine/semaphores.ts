@@ -1,0 +1,1035 @@
+// Counting semaphores: up to N holds of one name at once, across daemons, on
+// one Lease (docs/design.md 3.13). Each daemon whose clients hold permits has
+// one seat on it, whose `permits` counts them. A grant raises that count with
+// a write conditional on the version whose seats were counted, so the stored
+// counts never sum past N; renewing and giving back patch the daemon's own
+// seat only. Every grant writes the next token, so tokens are one sequence
+// per semaphore. Waiting daemons line up as for a lock (3.4): the daemon at
+// position q of the queue may take a permit when more than q are free.
+//
+// One SemaphoreContender per name on this daemon serves all its claims from a
+// single loop, as a lock's contender does: watch events, timers and callers
+// change state and kick the loop; each pass makes at most one store call.
+import { Claim, type Grant, type LossReason } from "./claim.js";
+import type { Timer } from "./clock.js";
+import type { ContenderContext } from "./contender.js";
+import { SyncError, fromStoreError, gaveUp, invalidArgument } from "./errors.js";
+import { type Observation, freePermits } from "./lease-cache.js";
+import { MAX_QUEUE, admitted, line } from "./lease-records.js";
+import type { AcquireSink } from "./locks.js";
+import type { CallResult } from "./store-calls.js";
+import { responseTo } from "./store-policy.js";
+import { type LeaseTiming, jittered } from "./timing.js";
+import {
+  type LeaseFields,
+  type LeaseRecord,
+  type LiveSeat,
+  type Seat,
+  StoreError,
+  bySeatIdentity,
+  isStoreError,
+  sameSeat,
+} from "../store/lease-store.js";
+
+/** Most permits a semaphore may have. */
+export const MAX_PERMITS = 32;
+/** Most daemons holding seats on one Lease at once; beyond it a daemon waits for a seat to end. */
+export const MAX_SEATS = 64;
+const MIN_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 2000;
+const HOLDER_CHARS = 63;
+/** Lease duration for a call when nothing names one. */
+const FALLBACK_LEASE_MS = 15_000;
+
+export interface PermitRequest {
+  /** Lease name, already checked and prefixed. */
+  readonly leaseName: string;
+  readonly holder: string;
+  readonly leaseMs: number;
+  /** The semaphore's N as this caller knows it: checked against the Lease's. */
+  readonly permits: number;
+}
+
+/** Checks a requested N. */
+export function checkPermits(permits: number, field: string): number {
+  if (!Number.isInteger(permits) || permits < 1 || permits > MAX_PERMITS)
+    throw invalidArgument(field, `must be between 1 and ${MAX_PERMITS}, got ${permits}`);
+  return permits;
+}
+
+/** Checks a hold id: the decimal token of a hold. */
+export function checkHoldId(holdId: string, field: string): number {
+  if (!/^[1-9][0-9]{0,15}$/.test(holdId) || !Number.isSafeInteger(Number(holdId)))
+    throw invalidArgument(field, `must be a hold id from an acquisition, got ${JSON.stringify(holdId.slice(0, 32))}`);
+  return Number(holdId);
+}
+
+interface Hold {
+  readonly claim: Claim;
+  readonly token: number;
+  readonly acquireTime: Date;
+  /** Lease-held (TryAcquirePermit): renewed by its caller, and over when its lease runs out unrenewed. */
+  readonly leased: boolean;
+  leaseMs: number;
+  /** Lease-held: local time its last write (grant or RenewPermit) was sent. */
+  sentAt: number;
+  /** Local time until which the holder was told it may act. */
+  promisedUntil: number;
+  /** At shutdown, a session holder told it lost keeps its permit until it closes its stream or this time passes. */
+  keepUntil: number | undefined;
+  /** ReleasePermit calls waiting for the permit to be given back. */
+  readonly releases: Array<{ resolve(): void; reject(error: SyncError): void }>;
+}
+
+interface RenewCall {
+  readonly token: number;
+  readonly leaseMs: number | undefined;
+  readonly signal: AbortSignal | undefined;
+  resolve(validForMs: number): void;
+  reject(error: SyncError): void;
+}
+
+/** This daemon's seat, as it last wrote it. */
+interface SeatState {
+  written: LiveSeat;
+  /** Local time the last successful write of the seat was sent: session holds may act until then plus the renew deadline. */
+  sentAt: number;
+  timing: LeaseTiming;
+  renewDue: boolean;
+  retryMs: number;
+  renewTimer: Timer | undefined;
+  deadlineTimer: Timer | undefined;
+}
+
+export interface PermitHoldView {
+  readonly holder: string;
+  readonly holderIdentity: string;
+  readonly token: number;
+  readonly acquireTime: Date | undefined;
+  readonly leaseMs: number;
+  readonly remainingMs: number;
+}
+
+export interface SemaphoreState {
+  readonly permits: number;
+  readonly holders: readonly PermitHoldView[];
+  readonly token: number;
+  readonly waitingDaemons: readonly string[];
+}
+
+type Step =
+  | { readonly do: "wait"; readonly until?: number }
+  | { readonly do: "continue" }
+  | { readonly do: "create"; readonly claim: Claim }
+  | { readonly do: "grant"; readonly claim: Claim; readonly skip: readonly string[] }
+  | { readonly do: "give-back"; readonly queueBehind: boolean }
+  | { readonly do: "renew"; readonly call: RenewCall | undefined }
+  | { readonly do: "announce" }
+  | { readonly do: "leave-line" };
+
+export class SemaphoreContender {
+  readonly kind = "semaphore" as const;
+  private readonly waiting: Claim[] = [];
+  private readonly holds = new Map<number, Hold>();
+  private readonly renewCalls: RenewCall[] = [];
+  private seat: SeatState | undefined;
+  private closing = false;
+  private abandoned = false;
+  private retired = false;
+  private running = false;
+  private dirty = false;
+  private wakeTimer: Timer | undefined;
+  private backoffUntil = 0;
+  private backoffMs = MIN_BACKOFF_MS;
+  /** Lease-held permits kept at shutdown: they stay counted in the seat, unrenewed, and run out on their own. */
+  private retainedPermits = 0;
+  /** Since when a permit has stood free for daemons queued ahead of this one, who have not taken it (see `turn`). */
+  private turnWait: { readonly ahead: string; readonly since: number } | undefined;
+  private readonly unsubscribe: () => void;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly ctx: ContenderContext,
+    readonly name: string,
+    /** Counts this process's seats, so that a seat taken again is told apart from its tombstone. */
+    private readonly nextAcquisition: () => number,
+  ) {
+    this.unsubscribe = ctx.cache.subscribe(name, () => this.kick());
+  }
+
+  /** Queues a claim for one permit; `permits` is the N it asks with. */
+  add(claim: Claim): void {
+    if (this.closing) return claim.fail(new SyncError("shutting-down", "the daemon is shutting down"));
+    if (claim.options.noWait && this.waiting.length > 0) return claim.fail(this.noPermitError());
+    claim.wait(this.ctx.clock.now());
+    this.waiting.push(claim);
+    this.kick();
+  }
+
+  /** Ends a claim: a waiting one leaves the line, a holding one gives its permit back. */
+  end(claim: Claim): Promise<void> {
+    if (claim.state === "waiting") {
+      const index = this.waiting.indexOf(claim);
+      if (index >= 0) this.waiting.splice(index, 1);
+      claim.end();
+      claim.markSettled();
+    } else if (claim.state === "held") {
+      claim.end();
+    } else {
+      // Told it lost at shutdown, the caller closed its stream: its permit may go back now.
+      const hold = [...this.holds.values()].find((h) => h.claim === claim);
+      if (hold !== undefined) hold.keepUntil = undefined;
+    }
+    this.kick();
+    return claim.settled;
+  }
+
+  /** The hold `token` of this daemon, if it is held. */
+  holdOf(token: number): Claim | undefined {
+    const hold = this.holds.get(token);
+    return hold?.claim.state === "held" ? hold.claim : undefined;
+  }
+
+  /** Renews a lease-held permit; resolves with how long its holder may act. */
+  renew(token: number, leaseMs: number | undefined, signal?: AbortSignal): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const hold = this.holds.get(token);
+      if (hold === undefined || hold.claim.state !== "held") return reject(this.notHeldError(token));
+      if (!hold.leased)
+        return reject(
+          new SyncError("not-held", `hold ${token} of ${this.name} is held by an AcquirePermit stream; it renews by itself`, "hold_id"),
+        );
+      this.renewCalls.push({ token, leaseMs, signal, resolve, reject });
+      this.kick();
+    });
+  }
+
+  /** Gives a permit back by its hold; resolves once the store has taken it. */
+  release(token: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const hold = this.holds.get(token);
+      if (hold === undefined || hold.claim.state !== "held") return reject(this.notHeldError(token));
+      hold.releases.push({ resolve, reject });
+      hold.claim.end();
+      this.kick();
+    });
+  }
+
+  get counts(): { held: number; waiting: number } {
+    let held = 0;
+    for (const hold of this.holds.values()) if (hold.claim.state === "held") held += 1;
+    return { held, waiting: this.waiting.length };
+  }
+
+  /** Holds of this daemon, for GetSemaphore. */
+  ownHolds(now: number): PermitHoldView[] {
+    const views: PermitHoldView[] = [];
+    for (const hold of this.holds.values()) {
+      if (hold.claim.state !== "held") continue;
+      views.push({
+        holder: hold.claim.options.holder,
+        holderIdentity: this.ctx.identity,
+        token: hold.token,
+        acquireTime: hold.acquireTime,
+        leaseMs: hold.leaseMs,
+        remainingMs: Math.max(0, this.promiseEnd(hold) - now),
+      });
+    }
+    return views;
+  }
+
+  /**
+   * Stops taking claims, tells session holders they lost, and gives their
+   * permits back once they can no longer act; lease-held permits are left to
+   * run out, unrenewed.
+   */
+  shutdown(): Promise<void> {
+    this.closing = true;
+    for (const claim of this.waiting.splice(0)) claim.fail(new SyncError("shutting-down", "the daemon is shutting down"));
+    const now = this.ctx.clock.now();
+    for (const hold of this.holds.values()) {
+      if (hold.claim.state !== "held") continue;
+      if (hold.leased) {
+        // Its holder acts until its valid_for runs out: its permit stays counted in the seat, which is left to expire.
+        this.retainedPermits += 1;
+        this.holds.delete(hold.token);
+        hold.claim.end();
+        this.settle(hold);
+        continue;
+      }
+      const timing = this.seat?.timing ?? this.ctx.timing(hold.leaseMs);
+      const remaining = Math.max(0, this.promiseEnd(hold) - now);
+      hold.keepUntil = now + (remaining * timing.leaseMs) / timing.renewDeadlineMs;
+      hold.claim.end();
+      this.ctx.observer.lost?.("semaphore", "shutdown");
+      hold.claim.sink.lost(
+        "shutdown",
+        "the daemon is shutting down; the permit is given back once this stream is closed or its valid_for has run out",
+      );
+    }
+    this.kick();
+    return this.idle();
+  }
+
+  abandon(): void {
+    this.abandoned = true;
+    this.wakeTimer?.cancel();
+    this.stopRenewing();
+  }
+
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  kick(): void {
+    if (this.abandoned || this.retired) return;
+    if (this.running) {
+      this.dirty = true;
+      return;
+    }
+    this.running = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.dirty = false;
+        if (await this.pass()) this.dirty = true;
+      } while (this.dirty);
+    } finally {
+      this.running = false;
+    }
+    if (this.isIdle()) {
+      this.retired = true;
+      this.wakeTimer?.cancel();
+      this.stopRenewing();
+      this.unsubscribe();
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+      this.ctx.onIdle(this);
+    }
+  }
+
+  private isIdle(): boolean {
+    if (this.running || this.waiting.length > 0 || this.holds.size > 0 || this.renewCalls.length > 0) return false;
+    if (this.seat !== undefined && !this.closing) return false;
+    const record = this.ctx.cache.get(this.name)?.record;
+    return this.closing || record === undefined || !line(record).includes(this.ctx.identity);
+  }
+
+  /** Decides and performs until a store call was made (true) or there is nothing to do now (false). */
+  private async pass(): Promise<boolean> {
+    for (;;) {
+      const step = this.decide();
+      switch (step.do) {
+        case "continue":
+          continue;
+        case "wait":
+          this.wakeTimer?.cancel();
+          if (step.until !== undefined) this.wakeTimer = this.ctx.clock.setTimer(step.until - this.ctx.clock.now(), () => this.kick());
+          return false;
+        case "create":
+          await this.createStep(step.claim);
+          return true;
+        case "grant":
+          await this.grantStep(step.claim, step.skip);
+          return true;
+        case "give-back":
+          await this.giveBackStep(step.queueBehind);
+          return true;
+        case "renew":
+          await this.renewStep(step.call);
+          return true;
+        case "announce":
+          await this.markWaitingStep(true);
+          return true;
+        case "leave-line":
+          await this.leaveLineStep();
+          return true;
+      }
+    }
+  }
+
+  /** The one next step, from what this daemon holds, waits for and observes. Local changes are made here and answered "continue". */
+  private decide(): Step {
+    const now = this.ctx.clock.now();
+    const obs = this.ctx.cache.get(this.name);
+    const record = obs?.record;
+    // What was this daemon's seat may have been removed or changed by someone else, or the Lease deleted.
+    if (this.seat !== undefined) {
+      const stored = record?.seats?.find((seat) => seat.identity === this.ctx.identity);
+      if (record === undefined && this.ctx.cache.covers(this.name)) return this.loseAll("deleted", "the semaphore's Lease was deleted");
+      if (record !== undefined && (stored === undefined || !sameSeat(stored, this.seat.written)))
+        return this.loseAll("taken-over", "this daemon's seat on the semaphore was removed or changed by someone else");
+    }
+    // Lease-held permits whose lease ran out unrenewed are over.
+    for (const hold of this.holds.values()) {
+      if (hold.leased && hold.claim.state === "held" && now >= hold.sentAt + hold.leaseMs) {
+        hold.claim.end();
+        return { do: "continue" };
+      }
+    }
+    // Holds that ended and were not yet given back.
+    if (this.seat === undefined) {
+      for (const [token, hold] of this.holds) {
+        if (hold.claim.state === "held" || (hold.keepUntil !== undefined && now < hold.keepUntil)) continue;
+        this.holds.delete(token);
+        this.settle(hold);
+        return { do: "continue" };
+      }
+    }
+    if (now < this.backoffUntil) return { do: "wait", until: this.backoffUntil };
+    if (!this.ctx.cache.covers(this.name)) return this.unsynced();
+    const head = this.waiting[0];
+    const others = record === undefined ? false : line(record).some((id) => id !== this.ctx.identity);
+    if (this.seat !== undefined && record !== undefined) {
+      const target = this.liveHolds(now);
+      if (target < (this.seat.written.permits ?? 0)) {
+        // A permit of an ended hold is in the seat: hand it to the next local claim if no other daemon waits.
+        if (head !== undefined && !this.closing && !others && record.permits === head.options.permits)
+          return { do: "grant", claim: head, skip: [] };
+        return { do: "give-back", queueBehind: head !== undefined && !this.closing && others };
+      }
+      const call = this.renewCalls[0];
+      if (call !== undefined) {
+        if (call.signal?.aborted || this.holds.get(call.token)?.claim.state !== "held") {
+          this.renewCalls.shift();
+          call.reject(call.signal?.aborted ? gaveUp(`renew ${this.name}`) : this.notHeldError(call.token));
+          return { do: "continue" };
+        }
+        return { do: "renew", call };
+      }
+      if (this.seat.renewDue && !this.closing) return { do: "renew", call: undefined };
+    }
+    if (head === undefined) {
+      if (this.seat === undefined && record !== undefined && line(record).includes(this.ctx.identity)) return { do: "leave-line" };
+      return this.wakeForHolds(now);
+    }
+    if (record === undefined) {
+      const goneHoldEnd = this.ctx.cache.deletionUntold(this.name) ? Infinity : this.ctx.cache.holdEnd(this.name);
+      if (now >= goneHoldEnd) return { do: "create", claim: head };
+      if (head.options.noWait) return this.failHead(this.noPermitError());
+      return { do: "wait", until: Number.isFinite(goneHoldEnd) ? goneHoldEnd : undefined };
+    }
+    if (record.permits !== head.options.permits) return this.failHead(this.mismatchError(record, head.options.permits!));
+    const turn = this.turn(obs!, now);
+    if (turn.mine) return { do: "grant", claim: head, skip: turn.skip };
+    if (head.options.noWait) return this.failHead(this.noPermitError());
+    if (!line(record).includes(this.ctx.identity) && record.queue.length < MAX_QUEUE) return { do: "announce" };
+    return this.wakeForHolds(now, turn.until);
+  }
+
+  /** Holds that count in the seat: held, or told they lost at shutdown and still able to act. */
+  private liveHolds(now: number): number {
+    let live = this.retainedPermits;
+    for (const hold of this.holds.values())
+      if (hold.claim.state === "held" || (hold.keepUntil !== undefined && now < hold.keepUntil)) live++;
+    return live;
+  }
+
+  /** Waits for the next local deadline: a lease-held permit's end, a shutdown keep, `until`. */
+  private wakeForHolds(now: number, until = Infinity): Step {
+    let next = until;
+    for (const hold of this.holds.values()) {
+      if (hold.leased && hold.claim.state === "held") next = Math.min(next, hold.sentAt + hold.leaseMs);
+      if (hold.keepUntil !== undefined && hold.keepUntil > now) next = Math.min(next, hold.keepUntil);
+    }
+    return { do: "wait", until: Number.isFinite(next) ? next : undefined };
+  }
+
+  /**
+   * Whether this daemon may take a free permit now: fewer daemons are queued
+   * ahead of it than permits are free. A daemon only announced has no place
+   * yet (as for a lock, 3.4). When permits have stood free for the turn grace
+   * without those ahead taking them, the ones in the way are skipped.
+   */
+  private turn(obs: Observation, now: number): { mine: true; skip: readonly string[] } | { mine: false; until: number | undefined } {
+    const free = freePermits(obs, now);
+    const seats = (obs.record.seats ?? []).filter((seat) => seat.released !== true).length + (obs.record.brokenSeats?.length ?? 0);
+    if (free === 0 || (this.seat === undefined && seats >= MAX_SEATS)) {
+      // Nothing changes in the store when a seat runs out unrenewed: wake when the first hold observed ends.
+      this.turnWait = undefined;
+      let until = obs.holdEnd > now ? obs.holdEnd : Infinity;
+      for (const { holdEnd } of obs.seats.values()) if (holdEnd > now) until = Math.min(until, holdEnd);
+      return { mine: false, until: Number.isFinite(until) ? until : undefined };
+    }
+    const queue = obs.record.queue;
+    const position = queue.indexOf(this.ctx.identity);
+    const ahead = position === -1 ? queue : queue.slice(0, position);
+    if (ahead.length < free) {
+      this.turnWait = undefined;
+      return { mine: true, skip: [] };
+    }
+    const key = ahead.join(",");
+    if (this.turnWait?.ahead !== key) this.turnWait = { ahead: key, since: now };
+    const until =
+      this.turnWait.since + this.ctx.timing(obs.record.leaseDurationSeconds * 1000 || this.waiting[0]!.options.leaseMs).turnGraceMs;
+    if (now < until) return { mine: false, until };
+    return { mine: true, skip: ahead.slice(0, ahead.length - free + 1) };
+  }
+
+  private unsynced(): Step {
+    const error = this.ctx.cache.syncError;
+    if (error === undefined) return { do: "wait" };
+    const all = error.reason === "forbidden" || error.reason === "foreign";
+    const failing = this.waiting.filter((claim) => all || claim.options.noWait);
+    if (failing.length === 0) return { do: "wait" };
+    for (const claim of failing) {
+      this.waiting.splice(this.waiting.indexOf(claim), 1);
+      claim.fail(fromStoreError(error, "list the leases"));
+    }
+    return { do: "continue" };
+  }
+
+  private failHead(error: SyncError): Step {
+    this.waiting.shift()!.fail(error);
+    return { do: "continue" };
+  }
+
+  /** Every hold of this daemon's seat is over: its holders are told, and the seat is forgotten. */
+  private loseAll(reason: LossReason, message: string): Step {
+    this.stopRenewing();
+    this.seat = undefined;
+    for (const [token, hold] of this.holds) {
+      this.holds.delete(token);
+      const held = hold.claim.state === "held";
+      hold.claim.end();
+      this.settle(hold);
+      if (held) {
+        this.ctx.observer.lost?.("semaphore", reason);
+        hold.claim.sink.lost(reason, message);
+      }
+    }
+    return { do: "continue" };
+  }
+
+  /** A hold gone from the store (given back, or lost): its claim settles and its ReleasePermit callers hear. */
+  private settle(hold: Hold): void {
+    hold.claim.markSettled();
+    for (const release of hold.releases.splice(0)) release.resolve();
+  }
+
+  // ---- store calls -------------------------------------------------------
+
+  private async createStep(claim: Claim): Promise<void> {
+    const wall = this.ctx.clock.wallTime();
+    const sentAt = this.ctx.clock.now();
+    const floor = this.ctx.cache.tokenFloor(this.name);
+    const seat = this.newSeat(claim, wall, 1);
+    const fields: LeaseFields = {
+      name: this.name,
+      kind: "semaphore",
+      holderIdentity: "",
+      holder: "",
+      leaseDurationSeconds: claim.options.leaseMs / 1000,
+      acquireTime: wall,
+      renewTime: wall,
+      transitions: floor + 1,
+      value: "",
+      queue: this.waiting.length > 1 ? [this.ctx.identity] : [],
+      permits: claim.options.permits,
+      seats: [seat],
+    };
+    const result = await this.call("create the semaphore", claim.options.leaseMs, "take", (signal) => {
+      if (this.ctx.cache.get(this.name) === undefined && this.ctx.cache.tokenFloor(this.name) === floor)
+        return this.ctx.store.create(fields, { signal });
+      return Promise.reject(new StoreError("conflict", "create the semaphore: not sent, the Lease changed while the call waited"));
+    });
+    if (result.ok) return this.granted(claim, result.value, sentAt);
+    await this.failed(result, "create the semaphore");
+  }
+
+  /** Takes a permit for `claim`: the seat's count raised by one, or a permit of an ended hold handed on (count kept). */
+  private async grantStep(claim: Claim, skip: readonly string[]): Promise<void> {
+    const now = this.ctx.clock.now();
+    const obs = this.ctx.cache.get(this.name)!;
+    const wall = this.ctx.clock.wallTime();
+    const permits = this.liveHolds(now) + 1;
+    const seat = this.seat === undefined ? this.newSeat(claim, wall, permits) : this.seatWrite(wall, permits, claim.options.leaseMs);
+    const moreWaiting = this.waiting.length > 1;
+    const { queue, waiting } = admitted(obs.record, (id) => id !== this.ctx.identity && !skip.includes(id));
+    const next: LeaseRecord = {
+      ...this.withSeat(obs, seat, now),
+      transitions: Math.max(obs.record.transitions, this.ctx.cache.tokenFloor(this.name)) + 1,
+      queue: moreWaiting && queue.length < MAX_QUEUE ? [...queue, this.ctx.identity] : queue,
+      waiting,
+    };
+    const sentAt = this.ctx.clock.now();
+    const result = await this.call("take a permit", claim.options.leaseMs, "take", (signal) => this.ctx.store.update(next, { signal }));
+    if (result.ok) return this.granted(claim, result.value, sentAt);
+    await this.failed(result, "take a permit");
+  }
+
+  private granted(claim: Claim, record: LeaseRecord, sentAt: number): void {
+    this.ctx.cache.remember(record);
+    const seat = record.seats?.find((s) => s.identity === this.ctx.identity);
+    if (seat === undefined || seat.released === true) return this.kick();
+    this.wrote(seat, sentAt);
+    // Holds whose permits this write handed on are given back by it.
+    this.dropEnded(sentAt);
+    const index = this.waiting.indexOf(claim);
+    if (index >= 0) this.waiting.splice(index, 1);
+    const hold: Hold = {
+      claim,
+      token: record.transitions,
+      acquireTime: record.acquireTime ?? this.ctx.clock.wallTime(),
+      leased: claim.options.mode === "lease",
+      leaseMs: claim.options.leaseMs,
+      sentAt,
+      promisedUntil: 0,
+      keepUntil: undefined,
+      releases: [],
+    };
+    this.holds.set(hold.token, hold);
+    if (claim.state === "ended") return this.kick(); // Its caller gave up meanwhile: the next pass gives it back.
+    claim.hold(hold.token);
+    this.ctx.observer.acquired?.("semaphore", undefined);
+    const grant: Grant = {
+      token: hold.token,
+      acquireTime: hold.acquireTime,
+      leaseMs: hold.leaseMs,
+      validForMs: this.validFor(hold),
+    };
+    claim.sink.granted(grant);
+  }
+
+  /** Forgets holds that ended and whose permits the seat no longer counts. */
+  private dropEnded(now: number): void {
+    for (const [token, hold] of this.holds) {
+      if (hold.claim.state === "held" || (hold.keepUntil !== undefined && now < hold.keepUntil)) continue;
+      this.holds.delete(token);
+      this.settle(hold);
+    }
+  }
+
+  /**
+   * Gives back the permits of ended holds: a patch of the seat (its tombstone
+   * when none is left), or, when local claims still wait behind other
+   * daemons, a conditional write that also queues this daemon behind them.
+   */
+  private async giveBackStep(queueBehind: boolean): Promise<void> {
+    const now = this.ctx.clock.now();
+    const obs = this.ctx.cache.get(this.name)!;
+    const seat = this.seat!;
+    const live = this.liveHolds(now);
+    const wall = this.ctx.clock.wallTime();
+    const next: Seat =
+      live === 0 ? { identity: this.ctx.identity, acquisition: seat.written.acquisition, released: true } : this.seatWrite(wall, live);
+    const sentAt = this.ctx.clock.now();
+    let result: CallResult<LeaseRecord>;
+    if (queueBehind) {
+      const { queue, waiting } = admitted(obs.record, (id) => id !== this.ctx.identity);
+      const record: LeaseRecord = {
+        ...this.withSeat(obs, next, now),
+        queue: queue.length < MAX_QUEUE ? [...queue, this.ctx.identity] : queue,
+        waiting,
+      };
+      result = await this.call("give a permit back", seat.timing.leaseMs, "keep", (signal) => this.ctx.store.update(record, { signal }));
+    } else {
+      result = await this.call("give a permit back", seat.timing.leaseMs, "keep", (signal) =>
+        this.ctx.store.patchSeat(obs.record, this.ctx.identity, seat.written, next, { signal }),
+      );
+    }
+    if (!result.ok) return this.failed(result, "give a permit back");
+    this.ctx.cache.remember(result.value);
+    if (next.released === true) {
+      this.stopRenewing();
+      this.seat = undefined;
+    } else {
+      this.wrote(next, sentAt);
+    }
+    this.dropEnded(sentAt);
+  }
+
+  /** Renews the seat: for every session hold, and for the lease-held hold of `call`, with its new lease. */
+  private async renewStep(call: RenewCall | undefined): Promise<void> {
+    const seat = this.seat!;
+    const obs = this.ctx.cache.get(this.name)!;
+    const hold = call === undefined ? undefined : this.holds.get(call.token);
+    const sentAt = this.ctx.clock.now();
+    const next = this.seatWrite(this.ctx.clock.wallTime(), seat.written.permits ?? 1, call?.leaseMs ?? hold?.leaseMs);
+    const deadline = call === undefined ? seat.sentAt + seat.timing.renewDeadlineMs - sentAt : seat.timing.renewDeadlineMs;
+    const result = await this.ctx.calls.run(
+      this.name,
+      "renew the seat",
+      deadline,
+      (signal) => this.ctx.store.patchSeat(obs.record, this.ctx.identity, seat.written, next, { signal }),
+      "keep",
+    );
+    if (result.ok) {
+      this.ctx.cache.remember(result.value);
+      if (this.seat !== seat) return;
+      this.wrote(next, sentAt);
+      this.ctx.observer.renewed?.("semaphore", this.ctx.clock.now() - sentAt);
+      if (call !== undefined && hold !== undefined) {
+        this.renewCalls.splice(this.renewCalls.indexOf(call), 1);
+        hold.leaseMs = call.leaseMs ?? hold.leaseMs;
+        hold.sentAt = sentAt;
+        call.resolve(this.validFor(hold));
+      }
+      for (const h of this.holds.values()) if (!h.leased && h.claim.state === "held") h.claim.sink.renewed(this.validFor(h));
+      return;
+    }
+    if (call !== undefined) {
+      const response = responseTo("holder-call", result.failure);
+      if (response === "refresh") return void (await this.refresh());
+      this.renewCalls.splice(this.renewCalls.indexOf(call), 1);
+      return call.reject(fromStoreError(result.error, `renew ${this.name}`));
+    }
+    this.ctx.observer.renewFailed?.("semaphore", result.error.reason);
+    if (responseTo("renew", result.failure) === "refresh" && (await this.refresh())) return;
+    seat.renewDue = false;
+    const delay = seat.retryMs;
+    seat.retryMs = Math.min(seat.retryMs * 2, seat.timing.maxRetryMs);
+    seat.renewTimer?.cancel();
+    seat.renewTimer = this.ctx.clock.setTimer(delay, () => {
+      seat.renewDue = true;
+      this.kick();
+    });
+  }
+
+  private async markWaitingStep(waiting: boolean): Promise<void> {
+    const record = this.ctx.cache.get(this.name)!.record;
+    const doing = waiting ? "join the wait queue" : "leave the wait queue";
+    const result = await this.call(doing, record.leaseDurationSeconds * 1000, waiting ? "take" : "other", (signal) =>
+      this.ctx.store.markWaiting(record, this.ctx.identity, waiting, { signal }),
+    );
+    if (result.ok) return this.ctx.cache.remember(result.value);
+    if (waiting && isStoreError(result.error, "forbidden")) {
+      // Semaphores have no fallback for a Role without `patch` (no older daemon waits on one).
+      const error = new SyncError(
+        "permission-denied",
+        `join the wait queue of ${this.name}: the store refused the patch verb on Leases (${result.error.message}); grant it as deploy/role.yaml does`,
+      );
+      for (const claim of this.waiting.splice(0)) claim.fail(error);
+      return;
+    }
+    await this.failed(result, doing);
+  }
+
+  private async leaveLineStep(): Promise<void> {
+    const obs = this.ctx.cache.get(this.name)!;
+    if (!obs.record.queue.includes(this.ctx.identity)) return this.markWaitingStep(false);
+    const next: LeaseRecord = { ...obs.record, ...admitted(obs.record, (id) => id !== this.ctx.identity) };
+    const result = await this.call("leave the wait queue", obs.record.leaseDurationSeconds * 1000, "other", (signal) =>
+      this.ctx.store.update(next, { signal }),
+    );
+    if (result.ok) this.ctx.cache.remember(result.value);
+    else await this.failed(result, "leave the wait queue");
+  }
+
+  private call<T>(doing: string, leaseMs: number, priority: "keep" | "take" | "other", call: (signal: AbortSignal) => Promise<T>) {
+    return this.ctx.calls
+      .run(this.name, doing, this.ctx.timing(leaseMs || FALLBACK_LEASE_MS).renewDeadlineMs, call, priority)
+      .then((result) => {
+        if (result.ok) this.backoffMs = MIN_BACKOFF_MS;
+        return result;
+      });
+  }
+
+  /** A failed write: a conflict reads the Lease again; a refusal fails the waiters; anything else backs off. */
+  private async failed(result: CallResult<unknown> & { ok: false }, doing: string): Promise<void> {
+    const response = responseTo("write", result.failure);
+    if (response === "conflict") {
+      await this.refresh();
+      return;
+    }
+    if (response === "fail-waiters") {
+      const error = fromStoreError(result.error, doing);
+      for (const claim of this.waiting.splice(0)) claim.fail(error);
+    } else {
+      const head = this.waiting[0];
+      if (head?.options.noWait) {
+        this.waiting.shift();
+        head.fail(fromStoreError(result.error, doing));
+      }
+    }
+    this.backoffUntil = this.ctx.clock.now() + this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+  }
+
+  private async refresh(): Promise<boolean> {
+    const seen = this.ctx.cache.get(this.name);
+    const result = await this.ctx.calls.run(
+      this.name,
+      "read the semaphore",
+      this.ctx.timing((seen?.record.leaseDurationSeconds ?? 15) * 1000).renewDeadlineMs,
+      (signal) => this.ctx.store.get(this.name, { signal }),
+      this.holds.size > 0 ? "keep" : "take",
+    );
+    if (!result.ok) {
+      this.backoffUntil = this.ctx.clock.now() + this.backoffMs;
+      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+      return false;
+    }
+    if (result.value === undefined) this.ctx.cache.forget(this.name, seen);
+    else this.ctx.cache.remember(result.value);
+    return true;
+  }
+
+  // ---- the seat ------------------------------------------------------------
+
+  private newSeat(claim: Claim, wall: Date, permits: number): LiveSeat {
+    return {
+      identity: this.ctx.identity,
+      acquisition: this.nextAcquisition(),
+      durationSeconds: claim.options.leaseMs / 1000,
+      renewMs: wall.getTime(),
+      holder: [...claim.options.holder].slice(0, HOLDER_CHARS).join(""),
+      riders: permits,
+      acquireWallMs: wall.getTime(),
+      permits,
+    };
+  }
+
+  /**
+   * The seat this daemon writes next: `permits` held, a renew stamp after the
+   * last one, and a lease covering every promise made and `leaseMs` asked for.
+   */
+  private seatWrite(wall: Date, permits: number, leaseMs?: number): LiveSeat {
+    const written = this.seat!.written;
+    const now = this.ctx.clock.now();
+    let longest = Math.max(leaseMs ?? 0, this.seat!.timing.leaseMs);
+    let promised = now;
+    for (const hold of this.holds.values()) {
+      if (hold.claim.state === "held" || hold.keepUntil !== undefined) {
+        promised = Math.max(promised, hold.promisedUntil, hold.keepUntil ?? 0);
+        if (hold.claim.state === "held") longest = Math.max(longest, hold.leaseMs);
+      }
+    }
+    const durationMs = Math.max(longest, this.ctx.leaseCovering(promised - now));
+    return {
+      ...written,
+      durationSeconds: durationMs / 1000,
+      renewMs: Math.max(wall.getTime(), written.renewMs + 1),
+      riders: permits,
+      permits,
+    };
+  }
+
+  /** `obs`'s record with this daemon's seat as `seat`, and without the seats and broken seats this daemon observed over. */
+  private withSeat(obs: Observation, seat: Seat, now: number): LeaseRecord {
+    const kept = (key: string) => (obs.seats.get(key)?.holdEnd ?? 0) > now;
+    const seats = (obs.record.seats ?? []).filter((s) => s.identity !== this.ctx.identity && kept(s.identity));
+    const broken = (obs.record.brokenSeats ?? []).filter(kept);
+    return {
+      ...obs.record,
+      seats: [...seats, seat].sort(bySeatIdentity),
+      brokenSeats: broken.length === 0 ? undefined : broken,
+    };
+  }
+
+  /** Records a successful write of this daemon's seat, sent at `sentAt`, and schedules its next renewal and its deadline. */
+  private wrote(seat: LiveSeat, sentAt: number): void {
+    const timing = this.ctx.timing(seat.durationSeconds * 1000);
+    const state: SeatState = this.seat ?? {
+      written: seat,
+      sentAt,
+      timing,
+      renewDue: false,
+      retryMs: MIN_BACKOFF_MS,
+      renewTimer: undefined,
+      deadlineTimer: undefined,
+    };
+    this.seat = state;
+    state.written = seat;
+    state.sentAt = sentAt;
+    state.timing = timing;
+    state.renewDue = false;
+    state.retryMs = Math.min(MIN_BACKOFF_MS, timing.maxRetryMs);
+    state.renewTimer?.cancel();
+    state.deadlineTimer?.cancel();
+    // At shutdown nothing is renewed: holders were told they lost, and what they still hold runs out.
+    if (this.closing) return;
+    state.renewTimer = this.ctx.clock.setTimer(jittered(timing.renewIntervalMs, this.ctx.random), () => {
+      state.renewDue = true;
+      this.kick();
+    });
+    state.deadlineTimer = this.ctx.clock.setTimer(sentAt + timing.renewDeadlineMs - this.ctx.clock.now(), () => {
+      if (this.seat !== state) return;
+      // No renewal landed within the deadline: session holders must stop now, even while a call is in flight.
+      for (const hold of this.holds.values()) {
+        if (hold.leased || hold.claim.state !== "held") continue;
+        hold.claim.end();
+        this.ctx.observer.lost?.("semaphore", "renew-deadline-exceeded");
+        hold.claim.sink.lost("renew-deadline-exceeded", `no renewal succeeded within the renew deadline of ${timing.renewDeadlineMs} ms`);
+      }
+      this.kick();
+    });
+  }
+
+  private stopRenewing(): void {
+    this.seat?.renewTimer?.cancel();
+    this.seat?.deadlineTimer?.cancel();
+  }
+
+  /** When a hold's promise ends: a session hold's with the seat's last write, a lease-held one's with its own. */
+  private promiseEnd(hold: Hold): number {
+    if (hold.leased) return hold.sentAt + this.ctx.timing(hold.leaseMs).renewDeadlineMs;
+    const seat = this.seat;
+    return seat === undefined ? 0 : seat.sentAt + seat.timing.renewDeadlineMs;
+  }
+
+  /** How long, from now, the holder may act; remembered as promised. */
+  private validFor(hold: Hold): number {
+    const until = this.promiseEnd(hold);
+    hold.promisedUntil = Math.max(hold.promisedUntil, until);
+    return Math.max(0, until - this.ctx.clock.now());
+  }
+
+  private notHeldError(token: number): SyncError {
+    return new SyncError("not-held", `hold ${token} is not held by this daemon for ${this.name}`, "hold_id");
+  }
+
+  private noPermitError(): SyncError {
+    const record = this.ctx.cache.get(this.name)?.record;
+    return new SyncError(
+      "wait-timeout",
+      `no permit of ${this.name} is free${record?.permits === undefined ? "" : ` (${record.permits} permits)`}`,
+    );
+  }
+
+  private mismatchError(record: LeaseRecord, asked: number): SyncError {
+    const has = record.permits === undefined ? "has no valid permit count" : `has ${record.permits} permits`;
+    return new SyncError("permits-mismatch", `permits: semaphore ${this.name} ${has}; this request asks for ${asked}`, "permits");
+  }
+}
+
+/** Semaphore operations on top of the contenders: a session-held AcquirePermit, a lease-held TryAcquirePermit with RenewPermit and ReleasePermit, and reads. */
+export class Semaphores {
+  /** Where each session hold reports, so that a ReleasePermit by its hold can end its stream. */
+  private readonly sessions = new WeakMap<Claim, { released(): void }>();
+
+  constructor(private readonly engine: SemaphoreEngine) {}
+
+  prefix(): string {
+    return this.engine.prefix("semaphore");
+  }
+
+  /** Waits for a permit and holds it, renewing, until `signal` aborts; with `waitTimeoutMs` (0: do not wait) the wait is bounded. */
+  acquire(request: PermitRequest & { readonly waitTimeoutMs: number | undefined }, sink: AcquireSink, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    const contender = this.engine.semaphoreContender(request.leaseName);
+    let timer: Timer | undefined;
+    const claim = new Claim(
+      { ...claimOptions(request, "session"), noWait: request.waitTimeoutMs === 0 },
+      {
+        granted: (grant) => {
+          timer?.cancel();
+          sink.acquired(grant);
+        },
+        renewed: (validForMs) => sink.renewed(validForMs),
+        lost: (reason, message) => sink.lost(reason, message),
+        failed: (error) => {
+          timer?.cancel();
+          sink.failed(error);
+        },
+      },
+    );
+    if (request.waitTimeoutMs !== undefined && request.waitTimeoutMs > 0) {
+      const waitMs = request.waitTimeoutMs;
+      timer = this.engine.clock.setTimer(waitMs, () => {
+        if (claim.state !== "waiting") return;
+        void contender.end(claim);
+        sink.failed(new SyncError("wait-timeout", `no permit of ${request.leaseName} within the wait timeout of ${waitMs / 1000} s`));
+      });
+    }
+    signal.addEventListener(
+      "abort",
+      () => {
+        timer?.cancel();
+        void contender.end(claim);
+      },
+      { once: true },
+    );
+    this.sessions.set(claim, sink);
+    contender.add(claim);
+  }
+
+  /** One attempt, no waiting; on success the permit is held for `leaseMs` unless renewed. */
+  tryAcquire(request: PermitRequest, signal?: AbortSignal): Promise<{ acquired: true; grant: Grant } | { acquired: false }> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(gaveUp(`TryAcquirePermit ${request.leaseName}`));
+      const contender = this.engine.semaphoreContender(request.leaseName);
+      const claim = new Claim(
+        { ...claimOptions(request, "lease"), noWait: true },
+        {
+          granted: (grant) => resolve({ acquired: true, grant }),
+          renewed: () => {},
+          lost: () => {},
+          failed: (error) => (error.code === "wait-timeout" ? resolve({ acquired: false }) : reject(error)),
+        },
+      );
+      signal?.addEventListener(
+        "abort",
+        () => {
+          void contender.end(claim);
+          reject(gaveUp(`TryAcquirePermit ${request.leaseName}`));
+        },
+        { once: true },
+      );
+      contender.add(claim);
+    });
+  }
+
+  renew(leaseName: string, token: number, leaseMs: number | undefined, signal?: AbortSignal): Promise<number> {
+    return this.heldBy(leaseName, token).renew(token, leaseMs, signal);
+  }
+
+  /** Gives a permit back by its hold; a session hold's stream then ends without a loss. */
+  async release(leaseName: string, token: number): Promise<void> {
+    const contender = this.heldBy(leaseName, token);
+    const claim = contender.holdOf(token)!;
+    await contender.release(token);
+    this.sessions.get(claim)?.released();
+  }
+
+  async get(leaseName: string, fresh: boolean): Promise<SemaphoreState> {
+    const obs = await this.engine.observe(leaseName, fresh, `read semaphore ${leaseName}`);
+    if (obs === undefined) return { permits: 0, holders: [], token: 0, waitingDaemons: [] };
+    const now = this.engine.clock.now();
+    const holders: PermitHoldView[] = [];
+    for (const [key, { seat, holdEnd }] of obs.seats) {
+      if (now >= holdEnd) continue;
+      if (seat?.identity === this.engine.identity) {
+        holders.push(...(this.engine.existingSemaphore(leaseName)?.ownHolds(now) ?? []));
+        continue;
+      }
+      const live = seat !== undefined && seat.released !== true ? seat : undefined;
+      const count = live?.permits ?? 1;
+      for (let i = 0; i < count; i++) {
+        holders.push({
+          holder: live?.holder ?? "",
+          holderIdentity: seat?.identity ?? `(unreadable seat ${key})`,
+          token: 0,
+          acquireTime: live === undefined ? undefined : new Date(live.acquireWallMs),
+          leaseMs: (live?.durationSeconds ?? 0) * 1000,
+          remainingMs: holdEnd - now,
+        });
+      }
+    }
+    return { permits: obs.record.permits ?? 0, holders, token: obs.record.transitions, waitingDaemons: [...line(obs.record)] };
+  }
+
+  private heldBy(leaseName: string, token: number): SemaphoreContender {
+    const contender = this.engine.existingSemaphore(leaseName);
+    if (contender?.holdOf(token) === undefined)
+      throw new SyncError("not-held", `hold ${token} is not held by this daemon for ${leaseName}`, "hold_id");
+    return contender;
+  }
+}
+
+/** What Semaphores needs of the engine. */
+export interface SemaphoreEngine {
+  readonly clock: import("./clock.js").Clock;
+  readonly identity: string;
+  prefix(kind: "semaphore"): string;
+  semaphoreContender(leaseName: string): SemaphoreContender;
+  existingSemaphore(leaseName: string): SemaphoreContender | undefined;
+  observe(leaseName: string, fresh: boolean, doing: string): Promise<Observation | undefined>;
+}
+
+function claimOptions(request: PermitRequest, mode: "session" | "lease") {
+  return { holder: request.holder, leaseMs: request.leaseMs, mode, persistent: false, value: "", permits: request.permits } as const;
+}
