@@ -489,12 +489,12 @@ async fn watchdog(ending: Ending, deadline: Deadline, mut moved: watch::Receiver
     }
 }
 
-/// The methods every guard of a stream-held hold has (`Lock`, `Permit`), on
-/// a struct with the fields `name`, `token`, `holder`, `acquire_time`,
-/// `lease_duration` and `hold` (a [`StreamHold`]). `$what` names the hold
-/// and `$of` what its tokens count, in the docs.
-macro_rules! stream_hold_api {
-    ($what:literal, $of:literal) => {
+/// The methods every hold has, on a struct with the fields `name`, `token`,
+/// `holder`, `lease_duration` and `hold` (a [`StreamHold`] or [`LeaseHold`]).
+/// `$what` names the hold, `$of` what its tokens count, and `$renewal` what
+/// extends its promise, in the docs.
+macro_rules! hold_api {
+    ($what:literal, $of:literal, $renewal:literal) => {
         pub fn name(&self) -> &str {
             &self.name
         }
@@ -509,21 +509,12 @@ macro_rules! stream_hold_api {
             &self.holder
         }
 
-        /// When the sidecar wrote the acquisition, by its wall clock; for display.
-        pub fn acquire_time(&self) -> Option<std::time::SystemTime> {
-            self.acquire_time
-        }
-
         pub fn lease_duration(&self) -> std::time::Duration {
             self.lease_duration
         }
 
-        #[doc = concat!("Resolves when the ", $what, " is lost, with why. It never resolves while it is held.")]
-        pub fn lost(&self) -> impl std::future::Future<Output = crate::Loss> + Send + 'static {
-            self.hold.lost()
-        }
-
-        #[doc = concat!("The lost signal, to hand to tasks that act on this ", $what, "'s behalf.")]
+        #[doc = concat!("The lost signal, to hand to tasks that act on this ", $what, "'s behalf; a")]
+        /// release is a normal end, not a loss.
         pub fn signal(&self) -> crate::LostSignal {
             self.hold.signal().clone()
         }
@@ -533,34 +524,13 @@ macro_rules! stream_hold_api {
             self.hold.signal().is_lost()
         }
 
-        /// How much longer the holder may act without another heartbeat.
+        #[doc = concat!("How much longer the holder may act without ", $renewal, ".")]
         pub fn valid_for(&self) -> std::time::Duration {
             self.hold.valid_for()
         }
 
-        /// This guard with `timeout` as the deadline of its release instead of
-        /// its client's: `guard.with_timeout(Duration::from_secs(2)).release().await`.
-        pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.hold.set_timeout(timeout);
-            self
-        }
-
-        /// The deadline of its release.
-        pub fn timeout(&self) -> std::time::Duration {
-            self.hold.timeout()
-        }
-    };
-}
-
-/// The methods every lease-held hold has (`LeasedLock`, `LeasedPermit`), on a
-/// struct with the fields `name`, `token`, `holder`, `lease_duration` and
-/// `hold` (a [`LeaseHold`]). `$what` names the hold and `$of` what its tokens
-/// count, in the docs.
-macro_rules! lease_hold_api {
-    ($what:literal, $of:literal) => {
-        #[doc = concat!("This ", $what, " with `timeout` as the deadline of its later calls (renew,")]
-        /// release) instead of its client's:
-        /// `lease.with_timeout(Duration::from_secs(2)).release().await`.
+        #[doc = concat!("This ", $what, " with `timeout` as the deadline of its later calls instead")]
+        /// of its client's: `hold.with_timeout(Duration::from_secs(2)).release().await`.
         pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.hold.set_timeout(timeout);
             self
@@ -570,38 +540,32 @@ macro_rules! lease_hold_api {
         pub fn timeout(&self) -> std::time::Duration {
             self.hold.timeout()
         }
+    };
+}
 
-        pub fn name(&self) -> &str {
-            &self.name
+/// The methods every guard of a stream-held hold has (`Lock`, `Permit`):
+/// `hold_api`'s, and `acquire_time` (a field too) and `lost`.
+macro_rules! stream_hold_api {
+    ($what:literal, $of:literal) => {
+        crate::hold::hold_api!($what, $of, "another heartbeat");
+
+        /// When the sidecar wrote the acquisition, by its wall clock; for display.
+        pub fn acquire_time(&self) -> Option<std::time::SystemTime> {
+            self.acquire_time
         }
 
-        #[doc = concat!("The fencing token: strictly greater than every earlier token of this ", $of, ".")]
-        pub fn token(&self) -> i64 {
-            self.token
+        #[doc = concat!("Resolves when the ", $what, " is lost, with why. It never resolves while it is held.")]
+        pub fn lost(&self) -> impl std::future::Future<Output = crate::Loss> + Send + 'static {
+            self.hold.lost()
         }
+    };
+}
 
-        pub fn holder(&self) -> &str {
-            &self.holder
-        }
-
-        pub fn lease_duration(&self) -> std::time::Duration {
-            self.lease_duration
-        }
-
-        /// The lost signal: fires when the lease runs out without a renewal, or
-        /// a renewal is refused; a release is a normal end.
-        pub fn signal(&self) -> crate::LostSignal {
-            self.hold.signal().clone()
-        }
-
-        pub fn is_lost(&self) -> bool {
-            self.hold.signal().is_lost()
-        }
-
-        /// How much longer the holder may act without renewing.
-        pub fn valid_for(&self) -> std::time::Duration {
-            self.hold.valid_for()
-        }
+/// The methods every lease-held hold has (`LeasedLock`, `LeasedPermit`):
+/// `hold_api`'s, and `renew` and `release`.
+macro_rules! lease_hold_api {
+    ($what:literal, $of:literal) => {
+        crate::hold::hold_api!($what, $of, "renewing");
 
         /// Extends the lease by another lease duration (or `lease_duration`, which
         /// then applies to later renewals too) and returns how long the holder may
@@ -623,4 +587,4 @@ macro_rules! lease_hold_api {
     };
 }
 
-pub(crate) use {lease_hold_api, stream_hold_api};
+pub(crate) use {hold_api, lease_hold_api, stream_hold_api};
