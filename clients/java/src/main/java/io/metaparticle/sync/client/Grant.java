@@ -11,11 +11,19 @@ import java.time.Duration;
 record Grant(String name, long token, String holder, Duration leaseDuration, Duration validFor) {
   static Grant of(String name, Acquired a) {
     return new Grant(
-        name, a.getFencingToken(), a.getHolder(), Durations.fromProto(a.getLeaseDuration()), Durations.fromProto(a.getValidFor()));
+        name,
+        a.getFencingToken(),
+        a.getHolder(),
+        Durations.fromProto(a.getLeaseDuration()),
+        Durations.fromProto(a.getValidFor()));
   }
 
   static Grant of(String name, PermitAcquired a) {
     return new Grant(
-        name, a.getFencingToken(), a.getHolder(), Durations.fromProto(a.getLeaseDuration()), Durations.fromProto(a.getValidFor()));
+        name,
+        a.getFencingToken(),
+        a.getHolder(),
+        Durations.fromProto(a.getLeaseDuration()),
+        Durations.fromProto(a.getValidFor()));
   }
 }

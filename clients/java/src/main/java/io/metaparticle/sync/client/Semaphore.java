@@ -104,18 +104,19 @@ public final class Semaphore {
   }
 
   private Permit hold(LockOptions options) throws InterruptedException {
+    Duration wait = options.waitTimeoutOrDefault();
     AcquirePermitRequest.Builder request =
         AcquirePermitRequest.newBuilder()
             .setName(name)
             .setPermits(permits)
             .setHolder(options.holderOrDefault())
-            .setWaitTimeout(Durations.toProto(options.waitTimeoutOrDefault()));
+            .setWaitTimeout(Durations.toProto(wait));
     if (options.leaseDuration() != null) {
       request.setLeaseDuration(Durations.toProto(options.leaseDuration()));
     }
     return Acquisition.await(
         KIND + " " + name,
-        options.waitTimeoutOrDefault(),
+        wait,
         (ClientResponseObserver<AcquirePermitRequest, AcquirePermitResponse> observer) ->
             stub.acquirePermit(request.build(), observer),
         m ->
@@ -160,7 +161,10 @@ public final class Semaphore {
     return new PermitAttempt(Optional.of(new LeasedPermit(this, response.getHold(), scheduler, callbacks)), List.of());
   }
 
-  /** Renews a permit taken with tryAcquire by its hold, within the default deadline; see {@link #renew(String, Duration, Duration)}. */
+  /**
+   * Renews a permit taken with tryAcquire by its hold, within the default deadline; see {@link
+   * #renew(String, Duration, Duration)}.
+   */
   public Duration renew(String holdId) {
     return renew(holdId, null, SyncClient.DEFAULT_CALL_TIMEOUT);
   }

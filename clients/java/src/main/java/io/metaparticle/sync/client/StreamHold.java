@@ -22,7 +22,11 @@ abstract class StreamHold extends Hold implements AutoCloseable {
 
   /** A hold of {@code grant}, kept by {@code call}; {@code kind} says what it holds. */
   StreamHold(
-      String kind, Grant grant, ClientCallStreamObserver<?> call, ScheduledExecutorService scheduler, Executor callbacks) {
+      String kind,
+      Grant grant,
+      ClientCallStreamObserver<?> call,
+      ScheduledExecutorService scheduler,
+      Executor callbacks) {
     super(kind, grant, scheduler, callbacks);
     this.call = call;
     watchdog.extend(grant.validFor());

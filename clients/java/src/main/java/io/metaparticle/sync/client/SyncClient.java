@@ -38,8 +38,8 @@ import java.util.function.Consumer;
 
 /**
  * The Java client of the metaparticle-sync sidecar: distributed locks and counting semaphores
- * with fencing tokens, and leader election, held for this process by a daemon on loopback. Thread-safe; close it to
- * release everything it holds.
+ * with fencing tokens, and leader election, held for this process by a daemon on loopback.
+ * Thread-safe; close it to release everything it holds.
  *
  * <pre>{@code
  * try (SyncClient client = SyncClient.create();
@@ -53,9 +53,9 @@ import java.util.function.Consumer;
  * without one, a call gets {@link #DEFAULT_CALL_TIMEOUT} and a lock's wait {@link
  * #DEFAULT_WAIT_TIMEOUT}. A call whose deadline passes throws {@link SyncException} with {@link
  * SyncException.Code#DEADLINE_EXCEEDED}. What lasts until you end it (a held {@link Lock} or
- * {@link Permit}, a {@link Campaign}, an {@link Observation}) has no deadline, but a sidecar that stops answering
- * is noticed by the client's own heartbeat deadline, and on the connection by gRPC keepalive
- * ({@link #KEEPALIVE_TIME}, {@link #KEEPALIVE_TIMEOUT}).
+ * {@link Permit}, a {@link Campaign}, an {@link Observation}) has no deadline, but a sidecar that
+ * stops answering is noticed by the client's own heartbeat deadline, and on the connection by gRPC
+ * keepalive ({@link #KEEPALIVE_TIME}, {@link #KEEPALIVE_TIMEOUT}).
  */
 public final class SyncClient implements AutoCloseable {
   /** Where the sidecar listens unless told otherwise. */
@@ -181,17 +181,18 @@ public final class SyncClient implements AutoCloseable {
    * waiting. To get an empty result instead of the exception on a timeout, use {@link #acquire}.
    */
   public Lock lock(String name, LockOptions options) throws InterruptedException {
+    Duration wait = options.waitTimeoutOrDefault();
     AcquireRequest.Builder request =
         AcquireRequest.newBuilder()
             .setName(name)
             .setHolder(options.holderOrDefault())
-            .setWaitTimeout(Durations.toProto(options.waitTimeoutOrDefault()));
+            .setWaitTimeout(Durations.toProto(wait));
     if (options.leaseDuration() != null) {
       request.setLeaseDuration(Durations.toProto(options.leaseDuration()));
     }
     return Acquisition.await(
         "lock " + name,
-        options.waitTimeoutOrDefault(),
+        wait,
         (ClientResponseObserver<AcquireRequest, AcquireResponse> observer) -> locks.acquire(request.build(), observer),
         m ->
             new Acquisition.Event<>(

@@ -46,7 +46,9 @@ class SemaphoreTest {
       assertEquals(List.of("first", "second"), List.of(first.holder(), second.holder()));
       assertEquals(List.of(2, 2), List.of(first.permits(), second.permits()));
       assertEquals("export", first.name());
-      assertTrue(first.token() > 0 && second.token() > first.token(), "tokens must grow: " + first.token() + ", " + second.token());
+      assertTrue(
+          first.token() > 0 && second.token() > first.token(),
+          "tokens must grow: " + first.token() + ", " + second.token());
       assertNotEquals(first.holdId(), second.holdId());
       assertTrue(first.validFor().compareTo(Duration.ZERO) > 0 && second.isHeld());
 
