@@ -71,7 +71,10 @@ const NO_SEATS: ReadonlyMap<string, SeatObservation> = new Map();
  */
 function renewalStamp(r: LeaseRecord): string {
   const seconds = Math.max(r.leaseDurationSeconds, r.writtenDuration ?? 0);
-  return [r.holderIdentity, r.transitions, seconds, r.renewTime?.getTime() ?? "", r.acquireTime?.getTime() ?? ""].join("|");
+  // A semaphore's token counts its grants, which are its seats' business: no hold of the Lease as a whole is renewed
+  // by one (a restored semaphore held off as a whole would be held off again at every grant).
+  const token = r.kind === "semaphore" ? "" : r.transitions;
+  return [r.holderIdentity, token, seconds, r.renewTime?.getTime() ?? "", r.acquireTime?.getTime() ?? ""].join("|");
 }
 
 /**

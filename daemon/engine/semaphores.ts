@@ -38,6 +38,8 @@ export const MAX_SEATS = 64;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
 const HOLDER_CHARS = 63;
+/** Races a claim that does not wait (TryAcquirePermit) may lose before it fails as finding no permit free. */
+const MAX_TRY_CONFLICTS = 3;
 /** Lease duration for a call when nothing names one. */
 const FALLBACK_LEASE_MS = 15_000;
 
@@ -79,6 +81,13 @@ interface Hold {
   keepUntil: number | undefined;
   /** ReleasePermit calls waiting for the permit to be given back. */
   readonly releases: Array<{ resolve(): void; reject(error: SyncError): void }>;
+}
+
+/** A write of this daemon's seat whose outcome is unknown, and the grant it made if it landed. */
+interface Unsettled {
+  readonly seat: Seat;
+  readonly sentAt: number;
+  readonly grant?: { readonly claim: Claim; readonly token: number; readonly wall: Date };
 }
 
 interface RenewCall {
@@ -141,6 +150,15 @@ export class SemaphoreContender {
   private wakeTimer: Timer | undefined;
   private backoffUntil = 0;
   private backoffMs = MIN_BACKOFF_MS;
+  /** Consecutive conflicts of this contender's writes; after one, a waiter announces itself before it tries again. */
+  private conflicts = 0;
+  /**
+   * Writes of this daemon's seat whose outcome is unknown (no answer in time): each may have landed, and the
+   * store then shows that seat. The next successful write of the seat makes them moot.
+   */
+  private unsettled: Unsettled[] = [];
+  /** Ends of the promises of lease-held permits lost while their holders may still act: counted in any seat until then. */
+  private lingering: number[] = [];
   /** Lease-held permits kept at shutdown: they stay counted in the seat, unrenewed, and run out on their own. */
   private retainedPermits = 0;
   /** Since when a permit has stood free for daemons queued ahead of this one, who have not taken it (see `turn`). */
@@ -313,6 +331,7 @@ export class SemaphoreContender {
 
   private isIdle(): boolean {
     if (this.running || this.waiting.length > 0 || this.holds.size > 0 || this.renewCalls.length > 0) return false;
+    if (this.lingering.some((until) => until > this.ctx.clock.now())) return false;
     if (this.seat !== undefined && !this.closing) return false;
     const record = this.ctx.cache.get(this.name)?.record;
     return this.closing || record === undefined || !line(record).includes(this.ctx.identity);
@@ -357,8 +376,10 @@ export class SemaphoreContender {
     const obs = this.ctx.cache.get(this.name);
     const record = obs?.record;
     // What was this daemon's seat may have been removed or changed by someone else, or the Lease deleted.
+    const stored = record?.seats?.find((seat) => seat.identity === this.ctx.identity);
+    const landed = stored === undefined ? undefined : this.unsettled.find((write) => sameSeat(write.seat, stored));
+    if (landed !== undefined) return this.settled(landed, record!);
     if (this.seat !== undefined) {
-      const stored = record?.seats?.find((seat) => seat.identity === this.ctx.identity);
       if (record === undefined && this.ctx.cache.covers(this.name)) return this.loseAll("deleted", "the semaphore's Lease was deleted");
       if (record !== undefined && (stored === undefined || !sameSeat(stored, this.seat.written)))
         return this.loseAll("taken-over", "this daemon's seat on the semaphore was removed or changed by someone else");
@@ -386,10 +407,13 @@ export class SemaphoreContender {
     if (this.seat !== undefined && record !== undefined) {
       const target = this.liveHolds(now);
       if (target < (this.seat.written.permits ?? 0)) {
-        // A permit of an ended hold is in the seat: hand it to the next local claim if no other daemon waits.
-        if (head !== undefined && !this.closing && !others && record.permits === head.options.permits)
-          return { do: "grant", claim: head, skip: [] };
-        return { do: "give-back", queueBehind: head !== undefined && !this.closing && others };
+        // A permit of an ended hold is in the seat: hand it to the next local claim if no other daemon waits. After a
+        // lost race it is given back instead, and the claim waits in line: a hand-off that keeps losing to another
+        // daemon's writes holds that permit while the other daemon takes the rest (seed 41).
+        const handOff = head !== undefined && !this.closing && !others && this.conflicts === 0;
+        if (handOff && record.permits === head.options.permits) return { do: "grant", claim: head, skip: [] };
+        // (Queued behind the others in the same write, unless such writes lose races: then by a patch, which cannot.)
+        return { do: "give-back", queueBehind: head !== undefined && !this.closing && others && this.conflicts === 0 };
       }
       const call = this.renewCalls[0];
       if (call !== undefined) {
@@ -414,15 +438,41 @@ export class SemaphoreContender {
     }
     if (record.permits !== head.options.permits) return this.failHead(this.mismatchError(record, head.options.permits!));
     const turn = this.turn(obs!, now);
+    const inLine = line(record).includes(this.ctx.identity);
+    // Where another daemon holds permits, a waiter announces itself before its first try: that daemon may hand its
+    // permits on back to back, each write a race this one loses, until the announcement lands (seed 56: 30 grants to
+    // one daemon while a slower one learned of its first lost race and announced itself).
+    if (turn.mine && !inLine && !head.options.noWait && record.queue.length < MAX_QUEUE && this.othersSeated(obs!, now))
+      return { do: "announce" };
+    if (turn.mine && this.conflicts > 0) {
+      // A waiter whose write lost a race announces itself before it tries again, as a lock's does (3.4): however often
+      // it loses to another daemon's writes, the next of them queues it. One that does not wait gives up after a few.
+      if (head.options.noWait && this.conflicts >= MAX_TRY_CONFLICTS) return this.failHead(this.noPermitError());
+      if (!head.options.noWait && !inLine && record.queue.length < MAX_QUEUE) return { do: "announce" };
+    }
     if (turn.mine) return { do: "grant", claim: head, skip: turn.skip };
     if (head.options.noWait) return this.failHead(this.noPermitError());
-    if (!line(record).includes(this.ctx.identity) && record.queue.length < MAX_QUEUE) return { do: "announce" };
+    if (!inLine && record.queue.length < MAX_QUEUE) return { do: "announce" };
     return this.wakeForHolds(now, turn.until);
+  }
+
+  /**
+   * Whether another daemon uses the semaphore, as this daemon observes: it
+   * holds permits, or gave its last ones back (its tombstone stays until a
+   * grant drops it) and may take more at once.
+   */
+  private othersSeated(obs: Observation, now: number): boolean {
+    for (const { seat, holdEnd } of obs.seats.values()) {
+      if (seat?.identity === this.ctx.identity) continue;
+      if (holdEnd > now || seat?.released === true) return true;
+    }
+    return false;
   }
 
   /** Holds that count in the seat: held, or told they lost at shutdown and still able to act. */
   private liveHolds(now: number): number {
-    let live = this.retainedPermits;
+    this.lingering = this.lingering.filter((until) => until > now);
+    let live = this.retainedPermits + this.lingering.length;
     for (const hold of this.holds.values())
       if (hold.claim.state === "held" || (hold.keepUntil !== undefined && now < hold.keepUntil)) live++;
     return live;
@@ -431,6 +481,7 @@ export class SemaphoreContender {
   /** Waits for the next local deadline: a lease-held permit's end, a shutdown keep, `until`. */
   private wakeForHolds(now: number, until = Infinity): Step {
     let next = until;
+    for (const end of this.lingering) if (end > now) next = Math.min(next, end);
     for (const hold of this.holds.values()) {
       if (hold.leased && hold.claim.state === "held") next = Math.min(next, hold.sentAt + hold.leaseMs);
       if (hold.keepUntil !== undefined && hold.keepUntil > now) next = Math.min(next, hold.keepUntil);
@@ -439,10 +490,13 @@ export class SemaphoreContender {
   }
 
   /**
-   * Whether this daemon may take a free permit now: fewer daemons are queued
-   * ahead of it than permits are free. A daemon only announced has no place
-   * yet (as for a lock, 3.4). When permits have stood free for the turn grace
-   * without those ahead taking them, the ones in the way are skipped.
+   * Whether this daemon may take a free permit now: a permit is free and no
+   * daemon is queued ahead of it. Daemons are served one grant at a time, in
+   * the queue's order, as for a lock (3.4): with two daemons entitled at once,
+   * the one with the faster connection won every race while the other's
+   * writes kept conflicting (seed 17: 319 grants in a row to one daemon). A
+   * daemon only announced has no place yet. When a permit has stood free for
+   * the turn grace without the daemons ahead taking it, they are skipped.
    */
   private turn(obs: Observation, now: number): { mine: true; skip: readonly string[] } | { mine: false; until: number | undefined } {
     const free = freePermits(obs, now);
@@ -457,16 +511,16 @@ export class SemaphoreContender {
     const queue = obs.record.queue;
     const position = queue.indexOf(this.ctx.identity);
     const ahead = position === -1 ? queue : queue.slice(0, position);
-    if (ahead.length < free) {
+    if (ahead.length === 0) {
       this.turnWait = undefined;
       return { mine: true, skip: [] };
     }
     const key = ahead.join(",");
     if (this.turnWait?.ahead !== key) this.turnWait = { ahead: key, since: now };
-    const until =
-      this.turnWait.since + this.ctx.timing(obs.record.leaseDurationSeconds * 1000 || this.waiting[0]!.options.leaseMs).turnGraceMs;
+    const leaseMs = obs.record.leaseDurationSeconds * 1000 || this.waiting[0]!.options.leaseMs;
+    const until = this.turnWait.since + this.ctx.timing(leaseMs).turnGraceMs;
     if (now < until) return { mine: false, until };
-    return { mine: true, skip: ahead.slice(0, ahead.length - free + 1) };
+    return { mine: true, skip: ahead };
   }
 
   private unsynced(): Step {
@@ -491,9 +545,13 @@ export class SemaphoreContender {
   private loseAll(reason: LossReason, message: string): Step {
     this.stopRenewing();
     this.seat = undefined;
+    const now = this.ctx.clock.now();
     for (const [token, hold] of this.holds) {
       this.holds.delete(token);
       const held = hold.claim.state === "held";
+      // A lease-held permit has no stream to hear of its loss: its holder may act until its valid_for runs out, and
+      // any seat this daemon takes meanwhile counts it (seed 143: a seat removed by hand, the next one left it out).
+      if (held && hold.leased && this.promiseEnd(hold) > now) this.lingering.push(this.promiseEnd(hold));
       hold.claim.end();
       this.settle(hold);
       if (held) {
@@ -536,8 +594,8 @@ export class SemaphoreContender {
         return this.ctx.store.create(fields, { signal });
       return Promise.reject(new StoreError("conflict", "create the semaphore: not sent, the Lease changed while the call waited"));
     });
-    if (result.ok) return this.granted(claim, result.value, sentAt);
-    await this.failed(result, "create the semaphore");
+    if (result.ok) return this.granted(claim, result.value, sentAt, wall);
+    await this.failed(result, "create the semaphore", { seat, sentAt, grant: { claim, token: fields.transitions, wall } });
   }
 
   /** Takes a permit for `claim`: the seat's count raised by one, or a permit of an ended hold handed on (count kept). */
@@ -557,14 +615,38 @@ export class SemaphoreContender {
     };
     const sentAt = this.ctx.clock.now();
     const result = await this.call("take a permit", claim.options.leaseMs, "take", (signal) => this.ctx.store.update(next, { signal }));
-    if (result.ok) return this.granted(claim, result.value, sentAt);
-    await this.failed(result, "take a permit");
+    if (result.ok) return this.granted(claim, result.value, sentAt, wall);
+    await this.failed(result, "take a permit", { seat, sentAt, grant: { claim, token: next.transitions, wall } });
   }
 
-  private granted(claim: Claim, record: LeaseRecord, sentAt: number): void {
+  private granted(claim: Claim, record: LeaseRecord, sentAt: number, wall: Date): void {
     this.ctx.cache.remember(record);
     const seat = record.seats?.find((s) => s.identity === this.ctx.identity);
     if (seat === undefined || seat.released === true) return this.kick();
+    this.hold(claim, seat, record.transitions, wall, sentAt);
+  }
+
+  /**
+   * A write of this daemon's seat whose outcome was unknown shows in the store: it landed. Its grant is made
+   * (its claim was never told; one whose caller gave up is given back by the next pass), and the seat is as it wrote.
+   */
+  private settled(write: Unsettled, record: LeaseRecord): Step {
+    this.unsettled = [];
+    if (write.seat.released === true) {
+      this.stopRenewing();
+      this.seat = undefined;
+      this.dropEnded(write.sentAt);
+    } else if (write.grant !== undefined && write.grant.claim.state !== "held" && this.waiting.includes(write.grant.claim)) {
+      this.hold(write.grant.claim, write.seat, write.grant.token, write.grant.wall, write.sentAt);
+    } else {
+      this.wrote(write.seat, write.sentAt);
+    }
+    void record;
+    return { do: "continue" };
+  }
+
+  /** `claim` holds a permit of `seat`, as written at `sentAt` with `token`. */
+  private hold(claim: Claim, seat: LiveSeat, token: number, wall: Date, sentAt: number): void {
     this.wrote(seat, sentAt);
     // Holds whose permits this write handed on are given back by it.
     this.dropEnded(sentAt);
@@ -572,8 +654,8 @@ export class SemaphoreContender {
     if (index >= 0) this.waiting.splice(index, 1);
     const hold: Hold = {
       claim,
-      token: record.transitions,
-      acquireTime: record.acquireTime ?? this.ctx.clock.wallTime(),
+      token,
+      acquireTime: wall,
       leased: claim.options.mode === "lease",
       leaseMs: claim.options.leaseMs,
       sentAt,
@@ -631,7 +713,7 @@ export class SemaphoreContender {
         this.ctx.store.patchSeat(obs.record, this.ctx.identity, seat.written, next, { signal }),
       );
     }
-    if (!result.ok) return this.failed(result, "give a permit back");
+    if (!result.ok) return this.failed(result, "give a permit back", { seat: next, sentAt });
     this.ctx.cache.remember(result.value);
     if (next.released === true) {
       this.stopRenewing();
@@ -661,6 +743,7 @@ export class SemaphoreContender {
       this.ctx.cache.remember(result.value);
       if (this.seat !== seat) return;
       this.wrote(next, sentAt);
+      this.unsettled = [];
       this.ctx.observer.renewed?.("semaphore", this.ctx.clock.now() - sentAt);
       if (call !== undefined && hold !== undefined) {
         this.renewCalls.splice(this.renewCalls.indexOf(call), 1);
@@ -671,6 +754,8 @@ export class SemaphoreContender {
       for (const h of this.holds.values()) if (!h.leased && h.claim.state === "held") h.claim.sink.renewed(this.validFor(h));
       return;
     }
+    // It may have landed; the store then shows the seat renewed (see `settled`).
+    if (result.failure === "unanswered") this.unsettled.push({ seat: next, sentAt });
     if (call !== undefined) {
       const response = responseTo("holder-call", result.failure);
       if (response === "refresh") return void (await this.refresh());
@@ -723,15 +808,24 @@ export class SemaphoreContender {
     return this.ctx.calls
       .run(this.name, doing, this.ctx.timing(leaseMs || FALLBACK_LEASE_MS).renewDeadlineMs, call, priority)
       .then((result) => {
-        if (result.ok) this.backoffMs = MIN_BACKOFF_MS;
+        if (result.ok) {
+          this.backoffMs = MIN_BACKOFF_MS;
+          this.conflicts = 0;
+        }
         return result;
       });
   }
 
   /** A failed write: a conflict reads the Lease again; a refusal fails the waiters; anything else backs off. */
-  private async failed(result: CallResult<unknown> & { ok: false }, doing: string): Promise<void> {
+  private async failed(result: CallResult<unknown> & { ok: false }, doing: string, unsettled?: Unsettled): Promise<void> {
+    if (unsettled !== undefined && result.failure === "unanswered") {
+      // It may have landed: a read tells (the seat shows as it wrote, see `settled`), or the watch does.
+      this.unsettled.push(unsettled);
+      await this.refresh();
+    }
     const response = responseTo("write", result.failure);
     if (response === "conflict") {
+      this.conflicts += 1;
       await this.refresh();
       return;
     }
@@ -791,7 +885,7 @@ export class SemaphoreContender {
     const written = this.seat!.written;
     const now = this.ctx.clock.now();
     let longest = Math.max(leaseMs ?? 0, this.seat!.timing.leaseMs);
-    let promised = now;
+    let promised = Math.max(now, ...this.lingering);
     for (const hold of this.holds.values()) {
       if (hold.claim.state === "held" || hold.keepUntil !== undefined) {
         promised = Math.max(promised, hold.promisedUntil, hold.keepUntil ?? 0);
@@ -833,6 +927,7 @@ export class SemaphoreContender {
       deadlineTimer: undefined,
     };
     this.seat = state;
+    this.unsettled = [];
     state.written = seat;
     state.sentAt = sentAt;
     state.timing = timing;

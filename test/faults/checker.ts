@@ -11,6 +11,11 @@
 //
 // Rules, per lock or election name:
 //   overlap          no two holds overlap in time;
+//   permits-exceeded for a semaphore of N permits (`CheckOptions.permitsOf`),
+//                    never more than N holds at one instant (instead of
+//                    overlap); its tokens need not follow the order in which
+//                    its clients heard of their grants (token-order is not
+//                    checked), but none is granted twice;
 //   token-order      tokens (terms) strictly increase in acquisition order;
 //   duplicate-token  no token (term) is granted twice;
 //   no-token         nobody is told Acquired/Elected without a positive token;
@@ -38,6 +43,7 @@ import { type HistoryEvent, type ResourceKind, ms } from "./history.js";
 
 export type Rule =
   | "overlap"
+  | "permits-exceeded"
   | "token-order"
   | "duplicate-token"
   | "no-token"
@@ -116,6 +122,8 @@ export interface CheckOptions {
   readonly identityPrefix?: (daemon: number) => string;
   /** Lease name prefix (default "msync-"). */
   readonly leasePrefix?: string;
+  /** A semaphore's N, by resource ("semaphore/NAME"). */
+  readonly permitsOf?: (resource: string) => number | undefined;
 }
 
 export interface ResourceStats {
@@ -370,9 +378,25 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
     const describe = (h: Hold) =>
       `${h.client} (daemon ${h.daemon ?? "?"}) token ${h.token} from t=${at(h.start)} to ${h.end === undefined ? "never" : `t=${at(h.end)}`} (${h.endReason})`;
 
+    const permits = options.permitsOf?.(resource);
+    if (permits !== undefined) {
+      // permits-exceeded: the holds running at each hold's start, this one included.
+      for (const hold of ordered) {
+        const running = ordered.filter((h) => h.start <= hold.start && endOf(h) > hold.start);
+        if (running.length <= permits) continue;
+        const first = running.find((h) => h !== hold)!;
+        violations.push({
+          rule: "permits-exceeded",
+          resource,
+          clients: [first.client, hold.client],
+          at: hold.start,
+          message: `${running.length} holds of ${permits} permits at t=${at(hold.start)}: ${running.map(describe).join("; ")}`,
+        });
+      }
+    }
     // overlap
     let latest: Hold | undefined;
-    for (const hold of ordered) {
+    for (const hold of permits === undefined ? ordered : []) {
       if (latest !== undefined && hold.start < endOf(latest)) {
         violations.push({
           rule: "overlap",
@@ -411,7 +435,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
           message: `token ${hold.token} granted twice: ${describe(twin)} and ${describe(hold)}`,
           across: pair(twin),
         });
-      } else if (highestHere !== undefined && hold.token <= highestHere.token) {
+      } else if (permits === undefined && highestHere !== undefined && hold.token <= highestHere.token) {
         violations.push({
           rule: "token-order",
           resource,
@@ -419,7 +443,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
           at: hold.start,
           message: `${describe(hold)} was acquired after ${describe(highestHere)}, with a token not greater`,
         });
-      } else if (other !== undefined && other.start < hold.start) {
+      } else if (permits === undefined && other !== undefined && other.start < hold.start) {
         violations.push({
           rule: "token-order",
           resource,
@@ -655,6 +679,8 @@ function checkLeaseHistory(
   let verified = 0;
   let unverified = 0;
   for (const hold of holds) {
+    // A semaphore's grants are written into seats; its holderIdentity names nobody.
+    if (options.permitsOf?.(hold.resource) !== undefined) continue;
     const writer = writerOf(hold);
     if (writer === undefined || hold.daemon === undefined) {
       unverified += 1;

@@ -7,7 +7,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
-export type ResourceKind = "lock" | "election";
+export type ResourceKind = "lock" | "election" | "semaphore";
 
 export type EventType =
   // A lock: the client asked (Acquire stream opened), was granted, or gave up.
@@ -82,6 +82,8 @@ export interface HistoryEvent {
   readonly holderIdentity?: string;
   readonly transitions?: number;
   readonly renewTime?: string;
+  /** A semaphore's Lease: the identities of the daemons whose seats hold permits in this version. */
+  readonly seated?: readonly string[];
   /** A "lease" event that is the Lease's deletion (`resourceVersion`: the deletion's); what follows is a new epoch of its history. */
   readonly deleted?: boolean;
 }

@@ -113,12 +113,16 @@ function alive(pid: number): boolean {
   }
 }
 
-/** A script that prints "started PID", then waits for `file` to exist and exits with `code`. A SIGTERM prints "got SIGTERM" first. */
+/**
+ * A script that prints "started PID token=T term=T permits=N" (from its environment), then waits for `file` to
+ * exist and exits with `code`. A SIGTERM prints "got SIGTERM" first.
+ */
 function waitForFileScript(file: string, code: number, onTerm = ""): string {
   return `
     const fs = require("node:fs");
     process.on("SIGTERM", () => { console.log("got SIGTERM"); ${onTerm} });
-    console.log("started " + process.pid + " token=" + process.env.MSYNC_FENCING_TOKEN + " term=" + process.env.MSYNC_TERM);
+    const env = process.env;
+    console.log("started " + process.pid + " token=" + env.MSYNC_FENCING_TOKEN + " term=" + env.MSYNC_TERM + " permits=" + env.MSYNC_PERMITS);
     setInterval(() => { if (fs.existsSync(${JSON.stringify(file)})) process.exit(${code}); }, 10);`;
 }
 
@@ -263,6 +267,62 @@ test("lock: concurrent lock commands never overlap, and their tokens increase in
   t.deepEqual(tokens, [1, 2, 3, 4, 5]);
 });
 
+test("lock -n 2: two commands run at once, a third waits for a permit and runs once one exits; each gets its token and MSYNC_PERMITS", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const dir = tempDir(t);
+  const env = { MSYNC_ADDRESS: d.address };
+  const start = (id: string) =>
+    cli(t, ["lock", "-n", "2", "pool", `--holder=${id}`, ...nodeScript(waitForFileScript(join(dir, `done-${id}`), 0))], env);
+  const a = start("a");
+  const b = start("b");
+  const startedA = await a.line("started ");
+  const startedB = await b.line("started ");
+  t.regex(startedA, / permits=2$/);
+  const tokens = [startedA, startedB].map((line) => Number(/token=(\d+)/.exec(line)?.[1])).sort();
+  t.deepEqual(tokens, [1, 2], "both run at once, each with a token of its own");
+  const c = start("c");
+  const held = await d.client.getSemaphore("pool");
+  t.is(held.permits, 2);
+  t.deepEqual(held.holders.map((h) => h.holder).sort(), ["a", "b"]);
+  await sleep(500);
+  t.deepEqual(c.stdout, [], "the third waits while both permits are held");
+  writeFileSync(join(dir, "done-a"), "");
+  t.is(await a.exited, 0);
+  const startedC = await c.line("started ");
+  t.regex(startedC, /token=3 term=undefined permits=2$/);
+  t.false(b.child.exitCode !== null, "b still runs beside c");
+  t.deepEqual((await d.client.getSemaphore("pool")).holders.map((h) => h.holder).sort(), ["b", "c"]);
+  writeFileSync(join(dir, "done-b"), "");
+  writeFileSync(join(dir, "done-c"), "");
+  t.deepEqual(await Promise.all([b.exited, c.exited]), [0, 0]);
+  t.deepEqual((await d.client.getSemaphore("pool")).holders, [], "every permit given back once the commands exited");
+  t.false((await d.client.getLock("pool")).held, "a semaphore is not the lock of the same name");
+});
+
+test.serial(
+  "lock -n: another N than the semaphore's exits 64 without running the command; --wait-timeout exits 75 naming the holders",
+  async (t) => {
+    const d = await startTestDaemon();
+    t.teardown(() => d.stop());
+    const held = await d.client.semaphore("busy-pool", 1).acquire({ holder: "the-holder" });
+    t.teardown(() => held.release());
+    const marker = join(tempDir(t), "ran");
+    const env = { MSYNC_ADDRESS: d.address };
+    const mismatch = await run(t, ["lock", "-n", "3", "busy-pool", "--", "touch", marker], env);
+    t.is(mismatch.code, 64);
+    t.regex(mismatch.stderr, /cannot hold a permit of semaphore busy-pool: FAILED_PRECONDITION: permits/);
+    const timedOut = await run(t, ["lock", "--permits=1", "busy-pool", "--wait-timeout=0", "--", "touch", marker], env);
+    t.is(timedOut.code, 75);
+    t.regex(timedOut.stderr, /timed out after 0ms waiting for a permit of semaphore busy-pool \(held by the-holder, fencing token 1\)/);
+    const outOfRange = await run(t, ["lock", "-n", "0", "busy-pool", "--", "touch", marker], env);
+    t.is(outOfRange.code, 64, "the sidecar's INVALID_ARGUMENT is a usage error");
+    t.regex(outOfRange.stderr, /INVALID_ARGUMENT: permits/);
+    t.throws(() => readFileSync(marker), undefined, "the command never ran");
+    t.false(held.lost, "the holder kept its permit");
+  },
+);
+
 // Serial: with the machine busy with the other tests, the in-process sidecar may answer a 300 ms wait timeout
 // later than the CLI's own clock allows (1 s after it), and the message then cannot name the holder.
 test.serial("lock: --wait-timeout exits 75 without running the command while someone else holds the lock", async (t) => {
@@ -280,30 +340,37 @@ test.serial("lock: --wait-timeout exits 75 without running the command while som
   t.like(await d.client.getLock("busy"), { held: true, holder: "the-holder", token: 1 });
 });
 
-test("lock lost: when the daemon freezes, the command gets SIGTERM, then SIGKILL, and the CLI exits 76", async (t) => {
-  // A 4 s lease promises 2 s at a time, renewed every 1.33 s or so: room for a 300 ms --kill-after.
-  const daemon = await spawnDaemon(["--backend=memory", "--lease-duration=4s", "--renew-deadline=2s"]);
-  t.teardown(() => daemon.stop());
-  // The command ignores SIGTERM, so --kill-after must end it.
-  const locked = cli(t, ["lock", "frozen", "--kill-after=300ms", ...nodeScript(waitForFileScript("/nonexistent/never", 0))], {
-    MSYNC_ADDRESS: daemon.address,
+for (const { flags, what } of [
+  { flags: [], what: "lock frozen" },
+  { flags: ["-n", "2"], what: "a permit of semaphore frozen" },
+]) {
+  test(`lock ${flags.join(" ")}${flags.length > 0 ? " " : ""}lost: when the daemon freezes, the command gets SIGTERM, then SIGKILL, and the CLI exits 76`, async (t) => {
+    // A 4 s lease promises 2 s at a time, renewed every 1.33 s or so: room for a 300 ms --kill-after.
+    const daemon = await spawnDaemon(["--backend=memory", "--lease-duration=4s", "--renew-deadline=2s"]);
+    t.teardown(() => daemon.stop());
+    // The command ignores SIGTERM, so --kill-after must end it.
+    const locked = cli(t, ["lock", ...flags, "frozen", "--kill-after=300ms", ...nodeScript(waitForFileScript("/nonexistent/never", 0))], {
+      MSYNC_ADDRESS: daemon.address,
+    });
+    const started = await locked.line("started ");
+    const pid = Number(started.split(" ")[1]);
+    t.true(alive(pid));
+    daemon.signal("SIGSTOP"); // no more heartbeats: the CLI's own deadline must fire
+    t.teardown(() => daemon.signal("SIGCONT"));
+    t.is(await locked.exited, 76);
+    t.true(locked.stdout.includes("got SIGTERM"), "the command was asked to stop");
+    t.false(alive(pid), "the command was killed");
+    const stderr = locked.stderr.join("\n");
+    t.true(
+      new RegExp(
+        `${what} \\(fencing token 1\\): no heartbeat from the sidecar, and its promise runs out in [\\d.]+m?s: stopping the command`,
+      ).test(stderr),
+      stderr,
+    );
+    t.regex(stderr, /sending SIGKILL/);
+    daemon.signal("SIGCONT");
   });
-  const started = await locked.line("started ");
-  const pid = Number(started.split(" ")[1]);
-  t.true(alive(pid));
-  daemon.signal("SIGSTOP"); // no more heartbeats: the CLI's own deadline must fire
-  t.teardown(() => daemon.signal("SIGCONT"));
-  t.is(await locked.exited, 76);
-  t.true(locked.stdout.includes("got SIGTERM"), "the command was asked to stop");
-  t.false(alive(pid), "the command was killed");
-  const stderr = locked.stderr.join("\n");
-  t.regex(
-    stderr,
-    /lock frozen \(fencing token 1\): no heartbeat from the sidecar, and its promise runs out in [\d.]+m?s: stopping the command/,
-  );
-  t.regex(stderr, /sending SIGKILL/);
-  daemon.signal("SIGCONT");
-});
+}
 
 // Serial, so that the bound measures the CLI and not a machine busy with the other tests.
 test.serial("lock --wait-timeout on a frozen sidecar exits 75 within 5 s, on the CLI's own clock", async (t) => {
@@ -574,12 +641,12 @@ test("leader and observe print the leader, term and value, as text or JSON", asy
 test("usage errors exit 64, an unreachable sidecar 69, and --help documents the exit codes", async (t) => {
   const help = await run(t, ["--help"]);
   t.is(help.code, 0);
-  t.regex(help.stdout, /metaparticle-sync lock NAME/);
+  t.regex(help.stdout, /metaparticle-sync lock \[-n N\] NAME/);
   t.regex(help.stdout, /75 +lock: --wait-timeout passed/);
   for (const command of ["lock", "elect", "leader", "observe"]) {
     const commandHelp = await run(t, [command, "--help"]);
     t.is(commandHelp.code, 0, command);
-    t.regex(commandHelp.stdout, new RegExp(`^Usage: metaparticle-sync ${command} NAME`), command);
+    t.regex(commandHelp.stdout, new RegExp(`^Usage: metaparticle-sync ${command} ${command === "lock" ? "\\[-n N\\] " : ""}NAME`), command);
     // Each command's help lists only the exit codes it can exit with.
     const runsCommand = command === "lock" || command === "elect";
     t.is(/CMD's status|126, 127/.test(commandHelp.stdout), runsCommand, `${command} --help and CMD's exit codes`);
@@ -595,6 +662,9 @@ test("usage errors exit 64, an unreachable sidecar 69, and --help documents the 
     ["lock", "x"],
     ["lock", "--", "true"],
     ["lock", "x", "--bogus", "--", "true"],
+    ["lock", "-n", "two", "x", "--", "true"],
+    ["lock", "x", "-n"],
+    ["elect", "-n", "2", "x", "--", "true"],
     ["leader", "x", "y"],
   ]) {
     const result = await run(t, args);

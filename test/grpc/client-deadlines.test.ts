@@ -1,15 +1,18 @@
 // The TypeScript client never waits forever (issue 18, the client contract's
-// section 1): every call has a deadline, a lock's wait timeout is kept on the
-// client's own clock, release and resign are bounded, and streams notice a
-// sidecar that stopped answering by keepalive. Against a real daemon process
-// frozen with SIGSTOP, and a fake sidecar that records what it is sent.
+// section 1): every call has a deadline, a lock's or a permit's wait timeout is
+// kept on the client's own clock, release and resign are bounded, and streams
+// notice a sidecar that stopped answering by keepalive. Against a real daemon
+// process frozen with SIGSTOP, and a fake sidecar that records what it is sent.
 import test, { type ExecutionContext } from "ava";
 import { Server, ServerCredentials, type ServerWritableStream } from "@grpc/grpc-js";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  type AcquireOptions,
   type CampaignEvent,
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_WAIT_TIMEOUT_MS,
+  type LostError,
+  type StreamHold,
   SyncClient,
   SyncClientError,
   WAIT_TIMEOUT_GRACE_MS,
@@ -56,53 +59,67 @@ function codeOf(error: unknown): string {
   return error instanceof SyncClientError ? status[error.code]! : String(error);
 }
 
-test("Lock.release() on a frozen sidecar settles by its deadline or the promise's end, so `await using` does not hang", async (t) => {
-  // The default 15 s lease promises 10 s at a time: the release waits for the sidecar until then, and the hold is over then.
-  const { daemon, client } = await sidecar(t);
-  const lock = await client.lock("frozen-release");
-  freeze(t, daemon);
-  const released = await settles(lock.release(), DEFAULT_CALL_TIMEOUT_MS + 4000);
-  t.is(released.outcome, "resolved", `release() is ${released.outcome} after ${Math.round(released.ms)} ms: ${codeOf(released.error)}`);
-  t.true(released.ms < DEFAULT_CALL_TIMEOUT_MS + 1000, `after ${Math.round(released.ms)} ms`);
-  t.true(lock.lost, "the signal aborted at once");
+/** The holds kept by a stream, each taken its own way and bounded the same way: a lock, and a permit of a semaphore. */
+const STREAM_HOLDS: ReadonlyArray<{
+  /** The hold's class, and how it is taken, as the tests' titles name them. */
+  readonly type: string;
+  readonly call: string;
+  take(client: SyncClient, name: string, options?: AcquireOptions): Promise<StreamHold>;
+}> = [
+  { type: "Lock", call: "lock()", take: (client, name, options) => client.lock(name, options) },
+  { type: "Permit", call: "Semaphore.acquire()", take: (client, name, options) => client.semaphore(name, 1).acquire(options) },
+];
 
-  // A 60 s lease with a 40 s renew deadline promises 40 s: the call's deadline, 10 s by default, comes first, and the release fails with it.
-  const long = await sidecar(t, ["--lease-duration=60s", "--renew-deadline=40s"]);
-  const scoped = async () => {
-    await using held = await long.client.lock("frozen-dispose");
-    freeze(t, long.daemon);
-    t.false(held.lost);
-  };
-  const disposed = await settles(scoped(), DEFAULT_CALL_TIMEOUT_MS + 4000);
-  t.is(disposed.outcome, "rejected", `the await using block is ${disposed.outcome} after ${Math.round(disposed.ms)} ms`);
-  t.is(codeOf(disposed.error), "DEADLINE_EXCEEDED");
-  t.true(
-    disposed.ms >= DEFAULT_CALL_TIMEOUT_MS - 500 && disposed.ms < DEFAULT_CALL_TIMEOUT_MS + 2000,
-    `after ${Math.round(disposed.ms)} ms`,
-  );
-});
+for (const { type, take } of STREAM_HOLDS)
+  test(`${type}.release() on a frozen sidecar settles by its deadline or the promise's end, so \`await using\` does not hang`, async (t) => {
+    // The default 15 s lease promises 10 s at a time: the release waits for the sidecar until then, and the hold is over then.
+    const { daemon, client } = await sidecar(t);
+    const hold = await take(client, "frozen-release");
+    freeze(t, daemon);
+    const released = await settles(hold.release(), DEFAULT_CALL_TIMEOUT_MS + 4000);
+    t.is(released.outcome, "resolved", `release() is ${released.outcome} after ${Math.round(released.ms)} ms: ${codeOf(released.error)}`);
+    t.true(released.ms < DEFAULT_CALL_TIMEOUT_MS + 1000, `after ${Math.round(released.ms)} ms`);
+    t.true(hold.lost, "the signal aborted at once");
 
-test("Lock.release() with a timeoutMs returns within it; once the promise has run out it resolves instead", async (t) => {
-  const { daemon, client } = await sidecar(t, ["--lease-duration=15s"]);
-  const lock = await client.lock("short-deadline");
-  freeze(t, daemon);
-  const released = await settles(lock.release({ timeoutMs: 1000 }), 5000);
-  t.is(released.outcome, "rejected");
-  t.is(codeOf(released.error), "DEADLINE_EXCEEDED");
-  t.true(released.ms < 2500, `after ${Math.round(released.ms)} ms`);
+    // A 60 s lease with a 40 s renew deadline promises 40 s: the call's deadline, 10 s by default, comes first, and the release fails with it.
+    const long = await sidecar(t, ["--lease-duration=60s", "--renew-deadline=40s"]);
+    const scoped = async () => {
+      await using held = await take(long.client, "frozen-dispose");
+      freeze(t, long.daemon);
+      t.false(held.lost);
+    };
+    const disposed = await settles(scoped(), DEFAULT_CALL_TIMEOUT_MS + 4000);
+    t.is(disposed.outcome, "rejected", `the await using block is ${disposed.outcome} after ${Math.round(disposed.ms)} ms`);
+    t.is(codeOf(disposed.error), "DEADLINE_EXCEEDED");
+    t.true(
+      disposed.ms >= DEFAULT_CALL_TIMEOUT_MS - 500 && disposed.ms < DEFAULT_CALL_TIMEOUT_MS + 2000,
+      `after ${Math.round(disposed.ms)} ms`,
+    );
+  });
 
-  // A 3 s lease promises 2 s at a time: the default 10 s deadline is cut to the promise, and the hold is over then.
-  const short = await sidecar(t, ["--lease-duration=3s", "--renew-deadline=2s"]);
-  const brief = await short.client.lock("short-promise");
-  freeze(t, short.daemon);
-  const over = await settles(brief.release(), 6000);
-  t.is(over.outcome, "resolved", `release() ${over.outcome} after ${Math.round(over.ms)} ms: ${codeOf(over.error)}`);
-  t.true(over.ms < 3000, `after ${Math.round(over.ms)} ms`);
-});
+for (const { type, take } of STREAM_HOLDS)
+  test(`${type}.release() with a timeoutMs returns within it; once the promise has run out it resolves instead`, async (t) => {
+    const { daemon, client } = await sidecar(t, ["--lease-duration=15s"]);
+    const hold = await take(client, "short-deadline");
+    freeze(t, daemon);
+    const released = await settles(hold.release({ timeoutMs: 1000 }), 5000);
+    t.is(released.outcome, "rejected");
+    t.is(codeOf(released.error), "DEADLINE_EXCEEDED");
+    t.true(released.ms < 2500, `after ${Math.round(released.ms)} ms`);
+
+    // A 3 s lease promises 2 s at a time: the default 10 s deadline is cut to the promise, and the hold is over then.
+    const short = await sidecar(t, ["--lease-duration=3s", "--renew-deadline=2s"]);
+    const brief = await take(short.client, "short-promise");
+    freeze(t, short.daemon);
+    const over = await settles(brief.release(), 6000);
+    t.is(over.outcome, "resolved", `release() ${over.outcome} after ${Math.round(over.ms)} ms: ${codeOf(over.error)}`);
+    t.true(over.ms < 3000, `after ${Math.round(over.ms)} ms`);
+  });
 
 test("every unary call on a frozen sidecar fails with DEADLINE_EXCEEDED at its timeoutMs, and an aborted signal cancels it", async (t) => {
   const { daemon, client } = await sidecar(t, ["--lease-duration=15s"]);
   const leased = (await client.tryLock("leased"))!;
+  const leasedPermit = (await client.semaphore("pool", 2).tryAcquire()).permit!;
   const campaign = client.campaign("bounded", { candidate: "a" });
   t.teardown(() => campaign.close());
   while (!campaign.leading) await sleep(5);
@@ -114,6 +131,10 @@ test("every unary call on a frozen sidecar fails with DEADLINE_EXCEEDED at its t
     renew: (o) => leased.renew(o),
     "LeasedLock.release": (o) => leased.release(o),
     proclaim: (o) => campaign.proclaim("v2", o),
+    "Semaphore.tryAcquire": (o) => client.semaphore("pool", 2).tryAcquire(o),
+    getSemaphore: (o) => client.getSemaphore("pool", { fresh: true, ...o }),
+    "LeasedPermit.renew": (o) => leasedPermit.renew(o),
+    "LeasedPermit.release": (o) => leasedPermit.release(o),
   };
   const results = await Promise.all(
     Object.entries(calls).map(async ([name, call]) => [name, await settles(call({ timeoutMs: 800 }), 4000)] as const),
@@ -137,30 +158,46 @@ test("every unary call on a frozen sidecar fails with DEADLINE_EXCEEDED at its t
   await t.throwsAsync(client.getLock("x", { timeoutMs: Infinity }), { instanceOf: RangeError });
 });
 
-test("lock(): the wait timeout is kept on the client's own clock when the sidecar does not answer, and timeoutMs bounds it too", async (t) => {
-  const { daemon, client } = await sidecar(t);
-  const held = await client.lock("busy", { holder: "holder" });
-  t.teardown(() => held.release({ timeoutMs: 100 }).catch(() => {}));
-  // Answered by the sidecar: DEADLINE_EXCEEDED with reason WAIT_TIMEOUT.
-  const answered = await settles(client.lock("busy", { waitTimeoutMs: 300 }), 5000);
-  t.is(codeOf(answered.error), "DEADLINE_EXCEEDED");
-  t.true(answered.ms < 1000, `after ${Math.round(answered.ms)} ms`);
+for (const { call, take } of STREAM_HOLDS)
+  test(`${call}: the wait timeout is kept on the client's own clock when the sidecar does not answer, and timeoutMs bounds it too`, async (t) => {
+    const { daemon, client } = await sidecar(t);
+    const held = await take(client, "busy", { holder: "holder" });
+    t.teardown(() => held.release({ timeoutMs: 100 }).catch(() => {}));
+    // Answered by the sidecar: DEADLINE_EXCEEDED with reason WAIT_TIMEOUT.
+    const answered = await settles(take(client, "busy", { waitTimeoutMs: 300 }), 5000);
+    t.is(codeOf(answered.error), "DEADLINE_EXCEEDED");
+    t.true(answered.ms < 1000, `after ${Math.round(answered.ms)} ms`);
+    freeze(t, daemon);
+    const waited = await settles(take(client, "busy", { waitTimeoutMs: 1000 }), 8000);
+    t.is(waited.outcome, "rejected", `${call} ${waited.outcome} after ${Math.round(waited.ms)} ms`);
+    t.is(codeOf(waited.error), "DEADLINE_EXCEEDED");
+    t.is((waited.error as SyncClientError).reason, "WAIT_TIMEOUT");
+    t.true(
+      waited.ms >= 1000 + WAIT_TIMEOUT_GRACE_MS - 100 && waited.ms < 1000 + WAIT_TIMEOUT_GRACE_MS + 1500,
+      `after ${Math.round(waited.ms)} ms`,
+    );
+    const bounded = await settles(take(client, "busy", { timeoutMs: 700 }), 8000);
+    t.is(codeOf(bounded.error), "DEADLINE_EXCEEDED");
+    t.true(bounded.ms < 2000, `after ${Math.round(bounded.ms)} ms`);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error("stop waiting")), 300);
+    const aborted = await settles(take(client, "busy", { signal: controller.signal }), 5000);
+    t.is((aborted.error as Error).message, "stop waiting");
+  });
+
+test("Permit: when the daemon freezes, its signal aborts on the client's own deadline before the permit's lease could expire", async (t) => {
+  // A 3 s lease promises 2 s at a time: the signal must abort within 2 s of the last heartbeat, well inside the 3 s lease.
+  const { daemon, client } = await sidecar(t, ["--lease-duration=3s", "--renew-deadline=2s"]);
+  const permit = await client.semaphore("frozen", 2).acquire();
+  const lost = new Promise<number>((resolve) => permit.signal.addEventListener("abort", () => resolve(performance.now())));
+  await sleep(1_500); // at least one heartbeat
+  t.false(permit.lost);
   freeze(t, daemon);
-  const waited = await settles(client.lock("busy", { waitTimeoutMs: 1000 }), 8000);
-  t.is(waited.outcome, "rejected", `lock() ${waited.outcome} after ${Math.round(waited.ms)} ms`);
-  t.is(codeOf(waited.error), "DEADLINE_EXCEEDED");
-  t.is((waited.error as SyncClientError).reason, "WAIT_TIMEOUT");
-  t.true(
-    waited.ms >= 1000 + WAIT_TIMEOUT_GRACE_MS - 100 && waited.ms < 1000 + WAIT_TIMEOUT_GRACE_MS + 1500,
-    `after ${Math.round(waited.ms)} ms`,
-  );
-  const bounded = await settles(client.lock("busy", { timeoutMs: 700 }), 8000);
-  t.is(codeOf(bounded.error), "DEADLINE_EXCEEDED");
-  t.true(bounded.ms < 2000, `after ${Math.round(bounded.ms)} ms`);
-  const controller = new AbortController();
-  setTimeout(() => controller.abort(new Error("stop waiting")), 300);
-  const aborted = await settles(client.lock("busy", { signal: controller.signal }), 5000);
-  t.is((aborted.error as Error).message, "stop waiting");
+  const frozenAt = performance.now();
+  const lostAt = await lost;
+  t.is((permit.signal.reason as LostError).reason, "heartbeat-timeout");
+  t.true(lostAt - frozenAt < 3_000, `lost ${Math.round(lostAt - frozenAt)} ms after the freeze`);
+  t.is(permit.validForMs, 0);
 });
 
 test("lock() sends its wait timeout to the sidecar: 5 min unless told, bounded by timeoutMs", async (t) => {

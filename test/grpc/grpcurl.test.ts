@@ -19,7 +19,7 @@ async function grpcurlCall(...args: string[]): Promise<{ ok: boolean; out: strin
   }
 }
 
-test("grpcurl lists, describes and calls both services with no proto files", async (t) => {
+test("grpcurl lists, describes and calls every service with no proto files", async (t) => {
   const d = await startTestDaemon();
   t.teardown(() => d.stop());
   const list = await grpcurlCall(d.address, "list");
@@ -28,6 +28,7 @@ test("grpcurl lists, describes and calls both services with no proto files", asy
     "grpc.health.v1.Health",
     "metaparticle.sync.v1.ElectionService",
     "metaparticle.sync.v1.LockService",
+    "metaparticle.sync.v1.SemaphoreService",
   ]);
 
   const describe = await grpcurlCall(d.address, "describe", "metaparticle.sync.v1.ElectionService");
@@ -50,6 +51,15 @@ test("grpcurl lists, describes and calls both services with no proto files", asy
   t.false(bad.ok);
   t.regex(bad.out, /InvalidArgument/);
   t.regex(bad.out, /name: "Bad_Name" is not a DNS-1123 subdomain/);
+
+  const permit = await grpcurlCall(
+    "-d",
+    '{"name":"export","permits":3,"holder":"cron","lease_duration":"60s"}',
+    d.address,
+    "metaparticle.sync.v1.SemaphoreService/TryAcquirePermit",
+  );
+  t.true(permit.ok, permit.out);
+  t.like(JSON.parse(permit.out), { acquired: true, hold: { holdId: "1", fencingToken: "1", permits: 3 } });
 
   const health = await grpcurlCall(d.address, "grpc.health.v1.Health/Check");
   t.like(JSON.parse(health.out), { status: "SERVING" });

@@ -72,7 +72,32 @@ const HOLD_GOES_ON = new Set<string>(["acquired", "elected", "renewed"]);
 /** A unary call's deadline on the client side, as a gRPC client would set it. */
 const CALL_DEADLINE_MS = 5_000;
 
-export type Resource = { readonly kind: "lock" | "election"; readonly name: string; readonly leaseName: string };
+export type Resource = {
+  readonly kind: "lock" | "election" | "semaphore";
+  readonly name: string;
+  readonly leaseName: string;
+  /** A semaphore's N. */
+  readonly permits?: number;
+};
+
+/** The engine's operations for a lock or a semaphore `resource`, in one shape. */
+function lockLike(daemon: DaemonLink, resource: Resource) {
+  const engine = daemon.engine;
+  if (resource.kind !== "semaphore") return engine.locks;
+  const permits = resource.permits!;
+  const semaphores = engine.semaphores;
+  return {
+    acquire: (request: Parameters<typeof engine.locks.acquire>[0], sink: Parameters<typeof engine.locks.acquire>[1], signal: AbortSignal) =>
+      semaphores.acquire({ ...request, permits }, sink, signal),
+    tryAcquire: async (request: Parameters<typeof engine.locks.tryAcquire>[0], signal?: AbortSignal) => {
+      const result = await semaphores.tryAcquire({ ...request, permits }, signal);
+      return result.acquired ? result : { acquired: false as const, holder: "", token: 0, leaseMs: 0 };
+    },
+    renew: (leaseName: string, token: number, leaseMs: number | undefined, signal?: AbortSignal) =>
+      semaphores.renew(leaseName, token, leaseMs, signal),
+    release: (leaseName: string, token: number) => semaphores.release(leaseName, token),
+  };
+}
 
 abstract class Client {
   done = false;
@@ -239,6 +264,11 @@ export class AcquireClient extends StreamClient implements Stream {
   daemonHolds = false;
   /** When the client called Acquire (simulated time). */
   startedAt = 0;
+
+  /** The Acquire does not wait (a wait timeout of 0). */
+  get noWait(): boolean {
+    return this.options.waitTimeoutMs === 0;
+  }
   private readonly controller = new AbortController();
 
   constructor(
@@ -262,7 +292,7 @@ export class AcquireClient extends StreamClient implements Stream {
     }
     this.daemon.io(() => {
       try {
-        this.daemon.engine.locks.acquire(
+        lockLike(this.daemon, this.resource).acquire(
           {
             leaseName: this.resource.leaseName,
             holder: this.id,
@@ -402,7 +432,10 @@ export class TryClient extends Client {
     this.record({ ev: "acquire-start", detail: `TryAcquire, lease ${this.leaseMs} ms` });
     this.unary(
       (signal) =>
-        this.daemon.engine.locks.tryAcquire({ leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs }, signal),
+        lockLike(this.daemon, this.resource).tryAcquire(
+          { leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs },
+          signal,
+        ),
       (late) => {
         // Granted after this client gave up: the lease stands, unrenewed, until it runs out.
         if (!late.acquired) return;
@@ -477,7 +510,7 @@ export class TryClient extends Client {
     const asked = leaseMs ?? this.leaseMs;
     this.record({ ev: "renew", token: this.token, detail: `lease ${leaseMs ?? "unchanged"}` });
     this.unary(
-      (signal) => this.daemon.engine.locks.renew(this.resource.leaseName, this.token, leaseMs, signal),
+      (signal) => lockLike(this.daemon, this.resource).renew(this.resource.leaseName, this.token, leaseMs, signal),
       // Renewed after this client gave up (its daemon was frozen): the lease stands that much longer,
       // at least as long as the one it had (no write shortens a promise).
       () => {
@@ -521,7 +554,7 @@ export class TryClient extends Client {
     this.record({ ev: "release", token: this.token });
     this.state = "done";
     this.done = true;
-    this.unary(() => this.daemon.engine.locks.release(this.resource.leaseName, this.token)).then(
+    this.unary(() => lockLike(this.daemon, this.resource).release(this.resource.leaseName, this.token)).then(
       () => {
         this.occupiedUntil = 0;
         this.world.holding(this.daemon, this.resource);
@@ -533,7 +566,7 @@ export class TryClient extends Client {
         if (code === "unavailable" && faultFree && this.world.faultFree(this.daemon, this.resource.leaseName, started)) {
           this.world.violation(
             "release-unavailable",
-            `lock/${this.resource.name}`,
+            `${this.resource.kind}/${this.resource.name}`,
             `${this.id}: Release of held token ${this.token} failed with unavailable while no fault touched the lock: ${(err as Error).message}`,
           );
         }
@@ -764,6 +797,8 @@ export class ObserverClient extends Client implements Stream {
 
 /** One GetLock or GetLeader, cached or fresh: its answer goes to the read oracle, a failure must be a SyncError. */
 export function read(world: World, daemon: DaemonLink, resource: Resource, fresh: boolean): void {
+  const kind = resource.kind;
+  if (kind === "semaphore") return; // GetSemaphore is not in the read oracle yet.
   const sent = world.now();
   const call = resource.kind === "lock" ? "GetLock" : "GetLeader";
   daemon.io(() => {
@@ -779,7 +814,7 @@ export function read(world: World, daemon: DaemonLink, resource: Resource, fresh
     }
     promise.then(
       (answer) => {
-        const base = { slot: daemon.slot, kind: resource.kind, leaseName: resource.leaseName, fresh, call, sent, replied: world.now() };
+        const base = { slot: daemon.slot, kind, leaseName: resource.leaseName, fresh, call, sent, replied: world.now() };
         world.readAnswered(resource.kind === "lock" ? { ...base, lock: answer as LockState } : { ...base, leader: answer as LeaderState });
       },
       (err: unknown) => {

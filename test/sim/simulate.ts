@@ -19,7 +19,7 @@ import {
   SCALE_KINDS,
   type ScaleKind,
   type SimResult,
-  WORKLOAD_KINDS,
+  ALL_WORKLOAD_KINDS,
   type WorkloadKind,
   simulate,
 } from "./world.js";
@@ -85,7 +85,7 @@ function parseArgs(argv: readonly string[]): Args {
         args.faults = kinds(flag, argv[++i], FAULT_KINDS);
         break;
       case "--workload":
-        args.workload = kinds(flag, argv[++i], WORKLOAD_KINDS);
+        args.workload = kinds(flag, argv[++i], ALL_WORKLOAD_KINDS);
         break;
       case "--scale": {
         const kind = argv[++i];

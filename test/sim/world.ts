@@ -49,7 +49,14 @@ export const FAULT_KINDS = [
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export const WORKLOAD_KINDS = ["acquire", "hot", "try", "campaign", "observe", "read"] as const;
-export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
+/**
+ * Kinds drawn from streams of their own, so that adding them changed nothing
+ * for the seeds that do not draw them: `semaphore`, 1 or 2 semaphores of 1 to 4
+ * permits with blocking, hot and TryAcquire clients.
+ */
+export const EXTRA_WORKLOAD_KINDS = ["semaphore"] as const;
+export type WorkloadKind = (typeof WORKLOAD_KINDS)[number] | (typeof EXTRA_WORKLOAD_KINDS)[number];
+export const ALL_WORKLOAD_KINDS: readonly WorkloadKind[] = [...WORKLOAD_KINDS, ...EXTRA_WORKLOAD_KINDS];
 
 /**
  * Worlds at scale, drawn for a few seeds from a stream of their own: `names`,
@@ -246,13 +253,15 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, 
   const scale = chooseScale(scaleRandom, options);
   const daemons = scale === "daemons" ? scaleRandom.int(...SCALE_DAEMONS) : DAEMONS;
   const allowedFaults = options.faults ?? new Set(FAULT_KINDS);
-  const allowedWork = options.workload ?? new Set(WORKLOAD_KINDS);
+  const allowedWork = options.workload ?? new Set(ALL_WORKLOAD_KINDS);
   const quiet = random.bool(0.15);
   const faults = new Set<FaultKind>();
   for (const kind of FAULT_KINDS) if (!quiet && random.bool(0.4) && allowedFaults.has(kind)) faults.add(kind);
   const workload = new Set<WorkloadKind>();
   for (const kind of WORKLOAD_KINDS) if (random.bool(0.75) && allowedWork.has(kind)) workload.add(kind);
   if (workload.size === 0) workload.add([...allowedWork][0] ?? "acquire");
+  const onlyExtra = [...allowedWork].every((kind) => !(WORKLOAD_KINDS as readonly string[]).includes(kind));
+  if (allowedWork.has("semaphore") && (stream(options.seed, "semaphore").bool(0.4) || onlyExtra)) workload.add("semaphore");
   const phases: Array<[number, number]> = [];
   for (let i = random.int(1, 3); i > 0; i--) {
     const start = random.int(0, FAULTS_END_MS - 3_000);
@@ -506,6 +515,7 @@ export class Simulation implements ClientWorld {
   ) {
     this.tracing = options.trace === true;
     this.random = stream(seed, "workload");
+    this.semaphoreRandom = stream(seed, "semaphore-workload");
     this.faultRandom = stream(seed, "faults");
     this.buggify = stream(seed, "buggify");
     this.wallRandom = stream(seed, "wall-clock");
@@ -525,7 +535,16 @@ export class Simulation implements ClientWorld {
     this.walls = this.profile.wallOffsetMs.map((offset) => new NodeWallClock(this.clock, offset));
     for (let i = 0; i < this.profile.locks; i++) this.resources.push(this.resource("lock", `l${i}`));
     for (let i = 0; i < this.profile.elections; i++) this.resources.push(this.resource("election", `e${i}`));
+    if (this.profile.workload.has("semaphore")) {
+      for (let i = this.semaphoreRandom.int(1, 2); i > 0; i--) {
+        const name = `s${this.resources.filter((r) => r.kind === "semaphore").length}`;
+        this.resources.push({ kind: "semaphore", name, leaseName: `msync-semaphore-${name}`, permits: this.semaphoreRandom.int(1, 4) });
+      }
+    }
   }
+
+  /** Draws of the semaphore workload, apart from the others (see EXTRA_WORKLOAD_KINDS). */
+  private readonly semaphoreRandom: Random;
 
   // ---- the world as clients see it --------------------------------------
 
@@ -569,14 +588,16 @@ export class Simulation implements ClientWorld {
       const recreated = grants.find((e) => ms(e) >= d);
       if (recreated?.heard !== undefined && recreated.heard < earlier.token!) return true;
       // Or the daemon that re-created it knew of no hold still running when the Lease was deleted.
-      const writer = this.history.find(
+      // (On a semaphore, the daemon whose seat that version first shows.)
+      const written = this.history.find(
         (e) =>
           e.ev === "lease" &&
           e.name === resource.leaseName &&
           e.transitions === recreated?.token &&
-          (e.holderIdentity ?? "") !== "" &&
+          ((e.holderIdentity ?? "") !== "" || (e.seated ?? []).length > 0) &&
           ms(e) >= d,
-      )?.holderIdentity;
+      );
+      const writer = written?.holderIdentity || written?.seated?.[0];
       const aware = this.awareAtDeletion.get(`${resource.leaseName}@${d}`);
       return writer !== undefined && aware !== undefined && !aware.has(writer);
     });
@@ -616,7 +637,7 @@ export class Simulation implements ClientWorld {
     if (resource === undefined) return false;
     const deletions = this.unwatchedDeletedAt.get(resource.leaseName);
     if (deletions === undefined) return false;
-    if (v.rule === "overlap") return this.unseenAcrossDeletion(resource, v.clients, deletions, v.at);
+    if (v.rule === "overlap" || v.rule === "permits-exceeded") return this.unseenAcrossDeletion(resource, v.clients, deletions, v.at);
     // The hold that ended was overtaken by one on the re-created Lease (the overlap above): that one is its successor.
     if (v.rule === "no-handover") return this.overtakenAcrossDeletion(resource, v.clients[0]!, deletions, Number(v.at / 1000n) / 1000);
     if (v.across === undefined) return false;
@@ -649,7 +670,8 @@ export class Simulation implements ClientWorld {
         const next = this.history.find(
           (e) => e.ev === "lease" && e.name === name && e.ts > ns && (e as { deleted?: boolean }).deleted !== true,
         );
-        if (next === undefined || (next.holderIdentity ?? "") === "") continue;
+        // (On a semaphore, a create with a seat: a restore has none.)
+        if (next === undefined || ((next.holderIdentity ?? "") === "" && (next.seated ?? []).length === 0)) continue;
         const unwatched = this.unwatchedDeletedAt.get(name) ?? [];
         if (!unwatched.includes(at)) this.unwatchedDeletedAt.set(name, [...unwatched, at]);
       }
@@ -733,7 +755,7 @@ export class Simulation implements ClientWorld {
     return this.result();
   }
 
-  private resource(kind: "lock" | "election", name: string): Resource {
+  private resource(kind: "lock" | "election" | "semaphore", name: string): Resource {
     return { kind, name, leaseName: `msync-${kind}-${name}` };
   }
 
@@ -748,6 +770,26 @@ export class Simulation implements ClientWorld {
 
   /** When the harness saw each Lease's holder last acquire, renew or release (`renewalOf` change). */
   private readonly renewals = new Map<string, { readonly stamp: string; readonly at: number }>();
+  /** The same for each seat of a semaphore (by Lease name, then identity): when the harness saw it taken or renewed. */
+  private readonly seatRenewals = new Map<string, Map<string, { readonly stamp: string; readonly at: number }>>();
+
+  /**
+   * When `identity`'s hold of `record` runs out as the others count it, unless renewed: the hold of its writer,
+   * or its seat's on a semaphore. Undefined when it holds nothing there.
+   */
+  private holdOf(record: LeaseRecord, identity: string): { readonly renewedAt: number; readonly leaseMs: number } | undefined {
+    const name = record.name;
+    // The others count from when they saw its last renewal: a daemon that first saw it later, from then.
+    const firstSeen = this.firstSeen.get(name) ?? -Infinity;
+    if (record.holderIdentity === identity) {
+      const renewedAt = Math.max(this.renewals.get(name)?.at ?? this.clock.now(), firstSeen);
+      return { renewedAt, leaseMs: record.leaseDurationSeconds * 1000 };
+    }
+    const seat = record.seats?.find((s) => s.identity === identity);
+    if (seat === undefined || seat.released === true) return undefined;
+    const renewedAt = Math.max(this.seatRenewals.get(name)?.get(identity)?.at ?? this.clock.now(), firstSeen);
+    return { renewedAt, leaseMs: seat.durationSeconds * 1000 };
+  }
 
   /** The harness's own watch on the Leases, for the checker's Lease-history rules. */
   private watchLeases(): void {
@@ -757,6 +799,13 @@ export class Simulation implements ClientWorld {
         this.reads.saw(lease.name, this.clock.now(), lease);
         const stamp = renewalOf(lease);
         if (this.renewals.get(lease.name)?.stamp !== stamp) this.renewals.set(lease.name, { stamp, at: this.clock.now() });
+        for (const seat of lease.seats ?? []) {
+          if (seat.released === true) continue;
+          const seats = this.seatRenewals.get(lease.name) ?? new Map<string, { stamp: string; at: number }>();
+          this.seatRenewals.set(lease.name, seats);
+          const seatStamp = `${seat.acquisition}|${seat.renewMs}|${seat.durationSeconds}`;
+          if (seats.get(seat.identity)?.stamp !== seatStamp) seats.set(seat.identity, { stamp: seatStamp, at: this.clock.now() });
+        }
         for (const fault of this.cutOffs)
           fault.longest.set(lease.name, Math.max(fault.longest.get(lease.name) ?? 0, lease.leaseDurationSeconds));
         this.record("harness", {
@@ -765,6 +814,9 @@ export class Simulation implements ClientWorld {
           resourceVersion: lease.version,
           holderIdentity: lease.holderIdentity,
           transitions: lease.transitions,
+          ...(lease.kind === "semaphore"
+            ? { seated: (lease.seats ?? []).filter((seat) => seat.released !== true).map((seat) => seat.identity) }
+            : {}),
         });
       }
       if (event.type === "delete") {
@@ -784,8 +836,8 @@ export class Simulation implements ClientWorld {
   private legacyHold(): void {
     const holdMs = this.profile.apiServer?.legacyHoldMs ?? 0;
     if (!(this.shared instanceof KubeBackend) || holdMs === 0) return;
-    const resource = this.resources.find((r) => r.kind === "election") ?? this.resources[0]!;
-    const { identity, holder } = this.shared.legacyHold(resource.leaseName, resource.kind, holdMs);
+    const resource = this.resources.find((r) => r.kind === "election") ?? this.resources.find((r) => r.kind === "lock")!;
+    const { identity, holder } = this.shared.legacyHold(resource.leaseName, resource.kind as "lock" | "election", holdMs);
     const shared = this.shared;
     this.record("harness", {
       ev: "note",
@@ -848,6 +900,15 @@ export class Simulation implements ClientWorld {
       this.clock.setTimer(-Math.log(1 - this.random.next()) * this.profile.meanArrivalMs, arrive);
     };
     this.clock.setTimer(this.random.int(0, 500), arrive);
+    if (this.profile.workload.has("semaphore")) {
+      const r = this.semaphoreRandom;
+      const arriveAtSemaphore = () => {
+        if (this.clock.now() >= WORKLOAD_END_MS) return;
+        this.spawnAtSemaphore();
+        this.clock.setTimer(-Math.log(1 - r.next()) * this.profile.meanArrivalMs, arriveAtSemaphore);
+      };
+      this.clock.setTimer(r.int(0, 500), arriveAtSemaphore);
+    }
     if (this.profile.scale === "names") this.manyNames();
     if (this.profile.scale === "daemons") this.manyDaemons();
   }
@@ -905,8 +966,37 @@ export class Simulation implements ClientWorld {
     return `${prefix}${this.clientCount}`;
   }
 
+  /** One client of a semaphore: blocking (some hot, handing permits on fast on one daemon), or TryAcquire. */
+  private spawnAtSemaphore(): void {
+    const r = this.semaphoreRandom;
+    const live = this.daemons.filter((d) => !d.gone());
+    const semaphores = this.resources.filter(
+      (res) => res.kind === "semaphore" && this.active.filter((c) => !c.done && c.resource === res).length < MAX_CLIENTS_PER_LOCK,
+    );
+    if (live.length === 0 || semaphores.length === 0) return;
+    const daemon = r.pick(live);
+    const semaphore = r.pick(semaphores);
+    const draw = r.next();
+    if (draw < 0.1) {
+      const until = this.clock.now() + r.int(2_000, 8_000);
+      for (let i = r.int(2, 4); i > 0; i--) this.hotLoop(daemon, semaphore, until, r);
+    } else if (draw < 0.3) {
+      const client = new TryClient(this, this.nextId("t"), daemon, semaphore, {
+        leaseMs: r.pick(TRY_LEASES),
+        holdMs: r.pick([r.int(500, 5_000), r.int(5_000, 40_000)]),
+        abandon: r.bool(0.15),
+        renewLeases: RENEW_LEASES,
+      });
+      this.adopt(client);
+      client.start();
+    } else {
+      this.acquire(daemon, semaphore, r);
+    }
+  }
+
   private spawn(): void {
-    const kinds = [...this.profile.workload];
+    // (Kinds drawn from streams of their own have their own arrivals.)
+    const kinds = [...this.profile.workload].filter((kind) => !(EXTRA_WORKLOAD_KINDS as readonly string[]).includes(kind));
     const kind = this.random.pick(kinds);
     const daemon = this.liveDaemon();
     if (daemon === undefined) return;
@@ -963,8 +1053,7 @@ export class Simulation implements ClientWorld {
     }
   }
 
-  private acquire(daemon: Daemon, lock: Resource): void {
-    const r = this.random;
+  private acquire(daemon: Daemon, lock: Resource, r = this.random): void {
     const client = new AcquireClient(this, this.nextId("a"), daemon, lock, {
       leaseMs: r.pick(ACQUIRE_LEASES),
       holdMs: r.pick([r.int(0, 50), r.int(50, 2_000), r.int(2_000, MAX_HOLD_MS)]),
@@ -976,15 +1065,15 @@ export class Simulation implements ClientWorld {
     client.start();
   }
 
-  private hotLoop(daemon: Daemon, lock: Resource, until: number): void {
+  private hotLoop(daemon: Daemon, lock: Resource, until: number, r = this.random): void {
     if (this.clock.now() >= until || daemon.gone()) return;
     const client = new AcquireClient(this, this.nextId("h"), daemon, lock, {
       leaseMs: LEASE_MS,
-      holdMs: this.random.int(0, 10),
+      holdMs: r.int(0, 10),
       waitTimeoutMs: undefined,
       cancelAfterMs: undefined,
       preCancelled: false,
-      then: () => this.clock.setTimer(this.random.int(1, 10), () => this.hotLoop(daemon, lock, until)),
+      then: () => this.clock.setTimer(r.int(1, 10), () => this.hotLoop(daemon, lock, until, r)),
     });
     this.adopt(client);
     client.start();
@@ -1093,7 +1182,8 @@ export class Simulation implements ClientWorld {
     // (A reply lost only after a long wait is a hang for this purpose: the caller's deadline may pass first.)
     const hangs = fault.kind === "hang" || ((fault.kind === "lost-reply" || fault.kind === "late-reply") && fault.ms >= 100);
     // Only a daemon that holds the name can lose a lease others must wait out; another waits a deadline at most.
-    const holds = this.shared.peek(name)?.holderIdentity === daemon.identity;
+    const current = this.shared.peek(name);
+    const holds = current !== undefined && this.holdOf(current, daemon.identity) !== undefined;
     // (The hang itself is excused while it lasts; after it, a non-holder only backs off, 2 s at most.)
     const hangMs = holds ? Math.max(leaseMs, LEASE_MS) / (1 - MAX_DRIFT) : 2_000;
     const after = hangs
@@ -1219,8 +1309,9 @@ export class Simulation implements ClientWorld {
     if (name === "") return;
     this.excuses.point(name, now, answeredMs, "overload");
     const record = this.shared.peek(name);
-    if (record === undefined || record.holderIdentity !== daemon.identity) return;
-    const leaseMs = record.leaseDurationSeconds * 1000;
+    const hold = record === undefined ? undefined : this.holdOf(record, daemon.identity);
+    if (hold === undefined) return;
+    const leaseMs = hold.leaseMs;
     if (waitMs >= renewalSlackMs(leaseMs) / 2)
       this.excuses.point(name, now, answeredMs + Math.max(leaseMs, LEASE_MS) / (1 - MAX_DRIFT) + TURN_GRACE_MS, "overload");
   }
@@ -1285,7 +1376,11 @@ export class Simulation implements ClientWorld {
       // The daemon that holds the most, so that what it holds has waiters elsewhere.
       const live = this.daemons.filter((d) => !d.gone());
       if (live.length === 0) return;
-      const holds = (d: Daemon) => this.resources.filter((res) => this.shared.peek(res.leaseName)?.holderIdentity === d.identity).length;
+      const holds = (d: Daemon) =>
+        this.resources.filter((res) => {
+          const record = this.shared.peek(res.leaseName);
+          return record !== undefined && this.holdOf(record, d.identity) !== undefined;
+        }).length;
       const most = Math.max(...live.map(holds));
       const daemon = r.pick(live.filter((d) => holds(d) === most));
       this.record("harness", {
@@ -1505,7 +1600,9 @@ export class Simulation implements ClientWorld {
     let change: string;
     // The hold observed runs out (an edit that lengthens the lease holds others off for as long as it says), as
     // daemons count it: the longer of its lease and the one a daemon last wrote (an earlier edit may have shortened it).
-    let excuseMs = (longestDurationSeconds(record) * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
+    // A semaphore's seats are held off as long (its Lease restored after a deletion, until the longest of them ends).
+    const seatSeconds = Math.max(0, ...(record.seats ?? []).map((seat) => (seat.released === true ? 0 : seat.durationSeconds)));
+    let excuseMs = (Math.max(longestDurationSeconds(record), seatSeconds) * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
     if (kind === "lease-delete") {
       change = "deleted";
       this.shared.delete(resource.leaseName);
@@ -1528,18 +1625,44 @@ export class Simulation implements ClientWorld {
     } else {
       // The API server's Leases can also lose their name label, or be taken by a program that is not a daemon.
       const kube = this.shared instanceof KubeBackend ? this.shared : undefined;
-      const edit = r.pick([
-        "clear-holder",
-        "shorter",
-        "longer",
-        "clear-queue",
-        ...(kube === undefined ? [] : (["relabel", "take-over"] as const)),
-      ] as const);
+      // A semaphore has no holder: its edits are of its seats (removed, or its count lowered, by hand).
+      const edit =
+        resource.kind === "semaphore"
+          ? r.pick([
+              "remove-seat",
+              "lower-permits",
+              "shorter",
+              "longer",
+              "clear-queue",
+              ...(kube === undefined ? [] : (["relabel"] as const)),
+            ] as const)
+          : r.pick([
+              "clear-holder",
+              "shorter",
+              "longer",
+              "clear-queue",
+              ...(kube === undefined ? [] : (["relabel", "take-over"] as const)),
+            ] as const);
       let next: LeaseRecord | undefined;
       switch (edit) {
         case "clear-holder":
           next = { ...record, holderIdentity: "", holder: "" };
           break;
+        case "remove-seat":
+        case "lower-permits": {
+          // Ends nothing: observers keep the seat's hold, and its count, until its observed end (proposal 22, 1B).
+          const live = (record.seats ?? []).filter((seat) => seat.released !== true);
+          if (live.length === 0) break;
+          const victim = r.pick(live);
+          const seats =
+            edit === "remove-seat"
+              ? (record.seats ?? []).filter((seat) => seat !== victim)
+              : (record.seats ?? []).map((seat) =>
+                  seat === victim && seat.released !== true ? { ...seat, permits: Math.max(0, (seat.permits ?? 1) - 1) } : seat,
+                );
+          next = { ...record, seats };
+          break;
+        }
         case "shorter":
           next = { ...record, leaseDurationSeconds: r.int(1, Math.max(1, record.leaseDurationSeconds - 1)) };
           break;
@@ -1661,10 +1784,9 @@ export class Simulation implements ClientWorld {
   private excuseHeld(daemon: Daemon, why: string): () => void {
     const excuse = (name: string) => {
       const record = this.shared.peek(name);
-      if (record?.holderIdentity !== daemon.identity) return undefined;
-      // The others count from when they saw its last renewal: a daemon that first saw it later, from then.
-      const renewedAt = Math.max(this.renewals.get(name)?.at ?? this.clock.now(), this.firstSeen.get(name) ?? -Infinity);
-      return { at: renewedAt + (record.leaseDurationSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS, why };
+      const hold = record === undefined ? undefined : this.holdOf(record, daemon.identity);
+      if (hold === undefined) return undefined;
+      return { at: hold.renewedAt + hold.leaseMs / (1 - MAX_DRIFT) + TURN_GRACE_MS, why };
     };
     const remove = this.excuses.stand(excuse);
     // Back again, it renews what it holds, or gives back what its holder let go meanwhile, within a turn.
@@ -1688,6 +1810,16 @@ export class Simulation implements ClientWorld {
   private heardLate(fault: CutOff): void {
     const { daemon, why } = fault;
     const wanted = new Set(this.active.filter((c) => c.daemon === daemon && !c.done).map((c) => c.resource.leaseName));
+    // A semaphore's seats of other daemons are counted from now as well, each for its lease: its permits wait that long.
+    for (const { leaseName: name, kind } of this.resources) {
+      const record = this.shared.peek(name);
+      if (kind !== "semaphore" || record === undefined || !daemon.engine.cache.covers(name)) continue;
+      const seatSeconds = Math.max(
+        0,
+        ...(record.seats ?? []).map((seat) => (seat.released === true || seat.identity === daemon.identity ? 0 : seat.durationSeconds)),
+      );
+      if (seatSeconds > 0) this.excuses.point(name, this.clock.now(), (seatSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS, why);
+    }
     for (const { leaseName: name } of this.resources) {
       const record = this.shared.peek(name);
       if (wanted.has(name) || record === undefined || !daemon.engine.cache.covers(name)) continue;
@@ -1731,7 +1863,10 @@ export class Simulation implements ClientWorld {
       if (capacity !== undefined)
         for (const resource of this.resources) {
           const record = this.shared.peek(resource.leaseName);
-          if (record === undefined || record.holderIdentity === "") continue;
+          if (record === undefined) continue;
+          for (const seat of record.seats ?? [])
+            if (seat.released !== true) needed += 1000 / ((seat.durationSeconds * 1000 * RENEW_DEADLINE_MS) / LEASE_MS);
+          if (record.holderIdentity === "") continue;
           const leaseMs = record.leaseDurationSeconds * 1000;
           needed += 1000 / ((leaseMs * RENEW_DEADLINE_MS) / LEASE_MS);
         }
@@ -1788,7 +1923,7 @@ export class Simulation implements ClientWorld {
     const names = new Set<string>();
     for (const resource of this.resources) {
       const record = this.shared.peek(resource.leaseName);
-      if (record !== undefined && (record.holderIdentity === daemon.identity || line(record).includes(daemon.identity)))
+      if (record !== undefined && (this.holdOf(record, daemon.identity) !== undefined || line(record).includes(daemon.identity)))
         names.add(resource.leaseName);
     }
     for (const client of this.active) if (client.daemon === daemon) names.add(client.resource.leaseName);
@@ -1807,11 +1942,17 @@ export class Simulation implements ClientWorld {
     for (const resource of this.resources) {
       const waiters: string[] = [];
       let occupied = false;
+      /** Holds of a semaphore: it is occupied once they fill its permits. */
+      let holds = 0;
+      const hold = () => {
+        holds += 1;
+        occupied = holds >= (resource.permits ?? 1);
+      };
       for (const client of this.active) {
         if (client.resource !== resource) continue;
         // A TryAcquire holder that is done may still occupy the lease until it runs out.
         if (client instanceof TryClient) {
-          if (client.occupies(now)) occupied = true;
+          if (client.occupies(now)) hold();
           continue;
         }
         if (client.done) continue;
@@ -1823,7 +1964,7 @@ export class Simulation implements ClientWorld {
         const reachable = !client.daemon.gone() && !(client.daemon as Daemon).cannotAcquire && !(client.daemon as Daemon).deaf;
         if (client instanceof AcquireClient) {
           if (client.state === "waiting" && reachable) waiters.push(client.id);
-          if (client.daemonHolds) occupied = true;
+          if (client.daemonHolds) hold();
         } else if (client instanceof CampaignClient) {
           if (client.leading) occupied = true;
           else if (reachable) waiters.push(client.id);
@@ -1907,7 +2048,7 @@ export class Simulation implements ClientWorld {
     const from = Math.max(FAULTS_END_MS, this.excuses.excusedUntil(client.resource.leaseName), client.startedAt);
     const ms = (e: HistoryEvent) => Number(e.ts) / 1e6;
     const grants = this.history
-      .filter((e) => e.ev === "acquired" && e.name === client.resource.name && e.kind === "lock" && ms(e) >= from)
+      .filter((e) => e.ev === "acquired" && e.name === client.resource.name && e.kind === client.resource.kind && ms(e) >= from)
       .sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
     let last = from;
     for (const grant of grants) {
@@ -1951,7 +2092,7 @@ export class Simulation implements ClientWorld {
       ) {
         this.violation(
           "unserved",
-          `lock/${client.resource.name}`,
+          `${client.resource.kind}/${client.resource.name}`,
           `${client.id} on ${(client.daemon as Daemon).identity} still waits at the end, after a quiet tail of ${(RUN_MS - FAULTS_END_MS) / 1000} s; the Lease: ${describeRecord(
             this.shared.peek(client.resource.leaseName),
           )}`,
@@ -1991,7 +2132,11 @@ export class Simulation implements ClientWorld {
       }
     }
     // The history checker's safety and liveness rules.
-    const checked = check(this.history, { leaseMs: LONGEST_LEASE_MS, identityPrefix: (d) => `d${d}_` });
+    const checked = check(this.history, {
+      leaseMs: LONGEST_LEASE_MS,
+      identityPrefix: (d) => `d${d}_`,
+      permitsOf: (resource) => this.resources.find((r) => `${r.kind}/${r.name}` === resource)?.permits,
+    });
     for (const v of checked.violations) {
       if (this.reissuedAcrossDeletion(v)) continue;
       this.violations.push({ rule: v.rule, resource: v.resource, at: Number(v.at / 1000n) / 1000, message: v.message });
@@ -2038,6 +2183,12 @@ export class Simulation implements ClientWorld {
     // Starvation: a waiter sees many grants in a row to claims of one other daemon.
     for (const wait of checked.waits) {
       if (wait.daemon === undefined) continue;
+      // A semaphore's TryAcquire, and an Acquire that does not wait, make one attempt: on a semaphore with free permits
+      // that attempt may race another daemon's writes a few times before it gives up (seed 99: 150 ms, 62 grants of a
+      // hot loop meanwhile). They do not wait in line, so they are not passed over.
+      const client = this.clients.find((c) => c.id === wait.client);
+      if (client?.resource.kind === "semaphore" && (client instanceof TryClient || (client instanceof AcquireClient && client.noWait)))
+        continue;
       const end = wait.end ?? checked.observedUntil;
       // Grants during a fault of the waiter's own daemon, and for 2 s after it, do not count.
       const faulty = (t: bigint) =>
@@ -2057,7 +2208,13 @@ export class Simulation implements ClientWorld {
         const ms = Number(t) / 1e6;
         return this.requestsHeldUp.some((j) => j.slot === wait.daemon && j.resource === wait.resource && ms >= j.start && ms <= j.end);
       };
-      const excused = (t: bigint) => faulty(t) || deaf(t) || joining(t);
+      // On a semaphore, nor those before its daemon's announcement can have reached the store: two round trips of its
+      // connection after it began to wait (its first try may race, then it announces). Another daemon handing permits
+      // on back to back cannot know of it before (seed 192: 26 grants in the 100 ms of a 25 ms connection); after it,
+      // that daemon's next write queues it (proposal 22, 1B: "Bound").
+      const announcing =
+        client?.resource.kind === "semaphore" ? BigInt(Math.round((4 * (this.profile.baseLatencyMs[wait.daemon] ?? 0) + 10) * 1e6)) : 0n;
+      const excused = (t: bigint) => t < wait.start + announcing || faulty(t) || deaf(t) || joining(t);
       let run = 0;
       let runDaemon: number | undefined;
       let worst = 0;
@@ -2114,7 +2271,16 @@ function renewalOf(r: LeaseRecord): string {
 
 function describeRecord(record: LeaseRecord | undefined): string {
   if (record === undefined) return "absent";
-  return `holder ${record.holderIdentity || "(none)"} (${record.holder || "-"}), token ${record.transitions}, lease ${record.leaseDurationSeconds} s, queue [${record.queue.join(", ")}], version ${record.version}`;
+  const seats = (record.seats ?? []).map((seat) =>
+    seat.released === true
+      ? `${seat.identity}#${seat.acquisition} released`
+      : `${seat.identity}#${seat.acquisition} p=${seat.permits ?? "-"} ${seat.durationSeconds} s`,
+  );
+  const permits =
+    record.permits === undefined
+      ? ""
+      : `, ${record.permits} permits, seats [${[...seats, ...(record.brokenSeats ?? []).map((key) => `${key} broken`)].join(", ")}]`;
+  return `holder ${record.holderIdentity || "(none)"} (${record.holder || "-"}), token ${record.transitions}, lease ${record.leaseDurationSeconds} s${permits}, queue [${record.queue.join(", ")}], version ${record.version}`;
 }
 
 /** Runs one seed. */

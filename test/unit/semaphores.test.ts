@@ -210,3 +210,44 @@ test("semaphore: waiting costs no store calls beyond announcing", async (t) => {
   t.is(waiter.grant, undefined);
   t.deepEqual(b.conn.calls, calls, "no call while waiting");
 });
+
+test("semaphore: a Lease restored after a deletion by hand is held off until the seats' observed end only, not again after each grant", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const first = a.acquirePermit("restored", 2);
+  await sim.advance(20);
+  sim.store.delete(a.semaphoreName("restored"));
+  await sim.advance(20);
+  t.is(first.loss?.reason, "deleted");
+  const next = a.acquirePermit("restored", 2);
+  await sim.advance(20_000);
+  t.truthy(next.grant, "granted once the deleted seat's hold ended");
+  const other = b.acquirePermit("restored", 2);
+  await sim.advance(100);
+  t.truthy(other.grant, "the second permit is free at once: the grant did not hold the Lease off again");
+});
+
+test("semaphore: a lease-held permit whose seat was removed by hand stays counted until its valid_for runs out, also in the daemon's next seat", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const leased = await a.tryAcquirePermit("lingering", 2, { leaseMs: 15_000 });
+  t.true(leased.acquired);
+  sim.store.edit(a.semaphoreName("lingering"), (record) => ({ ...record, seats: [] }));
+  await sim.advance(20);
+  const sessions = [a.acquirePermit("lingering", 2, { holder: "s1" }), a.acquirePermit("lingering", 2, { holder: "s2" })];
+  await sim.advance(1_000);
+  t.is(sessions.filter((h) => h.grant !== undefined).length, 1, "one permit is free: the other is the lease-held one's, still promised");
+  t.is(
+    (sim.store.peek(a.semaphoreName("lingering"))!.seats?.[0] as { permits?: number } | undefined)?.permits,
+    2,
+    "the new seat counts the lost lease-held permit",
+  );
+  await sim.advance(7_500);
+  t.is(sessions.filter((h) => h.grant !== undefined).length, 1, "still one while the lease-held holder may act");
+  await sim.advance(3_000);
+  t.true(
+    sessions.every((h) => h.grant !== undefined),
+    "the second is granted once that holder's valid_for has run out",
+  );
+});

@@ -73,6 +73,14 @@ func TestEveryCallIsBoundedOnAFrozenSidecar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	permit, err := c.AcquirePermit(ctx, "permits", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	permitLease, err := c.TryAcquirePermit(ctx, "leased-permits", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	leading := func(name string) *msync.Campaign {
 		campaign, err := c.Campaign(ctx, name)
 		if err != nil {
@@ -120,6 +128,22 @@ func TestEveryCallIsBoundedOnAFrozenSidecar(t *testing.T) {
 		_, err := c.GetLock(oneSecond, "held")
 		return err
 	}, deadlineExceeded)
+	b.run(t, "AcquirePermit with a wait timeout of 1 s", 3*time.Second, func() error {
+		_, err := c.AcquirePermit(noDeadline, "permits", 1, msync.WithWaitTimeout(time.Second))
+		return err
+	}, deadlineExceeded)
+	b.run(t, "TryAcquirePermit", unary, func() error {
+		_, err := c.TryAcquirePermit(noDeadline, "other-permits", 2)
+		return err
+	}, deadlineExceeded)
+	b.run(t, "PermitLease.Renew", unary, func() error {
+		_, err := permitLease.Renew(noDeadline)
+		return err
+	}, deadlineExceeded)
+	b.run(t, "GetSemaphore", unary, func() error {
+		_, err := c.GetSemaphore(noDeadline, "permits", msync.Fresh())
+		return err
+	}, deadlineExceeded)
 	b.run(t, "Proclaim", unary, func() error {
 		return proclaiming.Proclaim(noDeadline, "value")
 	}, deadlineExceeded)
@@ -127,6 +151,9 @@ func TestEveryCallIsBoundedOnAFrozenSidecar(t *testing.T) {
 	// under the 2 s lease) runs out: the hold is over then anyway.
 	b.run(t, "Unlock", 3*time.Second, func() error {
 		return held.Unlock(noDeadline)
+	}, func(err error) error { return err })
+	b.run(t, "Permit.Release", 3*time.Second, func() error {
+		return permit.Release(noDeadline)
 	}, func(err error) error { return err })
 	b.run(t, "Resign", 3*time.Second, func() error {
 		return resigning.Resign(noDeadline)
@@ -144,21 +171,29 @@ func TestUnlockUnansweredWithinItsDeadlineIsDeadlineExceeded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	permit, err := c.AcquirePermit(ctx, "held", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.freeze(t)
 	defer d.thaw()
-	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err = lock.Unlock(short)
-	if took := time.Since(start); took > 2*time.Second {
-		t.Fatalf("Unlock returned after %v, with a deadline of 500 ms", took)
+	for what, release := range map[string]func(context.Context) error{"Unlock": lock.Unlock, "Permit.Release": permit.Release} {
+		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		start := time.Now()
+		err = release(short)
+		cancel()
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("%s returned after %v, with a deadline of 500 ms", what, took)
+		}
+		if problem := deadlineExceeded(err); problem != nil {
+			t.Fatalf("%s: %v", what, problem)
+		}
 	}
-	if problem := deadlineExceeded(err); problem != nil {
-		t.Fatal(problem)
-	}
-	select {
-	case <-lock.Lost():
-	default:
-		t.Fatal("Lost is still open after Unlock")
+	for what, hold := range map[string]held{"lock": lock, "permit": permit} {
+		select {
+		case <-hold.Lost():
+		default:
+			t.Fatalf("the %s's Lost is still open after its release", what)
+		}
 	}
 }

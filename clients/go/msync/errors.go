@@ -18,14 +18,15 @@ import (
 type Error struct {
 	Code    codes.Code
 	Message string
-	// Field names the request field at fault, for codes.InvalidArgument: the
-	// first field violation of the google.rpc.BadRequest in the status
-	// details, e.g. "name" or "lease_duration".
+	// Field names the request field at fault, for codes.InvalidArgument (and
+	// a semaphore's PERMITS_MISMATCH): the first field violation of the
+	// google.rpc.BadRequest in the status details, e.g. "name" or
+	// "lease_duration".
 	Field string
 	// Reason is the sidecar's google.rpc.ErrorInfo reason (domain
 	// ErrorDomain), e.g. "NOT_HELD", "FOREIGN_LEASE", "WAIT_TIMEOUT",
-	// "SHUTTING_DOWN"; "" when there is none. Lock sets "WAIT_TIMEOUT" when
-	// its own clock ends the wait.
+	// "SHUTTING_DOWN", "PERMITS_MISMATCH"; "" when there is none. Lock and
+	// AcquirePermit set "WAIT_TIMEOUT" when their own clock ends the wait.
 	Reason string
 
 	status *status.Status
@@ -34,7 +35,10 @@ type Error struct {
 // ErrorDomain is the google.rpc.ErrorInfo domain of the sidecar's errors.
 const ErrorDomain = "sync.metaparticle.io"
 
-const reasonWaitTimeout = "WAIT_TIMEOUT"
+const (
+	reasonWaitTimeout     = "WAIT_TIMEOUT"
+	reasonPermitsMismatch = "PERMITS_MISMATCH"
+)
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("msync: %s: %s", e.Code, e.Message)
@@ -44,16 +48,23 @@ func (e *Error) Error() string {
 //
 //	if errors.Is(err, msync.ErrNotFree) { ... }
 var (
-	// ErrNotHeld: the token is not the lock's current one (FAILED_PRECONDITION),
-	// for example a lease that ran out, or a term that ended.
+	// ErrNotHeld: the token is not the lock's current one, or the hold not
+	// the semaphore's (FAILED_PRECONDITION), for example a lease that ran
+	// out, or a term that ended.
 	ErrNotHeld = errors.New("msync: not held")
-	// ErrNotFree: TryLock found the lock held by someone else.
+	// ErrNotFree: TryLock found the lock held by someone else, or
+	// TryAcquirePermit found every permit held (a *NoPermitFreeError).
 	ErrNotFree = errors.New("msync: held by someone else")
+	// ErrPermitsMismatch: a semaphore call asked for another number of
+	// permits than the semaphore has (FAILED_PRECONDITION, reason
+	// PERMITS_MISMATCH; Error.Field is "permits"). Nothing was held.
+	ErrPermitsMismatch = errors.New("msync: permits mismatch")
 	// ErrUnavailable: the sidecar cannot be reached or cannot reach its store.
 	ErrUnavailable = errors.New("msync: sidecar unavailable")
 	// ErrInvalidArgument: the sidecar refused a request value; Error.Field names it.
 	ErrInvalidArgument = errors.New("msync: invalid argument")
-	// ErrWaitTimeout: Lock's wait timeout passed before the lock was free.
+	// ErrWaitTimeout: Lock's (AcquirePermit's) wait timeout passed before
+	// the lock (a permit) was free.
 	// Such an error is context.DeadlineExceeded too.
 	ErrWaitTimeout = errors.New("msync: wait timeout")
 )
@@ -63,7 +74,9 @@ var (
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrNotHeld:
-		return e.Code == codes.FailedPrecondition
+		return e.Code == codes.FailedPrecondition && e.Reason != reasonPermitsMismatch
+	case ErrPermitsMismatch:
+		return e.Code == codes.FailedPrecondition && e.Reason == reasonPermitsMismatch
 	case ErrUnavailable:
 		return e.Code == codes.Unavailable
 	case ErrInvalidArgument:
@@ -125,7 +138,7 @@ func deadlineError(reason, format string, args ...any) *Error {
 	return &Error{Code: codes.DeadlineExceeded, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
-// LossReason says why a lock or a term of leadership ended.
+// LossReason says why a lock, a permit or a term of leadership ended.
 type LossReason string
 
 const (
@@ -142,7 +155,7 @@ const (
 	ReasonHeartbeatTimeout LossReason = "heartbeat-timeout"
 	// ReasonStreamEnded: the sidecar ended the stream without saying why.
 	ReasonStreamEnded LossReason = "stream-ended"
-	// ReasonReleased: this client released the lock or resigned.
+	// ReasonReleased: this client released the lock or permit, or resigned.
 	ReasonReleased LossReason = "released"
 	// ReasonUnknown: a reason this client version does not know.
 	ReasonUnknown LossReason = "unknown"
@@ -163,9 +176,9 @@ func lossReason(reason syncv1.LossReason) LossReason {
 	}
 }
 
-// LostError says why a lock or a term of leadership ended: Lock.Err returns
-// it, and it is the context.Cause of an Elected event's Context once the
-// term is over.
+// LostError says why a lock, a permit or a term of leadership ended:
+// Lock.Err and Permit.Err return it, and it is the context.Cause of an
+// Elected event's Context once the term is over.
 type LostError struct {
 	Reason  LossReason
 	Message string

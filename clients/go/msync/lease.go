@@ -20,14 +20,8 @@ type Lease struct {
 	Token  int64
 	Holder string
 
-	locks       syncv1.LockServiceClient
-	callTimeout time.Duration
-	lost        chan struct{}
-
-	mu       sync.Mutex
-	ended    bool
-	deadline time.Time
-	watchdog *time.Timer
+	leaseClock
+	locks syncv1.LockServiceClient
 }
 
 // TryLock makes one attempt at the named lock without waiting. If someone
@@ -35,14 +29,8 @@ type Lease struct {
 // WithHolder and WithLeaseDuration apply. Without a deadline in ctx, the
 // call is bounded by the client's call timeout (DefaultCallTimeout).
 func (c *Client) TryLock(ctx context.Context, name string, options ...LockOption) (*Lease, error) {
-	cfg := lockConfig{holder: defaultName("MSYNC_HOLDER")}
-	for _, option := range options {
-		option.applyLock(&cfg)
-	}
-	request := &syncv1.TryAcquireRequest{Name: name, Holder: cfg.holder}
-	if cfg.leaseDuration != 0 {
-		request.LeaseDuration = durationpb.New(cfg.leaseDuration)
-	}
+	cfg := newLockConfig(options)
+	request := &syncv1.TryAcquireRequest{Name: name, Holder: cfg.holder, LeaseDuration: optionalDuration(cfg.leaseDuration)}
 	callCtx, cancel := callContext(ctx, c.callTimeout)
 	defer cancel()
 	response, err := c.Locks.TryAcquire(callCtx, request)
@@ -53,14 +41,13 @@ func (c *Client) TryLock(ctx context.Context, name string, options ...LockOption
 		return nil, fmt.Errorf("lock %s is held by %s with token %d: %w", name, response.GetHolder(), response.GetFencingToken(), ErrNotFree)
 	}
 	lease := &Lease{
-		Name:        name,
-		Token:       response.GetFencingToken(),
-		Holder:      cfg.holder,
-		locks:       c.Locks,
-		callTimeout: c.callTimeout,
-		lost:        make(chan struct{}),
+		Name:       name,
+		Token:      response.GetFencingToken(),
+		Holder:     cfg.holder,
+		leaseClock: leaseClock{callTimeout: c.callTimeout},
+		locks:      c.Locks,
 	}
-	lease.extend(response.GetValidFor().AsDuration())
+	lease.start(response.GetValidFor().AsDuration())
 	return lease, nil
 }
 
@@ -68,27 +55,59 @@ func (c *Client) TryLock(ctx context.Context, name string, options ...LockOption
 // duration, and returns how long the holder may now act. A lease that ran
 // out and was taken by someone else gives ErrNotHeld.
 func (l *Lease) Renew(ctx context.Context, d ...time.Duration) (time.Duration, error) {
-	request := &syncv1.RenewRequest{Name: l.Name, FencingToken: l.Token}
-	if len(d) > 0 && d[0] != 0 {
-		request.LeaseDuration = durationpb.New(d[0])
-	}
-	callCtx, cancel := callContext(ctx, l.callTimeout)
-	defer cancel()
-	response, err := l.locks.Renew(callCtx, request)
-	if err != nil {
-		return 0, callError(ctx, err)
-	}
-	validFor := response.GetValidFor().AsDuration()
-	l.extend(validFor)
-	return validFor, nil
+	request := &syncv1.RenewRequest{Name: l.Name, FencingToken: l.Token, LeaseDuration: renewalDuration(d)}
+	return l.renew(ctx, func(callCtx context.Context) (*durationpb.Duration, error) {
+		response, err := l.locks.Renew(callCtx, request)
+		return response.GetValidFor(), err
+	})
 }
 
 // Release gives the lock back; the next waiter gets it at once. A lease
 // that ran out and was taken by someone else gives ErrNotHeld.
 func (l *Lease) Release(ctx context.Context) error {
+	return l.release(ctx, func(callCtx context.Context) error {
+		_, err := l.locks.Release(callCtx, &syncv1.ReleaseRequest{Name: l.Name, FencingToken: l.Token})
+		return err
+	})
+}
+
+// leaseClock is what a Lease and a PermitLease share: the client's own
+// deadline from the last valid_for, and Lost. Its exported methods are
+// theirs.
+type leaseClock struct {
+	callTimeout time.Duration
+	lost        chan struct{}
+
+	mu       sync.Mutex
+	ended    bool
+	deadline time.Time
+	watchdog *time.Timer
+}
+
+func (l *leaseClock) start(validFor time.Duration) {
+	l.lost = make(chan struct{})
+	l.extend(validFor)
+}
+
+// renew makes a renewal call, which returns the new valid_for, and moves
+// the deadline by it.
+func (l *leaseClock) renew(ctx context.Context, call func(context.Context) (*durationpb.Duration, error)) (time.Duration, error) {
 	callCtx, cancel := callContext(ctx, l.callTimeout)
 	defer cancel()
-	if _, err := l.locks.Release(callCtx, &syncv1.ReleaseRequest{Name: l.Name, FencingToken: l.Token}); err != nil {
+	response, err := call(callCtx)
+	if err != nil {
+		return 0, callError(ctx, err)
+	}
+	validFor := response.AsDuration()
+	l.extend(validFor)
+	return validFor, nil
+}
+
+// release makes a release call, and ends the lease once it is answered.
+func (l *leaseClock) release(ctx context.Context, call func(context.Context) error) error {
+	callCtx, cancel := callContext(ctx, l.callTimeout)
+	defer cancel()
+	if err := call(callCtx); err != nil {
 		return callError(ctx, err)
 	}
 	l.mu.Lock()
@@ -98,12 +117,12 @@ func (l *Lease) Release(ctx context.Context) error {
 }
 
 // Lost is closed when the lease runs out without a renewal, or is released.
-func (l *Lease) Lost() <-chan struct{} {
+func (l *leaseClock) Lost() <-chan struct{} {
 	return l.lost
 }
 
 // ValidFor is how much longer the holder may act without renewing.
-func (l *Lease) ValidFor() time.Duration {
+func (l *leaseClock) ValidFor() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ended {
@@ -112,7 +131,7 @@ func (l *Lease) ValidFor() time.Duration {
 	return max(0, time.Until(l.deadline))
 }
 
-func (l *Lease) extend(validFor time.Duration) {
+func (l *leaseClock) extend(validFor time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ended {
@@ -131,7 +150,7 @@ func (l *Lease) extend(validFor time.Duration) {
 	})
 }
 
-func (l *Lease) endLocked() {
+func (l *leaseClock) endLocked() {
 	if l.ended {
 		return
 	}
@@ -140,6 +159,15 @@ func (l *Lease) endLocked() {
 		l.watchdog.Stop()
 	}
 	close(l.lost)
+}
+
+// renewalDuration is a Renew's optional new lease duration: unset keeps the
+// current one.
+func renewalDuration(d []time.Duration) *durationpb.Duration {
+	if len(d) == 0 {
+		return nil
+	}
+	return optionalDuration(d[0])
 }
 
 // LockInfo is a lock as the sidecar observed it.

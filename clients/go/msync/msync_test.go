@@ -87,7 +87,14 @@ func TestLockIsExclusiveAndUnlockHandsItOver(t *testing.T) {
 	}
 }
 
-func TestLockLostWhenTheSidecarFreezes(t *testing.T) {
+// held is what a Lock and a Permit share, and how each is given back.
+type held interface {
+	Lost() <-chan struct{}
+	Err() error
+	ValidFor() time.Duration
+}
+
+func TestLockAndPermitLostWhenTheSidecarFreezes(t *testing.T) {
 	ctx := testContext(t)
 	d := startDaemon(t, "--lease-duration=2s", "--renew-deadline=1s")
 	c := d.client(t)
@@ -95,28 +102,38 @@ func TestLockLostWhenTheSidecarFreezes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	permit, err := c.AcquirePermit(ctx, "frozen", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds := map[string]held{"lock": lock, "permit": permit}
 
 	// A stopped daemon sends neither heartbeats nor `lost`: only the client's
 	// own deadline can tell the holder to stop.
 	d.freeze(t)
 	defer d.thaw()
 	stopped := time.Now()
-	select {
-	case <-lock.Lost():
-	case <-time.After(5 * time.Second):
-		t.Fatal("the lock was not reported lost within 5 s of the daemon freezing")
-	}
-	if reason := lossReason(t, lock.Err()); reason != msync.ReasonHeartbeatTimeout {
-		t.Fatalf("want reason heartbeat-timeout, got %s", reason)
-	}
-	if waited := time.Since(stopped); waited > 2*time.Second {
-		t.Fatalf("lost after %v, later than the 2 s lease", waited)
-	}
-	if lock.ValidFor() != 0 {
-		t.Fatalf("a lost lock has no time left, got %v", lock.ValidFor())
+	for what, hold := range holds {
+		select {
+		case <-hold.Lost():
+		case <-time.After(5*time.Second - time.Since(stopped)):
+			t.Fatalf("the %s was not reported lost within 5 s of the daemon freezing", what)
+		}
+		if waited := time.Since(stopped); waited > 2*time.Second {
+			t.Fatalf("the %s was lost after %v, later than the 2 s lease", what, waited)
+		}
+		if reason := lossReason(t, hold.Err()); reason != msync.ReasonHeartbeatTimeout {
+			t.Fatalf("the %s: want reason heartbeat-timeout, got %s", what, reason)
+		}
+		if hold.ValidFor() != 0 {
+			t.Fatalf("a lost %s has no time left, got %v", what, hold.ValidFor())
+		}
 	}
 	if err := lock.Unlock(ctx); err != nil {
 		t.Fatalf("Unlock of a lost lock: want nil, got %v", err)
+	}
+	if err := permit.Release(ctx); err != nil {
+		t.Fatalf("Release of a lost permit: want nil, got %v", err)
 	}
 }
 

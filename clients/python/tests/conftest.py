@@ -9,11 +9,11 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
-from metaparticle_sync import AsyncClient, Client
+from metaparticle_sync import AsyncClient, Client, Lock, Permit
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -111,3 +111,11 @@ def short_lease_daemon() -> Iterator[Daemon]:
     d = Daemon("--lease-duration=2s", "--renew-deadline=1s")
     yield d
     d.stop()
+
+
+HOLDS: dict[str, Callable[[Client, str, float | None], Lock | Permit]] = {
+    "lock": lambda client, name, lease: client.lock(name, lease_duration=lease, wait_timeout=2),
+    "permit": lambda client, name, lease: client.acquire_permit(name, 2, lease_duration=lease, wait_timeout=2),
+}
+"""A held lock and a held permit, which keep the same guarantees: tests of
+them are parametrized with these (name, lease duration or None; a wait of 2 s)."""

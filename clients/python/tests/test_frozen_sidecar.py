@@ -9,9 +9,11 @@ import threading
 import time
 from typing import Callable
 
+import pytest
+
 from metaparticle_sync import Campaign, CampaignEvent, Elected
 
-from .conftest import Daemon
+from .conftest import HOLDS, Daemon
 
 DEFAULT_CALL_TIMEOUT = 10.0  # the documented default, restated so that a changed default is a changed test
 SLACK = 3.0  # a slow, shared machine
@@ -58,6 +60,8 @@ def test_every_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar(short
     assert lease is not None
     other = client.try_lock("leased-too", holder="a", lease_duration=30)
     assert other is not None
+    permit_lease = client.try_acquire_permit("leased-permits", 2, holder="a", lease_duration=30)
+    other_permit = client.try_acquire_permit("leased-permits", 2, holder="a", lease_duration=30)
     campaign = client.campaign("lead", candidate="a", lease_duration=30)
     next_event(campaign, Elected)
     client.get_lock("leased")  # the connection is up before the freeze
@@ -70,6 +74,10 @@ def test_every_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar(short
         "get_lock": lambda: client.get_lock("leased"),
         "get_leader": lambda: client.get_leader("lead"),
         "proclaim": lambda: campaign.proclaim("v2"),
+        "try_acquire_permit": lambda: client.try_acquire_permit("other-permits", 2, holder="a"),
+        "renew (try_acquire_permit)": lambda: permit_lease.renew(),
+        "release (try_acquire_permit)": lambda: other_permit.release(),
+        "get_semaphore": lambda: client.get_semaphore("leased-permits"),
     }
     results: dict[str, tuple[float, BaseException | None]] = {}
     threads = [
@@ -102,21 +110,23 @@ def test_a_call_with_a_timeout_raises_deadline_exceeded_on_a_frozen_sidecar(daem
     assert 0.4 <= took <= 0.5 + SLACK
 
 
-def test_lock_wait_timeout_holds_on_the_clients_own_clock_when_the_sidecar_is_frozen(daemon: Daemon) -> None:
+@pytest.mark.parametrize("hold", HOLDS)
+def test_lock_wait_timeout_holds_on_the_clients_own_clock_when_the_sidecar_is_frozen(daemon: Daemon, hold: str) -> None:
     from metaparticle_sync import LockTimeout
 
     client = daemon.client()
     client.get_lock("x")
     daemon.freeze()
-    took, error = outcome_within(2 + 1 + SLACK, lambda: client.lock("waited", wait_timeout=2))
+    took, error = outcome_within(2 + 1 + SLACK, lambda: HOLDS[hold](client, "waited", None))
     daemon.thaw()
     assert isinstance(error, LockTimeout) and isinstance(error, TimeoutError), repr(error)
     assert error.code.name == "DEADLINE_EXCEEDED"
     assert took >= 2
 
 
-def test_release_of_a_held_lock_returns_once_its_promise_ran_out_on_a_frozen_sidecar(short_lease_daemon: Daemon) -> None:
-    lock = short_lease_daemon.client().lock("held", lease_duration=2)
+@pytest.mark.parametrize("hold", HOLDS)
+def test_release_of_a_held_lock_returns_once_its_promise_ran_out_on_a_frozen_sidecar(short_lease_daemon: Daemon, hold: str) -> None:
+    lock = HOLDS[hold](short_lease_daemon.client(), "held", 2)
     short_lease_daemon.freeze()
     took, error = outcome_within(2 + SLACK, lock.release)
     short_lease_daemon.thaw()
@@ -124,10 +134,11 @@ def test_release_of_a_held_lock_returns_once_its_promise_ran_out_on_a_frozen_sid
     assert not lock.held
 
 
-def test_release_of_a_held_lock_raises_deadline_exceeded_within_its_timeout_on_a_frozen_sidecar(daemon: Daemon) -> None:
+@pytest.mark.parametrize("hold", HOLDS)
+def test_release_of_a_held_lock_raises_deadline_exceeded_within_its_timeout_on_a_frozen_sidecar(daemon: Daemon, hold: str) -> None:
     from metaparticle_sync import DeadlineExceeded
 
-    lock = daemon.client().lock("held", lease_duration=30)
+    lock = HOLDS[hold](daemon.client(), "held", 30)
     daemon.freeze()
     took, error = outcome_within(0.5 + SLACK, lambda: lock.release(timeout=0.5))
     daemon.thaw()

@@ -8,7 +8,9 @@ import asyncio
 import time
 from typing import Awaitable, Callable
 
-from metaparticle_sync import AsyncCampaign, CampaignEvent, Elected, SyncError
+import pytest
+
+from metaparticle_sync import AsyncCampaign, AsyncClient, AsyncLock, AsyncPermit, CampaignEvent, Elected, SyncError
 
 from .conftest import Daemon
 
@@ -59,6 +61,8 @@ def test_every_async_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar
             lease = await client.try_lock("leased", holder="a", lease_duration=30)
             other = await client.try_lock("leased-too", holder="a", lease_duration=30)
             assert lease is not None and other is not None
+            permit_lease = await client.try_acquire_permit("leased-permits", 2, holder="a", lease_duration=30)
+            other_permit = await client.try_acquire_permit("leased-permits", 2, holder="a", lease_duration=30)
             campaign = client.campaign("lead", candidate="a", lease_duration=30)
             await next_elected(campaign)
             short_lease_daemon.freeze()
@@ -69,6 +73,10 @@ def test_every_async_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar
                 "get_lock": lambda: client.get_lock("leased"),
                 "get_leader": lambda: client.get_leader("lead"),
                 "proclaim": lambda: campaign.proclaim("v2"),
+                "try_acquire_permit": lambda: client.try_acquire_permit("other-permits", 2, holder="a"),
+                "renew (try_acquire_permit)": lambda: permit_lease.renew(),
+                "release (try_acquire_permit)": lambda: other_permit.release(),
+                "get_semaphore": lambda: client.get_semaphore("leased-permits"),
             }
             try:
                 outcomes = await asyncio.gather(*(outcome_within(DEFAULT_CALL_TIMEOUT + SLACK, call) for call in calls.values()))
@@ -82,7 +90,15 @@ def test_every_async_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar
     asyncio.run(scenario())
 
 
-def test_async_lock_wait_timeout_holds_on_the_clients_own_clock_when_the_sidecar_is_frozen(daemon: Daemon) -> None:
+# A held lock, and a held permit: the same guarantees.
+HOLDS: dict[str, Callable[[AsyncClient, str, float | None], Awaitable[AsyncLock | AsyncPermit]]] = {
+    "lock": lambda client, name, lease: client.lock(name, lease_duration=lease, wait_timeout=2),
+    "permit": lambda client, name, lease: client.acquire_permit(name, 2, lease_duration=lease, wait_timeout=2),
+}
+
+
+@pytest.mark.parametrize("hold", HOLDS)
+def test_async_lock_wait_timeout_holds_on_the_clients_own_clock_when_the_sidecar_is_frozen(daemon: Daemon, hold: str) -> None:
     from metaparticle_sync import LockTimeout
 
     async def scenario() -> None:
@@ -90,7 +106,7 @@ def test_async_lock_wait_timeout_holds_on_the_clients_own_clock_when_the_sidecar
             await client.get_lock("x")
             daemon.freeze()
             try:
-                took, error = await outcome_within(2 + 1 + SLACK, lambda: client.lock("waited", wait_timeout=2))
+                took, error = await outcome_within(2 + 1 + SLACK, lambda: HOLDS[hold](client, "waited", None))
             finally:
                 daemon.thaw()
             assert isinstance(error, LockTimeout), repr(error)
@@ -99,12 +115,13 @@ def test_async_lock_wait_timeout_holds_on_the_clients_own_clock_when_the_sidecar
     asyncio.run(scenario())
 
 
-def test_async_release_of_a_held_lock_raises_deadline_exceeded_within_its_timeout_on_a_frozen_sidecar(daemon: Daemon) -> None:
+@pytest.mark.parametrize("hold", HOLDS)
+def test_async_release_of_a_held_lock_raises_deadline_exceeded_within_its_timeout_on_a_frozen_sidecar(daemon: Daemon, hold: str) -> None:
     from metaparticle_sync import DeadlineExceeded
 
     async def scenario() -> None:
         async with daemon.async_client() as client:
-            lock = await client.lock("held", lease_duration=30)
+            lock = await HOLDS[hold](client, "held", 30)
             daemon.freeze()
             try:
                 took, error = await outcome_within(0.5 + SLACK, lambda: lock.release(timeout=0.5))

@@ -8,7 +8,7 @@ import pytest
 
 from metaparticle_sync import DeadlineExceeded, InvalidArgument, Lock, LockTimeout, NotHeld, SyncError, Unavailable
 
-from .conftest import Daemon
+from .conftest import HOLDS, Daemon
 
 
 def test_lock_is_exclusive_and_release_hands_it_over(daemon: Daemon) -> None:
@@ -36,8 +36,9 @@ def test_lock_is_exclusive_and_release_hands_it_over(daemon: Daemon) -> None:
         assert lock.token > first.token, "fencing tokens must grow"
 
 
-def test_lock_lost_when_the_sidecar_freezes(short_lease_daemon: Daemon) -> None:
-    with short_lease_daemon.client().lock("frozen") as lock:
+@pytest.mark.parametrize("hold", HOLDS)
+def test_lock_lost_when_the_sidecar_freezes(short_lease_daemon: Daemon, hold: str) -> None:
+    with HOLDS[hold](short_lease_daemon.client(), "frozen", None) as lock:
         # A stopped daemon sends neither heartbeats nor `lost`: only the
         # client's own deadline can tell the holder to stop.
         short_lease_daemon.freeze()
@@ -49,7 +50,7 @@ def test_lock_lost_when_the_sidecar_freezes(short_lease_daemon: Daemon) -> None:
             short_lease_daemon.thaw()
         assert lock.error is not None and lock.error.reason == "heartbeat-timeout"
         assert waited <= 2, f"lost after {waited:.2f} s, later than the 2 s lease"
-        assert lock.valid_for == 0
+        assert lock.valid_for == 0 and not lock.held
 
 
 def test_bad_input_gets_invalid_argument_naming_the_field(daemon: Daemon) -> None:

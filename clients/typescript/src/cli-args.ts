@@ -12,15 +12,15 @@ export { formatDuration } from "./duration.js";
  * and `elect` otherwise exit with CMD's own status, which can be any of these.
  */
 export const EXIT = {
-  /** Bad command line, or the sidecar rejected a flag's value (INVALID_ARGUMENT). EX_USAGE. */
+  /** Bad command line, or the sidecar rejected a flag's value (INVALID_ARGUMENT, or PERMITS_MISMATCH for `lock -n`). EX_USAGE. */
   usage: 64,
   /** The sidecar could not be reached, refused the call, or ended the stream. EX_UNAVAILABLE. */
   unavailable: 69,
   /** A bug in this program. EX_SOFTWARE. */
   software: 70,
-  /** `lock`: --wait-timeout passed before the lock was free. EX_TEMPFAIL: try again later. */
+  /** `lock`: --wait-timeout passed before the lock (or, with -n, a permit) was free. EX_TEMPFAIL: try again later. */
   waitTimeout: 75,
-  /** `lock`: the lock was lost while CMD ran; CMD was stopped (SIGTERM, then SIGKILL after --kill-after). */
+  /** `lock`: the lock (or permit) was lost while CMD ran; CMD was stopped (SIGTERM, then SIGKILL after --kill-after). */
   lockLost: 76,
   /** CMD exists but could not be executed. */
   cannotExecute: 126,
@@ -35,12 +35,14 @@ export type CommandName = "lock" | "elect" | "leader" | "observe";
 interface FlagSpec {
   /** Placeholder of the value, or undefined for a switch. */
   readonly value?: string;
+  /** The one-letter form, e.g. "n" for -n. */
+  readonly short?: string;
   readonly help: string;
 }
 
 const COMMON: Record<string, FlagSpec> = {
   address: { value: "HOST:PORT", help: `sidecar address (default: $MSYNC_ADDRESS, else ${DEFAULT_ADDRESS})` },
-  help: { help: "show this help" },
+  help: { short: "h", help: "show this help" },
 };
 
 const RUNNING: Record<string, FlagSpec> = {
@@ -56,10 +58,17 @@ const RUNNING: Record<string, FlagSpec> = {
 
 const FLAGS: Record<CommandName, Record<string, FlagSpec>> = {
   lock: {
+    permits: {
+      value: "N",
+      short: "n",
+      help:
+        "hold one of N permits of semaphore NAME instead of lock NAME, so that up to N commands run at once; " +
+        "every caller of NAME must give the same N (1 to 32)",
+    },
     "wait-timeout": {
       value: "DUR",
       help:
-        "give up waiting for the lock after DUR and exit 75, also when the sidecar does not answer (1s later); " +
+        "give up waiting for the lock (or permit) after DUR and exit 75, also when the sidecar does not answer (1s later); " +
         "0 fails at once if it is held (default 5m, at most 24h)",
     },
     holder: { value: "NAME", help: "holder name others see (default: $MSYNC_HOLDER, else host/pid)" },
@@ -86,11 +95,15 @@ const FLAGS: Record<CommandName, Record<string, FlagSpec>> = {
 
 const SUMMARY: Record<CommandName, { usage: string; text: string }> = {
   lock: {
-    usage: "lock NAME [flags] -- CMD [ARGS...]",
+    usage: "lock [-n N] NAME [flags] -- CMD [ARGS...]",
     text: `Waits for lock NAME, runs CMD while holding it, then releases it, and exits with CMD's status.
 CMD gets MSYNC_LOCK_NAME and MSYNC_FENCING_TOKEN (strictly greater than every earlier token of
 NAME: pass it to what CMD writes to, so stale writers can be rejected). If the lock is lost while
 CMD runs, CMD gets SIGTERM, then SIGKILL after --kill-after, and this program exits 76.
+With -n N, NAME is a counting semaphore of N permits (not the lock NAME): up to N commands run at
+once, and each holds one permit while it runs, the way a lock is held here. CMD also gets
+MSYNC_PERMITS=N; its MSYNC_FENCING_TOKEN is strictly greater than every earlier token of the
+semaphore. Every caller of NAME must give the same N: another N exits 64 without running CMD.
 CMD is dead before anyone else can take the lock: with each heartbeat the sidecar promises how
 long the holder may still act (10s at a time at the default 15s lease), and when no heartbeat
 has renewed that promise by the time --kill-after + 250ms of it is left (a frozen or vanished
@@ -137,6 +150,7 @@ const EXIT_CODES: ReadonlyArray<{ readonly code: string; readonly text: string; 
   { code: "0", text: "interrupted (SIGINT, SIGTERM)", commands: ["observe"] },
   { code: "CMD's status", text: "CMD's own exit status (128+N if it died of signal N)", commands: ["lock", "elect"] },
   { code: "64", text: "bad usage, or the sidecar rejected a value (INVALID_ARGUMENT)", commands: ["lock", "elect", "leader", "observe"] },
+  { code: "64", text: "-n N differs from the N the semaphore has (PERMITS_MISMATCH); CMD was not started", commands: ["lock"] },
   { code: "64", text: "--kill-after does not fit the lease's promise; CMD was not started", commands: ["lock", "elect"] },
   { code: "69", text: "the sidecar could not be reached, refused the call or ended the stream", commands: ["lock"] },
   { code: "69", text: "the sidecar could not be reached, refused the call, or did not answer within --timeout", commands: ["leader"] },
@@ -145,8 +159,8 @@ const EXIT_CODES: ReadonlyArray<{ readonly code: string; readonly text: string; 
     text: "the sidecar could not be reached at start, or refused the call (once connected, a restarting sidecar is waited for)",
     commands: ["elect", "observe"],
   },
-  { code: "75", text: "--wait-timeout passed while the lock was held by someone else", commands: ["lock"] },
-  { code: "76", text: "the lock was lost while CMD ran; CMD was stopped", commands: ["lock"] },
+  { code: "75", text: "--wait-timeout passed while the lock (or every permit) was held by others", commands: ["lock"] },
+  { code: "76", text: "the lock (or permit) was lost while CMD ran; CMD was stopped", commands: ["lock"] },
   { code: "126, 127", text: "CMD could not be executed, or was not found", commands: ["lock", "elect"] },
   { code: "128+N", text: "interrupted by signal N before CMD started", commands: ["lock", "elect"] },
   { code: "70", text: "a bug in metaparticle-sync", commands: ["lock", "elect", "leader", "observe"] },
@@ -165,8 +179,8 @@ const DURATION_HELP = `DUR is ${DURATION_SYNTAX}.`;
 
 export function mainHelp(): string {
   const commands = (Object.keys(SUMMARY) as CommandName[]).map((c) => `  metaparticle-sync ${SUMMARY[c].usage}`);
-  return `metaparticle-sync: distributed locks and leader election for shell scripts and jobs,
-through the metaparticle-sync sidecar.
+  return `metaparticle-sync: distributed locks, semaphores and leader election for shell scripts
+and jobs, through the metaparticle-sync sidecar.
 
 Usage:
 ${commands.join("\n")}
@@ -180,7 +194,8 @@ ${exitCodesHelp()}
 
 export function commandHelp(command: CommandName): string {
   const flags = Object.entries(FLAGS[command]).map(([name, spec]) => {
-    const left = `  --${name}${spec.value === undefined ? "" : `=${spec.value}`}`;
+    const short = spec.short === undefined || name === "help" ? "" : `-${spec.short} ${spec.value ?? ""}, `;
+    const left = `  ${short}--${name}${spec.value === undefined ? "" : `=${spec.value}`}`;
     return `${left.padEnd(26)}${spec.help}`;
   });
   const durations = command === "observe" ? "" : `\n${DURATION_HELP}\n`;
@@ -240,7 +255,10 @@ export function parseArgs(args: readonly string[]): Invocation {
   const options = Object.fromEntries(
     Object.entries(specs).map(([flag, spec]) => [
       flag,
-      { type: spec.value === undefined ? ("boolean" as const) : ("string" as const), ...(flag === "help" ? { short: "h" } : {}) },
+      {
+        type: spec.value === undefined ? ("boolean" as const) : ("string" as const),
+        ...(spec.short === undefined ? {} : { short: spec.short }),
+      },
     ]),
   );
   // Where our arguments end and CMD begins: at "--", or at the first argument after NAME that is not a flag.
@@ -266,13 +284,16 @@ export function parseArgs(args: readonly string[]): Invocation {
     parsed = parseCommandLine({ args: rest.slice(0, ours), options, strict: true, allowPositionals: true });
   } catch (err) {
     const { code, message } = err as NodeJS.ErrnoException;
-    const flag = /'(-[^' ]*)/.exec(message)?.[1] ?? "";
-    const spec = specs[flag.replace(/^--?/, "")];
+    // Node names a flag that has a short form as "-n, --permits <value>": say it as it was written.
+    const named = /'(-[^' ,]*)(?:, (--[^' ]*))?/.exec(message);
+    const flag = named?.[2] !== undefined && rest.some((arg) => arg.startsWith(named[2]!)) ? named[2] : (named?.[1] ?? "");
+    const word = flag.replace(/^--?/, "");
+    const spec = specs[word] ?? Object.values(specs).find((s) => s.short === word);
     if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION")
       throw new UsageError(`unknown flag ${flag} for ${command}; see metaparticle-sync ${command} --help`, command);
     if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
       if (spec?.value === undefined) throw new UsageError(`${flag} takes no value`, command);
-      throw new UsageError(`${flag} needs a value (${flag}=${spec.value})`, command);
+      throw new UsageError(`${flag} needs a value (${flag.startsWith("--") ? `${flag}=` : `${flag} `}${spec.value})`, command);
     }
     throw err;
   }
@@ -290,11 +311,22 @@ export function parseArgs(args: readonly string[]): Invocation {
   for (const [flag, value] of flags) {
     if (specs[flag]?.value === "DUR") parseDurationFlag(value, `--${flag}`); // report a bad duration before connecting
   }
+  if (flags.has("permits")) parsePermitsFlag(flags.get("permits")!);
   return { kind: "run", command, name, flags, argv };
 }
 
 function isCommand(word: string): word is CommandName {
   return Object.hasOwn(FLAGS, word);
+}
+
+/**
+ * Parses -n (--permits): a whole number. Whether it is in range (1 to 32) is
+ * the sidecar's to say, which answers INVALID_ARGUMENT naming `permits`.
+ */
+export function parsePermitsFlag(text: string): number {
+  if (!/^[0-9]{1,9}$/.test(text))
+    throw new UsageError(`-n (--permits): ${JSON.stringify(text)} is not a number of permits, such as 3`, "lock");
+  return Number(text);
 }
 
 /** Parses a duration flag into ms (the syntax of duration.ts, shared with the daemon); a bad one is a usage error. */

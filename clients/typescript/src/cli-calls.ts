@@ -10,9 +10,13 @@ export function say(message: string): void {
   process.stderr.write(`metaparticle-sync: ${message}\n`);
 }
 
-/** Reports a failed call to the sidecar and returns the exit code for it. */
+/**
+ * Reports a failed call to the sidecar and returns the exit code for it: a
+ * value the sidecar refused (INVALID_ARGUMENT, or a semaphore's -n that is not
+ * its N) is a usage error.
+ */
 export function reportFailure(error: SyncClientError, what: string, address: string): number {
-  if (error.code === status.INVALID_ARGUMENT) {
+  if (error.code === status.INVALID_ARGUMENT || error.reason === "PERMITS_MISMATCH") {
     say(`${what}: ${error.message}`);
     return EXIT.usage;
   }

@@ -1,4 +1,6 @@
-// `metaparticle-sync lock NAME -- CMD`: runs CMD while holding the lock.
+// `metaparticle-sync lock NAME -- CMD`: runs CMD while holding the lock; with
+// `-n N`, while holding one of the N permits of semaphore NAME. Both are held
+// the same way (hold.ts), so one run serves both; `Held` says which it is.
 import { status } from "@grpc/grpc-js";
 import { EXIT, formatDuration } from "./cli-args.js";
 import { reportFailure, say } from "./cli-calls.js";
@@ -6,12 +8,14 @@ import { Child, signalExitCode, trapSignals } from "./cli-child.js";
 import { KILL_MARGIN_MS, KillAfterError, fitKillAfter, watchPromise } from "./cli-promise.js";
 import type { SyncClient } from "./client.js";
 import { DEFAULT_WAIT_TIMEOUT_MS, WAIT_TIMEOUT_GRACE_MS } from "./deadlines.js";
+import type { AcquireOptions, StreamHold } from "./hold.js";
 import { LostError, SyncClientError } from "./internal.js";
-import type { Lock } from "./lock.js";
 
 export interface LockCommand {
   readonly name: string;
   readonly argv: readonly string[];
+  /** -n: hold one of this many permits of semaphore `name` instead of lock `name`. */
+  readonly permits?: number;
   readonly holder?: string;
   readonly leaseDuration?: number;
   /** ms; default DEFAULT_WAIT_TIMEOUT_MS. */
@@ -21,7 +25,46 @@ export interface LockCommand {
   readonly verbose: boolean;
 }
 
+/** What `lock` holds: lock NAME, or with -n one permit of semaphore NAME. */
+interface Held {
+  /** How messages name it: "lock NAME", "a permit of semaphore NAME". */
+  readonly what: string;
+  acquire(options: AcquireOptions): Promise<StreamHold>;
+  /** Who holds it, for the message of a wait that timed out: " (held by ...)", or "" when nobody or unknown. */
+  holders(timeoutMs: number): Promise<string>;
+  /** What CMD gets besides MSYNC_LOCK_NAME, MSYNC_FENCING_TOKEN and MSYNC_ADDRESS. */
+  readonly env: Record<string, string>;
+}
+
+function held(client: SyncClient, name: string, permits: number | undefined): Held {
+  if (permits === undefined) {
+    return {
+      what: `lock ${name}`,
+      acquire: (options) => client.lock(name, options),
+      holders: async (timeoutMs) => {
+        const info = await client.getLock(name, { timeoutMs });
+        return info.held ? ` (held by ${info.holder}, fencing token ${info.token})` : "";
+      },
+      env: {},
+    };
+  }
+  const semaphore = client.semaphore(name, permits);
+  return {
+    what: `a permit of semaphore ${name}`,
+    acquire: (options) => semaphore.acquire(options),
+    holders: async (timeoutMs) => {
+      const info = await semaphore.get({ timeoutMs });
+      // A hold of another daemon comes without its token (0).
+      const holders = info.holders.map((h) => (h.token > 0 ? `${h.holder}, fencing token ${h.token}` : h.holder));
+      return holders.length === 0 ? "" : ` (held by ${holders.join("; ")})`;
+    },
+    env: { MSYNC_PERMITS: String(permits) },
+  };
+}
+
 export async function runLock(client: SyncClient, options: LockCommand): Promise<number> {
+  const target = held(client, options.name, options.permits);
+  const { what } = target;
   const waiting = new AbortController();
   let interrupted: NodeJS.Signals | undefined;
   let child: Child | undefined;
@@ -32,12 +75,12 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
   });
   const waitTimeout = options.waitTimeout ?? DEFAULT_WAIT_TIMEOUT_MS;
   try {
-    if (options.verbose) say(`waiting for lock ${options.name} at ${client.address}`);
-    let lock: Lock;
+    if (options.verbose) say(`waiting for ${what} at ${client.address}`);
+    let lock: StreamHold;
     const waitStart = performance.now();
     try {
       // The client keeps the wait timeout on its own clock too: a frozen sidecar cannot hold this up.
-      lock = await client.lock(options.name, {
+      lock = await target.acquire({
         holder: options.holder,
         leaseDurationMs: options.leaseDuration,
         waitTimeoutMs: waitTimeout,
@@ -46,8 +89,8 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
     } catch (err) {
       if (interrupted !== undefined) return signalExitCode(interrupted);
       const error = SyncClientError.from(err);
-      if (error.code === status.DEADLINE_EXCEEDED) return waitTimedOut(client, options.name, waitTimeout, performance.now() - waitStart);
-      return reportFailure(error, `cannot lock ${options.name}`, client.address);
+      if (error.code === status.DEADLINE_EXCEEDED) return waitTimedOut(target, waitTimeout, performance.now() - waitStart);
+      return reportFailure(error, options.permits === undefined ? `cannot lock ${options.name}` : `cannot hold ${what}`, client.address);
     }
     if (interrupted !== undefined) {
       await lock.release().catch(() => {});
@@ -55,7 +98,7 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
     }
     let killAfter: number;
     try {
-      killAfter = fitKillAfter(options.killAfter, lock.validForMs, `lock ${options.name}`);
+      killAfter = fitKillAfter(options.killAfter, lock.validForMs, what);
     } catch (err) {
       if (!(err instanceof KillAfterError)) throw err;
       await lock.release().catch(() => {});
@@ -63,18 +106,19 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
       return EXIT.usage;
     }
     if (lock.lost) {
-      say(`lost lock ${options.name} (fencing token ${lock.token}) before the command started: ${String(lock.signal.reason)}`);
+      say(`lost ${what} (fencing token ${lock.token}) before the command started: ${String(lock.signal.reason)}`);
       return EXIT.lockLost;
     }
     if (options.verbose) {
       const lowered = killAfter < options.killAfter.ms ? ` (--kill-after lowered to ${formatDuration(killAfter)} to fit the lease)` : "";
-      say(`acquired lock ${options.name} (fencing token ${lock.token}); running ${options.argv.join(" ")}${lowered}`);
+      say(`acquired ${what} (fencing token ${lock.token}); running ${options.argv.join(" ")}${lowered}`);
     }
 
     let lost: LostError | undefined;
     const running = new Child(options.argv, {
       MSYNC_LOCK_NAME: options.name,
       MSYNC_FENCING_TOKEN: String(lock.token),
+      ...target.env,
       MSYNC_ADDRESS: client.address,
     });
     child = running;
@@ -90,7 +134,7 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
           `no heartbeat from the sidecar, and its promise runs out in ${formatDuration(remaining)}`,
         );
         say(
-          `lock ${options.name} (fencing token ${lock.token}): ${lost.message}: ` +
+          `${what} (fencing token ${lock.token}): ${lost.message}: ` +
             `stopping the command (SIGTERM, SIGKILL in ${formatDuration(grace)})`,
         );
         running.stop(grace);
@@ -103,7 +147,7 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
         if (!running.running || lost !== undefined) return; // released after CMD exited, or already stopping
         lost = lock.signal.reason instanceof LostError ? lock.signal.reason : new LostError("unknown", String(lock.signal.reason));
         say(
-          `lost lock ${options.name} (fencing token ${lock.token}): ${lost.reason}: ${lost.message}; ` +
+          `lost ${what} (fencing token ${lock.token}): ${lost.reason}: ${lost.message}; ` +
             `stopping the command (SIGTERM, SIGKILL after ${formatDuration(killAfter)})`,
         );
         running.stop(killAfter);
@@ -115,10 +159,10 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
     try {
       await lock.release();
     } catch (err) {
-      say(`could not confirm the release of lock ${options.name}: ${SyncClientError.from(err).message}`);
+      say(`could not confirm the release of ${what}: ${SyncClientError.from(err).message}`);
     }
     if (lost !== undefined) return EXIT.lockLost;
-    if (options.verbose) say(`released lock ${options.name}; the command exited with ${code}`);
+    if (options.verbose) say(`released ${what}; the command exited with ${code}`);
     return code;
   } finally {
     untrap();
@@ -128,20 +172,19 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
 /** How long the message's look-up of the holder may take: it only decorates the message. */
 const HOLDER_LOOKUP_MS = 1000;
 
-async function waitTimedOut(client: SyncClient, name: string, waitTimeout: number, waitedMs: number): Promise<number> {
+async function waitTimedOut(target: Held, waitTimeout: number, waitedMs: number): Promise<number> {
   let holder = "";
   // A sidecar that did not answer in time (frozen, unreachable: the client's own clock ran out, a grace period
   // after the wait timeout) is not asked again.
   if (waitedMs < waitTimeout + WAIT_TIMEOUT_GRACE_MS - 10) {
     try {
-      const info = await client.getLock(name, { timeoutMs: HOLDER_LOOKUP_MS });
-      if (info.held) holder = ` (held by ${info.holder}, fencing token ${info.token})`;
+      holder = await target.holders(HOLDER_LOOKUP_MS);
     } catch {
       // Only decoration for the message.
     }
   } else {
     holder = " (the sidecar did not answer)";
   }
-  say(`timed out after ${formatDuration(waitTimeout)} waiting for lock ${name}${holder}`);
+  say(`timed out after ${formatDuration(waitTimeout)} waiting for ${target.what}${holder}`);
   return EXIT.waitTimeout;
 }

@@ -1,15 +1,16 @@
 #!/usr/bin/env node
-// metaparticle-sync: locks and leader election from the shell, like flock,
-// `consul lock` and `etcdctl elect`, through the metaparticle-sync sidecar.
+// metaparticle-sync: locks, semaphores and leader election from the shell,
+// like flock, `consul lock` (and its -n) and `etcdctl elect`, through the
+// metaparticle-sync sidecar.
 //
-//   metaparticle-sync lock NAME [flags] -- CMD [ARGS...]
+//   metaparticle-sync lock [-n N] NAME [flags] -- CMD [ARGS...]
 //   metaparticle-sync elect NAME [flags] -- CMD [ARGS...]
 //   metaparticle-sync leader NAME [--json]
 //   metaparticle-sync observe NAME [--json]
 //
 // `metaparticle-sync --help` lists the flags and the exit codes (cli-args.ts).
 import { readFileSync } from "node:fs";
-import { EXIT, type Invocation, UsageError, parseArgs, parseDurationFlag } from "./cli-args.js";
+import { EXIT, type Invocation, UsageError, parseArgs, parseDurationFlag, parsePermitsFlag } from "./cli-args.js";
 import { say } from "./cli-calls.js";
 import { runElect } from "./cli-elect.js";
 import { runLeader, runObserve } from "./cli-leader.js";
@@ -31,6 +32,7 @@ async function run(invocation: Extract<Invocation, { kind: "run" }>): Promise<nu
         return await runLock(client, {
           name,
           argv,
+          permits: flags.has("permits") ? parsePermitsFlag(flags.get("permits")!) : undefined,
           holder: flags.get("holder"),
           leaseDuration: duration("lease-duration"),
           waitTimeout: duration("wait-timeout"),

@@ -1,13 +1,16 @@
 // The entry point of the TypeScript client: one object per sidecar address.
 import { type ChannelCredentials, type ChannelOptions, credentials as grpcCredentials } from "@grpc/grpc-js";
-import { hostname } from "node:os";
 import { Campaign, type CampaignOptions, type Leader, observe } from "./election.js";
 import { ElectionServiceClient, type GetLeaderResponse } from "./gen/metaparticle/sync/v1/election_service.js";
 import { type GetLockResponse, LockServiceClient, type TryAcquireResponse } from "./gen/metaparticle/sync/v1/lock_service.js";
-import { ReadConsistency } from "./gen/metaparticle/sync/v1/types.js";
-import { type CallOptions, KEEPALIVE_CHANNEL_OPTIONS, timeoutOf, unary } from "./deadlines.js";
+import { SemaphoreServiceClient } from "./gen/metaparticle/sync/v1/semaphore_service.js";
+import { KEEPALIVE_CHANNEL_OPTIONS, timeoutOf, unary } from "./deadlines.js";
+import type { LeaseOptions } from "./hold.js";
 import { LeasedLock, type Lock, type LockOptions, acquire } from "./lock.js";
-import { fromDuration, optionalDuration } from "./internal.js";
+import { Semaphore, type SemaphoreInfo, getSemaphore } from "./semaphore.js";
+import { type ReadOptions, defaultName, fromDuration, optionalDuration, readConsistency } from "./internal.js";
+
+export type { ReadOptions } from "./internal.js";
 
 /** Where the sidecar listens unless told otherwise. */
 export const DEFAULT_ADDRESS = "127.0.0.1:13131";
@@ -38,17 +41,8 @@ export interface LockInfo {
   readonly remaining: number;
 }
 
-export interface ReadOptions extends CallOptions {
-  /** Read from the API server instead of the sidecar's watch cache. */
-  readonly fresh?: boolean;
-}
-
 /** What `tryLock()` takes. */
-export interface TryLockOptions extends CallOptions {
-  /** Your name for the holder, shown to others; default MSYNC_HOLDER or host/pid. */
-  readonly holder?: string;
-  /** Lease duration in ms, whole seconds; default the daemon's (15 s). */
-  readonly leaseDurationMs?: number;
+export interface TryLockOptions extends LeaseOptions {
   /** @deprecated The same as `leaseDurationMs`. */
   readonly leaseDuration?: number;
 }
@@ -56,6 +50,7 @@ export interface TryLockOptions extends CallOptions {
 export class SyncClient {
   readonly locks: LockServiceClient;
   readonly elections: ElectionServiceClient;
+  readonly semaphores: SemaphoreServiceClient;
   readonly address: string;
 
   constructor(options: SyncClientOptions = {}) {
@@ -63,6 +58,7 @@ export class SyncClient {
     const creds = options.credentials ?? grpcCredentials.createInsecure();
     this.locks = new LockServiceClient(this.address, creds, { ...KEEPALIVE_CHANNEL_OPTIONS, ...options.channelOptions });
     this.elections = new ElectionServiceClient(this.address, creds, { channelOverride: this.locks.getChannel() });
+    this.semaphores = new SemaphoreServiceClient(this.address, creds, { channelOverride: this.locks.getChannel() });
   }
 
   /**
@@ -100,7 +96,8 @@ export class SyncClient {
     const r = await unary<GetLockResponse>(
       `GetLock of lock ${name}`,
       { signal: options.signal, timeoutMs: timeoutOf(options) },
-      (metadata, callOptions, callback) => this.locks.getLock({ name, consistency: consistency(options) }, metadata, callOptions, callback),
+      (metadata, callOptions, callback) =>
+        this.locks.getLock({ name, consistency: readConsistency(options) }, metadata, callOptions, callback),
     );
     return {
       held: r.held,
@@ -112,6 +109,25 @@ export class SyncClient {
       leaseDuration: fromDuration(r.leaseDuration),
       remaining: fromDuration(r.remaining),
     };
+  }
+
+  /**
+   * Semaphore `name` with `permits` (N) permits: at most N holders at once,
+   * across every daemon of the namespace. Every caller of a name must use the
+   * same N (else PERMITS_MISMATCH). Nothing is sent until you call one of its
+   * methods:
+   *
+   *     const exporters = client.semaphore("export", 3);
+   *     await using permit = await exporters.acquire({ waitTimeoutMs: 60_000 });
+   *     const { permit: leased, holders } = await exporters.tryAcquire();
+   */
+  semaphore(name: string, permits: number): Semaphore {
+    return new Semaphore(this.semaphores, name, permits);
+  }
+
+  /** Who holds semaphore `name`'s permits, whatever its N; `permits` is 0 if it was never used. Deadline `timeoutMs`, default 10 s. */
+  getSemaphore(name: string, options: ReadOptions = {}): Promise<SemaphoreInfo> {
+    return getSemaphore(this.semaphores, name, options);
   }
 
   /**
@@ -140,7 +156,7 @@ export class SyncClient {
       `GetLeader of election ${name}`,
       { signal: options.signal, timeoutMs: timeoutOf(options) },
       (metadata, callOptions, callback) =>
-        this.elections.getLeader({ name, consistency: consistency(options) }, metadata, callOptions, callback),
+        this.elections.getLeader({ name, consistency: readConsistency(options) }, metadata, callOptions, callback),
     );
     return { leader: r.leader, value: r.value, term: r.term };
   }
@@ -148,17 +164,6 @@ export class SyncClient {
   close(): void {
     this.locks.close();
     this.elections.close();
+    this.semaphores.close();
   }
-}
-
-function consistency(options: ReadOptions): ReadConsistency {
-  return options.fresh ? ReadConsistency.READ_CONSISTENCY_FRESH : ReadConsistency.READ_CONSISTENCY_CACHED;
-}
-
-function defaultName(...variables: string[]): string {
-  for (const variable of variables) {
-    const value = process.env[variable];
-    if (value) return value;
-  }
-  return `${hostname()}/${process.pid}`;
 }

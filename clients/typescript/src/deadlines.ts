@@ -53,7 +53,8 @@ export function timeoutOf(options: CallOptions, fallbackMs = DEFAULT_CALL_TIMEOU
   return ms;
 }
 
-type Start<Response> = (
+/** Starts one unary call of a generated client with the given metadata, call options and callback. */
+export type Start<Response> = (
   metadata: Metadata,
   options: Partial<GrpcCallOptions>,
   callback: (error: ServiceError | null, response: Response) => void,

@@ -1,6 +1,9 @@
-// Small pieces shared by the client's lock and election wrappers.
+// Small pieces shared by the client's lock, semaphore and election wrappers.
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { hostname } from "node:os";
+import type { CallOptions } from "./deadlines.js";
 import type { Duration } from "./gen/google/protobuf/duration.js";
+import { ReadConsistency } from "./gen/metaparticle/sync/v1/types.js";
 import { type ErrorReason, STATUS_DETAILS_KEY, type StatusDetails, decodeStatusDetails } from "./status-details.js";
 
 export function toDuration(ms: number): Duration {
@@ -17,12 +20,33 @@ export function fromDuration(duration: Duration | undefined): number {
   return duration === undefined ? 0 : duration.seconds * 1000 + duration.nanos / 1e6;
 }
 
+/** The first of `variables` that is set, else host/pid: the default holder or candidate name. */
+export function defaultName(...variables: string[]): string {
+  for (const variable of variables) {
+    const value = process.env[variable];
+    if (value) return value;
+  }
+  return `${hostname()}/${process.pid}`;
+}
+
+/** What a read of who holds (getLock, getLeader, a semaphore's get) takes. */
+export interface ReadOptions extends CallOptions {
+  /** Read from the API server instead of the sidecar's watch cache. */
+  readonly fresh?: boolean;
+}
+
+/** The consistency a read asks for: the sidecar's watch cache unless `fresh`. */
+export function readConsistency(options: ReadOptions): ReadConsistency {
+  return options.fresh ? ReadConsistency.READ_CONSISTENCY_FRESH : ReadConsistency.READ_CONSISTENCY_CACHED;
+}
+
 /**
  * A failed call to the sidecar: its gRPC status `code` and, from the standard
  * error details (`grpc-status-details-bin`), the request `field` at fault
  * (google.rpc.BadRequest) and the machine-readable `reason` (google.rpc.ErrorInfo).
  * A deadline that passed, on the sidecar or on this client's own clock, has
- * code DEADLINE_EXCEEDED; a lock's wait timeout also has reason WAIT_TIMEOUT.
+ * code DEADLINE_EXCEEDED; a lock's or a permit's wait timeout also has reason
+ * WAIT_TIMEOUT.
  */
 export class SyncClientError extends Error {
   constructor(
@@ -30,7 +54,7 @@ export class SyncClientError extends Error {
     message: string,
     /** The request field the sidecar named as wrong, e.g. `name` or `lease_duration`. */
     readonly field?: string,
-    /** The sidecar's ErrorInfo reason, e.g. `NOT_HELD` or `WAIT_TIMEOUT` (ErrorReason lists them). */
+    /** The sidecar's ErrorInfo reason, e.g. `NOT_HELD`, `WAIT_TIMEOUT` or `PERMITS_MISMATCH` (ErrorReason lists them). */
     readonly reason?: ErrorReason | (string & {}),
   ) {
     super(message);

@@ -18,7 +18,12 @@ export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
 /** The `ErrorInfo.domain` of every error the metaparticle-sync sidecar sends. */
 export const ERROR_DOMAIN = "sync.metaparticle.io";
 
-/** The `ErrorInfo.reason`s the sidecar sends; a newer sidecar may add more. */
+/**
+ * The `ErrorInfo.reason`s the sidecar sends; a newer sidecar may add more.
+ * `PERMITS_MISMATCH` (FAILED_PRECONDITION, field `permits`): a semaphore was
+ * asked for with another number of permits than the one it has; nothing was
+ * held.
+ */
 export type ErrorReason =
   | "INVALID_ARGUMENT"
   | "NOT_HELD"

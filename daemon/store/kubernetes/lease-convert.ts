@@ -254,9 +254,12 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   const annotations: Record<string, string> = { ...previous?.metadata?.annotations };
   annotations[HOLDER_ANNOTATION] = fields.holder;
   // A write that changes the holder records it; any other leaves the annotation as it was (a holder cleared by
-  // hand stays so through queue writes). A create may record another (a restored Lease, held off).
+  // hand stays so through queue writes). A create may record another (a restored Lease, held off). A semaphore has no
+  // holder: its grants (a new token) record it, so that a restored semaphore is held off until its first grant only,
+  // which its daemon writes once that hold-off is over as it observes.
+  const grant = fields.kind === "semaphore" && fields.transitions > (previous?.spec?.leaseTransitions ?? 0);
   if (previous === undefined) annotations[HOLDER_OF_ANNOTATION] = fields.writtenHolder ?? fields.holderIdentity;
-  else if (previous.spec?.holderIdentity !== fields.holderIdentity) annotations[HOLDER_OF_ANNOTATION] = fields.holderIdentity;
+  else if (previous.spec?.holderIdentity !== fields.holderIdentity || grant) annotations[HOLDER_OF_ANNOTATION] = fields.holderIdentity;
   annotations[DURATION_ANNOTATION] = String(fields.writtenDuration ?? fields.leaseDurationSeconds);
   setOrDelete(annotations, VALUE_ANNOTATION, fields.value);
   setOrDelete(annotations, QUEUE_ANNOTATION, fields.queue.length > 0 ? JSON.stringify(fields.queue) : "");

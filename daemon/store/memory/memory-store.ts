@@ -75,8 +75,10 @@ export class MemoryStore implements LeaseStore {
       throw new StoreError("conflict", `lease ${lease.name} changed (version ${current.version}, not ${lease.version})`);
     }
     // As on Kubernetes: an update that changes nothing is no new version and sends no watch event.
-    // As the Kubernetes store's annotation: a write that changes the holder records it; any other leaves it.
-    const writtenHolder = current.holderIdentity === lease.holderIdentity ? current.writtenHolder : lease.holderIdentity;
+    // As the Kubernetes store's annotation: a write that changes the holder records it, and so does a semaphore's grant
+    // (a new token: it has no holder, see recordToLease); any other leaves it.
+    const writtenHolder =
+      current.holderIdentity === lease.holderIdentity && !grantsPermit(current, lease) ? current.writtenHolder : lease.holderIdentity;
     if (sameFields(current, lease) && current.writtenHolder === writtenHolder && current.writtenDuration === writtenDuration(lease))
       return current;
     const { version: _version, writtenHolder: _written, ...fields } = lease;
@@ -285,4 +287,9 @@ function foreignError(name: string): StoreError {
 /** The duration the last daemon acquisition or renewal wrote, as the Kubernetes store's annotation keeps it. */
 function writtenDuration(fields: LeaseFields): number {
   return fields.writtenDuration ?? fields.leaseDurationSeconds;
+}
+
+/** True when `next` is a semaphore's grant over `current`: a new token. */
+function grantsPermit(current: LeaseFields, next: LeaseFields): boolean {
+  return next.kind === "semaphore" && next.transitions > current.transitions;
 }

@@ -1,6 +1,7 @@
-"""Python client of the metaparticle-sync sidecar: distributed locks with
-fencing tokens and leader election, over gRPC to a daemon on loopback, with a
-blocking client (`Client`) and an asyncio one (`AsyncClient`) offering the same calls.
+"""Python client of the metaparticle-sync sidecar: distributed locks and
+counting semaphores with fencing tokens, and leader election, over gRPC to a
+daemon on loopback, with a blocking client (`Client`) and an asyncio one
+(`AsyncClient`) offering the same calls.
 
 Every call that talks to the sidecar takes `timeout=` (seconds); the errors
 are the exception classes below, which a caller catches without importing grpc."""
@@ -19,12 +20,16 @@ from ._common import (
     LeaderChanged,
     LockInfo,
     LostError,
+    PermitHolder,
+    SemaphoreInfo,
 )
-from ._errors import DeadlineExceeded, InvalidArgument, LockTimeout, NotHeld, SyncError, Unavailable
+from ._errors import DeadlineExceeded, InvalidArgument, LockTimeout, NoPermitFree, NotHeld, PermitsMismatch, SyncError, Unavailable
 from .aio_lock import AsyncLease, AsyncLock
+from .aio_semaphore import AsyncPermit, AsyncPermitLease
 from .campaign import Campaign
 from .election import AsyncCampaign, AsyncClient
 from .lock import Client, Lease, Lock
+from .semaphore import Permit, PermitLease
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -37,6 +42,8 @@ __all__ = [
     "AsyncClient",
     "AsyncLease",
     "AsyncLock",
+    "AsyncPermit",
+    "AsyncPermitLease",
     "Campaign",
     "CampaignEvent",
     "Client",
@@ -51,7 +58,13 @@ __all__ = [
     "Lock",
     "LockTimeout",
     "LostError",
+    "NoPermitFree",
     "NotHeld",
+    "Permit",
+    "PermitHolder",
+    "PermitLease",
+    "PermitsMismatch",
+    "SemaphoreInfo",
     "SyncError",
     "Unavailable",
 ]

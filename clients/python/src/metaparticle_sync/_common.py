@@ -1,4 +1,4 @@
-"""Pieces shared by the lock and election wrappers."""
+"""Pieces shared by the lock, semaphore and election wrappers."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ DEFAULT_ADDRESS = "127.0.0.1:13131"
 
 DEFAULT_CALL_TIMEOUT = 10.0
 """Seconds a call may take unless its `timeout=` (or the client's) says
-otherwise: try_lock, renew, release, get_lock, get_leader, proclaim, resign."""
+otherwise: try_lock, try_acquire_permit, renew, release, get_lock,
+get_semaphore, get_leader, proclaim, resign."""
 
 DEFAULT_WAIT_TIMEOUT = 300.0
-"""Seconds `lock()` waits for the lock unless `wait_timeout=` or `timeout=` says otherwise."""
+"""Seconds `lock()` waits for the lock, and `acquire_permit()` for a permit,
+unless `wait_timeout=` or `timeout=` says otherwise."""
 
 WAIT_GRACE = 1.0
-"""Seconds the client gives the sidecar past a lock's wait timeout to say so
-before it gives up waiting on its own clock (a frozen sidecar says nothing)."""
+"""Seconds the client gives the sidecar past a lock's (a permit's) wait
+timeout to say so before it gives up waiting on its own clock (a frozen
+sidecar says nothing)."""
 
 KEEPALIVE_TIME = 10.0
 """Seconds between HTTP/2 pings on the streams' connection, calls or not, so
@@ -79,7 +82,7 @@ def call_timeout(timeout: float | None, default: float) -> float:
 
 
 def wait_bound(wait_timeout: float | None, timeout: float | None) -> float:
-    """How long `lock()` waits: the smaller of `wait_timeout` and `timeout`
+    """How long `lock()` (`acquire_permit()`) waits: the smaller of `wait_timeout` and `timeout`
     that are given, else DEFAULT_WAIT_TIMEOUT."""
     given = [value for value in (wait_timeout, timeout) if value is not None]
     if any(value < 0 for value in given):
@@ -101,7 +104,7 @@ def from_duration(duration: Duration) -> float:
 
 
 class LostError(Exception):
-    """Why a lock or a term of leadership ended.
+    """Why a lock, a permit or a term of leadership ended.
 
     `reason` is one of "renew-deadline-exceeded", "taken-over", "shutdown",
     "deleted" (the sidecar's), "heartbeat-timeout" (no heartbeat before the
@@ -137,6 +140,33 @@ class LockInfo:
     lease_duration: float
     remaining: float
     """Seconds until the lease expires unless renewed."""
+
+
+@dataclass(frozen=True)
+class PermitHolder:
+    """One hold of a semaphore's permit as the sidecar observed it; durations in seconds."""
+
+    holder: str
+    holder_identity: str
+    """The identity of the sidecar process that holds it."""
+    token: int
+    """The hold's fencing token; 0 for a hold through another sidecar."""
+    lease_duration: float
+    remaining: float
+    """Seconds until the hold's lease expires unless renewed."""
+
+
+@dataclass(frozen=True)
+class SemaphoreInfo:
+    """A semaphore as the sidecar observed it."""
+
+    permits: int
+    """N; 0 for a semaphore never used."""
+    holders: tuple[PermitHolder, ...]
+    token: int
+    """The last fencing token granted; 0 if none was."""
+    waiting_daemons: tuple[str, ...]
+    """The identities of the sidecars waiting for a permit, in the order they will be served."""
 
 
 @dataclass(frozen=True)

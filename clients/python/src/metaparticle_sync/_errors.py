@@ -8,12 +8,15 @@ are read with grpcio-status, never parsed by hand.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import grpc
 import google.rpc.error_details_pb2 as error_details_pb2
 import google.rpc.status_pb2 as status_pb2
 from grpc_status import rpc_status
+
+if TYPE_CHECKING:
+    from ._common import PermitHolder
 
 ERROR_DOMAIN = "sync.metaparticle.io"
 """The ErrorInfo domain of the sidecar's errors."""
@@ -26,7 +29,7 @@ class SyncError(Exception):
     to avoid importing grpc), `details` the sidecar's message, `field` the
     request field at fault for INVALID_ARGUMENT (from google.rpc.BadRequest),
     and `reason` the sidecar's ErrorInfo reason (e.g. "NOT_HELD",
-    "WAIT_TIMEOUT"), or None.
+    "WAIT_TIMEOUT", "PERMITS_MISMATCH"), or None.
     """
 
     def __init__(self, code: grpc.StatusCode, details: str, field: str | None = None, reason: str | None = None) -> None:
@@ -38,8 +41,9 @@ class SyncError(Exception):
 
 
 class LockTimeout(SyncError, TimeoutError):
-    """`lock()` did not get the lock within its wait timeout (DEADLINE_EXCEEDED),
-    whether the sidecar said so or the client's own clock did."""
+    """`lock()` did not get the lock (or `acquire_permit()` a permit) within
+    its wait timeout (DEADLINE_EXCEEDED), whether the sidecar said so or the
+    client's own clock did."""
 
 
 class DeadlineExceeded(SyncError, TimeoutError):
@@ -48,8 +52,14 @@ class DeadlineExceeded(SyncError, TimeoutError):
 
 
 class NotHeld(SyncError):
-    """The lock or leadership the call names is not held by the caller (any
-    more), or is held through another sidecar (FAILED_PRECONDITION)."""
+    """The lock, permit or leadership the call names is not held by the
+    caller (any more), or is held through another sidecar (FAILED_PRECONDITION)."""
+
+
+class PermitsMismatch(SyncError):
+    """A semaphore call named another number of permits than the semaphore
+    has (FAILED_PRECONDITION, reason PERMITS_MISMATCH; `field` is "permits").
+    Nothing was held."""
 
 
 class InvalidArgument(SyncError):
@@ -61,6 +71,18 @@ class Unavailable(SyncError):
     store (UNAVAILABLE)."""
 
 
+class NoPermitFree(Exception):
+    """`try_acquire_permit()` found every permit of the semaphore held.
+    `holders` lists the holds (PermitHolder); one through another sidecar
+    has token 0, as the sidecars record only how many permits each holds.
+    Not a SyncError: the call itself succeeded."""
+
+    def __init__(self, name: str, holders: tuple[PermitHolder, ...]) -> None:
+        super().__init__(f"no permit of semaphore {name} is free; held by {', '.join(h.holder for h in holders)}")
+        self.name = name
+        self.holders = holders
+
+
 _CLASSES: dict[grpc.StatusCode, type[SyncError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.FAILED_PRECONDITION: NotHeld,
@@ -69,10 +91,17 @@ _CLASSES: dict[grpc.StatusCode, type[SyncError]] = {
 }
 
 
+_BY_REASON: dict[str, type[SyncError]] = {
+    "WAIT_TIMEOUT": LockTimeout,
+    "PERMITS_MISMATCH": PermitsMismatch,
+}
+
+
 def error_for(code: grpc.StatusCode, details: str, field: str | None = None, reason: str | None = None) -> SyncError:
-    """The SyncError subclass for `code`; DEADLINE_EXCEEDED with the sidecar's
-    reason WAIT_TIMEOUT is a LockTimeout."""
-    kind = LockTimeout if reason == "WAIT_TIMEOUT" else _CLASSES.get(code, SyncError)
+    """The SyncError subclass for `code`, or for the sidecar's reason where
+    one has its own: WAIT_TIMEOUT is a LockTimeout, PERMITS_MISMATCH a
+    PermitsMismatch."""
+    kind = _BY_REASON.get(reason or "") or _CLASSES.get(code, SyncError)
     return kind(code, details, field, reason)
 
 

@@ -1,4 +1,5 @@
-"""The asyncio client: leader election, and locks (aio_lock.py), with grpc.aio.
+"""The asyncio client: leader election, and locks (aio_lock.py) and
+semaphores (aio_semaphore.py), with grpc.aio.
 
 A campaign reads its stream in a task of its own, so heartbeats are handled
 while the caller is busy leading, and keeps the client's own deadline on the
@@ -17,18 +18,28 @@ from typing import AsyncIterator, cast
 import grpc
 import grpc.aio
 
-from metaparticle.sync.v1 import election_service_pb2, election_service_pb2_grpc, lock_service_pb2, lock_service_pb2_grpc, types_pb2
+from metaparticle.sync.v1 import (
+    election_service_pb2,
+    election_service_pb2_grpc,
+    lock_service_pb2,
+    lock_service_pb2_grpc,
+    semaphore_service_pb2,
+    semaphore_service_pb2_grpc,
+    types_pb2,
+)
 
+from . import semaphore
+from ._aio_hold import open_session
 from ._common import (
     DEFAULT_CALL_TIMEOUT,
     STREAM_CHANNEL_OPTIONS,
-    WAIT_GRACE,
     CampaignEvent,
     Deposed,
     Elected,
     Leader,
     LeaderChanged,
     LockInfo,
+    SemaphoreInfo,
     address_or_default,
     call_timeout,
     consistency,
@@ -38,8 +49,9 @@ from ._common import (
     to_duration,
     wait_bound,
 )
-from ._errors import DeadlineExceeded, LockTimeout, NotHeld, SyncError, from_rpc_error, shutting_down
+from ._errors import DeadlineExceeded, NotHeld, SyncError, from_rpc_error, shutting_down
 from .aio_lock import AsyncLease, AsyncLock
+from .aio_semaphore import AsyncPermit, AsyncPermitLease
 
 
 class _Term:
@@ -278,13 +290,13 @@ class AsyncCampaign:
 
 
 class AsyncClient:
-    """An asyncio client of one sidecar, for locks and elections; the calls
-    of `Client`, awaited, with the same `timeout=` on each.
+    """An asyncio client of one sidecar, for locks, semaphores and elections;
+    the calls of `Client`, awaited, with the same `timeout=` on each.
 
     The address defaults to $MSYNC_ADDRESS, else 127.0.0.1:13131. `timeout`
     is the deadline, in seconds, of each call that does not name its own
-    (default DEFAULT_CALL_TIMEOUT, 10 s). Closing the client ends every lock
-    and campaign it holds.
+    (default DEFAULT_CALL_TIMEOUT, 10 s). Closing the client ends every lock,
+    permit and campaign it holds.
     """
 
     def __init__(self, address: str | None = None, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
@@ -296,8 +308,10 @@ class AsyncClient:
         self._streams = grpc.aio.insecure_channel(self.address, options=STREAM_CHANNEL_OPTIONS)
         self.elections = election_service_pb2_grpc.ElectionServiceStub(self._channel)
         self.locks = lock_service_pb2_grpc.LockServiceStub(self._channel)
+        self.semaphores = semaphore_service_pb2_grpc.SemaphoreServiceStub(self._channel)
         self._election_streams = election_service_pb2_grpc.ElectionServiceStub(self._streams)
         self._lock_streams = lock_service_pb2_grpc.LockServiceStub(self._streams)
+        self._semaphore_streams = semaphore_service_pb2_grpc.SemaphoreServiceStub(self._streams)
 
     async def lock(
         self,
@@ -329,24 +343,7 @@ class AsyncClient:
         )
         # No deadline on the call itself: it lasts as long as the hold.
         call = self._lock_streams.Acquire(request)
-        try:
-            first = await asyncio.wait_for(call.read(), wait + WAIT_GRACE)
-        except asyncio.TimeoutError:
-            call.cancel()  # which releases whatever the sidecar grants from now on
-            raise LockTimeout(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"lock {name} was not acquired within {wait:g} s: the sidecar did not answer in time"
-            ) from None
-        except grpc.aio.AioRpcError as error:
-            raise from_rpc_error(error, waiting=True) from None
-        except BaseException:
-            call.cancel()
-            raise
-        if first is grpc.aio.EOF:
-            raise SyncError(grpc.StatusCode.UNAVAILABLE, f"the sidecar ended the stream before lock {name} was acquired")
-        message = cast(lock_service_pb2.AcquireResponse, first)
-        if message.WhichOneof("event") != "acquired":
-            call.cancel()
-            raise SyncError(grpc.StatusCode.INTERNAL, f"the sidecar's first message for lock {name} was not `acquired`")
+        message = cast(lock_service_pb2.AcquireResponse, await open_session(call, wait, f"lock {name}"))
         return AsyncLock(name, message.acquired, call, self.locks, self.timeout)
 
     async def try_lock(
@@ -372,6 +369,48 @@ class AsyncClient:
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from None
         return LockInfo(r.held, r.holder, r.fencing_token, from_duration(r.lease_duration), from_duration(r.remaining))
+
+    async def acquire_permit(
+        self,
+        name: str,
+        permits: int,
+        *,
+        holder: str | None = None,
+        lease_duration: float | None = None,
+        wait_timeout: float | None = None,
+        timeout: float | None = None,
+    ) -> AsyncPermit:
+        """`Client.acquire_permit`, awaited:
+
+        async with await client.acquire_permit("export", 3, timeout=60) as permit:
+            await export(fencing_token=permit.token, stop=permit.lost)
+        """
+        wait = wait_bound(wait_timeout, timeout)
+        call = self._semaphore_streams.AcquirePermit(semaphore.acquire_request(name, permits, holder, lease_duration, wait))
+        first = await open_session(call, wait, f"a permit of semaphore {name}")
+        message = cast(semaphore_service_pb2.AcquirePermitResponse, first)
+        return AsyncPermit(name, message.acquired, call, self.semaphores, self.timeout)
+
+    async def try_acquire_permit(
+        self, name: str, permits: int, *, holder: str | None = None, lease_duration: float | None = None, timeout: float | None = None
+    ) -> AsyncPermitLease:
+        """One attempt without waiting: a permit held for its lease unless
+        renewed, or NoPermitFree (with the `holders`) if every permit is
+        held; DeadlineExceeded after `timeout`."""
+        request = semaphore.try_acquire_request(name, permits, holder, lease_duration)
+        try:
+            response = await self.semaphores.TryAcquirePermit(request, timeout=call_timeout(timeout, self.timeout))
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+        return AsyncPermitLease(self.semaphores, name, semaphore.granted(name, response), self.timeout)
+
+    async def get_semaphore(self, name: str, *, fresh: bool = False, timeout: float | None = None) -> SemaphoreInfo:
+        """Inspects a semaphore; one never used has `permits` 0."""
+        try:
+            response = await self.semaphores.GetSemaphore(semaphore.get_request(name, fresh), timeout=call_timeout(timeout, self.timeout))
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+        return semaphore.semaphore_info(response)
 
     async def get_leader(self, name: str, *, fresh: bool = False, timeout: float | None = None) -> Leader:
         """Reads the current leader; `leader` is "" when nobody leads."""
