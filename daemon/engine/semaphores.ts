@@ -496,7 +496,7 @@ export class SemaphoreContender {
    * the one with the faster connection won every race while the other's
    * writes kept conflicting (seed 17: 319 grants in a row to one daemon). A
    * daemon only announced has no place yet. When a permit has stood free for
-   * the turn grace without the daemons ahead taking it, they are skipped.
+   * a turn grace per daemon ahead without them taking it, they are skipped.
    */
   private turn(obs: Observation, now: number): { mine: true; skip: readonly string[] } | { mine: false; until: number | undefined } {
     const free = freePermits(obs, now);
@@ -518,7 +518,10 @@ export class SemaphoreContender {
     const key = ahead.join(",");
     if (this.turnWait?.ahead !== key) this.turnWait = { ahead: key, since: now };
     const leaseMs = obs.record.leaseDurationSeconds * 1000 || this.waiting[0]!.options.leaseMs;
-    const until = this.turnWait.since + this.ctx.timing(leaseMs).turnGraceMs;
+    // Each daemon ahead has a turn grace of its own: the one just behind a stale head skips it first, and one further
+    // back skips them all only once each has had its turn (seed 6363: a daemon at the tail skipped a live daemon that
+    // was itself waiting out a dead head, and took 29 grants in a row).
+    const until = this.turnWait.since + ahead.length * this.ctx.timing(leaseMs).turnGraceMs;
     if (now < until) return { mine: false, until };
     return { mine: true, skip: ahead };
   }
