@@ -39,6 +39,8 @@ export const MAX_SEATS = 64;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
 const HOLDER_CHARS = 63;
+/** Most quarter graces a daemon far back in the queue waits past the turn grace before it skips those ahead. */
+const MAX_STAGGERS = 4;
 /** Races a claim that does not wait (TryAcquirePermit) may lose before it fails as finding no permit free. */
 const MAX_TRY_CONFLICTS = 3;
 /** Lease duration for a call when nothing names one. */
@@ -497,7 +499,8 @@ export class SemaphoreContender {
    * the one with the faster connection won every race while the other's
    * writes kept conflicting (seed 17: 319 grants in a row to one daemon). A
    * daemon only announced has no place yet. When a permit has stood free for
-   * a turn grace per daemon ahead without them taking it, they are skipped.
+   * a turn grace (and a quarter more per daemon between it and the head, up
+   * to four) without them taking it, they are skipped.
    */
   private turn(obs: Observation, now: number): { mine: true; skip: readonly string[] } | { mine: false; until: number | undefined } {
     const free = freePermits(obs, now);
@@ -519,10 +522,12 @@ export class SemaphoreContender {
     const key = ahead.join(",");
     if (this.turnWait?.ahead !== key) this.turnWait = { ahead: key, since: now };
     const leaseMs = obs.record.leaseDurationSeconds * 1000 || this.waiting[0]!.options.leaseMs;
-    // Each daemon ahead has a turn grace of its own: the one just behind a stale head skips it first, and one further
-    // back skips them all only once each has had its turn (seed 6363: a daemon at the tail skipped a live daemon that
-    // was itself waiting out a dead head, and took 29 grants in a row).
-    const until = this.turnWait.since + ahead.length * this.ctx.timing(leaseMs).turnGraceMs;
+    // The one just behind a stale head skips it first, after a turn grace; one further back waits a quarter grace more
+    // per daemon between (up to four): a live one among them has taken its turn by then (seed 6363: a daemon at the
+    // tail skipped a live daemon that was itself waiting out a dead head, and took 29 grants in a row). Dead entries
+    // cost the last in line two graces at most (seed 12616: four of them).
+    const graceMs = this.ctx.timing(leaseMs).turnGraceMs;
+    const until = this.turnWait.since + graceMs * (1 + Math.min(ahead.length - 1, MAX_STAGGERS) / 4);
     if (now < until) return { mine: false, until };
     return { mine: true, skip: ahead };
   }

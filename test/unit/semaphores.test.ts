@@ -333,7 +333,7 @@ test("semaphore: a stream holder told it lost when its seat was changed by hand 
   );
 });
 
-test("semaphore: a daemon queued behind two others skips them only after each has had its turn grace: the one just behind a stale head goes first", async (t) => {
+test("semaphore: a daemon queued behind two others skips them later than the one just behind a stale head does: that one goes first", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");
   const [b, c, d] = [await sim.daemon("b"), await sim.daemon("c"), await sim.daemon("d")];
