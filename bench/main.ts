@@ -19,6 +19,7 @@ import { handoffClientGo, handoffCurator, handoffEtcd, handoffOursElection, hand
 import { hotCurator, hotEtcd, hotOurs } from "./phases/hot.js";
 import { idle } from "./phases/idle.js";
 import { scaleOurs } from "./phases/scale.js";
+import { semaphoreCurator, semaphoreOurs } from "./phases/semaphore.js";
 import { soakOurs } from "./phases/soak.js";
 import { waitingClientGo, waitingOurs } from "./phases/waiting.js";
 import { renderReport } from "./report/markdown.js";
@@ -26,14 +27,11 @@ import { writePlots } from "./report/plots.js";
 
 /** The repository root (dist/bench/main.js -> ../..). */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-/**
- * "semaphore" is Curator's semaphore alone until ours exists (issue 22). "curator" is not a phase of its
- * own: it picks Curator's measurements out of handoff, hot and semaphore.
- */
+/** "curator" is not a phase of its own: it picks Curator's measurements out of handoff, hot and semaphore. */
 const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "semaphore", "scale", "fleet", "soak", "curator"] as const;
 type Phase = (typeof PHASES)[number];
 /** Phases whose measurements need no control plane and no Go peers. */
-const ZOOKEEPER_ONLY: ReadonlySet<Phase> = new Set<Phase>(["semaphore", "curator"]);
+const ZOOKEEPER_ONLY: ReadonlySet<Phase> = new Set<Phase>(["curator"]);
 
 interface Args {
   quick: boolean;
@@ -325,13 +323,21 @@ async function main(): Promise<void> {
         () => hotCurator(ctx, "mutex"),
         (v) => (results.hot.curator = v),
       );
-    if (wantCurator("semaphore"))
-      for (const holdMs of ctx.params.semaphoreHoldsMs)
+    for (const holdMs of ctx.params.semaphoreHoldsMs) {
+      const permits = ctx.params.semaphorePermits;
+      if (want("semaphore"))
         await run(
-          `hot semaphore Curator InterProcessSemaphoreV2 (${ctx.params.semaphorePermits} permits, hold ${holdMs} ms)`,
-          () => hotCurator(ctx, "semaphore", holdMs),
+          `hot semaphore ours (${permits} permits, hold ${holdMs} ms)`,
+          () => semaphoreOurs(ctx, holdMs),
+          (v) => (results.semaphore ??= []).push({ system: "ours", ...v }),
+        );
+      if (wantCurator("semaphore"))
+        await run(
+          `hot semaphore Curator InterProcessSemaphoreV2 (${permits} permits, hold ${holdMs} ms)`,
+          () => semaphoreCurator(ctx, holdMs),
           (v) => (results.semaphore ??= []).push({ system: "curator", ...v }),
         );
+    }
     if (want("scale"))
       await run(
         "scale ours",

@@ -106,23 +106,37 @@ export interface HotRow {
   permits?: number;
   /** How long each holder kept its permit before releasing (0: at once). */
   holdMs?: number;
-  /** Curator: a release → the acquisition it made room for, over all processes (bench/lib/holds.ts). */
+  /** Curator, our semaphore: a release → the acquisition it made room for, over all processes (bench/lib/holds.ts). */
   handoff?: Summary;
-  /** Curator: time inside the release call. */
+  /** Curator, our semaphore: the handoffs between the two processes alone (a release on one → the acquisition on the other). */
+  crossHandoff?: Summary;
+  /** Curator, our semaphore: time inside the release call. */
   release?: Summary;
-  /** Curator: the most holds seen at once (from each process's own stamps); above `permits` would be a safety violation. */
+  /** Curator, our semaphore: the most holds seen at once (from each process's own stamps); above `permits` would be a safety violation. */
   maxConcurrent?: number;
-  /** Curator: handoffs between the two processes. */
+  /** Curator, our semaphore: handoffs between the two processes. */
   crossProcessHandoffs?: number;
   /** Curator: the ZooKeeper server's CPU during the run, % of one core. */
   serverCpuPercent?: number;
   /** Curator: ZooKeeper requests per acquisition, from the server's own counters. */
   zkReadsPerAcquisition?: number;
   zkWritesPerAcquisition?: number;
+  /** Curator: ZooKeeper packets per acquisition, received and sent by the server (mntr's zk_packets_received, zk_packets_sent). */
+  zkPacketsReceivedPerAcquisition?: number;
+  zkPacketsSentPerAcquisition?: number;
 }
 
 export interface SemaphoreRow extends HotRow {
   system: "ours" | "curator";
+  /** The samples of `crossHandoff` as a CDF sketch of at most a few hundred points (bench/lib/stats.ts cdfSketch), ms. */
+  crossHandoffCdf?: number[];
+  /**
+   * Ours: of the handoffs, the share whose next holder had already asked when the release began, from the loops'
+   * own stamps; near 1 means every release handed over to a waiter, at any hold.
+   */
+  waitedShare?: number;
+  /** Ours: apiserver_request_total{resource="leases"} over the run, by verb (the grants' cost: divide by `acquired`). */
+  leaseRequests?: VerbCounts;
 }
 
 export interface ScaleRow {
@@ -288,7 +302,7 @@ export interface Results {
   crash: Partial<Record<"ours" | "client-go" | "etcd", CrashRow>>;
   waiting: WaitingRow[];
   hot: Partial<Record<"ours" | "etcd" | "curator", HotRow>>;
-  /** Hot semaphore of N permits, one row per system and hold (ours to come with issue 22); absent in runs before it. */
+  /** Hot semaphore of N permits, one row per system and hold; absent in runs before it (ours: in runs since issue 22). */
   semaphore?: SemaphoreRow[];
   scale?: ScaleRow;
   fleet?: FleetRow;

@@ -28,6 +28,18 @@ export function summarize(values: readonly number[]): Summary {
   };
 }
 
+/**
+ * At most `points` values that draw the same CDF as `values`: the nearest-rank quantiles at 1/points,
+ * 2/points, ..., 1, so that each stands for an equal share of the samples (all of them, sorted, when there
+ * are no more than `points`). Keeps results.json small for runs with thousands of samples; the median of
+ * the sketch is the median of the samples when `points` is even.
+ */
+export function cdfSketch(values: readonly number[], points: number): number[] {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length <= points) return sorted;
+  return Array.from({ length: points }, (_, i) => quantile(sorted, (i + 1) / points));
+}
+
 export interface LinearFit {
   readonly n: number;
   /** Change of y per unit of x. */

@@ -34,6 +34,9 @@ export interface ZooKeeperCounts {
   reads: number;
   /** Requests that went through the transaction log: create, delete, setData, sessions opened and closed. */
   writes: number;
+  /** Packets the server received from clients (requests, pings) and sent to them (replies, watch notifications). */
+  packetsReceived: number;
+  packetsSent: number;
 }
 
 export class ZooKeeperServer {
@@ -80,7 +83,12 @@ export class ZooKeeperServer {
       return Number(match[1]);
     };
     // Every answered request is timed once, as an update (it had a transaction) or as a read.
-    return { reads: value("zk_cnt_readlatency"), writes: value("zk_cnt_updatelatency") };
+    return {
+      reads: value("zk_cnt_readlatency"),
+      writes: value("zk_cnt_updatelatency"),
+      packetsReceived: value("zk_packets_received"),
+      packetsSent: value("zk_packets_sent"),
+    };
   }
 
   async stop(): Promise<void> {

@@ -6,15 +6,25 @@ import { within } from "../lib/clock.js";
 import type { BenchContext } from "../lib/context.js";
 import { PeerProcess } from "../lib/peer.js";
 import { CpuMeter } from "../lib/proc.js";
-import { analyzeHolds } from "../lib/holds.js";
+import { type HoldsAnalysis, analyzeHolds } from "../lib/holds.js";
 import { assertSameClock } from "../lib/zookeeper.js";
 import type { HotRow } from "../lib/results.js";
 import { WriteMeter } from "./handoff.js";
 
 const LOCK_LOOP = fileURLToPath(new URL("../apps/lock-loop.js", import.meta.url));
 
-async function race(peers: PeerProcess[], durationMs: number, readyEvent = "started"): Promise<Array<Record<string, unknown>>> {
+/**
+ * Waits until every peer is ready, runs `beforeGo` (to read counters with nothing but the loop ahead), sends
+ * "go" to all and resolves with their summaries, each within a minute past the loop's duration.
+ */
+export async function race(
+  peers: PeerProcess[],
+  durationMs: number,
+  readyEvent = "started",
+  beforeGo: () => Promise<void> = async () => {},
+): Promise<Array<Record<string, unknown>>> {
   await Promise.all(peers.map((p) => p.waitForEvent(readyEvent, 60_000)));
+  await beforeGo();
   for (const p of peers) p.send("go");
   return Promise.all(peers.map((p) => within(p.waitForEvent("summary", durationMs + 60_000), durationMs + 61_000, `${p.label} summary`)));
 }
@@ -94,6 +104,15 @@ export async function hotEtcd(ctx: BenchContext): Promise<HotRow> {
  * every session is still open.
  */
 export async function hotCurator(ctx: BenchContext, mode: "mutex" | "semaphore", holdMs = 0): Promise<HotRow> {
+  return (await curatorLoop(ctx, mode, holdMs)).row;
+}
+
+/** hotCurator's run, with the analysis of the holds it came from (the semaphore phase plots its handoffs). */
+export async function curatorLoop(
+  ctx: BenchContext,
+  mode: "mutex" | "semaphore",
+  holdMs: number,
+): Promise<{ row: HotRow; holds: HoldsAnalysis }> {
   const { hotDurationMs, hotClientsPerDaemon, semaphorePermits } = ctx.params;
   const permits = mode === "mutex" ? 1 : semaphorePermits;
   return ctx.withZooKeeper(async (zookeeper) => {
@@ -122,7 +141,7 @@ export async function hotCurator(ctx: BenchContext, mode: "mutex" | "semaphore",
       ); // the report flags maxConcurrent above permits
       const acquired = summaries.reduce((sum, s) => sum + Number(s.acquired), 0);
       const seconds = Math.max(...summaries.map((s) => Number(s.elapsed_ms))) / 1000;
-      return {
+      const row: HotRow = {
         sessions: 2 * hotClientsPerDaemon,
         processes: 2,
         durationS: seconds,
@@ -131,13 +150,17 @@ export async function hotCurator(ctx: BenchContext, mode: "mutex" | "semaphore",
         permits,
         holdMs,
         handoff: holds.handoff,
+        crossHandoff: holds.crossHandoff,
         release: holds.release,
         maxConcurrent: holds.maxConcurrent,
         crossProcessHandoffs: holds.crossProcess,
         zkReadsPerAcquisition: (after.reads - before.reads) / acquired,
         zkWritesPerAcquisition: (after.writes - before.writes) / acquired,
+        zkPacketsReceivedPerAcquisition: (after.packetsReceived - before.packetsReceived) / acquired,
+        zkPacketsSentPerAcquisition: (after.packetsSent - before.packetsSent) / acquired,
         serverCpuPercent: serverCpu,
       };
+      return { row, holds };
     } finally {
       await Promise.all(peers.map((p) => p.stop(5_000)));
     }

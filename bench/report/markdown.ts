@@ -1,7 +1,7 @@
 // Renders one run's Results as the Markdown report. Every number in it comes
 // from `results`; the prose around the tables describes the method only.
 import { readFileSync } from "node:fs";
-import { LEASE_VERBS, totalCount, type VerbCounts } from "../lib/context.js";
+import { LEASE_VERBS, countsPer, totalCount, type VerbCounts } from "../lib/context.js";
 import { sumOf } from "../lib/daemon-metrics.js";
 import type {
   CrashRow,
@@ -14,6 +14,7 @@ import type {
   SemaphoreRow,
   WaitingRow,
 } from "../lib/results.js";
+import { handoffsTimed } from "../lib/holds.js";
 import { type Summary, summarize } from "../lib/stats.js";
 import { type Plots, formatMs } from "./plots.js";
 import { renderSoak } from "./soak.js";
@@ -445,7 +446,7 @@ export function renderReport(r: Results, plots: Plots): string {
     ),
   );
   out.push("");
-  out.push(...renderSemaphore(r));
+  out.push(...renderSemaphore(r, plots.semaphoreHandoffCdf));
 
   // ---- scale -------------------------------------------------------------
   out.push("## Scale: one daemon, many locks and observers");
@@ -579,20 +580,28 @@ function zkCell(row: HotRow | undefined): string {
   return row?.zkReadsPerAcquisition === undefined ? NA : `${num(row.zkReadsPerAcquisition, 1)} + ${num(row.zkWritesPerAcquisition, 1)}`;
 }
 
-/** The hot semaphore, by hold time: Curator's InterProcessSemaphoreV2 now; ours joins it with issue 22. */
-function renderSemaphore(r: Results): string[] {
+/** The hot semaphore, by hold time: ours on two daemons beside Curator's InterProcessSemaphoreV2 on ZooKeeper. */
+function renderSemaphore(r: Results, plot: string | undefined): string[] {
   const out = ["## Hot semaphore", ""];
   const rows = r.semaphore ?? [];
   if (rows.length === 0) return [...out, NA, ""];
   const permits = rows[0]!.permits;
   out.push(
     `Lockers share a semaphore of ${permits ?? NA} permits: each takes a permit, keeps it for the hold time and gives it back, ` +
-      "in a loop, for a fixed time. With no hold the run measures the recipe's own pace, but the permits are never all taken at " +
-      "once and no release hands over to a waiter: its handoff is n/a. With a hold they are, and a handoff is timed from a " +
-      "release to the acquisition it made room for (with every permit held and lockers waiting, the (N + k)-th acquisition " +
-      "waits for the k-th release). Curator: two processes, each with 8 sessions (a Curator client and ZooKeeper session each), " +
-      "each looping `InterProcessSemaphoreV2` acquire / `Lease.close()`; every caller passes N itself, and nothing checks that " +
-      "they agree unless they share it through a `SharedCount`. Ours: not built yet (issue 22).",
+      "in a loop, for a fixed time. Ours: two daemons (separate processes), each with an app process of 8 clients, each client " +
+      "looping `AcquirePermit` (a stream), the hold, and `ReleasePermit` (answered once the permit is given back). Curator: two " +
+      "processes, each with 8 sessions (a Curator client and ZooKeeper session each), each looping `InterProcessSemaphoreV2` " +
+      "acquire / `Lease.close()`; every caller passes N itself, and nothing checks that they agree unless they share it through " +
+      "a `SharedCount` (ours refuses another N with `PERMITS_MISMATCH`). Every process stamps each hold (CLOCK_MONOTONIC: acquire " +
+      "returned, release began, release returned) and the harness merges them in time: with every permit held and lockers " +
+      "waiting, the (N + k)-th acquisition waits for the k-th release, and a handoff is timed from that release to that " +
+      "acquisition. *Between the processes* keeps the handoffs whose release and acquisition were in different processes: for " +
+      "ours, a release on one daemon until `acquired` at a client of the other. Ours also stamps when each acquisition was asked " +
+      "for, which tells whether the next holder was already waiting when the release began. With no hold Curator's semaphore " +
+      "never has all its permits taken (its acquisitions pass through an internal lock), so no release hands over to a waiter: " +
+      "its handoff is n/a there. Ours' cost is the API server's Lease requests during the run " +
+      '(`apiserver_request_total{resource="leases"}`, read before and after), per grant, by verb; Curator\'s is the ZooKeeper ' +
+      "server's own counters (`mntr`), requests and packets, per acquisition: a different unit.",
   );
   out.push("");
   const holds = [...new Set(rows.map((row) => row.holdMs ?? 0))].sort((a, b) => a - b);
@@ -604,31 +613,110 @@ function renderSemaphore(r: Results): string[] {
     })),
   );
   const cell = (show: (row: SemaphoreRow, hold: number) => string) => cols.map(({ row, hold }) => (row ? show(row, hold) : NA));
-  const handoff = (pick: (s: Summary) => number) => (row: SemaphoreRow, hold: number) =>
-    hold > 0 && row.handoff && row.handoff.n > 0 ? ms(pick(row.handoff)) : NA;
+  const summary = (pick: (row: SemaphoreRow) => Summary | undefined, stat: (s: Summary) => number) => (row: SemaphoreRow, hold: number) => {
+    const s = pick(row);
+    return handoffsTimed(hold, row.waitedShare) && s && s.n > 0 ? ms(stat(s)) : NA;
+  };
+  const perGrant = (verb: (typeof GRANT_VERBS)[number]) => (row: SemaphoreRow) =>
+    row.leaseRequests ? num(countsPer(row.leaseRequests, row.acquired)[verb], 2) : NA;
   out.push(
     table(
       ["", ...cols.map((c) => c.name)],
       [
         ["lockers (processes)", ...cell((row) => `${row.sessions} (${row.processes})`)],
         ["duration", ...cell((row) => `${row.durationS.toFixed(1)} s`)],
-        ["acquisitions", ...cell((row) => String(row.acquired))],
-        ["acquisitions per second", ...cell((row) => num(row.perSecond, 1))],
-        ["handoff (release → the acquisition it made room for), median", ...cell(handoff((s) => s.median))],
-        ["handoff, p99", ...cell(handoff((s) => s.p99))],
-        ["handoff, max", ...cell(handoff((s) => s.max))],
+        ["acquisitions (grants)", ...cell((row) => String(row.acquired))],
+        ["grants per second", ...cell((row) => num(row.perSecond, 1))],
+        [
+          "handoff (release → the acquisition it made room for), median",
+          ...cell(
+            summary(
+              (row) => row.handoff,
+              (s) => s.median,
+            ),
+          ),
+        ],
+        [
+          "handoff, p99",
+          ...cell(
+            summary(
+              (row) => row.handoff,
+              (s) => s.p99,
+            ),
+          ),
+        ],
+        [
+          "handoff, max",
+          ...cell(
+            summary(
+              (row) => row.handoff,
+              (s) => s.max,
+            ),
+          ),
+        ],
+        [
+          "handoff between the processes (ours: release on one daemon → acquired on the other), median",
+          ...cell(
+            summary(
+              (row) => row.crossHandoff,
+              (s) => s.median,
+            ),
+          ),
+        ],
+        [
+          "handoff between the processes, p99",
+          ...cell(
+            summary(
+              (row) => row.crossHandoff,
+              (s) => s.p99,
+            ),
+          ),
+        ],
+        [
+          "handoffs between the two processes",
+          ...cell((row, hold) =>
+            handoffsTimed(hold, row.waitedShare) && row.crossProcessHandoffs !== undefined
+              ? `${row.crossProcessHandoffs} (${percentOf(row.crossProcessHandoffs, row.handoff?.n ?? 0)} of handoffs)`
+              : NA,
+          ),
+        ],
+        [
+          "next holder already waiting when the release began (share of handoffs)",
+          ...cell((row) => (row.waitedShare === undefined ? NA : `${(100 * row.waitedShare).toFixed(1)} %`)),
+        ],
         ["never more holders than permits (from the holders' own stamps)", ...cell((row) => exclusive(row))],
+        [
+          "every grant had its own fencing token",
+          ...cell((row) => (row.tokensUnique === undefined ? NA : row.tokensUnique ? "yes" : "**NO**")),
+        ],
         ["release call, median", ...cell((row) => ms(row.release?.median))],
-        ["handoffs between the two processes", ...cell((row, hold) => (hold > 0 ? String(row.crossProcessHandoffs ?? NA) : NA))],
-        ["API-server requests per acquisition", ...cell(() => NA)],
+        ...GRANT_VERBS.map((verb) => [`API-server Lease requests per grant: ${verb}`, ...cell(perGrant(verb))]),
+        [
+          "API-server Lease requests per grant, all verbs",
+          ...cell((row) => (row.leaseRequests ? num(totalCount(row.leaseRequests) / row.acquired, 2) : NA)),
+        ],
+        ["API-server Lease requests in the run", ...cell((row) => (row.leaseRequests ? verbs(row.leaseRequests) : NA))],
         ["ZooKeeper requests per acquisition, reads + writes", ...cell((row) => zkCell(row))],
+        [
+          "ZooKeeper packets per acquisition, received + sent",
+          ...cell((row) =>
+            row.zkPacketsReceivedPerAcquisition === undefined
+              ? NA
+              : `${num(row.zkPacketsReceivedPerAcquisition, 1)} + ${num(row.zkPacketsSentPerAcquisition, 1)}`,
+          ),
+        ],
+        ["daemon CPU (sum of both, % of one core)", ...cell((row) => num(row.daemonCpuPercent, 0))],
         ["ZooKeeper server CPU (% of one core)", ...cell((row) => num(row.serverCpuPercent, 0))],
       ],
     ),
   );
   out.push("");
+  if (plot) out.push(`![Semaphore handoff between the processes, CDF](${plot})`, "");
   return out;
 }
+
+/** The verbs whose requests per grant the Hot semaphore section shows one by one. */
+const GRANT_VERBS = ["PUT", "POST", "PATCH", "GET"] as const;
 
 const FLEET_ROLES: ReadonlyArray<[Exclude<FleetRole, "many-locks">, string]> = [
   ["holder", "holds 1 lock"],

@@ -1,10 +1,12 @@
-// The report's plots as SVG documents: handoff latency CDFs (log time axis),
-// API-server requests per second against the number of waiters, and the
-// daemons' memory over the soak.
+// The report's plots as SVG documents: handoff latency CDFs (log time axis)
+// of the graceful handoff and of the semaphore's permits, API-server requests
+// per second against the number of waiters, and the daemons' memory over the
+// soak.
 // SVG is text, so the plots need no rasterizer or font of our own: the
 // viewer (a browser, GitHub, an editor) draws the lines and the type.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { handoffsTimed } from "../lib/holds.js";
 import type { Results } from "../lib/results.js";
 
 export interface Series {
@@ -137,8 +139,14 @@ export function formatMs(ms: number): string {
   return `${+(ms * 1000).toPrecision(3)} us`;
 }
 
+export interface CdfSeries extends Series {
+  readonly samples: readonly number[];
+  /** How many samples `samples` stands for when it is a sketch of them (stats.ts cdfSketch); the legend shows it. */
+  readonly n?: number | undefined;
+}
+
 /** Empirical CDFs of latency samples (ms) on a log time axis, as an SVG document. */
-export function cdfPlot(title: string, series: ReadonlyArray<Series & { samples: readonly number[] }>): string {
+export function cdfPlot(title: string, series: readonly CdfSeries[]): string {
   const f = new Frame(title, "handoff latency (log scale)", "fraction of handoffs", series.length);
   const [lo, hi] = decades(series.flatMap((s) => s.samples));
   const x = logScale(lo, hi, f.x0, f.x1);
@@ -163,7 +171,7 @@ export function cdfPlot(title: string, series: ReadonlyArray<Series & { samples:
     series.map((s) => {
       const sorted = [...s.samples].sort((a, b) => a - b);
       const median = sorted[Math.max(0, Math.ceil(sorted.length / 2) - 1)];
-      return { name: `${s.name} (median ${median === undefined ? "n/a" : formatMs(median)}, n=${sorted.length})`, color: s.color };
+      return { name: `${s.name} (median ${median === undefined ? "n/a" : formatMs(median)}, n=${s.n ?? sorted.length})`, color: s.color };
     }),
   );
   return f.svg();
@@ -251,6 +259,7 @@ export function linePlot(
 /** File names of the plots written next to the report, for its image links. */
 export interface Plots {
   handoffCdf?: string;
+  semaphoreHandoffCdf?: string;
   waiting?: string;
   soakMemory?: string;
 }
@@ -278,6 +287,23 @@ export function writePlots(results: Results, dir: string): Plots {
   if (handoffSeries.length > 0) {
     plots.handoffCdf = "handoff-cdf.svg";
     writeFileSync(join(dir, plots.handoffCdf), cdfPlot("Graceful handoff: holder lets go → next holder told, CDF", handoffSeries));
+  }
+  // The semaphore's handoffs between the processes, for the runs whose handoffs the report times (holds.ts handoffsTimed).
+  const semaphoreSeries = (results.semaphore ?? [])
+    .filter((row) => handoffsTimed(row.holdMs ?? 0, row.waitedShare) && (row.crossHandoffCdf?.length ?? 0) > 0)
+    .sort((a, b) => (a.system === b.system ? 0 : a.system === "ours" ? -1 : 1) || (a.holdMs ?? 0) - (b.holdMs ?? 0))
+    .map((row) => ({
+      name: `${row.system === "ours" ? "ours" : "Curator InterProcessSemaphoreV2"}, hold ${row.holdMs ?? 0} ms`,
+      color: row.system === "ours" ? ((row.holdMs ?? 0) > 0 ? COLORS.ours : COLORS.oursElection) : COLORS.curator,
+      samples: row.crossHandoffCdf!,
+      n: row.crossHandoff?.n,
+    }));
+  if (semaphoreSeries.length > 0) {
+    plots.semaphoreHandoffCdf = "semaphore-handoff-cdf.svg";
+    writeFileSync(
+      join(dir, plots.semaphoreHandoffCdf),
+      cdfPlot(`Semaphore (N = ${results.semaphore![0]!.permits}): release in one process → acquired in the other, CDF`, semaphoreSeries),
+    );
   }
   const waitingSeries = (["ours", "client-go"] as const)
     .map((system) => ({

@@ -158,7 +158,9 @@ export function permitsInUse(obs: Observation, now: number, self?: string): numb
   let inUse = mayTake(obs, now) ? 0 : all;
   for (const { seat, holdEnd } of obs.seats.values()) {
     if (now >= holdEnd || (self !== undefined && seat?.identity === self)) continue;
-    inUse += seat === undefined || seat.released === true || seat.permits === undefined ? all : seat.permits;
+    // A semaphore seat's daemon writes its riders equal to its permits: one lowered without the other was lowered by
+    // hand, and the higher counts (seed 1486: lowered before this daemon first saw it).
+    inUse += seat === undefined || seat.released === true || seat.permits === undefined ? all : Math.max(seat.permits, seat.riders);
   }
   return inUse;
 }
@@ -522,7 +524,7 @@ export class LeaseCache {
   /** See `Observation.seats`: `seatObservation` per seat in the record, and what becomes of the seats gone from it. */
   private seatsOf(record: LeaseRecord, previous: Observation | undefined): ReadonlyMap<string, SeatObservation> {
     const before = previous?.seats ?? NO_SEATS;
-    if (record.seats === undefined && record.brokenSeats === undefined && before.size === 0) return NO_SEATS;
+    if (record.seats === undefined && record.brokenSeats === undefined && record.seated === undefined && before.size === 0) return NO_SEATS;
     const now = this.clock.now();
     const seats = new Map<string, SeatObservation>();
     for (const seat of record.seats ?? []) seats.set(seat.identity, seatObservation(seat, before.get(seat.identity), now));
@@ -536,6 +538,13 @@ export class LeaseCache {
         key,
         seen !== undefined && seen.seat === undefined ? seen : { seat: undefined, changedAt: now, holdEnd: now + unknownLeaseMs },
       );
+    }
+    // Named by the last daemon write but gone, never observed here: removed by hand before this daemon first saw the
+    // Lease. What it held is unknown: all N, for the longest lease seen, as a broken seat (seed 1599: a lease-held
+    // permit's seat removed, a daemon that saw the Lease afresh took that permit while its holder still acted).
+    for (const { identity } of record.seated ?? []) {
+      if (seats.has(identity) || before.has(identity)) continue;
+      seats.set(identity, { seat: undefined, changedAt: now, holdEnd: now + unknownLeaseMs });
     }
     // Gone from the record. An exclusive acquisition (a new token) removes the seats its daemon observed over, so a seat
     // the record before it had is over. Otherwise someone who is not a daemon removed it (a hand edit), which ends

@@ -544,14 +544,16 @@ export class SemaphoreContender {
   /** Every hold of this daemon's seat is over: its holders are told, and the seat is forgotten. */
   private loseAll(reason: LossReason, message: string): Step {
     this.stopRenewing();
-    this.seat = undefined;
     const now = this.ctx.clock.now();
     for (const [token, hold] of this.holds) {
       this.holds.delete(token);
       const held = hold.claim.state === "held";
-      // A lease-held permit has no stream to hear of its loss: its holder may act until its valid_for runs out, and
-      // any seat this daemon takes meanwhile counts it (seed 143: a seat removed by hand, the next one left it out).
-      if (held && hold.leased && this.promiseEnd(hold) > now) this.lingering.push(this.promiseEnd(hold));
+      // A holder may act until its valid_for runs out: a lease-held one has no stream to hear of its loss, and a
+      // stream's may not be reading it. Any seat this daemon takes meanwhile counts it (seed 143: a seat removed by
+      // hand, the next one left a lease-held permit out; seed 1590: a seat lowered by hand, the next one left out a
+      // holder that was told but did not read its stream).
+      const end = this.promiseEnd(hold);
+      if (held && end > now) this.lingering.push(end);
       hold.claim.end();
       this.settle(hold);
       if (held) {
@@ -559,6 +561,7 @@ export class SemaphoreContender {
         hold.claim.sink.lost(reason, message);
       }
     }
+    this.seat = undefined;
     return { do: "continue" };
   }
 
@@ -588,6 +591,7 @@ export class SemaphoreContender {
       queue: this.waiting.length > 1 ? [this.ctx.identity] : [],
       permits: claim.options.permits,
       seats: [seat],
+      seated: [{ identity: seat.identity, acquisition: seat.acquisition }],
     };
     const result = await this.call("create the semaphore", claim.options.leaseMs, "take", (signal) => {
       if (this.ctx.cache.get(this.name) === undefined && this.ctx.cache.tokenFloor(this.name) === floor)
@@ -907,10 +911,13 @@ export class SemaphoreContender {
     const kept = (key: string) => (obs.seats.get(key)?.holdEnd ?? 0) > now;
     const seats = (obs.record.seats ?? []).filter((s) => s.identity !== this.ctx.identity && kept(s.identity));
     const broken = (obs.record.brokenSeats ?? []).filter(kept);
+    const all = [...seats, seat].sort(bySeatIdentity);
     return {
       ...obs.record,
-      seats: [...seats, seat].sort(bySeatIdentity),
+      seats: all,
       brokenSeats: broken.length === 0 ? undefined : broken,
+      // What this write leaves, so that a seat removed by hand later shows as removed (LeaseFields.seated).
+      seated: all.map(({ identity, acquisition }) => ({ identity, acquisition })),
     };
   }
 

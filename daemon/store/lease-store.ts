@@ -57,6 +57,12 @@ export interface SeatTombstone {
 /** A seat as stored: held, or a tombstone. */
 export type Seat = LiveSeat | SeatTombstone;
 
+/** Which seat: its daemon and its acquisition. */
+export interface SeatId {
+  readonly identity: string;
+  readonly acquisition: number;
+}
+
 /**
  * The fields of a managed lease the engine reads and writes. Only the
  * conversion module of each store knows how they map onto a stored object.
@@ -113,6 +119,14 @@ export interface LeaseFields {
    * others.
    */
   readonly seats?: readonly Seat[];
+  /**
+   * The seats (identity and acquisition) a daemon's last conditional write or
+   * create left, tombstones included; undefined: none recorded. Only such
+   * writes set it (a seat patch leaves it), so a seat it names that `seats`
+   * does not have was removed by someone who is not a daemon: a daemon that
+   * first sees the Lease then cannot know what that seat held.
+   */
+  readonly seated?: readonly SeatId[];
   /**
    * Seats whose stored value is not a seat (it does not parse, or names an
    * identity that is not the one its key is for), by their key as stored:

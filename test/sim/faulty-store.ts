@@ -276,7 +276,9 @@ export class FaultyStore implements LeaseStore {
       for (const lease of event.leases) {
         this.hear(lease);
         // Held, or free but held off (a holder cleared by hand, a restored Lease): either counts from now.
-        const heldOff = lease.holderIdentity !== "" || (lease.writtenHolder ?? "") !== "";
+        // (A semaphore's seats are held as a lock's holder is: counted from now, each for its lease.)
+        const seated = (lease.seats ?? []).some((seat) => seat.released !== true) || (lease.seated ?? []).length > 0;
+        const heldOff = lease.holderIdentity !== "" || (lease.writtenHolder ?? "") !== "" || seated;
         if (heldOff && !inScope(this.deliveredScope, lease.name)) this.hooks.firstSight?.(lease);
       }
       this.deliveredScope = event.scope;

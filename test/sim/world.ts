@@ -1127,6 +1127,19 @@ export class Simulation implements ClientWorld {
    */
   leaseFirstSeen(lease: LeaseRecord): void {
     this.firstSeen.set(lease.name, this.clock.now());
+    if (lease.kind === "semaphore") {
+      // Each seat counts from now for its lease (a seat named but missing, for the longest lease seen): its permits
+      // wait that long if their holders are gone (seed 1427: a frozen daemon killed, its seat counted afresh by a
+      // daemon started after).
+      // Only where they fill its permits: with one free, its waiters are served.
+      const live = (lease.seats ?? []).filter((seat) => seat.released !== true);
+      const missing = (lease.seated ?? []).some(({ identity }) => !(lease.seats ?? []).some((seat) => seat.identity === identity));
+      const inUse = live.reduce((sum, seat) => sum + Math.max(seat.permits ?? 0, seat.riders), 0);
+      if (!missing && inUse < (lease.permits ?? 1)) return;
+      const seconds = Math.max(missing ? LONGEST_LEASE_MS / 1000 : 0, ...live.map((seat) => seat.durationSeconds));
+      this.excuses.point(lease.name, this.clock.now(), (seconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS, "first-sight");
+      return;
+    }
     // The daemon counts the longer of the duration written and the one a daemon last wrote (a duration shortened
     // by hand, or left by client-go over a daemon's, does not shorten a hold: lease-cache.ts); so does the excuse.
     this.countsFromNow(lease, longestDurationSeconds(lease) * 1000, "first-sight");

@@ -251,3 +251,84 @@ test("semaphore: a lease-held permit whose seat was removed by hand stays counte
     "the second is granted once that holder's valid_for has run out",
   );
 });
+
+test("semaphore: a daemon queued behind another does not take a freed permit before the one ahead has had its turn", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const c = await sim.daemon("c");
+  const first = a.acquirePermit("turns", 1, { holder: "a1" });
+  await sim.advance(20);
+  const bWaits = b.acquirePermit("turns", 1, { holder: "b1" });
+  await sim.advance(20);
+  const cWaits = c.acquirePermit("turns", 1, { holder: "c1" });
+  await sim.advance(20);
+  a.acquirePermit("turns", 1, { holder: "a2" });
+  await sim.advance(20);
+  // b is slow to hear: it learns of the permit given back only later.
+  b.conn.holdEvents();
+  first.close();
+  await sim.advance(20);
+  t.deepEqual(
+    sim.store.peek(a.semaphoreName("turns"))!.queue.slice(0, 2),
+    [b.engine.identity, c.engine.identity],
+    "b is queued ahead of c",
+  );
+  await sim.advance(500);
+  t.is(cWaits.grant, undefined, "c does not take the permit while it is b's turn");
+  b.conn.releaseEvents();
+  await sim.advance(20);
+  t.truthy(bWaits.grant, "b takes it once it hears");
+  t.is(cWaits.grant, undefined);
+});
+
+test("semaphore: a daemon that first sees the Lease after a seat was removed by hand holds that seat's permits off, for the longest lease seen", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  t.true((await a.tryAcquirePermit("unseen", 1, { leaseMs: 15_000 })).acquired);
+  sim.store.edit(a.semaphoreName("unseen"), (record) => ({ ...record, seats: [] }));
+  await sim.advance(20);
+  const c = await sim.daemon("c");
+  t.false((await c.tryAcquirePermit("unseen", 1)).acquired, "the removed seat may still hold the permit");
+  const waiter = c.acquirePermit("unseen", 1);
+  await sim.advance(10_000);
+  t.is(waiter.grant, undefined, "not while the lease-held holder may act");
+  await sim.advance(6_000);
+  t.truthy(waiter.grant, "once the longest lease seen has run out");
+});
+
+test("semaphore: a daemon that first sees the Lease after a seat's count was lowered by hand counts the higher", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  t.true((await a.tryAcquirePermit("lowered", 2, { leaseMs: 15_000 })).acquired);
+  t.true((await a.tryAcquirePermit("lowered", 2, { leaseMs: 15_000 })).acquired);
+  sim.store.edit(a.semaphoreName("lowered"), (record) => ({
+    ...record,
+    seats: record.seats!.map((seat) => (seat.released === true ? seat : { ...seat, permits: 0 })),
+  }));
+  await sim.advance(20);
+  const c = await sim.daemon("c");
+  t.false((await c.tryAcquirePermit("lowered", 2)).acquired, "both permits are still held");
+});
+
+test("semaphore: a stream holder told it lost when its seat was changed by hand stays counted until its valid_for runs out: it may not be reading its stream", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const first = a.acquirePermit("unread", 2, { holder: "first" });
+  await sim.advance(20);
+  t.truthy(first.grant);
+  sim.store.edit(a.semaphoreName("unread"), (record) => ({
+    ...record,
+    seats: record.seats!.map((seat) => (seat.released === true ? seat : { ...seat, permits: 0 })),
+  }));
+  await sim.advance(20);
+  t.is(first.loss?.reason, "taken-over");
+  const next = [a.acquirePermit("unread", 2, { holder: "n1" }), a.acquirePermit("unread", 2, { holder: "n2" })];
+  await sim.advance(1_000);
+  t.is(next.filter((h) => h.grant !== undefined).length, 1, "the first holder's permit is still counted");
+  await sim.advance(10_000);
+  t.true(
+    next.every((h) => h.grant !== undefined),
+    "and freed once its valid_for has run out",
+  );
+});

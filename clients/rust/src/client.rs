@@ -10,17 +10,20 @@ use tonic::{Code, Request, Response, Status};
 use crate::Error;
 use crate::proto::election_service_client::ElectionServiceClient;
 use crate::proto::lock_service_client::LockServiceClient;
+use crate::proto::semaphore_service_client::SemaphoreServiceClient;
 
 /// Where the sidecar listens unless `MSYNC_ADDRESS` says otherwise.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:13131";
 
 /// How long one call may take unless [`Client::with_timeout`] says
 /// otherwise: every unary call (try-lock, renew, release, get-lock,
-/// get-leader, proclaim, resign), and the release of a held lock. A call that
+/// get-leader, proclaim, resign, and a semaphore's try-acquire, renew,
+/// release and get), and the release of a held lock or permit. A call that
 /// runs out fails with [`Error::DeadlineExceeded`].
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long [`Client::lock`] waits for the lock unless
+/// How long [`Client::lock`] waits for the lock, and
+/// [`Client::acquire_permit`] for a permit, unless
 /// [`crate::LockOptions::wait_timeout`] says otherwise. A wait that runs out
 /// fails with [`Error::WaitTimeout`].
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -51,6 +54,7 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Client {
     pub(crate) locks: LockServiceClient<Channel>,
     pub(crate) elections: ElectionServiceClient<Channel>,
+    pub(crate) semaphores: SemaphoreServiceClient<Channel>,
     /// The caller's own deadline for each call, if it gave one.
     timeout: Option<Duration>,
 }
@@ -87,7 +91,8 @@ impl Client {
     pub fn with_channel(channel: Channel) -> Client {
         Client {
             locks: LockServiceClient::new(channel.clone()),
-            elections: ElectionServiceClient::new(channel),
+            elections: ElectionServiceClient::new(channel.clone()),
+            semaphores: SemaphoreServiceClient::new(channel),
             timeout: None,
         }
     }
@@ -158,7 +163,7 @@ pub(crate) fn call_error(status: Status, deadline: Instant, timeout: Duration, w
     }
 }
 
-/// Where a read (`get_lock`, `get_leader`) is served from.
+/// Where a read (`get_lock`, `get_leader`, `get_semaphore`) is served from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ReadConsistency {
     /// The sidecar's watch cache: no request to the API server, possibly a

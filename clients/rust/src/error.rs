@@ -41,6 +41,21 @@ pub enum Error {
         fencing_token: i64,
     },
 
+    /// A semaphore's request asked for another number of permits than the
+    /// semaphore has (`FAILED_PRECONDITION`, reason `PERMITS_MISMATCH`);
+    /// `field` names the request field at fault (`permits`), from the
+    /// `google.rpc.BadRequest` the sidecar attaches. Nothing is held.
+    #[error("permits mismatch: {message}")]
+    PermitsMismatch { field: Option<String>, message: String },
+
+    /// A try-acquire of a semaphore's permit found every permit held.
+    #[error("no permit of semaphore {name} is free: {} holders", holders.len())]
+    NoPermitFree {
+        name: String,
+        /// Who holds the permits.
+        holders: Vec<crate::PermitHolder>,
+    },
+
     /// The lock was not granted within its wait timeout
     /// ([`crate::LockOptions::wait_timeout`]): the sidecar said so
     /// (`DEADLINE_EXCEEDED`, reason `WAIT_TIMEOUT`), or it did not answer
@@ -80,7 +95,11 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::InvalidArgument { .. } => Code::InvalidArgument,
-            Error::NotHeld { .. } | Error::ForeignLease { .. } | Error::NotFree { .. } => Code::FailedPrecondition,
+            Error::NotHeld { .. }
+            | Error::ForeignLease { .. }
+            | Error::NotFree { .. }
+            | Error::PermitsMismatch { .. }
+            | Error::NoPermitFree { .. } => Code::FailedPrecondition,
             Error::WaitTimeout { .. } | Error::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             Error::Unavailable { .. } | Error::ShuttingDown { .. } => Code::Unavailable,
             Error::PermissionDenied { .. } => Code::PermissionDenied,
@@ -88,10 +107,11 @@ impl Error {
         }
     }
 
-    /// The request field at fault, for [`Error::InvalidArgument`].
+    /// The request field at fault, for [`Error::InvalidArgument`] and
+    /// [`Error::PermitsMismatch`].
     pub fn field(&self) -> Option<&str> {
         match self {
-            Error::InvalidArgument { field, .. } => field.as_deref(),
+            Error::InvalidArgument { field, .. } | Error::PermitsMismatch { field, .. } => field.as_deref(),
             _ => None,
         }
     }
@@ -118,15 +138,22 @@ impl From<Status> for Error {
             .filter(|info| info.domain == ERROR_DOMAIN)
             .map(|info| info.reason.as_str());
         let message = status.message().to_owned();
+        let field = || {
+            details
+                .bad_request()
+                .and_then(|bad| bad.field_violations.first())
+                .map(|violation| violation.field.clone())
+        };
         match (status.code(), reason) {
             (Code::InvalidArgument, _) => Error::InvalidArgument {
-                field: details
-                    .bad_request()
-                    .and_then(|bad| bad.field_violations.first())
-                    .map(|violation| violation.field.clone()),
+                field: field(),
                 message,
             },
             (Code::FailedPrecondition, Some("FOREIGN_LEASE")) => Error::ForeignLease { message },
+            (Code::FailedPrecondition, Some("PERMITS_MISMATCH")) => Error::PermitsMismatch {
+                field: field(),
+                message,
+            },
             (Code::FailedPrecondition, _) => Error::NotHeld { message },
             (Code::DeadlineExceeded, Some("WAIT_TIMEOUT")) => Error::WaitTimeout { message },
             (Code::DeadlineExceeded, _) => Error::DeadlineExceeded { message },
@@ -199,6 +226,15 @@ mod tests {
         let stopping = with_reason(Code::Unavailable, "SHUTTING_DOWN");
         assert!(matches!(stopping, Error::ShuttingDown { .. }), "{stopping:?}");
         assert_eq!(stopping.code(), Code::Unavailable);
+        let mut details =
+            ErrorDetails::with_error_info("PERMITS_MISMATCH", ERROR_DOMAIN, std::collections::HashMap::new());
+        details.set_bad_request(vec![tonic_types::FieldViolation::new("permits", "has 3 permits")]);
+        let mismatch = Error::from(Status::with_error_details(Code::FailedPrecondition, "has 3", details));
+        assert!(matches!(mismatch, Error::PermitsMismatch { .. }), "{mismatch:?}");
+        assert_eq!(
+            (mismatch.code(), mismatch.field()),
+            (Code::FailedPrecondition, Some("permits"))
+        );
         let unreachable = with_reason(Code::Unavailable, "UNAVAILABLE");
         assert!(matches!(unreachable, Error::Unavailable { .. }), "{unreachable:?}");
         // Another domain's reasons are not ours.

@@ -3,13 +3,10 @@
 // lock.
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::watch;
-use tokio::time::sleep_until;
-
 use crate::client::{bounded, default_name, from_proto_duration, from_proto_time, optional_duration, request};
+use crate::hold::{Hold, LeaseHold, lease_hold_api};
 use crate::proto;
-use crate::signal::{Deadline, Ending};
-use crate::{Client, Error, Loss, LossReason, LostSignal, ReadConsistency};
+use crate::{Client, Error, ReadConsistency};
 
 /// Options of [`Client::try_lock_with`].
 #[derive(Debug, Clone, Default)]
@@ -45,18 +42,12 @@ impl TryLockOptions {
 #[derive(Debug)]
 #[must_use = "dropping a leased lock releases it"]
 pub struct LeasedLock {
-    client: Client,
     name: String,
     token: i64,
     holder: String,
     lease_duration: Duration,
-    ending: Ending,
-    signal: LostSignal,
-    deadline: Deadline,
-    /// Wakes the watchdog when the deadline moves; dropping it stops the
-    /// watchdog.
-    moved: watch::Sender<()>,
-    released: bool,
+    /// Its lease and what watches it; dropping it releases the lock.
+    hold: LeaseHold,
 }
 
 /// A lock as the sidecar sees it, from [`Client::get_lock`].
@@ -107,27 +98,16 @@ impl Client {
                 fencing_token: response.fencing_token,
             });
         }
-
-        let deadline = Deadline::after(from_proto_duration(response.valid_for));
-        let (ending, signal) = Ending::new();
-        let (moved, deadline_moved) = watch::channel(());
-        tokio::spawn(watchdog(
-            ending.clone(),
-            deadline.clone(),
-            deadline_moved,
-            format!("lock {name} (token {})", response.fencing_token),
-        ));
+        let hold = Hold::Lock {
+            name: name.to_owned(),
+            token: response.fencing_token,
+        };
         Ok(LeasedLock {
-            client: self.clone(),
             name: name.to_owned(),
             token: response.fencing_token,
             holder: response.holder,
             lease_duration: from_proto_duration(response.lease_duration),
-            ending,
-            signal,
-            deadline,
-            moved,
-            released: false,
+            hold: LeaseHold::watch(self, hold, from_proto_duration(response.valid_for)),
         })
     }
 
@@ -195,124 +175,5 @@ impl Client {
 }
 
 impl LeasedLock {
-    /// This lock with `timeout` as the deadline of its later calls (renew,
-    /// release) instead of its client's:
-    /// `lease.with_timeout(Duration::from_secs(2)).release().await`.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.client = self.client.with_timeout(timeout);
-        self
-    }
-
-    /// The deadline of each of its calls.
-    pub fn timeout(&self) -> Duration {
-        self.client.timeout()
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The fencing token: strictly greater than every earlier token of this
-    /// lock.
-    pub fn token(&self) -> i64 {
-        self.token
-    }
-
-    pub fn holder(&self) -> &str {
-        &self.holder
-    }
-
-    pub fn lease_duration(&self) -> Duration {
-        self.lease_duration
-    }
-
-    /// The lost signal: fires when the lease runs out without a renewal, or
-    /// a renewal is refused; a release is a normal end.
-    pub fn signal(&self) -> LostSignal {
-        self.signal.clone()
-    }
-
-    pub fn is_lost(&self) -> bool {
-        self.signal.is_lost()
-    }
-
-    /// How much longer the holder may act without renewing.
-    pub fn valid_for(&self) -> Duration {
-        if self.signal.is_over() {
-            Duration::ZERO
-        } else {
-            self.deadline.remaining()
-        }
-    }
-
-    /// Extends the lease by another lease duration (or `lease_duration`, which
-    /// then applies to later renewals too) and returns how long the holder may
-    /// act. A refusal ([`Error::NotHeld`]) means the lock is lost.
-    pub async fn renew(&self, lease_duration: Option<Duration>) -> Result<Duration, Error> {
-        match self.client.renew(&self.name, self.token, lease_duration).await {
-            Ok(valid_for) => {
-                if tokio::time::Instant::now() >= self.deadline.at() {
-                    // Too late: the lease had run out here first, and a renewal
-                    // does not revive it.
-                    self.ending.lose(Loss::new(
-                        LossReason::HeartbeatTimeout,
-                        format!("the lease of lock {} ran out before it was renewed", self.name),
-                    ));
-                } else if !self.ending.is_over() {
-                    self.deadline.extend(valid_for);
-                    self.moved.send_replace(());
-                }
-                Ok(valid_for)
-            }
-            Err(err @ Error::NotHeld { .. }) => {
-                self.ending.lose(Loss::new(LossReason::RenewRefused, err.to_string()));
-                Err(err)
-            }
-            Err(err) => Err(err),
-        }
-    }
-
-    /// Gives the lock back and returns once the sidecar has released it; the
-    /// next waiter gets it at once. From the call on, its signal ends
-    /// normally (a loss that follows is not reported): stop acting before you
-    /// call it. A lock lost meanwhile is [`Error::NotHeld`].
-    pub async fn release(mut self) -> Result<(), Error> {
-        self.released = true;
-        self.ending.end();
-        self.client.release(&self.name, self.token).await
-    }
-}
-
-impl Drop for LeasedLock {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        self.ending.end();
-        let (client, name, token) = (self.client.clone(), self.name.clone(), self.token);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                // Best effort: a refusal means it was no longer ours anyway.
-                let _ = client.release(&name, token).await;
-            });
-        }
-    }
-}
-
-/// Reports the lock lost when its deadline passes; ends when the lock does.
-async fn watchdog(ending: Ending, deadline: Deadline, mut moved: watch::Receiver<()>, what: String) {
-    loop {
-        tokio::select! {
-            _ = sleep_until(deadline.at()) => {
-                if tokio::time::Instant::now() >= deadline.at() {
-                    ending.lose(Loss::new(
-                        LossReason::HeartbeatTimeout,
-                        format!("the lease of {what} ran out without a renewal"),
-                    ));
-                    return;
-                }
-            }
-            changed = moved.changed() => if changed.is_err() { return },
-        }
-    }
+    lease_hold_api!("lock", "lock");
 }

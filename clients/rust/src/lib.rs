@@ -1,6 +1,6 @@
-//! The Rust client of the metaparticle-sync sidecar: distributed locks with
-//! fencing tokens and leader election, held for this process by a daemon that
-//! it reaches over gRPC on loopback.
+//! The Rust client of the metaparticle-sync sidecar: distributed locks and
+//! counting semaphores with fencing tokens, and leader election, held for
+//! this process by a daemon that it reaches over gRPC on loopback.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), metaparticle_sync::Error> {
@@ -32,9 +32,10 @@
 //! No call waits forever. Every call is bounded by [`DEFAULT_CALL_TIMEOUT`]
 //! (10 s) unless [`Client::with_timeout`] (or `with_timeout` on a lock, lease
 //! or campaign) gives another deadline, and fails with
-//! [`Error::DeadlineExceeded`] when it runs out. [`Client::lock`] waits at
-//! most its wait timeout ([`DEFAULT_WAIT_TIMEOUT`], 5 min), kept by the
-//! sidecar and by this client's own clock, and fails with
+//! [`Error::DeadlineExceeded`] when it runs out. [`Client::lock`] (and
+//! [`Client::acquire_permit`]) waits at most its wait timeout
+//! ([`DEFAULT_WAIT_TIMEOUT`], 5 min), kept by the sidecar and by this
+//! client's own clock, and fails with
 //! [`Error::WaitTimeout`]. Campaigns and observations last until you end
 //! them; the channel's keepalive ([`KEEPALIVE_TIME`], [`KEEPALIVE_TIMEOUT`])
 //! notices a sidecar that stopped answering.
@@ -43,11 +44,13 @@
 //! inside a Tokio runtime.
 
 mod client;
-pub mod fencing;
 mod election;
 mod error;
+pub mod fencing;
+mod hold;
 mod lease;
 mod lock;
+mod semaphore;
 mod signal;
 
 /// The stubs generated from the proto at build time. Not part of the API.
@@ -67,4 +70,5 @@ pub use error::Error;
 pub use futures_core::Stream;
 pub use lease::{LeasedLock, LockInfo, TryLockOptions};
 pub use lock::{Lock, LockOptions};
+pub use semaphore::{LeasedPermit, Permit, PermitHolder, SemaphoreInfo};
 pub use signal::{Loss, LossReason, LostSignal};

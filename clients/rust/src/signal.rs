@@ -75,6 +75,11 @@ pub struct Loss {
 }
 
 impl Loss {
+    /// The `lost` event of a hold's stream.
+    pub(crate) fn from_proto(lost: proto::Lost) -> Self {
+        Loss::new(LossReason::from_proto(lost.reason), lost.message)
+    }
+
     pub(crate) fn new(reason: LossReason, message: impl Into<String>) -> Self {
         Loss {
             reason,

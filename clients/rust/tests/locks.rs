@@ -3,7 +3,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, within};
+use common::{Daemon, fails_at_its_deadline, within};
 use metaparticle_sync::{Error, LockOptions, LossReason, ReadConsistency, TryLockOptions};
 
 #[tokio::test]
@@ -383,47 +383,32 @@ async fn every_call_to_a_frozen_sidecar_fails_at_its_own_deadline() {
 
     let timeout = Duration::from_millis(500);
     let quick = client.with_timeout(timeout);
-    async fn bounded<T: std::fmt::Debug>(
-        what: &str,
-        timeout: Duration,
-        call: impl std::future::Future<Output = Result<T, Error>>,
-    ) {
-        let started = std::time::Instant::now();
-        let err = within(5, what, call).await.unwrap_err();
-        let took = started.elapsed();
-        eprintln!("{what} on a frozen sidecar returned after {took:?}: {err}");
-        assert!(matches!(err, Error::DeadlineExceeded { .. }), "{what}: {err:?}");
-        assert!(
-            took >= timeout && took < timeout + Duration::from_millis(700),
-            "{what}: {took:?}"
-        );
-    }
-    bounded("try_lock", timeout, quick.try_lock("frozen-other")).await;
-    bounded("renew", timeout, quick.renew("frozen-lease", token, None)).await;
-    bounded("release", timeout, quick.release("frozen-lease", token)).await;
-    bounded(
+    fails_at_its_deadline("try_lock", timeout, quick.try_lock("frozen-other")).await;
+    fails_at_its_deadline("renew", timeout, quick.renew("frozen-lease", token, None)).await;
+    fails_at_its_deadline("release", timeout, quick.release("frozen-lease", token)).await;
+    fails_at_its_deadline(
         "get_lock",
         timeout,
         quick.get_lock("frozen-lease", ReadConsistency::Cached),
     )
     .await;
-    bounded(
+    fails_at_its_deadline(
         "get_leader",
         timeout,
         quick.get_leader("frozen-election", ReadConsistency::Fresh),
     )
     .await;
-    bounded("proclaim", timeout, quick.proclaim("frozen-election", term, "v")).await;
-    bounded("resign", timeout, quick.resign("frozen-election", term)).await;
+    fails_at_its_deadline("proclaim", timeout, quick.proclaim("frozen-election", term, "v")).await;
+    fails_at_its_deadline("resign", timeout, quick.resign("frozen-election", term)).await;
     // The caller's deadline bounds a lock's wait too, before its wait timeout.
     let waiting = LockOptions::default().wait_timeout(Duration::from_secs(60));
-    bounded("lock", timeout, quick.lock_with("frozen-other", waiting)).await;
+    fails_at_its_deadline("lock", timeout, quick.lock_with("frozen-other", waiting)).await;
     let lease = lease.with_timeout(timeout);
-    bounded("lease.renew", timeout, lease.renew(None)).await;
+    fails_at_its_deadline("lease.renew", timeout, lease.renew(None)).await;
     let handle = campaign.handle().with_timeout(timeout);
-    bounded("campaign.proclaim", timeout, handle.proclaim("v")).await;
-    bounded("lease.release", timeout, lease.release()).await;
-    bounded("campaign.resign", timeout, handle.resign()).await;
+    fails_at_its_deadline("campaign.proclaim", timeout, handle.proclaim("v")).await;
+    fails_at_its_deadline("lease.release", timeout, lease.release()).await;
+    fails_at_its_deadline("campaign.resign", timeout, handle.resign()).await;
     daemon.thaw();
 }
 

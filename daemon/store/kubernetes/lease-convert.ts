@@ -16,6 +16,7 @@ import {
   type LeaseKind,
   type LeaseRecord,
   type Seat,
+  type SeatId,
   type WatchEvent,
   bySeatIdentity,
 } from "../lease-store.js";
@@ -83,6 +84,8 @@ export function waitAnnotation(identity: string): string {
 
 /** A semaphore's number of permits, a whole number, written when its Lease is created. */
 export const PERMITS_ANNOTATION = "sync.metaparticle.io/permits";
+/** The seats a daemon's last conditional write left (`LeaseFields.seated`): JSON `[[identity, acquisition], ...]`. */
+export const SEATED_ANNOTATION = "sync.metaparticle.io/seated";
 /**
  * Each daemon's seat on a semaphore or read-write lock is an annotation of
  * its own, this prefix and 16 hex digits of its identity's SHA-256 (as a wait
@@ -237,6 +240,7 @@ export function leaseToRecord(lease: V1Lease): LeaseRecord {
     ...waitingOf(annotations),
     ...permitsOf(annotations),
     ...seatsOf(annotations),
+    ...seatedOf(annotations),
     version: metadata.resourceVersion ?? "",
     native: lease,
     writtenHolder: annotated,
@@ -267,6 +271,11 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   for (const key of Object.keys(annotations)) if (key.startsWith(WAIT_ANNOTATION_PREFIX)) delete annotations[key];
   for (const identity of fields.waiting ?? []) annotations[waitAnnotation(identity)] = identity;
   setOrDelete(annotations, PERMITS_ANNOTATION, fields.permits === undefined ? "" : String(fields.permits));
+  setOrDelete(
+    annotations,
+    SEATED_ANNOTATION,
+    fields.seated === undefined ? "" : JSON.stringify(fields.seated.map((seat) => [seat.identity, seat.acquisition])),
+  );
   // So are the seats: the writes that end seats (an exclusive acquisition, a dropped tombstone) leave them out. A
   // broken seat stays as it was while the record names it.
   const broken = new Set(fields.brokenSeats ?? []);
@@ -340,6 +349,24 @@ function permitsOf(annotations: Record<string, string>): { permits?: number } {
   const text = annotations[PERMITS_ANNOTATION];
   const permits = Number(text);
   return text !== undefined && /^[0-9]+$/.test(text) && Number.isSafeInteger(permits) && permits > 0 ? { permits } : {};
+}
+
+/** The seats a daemon's last conditional write left; unreadable (edited by hand): as if none was recorded. */
+function seatedOf(annotations: Record<string, string>): { seated?: SeatId[] } {
+  const text = annotations[SEATED_ANNOTATION];
+  if (text === undefined) return {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!Array.isArray(parsed)) return {};
+    const seated: SeatId[] = [];
+    for (const entry of parsed) {
+      if (!Array.isArray(entry) || typeof entry[0] !== "string" || !Number.isSafeInteger(entry[1])) return {};
+      seated.push({ identity: entry[0], acquisition: entry[1] as number });
+    }
+    return { seated };
+  } catch {
+    return {};
+  }
 }
 
 /** The seat keys' seats, in identity order, and those that are not seats; none: no such field. */

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metaparticle_sync::Client;
+use metaparticle_sync::{Client, Error};
 
 /// `$MSYNC_NODE $MSYNC_DAEMON_MAIN` (set by `npm test`), or the repository's
 /// own node and dist/daemon/main.js, stopped when dropped.
@@ -140,4 +140,23 @@ pub async fn within<T>(seconds: u64, what: &str, future: impl std::future::Futur
     tokio::time::timeout(Duration::from_secs(seconds), future)
         .await
         .unwrap_or_else(|_| panic!("{what}: not within {seconds} s"))
+}
+
+/// Awaits `call` to a frozen sidecar, which must fail with
+/// `Error::DeadlineExceeded` at its deadline `timeout`, not before and not
+/// much after.
+pub async fn fails_at_its_deadline<T: std::fmt::Debug>(
+    what: &str,
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) {
+    let started = std::time::Instant::now();
+    let err = within(5, what, call).await.unwrap_err();
+    let took = started.elapsed();
+    eprintln!("{what} on a frozen sidecar returned after {took:?}: {err}");
+    assert!(matches!(err, Error::DeadlineExceeded { .. }), "{what}: {err:?}");
+    assert!(
+        took >= timeout && took < timeout + Duration::from_millis(700),
+        "{what}: {took:?}"
+    );
 }

@@ -3,7 +3,9 @@ package io.metaparticle.sync.client;
 import java.time.Duration;
 
 /**
- * Options of {@link SyncClient#lock(String, LockOptions)}; start from {@link #defaults()}.
+ * Options of {@link SyncClient#lock(String, LockOptions)}, and of a semaphore's permits ({@link
+ * Semaphore#acquire(LockOptions)}, {@link Semaphore#tryAcquire(LockOptions)}), which the same
+ * rules apply to; start from {@link #defaults()}.
  *
  * @param holder names the holder for people and tools; null means $MSYNC_HOLDER, else host/pid
  * @param leaseDuration how long the lock outlives a sidecar that stopped renewing it, whole
@@ -29,5 +31,15 @@ public record LockOptions(String holder, Duration leaseDuration, Duration waitTi
 
   public LockOptions withWaitTimeout(Duration waitTimeout) {
     return new LockOptions(holder, leaseDuration, waitTimeout);
+  }
+
+  /** The holder to send: the one given, else $MSYNC_HOLDER, else host/pid. */
+  String holderOrDefault() {
+    return holder != null ? holder : SyncClient.defaultName("MSYNC_HOLDER");
+  }
+
+  /** The wait to send and keep: the one given (checked), else {@link SyncClient#DEFAULT_WAIT_TIMEOUT}. */
+  Duration waitTimeoutOrDefault() {
+    return waitTimeout != null ? Timeouts.check(waitTimeout) : SyncClient.DEFAULT_WAIT_TIMEOUT;
   }
 }

@@ -15,10 +15,13 @@ import io.metaparticle.sync.v1.GetLeaderRequest;
 import io.metaparticle.sync.v1.GetLeaderResponse;
 import io.metaparticle.sync.v1.GetLockRequest;
 import io.metaparticle.sync.v1.GetLockResponse;
+import io.metaparticle.sync.v1.GetSemaphoreRequest;
+import io.metaparticle.sync.v1.GetSemaphoreResponse;
 import io.metaparticle.sync.v1.LockServiceGrpc;
 import io.metaparticle.sync.v1.ObserveRequest;
 import io.metaparticle.sync.v1.ObserveResponse;
 import io.metaparticle.sync.v1.ReadConsistency;
+import io.metaparticle.sync.v1.SemaphoreServiceGrpc;
 import io.metaparticle.sync.v1.TryAcquireRequest;
 import io.metaparticle.sync.v1.TryAcquireResponse;
 import java.net.InetAddress;
@@ -26,19 +29,17 @@ import java.net.UnknownHostException;
 import java.time.Duration;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 
 /**
- * The Java client of the metaparticle-sync sidecar: distributed locks with fencing tokens and
- * leader election, held for this process by a daemon on loopback. Thread-safe; close it to
- * release everything it holds.
+ * The Java client of the metaparticle-sync sidecar: distributed locks and counting semaphores
+ * with fencing tokens, and leader election, held for this process by a daemon on loopback.
+ * Thread-safe; close it to release everything it holds.
  *
  * <pre>{@code
  * try (SyncClient client = SyncClient.create();
@@ -51,10 +52,10 @@ import java.util.function.Consumer;
  * deadline ({@code Duration timeout}, and for waiting for a lock also {@code (long, TimeUnit)});
  * without one, a call gets {@link #DEFAULT_CALL_TIMEOUT} and a lock's wait {@link
  * #DEFAULT_WAIT_TIMEOUT}. A call whose deadline passes throws {@link SyncException} with {@link
- * SyncException.Code#DEADLINE_EXCEEDED}. What lasts until you end it (a held {@link Lock}, a
- * {@link Campaign}, an {@link Observation}) has no deadline, but a sidecar that stops answering
- * is noticed by the client's own heartbeat deadline, and on the connection by gRPC keepalive
- * ({@link #KEEPALIVE_TIME}, {@link #KEEPALIVE_TIMEOUT}).
+ * SyncException.Code#DEADLINE_EXCEEDED}. What lasts until you end it (a held {@link Lock} or
+ * {@link Permit}, a {@link Campaign}, an {@link Observation}) has no deadline, but a sidecar that
+ * stops answering is noticed by the client's own heartbeat deadline, and on the connection by gRPC
+ * keepalive ({@link #KEEPALIVE_TIME}, {@link #KEEPALIVE_TIMEOUT}).
  */
 public final class SyncClient implements AutoCloseable {
   /** Where the sidecar listens unless told otherwise. */
@@ -62,11 +63,14 @@ public final class SyncClient implements AutoCloseable {
 
   /**
    * The deadline of a call given none: tryLock, renew, release, getLock, getLeader, proclaim,
-   * resign.
+   * resign, and a semaphore's tryAcquire, renew, release and getSemaphore.
    */
   public static final Duration DEFAULT_CALL_TIMEOUT = Duration.ofSeconds(10);
 
-  /** How long {@link #lock} and {@link #acquire} wait for a lock unless told otherwise. */
+  /**
+   * How long {@link #lock} and {@link #acquire} wait for a lock, and {@link Semaphore#acquire} for
+   * a permit, unless told otherwise.
+   */
   public static final Duration DEFAULT_WAIT_TIMEOUT = Duration.ofMinutes(5);
 
   /**
@@ -100,6 +104,8 @@ public final class SyncClient implements AutoCloseable {
   private final LockServiceGrpc.LockServiceBlockingStub blockingLocks;
   private final ElectionServiceGrpc.ElectionServiceStub elections;
   private final ElectionServiceGrpc.ElectionServiceBlockingStub blockingElections;
+  private final SemaphoreServiceGrpc.SemaphoreServiceStub semaphores;
+  private final SemaphoreServiceGrpc.SemaphoreServiceBlockingStub blockingSemaphores;
   /** Runs the heartbeat deadlines of every lock and leadership of this client. */
   private final ScheduledExecutorService scheduler =
       Executors.newSingleThreadScheduledExecutor(
@@ -132,6 +138,8 @@ public final class SyncClient implements AutoCloseable {
     blockingLocks = LockServiceGrpc.newBlockingStub(calls);
     elections = ElectionServiceGrpc.newStub(streams);
     blockingElections = ElectionServiceGrpc.newBlockingStub(calls);
+    semaphores = SemaphoreServiceGrpc.newStub(streams);
+    blockingSemaphores = SemaphoreServiceGrpc.newBlockingStub(calls);
   }
 
   /** A client of the sidecar at $MSYNC_ADDRESS, else {@value #DEFAULT_ADDRESS}. */
@@ -173,106 +181,25 @@ public final class SyncClient implements AutoCloseable {
    * waiting. To get an empty result instead of the exception on a timeout, use {@link #acquire}.
    */
   public Lock lock(String name, LockOptions options) throws InterruptedException {
-    Duration wait = options.waitTimeout() != null ? Timeouts.check(options.waitTimeout()) : DEFAULT_WAIT_TIMEOUT;
+    Duration wait = options.waitTimeoutOrDefault();
     AcquireRequest.Builder request =
         AcquireRequest.newBuilder()
             .setName(name)
-            .setHolder(options.holder() != null ? options.holder() : defaultName("MSYNC_HOLDER"))
+            .setHolder(options.holderOrDefault())
             .setWaitTimeout(Durations.toProto(wait));
     if (options.leaseDuration() != null) {
       request.setLeaseDuration(Durations.toProto(options.leaseDuration()));
     }
-    CompletableFuture<Lock> acquired = new CompletableFuture<>();
-    AtomicReference<ClientCallStreamObserver<AcquireRequest>> call = new AtomicReference<>();
-    locks.acquire(
-        request.build(),
-        new ClientResponseObserver<AcquireRequest, AcquireResponse>() {
-          private Lock lock;
-
-          @Override
-          public void beforeStart(ClientCallStreamObserver<AcquireRequest> stream) {
-            call.set(stream);
-          }
-
-          @Override
-          public void onNext(AcquireResponse message) {
-            switch (message.getEventCase()) {
-              case ACQUIRED -> {
-                lock = new Lock(name, message.getAcquired(), call.get(), scheduler, blockingLocks, callbacks);
-                if (!acquired.complete(lock)) {
-                  lock.abandon(); // the caller stopped waiting just as the lock arrived
-                }
-              }
-              case RENEWED -> lock.heartbeat(Durations.fromProto(message.getRenewed().getValidFor()));
-              case LOST -> lock.end(Loss.from(message.getLost().getReason(), message.getLost().getMessage()));
-              default -> {}
-            }
-          }
-
-          @Override
-          public void onError(Throwable error) {
-            if (lock == null) {
-              SyncException refused = SyncException.from(error);
-              if (refused.code() == SyncException.Code.DEADLINE_EXCEEDED && refused.reason() == null) {
-                // This stream has no gRPC deadline: its only DEADLINE_EXCEEDED is the wait timeout
-                // (a sidecar older than the standard error details does not say so).
-                refused = refused.withReason(SyncException.WAIT_TIMEOUT);
-              }
-              acquired.completeExceptionally(refused);
-            } else {
-              // Nothing changes if the lock already ended, which cancelled the stream.
-              lock.end(new Loss(Loss.STREAM_ENDED, "the sidecar ended the stream of lock " + name + ": " + error));
-            }
-          }
-
-          @Override
-          public void onCompleted() {
-            if (lock == null) {
-              acquired.completeExceptionally(
-                  new SyncException(
-                      SyncException.Code.UNAVAILABLE,
-                      "the sidecar ended the stream before lock " + name + " was acquired"));
-            } else {
-              lock.end(new Loss(Loss.STREAM_ENDED, "the sidecar ended the stream of lock " + name));
-            }
-          }
-        });
-    long waitNanos = Timeouts.nanos(wait);
-    long graceNanos = WAIT_TIMEOUT_GRACE.toNanos();
-    try {
-      return acquired.get(
-          waitNanos > Long.MAX_VALUE - graceNanos ? Long.MAX_VALUE : waitNanos + graceNanos, TimeUnit.NANOSECONDS);
-    } catch (TimeoutException e) {
-      SyncException timeout =
-          new SyncException(
-              SyncException.Code.DEADLINE_EXCEEDED,
-              "lock " + name + " was not had within its wait timeout of " + wait + ", and the sidecar did not say so",
-              SyncException.WAIT_TIMEOUT,
-              null,
-              null);
-      if (acquired.completeExceptionally(timeout)) {
-        call.get().cancel("the wait timeout passed", null);
-        throw timeout;
-      }
-      return outcome(acquired); // it came just now
-    } catch (InterruptedException e) {
-      if (acquired.cancel(false)) {
-        call.get().cancel("the caller stopped waiting", null);
-      } else if (!acquired.isCompletedExceptionally()) {
-        acquired.join().abandon(); // it came just now, for nobody: give it back
-      }
-      throw e;
-    } catch (ExecutionException e) {
-      throw (SyncException) e.getCause();
-    }
-  }
-
-  private static Lock outcome(CompletableFuture<Lock> done) {
-    try {
-      return done.join();
-    } catch (java.util.concurrent.CompletionException e) {
-      throw (SyncException) e.getCause();
-    }
+    return Acquisition.await(
+        "lock " + name,
+        wait,
+        (ClientResponseObserver<AcquireRequest, AcquireResponse> observer) -> locks.acquire(request.build(), observer),
+        m ->
+            new Acquisition.Event<>(
+                m.hasAcquired() ? m.getAcquired() : null,
+                m.hasRenewed() ? m.getRenewed() : null,
+                m.hasLost() ? m.getLost() : null),
+        (acquired, call) -> new Lock(Grant.of(name, acquired), call, scheduler, blockingLocks, callbacks));
   }
 
   /**
@@ -293,14 +220,7 @@ public final class SyncClient implements AutoCloseable {
    * null), as {@link #lock(String, LockOptions)}: the held lock, or empty if the wait timed out.
    */
   public Optional<Lock> acquire(String name, LockOptions options) throws InterruptedException {
-    try {
-      return Optional.of(lock(name, options));
-    } catch (SyncException e) {
-      if (e.isWaitTimeout()) {
-        return Optional.empty();
-      }
-      throw e;
-    }
+    return Acquisition.unlessTimedOut(() -> lock(name, options));
   }
 
   /** One attempt without waiting; see {@link #tryLock(String, LockOptions, Duration)}. */
@@ -320,7 +240,7 @@ public final class SyncClient implements AutoCloseable {
    * {@code tryLock(time, unit)} waits here: that is {@link #acquire(String, long, TimeUnit)}.)
    */
   public Optional<LeasedLock> tryLock(String name, LockOptions options, Duration timeout) {
-    String holder = options.holder() != null ? options.holder() : defaultName("MSYNC_HOLDER");
+    String holder = options.holderOrDefault();
     TryAcquireRequest.Builder request = TryAcquireRequest.newBuilder().setName(name).setHolder(holder);
     if (options.leaseDuration() != null) {
       request.setLeaseDuration(Durations.toProto(options.leaseDuration()));
@@ -334,15 +254,14 @@ public final class SyncClient implements AutoCloseable {
     if (!response.getAcquired()) {
       return Optional.empty();
     }
-    return Optional.of(
-        new LeasedLock(
+    Grant grant =
+        new Grant(
             name,
             response.getFencingToken(),
             holder,
-            Durations.fromProto(response.getValidFor()),
-            blockingLocks,
-            scheduler,
-            callbacks));
+            Durations.fromProto(response.getLeaseDuration()),
+            Durations.fromProto(response.getValidFor()));
+    return Optional.of(new LeasedLock(grant, blockingLocks, scheduler, callbacks));
   }
 
   /** Inspects a lock from the sidecar's cache; a lock nobody holds is not an error. */
@@ -367,6 +286,40 @@ public final class SyncClient implements AutoCloseable {
           r.getFencingToken(),
           Durations.fromProto(r.getLeaseDuration()),
           Durations.fromProto(r.getRemaining()));
+    } catch (StatusRuntimeException e) {
+      throw SyncException.from(e);
+    }
+  }
+
+  /**
+   * The counting semaphore {@code name}, which grants up to {@code permits} holds at once across
+   * every daemon of the namespace; see {@link Semaphore}. It returns at once: nothing is asked of
+   * the sidecar until a permit is. Every caller of one name must give the same {@code permits}
+   * (1 to 32): the sidecar refuses another with FAILED_PRECONDITION, {@link
+   * SyncException#isPermitsMismatch()}.
+   */
+  public Semaphore semaphore(String name, int permits) {
+    return new Semaphore(name, permits, semaphores, blockingSemaphores, scheduler, callbacks);
+  }
+
+  /** Inspects a semaphore from the sidecar's cache; one never used is not an error (permits 0). */
+  public SemaphoreInfo getSemaphore(String name) {
+    return getSemaphore(name, false);
+  }
+
+  /** Inspects a semaphore; {@code fresh} reads the API server instead of the sidecar's cache. */
+  public SemaphoreInfo getSemaphore(String name, boolean fresh) {
+    return getSemaphore(name, fresh, DEFAULT_CALL_TIMEOUT);
+  }
+
+  /** Inspects a semaphore, within {@code timeout}; {@code fresh} reads the API server. */
+  public SemaphoreInfo getSemaphore(String name, boolean fresh, Duration timeout) {
+    try {
+      GetSemaphoreResponse r =
+          withDeadline(blockingSemaphores, timeout)
+              .getSemaphore(GetSemaphoreRequest.newBuilder().setName(name).setConsistency(consistency(fresh)).build());
+      return new SemaphoreInfo(
+          r.getPermits(), PermitHolder.fromProto(r.getHoldersList()), r.getFencingToken(), r.getWaitingDaemonsList());
     } catch (StatusRuntimeException e) {
       throw SyncException.from(e);
     }
@@ -475,7 +428,7 @@ public final class SyncClient implements AutoCloseable {
   }
 
   /** The first of the environment variables that is set, else host/pid: what others see. */
-  private static String defaultName(String... variables) {
+  static String defaultName(String... variables) {
     for (String variable : variables) {
       String value = System.getenv(variable);
       if (value != null && !value.isEmpty()) {

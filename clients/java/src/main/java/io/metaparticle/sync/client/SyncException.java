@@ -18,8 +18,10 @@ import io.grpc.protobuf.StatusProto;
  * <ul>
  *   <li>{@link Code#DEADLINE_EXCEEDED}: the call's deadline passed, or, with reason {@link
  *       #WAIT_TIMEOUT}, a lock was not had within its wait timeout ({@link #isWaitTimeout()});
- *   <li>{@link Code#FAILED_PRECONDITION}: the lock or term is not held (any more), reason {@link
- *       #NOT_HELD} or {@link #FOREIGN_LEASE};
+ *   <li>{@link Code#FAILED_PRECONDITION}: the lock, permit or term is not held (any more), reason
+ *       {@link #NOT_HELD} or {@link #FOREIGN_LEASE}; or a semaphore has another number of permits
+ *       than the caller asked for, reason {@link #PERMITS_MISMATCH} ({@link
+ *       #isPermitsMismatch()}, field {@code permits});
  *   <li>{@link Code#INVALID_ARGUMENT}: a request field is wrong, named by {@link #field()};
  *   <li>{@link Code#UNAVAILABLE}: the sidecar cannot be reached, or is shutting down.
  * </ul>
@@ -32,6 +34,11 @@ public final class SyncException extends RuntimeException {
   public static final String INVALID_ARGUMENT = "INVALID_ARGUMENT";
   /** Reason: the token or term is not the current one. */
   public static final String NOT_HELD = "NOT_HELD";
+  /**
+   * Reason: a semaphore's request asked for another number of permits than the semaphore has;
+   * {@link #field()} is {@code permits}, and nothing is held.
+   */
+  public static final String PERMITS_MISMATCH = "PERMITS_MISMATCH";
   /** Reason: the Lease is held by something that is not a metaparticle-sync client. */
   public static final String FOREIGN_LEASE = "FOREIGN_LEASE";
   /** Reason: the lock was not had within its wait timeout (sidecar's or this client's clock). */
@@ -99,7 +106,8 @@ public final class SyncException extends RuntimeException {
   }
 
   /**
-   * The request field at fault (for example {@code name} or {@code lease_duration}), from the
+   * The request field at fault (for example {@code name}, {@code lease_duration}, or {@code
+   * permits} of a {@link #PERMITS_MISMATCH}), from the
    * sidecar's {@code google.rpc.BadRequest}; null when no field is.
    */
   public String field() {
@@ -109,6 +117,11 @@ public final class SyncException extends RuntimeException {
   /** True when a lock was not had within its wait timeout. */
   public boolean isWaitTimeout() {
     return code == Code.DEADLINE_EXCEEDED && WAIT_TIMEOUT.equals(reason);
+  }
+
+  /** True when a semaphore has another number of permits than the request asked for. */
+  public boolean isPermitsMismatch() {
+    return code == Code.FAILED_PRECONDITION && PERMITS_MISMATCH.equals(reason);
   }
 
   /** The same failure, with {@code reason} as its reason. */

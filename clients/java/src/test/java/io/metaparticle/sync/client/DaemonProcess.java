@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -111,6 +112,27 @@ final class DaemonProcess implements AutoCloseable {
       signal("CONT");
       frozen = false;
     }
+  }
+
+  /**
+   * Freezes the daemon (SIGSTOP) until {@code lost} completes, at most 5 s, and thaws it; returns
+   * the loss, and fails unless it came within {@code bound} of the freeze. A stopped daemon sends
+   * neither heartbeats nor `lost`: only the client's own deadline can tell the holder to stop.
+   */
+  Loss freezeUntilLost(CompletableFuture<Loss> lost, Duration bound) throws Exception {
+    freeze();
+    long stopped = System.nanoTime();
+    Loss loss;
+    try {
+      loss = lost.get(5, TimeUnit.SECONDS);
+    } finally {
+      thaw();
+    }
+    Duration waited = Duration.ofNanos(System.nanoTime() - stopped);
+    if (waited.compareTo(bound) > 0) {
+      throw new AssertionError("lost after " + waited + ", later than " + bound);
+    }
+    return loss;
   }
 
   /** SIGTERM, without waiting: the daemon shuts down gracefully, telling holders and leaders. */

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.BlockingQueue;
@@ -207,19 +208,78 @@ class FrozenSidecarTest {
   @Test
   void aReleaseOnAFrozenSidecarReturnsWhenThePromiseRunsOut() throws Exception {
     try (DaemonProcess daemon = new DaemonProcess("--lease-duration=2s", "--renew-deadline=1s")) {
-      Lock lock = daemon.client().lock("promise");
+      SyncClient client = daemon.client();
+      Lock lock = client.lock("promise");
+      Permit permit = client.semaphore("promise", 2).acquire();
       daemon.freeze();
       long start = System.nanoTime();
-      Object outcome =
-          runAll(Map.of("release", () -> {
-            lock.release(); // a 10 s deadline, but the 2 s promise ends first: the hold is over
-            return "released";
-          }), Duration.ofSeconds(2).plus(SLACK)).get("release");
-      assertEquals("released", outcome);
+      // A 10 s deadline each, but the 2 s promise ends first: the hold is over.
+      Map<String, Callable<Object>> calls = new LinkedHashMap<>();
+      calls.put("release of a lock", () -> {
+        lock.release();
+        return "released";
+      });
+      calls.put("release of a permit", () -> {
+        permit.release();
+        return "released";
+      });
+      Map<String, Object> outcomes = runAll(calls, Duration.ofSeconds(2).plus(SLACK));
+      assertEquals(Map.of("release of a lock", "released", "release of a permit", "released"), outcomes);
       assertTrue(Duration.ofNanos(System.nanoTime() - start).compareTo(Duration.ofSeconds(2)) <= 0);
       Thread.sleep(500);
-      assertFalse(lock.isLost(), "a release is not a loss");
-      assertFalse(lock.isHeld());
+      for (StreamHold hold : List.of(lock, permit)) {
+        assertFalse(hold.isLost(), "a release is not a loss");
+        assertFalse(hold.isHeld());
+      }
+    }
+  }
+
+  @Test
+  void everySemaphoreCallReturnsWithinItsDeadlineOnAFrozenSidecar() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess()) {
+      SyncClient client = daemon.client();
+      Semaphore semaphore = client.semaphore("frozen-semaphore", 3);
+      LockOptions longLease = LockOptions.defaults().withLeaseDuration(LONG_LEASE);
+      LeasedPermit leased = semaphore.tryAcquire(longLease).permit().orElseThrow();
+      LeasedPermit leasedToo = semaphore.tryAcquire(longLease).permit().orElseThrow();
+      Permit held = semaphore.acquire(longLease).orElseThrow();
+
+      daemon.freeze();
+      Duration timeout = Duration.ofMillis(500);
+      Map<String, Callable<Object>> calls = new LinkedHashMap<>();
+      calls.put("tryAcquire", () -> semaphore.tryAcquire(LockOptions.defaults(), timeout));
+      calls.put("renew", () -> leased.renew(null, timeout));
+      calls.put("renew by hold id", () -> semaphore.renew(leasedToo.holdId(), null, timeout));
+      calls.put("getSemaphore", () -> client.getSemaphore("frozen-semaphore", true, timeout));
+      calls.put("release of a held permit", () -> {
+        held.release(timeout);
+        return "released";
+      });
+      calls.put("release by hold id", () -> {
+        semaphore.release(leasedToo.holdId(), timeout);
+        return "released";
+      });
+      calls.put("acquire", () -> semaphore.acquire(timeout));
+      calls.put("acquire (time, unit)", () -> semaphore.acquire(500, TimeUnit.MILLISECONDS));
+      Map<String, Object> outcomes = runAll(calls, timeout.plus(WAIT_GRACE).plus(SLACK));
+      assertEquals(Optional.empty(), outcomes.remove("acquire"), "acquire gives up with an empty result");
+      assertEquals(Optional.empty(), outcomes.remove("acquire (time, unit)"));
+      outcomes.forEach(FrozenSidecarTest::assertDeadlineExceeded);
+
+      // The same calls given no deadline get the default one.
+      calls.clear();
+      calls.put("tryAcquire", semaphore::tryAcquire);
+      calls.put("renew", leased::renew);
+      calls.put("getSemaphore", () -> client.getSemaphore("frozen-semaphore"));
+      calls.put("release of a tryAcquire permit", () -> {
+        leased.release();
+        return "released";
+      });
+      long start = System.nanoTime();
+      runAll(calls, CALL_TIMEOUT.plus(SLACK)).forEach(FrozenSidecarTest::assertDeadlineExceeded);
+      Duration took = Duration.ofNanos(System.nanoTime() - start);
+      assertTrue(took.compareTo(CALL_TIMEOUT) >= 0, "gave up after " + took + ", before the default deadline");
+      assertFalse(held.isLost(), "a release is not a loss");
     }
   }
 

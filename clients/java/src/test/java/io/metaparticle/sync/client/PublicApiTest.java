@@ -33,7 +33,17 @@ class PublicApiTest {
           LockInfo.class,
           LockOptions.class,
           CampaignOptions.class,
-          Loss.class);
+          Loss.class,
+          Semaphore.class,
+          Permit.class,
+          LeasedPermit.class,
+          PermitAttempt.class,
+          PermitHolder.class,
+          SemaphoreInfo.class,
+          // Not public, but their public methods are those of Lock, Permit, LeasedLock and LeasedPermit.
+          Hold.class,
+          StreamHold.class,
+          LeaseHold.class);
 
   /** The transport's or the generated code's types, which must not show in the API. */
   private static boolean foreign(Type type) {
@@ -88,12 +98,21 @@ class PublicApiTest {
       {Campaign.class, String.class, Duration.class}, // proclaim
       {Campaign.class, Duration.class}, // resign, await
       {Campaign.class, long.class, TimeUnit.class}, // await
+      {Semaphore.class, Duration.class}, // acquire
+      {Semaphore.class, long.class, TimeUnit.class}, // acquire
+      {Semaphore.class, LockOptions.class, Duration.class}, // tryAcquire
+      {Semaphore.class, String.class, Duration.class, Duration.class}, // renew by hold id
+      {Semaphore.class, String.class, Duration.class}, // release by hold id
+      {Permit.class, Duration.class}, // release
+      {Permit.class, long.class, TimeUnit.class}, // release
+      {LeasedPermit.class, Duration.class, Duration.class}, // renew
+      {LeasedPermit.class, Duration.class}, // release
     };
     String[][] names = {
       {"lock"},
       {"lock", "acquire"},
       {"tryLock"},
-      {"getLock", "getLeader"},
+      {"getLock", "getLeader", "getSemaphore"},
       {"renew"},
       {"release"},
       {"release"},
@@ -101,6 +120,15 @@ class PublicApiTest {
       {"proclaim"},
       {"resign", "await"},
       {"await"},
+      {"acquire"},
+      {"acquire"},
+      {"tryAcquire"},
+      {"renew"},
+      {"release"},
+      {"release"},
+      {"release"},
+      {"renew"},
+      {"release"},
     };
     for (int i = 0; i < overloads.length; i++) {
       Class<?> owner = overloads[i][0];
