@@ -758,8 +758,8 @@ export const SCENARIOS: readonly Scenario[] = [
         args: { client: "b", name: "leased-pool", fresh: true },
         expect: { permits: 2, token: { eq: "t2" }, holders: { anyOrder: [{ holder: "a", token: { eq: "t2" } }] } },
       },
-      { to: "a", op: "renew", args: { handle: "p1" }, expectError: { code: "FAILED_PRECONDITION", field: "hold_id", kind: "not-held" } },
-      { to: "a", op: "release", args: { handle: "p1" }, expectError: { code: "FAILED_PRECONDITION", field: "hold_id", kind: "not-held" } },
+      { to: "a", op: "renew", args: { handle: "p1" }, expectError: { code: "FAILED_PRECONDITION", kind: "not-held" } },
+      { to: "a", op: "release", args: { handle: "p1" }, expectError: { code: "FAILED_PRECONDITION", kind: "not-held" } },
       { to: "a", op: "renew", args: { handle: "p2" } },
       {
         to: "b",
