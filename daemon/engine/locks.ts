@@ -3,6 +3,7 @@
 import { Claim, type Grant, type LossReason } from "./claim.js";
 import type { Engine } from "./engine.js";
 import { SyncError, gaveUp } from "./errors.js";
+import { addSessionClaim } from "./session-claim.js";
 import { expiresAt, isFree } from "./lease-cache.js";
 
 export interface LockRequest {
@@ -56,50 +57,20 @@ export class Locks {
    */
   acquire(request: LockRequest & { readonly waitTimeoutMs: number | undefined }, sink: AcquireSink, signal: AbortSignal): void {
     if (signal.aborted) return;
-    const contender = this.engine.contender(request.leaseName, "lock");
-    let timer: { cancel(): void } | undefined;
-    const claim = new Claim(
-      {
-        holder: request.holder,
-        leaseMs: request.leaseMs,
-        mode: "session",
-        noWait: request.waitTimeoutMs === 0,
-        persistent: false,
-        value: "",
-      },
-      {
-        granted: (grant) => {
-          timer?.cancel();
-          sink.acquired(grant);
-        },
-        renewed: (validForMs) => sink.renewed(validForMs),
-        lost: (reason, message) => sink.lost(reason, message),
-        failed: (error) => {
-          timer?.cancel();
-          sink.failed(error);
-        },
-      },
+    const claim = addSessionClaim(
+      this.engine.contender(request.leaseName, "lock"),
+      { holder: request.holder, leaseMs: request.leaseMs, persistent: false, value: "" },
+      request.waitTimeoutMs,
+      sink,
+      signal,
+      this.engine.clock,
+      (waitMs) =>
+        new SyncError(
+          "wait-timeout",
+          `lock not acquired within the wait timeout of ${waitMs / 1000} s: ${this.describeHolder(request.leaseName)}`,
+        ),
     );
-    if (request.waitTimeoutMs !== undefined && request.waitTimeoutMs > 0) {
-      const waitMs = request.waitTimeoutMs;
-      timer = this.engine.clock.setTimer(waitMs, () => {
-        if (claim.state !== "waiting") return;
-        void contender.end(claim);
-        sink.failed(
-          new SyncError(
-            "wait-timeout",
-            `lock not acquired within the wait timeout of ${waitMs / 1000} s: ${this.describeHolder(request.leaseName)}`,
-          ),
-        );
-      });
-    }
-    const end = () => {
-      timer?.cancel();
-      void contender.end(claim);
-    };
-    signal.addEventListener("abort", end, { once: true });
     this.sessions.set(claim, sink);
-    contender.add(claim);
   }
 
   /**

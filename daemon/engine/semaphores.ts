@@ -17,6 +17,7 @@ import { SyncError, fromStoreError, gaveUp, invalidArgument } from "./errors.js"
 import { type Observation, freePermits } from "./lease-cache.js";
 import { MAX_QUEUE, admitted, line } from "./lease-records.js";
 import type { AcquireSink } from "./locks.js";
+import { addSessionClaim } from "./session-claim.js";
 import type { CallResult } from "./store-calls.js";
 import { responseTo } from "./store-policy.js";
 import { type LeaseTiming, jittered } from "./timing.js";
@@ -496,7 +497,7 @@ export class SemaphoreContender {
    * the one with the faster connection won every race while the other's
    * writes kept conflicting (seed 17: 319 grants in a row to one daemon). A
    * daemon only announced has no place yet. When a permit has stood free for
-   * the turn grace without the daemons ahead taking it, they are skipped.
+   * a turn grace per daemon ahead without them taking it, they are skipped.
    */
   private turn(obs: Observation, now: number): { mine: true; skip: readonly string[] } | { mine: false; until: number | undefined } {
     const free = freePermits(obs, now);
@@ -518,7 +519,10 @@ export class SemaphoreContender {
     const key = ahead.join(",");
     if (this.turnWait?.ahead !== key) this.turnWait = { ahead: key, since: now };
     const leaseMs = obs.record.leaseDurationSeconds * 1000 || this.waiting[0]!.options.leaseMs;
-    const until = this.turnWait.since + this.ctx.timing(leaseMs).turnGraceMs;
+    // Each daemon ahead has a turn grace of its own: the one just behind a stale head skips it first, and one further
+    // back skips them all only once each has had its turn (seed 6363: a daemon at the tail skipped a live daemon that
+    // was itself waiting out a dead head, and took 29 grants in a row).
+    const until = this.turnWait.since + ahead.length * this.ctx.timing(leaseMs).turnGraceMs;
     if (now < until) return { mine: false, until };
     return { mine: true, skip: ahead };
   }
@@ -1012,41 +1016,16 @@ export class Semaphores {
   /** Waits for a permit and holds it, renewing, until `signal` aborts; with `waitTimeoutMs` (0: do not wait) the wait is bounded. */
   acquire(request: PermitRequest & { readonly waitTimeoutMs: number | undefined }, sink: AcquireSink, signal: AbortSignal): void {
     if (signal.aborted) return;
-    const contender = this.engine.semaphoreContender(request.leaseName);
-    let timer: Timer | undefined;
-    const claim = new Claim(
-      { ...claimOptions(request, "session"), noWait: request.waitTimeoutMs === 0 },
-      {
-        granted: (grant) => {
-          timer?.cancel();
-          sink.acquired(grant);
-        },
-        renewed: (validForMs) => sink.renewed(validForMs),
-        lost: (reason, message) => sink.lost(reason, message),
-        failed: (error) => {
-          timer?.cancel();
-          sink.failed(error);
-        },
-      },
-    );
-    if (request.waitTimeoutMs !== undefined && request.waitTimeoutMs > 0) {
-      const waitMs = request.waitTimeoutMs;
-      timer = this.engine.clock.setTimer(waitMs, () => {
-        if (claim.state !== "waiting") return;
-        void contender.end(claim);
-        sink.failed(new SyncError("wait-timeout", `no permit of ${request.leaseName} within the wait timeout of ${waitMs / 1000} s`));
-      });
-    }
-    signal.addEventListener(
-      "abort",
-      () => {
-        timer?.cancel();
-        void contender.end(claim);
-      },
-      { once: true },
+    const claim = addSessionClaim(
+      this.engine.semaphoreContender(request.leaseName),
+      { holder: request.holder, leaseMs: request.leaseMs, persistent: false, value: "", permits: request.permits },
+      request.waitTimeoutMs,
+      sink,
+      signal,
+      this.engine.clock,
+      (waitMs) => new SyncError("wait-timeout", `no permit of ${request.leaseName} within the wait timeout of ${waitMs / 1000} s`),
     );
     this.sessions.set(claim, sink);
-    contender.add(claim);
   }
 
   /** One attempt, no waiting; on success the permit is held for `leaseMs` unless renewed. */

@@ -3,8 +3,11 @@
 // Campaign, Observe) is tracked so that shutdown can end those still open
 // with UNAVAILABLE.
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
-import { SyncError } from "../engine/index.js";
+import type { Lost } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
+import type { Renewed } from "metaparticle-sync-client/gen/metaparticle/sync/v1/types";
+import { type AcquireSink, type Grant, SyncError } from "../engine/index.js";
 import type { Logger } from "../log.js";
+import { toDuration, toLossReason } from "./convert.js";
 import { statusOf } from "./status.js";
 
 export interface OpenStream<T> {
@@ -76,5 +79,37 @@ export function unary<Req, Res>(log: Logger, handler: (request: Req, signal: Abo
       (response) => answer(null, response),
       (err: unknown) => answer(statusOf(err, log)),
     );
+  };
+}
+
+/** The events of a stream that holds something (Acquire, AcquirePermit): `acquired` once, `renewed`, then `lost`. */
+export type HoldEvent<Acquired> =
+  { $case: "acquired"; value: Acquired } | { $case: "renewed"; value: Renewed } | { $case: "lost"; value: Lost };
+
+/**
+ * The engine's sink for a hold kept by `stream`: each event sent as the
+ * stream's message, a loss logged with `fields` (and the stream ended, except
+ * at shutdown), a failure ending the stream with its status, a release by
+ * token ending it with OK.
+ */
+export function holdSink<Acquired>(
+  stream: OpenStream<{ event?: HoldEvent<Acquired> }>,
+  acquired: (grant: Grant) => Acquired,
+  log: Logger,
+  fields: Record<string, unknown>,
+  lostWhat: string,
+): AcquireSink {
+  return {
+    acquired: (grant) => stream.send({ event: { $case: "acquired", value: acquired(grant) } }),
+    renewed: (validForMs) => stream.send({ event: { $case: "renewed", value: { validFor: toDuration(validForMs) } } }),
+    lost: (reason, message) => {
+      log.warn({ ...fields, reason, message }, lostWhat);
+      stream.send({ event: { $case: "lost", value: { reason: toLossReason(reason), message } } });
+      // At shutdown the stream stays open: the holder closing it, once it has read the loss, is what
+      // lets the daemon give the lease back at once (docs/design.md 3.7); shutdown ends it later.
+      if (reason !== "shutdown") stream.end();
+    },
+    failed: (error) => stream.end(error),
+    released: () => stream.end(),
   };
 }

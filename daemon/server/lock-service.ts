@@ -1,9 +1,14 @@
 // gRPC handlers of LockService: check the request, call the engine, convert.
-import type { AcquireRequest, AcquireResponse, LockServiceServer } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
+import type {
+  AcquireRequest,
+  AcquireResponse,
+  Acquired,
+  LockServiceServer,
+} from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
 import { type Engine, checkHolder, checkLeaseMs, checkName, checkToken, checkWaitMs } from "../engine/index.js";
 import type { Logger } from "../log.js";
-import { durationMs, toDuration, toLossReason, wantsFresh } from "./convert.js";
-import { type StreamRegistry, unary } from "./calls.js";
+import { durationMs, toDuration, wantsFresh } from "./convert.js";
+import { type StreamRegistry, holdSink, unary } from "./calls.js";
 
 export function lockService(engine: Engine, streams: StreamRegistry, log: Logger): LockServiceServer {
   const locks = engine.locks;
@@ -25,31 +30,19 @@ export function lockService(engine: Engine, streams: StreamRegistry, log: Logger
         const waitTimeoutMs = wait === undefined ? undefined : checkWaitMs(wait, "wait_timeout");
         locks.acquire(
           { leaseName: name, holder, leaseMs: lease, waitTimeoutMs },
-          {
-            acquired: (grant) =>
-              stream.send({
-                event: {
-                  $case: "acquired",
-                  value: {
-                    fencingToken: grant.token,
-                    holder,
-                    acquireTime: grant.acquireTime,
-                    leaseDuration: toDuration(grant.leaseMs),
-                    validFor: toDuration(grant.validForMs),
-                  },
-                },
-              }),
-            renewed: (validForMs) => stream.send({ event: { $case: "renewed", value: { validFor: toDuration(validForMs) } } }),
-            lost: (reason, message) => {
-              log.warn({ lock: request.name, holder, reason, message }, "lock lost");
-              stream.send({ event: { $case: "lost", value: { reason: toLossReason(reason), message } } });
-              // At shutdown the stream stays open: the holder closing it, once it has read the loss, is what
-              // lets the daemon give the lease back at once (docs/design.md 3.7); shutdown ends it later.
-              if (reason !== "shutdown") stream.end();
-            },
-            failed: (error) => stream.end(error),
-            released: () => stream.end(),
-          },
+          holdSink<Acquired>(
+            stream,
+            (grant) => ({
+              fencingToken: grant.token,
+              holder,
+              acquireTime: grant.acquireTime,
+              leaseDuration: toDuration(grant.leaseMs),
+              validFor: toDuration(grant.validForMs),
+            }),
+            log,
+            { lock: request.name, holder },
+            "lock lost",
+          ),
           stream.signal,
         );
       } catch (err) {

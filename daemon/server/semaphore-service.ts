@@ -10,8 +10,8 @@ import { type Engine, checkHolder, checkLeaseMs, checkName, checkWaitMs } from "
 import { type PermitHoldView, checkHoldId, checkPermits } from "../engine/semaphores.js";
 import type { Grant } from "../engine/claim.js";
 import type { Logger } from "../log.js";
-import { durationMs, toDuration, toLossReason, wantsFresh } from "./convert.js";
-import { type StreamRegistry, unary } from "./calls.js";
+import { durationMs, toDuration, wantsFresh } from "./convert.js";
+import { type StreamRegistry, holdSink, unary } from "./calls.js";
 
 export function semaphoreService(engine: Engine, streams: StreamRegistry, log: Logger): SemaphoreServiceServer {
   const semaphores = engine.semaphores;
@@ -43,18 +43,13 @@ export function semaphoreService(engine: Engine, streams: StreamRegistry, log: L
         const waitTimeoutMs = wait === undefined ? undefined : checkWaitMs(wait, "wait_timeout");
         semaphores.acquire(
           { leaseName: name, holder, leaseMs: lease, permits, waitTimeoutMs },
-          {
-            acquired: (grant) => stream.send({ event: { $case: "acquired", value: acquired(grant, holder, permits) } }),
-            renewed: (validForMs) => stream.send({ event: { $case: "renewed", value: { validFor: toDuration(validForMs) } } }),
-            lost: (reason, message) => {
-              log.warn({ semaphore: request.name, holder, reason, message }, "permit lost");
-              stream.send({ event: { $case: "lost", value: { reason: toLossReason(reason), message } } });
-              // At shutdown the stream stays open, as a lock's: its closing lets the permit go back at once.
-              if (reason !== "shutdown") stream.end();
-            },
-            failed: (error) => stream.end(error),
-            released: () => stream.end(),
-          },
+          holdSink<PermitAcquired>(
+            stream,
+            (grant) => acquired(grant, holder, permits),
+            log,
+            { semaphore: request.name, holder },
+            "permit lost",
+          ),
           stream.signal,
         );
       } catch (err) {

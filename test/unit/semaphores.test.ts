@@ -332,3 +332,30 @@ test("semaphore: a stream holder told it lost when its seat was changed by hand 
     "and freed once its valid_for has run out",
   );
 });
+
+test("semaphore: a daemon queued behind two others skips them only after each has had its turn grace: the one just behind a stale head goes first", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const [b, c, d] = [await sim.daemon("b"), await sim.daemon("c"), await sim.daemon("d")];
+  const first = a.acquirePermit("graces", 1, { holder: "a1" });
+  await sim.advance(20);
+  for (const daemon of [b, c, d]) {
+    daemon.acquirePermit("graces", 1, { holder: daemon.name });
+    await sim.advance(20);
+  }
+  a.acquirePermit("graces", 1, { holder: "a2" });
+  await sim.advance(20);
+  b.conn.holdEvents(); // b, at the head, hears nothing more: its turn passes
+  first.close();
+  await sim.advance(20);
+  const queue = sim.store.peek(a.semaphoreName("graces"))!.queue;
+  t.deepEqual(queue.slice(0, 3), [b.engine.identity, c.engine.identity, d.engine.identity]);
+  let firstAfter: string | undefined;
+  for (let i = 0; i < 100 && firstAfter === undefined; i++) {
+    await sim.advance(100);
+    const record = sim.store.peek(a.semaphoreName("graces"))!;
+    const seated = (record.seats ?? []).find((seat) => seat.released !== true && seat.identity !== a.engine.identity);
+    firstAfter = seated?.identity;
+  }
+  t.is(firstAfter, c.engine.identity, "c, just behind the stale head, takes the permit, not d");
+});
