@@ -197,11 +197,13 @@ export async function runScenario(scenario: Scenario, drivers: Record<string, Dr
     if (reply.ok !== true) throw new Error(`${what}: expected success, got ${JSON.stringify(reply)}`);
   };
   const expectError = (what: string, reply: Message, expected: ExpectedError) => {
-    const error = reply.error as { code?: string; field?: string | null } | undefined;
+    const error = reply.error as { code?: string; field?: string | null; kind?: string | null } | undefined;
     if (reply.ok !== false || error === undefined || error.code !== expected.code)
       throw new Error(`${what}: expected ${expected.code}, got ${JSON.stringify(reply)}`);
     if (expected.field !== undefined && (error.field ?? null) !== expected.field)
       throw new Error(`${what}: expected field ${expected.field}, got ${JSON.stringify(reply)}`);
+    if (expected.kind !== undefined && (error.kind ?? null) !== expected.kind)
+      throw new Error(`${what}: expected the wrapper's ${expected.kind} error, got ${JSON.stringify(reply)}`);
   };
 
   for (const [index, step] of scenario.steps.entries()) {
@@ -240,8 +242,10 @@ export async function runScenario(scenario: Scenario, drivers: Record<string, Dr
     } else if ("none" in step) {
       await sleep(SETTLE_MS);
       const since = step.since === undefined ? 0 : marks.get(step.since)!;
-      const event = drivers[step.none]!.seen((e) => e.seq > since && mismatches(e, step.event, saved) === undefined);
-      if (event !== undefined) throw new Error(`${what}: unexpected event ${JSON.stringify(event)}`);
+      for (const name of typeof step.none === "string" ? [step.none] : step.none) {
+        const event = drivers[name]!.seen((e) => e.seq > since && mismatches(e, step.event, saved) === undefined);
+        if (event !== undefined) throw new Error(`${what}: unexpected event from ${name} ${JSON.stringify(event)}`);
+      }
     } else if ("mark" in step) {
       marks.set(step.mark, currentSequence());
     } else if ("notYet" in step) {
@@ -272,6 +276,12 @@ function mismatches(actual: Record<string, unknown>, expected: Readonly<Record<s
 }
 
 function mismatch(actual: unknown, match: Match, saved: Map<string, unknown>): string | undefined {
+  if (match !== null && typeof match === "object" && "anyOrder" in match) {
+    const entries = Array.isArray(actual) ? (actual as unknown[]) : undefined;
+    return entries !== undefined && matchesOneEach(entries, match.anyOrder, saved)
+      ? undefined
+      : `must be, in any order, ${JSON.stringify(match.anyOrder)} (saved: ${JSON.stringify(Object.fromEntries(saved))})`;
+  }
   if (match !== null && typeof match === "object" && "eq" in match) {
     const value = saved.get(match.eq);
     return value !== undefined && actual === value ? undefined : `must equal ${match.eq} (${JSON.stringify(value)})`;
@@ -283,6 +293,23 @@ function mismatch(actual: unknown, match: Match, saved: Map<string, unknown>): s
       : `must be greater than ${match.gt} (${String(bound)})`;
   }
   return actual === match ? undefined : `must be ${JSON.stringify(match)}`;
+}
+
+/** Whether each entry matches one of `expected`, each of those matched by exactly one entry (a small search: lists are short). */
+function matchesOneEach(
+  entries: readonly unknown[],
+  expected: readonly Readonly<Record<string, Match>>[],
+  saved: Map<string, unknown>,
+): boolean {
+  if (entries.length !== expected.length) return false;
+  if (entries.length === 0) return true;
+  const [first, ...rest] = entries;
+  if (first === null || typeof first !== "object") return false;
+  return expected.some(
+    (fields, i) =>
+      mismatches(first as Record<string, unknown>, fields, saved) === undefined &&
+      matchesOneEach(rest, [...expected.slice(0, i), ...expected.slice(i + 1)], saved),
+  );
 }
 
 function describe(step: Step): string {

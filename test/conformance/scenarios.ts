@@ -3,13 +3,26 @@
 // waits for an event, acts on a sidecar or a driver process, or waits. Values
 // saved by one step (`save`) are compared by later ones (`{ gt: "t1" }`).
 
-/** What a reply or event must hold: a literal, or a comparison with a saved value. */
-export type Match = string | number | boolean | null | { readonly gt: string } | { readonly eq: string };
+/**
+ * What a reply or event must hold: a literal, a comparison with a saved value,
+ * or a list (a semaphore's `holders`) whose entries match these, one each, in
+ * any order.
+ */
+export type Match =
+  | string
+  | number
+  | boolean
+  | null
+  | { readonly gt: string }
+  | { readonly eq: string }
+  | { readonly anyOrder: readonly Readonly<Record<string, Match>>[] };
 
-/** An error a reply must be: its code and, if given, the field it names. */
+/** An error a reply must be: its code and, if given, the field it names and the wrapper's own kind of error. */
 export interface ExpectedError {
   readonly code: string;
   readonly field?: string | null;
+  /** The wrapper's typed error, as the driver names it (PROTOCOL.md): "permits-mismatch", "not-held", "wait-timeout". */
+  readonly kind?: string | null;
 }
 
 export type Step =
@@ -49,10 +62,11 @@ export type Step =
       readonly at?: string;
     }
   /**
-   * Waits a settle window, then fails if driver `none` has sent an event
-   * matching `event` (since the moment saved by a `mark` step, if `since`).
+   * Waits a settle window, then fails if driver `none` (or any of them) has
+   * sent an event matching `event` (since the moment saved by a `mark` step,
+   * if `since`).
    */
-  | { readonly none: string; readonly event: Readonly<Record<string, Match>>; readonly since?: string }
+  | { readonly none: string | readonly string[]; readonly event: Readonly<Record<string, Match>>; readonly since?: string }
   /** Remembers this moment, for a later `none` step's `since`. */
   | { readonly mark: string }
   /** Waits `forMs` and fails if the `pending` command has been answered by then. */
@@ -104,6 +118,19 @@ const BOUNDED_MS = 10_000;
  * keepalive (a ping every 10 s, 5 s to answer): within this, with room.
  */
 const KEEPALIVE_NOTICE_MS = 30_000;
+/**
+ * The deadline of each semaphore call on a frozen sidecar (and the wait
+ * timeout of one acquisition): all seven are over within 5 s of the freeze,
+ * before a keepalive ping sent just after it can go unanswered for its 5 s
+ * and close the connection under a call (UNAVAILABLE instead of
+ * DEADLINE_EXCEEDED).
+ */
+const PERMIT_CALL_MS = 500;
+/**
+ * A permit's lease where its promise must outlast a freeze: its valid_for
+ * (the renew deadline, 2/3 of it) less a renew interval is still about 9 s.
+ */
+const LONG_LEASE_MS = 30_000;
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -507,6 +534,241 @@ export const SCENARIOS: readonly Scenario[] = [
       { from: "c", event: { event: "elected", handle: "cc", term: { gt: "e1" } }, withinMs: SOON_MS },
       { to: "b", op: "release", args: { handle: "next" } },
       { to: "c", op: "close", args: { handle: "cc" } },
+    ],
+  },
+  {
+    name: "semaphore: two holders of N=2 at once, a third on another sidecar waits and is granted the permit one gives back; tokens increase",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1, c: 1 },
+    steps: [
+      {
+        to: "a",
+        op: "acquirePermit",
+        args: { client: "a", as: "pa", name: "pool", permits: 2, holder: "a" },
+        expect: { holder: "a", permits: 2 },
+        save: { token: "t1" },
+      },
+      {
+        to: "b",
+        op: "acquirePermit",
+        args: { client: "b", as: "pb", name: "pool", permits: 2, holder: "b" },
+        expect: { holder: "b", permits: 2, token: { gt: "t1" } },
+        save: { token: "t2" },
+      },
+      { to: "c", op: "acquirePermit", args: { client: "c", as: "pc", name: "pool", permits: 2, holder: "c" }, pending: "c-permit" },
+      // Both permits are held: the third waits.
+      { notYet: "c-permit", forMs: 500 },
+      {
+        to: "b",
+        op: "getSemaphore",
+        args: { client: "b", name: "pool", fresh: true },
+        // A hold through another sidecar shows token 0 (a seat records only how many permits it holds).
+        expect: { permits: 2, token: { eq: "t2" }, holders: { anyOrder: [{ holder: "a" }, { holder: "b", token: { eq: "t2" } }] } },
+      },
+      { to: "a", op: "release", args: { handle: "pa" } },
+      // A release that returns before the sidecar gave the permit back leaves a still listed here.
+      {
+        to: "b",
+        op: "getSemaphore",
+        args: { client: "b", name: "pool", fresh: true },
+        expect: [{ holders: { anyOrder: [{ holder: "b" }] } }, { holders: { anyOrder: [{ holder: "b" }, { holder: "c" }] } }],
+      },
+      { reply: "c-permit", withinMs: SOON_MS, expect: { holder: "c", permits: 2, token: { gt: "t2" } }, save: { token: "t3" } },
+      { to: "c", op: "release", args: { handle: "pc" } },
+      { to: "b", op: "release", args: { handle: "pb" } },
+      {
+        to: "b",
+        op: "getSemaphore",
+        args: { client: "b", name: "pool", fresh: true },
+        expect: { permits: 2, token: { eq: "t3" }, holders: { anyOrder: [] } },
+      },
+      { none: ["a", "b", "c"], event: { event: "lost" } },
+    ],
+  },
+  {
+    name: "semaphore on a frozen sidecar: the permit holder signals lost on its own deadline before a client of another sidecar is granted",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1 },
+    steps: [
+      {
+        to: "a",
+        op: "acquirePermit",
+        args: { client: "a", as: "held", name: "frozen-pool", permits: 2, holder: "a", leaseDurationMs: LEASE_MS },
+        save: { token: "t1" },
+      },
+      {
+        to: "b",
+        op: "acquirePermit",
+        args: { client: "b", as: "other", name: "frozen-pool", permits: 2, holder: "b", leaseDurationMs: LEASE_MS },
+        save: { token: "t2" },
+      },
+      {
+        to: "b",
+        op: "acquirePermit",
+        args: { client: "b", as: "next", name: "frozen-pool", permits: 2, holder: "b-next", leaseDurationMs: LEASE_MS },
+        pending: "b-permit",
+      },
+      { sleepMs: 500 },
+      { sidecar: 0, action: "freeze" },
+      { from: "a", event: { event: "lost", handle: "held", reason: "heartbeat-timeout" }, withinMs: SOON_MS, at: "lost" },
+      { reply: "b-permit", withinMs: SOON_MS, expect: { token: { gt: "t2" } }, at: "granted" },
+      { order: ["lost", "granted"] },
+      { sidecar: 0, action: "thaw" },
+      { to: "b", op: "release", args: { handle: "next" } },
+      { to: "b", op: "release", args: { handle: "other" } },
+    ],
+  },
+  {
+    name: "semaphore calls are bounded on a frozen sidecar: each returns within its deadline, and a permit's release waits for the sidecar",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      {
+        to: "a",
+        op: "acquirePermit",
+        args: { client: "a", as: "held", name: "bounded-pool", permits: 2, holder: "a", leaseDurationMs: LONG_LEASE_MS },
+      },
+      {
+        to: "a",
+        op: "tryAcquirePermit",
+        args: { client: "a", as: "leased", name: "bounded-pool", permits: 2, holder: "a", leaseDurationMs: LONG_LEASE_MS },
+        expect: { acquired: true },
+      },
+      { sidecar: 0, action: "freeze" },
+      {
+        to: "b",
+        op: "acquirePermit",
+        args: { client: "b", as: "blocked", name: "bounded-pool", permits: 2, holder: "b", timeoutMs: PERMIT_CALL_MS },
+        pending: "acquire",
+      },
+      { reply: "acquire", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      {
+        to: "b",
+        op: "acquirePermit",
+        args: { client: "b", as: "waited", name: "bounded-pool", permits: 2, holder: "b", waitTimeoutMs: PERMIT_CALL_MS },
+        pending: "wait",
+      },
+      // The sidecar cannot say the wait timed out: the wrapper's own clock does.
+      { reply: "wait", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED", kind: "wait-timeout" } },
+      // The permit's promise outlasts this deadline, so a release that may return only once the sidecar has the permit back cannot succeed.
+      { to: "a", op: "release", args: { handle: "held", timeoutMs: PERMIT_CALL_MS }, pending: "release-held" },
+      { reply: "release-held", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "renew", args: { handle: "leased", timeoutMs: PERMIT_CALL_MS }, pending: "renew" },
+      { reply: "renew", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      {
+        to: "a",
+        op: "tryAcquirePermit",
+        args: { client: "a", as: "other", name: "bounded-pool", permits: 2, holder: "a", timeoutMs: PERMIT_CALL_MS },
+        pending: "tryAcquire",
+      },
+      { reply: "tryAcquire", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "getSemaphore", args: { client: "a", name: "bounded-pool", timeoutMs: PERMIT_CALL_MS }, pending: "get" },
+      { reply: "get", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "release", args: { handle: "leased", timeoutMs: PERMIT_CALL_MS }, pending: "release-leased" },
+      { reply: "release-leased", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { sidecar: 0, action: "thaw" },
+    ],
+  },
+  {
+    name: "semaphore bad input: another N fails with PERMITS_MISMATCH naming permits, a bad N or name with INVALID_ARGUMENT, and nothing changes",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      {
+        to: "a",
+        op: "acquirePermit",
+        args: { client: "a", as: "held", name: "mismatch", permits: 2, holder: "a" },
+        expect: { permits: 2 },
+        save: { token: "t1" },
+      },
+      {
+        to: "b",
+        op: "tryAcquirePermit",
+        args: { client: "b", as: "x", name: "mismatch", permits: 3, holder: "b" },
+        expectError: { code: "FAILED_PRECONDITION", field: "permits", kind: "permits-mismatch" },
+      },
+      {
+        to: "b",
+        op: "acquirePermit",
+        args: { client: "b", as: "y", name: "mismatch", permits: 1, holder: "b" },
+        expectError: { code: "FAILED_PRECONDITION", field: "permits", kind: "permits-mismatch" },
+      },
+      {
+        to: "b",
+        op: "tryAcquirePermit",
+        args: { client: "b", as: "z", name: "mismatch", permits: 0, holder: "b" },
+        expectError: { code: "INVALID_ARGUMENT", field: "permits" },
+      },
+      {
+        to: "b",
+        op: "acquirePermit",
+        args: { client: "b", as: "w", name: "mismatch", permits: 33, holder: "b" },
+        expectError: { code: "INVALID_ARGUMENT", field: "permits" },
+      },
+      { to: "b", op: "getSemaphore", args: { client: "b", name: "Not A Name" }, expectError: { code: "INVALID_ARGUMENT", field: "name" } },
+      // Nothing was written: the one holder and the last token are as before.
+      {
+        to: "b",
+        op: "getSemaphore",
+        args: { client: "b", name: "mismatch", fresh: true },
+        expect: { permits: 2, token: { eq: "t1" }, holders: { anyOrder: [{ holder: "a", token: { eq: "t1" } }] } },
+      },
+      { to: "a", op: "release", args: { handle: "held" } },
+    ],
+  },
+  {
+    name: "semaphore try-acquire: refused with its holders listed when none is free; renew and release go by hold, and a released hold is NOT_HELD",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      // Two holds of one holder name: only their hold tells them apart.
+      {
+        to: "a",
+        op: "tryAcquirePermit",
+        args: { client: "a", as: "p1", name: "leased-pool", permits: 2, holder: "a" },
+        expect: { acquired: true, permits: 2 },
+        save: { token: "t1" },
+      },
+      {
+        to: "a",
+        op: "tryAcquirePermit",
+        args: { client: "a", as: "p2", name: "leased-pool", permits: 2, holder: "a" },
+        expect: { acquired: true, permits: 2, token: { gt: "t1" } },
+        save: { token: "t2" },
+      },
+      {
+        to: "b",
+        op: "tryAcquirePermit",
+        args: { client: "b", as: "q", name: "leased-pool", permits: 2, holder: "b" },
+        expect: {
+          acquired: false,
+          holders: {
+            anyOrder: [
+              { holder: "a", token: { eq: "t1" } },
+              { holder: "a", token: { eq: "t2" } },
+            ],
+          },
+        },
+      },
+      { to: "a", op: "renew", args: { handle: "p1" } },
+      { to: "a", op: "release", args: { handle: "p1" } },
+      {
+        to: "b",
+        op: "getSemaphore",
+        args: { client: "b", name: "leased-pool", fresh: true },
+        expect: { permits: 2, token: { eq: "t2" }, holders: { anyOrder: [{ holder: "a", token: { eq: "t2" } }] } },
+      },
+      { to: "a", op: "renew", args: { handle: "p1" }, expectError: { code: "FAILED_PRECONDITION", kind: "not-held" } },
+      { to: "a", op: "release", args: { handle: "p1" }, expectError: { code: "FAILED_PRECONDITION", kind: "not-held" } },
+      { to: "a", op: "renew", args: { handle: "p2" } },
+      {
+        to: "b",
+        op: "tryAcquirePermit",
+        args: { client: "b", as: "q", name: "leased-pool", permits: 2, holder: "b" },
+        expect: { acquired: true, token: { gt: "t2" } },
+      },
+      { to: "a", op: "release", args: { handle: "p2" } },
+      { to: "b", op: "release", args: { handle: "q" } },
     ],
   },
 ];

@@ -5,13 +5,13 @@
 //!
 //! `cargo build --example conformance_driver`, then run
 //! `target/debug/examples/conformance_driver`.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::Duration;
 
 use metaparticle_sync::{
-    Campaign, CampaignEvent, CampaignHandle, CampaignOptions, Client, DEFAULT_CALL_TIMEOUT, Error, LeasedLock, Lock,
-    LockOptions, LostSignal, ReadConsistency, TryLockOptions,
+    Campaign, CampaignEvent, CampaignHandle, CampaignOptions, Client, DEFAULT_CALL_TIMEOUT, Error, LeasedLock,
+    LeasedPermit, Lock, LockOptions, LostSignal, Permit, PermitHolder, ReadConsistency, TryLockOptions,
 };
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -37,12 +37,24 @@ type Reply = Result<Map<String, Value>, Failure>;
 enum Held {
     Lock(Lock),
     Lease(LeasedLock),
+    Permit(Permit),
+    PermitLease(LeasedPermit),
+}
+
+/// A leased permit as the client's calls by hold id name it: how the driver
+/// asks the sidecar about it again once its release consumed the guard.
+struct PermitHold {
+    client: Client,
+    name: String,
+    hold_id: String,
 }
 
 #[derive(Default)]
 struct Driver {
     clients: HashMap<String, Client>,
     locks: HashMap<String, Held>,
+    permit_holds: HashMap<String, PermitHold>,
+    released_permits: HashSet<String>,
     campaigns: HashMap<String, (CampaignHandle, JoinHandle<()>)>,
     observations: HashMap<String, (oneshot::Sender<()>, JoinHandle<()>)>,
 }
@@ -101,7 +113,34 @@ fn code_name(code: tonic::Code) -> &'static str {
 }
 
 fn error_json(error: &Error) -> Value {
-    json!({ "code": code_name(error.code()), "field": error.field(), "message": error.to_string() })
+    json!({
+        "code": code_name(error.code()), "field": error.field(), "kind": kind(error), "message": error.to_string(),
+    })
+}
+
+/// The protocol's name for the error's variant, for the variants it names.
+fn kind(error: &Error) -> Option<&'static str> {
+    match error {
+        Error::PermitsMismatch { .. } => Some("permits-mismatch"),
+        Error::NotHeld { .. } => Some("not-held"),
+        Error::WaitTimeout { .. } => Some("wait-timeout"),
+        _ => None,
+    }
+}
+
+fn holders_json(holders: &[PermitHolder]) -> Value {
+    holders
+        .iter()
+        .map(|h| json!({ "holder": h.holder, "token": h.fencing_token }))
+        .collect()
+}
+
+/// N as the command gives it; out of u32's range it is u32::MAX, which the
+/// sidecar refuses as it refuses 0 or 33.
+fn permits(args: &Value) -> u32 {
+    args.get("permits")
+        .and_then(Value::as_u64)
+        .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// Reports the lock's loss when its signal fires; a normal release fires
@@ -218,9 +257,78 @@ impl Driver {
                     Err(error) => Err(error.into()),
                 }
             }
+            "acquirePermit" => {
+                let options = LockOptions {
+                    holder: text(args, "holder"),
+                    lease_duration: millis(args, "leaseDurationMs"),
+                    wait_timeout: millis(args, "waitTimeoutMs"),
+                };
+                let permit = self
+                    .client(args)?
+                    .acquire_permit_with(&name, permits(args), options)
+                    .await?;
+                watch_loss(handle_as.clone(), permit.signal());
+                let reply = fields(json!({
+                    "token": permit.token(), "holder": permit.holder(),
+                    "permits": permit.permits(), "holdId": permit.hold_id(),
+                }));
+                self.locks.insert(handle_as, Held::Permit(permit));
+                Ok(reply)
+            }
+            "tryAcquirePermit" => {
+                let options = TryLockOptions {
+                    holder: text(args, "holder"),
+                    lease_duration: millis(args, "leaseDurationMs"),
+                };
+                let client = self.client(args)?;
+                match client.try_acquire_permit_with(&name, permits(args), options).await {
+                    Ok(permit) => {
+                        let hold_id = permit.hold_id().to_owned();
+                        self.permit_holds
+                            .insert(handle_as.clone(), PermitHold { client, name, hold_id });
+                        watch_loss(handle_as.clone(), permit.signal());
+                        let reply = fields(json!({
+                            "acquired": true, "token": permit.token(), "holder": permit.holder(),
+                            "permits": permit.permits(), "holdId": permit.hold_id(),
+                            "validForMs": permit.valid_for().as_millis() as u64,
+                        }));
+                        self.locks.insert(handle_as, Held::PermitLease(permit));
+                        Ok(reply)
+                    }
+                    Err(Error::NoPermitFree { holders, .. }) => {
+                        Ok(fields(json!({ "acquired": false, "holders": holders_json(&holders) })))
+                    }
+                    Err(error) => Err(error.into()),
+                }
+            }
+            "getSemaphore" => {
+                let info = self.client(args)?.get_semaphore(&name, consistency(args)).await?;
+                Ok(fields(json!({
+                    "permits": info.permits, "token": info.fencing_token, "holders": holders_json(&info.holders),
+                })))
+            }
             "renew" => {
                 let handle = Self::handle(args);
+                if let Some(hold) = self
+                    .permit_holds
+                    .get(&handle)
+                    .filter(|_| self.released_permits.contains(&handle))
+                {
+                    // Released, the guard is gone: renew by its hold id.
+                    let client = hold.client.with_timeout(timeout(args).unwrap_or(DEFAULT_CALL_TIMEOUT));
+                    let valid_for = client
+                        .renew_permit(&hold.name, &hold.hold_id, millis(args, "leaseDurationMs"))
+                        .await?;
+                    return Ok(fields(json!({ "validForMs": valid_for.as_millis() as u64 })));
+                }
                 match self.locks.remove(&handle) {
+                    Some(Held::PermitLease(permit)) => {
+                        let permit = permit.with_timeout(timeout(args).unwrap_or(DEFAULT_CALL_TIMEOUT));
+                        let renewed = permit.renew(millis(args, "leaseDurationMs")).await;
+                        self.locks.insert(handle, Held::PermitLease(permit));
+                        let valid_for = renewed?;
+                        Ok(fields(json!({ "validForMs": valid_for.as_millis() as u64 })))
+                    }
                     Some(Held::Lease(lease)) => {
                         // This command's deadline, else the wrapper's default.
                         let lease = lease.with_timeout(timeout(args).unwrap_or(DEFAULT_CALL_TIMEOUT));
@@ -304,7 +412,7 @@ impl Driver {
             }
             "close" => {
                 let handle = Self::handle(args);
-                if self.locks.contains_key(&handle) {
+                if self.locks.contains_key(&handle) || self.released_permits.contains(&handle) {
                     self.release(op, &handle, timeout(args)).await
                 } else if let Some((campaign, forwarding)) = self.campaigns.remove(&handle) {
                     campaign.close();
@@ -331,9 +439,28 @@ impl Driver {
         // This command's deadline, else the wrapper's default (not the one
         // the lock was taken with).
         let timeout = timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
+        if let Some(hold) = self
+            .permit_holds
+            .get(handle)
+            .filter(|_| self.released_permits.contains(handle))
+        {
+            // Released before, the guard is gone: release by its hold id.
+            hold.client
+                .with_timeout(timeout)
+                .release_permit(&hold.name, &hold.hold_id)
+                .await?;
+            return Ok(Map::new());
+        }
         match self.locks.remove(handle) {
             Some(Held::Lock(lock)) => lock.with_timeout(timeout).release().await?,
             Some(Held::Lease(lease)) => lease.with_timeout(timeout).release().await?,
+            Some(Held::Permit(permit)) => permit.with_timeout(timeout).release().await?,
+            Some(Held::PermitLease(permit)) => {
+                // The guard is consumed whatever the answer: from now on the permit is named by its hold id.
+                let released = permit.with_timeout(timeout).release().await;
+                self.released_permits.insert(handle.to_owned());
+                released?
+            }
             None => return Err(Self::unknown(op, handle)),
         }
         Ok(Map::new())
@@ -351,6 +478,8 @@ impl Driver {
                     let _ = match held {
                         Held::Lock(lock) => lock.with_timeout(quick).release().await,
                         Held::Lease(lease) => lease.with_timeout(quick).release().await,
+                        Held::Permit(permit) => permit.with_timeout(quick).release().await,
+                        Held::PermitLease(permit) => permit.with_timeout(quick).release().await,
                     };
                 })
             })

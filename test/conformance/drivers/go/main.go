@@ -29,6 +29,11 @@ func (c command) has(key string) bool {
 	return ok && v != nil
 }
 
+func (c command) integer(key string) int {
+	f, _ := c[key].(float64)
+	return int(f)
+}
+
 func (c command) ms(key string) time.Duration {
 	f, _ := c[key].(float64)
 	return time.Duration(f) * time.Millisecond
@@ -40,6 +45,8 @@ var (
 	clients      = map[string]*msync.Client{}
 	locks        = map[string]*msync.Lock{}
 	leases       = map[string]*msync.Lease{}
+	permits      = map[string]*msync.Permit{}
+	permitLeases = map[string]*msync.PermitLease{}
 	campaigns    = map[string]*msync.Campaign{}
 	observations = map[string]context.CancelFunc{}
 )
@@ -67,13 +74,27 @@ func errorOf(err error) map[string]any {
 	var f *failure
 	switch {
 	case errors.As(err, &e):
-		return map[string]any{"code": codeName(e.Code), "field": nullable(e.Field), "message": e.Message}
+		return map[string]any{"code": codeName(e.Code), "field": nullable(e.Field), "kind": kindOf(err), "message": e.Message}
 	case errors.As(err, &f):
 		return map[string]any{"code": codeName(f.code), "field": nil, "message": f.msg}
 	case errors.Is(err, context.DeadlineExceeded):
 		return map[string]any{"code": "DEADLINE_EXCEEDED", "field": nil, "message": err.Error()}
 	}
 	return map[string]any{"code": "UNKNOWN", "field": nil, "message": err.Error()}
+}
+
+// kindOf names the wrapper's sentinel error that err matches, as the
+// protocol's error kinds; nil for none of them.
+func kindOf(err error) any {
+	switch {
+	case errors.Is(err, msync.ErrPermitsMismatch):
+		return "permits-mismatch"
+	case errors.Is(err, msync.ErrNotHeld):
+		return "not-held"
+	case errors.Is(err, msync.ErrWaitTimeout):
+		return "wait-timeout"
+	}
+	return nil
 }
 
 func nullable(s string) any {
@@ -115,6 +136,15 @@ func lockOptions(c command) []msync.LockOption {
 		options = append(options, msync.WithWaitTimeout(c.ms("waitTimeoutMs")))
 	}
 	return options
+}
+
+// holdersOf is a semaphore's holders as the protocol reports them.
+func holdersOf(holders []msync.PermitHolder) []map[string]any {
+	out := make([]map[string]any, len(holders))
+	for i, h := range holders {
+		out[i] = map[string]any{"holder": h.Holder, "token": h.Token}
+	}
+	return out
 }
 
 func readOptions(c command) []msync.ReadOption {
@@ -175,12 +205,64 @@ func perform(c command) (map[string]any, error) {
 		}
 		leases[c.str("as")] = lease
 		return map[string]any{"acquired": true, "token": lease.Token, "validForMs": lease.ValidFor().Milliseconds()}, nil
+	case "acquirePermit":
+		cl, err := client(c)
+		if err != nil {
+			return nil, err
+		}
+		permit, err := cl.AcquirePermit(ctx, c.str("name"), c.integer("permits"), lockOptions(c)...)
+		if err != nil {
+			return nil, err
+		}
+		handle := c.str("as")
+		permits[handle] = permit
+		go func() {
+			<-permit.Lost()
+			var lost *msync.LostError
+			// Lost closes on Release too; Err tells that normal end apart.
+			if errors.As(permit.Err(), &lost) && lost.Reason != msync.ReasonReleased {
+				write(map[string]any{"event": "lost", "handle": handle, "reason": string(lost.Reason), "message": lost.Message})
+			}
+		}()
+		return map[string]any{"token": permit.Token, "holder": permit.Holder, "permits": permit.Permits, "holdId": permit.HoldID}, nil
+	case "tryAcquirePermit":
+		cl, err := client(c)
+		if err != nil {
+			return nil, err
+		}
+		lease, err := cl.TryAcquirePermit(ctx, c.str("name"), c.integer("permits"), lockOptions(c)...)
+		var full *msync.NoPermitFreeError
+		if errors.As(err, &full) {
+			return map[string]any{"acquired": false, "holders": holdersOf(full.Holders)}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		permitLeases[c.str("as")] = lease
+		return map[string]any{
+			"acquired": true, "token": lease.Token, "holder": lease.Holder, "permits": lease.Permits, "holdId": lease.HoldID,
+			"validForMs": lease.ValidFor().Milliseconds(),
+		}, nil
+	case "getSemaphore":
+		cl, err := client(c)
+		if err != nil {
+			return nil, err
+		}
+		info, err := cl.GetSemaphore(ctx, c.str("name"), readOptions(c)...)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"permits": info.Permits, "token": info.Token, "holders": holdersOf(info.Holders)}, nil
 	case "renew":
-		lease, ok := leases[c.str("handle")]
-		if !ok {
+		var renew func(context.Context, ...time.Duration) (time.Duration, error)
+		if lease, ok := leases[c.str("handle")]; ok {
+			renew = lease.Renew
+		} else if lease, ok := permitLeases[c.str("handle")]; ok {
+			renew = lease.Renew
+		} else {
 			return nil, unimplemented("no lease %q", c.str("handle"))
 		}
-		validFor, err := lease.Renew(ctx, c.ms("leaseDurationMs"))
+		validFor, err := renew(ctx, c.ms("leaseDurationMs"))
 		if err != nil {
 			return nil, err
 		}
@@ -192,6 +274,11 @@ func perform(c command) (map[string]any, error) {
 			// released the lock (or its deadline passed).
 			return nil, lock.Unlock(ctx)
 		} else if lease, ok := leases[handle]; ok {
+			return nil, lease.Release(ctx)
+		} else if permit, ok := permits[handle]; ok {
+			// Acknowledged, as Unlock.
+			return nil, permit.Release(ctx)
+		} else if lease, ok := permitLeases[handle]; ok {
 			return nil, lease.Release(ctx)
 		} else if campaign, ok := campaigns[handle]; ok && c.str("op") == "close" {
 			campaign.Close()
@@ -325,6 +412,9 @@ func main() {
 	}
 	for _, lock := range locks {
 		_ = lock.Unlock(context.Background())
+	}
+	for _, permit := range permits {
+		_ = permit.Release(context.Background())
 	}
 	for _, campaign := range campaigns {
 		campaign.Close()

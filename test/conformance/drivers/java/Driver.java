@@ -12,6 +12,7 @@ import io.metaparticle.sync.client.Campaign;
 import io.metaparticle.sync.client.CampaignOptions;
 import io.metaparticle.sync.client.ElectionListener;
 import io.metaparticle.sync.client.LeasedLock;
+import io.metaparticle.sync.client.LeasedPermit;
 import io.metaparticle.sync.client.Leader;
 import io.metaparticle.sync.client.Leadership;
 import io.metaparticle.sync.client.Lock;
@@ -19,6 +20,11 @@ import io.metaparticle.sync.client.LockInfo;
 import io.metaparticle.sync.client.LockOptions;
 import io.metaparticle.sync.client.Loss;
 import io.metaparticle.sync.client.Observation;
+import io.metaparticle.sync.client.Permit;
+import io.metaparticle.sync.client.PermitAttempt;
+import io.metaparticle.sync.client.PermitHolder;
+import io.metaparticle.sync.client.Semaphore;
+import io.metaparticle.sync.client.SemaphoreInfo;
 import io.metaparticle.sync.client.SyncClient;
 import io.metaparticle.sync.client.SyncException;
 import java.io.BufferedReader;
@@ -26,9 +32,12 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 public class Driver {
   private static final Map<String, SyncClient> clients = new HashMap<>();
@@ -36,6 +45,12 @@ public class Driver {
   private static final Map<String, LeasedLock> leases = new HashMap<>();
   private static final Map<String, Campaign> campaigns = new HashMap<>();
   private static final Map<String, Observation> observations = new HashMap<>();
+  private static final Map<String, Permit> permits = new HashMap<>();
+  private static final Map<String, LeasedPermit> permitLeases = new HashMap<>();
+  /** The semaphore of each leased permit, whose release by hold serves a permit released before. */
+  private static final Map<String, Semaphore> semaphoreOf = new HashMap<>();
+  /** The leased permits released. */
+  private static final Set<String> released = new HashSet<>();
 
   static final class Unimplemented extends RuntimeException {
     Unimplemented(String message) {
@@ -57,9 +72,29 @@ public class Driver {
   }
 
   static Map<String, Object> errorOf(Throwable error) {
-    if (error instanceof SyncException e) return message("code", e.code().name(), "field", e.field(), "message", e.getMessage());
-    if (error instanceof Unimplemented) return message("code", "UNIMPLEMENTED", "field", null, "message", error.getMessage());
-    return message("code", "UNKNOWN", "field", null, "message", String.valueOf(error));
+    if (error instanceof SyncException e)
+      return message("code", e.code().name(), "field", e.field(), "kind", kindOf(e), "message", e.getMessage());
+    if (error instanceof Unimplemented)
+      return message("code", "UNIMPLEMENTED", "field", null, "kind", null, "message", error.getMessage());
+    if (error instanceof WaitTimedOut)
+      return message("code", "DEADLINE_EXCEEDED", "field", null, "kind", "wait-timeout", "message", error.getMessage());
+    return message("code", "UNKNOWN", "field", null, "kind", null, "message", String.valueOf(error));
+  }
+
+  /** The protocol's name for the kind of SyncException the wrapper says this is, if one it names. */
+  static String kindOf(SyncException e) {
+    if (e.isPermitsMismatch()) return "permits-mismatch";
+    if (SyncException.NOT_HELD.equals(e.reason())) return "not-held";
+    if (e.isWaitTimeout()) return "wait-timeout";
+    return null;
+  }
+
+  static List<Map<String, Object>> holdersOf(List<PermitHolder> holders) {
+    return holders.stream().map(h -> message("holder", h.holder(), "token", h.token())).toList();
+  }
+
+  static Semaphore semaphore(JsonObject c) {
+    return client(c).semaphore(str(c, "name"), c.get("permits").getAsInt());
   }
 
   static String str(JsonObject c, String key) {
@@ -129,9 +164,39 @@ public class Driver {
         leases.put(str(c, "as"), lease.get());
         return message("acquired", true, "token", lease.get().token(), "validForMs", lease.get().validFor().toMillis());
       }
+      case "acquirePermit" -> {
+        Semaphore semaphore = semaphore(c);
+        // The wait, bounded by the command's deadline, as for a lock; Curator-style, a wait that
+        // timed out is an empty result rather than an exception.
+        Optional<Permit> acquired = semaphore.acquire(lockOptions(c).withWaitTimeout(lockWait(c)));
+        if (acquired.isEmpty()) throw new WaitTimedOut("acquire returned empty: no permit within the wait timeout");
+        Permit permit = acquired.get();
+        String handle = str(c, "as");
+        permits.put(handle, permit);
+        permit.lost().thenAccept(loss -> write(message("event", "lost", "handle", handle, "reason", loss.reason(), "message", loss.message())));
+        return message("token", permit.token(), "holder", permit.holder(), "permits", permit.permits(), "holdId", permit.holdId());
+      }
+      case "tryAcquirePermit" -> {
+        Semaphore semaphore = semaphore(c);
+        PermitAttempt attempt = semaphore.tryAcquire(lockOptions(c), timeout(c));
+        if (attempt.permit().isEmpty()) return message("acquired", false, "holders", holdersOf(attempt.holders()));
+        LeasedPermit permit = attempt.permit().get();
+        permitLeases.put(str(c, "as"), permit);
+        semaphoreOf.put(str(c, "as"), semaphore);
+        return message(
+            "acquired", true, "token", permit.token(), "holder", permit.holder(), "permits", permit.permits(),
+            "holdId", permit.holdId(), "validForMs", permit.validFor().toMillis());
+      }
+      case "getSemaphore" -> {
+        SemaphoreInfo info = client(c).getSemaphore(str(c, "name"), flag(c, "fresh"), timeout(c));
+        return message("permits", info.permits(), "token", info.token(), "holders", holdersOf(info.holders()));
+      }
       case "renew" -> {
-        LeasedLock lease = leases.get(str(c, "handle"));
-        if (lease == null) throw new Unimplemented("no lease " + str(c, "handle"));
+        String handle = str(c, "handle");
+        if (permitLeases.containsKey(handle))
+          return message("validForMs", permitLeases.get(handle).renew(ms(c, "leaseDurationMs"), timeout(c)).toMillis());
+        LeasedLock lease = leases.get(handle);
+        if (lease == null) throw new Unimplemented("no lease " + handle);
         return message("validForMs", lease.renew(ms(c, "leaseDurationMs"), timeout(c)).toMillis());
       }
       case "getLock" -> {
@@ -197,6 +262,14 @@ public class Driver {
         // release is the wrappers' acknowledged release, with the command's deadline.
         if (locks.containsKey(handle)) locks.get(handle).release(timeout(c));
         else if (leases.containsKey(handle)) leases.get(handle).release(timeout(c));
+        else if (permits.containsKey(handle)) permits.get(handle).release(timeout(c));
+        // A LeasedPermit's release returns at once once it was released (other wrappers ask the
+        // sidecar again): released again, it goes by its hold, through the semaphore.
+        else if (released.contains(handle)) semaphoreOf.get(handle).release(permitLeases.get(handle).holdId(), timeout(c));
+        else if (permitLeases.containsKey(handle)) {
+          permitLeases.get(handle).release(timeout(c));
+          released.add(handle);
+        }
         else if (op.equals("close") && campaigns.containsKey(handle)) campaigns.get(handle).close();
         else if (op.equals("close") && observations.containsKey(handle)) observations.get(handle).close();
         else if (op.equals("close") && clients.containsKey(handle)) clients.get(handle).close();
@@ -212,6 +285,13 @@ public class Driver {
       action.run();
     } catch (RuntimeException e) {
       System.err.println("at exit: " + e);
+    }
+  }
+
+  /** A permit's wait that the wrapper reported timed out by its empty result. */
+  static final class WaitTimedOut extends RuntimeException {
+    WaitTimedOut(String message) {
+      super(message);
     }
   }
 
@@ -240,6 +320,8 @@ public class Driver {
     // 10 s even if a sidecar is frozen (closing the clients then ends the streams anyway).
     for (Lock lock : locks.values()) quietly(() -> lock.release(Duration.ofSeconds(1)));
     for (LeasedLock lease : leases.values()) quietly(() -> lease.release(Duration.ofSeconds(1)));
+    for (Permit permit : permits.values()) quietly(() -> permit.release(Duration.ofSeconds(1)));
+    for (LeasedPermit permit : permitLeases.values()) quietly(() -> permit.release(Duration.ofSeconds(1)));
     campaigns.values().forEach(Campaign::close);
     observations.values().forEach(Observation::close);
     clients.values().forEach(SyncClient::close);

@@ -8,15 +8,15 @@ import json
 import sys
 from typing import Any
 
-from metaparticle_sync import AsyncCampaign, AsyncClient, AsyncLease, AsyncLock, SyncError
+from metaparticle_sync import AsyncCampaign, AsyncClient, AsyncLease, AsyncLock, AsyncPermit, AsyncPermitLease, NoPermitFree, SyncError
 
-from driver import Unimplemented, error_of, event_of, seconds, write
+from driver import Unimplemented, error_of, event_of, holders_of, permit_reply, seconds, write
 
 
 class Driver:
     def __init__(self) -> None:
         self.clients: dict[str, AsyncClient] = {}
-        self.locks: dict[str, AsyncLock | AsyncLease] = {}
+        self.locks: dict[str, AsyncLock | AsyncLease | AsyncPermit | AsyncPermitLease] = {}
         self.campaigns: dict[str, AsyncCampaign] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -24,6 +24,16 @@ class Driver:
         if command.get("client") not in self.clients:
             raise Unimplemented(f"no client {command.get('client')}")
         return self.clients[command["client"]]
+
+    def watch_loss(self, handle: str, hold: AsyncLock | AsyncPermit) -> None:
+        """Reports the hold's `lost` when it is set: only a loss sets it, never a release."""
+
+        async def watch() -> None:
+            await hold.lost.wait()
+            assert hold.error is not None
+            write({"event": "lost", "handle": handle, "reason": hold.error.reason, "message": hold.error.message})
+
+        self.tasks["lost-" + handle] = asyncio.create_task(watch())
 
     async def perform(self, c: dict[str, Any]) -> dict[str, Any]:
         op = c["op"]
@@ -38,15 +48,8 @@ class Driver:
                 wait_timeout=seconds(c, "waitTimeoutMs"),
                 timeout=seconds(c, "timeoutMs"),
             )
-            handle = c["as"]
-            self.locks[handle] = lock
-
-            async def watch() -> None:
-                await lock.lost.wait()
-                assert lock.error is not None
-                write({"event": "lost", "handle": handle, "reason": lock.error.reason, "message": lock.error.message})
-
-            self.tasks["lost-" + handle] = asyncio.create_task(watch())
+            self.locks[c["as"]] = lock
+            self.watch_loss(c["as"], lock)
             return {"token": lock.token, "holder": lock.holder}
         if op == "tryLock":
             lease = await self.client(c).try_lock(
@@ -56,9 +59,37 @@ class Driver:
                 return {"acquired": False}
             self.locks[c["as"]] = lease
             return {"acquired": True, "token": lease.token, "validForMs": round(lease.valid_for * 1000)}
+        if op == "acquirePermit":
+            permit = await self.client(c).acquire_permit(
+                c["name"],
+                c["permits"],
+                holder=c.get("holder"),
+                lease_duration=seconds(c, "leaseDurationMs"),
+                wait_timeout=seconds(c, "waitTimeoutMs"),
+                timeout=seconds(c, "timeoutMs"),
+            )
+            self.locks[c["as"]] = permit
+            self.watch_loss(c["as"], permit)
+            return permit_reply(permit)
+        if op == "tryAcquirePermit":
+            try:
+                permit_lease = await self.client(c).try_acquire_permit(
+                    c["name"],
+                    c["permits"],
+                    holder=c.get("holder"),
+                    lease_duration=seconds(c, "leaseDurationMs"),
+                    timeout=seconds(c, "timeoutMs"),
+                )
+            except NoPermitFree as full:
+                return {"acquired": False, "holders": holders_of(full.holders)}
+            self.locks[c["as"]] = permit_lease
+            return {"acquired": True, **permit_reply(permit_lease), "validForMs": round(permit_lease.valid_for * 1000)}
+        if op == "getSemaphore":
+            semaphore_info = await self.client(c).get_semaphore(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
+            return {"permits": semaphore_info.permits, "token": semaphore_info.token, "holders": holders_of(semaphore_info.holders)}
         if op == "renew":
             held = self.locks.get(c["handle"])
-            if not isinstance(held, AsyncLease):
+            if not isinstance(held, (AsyncLease, AsyncPermitLease)):
                 raise Unimplemented(f"no lease {c['handle']}")
             return {"validForMs": round(await held.renew(seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")) * 1000)}
         if op == "getLock":
@@ -122,7 +153,7 @@ class Driver:
     async def close(self) -> None:
         # The driver exits within 10 s of stdin's end, whatever state the sidecar is in.
         for lock in self.locks.values():
-            if isinstance(lock, AsyncLock):
+            if isinstance(lock, (AsyncLock, AsyncPermit)):
                 try:
                     await lock.release(timeout=2)
                 except SyncError:

@@ -8,7 +8,24 @@ import sys
 import threading
 from typing import Any, Callable, Iterator
 
-from metaparticle_sync import Campaign, Client, Deposed, Elected, Lease, Leader, Lock, SyncError
+from metaparticle_sync import (
+    Campaign,
+    Client,
+    Deposed,
+    Elected,
+    Lease,
+    Leader,
+    Lock,
+    LockTimeout,
+    NoPermitFree,
+    NotHeld,
+    Permit,
+    PermitHolder,
+    PermitLease,
+    PermitsMismatch,
+    SyncError,
+)
+from metaparticle_sync.semaphore import PermitFields
 
 _out = threading.Lock()
 
@@ -19,10 +36,29 @@ def write(message: dict[str, Any]) -> None:
         sys.stdout.flush()
 
 
+def kind_of(error: SyncError) -> str | None:
+    """The protocol's name for the client's exception class, if it is one the protocol names."""
+    if isinstance(error, PermitsMismatch):
+        return "permits-mismatch"
+    if isinstance(error, NotHeld):
+        return "not-held"
+    if isinstance(error, LockTimeout):
+        return "wait-timeout"
+    return None
+
+
 def error_of(error: BaseException) -> dict[str, Any]:
     if isinstance(error, SyncError):
-        return {"code": error.code.name, "field": error.field, "message": error.details}
-    return {"code": "UNKNOWN", "field": None, "message": repr(error)}
+        return {"code": error.code.name, "field": error.field, "kind": kind_of(error), "message": error.details}
+    return {"code": "UNKNOWN", "field": None, "kind": None, "message": repr(error)}
+
+
+def holders_of(holders: tuple[PermitHolder, ...]) -> list[dict[str, Any]]:
+    return [{"holder": h.holder, "token": h.token} for h in holders]
+
+
+def permit_reply(permit: PermitFields) -> dict[str, Any]:
+    return {"token": permit.token, "holder": permit.holder, "permits": permit.permits, "holdId": permit.hold_id}
 
 
 def seconds(command: dict[str, Any], key: str) -> float | None:
@@ -47,7 +83,7 @@ def event_of(handle: str, event: object) -> dict[str, Any]:
 class Driver:
     def __init__(self) -> None:
         self.clients: dict[str, Client] = {}
-        self.locks: dict[str, Lock | Lease] = {}
+        self.locks: dict[str, Lock | Lease | Permit | PermitLease] = {}
         self.campaigns: dict[str, Campaign] = {}
         self.observations: dict[str, Iterator[Leader]] = {}
 
@@ -58,6 +94,16 @@ class Driver:
 
     def background(self, target: Callable[[], None]) -> None:
         threading.Thread(target=target, daemon=True).start()
+
+    def watch_loss(self, handle: str, hold: Lock | Permit) -> None:
+        """Reports the hold's `lost` when it is set: only a loss sets it, never a release."""
+
+        def watch() -> None:
+            hold.lost.wait()
+            assert hold.error is not None
+            write({"event": "lost", "handle": handle, "reason": hold.error.reason, "message": hold.error.message})
+
+        self.background(watch)
 
     def perform(self, c: dict[str, Any]) -> dict[str, Any]:
         op = c["op"]
@@ -72,15 +118,8 @@ class Driver:
                 wait_timeout=seconds(c, "waitTimeoutMs"),
                 timeout=seconds(c, "timeoutMs"),
             )
-            handle = c["as"]
-            self.locks[handle] = lock
-
-            def watch() -> None:
-                lock.lost.wait()
-                assert lock.error is not None
-                write({"event": "lost", "handle": handle, "reason": lock.error.reason, "message": lock.error.message})
-
-            self.background(watch)
+            self.locks[c["as"]] = lock
+            self.watch_loss(c["as"], lock)
             return {"token": lock.token, "holder": lock.holder}
         if op == "tryLock":
             lease = self.client(c).try_lock(
@@ -90,9 +129,37 @@ class Driver:
                 return {"acquired": False}
             self.locks[c["as"]] = lease
             return {"acquired": True, "token": lease.token, "validForMs": round(lease.valid_for * 1000)}
+        if op == "acquirePermit":
+            permit = self.client(c).acquire_permit(
+                c["name"],
+                c["permits"],
+                holder=c.get("holder"),
+                lease_duration=seconds(c, "leaseDurationMs"),
+                wait_timeout=seconds(c, "waitTimeoutMs"),
+                timeout=seconds(c, "timeoutMs"),
+            )
+            self.locks[c["as"]] = permit
+            self.watch_loss(c["as"], permit)
+            return permit_reply(permit)
+        if op == "tryAcquirePermit":
+            try:
+                permit_lease = self.client(c).try_acquire_permit(
+                    c["name"],
+                    c["permits"],
+                    holder=c.get("holder"),
+                    lease_duration=seconds(c, "leaseDurationMs"),
+                    timeout=seconds(c, "timeoutMs"),
+                )
+            except NoPermitFree as full:
+                return {"acquired": False, "holders": holders_of(full.holders)}
+            self.locks[c["as"]] = permit_lease
+            return {"acquired": True, **permit_reply(permit_lease), "validForMs": round(permit_lease.valid_for * 1000)}
+        if op == "getSemaphore":
+            semaphore_info = self.client(c).get_semaphore(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
+            return {"permits": semaphore_info.permits, "token": semaphore_info.token, "holders": holders_of(semaphore_info.holders)}
         if op == "renew":
             held = self.locks.get(c["handle"])
-            if not isinstance(held, Lease):
+            if not isinstance(held, (Lease, PermitLease)):
                 raise Unimplemented(f"no lease {c['handle']}")
             return {"validForMs": round(held.renew(seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")) * 1000)}
         if op == "getLock":
@@ -155,7 +222,7 @@ class Driver:
     def close(self) -> None:
         # The driver exits within 10 s of stdin's end, whatever state the sidecar is in.
         for lock in self.locks.values():
-            if isinstance(lock, Lock):
+            if isinstance(lock, (Lock, Permit)):
                 try:
                     lock.release(timeout=2)
                 except SyncError:

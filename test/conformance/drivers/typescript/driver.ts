@@ -1,12 +1,24 @@
 // The TypeScript conformance driver (test/conformance/PROTOCOL.md): performs
 // each command through metaparticle-sync-client and reports what it says.
 import { createInterface } from "node:readline";
-import { type Campaign, type LeasedLock, type Lock, LostError, SyncClient, SyncClientError, status } from "metaparticle-sync-client";
+import {
+  type Campaign,
+  type LeasedLock,
+  type LeasedPermit,
+  type Lock,
+  LostError,
+  type Permit,
+  type PermitHolderInfo,
+  SyncClient,
+  SyncClientError,
+  status,
+} from "metaparticle-sync-client";
 
 type Args = Record<string, unknown> & { id: number; op: string };
 
 const clients = new Map<string, SyncClient>();
-const locks = new Map<string, Lock | LeasedLock>();
+/** Locks and semaphore permits, held by a stream or for a lease: each has `release()`, a lease also `renew()`. */
+const locks = new Map<string, Lock | LeasedLock | Permit | LeasedPermit>();
 const campaigns = new Map<string, Campaign>();
 const observations = new Map<string, AbortController>();
 
@@ -69,6 +81,40 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
       locks.set(String(args.as), lock);
       watchLoss(String(args.as), lock.signal);
       return { acquired: true, token: lock.token, validForMs: Math.round(lock.validForMs) };
+    }
+    case "acquirePermit": {
+      const permit = await client(args)
+        .semaphore(String(args.name), Number(args.permits))
+        .acquire({
+          holder: opt(args.holder),
+          leaseDurationMs: opt(args.leaseDurationMs),
+          waitTimeoutMs: opt(args.waitTimeoutMs),
+          ...deadline(args),
+        });
+      locks.set(String(args.as), permit);
+      watchLoss(String(args.as), permit.signal);
+      return { token: permit.token, holder: permit.holder, permits: permit.permits, holdId: permit.holdId };
+    }
+    case "tryAcquirePermit": {
+      const attempt = await client(args)
+        .semaphore(String(args.name), Number(args.permits))
+        .tryAcquire({ holder: opt(args.holder), leaseDurationMs: opt(args.leaseDurationMs), ...deadline(args) });
+      const permit = attempt.permit;
+      if (permit === undefined) return { acquired: false, holders: attempt.holders.map(holderOf) };
+      locks.set(String(args.as), permit);
+      watchLoss(String(args.as), permit.signal);
+      return {
+        acquired: true,
+        token: permit.token,
+        holder: permit.holder,
+        permits: permit.permits,
+        holdId: permit.holdId,
+        validForMs: Math.round(permit.validForMs),
+      };
+    }
+    case "getSemaphore": {
+      const info = await client(args).getSemaphore(String(args.name), { fresh: args.fresh === true, ...deadline(args) });
+      return { permits: info.permits, token: info.token, holders: info.holders.map(holderOf) };
     }
     case "renew": {
       const lock = locks.get(String(args.handle));
@@ -153,13 +199,25 @@ function campaignOf(args: Args): Campaign {
   return campaign;
 }
 
+function holderOf(h: PermitHolderInfo): Record<string, unknown> {
+  return { holder: h.holder, token: h.token };
+}
+
 function unknownHandle(args: Args): SyncClientError {
   return new SyncClientError(status.UNIMPLEMENTED, `no such handle for ${args.op}: ${String(args.handle)}`);
 }
 
+/** The protocol's error kinds, from the reason the wrapper's one error type carries. */
+const KINDS: Readonly<Record<string, string>> = {
+  PERMITS_MISMATCH: "permits-mismatch",
+  NOT_HELD: "not-held",
+  WAIT_TIMEOUT: "wait-timeout",
+};
+
 function errorOf(err: unknown): Record<string, unknown> {
-  if (err instanceof SyncClientError) return { code: status[err.code], field: err.field ?? null, message: err.message };
-  return { code: "UNKNOWN", field: null, message: err instanceof Error ? err.message : String(err) };
+  if (err instanceof SyncClientError)
+    return { code: status[err.code], field: err.field ?? null, kind: KINDS[err.reason ?? ""] ?? null, message: err.message };
+  return { code: "UNKNOWN", field: null, kind: null, message: err instanceof Error ? err.message : String(err) };
 }
 
 write({ event: "ready", language: "typescript", client: "metaparticle-sync-client" });
