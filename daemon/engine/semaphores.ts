@@ -921,15 +921,8 @@ export class SemaphoreContender {
     const seats = (obs.record.seats ?? []).filter((s) => s.identity !== this.ctx.identity && kept(s.identity));
     const broken = (obs.record.brokenSeats ?? []).filter(kept);
     const all = [...seats, seat].sort(bySeatIdentity);
-    // What this write leaves, so that a seat removed by hand later shows as removed (LeaseFields.seated); and the
-    // seats removed by hand before it that this daemon still counts, so that the mark outlives the write (seed 12864:
-    // a grant after a seat's removal left it out, and a daemon seeing the Lease afresh took its permit).
+    // What this write leaves, so that a seat removed by hand later shows as removed (LeaseFields.seated).
     const seated = all.map(({ identity, acquisition }) => ({ identity, acquisition }));
-    for (const [key, observed] of obs.seats) {
-      const identity = observed.seat?.identity ?? key;
-      if (observed.holdEnd <= now || broken.includes(key) || seated.some((s) => s.identity === identity)) continue;
-      seated.push({ identity, acquisition: observed.seat?.acquisition ?? 0 });
-    }
     return {
       ...obs.record,
       seats: all,

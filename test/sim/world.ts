@@ -2293,7 +2293,8 @@ function describeRecord(record: LeaseRecord | undefined): string {
     record.permits === undefined
       ? ""
       : `, ${record.permits} permits, seats [${[...seats, ...(record.brokenSeats ?? []).map((key) => `${key} broken`)].join(", ")}]`;
-  return `holder ${record.holderIdentity || "(none)"} (${record.holder || "-"}), token ${record.transitions}, lease ${record.leaseDurationSeconds} s${permits}, queue [${record.queue.join(", ")}], version ${record.version}`;
+  const seated = record.seated === undefined ? "" : `, seated [${record.seated.map((s) => `${s.identity}#${s.acquisition}`).join(", ")}]`;
+  return `holder ${record.holderIdentity || "(none)"} (${record.holder || "-"}), token ${record.transitions}, lease ${record.leaseDurationSeconds} s${permits}${seated}, queue [${record.queue.join(", ")}], version ${record.version}`;
 }
 
 /** Runs one seed. */
