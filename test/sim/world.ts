@@ -1127,7 +1127,9 @@ export class Simulation implements ClientWorld {
    */
   leaseFirstSeen(lease: LeaseRecord): void {
     this.firstSeen.set(lease.name, this.clock.now());
-    if (lease.kind === "semaphore") {
+    // A semaphore held off as a whole (restored after a deletion, until its first grant) is counted as a lock's hold
+    // (seed 20835: daemons restarted after the restore each held it off for a lease from their first sight).
+    if (lease.kind === "semaphore" && (lease.writtenHolder ?? "") === "") {
       // Each seat counts from now for its lease (a seat named but missing, for the longest lease seen): its permits
       // wait that long if their holders are gone (seed 1427: a frozen daemon killed, its seat counted afresh by a
       // daemon started after).
