@@ -1127,9 +1127,15 @@ export class Simulation implements ClientWorld {
    */
   leaseFirstSeen(lease: LeaseRecord): void {
     this.firstSeen.set(lease.name, this.clock.now());
-    // A semaphore held off as a whole (restored after a deletion, until its first grant) is counted as a lock's hold
-    // (seed 20835: daemons restarted after the restore each held it off for a lease from their first sight).
-    if (lease.kind === "semaphore" && (lease.writtenHolder ?? "") === "") {
+    // A semaphore held off as a whole (restored after a deletion, until its first grant) is counted from here for its
+    // lease (seeds 20835, 22128: daemons restarted after the restore each held it off that long from their first
+    // sight). Unlike a lock, a TryAcquire holder's own count does not stand for it: it holds one permit of N.
+    if (lease.kind === "semaphore" && (lease.writtenHolder ?? "") !== "") {
+      const ms = (longestDurationSeconds(lease) * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
+      this.excuses.point(lease.name, this.clock.now(), ms, "first-sight");
+      return;
+    }
+    if (lease.kind === "semaphore") {
       // Each seat counts from now for its lease (a seat named but missing, for the longest lease seen): its permits
       // wait that long if their holders are gone (seed 1427: a frozen daemon killed, its seat counted afresh by a
       // daemon started after).
