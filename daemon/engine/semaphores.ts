@@ -394,15 +394,8 @@ export class SemaphoreContender {
         return { do: "continue" };
       }
     }
-    // Holds that ended and were not yet given back.
-    if (this.seat === undefined) {
-      for (const [token, hold] of this.holds) {
-        if (hold.claim.state === "held" || (hold.keepUntil !== undefined && now < hold.keepUntil)) continue;
-        this.holds.delete(token);
-        this.settle(hold);
-        return { do: "continue" };
-      }
-    }
+    // Holds that ended, with no seat left to give their permits back from.
+    if (this.seat === undefined) this.dropEnded(now);
     if (now < this.backoffUntil) return { do: "wait", until: this.backoffUntil };
     if (!this.ctx.cache.covers(this.name)) return this.unsynced();
     const head = this.waiting[0];
@@ -472,12 +465,11 @@ export class SemaphoreContender {
     return false;
   }
 
-  /** Holds that count in the seat: held, or told they lost at shutdown and still able to act. */
+  /** The permits the seat counts: holds that count, lost holders who may still act, lease-held permits kept at shutdown. */
   private liveHolds(now: number): number {
     this.lingering = this.lingering.filter((until) => until > now);
     let live = this.retainedPermits + this.lingering.length;
-    for (const hold of this.holds.values())
-      if (hold.claim.state === "held" || (hold.keepUntil !== undefined && now < hold.keepUntil)) live++;
+    for (const hold of this.holds.values()) if (counts(hold, now)) live++;
     return live;
   }
 
@@ -692,7 +684,7 @@ export class SemaphoreContender {
   /** Forgets holds that ended and whose permits the seat no longer counts. */
   private dropEnded(now: number): void {
     for (const [token, hold] of this.holds) {
-      if (hold.claim.state === "held" || (hold.keepUntil !== undefined && now < hold.keepUntil)) continue;
+      if (counts(hold, now)) continue;
       this.holds.delete(token);
       this.settle(hold);
     }
@@ -852,6 +844,10 @@ export class SemaphoreContender {
         head.fail(fromStoreError(result.error, doing));
       }
     }
+    this.backOff();
+  }
+
+  private backOff(): void {
     this.backoffUntil = this.ctx.clock.now() + this.backoffMs;
     this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
   }
@@ -861,13 +857,12 @@ export class SemaphoreContender {
     const result = await this.ctx.calls.run(
       this.name,
       "read the semaphore",
-      this.ctx.timing((seen?.record.leaseDurationSeconds ?? 15) * 1000).renewDeadlineMs,
+      this.ctx.timing(seen === undefined ? FALLBACK_LEASE_MS : seen.record.leaseDurationSeconds * 1000).renewDeadlineMs,
       (signal) => this.ctx.store.get(this.name, { signal }),
       this.holds.size > 0 ? "keep" : "take",
     );
     if (!result.ok) {
-      this.backoffUntil = this.ctx.clock.now() + this.backoffMs;
-      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+      this.backOff();
       return false;
     }
     if (result.value === undefined) this.ctx.cache.forget(this.name, seen);
@@ -1040,7 +1035,15 @@ export class Semaphores {
       if (signal?.aborted) return reject(gaveUp(`TryAcquirePermit ${request.leaseName}`));
       const contender = this.engine.semaphoreContender(request.leaseName);
       const claim = new Claim(
-        { ...claimOptions(request, "lease"), noWait: true },
+        {
+          holder: request.holder,
+          leaseMs: request.leaseMs,
+          mode: "lease",
+          noWait: true,
+          persistent: false,
+          value: "",
+          permits: request.permits,
+        },
         {
           granted: (grant) => resolve({ acquired: true, grant }),
           renewed: () => {},
@@ -1117,6 +1120,7 @@ export interface SemaphoreEngine {
   observe(leaseName: string, fresh: boolean, doing: string): Promise<Observation | undefined>;
 }
 
-function claimOptions(request: PermitRequest, mode: "session" | "lease") {
-  return { holder: request.holder, leaseMs: request.leaseMs, mode, persistent: false, value: "", permits: request.permits } as const;
+/** Whether a hold counts in its daemon's seat: held, or told it lost at shutdown and still able to act. */
+function counts(hold: Hold, now: number): boolean {
+  return hold.claim.state === "held" || (hold.keepUntil !== undefined && now < hold.keepUntil);
 }
