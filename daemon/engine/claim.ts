@@ -9,6 +9,8 @@ export type LossReason = "renew-deadline-exceeded" | "taken-over" | "shutdown" |
 export interface Grant {
   /** Fencing token (lock) or term (election): the lease's transition count after the acquiring write. */
   readonly token: number;
+  /** A shared hold of a read-write lock: the token of the latest exclusive hold before it (`token` is its hold's id). */
+  readonly fencingToken?: number;
   readonly acquireTime: Date;
   readonly leaseMs: number;
   /** How much longer, from now, the holder may safely act without another renewal. */

@@ -32,7 +32,7 @@ export interface ContenderContext {
   readonly leaseCovering: (remainingMs: number) => number;
   readonly random: () => number;
   /** Told when the contender has nothing left to do, so it can be dropped. */
-  readonly onIdle: (contender: { readonly name: string }) => void;
+  readonly onIdle: (contender: { readonly name: string; readonly key?: string }) => void;
   /** Performs store calls with deadlines and reports the failures it absorbs. */
   readonly calls: StoreCalls;
   readonly observer: EngineObserver;

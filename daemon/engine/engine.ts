@@ -8,7 +8,8 @@ import { SyncError, fromStoreError } from "./errors.js";
 import { LeaseCache, type Observation } from "./lease-cache.js";
 import { line } from "./lease-records.js";
 import { Locks } from "./locks.js";
-import { SemaphoreContender, Semaphores } from "./semaphores.js";
+import { RWLocks } from "./rwlocks.js";
+import { SemaphoreContender, Semaphores, rwRole } from "./semaphores.js";
 import { StoreCalls } from "./store-calls.js";
 import { responseTo } from "./store-policy.js";
 import { type EngineObserver, type EngineStats, noStats } from "./observer.js";
@@ -51,10 +52,12 @@ export class Engine {
   readonly locks: Locks;
   readonly elections: Elections;
   readonly semaphores: Semaphores;
+  readonly rwlocks: RWLocks;
   readonly cache: LeaseCache;
   readonly leaseDurationMs: number;
   readonly renewDeadlineMs: number;
   readonly leasePrefix: string;
+  /** By Lease name; a read-write lock's by name and mode (`SemaphoreContender.key`). */
   private readonly contenders = new Map<string, Contender | SemaphoreContender>();
   /** Seats this process has taken, counted up so that a seat taken again is told apart from its tombstone. */
   private seatAcquisitions = 0;
@@ -80,7 +83,8 @@ export class Engine {
         leaseCovering({ leaseDurationMs: this.leaseDurationMs, renewDeadlineMs: this.renewDeadlineMs }, remainingMs),
       random: options.random ?? Math.random,
       onIdle: (contender) => {
-        if (this.contenders.get(contender.name) === contender) this.contenders.delete(contender.name);
+        const key = contender.key ?? contender.name;
+        if (this.contenders.get(key) === contender) this.contenders.delete(key);
       },
       calls: new StoreCalls(clock, options.onStoreError ?? (() => {}), options.maxStoreCallsInFlight ?? options.store.maxCallsInFlight),
       observer: options.observer ?? {},
@@ -89,6 +93,7 @@ export class Engine {
     this.locks = new Locks(this);
     this.elections = new Elections(this);
     this.semaphores = new Semaphores(this);
+    this.rwlocks = new RWLocks(this);
     this.cache.onDeleted = (name, last, toldBy) => void this.restore(name, last, toldBy);
   }
 
@@ -142,6 +147,23 @@ export class Engine {
     }
     if (!(contender instanceof SemaphoreContender)) throw new Error(`${leaseName} is not a semaphore`);
     return contender;
+  }
+
+  /** The contender of one mode of a read-write lock's Lease name, created on first use. */
+  rwlockContender(leaseName: string, mode: "shared" | "exclusive"): SemaphoreContender {
+    if (this.closing) throw new SyncError("shutting-down", "the daemon is shutting down");
+    const key = `${leaseName} ${mode}`;
+    let contender = this.contenders.get(key);
+    if (contender === undefined) {
+      contender = new SemaphoreContender(this.context, leaseName, () => ++this.seatAcquisitions, rwRole(this.identity, mode));
+      this.contenders.set(key, contender);
+    }
+    return contender as SemaphoreContender;
+  }
+
+  /** The contender of one mode of a read-write lock's Lease name if one is active. */
+  existingRWLock(leaseName: string, mode: "shared" | "exclusive"): SemaphoreContender | undefined {
+    return this.contenders.get(`${leaseName} ${mode}`) as SemaphoreContender | undefined;
   }
 
   /** Leases held and claims waiting on this daemon right now, by kind. */
@@ -261,6 +283,8 @@ export class Engine {
         queue: [...line(record)],
         // A semaphore's N, written once when it was created: every claim checks its own against it.
         ...(record.permits === undefined ? {} : { permits: record.permits }),
+        // A read-write lock's readers report the latest exclusive token: it goes on from the last.
+        ...(record.exclusiveToken === undefined ? {} : { exclusiveToken: record.exclusiveToken }),
         writtenHolder: heldForMs > 0 ? record.holderIdentity || record.writtenHolder || "(deleted)" : "",
       };
       const result = await this.context.calls.run(

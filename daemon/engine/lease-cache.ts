@@ -15,6 +15,7 @@ import {
   type WatchHandle,
   type WatchScope,
   inScope,
+  isSeated,
 } from "../store/lease-store.js";
 import type { Clock } from "./clock.js";
 
@@ -73,7 +74,7 @@ function renewalStamp(r: LeaseRecord): string {
   const seconds = Math.max(r.leaseDurationSeconds, r.writtenDuration ?? 0);
   // A semaphore's token counts its grants, which are its seats' business: no hold of the Lease as a whole is renewed
   // by one (a restored semaphore held off as a whole would be held off again at every grant).
-  const token = r.kind === "semaphore" ? "" : r.transitions;
+  const token = isSeated(r.kind) ? "" : r.transitions;
   return [r.holderIdentity, token, seconds, r.renewTime?.getTime() ?? "", r.acquireTime?.getTime() ?? ""].join("|");
 }
 

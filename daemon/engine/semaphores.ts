@@ -11,7 +11,7 @@
 // single loop, as a lock's contender does: watch events, timers and callers
 // change state and kick the loop; each pass makes at most one store call.
 import { Claim, type Grant, type LossReason } from "./claim.js";
-import type { Timer } from "./clock.js";
+import type { Clock, Timer } from "./clock.js";
 import type { ContenderContext } from "./contender.js";
 import { SyncError, fromStoreError, gaveUp, invalidArgument } from "./errors.js";
 import { type Observation, freePermits } from "./lease-cache.js";
@@ -46,6 +46,49 @@ const MAX_TRY_CONFLICTS = 3;
 /** Lease duration for a call when nothing names one. */
 const FALLBACK_LEASE_MS = 15_000;
 
+/**
+ * Who a contender is on its Lease, and what one hold counts. A semaphore's
+ * contender is its daemon and a hold counts one permit. A read-write lock is
+ * a semaphore of RW_CAPACITY permits with two contenders per daemon, each
+ * with its own seat and queue entry: the readers' (a hold counts one) and the
+ * writer's (a hold counts them all), so a writer holds exactly when no one
+ * else does (docs/design.md 3.14).
+ */
+export interface SeatRole {
+  readonly kind: "semaphore" | "rwlock";
+  /** The identity its seat and queue entries carry: the daemon's, tagged with the mode for a read-write lock. */
+  readonly identity: string;
+  readonly mode: "permit" | "shared" | "exclusive";
+  /** Permits one hold counts. */
+  readonly weight: number;
+  /** Permits the contender whose queue entry is `entry` waits for. */
+  need(entry: string): number;
+}
+
+export function semaphoreRole(identity: string): SeatRole {
+  return { kind: "semaphore", identity, mode: "permit", weight: 1, need: () => 1 };
+}
+
+/** Holds of one read-write lock at once: readers, or one writer that counts them all. */
+export const RW_CAPACITY = 1_000_000;
+const EXCLUSIVE_TAG = " exclusive";
+
+/** The contender of `mode` of a read-write lock on the daemon `identity`: its identity is tagged (no identity has a space). */
+export function rwRole(identity: string, mode: "shared" | "exclusive"): SeatRole {
+  return {
+    kind: "rwlock",
+    identity: `${identity} ${mode}`,
+    mode,
+    weight: mode === "exclusive" ? RW_CAPACITY : 1,
+    need: (entry) => (entry.endsWith(EXCLUSIVE_TAG) ? RW_CAPACITY : 1),
+  };
+}
+
+/** The daemon identity of a seat or queue entry of a read-write lock. */
+export function untagged(entry: string): string {
+  return entry.replace(/ (shared|exclusive)$/, "");
+}
+
 export interface PermitRequest {
   /** Lease name, already checked and prefixed. */
   readonly leaseName: string;
@@ -71,7 +114,10 @@ export function checkHoldId(holdId: string, field: string): number {
 
 interface Hold {
   readonly claim: Claim;
+  /** The grant's token: the hold's id, and its fencing token unless a shared hold of a read-write lock. */
   readonly token: number;
+  /** The token the holder fences with: a shared hold's is its lock's latest exclusive token. */
+  readonly fencingToken: number;
   readonly acquireTime: Date;
   /** Lease-held (TryAcquirePermit): renewed by its caller, and over when its lease runs out unrenewed. */
   readonly leased: boolean;
@@ -90,7 +136,7 @@ interface Hold {
 interface Unsettled {
   readonly seat: Seat;
   readonly sentAt: number;
-  readonly grant?: { readonly claim: Claim; readonly token: number; readonly wall: Date };
+  readonly grant?: { readonly claim: Claim; readonly token: number; readonly fencingToken: number; readonly wall: Date };
 }
 
 interface RenewCall {
@@ -140,7 +186,6 @@ type Step =
   | { readonly do: "leave-line" };
 
 export class SemaphoreContender {
-  readonly kind = "semaphore" as const;
   private readonly waiting: Claim[] = [];
   private readonly holds = new Map<number, Hold>();
   private readonly renewCalls: RenewCall[] = [];
@@ -174,8 +219,18 @@ export class SemaphoreContender {
     readonly name: string,
     /** Counts this process's seats, so that a seat taken again is told apart from its tombstone. */
     private readonly nextAcquisition: () => number,
+    private readonly role: SeatRole = semaphoreRole(ctx.identity),
   ) {
     this.unsubscribe = ctx.cache.subscribe(name, () => this.kick());
+  }
+
+  get kind(): SeatRole["kind"] {
+    return this.role.kind;
+  }
+
+  /** The engine's key for this contender: a read-write lock has one per mode on a Lease. */
+  get key(): string {
+    return this.role.identity === this.ctx.identity ? this.name : `${this.name} ${this.role.mode}`;
   }
 
   /** Queues a claim for one permit; `permits` is the N it asks with. */
@@ -282,7 +337,7 @@ export class SemaphoreContender {
       const remaining = Math.max(0, this.promiseEnd(hold) - now);
       hold.keepUntil = now + (remaining * timing.leaseMs) / timing.renewDeadlineMs;
       hold.claim.end();
-      this.ctx.observer.lost?.("semaphore", "shutdown");
+      this.ctx.observer.lost?.(this.kind, "shutdown");
       hold.claim.sink.lost(
         "shutdown",
         "the daemon is shutting down; the permit is given back once this stream is closed or its valid_for has run out",
@@ -337,7 +392,7 @@ export class SemaphoreContender {
     if (this.lingering.some((until) => until > this.ctx.clock.now())) return false;
     if (this.seat !== undefined && !this.closing) return false;
     const record = this.ctx.cache.get(this.name)?.record;
-    return this.closing || record === undefined || !line(record).includes(this.ctx.identity);
+    return this.closing || record === undefined || !line(record).includes(this.role.identity);
   }
 
   /** Decides and performs until a store call was made (true) or there is nothing to do now (false). */
@@ -379,7 +434,7 @@ export class SemaphoreContender {
     const obs = this.ctx.cache.get(this.name);
     const record = obs?.record;
     // What was this daemon's seat may have been removed or changed by someone else, or the Lease deleted.
-    const stored = record?.seats?.find((seat) => seat.identity === this.ctx.identity);
+    const stored = record?.seats?.find((seat) => seat.identity === this.role.identity);
     const landed = stored === undefined ? undefined : this.unsettled.find((write) => sameSeat(write.seat, stored));
     if (landed !== undefined) return this.settled(landed, record!);
     if (this.seat !== undefined) {
@@ -399,9 +454,9 @@ export class SemaphoreContender {
     if (now < this.backoffUntil) return { do: "wait", until: this.backoffUntil };
     if (!this.ctx.cache.covers(this.name)) return this.unsynced();
     const head = this.waiting[0];
-    const others = record === undefined ? false : line(record).some((id) => id !== this.ctx.identity);
+    const others = record === undefined ? false : line(record).some((id) => id !== this.role.identity);
     if (this.seat !== undefined && record !== undefined) {
-      const target = this.liveHolds(now);
+      const target = this.liveHolds(now) * this.role.weight;
       if (target < (this.seat.written.permits ?? 0)) {
         // A permit of an ended hold is in the seat: hand it to the next local claim if no other daemon waits. After a
         // lost race it is given back instead, and the claim waits in line: a hand-off that keeps losing to another
@@ -423,7 +478,7 @@ export class SemaphoreContender {
       if (this.seat.renewDue && !this.closing) return { do: "renew", call: undefined };
     }
     if (head === undefined) {
-      if (this.seat === undefined && record !== undefined && line(record).includes(this.ctx.identity)) return { do: "leave-line" };
+      if (this.seat === undefined && record !== undefined && line(record).includes(this.role.identity)) return { do: "leave-line" };
       return this.wakeForHolds(now);
     }
     if (record === undefined) {
@@ -434,7 +489,7 @@ export class SemaphoreContender {
     }
     if (record.permits !== head.options.permits) return this.failHead(this.mismatchError(record, head.options.permits!));
     const turn = this.turn(obs!, now);
-    const inLine = line(record).includes(this.ctx.identity);
+    const inLine = line(record).includes(this.role.identity);
     // Where another daemon holds permits, a waiter announces itself before its first try: that daemon may hand its
     // permits on back to back, each write a race this one loses, until the announcement lands (seed 56: 30 grants to
     // one daemon while a slower one learned of its first lost race and announced itself).
@@ -459,7 +514,7 @@ export class SemaphoreContender {
    */
   private othersSeated(obs: Observation, now: number): boolean {
     for (const { seat, holdEnd } of obs.seats.values()) {
-      if (seat?.identity === this.ctx.identity) continue;
+      if (seat?.identity === this.role.identity) continue;
       if (holdEnd > now || seat?.released === true) return true;
     }
     return false;
@@ -497,20 +552,17 @@ export class SemaphoreContender {
   private turn(obs: Observation, now: number): { mine: true; skip: readonly string[] } | { mine: false; until: number | undefined } {
     const free = freePermits(obs, now);
     const seats = (obs.record.seats ?? []).filter((seat) => seat.released !== true).length + (obs.record.brokenSeats?.length ?? 0);
-    if (free === 0 || (this.seat === undefined && seats >= MAX_SEATS)) {
-      // Nothing changes in the store when a seat runs out unrenewed: wake when the first hold observed ends.
-      this.turnWait = undefined;
-      let until = obs.holdEnd > now ? obs.holdEnd : Infinity;
-      for (const { holdEnd } of obs.seats.values()) if (holdEnd > now) until = Math.min(until, holdEnd);
-      return { mine: false, until: Number.isFinite(until) ? until : undefined };
-    }
+    if (free < this.role.weight || (this.seat === undefined && seats >= MAX_SEATS)) return this.untilHoldEnds(obs, now);
     const queue = obs.record.queue;
-    const position = queue.indexOf(this.ctx.identity);
+    const position = queue.indexOf(this.role.identity);
     const ahead = position === -1 ? queue : queue.slice(0, position);
     if (ahead.length === 0) {
       this.turnWait = undefined;
       return { mine: true, skip: [] };
     }
+    // The grace runs only while the first daemon ahead could take what it waits for: a read-write lock's writer
+    // waits for every reader to leave, and is not skipped meanwhile by readers behind it.
+    if (free < this.role.need(ahead[0]!)) return this.untilHoldEnds(obs, now);
     const key = ahead.join(",");
     if (this.turnWait?.ahead !== key) this.turnWait = { ahead: key, since: now };
     const leaseMs = obs.record.leaseDurationSeconds * 1000 || this.waiting[0]!.options.leaseMs;
@@ -522,6 +574,14 @@ export class SemaphoreContender {
     const until = this.turnWait.since + graceMs * (1 + Math.min(ahead.length - 1, MAX_STAGGERS) / 4);
     if (now < until) return { mine: false, until };
     return { mine: true, skip: ahead };
+  }
+
+  /** Not this daemon's turn until a hold ends: nothing changes in the store when a seat runs out unrenewed, so wake when the first hold observed ends. */
+  private untilHoldEnds(obs: Observation, now: number): { mine: false; until: number | undefined } {
+    this.turnWait = undefined;
+    let until = obs.holdEnd > now ? obs.holdEnd : Infinity;
+    for (const { holdEnd } of obs.seats.values()) if (holdEnd > now) until = Math.min(until, holdEnd);
+    return { mine: false, until: Number.isFinite(until) ? until : undefined };
   }
 
   private unsynced(): Step {
@@ -558,7 +618,7 @@ export class SemaphoreContender {
       hold.claim.end();
       this.settle(hold);
       if (held) {
-        this.ctx.observer.lost?.("semaphore", reason);
+        this.ctx.observer.lost?.(this.kind, reason);
         hold.claim.sink.lost(reason, message);
       }
     }
@@ -578,10 +638,10 @@ export class SemaphoreContender {
     const wall = this.ctx.clock.wallTime();
     const sentAt = this.ctx.clock.now();
     const floor = this.ctx.cache.tokenFloor(this.name);
-    const seat = this.newSeat(claim, wall, 1);
+    const seat = this.newSeat(claim, wall, this.role.weight);
     const fields: LeaseFields = {
       name: this.name,
-      kind: "semaphore",
+      kind: this.kind,
       holderIdentity: "",
       holder: "",
       leaseDurationSeconds: claim.options.leaseMs / 1000,
@@ -589,8 +649,9 @@ export class SemaphoreContender {
       renewTime: wall,
       transitions: floor + 1,
       value: "",
-      queue: this.waiting.length > 1 ? [this.ctx.identity] : [],
+      queue: this.waiting.length > 1 ? [this.role.identity] : [],
       permits: claim.options.permits,
+      ...this.exclusiveToken(floor + 1, floor),
       seats: [seat],
       seated: [{ identity: seat.identity, acquisition: seat.acquisition }],
     };
@@ -600,7 +661,11 @@ export class SemaphoreContender {
       return Promise.reject(new StoreError("conflict", "create the semaphore: not sent, the Lease changed while the call waited"));
     });
     if (result.ok) return this.granted(claim, result.value, sentAt, wall);
-    await this.failed(result, "create the semaphore", { seat, sentAt, grant: { claim, token: fields.transitions, wall } });
+    await this.failed(result, "create the semaphore", {
+      seat,
+      sentAt,
+      grant: { claim, token: fields.transitions, fencingToken: this.fencingToken(fields), wall },
+    });
   }
 
   /** Takes a permit for `claim`: the seat's count raised by one, or a permit of an ended hold handed on (count kept). */
@@ -608,27 +673,33 @@ export class SemaphoreContender {
     const now = this.ctx.clock.now();
     const obs = this.ctx.cache.get(this.name)!;
     const wall = this.ctx.clock.wallTime();
-    const permits = this.liveHolds(now) + 1;
+    const permits = (this.liveHolds(now) + 1) * this.role.weight;
     const seat = this.seat === undefined ? this.newSeat(claim, wall, permits) : this.seatWrite(wall, permits, claim.options.leaseMs);
     const moreWaiting = this.waiting.length > 1;
-    const { queue, waiting } = admitted(obs.record, (id) => id !== this.ctx.identity && !skip.includes(id));
+    const { queue, waiting } = admitted(obs.record, (id) => id !== this.role.identity && !skip.includes(id));
+    const token = Math.max(obs.record.transitions, this.ctx.cache.tokenFloor(this.name)) + 1;
     const next: LeaseRecord = {
       ...this.withSeat(obs, seat, now),
-      transitions: Math.max(obs.record.transitions, this.ctx.cache.tokenFloor(this.name)) + 1,
-      queue: moreWaiting && queue.length < MAX_QUEUE ? [...queue, this.ctx.identity] : queue,
+      transitions: token,
+      ...this.exclusiveToken(token, obs.record.exclusiveToken),
+      queue: moreWaiting && queue.length < MAX_QUEUE ? [...queue, this.role.identity] : queue,
       waiting,
     };
     const sentAt = this.ctx.clock.now();
     const result = await this.call("take a permit", claim.options.leaseMs, "take", (signal) => this.ctx.store.update(next, { signal }));
     if (result.ok) return this.granted(claim, result.value, sentAt, wall);
-    await this.failed(result, "take a permit", { seat, sentAt, grant: { claim, token: next.transitions, wall } });
+    await this.failed(result, "take a permit", {
+      seat,
+      sentAt,
+      grant: { claim, token: next.transitions, fencingToken: this.fencingToken(next), wall },
+    });
   }
 
   private granted(claim: Claim, record: LeaseRecord, sentAt: number, wall: Date): void {
     this.ctx.cache.remember(record);
-    const seat = record.seats?.find((s) => s.identity === this.ctx.identity);
+    const seat = record.seats?.find((s) => s.identity === this.role.identity);
     if (seat === undefined || seat.released === true) return this.kick();
-    this.hold(claim, seat, record.transitions, wall, sentAt);
+    this.hold(claim, seat, record.transitions, this.fencingToken(record), wall, sentAt);
   }
 
   /**
@@ -642,7 +713,7 @@ export class SemaphoreContender {
       this.seat = undefined;
       this.dropEnded(write.sentAt);
     } else if (write.grant !== undefined && write.grant.claim.state !== "held" && this.waiting.includes(write.grant.claim)) {
-      this.hold(write.grant.claim, write.seat, write.grant.token, write.grant.wall, write.sentAt);
+      this.hold(write.grant.claim, write.seat, write.grant.token, write.grant.fencingToken, write.grant.wall, write.sentAt);
     } else {
       this.wrote(write.seat, write.sentAt);
     }
@@ -651,7 +722,7 @@ export class SemaphoreContender {
   }
 
   /** `claim` holds a permit of `seat`, as written at `sentAt` with `token`. */
-  private hold(claim: Claim, seat: LiveSeat, token: number, wall: Date, sentAt: number): void {
+  private hold(claim: Claim, seat: LiveSeat, token: number, fencingToken: number, wall: Date, sentAt: number): void {
     this.wrote(seat, sentAt);
     // Holds whose permits this write handed on are given back by it.
     this.dropEnded(sentAt);
@@ -660,6 +731,7 @@ export class SemaphoreContender {
     const hold: Hold = {
       claim,
       token,
+      fencingToken,
       acquireTime: wall,
       leased: claim.options.mode === "lease",
       leaseMs: claim.options.leaseMs,
@@ -671,9 +743,10 @@ export class SemaphoreContender {
     this.holds.set(hold.token, hold);
     if (claim.state === "ended") return this.kick(); // Its caller gave up meanwhile: the next pass gives it back.
     claim.hold(hold.token);
-    this.ctx.observer.acquired?.("semaphore", undefined);
+    this.ctx.observer.acquired?.(this.kind, undefined);
     const grant: Grant = {
       token: hold.token,
+      fencingToken: hold.fencingToken,
       acquireTime: hold.acquireTime,
       leaseMs: hold.leaseMs,
       validForMs: this.validFor(hold),
@@ -702,20 +775,22 @@ export class SemaphoreContender {
     const live = this.liveHolds(now);
     const wall = this.ctx.clock.wallTime();
     const next: Seat =
-      live === 0 ? { identity: this.ctx.identity, acquisition: seat.written.acquisition, released: true } : this.seatWrite(wall, live);
+      live === 0
+        ? { identity: this.role.identity, acquisition: seat.written.acquisition, released: true }
+        : this.seatWrite(wall, live * this.role.weight);
     const sentAt = this.ctx.clock.now();
     let result: CallResult<LeaseRecord>;
     if (queueBehind) {
-      const { queue, waiting } = admitted(obs.record, (id) => id !== this.ctx.identity);
+      const { queue, waiting } = admitted(obs.record, (id) => id !== this.role.identity);
       const record: LeaseRecord = {
         ...this.withSeat(obs, next, now),
-        queue: queue.length < MAX_QUEUE ? [...queue, this.ctx.identity] : queue,
+        queue: queue.length < MAX_QUEUE ? [...queue, this.role.identity] : queue,
         waiting,
       };
       result = await this.call("give a permit back", seat.timing.leaseMs, "keep", (signal) => this.ctx.store.update(record, { signal }));
     } else {
       result = await this.call("give a permit back", seat.timing.leaseMs, "keep", (signal) =>
-        this.ctx.store.patchSeat(obs.record, this.ctx.identity, seat.written, next, { signal }),
+        this.ctx.store.patchSeat(obs.record, this.role.identity, seat.written, next, { signal }),
       );
     }
     if (!result.ok) return this.failed(result, "give a permit back", { seat: next, sentAt });
@@ -741,7 +816,7 @@ export class SemaphoreContender {
       this.name,
       "renew the seat",
       deadline,
-      (signal) => this.ctx.store.patchSeat(obs.record, this.ctx.identity, seat.written, next, { signal }),
+      (signal) => this.ctx.store.patchSeat(obs.record, this.role.identity, seat.written, next, { signal }),
       "keep",
     );
     if (result.ok) {
@@ -749,7 +824,7 @@ export class SemaphoreContender {
       if (this.seat !== seat) return;
       this.wrote(next, sentAt);
       this.unsettled = [];
-      this.ctx.observer.renewed?.("semaphore", this.ctx.clock.now() - sentAt);
+      this.ctx.observer.renewed?.(this.kind, this.ctx.clock.now() - sentAt);
       if (call !== undefined && hold !== undefined) {
         this.renewCalls.splice(this.renewCalls.indexOf(call), 1);
         hold.leaseMs = call.leaseMs ?? hold.leaseMs;
@@ -767,7 +842,7 @@ export class SemaphoreContender {
       this.renewCalls.splice(this.renewCalls.indexOf(call), 1);
       return call.reject(fromStoreError(result.error, `renew ${this.name}`));
     }
-    this.ctx.observer.renewFailed?.("semaphore", result.error.reason);
+    this.ctx.observer.renewFailed?.(this.kind, result.error.reason);
     if (responseTo("renew", result.failure) === "refresh" && (await this.refresh())) return;
     seat.renewDue = false;
     const delay = seat.retryMs;
@@ -783,7 +858,7 @@ export class SemaphoreContender {
     const record = this.ctx.cache.get(this.name)!.record;
     const doing = waiting ? "join the wait queue" : "leave the wait queue";
     const result = await this.call(doing, record.leaseDurationSeconds * 1000, waiting ? "take" : "other", (signal) =>
-      this.ctx.store.markWaiting(record, this.ctx.identity, waiting, { signal }),
+      this.ctx.store.markWaiting(record, this.role.identity, waiting, { signal }),
     );
     if (result.ok) return this.ctx.cache.remember(result.value);
     if (waiting && isStoreError(result.error, "forbidden")) {
@@ -800,8 +875,8 @@ export class SemaphoreContender {
 
   private async leaveLineStep(): Promise<void> {
     const obs = this.ctx.cache.get(this.name)!;
-    if (!obs.record.queue.includes(this.ctx.identity)) return this.markWaitingStep(false);
-    const next: LeaseRecord = { ...obs.record, ...admitted(obs.record, (id) => id !== this.ctx.identity) };
+    if (!obs.record.queue.includes(this.role.identity)) return this.markWaitingStep(false);
+    const next: LeaseRecord = { ...obs.record, ...admitted(obs.record, (id) => id !== this.role.identity) };
     const result = await this.call("leave the wait queue", obs.record.leaseDurationSeconds * 1000, "other", (signal) =>
       this.ctx.store.update(next, { signal }),
     );
@@ -874,7 +949,7 @@ export class SemaphoreContender {
 
   private newSeat(claim: Claim, wall: Date, permits: number): LiveSeat {
     return {
-      identity: this.ctx.identity,
+      identity: this.role.identity,
       acquisition: this.nextAcquisition(),
       durationSeconds: claim.options.leaseMs / 1000,
       renewMs: wall.getTime(),
@@ -913,7 +988,7 @@ export class SemaphoreContender {
   /** `obs`'s record with this daemon's seat as `seat`, and without the seats and broken seats this daemon observed over. */
   private withSeat(obs: Observation, seat: Seat, now: number): LeaseRecord {
     const kept = (key: string) => (obs.seats.get(key)?.holdEnd ?? 0) > now;
-    const seats = (obs.record.seats ?? []).filter((s) => s.identity !== this.ctx.identity && kept(s.identity));
+    const seats = (obs.record.seats ?? []).filter((s) => s.identity !== this.role.identity && kept(s.identity));
     const broken = (obs.record.brokenSeats ?? []).filter(kept);
     const all = [...seats, seat].sort(bySeatIdentity);
     // What this write leaves, so that a seat removed by hand later shows as removed (LeaseFields.seated).
@@ -959,7 +1034,7 @@ export class SemaphoreContender {
       for (const hold of this.holds.values()) {
         if (hold.leased || hold.claim.state !== "held") continue;
         hold.claim.end();
-        this.ctx.observer.lost?.("semaphore", "renew-deadline-exceeded");
+        this.ctx.observer.lost?.(this.kind, "renew-deadline-exceeded");
         hold.claim.sink.lost("renew-deadline-exceeded", `no renewal succeeded within the renew deadline of ${timing.renewDeadlineMs} ms`);
       }
       this.kick();
@@ -969,6 +1044,25 @@ export class SemaphoreContender {
   private stopRenewing(): void {
     this.seat?.renewTimer?.cancel();
     this.seat?.deadlineTimer?.cancel();
+  }
+
+  /**
+   * The exclusive token a grant of `token` writes, over `before`: a read-write
+   * lock's writer records its own, a reader keeps the last; a semaphore has none.
+   */
+  private exclusiveToken(token: number, before: number | undefined): { exclusiveToken?: number } {
+    if (this.role.kind !== "rwlock") return {};
+    const exclusive = this.role.mode === "exclusive" ? token : before;
+    return exclusive === undefined ? {} : { exclusiveToken: exclusive };
+  }
+
+  /**
+   * The fencing token of a hold granted by the write of `record`: its token,
+   * or for a reader the lock's latest exclusive one. The write was conditional
+   * on the version it read, so no exclusive hold came between.
+   */
+  private fencingToken(record: LeaseFields): number {
+    return this.role.mode === "shared" ? (record.exclusiveToken ?? 0) : record.transitions;
   }
 
   /** When a hold's promise ends: a session hold's with the seat's last write, a lease-held one's with its own. */
@@ -1003,46 +1097,57 @@ export class SemaphoreContender {
   }
 }
 
-/** Semaphore operations on top of the contenders: a session-held AcquirePermit, a lease-held TryAcquirePermit with RenewPermit and ReleasePermit, and reads. */
-export class Semaphores {
-  /** Where each session hold reports, so that a ReleasePermit by its hold can end its stream. */
+/**
+ * The operations on holds of seated contenders that semaphores and read-write
+ * locks share: a session-held acquisition, a lease-held one with its renewals,
+ * and release by hold id.
+ */
+export class SeatHolds {
+  /** Where each session hold reports, so that a release by its hold id can end its stream. */
   private readonly sessions = new WeakMap<Claim, { released(): void }>();
 
-  constructor(private readonly engine: SemaphoreEngine) {}
+  constructor(private readonly clock: Clock) {}
 
-  prefix(): string {
-    return this.engine.prefix("semaphore");
-  }
-
-  /** Waits for a permit and holds it, renewing, until `signal` aborts; with `waitTimeoutMs` (0: do not wait) the wait is bounded. */
-  acquire(request: PermitRequest & { readonly waitTimeoutMs: number | undefined }, sink: AcquireSink, signal: AbortSignal): void {
+  /** Waits for a hold and keeps it, renewing, until `signal` aborts; with `waitTimeoutMs` (0: do not wait) the wait is bounded. */
+  acquire(
+    contender: SemaphoreContender,
+    options: HoldOptions,
+    waitTimeoutMs: number | undefined,
+    sink: AcquireSink,
+    signal: AbortSignal,
+    timedOut: (waitMs: number) => SyncError,
+  ): void {
     if (signal.aborted) return;
     const claim = addSessionClaim(
-      this.engine.semaphoreContender(request.leaseName),
-      { holder: request.holder, leaseMs: request.leaseMs, persistent: false, value: "", permits: request.permits },
-      request.waitTimeoutMs,
+      contender,
+      { holder: options.holder, leaseMs: options.leaseMs, permits: options.permits, persistent: false, value: "" },
+      waitTimeoutMs,
       sink,
       signal,
-      this.engine.clock,
-      (waitMs) => new SyncError("wait-timeout", `no permit of ${request.leaseName} within the wait timeout of ${waitMs / 1000} s`),
+      this.clock,
+      timedOut,
     );
     this.sessions.set(claim, sink);
   }
 
-  /** One attempt, no waiting; on success the permit is held for `leaseMs` unless renewed. */
-  tryAcquire(request: PermitRequest, signal?: AbortSignal): Promise<{ acquired: true; grant: Grant } | { acquired: false }> {
+  /** One attempt, no waiting; on success the hold lasts `leaseMs` unless renewed. `doing` names the call for a caller that gave up. */
+  tryAcquire(
+    contender: SemaphoreContender,
+    options: HoldOptions,
+    doing: string,
+    signal?: AbortSignal,
+  ): Promise<{ acquired: true; grant: Grant } | { acquired: false }> {
     return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(gaveUp(`TryAcquirePermit ${request.leaseName}`));
-      const contender = this.engine.semaphoreContender(request.leaseName);
+      if (signal?.aborted) return reject(gaveUp(doing));
       const claim = new Claim(
         {
-          holder: request.holder,
-          leaseMs: request.leaseMs,
+          holder: options.holder,
+          leaseMs: options.leaseMs,
+          permits: options.permits,
           mode: "lease",
           noWait: true,
           persistent: false,
           value: "",
-          permits: request.permits,
         },
         {
           granted: (grant) => resolve({ acquired: true, grant }),
@@ -1055,7 +1160,7 @@ export class Semaphores {
         "abort",
         () => {
           void contender.end(claim);
-          reject(gaveUp(`TryAcquirePermit ${request.leaseName}`));
+          reject(gaveUp(doing));
         },
         { once: true },
       );
@@ -1063,16 +1168,77 @@ export class Semaphores {
     });
   }
 
+  /** Renews the lease-held hold `token` of `contender`, the one of `leaseName` that has it. */
+  renew(contender: SemaphoreContender | undefined, leaseName: string, token: number, leaseMs: number | undefined, signal?: AbortSignal) {
+    return heldBy(contender, leaseName, token).renew(token, leaseMs, signal);
+  }
+
+  /** Gives a hold back by its id; a session hold's stream then ends without a loss. */
+  async release(contender: SemaphoreContender | undefined, leaseName: string, token: number): Promise<void> {
+    const holding = heldBy(contender, leaseName, token);
+    const claim = holding.holdOf(token)!;
+    await holding.release(token);
+    this.sessions.get(claim)?.released();
+  }
+}
+
+/** What a hold is asked with. */
+export interface HoldOptions {
+  readonly holder: string;
+  readonly leaseMs: number;
+  /** The N of the semaphore (a read-write lock's: RW_CAPACITY). */
+  readonly permits: number;
+}
+
+function heldBy(contender: SemaphoreContender | undefined, leaseName: string, token: number): SemaphoreContender {
+  if (contender?.holdOf(token) === undefined)
+    throw new SyncError("not-held", `hold ${token} is not held by this daemon for ${leaseName}`, "hold_id");
+  return contender;
+}
+
+/** Semaphore operations on top of the contenders: a session-held AcquirePermit, a lease-held TryAcquirePermit with RenewPermit and ReleasePermit, and reads. */
+export class Semaphores {
+  private readonly holds: SeatHolds;
+
+  constructor(private readonly engine: SemaphoreEngine) {
+    this.holds = new SeatHolds(engine.clock);
+  }
+
+  prefix(): string {
+    return this.engine.prefix("semaphore");
+  }
+
+  /** Waits for a permit and holds it, renewing, until `signal` aborts; with `waitTimeoutMs` (0: do not wait) the wait is bounded. */
+  acquire(request: PermitRequest & { readonly waitTimeoutMs: number | undefined }, sink: AcquireSink, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    this.holds.acquire(
+      this.engine.semaphoreContender(request.leaseName),
+      request,
+      request.waitTimeoutMs,
+      sink,
+      signal,
+      (waitMs) => new SyncError("wait-timeout", `no permit of ${request.leaseName} within the wait timeout of ${waitMs / 1000} s`),
+    );
+  }
+
+  /** One attempt, no waiting; on success the permit is held for `leaseMs` unless renewed. */
+  tryAcquire(request: PermitRequest, signal?: AbortSignal): Promise<{ acquired: true; grant: Grant } | { acquired: false }> {
+    if (signal?.aborted) return Promise.reject(gaveUp(`TryAcquirePermit ${request.leaseName}`));
+    return this.holds.tryAcquire(
+      this.engine.semaphoreContender(request.leaseName),
+      request,
+      `TryAcquirePermit ${request.leaseName}`,
+      signal,
+    );
+  }
+
   renew(leaseName: string, token: number, leaseMs: number | undefined, signal?: AbortSignal): Promise<number> {
-    return this.heldBy(leaseName, token).renew(token, leaseMs, signal);
+    return this.holds.renew(this.engine.existingSemaphore(leaseName), leaseName, token, leaseMs, signal);
   }
 
   /** Gives a permit back by its hold; a session hold's stream then ends without a loss. */
-  async release(leaseName: string, token: number): Promise<void> {
-    const contender = this.heldBy(leaseName, token);
-    const claim = contender.holdOf(token)!;
-    await contender.release(token);
-    this.sessions.get(claim)?.released();
+  release(leaseName: string, token: number): Promise<void> {
+    return this.holds.release(this.engine.existingSemaphore(leaseName), leaseName, token);
   }
 
   async get(leaseName: string, fresh: boolean): Promise<SemaphoreState> {
@@ -1101,18 +1267,11 @@ export class Semaphores {
     }
     return { permits: obs.record.permits ?? 0, holders, token: obs.record.transitions, waitingDaemons: [...line(obs.record)] };
   }
-
-  private heldBy(leaseName: string, token: number): SemaphoreContender {
-    const contender = this.engine.existingSemaphore(leaseName);
-    if (contender?.holdOf(token) === undefined)
-      throw new SyncError("not-held", `hold ${token} is not held by this daemon for ${leaseName}`, "hold_id");
-    return contender;
-  }
 }
 
 /** What Semaphores needs of the engine. */
 export interface SemaphoreEngine {
-  readonly clock: import("./clock.js").Clock;
+  readonly clock: Clock;
   readonly identity: string;
   prefix(kind: "semaphore"): string;
   semaphoreContender(leaseName: string): SemaphoreContender;

@@ -13,6 +13,11 @@
 export const LEASE_KINDS = ["lock", "election", "semaphore", "rwlock"] as const;
 export type LeaseKind = (typeof LEASE_KINDS)[number];
 
+/** Whether a kind's holds are seats, each grant a new token, and no holder of the Lease as a whole. */
+export function isSeated(kind: LeaseKind): boolean {
+  return kind === "semaphore" || kind === "rwlock";
+}
+
 /**
  * One daemon's shared hold on a semaphore or a read-write lock: every local
  * holder of that daemon rides on it. Only that daemon writes it, except that
@@ -112,6 +117,12 @@ export interface LeaseFields {
   readonly writtenDuration?: number;
   /** A semaphore's number of permits (N), written when its Lease is created; undefined for other kinds or when unreadable. */
   readonly permits?: number;
+  /**
+   * A read-write lock's token of its latest exclusive hold, which its shared
+   * holds report; `transitions` counts every grant, shared ones too.
+   * Undefined for other kinds, when unreadable, or before any exclusive hold.
+   */
+  readonly exclusiveToken?: number;
   /**
    * The seats of a semaphore or read-write lock, tombstones included, one per
    * daemon identity, in identity order; undefined: none. A conditional write

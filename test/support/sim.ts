@@ -110,6 +110,41 @@ export class SimDaemon {
     });
   }
 
+  rwlockName(name: string): string {
+    return this.engine.rwlocks.prefix() + name;
+  }
+
+  /** Starts a blocking AcquireRWLock in `mode` and records what happens to it. */
+  acquireRW(
+    name: string,
+    mode: "shared" | "exclusive",
+    options: { holder?: string; leaseMs?: number; waitTimeoutMs?: number } = {},
+  ): LockHandle {
+    const handle = new LockHandle(this.engine.clock);
+    this.engine.rwlocks.acquire(
+      {
+        leaseName: this.rwlockName(name),
+        holder: options.holder ?? this.name,
+        leaseMs: options.leaseMs ?? this.engine.leaseDurationMs,
+        mode,
+        waitTimeoutMs: options.waitTimeoutMs,
+      },
+      handle.sink,
+      handle.controller.signal,
+    );
+    return handle;
+  }
+
+  /** One TryAcquireRWLock. */
+  tryAcquireRW(name: string, mode: "shared" | "exclusive", options: { holder?: string; leaseMs?: number } = {}) {
+    return this.engine.rwlocks.tryAcquire({
+      leaseName: this.rwlockName(name),
+      holder: options.holder ?? this.name,
+      leaseMs: options.leaseMs ?? this.engine.leaseDurationMs,
+      mode,
+    });
+  }
+
   campaign(name: string, candidate: string, options: { value?: string; leaseMs?: number } = {}): CampaignHandle {
     const handle = new CampaignHandle(this.engine.clock);
     this.engine.elections.campaign(

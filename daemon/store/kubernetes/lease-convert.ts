@@ -19,6 +19,7 @@ import {
   type SeatId,
   type WatchEvent,
   bySeatIdentity,
+  isSeated,
 } from "../lease-store.js";
 import type { JsonPatchOperation } from "./lease-api.js";
 
@@ -84,6 +85,8 @@ export function waitAnnotation(identity: string): string {
 
 /** A semaphore's number of permits, a whole number, written when its Lease is created. */
 export const PERMITS_ANNOTATION = "sync.metaparticle.io/permits";
+/** A read-write lock's token of its latest exclusive hold (`LeaseFields.exclusiveToken`). */
+export const EXCLUSIVE_TOKEN_ANNOTATION = "sync.metaparticle.io/exclusive-token";
 /** The seats a daemon's last conditional write left (`LeaseFields.seated`): JSON `[[identity, acquisition], ...]`. */
 export const SEATED_ANNOTATION = "sync.metaparticle.io/seated";
 /**
@@ -239,6 +242,7 @@ export function leaseToRecord(lease: V1Lease): LeaseRecord {
     queue: parseQueue(annotations[QUEUE_ANNOTATION]),
     ...waitingOf(annotations),
     ...permitsOf(annotations),
+    ...exclusiveTokenOf(annotations),
     ...seatsOf(annotations),
     ...seatedOf(annotations),
     version: metadata.resourceVersion ?? "",
@@ -261,7 +265,7 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   // hand stays so through queue writes). A create may record another (a restored Lease, held off). A semaphore has no
   // holder: its grants (a new token) record it, so that a restored semaphore is held off until its first grant only,
   // which its daemon writes once that hold-off is over as it observes.
-  const grant = fields.kind === "semaphore" && fields.transitions > (previous?.spec?.leaseTransitions ?? 0);
+  const grant = isSeated(fields.kind) && fields.transitions > (previous?.spec?.leaseTransitions ?? 0);
   if (previous === undefined) annotations[HOLDER_OF_ANNOTATION] = fields.writtenHolder ?? fields.holderIdentity;
   else if (previous.spec?.holderIdentity !== fields.holderIdentity || grant) annotations[HOLDER_OF_ANNOTATION] = fields.holderIdentity;
   annotations[DURATION_ANNOTATION] = String(fields.writtenDuration ?? fields.leaseDurationSeconds);
@@ -271,6 +275,7 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   for (const key of Object.keys(annotations)) if (key.startsWith(WAIT_ANNOTATION_PREFIX)) delete annotations[key];
   for (const identity of fields.waiting ?? []) annotations[waitAnnotation(identity)] = identity;
   setOrDelete(annotations, PERMITS_ANNOTATION, fields.permits === undefined ? "" : String(fields.permits));
+  setOrDelete(annotations, EXCLUSIVE_TOKEN_ANNOTATION, fields.exclusiveToken === undefined ? "" : String(fields.exclusiveToken));
   setOrDelete(
     annotations,
     SEATED_ANNOTATION,
@@ -342,6 +347,13 @@ function waitingOf(annotations: Record<string, string>): { waiting?: string[] } 
 /** The kind a Lease's label names; a kind this version does not know (a later one's) reads as a lock. */
 function kindOf(label: string | undefined): LeaseKind {
   return LEASE_KINDS.find((kind) => kind === label) ?? "lock";
+}
+
+/** A read-write lock's exclusive token; none, or not a whole number: no `exclusiveToken` field. */
+function exclusiveTokenOf(annotations: Record<string, string>): { exclusiveToken?: number } {
+  const text = annotations[EXCLUSIVE_TOKEN_ANNOTATION];
+  const token = Number(text);
+  return text !== undefined && /^[0-9]+$/.test(text) && Number.isSafeInteger(token) ? { exclusiveToken: token } : {};
 }
 
 /** The number of permits; none, or not a whole number above 0: no `permits` field. */

@@ -16,6 +16,7 @@ import {
   bySeatIdentity,
   inScope,
   sameSeat,
+  isSeated,
 } from "../lease-store.js";
 
 export type StoreOperation = "get" | "create" | "update" | "patch";
@@ -248,6 +249,7 @@ function sameFields(a: LeaseFields, b: LeaseFields): boolean {
     sameList(a.queue, b.queue) &&
     sameList(a.waiting ?? [], b.waiting ?? []) &&
     a.permits === b.permits &&
+    a.exclusiveToken === b.exclusiveToken &&
     sameSeats(a.seats ?? [], b.seats ?? []) &&
     sameList(a.brokenSeats ?? [], b.brokenSeats ?? [])
   );
@@ -291,5 +293,5 @@ function writtenDuration(fields: LeaseFields): number {
 
 /** True when `next` is a semaphore's grant over `current`: a new token. */
 function grantsPermit(current: LeaseFields, next: LeaseFields): boolean {
-  return next.kind === "semaphore" && next.transitions > current.transitions;
+  return isSeated(next.kind) && next.transitions > current.transitions;
 }
