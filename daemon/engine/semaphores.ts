@@ -553,7 +553,9 @@ export class SemaphoreContender {
     const free = freePermits(obs, now);
     const seats = (obs.record.seats ?? []).filter((seat) => seat.released !== true).length + (obs.record.brokenSeats?.length ?? 0);
     if (free < this.role.weight || (this.seat === undefined && seats >= MAX_SEATS)) return this.untilHoldEnds(obs, now);
-    const queue = obs.record.queue;
+    // A read-write lock's announced entries count in their order too: a reader that comes after a writer announced
+    // waits behind it, rather than slipping in with the write that would admit the writer into the queue.
+    const queue = this.role.kind === "rwlock" ? line(obs.record) : obs.record.queue;
     const position = queue.indexOf(this.role.identity);
     const ahead = position === -1 ? queue : queue.slice(0, position);
     if (ahead.length === 0) {

@@ -1,4 +1,4 @@
-// The gRPC server: LockService, ElectionService, SemaphoreService, grpc.health.v1.Health and
+// The gRPC server: LockService, ElectionService, SemaphoreService, RWLockService, grpc.health.v1.Health and
 // server reflection (fed from the descriptor set built from proto/), so
 // grpcurl and standard probes work with no proto files at hand.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
@@ -6,6 +6,7 @@ import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { ElectionServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/election_service";
 import { LockServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
+import { RWLockServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/rwlock_service";
 import { SemaphoreServiceService } from "metaparticle-sync-client/gen/metaparticle/sync/v1/semaphore_service";
 import type { Engine } from "../engine/index.js";
 import { descriptorSetBase64 } from "../gen/descriptor-set.js";
@@ -13,6 +14,7 @@ import type { Logger } from "../log.js";
 import { StreamRegistry } from "./calls.js";
 import { electionService } from "./election-service.js";
 import { lockService } from "./lock-service.js";
+import { rwlockService } from "./rwlock-service.js";
 import { semaphoreService } from "./semaphore-service.js";
 import { withDecodeErrors } from "./decode.js";
 import { HealthService } from "./health.js";
@@ -25,6 +27,7 @@ export const SERVICE_NAMES = [
   "metaparticle.sync.v1.LockService",
   "metaparticle.sync.v1.ElectionService",
   "metaparticle.sync.v1.SemaphoreService",
+  "metaparticle.sync.v1.RWLockService",
 ] as const;
 
 export interface ServerOptions {
@@ -71,6 +74,8 @@ export class DaemonServer {
     this.server.addService(elections.definition, elections.implementation);
     const semaphores = withDecodeErrors(SemaphoreServiceService, semaphoreService(engine, this.streams, log), registry, log);
     this.server.addService(semaphores.definition, semaphores.implementation);
+    const rwlocks = withDecodeErrors(RWLockServiceService, rwlockService(engine, this.streams, log), registry, log);
+    this.server.addService(rwlocks.definition, rwlocks.implementation);
     this.health = new HealthService(registry, {
       ...Object.fromEntries(READY_NAMES.map((s) => [s, "NOT_SERVING" as const])),
       liveness: "SERVING",

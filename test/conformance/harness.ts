@@ -181,7 +181,7 @@ export class Sidecars {
 
 /** Runs one scenario's steps; throws an Error saying which step failed and why. */
 export async function runScenario(scenario: Scenario, drivers: Record<string, Driver>, sidecars: Sidecars): Promise<void> {
-  const saved = new Map<string, unknown>();
+  const saved = new Map<string, unknown>([["zero", 0]]);
   const moments = new Map<string, number>();
   const marks = new Map<string, number>();
   const pending = new Map<string, Promise<Message>>();

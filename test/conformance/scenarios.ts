@@ -1,7 +1,8 @@
 // The conformance scenarios, written once as data: every client runs every
 // one through its driver (PROTOCOL.md). A step sends a command to a driver,
 // waits for an event, acts on a sidecar or a driver process, or waits. Values
-// saved by one step (`save`) are compared by later ones (`{ gt: "t1" }`).
+// saved by one step (`save`) are compared by later ones (`{ gt: "t1" }`);
+// `zero` is saved as 0 before the first step.
 
 /**
  * What a reply or event must hold: a literal, a comparison with a saved value,
@@ -769,6 +770,164 @@ export const SCENARIOS: readonly Scenario[] = [
       },
       { to: "a", op: "release", args: { handle: "p2" } },
       { to: "b", op: "release", args: { handle: "q" } },
+    ],
+  },
+  {
+    name: "rwlock: readers on two sidecars share the lock, a writer waits for both and holds alone with a greater token, which a later reader reports",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1, c: 1 },
+    steps: [
+      // No writer yet: a shared hold reports token 0.
+      {
+        to: "a",
+        op: "acquireRW",
+        args: { client: "a", as: "ra", name: "catalog", mode: "shared", holder: "ra" },
+        expect: { holder: "ra", mode: "shared", token: 0 },
+      },
+      {
+        to: "b",
+        op: "acquireRW",
+        args: { client: "b", as: "rb", name: "catalog", mode: "shared", holder: "rb" },
+        expect: { holder: "rb", mode: "shared", token: 0 },
+      },
+      { to: "c", op: "acquireRW", args: { client: "c", as: "w", name: "catalog", mode: "exclusive", holder: "w" }, pending: "writer" },
+      // Two readers hold: the writer waits.
+      { notYet: "writer", forMs: 500 },
+      {
+        to: "a",
+        op: "getRWLock",
+        args: { client: "a", name: "catalog", fresh: true },
+        expect: { mode: "shared", readers: 2, holder: "", token: 0 },
+      },
+      { to: "a", op: "release", args: { handle: "ra" } },
+      { notYet: "writer", forMs: 300 },
+      { to: "b", op: "release", args: { handle: "rb" } },
+      { reply: "writer", withinMs: SOON_MS, expect: { holder: "w", mode: "exclusive", token: { gt: "zero" } }, save: { token: "t1" } },
+      {
+        to: "a",
+        op: "getRWLock",
+        args: { client: "a", name: "catalog", fresh: true },
+        expect: { mode: "exclusive", holder: "w", token: { eq: "t1" }, readers: 0 },
+      },
+      { to: "a", op: "acquireRW", args: { client: "a", as: "late", name: "catalog", mode: "shared", holder: "late" }, pending: "late" },
+      { notYet: "late", forMs: 500 },
+      { to: "c", op: "release", args: { handle: "w" } },
+      { reply: "late", withinMs: SOON_MS, expect: { holder: "late", mode: "shared", token: { eq: "t1" } } },
+      {
+        to: "c",
+        op: "acquireRW",
+        args: { client: "c", as: "w2", name: "catalog", mode: "exclusive", holder: "w2" },
+        pending: "writer2",
+      },
+      { to: "a", op: "release", args: { handle: "late" } },
+      { reply: "writer2", withinMs: SOON_MS, expect: { mode: "exclusive", token: { gt: "t1" } } },
+      { to: "c", op: "release", args: { handle: "w2" } },
+      { none: ["a", "b", "c"], event: { event: "lost" } },
+    ],
+  },
+  {
+    name: "rwlock on a frozen sidecar: the reader signals lost on its own deadline before a writer of another sidecar is granted, and calls there are bounded",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1 },
+    steps: [
+      {
+        to: "a",
+        op: "acquireRW",
+        args: { client: "a", as: "held", name: "frozen-rw", mode: "shared", holder: "a", leaseDurationMs: LEASE_MS },
+      },
+      {
+        to: "b",
+        op: "acquireRW",
+        args: { client: "b", as: "writer", name: "frozen-rw", mode: "exclusive", holder: "b", leaseDurationMs: LEASE_MS },
+        pending: "b-writer",
+      },
+      { sleepMs: 500 },
+      { sidecar: 0, action: "freeze" },
+      {
+        to: "a",
+        op: "acquireRW",
+        args: { client: "a", as: "blocked", name: "frozen-rw", mode: "shared", holder: "a2", timeoutMs: PERMIT_CALL_MS },
+        pending: "acquire",
+      },
+      { reply: "acquire", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      {
+        to: "a",
+        op: "tryAcquireRW",
+        args: { client: "a", as: "try", name: "frozen-rw", mode: "shared", holder: "a3", timeoutMs: PERMIT_CALL_MS },
+        pending: "try",
+      },
+      { reply: "try", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { to: "a", op: "getRWLock", args: { client: "a", name: "frozen-rw", timeoutMs: PERMIT_CALL_MS }, pending: "get" },
+      { reply: "get", withinMs: BOUNDED_MS, expectError: { code: "DEADLINE_EXCEEDED" } },
+      { from: "a", event: { event: "lost", handle: "held", reason: "heartbeat-timeout" }, withinMs: SOON_MS, at: "lost" },
+      { reply: "b-writer", withinMs: SOON_MS, expect: { mode: "exclusive" }, at: "granted" },
+      { order: ["lost", "granted"] },
+      { sidecar: 0, action: "thaw" },
+      { to: "b", op: "release", args: { handle: "writer" } },
+    ],
+  },
+  {
+    name: "rwlock try-acquire: refused with the lock's mode while a writer holds; a shared hold renewed and released by its hold, then NOT_HELD; a bad name is INVALID_ARGUMENT",
+    sidecars: "memory",
+    drivers: { a: 0, b: 0 },
+    steps: [
+      {
+        to: "a",
+        op: "tryAcquireRW",
+        args: { client: "a", as: "w", name: "leased-rw", mode: "exclusive", holder: "a" },
+        expect: { acquired: true, mode: "exclusive", token: { gt: "zero" } },
+        save: { token: "t1" },
+      },
+      {
+        to: "b",
+        op: "tryAcquireRW",
+        args: { client: "b", as: "r", name: "leased-rw", mode: "shared", holder: "b" },
+        expect: { acquired: false, mode: "exclusive" },
+      },
+      { to: "a", op: "release", args: { handle: "w" } },
+      {
+        to: "b",
+        op: "tryAcquireRW",
+        args: { client: "b", as: "r1", name: "leased-rw", mode: "shared", holder: "b" },
+        expect: { acquired: true, mode: "shared", token: { eq: "t1" } },
+      },
+      {
+        to: "b",
+        op: "tryAcquireRW",
+        args: { client: "b", as: "r2", name: "leased-rw", mode: "shared", holder: "b" },
+        expect: { acquired: true, mode: "shared", token: { eq: "t1" } },
+      },
+      {
+        to: "a",
+        op: "tryAcquireRW",
+        args: { client: "a", as: "w2", name: "leased-rw", mode: "exclusive", holder: "a" },
+        expect: { acquired: false, mode: "shared" },
+      },
+      { to: "b", op: "renew", args: { handle: "r1" } },
+      { to: "b", op: "release", args: { handle: "r1" } },
+      {
+        to: "a",
+        op: "getRWLock",
+        args: { client: "a", name: "leased-rw", fresh: true },
+        expect: { mode: "shared", readers: 1, token: { eq: "t1" } },
+      },
+      { to: "b", op: "renew", args: { handle: "r1" }, expectError: { code: "FAILED_PRECONDITION", kind: "not-held" } },
+      { to: "b", op: "release", args: { handle: "r1" }, expectError: { code: "FAILED_PRECONDITION", kind: "not-held" } },
+      { to: "b", op: "renew", args: { handle: "r2" } },
+      { to: "b", op: "release", args: { handle: "r2" } },
+      {
+        to: "a",
+        op: "acquireRW",
+        args: { client: "a", as: "bad", name: "Not A Name", mode: "shared" },
+        expectError: { code: "INVALID_ARGUMENT", field: "name" },
+      },
+      {
+        to: "a",
+        op: "tryAcquireRW",
+        args: { client: "a", as: "w3", name: "leased-rw", mode: "exclusive", holder: "a" },
+        expect: { acquired: true, token: { gt: "t1" } },
+      },
+      { to: "a", op: "release", args: { handle: "w3" } },
     ],
   },
 ];

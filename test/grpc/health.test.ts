@@ -54,6 +54,7 @@ test("health: Check of an unknown service is NOT_FOUND, List names every service
     "metaparticle.sync.v1.LockService": { status: "SERVING" },
     "metaparticle.sync.v1.ElectionService": { status: "SERVING" },
     "metaparticle.sync.v1.SemaphoreService": { status: "SERVING" },
+    "metaparticle.sync.v1.RWLockService": { status: "SERVING" },
   });
 
   const watch = health.watch({ service: "readiness" });
@@ -121,6 +122,7 @@ test("reflection serves complete descriptors: every type of every service resolv
     "grpc.health.v1.Health",
     "metaparticle.sync.v1.ElectionService",
     "metaparticle.sync.v1.LockService",
+    "metaparticle.sync.v1.RWLockService",
     "metaparticle.sync.v1.SemaphoreService",
   ]);
 
@@ -161,26 +163,28 @@ test("reflection serves complete descriptors: every type of every service resolv
   );
 });
 
-test("services defined in the proto but not yet served answer UNIMPLEMENTED, and health does not report them", async (t) => {
+test("every service of the proto is served and reported by health; an unknown service is NOT_FOUND", async (t) => {
   const d = await startTestDaemon();
   t.teardown(() => d.stop());
   const rwlocks = new RWLockServiceClient(d.address, credentials.createInsecure());
   t.teardown(() => rwlocks.close());
   const deadline = () => ({ deadline: Date.now() + 5_000 });
-  const rwlock = await new Promise<Error & { code?: number }>((resolve) =>
-    rwlocks.getRwLock({ name: "catalog", consistency: 0 }, new Metadata(), deadline(), (err) => resolve(err!)),
-  );
-  t.is(rwlock?.code, status.UNIMPLEMENTED);
-  const health = healthClient(d.address);
-  t.teardown(() => health.close());
-  const unknown = await new Promise<Error & { code?: number }>((resolve) =>
-    health.check({ service: "metaparticle.sync.v1.RWLockService" }, (err) => resolve(err!)),
-  );
-  t.is(unknown?.code, status.NOT_FOUND);
-  const served = await new Promise<{ status: string }>((resolve, reject) =>
-    health.check({ service: "metaparticle.sync.v1.SemaphoreService" }, (err, response) =>
-      err ? reject(err) : resolve(response as unknown as { status: string }),
+  const state = await new Promise<{ held: boolean }>((resolve, reject) =>
+    rwlocks.getRwLock({ name: "catalog", consistency: 0 }, new Metadata(), deadline(), (err, response) =>
+      err ? reject(err) : resolve(response!),
     ),
   );
-  t.is(served.status, "SERVING", "SemaphoreService is served and reported SERVING");
+  t.false(state.held, "RWLockService answers");
+  const health = healthClient(d.address);
+  t.teardown(() => health.close());
+  for (const service of ["metaparticle.sync.v1.SemaphoreService", "metaparticle.sync.v1.RWLockService"]) {
+    const served = await new Promise<{ status: string }>((resolve, reject) =>
+      health.check({ service }, (err, response) => (err ? reject(err) : resolve(response as unknown as { status: string }))),
+    );
+    t.is(served.status, "SERVING", `${service} is served and reported SERVING`);
+  }
+  const unknown = await new Promise<Error & { code?: number }>((resolve) =>
+    health.check({ service: "metaparticle.sync.v1.NoSuchService" }, (err) => resolve(err!)),
+  );
+  t.is(unknown?.code, status.NOT_FOUND);
 });
