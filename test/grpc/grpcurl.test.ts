@@ -28,6 +28,7 @@ test("grpcurl lists, describes and calls every service with no proto files", asy
     "grpc.health.v1.Health",
     "metaparticle.sync.v1.ElectionService",
     "metaparticle.sync.v1.LockService",
+    "metaparticle.sync.v1.RWLockService",
     "metaparticle.sync.v1.SemaphoreService",
   ]);
 
@@ -60,6 +61,15 @@ test("grpcurl lists, describes and calls every service with no proto files", asy
   );
   t.true(permit.ok, permit.out);
   t.like(JSON.parse(permit.out), { acquired: true, hold: { holdId: "1", fencingToken: "1", permits: 3 } });
+
+  const shared = await grpcurlCall(
+    "-d",
+    '{"name":"catalog","mode":"LOCK_MODE_SHARED","holder":"reader","lease_duration":"60s"}',
+    d.address,
+    "metaparticle.sync.v1.RWLockService/TryAcquireRWLock",
+  );
+  t.true(shared.ok, shared.out);
+  t.like(JSON.parse(shared.out), { acquired: true, hold: { holdId: "1", mode: "LOCK_MODE_SHARED", holder: "reader" } });
 
   const health = await grpcurlCall(d.address, "grpc.health.v1.Health/Check");
   t.like(JSON.parse(health.out), { status: "SERVING" });
