@@ -16,6 +16,15 @@
 //                    overlap); its tokens need not follow the order in which
 //                    its clients heard of their grants (token-order is not
 //                    checked), but none is granted twice;
+//   rw-overlap       on a read-write lock (`CheckOptions.isRWLock`), an
+//                    exclusive hold overlaps no other hold, shared ones
+//                    overlap freely (instead of overlap); token-order and
+//                    duplicate-token apply to its exclusive holds only;
+//   rw-token         a shared hold's token is that of the last exclusive hold
+//                    that began before it in its epoch of the Lease (0 before
+//                    any) or of a later exclusive grant the Lease shows
+//                    (`exclusiveToken`) whose caller never heard of it, and
+//                    not below one that ended before it began;
 //   token-order      tokens (terms) strictly increase in acquisition order;
 //   duplicate-token  no token (term) is granted twice;
 //   no-token         nobody is told Acquired/Elected without a positive token;
@@ -44,6 +53,8 @@ import { type HistoryEvent, type ResourceKind, ms } from "./history.js";
 export type Rule =
   | "overlap"
   | "permits-exceeded"
+  | "rw-overlap"
+  | "rw-token"
   | "token-order"
   | "duplicate-token"
   | "no-token"
@@ -80,6 +91,8 @@ export interface Hold {
   /** What ended it: "release", "resign", "lost:REASON", "deposed:REASON", "killed", "close", "valid-for". */
   endReason: string;
   readonly raw: boolean;
+  /** A shared hold of a read-write lock. */
+  readonly shared: boolean;
   /** Last heartbeat: arrival + valid_for, for raw clients. */
   validUntil: bigint | undefined;
 }
@@ -124,6 +137,8 @@ export interface CheckOptions {
   readonly leasePrefix?: string;
   /** A semaphore's N, by resource ("semaphore/NAME"). */
   readonly permitsOf?: (resource: string) => number | undefined;
+  /** Whether a resource is a read-write lock ("rwlock/NAME"): its holds are shared or exclusive. */
+  readonly isRWLock?: (resource: string) => boolean;
 }
 
 export interface ResourceStats {
@@ -252,7 +267,8 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
         break;
       case "acquired":
       case "elected": {
-        if (!(Number.isSafeInteger(e.token) && e.token! > 0)) {
+        // (A shared hold before any exclusive one reports 0.)
+        if (!(Number.isSafeInteger(e.token) && (e.token! > 0 || (e.shared === true && e.token === 0)))) {
           violations.push({
             rule: "no-token",
             resource,
@@ -282,6 +298,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
           end: undefined,
           endReason: "open",
           raw,
+          shared: e.shared === true,
           validUntil: raw && e.validForMs !== undefined ? e.ts + BigInt(Math.round(e.validForMs * 1e6)) : undefined,
         };
         holds.push(state.hold);
@@ -394,9 +411,54 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
         });
       }
     }
+    const rw = options.isRWLock?.(resource) === true;
+    if (rw) {
+      // rw-overlap: at each hold's start, an exclusive hold running with any other.
+      for (const [index, hold] of ordered.entries()) {
+        // (Holds begun before it in history order: one that ended at the instant this one began does not count.)
+        const running = ordered.slice(0, index).filter((h) => endOf(h) > hold.start);
+        const other = running.find((h) => !h.shared || !hold.shared);
+        if (other === undefined) continue;
+        violations.push({
+          rule: "rw-overlap",
+          resource,
+          clients: [other.client, hold.client],
+          at: hold.start,
+          message: `${hold.shared ? "shared" : "exclusive"} ${describe(hold)} began while ${other.shared ? "shared" : "exclusive"} ${describe(other)} ran`,
+        });
+      }
+      // rw-token: against the exclusive holds of the shared hold's epoch. An exclusive grant whose caller gave up
+      // before it heard of it (it is given back at once) still counts as the latest: its token is in the Lease.
+      const leaseName = `${options.leasePrefix ?? "msync-"}rwlock-${resource.slice(resource.indexOf("/") + 1)}`;
+      const written = new Set(leaseEvents.filter((e) => e.name === leaseName).map((e) => e.exclusiveToken));
+      for (const [index, hold] of ordered.entries()) {
+        if (!hold.shared || endOf(hold) <= hold.start) continue; // a grant whose promise had run out is no promise
+        const epoch = lease.issuedAt(resource, hold).epoch;
+        const exclusive = ordered.filter((h) => !h.shared && lease.issuedAt(resource, h).epoch === epoch);
+        // (Begun before it in history order, as for rw-overlap.)
+        const last = ordered
+          .slice(0, index)
+          .filter((h) => exclusive.includes(h))
+          .at(-1);
+        const over = exclusive.filter((h) => h.end !== undefined && h.end <= hold.start && h.token > hold.token);
+        const expected = last?.token ?? (epoch === 0 ? 0 : undefined);
+        const unheard = expected !== undefined && hold.token > expected && written.has(hold.token);
+        if (over.length === 0 && (expected === undefined || hold.token === expected || unheard)) continue;
+        violations.push({
+          rule: "rw-token",
+          resource,
+          clients: [last?.client ?? over[0]?.client ?? "", hold.client],
+          at: hold.start,
+          message:
+            over.length > 0
+              ? `shared ${describe(hold)} began after exclusive ${describe(over[0]!)} ended, with a lower token`
+              : `shared ${describe(hold)} reports token ${hold.token}, but the last exclusive hold before it had ${String(expected)}${last === undefined ? " (none)" : `: ${describe(last)}`}`,
+        });
+      }
+    }
     // overlap
     let latest: Hold | undefined;
-    for (const hold of permits === undefined ? ordered : []) {
+    for (const hold of permits === undefined && !rw ? ordered : []) {
       if (latest !== undefined && hold.start < endOf(latest)) {
         violations.push({
           rule: "overlap",
@@ -414,7 +476,7 @@ export function check(events: readonly HistoryEvent[], options: CheckOptions): C
     const seen = new Map<number, Hold[]>();
     const highestIn = new Map<number, Hold>();
     for (const hold of ordered) {
-      if (!(Number.isSafeInteger(hold.token) && hold.token > 0)) continue;
+      if (!(Number.isSafeInteger(hold.token) && hold.token > 0) || hold.shared) continue;
       const { epoch, ts } = issued(hold);
       const twins = seen.get(hold.token) ?? [];
       const twin = twins.find((h) => issued(h).epoch === epoch) ?? twins[0];
@@ -680,7 +742,7 @@ function checkLeaseHistory(
   let unverified = 0;
   for (const hold of holds) {
     // A semaphore's grants are written into seats; its holderIdentity names nobody.
-    if (options.permitsOf?.(hold.resource) !== undefined) continue;
+    if (options.permitsOf?.(hold.resource) !== undefined || options.isRWLock?.(hold.resource) === true) continue;
     const writer = writerOf(hold);
     if (writer === undefined || hold.daemon === undefined) {
       unverified += 1;

@@ -7,7 +7,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
-export type ResourceKind = "lock" | "election" | "semaphore";
+export type ResourceKind = "lock" | "election" | "semaphore" | "rwlock";
 
 export type EventType =
   // A lock: the client asked (Acquire stream opened), was granted, or gave up.
@@ -63,6 +63,8 @@ export interface HistoryEvent {
   readonly name?: string;
   /** Fencing token (lock) or term (election). */
   readonly token?: number;
+  /** A read-write lock's client that holds it shared (its token: the latest exclusive one). */
+  readonly shared?: boolean;
   readonly reason?: string;
   readonly validForMs?: number;
   /** gRPC status code of a failure. */
@@ -84,6 +86,8 @@ export interface HistoryEvent {
   readonly renewTime?: string;
   /** A semaphore's Lease: the identities of the daemons whose seats hold permits in this version. */
   readonly seated?: readonly string[];
+  /** A read-write lock's Lease: the token of its latest exclusive grant, whose holder may never have heard of it. */
+  readonly exclusiveToken?: number;
   /** A "lease" event that is the Lease's deletion (`resourceVersion`: the deletion's); what follows is a new epoch of its history. */
   readonly deleted?: boolean;
 }

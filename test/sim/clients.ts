@@ -73,16 +73,33 @@ const HOLD_GOES_ON = new Set<string>(["acquired", "elected", "renewed"]);
 const CALL_DEADLINE_MS = 5_000;
 
 export type Resource = {
-  readonly kind: "lock" | "election" | "semaphore";
+  readonly kind: "lock" | "election" | "semaphore" | "rwlock";
   readonly name: string;
   readonly leaseName: string;
   /** A semaphore's N. */
   readonly permits?: number;
 };
 
-/** The engine's operations for a lock or a semaphore `resource`, in one shape. */
-function lockLike(daemon: DaemonLink, resource: Resource) {
+/** The engine's operations for a lock, a semaphore or one `mode` of a read-write lock `resource`, in one shape. */
+function lockLike(daemon: DaemonLink, resource: Resource, mode: "shared" | "exclusive" | undefined) {
   const engine = daemon.engine;
+  if (resource.kind === "rwlock") {
+    const rwlocks = engine.rwlocks;
+    return {
+      acquire: (
+        request: Parameters<typeof engine.locks.acquire>[0],
+        sink: Parameters<typeof engine.locks.acquire>[1],
+        signal: AbortSignal,
+      ) => rwlocks.acquire({ ...request, mode: mode! }, sink, signal),
+      tryAcquire: async (request: Parameters<typeof engine.locks.tryAcquire>[0], signal?: AbortSignal) => {
+        const result = await rwlocks.tryAcquire({ ...request, mode: mode! }, signal);
+        return result.acquired ? result : { acquired: false as const, holder: "", token: 0, leaseMs: 0 };
+      },
+      renew: (leaseName: string, token: number, leaseMs: number | undefined, signal?: AbortSignal) =>
+        rwlocks.renew(leaseName, token, leaseMs, signal),
+      release: (leaseName: string, token: number) => rwlocks.release(leaseName, token),
+    };
+  }
   if (resource.kind !== "semaphore") return engine.locks;
   const permits = resource.permits!;
   const semaphores = engine.semaphores;
@@ -101,6 +118,8 @@ function lockLike(daemon: DaemonLink, resource: Resource) {
 
 abstract class Client {
   done = false;
+  /** A read-write lock's client: the mode it holds the lock in. */
+  mode: "shared" | "exclusive" | undefined;
   /** The client stopped reading its stream: it hears nothing more. */
   stalled = false;
 
@@ -122,7 +141,15 @@ abstract class Client {
     // it by a rounding error.
     // A valid_for counted on the node's clock, in simulated time.
     const validForMs = fields.validForMs === undefined ? undefined : Math.floor(this.simulatedMs(fields.validForMs) * 1000) / 1000;
-    this.world.record(this.id, { daemon: this.daemon.slot, kind: this.resource.kind, name: this.resource.name, ...fields, validForMs });
+    const shared = this.mode === "shared" ? { shared: true } : {};
+    this.world.record(this.id, {
+      daemon: this.daemon.slot,
+      kind: this.resource.kind,
+      name: this.resource.name,
+      ...shared,
+      ...fields,
+      validForMs,
+    });
     if (HOLD_ENDS.has(fields.ev)) this.actsUntil = 0;
     else if (validForMs !== undefined && HOLD_GOES_ON.has(fields.ev)) this.actsUntil = this.world.now() + validForMs;
   }
@@ -292,7 +319,7 @@ export class AcquireClient extends StreamClient implements Stream {
     }
     this.daemon.io(() => {
       try {
-        lockLike(this.daemon, this.resource).acquire(
+        lockLike(this.daemon, this.resource, this.mode).acquire(
           {
             leaseName: this.resource.leaseName,
             holder: this.id,
@@ -354,7 +381,14 @@ export class AcquireClient extends StreamClient implements Stream {
     this.heldSince = this.world.now();
     this.heldToken = grant.token;
     this.world.holding(this.daemon, this.resource);
-    this.record({ ev: "acquired", token: grant.token, validForMs: grant.validForMs, raw: true, heard: this.heard(grant.token) });
+    // (A shared hold's fencing token is its lock's latest exclusive one; its own token names it in calls.)
+    this.record({
+      ev: "acquired",
+      token: grant.fencingToken ?? grant.token,
+      validForMs: grant.validForMs,
+      raw: true,
+      heard: this.heard(grant.token),
+    });
     this.timer?.cancel();
     const holdMs = this.world.winding() ? Math.min(this.options.holdMs, 500) : this.options.holdMs;
     this.timer = this.world.timer(holdMs, () => this.close());
@@ -432,7 +466,7 @@ export class TryClient extends Client {
     this.record({ ev: "acquire-start", detail: `TryAcquire, lease ${this.leaseMs} ms` });
     this.unary(
       (signal) =>
-        lockLike(this.daemon, this.resource).tryAcquire(
+        lockLike(this.daemon, this.resource, this.mode).tryAcquire(
           { leaseName: this.resource.leaseName, holder: this.id, leaseMs: this.leaseMs },
           signal,
         ),
@@ -462,7 +496,13 @@ export class TryClient extends Client {
         this.validUntil = now + this.simulatedMs(result.grant.validForMs);
         this.occupiedUntil = now + this.leaseMs;
         this.releaseAt = now + (this.world.winding() ? Math.min(this.options.holdMs, 1_000) : this.options.holdMs);
-        this.record({ ev: "acquired", token: this.token, validForMs: result.grant.validForMs, raw: true, heard: this.heard(this.token) });
+        this.record({
+          ev: "acquired",
+          token: result.grant.fencingToken ?? this.token,
+          validForMs: result.grant.validForMs,
+          raw: true,
+          heard: this.heard(this.token),
+        });
         if (!this.options.abandon) this.next();
         else this.record({ ev: "note", detail: "will neither renew nor release" });
       },
@@ -510,7 +550,7 @@ export class TryClient extends Client {
     const asked = leaseMs ?? this.leaseMs;
     this.record({ ev: "renew", token: this.token, detail: `lease ${leaseMs ?? "unchanged"}` });
     this.unary(
-      (signal) => lockLike(this.daemon, this.resource).renew(this.resource.leaseName, this.token, leaseMs, signal),
+      (signal) => lockLike(this.daemon, this.resource, this.mode).renew(this.resource.leaseName, this.token, leaseMs, signal),
       // Renewed after this client gave up (its daemon was frozen): the lease stands that much longer,
       // at least as long as the one it had (no write shortens a promise).
       () => {
@@ -554,7 +594,7 @@ export class TryClient extends Client {
     this.record({ ev: "release", token: this.token });
     this.state = "done";
     this.done = true;
-    this.unary(() => lockLike(this.daemon, this.resource).release(this.resource.leaseName, this.token)).then(
+    this.unary(() => lockLike(this.daemon, this.resource, this.mode).release(this.resource.leaseName, this.token)).then(
       () => {
         this.occupiedUntil = 0;
         this.world.holding(this.daemon, this.resource);
@@ -798,7 +838,7 @@ export class ObserverClient extends Client implements Stream {
 /** One GetLock or GetLeader, cached or fresh: its answer goes to the read oracle, a failure must be a SyncError. */
 export function read(world: World, daemon: DaemonLink, resource: Resource, fresh: boolean): void {
   const kind = resource.kind;
-  if (kind === "semaphore") return; // GetSemaphore is not in the read oracle yet.
+  if (kind === "semaphore" || kind === "rwlock") return; // GetSemaphore and GetRWLock are not in the read oracle yet.
   const sent = world.now();
   const call = resource.kind === "lock" ? "GetLock" : "GetLeader";
   daemon.io(() => {

@@ -5,10 +5,11 @@
 import type { Timer } from "../../daemon/engine/clock.js";
 import { Engine } from "../../daemon/engine/index.js";
 import { line } from "../../daemon/engine/lease-records.js";
+import { untagged } from "../../daemon/engine/semaphores.js";
 import type { LeaseRecord } from "../../daemon/store/lease-store.js";
 import { MAX_RETRY_MS } from "../../daemon/store/kubernetes/watch-backoff.js";
 import { MemoryStore, type StoreOperation } from "../../daemon/store/memory/memory-store.js";
-import { check } from "../faults/checker.js";
+import { type CheckResult, check } from "../faults/checker.js";
 import type { HistoryEvent } from "../faults/history.js";
 import { DaemonClock } from "../support/daemon-clock.js";
 import { FakeClock } from "../support/fake-clock.js";
@@ -52,9 +53,11 @@ export const WORKLOAD_KINDS = ["acquire", "hot", "try", "campaign", "observe", "
 /**
  * Kinds drawn from streams of their own, so that adding them changed nothing
  * for the seeds that do not draw them: `semaphore`, 1 or 2 semaphores of 1 to 4
- * permits with blocking, hot and TryAcquire clients.
+ * permits with blocking, hot and TryAcquire clients; `rwlock`, 1 or 2
+ * read-write locks with blocking, hot and TryAcquire clients, most of them
+ * readers.
  */
-export const EXTRA_WORKLOAD_KINDS = ["semaphore"] as const;
+export const EXTRA_WORKLOAD_KINDS = ["semaphore", "rwlock"] as const;
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number] | (typeof EXTRA_WORKLOAD_KINDS)[number];
 export const ALL_WORKLOAD_KINDS: readonly WorkloadKind[] = [...WORKLOAD_KINDS, ...EXTRA_WORKLOAD_KINDS];
 
@@ -161,6 +164,12 @@ const MAX_HOLD_MS = 20_000;
 export const CALLS_PER_SECOND_BOUND = 40;
 /** A waiter sees at most this many grants in a row to claims of one other daemon. */
 export const PASSES_IN_A_ROW_BOUND = 25;
+/**
+ * A writer waiting for a read-write lock sees at most this many readers that
+ * began to wait after it granted before it: each daemon's readers entry in
+ * line ahead of it serves one claim and goes to the tail.
+ */
+export const READERS_PAST_A_WRITER_BOUND = 8;
 
 /** Each node's monotonic clock runs within this of simulated time: (1 + d) / (1 - d) = 1 + 0.8 / 3. */
 const MAX_DRIFT = 0.117;
@@ -262,6 +271,7 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, 
   if (workload.size === 0) workload.add([...allowedWork][0] ?? "acquire");
   const onlyExtra = [...allowedWork].every((kind) => !(WORKLOAD_KINDS as readonly string[]).includes(kind));
   if (allowedWork.has("semaphore") && (stream(options.seed, "semaphore").bool(0.4) || onlyExtra)) workload.add("semaphore");
+  if (allowedWork.has("rwlock") && (stream(options.seed, "rwlock").bool(0.4) || onlyExtra)) workload.add("rwlock");
   const phases: Array<[number, number]> = [];
   for (let i = random.int(1, 3); i > 0; i--) {
     const start = random.int(0, FAULTS_END_MS - 3_000);
@@ -516,6 +526,7 @@ export class Simulation implements ClientWorld {
     this.tracing = options.trace === true;
     this.random = stream(seed, "workload");
     this.semaphoreRandom = stream(seed, "semaphore-workload");
+    this.rwRandom = stream(seed, "rwlock-workload");
     this.faultRandom = stream(seed, "faults");
     this.buggify = stream(seed, "buggify");
     this.wallRandom = stream(seed, "wall-clock");
@@ -541,10 +552,18 @@ export class Simulation implements ClientWorld {
         this.resources.push({ kind: "semaphore", name, leaseName: `msync-semaphore-${name}`, permits: this.semaphoreRandom.int(1, 4) });
       }
     }
+    if (this.profile.workload.has("rwlock")) {
+      for (let i = this.rwRandom.int(1, 2); i > 0; i--) {
+        const name = `w${this.resources.filter((r) => r.kind === "rwlock").length}`;
+        this.resources.push({ kind: "rwlock", name, leaseName: `msync-rwlock-${name}` });
+      }
+    }
   }
 
   /** Draws of the semaphore workload, apart from the others (see EXTRA_WORKLOAD_KINDS). */
   private readonly semaphoreRandom: Random;
+  /** Draws of the read-write lock workload, likewise. */
+  private readonly rwRandom: Random;
 
   // ---- the world as clients see it --------------------------------------
 
@@ -597,7 +616,8 @@ export class Simulation implements ClientWorld {
           ((e.holderIdentity ?? "") !== "" || (e.seated ?? []).length > 0) &&
           ms(e) >= d,
       );
-      const writer = written?.holderIdentity || written?.seated?.[0];
+      const seated = written?.seated?.[0];
+      const writer = written?.holderIdentity || (seated === undefined ? undefined : untagged(seated));
       const aware = this.awareAtDeletion.get(`${resource.leaseName}@${d}`);
       return writer !== undefined && aware !== undefined && !aware.has(writer);
     });
@@ -637,7 +657,8 @@ export class Simulation implements ClientWorld {
     if (resource === undefined) return false;
     const deletions = this.unwatchedDeletedAt.get(resource.leaseName);
     if (deletions === undefined) return false;
-    if (v.rule === "overlap" || v.rule === "permits-exceeded") return this.unseenAcrossDeletion(resource, v.clients, deletions, v.at);
+    if (v.rule === "overlap" || v.rule === "permits-exceeded" || v.rule === "rw-overlap")
+      return this.unseenAcrossDeletion(resource, v.clients, deletions, v.at);
     // The hold that ended was overtaken by one on the re-created Lease (the overlap above): that one is its successor.
     if (v.rule === "no-handover") return this.overtakenAcrossDeletion(resource, v.clients[0]!, deletions, Number(v.at / 1000n) / 1000);
     if (v.across === undefined) return false;
@@ -785,10 +806,15 @@ export class Simulation implements ClientWorld {
       const renewedAt = Math.max(this.renewals.get(name)?.at ?? this.clock.now(), firstSeen);
       return { renewedAt, leaseMs: record.leaseDurationSeconds * 1000 };
     }
-    const seat = record.seats?.find((s) => s.identity === identity);
-    if (seat === undefined || seat.released === true) return undefined;
-    const renewedAt = Math.max(this.seatRenewals.get(name)?.get(identity)?.at ?? this.clock.now(), firstSeen);
-    return { renewedAt, leaseMs: seat.durationSeconds * 1000 };
+    // (A read-write lock's daemon may have two seats, its readers' and its writer's: the one that ends last.)
+    let latest: { readonly renewedAt: number; readonly leaseMs: number } | undefined;
+    for (const seat of record.seats ?? []) {
+      if (untagged(seat.identity) !== identity || seat.released === true) continue;
+      const renewedAt = Math.max(this.seatRenewals.get(name)?.get(seat.identity)?.at ?? this.clock.now(), firstSeen);
+      const leaseMs = seat.durationSeconds * 1000;
+      if (latest === undefined || renewedAt + leaseMs > latest.renewedAt + latest.leaseMs) latest = { renewedAt, leaseMs };
+    }
+    return latest;
   }
 
   /** The harness's own watch on the Leases, for the checker's Lease-history rules. */
@@ -814,9 +840,10 @@ export class Simulation implements ClientWorld {
           resourceVersion: lease.version,
           holderIdentity: lease.holderIdentity,
           transitions: lease.transitions,
-          ...(lease.kind === "semaphore"
+          ...(lease.kind === "semaphore" || lease.kind === "rwlock"
             ? { seated: (lease.seats ?? []).filter((seat) => seat.released !== true).map((seat) => seat.identity) }
             : {}),
+          ...(lease.exclusiveToken === undefined ? {} : { exclusiveToken: lease.exclusiveToken }),
         });
       }
       if (event.type === "delete") {
@@ -909,6 +936,15 @@ export class Simulation implements ClientWorld {
       };
       this.clock.setTimer(r.int(0, 500), arriveAtSemaphore);
     }
+    if (this.profile.workload.has("rwlock")) {
+      const r = this.rwRandom;
+      const arriveAtRWLock = () => {
+        if (this.clock.now() >= WORKLOAD_END_MS) return;
+        this.spawnAtRWLock();
+        this.clock.setTimer(-Math.log(1 - r.next()) * this.profile.meanArrivalMs, arriveAtRWLock);
+      };
+      this.clock.setTimer(r.int(0, 500), arriveAtRWLock);
+    }
     if (this.profile.scale === "names") this.manyNames();
     if (this.profile.scale === "daemons") this.manyDaemons();
   }
@@ -994,6 +1030,36 @@ export class Simulation implements ClientWorld {
     }
   }
 
+  /** One client of a read-write lock, a reader three times in four: blocking (some hot), or TryAcquire. */
+  private spawnAtRWLock(): void {
+    const r = this.rwRandom;
+    const live = this.daemons.filter((d) => !d.gone());
+    const locks = this.resources.filter(
+      (res) => res.kind === "rwlock" && this.active.filter((c) => !c.done && c.resource === res).length < MAX_CLIENTS_PER_LOCK,
+    );
+    if (live.length === 0 || locks.length === 0) return;
+    const daemon = r.pick(live);
+    const lock = r.pick(locks);
+    const mode = r.bool(0.75) ? "shared" : "exclusive";
+    const draw = r.next();
+    if (draw < 0.1) {
+      const until = this.clock.now() + r.int(2_000, 8_000);
+      for (let i = r.int(2, 4); i > 0; i--) this.hotLoop(daemon, lock, until, r, mode);
+    } else if (draw < 0.3) {
+      const client = new TryClient(this, this.nextId("t"), daemon, lock, {
+        leaseMs: r.pick(TRY_LEASES),
+        holdMs: r.pick([r.int(500, 5_000), r.int(5_000, 40_000)]),
+        abandon: r.bool(0.15),
+        renewLeases: RENEW_LEASES,
+      });
+      client.mode = mode;
+      this.adopt(client);
+      client.start();
+    } else {
+      this.acquire(daemon, lock, r, mode);
+    }
+  }
+
   private spawn(): void {
     // (Kinds drawn from streams of their own have their own arrivals.)
     const kinds = [...this.profile.workload].filter((kind) => !(EXTRA_WORKLOAD_KINDS as readonly string[]).includes(kind));
@@ -1053,7 +1119,7 @@ export class Simulation implements ClientWorld {
     }
   }
 
-  private acquire(daemon: Daemon, lock: Resource, r = this.random): void {
+  private acquire(daemon: Daemon, lock: Resource, r = this.random, mode?: "shared" | "exclusive"): void {
     const client = new AcquireClient(this, this.nextId("a"), daemon, lock, {
       leaseMs: r.pick(ACQUIRE_LEASES),
       holdMs: r.pick([r.int(0, 50), r.int(50, 2_000), r.int(2_000, MAX_HOLD_MS)]),
@@ -1061,11 +1127,12 @@ export class Simulation implements ClientWorld {
       cancelAfterMs: r.bool(0.2) ? r.int(0, 5_000) : undefined,
       preCancelled: r.bool(0.02),
     });
+    client.mode = mode;
     this.adopt(client);
     client.start();
   }
 
-  private hotLoop(daemon: Daemon, lock: Resource, until: number, r = this.random): void {
+  private hotLoop(daemon: Daemon, lock: Resource, until: number, r = this.random, mode?: "shared" | "exclusive"): void {
     if (this.clock.now() >= until || daemon.gone()) return;
     const client = new AcquireClient(this, this.nextId("h"), daemon, lock, {
       leaseMs: LEASE_MS,
@@ -1073,8 +1140,9 @@ export class Simulation implements ClientWorld {
       waitTimeoutMs: undefined,
       cancelAfterMs: undefined,
       preCancelled: false,
-      then: () => this.clock.setTimer(r.int(1, 10), () => this.hotLoop(daemon, lock, until, r)),
+      then: () => this.clock.setTimer(r.int(1, 10), () => this.hotLoop(daemon, lock, until, r, mode)),
     });
+    client.mode = mode;
     this.adopt(client);
     client.start();
   }
@@ -1130,12 +1198,12 @@ export class Simulation implements ClientWorld {
     // A semaphore held off as a whole (restored after a deletion, until its first grant) is counted from here for its
     // lease (seeds 20835, 22128: daemons restarted after the restore each held it off that long from their first
     // sight). Unlike a lock, a TryAcquire holder's own count does not stand for it: it holds one permit of N.
-    if (lease.kind === "semaphore" && (lease.writtenHolder ?? "") !== "") {
+    if ((lease.kind === "semaphore" || lease.kind === "rwlock") && (lease.writtenHolder ?? "") !== "") {
       const ms = (longestDurationSeconds(lease) * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS;
       this.excuses.point(lease.name, this.clock.now(), ms, "first-sight");
       return;
     }
-    if (lease.kind === "semaphore") {
+    if (lease.kind === "semaphore" || lease.kind === "rwlock") {
       // Each seat counts from now for its lease (a seat named but missing, for the longest lease seen): its permits
       // wait that long if their holders are gone (seed 1427: a frozen daemon killed, its seat counted afresh by a
       // daemon started after).
@@ -1143,7 +1211,8 @@ export class Simulation implements ClientWorld {
       const live = (lease.seats ?? []).filter((seat) => seat.released !== true);
       const missing = (lease.seated ?? []).some(({ identity }) => !(lease.seats ?? []).some((seat) => seat.identity === identity));
       const inUse = live.reduce((sum, seat) => sum + Math.max(seat.permits ?? 0, seat.riders), 0);
-      if (!missing && inUse < (lease.permits ?? 1)) return;
+      // (On a read-write lock, wherever a seat is held: a writer waits for every seat.)
+      if (!missing && (lease.kind === "rwlock" ? inUse === 0 : inUse < (lease.permits ?? 1))) return;
       const seconds = Math.max(missing ? LONGEST_LEASE_MS / 1000 : 0, ...live.map((seat) => seat.durationSeconds));
       this.excuses.point(lease.name, this.clock.now(), (seconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS, "first-sight");
       return;
@@ -1567,7 +1636,7 @@ export class Simulation implements ClientWorld {
       // the next in line at 22.3 s, 46 ms before its own skip; a third daemon then waited a grace for both).
       for (const { leaseName } of this.resources) {
         const record = this.shared.peek(leaseName);
-        if (record !== undefined && line(record).includes(daemon.identity))
+        if (record !== undefined && line(record).some((entry) => untagged(entry) === daemon.identity))
           this.excuses.point(leaseName, this.clock.now(), TURN_GRACE_MS, "kill");
       }
       daemon.state = "dead";
@@ -1648,7 +1717,7 @@ export class Simulation implements ClientWorld {
       const kube = this.shared instanceof KubeBackend ? this.shared : undefined;
       // A semaphore has no holder: its edits are of its seats (removed, or its count lowered, by hand).
       const edit =
-        resource.kind === "semaphore"
+        resource.kind === "semaphore" || resource.kind === "rwlock"
           ? r.pick([
               "remove-seat",
               "lower-permits",
@@ -1834,10 +1903,12 @@ export class Simulation implements ClientWorld {
     // A semaphore's seats of other daemons are counted from now as well, each for its lease: its permits wait that long.
     for (const { leaseName: name, kind } of this.resources) {
       const record = this.shared.peek(name);
-      if (kind !== "semaphore" || record === undefined || !daemon.engine.cache.covers(name)) continue;
+      if ((kind !== "semaphore" && kind !== "rwlock") || record === undefined || !daemon.engine.cache.covers(name)) continue;
       const seatSeconds = Math.max(
         0,
-        ...(record.seats ?? []).map((seat) => (seat.released === true || seat.identity === daemon.identity ? 0 : seat.durationSeconds)),
+        ...(record.seats ?? []).map((seat) =>
+          seat.released === true || untagged(seat.identity) === daemon.identity ? 0 : seat.durationSeconds,
+        ),
       );
       if (seatSeconds > 0) this.excuses.point(name, this.clock.now(), (seatSeconds * 1000) / (1 - MAX_DRIFT) + TURN_GRACE_MS, why);
     }
@@ -1944,7 +2015,10 @@ export class Simulation implements ClientWorld {
     const names = new Set<string>();
     for (const resource of this.resources) {
       const record = this.shared.peek(resource.leaseName);
-      if (record !== undefined && (this.holdOf(record, daemon.identity) !== undefined || line(record).includes(daemon.identity)))
+      if (
+        record !== undefined &&
+        (this.holdOf(record, daemon.identity) !== undefined || line(record).some((entry) => untagged(entry) === daemon.identity))
+      )
         names.add(resource.leaseName);
     }
     for (const client of this.active) if (client.daemon === daemon) names.add(client.resource.leaseName);
@@ -2157,6 +2231,7 @@ export class Simulation implements ClientWorld {
       leaseMs: LONGEST_LEASE_MS,
       identityPrefix: (d) => `d${d}_`,
       permitsOf: (resource) => this.resources.find((r) => `${r.kind}/${r.name}` === resource)?.permits,
+      isRWLock: (resource) => resource.startsWith("rwlock/"),
     });
     for (const v of checked.violations) {
       if (this.reissuedAcrossDeletion(v)) continue;
@@ -2208,8 +2283,8 @@ export class Simulation implements ClientWorld {
       // that attempt may race another daemon's writes a few times before it gives up (seed 99: 150 ms, 62 grants of a
       // hot loop meanwhile). They do not wait in line, so they are not passed over.
       const client = this.clients.find((c) => c.id === wait.client);
-      if (client?.resource.kind === "semaphore" && (client instanceof TryClient || (client instanceof AcquireClient && client.noWait)))
-        continue;
+      const seated = client?.resource.kind === "semaphore" || client?.resource.kind === "rwlock";
+      if (seated && (client instanceof TryClient || (client instanceof AcquireClient && client.noWait))) continue;
       const end = wait.end ?? checked.observedUntil;
       // Grants during a fault of the waiter's own daemon, and for 2 s after it, do not count.
       const faulty = (t: bigint) =>
@@ -2233,9 +2308,9 @@ export class Simulation implements ClientWorld {
       // connection after it began to wait (its first try may race, then it announces). Another daemon handing permits
       // on back to back cannot know of it before (seed 192: 26 grants in the 100 ms of a 25 ms connection); after it,
       // that daemon's next write queues it (proposal 22, 1B: "Bound").
-      const announcing =
-        client?.resource.kind === "semaphore" ? BigInt(Math.round((4 * (this.profile.baseLatencyMs[wait.daemon] ?? 0) + 10) * 1e6)) : 0n;
+      const announcing = seated ? BigInt(Math.round((4 * (this.profile.baseLatencyMs[wait.daemon] ?? 0) + 10) * 1e6)) : 0n;
       const excused = (t: bigint) => t < wait.start + announcing || faulty(t) || deaf(t) || joining(t);
+      if (client?.resource.kind === "rwlock" && client.mode === "exclusive") this.writerStarved(wait, end, checked, announcing, excused);
       let run = 0;
       let runDaemon: number | undefined;
       let worst = 0;
@@ -2261,6 +2336,44 @@ export class Simulation implements ClientWorld {
         });
       }
     }
+  }
+
+  /**
+   * writer-starved: a writer waiting for a read-write lock is not passed by a
+   * stream of readers that asked after it. Readers whose wait began once its
+   * announcement could have reached their daemon's watch count; grants while
+   * its own daemon could not take its turn (the excuses of starvation) do not.
+   */
+  private writerStarved(
+    wait: CheckResult["waits"][number],
+    end: bigint,
+    checked: CheckResult,
+    announcing: bigint,
+    excused: (t: bigint) => boolean,
+  ): void {
+    const lag =
+      BigInt(Math.round((this.profile.apiServer?.cacheLagMs ?? 0) + 2 * Math.max(0, ...this.profile.baseLatencyMs) + 50)) * 1_000_000n;
+    const askedAt = new Map<string, bigint>();
+    for (const w of checked.waits) if (w.resource === wait.resource && !askedAt.has(w.client)) askedAt.set(w.client, w.start);
+    const past = checked.holds.filter(
+      (h) =>
+        h.resource === wait.resource &&
+        h.shared &&
+        h.start > wait.start &&
+        h.start < end &&
+        !excused(h.start) &&
+        (askedAt.get(h.client) ?? h.start) > wait.start + announcing + lag,
+    );
+    if (past.length <= READERS_PAST_A_WRITER_BOUND) return;
+    this.violations.push({
+      rule: "writer-starved",
+      resource: wait.resource,
+      at: Number(wait.start / 1000n) / 1000,
+      message: `${wait.client} (daemon ${wait.daemon}) waited to write from t=${(Number(wait.start) / 1e9).toFixed(3)} s and ${past.length} readers that asked after it were granted first (bound ${READERS_PAST_A_WRITER_BOUND}): ${past
+        .slice(0, 5)
+        .map((h) => `${h.client} at ${(Number(h.start) / 1e9).toFixed(3)} s`)
+        .join(", ")}`,
+    });
   }
 
   private result(): SimResult {
