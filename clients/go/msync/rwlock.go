@@ -79,7 +79,8 @@ type RWGrant struct {
 	// than every earlier token of this lock; a shared hold's is the token of
 	// the last exclusive hold before it (0 if none), the same for every
 	// reader since then. Pass it to the resources you read from or write to.
-	Token  int64
+	Token int64
+	// Holder is the holder name (WithHolder, else $MSYNC_HOLDER or host/pid).
 	Holder string
 	// AcquireTime is when the sidecar wrote the acquisition, by its wall
 	// clock, for display only.
@@ -283,6 +284,8 @@ type ReaderSeat struct {
 
 // RWLockInfo is a read-write lock as the sidecar observed it.
 type RWLockInfo struct {
+	// Held is true while some hold's lease has not expired, as the sidecar
+	// observed it.
 	Held bool
 	// Mode is how the lock is held; "" when it is not.
 	Mode Mode
