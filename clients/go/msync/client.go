@@ -1,23 +1,24 @@
 // Package msync is the Go client of the metaparticle-sync sidecar: distributed
-// locks and counting semaphores with fencing tokens, and leader election,
-// held for this process by a daemon that it reaches over gRPC on loopback.
+// locks, read-write locks and counting semaphores with fencing tokens, and
+// leader election, held for this process by a daemon that it reaches over
+// gRPC on loopback.
 //
 // The sidecar renews what it holds and sends a heartbeat after every renewal
 // with how much longer the holder may safely act. A daemon that froze or died
 // cannot say that a lock was lost, so this package keeps a deadline of its
 // own on the process's monotonic clock: if no heartbeat arrives before the
-// last one runs out, the lock or permit is reported lost (or the leader
-// deposed) by the client itself. Act only while Lost() is open, and pass the
-// fencing token to every resource you write to.
+// last one runs out, the lock, read-write hold or permit is reported lost (or
+// the leader deposed) by the client itself. Act only while Lost() is open,
+// and pass the fencing token to every resource you write to.
 //
 // No call waits forever. Every method takes a context.Context; a call whose
-// context has no deadline gets DefaultCallTimeout, and Lock and AcquirePermit
-// wait at most their wait timeout (DefaultWaitTimeout unless WithWaitTimeout
-// says otherwise), counted on this process's clock as well as the sidecar's.
-// The streams that last as long as their user wants (a held lock or permit,
-// a campaign, an observation) have no overall deadline: a sidecar that stops
-// answering is noticed by the heartbeat deadline of what is held and by gRPC
-// keepalive on the connection.
+// context has no deadline gets DefaultCallTimeout, and Lock, AcquireRWLock and
+// AcquirePermit wait at most their wait timeout (DefaultWaitTimeout unless
+// WithWaitTimeout says otherwise), counted on this process's clock as well as
+// the sidecar's. The streams that last as long as their user wants (a held
+// lock, read-write hold or permit, a campaign, an observation) have no
+// overall deadline: a sidecar that stops answering is noticed by the
+// heartbeat deadline of what is held and by gRPC keepalive on the connection.
 // An expired deadline is an *Error with codes.DeadlineExceeded, and
 // errors.Is(err, context.DeadlineExceeded) is true for it.
 package msync
@@ -38,13 +39,14 @@ import (
 const DefaultAddress = "127.0.0.1:13131"
 
 const (
-	// DefaultCallTimeout bounds a call (TryLock, TryAcquirePermit, Renew,
-	// Release, Unlock, GetLock, GetSemaphore, GetLeader, Proclaim, Resign)
-	// whose context has no deadline; WithCallTimeout changes it for a client.
+	// DefaultCallTimeout bounds a call (TryLock, TryAcquirePermit,
+	// TryAcquireRWLock, Renew, Release, Unlock, GetLock, GetSemaphore,
+	// GetRWLock, GetLeader, Proclaim, Resign) whose context has no deadline;
+	// WithCallTimeout changes it for a client.
 	DefaultCallTimeout = 10 * time.Second
-	// DefaultWaitTimeout is how long Lock waits for a lock, and
-	// AcquirePermit for a permit, unless WithWaitTimeout or the context's
-	// deadline says otherwise.
+	// DefaultWaitTimeout is how long Lock waits for a lock, AcquirePermit
+	// for a permit and AcquireRWLock for a read-write hold, unless
+	// WithWaitTimeout or the context's deadline says otherwise.
 	DefaultWaitTimeout = 5 * time.Minute
 	// waitGrace is how long after the wait timeout Lock gives up on its own
 	// clock if the sidecar has not answered: it should have said
@@ -64,11 +66,12 @@ const (
 type Client struct {
 	conn        *grpc.ClientConn
 	callTimeout time.Duration
-	// Locks, Elections and Semaphores are the generated stubs, for calls
-	// this package does not wrap, for example a Release by token.
+	// Locks, Elections, Semaphores and RWLocks are the generated stubs, for
+	// calls this package does not wrap, for example a Release by token.
 	Locks      syncv1.LockServiceClient
 	Elections  syncv1.ElectionServiceClient
 	Semaphores syncv1.SemaphoreServiceClient
+	RWLocks    syncv1.RWLockServiceClient
 }
 
 type clientConfig struct {
@@ -124,6 +127,7 @@ func New(options ...Option) (*Client, error) {
 		Locks:       syncv1.NewLockServiceClient(conn),
 		Elections:   syncv1.NewElectionServiceClient(conn),
 		Semaphores:  syncv1.NewSemaphoreServiceClient(conn),
+		RWLocks:     syncv1.NewRWLockServiceClient(conn),
 	}, nil
 }
 
@@ -136,8 +140,8 @@ func callContext(ctx context.Context, timeout time.Duration) (context.Context, c
 	return context.WithTimeout(ctx, timeout)
 }
 
-// Close closes the connection, which releases every lock and permit and
-// ends every campaign of this client.
+// Close closes the connection, which releases every lock, read-write hold
+// and permit and ends every campaign of this client.
 func (c *Client) Close() error {
 	return c.conn.Close()
 }

@@ -81,6 +81,14 @@ func TestEveryCallIsBoundedOnAFrozenSidecar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	writer, err := c.AcquireRWLock(ctx, "rw", msync.Exclusive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rwLease, err := c.TryAcquireRWLock(ctx, "leased-rw", msync.Shared)
+	if err != nil {
+		t.Fatal(err)
+	}
 	leading := func(name string) *msync.Campaign {
 		campaign, err := c.Campaign(ctx, name)
 		if err != nil {
@@ -144,6 +152,22 @@ func TestEveryCallIsBoundedOnAFrozenSidecar(t *testing.T) {
 		_, err := c.GetSemaphore(noDeadline, "permits", msync.Fresh())
 		return err
 	}, deadlineExceeded)
+	b.run(t, "AcquireRWLock with a wait timeout of 1 s", 3*time.Second, func() error {
+		_, err := c.AcquireRWLock(noDeadline, "rw", msync.Shared, msync.WithWaitTimeout(time.Second))
+		return err
+	}, deadlineExceeded)
+	b.run(t, "TryAcquireRWLock", unary, func() error {
+		_, err := c.TryAcquireRWLock(noDeadline, "other-rw", msync.Shared)
+		return err
+	}, deadlineExceeded)
+	b.run(t, "RWLease.Renew", unary, func() error {
+		_, err := rwLease.Renew(noDeadline)
+		return err
+	}, deadlineExceeded)
+	b.run(t, "GetRWLock", unary, func() error {
+		_, err := c.GetRWLock(noDeadline, "rw", msync.Fresh())
+		return err
+	}, deadlineExceeded)
 	b.run(t, "Proclaim", unary, func() error {
 		return proclaiming.Proclaim(noDeadline, "value")
 	}, deadlineExceeded)
@@ -154,6 +178,9 @@ func TestEveryCallIsBoundedOnAFrozenSidecar(t *testing.T) {
 	}, func(err error) error { return err })
 	b.run(t, "Permit.Release", 3*time.Second, func() error {
 		return permit.Release(noDeadline)
+	}, func(err error) error { return err })
+	b.run(t, "RWHold.Release", 3*time.Second, func() error {
+		return writer.Release(noDeadline)
 	}, func(err error) error { return err })
 	b.run(t, "Resign", 3*time.Second, func() error {
 		return resigning.Resign(noDeadline)
@@ -175,9 +202,13 @@ func TestUnlockUnansweredWithinItsDeadlineIsDeadlineExceeded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reader, err := c.AcquireRWLock(ctx, "held", msync.Shared)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.freeze(t)
 	defer d.thaw()
-	for what, release := range map[string]func(context.Context) error{"Unlock": lock.Unlock, "Permit.Release": permit.Release} {
+	for what, release := range map[string]func(context.Context) error{"Unlock": lock.Unlock, "Permit.Release": permit.Release, "RWHold.Release": reader.Release} {
 		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		start := time.Now()
 		err = release(short)
@@ -189,7 +220,7 @@ func TestUnlockUnansweredWithinItsDeadlineIsDeadlineExceeded(t *testing.T) {
 			t.Fatalf("%s: %v", what, problem)
 		}
 	}
-	for what, hold := range map[string]held{"lock": lock, "permit": permit} {
+	for what, hold := range map[string]held{"lock": lock, "permit": permit, "read-write hold": reader} {
 		select {
 		case <-hold.Lost():
 		default:

@@ -25,8 +25,9 @@ type Error struct {
 	Field string
 	// Reason is the sidecar's google.rpc.ErrorInfo reason (domain
 	// ErrorDomain), e.g. "NOT_HELD", "FOREIGN_LEASE", "WAIT_TIMEOUT",
-	// "SHUTTING_DOWN", "PERMITS_MISMATCH"; "" when there is none. Lock and
-	// AcquirePermit set "WAIT_TIMEOUT" when their own clock ends the wait.
+	// "SHUTTING_DOWN", "PERMITS_MISMATCH"; "" when there is none. Lock,
+	// AcquirePermit and AcquireRWLock set "WAIT_TIMEOUT" when their own clock
+	// ends the wait.
 	Reason string
 
 	status *status.Status
@@ -49,11 +50,13 @@ func (e *Error) Error() string {
 //	if errors.Is(err, msync.ErrNotFree) { ... }
 var (
 	// ErrNotHeld: the token is not the lock's current one, or the hold not
-	// the semaphore's (FAILED_PRECONDITION), for example a lease that ran
-	// out, or a term that ended.
+	// the semaphore's or the read-write lock's (FAILED_PRECONDITION), for
+	// example a lease that ran out, or a term that ended.
 	ErrNotHeld = errors.New("msync: not held")
-	// ErrNotFree: TryLock found the lock held by someone else, or
-	// TryAcquirePermit found every permit held (a *NoPermitFreeError).
+	// ErrNotFree: TryLock found the lock held by someone else,
+	// TryAcquirePermit found every permit held (a *NoPermitFreeError), or
+	// TryAcquireRWLock could not hold the lock in the mode asked (an
+	// *RWLockNotFreeError).
 	ErrNotFree = errors.New("msync: held by someone else")
 	// ErrPermitsMismatch: a semaphore call asked for another number of
 	// permits than the semaphore has (FAILED_PRECONDITION, reason
@@ -63,8 +66,8 @@ var (
 	ErrUnavailable = errors.New("msync: sidecar unavailable")
 	// ErrInvalidArgument: the sidecar refused a request value; Error.Field names it.
 	ErrInvalidArgument = errors.New("msync: invalid argument")
-	// ErrWaitTimeout: Lock's (AcquirePermit's) wait timeout passed before
-	// the lock (a permit) was free.
+	// ErrWaitTimeout: Lock's (AcquirePermit's, AcquireRWLock's) wait timeout
+	// passed before the lock (a permit, the read-write lock) was free.
 	// Such an error is context.DeadlineExceeded too.
 	ErrWaitTimeout = errors.New("msync: wait timeout")
 )
@@ -138,7 +141,8 @@ func deadlineError(reason, format string, args ...any) *Error {
 	return &Error{Code: codes.DeadlineExceeded, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
-// LossReason says why a lock, a permit or a term of leadership ended.
+// LossReason says why a lock, a read-write hold, a permit or a term of
+// leadership ended.
 type LossReason string
 
 const (
@@ -155,7 +159,8 @@ const (
 	ReasonHeartbeatTimeout LossReason = "heartbeat-timeout"
 	// ReasonStreamEnded: the sidecar ended the stream without saying why.
 	ReasonStreamEnded LossReason = "stream-ended"
-	// ReasonReleased: this client released the lock or permit, or resigned.
+	// ReasonReleased: this client released the lock, read-write hold or
+	// permit, or resigned.
 	ReasonReleased LossReason = "released"
 	// ReasonUnknown: a reason this client version does not know.
 	ReasonUnknown LossReason = "unknown"
@@ -176,8 +181,8 @@ func lossReason(reason syncv1.LossReason) LossReason {
 	}
 }
 
-// LostError says why a lock, a permit or a term of leadership ended:
-// Lock.Err and Permit.Err return it, and it is the context.Cause of an
+// LostError says why a lock, a read-write hold, a permit or a term of
+// leadership ended: Lock.Err, RWHold.Err and Permit.Err return it, and it is the context.Cause of an
 // Elected event's Context once the term is over.
 type LostError struct {
 	Reason  LossReason

@@ -16,7 +16,8 @@ type lockConfig struct {
 }
 
 // LockOption configures Client.Lock and Client.TryLock, and the same way a
-// semaphore's Client.AcquirePermit and Client.TryAcquirePermit.
+// semaphore's Client.AcquirePermit and Client.TryAcquirePermit and a
+// read-write lock's Client.AcquireRWLock and Client.TryAcquireRWLock.
 type LockOption interface {
 	applyLock(*lockConfig)
 }
@@ -43,8 +44,9 @@ type lockOptionFunc func(*lockConfig)
 
 func (f lockOptionFunc) applyLock(c *lockConfig) { f(c) }
 
-// WithHolder names the holder for people and tools that inspect the lock
-// or the semaphore. The default is $MSYNC_HOLDER, else host/pid.
+// WithHolder names the holder for people and tools that inspect the lock,
+// the read-write lock or the semaphore. The default is $MSYNC_HOLDER, else
+// host/pid.
 func WithHolder(holder string) LockOption {
 	return lockOptionFunc(func(c *lockConfig) { c.holder = holder })
 }
@@ -58,22 +60,23 @@ type LeaseDurationOption struct {
 func (o LeaseDurationOption) applyLock(c *lockConfig)         { c.leaseDuration = o.d }
 func (o LeaseDurationOption) applyCampaign(c *campaignConfig) { c.leaseDuration = o.d }
 
-// WithLeaseDuration sets how long a lock, a permit or a leadership outlives
-// a sidecar that stopped renewing it, in whole seconds. The default is the
-// sidecar's (15 s). It is an option of Lock, TryLock, AcquirePermit,
-// TryAcquirePermit and Campaign.
+// WithLeaseDuration sets how long a lock, a read-write hold, a permit or a
+// leadership outlives a sidecar that stopped renewing it, in whole seconds.
+// The default is the sidecar's (15 s). It is an option of Lock, TryLock,
+// AcquireRWLock, TryAcquireRWLock, AcquirePermit, TryAcquirePermit and
+// Campaign.
 func WithLeaseDuration(d time.Duration) LeaseDurationOption {
 	return LeaseDurationOption{d: d}
 }
 
-// WithWaitTimeout makes Lock (or AcquirePermit) give up if the lock (a
-// permit) is not free within d; zero gives up at once if none is. The
-// default is DefaultWaitTimeout; the sidecar allows at most 24 hours. The
-// error is an *Error with codes.DeadlineExceeded for which errors.Is(err,
-// ErrWaitTimeout) and errors.Is(err, context.DeadlineExceeded) are true. The
-// sidecar is told the wait timeout, and the client also keeps it on its own
-// clock: should the sidecar not answer (frozen, say), Lock gives up one
-// second after d.
+// WithWaitTimeout makes Lock (AcquirePermit, AcquireRWLock) give up if the
+// lock (a permit, the read-write lock in the mode asked) is not free within
+// d; zero gives up at once if it is not. The default is DefaultWaitTimeout;
+// the sidecar allows at most 24 hours. The error is an *Error with
+// codes.DeadlineExceeded for which errors.Is(err, ErrWaitTimeout) and
+// errors.Is(err, context.DeadlineExceeded) are true. The sidecar is told the
+// wait timeout, and the client also keeps it on its own clock: should the
+// sidecar not answer (frozen, say), Lock gives up one second after d.
 func WithWaitTimeout(d time.Duration) LockOption {
 	return lockOptionFunc(func(c *lockConfig) { c.waitTimeout = &d })
 }

@@ -87,14 +87,14 @@ func TestLockIsExclusiveAndUnlockHandsItOver(t *testing.T) {
 	}
 }
 
-// held is what a Lock and a Permit share, and how each is given back.
+// held is what a Lock, a Permit and an RWHold share.
 type held interface {
 	Lost() <-chan struct{}
 	Err() error
 	ValidFor() time.Duration
 }
 
-func TestLockAndPermitLostWhenTheSidecarFreezes(t *testing.T) {
+func TestLockPermitAndRWHoldLostWhenTheSidecarFreezes(t *testing.T) {
 	ctx := testContext(t)
 	d := startDaemon(t, "--lease-duration=2s", "--renew-deadline=1s")
 	c := d.client(t)
@@ -106,7 +106,11 @@ func TestLockAndPermitLostWhenTheSidecarFreezes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holds := map[string]held{"lock": lock, "permit": permit}
+	reader, err := c.AcquireRWLock(ctx, "frozen", msync.Shared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds := map[string]held{"lock": lock, "permit": permit, "read-write hold": reader}
 
 	// A stopped daemon sends neither heartbeats nor `lost`: only the client's
 	// own deadline can tell the holder to stop.
@@ -134,6 +138,9 @@ func TestLockAndPermitLostWhenTheSidecarFreezes(t *testing.T) {
 	}
 	if err := permit.Release(ctx); err != nil {
 		t.Fatalf("Release of a lost permit: want nil, got %v", err)
+	}
+	if err := reader.Release(ctx); err != nil {
+		t.Fatalf("Release of a lost read-write hold: want nil, got %v", err)
 	}
 }
 

@@ -47,6 +47,8 @@ var (
 	leases       = map[string]*msync.Lease{}
 	permits      = map[string]*msync.Permit{}
 	permitLeases = map[string]*msync.PermitLease{}
+	rwHolds      = map[string]*msync.RWHold{}
+	rwLeases     = map[string]*msync.RWLease{}
 	campaigns    = map[string]*msync.Campaign{}
 	observations = map[string]context.CancelFunc{}
 )
@@ -147,6 +149,24 @@ func holdersOf(holders []msync.PermitHolder) []map[string]any {
 	return out
 }
 
+// watchable is what a held lock, permit or read-write hold shares.
+type watchable interface {
+	Lost() <-chan struct{}
+	Err() error
+}
+
+// watchLost reports the hold's loss as a `lost` event. Lost closes on a
+// release too; Err tells that normal end apart, and nothing is reported then.
+func watchLost(handle string, hold watchable) {
+	go func() {
+		<-hold.Lost()
+		var lost *msync.LostError
+		if errors.As(hold.Err(), &lost) && lost.Reason != msync.ReasonReleased {
+			write(map[string]any{"event": "lost", "handle": handle, "reason": string(lost.Reason), "message": lost.Message})
+		}
+	}()
+}
+
 func readOptions(c command) []msync.ReadOption {
 	if fresh, _ := c["fresh"].(bool); fresh {
 		return []msync.ReadOption{msync.Fresh()}
@@ -180,16 +200,8 @@ func perform(c command) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		handle := c.str("as")
-		locks[handle] = lock
-		go func() {
-			<-lock.Lost()
-			var lost *msync.LostError
-			// Lost closes on Unlock too; Err tells that normal end apart.
-			if errors.As(lock.Err(), &lost) && lost.Reason != msync.ReasonReleased {
-				write(map[string]any{"event": "lost", "handle": handle, "reason": string(lost.Reason), "message": lost.Message})
-			}
-		}()
+		locks[c.str("as")] = lock
+		watchLost(c.str("as"), lock)
 		return map[string]any{"token": lock.Token, "holder": lock.Holder}, nil
 	case "tryLock":
 		cl, err := client(c)
@@ -214,16 +226,8 @@ func perform(c command) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		handle := c.str("as")
-		permits[handle] = permit
-		go func() {
-			<-permit.Lost()
-			var lost *msync.LostError
-			// Lost closes on Release too; Err tells that normal end apart.
-			if errors.As(permit.Err(), &lost) && lost.Reason != msync.ReasonReleased {
-				write(map[string]any{"event": "lost", "handle": handle, "reason": string(lost.Reason), "message": lost.Message})
-			}
-		}()
+		permits[c.str("as")] = permit
+		watchLost(c.str("as"), permit)
 		return map[string]any{"token": permit.Token, "holder": permit.Holder, "permits": permit.Permits, "holdId": permit.HoldID}, nil
 	case "tryAcquirePermit":
 		cl, err := client(c)
@@ -253,11 +257,53 @@ func perform(c command) (map[string]any, error) {
 			return nil, err
 		}
 		return map[string]any{"permits": info.Permits, "token": info.Token, "holders": holdersOf(info.Holders)}, nil
+	case "acquireRW":
+		cl, err := client(c)
+		if err != nil {
+			return nil, err
+		}
+		hold, err := cl.AcquireRWLock(ctx, c.str("name"), msync.Mode(c.str("mode")), lockOptions(c)...)
+		if err != nil {
+			return nil, err
+		}
+		rwHolds[c.str("as")] = hold
+		watchLost(c.str("as"), hold)
+		return map[string]any{"token": hold.Token, "holder": hold.Holder, "mode": string(hold.Mode), "holdId": hold.HoldID}, nil
+	case "tryAcquireRW":
+		cl, err := client(c)
+		if err != nil {
+			return nil, err
+		}
+		lease, err := cl.TryAcquireRWLock(ctx, c.str("name"), msync.Mode(c.str("mode")), lockOptions(c)...)
+		var busy *msync.RWLockNotFreeError
+		if errors.As(err, &busy) {
+			return map[string]any{"acquired": false, "mode": string(busy.State.Mode)}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		rwLeases[c.str("as")] = lease
+		return map[string]any{
+			"acquired": true, "token": lease.Token, "holder": lease.Holder, "mode": string(lease.Mode), "holdId": lease.HoldID,
+			"validForMs": lease.ValidFor().Milliseconds(),
+		}, nil
+	case "getRWLock":
+		cl, err := client(c)
+		if err != nil {
+			return nil, err
+		}
+		info, err := cl.GetRWLock(ctx, c.str("name"), readOptions(c)...)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"mode": string(info.Mode), "holder": info.Holder, "token": info.Token, "readers": info.SharedHolds()}, nil
 	case "renew":
 		var renew func(context.Context, ...time.Duration) (time.Duration, error)
 		if lease, ok := leases[c.str("handle")]; ok {
 			renew = lease.Renew
 		} else if lease, ok := permitLeases[c.str("handle")]; ok {
+			renew = lease.Renew
+		} else if lease, ok := rwLeases[c.str("handle")]; ok {
 			renew = lease.Renew
 		} else {
 			return nil, unimplemented("no lease %q", c.str("handle"))
@@ -279,6 +325,11 @@ func perform(c command) (map[string]any, error) {
 			// Acknowledged, as Unlock.
 			return nil, permit.Release(ctx)
 		} else if lease, ok := permitLeases[handle]; ok {
+			return nil, lease.Release(ctx)
+		} else if hold, ok := rwHolds[handle]; ok {
+			// Acknowledged, as Unlock, by its hold.
+			return nil, hold.Release(ctx)
+		} else if lease, ok := rwLeases[handle]; ok {
 			return nil, lease.Release(ctx)
 		} else if campaign, ok := campaigns[handle]; ok && c.str("op") == "close" {
 			campaign.Close()
@@ -415,6 +466,9 @@ func main() {
 	}
 	for _, permit := range permits {
 		_ = permit.Release(context.Background())
+	}
+	for _, hold := range rwHolds {
+		_ = hold.Release(context.Background())
 	}
 	for _, campaign := range campaigns {
 		campaign.Close()
