@@ -394,3 +394,49 @@ impl LeasedRwHold {
         self.mode
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_mode_is_exclusive_as_on_the_sidecar_and_an_unknown_one_is_none() {
+        assert_eq!(Mode::default(), Mode::Exclusive);
+        assert_eq!(Mode::from_proto(proto::LockMode::Unspecified as i32), None);
+        assert_eq!(Mode::from_proto(7), None);
+        for mode in [Mode::Shared, Mode::Exclusive] {
+            assert_eq!(Mode::from_proto(mode.to_proto()), Some(mode));
+        }
+        assert_eq!(
+            (Mode::Shared.to_string(), Mode::Exclusive.as_str()),
+            ("shared".to_owned(), "exclusive")
+        );
+    }
+
+    #[test]
+    fn a_refused_try_acquire_reports_the_lock_as_the_sidecar_saw_it() {
+        let seat = |readers| proto::ReaderSeat {
+            holder_identity: "sidecar-a".into(),
+            holder: "r".into(),
+            readers,
+            remaining: None,
+        };
+        let state = RwLockInfo::from_proto(proto::GetRwLockResponse {
+            held: true,
+            mode: proto::LockMode::Shared as i32,
+            fencing_token: 4,
+            readers: vec![seat(2), seat(3)],
+            ..Default::default()
+        });
+        assert_eq!(
+            (state.mode, state.reader_count(), state.fencing_token),
+            (Some(Mode::Shared), 5, 4)
+        );
+        let error = Error::RwLockNotFree {
+            name: "catalog".into(),
+            state: Box::new(state),
+        };
+        assert_eq!(error.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(error.to_string(), "read-write lock catalog is held shared");
+    }
+}
