@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use metaparticle_sync::{
     Campaign, CampaignEvent, CampaignHandle, CampaignOptions, Client, DEFAULT_CALL_TIMEOUT, Error, LeasedLock,
-    LeasedPermit, Lock, LockOptions, LostSignal, Permit, PermitHolder, ReadConsistency, TryLockOptions,
+    LeasedPermit, LeasedRwHold, Lock, LockOptions, LostSignal, Mode, Permit, PermitHolder, ReadConsistency, RwHold,
+    TryLockOptions,
 };
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -39,22 +40,47 @@ enum Held {
     Lease(LeasedLock),
     Permit(Permit),
     PermitLease(LeasedPermit),
+    Rw(RwHold),
+    RwLease(LeasedRwHold),
 }
 
-/// A leased permit as the client's calls by hold id name it: how the driver
-/// asks the sidecar about it again once its release consumed the guard.
-struct PermitHold {
+/// A leased permit or read-write hold as the client's calls by hold id name
+/// it: how the driver asks the sidecar about it again once its release
+/// consumed the guard.
+struct HoldById {
     client: Client,
     name: String,
     hold_id: String,
+    rwlock: bool,
+}
+
+impl HoldById {
+    async fn renew(&self, timeout: Duration, lease_duration: Option<Duration>) -> Result<Duration, Error> {
+        let client = self.client.with_timeout(timeout);
+        if self.rwlock {
+            client.renew_rwlock(&self.name, &self.hold_id, lease_duration).await
+        } else {
+            client.renew_permit(&self.name, &self.hold_id, lease_duration).await
+        }
+    }
+
+    async fn release(&self, timeout: Duration) -> Result<(), Error> {
+        let client = self.client.with_timeout(timeout);
+        if self.rwlock {
+            client.release_rwlock(&self.name, &self.hold_id).await
+        } else {
+            client.release_permit(&self.name, &self.hold_id).await
+        }
+    }
 }
 
 #[derive(Default)]
 struct Driver {
     clients: HashMap<String, Client>,
     locks: HashMap<String, Held>,
-    permit_holds: HashMap<String, PermitHold>,
-    released_permits: HashSet<String>,
+    /// Leased holds by handle, and which of them were released.
+    by_id: HashMap<String, HoldById>,
+    released: HashSet<String>,
     campaigns: HashMap<String, (CampaignHandle, JoinHandle<()>)>,
     observations: HashMap<String, (oneshot::Sender<()>, JoinHandle<()>)>,
 }
@@ -141,6 +167,20 @@ fn permits(args: &Value) -> u32 {
     args.get("permits")
         .and_then(Value::as_u64)
         .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// The command's `mode`, `"shared"` or `"exclusive"`.
+fn mode(args: &Value) -> Result<Mode, Failure> {
+    match args.get("mode").and_then(Value::as_str) {
+        Some("shared") => Ok(Mode::Shared),
+        Some("exclusive") => Ok(Mode::Exclusive),
+        other => Err(Failure::Unimplemented(format!("no such mode: {other:?}"))),
+    }
+}
+
+/// A read-write lock's mode as the protocol names it; `""` when not held.
+fn mode_name(mode: Option<Mode>) -> &'static str {
+    mode.map_or("", Mode::as_str)
 }
 
 /// Reports the lock's loss when its signal fires; a normal release fires
@@ -284,8 +324,13 @@ impl Driver {
                 match client.try_acquire_permit_with(&name, permits(args), options).await {
                     Ok(permit) => {
                         let hold_id = permit.hold_id().to_owned();
-                        self.permit_holds
-                            .insert(handle_as.clone(), PermitHold { client, name, hold_id });
+                        let by_id = HoldById {
+                            client,
+                            name,
+                            hold_id,
+                            rwlock: false,
+                        };
+                        self.by_id.insert(handle_as.clone(), by_id);
                         watch_loss(handle_as.clone(), permit.signal());
                         let reply = fields(json!({
                             "acquired": true, "token": permit.token(), "holder": permit.holder(),
@@ -307,18 +352,67 @@ impl Driver {
                     "permits": info.permits, "token": info.fencing_token, "holders": holders_json(&info.holders),
                 })))
             }
+            "acquireRW" => {
+                let options = LockOptions {
+                    holder: text(args, "holder"),
+                    lease_duration: millis(args, "leaseDurationMs"),
+                    wait_timeout: millis(args, "waitTimeoutMs"),
+                };
+                let hold = self
+                    .client(args)?
+                    .acquire_rwlock_with(&name, mode(args)?, options)
+                    .await?;
+                watch_loss(handle_as.clone(), hold.signal());
+                let reply = fields(json!({
+                    "token": hold.token(), "holder": hold.holder(), "mode": hold.mode().as_str(), "holdId": hold.hold_id(),
+                }));
+                self.locks.insert(handle_as, Held::Rw(hold));
+                Ok(reply)
+            }
+            "tryAcquireRW" => {
+                let options = TryLockOptions {
+                    holder: text(args, "holder"),
+                    lease_duration: millis(args, "leaseDurationMs"),
+                };
+                let client = self.client(args)?;
+                match client.try_acquire_rwlock_with(&name, mode(args)?, options).await {
+                    Ok(hold) => {
+                        let hold_id = hold.hold_id().to_owned();
+                        let by_id = HoldById {
+                            client,
+                            name,
+                            hold_id,
+                            rwlock: true,
+                        };
+                        self.by_id.insert(handle_as.clone(), by_id);
+                        watch_loss(handle_as.clone(), hold.signal());
+                        let reply = fields(json!({
+                            "acquired": true, "token": hold.token(), "holder": hold.holder(),
+                            "mode": hold.mode().as_str(), "holdId": hold.hold_id(),
+                            "validForMs": hold.valid_for().as_millis() as u64,
+                        }));
+                        self.locks.insert(handle_as, Held::RwLease(hold));
+                        Ok(reply)
+                    }
+                    Err(Error::RwLockNotFree { state, .. }) => {
+                        Ok(fields(json!({ "acquired": false, "mode": mode_name(state.mode) })))
+                    }
+                    Err(error) => Err(error.into()),
+                }
+            }
+            "getRWLock" => {
+                let info = self.client(args)?.get_rwlock(&name, consistency(args)).await?;
+                Ok(fields(json!({
+                    "mode": mode_name(info.mode), "holder": info.holder,
+                    "token": info.fencing_token, "readers": info.reader_count(),
+                })))
+            }
             "renew" => {
                 let handle = Self::handle(args);
-                if let Some(hold) = self
-                    .permit_holds
-                    .get(&handle)
-                    .filter(|_| self.released_permits.contains(&handle))
-                {
+                if let Some(hold) = self.by_id.get(&handle).filter(|_| self.released.contains(&handle)) {
                     // Released, the guard is gone: renew by its hold id.
-                    let client = hold.client.with_timeout(timeout(args).unwrap_or(DEFAULT_CALL_TIMEOUT));
-                    let valid_for = client
-                        .renew_permit(&hold.name, &hold.hold_id, millis(args, "leaseDurationMs"))
-                        .await?;
+                    let deadline = timeout(args).unwrap_or(DEFAULT_CALL_TIMEOUT);
+                    let valid_for = hold.renew(deadline, millis(args, "leaseDurationMs")).await?;
                     return Ok(fields(json!({ "validForMs": valid_for.as_millis() as u64 })));
                 }
                 match self.locks.remove(&handle) {
@@ -334,6 +428,13 @@ impl Driver {
                         let lease = lease.with_timeout(timeout(args).unwrap_or(DEFAULT_CALL_TIMEOUT));
                         let renewed = lease.renew(millis(args, "leaseDurationMs")).await;
                         self.locks.insert(handle, Held::Lease(lease));
+                        let valid_for = renewed?;
+                        Ok(fields(json!({ "validForMs": valid_for.as_millis() as u64 })))
+                    }
+                    Some(Held::RwLease(hold)) => {
+                        let hold = hold.with_timeout(timeout(args).unwrap_or(DEFAULT_CALL_TIMEOUT));
+                        let renewed = hold.renew(millis(args, "leaseDurationMs")).await;
+                        self.locks.insert(handle, Held::RwLease(hold));
                         let valid_for = renewed?;
                         Ok(fields(json!({ "validForMs": valid_for.as_millis() as u64 })))
                     }
@@ -412,7 +513,7 @@ impl Driver {
             }
             "close" => {
                 let handle = Self::handle(args);
-                if self.locks.contains_key(&handle) || self.released_permits.contains(&handle) {
+                if self.locks.contains_key(&handle) || self.released.contains(&handle) {
                     self.release(op, &handle, timeout(args)).await
                 } else if let Some((campaign, forwarding)) = self.campaigns.remove(&handle) {
                     campaign.close();
@@ -439,27 +540,24 @@ impl Driver {
         // This command's deadline, else the wrapper's default (not the one
         // the lock was taken with).
         let timeout = timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
-        if let Some(hold) = self
-            .permit_holds
-            .get(handle)
-            .filter(|_| self.released_permits.contains(handle))
-        {
+        if let Some(hold) = self.by_id.get(handle).filter(|_| self.released.contains(handle)) {
             // Released before, the guard is gone: release by its hold id.
-            hold.client
-                .with_timeout(timeout)
-                .release_permit(&hold.name, &hold.hold_id)
-                .await?;
+            hold.release(timeout).await?;
             return Ok(Map::new());
         }
         match self.locks.remove(handle) {
             Some(Held::Lock(lock)) => lock.with_timeout(timeout).release().await?,
             Some(Held::Lease(lease)) => lease.with_timeout(timeout).release().await?,
             Some(Held::Permit(permit)) => permit.with_timeout(timeout).release().await?,
+            Some(Held::Rw(hold)) => hold.with_timeout(timeout).release().await?,
+            // Each guard is consumed whatever the answer: from now on the hold is named by its hold id.
             Some(Held::PermitLease(permit)) => {
-                // The guard is consumed whatever the answer: from now on the permit is named by its hold id.
-                let released = permit.with_timeout(timeout).release().await;
-                self.released_permits.insert(handle.to_owned());
-                released?
+                self.released.insert(handle.to_owned());
+                permit.with_timeout(timeout).release().await?
+            }
+            Some(Held::RwLease(hold)) => {
+                self.released.insert(handle.to_owned());
+                hold.with_timeout(timeout).release().await?
             }
             None => return Err(Self::unknown(op, handle)),
         }
@@ -480,6 +578,8 @@ impl Driver {
                         Held::Lease(lease) => lease.with_timeout(quick).release().await,
                         Held::Permit(permit) => permit.with_timeout(quick).release().await,
                         Held::PermitLease(permit) => permit.with_timeout(quick).release().await,
+                        Held::Rw(hold) => hold.with_timeout(quick).release().await,
+                        Held::RwLease(hold) => hold.with_timeout(quick).release().await,
                     };
                 })
             })

@@ -10,6 +10,7 @@ use tonic::{Code, Request, Response, Status};
 use crate::Error;
 use crate::proto::election_service_client::ElectionServiceClient;
 use crate::proto::lock_service_client::LockServiceClient;
+use crate::proto::rw_lock_service_client::RwLockServiceClient;
 use crate::proto::semaphore_service_client::SemaphoreServiceClient;
 
 /// Where the sidecar listens unless `MSYNC_ADDRESS` says otherwise.
@@ -17,13 +18,14 @@ pub const DEFAULT_ADDRESS: &str = "127.0.0.1:13131";
 
 /// How long one call may take unless [`Client::with_timeout`] says
 /// otherwise: every unary call (try-lock, renew, release, get-lock,
-/// get-leader, proclaim, resign, and a semaphore's try-acquire, renew,
-/// release and get), and the release of a held lock or permit. A call that
-/// runs out fails with [`Error::DeadlineExceeded`].
+/// get-leader, proclaim, resign, a semaphore's and a read-write lock's
+/// try-acquire, renew, release and get), and the release of a held lock,
+/// permit or read-write hold. A call that runs out fails with
+/// [`Error::DeadlineExceeded`].
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long [`Client::lock`] waits for the lock, and
-/// [`Client::acquire_permit`] for a permit, unless
+/// How long [`Client::lock`] waits for the lock, [`Client::acquire_permit`]
+/// for a permit and [`Client::acquire_rwlock`] for a read-write hold, unless
 /// [`crate::LockOptions::wait_timeout`] says otherwise. A wait that runs out
 /// fails with [`Error::WaitTimeout`].
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -55,6 +57,7 @@ pub struct Client {
     pub(crate) locks: LockServiceClient<Channel>,
     pub(crate) elections: ElectionServiceClient<Channel>,
     pub(crate) semaphores: SemaphoreServiceClient<Channel>,
+    pub(crate) rwlocks: RwLockServiceClient<Channel>,
     /// The caller's own deadline for each call, if it gave one.
     timeout: Option<Duration>,
 }
@@ -92,7 +95,8 @@ impl Client {
         Client {
             locks: LockServiceClient::new(channel.clone()),
             elections: ElectionServiceClient::new(channel.clone()),
-            semaphores: SemaphoreServiceClient::new(channel),
+            semaphores: SemaphoreServiceClient::new(channel.clone()),
+            rwlocks: RwLockServiceClient::new(channel),
             timeout: None,
         }
     }
@@ -107,7 +111,8 @@ impl Client {
     /// # Ok(()) }
     /// ```
     ///
-    /// For [`Client::lock`] it also bounds the wait, besides the lock's own
+    /// For [`Client::lock`] ([`Client::acquire_permit`],
+    /// [`Client::acquire_rwlock`]) it also bounds the wait, besides the own
     /// wait timeout; running out of it is then [`Error::DeadlineExceeded`].
     /// Campaigns and observations have no overall deadline: only their
     /// proclaim and resign calls do.
@@ -163,7 +168,8 @@ pub(crate) fn call_error(status: Status, deadline: Instant, timeout: Duration, w
     }
 }
 
-/// Where a read (`get_lock`, `get_leader`, `get_semaphore`) is served from.
+/// Where a read (`get_lock`, `get_leader`, `get_semaphore`, `get_rwlock`) is
+/// served from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ReadConsistency {
     /// The sidecar's watch cache: no request to the API server, possibly a

@@ -21,8 +21,9 @@ pub enum Error {
     #[error("invalid argument: {message}")]
     InvalidArgument { field: Option<String>, message: String },
 
-    /// The fencing token or term is not the current one, so the caller does
-    /// not hold what it named (`FAILED_PRECONDITION`).
+    /// The fencing token or term is not the current one, or the hold id (of
+    /// a permit, of a read-write hold) is not one this sidecar has, so the
+    /// caller does not hold what it named (`FAILED_PRECONDITION`).
     #[error("not held: {message}")]
     NotHeld { message: String },
 
@@ -54,6 +55,18 @@ pub enum Error {
         name: String,
         /// Who holds the permits.
         holders: Vec<crate::PermitHolder>,
+    },
+
+    /// A try-acquire of a read-write lock could not hold it in the mode asked
+    /// for: readers hold it and a writer asked, or a writer holds it (or
+    /// waits ahead) and a reader asked. `state` is the lock as the sidecar saw
+    /// it then.
+    #[error("read-write lock {name} is held {}", state.mode.map_or("in another mode", crate::Mode::as_str))]
+    RwLockNotFree {
+        name: String,
+        /// Who holds it and how; boxed, as it is far larger than the other
+        /// variants.
+        state: Box<crate::RwLockInfo>,
     },
 
     /// The lock was not granted within its wait timeout
@@ -99,7 +112,8 @@ impl Error {
             | Error::ForeignLease { .. }
             | Error::NotFree { .. }
             | Error::PermitsMismatch { .. }
-            | Error::NoPermitFree { .. } => Code::FailedPrecondition,
+            | Error::NoPermitFree { .. }
+            | Error::RwLockNotFree { .. } => Code::FailedPrecondition,
             Error::WaitTimeout { .. } | Error::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             Error::Unavailable { .. } | Error::ShuttingDown { .. } => Code::Unavailable,
             Error::PermissionDenied { .. } => Code::PermissionDenied,

@@ -1,10 +1,11 @@
-// What every hold does, whatever it holds (a lock, a permit of a semaphore):
-// how one kept by a stream is waited for, followed and released, and how one
-// taken for a lease is watched, renewed and given back. `Lock` and `Permit`
-// are a `StreamHold` with their own fields; `LeasedLock` and `LeasedPermit` a
-// `LeaseHold`. So the guarantees of design 3.11 (the client's own deadline on
-// the last `valid_for`, the wait clock, a release acknowledged and capped by
-// the promise) are one piece of code for both.
+// What every hold does, whatever it holds (a lock, a permit of a semaphore, a
+// shared or exclusive hold of a read-write lock): how one kept by a stream is
+// waited for, followed and released, and how one taken for a lease is
+// watched, renewed and given back. `Lock`, `Permit` and `RwHold` are a
+// `StreamHold` with their own fields; `LeasedLock`, `LeasedPermit` and
+// `LeasedRwHold` a `LeaseHold`. So the guarantees of design 3.11 (the
+// client's own deadline on the last `valid_for`, the wait clock, a release
+// acknowledged and capped by the promise) are one piece of code for all.
 use std::future::Future;
 use std::time::Duration;
 
@@ -14,9 +15,9 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 use tonic::{Response, Status, Streaming};
 
 use crate::client::{WAIT_TIMEOUT_GRACE, call_error, from_proto_duration, request};
-use crate::proto::{self, acquire_permit_response, acquire_response};
+use crate::proto::{self, acquire_permit_response, acquire_response, acquire_rw_lock_response};
 use crate::signal::{Deadline, Ending};
-use crate::{Client, Error, Loss, LossReason, LostSignal};
+use crate::{Client, Error, Loss, LossReason, LostSignal, Mode};
 
 /// What a hold is, as the sidecar names it in a release or a renewal.
 #[derive(Debug, Clone)]
@@ -25,6 +26,14 @@ pub(crate) enum Hold {
     Lock { name: String, token: i64 },
     /// A permit of a semaphore, by its hold.
     Permit { name: String, hold_id: String, token: i64 },
+    /// A hold of a read-write lock, by its hold: shared holds may share a
+    /// token.
+    RwLock {
+        name: String,
+        hold_id: String,
+        mode: Mode,
+        token: i64,
+    },
 }
 
 impl Hold {
@@ -33,6 +42,9 @@ impl Hold {
         match self {
             Hold::Lock { name, token } => format!("lock {name} (token {token})"),
             Hold::Permit { name, token, .. } => format!("a permit of semaphore {name} (token {token})"),
+            Hold::RwLock { name, mode, token, .. } => {
+                format!("a {mode} hold of read-write lock {name} (token {token})")
+            }
         }
     }
 
@@ -52,6 +64,11 @@ impl Hold {
                 let message = proto::ReleasePermitRequest { name, hold_id };
                 Box::pin(async move { semaphores.release_permit(request(message, timeout)).await.map(drop) })
             }
+            Hold::RwLock { name, hold_id, .. } => {
+                let mut rwlocks = client.rwlocks.clone();
+                let message = proto::ReleaseRwLockRequest { name, hold_id };
+                Box::pin(async move { rwlocks.release_rw_lock(request(message, timeout)).await.map(drop) })
+            }
         }
     }
 
@@ -60,6 +77,7 @@ impl Hold {
         match self {
             Hold::Lock { name, token } => client.renew(name, *token, lease_duration).await,
             Hold::Permit { name, hold_id, .. } => client.renew_permit(name, hold_id, lease_duration).await,
+            Hold::RwLock { name, hold_id, .. } => client.renew_rwlock(name, hold_id, lease_duration).await,
         }
     }
 
@@ -68,12 +86,14 @@ impl Hold {
         match self {
             Hold::Lock { name, token } => client.release(name, *token).await,
             Hold::Permit { name, hold_id, .. } => client.release_permit(name, hold_id).await,
+            Hold::RwLock { name, hold_id, .. } => client.release_rwlock(name, hold_id).await,
         }
     }
 }
 
 /// One message of a stream that keeps a hold (LockService.Acquire,
-/// SemaphoreService.AcquirePermit): the grant, then heartbeats, then a loss.
+/// SemaphoreService.AcquirePermit, RWLockService.AcquireRWLock): the grant,
+/// then heartbeats, then a loss.
 pub(crate) enum Event<A> {
     Acquired(A),
     Renewed(Duration),
@@ -89,30 +109,28 @@ pub(crate) trait HoldStream: Send + 'static {
     fn into_event(self) -> Event<Self::Acquired>;
 }
 
-impl HoldStream for proto::AcquireResponse {
-    type Acquired = proto::Acquired;
-    fn into_event(self) -> Event<proto::Acquired> {
-        match self.event {
-            Some(acquire_response::Event::Acquired(acquired)) => Event::Acquired(acquired),
-            Some(acquire_response::Event::Renewed(renewed)) => Event::Renewed(from_proto_duration(renewed.valid_for)),
-            Some(acquire_response::Event::Lost(lost)) => Event::Lost(Loss::from_proto(lost)),
-            None => Event::Other,
+/// Each such stream's message has a oneof `event` (its module `$events`) of
+/// the same three cases; only the grant's message differs.
+macro_rules! hold_stream {
+    ($($message:ty => $events:ident, $acquired:ty;)*) => {$(
+        impl HoldStream for $message {
+            type Acquired = $acquired;
+            fn into_event(self) -> Event<$acquired> {
+                match self.event {
+                    Some($events::Event::Acquired(acquired)) => Event::Acquired(acquired),
+                    Some($events::Event::Renewed(renewed)) => Event::Renewed(from_proto_duration(renewed.valid_for)),
+                    Some($events::Event::Lost(lost)) => Event::Lost(Loss::from_proto(lost)),
+                    None => Event::Other,
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl HoldStream for proto::AcquirePermitResponse {
-    type Acquired = proto::PermitAcquired;
-    fn into_event(self) -> Event<proto::PermitAcquired> {
-        match self.event {
-            Some(acquire_permit_response::Event::Acquired(acquired)) => Event::Acquired(acquired),
-            Some(acquire_permit_response::Event::Renewed(renewed)) => {
-                Event::Renewed(from_proto_duration(renewed.valid_for))
-            }
-            Some(acquire_permit_response::Event::Lost(lost)) => Event::Lost(Loss::from_proto(lost)),
-            None => Event::Other,
-        }
-    }
+hold_stream! {
+    proto::AcquireResponse => acquire_response, proto::Acquired;
+    proto::AcquirePermitResponse => acquire_permit_response, proto::PermitAcquired;
+    proto::AcquireRwLockResponse => acquire_rw_lock_response, proto::RwLockAcquired;
 }
 
 /// Opens a hold's stream (`open`) and waits for its grant: at most `wait`
@@ -491,15 +509,15 @@ async fn watchdog(ending: Ending, deadline: Deadline, mut moved: watch::Receiver
 
 /// The methods every hold has, on a struct with the fields `name`, `token`,
 /// `holder`, `lease_duration` and `hold` (a [`StreamHold`] or [`LeaseHold`]).
-/// `$what` names the hold, `$of` what its tokens count, and `$renewal` what
-/// extends its promise, in the docs.
+/// `$what` names the hold, `$token` says what its token promises, and
+/// `$renewal` what extends its promise, in the docs.
 macro_rules! hold_api {
-    ($what:literal, $of:literal, $renewal:literal) => {
+    ($what:literal, $token:literal, $renewal:literal) => {
         pub fn name(&self) -> &str {
             &self.name
         }
 
-        #[doc = concat!("The fencing token: strictly greater than every earlier token of this ", $of, ".")]
+        #[doc = concat!("The fencing token: ", $token, ".")]
         /// Pass it to the resources you write to.
         pub fn token(&self) -> i64 {
             self.token
@@ -543,11 +561,11 @@ macro_rules! hold_api {
     };
 }
 
-/// The methods every guard of a stream-held hold has (`Lock`, `Permit`):
+/// The methods every guard of a stream-held hold has (`Lock`, `Permit`, `RwHold`):
 /// `hold_api`'s, and `acquire_time` (a field too) and `lost`.
 macro_rules! stream_hold_api {
-    ($what:literal, $of:literal) => {
-        crate::hold::hold_api!($what, $of, "another heartbeat");
+    ($what:literal, $token:literal) => {
+        crate::hold::hold_api!($what, $token, "another heartbeat");
 
         /// When the sidecar wrote the acquisition, by its wall clock; for display.
         pub fn acquire_time(&self) -> Option<std::time::SystemTime> {
@@ -561,11 +579,11 @@ macro_rules! stream_hold_api {
     };
 }
 
-/// The methods every lease-held hold has (`LeasedLock`, `LeasedPermit`):
+/// The methods every lease-held hold has (`LeasedLock`, `LeasedPermit`, `LeasedRwHold`):
 /// `hold_api`'s, and `renew` and `release`.
 macro_rules! lease_hold_api {
-    ($what:literal, $of:literal) => {
-        crate::hold::hold_api!($what, $of, "renewing");
+    ($what:literal, $token:literal) => {
+        crate::hold::hold_api!($what, $token, "renewing");
 
         /// Extends the lease by another lease duration (or `lease_duration`, which
         /// then applies to later renewals too) and returns how long the holder may

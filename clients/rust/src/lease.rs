@@ -175,5 +175,5 @@ impl Client {
 }
 
 impl LeasedLock {
-    lease_hold_api!("lock", "lock");
+    lease_hold_api!("lock", "strictly greater than every earlier token of this lock");
 }

@@ -1,6 +1,7 @@
-//! The Rust client of the metaparticle-sync sidecar: distributed locks and
-//! counting semaphores with fencing tokens, and leader election, held for
-//! this process by a daemon that it reaches over gRPC on loopback.
+//! The Rust client of the metaparticle-sync sidecar: distributed locks,
+//! counting semaphores and read-write locks with fencing tokens, and leader
+//! election, held for this process by a daemon that it reaches over gRPC on
+//! loopback.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), metaparticle_sync::Error> {
@@ -33,10 +34,9 @@
 //! (10 s) unless [`Client::with_timeout`] (or `with_timeout` on a lock, lease
 //! or campaign) gives another deadline, and fails with
 //! [`Error::DeadlineExceeded`] when it runs out. [`Client::lock`] (and
-//! [`Client::acquire_permit`]) waits at most its wait timeout
-//! ([`DEFAULT_WAIT_TIMEOUT`], 5 min), kept by the sidecar and by this
-//! client's own clock, and fails with
-//! [`Error::WaitTimeout`]. Campaigns and observations last until you end
+//! [`Client::acquire_permit`], [`Client::acquire_rwlock`]) waits at most its
+//! wait timeout ([`DEFAULT_WAIT_TIMEOUT`], 5 min), kept by the sidecar and by
+//! this client's own clock, and fails with [`Error::WaitTimeout`]. Campaigns and observations last until you end
 //! them; the channel's keepalive ([`KEEPALIVE_TIME`], [`KEEPALIVE_TIMEOUT`])
 //! notices a sidecar that stopped answering.
 //!
@@ -50,6 +50,7 @@ pub mod fencing;
 mod hold;
 mod lease;
 mod lock;
+mod rwlock;
 mod semaphore;
 mod signal;
 
@@ -70,5 +71,6 @@ pub use error::Error;
 pub use futures_core::Stream;
 pub use lease::{LeasedLock, LockInfo, TryLockOptions};
 pub use lock::{Lock, LockOptions};
+pub use rwlock::{LeasedRwHold, Mode, ReaderSeat, RwHold, RwLockInfo};
 pub use semaphore::{LeasedPermit, Permit, PermitHolder, SemaphoreInfo};
 pub use signal::{Loss, LossReason, LostSignal};

@@ -118,7 +118,7 @@ impl Client {
 }
 
 impl Lock {
-    stream_hold_api!("lock", "lock");
+    stream_hold_api!("lock", "strictly greater than every earlier token of this lock");
 
     /// Releases the lock and returns once the sidecar has released it, so
     /// the next holder may be granted it.

@@ -281,7 +281,7 @@ impl Client {
 }
 
 impl Permit {
-    stream_hold_api!("permit", "semaphore");
+    stream_hold_api!("permit", "strictly greater than every earlier token of this semaphore");
 
     /// Names this hold in [`Client::release_permit`]; opaque.
     pub fn hold_id(&self) -> &str {
@@ -304,7 +304,7 @@ impl Permit {
 }
 
 impl LeasedPermit {
-    lease_hold_api!("permit", "semaphore");
+    lease_hold_api!("permit", "strictly greater than every earlier token of this semaphore");
 
     /// Names this hold in [`Client::renew_permit`] and
     /// [`Client::release_permit`]; opaque.
