@@ -5,10 +5,13 @@ import {
   type Campaign,
   type LeasedLock,
   type LeasedPermit,
+  type LeasedRWLockHold,
   type Lock,
   LostError,
   type Permit,
   type PermitHolderInfo,
+  type RWLockHold,
+  type RWLockMode,
   SyncClient,
   SyncClientError,
   status,
@@ -17,8 +20,8 @@ import {
 type Args = Record<string, unknown> & { id: number; op: string };
 
 const clients = new Map<string, SyncClient>();
-/** Locks and semaphore permits, held by a stream or for a lease: each has `release()`, a lease also `renew()`. */
-const locks = new Map<string, Lock | LeasedLock | Permit | LeasedPermit>();
+/** Locks, semaphore permits and read-write holds, held by a stream or for a lease: each has `release()`, a lease also `renew()`. */
+const locks = new Map<string, Lock | LeasedLock | Permit | LeasedPermit | RWLockHold | LeasedRWLockHold>();
 const campaigns = new Map<string, Campaign>();
 const observations = new Map<string, AbortController>();
 
@@ -115,6 +118,47 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
     case "getSemaphore": {
       const info = await client(args).getSemaphore(String(args.name), { fresh: args.fresh === true, ...deadline(args) });
       return { permits: info.permits, token: info.token, holders: info.holders.map(holderOf) };
+    }
+    case "acquireRW": {
+      const hold = await client(args)
+        .rwlock(String(args.name))
+        .acquire(String(args.mode) as RWLockMode, {
+          holder: opt(args.holder),
+          leaseDurationMs: opt(args.leaseDurationMs),
+          waitTimeoutMs: opt(args.waitTimeoutMs),
+          ...deadline(args),
+        });
+      locks.set(String(args.as), hold);
+      watchLoss(String(args.as), hold.signal);
+      return { token: hold.token, holder: hold.holder, mode: hold.mode, holdId: hold.holdId };
+    }
+    case "tryAcquireRW": {
+      const attempt = await client(args)
+        .rwlock(String(args.name))
+        .tryAcquire(String(args.mode) as RWLockMode, {
+          holder: opt(args.holder),
+          leaseDurationMs: opt(args.leaseDurationMs),
+          ...deadline(args),
+        });
+      const hold = attempt.hold;
+      if (hold === undefined) return { acquired: false, mode: attempt.state.mode ?? "" };
+      locks.set(String(args.as), hold);
+      watchLoss(String(args.as), hold.signal);
+      return {
+        acquired: true,
+        token: hold.token,
+        holder: hold.holder,
+        mode: hold.mode,
+        holdId: hold.holdId,
+        validForMs: Math.round(hold.validForMs),
+      };
+    }
+    case "getRWLock": {
+      const info = await client(args)
+        .rwlock(String(args.name))
+        .get({ fresh: args.fresh === true, ...deadline(args) });
+      const readers = info.readers.reduce((sum, seat) => sum + seat.readers, 0);
+      return { mode: info.mode ?? "", holder: info.holder, token: info.token, readers };
     }
     case "renew": {
       const lock = locks.get(String(args.handle));
