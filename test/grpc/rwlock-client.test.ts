@@ -6,26 +6,10 @@
 // every stream hold shares are in client-deadlines.test.ts.)
 import test from "ava";
 import { setTimeout as sleep } from "node:timers/promises";
-import { LostError, type RWLockHold, type RWLockMode, SyncClient, SyncClientError, status } from "metaparticle-sync-client";
-import { callError } from "../support/calls.js";
+import { LostError, type RWLockHold, type RWLockMode, SyncClient, status } from "metaparticle-sync-client";
+import { callError, pendingAfter, rejection } from "../support/calls.js";
 import { spawnDaemon } from "../support/daemon-process.js";
 import { startTestDaemon } from "../support/test-daemon.js";
-
-/** Whether `promise` is still pending after `ms`. */
-async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const pending = Symbol("pending");
-  return (await Promise.race([promise.catch(() => undefined), sleep(ms, pending)])) === pending;
-}
-
-/** The SyncClientError a promise rejects with; fails the test if it resolves or rejects otherwise. */
-async function rejection(promise: Promise<unknown>): Promise<SyncClientError> {
-  const outcome = await promise.then(
-    () => new Error("resolved, but was expected to fail"),
-    (err: unknown) => err,
-  );
-  if (!(outcome instanceof SyncClientError)) throw outcome;
-  return outcome;
-}
 
 test("rwlock: two readers share it with token 0, a writer waits for both and holds alone with a token, which a later reader reports", async (t) => {
   const d = await startTestDaemon();
