@@ -323,6 +323,95 @@ test.serial(
   },
 );
 
+/** A script that prints "started mode=M token=T name=N" (from its environment), then waits for `file` to exist and exits 0. */
+function rwScript(file: string): string {
+  return `
+    const fs = require("node:fs");
+    const env = process.env;
+    console.log("started mode=" + env.MSYNC_LOCK_MODE + " token=" + env.MSYNC_FENCING_TOKEN + " name=" + env.MSYNC_LOCK_NAME);
+    setInterval(() => { if (fs.existsSync(${JSON.stringify(file)})) process.exit(0); }, 10);`;
+}
+
+test("lock --shared: two commands run at once with MSYNC_LOCK_MODE=shared; --exclusive waits for both and runs alone with a token; a plain lock of NAME is another lock", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const dir = tempDir(t);
+  const env = { MSYNC_ADDRESS: d.address };
+  const start = (id: string, mode: string) =>
+    cli(t, ["lock", `--${mode}`, "catalog", `--holder=${id}`, ...nodeScript(rwScript(join(dir, `done-${id}`)))], env);
+  const a = start("a", "shared");
+  const b = start("b", "shared");
+  t.is(await a.line("started "), "started mode=shared token=0 name=catalog");
+  t.is(await b.line("started "), "started mode=shared token=0 name=catalog", "both readers run at once, before any writer: token 0");
+  const info = await d.client.rwlock("catalog").get();
+  t.like(info, { mode: "shared", holder: "" });
+  t.is(
+    info.readers.reduce((sum, seat) => sum + seat.readers, 0),
+    2,
+  );
+  // A plain lock of the same NAME is not the read-write lock: it runs beside the readers.
+  const plain = await run(
+    t,
+    ["lock", "catalog", "--wait-timeout=0", ...nodeScript("console.log(process.env.MSYNC_LOCK_MODE ?? 'no mode')")],
+    env,
+  );
+  t.is(plain.code, 0, plain.stderr);
+  t.is(plain.stdout, "no mode", "a plain lock's command gets no MSYNC_LOCK_MODE");
+
+  const w = start("w", "exclusive");
+  await sleep(500);
+  t.deepEqual(w.stdout, [], "the writer waits while the readers run");
+  writeFileSync(join(dir, "done-a"), "");
+  t.is(await a.exited, 0);
+  await sleep(300);
+  t.deepEqual(w.stdout, [], "one reader still runs");
+  writeFileSync(join(dir, "done-b"), "");
+  t.is(await b.exited, 0);
+  const started = await w.line("started ");
+  t.regex(started, /^started mode=exclusive token=[1-9]\d* name=catalog$/);
+  const writerToken = Number(/token=(\d+)/.exec(started)![1]);
+  const late = start("late", "shared");
+  await sleep(500);
+  t.deepEqual(late.stdout, [], "a reader waits while the writer runs");
+  writeFileSync(join(dir, "done-w"), "");
+  t.is(await w.exited, 0);
+  t.is(await late.line("started "), `started mode=shared token=${writerToken} name=catalog`, "a reader gets the last writer's token");
+  writeFileSync(join(dir, "done-late"), "");
+  t.is(await late.exited, 0);
+  t.like(await d.client.rwlock("catalog").get({ fresh: true }), { held: false, readers: [] }, "given back once the commands exited");
+});
+
+test.serial("lock --shared: --wait-timeout exits 75 naming the writer; with -n or --exclusive it is a usage error, exit 64", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const writer = await d.client.rwlock("busy-rw").acquire("exclusive", { holder: "the-writer" });
+  t.teardown(() => writer.release());
+  const marker = join(tempDir(t), "ran");
+  const env = { MSYNC_ADDRESS: d.address };
+  const timedOut = await run(t, ["lock", "--shared", "busy-rw", "--wait-timeout=0", "--", "touch", marker], env);
+  t.is(timedOut.code, 75);
+  t.regex(
+    timedOut.stderr,
+    new RegExp(
+      `timed out after 0ms waiting for a shared hold of read-write lock busy-rw \\(held exclusive by the-writer, fencing token ${writer.token}\\)`,
+    ),
+  );
+  const badName = await run(t, ["lock", "--exclusive", "Not_A_Name", "--", "touch", marker], env);
+  t.is(badName.code, 64, "the sidecar's INVALID_ARGUMENT is a usage error");
+  t.regex(badName.stderr, /cannot take an exclusive hold of read-write lock Not_A_Name: INVALID_ARGUMENT: name/);
+  for (const args of [
+    ["lock", "--shared", "-n", "2", "busy-rw", "--", "touch", marker],
+    ["lock", "-n", "2", "--exclusive", "busy-rw", "--", "touch", marker],
+    ["lock", "--shared", "busy-rw", "--exclusive", "--", "touch", marker],
+  ]) {
+    const result = await run(t, args, env);
+    t.is(result.code, 64, args.join(" "));
+    t.regex(result.stderr, /lock takes only one of -n \(--permits\), --shared and --exclusive/, args.join(" "));
+  }
+  t.throws(() => readFileSync(marker), undefined, "the command never ran");
+  t.false(writer.lost, "the writer kept its hold");
+});
+
 // Serial: with the machine busy with the other tests, the in-process sidecar may answer a 300 ms wait timeout
 // later than the CLI's own clock allows (1 s after it), and the message then cannot name the holder.
 test.serial("lock: --wait-timeout exits 75 without running the command while someone else holds the lock", async (t) => {
@@ -343,6 +432,7 @@ test.serial("lock: --wait-timeout exits 75 without running the command while som
 for (const { flags, what } of [
   { flags: [], what: "lock frozen" },
   { flags: ["-n", "2"], what: "a permit of semaphore frozen" },
+  { flags: ["--exclusive"], what: "an exclusive hold of read-write lock frozen" },
 ]) {
   test(`lock ${flags.join(" ")}${flags.length > 0 ? " " : ""}lost: when the daemon freezes, the command gets SIGTERM, then SIGKILL, and the CLI exits 76`, async (t) => {
     // A 4 s lease promises 2 s at a time, renewed every 1.33 s or so: room for a 300 ms --kill-after.
@@ -641,12 +731,16 @@ test("leader and observe print the leader, term and value, as text or JSON", asy
 test("usage errors exit 64, an unreachable sidecar 69, and --help documents the exit codes", async (t) => {
   const help = await run(t, ["--help"]);
   t.is(help.code, 0);
-  t.regex(help.stdout, /metaparticle-sync lock \[-n N\] NAME/);
+  t.regex(help.stdout, /metaparticle-sync lock \[-n N \| --shared \| --exclusive\] NAME/);
   t.regex(help.stdout, /75 +lock: --wait-timeout passed/);
   for (const command of ["lock", "elect", "leader", "observe"]) {
     const commandHelp = await run(t, [command, "--help"]);
     t.is(commandHelp.code, 0, command);
-    t.regex(commandHelp.stdout, new RegExp(`^Usage: metaparticle-sync ${command} ${command === "lock" ? "\\[-n N\\] " : ""}NAME`), command);
+    t.regex(
+      commandHelp.stdout,
+      new RegExp(`^Usage: metaparticle-sync ${command} ${command === "lock" ? "\\[-n N \\| --shared \\| --exclusive\\] " : ""}NAME`),
+      command,
+    );
     // Each command's help lists only the exit codes it can exit with.
     const runsCommand = command === "lock" || command === "elect";
     t.is(/CMD's status|126, 127/.test(commandHelp.stdout), runsCommand, `${command} --help and CMD's exit codes`);
@@ -664,6 +758,7 @@ test("usage errors exit 64, an unreachable sidecar 69, and --help documents the 
     ["lock", "x", "--bogus", "--", "true"],
     ["lock", "-n", "two", "x", "--", "true"],
     ["lock", "x", "-n"],
+    ["lock", "--shared=yes", "x", "--", "true"],
     ["elect", "-n", "2", "x", "--", "true"],
     ["leader", "x", "y"],
   ]) {

@@ -59,7 +59,7 @@ function codeOf(error: unknown): string {
   return error instanceof SyncClientError ? status[error.code]! : String(error);
 }
 
-/** The holds kept by a stream, each taken its own way and bounded the same way: a lock, and a permit of a semaphore. */
+/** The holds kept by a stream, each taken its own way and bounded the same way: a lock, a permit of a semaphore, an exclusive hold of a read-write lock. */
 const STREAM_HOLDS: ReadonlyArray<{
   /** The hold's class, and how it is taken, as the tests' titles name them. */
   readonly type: string;
@@ -68,6 +68,7 @@ const STREAM_HOLDS: ReadonlyArray<{
 }> = [
   { type: "Lock", call: "lock()", take: (client, name, options) => client.lock(name, options) },
   { type: "Permit", call: "Semaphore.acquire()", take: (client, name, options) => client.semaphore(name, 1).acquire(options) },
+  { type: "RWLockHold", call: "RWLock.acquire()", take: (client, name, options) => client.rwlock(name).acquire("exclusive", options) },
 ];
 
 for (const { type, take } of STREAM_HOLDS)
@@ -120,6 +121,7 @@ test("every unary call on a frozen sidecar fails with DEADLINE_EXCEEDED at its t
   const { daemon, client } = await sidecar(t, ["--lease-duration=15s"]);
   const leased = (await client.tryLock("leased"))!;
   const leasedPermit = (await client.semaphore("pool", 2).tryAcquire()).permit!;
+  const leasedRW = (await client.rwlock("rw").tryAcquire("shared")).hold!;
   const campaign = client.campaign("bounded", { candidate: "a" });
   t.teardown(() => campaign.close());
   while (!campaign.leading) await sleep(5);
@@ -135,6 +137,10 @@ test("every unary call on a frozen sidecar fails with DEADLINE_EXCEEDED at its t
     getSemaphore: (o) => client.getSemaphore("pool", { fresh: true, ...o }),
     "LeasedPermit.renew": (o) => leasedPermit.renew(o),
     "LeasedPermit.release": (o) => leasedPermit.release(o),
+    "RWLock.tryAcquire": (o) => client.rwlock("rw").tryAcquire("shared", o),
+    "RWLock.get": (o) => client.rwlock("rw").get({ fresh: true, ...o }),
+    "LeasedRWLockHold.renew": (o) => leasedRW.renew(o),
+    "LeasedRWLockHold.release": (o) => leasedRW.release(o),
   };
   const results = await Promise.all(
     Object.entries(calls).map(async ([name, call]) => [name, await settles(call({ timeoutMs: 800 }), 4000)] as const),

@@ -5,25 +5,9 @@
 // client-deadlines.test.ts.)
 import test from "ava";
 import { setTimeout as sleep } from "node:timers/promises";
-import { LostError, type Permit, SyncClientError, status } from "metaparticle-sync-client";
-import { callError } from "../support/calls.js";
+import { LostError, type Permit, status } from "metaparticle-sync-client";
+import { callError, pendingAfter, rejection } from "../support/calls.js";
 import { startTestDaemon } from "../support/test-daemon.js";
-
-/** Whether `promise` is still pending after `ms`. */
-async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const pending = Symbol("pending");
-  return (await Promise.race([promise.catch(() => undefined), sleep(ms, pending)])) === pending;
-}
-
-/** The error a promise rejects with; fails the test if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<SyncClientError> {
-  const outcome = await promise.then(
-    () => new Error("resolved, but was expected to fail"),
-    (err: unknown) => err,
-  );
-  if (!(outcome instanceof SyncClientError)) throw outcome;
-  return outcome;
-}
 
 test("semaphore N = 2: two hold a permit at once, a third waits and gets one as soon as one is released", async (t) => {
   const d = await startTestDaemon();

@@ -18,9 +18,9 @@ export const EXIT = {
   unavailable: 69,
   /** A bug in this program. EX_SOFTWARE. */
   software: 70,
-  /** `lock`: --wait-timeout passed before the lock (or, with -n, a permit) was free. EX_TEMPFAIL: try again later. */
+  /** `lock`: --wait-timeout passed before the lock (or, with -n, a permit; with --shared or --exclusive, a hold of that mode) was free. EX_TEMPFAIL: try again later. */
   waitTimeout: 75,
-  /** `lock`: the lock (or permit) was lost while CMD ran; CMD was stopped (SIGTERM, then SIGKILL after --kill-after). */
+  /** `lock`: the lock (or permit, or read-write hold) was lost while CMD ran; CMD was stopped (SIGTERM, then SIGKILL after --kill-after). */
   lockLost: 76,
   /** CMD exists but could not be executed. */
   cannotExecute: 126,
@@ -65,10 +65,20 @@ const FLAGS: Record<CommandName, Record<string, FlagSpec>> = {
         "hold one of N permits of semaphore NAME instead of lock NAME, so that up to N commands run at once; " +
         "every caller of NAME must give the same N (1 to 32)",
     },
+    shared: {
+      help:
+        "take a shared (read) hold of read-write lock NAME instead of lock NAME: commands with --shared run at once, " +
+        "none beside one with --exclusive; CMD gets MSYNC_LOCK_MODE=shared",
+    },
+    exclusive: {
+      help:
+        "take an exclusive (write) hold of read-write lock NAME instead of lock NAME: alone, no --shared or other " +
+        "--exclusive command beside it; CMD gets MSYNC_LOCK_MODE=exclusive",
+    },
     "wait-timeout": {
       value: "DUR",
       help:
-        "give up waiting for the lock (or permit) after DUR and exit 75, also when the sidecar does not answer (1s later); " +
+        "give up waiting for the lock (or permit, or read-write hold) after DUR and exit 75, also when the sidecar does not answer (1s later); " +
         "0 fails at once if it is held (default 5m, at most 24h)",
     },
     holder: { value: "NAME", help: "holder name others see (default: $MSYNC_HOLDER, else host/pid)" },
@@ -95,7 +105,7 @@ const FLAGS: Record<CommandName, Record<string, FlagSpec>> = {
 
 const SUMMARY: Record<CommandName, { usage: string; text: string }> = {
   lock: {
-    usage: "lock [-n N] NAME [flags] -- CMD [ARGS...]",
+    usage: "lock [-n N | --shared | --exclusive] NAME [flags] -- CMD [ARGS...]",
     text: `Waits for lock NAME, runs CMD while holding it, then releases it, and exits with CMD's status.
 CMD gets MSYNC_LOCK_NAME and MSYNC_FENCING_TOKEN (strictly greater than every earlier token of
 NAME: pass it to what CMD writes to, so stale writers can be rejected). If the lock is lost while
@@ -104,6 +114,15 @@ With -n N, NAME is a counting semaphore of N permits (not the lock NAME): up to 
 once, and each holds one permit while it runs, the way a lock is held here. CMD also gets
 MSYNC_PERMITS=N; its MSYNC_FENCING_TOKEN is strictly greater than every earlier token of the
 semaphore. Every caller of NAME must give the same N: another N exits 64 without running CMD.
+With --shared or --exclusive, NAME is a read-write lock: commands holding it --shared run at
+once, one holding it --exclusive runs alone, and a --shared command that asks while an
+--exclusive one waits queues behind it. The read-write lock NAME is not the lock NAME of a
+plain lock, nor the semaphore NAME of -n: holders of a plain lock NAME and --shared or
+--exclusive holders of NAME do not exclude each other. CMD also gets MSYNC_LOCK_MODE (shared or
+exclusive). Its MSYNC_FENCING_TOKEN is, with --exclusive, strictly greater than every earlier
+exclusive token of NAME; with --shared, the token of the last exclusive hold before it (0 if
+none), which other --shared commands may have too. Only one of -n, --shared and --exclusive may
+be given (else exit 64).
 CMD is dead before anyone else can take the lock: with each heartbeat the sidecar promises how
 long the holder may still act (10s at a time at the default 15s lease), and when no heartbeat
 has renewed that promise by the time --kill-after + 250ms of it is left (a frozen or vanished
@@ -151,6 +170,7 @@ const EXIT_CODES: ReadonlyArray<{ readonly code: string; readonly text: string; 
   { code: "CMD's status", text: "CMD's own exit status (128+N if it died of signal N)", commands: ["lock", "elect"] },
   { code: "64", text: "bad usage, or the sidecar rejected a value (INVALID_ARGUMENT)", commands: ["lock", "elect", "leader", "observe"] },
   { code: "64", text: "-n N differs from the N the semaphore has (PERMITS_MISMATCH); CMD was not started", commands: ["lock"] },
+  { code: "64", text: "more than one of -n, --shared and --exclusive; CMD was not started", commands: ["lock"] },
   { code: "64", text: "--kill-after does not fit the lease's promise; CMD was not started", commands: ["lock", "elect"] },
   { code: "69", text: "the sidecar could not be reached, refused the call or ended the stream", commands: ["lock"] },
   { code: "69", text: "the sidecar could not be reached, refused the call, or did not answer within --timeout", commands: ["leader"] },
@@ -159,8 +179,12 @@ const EXIT_CODES: ReadonlyArray<{ readonly code: string; readonly text: string; 
     text: "the sidecar could not be reached at start, or refused the call (once connected, a restarting sidecar is waited for)",
     commands: ["elect", "observe"],
   },
-  { code: "75", text: "--wait-timeout passed while the lock (or every permit) was held by others", commands: ["lock"] },
-  { code: "76", text: "the lock (or permit) was lost while CMD ran; CMD was stopped", commands: ["lock"] },
+  {
+    code: "75",
+    text: "--wait-timeout passed while the lock (or every permit, or the read-write lock) was held by others",
+    commands: ["lock"],
+  },
+  { code: "76", text: "the lock (or permit, or read-write hold) was lost while CMD ran; CMD was stopped", commands: ["lock"] },
   { code: "126, 127", text: "CMD could not be executed, or was not found", commands: ["lock", "elect"] },
   { code: "128+N", text: "interrupted by signal N before CMD started", commands: ["lock", "elect"] },
   { code: "70", text: "a bug in metaparticle-sync", commands: ["lock", "elect", "leader", "observe"] },
@@ -179,7 +203,7 @@ const DURATION_HELP = `DUR is ${DURATION_SYNTAX}.`;
 
 export function mainHelp(): string {
   const commands = (Object.keys(SUMMARY) as CommandName[]).map((c) => `  metaparticle-sync ${SUMMARY[c].usage}`);
-  return `metaparticle-sync: distributed locks, semaphores and leader election for shell scripts
+  return `metaparticle-sync: distributed locks, read-write locks, semaphores and leader election for shell scripts
 and jobs, through the metaparticle-sync sidecar.
 
 Usage:
@@ -312,6 +336,13 @@ export function parseArgs(args: readonly string[]): Invocation {
     if (specs[flag]?.value === "DUR") parseDurationFlag(value, `--${flag}`); // report a bad duration before connecting
   }
   if (flags.has("permits")) parsePermitsFlag(flags.get("permits")!);
+  const kinds = ["permits", "shared", "exclusive"].filter((flag) => flags.has(flag));
+  if (kinds.length > 1)
+    throw new UsageError(
+      `lock takes only one of -n (--permits), --shared and --exclusive, got ${kinds.map((k) => `--${k}`).join(" and ")}: ` +
+        "a semaphore, a read-write lock and a lock of one NAME are three different things",
+      command,
+    );
   return { kind: "run", command, name, flags, argv };
 }
 

@@ -1,6 +1,8 @@
 // `metaparticle-sync lock NAME -- CMD`: runs CMD while holding the lock; with
-// `-n N`, while holding one of the N permits of semaphore NAME. Both are held
-// the same way (hold.ts), so one run serves both; `Held` says which it is.
+// `-n N`, while holding one of the N permits of semaphore NAME; with
+// `--shared` or `--exclusive`, while holding read-write lock NAME in that
+// mode. All are held the same way (hold.ts), so one run serves them all;
+// `Held` says which it is.
 import { status } from "@grpc/grpc-js";
 import { EXIT, formatDuration } from "./cli-args.js";
 import { reportFailure, say } from "./cli-calls.js";
@@ -10,12 +12,15 @@ import type { SyncClient } from "./client.js";
 import { DEFAULT_WAIT_TIMEOUT_MS, WAIT_TIMEOUT_GRACE_MS } from "./deadlines.js";
 import type { AcquireOptions, StreamHold } from "./hold.js";
 import { LostError, SyncClientError } from "./internal.js";
+import { type RWLockInfo, type RWLockMode, describeRWHold } from "./rwlock.js";
 
 export interface LockCommand {
   readonly name: string;
   readonly argv: readonly string[];
   /** -n: hold one of this many permits of semaphore `name` instead of lock `name`. */
   readonly permits?: number;
+  /** --shared or --exclusive: hold read-write lock `name` in this mode instead of lock `name`. Not with `permits`. */
+  readonly mode?: RWLockMode;
   readonly holder?: string;
   readonly leaseDuration?: number;
   /** ms; default DEFAULT_WAIT_TIMEOUT_MS. */
@@ -25,10 +30,12 @@ export interface LockCommand {
   readonly verbose: boolean;
 }
 
-/** What `lock` holds: lock NAME, or with -n one permit of semaphore NAME. */
+/** What `lock` holds: lock NAME, with -n one permit of semaphore NAME, with --shared or --exclusive read-write lock NAME. */
 interface Held {
-  /** How messages name it: "lock NAME", "a permit of semaphore NAME". */
+  /** How messages name it: "lock NAME", "a permit of semaphore NAME", "a shared hold of read-write lock NAME". */
   readonly what: string;
+  /** How the message of a failed acquisition starts: "cannot lock NAME", "cannot hold ...". */
+  readonly failure: string;
   acquire(options: AcquireOptions): Promise<StreamHold>;
   /** Who holds it, for the message of a wait that timed out: " (held by ...)", or "" when nobody or unknown. */
   holders(timeoutMs: number): Promise<string>;
@@ -36,10 +43,22 @@ interface Held {
   readonly env: Record<string, string>;
 }
 
-function held(client: SyncClient, name: string, permits: number | undefined): Held {
+function held(client: SyncClient, { name, permits, mode }: LockCommand): Held {
+  if (mode !== undefined) {
+    const rwlock = client.rwlock(name);
+    const what = describeRWHold(name, mode);
+    return {
+      what,
+      failure: `cannot take ${what}`,
+      acquire: (options) => rwlock.acquire(mode, options),
+      holders: async (timeoutMs) => rwHolders(await rwlock.get({ timeoutMs })),
+      env: { MSYNC_LOCK_MODE: mode },
+    };
+  }
   if (permits === undefined) {
     return {
       what: `lock ${name}`,
+      failure: `cannot lock ${name}`,
       acquire: (options) => client.lock(name, options),
       holders: async (timeoutMs) => {
         const info = await client.getLock(name, { timeoutMs });
@@ -51,6 +70,7 @@ function held(client: SyncClient, name: string, permits: number | undefined): He
   const semaphore = client.semaphore(name, permits);
   return {
     what: `a permit of semaphore ${name}`,
+    failure: `cannot hold a permit of semaphore ${name}`,
     acquire: (options) => semaphore.acquire(options),
     holders: async (timeoutMs) => {
       const info = await semaphore.get({ timeoutMs });
@@ -62,8 +82,17 @@ function held(client: SyncClient, name: string, permits: number | undefined): He
   };
 }
 
+/** How a read-write lock is held, for the message of a wait that timed out: " (held shared by r1 and 2 more; waiting: ...)". */
+function rwHolders(info: RWLockInfo): string {
+  const waiting = info.waitingDaemons.length === 0 ? "" : `; daemons waiting: ${info.waitingDaemons.join(", ")}`;
+  if (info.mode === "exclusive") return ` (held exclusive by ${info.holder}, fencing token ${info.token}${waiting})`;
+  if (info.mode !== "shared") return waiting === "" ? "" : ` (${waiting.slice(2)})`;
+  const seats = info.readers.map((seat) => (seat.readers > 1 ? `${seat.holder} and ${seat.readers - 1} more` : seat.holder));
+  return ` (held shared by ${seats.join("; ")}${waiting})`;
+}
+
 export async function runLock(client: SyncClient, options: LockCommand): Promise<number> {
-  const target = held(client, options.name, options.permits);
+  const target = held(client, options);
   const { what } = target;
   const waiting = new AbortController();
   let interrupted: NodeJS.Signals | undefined;
@@ -90,7 +119,7 @@ export async function runLock(client: SyncClient, options: LockCommand): Promise
       if (interrupted !== undefined) return signalExitCode(interrupted);
       const error = SyncClientError.from(err);
       if (error.code === status.DEADLINE_EXCEEDED) return waitTimedOut(target, waitTimeout, performance.now() - waitStart);
-      return reportFailure(error, options.permits === undefined ? `cannot lock ${options.name}` : `cannot hold ${what}`, client.address);
+      return reportFailure(error, target.failure, client.address);
     }
     if (interrupted !== undefined) {
       await lock.release().catch(() => {});

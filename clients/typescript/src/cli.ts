@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// metaparticle-sync: locks, semaphores and leader election from the shell,
-// like flock, `consul lock` (and its -n) and `etcdctl elect`, through the
-// metaparticle-sync sidecar.
+// metaparticle-sync: locks, read-write locks, semaphores and leader election
+// from the shell, like flock (and its --shared), `consul lock` (and its -n)
+// and `etcdctl elect`, through the metaparticle-sync sidecar.
 //
-//   metaparticle-sync lock [-n N] NAME [flags] -- CMD [ARGS...]
+//   metaparticle-sync lock [-n N | --shared | --exclusive] NAME [flags] -- CMD [ARGS...]
 //   metaparticle-sync elect NAME [flags] -- CMD [ARGS...]
 //   metaparticle-sync leader NAME [--json]
 //   metaparticle-sync observe NAME [--json]
@@ -33,6 +33,7 @@ async function run(invocation: Extract<Invocation, { kind: "run" }>): Promise<nu
           name,
           argv,
           permits: flags.has("permits") ? parsePermitsFlag(flags.get("permits")!) : undefined,
+          mode: flags.has("shared") ? "shared" : flags.has("exclusive") ? "exclusive" : undefined,
           holder: flags.get("holder"),
           leaseDuration: duration("lease-duration"),
           waitTimeout: duration("wait-timeout"),

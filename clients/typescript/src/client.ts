@@ -3,10 +3,12 @@ import { type ChannelCredentials, type ChannelOptions, credentials as grpcCreden
 import { Campaign, type CampaignOptions, type Leader, observe } from "./election.js";
 import { ElectionServiceClient, type GetLeaderResponse } from "./gen/metaparticle/sync/v1/election_service.js";
 import { type GetLockResponse, LockServiceClient, type TryAcquireResponse } from "./gen/metaparticle/sync/v1/lock_service.js";
+import { RWLockServiceClient } from "./gen/metaparticle/sync/v1/rwlock_service.js";
 import { SemaphoreServiceClient } from "./gen/metaparticle/sync/v1/semaphore_service.js";
 import { KEEPALIVE_CHANNEL_OPTIONS, timeoutOf, unary } from "./deadlines.js";
 import type { LeaseOptions } from "./hold.js";
 import { LeasedLock, type Lock, type LockOptions, acquire } from "./lock.js";
+import { RWLock } from "./rwlock.js";
 import { Semaphore, type SemaphoreInfo, getSemaphore } from "./semaphore.js";
 import { type ReadOptions, defaultName, fromDuration, optionalDuration, readConsistency } from "./internal.js";
 
@@ -51,6 +53,7 @@ export class SyncClient {
   readonly locks: LockServiceClient;
   readonly elections: ElectionServiceClient;
   readonly semaphores: SemaphoreServiceClient;
+  readonly rwlocks: RWLockServiceClient;
   readonly address: string;
 
   constructor(options: SyncClientOptions = {}) {
@@ -59,6 +62,7 @@ export class SyncClient {
     this.locks = new LockServiceClient(this.address, creds, { ...KEEPALIVE_CHANNEL_OPTIONS, ...options.channelOptions });
     this.elections = new ElectionServiceClient(this.address, creds, { channelOverride: this.locks.getChannel() });
     this.semaphores = new SemaphoreServiceClient(this.address, creds, { channelOverride: this.locks.getChannel() });
+    this.rwlocks = new RWLockServiceClient(this.address, creds, { channelOverride: this.locks.getChannel() });
   }
 
   /**
@@ -131,6 +135,23 @@ export class SyncClient {
   }
 
   /**
+   * Read-write lock `name`: many shared holds at once, or one exclusive hold,
+   * across every daemon of the namespace; readers that ask while a writer
+   * waits queue behind it. It is a lock of its own, not lock `name` of
+   * `lock()`. Nothing is sent until you call one of its methods:
+   *
+   *     const catalog = client.rwlock("catalog");
+   *     await using reading = await catalog.acquire("shared", { waitTimeoutMs: 60_000 });
+   *     const { hold, state } = await catalog.tryAcquire("exclusive");
+   *
+   * The defaults are those of `lock()` and `tryLock()`: a wait of at most 5
+   * min, 10 s for every other call, the sidecar's lease (15 s).
+   */
+  rwlock(name: string): RWLock {
+    return new RWLock(this.rwlocks, name);
+  }
+
+  /**
    * Joins an election. Use callbacks, or iterate the events:
    *
    *     const campaign = client.campaign("scheduler", { value: myAddress });
@@ -165,5 +186,6 @@ export class SyncClient {
     this.locks.close();
     this.elections.close();
     this.semaphores.close();
+    this.rwlocks.close();
   }
 }

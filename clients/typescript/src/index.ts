@@ -1,9 +1,18 @@
 // metaparticle-sync-client: distributed locks with fencing tokens, counting
-// semaphores and leader election, through the metaparticle-sync sidecar on
-// loopback.
+// semaphores, read-write locks and leader election, through the
+// metaparticle-sync sidecar on loopback.
 export { SyncClient, DEFAULT_ADDRESS, type SyncClientOptions, type LockInfo, type ReadOptions, type TryLockOptions } from "./client.js";
 export { Lock, LeasedLock, type LockOptions } from "./lock.js";
 export { Hold, StreamHold, LeaseHold, type AcquireOptions, type LeaseOptions, type RenewOptions } from "./hold.js";
+export {
+  RWLock,
+  RWLockHold,
+  LeasedRWLockHold,
+  type RWLockMode,
+  type RWLockAttempt,
+  type RWLockInfo,
+  type ReaderSeatInfo,
+} from "./rwlock.js";
 export { Semaphore, Permit, LeasedPermit, type PermitAttempt, type PermitHolderInfo, type SemaphoreInfo } from "./semaphore.js";
 export {
   DEFAULT_CALL_TIMEOUT_MS,

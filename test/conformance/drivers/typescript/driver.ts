@@ -5,10 +5,13 @@ import {
   type Campaign,
   type LeasedLock,
   type LeasedPermit,
+  type LeasedRWLockHold,
   type Lock,
   LostError,
   type Permit,
   type PermitHolderInfo,
+  type RWLockHold,
+  type RWLockMode,
   SyncClient,
   SyncClientError,
   status,
@@ -17,8 +20,9 @@ import {
 type Args = Record<string, unknown> & { id: number; op: string };
 
 const clients = new Map<string, SyncClient>();
-/** Locks and semaphore permits, held by a stream or for a lease: each has `release()`, a lease also `renew()`. */
-const locks = new Map<string, Lock | LeasedLock | Permit | LeasedPermit>();
+/** Locks, semaphore permits and read-write holds, held by a stream or for a lease: each has `release()`, a lease also `renew()`. */
+type Held = Lock | LeasedLock | Permit | LeasedPermit | RWLockHold | LeasedRWLockHold;
+const locks = new Map<string, Held>();
 const campaigns = new Map<string, Campaign>();
 const observations = new Map<string, AbortController>();
 
@@ -42,6 +46,23 @@ function deadline(args: Args): { timeoutMs?: number } {
   return timeoutMs === undefined ? {} : { timeoutMs };
 }
 
+/** What every acquisition takes from the command; the wrapper's defaults for what it does not say. */
+function holdOptions(args: Args) {
+  return {
+    holder: opt<string>(args.holder),
+    leaseDurationMs: opt<number>(args.leaseDurationMs),
+    waitTimeoutMs: opt<number>(args.waitTimeoutMs),
+    ...deadline(args),
+  };
+}
+
+/** Keeps a hold under its handle (`as`) and reports its loss from now on. */
+function keep<H extends Held>(args: Args, hold: H): H {
+  locks.set(String(args.as), hold);
+  watchLoss(String(args.as), hold.signal);
+  return hold;
+}
+
 /** Reports the lock's signal when it fires for a loss; a normal release has reason "released". */
 function watchLoss(handle: string, signal: AbortSignal): void {
   signal.addEventListener(
@@ -61,48 +82,26 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
       clients.set(String(args.as), new SyncClient({ address: String(args.address) }));
       return {};
     case "lock": {
-      const lock = await client(args).lock(String(args.name), {
-        holder: opt(args.holder),
-        leaseDurationMs: opt(args.leaseDurationMs),
-        waitTimeoutMs: opt(args.waitTimeoutMs),
-        ...deadline(args),
-      });
-      locks.set(String(args.as), lock);
-      watchLoss(String(args.as), lock.signal);
+      const lock = await client(args).lock(String(args.name), holdOptions(args));
+      keep(args, lock);
       return { token: lock.token, holder: lock.holder };
     }
     case "tryLock": {
-      const lock = await client(args).tryLock(String(args.name), {
-        holder: opt(args.holder),
-        leaseDurationMs: opt(args.leaseDurationMs),
-        ...deadline(args),
-      });
+      const lock = await client(args).tryLock(String(args.name), holdOptions(args));
       if (lock === undefined) return { acquired: false };
-      locks.set(String(args.as), lock);
-      watchLoss(String(args.as), lock.signal);
+      keep(args, lock);
       return { acquired: true, token: lock.token, validForMs: Math.round(lock.validForMs) };
     }
     case "acquirePermit": {
-      const permit = await client(args)
-        .semaphore(String(args.name), Number(args.permits))
-        .acquire({
-          holder: opt(args.holder),
-          leaseDurationMs: opt(args.leaseDurationMs),
-          waitTimeoutMs: opt(args.waitTimeoutMs),
-          ...deadline(args),
-        });
-      locks.set(String(args.as), permit);
-      watchLoss(String(args.as), permit.signal);
+      const permit = await client(args).semaphore(String(args.name), Number(args.permits)).acquire(holdOptions(args));
+      keep(args, permit);
       return { token: permit.token, holder: permit.holder, permits: permit.permits, holdId: permit.holdId };
     }
     case "tryAcquirePermit": {
-      const attempt = await client(args)
-        .semaphore(String(args.name), Number(args.permits))
-        .tryAcquire({ holder: opt(args.holder), leaseDurationMs: opt(args.leaseDurationMs), ...deadline(args) });
+      const attempt = await client(args).semaphore(String(args.name), Number(args.permits)).tryAcquire(holdOptions(args));
       const permit = attempt.permit;
       if (permit === undefined) return { acquired: false, holders: attempt.holders.map(holderOf) };
-      locks.set(String(args.as), permit);
-      watchLoss(String(args.as), permit.signal);
+      keep(args, permit);
       return {
         acquired: true,
         token: permit.token,
@@ -115,6 +114,36 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
     case "getSemaphore": {
       const info = await client(args).getSemaphore(String(args.name), { fresh: args.fresh === true, ...deadline(args) });
       return { permits: info.permits, token: info.token, holders: info.holders.map(holderOf) };
+    }
+    case "acquireRW": {
+      const hold = await client(args)
+        .rwlock(String(args.name))
+        .acquire(String(args.mode) as RWLockMode, holdOptions(args));
+      keep(args, hold);
+      return { token: hold.token, holder: hold.holder, mode: hold.mode, holdId: hold.holdId };
+    }
+    case "tryAcquireRW": {
+      const attempt = await client(args)
+        .rwlock(String(args.name))
+        .tryAcquire(String(args.mode) as RWLockMode, holdOptions(args));
+      const hold = attempt.hold;
+      if (hold === undefined) return { acquired: false, mode: attempt.state.mode ?? "" };
+      keep(args, hold);
+      return {
+        acquired: true,
+        token: hold.token,
+        holder: hold.holder,
+        mode: hold.mode,
+        holdId: hold.holdId,
+        validForMs: Math.round(hold.validForMs),
+      };
+    }
+    case "getRWLock": {
+      const info = await client(args)
+        .rwlock(String(args.name))
+        .get({ fresh: args.fresh === true, ...deadline(args) });
+      const readers = info.readers.reduce((sum, seat) => sum + seat.readers, 0);
+      return { mode: info.mode ?? "", holder: info.holder, token: info.token, readers };
     }
     case "renew": {
       const lock = locks.get(String(args.handle));
