@@ -49,7 +49,7 @@ abstract class Hold {
     callbacks.execute(() -> lost.complete(loss));
   }
 
-  /** The name of the lock, semaphore or read-write lock. */
+  /** The lock's or semaphore's name. */
   public String name() {
     return name;
   }

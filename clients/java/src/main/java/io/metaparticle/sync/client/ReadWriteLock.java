@@ -7,6 +7,7 @@ import io.metaparticle.sync.v1.AcquireRWLockResponse;
 import io.metaparticle.sync.v1.GetRWLockRequest;
 import io.metaparticle.sync.v1.RWLockAcquired;
 import io.metaparticle.sync.v1.RWLockServiceGrpc;
+import io.metaparticle.sync.v1.ReadConsistency;
 import io.metaparticle.sync.v1.ReleaseRWLockRequest;
 import io.metaparticle.sync.v1.RenewRWLockRequest;
 import io.metaparticle.sync.v1.TryAcquireRWLockRequest;
@@ -101,7 +102,11 @@ public final class ReadWriteLock extends HoldsById {
     try {
       return RWLockInfo.fromProto(
           SyncClient.withDeadline(rwlocks, timeout)
-              .getRWLock(GetRWLockRequest.newBuilder().setName(name).setConsistency(SyncClient.consistency(fresh)).build()));
+              .getRWLock(
+                  GetRWLockRequest.newBuilder()
+                      .setName(name)
+                      .setConsistency(fresh ? ReadConsistency.READ_CONSISTENCY_FRESH : ReadConsistency.READ_CONSISTENCY_CACHED)
+                      .build()));
     } catch (StatusRuntimeException e) {
       throw SyncException.from(e);
     }

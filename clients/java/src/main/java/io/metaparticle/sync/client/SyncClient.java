@@ -368,7 +368,7 @@ public final class SyncClient implements AutoCloseable {
     return stub.withDeadlineAfter(Timeouts.nanos(Timeouts.check(timeout)), TimeUnit.NANOSECONDS);
   }
 
-  static ReadConsistency consistency(boolean fresh) {
+  private static ReadConsistency consistency(boolean fresh) {
     return fresh ? ReadConsistency.READ_CONSISTENCY_FRESH : ReadConsistency.READ_CONSISTENCY_CACHED;
   }
 
