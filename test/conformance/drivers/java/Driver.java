@@ -13,16 +13,23 @@ import io.metaparticle.sync.client.CampaignOptions;
 import io.metaparticle.sync.client.ElectionListener;
 import io.metaparticle.sync.client.LeasedLock;
 import io.metaparticle.sync.client.LeasedPermit;
+import io.metaparticle.sync.client.LeasedRWHold;
 import io.metaparticle.sync.client.Leader;
 import io.metaparticle.sync.client.Leadership;
 import io.metaparticle.sync.client.Lock;
 import io.metaparticle.sync.client.LockInfo;
+import io.metaparticle.sync.client.LockMode;
 import io.metaparticle.sync.client.LockOptions;
 import io.metaparticle.sync.client.Loss;
 import io.metaparticle.sync.client.Observation;
 import io.metaparticle.sync.client.Permit;
 import io.metaparticle.sync.client.PermitAttempt;
 import io.metaparticle.sync.client.PermitHolder;
+import io.metaparticle.sync.client.RWAttempt;
+import io.metaparticle.sync.client.RWHold;
+import io.metaparticle.sync.client.RWLockInfo;
+import io.metaparticle.sync.client.RWLockSide;
+import io.metaparticle.sync.client.ReadWriteLock;
 import io.metaparticle.sync.client.Semaphore;
 import io.metaparticle.sync.client.SemaphoreInfo;
 import io.metaparticle.sync.client.SyncClient;
@@ -38,6 +45,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 
 public class Driver {
   private static final Map<String, SyncClient> clients = new HashMap<>();
@@ -49,7 +57,11 @@ public class Driver {
   private static final Map<String, LeasedPermit> permitLeases = new HashMap<>();
   /** The semaphore of each leased permit, whose release by hold serves a permit released before. */
   private static final Map<String, Semaphore> semaphoreOf = new HashMap<>();
-  /** The leased permits released. */
+  private static final Map<String, RWHold> rwHolds = new HashMap<>();
+  private static final Map<String, LeasedRWHold> rwLeases = new HashMap<>();
+  /** The read-write lock of each leased hold, whose release by hold serves a hold released before. */
+  private static final Map<String, ReadWriteLock> rwLockOf = new HashMap<>();
+  /** The leased permits and read-write holds released. */
   private static final Set<String> released = new HashSet<>();
 
   static final class Unimplemented extends RuntimeException {
@@ -95,6 +107,26 @@ public class Driver {
 
   static Semaphore semaphore(JsonObject c) {
     return client(c).semaphore(str(c, "name"), c.get("permits").getAsInt());
+  }
+
+  /** The side of read-write lock `name` that holds it in `mode` ("shared" or "exclusive"). */
+  static RWLockSide rwSide(JsonObject c) {
+    ReadWriteLock lock = client(c).readWriteLock(str(c, "name"));
+    return switch (str(c, "mode")) {
+      case "shared" -> lock.readLock();
+      case "exclusive" -> lock.writeLock();
+      default -> throw new Unimplemented("no mode " + str(c, "mode"));
+    };
+  }
+
+  /** The protocol's name of a mode: "shared", "exclusive", or "" for none. */
+  static String modeOf(LockMode mode) {
+    return mode == null ? "" : mode.name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  /** Forwards the wrapper's loss signal of what `handle` names as a `lost` event. */
+  static void watchLost(String handle, CompletableFuture<Loss> lost) {
+    lost.thenAccept(loss -> write(message("event", "lost", "handle", handle, "reason", loss.reason(), "message", loss.message())));
   }
 
   static String str(JsonObject c, String key) {
@@ -155,7 +187,7 @@ public class Driver {
         Lock lock = client(c).lock(str(c, "name"), lockOptions(c).withWaitTimeout(lockWait(c)));
         String handle = str(c, "as");
         locks.put(handle, lock);
-        lock.lost().thenAccept(loss -> write(message("event", "lost", "handle", handle, "reason", loss.reason(), "message", loss.message())));
+        watchLost(handle, lock.lost());
         return message("token", lock.token(), "holder", lock.holder());
       }
       case "tryLock" -> {
@@ -173,7 +205,7 @@ public class Driver {
         Permit permit = acquired.get();
         String handle = str(c, "as");
         permits.put(handle, permit);
-        permit.lost().thenAccept(loss -> write(message("event", "lost", "handle", handle, "reason", loss.reason(), "message", loss.message())));
+        watchLost(handle, permit.lost());
         return message("token", permit.token(), "holder", permit.holder(), "permits", permit.permits(), "holdId", permit.holdId());
       }
       case "tryAcquirePermit" -> {
@@ -191,8 +223,39 @@ public class Driver {
         SemaphoreInfo info = client(c).getSemaphore(str(c, "name"), flag(c, "fresh"), timeout(c));
         return message("permits", info.permits(), "token", info.token(), "holders", holdersOf(info.holders()));
       }
+      case "acquireRW" -> {
+        // The wait, bounded by the command's deadline, and an empty result on a wait timeout, as
+        // for a permit.
+        Optional<RWHold> acquired = rwSide(c).acquire(lockOptions(c).withWaitTimeout(lockWait(c)));
+        if (acquired.isEmpty()) throw new WaitTimedOut("acquire returned empty: not held within the wait timeout");
+        RWHold hold = acquired.get();
+        String handle = str(c, "as");
+        rwHolds.put(handle, hold);
+        watchLost(handle, hold.lost());
+        return message("token", hold.token(), "holder", hold.holder(), "mode", modeOf(hold.mode()), "holdId", hold.holdId());
+      }
+      case "tryAcquireRW" -> {
+        RWLockSide side = rwSide(c);
+        RWAttempt attempt = side.tryAcquire(lockOptions(c), timeout(c));
+        if (attempt.hold().isEmpty())
+          return message("acquired", false, "mode", modeOf(attempt.state().map(RWLockInfo::mode).orElse(null)));
+        LeasedRWHold hold = attempt.hold().get();
+        String handle = str(c, "as");
+        rwLeases.put(handle, hold);
+        rwLockOf.put(handle, side.lock());
+        watchLost(handle, hold.lost());
+        return message(
+            "acquired", true, "token", hold.token(), "holder", hold.holder(), "mode", modeOf(hold.mode()),
+            "holdId", hold.holdId(), "validForMs", hold.validFor().toMillis());
+      }
+      case "getRWLock" -> {
+        RWLockInfo info = client(c).readWriteLock(str(c, "name")).get(flag(c, "fresh"), timeout(c));
+        return message("mode", modeOf(info.mode()), "holder", info.holder(), "token", info.token(), "readers", info.readerCount());
+      }
       case "renew" -> {
         String handle = str(c, "handle");
+        if (rwLeases.containsKey(handle))
+          return message("validForMs", rwLeases.get(handle).renew(ms(c, "leaseDurationMs"), timeout(c)).toMillis());
         if (permitLeases.containsKey(handle))
           return message("validForMs", permitLeases.get(handle).renew(ms(c, "leaseDurationMs"), timeout(c)).toMillis());
         LeasedLock lease = leases.get(handle);
@@ -263,11 +326,19 @@ public class Driver {
         if (locks.containsKey(handle)) locks.get(handle).release(timeout(c));
         else if (leases.containsKey(handle)) leases.get(handle).release(timeout(c));
         else if (permits.containsKey(handle)) permits.get(handle).release(timeout(c));
+        else if (rwHolds.containsKey(handle)) rwHolds.get(handle).release(timeout(c));
         // A LeasedPermit's release returns at once once it was released (other wrappers ask the
         // sidecar again): released again, it goes by its hold, through the semaphore.
-        else if (released.contains(handle)) semaphoreOf.get(handle).release(permitLeases.get(handle).holdId(), timeout(c));
+        else if (released.contains(handle) && semaphoreOf.containsKey(handle))
+          semaphoreOf.get(handle).release(permitLeases.get(handle).holdId(), timeout(c));
+        // The same for a LeasedRWHold: released again, through its read-write lock by its hold.
+        else if (released.contains(handle)) rwLockOf.get(handle).release(rwLeases.get(handle).holdId(), timeout(c));
         else if (permitLeases.containsKey(handle)) {
           permitLeases.get(handle).release(timeout(c));
+          released.add(handle);
+        }
+        else if (rwLeases.containsKey(handle)) {
+          rwLeases.get(handle).release(timeout(c));
           released.add(handle);
         }
         else if (op.equals("close") && campaigns.containsKey(handle)) campaigns.get(handle).close();
@@ -322,6 +393,8 @@ public class Driver {
     for (LeasedLock lease : leases.values()) quietly(() -> lease.release(Duration.ofSeconds(1)));
     for (Permit permit : permits.values()) quietly(() -> permit.release(Duration.ofSeconds(1)));
     for (LeasedPermit permit : permitLeases.values()) quietly(() -> permit.release(Duration.ofSeconds(1)));
+    for (RWHold hold : rwHolds.values()) quietly(() -> hold.release(Duration.ofSeconds(1)));
+    for (LeasedRWHold hold : rwLeases.values()) quietly(() -> hold.release(Duration.ofSeconds(1)));
     campaigns.values().forEach(Campaign::close);
     observations.values().forEach(Observation::close);
     clients.values().forEach(SyncClient::close);

@@ -1,8 +1,9 @@
 package io.metaparticle.sync.client;
 
 import java.time.Duration;
+import java.time.Instant;
 
-/** Conversions between java.time and protobuf durations. */
+/** Conversions between java.time and protobuf durations and timestamps. */
 final class Durations {
   private Durations() {}
 
@@ -15,5 +16,9 @@ final class Durations {
 
   static Duration fromProto(com.google.protobuf.Duration duration) {
     return Duration.ofSeconds(duration.getSeconds(), duration.getNanos());
+  }
+
+  static Instant fromProto(com.google.protobuf.Timestamp time) {
+    return Instant.ofEpochSecond(time.getSeconds(), time.getNanos());
   }
 }

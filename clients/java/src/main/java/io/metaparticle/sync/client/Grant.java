@@ -2,6 +2,7 @@ package io.metaparticle.sync.client;
 
 import io.metaparticle.sync.v1.Acquired;
 import io.metaparticle.sync.v1.PermitAcquired;
+import io.metaparticle.sync.v1.RWLockAcquired;
 import java.time.Duration;
 
 /**
@@ -10,20 +11,23 @@ import java.time.Duration;
  */
 record Grant(String name, long token, String holder, Duration leaseDuration, Duration validFor) {
   static Grant of(String name, Acquired a) {
-    return new Grant(
-        name,
-        a.getFencingToken(),
-        a.getHolder(),
-        Durations.fromProto(a.getLeaseDuration()),
-        Durations.fromProto(a.getValidFor()));
+    return of(name, a.getFencingToken(), a.getHolder(), a.getLeaseDuration(), a.getValidFor());
   }
 
   static Grant of(String name, PermitAcquired a) {
-    return new Grant(
-        name,
-        a.getFencingToken(),
-        a.getHolder(),
-        Durations.fromProto(a.getLeaseDuration()),
-        Durations.fromProto(a.getValidFor()));
+    return of(name, a.getFencingToken(), a.getHolder(), a.getLeaseDuration(), a.getValidFor());
+  }
+
+  static Grant of(String name, RWLockAcquired a) {
+    return of(name, a.getFencingToken(), a.getHolder(), a.getLeaseDuration(), a.getValidFor());
+  }
+
+  private static Grant of(
+      String name,
+      long token,
+      String holder,
+      com.google.protobuf.Duration leaseDuration,
+      com.google.protobuf.Duration validFor) {
+    return new Grant(name, token, holder, Durations.fromProto(leaseDuration), Durations.fromProto(validFor));
   }
 }

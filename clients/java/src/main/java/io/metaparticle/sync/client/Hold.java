@@ -8,7 +8,7 @@ import java.util.concurrent.ScheduledExecutorService;
 /**
  * What every hold is, however it is kept ({@link StreamHold}: by a stream the sidecar renews;
  * {@link LeaseHold}: for a lease the holder renews) and whatever it holds (a lock, a permit of a
- * semaphore): what was granted, the client's own deadline on its last valid_for (the {@link
+ * semaphore, a read-write lock shared or exclusive): what was granted, the client's own deadline on its last valid_for (the {@link
  * Watchdog}), and the lost signal.
  */
 abstract class Hold {
@@ -55,8 +55,9 @@ abstract class Hold {
   }
 
   /**
-   * The fencing token: strictly greater than every earlier token of this lock or semaphore. Pass
-   * it to every resource you write to.
+   * The fencing token: strictly greater than every earlier token of this lock or semaphore, or,
+   * for a read-write lock, of its exclusive holds; a shared hold of a read-write lock reports the
+   * last exclusive hold's token (0 if none). Pass it to every resource you write to.
    */
   public long token() {
     return token;

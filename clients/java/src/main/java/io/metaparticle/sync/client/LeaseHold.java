@@ -7,7 +7,7 @@ import java.util.concurrent.ScheduledExecutorService;
 
 /**
  * What a hold taken for a lease does, whatever it holds: a {@link LeasedLock} (TryAcquire) or a
- * {@link LeasedPermit} (TryAcquirePermit). It is held for its lease unless renewed, and given back
+ * {@link LeasedPermit} (TryAcquirePermit) or a {@link LeasedRWHold} (TryAcquireRWLock). It is held for its lease unless renewed, and given back
  * with {@link #release()} or {@link #close()}. Nothing renews it for you; {@link #lost()} completes
  * when the last {@link #validFor()} runs out without a renewal. Every call takes a deadline, by
  * default {@link SyncClient#DEFAULT_CALL_TIMEOUT}.

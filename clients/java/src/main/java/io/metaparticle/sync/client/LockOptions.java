@@ -4,8 +4,9 @@ import java.time.Duration;
 
 /**
  * Options of {@link SyncClient#lock(String, LockOptions)}, and of a semaphore's permits ({@link
- * Semaphore#acquire(LockOptions)}, {@link Semaphore#tryAcquire(LockOptions)}), which the same
- * rules apply to; start from {@link #defaults()}.
+ * Semaphore#acquire(LockOptions)}, {@link Semaphore#tryAcquire(LockOptions)}) and of a read-write
+ * lock's holds ({@link RWLockSide#acquire(LockOptions)}, {@link RWLockSide#tryAcquire(LockOptions)}),
+ * which the same rules apply to; start from {@link #defaults()}.
  *
  * @param holder names the holder for people and tools; null means $MSYNC_HOLDER, else host/pid
  * @param leaseDuration how long the lock outlives a sidecar that stopped renewing it, whole

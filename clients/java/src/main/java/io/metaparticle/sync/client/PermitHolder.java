@@ -27,9 +27,7 @@ public record PermitHolder(
                     h.getHolder(),
                     h.getHolderIdentity(),
                     h.getFencingToken(),
-                    h.hasAcquireTime()
-                        ? Instant.ofEpochSecond(h.getAcquireTime().getSeconds(), h.getAcquireTime().getNanos())
-                        : null,
+                    h.hasAcquireTime() ? Durations.fromProto(h.getAcquireTime()) : null,
                     Durations.fromProto(h.getLeaseDuration()),
                     Durations.fromProto(h.getRemaining())))
         .toList();

@@ -32,9 +32,11 @@ import java.util.concurrent.TimeUnit;
  * the sidecar keeps it while the {@link Permit} is open ({@link Permit#lost()} on a loss, also on
  * this client's own heartbeat deadline when the sidecar froze); {@link #tryAcquire()} takes one for
  * a lease you renew ({@link LeasedPermit}). Each hold has a fencing token strictly greater than
- * every earlier token of the semaphore. The deadlines and their defaults are those of locks.
+ * every earlier token of the semaphore. The deadlines and their defaults are those of locks. A
+ * permit can also be renewed or released by its hold id alone: {@link #renew(String)}, {@link
+ * #release(String)}.
  */
-public final class Semaphore {
+public final class Semaphore extends HoldsById {
   /** What a permit is called in messages, before the semaphore's name. */
   static final String KIND = "a permit of semaphore";
 
@@ -161,49 +163,7 @@ public final class Semaphore {
     return new PermitAttempt(Optional.of(new LeasedPermit(this, response.getHold(), scheduler, callbacks)), List.of());
   }
 
-  /**
-   * Renews a permit taken with tryAcquire by its hold, within the default deadline; see {@link
-   * #renew(String, Duration, Duration)}.
-   */
-  public Duration renew(String holdId) {
-    return renew(holdId, null, SyncClient.DEFAULT_CALL_TIMEOUT);
-  }
-
-  /**
-   * Extends a permit taken with tryAcquire, named by its hold ({@link LeasedPermit#holdId()}), by
-   * another lease ({@code leaseDuration}, whole seconds, if not null, else its current one) counted
-   * from now, within {@code timeout}; returns how long the holder may now act. A hold this sidecar
-   * does not have throws SyncException FAILED_PRECONDITION ({@link SyncException#NOT_HELD}, field
-   * {@code hold_id}).
-   */
-  public Duration renew(String holdId, Duration leaseDuration, Duration timeout) {
-    try {
-      return sendRenew(holdId, leaseDuration, timeout);
-    } catch (StatusRuntimeException e) {
-      throw SyncException.from(e);
-    }
-  }
-
-  /** Gives a permit back by its hold, within the default deadline; see {@link #release(String, Duration)}. */
-  public void release(String holdId) {
-    release(holdId, SyncClient.DEFAULT_CALL_TIMEOUT);
-  }
-
-  /**
-   * Gives a permit back by its hold ({@link Permit#holdId()} or {@link LeasedPermit#holdId()})
-   * within {@code timeout}, and returns once the sidecar has: the next waiter gets it at once. The
-   * stream of a {@link Permit} so released ends without a loss. A hold this sidecar does not have
-   * (also one released before) throws SyncException FAILED_PRECONDITION ({@link
-   * SyncException#NOT_HELD}, field {@code hold_id}).
-   */
-  public void release(String holdId, Duration timeout) {
-    try {
-      sendRelease(holdId, timeout);
-    } catch (StatusRuntimeException e) {
-      throw SyncException.from(e);
-    }
-  }
-
+  @Override
   Duration sendRenew(String holdId, Duration leaseDuration, Duration timeout) {
     RenewPermitRequest.Builder request = RenewPermitRequest.newBuilder().setName(name).setHoldId(holdId);
     if (leaseDuration != null) {
@@ -213,6 +173,7 @@ public final class Semaphore {
         SyncClient.withDeadline(semaphores, timeout).renewPermit(request.build()).getValidFor());
   }
 
+  @Override
   void sendRelease(String holdId, Duration timeout) {
     SyncClient.withDeadline(semaphores, timeout)
         .releasePermit(ReleasePermitRequest.newBuilder().setName(name).setHoldId(holdId).build());

@@ -8,9 +8,10 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
- * What a hold kept by an open stream does, whatever it holds: a {@link Lock} (LockService.Acquire)
- * or a {@link Permit} (SemaphoreService.AcquirePermit). The sidecar renews it until {@link
- * #release()} or {@link #close()}; use it in try-with-resources. {@link #lost()} completes the
+ * What a hold kept by an open stream does, whatever it holds: a {@link Lock}
+ * (LockService.Acquire), a {@link Permit} (SemaphoreService.AcquirePermit) or an {@link RWHold}
+ * (RWLockService.AcquireRWLock). The sidecar renews it until {@link #release()} or {@link
+ * #close()}; use it in try-with-resources. {@link #lost()} completes the
  * moment the holder must stop acting because the hold was lost: the sidecar said so, or its
  * heartbeats stopped. A normal release is not a loss and does not complete it; {@link #isHeld()}
  * turns false on either.

@@ -20,6 +20,7 @@ import io.metaparticle.sync.v1.GetSemaphoreResponse;
 import io.metaparticle.sync.v1.LockServiceGrpc;
 import io.metaparticle.sync.v1.ObserveRequest;
 import io.metaparticle.sync.v1.ObserveResponse;
+import io.metaparticle.sync.v1.RWLockServiceGrpc;
 import io.metaparticle.sync.v1.ReadConsistency;
 import io.metaparticle.sync.v1.SemaphoreServiceGrpc;
 import io.metaparticle.sync.v1.TryAcquireRequest;
@@ -37,8 +38,8 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 
 /**
- * The Java client of the metaparticle-sync sidecar: distributed locks and counting semaphores
- * with fencing tokens, and leader election, held for this process by a daemon on loopback.
+ * The Java client of the metaparticle-sync sidecar: distributed locks, read-write locks and
+ * counting semaphores with fencing tokens, and leader election, held for this process by a daemon on loopback.
  * Thread-safe; close it to release everything it holds.
  *
  * <pre>{@code
@@ -63,13 +64,14 @@ public final class SyncClient implements AutoCloseable {
 
   /**
    * The deadline of a call given none: tryLock, renew, release, getLock, getLeader, proclaim,
-   * resign, and a semaphore's tryAcquire, renew, release and getSemaphore.
+   * resign, a semaphore's tryAcquire, renew, release and getSemaphore, and a read-write lock's
+   * tryAcquire, renew, release and get.
    */
   public static final Duration DEFAULT_CALL_TIMEOUT = Duration.ofSeconds(10);
 
   /**
-   * How long {@link #lock} and {@link #acquire} wait for a lock, and {@link Semaphore#acquire} for
-   * a permit, unless told otherwise.
+   * How long {@link #lock} and {@link #acquire} wait for a lock, {@link Semaphore#acquire} for a
+   * permit, and {@link RWLockSide#acquire} for a read-write lock, unless told otherwise.
    */
   public static final Duration DEFAULT_WAIT_TIMEOUT = Duration.ofMinutes(5);
 
@@ -106,6 +108,8 @@ public final class SyncClient implements AutoCloseable {
   private final ElectionServiceGrpc.ElectionServiceBlockingStub blockingElections;
   private final SemaphoreServiceGrpc.SemaphoreServiceStub semaphores;
   private final SemaphoreServiceGrpc.SemaphoreServiceBlockingStub blockingSemaphores;
+  private final RWLockServiceGrpc.RWLockServiceStub rwlocks;
+  private final RWLockServiceGrpc.RWLockServiceBlockingStub blockingRWLocks;
   /** Runs the heartbeat deadlines of every lock and leadership of this client. */
   private final ScheduledExecutorService scheduler =
       Executors.newSingleThreadScheduledExecutor(
@@ -140,6 +144,8 @@ public final class SyncClient implements AutoCloseable {
     blockingElections = ElectionServiceGrpc.newBlockingStub(calls);
     semaphores = SemaphoreServiceGrpc.newStub(streams);
     blockingSemaphores = SemaphoreServiceGrpc.newBlockingStub(calls);
+    rwlocks = RWLockServiceGrpc.newStub(streams);
+    blockingRWLocks = RWLockServiceGrpc.newBlockingStub(calls);
   }
 
   /** A client of the sidecar at $MSYNC_ADDRESS, else {@value #DEFAULT_ADDRESS}. */
@@ -323,6 +329,16 @@ public final class SyncClient implements AutoCloseable {
     } catch (StatusRuntimeException e) {
       throw SyncException.from(e);
     }
+  }
+
+  /**
+   * The read-write lock {@code name}: {@link ReadWriteLock#readLock()} holds it shared, with
+   * other readers, {@link ReadWriteLock#writeLock()} exclusive, alone, across every daemon of the
+   * namespace; see {@link ReadWriteLock}. It returns at once: nothing is asked of the sidecar until
+   * a hold is.
+   */
+  public ReadWriteLock readWriteLock(String name) {
+    return new ReadWriteLock(name, rwlocks, blockingRWLocks, scheduler, callbacks);
   }
 
   /** The current leader of an election, from the sidecar's cache. */

@@ -211,6 +211,7 @@ class FrozenSidecarTest {
       SyncClient client = daemon.client();
       Lock lock = client.lock("promise");
       Permit permit = client.semaphore("promise", 2).acquire();
+      RWHold rwHold = client.readWriteLock("promise").readLock().acquire();
       daemon.freeze();
       long start = System.nanoTime();
       // A 10 s deadline each, but the 2 s promise ends first: the hold is over.
@@ -223,11 +224,20 @@ class FrozenSidecarTest {
         permit.release();
         return "released";
       });
+      calls.put("release of a read-write hold", () -> {
+        rwHold.release();
+        return "released";
+      });
       Map<String, Object> outcomes = runAll(calls, Duration.ofSeconds(2).plus(SLACK));
-      assertEquals(Map.of("release of a lock", "released", "release of a permit", "released"), outcomes);
+      assertEquals(
+          Map.of(
+              "release of a lock", "released",
+              "release of a permit", "released",
+              "release of a read-write hold", "released"),
+          outcomes);
       assertTrue(Duration.ofNanos(System.nanoTime() - start).compareTo(Duration.ofSeconds(2)) <= 0);
       Thread.sleep(500);
-      for (StreamHold hold : List.of(lock, permit)) {
+      for (StreamHold hold : List.of(lock, permit, rwHold)) {
         assertFalse(hold.isLost(), "a release is not a loss");
         assertFalse(hold.isHeld());
       }
@@ -272,6 +282,56 @@ class FrozenSidecarTest {
       calls.put("renew", leased::renew);
       calls.put("getSemaphore", () -> client.getSemaphore("frozen-semaphore"));
       calls.put("release of a tryAcquire permit", () -> {
+        leased.release();
+        return "released";
+      });
+      long start = System.nanoTime();
+      runAll(calls, CALL_TIMEOUT.plus(SLACK)).forEach(FrozenSidecarTest::assertDeadlineExceeded);
+      Duration took = Duration.ofNanos(System.nanoTime() - start);
+      assertTrue(took.compareTo(CALL_TIMEOUT) >= 0, "gave up after " + took + ", before the default deadline");
+      assertFalse(held.isLost(), "a release is not a loss");
+    }
+  }
+
+  @Test
+  void everyReadWriteLockCallReturnsWithinItsDeadlineOnAFrozenSidecar() throws Exception {
+    try (DaemonProcess daemon = new DaemonProcess()) {
+      SyncClient client = daemon.client();
+      ReadWriteLock lock = client.readWriteLock("frozen-rw");
+      LockOptions longLease = LockOptions.defaults().withLeaseDuration(LONG_LEASE);
+      LeasedRWHold leased = lock.readLock().tryAcquire(longLease).hold().orElseThrow();
+      LeasedRWHold leasedToo = lock.readLock().tryAcquire(longLease).hold().orElseThrow();
+      RWHold held = lock.readLock().acquire(longLease).orElseThrow();
+
+      daemon.freeze();
+      Duration timeout = Duration.ofMillis(500);
+      Map<String, Callable<Object>> calls = new LinkedHashMap<>();
+      calls.put("tryAcquire", () -> lock.writeLock().tryAcquire(LockOptions.defaults(), timeout));
+      calls.put("renew", () -> leased.renew(null, timeout));
+      calls.put("renew by hold id", () -> lock.renew(leasedToo.holdId(), null, timeout));
+      calls.put("get", () -> lock.get(true, timeout));
+      calls.put("release of a held hold", () -> {
+        held.release(timeout);
+        return "released";
+      });
+      calls.put("release by hold id", () -> {
+        lock.release(leasedToo.holdId(), timeout);
+        return "released";
+      });
+      calls.put("acquire", () -> lock.readLock().acquire(timeout));
+      calls.put("acquire (time, unit)", () -> lock.writeLock().acquire(500, TimeUnit.MILLISECONDS));
+      Map<String, Object> outcomes = runAll(calls, timeout.plus(WAIT_GRACE).plus(SLACK));
+      assertEquals(Optional.empty(), outcomes.remove("acquire"), "acquire gives up with an empty result");
+      assertEquals(Optional.empty(), outcomes.remove("acquire (time, unit)"));
+      outcomes.forEach(FrozenSidecarTest::assertDeadlineExceeded);
+
+      // The same calls given no deadline get the default one; a blocking acquire() its default
+      // wait, which is minutes, so it is bounded here by a wait of its own instead.
+      calls.clear();
+      calls.put("tryAcquire", () -> lock.readLock().tryAcquire());
+      calls.put("renew", leased::renew);
+      calls.put("get", () -> lock.get());
+      calls.put("release of a tryAcquire hold", () -> {
         leased.release();
         return "released";
       });

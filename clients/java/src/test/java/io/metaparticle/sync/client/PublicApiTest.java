@@ -40,7 +40,17 @@ class PublicApiTest {
           PermitAttempt.class,
           PermitHolder.class,
           SemaphoreInfo.class,
-          // Not public, but their public methods are those of Lock, Permit, LeasedLock and LeasedPermit.
+          ReadWriteLock.class,
+          RWLockSide.class,
+          RWHold.class,
+          LeasedRWHold.class,
+          RWAttempt.class,
+          RWLockInfo.class,
+          ReaderSeat.class,
+          LockMode.class,
+          // Not public, but their public methods are those of the holds, the semaphore and the
+          // read-write lock.
+          HoldsById.class,
           Hold.class,
           StreamHold.class,
           LeaseHold.class);
@@ -107,6 +117,16 @@ class PublicApiTest {
       {Permit.class, long.class, TimeUnit.class}, // release
       {LeasedPermit.class, Duration.class, Duration.class}, // renew
       {LeasedPermit.class, Duration.class}, // release
+      {RWLockSide.class, Duration.class}, // acquire
+      {RWLockSide.class, long.class, TimeUnit.class}, // acquire
+      {RWLockSide.class, LockOptions.class, Duration.class}, // tryAcquire
+      {ReadWriteLock.class, boolean.class, Duration.class}, // get
+      {ReadWriteLock.class, String.class, Duration.class, Duration.class}, // renew by hold id
+      {ReadWriteLock.class, String.class, Duration.class}, // release by hold id
+      {RWHold.class, Duration.class}, // release
+      {RWHold.class, long.class, TimeUnit.class}, // release
+      {LeasedRWHold.class, Duration.class, Duration.class}, // renew
+      {LeasedRWHold.class, Duration.class}, // release
     };
     String[][] names = {
       {"lock"},
@@ -123,6 +143,16 @@ class PublicApiTest {
       {"acquire"},
       {"acquire"},
       {"tryAcquire"},
+      {"renew"},
+      {"release"},
+      {"release"},
+      {"release"},
+      {"renew"},
+      {"release"},
+      {"acquire"},
+      {"acquire"},
+      {"tryAcquire"},
+      {"get"},
       {"renew"},
       {"release"},
       {"release"},
