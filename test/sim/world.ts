@@ -166,8 +166,9 @@ export const CALLS_PER_SECOND_BOUND = 40;
 export const PASSES_IN_A_ROW_BOUND = 25;
 /**
  * A writer waiting for a read-write lock sees at most this many readers that
- * began to wait after it granted before it: each daemon's readers entry in
- * line ahead of it serves one claim and goes to the tail.
+ * began to wait after it granted in a row, with no exclusive grant between:
+ * each daemon's readers entry in line ahead of it serves one claim and goes
+ * to the tail.
  */
 export const READERS_PAST_A_WRITER_BOUND = 8;
 
@@ -2341,8 +2342,9 @@ export class Simulation implements ClientWorld {
   /**
    * writer-starved: a writer waiting for a read-write lock is not passed by a
    * stream of readers that asked after it. Readers whose wait began once its
-   * announcement could have reached their daemon's watch count; grants while
-   * its own daemon could not take its turn (the excuses of starvation) do not.
+   * announcement could have reached their daemon's watch count, in a row
+   * without an exclusive grant between; grants while its own daemon could not
+   * take its turn (the excuses of starvation) do not.
    */
   private writerStarved(
     wait: CheckResult["waits"][number],
@@ -2355,21 +2357,24 @@ export class Simulation implements ClientWorld {
       BigInt(Math.round((this.profile.apiServer?.cacheLagMs ?? 0) + 2 * Math.max(0, ...this.profile.baseLatencyMs) + 50)) * 1_000_000n;
     const askedAt = new Map<string, bigint>();
     for (const w of checked.waits) if (w.resource === wait.resource && !askedAt.has(w.client)) askedAt.set(w.client, w.start);
-    const past = checked.holds.filter(
-      (h) =>
-        h.resource === wait.resource &&
-        h.shared &&
-        h.start > wait.start &&
-        h.start < end &&
-        !excused(h.start) &&
-        (askedAt.get(h.client) ?? h.start) > wait.start + announcing + lag,
-    );
+    // Counted in a row: an exclusive grant between is a writer's turn (its daemon's writer entry goes to the tail of
+    // the line after one, behind readers already in line: seed 2508, a writer deep in its daemon's own FIFO).
+    let run: typeof checked.holds = [];
+    let past: typeof checked.holds = [];
+    const holds = checked.holds
+      .filter((h) => h.resource === wait.resource && h.start > wait.start && h.start < end)
+      .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    for (const h of holds) {
+      if (!h.shared) run = [];
+      else if (!excused(h.start) && (askedAt.get(h.client) ?? h.start) > wait.start + announcing + lag) run = [...run, h];
+      if (run.length > past.length) past = run;
+    }
     if (past.length <= READERS_PAST_A_WRITER_BOUND) return;
     this.violations.push({
       rule: "writer-starved",
       resource: wait.resource,
       at: Number(wait.start / 1000n) / 1000,
-      message: `${wait.client} (daemon ${wait.daemon}) waited to write from t=${(Number(wait.start) / 1e9).toFixed(3)} s and ${past.length} readers that asked after it were granted first (bound ${READERS_PAST_A_WRITER_BOUND}): ${past
+      message: `${wait.client} (daemon ${wait.daemon}) waited to write from t=${(Number(wait.start) / 1e9).toFixed(3)} s and ${past.length} readers that asked after it were granted in a row (bound ${READERS_PAST_A_WRITER_BOUND}): ${past
         .slice(0, 5)
         .map((h) => `${h.client} at ${(Number(h.start) / 1e9).toFixed(3)} s`)
         .join(", ")}`,
