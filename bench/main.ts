@@ -19,6 +19,7 @@ import { handoffClientGo, handoffCurator, handoffEtcd, handoffOursElection, hand
 import { hotCurator, hotEtcd, hotOurs } from "./phases/hot.js";
 import { idle } from "./phases/idle.js";
 import { scaleOurs } from "./phases/scale.js";
+import { describeRWLock, rwlockCurator, rwlockOurs } from "./phases/rwlock.js";
 import { semaphoreCurator, semaphoreOurs } from "./phases/semaphore.js";
 import { soakOurs } from "./phases/soak.js";
 import { waitingClientGo, waitingOurs } from "./phases/waiting.js";
@@ -27,8 +28,8 @@ import { writePlots } from "./report/plots.js";
 
 /** The repository root (dist/bench/main.js -> ../..). */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-/** "curator" is not a phase of its own: it picks Curator's measurements out of handoff, hot and semaphore. */
-const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "semaphore", "scale", "fleet", "soak", "curator"] as const;
+/** "curator" is not a phase of its own: it picks Curator's measurements out of handoff, hot, semaphore and rwlock. */
+const PHASES = ["idle", "handoff", "peers", "crash", "waiting", "hot", "semaphore", "rwlock", "scale", "fleet", "soak", "curator"] as const;
 type Phase = (typeof PHASES)[number];
 /** Phases whose measurements need no control plane and no Go peers. */
 const ZOOKEEPER_ONLY: ReadonlySet<Phase> = new Set<Phase>(["curator"]);
@@ -85,7 +86,7 @@ function usage(problem?: string): never {
   console.error(
     `usage: npm run bench -- [--quick] [--out DIR] [--only ${PHASES.join(",")}] [--soak-minutes N] [--no-watch-cache] [--rerender]\n` +
       "  --quick           CI-sized run (about 3 min) writing to .cache/bench/quick/ instead of bench/\n" +
-      "  --only curator    Curator's measurements alone (the mutex of hot, the latch of handoff, the semaphore)\n" +
+      "  --only curator    Curator's measurements alone (the mutex of hot, the latch of handoff, the semaphore, the read-write lock)\n" +
       "  --rerender        measure nothing; write the report and plots again from results.json in the output folder\n" +
       "  --soak-minutes N  run the soak's load for N minutes (default 30; --quick 1/3) and stretch the run's time budget to match\n" +
       "  --no-watch-cache  serve Lease watches straight from etcd (the test harness's default) instead of the API server's watch cache",
@@ -338,6 +339,25 @@ async function main(): Promise<void> {
           (v) => (results.semaphore ??= []).push({ system: "curator", ...v }),
         );
     }
+    const rwlockLoad = `1 in ${ctx.params.rwlockExclusiveEvery} exclusive, hold ${ctx.params.rwlockHoldMs} ms`;
+    if (want("rwlock"))
+      await run(
+        `read-write lock ours (${rwlockLoad})`,
+        () => rwlockOurs(ctx),
+        (v) => {
+          (results.rwlock ??= []).push({ system: "ours", ...v });
+          ctx.log(`read-write lock ours: ${describeRWLock(v)}`);
+        },
+      );
+    if (wantCurator("rwlock"))
+      await run(
+        `read-write lock Curator InterProcessReadWriteLock (${rwlockLoad})`,
+        () => rwlockCurator(ctx),
+        (v) => {
+          (results.rwlock ??= []).push({ system: "curator", ...v });
+          ctx.log(`read-write lock Curator: ${describeRWLock(v)}`);
+        },
+      );
     if (want("scale"))
       await run(
         "scale ours",

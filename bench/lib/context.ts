@@ -34,6 +34,10 @@ export interface Params {
    * handoffs are timed.
    */
   readonly semaphoreHoldsMs: readonly number[];
+  /** How long each read-write lock holder keeps its hold (hotClientsPerDaemon lockers in each of two processes, for hotDurationMs). */
+  readonly rwlockHoldMs: number;
+  /** Each read-write lock locker's every rwlockExclusiveEvery-th acquisition is exclusive, the others shared. */
+  readonly rwlockExclusiveEvery: number;
   readonly scaleLocks: number;
   readonly scaleObservers: number;
   readonly scaleWindowMs: number;
@@ -70,6 +74,8 @@ export const FULL: Params = {
   hotClientsPerDaemon: 8,
   semaphorePermits: 3,
   semaphoreHoldsMs: [0, 10],
+  rwlockHoldMs: 2,
+  rwlockExclusiveEvery: 10,
   scaleLocks: 1000,
   scaleObservers: 1000,
   scaleWindowMs: 60_000,
@@ -83,8 +89,8 @@ export const FULL: Params = {
   soakSampleMs: 10_000,
   soakSettleMs: 15_000,
   soakOpsPerSecond: 10,
-  /** 14.5 min for the other phases (2 of them Curator's, 1 our semaphore's), the soak's window, and 1.5 min for its settle and clean-up. */
-  budgetMs: (14.5 + 30 + 1.5) * 60_000,
+  /** 15.5 min for the other phases (2 of them Curator's, 1 our semaphore's, 1 the read-write lock's), the soak's window, and 1.5 min for its settle and clean-up. */
+  budgetMs: (15.5 + 30 + 1.5) * 60_000,
 };
 
 export const QUICK: Params = {
@@ -101,6 +107,8 @@ export const QUICK: Params = {
   hotClientsPerDaemon: 8,
   semaphorePermits: 3,
   semaphoreHoldsMs: [0, 10],
+  rwlockHoldMs: 2,
+  rwlockExclusiveEvery: 10,
   scaleLocks: 100,
   scaleObservers: 100,
   scaleWindowMs: 10_000,
@@ -114,8 +122,8 @@ export const QUICK: Params = {
   soakSampleMs: 2_000,
   soakSettleMs: 5_000,
   soakOpsPerSecond: 10,
-  /** As FULL: the other phases (about 45 s of them Curator's, its build included, 20 s our semaphore's), the soak, its settle. */
-  budgetMs: 3.6 * 60_000 + 20_000 + 1.5 * 60_000,
+  /** As FULL: the other phases (about 45 s of them Curator's, its build included, 20 s our semaphore's, 30 s the read-write lock's), the soak, its settle. */
+  budgetMs: 4.1 * 60_000 + 20_000 + 1.5 * 60_000,
 };
 
 export const LEASE_VERBS = ["GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE"] as const;

@@ -31,7 +31,8 @@ export interface HoldsAnalysis {
   release: Summary;
 }
 
-interface Hold {
+/** One hold as its process stamped it, µs of CLOCK_MONOTONIC. */
+export interface Hold {
   process: number;
   /** When the acquisition was asked for; NaN when not stamped. */
   asked: number;
@@ -49,15 +50,7 @@ export function analyzeHolds(
   permits: number,
   asked?: ReadonlyArray<readonly number[]>,
 ): HoldsAnalysis {
-  const all: Hold[] = [];
-  holds.forEach((flat, process) => {
-    if (flat.length % 3 !== 0) throw new Error(`holds of process ${process}: ${flat.length} values, not triples`);
-    const asks = asked?.[process];
-    if (asked && asks?.length !== flat.length / 3)
-      throw new Error(`holds of process ${process}: ${asks?.length ?? 0} asks for ${flat.length / 3} holds`);
-    for (let i = 0; i < flat.length; i += 3)
-      all.push({ process, asked: asks?.[i / 3] ?? NaN, acquired: flat[i]!, releasing: flat[i + 1]!, released: flat[i + 2]! });
-  });
+  const all = mergeHolds(holds, asked);
   const byAcquired = [...all].sort((a, b) => a.acquired - b.acquired);
   const byRelease = [...all].sort((a, b) => a.releasing - b.releasing);
   const handoffMs: number[] = [];
@@ -93,6 +86,20 @@ export function analyzeHolds(
     waitedShare: asked && handoffMs.length > 0 ? waited / handoffMs.length : undefined,
     release: summarize(all.map((h) => (h.released - h.releasing) / 1000)),
   };
+}
+
+/** Every process's holds in one list (see analyzeHolds for the arguments); throws when a list is malformed. */
+export function mergeHolds(holds: ReadonlyArray<readonly number[]>, asked?: ReadonlyArray<readonly number[]>): Hold[] {
+  const all: Hold[] = [];
+  holds.forEach((flat, process) => {
+    if (flat.length % 3 !== 0) throw new Error(`holds of process ${process}: ${flat.length} values, not triples`);
+    const asks = asked?.[process];
+    if (asked && asks?.length !== flat.length / 3)
+      throw new Error(`holds of process ${process}: ${asks?.length ?? 0} asks for ${flat.length / 3} holds`);
+    for (let i = 0; i < flat.length; i += 3)
+      all.push({ process, asked: asks?.[i / 3] ?? NaN, acquired: flat[i]!, releasing: flat[i + 1]!, released: flat[i + 2]! });
+  });
+  return all;
 }
 
 /**

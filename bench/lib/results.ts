@@ -139,6 +139,42 @@ export interface SemaphoreRow extends HotRow {
   leaseRequests?: VerbCounts;
 }
 
+/** The read-write lock's read-heavy loop, one row per system (bench/phases/rwlock.ts). */
+export interface RWLockRow {
+  system: "ours" | "curator";
+  sessions: number;
+  processes: number;
+  durationS: number;
+  /** How long each holder kept its hold before releasing. */
+  holdMs: number;
+  /** Each client's every exclusiveEvery-th acquisition was exclusive, the others shared. */
+  exclusiveEvery: number;
+  shared: number;
+  exclusive: number;
+  sharedPerSecond: number;
+  exclusivePerSecond: number;
+  /** The last release before a waiting writer's acquisition → that acquisition (bench/lib/rw-holds.ts). */
+  toExclusive: Summary;
+  /** A writer's release → the first acquisition by anyone already waiting. */
+  fromExclusive: Summary;
+  /** Times an exclusive hold overlapped another hold, from the holders' own stamps: above 0 would be a safety violation. */
+  overlaps: number;
+  maxShared: number;
+  release: Summary;
+  /** Ours: every exclusive hold had its own fencing token. */
+  exclusiveTokensUnique?: boolean;
+  /** Ours: apiserver_request_total{resource="leases"} over the run, by verb (divide by shared + exclusive for the cost per hold). */
+  leaseRequests?: VerbCounts;
+  /** Ours: CPU % of one core, summed over the daemons. */
+  daemonCpuPercent?: number;
+  /** Curator: the ZooKeeper server's requests and packets per hold, from its own counters, and its CPU. */
+  zkReadsPerHold?: number;
+  zkWritesPerHold?: number;
+  zkPacketsReceivedPerHold?: number;
+  zkPacketsSentPerHold?: number;
+  serverCpuPercent?: number;
+}
+
 export interface ScaleRow {
   locks: number;
   observers: number;
@@ -304,6 +340,8 @@ export interface Results {
   hot: Partial<Record<"ours" | "etcd" | "curator", HotRow>>;
   /** Hot semaphore of N permits, one row per system and hold; absent in runs before it (ours: in runs since issue 22). */
   semaphore?: SemaphoreRow[];
+  /** Read-heavy read-write lock loop, ours and Curator's; absent in runs before it. */
+  rwlock?: RWLockRow[];
   scale?: ScaleRow;
   fleet?: FleetRow;
   /** From bench/fleet-before.json, of the same size class (full or quick) as this run. */

@@ -7,7 +7,7 @@ import type { BenchContext } from "../lib/context.js";
 import { PeerProcess } from "../lib/peer.js";
 import { CpuMeter } from "../lib/proc.js";
 import { type HoldsAnalysis, analyzeHolds } from "../lib/holds.js";
-import { assertSameClock } from "../lib/zookeeper.js";
+import { type ZooKeeperCounts, assertSameClock } from "../lib/zookeeper.js";
 import type { HotRow } from "../lib/results.js";
 import { WriteMeter } from "./handoff.js";
 
@@ -113,54 +113,88 @@ export async function curatorLoop(
   mode: "mutex" | "semaphore",
   holdMs: number,
 ): Promise<{ row: HotRow; holds: HoldsAnalysis }> {
-  const { hotDurationMs, hotClientsPerDaemon, semaphorePermits } = ctx.params;
-  const permits = mode === "mutex" ? 1 : semaphorePermits;
+  const permits = mode === "mutex" ? 1 : ctx.params.semaphorePermits;
+  const run = await curatorRace(ctx, mode, [`--permits=${permits}`, `--hold=${holdMs}ms`]);
+  const { summaries, seconds, acquired, zk } = run;
+  const holds = analyzeHolds(
+    summaries.map((s) => s.holds as number[]),
+    permits,
+  ); // the report flags maxConcurrent above permits
+  const row: HotRow = {
+    sessions: run.sessions,
+    processes: run.processes,
+    durationS: seconds,
+    acquired,
+    perSecond: acquired / seconds,
+    permits,
+    holdMs,
+    handoff: holds.handoff,
+    crossHandoff: holds.crossHandoff,
+    release: holds.release,
+    maxConcurrent: holds.maxConcurrent,
+    crossProcessHandoffs: holds.crossProcess,
+    zkReadsPerAcquisition: zk.reads / acquired,
+    zkWritesPerAcquisition: zk.writes / acquired,
+    zkPacketsReceivedPerAcquisition: zk.packetsReceived / acquired,
+    zkPacketsSentPerAcquisition: zk.packetsSent / acquired,
+    serverCpuPercent: run.serverCpuPercent,
+  };
+  return { row, holds };
+}
+
+export interface CuratorRun {
+  /** Each peer's summary (bench/peers/curator LockLoop), peer 0's first. */
+  summaries: Array<Record<string, unknown>>;
+  sessions: number;
+  processes: number;
+  /** The longer peer's loop, s. */
+  seconds: number;
+  /** Acquisitions over both peers. */
+  acquired: number;
+  /** The ZooKeeper server's counters from just before "go" to after both summaries. */
+  zk: ZooKeeperCounts;
+  serverCpuPercent: number;
+}
+
+/**
+ * Two curator-peer processes in loop mode `mode` (with `flags` besides the sessions and duration) on a
+ * ZooKeeper server of their own, started together; throws if any call failed. The server's counters are read
+ * before "go" and after both summaries, while every session is still open.
+ */
+export async function curatorRace(
+  ctx: BenchContext,
+  mode: "mutex" | "semaphore" | "rwlock",
+  flags: readonly string[],
+): Promise<CuratorRun> {
+  const { hotDurationMs, hotClientsPerDaemon } = ctx.params;
   return ctx.withZooKeeper(async (zookeeper) => {
     const name = `hot-${Date.now()}`;
-    const flags = [
-      `--mode=${mode}`,
-      `--sessions=${hotClientsPerDaemon}`,
-      `--duration=${hotDurationMs}ms`,
-      `--permits=${permits}`,
-      `--hold=${holdMs}ms`,
-    ];
-    const peers = [0, 1].map((i) => ctx.curator(name, `${mode}-${i}`, flags));
+    const all = [`--mode=${mode}`, `--sessions=${hotClientsPerDaemon}`, `--duration=${hotDurationMs}ms`, ...flags];
+    const peers = [0, 1].map((i) => ctx.curator(name, `${mode}-${i}`, all));
     try {
       for (const started of await Promise.all(peers.map((p) => p.waitForEvent("started", 90_000)))) assertSameClock(started);
       const before = await zookeeper.counts();
       const meter = new CpuMeter(zookeeper.pid);
       const summaries = await race(peers, hotDurationMs);
       const after = await zookeeper.counts();
-      const serverCpu = meter.percent();
+      const serverCpuPercent = meter.percent();
       for (const p of peers) p.send("exit");
       const failures = summaries.reduce((sum, s) => sum + Number(s.failures), 0);
       if (failures > 0) throw new Error(`${failures} ${mode} calls failed (see the peers' stderr)`);
-      const holds = analyzeHolds(
-        summaries.map((s) => s.holds as number[]),
-        permits,
-      ); // the report flags maxConcurrent above permits
-      const acquired = summaries.reduce((sum, s) => sum + Number(s.acquired), 0);
-      const seconds = Math.max(...summaries.map((s) => Number(s.elapsed_ms))) / 1000;
-      const row: HotRow = {
-        sessions: 2 * hotClientsPerDaemon,
-        processes: 2,
-        durationS: seconds,
-        acquired,
-        perSecond: acquired / seconds,
-        permits,
-        holdMs,
-        handoff: holds.handoff,
-        crossHandoff: holds.crossHandoff,
-        release: holds.release,
-        maxConcurrent: holds.maxConcurrent,
-        crossProcessHandoffs: holds.crossProcess,
-        zkReadsPerAcquisition: (after.reads - before.reads) / acquired,
-        zkWritesPerAcquisition: (after.writes - before.writes) / acquired,
-        zkPacketsReceivedPerAcquisition: (after.packetsReceived - before.packetsReceived) / acquired,
-        zkPacketsSentPerAcquisition: (after.packetsSent - before.packetsSent) / acquired,
-        serverCpuPercent: serverCpu,
+      return {
+        summaries,
+        sessions: peers.length * hotClientsPerDaemon,
+        processes: peers.length,
+        seconds: Math.max(...summaries.map((s) => Number(s.elapsed_ms))) / 1000,
+        acquired: summaries.reduce((sum, s) => sum + Number(s.acquired), 0),
+        zk: {
+          reads: after.reads - before.reads,
+          writes: after.writes - before.writes,
+          packetsReceived: after.packetsReceived - before.packetsReceived,
+          packetsSent: after.packetsSent - before.packetsSent,
+        },
+        serverCpuPercent,
       };
-      return { row, holds };
     } finally {
       await Promise.all(peers.map((p) => p.stop(5_000)));
     }

@@ -4,13 +4,12 @@
 // InterProcessSemaphoreV2 on ZooKeeper; for both, the handoffs come from the
 // holds each process stamps (bench/lib/holds.ts).
 import { fileURLToPath } from "node:url";
-import { type BenchContext, diffCounts } from "../lib/context.js";
+import type { BenchContext } from "../lib/context.js";
 import { analyzeHolds } from "../lib/holds.js";
-import { PeerProcess } from "../lib/peer.js";
-import { CpuMeter } from "../lib/proc.js";
 import type { SemaphoreRow } from "../lib/results.js";
 import { cdfSketch } from "../lib/stats.js";
-import { curatorLoop, race } from "./hot.js";
+import { holdAppsOnTwoDaemons } from "./hold-apps.js";
+import { curatorLoop } from "./hot.js";
 
 const PERMIT_LOOP = fileURLToPath(new URL("../apps/permit-loop.js", import.meta.url));
 
@@ -21,69 +20,37 @@ export type SemaphoreMeasure = Omit<SemaphoreRow, "system">;
 
 /**
  * Ours: two daemons, each with an app process of `hotClientsPerDaemon` clients looping AcquirePermit, a hold
- * of `holdMs`, and ReleasePermit on one semaphore of `semaphorePermits` permits. The API server's Lease
- * requests are read just before "go" and after both summaries: the grants' cost, by verb.
+ * of `holdMs`, and ReleasePermit on one semaphore of `semaphorePermits` permits (bench/phases/hold-apps.ts).
  */
 export async function semaphoreOurs(ctx: BenchContext, holdMs: number): Promise<SemaphoreMeasure> {
-  const { hotDurationMs, hotClientsPerDaemon, semaphorePermits } = ctx.params;
-  const namespace = await ctx.newNamespace("semaphore");
-  const daemons = [await ctx.startDaemon(namespace, "semaphore-a"), await ctx.startDaemon(namespace, "semaphore-b")];
-  const apps = daemons.map((d, i) =>
-    PeerProcess.spawn(`permit-loop ${i}`, process.execPath, [
-      PERMIT_LOOP,
-      d.address,
-      String(hotClientsPerDaemon),
-      "hot",
-      String(semaphorePermits),
-      String(holdMs),
-      String(hotDurationMs),
-      `app${i}`,
-    ]),
-  );
-  try {
-    let before = await ctx.leaseRequests();
-    let meters: CpuMeter[] = [];
-    const summaries = await race(apps, hotDurationMs, "ready", async () => {
-      before = await ctx.leaseRequests();
-      meters = daemons.map((d) => new CpuMeter(d.pid));
-    });
-    const cpu = meters.reduce((sum, m) => sum + m.percent(), 0);
-    const byVerb = diffCounts(before, await ctx.leaseRequests());
-    const failures = summaries.reduce((sum, s) => sum + Number(s.failures), 0);
-    if (failures > 0) throw new Error(`${failures} semaphore calls failed`);
-    const lost = summaries.reduce((sum, s) => sum + Number(s.lost), 0);
-    if (lost > 0) throw new Error(`${lost} permits were lost while held`);
-    const tokens = summaries.flatMap((s) => s.tokens as number[]);
-    if (tokens.length === 0) throw new Error("no permit was granted");
-    const holds = analyzeHolds(
-      summaries.map((s) => s.holds as number[]),
-      semaphorePermits,
-      summaries.map((s) => s.asked as number[]),
-    ); // the report flags maxConcurrent above permits
-    const seconds = Math.max(...summaries.map((s) => Number(s.elapsedMs))) / 1000;
-    return {
-      sessions: daemons.length * hotClientsPerDaemon,
-      processes: daemons.length,
-      durationS: seconds,
-      acquired: tokens.length,
-      perSecond: tokens.length / seconds,
-      permits: semaphorePermits,
-      holdMs,
-      tokensUnique: new Set(tokens).size === tokens.length,
-      daemonCpuPercent: cpu,
-      handoff: holds.handoff,
-      crossHandoff: holds.crossHandoff,
-      crossHandoffCdf: cdfSketch(holds.crossHandoffMs, CDF_POINTS),
-      waitedShare: holds.waitedShare,
-      release: holds.release,
-      maxConcurrent: holds.maxConcurrent,
-      crossProcessHandoffs: holds.crossProcess,
-      leaseRequests: byVerb,
-    };
-  } finally {
-    await Promise.all(apps.map((a) => a.stop(5_000, "SIGKILL")));
-    await Promise.all(daemons.map((d) => d.stop()));
-  }
+  const { semaphorePermits } = ctx.params;
+  const run = await holdAppsOnTwoDaemons(ctx, "semaphore", PERMIT_LOOP, semaphorePermits, holdMs);
+  const { summaries, seconds } = run;
+  const tokens = summaries.flatMap((s) => s.tokens as number[]);
+  const holds = analyzeHolds(
+    summaries.map((s) => s.holds as number[]),
+    semaphorePermits,
+    summaries.map((s) => s.asked as number[]),
+  ); // the report flags maxConcurrent above permits
+  return {
+    sessions: run.sessions,
+    processes: run.processes,
+    durationS: seconds,
+    acquired: tokens.length,
+    perSecond: tokens.length / seconds,
+    permits: semaphorePermits,
+    holdMs,
+    tokensUnique: new Set(tokens).size === tokens.length,
+    daemonCpuPercent: run.daemonCpuPercent,
+    handoff: holds.handoff,
+    crossHandoff: holds.crossHandoff,
+    crossHandoffCdf: cdfSketch(holds.crossHandoffMs, CDF_POINTS),
+    waitedShare: holds.waitedShare,
+    release: holds.release,
+    maxConcurrent: holds.maxConcurrent,
+    crossProcessHandoffs: holds.crossProcess,
+    leaseRequests: run.leaseRequests,
+  };
 }
 
 /** Curator: the InterProcessSemaphoreV2 run of the hot phase (two processes, a ZooKeeper session per locker). */

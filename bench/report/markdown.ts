@@ -16,14 +16,10 @@ import type {
 } from "../lib/results.js";
 import { handoffsTimed } from "../lib/holds.js";
 import { type Summary, summarize } from "../lib/stats.js";
+import { NA, cpuRows, loopRows, ms, num, plus, table, verbs } from "./format.js";
 import { type Plots, formatMs } from "./plots.js";
+import { renderRWLock } from "./rwlock.js";
 import { renderSoak } from "./soak.js";
-
-const NA = "n/a";
-
-function ms(v: number | undefined): string {
-  return v === undefined || !Number.isFinite(v) ? NA : formatMs(v);
-}
 
 function signedMs(v: number | undefined): string {
   if (v === undefined || !Number.isFinite(v)) return NA;
@@ -32,10 +28,6 @@ function signedMs(v: number | undefined): string {
 
 function mib(bytes: number | undefined): string {
   return bytes === undefined || !Number.isFinite(bytes) ? NA : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-}
-
-function num(v: number | undefined, digits = 2): string {
-  return v === undefined || !Number.isFinite(v) ? NA : v.toFixed(digits);
 }
 
 /** "×12.3": how many times `theirs` is `ours`; n/a when either is missing or ours is not positive. */
@@ -49,21 +41,16 @@ function median(values: readonly number[] | undefined): number | undefined {
   return values && values.length > 0 ? summarize(values).median : undefined;
 }
 
-function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
-  return [line(header), line(header.map((_, i) => (i === 0 ? "---" : "---:"))), ...rows.map(line)].join("\n");
-}
-
-function verbs(counts: VerbCounts): string {
-  const parts = LEASE_VERBS.filter((v) => counts[v] !== 0).map((v) => `${v} ${counts[v]}`);
-  return parts.length === 0 ? "none" : parts.join(", ");
-}
-
 export function renderReport(r: Results, plots: Plots): string {
   const m = r.meta;
   const out: string[] = [];
   const hs = (row: HandoffRow | undefined) => (row && row.samples.length > 0 ? summarize(row.samples) : undefined);
-  const curatorRan = Boolean(r.handoff.curator || r.hot.curator || r.semaphore?.some((row) => row.system === "curator"));
+  const curatorRan = Boolean(
+    r.handoff.curator ||
+    r.hot.curator ||
+    r.semaphore?.some((row) => row.system === "curator") ||
+    r.rwlock?.some((row) => row.system === "curator"),
+  );
 
   out.push(`# metaparticle-sync benchmarks${m.quick ? " (quick run)" : ""}`);
   out.push("");
@@ -447,6 +434,7 @@ export function renderReport(r: Results, plots: Plots): string {
   );
   out.push("");
   out.push(...renderSemaphore(r, plots.semaphoreHandoffCdf));
+  out.push(...renderRWLock(r.rwlock));
 
   // ---- scale -------------------------------------------------------------
   out.push("## Scale: one daemon, many locks and observers");
@@ -577,7 +565,7 @@ function handoffCell(row: HotRow | undefined): string {
 }
 
 function zkCell(row: HotRow | undefined): string {
-  return row?.zkReadsPerAcquisition === undefined ? NA : `${num(row.zkReadsPerAcquisition, 1)} + ${num(row.zkWritesPerAcquisition, 1)}`;
+  return plus(row?.zkReadsPerAcquisition, row?.zkWritesPerAcquisition);
 }
 
 /** The hot semaphore, by hold time: ours on two daemons beside Curator's InterProcessSemaphoreV2 on ZooKeeper. */
@@ -623,8 +611,7 @@ function renderSemaphore(r: Results, plot: string | undefined): string[] {
     table(
       ["", ...cols.map((c) => c.name)],
       [
-        ["lockers (processes)", ...cell((row) => `${row.sessions} (${row.processes})`)],
-        ["duration", ...cell((row) => `${row.durationS.toFixed(1)} s`)],
+        ...loopRows(cell),
         ["acquisitions (grants)", ...cell((row) => String(row.acquired))],
         ["grants per second", ...cell((row) => num(row.perSecond, 1))],
         [
@@ -699,14 +686,9 @@ function renderSemaphore(r: Results, plot: string | undefined): string[] {
         ["ZooKeeper requests per acquisition, reads + writes", ...cell((row) => zkCell(row))],
         [
           "ZooKeeper packets per acquisition, received + sent",
-          ...cell((row) =>
-            row.zkPacketsReceivedPerAcquisition === undefined
-              ? NA
-              : `${num(row.zkPacketsReceivedPerAcquisition, 1)} + ${num(row.zkPacketsSentPerAcquisition, 1)}`,
-          ),
+          ...cell((row) => plus(row.zkPacketsReceivedPerAcquisition, row.zkPacketsSentPerAcquisition)),
         ],
-        ["daemon CPU (sum of both, % of one core)", ...cell((row) => num(row.daemonCpuPercent, 0))],
-        ["ZooKeeper server CPU (% of one core)", ...cell((row) => num(row.serverCpuPercent, 0))],
+        ...cpuRows(cell),
       ],
     ),
   );

@@ -23,6 +23,9 @@ import org.apache.curator.retry.ExponentialBackoffRetry;
  *       loops ({@link LockLoop}).
  *   <li>{@code --mode=semaphore --permits=3 --sessions=8 --duration=20s}: {@code
  *       InterProcessSemaphoreV2} acquire/return loops ({@link LockLoop}).
+ *   <li>{@code --mode=rwlock --exclusive-every=10 --sessions=8 --duration=20s}: {@code
+ *       InterProcessReadWriteLock} loops, one acquisition in ten on the write lock, the others on
+ *       the read lock ({@link LockLoop}).
  * </ul>
  *
  * <p>Both loops take {@code --hold=0ms} (how long each holder keeps its permit) and {@code --go}
@@ -54,7 +57,7 @@ public final class CuratorPeer {
     Connector connector = new Connector(connect, sessionTimeoutMs);
     switch (mode) {
       case "election" -> new Election(connector, path, identity).run();
-      case "mutex", "semaphore" -> {
+      case "mutex", "semaphore", "rwlock" -> {
         int permits = mode.equals("mutex") ? 1 : flags.integer("permits", 3);
         int sessions = flags.integer("sessions", 8);
         long durationMs = flags.durationMs("duration", 20_000);
@@ -62,11 +65,23 @@ public final class CuratorPeer {
           throw flags.fail("--sessions, --permits and --duration must be positive");
         }
         long holdMs = flags.durationMs("hold", 0);
+        int exclusiveEvery = flags.integer("exclusive-every", 10);
+        if (exclusiveEvery < 1) throw flags.fail("--exclusive-every must be positive");
         boolean startNow = flags.bool("go");
-        new LockLoop(connector, mode, path, identity, permits, sessions, durationMs, holdMs, startNow)
+        new LockLoop(
+                connector,
+                mode,
+                path,
+                identity,
+                permits,
+                sessions,
+                durationMs,
+                holdMs,
+                exclusiveEvery,
+                startNow)
             .run();
       }
-      default -> throw flags.fail("unknown --mode " + mode + " (election, mutex or semaphore)");
+      default -> throw flags.fail("unknown --mode " + mode + " (election, mutex, semaphore or rwlock)");
     }
   }
 

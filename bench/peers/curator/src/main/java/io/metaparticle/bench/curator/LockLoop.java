@@ -7,6 +7,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.recipes.locks.InterProcessMutex;
+import org.apache.curator.framework.recipes.locks.InterProcessReadWriteLock;
 import org.apache.curator.framework.recipes.locks.InterProcessSemaphoreV2;
 import org.apache.curator.framework.recipes.locks.Lease;
 
@@ -16,14 +17,19 @@ import org.apache.curator.framework.recipes.locks.Lease;
  * (at once, or after {@code holdMs}), in a loop, for {@code durationMs} after a {@code go} line
  * on stdin (or at once with {@code --go}). The mutex is an
  * {@code InterProcessMutex}; the semaphore an {@code InterProcessSemaphoreV2} of {@code permits}
- * leases. Every wait is bounded by the time left, so the loop ends on time even while waiting.
+ * leases; the read-write lock an {@code InterProcessReadWriteLock}, whose session takes its write
+ * lock on every {@code exclusiveEvery}-th acquisition (offset by the session's number, so the
+ * writers are spread over the sessions) and its read lock otherwise. Every wait is bounded by the
+ * time left, so the loop ends on time even while waiting.
  *
  * <p>Events: {@code started} once every session is connected, then one {@code summary} with the
  * acquisitions, failures, and {@code holds}: for every acquisition, three times in microseconds
  * of mono_ns's clock, flattened: when acquire returned, when the release began and when it
  * returned. From the holds of all processes the harness derives the handoff latency (a release
  * to the acquisition it made room for) and checks that no more than {@code permits} holds ever
- * overlapped. Then it waits for a line on stdin (or its end, or 60 s), closes the sessions and
+ * overlapped. Also {@code asked}, one stamp per hold in the same order (when its acquire was
+ * called), and {@code modes}, one per hold: 1 for an exclusive hold (a mutex's, a write lock's), 0
+ * for a shared one (a semaphore lease, a read lock). Then it waits for a line on stdin (or its end, or 60 s), closes the sessions and
  * prints {@code exit}.
  */
 final class LockLoop {
@@ -35,6 +41,7 @@ final class LockLoop {
   private final int sessions;
   private final long durationMs;
   private final long holdMs;
+  private final int exclusiveEvery;
   private final boolean startNow;
 
   LockLoop(
@@ -46,6 +53,7 @@ final class LockLoop {
       int sessions,
       long durationMs,
       long holdMs,
+      int exclusiveEvery,
       boolean startNow) {
     this.connector = connector;
     this.mode = mode;
@@ -55,6 +63,7 @@ final class LockLoop {
     this.sessions = sessions;
     this.durationMs = durationMs;
     this.holdMs = holdMs;
+    this.exclusiveEvery = exclusiveEvery;
     this.startNow = startNow;
   }
 
@@ -64,18 +73,49 @@ final class LockLoop {
     boolean acquire(long waitMs) throws Exception;
 
     void release() throws Exception;
+
+    /** Whether the last permit acquired is exclusive (see the {@code modes} of the summary). */
+    boolean exclusive();
   }
 
-  private Permit permit(CuratorFramework client) {
-    if (mode.equals("mutex")) {
-      InterProcessMutex mutex = new InterProcessMutex(client, path);
+  /** A mutex taken and given back as a Permit: {@code exclusive} says what it stands for. */
+  private static Permit mutexPermit(InterProcessMutex mutex, boolean exclusive) {
+    return new Permit() {
+      public boolean acquire(long waitMs) throws Exception {
+        return mutex.acquire(waitMs, TimeUnit.MILLISECONDS);
+      }
+
+      public void release() throws Exception {
+        mutex.release();
+      }
+
+      public boolean exclusive() {
+        return exclusive;
+      }
+    };
+  }
+
+  private Permit permit(CuratorFramework client, int session) {
+    if (mode.equals("mutex")) return mutexPermit(new InterProcessMutex(client, path), true);
+    if (mode.equals("rwlock")) {
+      InterProcessReadWriteLock rw = new InterProcessReadWriteLock(client, path);
+      Permit read = mutexPermit(rw.readLock(), false);
+      Permit write = mutexPermit(rw.writeLock(), true);
       return new Permit() {
+        private long acquisitions;
+        private Permit current = read;
+
         public boolean acquire(long waitMs) throws Exception {
-          return mutex.acquire(waitMs, TimeUnit.MILLISECONDS);
+          current = (acquisitions++ + session) % exclusiveEvery == 0 ? write : read;
+          return current.acquire(waitMs);
         }
 
         public void release() throws Exception {
-          mutex.release();
+          current.release();
+        }
+
+        public boolean exclusive() {
+          return current.exclusive();
         }
       };
     }
@@ -86,6 +126,10 @@ final class LockLoop {
       public boolean acquire(long waitMs) throws Exception {
         lease = semaphore.acquire(waitMs, TimeUnit.MILLISECONDS);
         return lease != null;
+      }
+
+      public boolean exclusive() {
+        return false;
       }
 
       public void release() throws Exception {
@@ -102,7 +146,7 @@ final class LockLoop {
     for (int i = 0; i < sessions; i++) {
       CuratorFramework client = connector.open();
       clients.add(client);
-      permitsOf.add(permit(client));
+      permitsOf.add(permit(client, i));
     }
     Events.line("started")
         .with("id", identity)
@@ -127,19 +171,26 @@ final class LockLoop {
     long deadline = start + TimeUnit.MILLISECONDS.toNanos(durationMs);
     long[] counts = new long[sessions];
     List<List<Long>> holds = new ArrayList<>();
+    List<List<Long>> asks = new ArrayList<>();
+    List<List<Integer>> kinds = new ArrayList<>();
     AtomicLong failures = new AtomicLong();
     List<Thread> threads = new ArrayList<>();
     for (int i = 0; i < sessions; i++) {
       int session = i;
       Permit permit = permitsOf.get(i);
       List<Long> mine = new ArrayList<>();
+      List<Long> myAsks = new ArrayList<>();
+      List<Integer> myKinds = new ArrayList<>();
       holds.add(mine);
+      asks.add(myAsks);
+      kinds.add(myKinds);
       Thread t =
           new Thread(
               () -> {
                 while (true) {
                   long leftMs = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
                   if (leftMs <= 0) return;
+                  long askedAt = Events.monoMicros();
                   try {
                     if (!permit.acquire(leftMs)) return;
                   } catch (Exception e) {
@@ -167,6 +218,8 @@ final class LockLoop {
                   mine.add(acquired);
                   mine.add(releasing);
                   mine.add(Events.monoMicros());
+                  myAsks.add(askedAt);
+                  myKinds.add(permit.exclusive() ? 1 : 0);
                 }
               },
               "locker-" + i);
@@ -186,10 +239,16 @@ final class LockLoop {
     long total = 0;
     List<Long> perSession = new ArrayList<>();
     List<Long> flat = new ArrayList<>();
+    List<Long> flatAsks = new ArrayList<>();
+    List<Integer> flatKinds = new ArrayList<>();
     for (int i = 0; i < sessions; i++) {
       total += counts[i];
       perSession.add(counts[i]);
-      if (ended[i]) flat.addAll(holds.get(i)); // a stuck thread's list may still change
+      if (ended[i]) { // a stuck thread's lists may still change
+        flat.addAll(holds.get(i));
+        flatAsks.addAll(asks.get(i));
+        flatKinds.addAll(kinds.get(i));
+      }
     }
     Events.line("summary")
         .with("id", identity)
@@ -201,6 +260,8 @@ final class LockLoop {
         .with("stuck", stuck)
         .with("elapsed_ms", elapsedMs)
         .with("holds", flat)
+        .with("asked", flatAsks)
+        .with("modes", flatKinds)
         .emit();
     // The sessions stay open until told, so that the harness can read the server's request
     // counters with nothing but the loop counted (closing a session is a request too).
