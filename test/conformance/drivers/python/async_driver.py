@@ -22,7 +22,7 @@ from metaparticle_sync import (
     SyncError,
 )
 
-from driver import Unimplemented, error_of, event_of, holders_of, permit_reply, rw_reply, rwlock_state, seconds, write
+from driver import Unimplemented, error_of, event_of, holders_of, leased, permit_reply, rw_reply, rwlock_state, seconds, waited, write
 
 
 class Driver:
@@ -53,45 +53,24 @@ class Driver:
             self.clients[c["as"]] = AsyncClient(c["address"])
             return {}
         if op == "lock":
-            lock = await self.client(c).lock(
-                c["name"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            lock = await self.client(c).lock(c["name"], **waited(c))
             self.locks[c["as"]] = lock
             self.watch_loss(c["as"], lock)
             return {"token": lock.token, "holder": lock.holder}
         if op == "tryLock":
-            lease = await self.client(c).try_lock(
-                c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")
-            )
+            lease = await self.client(c).try_lock(c["name"], **leased(c))
             if lease is None:
                 return {"acquired": False}
             self.locks[c["as"]] = lease
             return {"acquired": True, "token": lease.token, "validForMs": round(lease.valid_for * 1000)}
         if op == "acquirePermit":
-            permit = await self.client(c).acquire_permit(
-                c["name"],
-                c["permits"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            permit = await self.client(c).acquire_permit(c["name"], c["permits"], **waited(c))
             self.locks[c["as"]] = permit
             self.watch_loss(c["as"], permit)
             return permit_reply(permit)
         if op == "tryAcquirePermit":
             try:
-                permit_lease = await self.client(c).try_acquire_permit(
-                    c["name"],
-                    c["permits"],
-                    holder=c.get("holder"),
-                    lease_duration=seconds(c, "leaseDurationMs"),
-                    timeout=seconds(c, "timeoutMs"),
-                )
+                permit_lease = await self.client(c).try_acquire_permit(c["name"], c["permits"], **leased(c))
             except NoPermitFree as full:
                 return {"acquired": False, "holders": holders_of(full.holders)}
             self.locks[c["as"]] = permit_lease
@@ -100,22 +79,13 @@ class Driver:
             semaphore_info = await self.client(c).get_semaphore(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
             return {"permits": semaphore_info.permits, "token": semaphore_info.token, "holders": holders_of(semaphore_info.holders)}
         if op == "acquireRW":
-            rw = await self.client(c).acquire_rwlock(
-                c["name"],
-                c["mode"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            rw = await self.client(c).acquire_rwlock(c["name"], c["mode"], **waited(c))
             self.locks[c["as"]] = rw
             self.watch_loss(c["as"], rw)
             return rw_reply(rw)
         if op == "tryAcquireRW":
             try:
-                rw_lease = await self.client(c).try_acquire_rwlock(
-                    c["name"], c["mode"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")
-                )
+                rw_lease = await self.client(c).try_acquire_rwlock(c["name"], c["mode"], **leased(c))
             except RWLockBusy as busy:
                 return {"acquired": False, "mode": busy.state.mode}
             self.locks[c["as"]] = rw_lease

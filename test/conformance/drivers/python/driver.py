@@ -81,6 +81,20 @@ def seconds(command: dict[str, Any], key: str) -> float | None:
     return None if value is None else value / 1000
 
 
+def leased(command: dict[str, Any]) -> dict[str, Any]:
+    """The options of a call that takes a lease, as the wrapper's keyword arguments (None: its default)."""
+    return {
+        "holder": command.get("holder"),
+        "lease_duration": seconds(command, "leaseDurationMs"),
+        "timeout": seconds(command, "timeoutMs"),
+    }
+
+
+def waited(command: dict[str, Any]) -> dict[str, Any]:
+    """The options of a blocking acquisition: a lease's and `wait_timeout`."""
+    return {**leased(command), "wait_timeout": seconds(command, "waitTimeoutMs")}
+
+
 class Unimplemented(Exception):
     pass
 
@@ -125,45 +139,24 @@ class Driver:
             self.clients[c["as"]] = Client(c["address"])
             return {}
         if op == "lock":
-            lock = self.client(c).lock(
-                c["name"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            lock = self.client(c).lock(c["name"], **waited(c))
             self.locks[c["as"]] = lock
             self.watch_loss(c["as"], lock)
             return {"token": lock.token, "holder": lock.holder}
         if op == "tryLock":
-            lease = self.client(c).try_lock(
-                c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")
-            )
+            lease = self.client(c).try_lock(c["name"], **leased(c))
             if lease is None:
                 return {"acquired": False}
             self.locks[c["as"]] = lease
             return {"acquired": True, "token": lease.token, "validForMs": round(lease.valid_for * 1000)}
         if op == "acquirePermit":
-            permit = self.client(c).acquire_permit(
-                c["name"],
-                c["permits"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            permit = self.client(c).acquire_permit(c["name"], c["permits"], **waited(c))
             self.locks[c["as"]] = permit
             self.watch_loss(c["as"], permit)
             return permit_reply(permit)
         if op == "tryAcquirePermit":
             try:
-                permit_lease = self.client(c).try_acquire_permit(
-                    c["name"],
-                    c["permits"],
-                    holder=c.get("holder"),
-                    lease_duration=seconds(c, "leaseDurationMs"),
-                    timeout=seconds(c, "timeoutMs"),
-                )
+                permit_lease = self.client(c).try_acquire_permit(c["name"], c["permits"], **leased(c))
             except NoPermitFree as full:
                 return {"acquired": False, "holders": holders_of(full.holders)}
             self.locks[c["as"]] = permit_lease
@@ -172,22 +165,13 @@ class Driver:
             semaphore_info = self.client(c).get_semaphore(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
             return {"permits": semaphore_info.permits, "token": semaphore_info.token, "holders": holders_of(semaphore_info.holders)}
         if op == "acquireRW":
-            rw = self.client(c).acquire_rwlock(
-                c["name"],
-                c["mode"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            rw = self.client(c).acquire_rwlock(c["name"], c["mode"], **waited(c))
             self.locks[c["as"]] = rw
             self.watch_loss(c["as"], rw)
             return rw_reply(rw)
         if op == "tryAcquireRW":
             try:
-                rw_lease = self.client(c).try_acquire_rwlock(
-                    c["name"], c["mode"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")
-                )
+                rw_lease = self.client(c).try_acquire_rwlock(c["name"], c["mode"], **leased(c))
             except RWLockBusy as busy:
                 return {"acquired": False, "mode": busy.state.mode}
             self.locks[c["as"]] = rw_lease
