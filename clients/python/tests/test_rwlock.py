@@ -27,11 +27,14 @@ from metaparticle_sync import (
 
 from .conftest import Daemon
 
+WAIT = 10.0
+"""Every wait for a hold in these tests: a client that wrongly waits fails in seconds, not after the 5 min default."""
+
 
 def test_readers_share_and_a_writer_waits_for_all_of_them_then_holds_alone(daemon: Daemon) -> None:
     client = daemon.client()
-    first = client.acquire_rwlock("catalog", "shared", holder="r1")
-    second = client.acquire_rwlock("catalog", "shared", holder="r2")
+    first = client.acquire_rwlock("catalog", "shared", holder="r1", wait_timeout=WAIT)
+    second = client.acquire_rwlock("catalog", "shared", holder="r2", wait_timeout=WAIT)
     for reader in (first, second):
         assert reader.mode == "shared" and reader.token == 0, "no writer yet: a reader's token is 0"
         assert reader.hold_id and reader.held and reader.valid_for > 0 and not reader.lost.is_set()
@@ -44,7 +47,7 @@ def test_readers_share_and_a_writer_waits_for_all_of_them_then_holds_alone(daemo
     assert timed_out.value.reason == "WAIT_TIMEOUT" and isinstance(timed_out.value, TimeoutError)
 
     writer: list[RWLock] = []
-    waiting = threading.Thread(target=lambda: writer.append(client.acquire_rwlock("catalog", holder="w")))
+    waiting = threading.Thread(target=lambda: writer.append(client.acquire_rwlock("catalog", holder="w", wait_timeout=WAIT)))
     waiting.start()
     first.release()
     assert client.get_rwlock("catalog", fresh=True).reader_count == 1, "release returned before the sidecar released"
@@ -59,7 +62,9 @@ def test_readers_share_and_a_writer_waits_for_all_of_them_then_holds_alone(daemo
     assert (info.mode, info.holder, info.token, info.readers) == ("exclusive", "w", w.token, ())
 
     late: list[RWLock] = []
-    reader_waits = threading.Thread(target=lambda: late.append(client.acquire_rwlock("catalog", "shared", holder="late")))
+    reader_waits = threading.Thread(
+        target=lambda: late.append(client.acquire_rwlock("catalog", "shared", holder="late", wait_timeout=WAIT))
+    )
     reader_waits.start()
     reader_waits.join(0.3)
     assert not late, "a reader got the lock while the writer held it"
@@ -68,7 +73,7 @@ def test_readers_share_and_a_writer_waits_for_all_of_them_then_holds_alone(daemo
     assert late and late[0].token == w.token, "a reader reports the last writer's token"
     with late[0]:
         pass
-    with client.acquire_rwlock("catalog", "exclusive") as next_writer:
+    with client.acquire_rwlock("catalog", "exclusive", wait_timeout=WAIT) as next_writer:
         assert next_writer.token > w.token
     # Releases are not losses.
     time.sleep(0.3)
@@ -77,9 +82,9 @@ def test_readers_share_and_a_writer_waits_for_all_of_them_then_holds_alone(daemo
 
 def test_a_reader_asking_after_a_waiting_writer_waits_behind_it(daemon: Daemon) -> None:
     client = daemon.client()
-    reader = client.acquire_rwlock("queue", "shared", holder="r1")
+    reader = client.acquire_rwlock("queue", "shared", holder="r1", wait_timeout=WAIT)
     writer: list[RWLock] = []
-    waiting = threading.Thread(target=lambda: writer.append(client.acquire_rwlock("queue", "exclusive", holder="w")))
+    waiting = threading.Thread(target=lambda: writer.append(client.acquire_rwlock("queue", "exclusive", holder="w", wait_timeout=WAIT)))
     waiting.start()
     deadline = time.monotonic() + 5
     while not client.get_rwlock("queue").waiting_daemons and time.monotonic() < deadline:
@@ -149,15 +154,15 @@ def test_bad_input(daemon: Daemon) -> None:
 def test_async_rwlock_mirrors_the_blocking_one(daemon: Daemon) -> None:
     async def scenario() -> None:
         async with daemon.async_client() as client:
-            r1 = await client.acquire_rwlock("catalog", "shared", holder="r1")
-            r2 = await client.acquire_rwlock("catalog", "shared", holder="r2")
+            r1 = await client.acquire_rwlock("catalog", "shared", holder="r1", wait_timeout=WAIT)
+            r2 = await client.acquire_rwlock("catalog", "shared", holder="r2", wait_timeout=WAIT)
             assert r1.mode == "shared" and r1.token == r2.token == 0 and r1.hold_id != r2.hold_id
             assert (await client.get_rwlock("catalog", fresh=True)).reader_count == 2
             with pytest.raises(RWLockBusy) as busy:
                 await client.try_acquire_rwlock("catalog")
             assert busy.value.state.mode == "shared"
 
-            writer = asyncio.create_task(client.acquire_rwlock("catalog", holder="w"))
+            writer = asyncio.create_task(client.acquire_rwlock("catalog", holder="w", wait_timeout=WAIT))
             await r1.release()
             await asyncio.sleep(0.3)
             assert not writer.done(), "the writer got the lock while a reader still held it"
@@ -182,7 +187,7 @@ def test_async_rwlock_mirrors_the_blocking_one(daemon: Daemon) -> None:
 def test_async_rwlock_lost_when_the_sidecar_freezes(short_lease_daemon: Daemon) -> None:
     async def scenario() -> None:
         async with short_lease_daemon.async_client() as client:
-            hold = await client.acquire_rwlock("frozen", "shared")
+            hold = await client.acquire_rwlock("frozen", "shared", wait_timeout=WAIT)
             short_lease_daemon.freeze()
             stopped = time.monotonic()
             try:
