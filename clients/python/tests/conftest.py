@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from metaparticle_sync import AsyncClient, Client, Lock, Permit
+from metaparticle_sync import AsyncClient, Client, Lock, Permit, RWLock
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -113,9 +113,11 @@ def short_lease_daemon() -> Iterator[Daemon]:
     d.stop()
 
 
-HOLDS: dict[str, Callable[[Client, str, float | None], Lock | Permit]] = {
+HOLDS: dict[str, Callable[[Client, str, float | None], Lock | Permit | RWLock]] = {
     "lock": lambda client, name, lease: client.lock(name, lease_duration=lease, wait_timeout=2),
     "permit": lambda client, name, lease: client.acquire_permit(name, 2, lease_duration=lease, wait_timeout=2),
+    "rwlock": lambda client, name, lease: client.acquire_rwlock(name, "shared", lease_duration=lease, wait_timeout=2),
 }
-"""A held lock and a held permit, which keep the same guarantees: tests of
-them are parametrized with these (name, lease duration or None; a wait of 2 s)."""
+"""A held lock, a held permit and a read-write lock held shared, which keep
+the same guarantees: tests of them are parametrized with these (name, lease
+duration or None; a wait of 2 s)."""

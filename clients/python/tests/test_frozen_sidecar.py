@@ -62,6 +62,8 @@ def test_every_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar(short
     assert other is not None
     permit_lease = client.try_acquire_permit("leased-permits", 2, holder="a", lease_duration=30)
     other_permit = client.try_acquire_permit("leased-permits", 2, holder="a", lease_duration=30)
+    rw_lease = client.try_acquire_rwlock("leased-rw", "shared", holder="a", lease_duration=30)
+    other_rw = client.try_acquire_rwlock("leased-rw", "shared", holder="a", lease_duration=30)
     campaign = client.campaign("lead", candidate="a", lease_duration=30)
     next_event(campaign, Elected)
     client.get_lock("leased")  # the connection is up before the freeze
@@ -78,6 +80,10 @@ def test_every_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar(short
         "renew (try_acquire_permit)": lambda: permit_lease.renew(),
         "release (try_acquire_permit)": lambda: other_permit.release(),
         "get_semaphore": lambda: client.get_semaphore("leased-permits"),
+        "try_acquire_rwlock": lambda: client.try_acquire_rwlock("other-rw", holder="a"),
+        "renew (try_acquire_rwlock)": lambda: rw_lease.renew(),
+        "release (try_acquire_rwlock)": lambda: other_rw.release(),
+        "get_rwlock": lambda: client.get_rwlock("leased-rw"),
     }
     results: dict[str, tuple[float, BaseException | None]] = {}
     threads = [

@@ -10,7 +10,7 @@ from typing import Awaitable, Callable
 
 import pytest
 
-from metaparticle_sync import AsyncCampaign, AsyncClient, AsyncLock, AsyncPermit, CampaignEvent, Elected, SyncError
+from metaparticle_sync import AsyncCampaign, AsyncClient, AsyncLock, AsyncPermit, AsyncRWLock, CampaignEvent, Elected, SyncError
 
 from .conftest import Daemon
 
@@ -63,6 +63,8 @@ def test_every_async_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar
             assert lease is not None and other is not None
             permit_lease = await client.try_acquire_permit("leased-permits", 2, holder="a", lease_duration=30)
             other_permit = await client.try_acquire_permit("leased-permits", 2, holder="a", lease_duration=30)
+            rw_lease = await client.try_acquire_rwlock("leased-rw", "shared", holder="a", lease_duration=30)
+            other_rw = await client.try_acquire_rwlock("leased-rw", "shared", holder="a", lease_duration=30)
             campaign = client.campaign("lead", candidate="a", lease_duration=30)
             await next_elected(campaign)
             short_lease_daemon.freeze()
@@ -77,6 +79,10 @@ def test_every_async_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar
                 "renew (try_acquire_permit)": lambda: permit_lease.renew(),
                 "release (try_acquire_permit)": lambda: other_permit.release(),
                 "get_semaphore": lambda: client.get_semaphore("leased-permits"),
+                "try_acquire_rwlock": lambda: client.try_acquire_rwlock("other-rw", holder="a"),
+                "renew (try_acquire_rwlock)": lambda: rw_lease.renew(),
+                "release (try_acquire_rwlock)": lambda: other_rw.release(),
+                "get_rwlock": lambda: client.get_rwlock("leased-rw"),
             }
             try:
                 outcomes = await asyncio.gather(*(outcome_within(DEFAULT_CALL_TIMEOUT + SLACK, call) for call in calls.values()))
@@ -90,10 +96,11 @@ def test_every_async_call_is_bounded_by_the_default_deadline_on_a_frozen_sidecar
     asyncio.run(scenario())
 
 
-# A held lock, and a held permit: the same guarantees.
-HOLDS: dict[str, Callable[[AsyncClient, str, float | None], Awaitable[AsyncLock | AsyncPermit]]] = {
+# A held lock, a held permit and a read-write lock held shared: the same guarantees.
+HOLDS: dict[str, Callable[[AsyncClient, str, float | None], Awaitable[AsyncLock | AsyncPermit | AsyncRWLock]]] = {
     "lock": lambda client, name, lease: client.lock(name, lease_duration=lease, wait_timeout=2),
     "permit": lambda client, name, lease: client.acquire_permit(name, 2, lease_duration=lease, wait_timeout=2),
+    "rwlock": lambda client, name, lease: client.acquire_rwlock(name, "shared", lease_duration=lease, wait_timeout=2),
 }
 
 

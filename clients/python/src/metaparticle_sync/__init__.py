@@ -1,5 +1,5 @@
-"""Python client of the metaparticle-sync sidecar: distributed locks and
-counting semaphores with fencing tokens, and leader election, over gRPC to a
+"""Python client of the metaparticle-sync sidecar: distributed locks,
+counting semaphores and read-write locks with fencing tokens, and leader election, over gRPC to a
 daemon on loopback, with a blocking client (`Client`) and an asyncio one
 (`AsyncClient`) offering the same calls.
 
@@ -21,14 +21,28 @@ from ._common import (
     LockInfo,
     LostError,
     PermitHolder,
+    ReaderSeat,
+    RWLockInfo,
     SemaphoreInfo,
 )
-from ._errors import DeadlineExceeded, InvalidArgument, LockTimeout, NoPermitFree, NotHeld, PermitsMismatch, SyncError, Unavailable
+from ._errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    LockTimeout,
+    NoPermitFree,
+    NotHeld,
+    PermitsMismatch,
+    RWLockBusy,
+    SyncError,
+    Unavailable,
+)
 from .aio_lock import AsyncLease, AsyncLock
+from .aio_rwlock import AsyncRWLease, AsyncRWLock
 from .aio_semaphore import AsyncPermit, AsyncPermitLease
 from .campaign import Campaign
 from .election import AsyncCampaign, AsyncClient
 from .lock import Client, Lease, Lock
+from .rwlock import LockMode, RWLease, RWLock
 from .semaphore import Permit, PermitLease
 
 __all__ = [
@@ -44,6 +58,8 @@ __all__ = [
     "AsyncLock",
     "AsyncPermit",
     "AsyncPermitLease",
+    "AsyncRWLease",
+    "AsyncRWLock",
     "Campaign",
     "CampaignEvent",
     "Client",
@@ -56,6 +72,7 @@ __all__ = [
     "Lease",
     "LockInfo",
     "Lock",
+    "LockMode",
     "LockTimeout",
     "LostError",
     "NoPermitFree",
@@ -64,6 +81,11 @@ __all__ = [
     "PermitHolder",
     "PermitLease",
     "PermitsMismatch",
+    "RWLease",
+    "RWLock",
+    "RWLockBusy",
+    "RWLockInfo",
+    "ReaderSeat",
     "SemaphoreInfo",
     "SyncError",
     "Unavailable",

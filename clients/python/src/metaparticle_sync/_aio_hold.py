@@ -1,12 +1,13 @@
-"""What a lock and a semaphore's permit share, with grpc.aio: _hold.py for
-the asyncio client.
+"""What a lock, a semaphore's permit and a read-write hold share, with
+grpc.aio: _hold.py for the asyncio client.
 
-A hold taken on a stream (`AsyncSession`: an AsyncLock, an AsyncPermit) lasts
-as long as the stream stays open; a task reads the sidecar's heartbeats, and
-the client's own deadline runs on the event loop's monotonic clock (DESIGN
-3.11): if no heartbeat arrives before the last `valid_for` runs out, the hold
-is reported lost by the client. A hold taken for a lease (`AsyncLeaseHold`)
-is renewed by the caller, and `lost` is set when its last `valid_for` runs out.
+A hold taken on a stream (`AsyncSession`: an AsyncLock, an AsyncPermit, an
+AsyncRWLock) lasts as long as the stream stays open; a task reads the
+sidecar's heartbeats, and the client's own deadline runs on the event loop's
+monotonic clock (DESIGN 3.11): if no heartbeat arrives before the last
+`valid_for` runs out, the hold is reported lost by the client. A hold taken
+for a lease (`AsyncLeaseHold`) is renewed by the caller, and `lost` is set
+when its last `valid_for` runs out.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Pieces shared by the lock, semaphore and election wrappers."""
+"""Pieces shared by the lock, semaphore, read-write lock and election wrappers."""
 
 from __future__ import annotations
 
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Protocol, Union
+from typing import Literal, Protocol, Union
 
 from google.protobuf.duration_pb2 import Duration
 
@@ -16,12 +16,12 @@ DEFAULT_ADDRESS = "127.0.0.1:13131"
 
 DEFAULT_CALL_TIMEOUT = 10.0
 """Seconds a call may take unless its `timeout=` (or the client's) says
-otherwise: try_lock, try_acquire_permit, renew, release, get_lock,
-get_semaphore, get_leader, proclaim, resign."""
+otherwise: try_lock, try_acquire_permit, try_acquire_rwlock, renew, release,
+get_lock, get_semaphore, get_rwlock, get_leader, proclaim, resign."""
 
 DEFAULT_WAIT_TIMEOUT = 300.0
-"""Seconds `lock()` waits for the lock, and `acquire_permit()` for a permit,
-unless `wait_timeout=` or `timeout=` says otherwise."""
+"""Seconds `lock()` waits for the lock, `acquire_permit()` for a permit and
+`acquire_rwlock()` for a read-write hold, unless `wait_timeout=` or `timeout=` says otherwise."""
 
 WAIT_GRACE = 1.0
 """Seconds the client gives the sidecar past a lock's (a permit's) wait
@@ -167,6 +167,47 @@ class SemaphoreInfo:
     """The last fencing token granted; 0 if none was."""
     waiting_daemons: tuple[str, ...]
     """The identities of the sidecars waiting for a permit, in the order they will be served."""
+
+
+@dataclass(frozen=True)
+class ReaderSeat:
+    """The shared holds of a read-write lock through one sidecar, which share
+    one entry in the lock; `remaining` in seconds."""
+
+    holder_identity: str
+    """The identity of the sidecar process whose clients hold the lock shared."""
+    holder: str
+    """The holder name of that sidecar's first reader."""
+    readers: int
+    """How many shared holds that sidecar has."""
+    remaining: float
+    """Seconds until the seat's lease expires unless renewed."""
+
+
+@dataclass(frozen=True)
+class RWLockInfo:
+    """A read-write lock as the sidecar observed it."""
+
+    held: bool
+    mode: Literal["shared", "exclusive", ""]
+    """How the lock is held; "" when it is not."""
+    holder: str
+    """The exclusive holder's name; "" unless held exclusive."""
+    holder_identity: str
+    """The identity of the exclusive holder's sidecar; "" unless held exclusive."""
+    token: int
+    """The current or last exclusive hold's fencing token; 0 if it never was held exclusive."""
+    remaining: float
+    """Seconds until the exclusive hold's lease expires unless renewed; 0 unless held exclusive."""
+    readers: tuple[ReaderSeat, ...]
+    """One seat per sidecar whose clients hold the lock shared."""
+    waiting_daemons: tuple[str, ...]
+    """The identities of the sidecars waiting for the lock, in the order they will be served."""
+
+    @property
+    def reader_count(self) -> int:
+        """The shared holds, over every sidecar's seat."""
+        return sum(seat.readers for seat in self.readers)
 
 
 @dataclass(frozen=True)

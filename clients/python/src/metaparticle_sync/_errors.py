@@ -16,7 +16,7 @@ import google.rpc.status_pb2 as status_pb2
 from grpc_status import rpc_status
 
 if TYPE_CHECKING:
-    from ._common import PermitHolder
+    from ._common import PermitHolder, RWLockInfo
 
 ERROR_DOMAIN = "sync.metaparticle.io"
 """The ErrorInfo domain of the sidecar's errors."""
@@ -81,6 +81,19 @@ class NoPermitFree(Exception):
         super().__init__(f"no permit of semaphore {name} is free; held by {', '.join(h.holder for h in holders)}")
         self.name = name
         self.holders = holders
+
+
+class RWLockBusy(Exception):
+    """`try_acquire_rwlock()` could not hold the read-write lock in the mode
+    asked: a writer holds it, readers do (for an exclusive attempt), or a
+    writer waits ahead (for a shared one). `state` (RWLockInfo) is the lock
+    as the sidecar saw it then. Not a SyncError: the call itself succeeded."""
+
+    def __init__(self, name: str, state: RWLockInfo) -> None:
+        held = f"held {state.mode}" if state.mode else "not free in this mode"
+        super().__init__(f"read-write lock {name} is {held}")
+        self.name = name
+        self.state = state
 
 
 _CLASSES: dict[grpc.StatusCode, type[SyncError]] = {

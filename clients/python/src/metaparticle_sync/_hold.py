@@ -1,13 +1,14 @@
-"""What a lock and a semaphore's permit share, with the blocking grpcio API.
+"""What a lock, a semaphore's permit and a read-write hold share, with the
+blocking grpcio API.
 
-A hold taken on a stream (`Session`: a Lock, a Permit) lasts as long as the
-stream stays open; a background thread reads the sidecar's heartbeats, and a
-watchdog thread keeps the client's own deadline (DESIGN 3.11): a frozen or
-dead sidecar cannot say the hold was lost, so if no heartbeat arrives before
-the last `valid_for` runs out on this process's monotonic clock, the hold is
-reported lost by the client. A hold taken for a lease (`LeaseHold`: a Lease, a
-PermitLease) is renewed by the caller, and `lost` is set when its last
-`valid_for` runs out.
+A hold taken on a stream (`Session`: a Lock, a Permit, an RWLock) lasts as
+long as the stream stays open; a background thread reads the sidecar's
+heartbeats, and a watchdog thread keeps the client's own deadline (DESIGN
+3.11): a frozen or dead sidecar cannot say the hold was lost, so if no
+heartbeat arrives before the last `valid_for` runs out on this process's
+monotonic clock, the hold is reported lost by the client. A hold taken for a
+lease (`LeaseHold`: a Lease, a PermitLease, an RWLease) is renewed by the
+caller, and `lost` is set when its last `valid_for` runs out.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ._errors import DeadlineExceeded, LockTimeout, NotHeld, SyncError, from_rpc
 from ._watchdog import Watchdog
 
 class HoldEvent(Protocol):
-    """A message of an Acquire or AcquirePermit stream."""
+    """A message of an Acquire, AcquirePermit or AcquireRWLock stream."""
 
     @property
     def renewed(self) -> types_pb2.Renewed: ...

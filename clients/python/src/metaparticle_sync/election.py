@@ -1,5 +1,5 @@
-"""The asyncio client: leader election, and locks (aio_lock.py) and
-semaphores (aio_semaphore.py), with grpc.aio.
+"""The asyncio client: leader election, and locks (aio_lock.py), semaphores
+(aio_semaphore.py) and read-write locks (aio_rwlock.py), with grpc.aio.
 
 A campaign reads its stream in a task of its own, so heartbeats are handled
 while the caller is busy leading, and keeps the client's own deadline on the
@@ -23,6 +23,7 @@ from metaparticle.sync.v1 import (
     election_service_pb2_grpc,
     lock_service_pb2,
     lock_service_pb2_grpc,
+    rwlock_service_pb2_grpc,
     semaphore_service_pb2,
     semaphore_service_pb2_grpc,
     types_pb2,
@@ -51,6 +52,7 @@ from ._common import (
 )
 from ._errors import DeadlineExceeded, NotHeld, SyncError, from_rpc_error, shutting_down
 from .aio_lock import AsyncLease, AsyncLock
+from .aio_rwlock import AsyncRWLockCalls
 from .aio_semaphore import AsyncPermit, AsyncPermitLease
 
 
@@ -289,14 +291,15 @@ class AsyncCampaign:
         self._events.put_nowait(Deposed(term.number, reason, message))
 
 
-class AsyncClient:
-    """An asyncio client of one sidecar, for locks, semaphores and elections;
-    the calls of `Client`, awaited, with the same `timeout=` on each.
+class AsyncClient(AsyncRWLockCalls):
+    """An asyncio client of one sidecar, for locks, semaphores, read-write
+    locks (AsyncRWLockCalls) and elections; the calls of `Client`, awaited,
+    with the same `timeout=` on each.
 
     The address defaults to $MSYNC_ADDRESS, else 127.0.0.1:13131. `timeout`
     is the deadline, in seconds, of each call that does not name its own
     (default DEFAULT_CALL_TIMEOUT, 10 s). Closing the client ends every lock,
-    permit and campaign it holds.
+    permit, read-write hold and campaign it holds.
     """
 
     def __init__(self, address: str | None = None, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
@@ -312,6 +315,8 @@ class AsyncClient:
         self._election_streams = election_service_pb2_grpc.ElectionServiceStub(self._streams)
         self._lock_streams = lock_service_pb2_grpc.LockServiceStub(self._streams)
         self._semaphore_streams = semaphore_service_pb2_grpc.SemaphoreServiceStub(self._streams)
+        self.rwlocks = rwlock_service_pb2_grpc.RWLockServiceStub(self._channel)
+        self._rwlock_streams = rwlock_service_pb2_grpc.RWLockServiceStub(self._streams)
 
     async def lock(
         self,

@@ -1,12 +1,13 @@
 """Locks through the sidecar, with the blocking grpcio API, and the blocking
-client (locks, semaphores, elections).
+client (locks, semaphores, read-write locks, elections).
 
 A lock is held for as long as its Acquire stream stays open; a background
 thread reads the sidecar's heartbeats, and a watchdog thread keeps the
 client's own deadline (DESIGN 3.11): a frozen or dead sidecar cannot say the
 lock was lost, so if no heartbeat arrives before the last `valid_for` runs out
 on this process's monotonic clock, the lock is reported lost by the client.
-_hold.py has that machinery, which a semaphore's permits share.
+_hold.py has that machinery, which a semaphore's permits and a read-write
+lock's holds share.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from metaparticle.sync.v1 import (
     election_service_pb2_grpc,
     lock_service_pb2,
     lock_service_pb2_grpc,
+    rwlock_service_pb2_grpc,
     semaphore_service_pb2_grpc,
 )
 
@@ -42,6 +44,7 @@ from ._common import (
 from ._errors import from_rpc_error
 from ._hold import LeaseHold, Session, open_session
 from .campaign import Campaign
+from .rwlock import RWLockCalls
 from .semaphore import Permit, PermitLease
 
 
@@ -114,13 +117,14 @@ class Lease(LeaseHold):
         self._release(lambda deadline: self._stub.Release(request, timeout=deadline), timeout)
 
 
-class Client:
-    """A blocking client of one sidecar, for locks, semaphores and elections; safe to share between threads.
+class Client(RWLockCalls):
+    """A blocking client of one sidecar, for locks, semaphores, read-write
+    locks (RWLockCalls) and elections; safe to share between threads.
 
     The address defaults to $MSYNC_ADDRESS, else 127.0.0.1:13131. `timeout`
     is the deadline, in seconds, of each call that does not name its own
     (default DEFAULT_CALL_TIMEOUT, 10 s). Closing the client ends every lock,
-    permit and campaign it holds.
+    permit, read-write hold and campaign it holds.
     """
 
     def __init__(self, address: str | None = None, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> None:
@@ -136,6 +140,8 @@ class Client:
         self._lock_streams = lock_service_pb2_grpc.LockServiceStub(self._streams)
         self._election_streams = election_service_pb2_grpc.ElectionServiceStub(self._streams)
         self._semaphore_streams = semaphore_service_pb2_grpc.SemaphoreServiceStub(self._streams)
+        self.rwlocks = rwlock_service_pb2_grpc.RWLockServiceStub(self._channel)
+        self._rwlock_streams = rwlock_service_pb2_grpc.RWLockServiceStub(self._streams)
 
     def lock(
         self,

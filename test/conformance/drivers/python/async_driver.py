@@ -8,15 +8,27 @@ import json
 import sys
 from typing import Any
 
-from metaparticle_sync import AsyncCampaign, AsyncClient, AsyncLease, AsyncLock, AsyncPermit, AsyncPermitLease, NoPermitFree, SyncError
+from metaparticle_sync import (
+    AsyncCampaign,
+    AsyncClient,
+    AsyncLease,
+    AsyncLock,
+    AsyncPermit,
+    AsyncPermitLease,
+    AsyncRWLease,
+    AsyncRWLock,
+    NoPermitFree,
+    RWLockBusy,
+    SyncError,
+)
 
-from driver import Unimplemented, error_of, event_of, holders_of, permit_reply, seconds, write
+from driver import Unimplemented, error_of, event_of, holders_of, leased, permit_reply, rw_reply, rwlock_state, seconds, waited, write
 
 
 class Driver:
     def __init__(self) -> None:
         self.clients: dict[str, AsyncClient] = {}
-        self.locks: dict[str, AsyncLock | AsyncLease | AsyncPermit | AsyncPermitLease] = {}
+        self.locks: dict[str, AsyncLock | AsyncLease | AsyncPermit | AsyncPermitLease | AsyncRWLock | AsyncRWLease] = {}
         self.campaigns: dict[str, AsyncCampaign] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -25,7 +37,7 @@ class Driver:
             raise Unimplemented(f"no client {command.get('client')}")
         return self.clients[command["client"]]
 
-    def watch_loss(self, handle: str, hold: AsyncLock | AsyncPermit) -> None:
+    def watch_loss(self, handle: str, hold: AsyncLock | AsyncPermit | AsyncRWLock) -> None:
         """Reports the hold's `lost` when it is set: only a loss sets it, never a release."""
 
         async def watch() -> None:
@@ -41,45 +53,24 @@ class Driver:
             self.clients[c["as"]] = AsyncClient(c["address"])
             return {}
         if op == "lock":
-            lock = await self.client(c).lock(
-                c["name"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            lock = await self.client(c).lock(c["name"], **waited(c))
             self.locks[c["as"]] = lock
             self.watch_loss(c["as"], lock)
             return {"token": lock.token, "holder": lock.holder}
         if op == "tryLock":
-            lease = await self.client(c).try_lock(
-                c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")
-            )
+            lease = await self.client(c).try_lock(c["name"], **leased(c))
             if lease is None:
                 return {"acquired": False}
             self.locks[c["as"]] = lease
             return {"acquired": True, "token": lease.token, "validForMs": round(lease.valid_for * 1000)}
         if op == "acquirePermit":
-            permit = await self.client(c).acquire_permit(
-                c["name"],
-                c["permits"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            permit = await self.client(c).acquire_permit(c["name"], c["permits"], **waited(c))
             self.locks[c["as"]] = permit
             self.watch_loss(c["as"], permit)
             return permit_reply(permit)
         if op == "tryAcquirePermit":
             try:
-                permit_lease = await self.client(c).try_acquire_permit(
-                    c["name"],
-                    c["permits"],
-                    holder=c.get("holder"),
-                    lease_duration=seconds(c, "leaseDurationMs"),
-                    timeout=seconds(c, "timeoutMs"),
-                )
+                permit_lease = await self.client(c).try_acquire_permit(c["name"], c["permits"], **leased(c))
             except NoPermitFree as full:
                 return {"acquired": False, "holders": holders_of(full.holders)}
             self.locks[c["as"]] = permit_lease
@@ -87,9 +78,24 @@ class Driver:
         if op == "getSemaphore":
             semaphore_info = await self.client(c).get_semaphore(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
             return {"permits": semaphore_info.permits, "token": semaphore_info.token, "holders": holders_of(semaphore_info.holders)}
+        if op == "acquireRW":
+            rw = await self.client(c).acquire_rwlock(c["name"], c["mode"], **waited(c))
+            self.locks[c["as"]] = rw
+            self.watch_loss(c["as"], rw)
+            return rw_reply(rw)
+        if op == "tryAcquireRW":
+            try:
+                rw_lease = await self.client(c).try_acquire_rwlock(c["name"], c["mode"], **leased(c))
+            except RWLockBusy as busy:
+                return {"acquired": False, "mode": busy.state.mode}
+            self.locks[c["as"]] = rw_lease
+            return {"acquired": True, **rw_reply(rw_lease), "validForMs": round(rw_lease.valid_for * 1000)}
+        if op == "getRWLock":
+            rw_info = await self.client(c).get_rwlock(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
+            return rwlock_state(rw_info)
         if op == "renew":
             held = self.locks.get(c["handle"])
-            if not isinstance(held, (AsyncLease, AsyncPermitLease)):
+            if not isinstance(held, (AsyncLease, AsyncPermitLease, AsyncRWLease)):
                 raise Unimplemented(f"no lease {c['handle']}")
             return {"validForMs": round(await held.renew(seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")) * 1000)}
         if op == "getLock":
@@ -153,7 +159,7 @@ class Driver:
     async def close(self) -> None:
         # The driver exits within 10 s of stdin's end, whatever state the sidecar is in.
         for lock in self.locks.values():
-            if isinstance(lock, (AsyncLock, AsyncPermit)):
+            if isinstance(lock, (AsyncLock, AsyncPermit, AsyncRWLock)):
                 try:
                     await lock.release(timeout=2)
                 except SyncError:

@@ -23,8 +23,13 @@ from metaparticle_sync import (
     PermitHolder,
     PermitLease,
     PermitsMismatch,
+    RWLease,
+    RWLock,
+    RWLockBusy,
+    RWLockInfo,
     SyncError,
 )
+from metaparticle_sync.rwlock import RWLockFields
 from metaparticle_sync.semaphore import PermitFields
 
 _out = threading.Lock()
@@ -61,10 +66,33 @@ def permit_reply(permit: PermitFields) -> dict[str, Any]:
     return {"token": permit.token, "holder": permit.holder, "permits": permit.permits, "holdId": permit.hold_id}
 
 
+def rw_reply(hold: RWLockFields) -> dict[str, Any]:
+    return {"token": hold.token, "holder": hold.holder, "mode": hold.mode, "holdId": hold.hold_id}
+
+
+def rwlock_state(info: RWLockInfo) -> dict[str, Any]:
+    """A read-write lock as `getRWLock` reports it; its `mode` is also a refused `tryAcquireRW`'s."""
+    return {"mode": info.mode, "holder": info.holder, "token": info.token, "readers": info.reader_count}
+
+
 def seconds(command: dict[str, Any], key: str) -> float | None:
     """A duration in milliseconds (`leaseDurationMs`, `timeoutMs`, ...) in seconds; None if absent."""
     value = command.get(key)
     return None if value is None else value / 1000
+
+
+def leased(command: dict[str, Any]) -> dict[str, Any]:
+    """The options of a call that takes a lease, as the wrapper's keyword arguments (None: its default)."""
+    return {
+        "holder": command.get("holder"),
+        "lease_duration": seconds(command, "leaseDurationMs"),
+        "timeout": seconds(command, "timeoutMs"),
+    }
+
+
+def waited(command: dict[str, Any]) -> dict[str, Any]:
+    """The options of a blocking acquisition: a lease's and `wait_timeout`."""
+    return {**leased(command), "wait_timeout": seconds(command, "waitTimeoutMs")}
 
 
 class Unimplemented(Exception):
@@ -83,7 +111,7 @@ def event_of(handle: str, event: object) -> dict[str, Any]:
 class Driver:
     def __init__(self) -> None:
         self.clients: dict[str, Client] = {}
-        self.locks: dict[str, Lock | Lease | Permit | PermitLease] = {}
+        self.locks: dict[str, Lock | Lease | Permit | PermitLease | RWLock | RWLease] = {}
         self.campaigns: dict[str, Campaign] = {}
         self.observations: dict[str, Iterator[Leader]] = {}
 
@@ -95,7 +123,7 @@ class Driver:
     def background(self, target: Callable[[], None]) -> None:
         threading.Thread(target=target, daemon=True).start()
 
-    def watch_loss(self, handle: str, hold: Lock | Permit) -> None:
+    def watch_loss(self, handle: str, hold: Lock | Permit | RWLock) -> None:
         """Reports the hold's `lost` when it is set: only a loss sets it, never a release."""
 
         def watch() -> None:
@@ -111,45 +139,24 @@ class Driver:
             self.clients[c["as"]] = Client(c["address"])
             return {}
         if op == "lock":
-            lock = self.client(c).lock(
-                c["name"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            lock = self.client(c).lock(c["name"], **waited(c))
             self.locks[c["as"]] = lock
             self.watch_loss(c["as"], lock)
             return {"token": lock.token, "holder": lock.holder}
         if op == "tryLock":
-            lease = self.client(c).try_lock(
-                c["name"], holder=c.get("holder"), lease_duration=seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")
-            )
+            lease = self.client(c).try_lock(c["name"], **leased(c))
             if lease is None:
                 return {"acquired": False}
             self.locks[c["as"]] = lease
             return {"acquired": True, "token": lease.token, "validForMs": round(lease.valid_for * 1000)}
         if op == "acquirePermit":
-            permit = self.client(c).acquire_permit(
-                c["name"],
-                c["permits"],
-                holder=c.get("holder"),
-                lease_duration=seconds(c, "leaseDurationMs"),
-                wait_timeout=seconds(c, "waitTimeoutMs"),
-                timeout=seconds(c, "timeoutMs"),
-            )
+            permit = self.client(c).acquire_permit(c["name"], c["permits"], **waited(c))
             self.locks[c["as"]] = permit
             self.watch_loss(c["as"], permit)
             return permit_reply(permit)
         if op == "tryAcquirePermit":
             try:
-                permit_lease = self.client(c).try_acquire_permit(
-                    c["name"],
-                    c["permits"],
-                    holder=c.get("holder"),
-                    lease_duration=seconds(c, "leaseDurationMs"),
-                    timeout=seconds(c, "timeoutMs"),
-                )
+                permit_lease = self.client(c).try_acquire_permit(c["name"], c["permits"], **leased(c))
             except NoPermitFree as full:
                 return {"acquired": False, "holders": holders_of(full.holders)}
             self.locks[c["as"]] = permit_lease
@@ -157,9 +164,23 @@ class Driver:
         if op == "getSemaphore":
             semaphore_info = self.client(c).get_semaphore(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs"))
             return {"permits": semaphore_info.permits, "token": semaphore_info.token, "holders": holders_of(semaphore_info.holders)}
+        if op == "acquireRW":
+            rw = self.client(c).acquire_rwlock(c["name"], c["mode"], **waited(c))
+            self.locks[c["as"]] = rw
+            self.watch_loss(c["as"], rw)
+            return rw_reply(rw)
+        if op == "tryAcquireRW":
+            try:
+                rw_lease = self.client(c).try_acquire_rwlock(c["name"], c["mode"], **leased(c))
+            except RWLockBusy as busy:
+                return {"acquired": False, "mode": busy.state.mode}
+            self.locks[c["as"]] = rw_lease
+            return {"acquired": True, **rw_reply(rw_lease), "validForMs": round(rw_lease.valid_for * 1000)}
+        if op == "getRWLock":
+            return rwlock_state(self.client(c).get_rwlock(c["name"], fresh=bool(c.get("fresh")), timeout=seconds(c, "timeoutMs")))
         if op == "renew":
             held = self.locks.get(c["handle"])
-            if not isinstance(held, (Lease, PermitLease)):
+            if not isinstance(held, (Lease, PermitLease, RWLease)):
                 raise Unimplemented(f"no lease {c['handle']}")
             return {"validForMs": round(held.renew(seconds(c, "leaseDurationMs"), timeout=seconds(c, "timeoutMs")) * 1000)}
         if op == "getLock":
@@ -222,7 +243,7 @@ class Driver:
     def close(self) -> None:
         # The driver exits within 10 s of stdin's end, whatever state the sidecar is in.
         for lock in self.locks.values():
-            if isinstance(lock, (Lock, Permit)):
+            if isinstance(lock, (Lock, Permit, RWLock)):
                 try:
                     lock.release(timeout=2)
                 except SyncError:
