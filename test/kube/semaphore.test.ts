@@ -1,13 +1,13 @@
-// Counting semaphores (docs/proposals/22-semaphores-rwlocks.md, 1B) against a
-// real kube-apiserver and etcd, with daemons as separate processes on the
-// Kubernetes backend. Each test has its own namespace. The streams are driven
+// Counting semaphores and read-write locks (docs/proposals/22-semaphores-rwlocks.md,
+// 1B; docs/design.md 3.13, 3.14) against a real kube-apiserver and etcd, with
+// daemons as separate processes on the Kubernetes backend. Each test has its own namespace. The streams are driven
 // through the generated stubs, so what is checked is what the sidecar says.
 // Every time is the test's own clock (performance.now()) when it heard a
 // thing: a holder acts from when it hears `acquired` until it starts to give
 // the permit back, and the Lease's versions come from the test's own watch.
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { credentials } from "@grpc/grpc-js";
+import { type ClientReadableStream, credentials } from "@grpc/grpc-js";
 import type { ExecutionContext } from "ava";
 import { status } from "metaparticle-sync-client";
 import {
@@ -15,6 +15,12 @@ import {
   type GetSemaphoreResponse,
   SemaphoreServiceClient,
 } from "metaparticle-sync-client/gen/metaparticle/sync/v1/semaphore_service";
+import {
+  type AcquireRWLockResponse,
+  type GetRWLockResponse,
+  LockMode,
+  RWLockServiceClient,
+} from "metaparticle-sync-client/gen/metaparticle/sync/v1/rwlock_service";
 import { LossReason, ReadConsistency } from "metaparticle-sync-client/gen/metaparticle/sync/v1/types";
 import { type ControlPlane, sumCounter } from "../controlplane/controlplane.js";
 import { callOk } from "../support/calls.js";
@@ -23,7 +29,7 @@ import { type LeaseVersion, LeaseWatch, type StoredLease } from "../support/leas
 
 const { test, controlPlaneTest } = kubeSuite();
 
-/** Every permit here is taken with a 3 s lease: renew deadline 2 s, renewal every 1 s (+-10 %), turn grace 0.75 s. */
+/** Every permit and read-write hold here is taken with a 3 s lease: renew deadline 2 s, renewal every 1 s (+-10 %), turn grace 0.75 s. */
 const LEASE_SECONDS = 3;
 const FLAGS = [`--lease-duration=${LEASE_SECONDS}s`, "--renew-deadline=2s"];
 
@@ -32,6 +38,7 @@ interface Daemon {
   /** The holder identity this process writes (its --identity plus a per-process id). */
   readonly identity: string;
   readonly semaphores: SemaphoreServiceClient;
+  readonly rwlocks: RWLockServiceClient;
 }
 
 /** `count` daemons on the Kubernetes backend in a new namespace, started side by side. */
@@ -41,13 +48,15 @@ async function daemons(t: ExecutionContext<{ env: KubeEnv }>, count: number) {
     Array.from({ length: count }, async (_, i): Promise<Daemon> => {
       const spawned = await spawnKubeDaemon(t.context.env, namespace, [`--identity=daemon-${i}`, ...FLAGS]);
       const semaphores = new SemaphoreServiceClient(spawned.address, credentials.createInsecure());
+      const rwlocks = new RWLockServiceClient(spawned.address, credentials.createInsecure());
       t.teardown(async () => {
         semaphores.close();
+        rwlocks.close();
         spawned.client.close();
         await spawned.stop();
       });
       const listening = spawned.logs.find((line) => String(line.msg).includes("gRPC server listening"))!;
-      return { process: spawned, identity: String(listening.identity), semaphores };
+      return { process: spawned, identity: String(listening.identity), semaphores, rwlocks };
     }),
   );
   return { namespace, daemons: started };
@@ -79,7 +88,8 @@ class Changes {
   }
 }
 
-interface Permit {
+/** A permit or a read-write hold, held by one acquiring stream, as the sidecar reports it. */
+interface Hold {
   readonly holder: string;
   /** When the request was sent. */
   readonly requestedAt: number;
@@ -95,24 +105,35 @@ interface Permit {
   lost: { reason: LossReason; message: string; at: number } | undefined;
   /** The stream's status once it ended (OK, CANCELLED after `cancel`, ...). */
   ended: { code: number; details: string } | undefined;
-  /** Resolves when the permit is held; rejects if the stream ends first. */
+  /** Resolves when the hold is granted; rejects if the stream ends first. */
   readonly acquired: Promise<void>;
   readonly done: Promise<{ code: number; details: string }>;
-  /** Closes the stream: the permit goes back at once. */
+  /** Closes the stream: the hold goes back at once. */
   cancel(): void;
 }
 
 const millis = (d?: { seconds: number; nanos: number }) => (d === undefined ? 0 : d.seconds * 1000 + d.nanos / 1e6);
 
-/** One AcquirePermit stream of semaphore `name` with N = `permits`, as the sidecar reports it. */
-function acquirePermit(d: Daemon, changes: Changes, name: string, permits: number, holder: string, waitSeconds = 30): Permit {
-  const call = d.semaphores.acquirePermit({
-    name,
-    permits,
-    holder,
-    leaseDuration: { seconds: LEASE_SECONDS, nanos: 0 },
-    waitTimeout: { seconds: waitSeconds, nanos: 0 },
-  });
+/** The lease and the wait bound that every acquiring stream here asks for. */
+function streamTiming(waitSeconds: number) {
+  return { leaseDuration: { seconds: LEASE_SECONDS, nanos: 0 }, waitTimeout: { seconds: waitSeconds, nanos: 0 } };
+}
+
+/** One AcquirePermit stream of semaphore `name` with N = `permits`. */
+function acquirePermit(d: Daemon, changes: Changes, name: string, permits: number, holder: string, waitSeconds = 30): Hold {
+  return follow(d.semaphores.acquirePermit({ name, permits, holder, ...streamTiming(waitSeconds) }), changes, holder);
+}
+
+/** One AcquireRWLock stream of read-write lock `name` in `mode`. */
+function acquireRWLock(d: Daemon, changes: Changes, name: string, mode: LockMode, holder: string, waitSeconds = 30): Hold {
+  return follow(d.rwlocks.acquireRwLock({ name, mode, holder, ...streamTiming(waitSeconds) }), changes, holder);
+}
+
+/** The events of an AcquirePermit or AcquireRWLock stream, which tell the same things of a hold. */
+type HoldEvents = AcquirePermitResponse | AcquireRWLockResponse;
+
+/** Follows a started acquiring stream: what it reports, heard when, and how it ended. */
+function follow(call: ClientReadableStream<HoldEvents>, changes: Changes, holder: string): Hold {
   let onAcquired: () => void = () => {};
   let onEnded: (reason: Error) => void = () => {};
   const acquired = new Promise<void>((resolve, reject) => {
@@ -124,7 +145,7 @@ function acquirePermit(d: Daemon, changes: Changes, name: string, permits: numbe
     call.on("error", (err: { code: number; details: string }) => resolve({ code: err.code, details: err.details }));
     call.on("end", () => resolve({ code: status.OK, details: "" }));
   });
-  const permit: Permit = {
+  const hold: Hold = {
     holder,
     requestedAt: performance.now(),
     acquiredAt: undefined,
@@ -139,30 +160,30 @@ function acquirePermit(d: Daemon, changes: Changes, name: string, permits: numbe
     done,
     cancel: () => call.cancel(),
   };
-  call.on("data", (response: AcquirePermitResponse) => {
+  call.on("data", (response: HoldEvents) => {
     const now = performance.now();
     const event = response.event;
     if (event?.$case === "acquired") {
-      permit.acquiredAt = now;
-      permit.acquiredWall = Date.now();
-      permit.token = event.value.fencingToken;
-      permit.holdId = event.value.holdId;
-      permit.validUntil = now + millis(event.value.validFor);
+      hold.acquiredAt = now;
+      hold.acquiredWall = Date.now();
+      hold.token = event.value.fencingToken;
+      hold.holdId = event.value.holdId;
+      hold.validUntil = now + millis(event.value.validFor);
       onAcquired();
     } else if (event?.$case === "renewed") {
-      permit.renewals += 1;
-      permit.validUntil = Math.max(permit.validUntil, now + millis(event.value.validFor));
+      hold.renewals += 1;
+      hold.validUntil = Math.max(hold.validUntil, now + millis(event.value.validFor));
     } else if (event?.$case === "lost") {
-      permit.lost ??= { reason: event.value.reason, message: event.value.message, at: now };
+      hold.lost ??= { reason: event.value.reason, message: event.value.message, at: now };
     }
     changes.notify();
   });
   void done.then((ended) => {
-    permit.ended = ended;
-    onEnded(new Error(`${holder}'s stream ended (${ended.code} ${ended.details}) before a permit was acquired`));
+    hold.ended = ended;
+    onEnded(new Error(`${holder}'s stream ended (${ended.code} ${ended.details}) before it held anything`));
     changes.notify();
   });
-  return permit;
+  return hold;
 }
 
 /** The annotation key of `identity`'s seat, as docs/design.md 6 documents it. */
@@ -199,14 +220,14 @@ test.serial(
     const N = 2;
     const CLIENTS_PER_DAEMON = 3;
     const ROUNDS = 10;
-    interface Hold {
+    interface Span {
       readonly client: string;
       readonly requestedAt: number;
       readonly from: number;
       readonly to: number;
       readonly token: number;
     }
-    const holds: Hold[] = [];
+    const holds: Span[] = [];
     const losses: string[] = [];
     const client = async (d: Daemon, name: string) => {
       for (let round = 0; round < ROUNDS; round++) {
@@ -381,6 +402,57 @@ function delta(before: Record<string, number>, after: Record<string, number>): R
   return Object.fromEntries(Object.keys(after).map((verb) => [verb, after[verb]! - (before[verb] ?? 0)]));
 }
 
+/**
+ * What a waiter costs the API server, measured and checked: `join` starts it
+ * on a third daemon, which lists the name it now watches and announces itself
+ * under `announcement` (a wait key), one PATCH; then, while `a`'s two holders
+ * and `b`'s one renew four times or more, the waiter costs nothing and each
+ * daemon renews its seat once per interval, whatever its holders. Returns the
+ * waiter, still waiting.
+ */
+async function waitingCost(
+  t: ExecutionContext<{ env: KubeEnv }>,
+  lease: LeaseWatch,
+  changes: Changes,
+  holders: { a: readonly [Hold, Hold]; b: Hold },
+  join: () => Hold,
+  announcement: string,
+): Promise<Hold> {
+  const cp = t.context.env.controlPlane!;
+  const [a1, a2] = holders.a;
+  const b1 = holders.b;
+  const renewals = () => [a1.renewals, a2.renewals, b1.renewals];
+
+  // The waiter joins: its daemon lists the name it now watches and announces itself with one patch.
+  const start = await quietSnapshot(cp, renewals);
+  const waiter = join();
+  t.teardown(() => waiter.cancel());
+  await lease.next((v) => v.lease.metadata.annotations?.[announcement] !== undefined, "the waiter's wait key");
+  const joined = await quietSnapshot(cp, renewals);
+  const joining = delta(start.requests, joined.requests);
+  const joinRenewals = joined.heard[0]! - start.heard[0]! + (joined.heard[2]! - start.heard[2]!);
+  t.like(joining, { POST: 0, PUT: 0, DELETE: 0, GET: 0, LIST: 1 }, `joining: ${JSON.stringify(joining)}`);
+  t.is(joining.PATCH, 1 + joinRenewals, `joining: one announcement and ${joinRenewals} renewals`);
+
+  // Then it waits: while a and b renew four times each or more, the waiter costs nothing.
+  await changes.until(() => a1.renewals >= joined.heard[0]! + 4 && b1.renewals >= joined.heard[2]! + 4, "four more renewals each");
+  const end = await quietSnapshot(cp, renewals);
+  const waiting = delta(joined.requests, end.requests);
+  const [aRenewals, a2Renewals, bRenewals] = end.heard.map((n, i) => n - joined.heard[i]!) as [number, number, number];
+  const seconds = (end.at - joined.at) / 1000;
+  t.is(waiter.acquiredAt, undefined, "the waiter still waits");
+  t.is(aRenewals, a2Renewals, "a's two holders are renewed together");
+  t.like(waiting, { GET: 0, LIST: 0, POST: 0, PUT: 0, DELETE: 0 }, `waiting: ${JSON.stringify(waiting)}`);
+  t.is(waiting.PATCH, aRenewals + bRenewals, `waiting: ${aRenewals} renewals of a's seat (2 holders) and ${bRenewals} of b's`);
+  // One renewal per interval (a third of the lease, 1 s, less 10 % jitter at most), not one per holder.
+  const most = Math.ceil(seconds / 0.9) + 1;
+  t.true(aRenewals <= most && bRenewals <= most, `${aRenewals} and ${bRenewals} renewals in ${seconds.toFixed(1)} s`);
+  t.log(
+    `joining: ${JSON.stringify(joining)} (${joinRenewals} renewals); waiting ${seconds.toFixed(1)} s: ${JSON.stringify(waiting)}; renewals a ${aRenewals} (2 holders), b ${bRenewals}`,
+  );
+  return waiter;
+}
+
 controlPlaneTest(
   "semaphore: waiting costs the API server no requests beyond the waiter's announcement, and renewal is one PATCH per daemon per interval whatever its holders",
   async (t) => {
@@ -398,37 +470,17 @@ controlPlaneTest(
     await Promise.all(held.map((p) => p.acquired));
     const b1 = acquirePermit(b!, changes, "quota", 3, "b1");
     await b1.acquired;
-    const [a1, a2] = held as [Permit, Permit];
+    const [a1, a2] = held as [Hold, Hold];
     t.teardown(() => [a1, a2, b1].forEach((p) => p.cancel()));
     await lease.next((v) => seatOf(v.lease, a!.identity)?.p === 2 && seatOf(v.lease, b!.identity)?.p === 1, "a's seat at 2, b's at 1");
-    const renewals = () => [a1.renewals, a2.renewals, b1.renewals];
 
-    // The waiter joins: its daemon lists the name it now watches and announces itself with one patch.
-    const start = await quietSnapshot(cp, renewals);
-    const c1 = acquirePermit(c!, changes, "quota", 3, "c1");
-    t.teardown(() => c1.cancel());
-    await lease.next((v) => v.lease.metadata.annotations?.[waitKey(c!.identity)] !== undefined, "c's wait key");
-    const joined = await quietSnapshot(cp, renewals);
-    const joining = delta(start.requests, joined.requests);
-    const joinRenewals = joined.heard[0]! - start.heard[0]! + (joined.heard[2]! - start.heard[2]!);
-    t.like(joining, { POST: 0, PUT: 0, DELETE: 0, GET: 0, LIST: 1 }, `joining: ${JSON.stringify(joining)}`);
-    t.is(joining.PATCH, 1 + joinRenewals, `joining: one announcement and ${joinRenewals} renewals`);
-
-    // Then it waits: while a and b renew four times each or more, the waiter costs nothing.
-    await changes.until(() => a1.renewals >= joined.heard[0]! + 4 && b1.renewals >= joined.heard[2]! + 4, "four more renewals each");
-    const end = await quietSnapshot(cp, renewals);
-    const waiting = delta(joined.requests, end.requests);
-    const [aRenewals, a2Renewals, bRenewals] = end.heard.map((n, i) => n - joined.heard[i]!) as [number, number, number];
-    const seconds = (end.at - joined.at) / 1000;
-    t.is(c1.acquiredAt, undefined, "the waiter still waits");
-    t.is(aRenewals, a2Renewals, "a's two holders are renewed together");
-    t.like(waiting, { GET: 0, LIST: 0, POST: 0, PUT: 0, DELETE: 0 }, `waiting: ${JSON.stringify(waiting)}`);
-    t.is(waiting.PATCH, aRenewals + bRenewals, `waiting: ${aRenewals} renewals of a's seat (2 holders) and ${bRenewals} of b's`);
-    // One renewal per interval (a third of the lease, 1 s, less 10 % jitter at most), not one per holder.
-    const most = Math.ceil(seconds / 0.9) + 1;
-    t.true(aRenewals <= most && bRenewals <= most, `${aRenewals} and ${bRenewals} renewals in ${seconds.toFixed(1)} s`);
-    t.log(
-      `joining: ${JSON.stringify(joining)} (${joinRenewals} renewals); waiting ${seconds.toFixed(1)} s: ${JSON.stringify(waiting)}; renewals a ${aRenewals} (2 holders), b ${bRenewals}`,
+    const c1 = await waitingCost(
+      t,
+      lease,
+      changes,
+      { a: [a1, a2], b: b1 },
+      () => acquirePermit(c!, changes, "quota", 3, "c1"),
+      waitKey(c!.identity),
     );
 
     // And it is served once a permit goes back.
@@ -591,7 +643,7 @@ controlPlaneTest(
     t.is((await cp.request("DELETE", path)).status, 200);
     await changes.until(() => held.every((p) => p.lost !== undefined), "a's holders are told");
     await Promise.all(waiters.map((p) => p.acquired));
-    const [first, second] = [...waiters].sort((x, y) => x.acquiredAt! - y.acquiredAt!) as [Permit, Permit];
+    const [first, second] = [...waiters].sort((x, y) => x.acquiredAt! - y.acquiredAt!) as [Hold, Hold];
     const apart = second.acquiredAt! - first.acquiredAt!;
     // Later, a permit given back.
     first.cancel();
@@ -605,5 +657,172 @@ controlPlaneTest(
     // (at fd3d655, each grant held the whole semaphore off for another lease: 3.0 s here).
     t.true(apart < 1_000, `the waiters were granted ${apart.toFixed(0)} ms apart`);
     t.true(retaken < 1_000, `a permit given back was taken again ${retaken.toFixed(0)} ms after the request`);
+  },
+);
+
+/** Permits of every read-write lock: a writer's seat counts them all (docs/design.md 3.14). */
+const RW_CAPACITY = 1_000_000;
+const EXCLUSIVE_TOKEN = "sync.metaparticle.io/exclusive-token";
+
+/** The identities a daemon's readers' and writer's seats and queue entries carry in a read-write lock. */
+const readersOf = (d: Daemon) => `${d.identity} shared`;
+const writerOf = (d: Daemon) => `${d.identity} exclusive`;
+
+/** The seats of `lease` that hold, by identity in order, with their p; tombstones left out. */
+function liveSeats(lease: StoredLease): Record<string, number | undefined> {
+  const seats = seatKeys(lease).map((key) => JSON.parse(lease.metadata.annotations![key]!) as SeatJson);
+  const live = seats.filter((seat) => seat.released !== true).sort((x, y) => x.i.localeCompare(y.i));
+  return Object.fromEntries(live.map((seat) => [seat.i, seat.p]));
+}
+
+/** Whether exactly the seats `expected` hold in `v`, with those p. */
+function seatsAre(expected: Record<string, number>): (v: LeaseVersion) => boolean {
+  const sorted = Object.fromEntries(Object.entries(expected).sort(([x], [y]) => x.localeCompare(y)));
+  return (v) => JSON.stringify(liveSeats(v.lease)) === JSON.stringify(sorted);
+}
+
+/** A read-write lock's Lease watched, on three daemons. */
+async function watchedRWLock(t: ExecutionContext<{ env: KubeEnv }>, name: string) {
+  const cp = t.context.env.controlPlane!;
+  const {
+    namespace,
+    daemons: [a, b, c],
+  } = await daemons(t, 3);
+  const changes = new Changes();
+  const lease = await LeaseWatch.start(cp, namespace, `msync-rwlock-${name}`);
+  t.teardown(() => lease.stop());
+  lease.onChange(changes.notify);
+  const streams: Hold[] = [];
+  t.teardown(() => streams.forEach((h) => h.cancel()));
+  const acquire = (d: Daemon, mode: LockMode, holder: string) => {
+    const hold = acquireRWLock(d, changes, name, mode, holder);
+    streams.push(hold);
+    return hold;
+  };
+  return { a: a!, b: b!, c: c!, changes, lease, acquire };
+}
+
+const { LOCK_MODE_SHARED: SHARED, LOCK_MODE_EXCLUSIVE: EXCLUSIVE } = LockMode;
+
+controlPlaneTest(
+  "rwlock: readers on two daemons share the lock and a writer on a third is granted only once both have released, alone, with a greater token that later readers report; the stored Lease is as documented",
+  async (t) => {
+    const { a, b, c, changes, lease, acquire } = await watchedRWLock(t, "catalog");
+    const announced =
+      (...identities: string[]) =>
+      () =>
+        identities.every((identity) => lease.current?.metadata.annotations?.[waitKey(identity)] !== undefined);
+
+    // Readers on a and b hold at once; no writer yet, so they report token 0.
+    const ra = acquire(a, SHARED, "ra");
+    const rb = acquire(b, SHARED, "rb");
+    await Promise.all([ra.acquired, rb.acquired]);
+    t.deepEqual([ra.token, rb.token], [0, 0], "no exclusive hold yet");
+    const shared = (await lease.next(seatsAre({ [readersOf(a)]: 1, [readersOf(b)]: 1 }), "a's and b's reader seats, 1 each")).lease;
+    t.like(shared.metadata.labels, {
+      "app.kubernetes.io/managed-by": "metaparticle-sync",
+      "sync.metaparticle.io/kind": "rwlock",
+      "sync.metaparticle.io/name": "msync-rwlock-catalog",
+    });
+    t.is(shared.metadata.annotations?.["sync.metaparticle.io/permits"], "1000000");
+    t.deepEqual(seatKeys(shared), [seatKey(readersOf(a)), seatKey(readersOf(b))].sort(), "seat keys of the tagged identities");
+    t.like(seatOf(shared, readersOf(a)), { i: readersOf(a), d: LEASE_SECONDS, h: "ra", p: 1 });
+    t.like(seatOf(shared, readersOf(b)), { i: readersOf(b), d: LEASE_SECONDS, h: "rb", p: 1 });
+    t.is(shared.metadata.annotations?.[EXCLUSIVE_TOKEN] ?? "0", "0", "no exclusive grant yet");
+
+    // A writer on c waits, announced under the wait key of its tagged identity (seatOf and waitKey above look a seat and
+    // a wait key up by the hash of the identity they are given: here always a tagged one).
+    const w = acquire(c, EXCLUSIVE, "w");
+    await changes.until(() => w.acquiredAt !== undefined || announced(writerOf(c))(), "the writer's wait key");
+    t.is(w.acquiredAt, undefined, "the writer waits while two readers hold");
+    t.is(lease.current?.metadata.annotations?.[waitKey(writerOf(c))], writerOf(c));
+
+    // a's reader gives back: the writer still waits for b's.
+    ra.cancel();
+    await lease.next((v) => seatOf(v.lease, readersOf(a))?.released === true, "a's reader seat's tombstone");
+    // c's watch shows it the tombstone within milliseconds; a grant it should not make would follow as soon.
+    await sleep(500);
+    t.is(w.acquiredAt, undefined, "the writer waits while b's reader holds");
+
+    const bReleased = performance.now();
+    rb.cancel();
+    await w.acquired;
+    t.true(w.acquiredAt! > bReleased, "granted after both readers gave back");
+    const readerGrants = [ra, rb].map((r) => Number(r.holdId));
+    t.true(w.token > Math.max(...readerGrants), `the writer's token ${w.token} after the readers' grants ${readerGrants.join(", ")}`);
+    const exclusive = (await lease.next((v) => seatOf(v.lease, writerOf(c))?.p === RW_CAPACITY, "c's writer seat")).lease;
+    t.deepEqual(liveSeats(exclusive), { [writerOf(c)]: RW_CAPACITY }, "the writer's seat holds alone");
+    t.like(seatOf(exclusive, writerOf(c)), { i: writerOf(c), d: LEASE_SECONDS, h: "w", p: RW_CAPACITY });
+    t.is(exclusive.metadata.annotations?.[EXCLUSIVE_TOKEN], String(w.token));
+    t.is(exclusive.spec.leaseTransitions, w.token, "leaseTransitions is the token of the last grant");
+    t.false(waitKey(writerOf(c)) in (exclusive.metadata.annotations ?? {}), "the writer's grant removed its wait key");
+    const state = await callOk<GetRWLockResponse>((cb) =>
+      a.rwlocks.getRwLock({ name: "catalog", consistency: ReadConsistency.READ_CONSISTENCY_FRESH }, cb),
+    );
+    t.like(state, { held: true, mode: EXCLUSIVE, holder: "w", holderIdentity: c.identity, fencingToken: w.token, readers: [] });
+
+    // Later readers on a and b wait behind the writer, whose renewal keeps its seat at every permit.
+    const la = acquire(a, SHARED, "la");
+    const lb = acquire(b, SHARED, "lb");
+    await changes.until(announced(readersOf(a), readersOf(b)), "a's and b's reader wait keys");
+    const renewed = (
+      await lease.next((v) => (seatOf(v.lease, writerOf(c))?.r ?? 0) > seatOf(exclusive, writerOf(c))!.r!, "the writer's seat renewed")
+    ).lease;
+    t.like(seatOf(renewed, writerOf(c)), { p: RW_CAPACITY, h: "w" });
+    t.deepEqual([la.acquiredAt, lb.acquiredAt], [undefined, undefined], "no reader while the writer holds");
+    const givenBack = lease.mark();
+    const wReleased = performance.now();
+    w.cancel();
+    await Promise.all([la.acquired, lb.acquired]);
+    t.true(Math.min(la.acquiredAt!, lb.acquiredAt!) > wReleased, "the later readers are granted after the writer gave back");
+    t.deepEqual([la.token, lb.token], [w.token, w.token], "later readers report the writer's token");
+    const after = (await lease.next(seatsAre({ [readersOf(a)]: 1, [readersOf(b)]: 1 }), "a's and b's reader seats again", givenBack)).lease;
+    // The writer gave back by a tombstone, which the readers' grants then cleared.
+    await lease.next((v) => seatOf(v.lease, writerOf(c))?.released === true, "the writer's seat's tombstone");
+    t.is(after.metadata.annotations?.[EXCLUSIVE_TOKEN], String(w.token), "shared grants leave the exclusive token");
+    t.true(Math.min(Number(la.holdId), Number(lb.holdId)) > w.token, "the readers' grants take tokens after it");
+
+    // Throughout, a writer's seat never held beside another.
+    const overlaps = lease.versions.filter((v) => {
+      const live = liveSeats(v.lease);
+      return live[writerOf(c)] !== undefined && Object.keys(live).length > 1;
+    });
+    t.deepEqual(overlaps, [], "no version with the writer's seat beside a reader's");
+    // Throughout, the line's entries are tagged identities, each wait key that of its entry.
+    const untaggedEntries = lease.versions.flatMap((v) => {
+      const annotations = v.lease.metadata.annotations ?? {};
+      const queue = JSON.parse(annotations["sync.metaparticle.io/queue"] ?? "[]") as string[];
+      const waits = Object.entries(annotations).filter(([key]) => key.startsWith("sync.metaparticle.io/wait."));
+      return [
+        ...queue.filter((entry) => !/^\S+ (shared|exclusive)$/.test(entry)),
+        ...waits.filter(([key, entry]) => !/^\S+ (shared|exclusive)$/.test(entry) || key !== waitKey(entry)).map(([key]) => key),
+      ];
+    });
+    t.deepEqual(untaggedEntries, [], "queue entries and wait keys of tagged identities");
+    t.log(
+      `readers' grants ${readerGrants.join(", ")} (fencing 0); writer granted ${(w.acquiredAt! - bReleased).toFixed(0)} ms after the last reader gave back, token ${w.token}; later readers granted ${(Math.max(la.acquiredAt!, lb.acquiredAt!) - wReleased).toFixed(0)} ms after the writer gave back, reporting ${la.token}, ${lb.token}; ${lease.versions.length} Lease versions`,
+    );
+  },
+);
+
+controlPlaneTest(
+  "rwlock: waiting costs the API server no requests beyond the waiter's announcement, and a reader seat's renewal is one PATCH per daemon per interval whatever its readers",
+  async (t) => {
+    const { a, b, c, changes, lease, acquire } = await watchedRWLock(t, "quota");
+    // Two readers on a, one on b.
+    const [a1, a2] = [acquire(a, SHARED, "a1"), acquire(a, SHARED, "a2")];
+    const b1 = acquire(b, SHARED, "b1");
+    await Promise.all([a1.acquired, a2.acquired, b1.acquired]);
+    await lease.next(
+      (v) => seatOf(v.lease, readersOf(a))?.p === 2 && seatOf(v.lease, readersOf(b))?.p === 1,
+      "a's reader seat at 2, b's at 1",
+    );
+
+    const w = await waitingCost(t, lease, changes, { a: [a1, a2], b: b1 }, () => acquire(c, EXCLUSIVE, "w"), waitKey(writerOf(c)));
+
+    // And the writer is served once every reader has given back.
+    [a1, a2, b1].forEach((r) => r.cancel());
+    await w.acquired;
+    t.true(w.token > Math.max(...[a1, a2, b1].map((r) => Number(r.holdId))));
   },
 );
