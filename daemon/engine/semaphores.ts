@@ -572,8 +572,12 @@ export class SemaphoreContender {
     // per daemon between (up to four): a live one among them has taken its turn by then (seed 6363: a daemon at the
     // tail skipped a live daemon that was itself waiting out a dead head, and took 29 grants in a row). Dead entries
     // cost the last in line two graces at most (seed 12616: four of them).
+    // Counted by daemon: a read-write lock's daemon has two entries, its readers' and its writer's, and one live daemon
+    // takes its turn for both (seed 3097: a reader behind a dead daemon's two entries and a cut-off one's waited two
+    // graces, as long as the stall bound).
     const graceMs = this.ctx.timing(leaseMs).turnGraceMs;
-    const until = this.turnWait.since + graceMs * (1 + Math.min(ahead.length - 1, MAX_STAGGERS) / 4);
+    const daemonsAhead = new Set(ahead.map(untagged)).size;
+    const until = this.turnWait.since + graceMs * (1 + Math.min(daemonsAhead - 1, MAX_STAGGERS) / 4);
     if (now < until) return { mine: false, until };
     return { mine: true, skip: ahead };
   }

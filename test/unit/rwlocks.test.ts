@@ -165,3 +165,29 @@ test("rwlock: GetRWLock reports the writer, the readers per daemon and who waits
   t.is(state.fencingToken, writer.grant!.token);
   t.deepEqual(state.readers, []);
 });
+
+test("rwlock: a daemon's shared and exclusive entries ahead of a waiter count as one daemon for the turn grace: it skips them after one grace", async (t) => {
+  const sim = new SimCluster();
+  const [a, b, c] = [await sim.daemon("a"), await sim.daemon("b"), await sim.daemon("c")];
+  const writer = a.acquireRW("stale", "exclusive");
+  await sim.advance(20);
+  b.acquireRW("stale", "shared");
+  await sim.advance(20);
+  b.acquireRW("stale", "exclusive");
+  await sim.advance(20);
+  const reader = c.acquireRW("stale", "shared");
+  await sim.advance(20);
+  const line = sim.store.peek(a.rwlockName("stale"))!;
+  t.deepEqual(
+    [...line.queue, ...(line.waiting ?? [])].map((entry) => entry.split(" ")[0]),
+    [b.engine.identity, b.engine.identity, c.engine.identity],
+    "b's two entries, then c's",
+  );
+  b.conn.holdEvents(); // b hears nothing more: its turns pass
+  const releasedAt = a.engine.clock.now();
+  writer.close();
+  for (let i = 0; i < 60 && reader.grant === undefined; i++) await sim.advance(50);
+  t.truthy(reader.grant, "c's reader skipped b's stale entries");
+  // One turn grace (2 s at a 15 s lease): a quarter grace more per daemon between c and the head, none here.
+  t.true(reader.grant!.at - releasedAt <= 2_150, `granted ${reader.grant!.at - releasedAt} ms after the writer released`);
+});
