@@ -136,6 +136,8 @@ interface Hold {
 interface Unsettled {
   readonly seat: Seat;
   readonly sentAt: number;
+  /** A give-back: once it shows, the holds whose permits it gave back are over (their ReleasePermit callers hear). */
+  readonly gaveBack?: true;
   readonly grant?: { readonly claim: Claim; readonly token: number; readonly fencingToken: number; readonly wall: Date };
 }
 
@@ -722,6 +724,8 @@ export class SemaphoreContender {
       this.hold(write.grant.claim, write.seat, write.grant.token, write.grant.fencingToken, write.grant.wall, write.sentAt);
     } else {
       this.wrote(write.seat, write.sentAt);
+      // (Seed 1607: a give-back of one permit of two, its reply lost, left its ReleasePermit unanswered.)
+      if (write.gaveBack === true) this.dropEnded(write.sentAt);
     }
     void record;
     return { do: "continue" };
@@ -799,7 +803,7 @@ export class SemaphoreContender {
         this.ctx.store.patchSeat(obs.record, this.role.identity, seat.written, next, { signal }),
       );
     }
-    if (!result.ok) return this.failed(result, "give a permit back", { seat: next, sentAt });
+    if (!result.ok) return this.failed(result, "give a permit back", { seat: next, sentAt, gaveBack: true });
     this.ctx.cache.remember(result.value);
     if (next.released === true) {
       this.stopRenewing();

@@ -359,3 +359,23 @@ test("semaphore: a daemon queued behind two others skips them later than the one
   }
   t.is(firstAfter, c.engine.identity, "c, just behind the stale head, takes the permit, not d");
 });
+
+test("semaphore: a ReleasePermit whose give-back patch landed but whose reply was lost answers once the store shows it, while another hold stays", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const kept = await a.tryAcquirePermit("lost-reply", 3, { holder: "kept" });
+  const given = await a.tryAcquirePermit("lost-reply", 3, { holder: "given" });
+  if (!kept.acquired || !given.acquired) return t.fail("two permits of 3 are free");
+  let lose = 1;
+  a.conn.loseReply = (operation) => operation === "patch" && lose-- > 0;
+  let answered = false;
+  const release = a.engine.semaphores.release(a.semaphoreName("lost-reply"), given.grant.token).then(() => (answered = true));
+  await sim.advance(1_000);
+  a.conn.loseReply = undefined;
+  const seat = sim.store.peek(a.semaphoreName("lost-reply"))!.seats!.find((s) => s.identity === a.engine.identity);
+  t.is(seat?.released === true ? 0 : seat?.permits, 1, "the give-back landed: one permit left in the seat");
+  t.true(answered, "ReleasePermit answered within a second of the give-back landing");
+  await release;
+  const renewed = await a.engine.semaphores.renew(a.semaphoreName("lost-reply"), kept.grant.token, undefined);
+  t.true(renewed > 0, "the other hold is still held");
+});
