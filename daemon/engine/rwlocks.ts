@@ -13,7 +13,7 @@ import { SyncError, gaveUp } from "./errors.js";
 import type { Observation } from "./lease-cache.js";
 import { line } from "./lease-records.js";
 import type { AcquireSink } from "./locks.js";
-import { type PermitHoldView, RW_CAPACITY, type SemaphoreContender, SeatHolds, untagged } from "./semaphores.js";
+import { type PermitHoldView, RW_CAPACITY, type SemaphoreContender, SeatHolds, isExclusiveEntry, rwRole, untagged } from "./semaphores.js";
 
 export type RWLockMode = "shared" | "exclusive";
 
@@ -95,7 +95,7 @@ export class RWLocks {
       if (now >= holdEnd) continue;
       const identity = seat?.identity ?? `(unreadable seat ${key})`;
       const live = seat !== undefined && seat.released !== true ? seat : undefined;
-      if (identity.endsWith(" exclusive") || live?.permits === RW_CAPACITY) {
+      if (isExclusiveEntry(identity) || live?.permits === RW_CAPACITY) {
         writer = this.ownWriter(obs, identity, now) ?? {
           holder: live?.holder ?? "",
           holderIdentity: untagged(identity),
@@ -125,7 +125,7 @@ export class RWLocks {
 
   /** This daemon's own exclusive hold, as its contender knows it, when `identity` is this daemon's writer. */
   private ownWriter(obs: Observation, identity: string, now: number): PermitHoldView | undefined {
-    if (identity !== `${this.engine.identity} exclusive`) return undefined;
+    if (identity !== rwRole(this.engine.identity, "exclusive").identity) return undefined;
     return this.engine.existingRWLock(obs.record.name, "exclusive")?.ownHolds(now)[0];
   }
 

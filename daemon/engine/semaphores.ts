@@ -73,6 +73,11 @@ export function semaphoreRole(identity: string): SeatRole {
 export const RW_CAPACITY = 1_000_000;
 const EXCLUSIVE_TAG = " exclusive";
 
+/** Whether a seat or queue entry of a read-write lock is a writer's. */
+export function isExclusiveEntry(entry: string): boolean {
+  return entry.endsWith(EXCLUSIVE_TAG);
+}
+
 /** The contender of `mode` of a read-write lock on the daemon `identity`: its identity is tagged (no identity has a space). */
 export function rwRole(identity: string, mode: "shared" | "exclusive"): SeatRole {
   return {
@@ -80,7 +85,7 @@ export function rwRole(identity: string, mode: "shared" | "exclusive"): SeatRole
     identity: `${identity} ${mode}`,
     mode,
     weight: mode === "exclusive" ? RW_CAPACITY : 1,
-    need: (entry) => (entry.endsWith(EXCLUSIVE_TAG) ? RW_CAPACITY : 1),
+    need: (entry) => (isExclusiveEntry(entry) ? RW_CAPACITY : 1),
   };
 }
 
