@@ -217,7 +217,7 @@ export class SemaphoreContender {
   /** Lease-held permits kept at shutdown: they stay counted in the seat, unrenewed, and run out on their own. */
   private retainedPermits = 0;
   /** Since when a permit has stood free for daemons queued ahead of this one, who have not taken it (see `turn`). */
-  private turnWait: { readonly ahead: string; readonly since: number } | undefined;
+  private turnWait: { readonly ahead: readonly string[]; readonly since: number } | undefined;
   private readonly unsubscribe: () => void;
   private idleWaiters: Array<() => void> = [];
 
@@ -572,16 +572,18 @@ export class SemaphoreContender {
     // The grace runs only while the first daemon ahead could take what it waits for: a read-write lock's writer
     // waits for every reader to leave, and is not skipped meanwhile by readers behind it.
     if (free < this.role.need(ahead[0]!)) return this.untilHoldEnds(obs, now);
-    const key = ahead.join(",");
-    if (this.turnWait?.ahead !== key) this.turnWait = { ahead: key, since: now };
+    // The grace starts again when one ahead has gone (the line moved), not when one joins ahead: announcements are
+    // ordered by text, so a daemon that announced itself later may sort ahead, and one that then died restarted the
+    // grace of every waiter behind it (seed 3097: 4.4 s free with a reader waiting, bound 4 s).
+    if (this.turnWait === undefined || this.turnWait.ahead.some((id) => !ahead.includes(id))) this.turnWait = { ahead, since: now };
+    else this.turnWait = { ahead, since: this.turnWait.since };
     const leaseMs = obs.record.leaseDurationSeconds * 1000 || this.waiting[0]!.options.leaseMs;
     // The one just behind a stale head skips it first, after a turn grace; one further back waits a quarter grace more
     // per daemon between (up to four): a live one among them has taken its turn by then (seed 6363: a daemon at the
     // tail skipped a live daemon that was itself waiting out a dead head, and took 29 grants in a row). Dead entries
     // cost the last in line two graces at most (seed 12616: four of them).
     // Counted by daemon: a read-write lock's daemon has two entries, its readers' and its writer's, and one live daemon
-    // takes its turn for both (seed 3097: a reader behind a dead daemon's two entries and a cut-off one's waited two
-    // graces, as long as the stall bound).
+    // takes its turn for both.
     const graceMs = this.ctx.timing(leaseMs).turnGraceMs;
     const daemonsAhead = new Set(ahead.map(untagged)).size;
     const until = this.turnWait.since + graceMs * (1 + Math.min(daemonsAhead - 1, MAX_STAGGERS) / 4);

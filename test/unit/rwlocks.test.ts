@@ -1,5 +1,6 @@
 // Engine read-write lock semantics on the memory store with a fake clock: no test sleeps.
 import test from "ava";
+import { line } from "../../daemon/engine/lease-records.js";
 import { SimCluster, type LockHandle } from "../support/sim.js";
 
 function holding(handles: LockHandle[]): LockHandle[] {
@@ -190,4 +191,31 @@ test("rwlock: a daemon's shared and exclusive entries ahead of a waiter count as
   t.truthy(reader.grant, "c's reader skipped b's stale entries");
   // One turn grace (2 s at a 15 s lease): a quarter grace more per daemon between c and the head, none here.
   t.true(reader.grant!.at - releasedAt <= 2_150, `granted ${reader.grant!.at - releasedAt} ms after the writer released`);
+});
+
+test("rwlock: a waiter's turn grace does not start again when a daemon that announced itself later sorts ahead of it", async (t) => {
+  const sim = new SimCluster();
+  const [a, b, d] = [await sim.daemon("a"), await sim.daemon("b"), await sim.daemon("d")];
+  const writer = a.acquireRW("late", "exclusive");
+  await sim.advance(20);
+  b.acquireRW("late", "shared");
+  await sim.advance(20);
+  b.conn.holdEvents(); // b hears nothing more: its turn passes
+  writer.close();
+  await sim.advance(20);
+  const askedAt = d.engine.clock.now();
+  const reader = d.acquireRW("late", "shared");
+  await sim.advance(1_000);
+  // c announces itself a second after d, and dies; announcements are ordered by text, so c's sorts ahead of d's.
+  const c = await sim.daemon("c");
+  c.acquireRW("late", "exclusive");
+  await sim.advance(20);
+  c.kill();
+  const order = line(sim.store.peek(a.rwlockName("late"))!).map((entry) => entry.split(" ")[0]);
+  t.deepEqual(order, [b.engine.identity, c.engine.identity, d.engine.identity], "b's entry, then c's, then d's");
+  for (let i = 0; i < 80 && reader.grant === undefined; i++) await sim.advance(50);
+  t.truthy(reader.grant, "d's reader skipped the entries ahead of it");
+  // Its grace started when it found the lock free: one turn grace (2 s at a 15 s lease) and a quarter more for the
+  // second daemon ahead, not counted again from c's announcement.
+  t.true(reader.grant!.at - askedAt <= 2_650, `granted ${reader.grant!.at - askedAt} ms after it asked`);
 });
