@@ -15,6 +15,8 @@ import type { Results } from "./lib/results.js";
 import { crashClientGo, crashEtcd, crashOurs } from "./phases/crash.js";
 import { fleetOurs } from "./phases/fleet.js";
 import { curatorVersions } from "./lib/zookeeper.js";
+import { cpuOurs } from "./phases/cpu.js";
+import { handoffFloor } from "./phases/floor.js";
 import { handoffClientGo, handoffCurator, handoffEtcd, handoffOursElection, handoffOursLock } from "./phases/handoff.js";
 import { hotCurator, hotEtcd, hotOurs } from "./phases/hot.js";
 import { idle } from "./phases/idle.js";
@@ -228,17 +230,28 @@ async function main(): Promise<void> {
   try {
     const want = (p: Phase) => args.only.has(p);
     const wantCurator = (p: Phase) => want(p) || want("curator");
-    if (want("idle"))
+    if (want("idle")) {
       await run(
         "idle footprint",
         () => idle(ctx),
         (v) => (results.idle = v),
       );
+      await run(
+        "CPU idle and per renewal",
+        () => cpuOurs(ctx),
+        (v) => (results.cpu = v),
+      );
+    }
     if (want("handoff")) {
       await run(
         "handoff ours (lock)",
         () => handoffOursLock(ctx),
         (v) => (results.handoff.ours = nonEmpty("ours", v)),
+      );
+      await run(
+        "handoff floor (two minimal API clients)",
+        () => handoffFloor(ctx),
+        (v) => (results.floor = nonEmpty("floor", v)),
       );
       await run(
         "handoff ours (election)",

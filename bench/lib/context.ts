@@ -48,6 +48,10 @@ export interface Params {
   readonly fleetWindowMs: number;
   readonly idleInstances: number;
   readonly idleSettleMs: number;
+  /** CPU per operation: one daemon idle (serving, holding nothing) for this long, then holding cpuRenewLocks locks of a 3 s lease. */
+  readonly cpuIdleWindowMs: number;
+  readonly cpuRenewLocks: number;
+  readonly cpuRenewWindowMs: number;
   /** Length of the soak's load window. */
   readonly soakDurationMs: number;
   /** The soak reads each daemon's memory, descriptors and gauges this often. */
@@ -85,6 +89,9 @@ export const FULL: Params = {
   fleetWindowMs: 60_000,
   idleInstances: 3,
   idleSettleMs: 5_000,
+  cpuIdleWindowMs: 30_000,
+  cpuRenewLocks: 100,
+  cpuRenewWindowMs: 20_000,
   soakDurationMs: 30 * 60_000,
   soakSampleMs: 10_000,
   soakSettleMs: 15_000,
@@ -118,6 +125,9 @@ export const QUICK: Params = {
   fleetWindowMs: 10_000,
   idleInstances: 2,
   idleSettleMs: 3_000,
+  cpuIdleWindowMs: 3_000,
+  cpuRenewLocks: 10,
+  cpuRenewWindowMs: 3_000,
   soakDurationMs: 20_000,
   soakSampleMs: 2_000,
   soakSettleMs: 5_000,

@@ -11,12 +11,23 @@ export interface LeaseChange {
   readonly type: string;
   readonly holderIdentity: string;
   readonly transitions: number;
+  /** The Lease as the event carried it. */
+  readonly object: LeaseObject;
+}
+
+/** A Lease as the API server serves it, as far as the benchmark reads or writes it. */
+export interface LeaseObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; [key: string]: unknown };
+  spec: { holderIdentity?: string; leaseTransitions?: number; leaseDurationSeconds?: number; [key: string]: unknown };
 }
 
 export class LeaseWatch {
   readonly changes: LeaseChange[] = [];
   private response: IncomingMessage | undefined;
   private closed = false;
+  private readonly waiters: Array<{ match: (change: LeaseChange) => boolean; resolve: (change: LeaseChange) => void }> = [];
 
   private constructor(
     private readonly cp: ControlPlane,
@@ -56,16 +67,16 @@ export class LeaseWatch {
               const line = buffer.slice(0, newline);
               buffer = buffer.slice(newline + 1);
               if (line.trim() === "") continue;
-              const event = JSON.parse(line) as {
-                type: string;
-                object?: { spec?: { holderIdentity?: string; leaseTransitions?: number } };
-              };
-              this.changes.push({
+              const event = JSON.parse(line) as { type: string; object: LeaseObject };
+              const change: LeaseChange = {
                 at,
                 type: event.type,
                 holderIdentity: event.object?.spec?.holderIdentity ?? "",
                 transitions: event.object?.spec?.leaseTransitions ?? 0,
-              });
+                object: event.object,
+              };
+              this.changes.push(change);
+              this.wake(change);
             }
           });
           res.on("error", () => {});
@@ -75,6 +86,18 @@ export class LeaseWatch {
       req.on("error", (err) => (this.closed ? undefined : reject(err)));
       req.end();
     });
+  }
+
+  /** Resolves with the first change from now on that matches. */
+  next(match: (change: LeaseChange) => boolean): Promise<LeaseChange> {
+    return new Promise((resolve) => this.waiters.push({ match, resolve }));
+  }
+
+  private wake(change: LeaseChange): void {
+    for (const waiter of this.waiters.filter((w) => w.match(change))) {
+      this.waiters.splice(this.waiters.indexOf(waiter), 1);
+      waiter.resolve(change);
+    }
   }
 
   /** The first change after `at` that matches, if any. */

@@ -91,6 +91,10 @@ export class CpuMeter {
   percent(): number {
     return (100 * (cpuMs(this.pid) - this.startCpu)) / (performance.now() - this.startWall);
   }
+  /** CPU time used since the meter started, in ms. */
+  ms(): number {
+    return cpuMs(this.pid) - this.startCpu;
+  }
 }
 
 /** A TCP port free on loopback right now. */

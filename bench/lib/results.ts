@@ -49,6 +49,20 @@ export interface HandoffSteps {
   toClientMs: number[];
 }
 
+/** One daemon's CPU per operation: idle (serving, holding nothing), and renewing held locks. */
+export interface CpuRow {
+  idleWindowS: number;
+  idleCpuMsPerMinute: number;
+  renewLocks: number;
+  renewLeaseS: number;
+  renewWindowS: number;
+  /** Renewals the daemon counted in the window (msync_renew_seconds_count). */
+  renewals: number;
+  /** The window's CPU less the idle rate over it, per renewal. */
+  cpuMsPerRenewal: number;
+  renewCpuPercent: number;
+}
+
 export interface HandoffRow {
   samples: number[];
   /** How the sample is delimited, for the report. */
@@ -64,6 +78,8 @@ export interface HandoffRow {
   writeMeanMs?: number;
   /** Ours (lock): the handoff in steps. */
   steps?: HandoffSteps;
+  /** Ours (lock): CPU time each daemon used per round, mean of the two (utime + stime from /proc). */
+  daemonCpuMsPerRound?: number;
   /** Curator: ZooKeeper requests per round, from the server's own counters (reads include watches set and pings). */
   zkReadsPerRound?: number;
   zkWritesPerRound?: number;
@@ -98,6 +114,8 @@ export interface HotRow {
   tokensUnique?: boolean;
   /** CPU % of one core, summed over the daemons (ours) during the run. */
   daemonCpuPercent?: number;
+  /** CPU time per acquisition and daemon (ours): both daemons' CPU over the run ÷ acquisitions ÷ daemons. */
+  daemonCpuMsPerAcquisition?: number;
   /** Lease writes the API server served during the run, per acquisition (ours). */
   writesPerAcquisition?: number;
   /** Acquisitions whose previous holder was on the other daemon (ours). */
@@ -343,6 +361,10 @@ export interface Results {
   /** Read-heavy read-write lock loop, ours and Curator's; absent in runs before it. */
   rwlock?: RWLockRow[];
   scale?: ScaleRow;
+  /** The floor of a graceful handoff: two minimal API clients, no daemon (bench/phases/floor.ts); absent in runs before it. */
+  floor?: HandoffRow;
+  /** One daemon's CPU idle and per renewal; absent in runs before it. */
+  cpu?: CpuRow;
   fleet?: FleetRow;
   /** From bench/fleet-before.json, of the same size class (full or quick) as this run. */
   fleetBefore?: FleetBaseline;

@@ -7,6 +7,7 @@ import type { BenchContext } from "../lib/context.js";
 import type { OurDaemon } from "../lib/daemon.js";
 import type { PeerProcess } from "../lib/peer.js";
 import { LeaseWatch } from "../lib/lease-watch.js";
+import { CpuMeter } from "../lib/proc.js";
 import { assertSameClock } from "../lib/zookeeper.js";
 import type { HandoffRow, HandoffSteps } from "../lib/results.js";
 
@@ -32,8 +33,12 @@ export async function handoffOursLock(ctx: BenchContext): Promise<HandoffRow> {
     await sleep(handoffSettleMs);
     const samples: number[] = [];
     const writes = new WriteMeter(ctx);
+    let meters: CpuMeter[] = [];
     for (let round = 0; round < handoffWarmup + handoffN && ctx.remainingMs() > 0; round++) {
-      if (round === handoffWarmup) await writes.start();
+      if (round === handoffWarmup) {
+        await writes.start();
+        meters = daemons.map((d) => new CpuMeter(d.pid));
+      }
       const t0 = nowMs();
       await holder.release();
       const next = await within(waiting, 30_000, "lock handoff");
@@ -55,6 +60,7 @@ export async function handoffOursLock(ctx: BenchContext): Promise<HandoffRow> {
       holder = next;
       await sleep(handoffSettleMs);
     }
+    const cpuMs = meters.reduce((sum, m) => sum + m.ms(), 0);
     const written = await writes.stop(samples.length);
     watch.close();
     await holder.release();
@@ -62,6 +68,7 @@ export async function handoffOursLock(ctx: BenchContext): Promise<HandoffRow> {
       samples,
       ...written,
       steps,
+      daemonCpuMsPerRound: cpuMs / samples.length / daemons.length,
       from: "client calls release() (cancels its Acquire stream) on daemon A",
       to: "Acquired arrives at a client of daemon B",
     };

@@ -50,6 +50,7 @@ export async function hotOurs(ctx: BenchContext): Promise<HotRow> {
     await writes.start();
     const summaries = await race(apps, hotDurationMs, "ready");
     const cpu = meters.reduce((sum, m) => sum + m.percent(), 0);
+    const cpuMs = meters.reduce((sum, m) => sum + m.ms(), 0);
     const failures = summaries.reduce((sum, s) => sum + Number(s.failures), 0);
     if (failures > 0) throw new Error(`${failures} lock calls failed`);
     const tokens = summaries.flatMap((s) => s.tokens as number[]);
@@ -67,6 +68,7 @@ export async function hotOurs(ctx: BenchContext): Promise<HotRow> {
       perSecond: tokens.length / seconds,
       tokensUnique: new Set(tokens).size === tokens.length,
       daemonCpuPercent: cpu,
+      daemonCpuMsPerAcquisition: cpuMs / tokens.length / daemons.length,
       writesPerAcquisition: writesPerRound,
       crossDaemonHandoffs: crossDaemon,
     };

@@ -18,6 +18,7 @@ import { handoffsTimed } from "../lib/holds.js";
 import { type Summary, summarize } from "../lib/stats.js";
 import { NA, cpuRows, loopRows, ms, num, plus, table, verbs } from "./format.js";
 import { type Plots, formatMs } from "./plots.js";
+import { renderHandoffSteps, renderLimitGoals } from "./limit.js";
 import { renderRWLock } from "./rwlock.js";
 import { renderSoak } from "./soak.js";
 
@@ -128,6 +129,7 @@ export function renderReport(r: Results, plots: Plots): string {
   }
 
   // ---- handoff -----------------------------------------------------------
+  out.push(...renderLimitGoals(r));
   out.push(...renderCostGoals(r));
 
   out.push("## Graceful handoff");
@@ -223,37 +225,7 @@ export function renderReport(r: Results, plots: Plots): string {
     ),
   );
   out.push("");
-  const steps = r.handoff.ours?.steps;
-  if (steps && steps.releaseVisibleMs.length > 0) {
-    out.push(
-      "Where ours spends a lock handoff (medians; a separate watch on the Lease, opened by the harness, timestamps each write " +
-        "as the API server streams it):",
-    );
-    out.push("");
-    out.push(
-      table(
-        ["step", "median", "p99"],
-        [
-          [
-            "client releases → release write seen on a watch",
-            ms(median(steps.releaseVisibleMs)),
-            ms(summarize(steps.releaseVisibleMs).p99),
-          ],
-          [
-            "release seen → next holder's take-over write seen",
-            ms(median(steps.takeoverVisibleMs)),
-            ms(summarize(steps.takeoverVisibleMs).p99),
-          ],
-          [
-            "take-over seen → Acquired at the next holder's client",
-            signedMs(median(steps.toClientMs)),
-            signedMs(summarize(steps.toClientMs).p99),
-          ],
-        ],
-      ),
-    );
-    out.push("");
-  }
+  out.push(...renderHandoffSteps(r));
   if (plots.handoffCdf) out.push(`![Handoff latency CDF](${plots.handoffCdf})`, "");
 
   // ---- crash -------------------------------------------------------------
