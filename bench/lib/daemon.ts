@@ -95,7 +95,8 @@ export class OurDaemon {
     ]);
     const spawnedAt = nowMs();
     const child = spawn(command, args, {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      // MSYNC_BENCH_DAEMON_NODE_OPTIONS reaches the daemons alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile them.
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_OPTIONS: process.env.MSYNC_BENCH_DAEMON_NODE_OPTIONS ?? "" },
       stdio: ["ignore", "ignore", "pipe"],
     });
     const daemon = new OurDaemon(child, address, options.identity, spawnedAt);

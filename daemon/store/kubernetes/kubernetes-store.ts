@@ -43,6 +43,7 @@ import {
   watchedChange,
 } from "./lease-convert.js";
 import { ClientNodeLeaseApi } from "./client-node-lease-api.js";
+import { HttpsLeaseApi } from "./https-lease-api.js";
 import { type LeaseApi, LeaseApiError } from "./lease-api.js";
 import { MAX_CONNECTIONS, PooledKubeConfig } from "./pooled-kubeconfig.js";
 import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
@@ -86,7 +87,7 @@ export class KubernetesStore implements LeaseStore {
     this.observer = options.observer;
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
-    this.api = "api" in options ? options.api : new ClientNodeLeaseApi(options.kubeConfig, options.namespace);
+    this.api = "api" in options ? options.api : leaseApiFor(options.kubeConfig, options.namespace);
   }
 
   /**
@@ -234,6 +235,12 @@ export class KubernetesStore implements LeaseStore {
       throw reason === undefined ? error : new StoreError(reason, error.message);
     }
   }
+}
+
+/** Calls over node:https on a pool of their own (the watch keeps client-node's connection); through a proxy, client-node alone. */
+function leaseApiFor(kubeConfig: KubeConfig, namespace: string): LeaseApi {
+  if (HttpsLeaseApi.supports(kubeConfig)) return new HttpsLeaseApi(kubeConfig, namespace, MAX_CONNECTIONS - 1);
+  return new ClientNodeLeaseApi(kubeConfig, namespace);
 }
 
 /** Maps an API failure to the store's error reasons; RBAC denials keep the API server's message, which names the verb and resource. */
