@@ -133,6 +133,8 @@ const TURN_GRACE_MS = 2_000;
 const LONGEST_DEADLINE_MS = 20_000;
 /** Longest lease any request asks for. */
 const LONGEST_LEASE_MS = 30_000;
+/** How long after a write, with no fault, every daemon has seen it on its watch (a margin, not a bound the engine keeps). */
+const WATCH_SIGHT_MS = 2_000;
 
 /** A request that waits less than this for its turn at an overloaded API server excuses nothing: the stall bound absorbs it. */
 const OVERLOAD_MIN_WAIT_MS = 100;
@@ -1752,6 +1754,10 @@ export class Simulation implements ClientWorld {
                   seat === victim && seat.released !== true ? { ...seat, permits: Math.max(0, (seat.permits ?? 1) - 1) } : seat,
                 );
           next = { ...record, seats };
+          // A daemon that never saw the removed seat (its watch coalesced the seat's write with its removal) counts
+          // it, as seated but unknown, for the longest lease seen for the name from when it sees the edit
+          // (lease-cache.ts; seed 680: 30 s for a seat of a 15 s lease, a reader waited past the excuse).
+          if (edit === "remove-seat") excuseMs = Math.max(excuseMs, LONGEST_LEASE_MS / (1 - MAX_DRIFT) + TURN_GRACE_MS + WATCH_SIGHT_MS);
           break;
         }
         case "shorter":
