@@ -237,7 +237,7 @@ export class KubernetesStore implements LeaseStore {
   }
 }
 
-/** Calls over node:https on a pool of their own (the watch keeps client-node's connection); through a proxy, client-node alone. */
+/** Calls and watches over node:https (a pool for calls, a connection per watch); through a proxy, client-node. */
 function leaseApiFor(kubeConfig: KubeConfig, namespace: string): LeaseApi {
   if (HttpsLeaseApi.supports(kubeConfig)) return new HttpsLeaseApi(kubeConfig, namespace, MAX_CONNECTIONS - 1);
   return new ClientNodeLeaseApi(kubeConfig, namespace);
