@@ -83,7 +83,10 @@ export class OurDaemon {
   static async start(options: DaemonOptions): Promise<OurDaemon> {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
+    // MSYNC_BENCH_DAEMON_NODE_FLAGS go before the script, for V8 flags NODE_OPTIONS refuses (--optimize-for-size).
+    const nodeFlags = (process.env.MSYNC_BENCH_DAEMON_NODE_FLAGS ?? "").split(" ").filter((flag) => flag !== "");
     const [command, args] = tiedCommand(process.execPath, [
+      ...nodeFlags,
       options.main ?? DAEMON_MAIN,
       `--listen=${address}`,
       ...(options.kubeconfig === undefined
