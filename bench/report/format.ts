@@ -9,6 +9,23 @@ export function ms(v: number | undefined): string {
   return v === undefined || !Number.isFinite(v) ? NA : formatMs(v);
 }
 
+/** A signed duration: "+1.2 ms", "-300 us". */
+export function signedMs(v: number | undefined): string {
+  if (v === undefined || !Number.isFinite(v)) return NA;
+  return v < 0 ? `-${formatMs(-v)}` : `+${formatMs(v)}`;
+}
+
+export const MIB = 1024 * 1024;
+
+export function mib(bytes: number | undefined): string {
+  return bytes === undefined || !Number.isFinite(bytes) ? NA : `${(bytes / MIB).toFixed(1)} MiB`;
+}
+
+/** A goal's verdict: met, not met, or n/a when it was not measured. */
+export function verdict(met: boolean | undefined): string {
+  return met === undefined ? NA : met ? "met" : "not met";
+}
+
 export function num(v: number | undefined, digits = 2): string {
   return v === undefined || !Number.isFinite(v) ? NA : v.toFixed(digits);
 }

@@ -3,8 +3,7 @@
 import { readFileSync } from "node:fs";
 import type { HandoffRow, Results } from "../lib/results.js";
 import { type Summary, summarize } from "../lib/stats.js";
-import { NA, ms, num, table } from "./format.js";
-import { formatMs } from "./plots.js";
+import { MIB, NA, mib, ms, num, signedMs, table, verdict } from "./format.js";
 
 /** The figures before the CPU work, from the run its goals were set against. */
 const BEFORE = JSON.parse(readFileSync(new URL("../../../bench/limit-before.json", import.meta.url), "utf8")) as {
@@ -22,25 +21,14 @@ const BEFORE = JSON.parse(readFileSync(new URL("../../../bench/limit-before.json
   scaleRssMaxMiB: number;
 };
 
-const MIB = 1024 * 1024;
-
 function summary(values: readonly number[] | undefined): Summary | undefined {
   return values && values.length > 0 ? summarize(values) : undefined;
-}
-
-function signed(v: number | undefined): string {
-  if (v === undefined || !Number.isFinite(v)) return NA;
-  return v < 0 ? `-${formatMs(-v)}` : `+${formatMs(v)}`;
 }
 
 /** "×1.42": ours as a multiple of the floor. */
 function times(ours: number | undefined, floor: number | undefined): string {
   if (ours === undefined || floor === undefined || !Number.isFinite(ours) || !Number.isFinite(floor) || floor <= 0) return NA;
   return `×${(ours / floor).toFixed(2)}`;
-}
-
-function verdict(met: boolean | undefined): string {
-  return met === undefined ? NA : met ? "met" : "not met";
 }
 
 /** Ours' graceful lock handoff in steps, beside the floor's same steps (bench/phases/floor.ts) when it ran. */
@@ -68,7 +56,7 @@ export function renderHandoffSteps(r: Results): string[] {
       [
         line("release starts → release write seen on a watch", step(ours, "releaseVisibleMs"), step(floor, "releaseVisibleMs"), ms),
         line("release seen → take-over write seen", step(ours, "takeoverVisibleMs"), step(floor, "takeoverVisibleMs"), ms),
-        line("take-over seen → the next holder knows (ours: Acquired at its client; floor: the write's reply)", step(ours, "toClientMs"), step(floor, "toClientMs"), signed),
+        line("take-over seen → the next holder knows (ours: Acquired at its client; floor: the write's reply)", step(ours, "toClientMs"), step(floor, "toClientMs"), signedMs),
         line("the whole handoff", summary(ours.samples), summary(floor?.samples), ms),
       ],
     ),
@@ -120,14 +108,14 @@ export function renderLimitGoals(r: Results): string[] {
     [
       `RSS holding 1,000 locks for 1,000 observers, max${r.scale && r.scale.locks < 1000 ? ` (this run: ${r.scale.locks} + ${r.scale.observers})` : ""}`,
       `${num(BEFORE.scaleRssMaxMiB, 1)} MiB`,
-      r.scale ? `${num(r.scale.rssMaxBytes / MIB, 1)} MiB` : NA,
+      mib(r.scale?.rssMaxBytes),
       "<= 128 MiB",
       verdict(r.scale && r.scale.locks >= 1000 ? r.scale.rssMaxBytes <= 128 * MIB : undefined),
     ],
     [
       "idle RSS, median",
       `${num(BEFORE.idleRssMiB, 1)} MiB`,
-      idleRss === undefined ? NA : `${num(idleRss / MIB, 1)} MiB`,
+      mib(idleRss),
       "<= 64 MiB",
       verdict(idleRss === undefined ? undefined : idleRss <= 64 * MIB),
     ],

@@ -16,20 +16,11 @@ import type {
 } from "../lib/results.js";
 import { handoffsTimed } from "../lib/holds.js";
 import { type Summary, summarize } from "../lib/stats.js";
-import { NA, cpuRows, loopRows, ms, num, plus, table, verbs } from "./format.js";
-import { type Plots, formatMs } from "./plots.js";
+import { MIB, NA, cpuRows, loopRows, mib, ms, num, plus, signedMs, table, verbs, verdict } from "./format.js";
+import type { Plots } from "./plots.js";
 import { renderHandoffSteps, renderLimitGoals } from "./limit.js";
 import { renderRWLock } from "./rwlock.js";
 import { renderSoak } from "./soak.js";
-
-function signedMs(v: number | undefined): string {
-  if (v === undefined || !Number.isFinite(v)) return NA;
-  return v < 0 ? `-${formatMs(-v)}` : `+${formatMs(v)}`;
-}
-
-function mib(bytes: number | undefined): string {
-  return bytes === undefined || !Number.isFinite(bytes) ? NA : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-}
 
 /** "×12.3": how many times `theirs` is `ours`; n/a when either is missing or ours is not positive. */
 function ratio(theirs: number | undefined, ours: number | undefined): string {
@@ -824,7 +815,6 @@ function renderCostGoals(r: Results): string[] {
     return row === undefined || small.length === 0 ? undefined : (60 * summarize(small).median) / row.windowS;
   };
   const p99 = lock ? summarize(lock.samples).p99 : undefined;
-  const verdict = (met: boolean | undefined) => (met === undefined ? NA : met ? "met" : "not met");
   const rows: string[][] = [
     [
       "idle RSS, Kubernetes backend, median",
@@ -894,7 +884,6 @@ function renderCostGoals(r: Results): string[] {
   ];
 }
 
-const MIB = 1024 * 1024;
 
 /** The committed report's figures before the fleet-cost work (bench/cost-before.json). */
 const COST_BEFORE = JSON.parse(readFileSync(new URL("../../../bench/cost-before.json", import.meta.url), "utf8")) as {
