@@ -3,7 +3,7 @@
 // must give the same answers, so the semantics the simulator runs the store
 // on are Kubernetes' own.
 import type { V1Lease } from "@kubernetes/client-node";
-import { PooledKubeConfig } from "../../daemon/store/kubernetes/pooled-kubeconfig.js";
+import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
 import { ClientNodeLeaseApi } from "../../daemon/store/kubernetes/client-node-lease-api.js";
 import { HttpsLeaseApi } from "../../daemon/store/kubernetes/https-lease-api.js";
 import { type JsonPatchOperation, type LeaseApi, LeaseApiError } from "../../daemon/store/kubernetes/lease-api.js";
@@ -121,9 +121,9 @@ async function probe(api: LeaseApi): Promise<Record<string, unknown>> {
   return seen;
 }
 
-async function fidelity(t: ExecutionContext<{ env: KubeEnv }>, make: (kubeConfig: PooledKubeConfig, namespace: string) => LeaseApi): Promise<void> {
+async function fidelity(t: ExecutionContext<{ env: KubeEnv }>, make: (kubeConfig: KubeConfig, namespace: string) => LeaseApi): Promise<void> {
   const namespace = await t.context.env.newNamespace("msync-fidelity");
-  const kubeConfig = new PooledKubeConfig();
+  const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(t.context.env.kubeconfig);
   const real = await probe(make(kubeConfig, namespace));
   const simulated = await probe(new DirectLeaseApi(new SimApiServer(systemClock)));

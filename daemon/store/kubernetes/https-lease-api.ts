@@ -1,14 +1,22 @@
 // The Lease API on a real API server over node:https: one pool of HTTP/1.1
-// keep-alive connections, JSON in and out.
+// keep-alive connections for calls, a connection of its own for each watch,
+// JSON in and out.
 //
 // @kubernetes/client-node still configures it (server, TLS material,
-// credentials and their providers); a call is one request on a pooled
-// connection, a watch one request on a connection of its own. client-node's
-// typed calls add, per call, a middleware chain, an object serializer,
-// fetch's body streams and a re-read of the TLS files, about 0.55 ms of CPU
-// per Lease write on the benchmark's machine (0.9 ms against 0.35 ms) and
-// 0.8 ms of latency; its watch, fetch's streams and a line reader, about
-// 0.1 ms per event.
+// credentials and their providers). Its typed calls add, per call, a
+// middleware chain, an object serializer, fetch's body streams and a re-read
+// of the TLS files, about 0.55 ms of CPU per Lease write on the benchmark's
+// machine (0.9 ms against 0.35 ms) and 0.8 ms of latency; its watch, fetch's
+// streams and a line reader, about 0.1 ms per event.
+//
+// HTTP/1.1, not one multiplexed HTTP/2 session: over HTTP/2 a connection that
+// dies silently (a NAT or load balancer dropping it, bytes lost one way) held
+// every write and the watch until TCP gave up (test/faults/watch-stall.test.ts).
+// Here each request in flight has its own connection: one that times out is
+// aborted and its socket destroyed, the others carry on. The pool is capped
+// (MAX_CONNECTIONS, the watch's included): without a cap, a burst opened a
+// connection each, and a daemon holding 1,000 locks kept opening and closing
+// hundreds of TLS connections. All connections share one TLS context.
 //
 // Credentials are taken from client-node at most every CREDENTIALS_MS (a
 // ServiceAccount token file rotates in hours, an exec plugin's token lives
@@ -16,14 +24,17 @@
 import type { Agent as HttpAgent, ClientRequest, IncomingMessage, OutgoingHttpHeaders, RequestOptions } from "node:http";
 import { STATUS_CODES, Agent as PlainAgent, request as plainRequest } from "node:http";
 import { Agent as TlsAgent, request as tlsRequest } from "node:https";
+import { createSecureContext } from "node:tls";
 import type { V1Lease, V1LeaseList } from "@kubernetes/client-node";
 import type { KubeConfig } from "@kubernetes/client-node/dist/config.js";
 import { type JsonPatchOperation, type LeaseApi, LeaseApiError, type LeaseWatchQuery } from "./lease-api.js";
 
+/** Connections to the API server, the watch's included: calls get one fewer. */
+export const MAX_CONNECTIONS = 8;
 const USER_AGENT = "metaparticle-sync/0.1";
 /** How long credentials from client-node are reused. */
 const CREDENTIALS_MS = 10_000;
-/** A call without a caller's deadline (none is made so today) still ends: it is abandoned after this long. */
+/** A call made without a caller's signal still ends: it is abandoned after this long. */
 const FALLBACK_TIMEOUT_MS = 60_000;
 /** Idle pooled connections close after this long. */
 const IDLE_MS = 30_000;
@@ -43,7 +54,7 @@ export class HttpsLeaseApi implements LeaseApi {
   private connection: Promise<Connection> | undefined;
   private credentials: { readonly headers: OutgoingHttpHeaders; readonly until: number } | undefined;
 
-  /** `connections`: the most requests in flight at once (the watch's connection is client-node's own). */
+  /** `connections`: the most calls in flight at once (each watch has a connection of its own). */
   constructor(
     private readonly kubeConfig: KubeConfig,
     private readonly namespace: string,
@@ -112,7 +123,7 @@ export class HttpsLeaseApi implements LeaseApi {
       timer.unref();
     };
     try {
-      const [connection, credentials] = await Promise.all([this.connect(), this.headers()]);
+      const [connection, headers] = await this.prepare();
       const params = new URLSearchParams({
         watch: "true",
         labelSelector: query.labelSelector,
@@ -120,7 +131,6 @@ export class HttpsLeaseApi implements LeaseApi {
         allowWatchBookmarks: String(query.allowWatchBookmarks),
         timeoutSeconds: String(query.timeoutSeconds),
       });
-      const headers: OutgoingHttpHeaders = { ...credentials, Accept: "application/json", "User-Agent": USER_AGENT };
       idle();
       req = connection.send(`${this.base}?${params}`, { method: "GET", agent: connection.watchAgent, headers, signal: controller.signal });
       req.on("error", finish);
@@ -163,10 +173,9 @@ export class HttpsLeaseApi implements LeaseApi {
 
   private async call<T>(method: string, path: string, body: unknown, contentType: string | undefined, signal: AbortSignal | undefined): Promise<T> {
     signal?.throwIfAborted();
-    const [connection, credentials] = await Promise.all([this.connect(), this.headers()]);
+    const [connection, headers] = await this.prepare();
     signal?.throwIfAborted();
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: OutgoingHttpHeaders = { ...credentials, Accept: "application/json", "User-Agent": USER_AGENT };
     if (payload !== undefined) {
       headers["Content-Type"] = contentType;
       headers["Content-Length"] = Buffer.byteLength(payload);
@@ -178,6 +187,12 @@ export class HttpsLeaseApi implements LeaseApi {
     throw new LeaseApiError(status, parseBody(text), `HTTP-Code: ${status}\nBody: ${text}`);
   }
 
+  /** The connections, and the headers of a request: credentials, what it accepts, who sends it. */
+  private async prepare(): Promise<[Connection, OutgoingHttpHeaders]> {
+    const [connection, credentials] = await Promise.all([this.connect(), this.headers()]);
+    return [connection, { ...credentials, Accept: "application/json", "User-Agent": USER_AGENT }];
+  }
+
   /** The pool, made on the first call from the TLS material client-node reads. */
   private connect(): Promise<Connection> {
     this.connection ??= (async () => {
@@ -187,11 +202,13 @@ export class HttpsLeaseApi implements LeaseApi {
       if (this.base.startsWith("http:"))
         return { agent: new PlainAgent(pool), watchAgent: new PlainAgent(), send: plainRequest as unknown as typeof tlsRequest };
       const material = {
-        ca: tls.ca as string | undefined,
-        cert: tls.cert as string | undefined,
-        key: tls.key as string | undefined,
-        pfx: tls.pfx as string | undefined,
-        passphrase: tls.passphrase,
+        secureContext: createSecureContext({
+          ca: tls.ca as string | undefined,
+          cert: tls.cert as string | undefined,
+          key: tls.key as string | undefined,
+          pfx: tls.pfx as string | undefined,
+          passphrase: tls.passphrase,
+        }),
         rejectUnauthorized: tls.rejectUnauthorized,
         servername: tls.servername,
       };

@@ -9,10 +9,11 @@
 // or the set of names grows. A daemon whose clients use no name holds no watch.
 // A Lease without the managed label is never written: calls on it fail with
 // reason "foreign".
-// The API calls themselves go through a LeaseApi (lease-api.ts): client-node
-// on a real cluster, a simulated API server in test/sim.
+// The API calls themselves go through a LeaseApi (lease-api.ts): node:https on
+// a real cluster (client-node through a proxy), a simulated API server in
+// test/sim.
 import type { V1Lease, V1LeaseList } from "@kubernetes/client-node";
-import type { KubeConfig } from "@kubernetes/client-node/dist/config.js";
+import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
 import { type Clock, systemClock } from "../../engine/clock.js";
 import type { Logger } from "../../log.js";
 import {
@@ -43,9 +44,8 @@ import {
   watchedChange,
 } from "./lease-convert.js";
 import { ClientNodeLeaseApi } from "./client-node-lease-api.js";
-import { HttpsLeaseApi } from "./https-lease-api.js";
+import { HttpsLeaseApi, MAX_CONNECTIONS } from "./https-lease-api.js";
 import { type LeaseApi, LeaseApiError } from "./lease-api.js";
-import { MAX_CONNECTIONS, PooledKubeConfig } from "./pooled-kubeconfig.js";
 import { MIN_RETRY_MS, nextRetryMs, retryPauseMs } from "./watch-backoff.js";
 
 /** What the store reports for metrics: every API call's outcome and every watch restart. */
@@ -72,7 +72,7 @@ export type KubernetesStoreOptions = {
 
 export class KubernetesStore implements LeaseStore {
   readonly distributed = true;
-  /** One fewer than the connections to the API server: the watch keeps one (see pooled-kubeconfig.ts). */
+  /** One fewer than the connections to the API server: the watch keeps one (see https-lease-api.ts). */
   readonly maxCallsInFlight = MAX_CONNECTIONS - 1;
   readonly namespace: string;
   readonly clock: Clock;
@@ -96,7 +96,7 @@ export class KubernetesStore implements LeaseStore {
    * context's, else "default".
    */
   static fromConfig(config: { kubeconfig: string | undefined; namespace: string }, log: Logger, observer?: StoreObserver): KubernetesStore {
-    const kubeConfig = new PooledKubeConfig();
+    const kubeConfig = new KubeConfig();
     if (config.kubeconfig !== undefined) kubeConfig.loadFromFile(config.kubeconfig);
     else kubeConfig.loadFromCluster();
     const context = kubeConfig.getContextObject(kubeConfig.getCurrentContext());
