@@ -102,7 +102,13 @@ export async function handoffFloor(ctx: BenchContext): Promise<HandoffRow> {
       const transitions = (released.object.spec.leaseTransitions ?? 0) + 1;
       lease = await sides[next]!.replace({
         ...released.object,
-        spec: { ...released.object.spec, holderIdentity: `floor-${next}`, leaseTransitions: transitions, acquireTime: microTime(), renewTime: microTime() },
+        spec: {
+          ...released.object.spec,
+          holderIdentity: `floor-${next}`,
+          leaseTransitions: transitions,
+          acquireTime: microTime(),
+          renewTime: microTime(),
+        },
       });
       const t1 = nowMs();
       if (round >= handoffWarmup) {

@@ -56,7 +56,12 @@ export function renderHandoffSteps(r: Results): string[] {
       [
         line("release starts → release write seen on a watch", step(ours, "releaseVisibleMs"), step(floor, "releaseVisibleMs"), ms),
         line("release seen → take-over write seen", step(ours, "takeoverVisibleMs"), step(floor, "takeoverVisibleMs"), ms),
-        line("take-over seen → the next holder knows (ours: Acquired at its client; floor: the write's reply)", step(ours, "toClientMs"), step(floor, "toClientMs"), signedMs),
+        line(
+          "take-over seen → the next holder knows (ours: Acquired at its client; floor: the write's reply)",
+          step(ours, "toClientMs"),
+          step(floor, "toClientMs"),
+          signedMs,
+        ),
         line("the whole handoff", summary(ours.samples), summary(floor?.samples), ms),
       ],
     ),
@@ -119,17 +124,31 @@ export function renderLimitGoals(r: Results): string[] {
       "<= 64 MiB",
       verdict(idleRss === undefined ? undefined : idleRss <= 64 * MIB),
     ],
-    ["spawn → health SERVING, median", ms(BEFORE.startToServingMs), ms(spawn), "<= 200 ms", verdict(spawn === undefined ? undefined : spawn <= 200)],
+    [
+      "spawn → health SERVING, median",
+      ms(BEFORE.startToServingMs),
+      ms(spawn),
+      "<= 200 ms",
+      verdict(spawn === undefined ? undefined : spawn <= 200),
+    ],
   ];
   const cpu = r.cpu;
   const cpuRows: string[][] = [
-    ["per graceful lock handoff (handoff phase, one at a time)", r.handoff.ours?.daemonCpuMsPerRound === undefined ? NA : `${num(r.handoff.ours.daemonCpuMsPerRound)} ms`],
+    [
+      "per graceful lock handoff (handoff phase, one at a time)",
+      r.handoff.ours?.daemonCpuMsPerRound === undefined ? NA : `${num(r.handoff.ours.daemonCpuMsPerRound)} ms`,
+    ],
     ["per hot-lock handoff (hot phase)", hot?.daemonCpuMsPerAcquisition === undefined ? NA : `${num(hot.daemonCpuMsPerAcquisition)} ms`],
     [
-      cpu ? `per renewal (${cpu.renewLocks} locks of a ${cpu.renewLeaseS} s lease, ${cpu.renewals} renewals in ${num(cpu.renewWindowS, 1)} s, less the idle rate)` : "per renewal",
+      cpu
+        ? `per renewal (${cpu.renewLocks} locks of a ${cpu.renewLeaseS} s lease, ${cpu.renewals} renewals in ${num(cpu.renewWindowS, 1)} s, less the idle rate)`
+        : "per renewal",
       cpu ? `${num(cpu.cpuMsPerRenewal)} ms` : NA,
     ],
-    [cpu ? `per idle minute (serving, holding nothing; ${num(cpu.idleWindowS, 0)} s measured)` : "per idle minute", cpu ? `${num(cpu.idleCpuMsPerMinute, 0)} ms` : NA],
+    [
+      cpu ? `per idle minute (serving, holding nothing; ${num(cpu.idleWindowS, 0)} s measured)` : "per idle minute",
+      cpu ? `${num(cpu.idleCpuMsPerMinute, 0)} ms` : NA,
+    ],
   ];
   return [
     "## Near the physical limit: before and after",

@@ -884,7 +884,6 @@ function renderCostGoals(r: Results): string[] {
   ];
 }
 
-
 /** The committed report's figures before the fleet-cost work (bench/cost-before.json). */
 const COST_BEFORE = JSON.parse(readFileSync(new URL("../../../bench/cost-before.json", import.meta.url), "utf8")) as {
   source: string;

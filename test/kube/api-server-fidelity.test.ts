@@ -121,7 +121,10 @@ async function probe(api: LeaseApi): Promise<Record<string, unknown>> {
   return seen;
 }
 
-async function fidelity(t: ExecutionContext<{ env: KubeEnv }>, make: (kubeConfig: KubeConfig, namespace: string) => LeaseApi): Promise<void> {
+async function fidelity(
+  t: ExecutionContext<{ env: KubeEnv }>,
+  make: (kubeConfig: KubeConfig, namespace: string) => LeaseApi,
+): Promise<void> {
   const namespace = await t.context.env.newNamespace("msync-fidelity");
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(t.context.env.kubeconfig);

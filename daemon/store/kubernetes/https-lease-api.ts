@@ -100,7 +100,11 @@ export class HttpsLeaseApi implements LeaseApi {
     return this.call("GET", `?${query}`, undefined, undefined, signal);
   }
 
-  async watch(query: LeaseWatchQuery, onEvent: (type: string, object: unknown) => void, done: (err: unknown) => void): Promise<AbortController> {
+  async watch(
+    query: LeaseWatchQuery,
+    onEvent: (type: string, object: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
     const controller = new AbortController();
     let finished = false;
     let timedOut = false;
@@ -137,7 +141,9 @@ export class HttpsLeaseApi implements LeaseApi {
       req.on("response", (res: IncomingMessage) => {
         if (res.statusCode !== 200) {
           // As client-node says it: the status's text, and the code for the watcher to tell a refusal.
-          const error = Object.assign(new Error(STATUS_CODES[res.statusCode ?? 500] ?? "Internal Server Error"), { statusCode: res.statusCode });
+          const error = Object.assign(new Error(STATUS_CODES[res.statusCode ?? 500] ?? "Internal Server Error"), {
+            statusCode: res.statusCode,
+          });
           res.resume();
           return finish(error);
         }
@@ -171,7 +177,13 @@ export class HttpsLeaseApi implements LeaseApi {
     return controller;
   }
 
-  private async call<T>(method: string, path: string, body: unknown, contentType: string | undefined, signal: AbortSignal | undefined): Promise<T> {
+  private async call<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    contentType: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
     signal?.throwIfAborted();
     const [connection, headers] = await this.prepare();
     signal?.throwIfAborted();
@@ -196,7 +208,15 @@ export class HttpsLeaseApi implements LeaseApi {
   /** The pool, made on the first call from the TLS material client-node reads. */
   private connect(): Promise<Connection> {
     this.connection ??= (async () => {
-      const tls: RequestOptions & { ca?: unknown; cert?: unknown; key?: unknown; pfx?: unknown; passphrase?: string; rejectUnauthorized?: boolean; servername?: string } = {};
+      const tls: RequestOptions & {
+        ca?: unknown;
+        cert?: unknown;
+        key?: unknown;
+        pfx?: unknown;
+        passphrase?: string;
+        rejectUnauthorized?: boolean;
+        servername?: string;
+      } = {};
       await this.kubeConfig.applyToHTTPSOptions(tls);
       const pool = { keepAlive: true, maxSockets: this.connections, timeout: IDLE_MS, scheduling: "lifo" as const };
       if (this.base.startsWith("http:"))
@@ -232,7 +252,11 @@ export class HttpsLeaseApi implements LeaseApi {
 }
 
 /** Sends `payload` on `req` and reads the whole answer; the caller's signal (or the fallback timeout) ends it. */
-function exchange(req: ClientRequest, payload: string | undefined, signal: AbortSignal | undefined): Promise<{ status: number; text: string }> {
+function exchange(
+  req: ClientRequest,
+  payload: string | undefined,
+  signal: AbortSignal | undefined,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     if (signal === undefined) req.setTimeout(FALLBACK_TIMEOUT_MS, () => req.destroy(new Error(`no answer in ${FALLBACK_TIMEOUT_MS} ms`)));
     req.on("error", reject);
