@@ -21,7 +21,7 @@ export class LockStream {
     let reject!: (err: Error) => void;
     this.acquired = new Promise<number>((res, rej) => ((resolve = res), (reject = rej)));
     this.acquired.catch(() => {});
-    this.call = client.locks.acquire({ name, holder });
+    this.call = client.locks.acquire({ fairness: 0, name, holder });
     this.call.on("data", (message: AcquireResponse) => {
       const at = nowMs();
       switch (message.event?.$case) {

@@ -40,6 +40,11 @@ export interface ClaimOptions {
   readonly persistent: boolean;
   /** Election value proclaimed on election. */
   readonly value: string;
+  /**
+   * A non-fair lock claim: the holder's daemon may hand the lease to it ahead
+   * of other daemons waiting, up to MAX_GRANTS_IN_A_ROW (see decide.ts).
+   */
+  readonly nonFair?: boolean;
   /** A semaphore claim: the N it asks with. */
   readonly permits?: number;
 }

@@ -362,7 +362,10 @@ export class Contender {
               leaseMs: holding.timing.leaseMs,
               keepUntil: holding.keepUntil,
             },
-      head: this.waiting[0] === undefined ? undefined : { noWait: this.waiting[0].options.noWait },
+      head:
+        this.waiting[0] === undefined
+          ? undefined
+          : { noWait: this.waiting[0].options.noWait, nonFair: this.waiting[0].options.nonFair === true },
       anyNoWait: this.waiting.some((claim) => claim.options.noWait),
       closing: this.closing,
       retainedToken: this.retainedToken,

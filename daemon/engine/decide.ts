@@ -36,8 +36,8 @@ export interface ContenderView {
   readonly goneHoldEnd: number;
   /** The claim holding the lease through this daemon, if any. */
   readonly holding: HoldingView | undefined;
-  /** The first waiting claim, if any. */
-  readonly head: { readonly noWait: boolean } | undefined;
+  /** The first waiting claim, if any; `nonFair`: it may be handed the lease ahead of other daemons (see giveBackOf). */
+  readonly head: { readonly noWait: boolean; readonly nonFair?: boolean } | undefined;
   /** Whether any waiting claim does not wait (TryAcquire). */
   readonly anyNoWait: boolean;
   /** The daemon is shutting down. */
@@ -93,7 +93,10 @@ export type AfterLoss =
 
 /** How a holder that is done gives the lease back; one write each. */
 export type GiveBack =
-  /** Write the next local claim in as holder: no other daemon waits. */
+  /**
+   * Write the next local claim in as holder: no other daemon waits, or the
+   * claim is non-fair and this daemon has had fewer than MAX_GRANTS_IN_A_ROW.
+   */
   | "hand-off"
   /** Release the lease and queue this daemon behind the daemons waiting, for its claims that wait. */
   | "release-and-queue"
@@ -247,13 +250,17 @@ function leftover(view: ContenderView): "release-stale" | "dequeue" | undefined 
  * wait queue takes it, this daemon queueing behind the others if its claims
  * still wait. After its budget of grants in a row, when no other daemon is
  * queued, it lets the lease go free without queueing and leaves it to others
- * for a while: time for a daemon that could not get into the queue.
+ * for a while: time for a daemon that could not get into the queue. A
+ * non-fair claim next in line here is handed the lease even while other
+ * daemons wait, up to the same budget: so a daemon waiting behind a non-fair
+ * one is served after at most MAX_GRANTS_IN_A_ROW grants in a row.
  */
 function giveBackOf(view: ContenderView, record: LeaseRecord): GiveBack {
   const othersWaiting = line(record).some((id) => id !== view.identity);
   if (view.grantsInARow >= MAX_GRANTS_IN_A_ROW && !othersWaiting) return "yield";
   if (view.closing || view.head === undefined) return "release";
-  return othersWaiting ? "release-and-queue" : "hand-off";
+  if (!othersWaiting) return "hand-off";
+  return view.head.nonFair === true && view.grantsInARow < MAX_GRANTS_IN_A_ROW ? "hand-off" : "release-and-queue";
 }
 
 /**

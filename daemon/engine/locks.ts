@@ -55,11 +55,15 @@ export class Locks {
    * `waitTimeoutMs` the wait ends with a "wait-timeout" failure; 0 means do
    * not wait at all.
    */
-  acquire(request: LockRequest & { readonly waitTimeoutMs: number | undefined }, sink: AcquireSink, signal: AbortSignal): void {
+  acquire(
+    request: LockRequest & { readonly waitTimeoutMs: number | undefined; readonly nonFair?: boolean },
+    sink: AcquireSink,
+    signal: AbortSignal,
+  ): void {
     if (signal.aborted) return;
     const claim = addSessionClaim(
       this.engine.contender(request.leaseName, "lock"),
-      { holder: request.holder, leaseMs: request.leaseMs, persistent: false, value: "" },
+      { holder: request.holder, leaseMs: request.leaseMs, persistent: false, value: "", nonFair: request.nonFair === true },
       request.waitTimeoutMs,
       sink,
       signal,

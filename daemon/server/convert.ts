@@ -2,6 +2,7 @@
 // as google.protobuf.Duration and are checked here, since only this layer
 // knows the request field names.
 import type { Duration } from "metaparticle-sync-client/gen/google/protobuf/duration";
+import { Fairness } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
 import { LossReason, ReadConsistency } from "metaparticle-sync-client/gen/metaparticle/sync/v1/types";
 import { type LossReason as EngineLossReason, invalidArgument } from "../engine/index.js";
 
@@ -36,6 +37,19 @@ const lossReasons: Record<EngineLossReason, LossReason> = {
 
 export function toLossReason(reason: EngineLossReason): LossReason {
   return lossReasons[reason];
+}
+
+/** True for a non-fair lock claim; rejects enum numbers this version does not know. */
+export function isNonFair(fairness: Fairness, field: string): boolean {
+  switch (fairness) {
+    case Fairness.FAIRNESS_UNSPECIFIED:
+    case Fairness.FAIRNESS_FAIR:
+      return false;
+    case Fairness.FAIRNESS_NON_FAIR:
+      return true;
+    default:
+      throw invalidArgument(field, `unknown value ${fairness as number}; use FAIRNESS_FAIR or FAIRNESS_NON_FAIR`);
+  }
 }
 
 /** True for a fresh read; rejects enum numbers this version does not know. */

@@ -7,7 +7,7 @@ import type {
 } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
 import { type Engine, checkHolder, checkLeaseMs, checkName, checkToken, checkWaitMs } from "../engine/index.js";
 import type { Logger } from "../log.js";
-import { durationMs, toDuration, wantsFresh } from "./convert.js";
+import { durationMs, isNonFair, toDuration, wantsFresh } from "./convert.js";
 import { type StreamRegistry, holdSink, unary } from "./calls.js";
 
 export function lockService(engine: Engine, streams: StreamRegistry, log: Logger): LockServiceServer {
@@ -28,8 +28,9 @@ export function lockService(engine: Engine, streams: StreamRegistry, log: Logger
         const lease = leaseMs("lease_duration", request.leaseDuration) ?? engine.leaseDurationMs;
         const wait = durationMs(request.waitTimeout, "wait_timeout");
         const waitTimeoutMs = wait === undefined ? undefined : checkWaitMs(wait, "wait_timeout");
+        const nonFair = isNonFair(request.fairness, "fairness");
         locks.acquire(
-          { leaseName: name, holder, leaseMs: lease, waitTimeoutMs },
+          { leaseName: name, holder, leaseMs: lease, waitTimeoutMs, nonFair },
           holdSink<Acquired>(
             stream,
             (grant) => ({

@@ -420,7 +420,7 @@ async function fuzzNames(c: Caller, rng: Random, full: boolean): Promise<void> {
       const electionOk = nameIsValid(name, "election");
       if (!lockOk) {
         const e = invalid("name");
-        c.expect(what("Acquire"), await c.stream("Acquire", () => c.locks.acquire({ name, holder: "fuzz" })), e);
+        c.expect(what("Acquire"), await c.stream("Acquire", () => c.locks.acquire({ fairness: 0, name, holder: "fuzz" })), e);
         c.expect(what("TryAcquire"), await c.unary("TryAcquire", c.locks.tryAcquire.bind(c.locks), { name, holder: "fuzz" }), e);
         c.expect(what("Renew"), await c.unary("Renew", c.locks.renew.bind(c.locks), { name, fencingToken: 1 }), e);
         c.expect(what("Release"), await c.unary("Release", c.locks.release.bind(c.locks), { name, fencingToken: 1 }), e);
@@ -456,7 +456,7 @@ async function fuzzNames(c: Caller, rng: Random, full: boolean): Promise<void> {
         if (full || rng.bool(0.3)) {
           c.expect(
             what("Acquire (wait 0)"),
-            await c.stream("Acquire", () => c.locks.acquire({ name, holder: "fuzz", waitTimeout: dur(0) })),
+            await c.stream("Acquire", () => c.locks.acquire({ fairness: 0, name, holder: "fuzz", waitTimeout: dur(0) })),
             OK,
           );
         }
@@ -506,12 +506,12 @@ async function fuzzDurations(c: Caller, rng: Random, full: boolean, fresh: (kind
     const waitMs = wait ? d.seconds * 1000 + d.nanos / 1e6 : 0;
     c.expect(
       `Acquire with lease_duration ${show}`,
-      await c.stream("Acquire", () => c.locks.acquire({ name: fresh("d"), holder: "fuzz", leaseDuration: d, waitTimeout: dur(0) })),
+      await c.stream("Acquire", () => c.locks.acquire({ fairness: 0, name: fresh("d"), holder: "fuzz", leaseDuration: d, waitTimeout: dur(0) })),
       lease ? OK : invalid("lease_duration"),
     );
     c.expect(
       `Acquire with wait_timeout ${show}`,
-      await c.stream("Acquire", () => c.locks.acquire({ name: fresh("d"), holder: "fuzz", waitTimeout: d })),
+      await c.stream("Acquire", () => c.locks.acquire({ fairness: 0, name: fresh("d"), holder: "fuzz", waitTimeout: d })),
       // A wait shorter than the create of a new Lease may run out first: DEADLINE_EXCEEDED is the documented end of a wait.
       wait ? (waitMs < 1000 && waitMs > 0 ? { anyOf: [0, status.DEADLINE_EXCEEDED] } : OK) : invalid("wait_timeout"),
     );
@@ -562,7 +562,7 @@ async function fuzzHoldersAndValues(c: Caller, fresh: (kind: string) => string):
     c.expect(`TryAcquire with holder ${show(holder)}`, await c.tryAcquire({ name: fresh("h"), holder }), e);
     c.expect(
       `Acquire with holder ${show(holder)}`,
-      await c.stream("Acquire", () => c.locks.acquire({ name: fresh("h"), holder, waitTimeout: dur(0) })),
+      await c.stream("Acquire", () => c.locks.acquire({ fairness: 0, name: fresh("h"), holder, waitTimeout: dur(0) })),
       e,
     );
     c.expect(
@@ -724,7 +724,7 @@ async function fuzzTokens(
 async function fuzzAfterClose(c: Caller, fresh: (kind: string) => string): Promise<void> {
   // An Acquire stream's token after the stream closed.
   const name = fresh("closed");
-  const acquired = await c.stream("Acquire", () => c.locks.acquire({ name, holder: "fuzz" }));
+  const acquired = await c.stream("Acquire", () => c.locks.acquire({ fairness: 0, name, holder: "fuzz" }));
   const token = (acquired.first as { event?: { value: { fencingToken: number } } } | undefined)?.event?.value.fencingToken ?? 0;
   c.expect("Acquire (to close)", acquired, OK);
   await waitUntil(async () => !(await getLock(c.locks, name)).held);

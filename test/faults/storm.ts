@@ -69,6 +69,7 @@ function one(n: number): Promise<void> {
     let over = false;
     record({ ev: "acquire-start", kind, name });
     const call = locks.acquire({
+      fairness: 0,
       name,
       holder: `${config.id}/${n}`,
       leaseDuration: duration(config.leaseMs),

@@ -3,6 +3,7 @@
 import test from "ava";
 import type { SyncClientError } from "metaparticle-sync-client";
 import { status } from "metaparticle-sync-client";
+import type { Fairness } from "metaparticle-sync-client/gen/metaparticle/sync/v1/lock_service";
 import type { ReadConsistency } from "metaparticle-sync-client/gen/metaparticle/sync/v1/types";
 import { callError } from "../support/calls.js";
 import { startTestDaemon } from "../support/test-daemon.js";
@@ -30,51 +31,56 @@ test("bad input gets INVALID_ARGUMENT naming the field and changes nothing held"
     });
 
   const cases: Array<[string, string, () => Promise<SyncClientError>]> = [
-    ["Acquire with an empty name", "name", () => streamError(() => locks.acquire({ name: "", holder: "h" }))],
-    ["Acquire with an upper-case name", "name", () => streamError(() => locks.acquire({ name: "Job", holder: "h" }))],
-    ["Acquire with an underscore", "name", () => streamError(() => locks.acquire({ name: "my_job", holder: "h" }))],
+    ["Acquire with an empty name", "name", () => streamError(() => locks.acquire({ fairness: 0, name: "", holder: "h" }))],
+    ["Acquire with an upper-case name", "name", () => streamError(() => locks.acquire({ fairness: 0, name: "Job", holder: "h" }))],
+    ["Acquire with an underscore", "name", () => streamError(() => locks.acquire({ fairness: 0, name: "my_job", holder: "h" }))],
     [
       "Acquire with a name that does not fit with the prefix",
       "name",
-      () => streamError(() => locks.acquire({ name: longName, holder: "h" })),
+      () => streamError(() => locks.acquire({ fairness: 0, name: longName, holder: "h" })),
     ],
-    ["Acquire with an empty holder", "holder", () => streamError(() => locks.acquire({ name: "job", holder: "" }))],
-    ["Acquire with a control character in the holder", "holder", () => streamError(() => locks.acquire({ name: "job", holder: "a\nb" }))],
-    ["Acquire with a 254-character holder", "holder", () => streamError(() => locks.acquire({ name: "job", holder: "h".repeat(254) }))],
+    ["Acquire with an empty holder", "holder", () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "" }))],
+    ["Acquire with a control character in the holder", "holder", () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "a\nb" }))],
+    ["Acquire with a 254-character holder", "holder", () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h".repeat(254) }))],
     [
       "Acquire with a zero lease",
       "lease_duration",
-      () => streamError(() => locks.acquire({ name: "job", holder: "h", leaseDuration: seconds(0) })),
+      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h", leaseDuration: seconds(0) })),
     ],
     [
       "Acquire with a negative lease",
       "lease_duration",
-      () => streamError(() => locks.acquire({ name: "job", holder: "h", leaseDuration: seconds(-5) })),
+      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h", leaseDuration: seconds(-5) })),
     ],
     [
       "Acquire with a fractional lease",
       "lease_duration",
-      () => streamError(() => locks.acquire({ name: "job", holder: "h", leaseDuration: seconds(1.5) })),
+      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h", leaseDuration: seconds(1.5) })),
     ],
     [
       "Acquire with a lease over an hour",
       "lease_duration",
-      () => streamError(() => locks.acquire({ name: "job", holder: "h", leaseDuration: seconds(3601) })),
+      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h", leaseDuration: seconds(3601) })),
     ],
     [
       "Acquire with malformed nanos",
       "lease_duration",
-      () => streamError(() => locks.acquire({ name: "job", holder: "h", leaseDuration: { seconds: 5, nanos: 2_000_000_000 } })),
+      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h", leaseDuration: { seconds: 5, nanos: 2_000_000_000 } })),
     ],
     [
       "Acquire with a negative wait",
       "wait_timeout",
-      () => streamError(() => locks.acquire({ name: "job", holder: "h", waitTimeout: seconds(-1) })),
+      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h", waitTimeout: seconds(-1) })),
     ],
     [
       "Acquire with a wait over a day",
       "wait_timeout",
-      () => streamError(() => locks.acquire({ name: "job", holder: "h", waitTimeout: seconds(86_401) })),
+      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h", waitTimeout: seconds(86_401) })),
+    ],
+    [
+      "Acquire with an unknown fairness",
+      "fairness",
+      () => streamError(() => locks.acquire({ fairness: 7 as Fairness, name: "job", holder: "h" })),
     ],
     ["TryAcquire with a bad name", "name", () => callError((cb) => locks.tryAcquire({ name: "-job", holder: "h" }, cb))],
     ["TryAcquire with an empty holder", "holder", () => callError((cb) => locks.tryAcquire({ name: "job", holder: "" }, cb))],

@@ -113,7 +113,7 @@ test("TryAcquire, Renew and Release: stale and foreign tokens get FAILED_PRECOND
 test("Release of a stream-held lock by token is acknowledged: the lock is free when it answers, then the stream ends OK without lost", async (t) => {
   const d = await startTestDaemon();
   t.teardown(() => d.stop());
-  const stream = d.client.locks.acquire({ name: "streamed", holder: "session" });
+  const stream = d.client.locks.acquire({ fairness: 0, name: "streamed", holder: "session" });
   const messages: string[] = [];
   const ended = new Promise<{ code: number }>((resolve) => stream.on("status", resolve));
   const acquired = new Promise<number>((resolve) =>

@@ -30,6 +30,7 @@ async function daemons(t: { context: { env: KubeEnv }; teardown(fn: () => unknow
 function hold(client: SyncClient, name: string, holder: string, leaseSeconds: number, waitSeconds: number) {
   const events: string[] = [];
   const stream = client.locks.acquire({
+    fairness: 0,
     name,
     holder,
     leaseDuration: { seconds: leaseSeconds, nanos: 0 },
@@ -187,6 +188,7 @@ controlPlaneTest(
 function promisedHold(client: SyncClient, name: string, holder: string, leaseSeconds: number) {
   const state = { grantedAt: undefined as number | undefined, validUntil: 0, lost: undefined as string | undefined, token: 0 };
   const stream = client.locks.acquire({
+    fairness: 0,
     name,
     holder,
     leaseDuration: { seconds: leaseSeconds, nanos: 0 },

@@ -209,7 +209,7 @@ controlPlaneTest("no polling while waiting: ten waiters cost the API server no r
   const held = await a!.client.lock("idle");
   let renewals = 0;
   // Count the holder's successful renewals: each Renewed is one PUT.
-  const renewedStream = a!.client.locks.acquire({ name: "idle-counter", holder: "counter" });
+  const renewedStream = a!.client.locks.acquire({ fairness: 0, name: "idle-counter", holder: "counter" });
   renewedStream.on("data", (m: { event?: { $case: string } }) => {
     if (m.event?.$case === "renewed") renewals += 1;
   });

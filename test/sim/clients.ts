@@ -78,6 +78,8 @@ export type Resource = {
   readonly leaseName: string;
   /** A semaphore's N. */
   readonly permits?: number;
+  /** A lock whose clients all ask FAIRNESS_NON_FAIR. */
+  readonly nonFair?: boolean;
 };
 
 /** The engine's operations for a lock, a semaphore or one `mode` of a read-write lock `resource`, in one shape. */
@@ -325,6 +327,7 @@ export class AcquireClient extends StreamClient implements Stream {
             holder: this.id,
             leaseMs: this.options.leaseMs,
             waitTimeoutMs: this.options.waitTimeoutMs,
+            nonFair: this.resource.nonFair,
           },
           {
             acquired: (grant) => this.acquired(grant),

@@ -4,6 +4,7 @@
 // seed, and nothing reads real time, so a seed replays exactly.
 import type { Timer } from "../../daemon/engine/clock.js";
 import { Engine } from "../../daemon/engine/index.js";
+import { MAX_GRANTS_IN_A_ROW } from "../../daemon/engine/decide.js";
 import { line } from "../../daemon/engine/lease-records.js";
 import { untagged } from "../../daemon/engine/semaphores.js";
 import type { LeaseRecord } from "../../daemon/store/lease-store.js";
@@ -55,9 +56,10 @@ export const WORKLOAD_KINDS = ["acquire", "hot", "try", "campaign", "observe", "
  * for the seeds that do not draw them: `semaphore`, 1 or 2 semaphores of 1 to 4
  * permits with blocking, hot and TryAcquire clients; `rwlock`, 1 or 2
  * read-write locks with blocking, hot and TryAcquire clients, most of them
- * readers.
+ * readers; `nonfair`, one lock whose blocking clients all ask
+ * FAIRNESS_NON_FAIR, many of them hot loops, with waiters on other daemons.
  */
-export const EXTRA_WORKLOAD_KINDS = ["semaphore", "rwlock"] as const;
+export const EXTRA_WORKLOAD_KINDS = ["semaphore", "rwlock", "nonfair"] as const;
 export type WorkloadKind = (typeof WORKLOAD_KINDS)[number] | (typeof EXTRA_WORKLOAD_KINDS)[number];
 export const ALL_WORKLOAD_KINDS: readonly WorkloadKind[] = [...WORKLOAD_KINDS, ...EXTRA_WORKLOAD_KINDS];
 
@@ -167,6 +169,12 @@ export const CALLS_PER_SECOND_BOUND = 40;
 /** A waiter sees at most this many grants in a row to claims of one other daemon. */
 export const PASSES_IN_A_ROW_BOUND = 25;
 /**
+ * On a non-fair lock, one budget of hand-offs more (MAX_GRANTS_IN_A_ROW): a
+ * waiter whose announcement lands while the holding daemon yields is passed by
+ * the grants before the yield and, once in line, by up to a budget after it.
+ */
+export const NON_FAIR_PASSES_IN_A_ROW_BOUND = PASSES_IN_A_ROW_BOUND + MAX_GRANTS_IN_A_ROW;
+/**
  * A writer waiting for a read-write lock sees at most this many readers that
  * began to wait after it granted in a row, with no exclusive grant between:
  * each daemon's readers entry in line ahead of it serves one claim and goes
@@ -275,6 +283,7 @@ function chooseProfile(random: Random, options: SimOptions, wallRandom: Random, 
   const onlyExtra = [...allowedWork].every((kind) => !(WORKLOAD_KINDS as readonly string[]).includes(kind));
   if (allowedWork.has("semaphore") && (stream(options.seed, "semaphore").bool(0.4) || onlyExtra)) workload.add("semaphore");
   if (allowedWork.has("rwlock") && (stream(options.seed, "rwlock").bool(0.4) || onlyExtra)) workload.add("rwlock");
+  if (allowedWork.has("nonfair") && (stream(options.seed, "nonfair").bool(0.3) || onlyExtra)) workload.add("nonfair");
   const phases: Array<[number, number]> = [];
   for (let i = random.int(1, 3); i > 0; i--) {
     const start = random.int(0, FAULTS_END_MS - 3_000);
@@ -530,6 +539,7 @@ export class Simulation implements ClientWorld {
     this.random = stream(seed, "workload");
     this.semaphoreRandom = stream(seed, "semaphore-workload");
     this.rwRandom = stream(seed, "rwlock-workload");
+    this.nonFairRandom = stream(seed, "nonfair-workload");
     this.faultRandom = stream(seed, "faults");
     this.buggify = stream(seed, "buggify");
     this.wallRandom = stream(seed, "wall-clock");
@@ -555,6 +565,7 @@ export class Simulation implements ClientWorld {
         this.resources.push({ kind: "semaphore", name, leaseName: `msync-semaphore-${name}`, permits: this.semaphoreRandom.int(1, 4) });
       }
     }
+    if (this.profile.workload.has("nonfair")) this.resources.push({ kind: "lock", name: "n0", leaseName: "msync-lock-n0", nonFair: true });
     if (this.profile.workload.has("rwlock")) {
       for (let i = this.rwRandom.int(1, 2); i > 0; i--) {
         const name = `w${this.resources.filter((r) => r.kind === "rwlock").length}`;
@@ -567,6 +578,8 @@ export class Simulation implements ClientWorld {
   private readonly semaphoreRandom: Random;
   /** Draws of the read-write lock workload, likewise. */
   private readonly rwRandom: Random;
+  /** Draws of the non-fair lock's clients, a stream of their own (see EXTRA_WORKLOAD_KINDS). */
+  private readonly nonFairRandom: Random;
 
   // ---- the world as clients see it --------------------------------------
 
@@ -948,6 +961,15 @@ export class Simulation implements ClientWorld {
       };
       this.clock.setTimer(r.int(0, 500), arriveAtRWLock);
     }
+    if (this.profile.workload.has("nonfair")) {
+      const r = this.nonFairRandom;
+      const arriveAtNonFairLock = () => {
+        if (this.clock.now() >= WORKLOAD_END_MS) return;
+        this.spawnAtNonFairLock();
+        this.clock.setTimer(-Math.log(1 - r.next()) * this.profile.meanArrivalMs, arriveAtNonFairLock);
+      };
+      this.clock.setTimer(r.int(0, 500), arriveAtNonFairLock);
+    }
     if (this.profile.scale === "names") this.manyNames();
     if (this.profile.scale === "daemons") this.manyDaemons();
   }
@@ -955,7 +977,7 @@ export class Simulation implements ClientWorld {
   /** One daemon's clients take every lock within the first seconds: more than 100 names in use at once. */
   private manyNames(): void {
     const daemon = this.daemons[0]!;
-    const locks = this.resources.filter((r) => r.kind === "lock");
+    const locks = this.resources.filter((r) => r.kind === "lock" && r.nonFair !== true);
     locks.forEach((lock, i) =>
       this.clock.setTimer(i * 40, () => {
         if (daemon.gone()) return;
@@ -974,7 +996,7 @@ export class Simulation implements ClientWorld {
 
   /** A client on every daemon waits for the first lock, all within a second: more daemons queued than the queue holds. */
   private manyDaemons(): void {
-    const lock = this.resources.find((r) => r.kind === "lock")!;
+    const lock = this.resources.find((r) => r.kind === "lock" && r.nonFair !== true)!;
     for (const daemon of this.daemons) {
       this.clock.setTimer(this.random.int(500, 1_500), () => {
         if (daemon.gone()) return;
@@ -1033,6 +1055,30 @@ export class Simulation implements ClientWorld {
     }
   }
 
+  /**
+   * One client of the non-fair lock: a hot loop of clients on one daemon (they
+   * hand the lock between them, one write each, up to the bound) with a
+   * blocking waiter on another daemon, or a blocking client alone.
+   */
+  private spawnAtNonFairLock(): void {
+    const r = this.nonFairRandom;
+    const live = this.daemons.filter((d) => !d.gone());
+    const lock = this.resources.find((res) => res.nonFair === true)!;
+    if (live.length === 0 || this.active.filter((c) => !c.done && c.resource === lock).length >= MAX_CLIENTS_PER_LOCK) return;
+    const daemon = r.pick(live);
+    if (r.bool(0.3)) {
+      const until = this.clock.now() + r.int(2_000, 8_000);
+      for (let i = r.int(2, 4); i > 0; i--) this.hotLoop(daemon, lock, until, r);
+      const other = live.filter((d) => d !== daemon);
+      if (other.length > 0) {
+        const remote = r.pick(other);
+        this.clock.setTimer(r.int(0, 1_000), () => !remote.gone() && this.acquire(remote, lock, r));
+      }
+    } else {
+      this.acquire(daemon, lock, r);
+    }
+  }
+
   /** One client of a read-write lock, a reader three times in four: blocking (some hot), or TryAcquire. */
   private spawnAtRWLock(): void {
     const r = this.rwRandom;
@@ -1071,7 +1117,7 @@ export class Simulation implements ClientWorld {
     if (daemon === undefined) return;
     // At most a dozen clients per lock at once, so that the quiet tail can serve every waiter.
     const busy = (r: Resource) => this.active.filter((c) => !c.done && c.resource === r).length >= MAX_CLIENTS_PER_LOCK;
-    const locks = this.resources.filter((r) => r.kind === "lock" && !busy(r));
+    const locks = this.resources.filter((r) => r.kind === "lock" && r.nonFair !== true && !busy(r));
     if (locks.length === 0 && kind !== "campaign" && kind !== "observe") return;
     const elections = this.resources.filter((r) => r.kind === "election");
     const r = this.random;
@@ -2358,12 +2404,13 @@ export class Simulation implements ClientWorld {
         runDaemon = h.daemon;
         worst = Math.max(worst, run);
       }
-      if (worst > PASSES_IN_A_ROW_BOUND) {
+      const bound = client?.resource.nonFair === true ? NON_FAIR_PASSES_IN_A_ROW_BOUND : PASSES_IN_A_ROW_BOUND;
+      if (worst > bound) {
         this.violations.push({
           rule: "starvation",
           resource: wait.resource,
           at: Number(wait.start / 1000n) / 1000,
-          message: `${wait.client} (daemon ${wait.daemon}) waited from t=${(Number(wait.start) / 1e9).toFixed(3)} s and saw ${worst} grants in a row to claims of one other daemon (bound ${PASSES_IN_A_ROW_BOUND})`,
+          message: `${wait.client} (daemon ${wait.daemon}) waited from t=${(Number(wait.start) / 1e9).toFixed(3)} s and saw ${worst} grants in a row to claims of one other daemon (bound ${bound})`,
         });
       }
     }

@@ -54,7 +54,7 @@ export class SimDaemon {
   }
 
   /** Starts a blocking Acquire and records what happens to it. */
-  acquire(name: string, options: { holder?: string; leaseMs?: number; waitTimeoutMs?: number } = {}): LockHandle {
+  acquire(name: string, options: { holder?: string; leaseMs?: number; waitTimeoutMs?: number; nonFair?: boolean } = {}): LockHandle {
     const handle = new LockHandle(this.engine.clock);
     this.engine.locks.acquire(
       {
@@ -62,6 +62,7 @@ export class SimDaemon {
         holder: options.holder ?? this.name,
         leaseMs: options.leaseMs ?? this.engine.leaseDurationMs,
         waitTimeoutMs: options.waitTimeoutMs,
+        nonFair: options.nonFair,
       },
       handle.sink,
       handle.controller.signal,

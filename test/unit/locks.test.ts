@@ -75,6 +75,47 @@ test("FIFO handoff across daemons: a waiting daemon is served before the releasi
   t.true(a2.grant!.token > b1.grant!.token);
 });
 
+test("non-fair: the holding daemon hands the lock to its own non-fair waiters, one write each, up to MAX_GRANTS_IN_A_ROW in a row while another daemon waits, and the other daemon is served next", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const first = a.acquire("barge", { holder: "a0", nonFair: true });
+  await sim.advance(10);
+  const waiter = b.acquire("barge", { holder: "b1" });
+  await sim.advance(10);
+  const local: LockHandle[] = [first];
+  for (let i = 1; i <= MAX_GRANTS_IN_A_ROW + 2; i++) local.push(a.acquire("barge", { holder: `a${i}`, nonFair: true }));
+  await sim.advance(10);
+  const updatesBefore = a.conn.calls.update;
+  for (let i = 0; i < MAX_GRANTS_IN_A_ROW; i++) {
+    const holding = local.find((h) => h.grant !== undefined && !h.controller.signal.aborted);
+    if (holding === undefined || waiter.grant !== undefined) break;
+    holding.close();
+    await sim.advance(10);
+  }
+  const grantedHere = local.filter((h) => h.grant !== undefined).length;
+  t.is(grantedHere, MAX_GRANTS_IN_A_ROW, "the non-fair waiters on the holding daemon got the lock, up to the bound");
+  t.truthy(waiter.grant, "then the waiter on the other daemon holds it");
+  t.true(waiter.grant!.token > Math.max(...local.filter((h) => h.grant).map((h) => h.grant!.token)));
+  t.is(a.conn.calls.update - updatesBefore, MAX_GRANTS_IN_A_ROW, "one write per local handoff, and one for the release to the other daemon");
+});
+
+test("fair by default: with the same waiters asking fair, the other daemon is served at the first release", async (t) => {
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  const first = a.acquire("no-barge", { holder: "a0" });
+  await sim.advance(10);
+  const waiter = b.acquire("no-barge", { holder: "b1" });
+  await sim.advance(10);
+  const next = a.acquire("no-barge", { holder: "a1", nonFair: false });
+  await sim.advance(10);
+  first.close();
+  await sim.advance(10);
+  t.truthy(waiter.grant);
+  t.is(next.grant, undefined);
+});
+
 test("stream close releases: the next waiter on another daemon acquires at once, without waiting for expiry", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");

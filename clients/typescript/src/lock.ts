@@ -3,13 +3,21 @@
 // lock shares with a semaphore's permit (deadlines, the client's own deadline,
 // the acknowledged release) is in hold.ts; this file has the lock's calls.
 import type { ClientReadableStream } from "@grpc/grpc-js";
-import type { AcquireResponse, LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
+import { type AcquireResponse, Fairness, type LockServiceClient } from "./gen/metaparticle/sync/v1/lock_service.js";
 import { type AcquireOptions, type LeaseCalls, LeaseHold, type RenewOptions, StreamHold, acquireHold } from "./hold.js";
 import { fromDuration, optionalDuration } from "./internal.js";
 
 export type { RenewOptions } from "./hold.js";
 
 export interface LockOptions extends AcquireOptions {
+  /**
+   * true (the default): waiters of all sidecars are served first come, first
+   * served. false: when a client of this lock's sidecar releases it, the
+   * sidecar may hand it straight to this waiter, ahead of other sidecars'
+   * waiters, up to 16 times in a row; more handoffs per second on a hot lock,
+   * at the cost of order.
+   */
+  readonly fair?: boolean;
   /** @deprecated The same as `leaseDurationMs`. */
   readonly leaseDuration?: number;
   /** @deprecated The same as `waitTimeoutMs`. */
@@ -69,7 +77,13 @@ export function acquire(client: LockServiceClient, name: string, holder: string,
     `lock ${name}`,
     { ...options, waitTimeoutMs: options.waitTimeoutMs ?? options.waitTimeout },
     (waitTimeout) =>
-      client.acquire({ name, holder, leaseDuration: optionalDuration(options.leaseDurationMs ?? options.leaseDuration), waitTimeout }),
+      client.acquire({
+        name,
+        holder,
+        leaseDuration: optionalDuration(options.leaseDurationMs ?? options.leaseDuration),
+        waitTimeout,
+        fairness: options.fair === false ? Fairness.FAIRNESS_NON_FAIR : Fairness.FAIRNESS_UNSPECIFIED,
+      }),
     (a, call) => new Lock(name, a.fencingToken, a.holder, a.acquireTime, fromDuration(a.leaseDuration), call, client),
   );
 }

@@ -23,6 +23,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Fairness is the order in which waiters of several daemons get a lock.
+type Fairness int32
+
+const (
+	// FAIRNESS_UNSPECIFIED means FAIRNESS_FAIR.
+	Fairness_FAIRNESS_UNSPECIFIED Fairness = 0
+	// FAIRNESS_FAIR serves waiters first come, first served across daemons: a
+	// lock released while another daemon's callers wait goes to that daemon,
+	// two Lease writes per handoff.
+	Fairness_FAIRNESS_FAIR Fairness = 1
+	// FAIRNESS_NON_FAIR lets the holder's daemon hand the lock straight to this
+	// waiter, one Lease write, ahead of other daemons' waiters, up to 16 grants
+	// in a row; then the lock goes to the next daemon in line. More handoffs
+	// per second on a hot lock, at the cost of order.
+	Fairness_FAIRNESS_NON_FAIR Fairness = 2
+)
+
+// Enum value maps for Fairness.
+var (
+	Fairness_name = map[int32]string{
+		0: "FAIRNESS_UNSPECIFIED",
+		1: "FAIRNESS_FAIR",
+		2: "FAIRNESS_NON_FAIR",
+	}
+	Fairness_value = map[string]int32{
+		"FAIRNESS_UNSPECIFIED": 0,
+		"FAIRNESS_FAIR":        1,
+		"FAIRNESS_NON_FAIR":    2,
+	}
+)
+
+func (x Fairness) Enum() *Fairness {
+	p := new(Fairness)
+	*p = x
+	return p
+}
+
+func (x Fairness) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Fairness) Descriptor() protoreflect.EnumDescriptor {
+	return file_metaparticle_sync_v1_lock_service_proto_enumTypes[0].Descriptor()
+}
+
+func (Fairness) Type() protoreflect.EnumType {
+	return &file_metaparticle_sync_v1_lock_service_proto_enumTypes[0]
+}
+
+func (x Fairness) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Fairness.Descriptor instead.
+func (Fairness) EnumDescriptor() ([]byte, []int) {
+	return file_metaparticle_sync_v1_lock_service_proto_rawDescGZIP(), []int{0}
+}
+
 // AcquireRequest asks to hold a lock for as long as the stream stays open.
 type AcquireRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -40,7 +98,11 @@ type AcquireRequest struct {
 	// wait_timeout bounds how long to wait for the lock. Unset waits until the
 	// client cancels the stream; zero fails at once if the lock is held. At most
 	// 24 hours.
-	WaitTimeout   *durationpb.Duration `protobuf:"bytes,4,opt,name=wait_timeout,json=waitTimeout,proto3" json:"wait_timeout,omitempty"`
+	WaitTimeout *durationpb.Duration `protobuf:"bytes,4,opt,name=wait_timeout,json=waitTimeout,proto3" json:"wait_timeout,omitempty"`
+	// fairness chooses how this waiter is served when the lock is released by
+	// a caller of the same daemon while callers of other daemons wait. Unset
+	// means FAIRNESS_FAIR.
+	Fairness      Fairness `protobuf:"varint,5,opt,name=fairness,proto3,enum=metaparticle.sync.v1.Fairness" json:"fairness,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -101,6 +163,13 @@ func (x *AcquireRequest) GetWaitTimeout() *durationpb.Duration {
 		return x.WaitTimeout
 	}
 	return nil
+}
+
+func (x *AcquireRequest) GetFairness() Fairness {
+	if x != nil {
+		return x.Fairness
+	}
+	return Fairness_FAIRNESS_UNSPECIFIED
 }
 
 // AcquireResponse is one event on an Acquire stream.
@@ -870,12 +939,13 @@ var File_metaparticle_sync_v1_lock_service_proto protoreflect.FileDescriptor
 
 const file_metaparticle_sync_v1_lock_service_proto_rawDesc = "" +
 	"\n" +
-	"'metaparticle/sync/v1/lock_service.proto\x12\x14metaparticle.sync.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a metaparticle/sync/v1/types.proto\"\xbc\x01\n" +
+	"'metaparticle/sync/v1/lock_service.proto\x12\x14metaparticle.sync.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a metaparticle/sync/v1/types.proto\"\xf8\x01\n" +
 	"\x0eAcquireRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x12@\n" +
 	"\x0elease_duration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x12<\n" +
-	"\fwait_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vwaitTimeout\"\xc5\x01\n" +
+	"\fwait_timeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\vwaitTimeout\x12:\n" +
+	"\bfairness\x18\x05 \x01(\x0e2\x1e.metaparticle.sync.v1.FairnessR\bfairness\"\xc5\x01\n" +
 	"\x0fAcquireResponse\x12<\n" +
 	"\bacquired\x18\x01 \x01(\v2\x1e.metaparticle.sync.v1.AcquiredH\x00R\bacquired\x129\n" +
 	"\arenewed\x18\x02 \x01(\v2\x1d.metaparticle.sync.v1.RenewedH\x00R\arenewed\x120\n" +
@@ -920,7 +990,11 @@ const file_metaparticle_sync_v1_lock_service_proto_rawDesc = "" +
 	"\facquire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vacquireTime\x12@\n" +
 	"\x0elease_duration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\rleaseDuration\x127\n" +
 	"\tremaining\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\tremaining\x12'\n" +
-	"\x0fholder_identity\x18\a \x01(\tR\x0eholderIdentity2\xca\x03\n" +
+	"\x0fholder_identity\x18\a \x01(\tR\x0eholderIdentity*N\n" +
+	"\bFairness\x12\x18\n" +
+	"\x14FAIRNESS_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rFAIRNESS_FAIR\x10\x01\x12\x15\n" +
+	"\x11FAIRNESS_NON_FAIR\x10\x022\xca\x03\n" +
 	"\vLockService\x12X\n" +
 	"\aAcquire\x12$.metaparticle.sync.v1.AcquireRequest\x1a%.metaparticle.sync.v1.AcquireResponse0\x01\x12_\n" +
 	"\n" +
@@ -942,60 +1016,63 @@ func file_metaparticle_sync_v1_lock_service_proto_rawDescGZIP() []byte {
 	return file_metaparticle_sync_v1_lock_service_proto_rawDescData
 }
 
+var file_metaparticle_sync_v1_lock_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_metaparticle_sync_v1_lock_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_metaparticle_sync_v1_lock_service_proto_goTypes = []any{
-	(*AcquireRequest)(nil),        // 0: metaparticle.sync.v1.AcquireRequest
-	(*AcquireResponse)(nil),       // 1: metaparticle.sync.v1.AcquireResponse
-	(*Acquired)(nil),              // 2: metaparticle.sync.v1.Acquired
-	(*Lost)(nil),                  // 3: metaparticle.sync.v1.Lost
-	(*TryAcquireRequest)(nil),     // 4: metaparticle.sync.v1.TryAcquireRequest
-	(*TryAcquireResponse)(nil),    // 5: metaparticle.sync.v1.TryAcquireResponse
-	(*RenewRequest)(nil),          // 6: metaparticle.sync.v1.RenewRequest
-	(*RenewResponse)(nil),         // 7: metaparticle.sync.v1.RenewResponse
-	(*ReleaseRequest)(nil),        // 8: metaparticle.sync.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),       // 9: metaparticle.sync.v1.ReleaseResponse
-	(*GetLockRequest)(nil),        // 10: metaparticle.sync.v1.GetLockRequest
-	(*GetLockResponse)(nil),       // 11: metaparticle.sync.v1.GetLockResponse
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
-	(*Renewed)(nil),               // 13: metaparticle.sync.v1.Renewed
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(LossReason)(0),               // 15: metaparticle.sync.v1.LossReason
-	(ReadConsistency)(0),          // 16: metaparticle.sync.v1.ReadConsistency
+	(Fairness)(0),                 // 0: metaparticle.sync.v1.Fairness
+	(*AcquireRequest)(nil),        // 1: metaparticle.sync.v1.AcquireRequest
+	(*AcquireResponse)(nil),       // 2: metaparticle.sync.v1.AcquireResponse
+	(*Acquired)(nil),              // 3: metaparticle.sync.v1.Acquired
+	(*Lost)(nil),                  // 4: metaparticle.sync.v1.Lost
+	(*TryAcquireRequest)(nil),     // 5: metaparticle.sync.v1.TryAcquireRequest
+	(*TryAcquireResponse)(nil),    // 6: metaparticle.sync.v1.TryAcquireResponse
+	(*RenewRequest)(nil),          // 7: metaparticle.sync.v1.RenewRequest
+	(*RenewResponse)(nil),         // 8: metaparticle.sync.v1.RenewResponse
+	(*ReleaseRequest)(nil),        // 9: metaparticle.sync.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),       // 10: metaparticle.sync.v1.ReleaseResponse
+	(*GetLockRequest)(nil),        // 11: metaparticle.sync.v1.GetLockRequest
+	(*GetLockResponse)(nil),       // 12: metaparticle.sync.v1.GetLockResponse
+	(*durationpb.Duration)(nil),   // 13: google.protobuf.Duration
+	(*Renewed)(nil),               // 14: metaparticle.sync.v1.Renewed
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(LossReason)(0),               // 16: metaparticle.sync.v1.LossReason
+	(ReadConsistency)(0),          // 17: metaparticle.sync.v1.ReadConsistency
 }
 var file_metaparticle_sync_v1_lock_service_proto_depIdxs = []int32{
-	12, // 0: metaparticle.sync.v1.AcquireRequest.lease_duration:type_name -> google.protobuf.Duration
-	12, // 1: metaparticle.sync.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
-	2,  // 2: metaparticle.sync.v1.AcquireResponse.acquired:type_name -> metaparticle.sync.v1.Acquired
-	13, // 3: metaparticle.sync.v1.AcquireResponse.renewed:type_name -> metaparticle.sync.v1.Renewed
-	3,  // 4: metaparticle.sync.v1.AcquireResponse.lost:type_name -> metaparticle.sync.v1.Lost
-	14, // 5: metaparticle.sync.v1.Acquired.acquire_time:type_name -> google.protobuf.Timestamp
-	12, // 6: metaparticle.sync.v1.Acquired.lease_duration:type_name -> google.protobuf.Duration
-	12, // 7: metaparticle.sync.v1.Acquired.valid_for:type_name -> google.protobuf.Duration
-	15, // 8: metaparticle.sync.v1.Lost.reason:type_name -> metaparticle.sync.v1.LossReason
-	12, // 9: metaparticle.sync.v1.TryAcquireRequest.lease_duration:type_name -> google.protobuf.Duration
-	12, // 10: metaparticle.sync.v1.TryAcquireResponse.valid_for:type_name -> google.protobuf.Duration
-	12, // 11: metaparticle.sync.v1.TryAcquireResponse.lease_duration:type_name -> google.protobuf.Duration
-	12, // 12: metaparticle.sync.v1.RenewRequest.lease_duration:type_name -> google.protobuf.Duration
-	12, // 13: metaparticle.sync.v1.RenewResponse.valid_for:type_name -> google.protobuf.Duration
-	16, // 14: metaparticle.sync.v1.GetLockRequest.consistency:type_name -> metaparticle.sync.v1.ReadConsistency
-	14, // 15: metaparticle.sync.v1.GetLockResponse.acquire_time:type_name -> google.protobuf.Timestamp
-	12, // 16: metaparticle.sync.v1.GetLockResponse.lease_duration:type_name -> google.protobuf.Duration
-	12, // 17: metaparticle.sync.v1.GetLockResponse.remaining:type_name -> google.protobuf.Duration
-	0,  // 18: metaparticle.sync.v1.LockService.Acquire:input_type -> metaparticle.sync.v1.AcquireRequest
-	4,  // 19: metaparticle.sync.v1.LockService.TryAcquire:input_type -> metaparticle.sync.v1.TryAcquireRequest
-	6,  // 20: metaparticle.sync.v1.LockService.Renew:input_type -> metaparticle.sync.v1.RenewRequest
-	8,  // 21: metaparticle.sync.v1.LockService.Release:input_type -> metaparticle.sync.v1.ReleaseRequest
-	10, // 22: metaparticle.sync.v1.LockService.GetLock:input_type -> metaparticle.sync.v1.GetLockRequest
-	1,  // 23: metaparticle.sync.v1.LockService.Acquire:output_type -> metaparticle.sync.v1.AcquireResponse
-	5,  // 24: metaparticle.sync.v1.LockService.TryAcquire:output_type -> metaparticle.sync.v1.TryAcquireResponse
-	7,  // 25: metaparticle.sync.v1.LockService.Renew:output_type -> metaparticle.sync.v1.RenewResponse
-	9,  // 26: metaparticle.sync.v1.LockService.Release:output_type -> metaparticle.sync.v1.ReleaseResponse
-	11, // 27: metaparticle.sync.v1.LockService.GetLock:output_type -> metaparticle.sync.v1.GetLockResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 0: metaparticle.sync.v1.AcquireRequest.lease_duration:type_name -> google.protobuf.Duration
+	13, // 1: metaparticle.sync.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	0,  // 2: metaparticle.sync.v1.AcquireRequest.fairness:type_name -> metaparticle.sync.v1.Fairness
+	3,  // 3: metaparticle.sync.v1.AcquireResponse.acquired:type_name -> metaparticle.sync.v1.Acquired
+	14, // 4: metaparticle.sync.v1.AcquireResponse.renewed:type_name -> metaparticle.sync.v1.Renewed
+	4,  // 5: metaparticle.sync.v1.AcquireResponse.lost:type_name -> metaparticle.sync.v1.Lost
+	15, // 6: metaparticle.sync.v1.Acquired.acquire_time:type_name -> google.protobuf.Timestamp
+	13, // 7: metaparticle.sync.v1.Acquired.lease_duration:type_name -> google.protobuf.Duration
+	13, // 8: metaparticle.sync.v1.Acquired.valid_for:type_name -> google.protobuf.Duration
+	16, // 9: metaparticle.sync.v1.Lost.reason:type_name -> metaparticle.sync.v1.LossReason
+	13, // 10: metaparticle.sync.v1.TryAcquireRequest.lease_duration:type_name -> google.protobuf.Duration
+	13, // 11: metaparticle.sync.v1.TryAcquireResponse.valid_for:type_name -> google.protobuf.Duration
+	13, // 12: metaparticle.sync.v1.TryAcquireResponse.lease_duration:type_name -> google.protobuf.Duration
+	13, // 13: metaparticle.sync.v1.RenewRequest.lease_duration:type_name -> google.protobuf.Duration
+	13, // 14: metaparticle.sync.v1.RenewResponse.valid_for:type_name -> google.protobuf.Duration
+	17, // 15: metaparticle.sync.v1.GetLockRequest.consistency:type_name -> metaparticle.sync.v1.ReadConsistency
+	15, // 16: metaparticle.sync.v1.GetLockResponse.acquire_time:type_name -> google.protobuf.Timestamp
+	13, // 17: metaparticle.sync.v1.GetLockResponse.lease_duration:type_name -> google.protobuf.Duration
+	13, // 18: metaparticle.sync.v1.GetLockResponse.remaining:type_name -> google.protobuf.Duration
+	1,  // 19: metaparticle.sync.v1.LockService.Acquire:input_type -> metaparticle.sync.v1.AcquireRequest
+	5,  // 20: metaparticle.sync.v1.LockService.TryAcquire:input_type -> metaparticle.sync.v1.TryAcquireRequest
+	7,  // 21: metaparticle.sync.v1.LockService.Renew:input_type -> metaparticle.sync.v1.RenewRequest
+	9,  // 22: metaparticle.sync.v1.LockService.Release:input_type -> metaparticle.sync.v1.ReleaseRequest
+	11, // 23: metaparticle.sync.v1.LockService.GetLock:input_type -> metaparticle.sync.v1.GetLockRequest
+	2,  // 24: metaparticle.sync.v1.LockService.Acquire:output_type -> metaparticle.sync.v1.AcquireResponse
+	6,  // 25: metaparticle.sync.v1.LockService.TryAcquire:output_type -> metaparticle.sync.v1.TryAcquireResponse
+	8,  // 26: metaparticle.sync.v1.LockService.Renew:output_type -> metaparticle.sync.v1.RenewResponse
+	10, // 27: metaparticle.sync.v1.LockService.Release:output_type -> metaparticle.sync.v1.ReleaseResponse
+	12, // 28: metaparticle.sync.v1.LockService.GetLock:output_type -> metaparticle.sync.v1.GetLockResponse
+	24, // [24:29] is the sub-list for method output_type
+	19, // [19:24] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_metaparticle_sync_v1_lock_service_proto_init() }
@@ -1014,13 +1091,14 @@ func file_metaparticle_sync_v1_lock_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metaparticle_sync_v1_lock_service_proto_rawDesc), len(file_metaparticle_sync_v1_lock_service_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_metaparticle_sync_v1_lock_service_proto_goTypes,
 		DependencyIndexes: file_metaparticle_sync_v1_lock_service_proto_depIdxs,
+		EnumInfos:         file_metaparticle_sync_v1_lock_service_proto_enumTypes,
 		MessageInfos:      file_metaparticle_sync_v1_lock_service_proto_msgTypes,
 	}.Build()
 	File_metaparticle_sync_v1_lock_service_proto = out.File

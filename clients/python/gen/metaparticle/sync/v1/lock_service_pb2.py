@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from metaparticle.sync.v1 import types_pb2 as metaparticle_dot_sync_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'metaparticle/sync/v1/lock_service.proto\x12\x14metaparticle.sync.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a metaparticle/sync/v1/types.proto\"\xbc\x01\n\x0e\x41\x63quireRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06holder\x18\x02 \x01(\tR\x06holder\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12<\n\x0cwait_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0bwaitTimeout\"\xc5\x01\n\x0f\x41\x63quireResponse\x12<\n\x08\x61\x63quired\x18\x01 \x01(\x0b\x32\x1e.metaparticle.sync.v1.AcquiredH\x00R\x08\x61\x63quired\x12\x39\n\x07renewed\x18\x02 \x01(\x0b\x32\x1d.metaparticle.sync.v1.RenewedH\x00R\x07renewed\x12\x30\n\x04lost\x18\x03 \x01(\x0b\x32\x1a.metaparticle.sync.v1.LostH\x00R\x04lostB\x07\n\x05\x65vent\"\x80\x02\n\x08\x41\x63quired\x12#\n\rfencing_token\x18\x01 \x01(\x03R\x0c\x66\x65ncingToken\x12\x16\n\x06holder\x18\x02 \x01(\tR\x06holder\x12=\n\x0c\x61\x63quire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x61\x63quireTime\x12@\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12\x36\n\tvalid_for\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08validFor\"Z\n\x04Lost\x12\x38\n\x06reason\x18\x01 \x01(\x0e\x32 .metaparticle.sync.v1.LossReasonR\x06reason\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"\x81\x01\n\x11TryAcquireRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06holder\x18\x02 \x01(\tR\x06holder\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\"\xe7\x01\n\x12TryAcquireResponse\x12\x1a\n\x08\x61\x63quired\x18\x01 \x01(\x08R\x08\x61\x63quired\x12#\n\rfencing_token\x18\x02 \x01(\x03R\x0c\x66\x65ncingToken\x12\x16\n\x06holder\x18\x03 \x01(\tR\x06holder\x12\x36\n\tvalid_for\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08validFor\x12@\n\x0elease_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\"\x89\x01\n\x0cRenewRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rfencing_token\x18\x02 \x01(\x03R\x0c\x66\x65ncingToken\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\"G\n\rRenewResponse\x12\x36\n\tvalid_for\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08validFor\"I\n\x0eReleaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rfencing_token\x18\x02 \x01(\x03R\x0c\x66\x65ncingToken\"\x11\n\x0fReleaseResponse\"m\n\x0eGetLockRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12G\n\x0b\x63onsistency\x18\x02 \x01(\x0e\x32%.metaparticle.sync.v1.ReadConsistencyR\x0b\x63onsistency\"\xc5\x02\n\x0fGetLockResponse\x12\x12\n\x04held\x18\x01 \x01(\x08R\x04held\x12\x16\n\x06holder\x18\x02 \x01(\tR\x06holder\x12#\n\rfencing_token\x18\x03 \x01(\x03R\x0c\x66\x65ncingToken\x12=\n\x0c\x61\x63quire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x61\x63quireTime\x12@\n\x0elease_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12\x37\n\tremaining\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\tremaining\x12\'\n\x0fholder_identity\x18\x07 \x01(\tR\x0eholderIdentity2\xca\x03\n\x0bLockService\x12X\n\x07\x41\x63quire\x12$.metaparticle.sync.v1.AcquireRequest\x1a%.metaparticle.sync.v1.AcquireResponse0\x01\x12_\n\nTryAcquire\x12\'.metaparticle.sync.v1.TryAcquireRequest\x1a(.metaparticle.sync.v1.TryAcquireResponse\x12P\n\x05Renew\x12\".metaparticle.sync.v1.RenewRequest\x1a#.metaparticle.sync.v1.RenewResponse\x12V\n\x07Release\x12$.metaparticle.sync.v1.ReleaseRequest\x1a%.metaparticle.sync.v1.ReleaseResponse\x12V\n\x07GetLock\x12$.metaparticle.sync.v1.GetLockRequest\x1a%.metaparticle.sync.v1.GetLockResponseB\xf6\x01\n\x17io.metaparticle.sync.v1B\x10LockServiceProtoP\x01ZWgithub.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1;syncv1\xa2\x02\x03MSX\xaa\x02\x14Metaparticle.Sync.V1\xca\x02\x14Metaparticle\\Sync\\V1\xe2\x02 Metaparticle\\Sync\\V1\\GPBMetadata\xea\x02\x16Metaparticle::Sync::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'metaparticle/sync/v1/lock_service.proto\x12\x14metaparticle.sync.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a metaparticle/sync/v1/types.proto\"\xf8\x01\n\x0e\x41\x63quireRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06holder\x18\x02 \x01(\tR\x06holder\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12<\n\x0cwait_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0bwaitTimeout\x12:\n\x08\x66\x61irness\x18\x05 \x01(\x0e\x32\x1e.metaparticle.sync.v1.FairnessR\x08\x66\x61irness\"\xc5\x01\n\x0f\x41\x63quireResponse\x12<\n\x08\x61\x63quired\x18\x01 \x01(\x0b\x32\x1e.metaparticle.sync.v1.AcquiredH\x00R\x08\x61\x63quired\x12\x39\n\x07renewed\x18\x02 \x01(\x0b\x32\x1d.metaparticle.sync.v1.RenewedH\x00R\x07renewed\x12\x30\n\x04lost\x18\x03 \x01(\x0b\x32\x1a.metaparticle.sync.v1.LostH\x00R\x04lostB\x07\n\x05\x65vent\"\x80\x02\n\x08\x41\x63quired\x12#\n\rfencing_token\x18\x01 \x01(\x03R\x0c\x66\x65ncingToken\x12\x16\n\x06holder\x18\x02 \x01(\tR\x06holder\x12=\n\x0c\x61\x63quire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x61\x63quireTime\x12@\n\x0elease_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12\x36\n\tvalid_for\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08validFor\"Z\n\x04Lost\x12\x38\n\x06reason\x18\x01 \x01(\x0e\x32 .metaparticle.sync.v1.LossReasonR\x06reason\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"\x81\x01\n\x11TryAcquireRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06holder\x18\x02 \x01(\tR\x06holder\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\"\xe7\x01\n\x12TryAcquireResponse\x12\x1a\n\x08\x61\x63quired\x18\x01 \x01(\x08R\x08\x61\x63quired\x12#\n\rfencing_token\x18\x02 \x01(\x03R\x0c\x66\x65ncingToken\x12\x16\n\x06holder\x18\x03 \x01(\tR\x06holder\x12\x36\n\tvalid_for\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08validFor\x12@\n\x0elease_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\"\x89\x01\n\x0cRenewRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rfencing_token\x18\x02 \x01(\x03R\x0c\x66\x65ncingToken\x12@\n\x0elease_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\"G\n\rRenewResponse\x12\x36\n\tvalid_for\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08validFor\"I\n\x0eReleaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12#\n\rfencing_token\x18\x02 \x01(\x03R\x0c\x66\x65ncingToken\"\x11\n\x0fReleaseResponse\"m\n\x0eGetLockRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12G\n\x0b\x63onsistency\x18\x02 \x01(\x0e\x32%.metaparticle.sync.v1.ReadConsistencyR\x0b\x63onsistency\"\xc5\x02\n\x0fGetLockResponse\x12\x12\n\x04held\x18\x01 \x01(\x08R\x04held\x12\x16\n\x06holder\x18\x02 \x01(\tR\x06holder\x12#\n\rfencing_token\x18\x03 \x01(\x03R\x0c\x66\x65ncingToken\x12=\n\x0c\x61\x63quire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0b\x61\x63quireTime\x12@\n\x0elease_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\rleaseDuration\x12\x37\n\tremaining\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\tremaining\x12\'\n\x0fholder_identity\x18\x07 \x01(\tR\x0eholderIdentity*N\n\x08\x46\x61irness\x12\x18\n\x14\x46\x41IRNESS_UNSPECIFIED\x10\x00\x12\x11\n\rFAIRNESS_FAIR\x10\x01\x12\x15\n\x11\x46\x41IRNESS_NON_FAIR\x10\x02\x32\xca\x03\n\x0bLockService\x12X\n\x07\x41\x63quire\x12$.metaparticle.sync.v1.AcquireRequest\x1a%.metaparticle.sync.v1.AcquireResponse0\x01\x12_\n\nTryAcquire\x12\'.metaparticle.sync.v1.TryAcquireRequest\x1a(.metaparticle.sync.v1.TryAcquireResponse\x12P\n\x05Renew\x12\".metaparticle.sync.v1.RenewRequest\x1a#.metaparticle.sync.v1.RenewResponse\x12V\n\x07Release\x12$.metaparticle.sync.v1.ReleaseRequest\x1a%.metaparticle.sync.v1.ReleaseResponse\x12V\n\x07GetLock\x12$.metaparticle.sync.v1.GetLockRequest\x1a%.metaparticle.sync.v1.GetLockResponseB\xf6\x01\n\x17io.metaparticle.sync.v1B\x10LockServiceProtoP\x01ZWgithub.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1;syncv1\xa2\x02\x03MSX\xaa\x02\x14Metaparticle.Sync.V1\xca\x02\x14Metaparticle\\Sync\\V1\xe2\x02 Metaparticle\\Sync\\V1\\GPBMetadata\xea\x02\x16Metaparticle::Sync::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,30 +35,32 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'metaparticle.sync.v1.lock_s
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027io.metaparticle.sync.v1B\020LockServiceProtoP\001ZWgithub.com/metaparticle-io/metaparticle-sync/clients/go/gen/metaparticle/sync/v1;syncv1\242\002\003MSX\252\002\024Metaparticle.Sync.V1\312\002\024Metaparticle\\Sync\\V1\342\002 Metaparticle\\Sync\\V1\\GPBMetadata\352\002\026Metaparticle::Sync::V1'
+  _globals['_FAIRNESS']._serialized_start=2078
+  _globals['_FAIRNESS']._serialized_end=2156
   _globals['_ACQUIREREQUEST']._serialized_start=165
-  _globals['_ACQUIREREQUEST']._serialized_end=353
-  _globals['_ACQUIRERESPONSE']._serialized_start=356
-  _globals['_ACQUIRERESPONSE']._serialized_end=553
-  _globals['_ACQUIRED']._serialized_start=556
-  _globals['_ACQUIRED']._serialized_end=812
-  _globals['_LOST']._serialized_start=814
-  _globals['_LOST']._serialized_end=904
-  _globals['_TRYACQUIREREQUEST']._serialized_start=907
-  _globals['_TRYACQUIREREQUEST']._serialized_end=1036
-  _globals['_TRYACQUIRERESPONSE']._serialized_start=1039
-  _globals['_TRYACQUIRERESPONSE']._serialized_end=1270
-  _globals['_RENEWREQUEST']._serialized_start=1273
-  _globals['_RENEWREQUEST']._serialized_end=1410
-  _globals['_RENEWRESPONSE']._serialized_start=1412
-  _globals['_RENEWRESPONSE']._serialized_end=1483
-  _globals['_RELEASEREQUEST']._serialized_start=1485
-  _globals['_RELEASEREQUEST']._serialized_end=1558
-  _globals['_RELEASERESPONSE']._serialized_start=1560
-  _globals['_RELEASERESPONSE']._serialized_end=1577
-  _globals['_GETLOCKREQUEST']._serialized_start=1579
-  _globals['_GETLOCKREQUEST']._serialized_end=1688
-  _globals['_GETLOCKRESPONSE']._serialized_start=1691
-  _globals['_GETLOCKRESPONSE']._serialized_end=2016
-  _globals['_LOCKSERVICE']._serialized_start=2019
-  _globals['_LOCKSERVICE']._serialized_end=2477
+  _globals['_ACQUIREREQUEST']._serialized_end=413
+  _globals['_ACQUIRERESPONSE']._serialized_start=416
+  _globals['_ACQUIRERESPONSE']._serialized_end=613
+  _globals['_ACQUIRED']._serialized_start=616
+  _globals['_ACQUIRED']._serialized_end=872
+  _globals['_LOST']._serialized_start=874
+  _globals['_LOST']._serialized_end=964
+  _globals['_TRYACQUIREREQUEST']._serialized_start=967
+  _globals['_TRYACQUIREREQUEST']._serialized_end=1096
+  _globals['_TRYACQUIRERESPONSE']._serialized_start=1099
+  _globals['_TRYACQUIRERESPONSE']._serialized_end=1330
+  _globals['_RENEWREQUEST']._serialized_start=1333
+  _globals['_RENEWREQUEST']._serialized_end=1470
+  _globals['_RENEWRESPONSE']._serialized_start=1472
+  _globals['_RENEWRESPONSE']._serialized_end=1543
+  _globals['_RELEASEREQUEST']._serialized_start=1545
+  _globals['_RELEASEREQUEST']._serialized_end=1618
+  _globals['_RELEASERESPONSE']._serialized_start=1620
+  _globals['_RELEASERESPONSE']._serialized_end=1637
+  _globals['_GETLOCKREQUEST']._serialized_start=1639
+  _globals['_GETLOCKREQUEST']._serialized_end=1748
+  _globals['_GETLOCKRESPONSE']._serialized_start=1751
+  _globals['_GETLOCKRESPONSE']._serialized_end=2076
+  _globals['_LOCKSERVICE']._serialized_start=2159
+  _globals['_LOCKSERVICE']._serialized_end=2617
 # @@protoc_insertion_point(module_scope)
