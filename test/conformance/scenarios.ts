@@ -173,6 +173,26 @@ export const SCENARIOS: readonly Scenario[] = [
     ],
   },
   {
+    name: "non-fair: a non-fair waiter on the holder's sidecar is handed the lock before a waiter on another sidecar, who is granted next",
+    sidecars: "shared",
+    drivers: { a: 0, b: 1, c: 0 },
+    steps: [
+      { to: "a", op: "lock", args: { client: "a", as: "held", name: "barge", holder: "a" }, save: { token: "t1" } },
+      { to: "b", op: "lock", args: { client: "b", as: "waiting", name: "barge", holder: "b" }, pending: "b-lock" },
+      { sleepMs: 300 },
+      // A wrapper that drops fair: false asks for a fair lock, and b, which waited first, is granted at the release.
+      { to: "c", op: "lock", args: { client: "c", as: "next", name: "barge", holder: "c", fair: false }, pending: "c-lock" },
+      { sleepMs: 300 },
+      { to: "a", op: "release", args: { handle: "held" } },
+      { reply: "c-lock", withinMs: SOON_MS, expect: { token: { gt: "t1" } }, save: { token: "t2" } },
+      { notYet: "b-lock", forMs: 300 },
+      { to: "c", op: "release", args: { handle: "next" } },
+      { reply: "b-lock", withinMs: SOON_MS, expect: { token: { gt: "t2" } } },
+      { to: "b", op: "release", args: { handle: "waiting" } },
+      { none: ["a", "b", "c"], event: { event: "lost" } },
+    ],
+  },
+  {
     name: "try-lock: refused while another holds the lock",
     sidecars: "memory",
     drivers: { a: 0, b: 0 },

@@ -506,7 +506,9 @@ async function fuzzDurations(c: Caller, rng: Random, full: boolean, fresh: (kind
     const waitMs = wait ? d.seconds * 1000 + d.nanos / 1e6 : 0;
     c.expect(
       `Acquire with lease_duration ${show}`,
-      await c.stream("Acquire", () => c.locks.acquire({ fairness: 0, name: fresh("d"), holder: "fuzz", leaseDuration: d, waitTimeout: dur(0) })),
+      await c.stream("Acquire", () =>
+        c.locks.acquire({ fairness: 0, name: fresh("d"), holder: "fuzz", leaseDuration: d, waitTimeout: dur(0) }),
+      ),
       lease ? OK : invalid("lease_duration"),
     );
     c.expect(

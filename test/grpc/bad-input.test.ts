@@ -40,8 +40,16 @@ test("bad input gets INVALID_ARGUMENT naming the field and changes nothing held"
       () => streamError(() => locks.acquire({ fairness: 0, name: longName, holder: "h" })),
     ],
     ["Acquire with an empty holder", "holder", () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "" }))],
-    ["Acquire with a control character in the holder", "holder", () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "a\nb" }))],
-    ["Acquire with a 254-character holder", "holder", () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h".repeat(254) }))],
+    [
+      "Acquire with a control character in the holder",
+      "holder",
+      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "a\nb" })),
+    ],
+    [
+      "Acquire with a 254-character holder",
+      "holder",
+      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h".repeat(254) })),
+    ],
     [
       "Acquire with a zero lease",
       "lease_duration",
@@ -65,7 +73,8 @@ test("bad input gets INVALID_ARGUMENT naming the field and changes nothing held"
     [
       "Acquire with malformed nanos",
       "lease_duration",
-      () => streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h", leaseDuration: { seconds: 5, nanos: 2_000_000_000 } })),
+      () =>
+        streamError(() => locks.acquire({ fairness: 0, name: "job", holder: "h", leaseDuration: { seconds: 5, nanos: 2_000_000_000 } })),
     ],
     [
       "Acquire with a negative wait",

@@ -97,7 +97,11 @@ test("non-fair: the holding daemon hands the lock to its own non-fair waiters, o
   t.is(grantedHere, MAX_GRANTS_IN_A_ROW, "the non-fair waiters on the holding daemon got the lock, up to the bound");
   t.truthy(waiter.grant, "then the waiter on the other daemon holds it");
   t.true(waiter.grant!.token > Math.max(...local.filter((h) => h.grant).map((h) => h.grant!.token)));
-  t.is(a.conn.calls.update - updatesBefore, MAX_GRANTS_IN_A_ROW, "one write per local handoff, and one for the release to the other daemon");
+  t.is(
+    a.conn.calls.update - updatesBefore,
+    MAX_GRANTS_IN_A_ROW,
+    "one write per local handoff, and one for the release to the other daemon",
+  );
 });
 
 test("fair by default: with the same waiters asking fair, the other daemon is served at the first release", async (t) => {

@@ -13,6 +13,7 @@ type lockConfig struct {
 	holder        string
 	leaseDuration time.Duration
 	waitTimeout   *time.Duration
+	nonFair       bool
 }
 
 // LockOption configures Client.Lock and Client.TryLock, and the same way a
@@ -81,6 +82,24 @@ func WithWaitTimeout(d time.Duration) LockOption {
 	return lockOptionFunc(func(c *lockConfig) { c.waitTimeout = &d })
 }
 
+// WithFair chooses how Lock waits among waiters of other sidecars. true, the
+// default: first come, first served across sidecars. false: when a client of
+// this lock's sidecar releases it, the sidecar may hand it straight to this
+// waiter, one write, ahead of other sidecars' waiters, up to 16 grants in a
+// row; more handoffs per second on a hot lock, at the cost of order. Only
+// Lock takes it; the other calls ignore it.
+func WithFair(fair bool) LockOption {
+	return lockOptionFunc(func(c *lockConfig) { c.nonFair = !fair })
+}
+
+// fairness is the AcquireRequest's fairness for the choice of WithFair.
+func (c lockConfig) fairness() syncv1.Fairness {
+	if c.nonFair {
+		return syncv1.Fairness_FAIRNESS_NON_FAIR
+	}
+	return syncv1.Fairness_FAIRNESS_UNSPECIFIED
+}
+
 // Lock is a held lock. It stays held, renewed by the sidecar, until Unlock.
 // Lost is closed the moment the holder must stop acting: the sidecar reported
 // the lock lost, its heartbeats stopped, or Unlock was called; Err then says
@@ -111,7 +130,13 @@ type Lock struct {
 func (c *Client) Lock(ctx context.Context, name string, options ...LockOption) (*Lock, error) {
 	cfg := newLockConfig(options)
 	wait := cfg.wait()
-	request := &syncv1.AcquireRequest{Name: name, Holder: cfg.holder, WaitTimeout: durationpb.New(wait), LeaseDuration: optionalDuration(cfg.leaseDuration)}
+	request := &syncv1.AcquireRequest{
+		Name:          name,
+		Holder:        cfg.holder,
+		WaitTimeout:   durationpb.New(wait),
+		LeaseDuration: optionalDuration(cfg.leaseDuration),
+		Fairness:      cfg.fairness(),
+	}
 
 	what := "lock " + name
 	stream, first, endStream, err := openSession(ctx, what, wait, func(streamCtx context.Context) (grpc.ServerStreamingClient[syncv1.AcquireResponse], error) {

@@ -25,6 +25,8 @@ export interface LockCommand {
   readonly leaseDuration?: number;
   /** ms; default DEFAULT_WAIT_TIMEOUT_MS. */
   readonly waitTimeout?: number;
+  /** --non-fair: the sidecar may hand lock `name` to this command ahead of other sidecars' waiters. A plain lock only. */
+  readonly nonFair?: boolean;
   /** ms, and whether the flag was given (a default is lowered to fit the lease; a flag that does not fit is refused). */
   readonly killAfter: { readonly ms: number; readonly explicit: boolean };
   readonly verbose: boolean;
@@ -43,7 +45,7 @@ interface Held {
   readonly env: Record<string, string>;
 }
 
-function held(client: SyncClient, { name, permits, mode }: LockCommand): Held {
+function held(client: SyncClient, { name, permits, mode, nonFair }: LockCommand): Held {
   if (mode !== undefined) {
     const rwlock = client.rwlock(name);
     const what = describeRWHold(name, mode);
@@ -59,7 +61,7 @@ function held(client: SyncClient, { name, permits, mode }: LockCommand): Held {
     return {
       what: `lock ${name}`,
       failure: `cannot lock ${name}`,
-      acquire: (options) => client.lock(name, options),
+      acquire: (options) => client.lock(name, { ...options, fair: nonFair !== true }),
       holders: async (timeoutMs) => {
         const info = await client.getLock(name, { timeoutMs });
         return info.held ? ` (held by ${info.holder}, fencing token ${info.token})` : "";

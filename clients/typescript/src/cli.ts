@@ -37,6 +37,7 @@ async function run(invocation: Extract<Invocation, { kind: "run" }>): Promise<nu
           holder: flags.get("holder"),
           leaseDuration: duration("lease-duration"),
           waitTimeout: duration("wait-timeout"),
+          nonFair: flags.has("non-fair"),
           killAfter: killAfter(),
           verbose: flags.has("verbose"),
         });

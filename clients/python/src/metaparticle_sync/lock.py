@@ -33,6 +33,7 @@ from ._common import (
     Leader,
     LockInfo,
     SemaphoreInfo,
+    acquire_request,
     address_or_default,
     call_timeout,
     consistency,
@@ -151,6 +152,7 @@ class Client(RWLockCalls):
         lease_duration: float | None = None,
         wait_timeout: float | None = None,
         timeout: float | None = None,
+        fair: bool = True,
     ) -> Lock:
         """Waits for the lock and returns it held:
 
@@ -163,14 +165,14 @@ class Client(RWLockCalls):
         once if the lock is held): the sidecar is told, and the client's own
         clock gives up one second later if the sidecar never answers (say,
         it froze). Either way it raises LockTimeout, a TimeoutError.
+
+        `fair=False` lets the sidecar hand the lock to this waiter when one of
+        its own clients releases it, ahead of other sidecars' waiters, up to
+        16 grants in a row (see `acquire_request`); the default is first come,
+        first served across sidecars.
         """
         wait = wait_bound(wait_timeout, timeout)
-        request = lock_service_pb2.AcquireRequest(
-            name=name,
-            holder=holder or default_name("MSYNC_HOLDER"),
-            lease_duration=to_duration(lease_duration),
-            wait_timeout=to_duration(wait),
-        )
+        request = acquire_request(name, holder, lease_duration, wait, fair)
         # The returned object is both the call and the iterator of its messages;
         # the call has no deadline, as it lasts as long as the hold.
         messages = self._lock_streams.Acquire(request)

@@ -137,6 +137,10 @@ func lockOptions(c command) []msync.LockOption {
 	if c.has("waitTimeoutMs") {
 		options = append(options, msync.WithWaitTimeout(c.ms("waitTimeoutMs")))
 	}
+	if c.has("fair") {
+		fair, _ := c["fair"].(bool)
+		options = append(options, msync.WithFair(fair))
+	}
 	return options
 }
 

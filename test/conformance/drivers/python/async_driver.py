@@ -22,7 +22,7 @@ from metaparticle_sync import (
     SyncError,
 )
 
-from driver import Unimplemented, error_of, event_of, holders_of, leased, permit_reply, rw_reply, rwlock_state, seconds, waited, write
+from driver import Unimplemented, error_of, event_of, holders_of, leased, locked, permit_reply, rw_reply, rwlock_state, seconds, waited, write
 
 
 class Driver:
@@ -53,7 +53,7 @@ class Driver:
             self.clients[c["as"]] = AsyncClient(c["address"])
             return {}
         if op == "lock":
-            lock = await self.client(c).lock(c["name"], **waited(c))
+            lock = await self.client(c).lock(c["name"], **locked(c))
             self.locks[c["as"]] = lock
             self.watch_loss(c["as"], lock)
             return {"token": lock.token, "holder": lock.holder}

@@ -95,6 +95,11 @@ def waited(command: dict[str, Any]) -> dict[str, Any]:
     return {**leased(command), "wait_timeout": seconds(command, "waitTimeoutMs")}
 
 
+def locked(command: dict[str, Any]) -> dict[str, Any]:
+    """The options of the blocking lock: a blocking acquisition's, and `fair` when the command gives it."""
+    return {**waited(command), **({"fair": command["fair"]} if command.get("fair") is not None else {})}
+
+
 class Unimplemented(Exception):
     pass
 
@@ -139,7 +144,7 @@ class Driver:
             self.clients[c["as"]] = Client(c["address"])
             return {}
         if op == "lock":
-            lock = self.client(c).lock(c["name"], **waited(c))
+            lock = self.client(c).lock(c["name"], **locked(c))
             self.locks[c["as"]] = lock
             self.watch_loss(c["as"], lock)
             return {"token": lock.token, "holder": lock.holder}

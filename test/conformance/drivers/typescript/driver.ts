@@ -82,7 +82,7 @@ async function perform(args: Args): Promise<Record<string, unknown>> {
       clients.set(String(args.as), new SyncClient({ address: String(args.address) }));
       return {};
     case "lock": {
-      const lock = await client(args).lock(String(args.name), holdOptions(args));
+      const lock = await client(args).lock(String(args.name), { ...holdOptions(args), fair: opt<boolean>(args.fair) });
       keep(args, lock);
       return { token: lock.token, holder: lock.holder };
     }
