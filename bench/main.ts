@@ -326,6 +326,11 @@ async function main(): Promise<void> {
         (v) => (results.hot.ours = v),
       );
       await run(
+        "hot lock ours, non-fair",
+        () => hotOurs(ctx, false),
+        (v) => (results.hot.oursNonFair = v),
+      );
+      await run(
         "hot lock etcd",
         () => hotEtcd(ctx),
         (v) => (results.hot.etcd = v),

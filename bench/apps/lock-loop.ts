@@ -3,12 +3,14 @@
 // Prints JSON lines: {"event":"ready"} and then a summary with the number of
 // acquisitions and every fencing token seen.
 //
-//   node dist/bench/apps/lock-loop.js ADDRESS CLIENTS NAME DURATION_MS LABEL
+//   node dist/bench/apps/lock-loop.js ADDRESS CLIENTS NAME DURATION_MS LABEL [non-fair]
+//
+// With "non-fair" the clients ask for the lock with fair: false.
 import { readyAndGo } from "./start.js";
 
-const [address, clientsArg, name, durationArg, label] = process.argv.slice(2);
-if (!address || !clientsArg || !name || !durationArg || !label) {
-  console.error("usage: lock-loop ADDRESS CLIENTS NAME DURATION_MS LABEL");
+const [address, clientsArg, name, durationArg, label, fairness] = process.argv.slice(2);
+if (!address || !clientsArg || !name || !durationArg || !label || (fairness !== undefined && fairness !== "non-fair")) {
+  console.error("usage: lock-loop ADDRESS CLIENTS NAME DURATION_MS LABEL [non-fair]");
   process.exit(2);
 }
 const app = await readyAndGo(address, Number(clientsArg));
@@ -23,7 +25,7 @@ await Promise.all(
       const stop = new AbortController();
       const timer = setTimeout(() => stop.abort(), Math.max(0, deadline - performance.now()));
       try {
-        const lock = await client.lock(name, { holder: `${label}-${i}`, signal: stop.signal });
+        const lock = await client.lock(name, { holder: `${label}-${i}`, signal: stop.signal, fair: fairness !== "non-fair" });
         tokens.push(lock.token);
         await lock.release();
       } catch (err) {

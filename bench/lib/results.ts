@@ -355,7 +355,8 @@ export interface Results {
   handoff: Partial<Record<System, HandoffRow>>;
   crash: Partial<Record<"ours" | "client-go" | "etcd", CrashRow>>;
   waiting: WaitingRow[];
-  hot: Partial<Record<"ours" | "etcd" | "curator", HotRow>>;
+  /** `oursNonFair`: ours with every client asking fair: false. */
+  hot: Partial<Record<"ours" | "oursNonFair" | "etcd" | "curator", HotRow>>;
   /** Hot semaphore of N permits, one row per system and hold; absent in runs before it (ours: in runs since issue 22). */
   semaphore?: SemaphoreRow[];
   /** Read-heavy read-write lock loop, ours and Curator's; absent in runs before it. */

@@ -29,10 +29,10 @@ export async function race(
   return Promise.all(peers.map((p) => within(p.waitForEvent("summary", durationMs + 60_000), durationMs + 61_000, `${p.label} summary`)));
 }
 
-/** Ours: two daemons, each with an app process of `hotClientsPerDaemon` clients. */
-export async function hotOurs(ctx: BenchContext): Promise<HotRow> {
+/** Ours: two daemons, each with an app process of `hotClientsPerDaemon` clients, asking fair or non-fair. */
+export async function hotOurs(ctx: BenchContext, fair = true): Promise<HotRow> {
   const { hotDurationMs, hotClientsPerDaemon } = ctx.params;
-  const namespace = await ctx.newNamespace("hot");
+  const namespace = await ctx.newNamespace(fair ? "hot" : "hot-non-fair");
   const daemons = [await ctx.startDaemon(namespace, "hot-a"), await ctx.startDaemon(namespace, "hot-b")];
   const apps = daemons.map((d, i) =>
     PeerProcess.spawn(`lock-loop ${i}`, process.execPath, [
@@ -42,6 +42,7 @@ export async function hotOurs(ctx: BenchContext): Promise<HotRow> {
       "hot",
       String(hotDurationMs),
       `app${i}`,
+      ...(fair ? [] : ["non-fair"]),
     ]),
   );
   try {

@@ -328,12 +328,15 @@ export function renderReport(r: Results, plots: Plots): string {
     "Lockers take one lock and release it at once, in a loop, for a fixed time; every acquisition after the first is a handoff. " +
       "Ours: two daemons, each with an app process of 8 clients. etcd: two processes, each with 8 sessions, each session looping " +
       "`concurrency.Mutex` Lock/Unlock. Curator: two processes, each with 8 sessions (a Curator client and ZooKeeper session " +
-      "each), each looping `InterProcessMutex` acquire/release. client-go has no lock primitive: n/a.",
+      "each), each looping `InterProcessMutex` acquire/release. client-go has no lock primitive: n/a. " +
+      "Ours, non-fair: the same, every client asking `fair: false` (a daemon hands the lock to its own waiters, one write, " +
+      "up to 16 grants in a row while the other daemon waits).",
   );
   out.push("");
   const ho = r.hot.ours;
   const he = r.hot.etcd;
   const hc = r.hot.curator;
+  const hn = r.hot.oursNonFair;
   const who = (row: HotRow | undefined) => (row ? `${row.sessions} (${row.processes})` : NA);
   const secs = (row: HotRow | undefined) => (row ? `${row.durationS.toFixed(1)} s` : NA);
   out.push(
@@ -395,6 +398,42 @@ export function renderReport(r: Results, plots: Plots): string {
       ],
     ),
   );
+  if (hn) {
+    out.push("");
+    out.push(
+      table(
+        [
+          "ours",
+          "handoffs per second",
+          "etcd ÷ ours",
+          "handoffs between daemons",
+          "Lease writes per acquisition",
+          "daemon CPU per acquisition, per daemon",
+          "own tokens",
+        ],
+        [
+          [
+            "fair (default)",
+            num(ho?.perSecond, 1),
+            ratio(he?.perSecond, ho?.perSecond),
+            ho?.crossDaemonHandoffs === undefined ? NA : `${ho.crossDaemonHandoffs} (${percentOf(ho.crossDaemonHandoffs, ho.acquired)})`,
+            num(ho?.writesPerAcquisition, 2),
+            ho?.daemonCpuMsPerAcquisition === undefined ? NA : `${num(ho.daemonCpuMsPerAcquisition)} ms`,
+            ho?.tokensUnique === undefined ? NA : ho.tokensUnique ? "yes" : "NO",
+          ],
+          [
+            "non-fair",
+            num(hn.perSecond, 1),
+            ratio(he?.perSecond, hn.perSecond),
+            hn.crossDaemonHandoffs === undefined ? NA : `${hn.crossDaemonHandoffs} (${percentOf(hn.crossDaemonHandoffs, hn.acquired)})`,
+            num(hn.writesPerAcquisition, 2),
+            hn.daemonCpuMsPerAcquisition === undefined ? NA : `${num(hn.daemonCpuMsPerAcquisition)} ms`,
+            hn.tokensUnique ? "yes" : "NO",
+          ],
+        ],
+      ),
+    );
+  }
   out.push("");
   out.push(...renderSemaphore(r, plots.semaphoreHandoffCdf));
   out.push(...renderRWLock(r.rwlock));

@@ -271,6 +271,7 @@ impl Driver {
                     holder: text(args, "holder"),
                     lease_duration: millis(args, "leaseDurationMs"),
                     wait_timeout: millis(args, "waitTimeoutMs"),
+                    fair: args.get("fair").and_then(Value::as_bool),
                 };
                 let lock = self.client(args)?.lock_with(&name, options).await?;
                 watch_loss(handle_as.clone(), lock.signal());
@@ -302,6 +303,7 @@ impl Driver {
                     holder: text(args, "holder"),
                     lease_duration: millis(args, "leaseDurationMs"),
                     wait_timeout: millis(args, "waitTimeoutMs"),
+                    fair: None,
                 };
                 let permit = self
                     .client(args)?
@@ -357,6 +359,7 @@ impl Driver {
                     holder: text(args, "holder"),
                     lease_duration: millis(args, "leaseDurationMs"),
                     wait_timeout: millis(args, "waitTimeoutMs"),
+                    fair: None,
                 };
                 let hold = self
                     .client(args)?
