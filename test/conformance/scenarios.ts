@@ -182,7 +182,8 @@ export const SCENARIOS: readonly Scenario[] = [
       { sleepMs: 300 },
       // A wrapper that drops fair: false asks for a fair lock, and b, which waited first, is granted at the release.
       { to: "c", op: "lock", args: { client: "c", as: "next", name: "barge", holder: "c", fair: false }, pending: "c-lock" },
-      { sleepMs: 300 },
+      // Time for c's first call to reach its sidecar (a fresh JVM's first call takes about 300 ms).
+      { sleepMs: 1500 },
       { to: "a", op: "release", args: { handle: "held" } },
       { reply: "c-lock", withinMs: SOON_MS, expect: { token: { gt: "t1" } }, save: { token: "t2" } },
       { notYet: "b-lock", forMs: 300 },

@@ -145,6 +145,12 @@ public class Driver {
     return timeout != null ? timeout : SyncClient.DEFAULT_CALL_TIMEOUT;
   }
 
+  /** An optional boolean: null when absent, so that the wrapper's default applies. */
+  static Boolean bool(JsonObject c, String key) {
+    JsonElement v = c.get(key);
+    return v == null || v.isJsonNull() ? null : v.getAsBoolean();
+  }
+
   static boolean flag(JsonObject c, String key) {
     JsonElement v = c.get(key);
     return v != null && !v.isJsonNull() && v.getAsBoolean();
@@ -184,7 +190,10 @@ public class Driver {
         return message();
       }
       case "lock" -> {
-        Lock lock = client(c).lock(str(c, "name"), lockOptions(c).withWaitTimeout(lockWait(c)));
+        LockOptions options = lockOptions(c).withWaitTimeout(lockWait(c));
+        Boolean fair = bool(c, "fair");
+        if (fair != null) options = options.withFair(fair);
+        Lock lock = client(c).lock(str(c, "name"), options);
         String handle = str(c, "as");
         locks.put(handle, lock);
         watchLost(handle, lock.lost());

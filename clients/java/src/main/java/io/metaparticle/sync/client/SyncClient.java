@@ -11,6 +11,7 @@ import io.metaparticle.sync.v1.AcquireRequest;
 import io.metaparticle.sync.v1.AcquireResponse;
 import io.metaparticle.sync.v1.CampaignRequest;
 import io.metaparticle.sync.v1.ElectionServiceGrpc;
+import io.metaparticle.sync.v1.Fairness;
 import io.metaparticle.sync.v1.GetLeaderRequest;
 import io.metaparticle.sync.v1.GetLeaderResponse;
 import io.metaparticle.sync.v1.GetLockRequest;
@@ -195,6 +196,10 @@ public final class SyncClient implements AutoCloseable {
             .setWaitTimeout(Durations.toProto(wait));
     if (options.leaseDuration() != null) {
       request.setLeaseDuration(Durations.toProto(options.leaseDuration()));
+    }
+    // Unset is fair, the sidecar's default.
+    if (!options.fair()) {
+      request.setFairness(Fairness.FAIRNESS_NON_FAIR);
     }
     return Acquisition.await(
         "lock " + name,

@@ -175,6 +175,35 @@ class LockTest {
   }
 
   @Test
+  void aNonFairWaiterIsHandedTheLockOnRelease() throws Exception {
+    assertTrue(LockOptions.defaults().fair());
+    LockOptions nonFair = LockOptions.defaults().withFair(false).withHolder("non-fair");
+    assertFalse(nonFair.fair(), "withHolder dropped fair");
+    // The order fairness changes is between waiters of different sidecars, which one daemon
+    // with the memory backend cannot show (the conformance suite's non-fair scenario does);
+    // this checks the sidecar takes a non-fair request and hands the lock on to such a waiter.
+    try (DaemonProcess daemon = new DaemonProcess()) {
+      SyncClient client = daemon.client();
+      Lock first = client.lock("hot");
+      CompletableFuture<Optional<Lock>> waiter =
+          CompletableFuture.supplyAsync(
+              () -> {
+                try {
+                  return client.acquire("hot", nonFair);
+                } catch (InterruptedException e) {
+                  throw new IllegalStateException(e);
+                }
+              });
+      assertThrows(TimeoutException.class, () -> waiter.get(200, TimeUnit.MILLISECONDS), "the waiter got a held lock");
+      first.close();
+      try (Lock second = waiter.get(10, TimeUnit.SECONDS).orElseThrow()) {
+        assertEquals("non-fair", second.holder());
+        assertTrue(second.token() > first.token(), "fencing tokens must grow");
+      }
+    }
+  }
+
+  @Test
   void acquireReturnsEmptyWhenTheWaitTimesOut() throws Exception {
     try (DaemonProcess daemon = new DaemonProcess()) {
       SyncClient client = daemon.client();
