@@ -412,6 +412,27 @@ test.serial("lock --shared: --wait-timeout exits 75 naming the writer; with -n o
   t.false(writer.lost, "the writer kept its hold");
 });
 
+test("lock --non-fair: the command runs holding lock NAME with its token; with -n, --shared or --exclusive it is a usage error, exit 64", async (t) => {
+  const d = await startTestDaemon();
+  t.teardown(() => d.stop());
+  const marker = join(tempDir(t), "ran");
+  const env = { MSYNC_ADDRESS: d.address };
+  const ran = await run(t, ["lock", "--non-fair", "barge", ...nodeScript("console.log(`token=${process.env.MSYNC_FENCING_TOKEN}`)")], env);
+  t.is(ran.code, 0, ran.stderr);
+  t.regex(ran.stdout, /^token=1$/m);
+  t.false((await d.client.getLock("barge")).held, "released once the command exited");
+  for (const args of [
+    ["lock", "--non-fair", "-n", "2", "barge", "--", "touch", marker],
+    ["lock", "--shared", "--non-fair", "barge", "--", "touch", marker],
+    ["lock", "--non-fair", "--exclusive", "barge", "--", "touch", marker],
+  ]) {
+    const result = await run(t, args, env);
+    t.is(result.code, 64, args.join(" "));
+    t.regex(result.stderr, /--non-fair is for a plain lock/, args.join(" "));
+  }
+  t.throws(() => readFileSync(marker), undefined, "the command never ran");
+});
+
 // Serial: with the machine busy with the other tests, the in-process sidecar may answer a 300 ms wait timeout
 // later than the CLI's own clock allows (1 s after it), and the message then cannot name the holder.
 test.serial("lock: --wait-timeout exits 75 without running the command while someone else holds the lock", async (t) => {

@@ -110,7 +110,7 @@ const FLAGS: Record<CommandName, Record<string, FlagSpec>> = {
 
 const SUMMARY: Record<CommandName, { usage: string; text: string }> = {
   lock: {
-    usage: "lock [-n N | --shared | --exclusive | --non-fair] NAME [flags] -- CMD [ARGS...]",
+    usage: "lock [-n N | --shared | --exclusive] NAME [flags] -- CMD [ARGS...]",
     text: `Waits for lock NAME, runs CMD while holding it, then releases it, and exits with CMD's status.
 CMD gets MSYNC_LOCK_NAME and MSYNC_FENCING_TOKEN (strictly greater than every earlier token of
 NAME: pass it to what CMD writes to, so stale writers can be rejected). If the lock is lost while
