@@ -10,6 +10,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startControlPlane } from "../test/controlplane/controlplane.js";
 import { BenchContext, FULL, type Params, QUICK } from "./lib/context.js";
+import { daemonNodeFlags } from "./lib/daemon.js";
 import { loadAverage } from "./lib/proc.js";
 import type { Results } from "./lib/results.js";
 import { crashClientGo, crashEtcd, crashOurs } from "./phases/crash.js";
@@ -197,6 +198,7 @@ async function main(): Promise<void> {
       clientGo: goModVersion("k8s.io/client-go"),
       etcdClient: goModVersion("go.etcd.io/etcd/client/v3"),
       daemonVersion: daemonVersion(),
+      daemonNodeFlags: daemonNodeFlags(),
       java: javaVersion(),
       curator: curatorPinned.curator,
       zookeeper: curatorPinned.zookeeper,

@@ -3,6 +3,7 @@
 import { Client, credentials } from "@grpc/grpc-js";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { SyncClient } from "metaparticle-sync-client";
@@ -12,6 +13,23 @@ import { freePort } from "./proc.js";
 
 /** The lean build (`npm run build`, scripts/bundle.mjs) that `npm start` and the image run: dist/lean/main.mjs. */
 export const DAEMON_MAIN = fileURLToPath(new URL("../../lean/main.mjs", import.meta.url));
+
+/**
+ * The node flags our daemons run with: the image's (its ENTRYPOINT in the
+ * Dockerfile, between `node` and the script), so that the report measures
+ * the daemon as it is shipped; MSYNC_BENCH_DAEMON_NODE_FLAGS instead, when
+ * set ("" for none). They go before the script, as V8 flags NODE_OPTIONS
+ * refuses (--optimize-for-size) must.
+ */
+export function daemonNodeFlags(): string[] {
+  const given = process.env.MSYNC_BENCH_DAEMON_NODE_FLAGS;
+  if (given !== undefined) return given.split(" ").filter((flag) => flag !== "");
+  const dockerfile = readFileSync(fileURLToPath(new URL("../../../Dockerfile", import.meta.url)), "utf8");
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile);
+  if (entrypoint === null) throw new Error("the Dockerfile has no ENTRYPOINT in exec form");
+  const argv = JSON.parse(entrypoint[1]!) as string[];
+  return argv.slice(1, -1);
+}
 
 export interface DaemonOptions {
   /** The Kubernetes backend's kubeconfig; without one the daemon runs on the memory backend. */
@@ -83,10 +101,8 @@ export class OurDaemon {
   static async start(options: DaemonOptions): Promise<OurDaemon> {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
-    // MSYNC_BENCH_DAEMON_NODE_FLAGS go before the script, for V8 flags NODE_OPTIONS refuses (--optimize-for-size).
-    const nodeFlags = (process.env.MSYNC_BENCH_DAEMON_NODE_FLAGS ?? "").split(" ").filter((flag) => flag !== "");
     const [command, args] = tiedCommand(process.execPath, [
-      ...nodeFlags,
+      ...daemonNodeFlags(),
       options.main ?? DAEMON_MAIN,
       `--listen=${address}`,
       ...(options.kubeconfig === undefined

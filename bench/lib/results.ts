@@ -23,6 +23,8 @@ export interface Meta {
   clientGo: string;
   etcdClient: string;
   daemonVersion: string;
+  /** The node flags our daemons ran with (daemonNodeFlags); absent in runs before it, which ran them with none. */
+  daemonNodeFlags?: string[];
   /** The Curator peer's Java, and the Curator and ZooKeeper versions it and its server run (absent in runs before the peer). */
   java?: string;
   curator?: string;

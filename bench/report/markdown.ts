@@ -71,6 +71,10 @@ export function renderReport(r: Results, plots: Plots): string {
         ["client-go / etcd client (peers)", `${m.clientGo} / ${m.etcdClient}`],
         ["Curator / ZooKeeper server (peer), Java", m.curator ? `${m.curator} / ${m.zookeeper ?? NA}, ${m.java ?? NA}` : NA],
         ["metaparticle-sync", m.daemonVersion],
+        [
+          "our daemons run as",
+          `node ${[...(m.daemonNodeFlags ?? []), "dist/lean/main.mjs"].join(" ")}${m.daemonNodeFlags === undefined ? " (no flags recorded)" : ""}`,
+        ],
       ],
     ),
   );
