@@ -317,6 +317,46 @@ const rows: Array<[string, ContenderView, Decision]> = [
     { do: "give-back", how: "release-and-queue" },
   ],
   [
+    "give-back, non-fair: another daemon is queued, but the local claim is non-fair and this daemon has had fewer than MAX_GRANTS_IN_A_ROW: hand the lease to it",
+    view({
+      holding: holding({ ended: true }),
+      head: { ...waiter, nonFair: true },
+      grantsInARow: MAX_GRANTS_IN_A_ROW - 1,
+      observation: seen(lease({ holderIdentity: ME, queue: [OTHER] })),
+    }),
+    { do: "give-back", how: "hand-off" },
+  ],
+  [
+    "give-back, non-fair: another daemon announced itself; the non-fair local claim is handed the lease",
+    view({
+      holding: holding({ ended: true }),
+      head: { ...waiter, nonFair: true },
+      grantsInARow: 1,
+      observation: seen(lease({ holderIdentity: ME, waiting: [OTHER] })),
+    }),
+    { do: "give-back", how: "hand-off" },
+  ],
+  [
+    "give-back, non-fair: after MAX_GRANTS_IN_A_ROW grants while another daemon is queued, released to the queue",
+    view({
+      holding: holding({ ended: true }),
+      head: { ...waiter, nonFair: true },
+      grantsInARow: MAX_GRANTS_IN_A_ROW,
+      observation: seen(lease({ holderIdentity: ME, queue: [OTHER] })),
+    }),
+    { do: "give-back", how: "release-and-queue" },
+  ],
+  [
+    "give-back, non-fair at shutdown: release, whatever waits here",
+    view({
+      closing: true,
+      holding: holding({ ended: true }),
+      head: { ...waiter, nonFair: true },
+      observation: seen(lease({ holderIdentity: ME, queue: [OTHER] })),
+    }),
+    { do: "give-back", how: "release" },
+  ],
+  [
     "holding: a Release or Resign is served as a give-back, chosen by the same rule",
     view({ holding: holding({ nextRequest: "release", renewDue: true }), head: waiter, observation: seen(lease({ holderIdentity: ME })) }),
     { do: "serve-release", how: "hand-off" },
