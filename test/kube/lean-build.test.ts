@@ -3,18 +3,34 @@
 // Lease API's models) and undici (only Agent, ProxyAgent and fetch), so it is
 // exercised here against the real API server: writes, the watch, handoffs.
 import { KubeConfig } from "@kubernetes/client-node";
+import type { ExecutionContext } from "ava";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { type IncomingMessage, createServer } from "node:http";
 import { type AddressInfo, type Socket, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LEAN_MAIN } from "../support/daemon-process.js";
-import { type KubeDaemon, kubeSuite, spawnKubeDaemon } from "../support/kube-env.js";
+import { type KubeDaemon, type KubeEnv, kubeSuite, spawnKubeDaemon } from "../support/kube-env.js";
 
 const { controlPlaneTest } = kubeSuite();
 
 /** A Lease's acquireTime and renewTime are MicroTimes: six digits of fraction. */
 const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+
+/** Two lean-build daemons on the Kubernetes backend, stopped when the test ends. */
+async function twoLeanDaemons(
+  t: ExecutionContext<{ env: KubeEnv }>,
+  namespace: string,
+  kubeconfig: string,
+): Promise<[KubeDaemon, KubeDaemon]> {
+  const daemons: KubeDaemon[] = [];
+  t.teardown(async () => {
+    for (const d of daemons) d.client.close();
+    await Promise.all(daemons.map((d) => d.stop()));
+  });
+  for (let i = 0; i < 2; i++) daemons.push(await spawnKubeDaemon(t.context.env, namespace, [], kubeconfig, { main: LEAN_MAIN }));
+  return daemons as [KubeDaemon, KubeDaemon];
+}
 
 controlPlaneTest(
   "lean build: two daemons hand a lock over through a real Lease, and an observer on one follows the leader on the other",
@@ -23,13 +39,8 @@ controlPlaneTest(
     const env = t.context.env;
     const cp = env.controlPlane!;
     const namespace = await env.newNamespace("lean");
-    const daemons: KubeDaemon[] = [];
-    t.teardown(async () => {
-      for (const d of daemons) d.client.close();
-      await Promise.all(daemons.map((d) => d.stop()));
-    });
-    for (let i = 0; i < 2; i++) daemons.push(await spawnKubeDaemon(env, namespace, [], env.kubeconfig, { main: LEAN_MAIN }));
-    const [a, b] = daemons as [KubeDaemon, KubeDaemon];
+    const daemons = await twoLeanDaemons(t, namespace, env.kubeconfig);
+    const [a, b] = daemons;
 
     const held = await a.client.lock("lean", { holder: "first" });
     const path = `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/msync-lock-lean`;
@@ -100,13 +111,8 @@ controlPlaneTest(
     const kubeconfig = join(dir, "kubeconfig");
     writeFileSync(kubeconfig, config.exportConfig());
 
-    const daemons: KubeDaemon[] = [];
-    t.teardown(async () => {
-      for (const d of daemons) d.client.close();
-      await Promise.all(daemons.map((d) => d.stop()));
-    });
-    for (let i = 0; i < 2; i++) daemons.push(await spawnKubeDaemon(env, namespace, [], kubeconfig, { main: LEAN_MAIN }));
-    const [a, b] = daemons as [KubeDaemon, KubeDaemon];
+    const daemons = await twoLeanDaemons(t, namespace, kubeconfig);
+    const [a, b] = daemons;
     const held = await a.client.lock("lean-proxy", { holder: "first" });
     const waiting = b.client.lock("lean-proxy", { holder: "second" });
     await new Promise((resolve) => setTimeout(resolve, 300)); // queued behind the holder

@@ -937,39 +937,19 @@ export class Simulation implements ClientWorld {
   }
 
   private scheduleWorkload(): void {
-    const arrive = () => {
-      if (this.clock.now() >= WORKLOAD_END_MS) return;
-      this.spawn();
-      this.clock.setTimer(-Math.log(1 - this.random.next()) * this.profile.meanArrivalMs, arrive);
+    // Clients arrive as a Poisson process, from `r`, until the workload ends.
+    const arrivals = (r: Random, spawn: () => void) => {
+      const arrive = () => {
+        if (this.clock.now() >= WORKLOAD_END_MS) return;
+        spawn();
+        this.clock.setTimer(-Math.log(1 - r.next()) * this.profile.meanArrivalMs, arrive);
+      };
+      this.clock.setTimer(r.int(0, 500), arrive);
     };
-    this.clock.setTimer(this.random.int(0, 500), arrive);
-    if (this.profile.workload.has("semaphore")) {
-      const r = this.semaphoreRandom;
-      const arriveAtSemaphore = () => {
-        if (this.clock.now() >= WORKLOAD_END_MS) return;
-        this.spawnAtSemaphore();
-        this.clock.setTimer(-Math.log(1 - r.next()) * this.profile.meanArrivalMs, arriveAtSemaphore);
-      };
-      this.clock.setTimer(r.int(0, 500), arriveAtSemaphore);
-    }
-    if (this.profile.workload.has("rwlock")) {
-      const r = this.rwRandom;
-      const arriveAtRWLock = () => {
-        if (this.clock.now() >= WORKLOAD_END_MS) return;
-        this.spawnAtRWLock();
-        this.clock.setTimer(-Math.log(1 - r.next()) * this.profile.meanArrivalMs, arriveAtRWLock);
-      };
-      this.clock.setTimer(r.int(0, 500), arriveAtRWLock);
-    }
-    if (this.profile.workload.has("nonfair")) {
-      const r = this.nonFairRandom;
-      const arriveAtNonFairLock = () => {
-        if (this.clock.now() >= WORKLOAD_END_MS) return;
-        this.spawnAtNonFairLock();
-        this.clock.setTimer(-Math.log(1 - r.next()) * this.profile.meanArrivalMs, arriveAtNonFairLock);
-      };
-      this.clock.setTimer(r.int(0, 500), arriveAtNonFairLock);
-    }
+    arrivals(this.random, () => this.spawn());
+    if (this.profile.workload.has("semaphore")) arrivals(this.semaphoreRandom, () => this.spawnAtSemaphore());
+    if (this.profile.workload.has("rwlock")) arrivals(this.rwRandom, () => this.spawnAtRWLock());
+    if (this.profile.workload.has("nonfair")) arrivals(this.nonFairRandom, () => this.spawnAtNonFairLock());
     if (this.profile.scale === "names") this.manyNames();
     if (this.profile.scale === "daemons") this.manyDaemons();
   }
