@@ -26,6 +26,11 @@ import java.time.Duration;
  *     ignore it.
  */
 public record LockOptions(String holder, Duration leaseDuration, Duration waitTimeout, boolean fair) {
+  /** The options as they were before {@code fair}: fair. */
+  public LockOptions(String holder, Duration leaseDuration, Duration waitTimeout) {
+    this(holder, leaseDuration, waitTimeout, true);
+  }
+
   public static LockOptions defaults() {
     return new LockOptions(null, null, null, true);
   }
