@@ -343,6 +343,17 @@ export function renderReport(r: Results, plots: Plots): string {
   const hn = r.hot.oursNonFair;
   const who = (row: HotRow | undefined) => (row ? `${row.sessions} (${row.processes})` : NA);
   const secs = (row: HotRow | undefined) => (row ? `${row.durationS.toFixed(1)} s` : NA);
+  const crossDaemon = (row: HotRow | undefined) =>
+    row?.crossDaemonHandoffs === undefined ? NA : `${row.crossDaemonHandoffs} (${percentOf(row.crossDaemonHandoffs, row.acquired)})`;
+  const oursRow = (label: string, row: HotRow | undefined) => [
+    label,
+    num(row?.perSecond, 1),
+    ratio(he?.perSecond, row?.perSecond),
+    crossDaemon(row),
+    num(row?.writesPerAcquisition, 2),
+    row?.daemonCpuMsPerAcquisition === undefined ? NA : `${num(row.daemonCpuMsPerAcquisition)} ms`,
+    row?.tokensUnique === undefined ? NA : row.tokensUnique ? "yes" : "NO",
+  ];
   out.push(
     table(
       ["", "ours", "client-go", "etcd Mutex", "Curator InterProcessMutex", "etcd ÷ ours", "Curator ÷ ours"],
@@ -382,7 +393,7 @@ export function renderReport(r: Results, plots: Plots): string {
         ["ZooKeeper server CPU (% of one core)", NA, NA, NA, num(hc?.serverCpuPercent, 0), "", ""],
         [
           "handoffs between the two processes (daemons)",
-          ho?.crossDaemonHandoffs === undefined ? NA : `${ho.crossDaemonHandoffs} (${percentOf(ho.crossDaemonHandoffs, ho.acquired)})`,
+          crossDaemon(ho),
           NA,
           NA,
           hc?.crossProcessHandoffs === undefined ? NA : `${hc.crossProcessHandoffs} (${percentOf(hc.crossProcessHandoffs, hc.acquired)})`,
@@ -415,26 +426,7 @@ export function renderReport(r: Results, plots: Plots): string {
           "daemon CPU per acquisition, per daemon",
           "own tokens",
         ],
-        [
-          [
-            "fair (default)",
-            num(ho?.perSecond, 1),
-            ratio(he?.perSecond, ho?.perSecond),
-            ho?.crossDaemonHandoffs === undefined ? NA : `${ho.crossDaemonHandoffs} (${percentOf(ho.crossDaemonHandoffs, ho.acquired)})`,
-            num(ho?.writesPerAcquisition, 2),
-            ho?.daemonCpuMsPerAcquisition === undefined ? NA : `${num(ho.daemonCpuMsPerAcquisition)} ms`,
-            ho?.tokensUnique === undefined ? NA : ho.tokensUnique ? "yes" : "NO",
-          ],
-          [
-            "non-fair",
-            num(hn.perSecond, 1),
-            ratio(he?.perSecond, hn.perSecond),
-            hn.crossDaemonHandoffs === undefined ? NA : `${hn.crossDaemonHandoffs} (${percentOf(hn.crossDaemonHandoffs, hn.acquired)})`,
-            num(hn.writesPerAcquisition, 2),
-            hn.daemonCpuMsPerAcquisition === undefined ? NA : `${num(hn.daemonCpuMsPerAcquisition)} ms`,
-            hn.tokensUnique ? "yes" : "NO",
-          ],
-        ],
+        [oursRow("fair (default)", ho), oursRow("non-fair", hn)],
       ),
     );
   }

@@ -1046,17 +1046,8 @@ export class Simulation implements ClientWorld {
     const lock = this.resources.find((res) => res.nonFair === true)!;
     if (live.length === 0 || this.active.filter((c) => !c.done && c.resource === lock).length >= MAX_CLIENTS_PER_LOCK) return;
     const daemon = r.pick(live);
-    if (r.bool(0.3)) {
-      const until = this.clock.now() + r.int(2_000, 8_000);
-      for (let i = r.int(2, 4); i > 0; i--) this.hotLoop(daemon, lock, until, r);
-      const other = live.filter((d) => d !== daemon);
-      if (other.length > 0) {
-        const remote = r.pick(other);
-        this.clock.setTimer(r.int(0, 1_000), () => !remote.gone() && this.acquire(remote, lock, r));
-      }
-    } else {
-      this.acquire(daemon, lock, r);
-    }
+    if (r.bool(0.3)) this.hotLock(daemon, lock, r);
+    else this.acquire(daemon, lock, r);
   }
 
   /** One client of a read-write lock, a reader three times in four: blocking (some hot), or TryAcquire. */
@@ -1105,16 +1096,7 @@ export class Simulation implements ClientWorld {
       case "acquire":
         return this.acquire(daemon, r.pick(locks));
       case "hot": {
-        // A hot lock: clients on one daemon hand it between them fast, and one client on another daemon wants it too.
-        const lock = r.pick(locks);
-        const until = this.clock.now() + r.int(2_000, 8_000);
-        for (let i = r.int(2, 4); i > 0; i--) this.hotLoop(daemon, lock, until);
-        const other = this.daemons.filter((d) => d !== daemon && !d.gone());
-        if (other.length > 0) {
-          const remote = r.pick(other);
-          this.clock.setTimer(r.int(0, 1_000), () => !remote.gone() && this.acquire(remote, lock));
-        }
-        return;
+        return this.hotLock(daemon, r.pick(locks), r);
       }
       case "try": {
         const client = new TryClient(this, this.nextId("t"), daemon, r.pick(locks), {
@@ -1159,6 +1141,17 @@ export class Simulation implements ClientWorld {
     client.mode = mode;
     this.adopt(client);
     client.start();
+  }
+
+  /** A hot lock: clients on one daemon hand it between them fast, and one client on another daemon wants it too. */
+  private hotLock(daemon: Daemon, lock: Resource, r: Random): void {
+    const until = this.clock.now() + r.int(2_000, 8_000);
+    for (let i = r.int(2, 4); i > 0; i--) this.hotLoop(daemon, lock, until, r);
+    const other = this.daemons.filter((d) => d !== daemon && !d.gone());
+    if (other.length > 0) {
+      const remote = r.pick(other);
+      this.clock.setTimer(r.int(0, 1_000), () => !remote.gone() && this.acquire(remote, lock, r));
+    }
   }
 
   private hotLoop(daemon: Daemon, lock: Resource, until: number, r = this.random, mode?: "shared" | "exclusive"): void {
