@@ -48,9 +48,16 @@ function sum(output: string, pattern: RegExp): number {
 function avaSuite(
   name: string,
   folder: string,
-  options: { serial?: boolean; prepare?: string[]; env?: Record<string, string> } = {},
+  options: {
+    /** Every test one at a time (tests of one file, and the files). */
+    serial?: boolean;
+    /** The files one at a time, each file's tests as it declares them (the conformance file limits its own). */
+    fileByFile?: boolean;
+    prepare?: string[];
+    env?: Record<string, string>;
+  } = {},
 ): Suite {
-  const { serial = false, prepare, env = {} } = options;
+  const { serial = false, fileByFile = false, prepare, env = {} } = options;
   return {
     name,
     prepare,
@@ -58,7 +65,8 @@ function avaSuite(
       process.execPath,
       ava,
       "--tap",
-      ...(serial ? ["--serial", "--concurrency=1", "--timeout=5m"] : []),
+      ...(serial ? ["--serial"] : []),
+      ...(serial || fileByFile ? ["--concurrency=1", "--timeout=5m"] : []),
       `dist/test/${folder}/**/*.test.js`,
     ],
     cwd: root,
@@ -187,7 +195,7 @@ export const SUITES: readonly Suite[] = [
   }),
   // Every client through its driver against real daemons: one result per scenario and language (test/conformance/PROTOCOL.md).
   avaSuite("conformance", "conformance", {
-    serial: true,
+    fileByFile: true,
     prepare: ["bash", "-c", "bash scripts/install-toolchains.sh && bash test/controlplane/build.sh"],
   }),
   // Each client mutant (test/mutants/clients) breaks one guarantee of one wrapper; the conformance scenario it names must fail.
