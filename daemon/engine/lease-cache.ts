@@ -542,10 +542,12 @@ export class LeaseCache {
     }
     // Named by the last daemon write but gone, never observed here: removed by hand before this daemon first saw the
     // Lease. What it held is unknown: all N, for the longest lease seen, as a broken seat (seed 1599: a lease-held
-    // permit's seat removed, a daemon that saw the Lease afresh took that permit while its holder still acted).
-    for (const { identity } of record.seated ?? []) {
+    // permit's seat removed, a daemon that saw the Lease afresh took that permit while its holder still acted). A seat
+    // that the write carried, removed before it, counts as long as its writer still counted it from then (seed
+    // 12864: a grant written after a seat's removal, a daemon that first saw the Lease after that grant).
+    for (const { identity, forMs } of record.seated ?? []) {
       if (seats.has(identity) || before.has(identity)) continue;
-      seats.set(identity, { seat: undefined, changedAt: now, holdEnd: now + unknownLeaseMs });
+      seats.set(identity, { seat: undefined, changedAt: now, holdEnd: now + (forMs ?? unknownLeaseMs) });
     }
     // Gone from the record. An exclusive acquisition (a new token) removes the seats its daemon observed over, so a seat
     // the record before it had is over. Otherwise someone who is not a daemon removed it (a hand edit), which ends

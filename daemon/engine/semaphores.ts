@@ -26,6 +26,7 @@ import {
   type LeaseRecord,
   type LiveSeat,
   type Seat,
+  type SeatId,
   StoreError,
   bySeatIdentity,
   isStoreError,
@@ -1008,8 +1009,15 @@ export class SemaphoreContender {
     const seats = (obs.record.seats ?? []).filter((s) => s.identity !== this.role.identity && kept(s.identity));
     const broken = (obs.record.brokenSeats ?? []).filter(kept);
     const all = [...seats, seat].sort(bySeatIdentity);
-    // What this write leaves, so that a seat removed by hand later shows as removed (LeaseFields.seated).
-    const seated = all.map(({ identity, acquisition }) => ({ identity, acquisition }));
+    // What this write leaves, so that a seat removed by hand later shows as removed (LeaseFields.seated); and the seats
+    // removed by hand before it that this daemon still counts, for as long as it counts them, so that a daemon that
+    // first sees the Lease after this write counts them too (seed 12864). The time carried is what is left of this
+    // daemon's own count, so a seat carried on from write to write is never counted past its first end.
+    const seated: SeatId[] = all.map(({ identity, acquisition }) => ({ identity, acquisition }));
+    for (const [key, seen] of obs.seats) {
+      if (seen.holdEnd <= now || broken.includes(key) || all.some((s) => s.identity === key)) continue;
+      seated.push({ identity: key, acquisition: seen.seat?.acquisition ?? 0, forMs: Math.ceil(seen.holdEnd - now) });
+    }
     return {
       ...obs.record,
       seats: all,

@@ -66,6 +66,12 @@ export type Seat = LiveSeat | SeatTombstone;
 export interface SeatId {
   readonly identity: string;
   readonly acquisition: number;
+  /**
+   * Set on a seat the write did not leave but its writer still counted: one
+   * removed by hand whose holders may still act, for this many milliseconds
+   * after the write as its writer observed it (`LeaseFields.seated`).
+   */
+  readonly forMs?: number;
 }
 
 /**
@@ -135,7 +141,9 @@ export interface LeaseFields {
    * create left, tombstones included; undefined: none recorded. Only such
    * writes set it (a seat patch leaves it), so a seat it names that `seats`
    * does not have was removed by someone who is not a daemon: a daemon that
-   * first sees the Lease then cannot know what that seat held.
+   * first sees the Lease then cannot know what that seat held. It also names,
+   * with `forMs`, the seats removed by hand before the write that its writer
+   * still counted: for a daemon that first sees the Lease after that write.
    */
   readonly seated?: readonly SeatId[];
   /**

@@ -12,6 +12,7 @@ import {
   MANAGED_SELECTOR,
   NAME_LABEL,
   PERMITS_ANNOTATION,
+  SEATED_ANNOTATION,
   SEAT_ANNOTATION_PREFIX,
   WAIT_ANNOTATION_PREFIX,
   leaseToRecord,
@@ -227,6 +228,23 @@ test("seats, tombstones and a semaphore's permits round-trip through the Lease: 
   t.false("brokenSeats" in read);
   const plain = leaseToRecord(recordToLease(leaseRecord(), "default"));
   t.false("seats" in plain || "permits" in plain || "brokenSeats" in plain, "a Lease without seats has no seat fields");
+});
+
+test("the seats a write left, and the removed seats it still counted with their time, round-trip through the seated annotation; an unreadable time counts as unknown", (t) => {
+  const seated = [
+    { identity: "d-a_1", acquisition: 4 },
+    { identity: "d-z_9", acquisition: 2, forMs: 12_345 },
+  ];
+  const lease = recordToLease(leaseRecord({ name: "msync-semaphore-s", kind: "semaphore", permits: 3, seated }), "default");
+  t.is(lease.metadata!.annotations![SEATED_ANNOTATION], '[["d-a_1",4],["d-z_9",2,12345]]');
+  const read = leaseToRecord({ ...lease, metadata: { ...lease.metadata, uid: "u1", resourceVersion: "5" } });
+  t.deepEqual(read.seated, seated);
+  const edited = { ...lease.metadata!.annotations!, [SEATED_ANNOTATION]: '[["d-a_1",4],["d-z_9",2,-1],["d-y_8",3,"soon"]]' };
+  t.deepEqual(leaseToRecord({ ...lease, metadata: { ...lease.metadata, uid: "u1", resourceVersion: "6", annotations: edited } }).seated, [
+    { identity: "d-a_1", acquisition: 4 },
+    { identity: "d-z_9", acquisition: 2 },
+    { identity: "d-y_8", acquisition: 3 },
+  ]);
 });
 
 test("a write keeps exactly the record's seats: other seat keys go, a broken one only unless the record names it, and wait keys are untouched", (t) => {

@@ -297,6 +297,33 @@ test("semaphore: a daemon that first sees the Lease after a seat was removed by 
   t.truthy(waiter.grant, "once the longest lease seen has run out");
 });
 
+test("semaphore: a daemon that first sees the Lease after another daemon's grant still counts a seat removed by hand before that grant", async (t) => {
+  // Seed 12864: b's grant, written after a's seat was removed by hand, left out the removed seat; c, seeing the Lease
+  // for the first time after it, did not count a's lease-held permit, whose holder could still act.
+  const sim = new SimCluster();
+  const a = await sim.daemon("a");
+  const b = await sim.daemon("b");
+  t.true((await a.tryAcquirePermit("carried", 3, { leaseMs: 15_000 })).acquired);
+  const first = b.acquirePermit("carried", 3, { holder: "b1" });
+  await sim.advance(20);
+  t.truthy(first.grant);
+  sim.store.edit(a.semaphoreName("carried"), (record) => ({
+    ...record,
+    seats: record.seats!.filter((seat) => seat.identity !== a.engine.identity),
+  }));
+  await sim.advance(20);
+  const second = b.acquirePermit("carried", 3, { holder: "b2" });
+  await sim.advance(20);
+  t.truthy(second.grant, "b counts a's removed seat and the third permit is free");
+  const c = await sim.daemon("c");
+  t.false((await c.tryAcquirePermit("carried", 3)).acquired, "a's lease-held permit may still be used: no permit is free");
+  const waiter = c.acquirePermit("carried", 3, { holder: "c1" });
+  await sim.advance(10_000);
+  t.is(waiter.grant, undefined, "not while a's lease-held holder may act");
+  await sim.advance(6_000);
+  t.truthy(waiter.grant, "once that holder's lease, as b observed it, has run out");
+});
+
 test("semaphore: a daemon that first sees the Lease after a seat's count was lowered by hand counts the higher", async (t) => {
   const sim = new SimCluster();
   const a = await sim.daemon("a");

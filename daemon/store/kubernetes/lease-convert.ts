@@ -87,7 +87,10 @@ export function waitAnnotation(identity: string): string {
 export const PERMITS_ANNOTATION = "sync.metaparticle.io/permits";
 /** A read-write lock's token of its latest exclusive hold (`LeaseFields.exclusiveToken`). */
 export const EXCLUSIVE_TOKEN_ANNOTATION = "sync.metaparticle.io/exclusive-token";
-/** The seats a daemon's last conditional write left (`LeaseFields.seated`): JSON `[[identity, acquisition], ...]`. */
+/**
+ * The seats a daemon's last conditional write left (`LeaseFields.seated`): JSON `[[identity, acquisition], ...]`,
+ * and the removed seats it still counted as `[identity, acquisition, forMs]`.
+ */
 export const SEATED_ANNOTATION = "sync.metaparticle.io/seated";
 /**
  * Each daemon's seat on a semaphore or read-write lock is an annotation of
@@ -279,7 +282,13 @@ export function recordToLease(fields: LeaseFields | LeaseRecord, namespace: stri
   setOrDelete(
     annotations,
     SEATED_ANNOTATION,
-    fields.seated === undefined ? "" : JSON.stringify(fields.seated.map((seat) => [seat.identity, seat.acquisition])),
+    fields.seated === undefined
+      ? ""
+      : JSON.stringify(
+          fields.seated.map((seat) =>
+            seat.forMs === undefined ? [seat.identity, seat.acquisition] : [seat.identity, seat.acquisition, seat.forMs],
+          ),
+        ),
   );
   // So are the seats: the writes that end seats (an exclusive acquisition, a dropped tombstone) leave them out. A
   // broken seat stays as it was while the record names it.
@@ -373,7 +382,10 @@ function seatedOf(annotations: Record<string, string>): { seated?: SeatId[] } {
     const seated: SeatId[] = [];
     for (const entry of parsed) {
       if (!Array.isArray(entry) || typeof entry[0] !== "string" || !Number.isSafeInteger(entry[1])) return {};
-      seated.push({ identity: entry[0], acquisition: entry[1] as number });
+      // A carried seat's time (a third element); one that is not a time counts as unknown: the longest lease seen.
+      const forMs = entry[2] as unknown;
+      const carried = typeof forMs === "number" && Number.isSafeInteger(forMs) && forMs >= 0 ? { forMs } : {};
+      seated.push({ identity: entry[0], acquisition: entry[1] as number, ...carried });
     }
     return { seated };
   } catch {
