@@ -1011,11 +1011,14 @@ export class SemaphoreContender {
     const all = [...seats, seat].sort(bySeatIdentity);
     // What this write leaves, so that a seat removed by hand later shows as removed (LeaseFields.seated); and the seats
     // removed by hand before it that this daemon still counts, for as long as it counts them, so that a daemon that
-    // first sees the Lease after this write counts them too (seed 12864). The time carried is what is left of this
-    // daemon's own count, so a seat carried on from write to write is never counted past its first end.
+    // first sees the Lease after this write counts them too (seed 12864). Removed by hand: named by the last daemon
+    // write but gone. (A seat another daemon's write left out, having observed its end, is over: seed 174, where
+    // carrying it held a read-write lock's writer off.) The time carried is what is left of this daemon's own count,
+    // so a seat carried on from write to write is never counted past its first end.
     const seated: SeatId[] = all.map(({ identity, acquisition }) => ({ identity, acquisition }));
+    const named = new Set((obs.record.seated ?? []).map(({ identity }) => identity));
     for (const [key, seen] of obs.seats) {
-      if (seen.holdEnd <= now || broken.includes(key) || all.some((s) => s.identity === key)) continue;
+      if (seen.holdEnd <= now || !named.has(key) || broken.includes(key) || all.some((s) => s.identity === key)) continue;
       seated.push({ identity: key, acquisition: seen.seat?.acquisition ?? 0, forMs: Math.ceil(seen.holdEnd - now) });
     }
     return {
