@@ -36,11 +36,16 @@ function build(spec: DriverSpec): Promise<void> {
     built = (async () => {
       mkdirSync(join(root, ".cache/conformance"), { recursive: true });
       if (spec.build === undefined) return;
-      const { stdout, stderr } = await promisify(execFile)(spec.build[0]!, spec.build.slice(1), {
-        cwd: join(root, spec.cwd ?? ""),
-        maxBuffer: 64 * 1024 * 1024,
-      });
-      process.stderr.write(stdout + stderr);
+      // The build's output, also when it fails (a Maven build says why on stdout), as the earlier inherited stdio showed it.
+      const shown = (output: { stdout?: string; stderr?: string }) => process.stderr.write((output.stdout ?? "") + (output.stderr ?? ""));
+      try {
+        shown(
+          await promisify(execFile)(spec.build[0]!, spec.build.slice(1), { cwd: join(root, spec.cwd ?? ""), maxBuffer: 64 * 1024 * 1024 }),
+        );
+      } catch (err) {
+        shown(err as { stdout?: string; stderr?: string });
+        throw err;
+      }
     })();
     builds.set(spec.language, built);
   }
